@@ -1,0 +1,100 @@
+"""The ``odradek`` command (also ``python -m broker``).
+
+    odradek serve --data-dir DIR --listen HOST:PORT [--advertised HOST:PORT]
+                  [--node-id N] [--config FILE] [-o KEY=VALUE ...]
+
+Settings are Kafka's keys: built-in defaults, then --config (a server.properties
+file), then each -o, then the shorthands --listen, --advertised and --node-id.
+A bad setting exits with status 2 and a message naming it; SIGTERM or SIGINT stops
+the broker cleanly (exit 0).
+"""
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import structlog
+import uvloop
+
+from broker import logs
+from broker.config import BrokerConfig, ConfigError, parse_properties
+
+STOP_TIMEOUT_S = 4.0  # operators (and tests) expect a stop within 5 s
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="odradek", description="A Kafka-compatible broker.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a broker node")
+    serve.add_argument("--data-dir", default="./data", help="where logs and metadata live")
+    serve.add_argument("--listen", help="HOST:PORT of the one listener (default 127.0.0.1:9092)")
+    serve.add_argument("--advertised", help="HOST:PORT clients should connect to")
+    serve.add_argument("--node-id", type=int, help="this node's id (default 1)")
+    serve.add_argument("--config", help="a Java properties file with Kafka's keys")
+    serve.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="set one configuration key (repeatable)")
+    return parser
+
+
+def build_config(args: argparse.Namespace) -> BrokerConfig:
+    settings: dict[str, str] = {}
+    if args.config:
+        try:
+            with open(args.config) as f:
+                settings.update(parse_properties(f.read(), args.config))
+        except OSError as e:
+            raise ConfigError(f"cannot read --config {args.config}: {e.strerror}") from None
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-o {item!r}: expected KEY=VALUE")
+        settings[key.strip()] = value
+    if args.listen:
+        settings["listeners"] = f"PLAINTEXT://{args.listen}"
+    if args.advertised:
+        settings["advertised.listeners"] = f"PLAINTEXT://{args.advertised}"
+    if args.node_id is not None:
+        settings["node.id"] = str(args.node_id)
+    return BrokerConfig(settings)
+
+
+async def serve(config: BrokerConfig, data_dir: str) -> None:
+    from broker.broker import Broker  # imported here so `--help` stays fast
+
+    log = structlog.get_logger("odradek")
+    broker = Broker(config, data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    await stop.wait()
+    log.info("stopping")
+    try:
+        await asyncio.wait_for(broker.stop(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("stop_timed_out", timeout_s=STOP_TIMEOUT_S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = build_config(args)
+    except ConfigError as e:
+        print(f"odradek: error: {e}", file=sys.stderr)
+        return 2
+    logs.configure(json=config["log.json"], level=config["log.level"])
+    try:
+        uvloop.run(serve(config, args.data_dir))
+    except ConfigError as e:
+        print(f"odradek: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"odradek: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Broker configuration: Kafka's keys, defaults, parsing and validation.
+
+Settings come from built-in defaults, then ``--config FILE`` (Java properties, like
+Kafka's server.properties), then ``-o KEY=VALUE``, then the ``--listen``/
+``--advertised`` shorthands. An unknown key or a bad value is a ``ConfigError``
+whose message names the key and the expected form; the CLI exits with status 2.
+
+Topic-level keys (``TOPIC_CONFIGS``) each name the broker key that supplies their
+default (``segment.bytes`` <- ``log.segment.bytes``), as Kafka's synonyms do.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+LONG_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
+
+
+class ConfigError(ValueError):
+    """A setting that is unknown or has a bad value; the message says what to write."""
+
+
+# DescribeConfigs config_type values
+BOOLEAN, STRING, INT, SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD = range(1, 10)
+_TYPE_NAMES = {BOOLEAN: "true or false", STRING: "a string", INT: "an integer",
+               SHORT: "an integer", LONG: "an integer", DOUBLE: "a number",
+               LIST: "a comma-separated list", CLASS: "a class name", PASSWORD: "a string"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    name: str
+    type: int
+    default: Any
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None  # returns what is wrong, or None
+    synonym: str | None = None  # the broker key that supplies a topic key's default
+
+    def parse(self, raw: Any) -> Any:
+        """Parse a string (or an already typed value) into this key's type, validated."""
+        value = _coerce(self, raw)
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: {problem}")
+        return value
+
+
+def _coerce(d: ConfigDef, raw: Any) -> Any:
+    if raw is None:
+        return None
+    text = raw.strip() if isinstance(raw, str) else raw
+    try:
+        if d.type == BOOLEAN:
+            if isinstance(text, bool):
+                return text
+            if str(text).lower() in ("true", "false"):
+                return str(text).lower() == "true"
+            raise ValueError
+        if d.type in (INT, SHORT, LONG):
+            if isinstance(text, bool):
+                raise ValueError
+            value = int(text)
+            limit = LONG_MAX if d.type == LONG else INT_MAX
+            if not -limit - 1 <= value <= limit:
+                raise ValueError
+            return value
+        if d.type == DOUBLE:
+            return float(text)
+        if d.type == LIST:
+            if isinstance(text, list):
+                return text
+            return [item.strip() for item in str(text).split(",") if item.strip()]
+        return str(text)
+    except ValueError:
+        raise ConfigError(f"Invalid value {raw!r} for configuration {d.name}: "
+                          f"expected {_TYPE_NAMES[d.type]}") from None
+
+
+def at_least(minimum: int) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= minimum else f"must be at least {minimum}"
+
+
+def one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(v):
+        values = v if isinstance(v, list) else [v]
+        bad = [x for x in values if x not in choices]
+        return f"must be one of {', '.join(choices)}" if bad else None
+    return check
+
+
+def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:
+    return {d.name: d for d in defs}
+
+
+COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
+
+TOPIC_CONFIGS = _defs(
+    ConfigDef("cleanup.policy", LIST, ["delete"], "delete or compact", one_of("delete", "compact"),
+              "log.cleanup.policy"),
+    ConfigDef("compression.type", STRING, "producer",
+              "only 'producer' (store batches as sent) is supported", one_of("producer"),
+              "compression.type"),
+    ConfigDef("delete.retention.ms", LONG, 86400000, "", at_least(0), "log.cleaner.delete.retention.ms"),
+    ConfigDef("file.delete.delay.ms", LONG, 60000, "", at_least(0), "log.segment.delete.delay.ms"),
+    ConfigDef("flush.messages", LONG, LONG_MAX, "fsync after this many messages", at_least(1),
+              "log.flush.interval.messages"),
+    ConfigDef("flush.ms", LONG, LONG_MAX, "fsync when the oldest unflushed append is this old",
+              at_least(0), "log.flush.interval.ms"),
+    ConfigDef("index.interval.bytes", INT, 4096, "", at_least(0), "log.index.interval.bytes"),
+    ConfigDef("max.message.bytes", INT, 1048588, "the largest record batch", at_least(0),
+              "message.max.bytes"),
+    ConfigDef("message.timestamp.type", STRING, "CreateTime", "",
+              one_of("CreateTime", "LogAppendTime"), "log.message.timestamp.type"),
+    ConfigDef("message.timestamp.before.max.ms", LONG, LONG_MAX, "", at_least(0),
+              "log.message.timestamp.before.max.ms"),
+    ConfigDef("message.timestamp.after.max.ms", LONG, LONG_MAX, "", at_least(0),
+              "log.message.timestamp.after.max.ms"),
+    ConfigDef("min.insync.replicas", INT, 1, "", at_least(1), "min.insync.replicas"),
+    ConfigDef("retention.bytes", LONG, -1, "-1 for no limit", at_least(-1), "log.retention.bytes"),
+    ConfigDef("retention.ms", LONG, 604800000, "-1 for no limit", at_least(-1), "log.retention.ms"),
+    ConfigDef("segment.bytes", INT, 1073741824, "", at_least(14), "log.segment.bytes"),
+    ConfigDef("segment.index.bytes", INT, 10485760, "", at_least(8), "log.index.size.max.bytes"),
+    ConfigDef("segment.ms", LONG, 604800000, "", at_least(1), "log.roll.ms"),
+    ConfigDef("unclean.leader.election.enable", BOOLEAN, False, "",
+              None, "unclean.leader.election.enable"),
+)
+
+BROKER_CONFIGS = _defs(
+    ConfigDef("node.id", INT, 1, "this node's id", at_least(0)),
+    ConfigDef("listeners", LIST, ["PLAINTEXT://127.0.0.1:9092"], "NAME://HOST:PORT,..."),
+    ConfigDef("advertised.listeners", LIST, [], "NAME://HOST:PORT,...; defaults to listeners"),
+    ConfigDef("inter.broker.listener.name", STRING, "", "the listener other nodes use"),
+    ConfigDef("listener.security.protocol.map", LIST, [], "NAME:PLAINTEXT,... (only PLAINTEXT)"),
+    ConfigDef("controller.quorum.voters", LIST, [], "ID@HOST:PORT,..."),
+    ConfigDef("num.partitions", INT, 1, "partitions of auto-created topics", at_least(1)),
+    ConfigDef("default.replication.factor", SHORT, 1, "", at_least(1)),
+    ConfigDef("auto.create.topics.enable", BOOLEAN, True),
+    ConfigDef("delete.topic.enable", BOOLEAN, True),
+    ConfigDef("socket.request.max.bytes", INT, 104857600, "largest request frame", at_least(1)),
+    ConfigDef("queued.max.requests", INT, 500, "requests waiting per connection", at_least(1)),
+    ConfigDef("log.retention.hours", INT, 168, "", at_least(-1)),
+    ConfigDef("log.retention.minutes", INT, None, "", at_least(-1)),
+    ConfigDef("log.retention.check.interval.ms", LONG, 300000, "", at_least(1)),
+    ConfigDef("offsets.topic.num.partitions", INT, 50, "", at_least(1)),
+    ConfigDef("offsets.topic.replication.factor", SHORT, 3,
+              "capped at the number of live brokers", at_least(1)),
+    ConfigDef("offsets.retention.minutes", INT, 10080, "", at_least(1)),
+    ConfigDef("group.initial.rebalance.delay.ms", INT, 3000, "", at_least(0)),
+    ConfigDef("group.min.session.timeout.ms", INT, 6000, "", at_least(0)),
+    ConfigDef("group.max.session.timeout.ms", INT, 1800000, "", at_least(0)),
+    ConfigDef("group.max.size", INT, INT_MAX, "", at_least(1)),
+    ConfigDef("replica.lag.time.max.ms", LONG, 30000, "", at_least(1)),
+    ConfigDef("broker.session.timeout.ms", INT, 9000, "", at_least(1)),
+    ConfigDef("producer.id.expiration.ms", INT, 86400000, "", at_least(1)),
+    ConfigDef("log.json", BOOLEAN, False, "log JSON lines instead of key=value (Odradek's own)"),
+    ConfigDef("log.level", STRING, "info", "Odradek's own", one_of("debug", "info", "warning", "error")),
+    # Broker-side names of topic defaults (synonyms) not already above.
+    *(ConfigDef(d.synonym, d.type, d.default, d.doc, d.check)
+      for d in TOPIC_CONFIGS.values() if d.synonym and d.synonym != d.name),
+    *(d for d in TOPIC_CONFIGS.values() if d.synonym == d.name),
+)
+# log.retention.ms has no default of its own: hours and minutes fill it in, as in Kafka.
+BROKER_CONFIGS["log.retention.ms"] = ConfigDef("log.retention.ms", LONG, None, "", at_least(-1))
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.name}://{self.host}:{self.port}"
+
+
+def parse_host_port(text: str, key: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"Invalid value {text!r} for {key}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def parse_listeners(items: list[str], key: str) -> list[Listener]:
+    listeners = []
+    for item in items:
+        name, sep, address = item.partition("://")
+        if not sep or not name:
+            raise ConfigError(f"Invalid value {item!r} for {key}: expected NAME://HOST:PORT")
+        host, port = parse_host_port(address, key)
+        listeners.append(Listener(name.upper(), host, port))
+    names = [lst.name for lst in listeners]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"Invalid value for {key}: each listener name may appear once")
+    return listeners
+
+
+def parse_properties(text: str, source: str) -> dict[str, str]:
+    """Java properties, the subset server.properties files use: key=value or key: value lines."""
+    props = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if sep <= 0:
+            raise ConfigError(f"{source}:{lineno}: expected KEY=VALUE, got {line!r}")
+        props[line[:sep].strip()] = line[sep + 1:].strip()
+    return props
+
+
+class BrokerConfig:
+    """Typed broker settings. Look keys up by Kafka's name: ``config["num.partitions"]``."""
+
+    def __init__(self, overrides: dict[str, Any] | None = None):
+        self.values: dict[str, Any] = {}
+        self.explicit: set[str] = set()
+        for key, raw in (overrides or {}).items():
+            if key not in BROKER_CONFIGS:
+                raise ConfigError(f"Unknown configuration {key!r}; see the README's configuration reference")
+            self.values[key] = BROKER_CONFIGS[key].parse(raw)
+            self.explicit.add(key)
+        for key, d in BROKER_CONFIGS.items():
+            self.values.setdefault(key, d.default)
+        self._resolve_retention()
+        self.listeners = parse_listeners(self["listeners"], "listeners")
+        self.advertised_listeners = self._resolve_advertised()
+        self.inter_broker_listener_name = self._resolve_inter_broker()
+        for name, proto in (entry.split(":", 1) for entry in self["listener.security.protocol.map"]
+                            if ":" in entry):
+            if proto.upper() != "PLAINTEXT":
+                raise ConfigError(f"listener.security.protocol.map: {name} uses {proto}; "
+                                  "only PLAINTEXT is supported")
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def _resolve_retention(self) -> None:
+        if self.values["log.retention.ms"] is None:
+            minutes = self.values["log.retention.minutes"]
+            if minutes is None:
+                minutes = self.values["log.retention.hours"] * 60
+            self.values["log.retention.ms"] = -1 if minutes < 0 else minutes * 60000
+
+    def _resolve_advertised(self) -> dict[str, Listener]:
+        advertised = {lst.name: lst for lst in parse_listeners(self["advertised.listeners"],
+                                                         "advertised.listeners")}
+        for listener in self.listeners:
+            if listener.name in advertised:
+                continue
+            if listener.host in ("", "0.0.0.0", "::"):
+                raise ConfigError(
+                    f"listener {listener} listens on all interfaces; give it an advertised "
+                    f"address (--advertised HOST:PORT or advertised.listeners={listener.name}://HOST:PORT)")
+            advertised[listener.name] = listener
+        unknown = set(advertised) - {lst.name for lst in self.listeners}
+        if unknown:
+            raise ConfigError(f"advertised.listeners names {sorted(unknown)} that listeners does not define")
+        return advertised
+
+    def _resolve_inter_broker(self) -> str:
+        name = self["inter.broker.listener.name"].upper() or self.listeners[0].name
+        if name not in {lst.name for lst in self.listeners}:
+            raise ConfigError(f"inter.broker.listener.name {name!r} is not one of listeners")
+        return name
+
+    def topic_default(self, key: str) -> Any:
+        """The broker-wide default of a topic-level key (its synonym's value)."""
+        d = TOPIC_CONFIGS[key]
+        return self.values.get(d.synonym, d.default)
+
+    def topic_config(self, overrides: dict[str, str]) -> dict[str, Any]:
+        """Every topic-level key's effective value for a topic with these overrides."""
+        return {key: d.parse(overrides[key]) if key in overrides else self.topic_default(key)
+                for key, d in TOPIC_CONFIGS.items()}
+
+
+def validate_topic_configs(configs: dict[str, str | None]) -> None:
+    """Raise ConfigError naming the first unknown key or bad value (None means 'delete')."""
+    for key, value in configs.items():
+        if key not in TOPIC_CONFIGS:
+            raise ConfigError(f"Unknown topic config name: {key}")
+        if value is not None:
+            TOPIC_CONFIGS[key].parse(value)

@@ -1,0 +1,49 @@
+"""The request handlers, one module per API, and the registry they declare into.
+
+A handler module decorates its coroutine with ``@handles(RequestClass, min, max)``:
+the versions it serves are declared once, there, and ApiVersions is built from
+this registry. kafka-python's classes report a minimum version of 0 for every
+API, so the declared range is ours and is checked against Kafka's specs by a test.
+"""
+
+import importlib
+import pkgutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.api import MESSAGE_CLASSES
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    api_key: int
+    min_version: int
+    max_version: int
+    request_class: type
+    response_class: type
+    handle: Callable[..., Awaitable[Any]]
+    client_facing: bool  # False for our inter-node APIs, which ApiVersions never offers
+
+
+HANDLERS: dict[int, Handler] = {}
+
+
+def handles(request_class: type, min_version: int, max_version: int, *, client_facing: bool = True):
+    """Register the decorated ``async def handle(ctx, request)`` for this API's versions."""
+    api_key = request_class.API_KEY
+
+    def register(fn):
+        if api_key in HANDLERS:
+            raise RuntimeError(f"two handlers for API key {api_key}")
+        HANDLERS[api_key] = Handler(api_key, min_version, max_version, request_class,
+                                    MESSAGE_CLASSES[api_key][1], fn, client_facing)
+        return fn
+    return register
+
+
+def load_handlers() -> dict[int, Handler]:
+    """Import every handler module of this package, which registers them."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return HANDLERS

@@ -1,0 +1,77 @@
+"""AlterConfigs (v0-v2) and IncrementalAlterConfigs (v0-v1) for topic configs.
+
+AlterConfigs replaces a topic's whole set of overrides (keys not named go back to
+their defaults); IncrementalAlterConfigs SETs, DELETEs, APPENDs to or SUBTRACTs from
+single keys (APPEND and SUBTRACT only for list keys such as cleanup.policy). Every
+value is validated before anything changes. Broker configs are static.
+"""
+
+from kafka.protocol.admin import (
+    AlterConfigsRequest,
+    AlterConfigsResponse,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
+
+from broker.config import LIST, TOPIC_CONFIGS
+from broker.handlers import handles
+from protocol.errors import ErrorCode, KafkaError
+from replication.metadata import TOPIC
+
+SET, DELETE, APPEND, SUBTRACT = range(4)
+
+
+def _incremental_changes(broker, resource) -> dict[str, str | None]:
+    current = broker.image.topic_configs(resource.resource_name) if resource.resource_type == TOPIC else {}
+    changes: dict[str, str | None] = {}
+    for c in resource.configs:
+        if c.config_operation == SET:
+            changes[c.name] = c.value
+        elif c.config_operation == DELETE:
+            changes[c.name] = None
+        elif c.config_operation in (APPEND, SUBTRACT):
+            d = TOPIC_CONFIGS.get(c.name)
+            if d is None or d.type != LIST:
+                raise KafkaError(ErrorCode.INVALID_CONFIG,
+                                 f"APPEND and SUBTRACT apply only to list configs, not {c.name}")
+            items = changes.get(c.name) or current.get(c.name) or ",".join(d.default)
+            values = [v for v in items.split(",") if v]
+            new = [v for v in (c.value or "").split(",") if v]
+            if c.config_operation == APPEND:
+                values += [v for v in new if v not in values]
+            else:
+                values = [v for v in values if v not in new]
+            changes[c.name] = ",".join(values)
+        else:
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             f"Unknown config operation {c.config_operation} for {c.name}")
+    return changes
+
+
+async def _alter(ctx, request, response_class, incremental: bool):
+    results = []
+    for resource in request.resources:
+        try:
+            if incremental:
+                changes, replace = _incremental_changes(ctx.broker, resource), False
+            else:
+                changes, replace = {c.name: c.value for c in resource.configs}, True
+            await ctx.broker.controller.alter_configs(resource.resource_type, resource.resource_name,
+                                                      changes, replace, request.validate_only)
+            code, message = ErrorCode.NONE, None
+        except KafkaError as e:
+            code, message = e.code, e.message
+        results.append(response_class.AlterConfigsResourceResponse(
+            error_code=code, error_message=message, resource_type=resource.resource_type,
+            resource_name=resource.resource_name))
+    return response_class(throttle_time_ms=0, responses=results)
+
+
+@handles(AlterConfigsRequest, 0, 2)
+async def handle_alter_configs(ctx, request):
+    return await _alter(ctx, request, AlterConfigsResponse, incremental=False)
+
+
+@handles(IncrementalAlterConfigsRequest, 0, 1)
+async def handle_incremental_alter_configs(ctx, request):
+    return await _alter(ctx, request, IncrementalAlterConfigsResponse, incremental=True)

@@ -1,0 +1,28 @@
+"""ApiVersions (v0-v4): the versions this broker serves, built from the handler registry.
+
+KIP-511: a client may open with a version newer than ours (kafka-python sends v4,
+librdkafka v3). We cannot decode that body, so the server calls us with
+``request=None`` and we answer UNSUPPORTED_VERSION with our ranges in a v0 body;
+the client retries at a version we listed and the connection stays open.
+Inter-node APIs are never offered to clients.
+"""
+
+from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
+
+from broker.handlers import HANDLERS, handles
+from protocol.errors import ErrorCode
+
+
+def api_keys() -> list:
+    return [ApiVersionsResponse.ApiVersion(api_key=h.api_key, min_version=h.min_version,
+                                           max_version=h.max_version)
+            for h in sorted(HANDLERS.values(), key=lambda h: h.api_key) if h.client_facing]
+
+
+@handles(ApiVersionsRequest, 0, 4)
+async def handle(ctx, request):
+    error = ErrorCode.NONE
+    if request is None:
+        ctx.response_version = 0
+        error = ErrorCode.UNSUPPORTED_VERSION
+    return ApiVersionsResponse(error_code=error, api_keys=api_keys(), throttle_time_ms=0)

@@ -1,0 +1,54 @@
+"""CreateTopics (v0-v7): carried out by the controller.
+
+-1 partitions or replication factor means the broker default (v4+); validate_only
+(v1+) checks without creating. From v5 a successful result carries the topic's
+partitions, replication factor and effective configs.
+"""
+
+from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
+
+from broker.handlers import handles
+from broker.handlers.describe_configs import topic_config_entries
+from protocol.errors import ErrorCode
+from replication.controller import NewTopic
+
+R = CreateTopicsResponse
+Result = R.CreatableTopicResult
+
+
+@handles(CreateTopicsRequest, 0, 7)
+async def handle(ctx, request):
+    broker = ctx.broker
+    seen, duplicates = set(), set()
+    for t in request.topics:
+        (duplicates if t.name in seen else seen).add(t.name)
+    wanted = [t for t in request.topics if t.name not in duplicates]
+    errors = await broker.controller.create_topics(
+        [NewTopic(t.name, t.num_partitions, t.replication_factor,
+                  {a.partition_index: list(a.broker_ids) for a in t.assignments},
+                  {c.name: c.value for c in t.configs})
+         for t in wanted], validate_only=request.validate_only)
+    results = [Result(name=name, error_code=ErrorCode.INVALID_REQUEST,
+                      error_message=f"Topic {name} is named more than once in the request",
+                      num_partitions=-1, replication_factor=-1, configs=None)
+               for name in sorted(duplicates)]
+    for t, error in zip(wanted, errors, strict=True):
+        if error is not None:
+            results.append(Result(name=t.name, error_code=error.code, error_message=error.message,
+                                  num_partitions=-1, replication_factor=-1, configs=None))
+            continue
+        topic = broker.image.topics.get(t.name)
+        overrides = {c.name: c.value for c in t.configs}
+        if topic is None:  # validate_only
+            partitions = t.num_partitions if t.num_partitions != -1 else broker.config["num.partitions"]
+            rf = (t.replication_factor if t.replication_factor != -1
+                  else broker.config["default.replication.factor"])
+        else:
+            partitions, rf = len(topic.partitions), len(topic.partitions[0].replicas)
+        configs = [R.CreatableTopicResult.CreatableTopicConfigs(
+            name=e.name, value=e.value, read_only=e.read_only, config_source=e.config_source,
+            is_sensitive=False) for e in topic_config_entries(broker, overrides, include_synonyms=False)]
+        results.append(Result(name=t.name, topic_id=topic.uuid if topic else None,
+                              error_code=ErrorCode.NONE, error_message=None,
+                              num_partitions=partitions, replication_factor=rf, configs=configs))
+    return R(throttle_time_ms=0, topics=results)

@@ -1,0 +1,42 @@
+"""DeleteTopics (v0-v6): by name, or from v6 by topic id; carried out by the controller."""
+
+import uuid
+
+from kafka.protocol.admin import DeleteTopicsRequest, DeleteTopicsResponse
+
+from broker.handlers import handles
+from protocol.errors import ErrorCode, KafkaError
+
+R = DeleteTopicsResponse
+ZERO_UUID = uuid.UUID(int=0)
+
+
+@handles(DeleteTopicsRequest, 0, 6)
+async def handle(ctx, request):
+    broker = ctx.broker
+    if ctx.header.api_version >= 6:
+        wanted = [(t.name, t.topic_id) for t in request.topics]
+    else:
+        wanted = [(name, ZERO_UUID) for name in request.topic_names]
+    results = []
+    for name, topic_id in wanted:
+        if name is None:
+            topic = broker.image.topics_by_id.get(str(topic_id))
+            if topic is None:
+                results.append(R.DeletableTopicResult(
+                    name=None, topic_id=topic_id, error_code=ErrorCode.UNKNOWN_TOPIC_ID,
+                    error_message=f"Topic id {topic_id} does not exist."))
+                continue
+            name = topic.name
+        topic = broker.image.topics.get(name)
+        try:
+            if not broker.config["delete.topic.enable"]:
+                raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED,
+                                 "Topic deletion is disabled (delete.topic.enable=false)")
+            await broker.controller.delete_topic(name)
+            code, message = ErrorCode.NONE, None
+        except KafkaError as e:
+            code, message = e.code, e.message
+        results.append(R.DeletableTopicResult(name=name, topic_id=topic.uuid if topic else ZERO_UUID,
+                                              error_code=code, error_message=message))
+    return R(throttle_time_ms=0, responses=results)

@@ -1,0 +1,85 @@
+"""Metadata (v0-v12): brokers, cluster id, controller, and topics with their partitions.
+
+Version notes: at v0 an empty topic list means every topic; from v1 that is a null
+list and an empty one means none. Topic ids appear from v10, and a v10+ request may
+name topics by id. Unknown topics are auto-created when both auto.create.topics.enable
+and the request's allow_auto_topic_creation (always true before v4) say so.
+Each broker is listed with its endpoint on the listener this request came in on,
+so clients on the host and in containers each get addresses they can reach.
+"""
+
+import uuid
+
+from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+
+from broker.handlers import handles
+from protocol.errors import ErrorCode
+from replication.controller import NewTopic, topic_name_error
+
+R = MetadataResponse
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+def live_brokers(broker, listener_name: str) -> list:
+    """Unfenced brokers that have an endpoint on this listener, by node id."""
+    return [b for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)
+            if not b.fenced and listener_name in b.endpoints]
+
+
+def broker_list(broker, listener_name: str) -> list:
+    return [R.MetadataResponseBroker(node_id=b.node_id, host=b.endpoints[listener_name][0],
+                                     port=b.endpoints[listener_name][1], rack=b.rack)
+            for b in live_brokers(broker, listener_name)]
+
+
+def topic_metadata(broker, topic) -> R.MetadataResponseTopic:
+    live = {b.node_id for b in broker.image.brokers.values() if not b.fenced}
+    partitions = []
+    for p in sorted(topic.partitions.values(), key=lambda p: p.partition):
+        leader = p.leader if p.leader in live else -1
+        partitions.append(R.MetadataResponseTopic.MetadataResponsePartition(
+            error_code=ErrorCode.NONE if leader >= 0 else ErrorCode.LEADER_NOT_AVAILABLE,
+            partition_index=p.partition, leader_id=leader, leader_epoch=p.leader_epoch,
+            replica_nodes=list(p.replicas), isr_nodes=list(p.isr),
+            offline_replicas=[r for r in p.replicas if r not in live]))
+    return R.MetadataResponseTopic(
+        error_code=ErrorCode.NONE, name=topic.name, topic_id=topic.uuid,
+        is_internal=topic.name in INTERNAL_TOPICS, partitions=partitions,
+        authorized_operations=None)  # None encodes INT32_MIN: "not requested"
+
+
+def _error_topic(code: ErrorCode, name: str | None, topic_id: uuid.UUID | None = None):
+    return R.MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id or uuid.UUID(int=0),
+                                   is_internal=False, partitions=[], authorized_operations=None)
+
+
+@handles(MetadataRequest, 0, 12)
+async def handle(ctx, request):
+    broker = ctx.broker
+    image = broker.image
+    version = ctx.header.api_version
+    wanted = request.topics
+    if wanted is None or (version == 0 and not wanted):
+        topics = [topic_metadata(broker, t) for t in image.topics.values()]
+    else:
+        allow_create = (broker.config["auto.create.topics.enable"]
+                        and (version < 4 or request.allow_auto_topic_creation))
+        topics = []
+        for t in wanted:
+            if t.name is None:  # v10+: by topic id
+                topic = image.topics_by_id.get(str(t.topic_id))
+                topics.append(topic_metadata(broker, topic) if topic else
+                              _error_topic(ErrorCode.UNKNOWN_TOPIC_ID, None, t.topic_id))
+                continue
+            topic = image.topics.get(t.name)
+            if topic is None and topic_name_error(t.name):
+                topics.append(_error_topic(ErrorCode.INVALID_TOPIC_EXCEPTION, t.name))
+                continue
+            if topic is None and allow_create:
+                await broker.controller.create_topics([NewTopic(t.name)])
+                topic = image.topics.get(t.name)
+            topics.append(topic_metadata(broker, topic) if topic else
+                          _error_topic(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, t.name))
+    return R(throttle_time_ms=0, brokers=broker_list(broker, ctx.listener_name),
+             cluster_id=broker.cluster_id, controller_id=broker.controller_id,
+             topics=topics, authorized_operations=None)

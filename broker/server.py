@@ -1,0 +1,194 @@
+"""The TCP server: one asyncio protocol per client connection.
+
+Bytes go through the sans-IO frame decoder; whole frames queue on the connection
+and one task per connection serves them one at a time, so responses leave in
+request order (clients pipeline) without any reordering machinery. Reading pauses
+while ``queued.max.requests`` frames wait or while the transport's write buffer is
+above its high-water mark, so a client that sends faster than it reads cannot grow
+the broker's memory.
+
+An undecodable frame (bad size, unknown API key or version, a body the schema
+cannot read) closes that connection only, with one warning in the log.
+"""
+
+import asyncio
+import collections
+
+import structlog
+
+from broker.handlers import Handler
+from protocol.api import (
+    API_VERSIONS_KEY,
+    DecodeError,
+    RequestHeader,
+    decode_body,
+    decode_header,
+    is_flexible,
+    peek_header,
+    response_header,
+)
+from protocol.framing import FrameDecoder, FrameError
+
+log = structlog.get_logger(__name__)
+
+
+class CloseConnection(Exception):
+    """Raised by a handler to close the connection instead of answering
+    (an acks=0 produce that failed: Kafka closes so the client refreshes metadata)."""
+
+
+class RequestContext:
+    __slots__ = ("header", "broker", "connection", "response_version")
+
+    def __init__(self, header: RequestHeader, broker, connection: "Connection"):
+        self.header = header
+        self.broker = broker
+        self.connection = connection
+        self.response_version = header.api_version
+
+    @property
+    def listener_name(self) -> str:
+        return self.connection.listener_name
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, broker, listener_name: str):
+        self.broker = broker
+        self.listener_name = listener_name
+        self.max_queued = broker.config["queued.max.requests"]
+        self.decoder = FrameDecoder(broker.config["socket.request.max.bytes"])
+        self.frames: collections.deque = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.peer = None
+        self._wakeup = asyncio.Event()
+        self._queue_full = False
+        self._write_paused = False
+        self._drained: asyncio.Future | None = None
+        self._task: asyncio.Task | None = None
+        self.closed = False
+
+    # -- asyncio.Protocol ---------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        self.broker.connections.add(self)
+        self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    def data_received(self, data):
+        if self.closed:
+            return
+        try:
+            frames = self.decoder.feed(data)
+        except FrameError as e:
+            self.abort(str(e))
+            return
+        if frames:
+            self.frames.extend(frames)
+            self._wakeup.set()
+            if len(self.frames) >= self.max_queued and not self._queue_full:
+                self._queue_full = True
+                self._update_reading()
+
+    def eof_received(self):
+        return False  # close our side too; pending responses have nowhere to go
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.broker.connections.discard(self)
+        if self._task is not None:
+            self._task.cancel()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self):
+        self._write_paused = True
+        self._drained = asyncio.get_running_loop().create_future()
+        self._update_reading()
+
+    def resume_writing(self):
+        self._write_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._update_reading()
+
+    # -- serving ----------------------------------------------------------------
+    def _update_reading(self):
+        if self.closed:
+            return
+        if self._queue_full or self._write_paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def abort(self, reason: str) -> None:
+        """Close this connection at once, logging why (once)."""
+        if not self.closed:
+            log.warning("connection_closed", peer=self.peer, reason=reason)
+            self.closed = True
+            self.transport.abort()
+
+    async def _serve(self):
+        try:
+            while not self.closed:
+                while not self.frames:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                frame = self.frames.popleft()
+                if self._queue_full and len(self.frames) < self.max_queued:
+                    self._queue_full = False
+                    self._update_reading()
+                await self._handle(frame)
+                if self._write_paused and not self.closed:
+                    await self._drained
+        except asyncio.CancelledError:
+            pass
+        except DecodeError as e:
+            self.abort(str(e))
+        except CloseConnection as e:
+            self.abort(str(e) or "closed by handler")
+        except Exception:
+            log.exception("request_failed", peer=self.peer)
+            self.abort("internal error while serving a request")
+
+    async def _handle(self, frame: memoryview) -> None:
+        api_key, api_version, correlation_id = peek_header(frame)
+        handler: Handler | None = self.broker.handlers.get(api_key)
+        if handler is None:
+            raise DecodeError(f"unknown API key {api_key}")
+        if not handler.min_version <= api_version <= handler.max_version:
+            if api_key == API_VERSIONS_KEY and api_version > handler.max_version:
+                # KIP-511: a newer client's ApiVersions gets our ranges in a v0 body
+                # (with UNSUPPORTED_VERSION) and the connection stays open.
+                header = RequestHeader(api_key, api_version, correlation_id, None)
+                await self._respond(handler, RequestContext(header, self.broker, self), None)
+                return
+            raise DecodeError(f"API key {api_key} version {api_version} is not served "
+                              f"({handler.min_version}..{handler.max_version})")
+        header, pos = decode_header(frame, is_flexible(handler.request_class, api_version))
+        log.debug("request", api_key=api_key, api_version=api_version, client_id=header.client_id)
+        request = decode_body(handler.request_class, api_version, frame[pos:])
+        await self._respond(handler, RequestContext(header, self.broker, self), request)
+
+    async def _respond(self, handler: Handler, ctx: RequestContext, request) -> None:
+        response = await handler.handle(ctx, request)
+        if response is None or self.closed:
+            return  # acks=0 produce: no response at all
+        version = ctx.response_version
+        # ApiVersions responses always use header v0 (see protocol.api).
+        flexible = handler.api_key != API_VERSIONS_KEY and is_flexible(handler.response_class, version)
+        head = response_header(ctx.header.correlation_id, flexible)
+        body = response.encode(version=version)
+        size = len(head) + len(body)
+        self.transport.write(size.to_bytes(4, "big") + head + body)
+
+
+async def start_listeners(broker) -> list[asyncio.AbstractServer]:
+    """Listen on every configured listener; each connection knows its listener's name."""
+    loop = asyncio.get_running_loop()
+    servers = []
+    for listener in broker.config.listeners:
+        server = await loop.create_server(
+            lambda name=listener.name: Connection(broker, name),
+            listener.host or None, listener.port, reuse_address=True)
+        servers.append(server)
+    return servers

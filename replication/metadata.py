@@ -1,0 +1,183 @@
+"""Cluster metadata: the records of the metadata log and the image they build.
+
+Every change to the cluster's metadata (a broker registered, a topic created, a
+partition's leader or ISR changed, a config set) is a record appended to the
+metadata log; every node replays the log into its own ``MetadataImage``. One node
+keeps the log on its own disk; a cluster replicates the same records with Raft,
+so there is one format and one apply function for both.
+
+Record names follow KRaft's (``TopicRecord``, ``PartitionRecord``,
+``PartitionChangeRecord``, ``ConfigRecord``, ...). They are stored as JSON objects
+with a ``type`` key: metadata is small and rare, and JSON keeps the log readable.
+"""
+
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+
+TOPIC = 2  # DescribeConfigs resource types
+BROKER = 4
+
+
+@dataclass(slots=True)
+class RegisterBrokerRecord:
+    node_id: int
+    endpoints: dict[str, list]  # listener name -> [host, port]
+    rack: str | None = None
+    incarnation_id: str = ""
+
+
+@dataclass(slots=True)
+class BrokerFencingRecord:
+    node_id: int
+    fenced: bool
+
+
+@dataclass(slots=True)
+class TopicRecord:
+    name: str
+    topic_id: str
+
+
+@dataclass(slots=True)
+class PartitionRecord:
+    topic_id: str
+    partition: int
+    replicas: list[int]
+    isr: list[int]
+    leader: int
+    leader_epoch: int = 0
+    partition_epoch: int = 0
+
+
+@dataclass(slots=True)
+class PartitionChangeRecord:
+    """A change of leader and/or ISR. The leader epoch moves only with the leader;
+    the partition epoch moves with every change."""
+    topic_id: str
+    partition: int
+    leader: int | None = None  # None: unchanged
+    isr: list[int] | None = None
+
+
+@dataclass(slots=True)
+class RemoveTopicRecord:
+    topic_id: str
+
+
+@dataclass(slots=True)
+class ConfigRecord:
+    resource_type: int
+    resource_name: str
+    name: str
+    value: str | None  # None removes the key, falling back to the default
+
+
+@dataclass(slots=True)
+class ProducerIdsRecord:
+    """The next block of producer ids starts here (ids stay unique across restarts)."""
+    next_producer_id: int
+
+
+RECORD_TYPES = {cls.__name__: cls for cls in (
+    RegisterBrokerRecord, BrokerFencingRecord, TopicRecord, PartitionRecord,
+    PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord)}
+
+
+def record_to_dict(record) -> dict:
+    return {"type": type(record).__name__, **asdict(record)}
+
+
+def record_from_dict(data: dict):
+    cls = RECORD_TYPES[data["type"]]
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(slots=True)
+class PartitionState:
+    topic_id: str
+    partition: int
+    replicas: list[int]
+    isr: list[int]
+    leader: int
+    leader_epoch: int
+    partition_epoch: int
+
+
+@dataclass(slots=True)
+class TopicImage:
+    name: str
+    topic_id: str
+    partitions: dict[int, PartitionState] = field(default_factory=dict)
+
+    @property
+    def uuid(self) -> uuid.UUID:
+        return uuid.UUID(self.topic_id)
+
+
+@dataclass(slots=True)
+class BrokerImage:
+    node_id: int
+    endpoints: dict[str, tuple[str, int]]
+    rack: str | None
+    fenced: bool = False
+
+
+class MetadataImage:
+    """What the replayed metadata log says the cluster is. Mutated only by ``apply``."""
+
+    def __init__(self):
+        self.brokers: dict[int, BrokerImage] = {}
+        self.topics: dict[str, TopicImage] = {}
+        self.topics_by_id: dict[str, TopicImage] = {}
+        self.configs: dict[tuple[int, str], dict[str, str]] = {}
+        self.next_producer_id = 0
+        self.offset = -1  # the last applied record's offset in the metadata log
+
+    def apply(self, record, offset: int | None = None) -> None:
+        getattr(self, "_apply_" + type(record).__name__)(record)
+        if offset is not None:
+            self.offset = offset
+
+    def _apply_RegisterBrokerRecord(self, r: RegisterBrokerRecord) -> None:
+        endpoints = {name: (host, int(port)) for name, (host, port) in r.endpoints.items()}
+        self.brokers[r.node_id] = BrokerImage(r.node_id, endpoints, r.rack)
+
+    def _apply_BrokerFencingRecord(self, r: BrokerFencingRecord) -> None:
+        self.brokers[r.node_id].fenced = r.fenced
+
+    def _apply_TopicRecord(self, r: TopicRecord) -> None:
+        topic = TopicImage(r.name, r.topic_id)
+        self.topics[r.name] = topic
+        self.topics_by_id[r.topic_id] = topic
+
+    def _apply_PartitionRecord(self, r: PartitionRecord) -> None:
+        self.topics_by_id[r.topic_id].partitions[r.partition] = PartitionState(
+            r.topic_id, r.partition, list(r.replicas), list(r.isr), r.leader,
+            r.leader_epoch, r.partition_epoch)
+
+    def _apply_PartitionChangeRecord(self, r: PartitionChangeRecord) -> None:
+        p = self.topics_by_id[r.topic_id].partitions[r.partition]
+        if r.leader is not None and r.leader != p.leader:
+            p.leader = r.leader
+            p.leader_epoch += 1
+        if r.isr is not None:
+            p.isr = list(r.isr)
+        p.partition_epoch += 1
+
+    def _apply_RemoveTopicRecord(self, r: RemoveTopicRecord) -> None:
+        topic = self.topics_by_id.pop(r.topic_id)
+        del self.topics[topic.name]
+        self.configs.pop((TOPIC, topic.name), None)
+
+    def _apply_ConfigRecord(self, r: ConfigRecord) -> None:
+        configs = self.configs.setdefault((r.resource_type, r.resource_name), {})
+        if r.value is None:
+            configs.pop(r.name, None)
+        else:
+            configs[r.name] = r.value
+
+    def _apply_ProducerIdsRecord(self, r: ProducerIdsRecord) -> None:
+        self.next_producer_id = r.next_producer_id
+
+    def topic_configs(self, name: str) -> dict[str, str]:
+        return self.configs.get((TOPIC, name), {})
