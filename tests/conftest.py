@@ -1,0 +1,40 @@
+import os
+import shutil
+
+import pytest
+
+from tests.brokerproc import BrokerProcess
+
+CI = os.environ.get("CI") == "true"
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool; under CI=true a missing tool fails, else skips."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install -y {name})"
+        if CI:
+            pytest.fail(message + "; CI=true requires it")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    """Start broker processes on free ports; all are killed at the end of the test."""
+    started = []
+
+    def make(**kwargs) -> BrokerProcess:
+        kwargs.setdefault("data_dir", tmp_path / f"data{len(started)}")
+        b = BrokerProcess(**kwargs)
+        started.append(b)
+        return b.start()
+
+    yield make
+    for b in started:
+        b.kill()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory()
