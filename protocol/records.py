@@ -1,0 +1,326 @@
+"""Kafka record batch v2 (magic 2): header codec, batch-level validation, stamping.
+
+The broker stores batches exactly as producers sent them and serves them
+unchanged, so it only ever needs the 61-byte batch header: it never walks the
+records inside (which may be compressed).  This module is sans-IO and imports
+nothing of ours, so storage, broker and tests share one codec.
+
+Record batch layout (all integers big-endian)::
+
+    offset  size  field
+    ------  ----  -----------------------------------------------------------
+         0     8  base_offset              int64  stamped by the leader   -+ not
+         8     4  batch_length             int32  bytes after this field  | covered
+        12     4  partition_leader_epoch   int32  stamped by the leader   | by the
+        16     1  magic                    int8   must be 2               | CRC
+        17     4  crc                      uint32 CRC32C of bytes 21..end -+
+        21     2  attributes               int16  bits 0-2 codec (0 none, 1 gzip,
+                                                  2 snappy, 3 lz4, 4 zstd),
+                                                  bit 3 timestamp type (1 =
+                                                  LogAppendTime), bit 4
+                                                  transactional, bit 5 control,
+                                                  bit 6 delete horizon
+        23     4  last_offset_delta        int32
+        27     8  base_timestamp           int64
+        35     8  max_timestamp            int64
+        43     8  producer_id              int64
+        51     2  producer_epoch           int16
+        53     4  base_sequence            int32
+        57     4  records_count            int32
+        61     -  records (possibly compressed)
+
+    size_in_bytes = 12 + batch_length    (12 = base_offset + batch_length)
+
+A record (only used by :func:`build_batch`, a test helper)::
+
+    length varint | attributes int8 | timestamp_delta varlong | offset_delta varint
+    | key_length varint | key | value_length varint | value
+    | headers_count varint | [key_length varint | key | value_length varint | value]
+
+Varints are protobuf zig-zag varints.  A length of -1 means null.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import crc32c as _crc32c
+
+MAGIC = 2
+HEADER_SIZE = 61
+LOG_OVERHEAD = 12  # base_offset + batch_length: the bytes batch_length does not count
+MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # a batch with zero records' bytes
+CRC_START = 21  # the CRC covers attributes .. end
+# Kafka's max.message.bytes default; a caller without a topic config uses it.
+DEFAULT_MAX_MESSAGE_BYTES = 1048588
+
+COMPRESSION_MASK = 0x07
+TIMESTAMP_TYPE_BIT = 0x08
+TRANSACTIONAL_BIT = 0x10
+CONTROL_BIT = 0x20
+
+CREATE_TIME = 0
+LOG_APPEND_TIME = 1
+NO_TIMESTAMP = -1
+
+CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_PREFIX = struct.Struct(">qi")  # base_offset, batch_length
+_INT64 = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
+_UINT32 = struct.Struct(">I")
+_INT16 = struct.Struct(">h")
+_OFF_BASE_OFFSET = 0
+_OFF_LEADER_EPOCH = 12
+_OFF_MAGIC = 16
+_OFF_CRC = 17
+_OFF_ATTRIBUTES = 21
+_OFF_MAX_TIMESTAMP = 35
+assert _HEADER.size == HEADER_SIZE
+
+
+class RecordError(Exception):
+    """Base of the typed record errors; ``error_code`` is the Kafka error code."""
+
+    error_code = -1  # UNKNOWN_SERVER_ERROR; subclasses override
+
+
+class CorruptRecordError(RecordError):
+    """Bytes that are not a well-formed batch: bad length, torn, CRC mismatch."""
+
+    error_code = 2  # CORRUPT_MESSAGE
+
+
+class InvalidRecordError(RecordError):
+    """A well-formed batch the broker refuses (inconsistent count, wrong offsets)."""
+
+    error_code = 87  # INVALID_RECORD
+
+
+class UnsupportedMagicError(InvalidRecordError):
+    """Magic 0/1 (or unknown): produce v3+ only carries magic 2 batches."""
+
+
+class RecordTooLargeError(RecordError):
+    """A batch larger than max.message.bytes."""
+
+    error_code = 10  # MESSAGE_TOO_LARGE
+
+
+class BatchHeader(NamedTuple):
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    @property
+    def size(self) -> int:
+        """Bytes the whole batch occupies, header included."""
+        return LOG_OVERHEAD + self.batch_length
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta + 1
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & COMPRESSION_MASK
+
+    @property
+    def timestamp_type(self) -> int:
+        return LOG_APPEND_TIME if self.attributes & TIMESTAMP_TYPE_BIT else CREATE_TIME
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_BIT)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_BIT)
+
+
+def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
+    """Decode the 61-byte header at ``pos``; checks only that 61 bytes exist."""
+    if len(buf) - pos < HEADER_SIZE:
+        raise CorruptRecordError(
+            f"record batch header needs {HEADER_SIZE} bytes, {len(buf) - pos} left"
+        )
+    return BatchHeader._make(_HEADER.unpack_from(buf, pos))
+
+
+def peek_batch_size(buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
+    """Size of the batch starting at ``pos`` from its first 12 bytes (not validated)."""
+    if len(buf) - pos < LOG_OVERHEAD:
+        raise CorruptRecordError("record batch shorter than its 12-byte log overhead")
+    return LOG_OVERHEAD + _PREFIX.unpack_from(buf, pos)[1]
+
+
+def compute_crc(buf: bytes | bytearray | memoryview, pos: int, size: int) -> int:
+    with memoryview(buf) as view:
+        return _crc32c.crc32c(view[pos + CRC_START : pos + size])
+
+
+def validate_batch(
+    buf: bytes | bytearray | memoryview,
+    pos: int = 0,
+    max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+) -> BatchHeader:
+    """Check the batch at ``pos`` at batch level and return its header.
+
+    Checks, in this order: the header and the whole batch are present and the
+    length is sane, the size is within ``max_message_bytes`` (None: no limit,
+    used by recovery, where the topic config may have shrunk since the write),
+    magic is 2, the CRC32C matches, and records_count == last_offset_delta + 1 > 0.
+    Records are not walked.
+    """
+    available = len(buf) - pos
+    if available < LOG_OVERHEAD:
+        raise CorruptRecordError(f"record batch truncated: {available} bytes")
+    batch_length = _PREFIX.unpack_from(buf, pos)[1]
+    if batch_length < MIN_BATCH_LENGTH:
+        raise CorruptRecordError(f"record batch length {batch_length} < {MIN_BATCH_LENGTH}")
+    size = LOG_OVERHEAD + batch_length
+    if max_message_bytes is not None and size > max_message_bytes:
+        raise RecordTooLargeError(
+            f"record batch of {size} bytes exceeds max.message.bytes {max_message_bytes}"
+        )
+    if size > available:
+        raise CorruptRecordError(f"record batch truncated: {available} of {size} bytes")
+    header = BatchHeader._make(_HEADER.unpack_from(buf, pos))
+    if header.magic != MAGIC:
+        raise UnsupportedMagicError(f"record batch magic {header.magic}, only 2 is supported")
+    crc = compute_crc(buf, pos, size)
+    if crc != header.crc:
+        raise CorruptRecordError(f"record batch CRC {crc:#010x} != stored {header.crc:#010x}")
+    if header.records_count <= 0 or header.records_count != header.last_offset_delta + 1:
+        raise InvalidRecordError(
+            f"record batch count {header.records_count} inconsistent with "
+            f"last_offset_delta {header.last_offset_delta}"
+        )
+    return header
+
+
+def iter_batches(
+    buf: bytes | bytearray | memoryview,
+    max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+) -> Iterator[tuple[int, BatchHeader]]:
+    """Yield ``(position, header)`` for each validated batch in ``buf``.
+
+    A Produce partition's ``records`` may hold several batches back to back.
+    Trailing bytes that do not form a whole batch raise CorruptRecordError
+    (Kafka's producer never sends partial batches; a fetch response may, but
+    that is the consumer's concern, not ours).
+    """
+    pos, end = 0, len(buf)
+    while pos < end:
+        header = validate_batch(buf, pos, max_message_bytes)
+        yield pos, header
+        pos += header.size
+
+
+def set_base_offset(buf: bytearray | memoryview, pos: int, base_offset: int) -> None:
+    """Stamp bytes 0-7; outside the CRC, so the CRC stays valid."""
+    _INT64.pack_into(buf, pos + _OFF_BASE_OFFSET, base_offset)
+
+
+def set_partition_leader_epoch(buf: bytearray | memoryview, pos: int, epoch: int) -> None:
+    """Stamp bytes 12-15; outside the CRC, so the CRC stays valid."""
+    _INT32.pack_into(buf, pos + _OFF_LEADER_EPOCH, epoch)
+
+
+def set_log_append_time(buf: bytearray | memoryview, pos: int, timestamp_ms: int) -> None:
+    """Mark the batch LogAppendTime with ``timestamp_ms`` as max timestamp.
+
+    Kafka leaves base_timestamp and the record deltas alone: a consumer reads
+    every record's timestamp as the batch max timestamp when the type bit is
+    set.  Attributes and max_timestamp are CRC-covered, so the CRC is redone.
+    """
+    attributes = _INT16.unpack_from(buf, pos + _OFF_ATTRIBUTES)[0]
+    _INT16.pack_into(buf, pos + _OFF_ATTRIBUTES, attributes | TIMESTAMP_TYPE_BIT)
+    _INT64.pack_into(buf, pos + _OFF_MAX_TIMESTAMP, timestamp_ms)
+    size = peek_batch_size(buf, pos)
+    _UINT32.pack_into(buf, pos + _OFF_CRC, compute_crc(buf, pos, size))
+
+
+# --- building batches (tests and tools; uncompressed only) -------------------
+
+
+def _varint(value: int) -> bytes:
+    zigzag = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while True:
+        byte = zigzag & 0x7F
+        zigzag >>= 7
+        if zigzag:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _varbytes(data: bytes | None) -> bytes:
+    return _varint(-1) if data is None else _varint(len(data)) + data
+
+
+class Record(NamedTuple):
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    timestamp: int = 0
+
+
+def build_batch(
+    records: Iterable[Record | tuple],
+    *,
+    base_offset: int = 0,
+    partition_leader_epoch: int = -1,
+    timestamp_type: int = CREATE_TIME,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    transactional: bool = False,
+) -> bytes:
+    """Encode an uncompressed magic-2 batch from (key, value, headers, timestamp) records."""
+    recs = [Record(*r) for r in records]
+    if not recs:
+        raise ValueError("a record batch needs at least one record")
+    base_timestamp = recs[0].timestamp
+    body = bytearray()
+    for delta, rec in enumerate(recs):
+        inner = bytearray(b"\x00")  # record attributes: unused
+        inner += _varint(rec.timestamp - base_timestamp)
+        inner += _varint(delta)
+        inner += _varbytes(rec.key)
+        inner += _varbytes(rec.value)
+        inner += _varint(len(rec.headers))
+        for hkey, hvalue in rec.headers:
+            inner += _varbytes(hkey.encode())
+            inner += _varbytes(hvalue)
+        body += _varint(len(inner)) + inner
+    attributes = (TIMESTAMP_TYPE_BIT if timestamp_type == LOG_APPEND_TIME else 0) | (
+        TRANSACTIONAL_BIT if transactional else 0
+    )
+    buf = bytearray(HEADER_SIZE) + body
+    _HEADER.pack_into(
+        buf, 0, base_offset, len(buf) - LOG_OVERHEAD, partition_leader_epoch, MAGIC, 0,
+        attributes, len(recs) - 1, base_timestamp, max(r.timestamp for r in recs),
+        producer_id, producer_epoch, base_sequence, len(recs),
+    )  # fmt: skip
+    _UINT32.pack_into(buf, _OFF_CRC, compute_crc(buf, 0, len(buf)))
+    return bytes(buf)

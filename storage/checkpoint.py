@@ -1,0 +1,88 @@
+"""Kafka's checkpoint files: a tiny versioned text format, replaced atomically.
+
+Used for ``recovery-point-offset-checkpoint``, ``replication-offset-checkpoint``
+and ``log-start-offset-checkpoint`` (one per data dir, ``topic partition offset``
+lines) and ``leader-epoch-checkpoint`` (one per partition, ``epoch offset``)::
+
+    0                 <- version
+    2                 <- number of entries
+    orders 0 1234     <- entries, space-separated fields
+    orders 1 987
+
+A write goes to ``<name>.tmp``, is fsynced, renamed over the old file, and the
+directory is fsynced, so a crash leaves either the old or the new file whole.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+VERSION = 0
+MAX_ENTRIES = 1_000_000  # bound a corrupt count line before trusting it
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def write_checkpoint(path: Path, rows: list[tuple]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    text = f"{VERSION}\n{len(rows)}\n" + "".join(" ".join(map(str, r)) + "\n" for r in rows)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def read_checkpoint(path: Path, fields: int) -> list[list[str]]:
+    """Rows of ``fields`` strings; [] if absent.  Raises CheckpointError if malformed."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    try:
+        version, count = int(lines[0]), int(lines[1])
+    except (IndexError, ValueError) as exc:
+        raise CheckpointError(f"{path}: malformed header") from exc
+    if version != VERSION or not 0 <= count <= MAX_ENTRIES or len(lines) != count + 2:
+        raise CheckpointError(f"{path}: version {version}, count {count}, {len(lines)} lines")
+    rows = [line.split(" ") for line in lines[2:]]
+    if any(len(r) != fields for r in rows):
+        raise CheckpointError(f"{path}: expected {fields} fields per entry")
+    return rows
+
+
+def read_offsets(path: Path) -> dict[tuple[str, int], int]:
+    """``{(topic, partition): offset}``; a corrupt file is logged and read as empty.
+
+    Empty is the conservative answer for each file we keep: recovery point 0
+    re-validates everything, log start offset falls back to the first segment,
+    high watermark 0 is raised again by replication."""
+    try:
+        return {(t, int(p)): int(o) for t, p, o in read_checkpoint(path, 3)}
+    except (CheckpointError, ValueError) as exc:
+        log.warning("checkpoint_corrupt", path=str(path), error=str(exc))
+        return {}
+
+
+def write_offsets(path: Path, offsets: dict[tuple[str, int], int]) -> None:
+    write_checkpoint(path, [(t, p, o) for (t, p), o in sorted(offsets.items())])
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,207 @@
+"""Sparse, memory-mapped segment indexes: ``.index`` and ``.timeindex``.
+
+Both files are arrays of fixed-size big-endian entries, offsets relative to the
+segment's base offset::
+
+    .index      | relative_offset int32 | position int32 |              8 bytes
+    .timeindex  | timestamp int64 | relative_offset int32 |            12 bytes
+
+An entry is added at most every ``index.interval.bytes`` of log, pointing at
+the start of a batch; a lookup bisects the entries and the caller walks batch
+headers from there.  The active segment's index is preallocated to
+``segment.index.bytes`` and mapped read-write; at roll or close it is trimmed
+to its real size, unmapping first because truncating a file under a live mmap
+turns the next access into SIGBUS.  All map/unmap/flush happen under a lock,
+since fsync runs in an executor thread.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import threading
+from pathlib import Path
+
+from storage.errors import CorruptIndexError
+
+
+class _MmapIndex:
+    ENTRY: struct.Struct
+    OFFSET_FIELD: int  # which field holds the relative offset
+
+    def __init__(self, path: Path, base_offset: int, max_bytes: int, *, mutable: bool) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self.max_entries = max(1, max_bytes // self.ENTRY.size)
+        self._lock = threading.Lock()
+        self.existed = path.exists()
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        length = os.fstat(self.fd).st_size
+        self.size_ok = length % self.ENTRY.size == 0
+        self.entries = length // self.ENTRY.size if self.size_ok else 0
+        self.mutable = False
+        self._mm: mmap.mmap | None = None
+        if mutable:
+            self.make_mutable()
+        else:
+            self._map(length)
+
+    # --- mapping ---------------------------------------------------------------
+
+    def _map(self, length: int) -> None:
+        self._mm = mmap.mmap(self.fd, length, access=mmap.ACCESS_READ) if length else None
+
+    def _unmap(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+
+    def make_mutable(self) -> None:
+        """Preallocate to the full size and map read-write (the active segment)."""
+        with self._lock:
+            self._unmap()
+            self.entries = min(self.entries, self.max_entries)
+            os.ftruncate(self.fd, self.max_entries * self.ENTRY.size)
+            self._mm = mmap.mmap(self.fd, self.max_entries * self.ENTRY.size)
+            self.mutable = True
+
+    def trim(self) -> None:
+        """Cut the file to its entries and map it read-only (the segment stopped growing)."""
+        with self._lock:
+            if self._mm is not None and self.mutable:
+                self._mm.flush()
+            self._unmap()  # before ftruncate: truncating under a live mapping risks SIGBUS
+            os.ftruncate(self.fd, self.entries * self.ENTRY.size)
+            self.mutable = False
+            self._map(self.entries * self.ENTRY.size)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._mm is not None and self.mutable:
+                self._mm.flush()
+            elif self.fd >= 0:
+                os.fsync(self.fd)
+
+    def close(self) -> None:
+        with self._lock:
+            self._unmap()
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+    def rename(self, path: Path) -> None:
+        os.rename(self.path, path)
+        self.path = path
+
+    # --- entries ---------------------------------------------------------------
+
+    def entry(self, i: int) -> tuple:
+        return self.ENTRY.unpack_from(self._mm, i * self.ENTRY.size)
+
+    @property
+    def is_full(self) -> bool:
+        return self.entries >= self.max_entries
+
+    def _append(self, *fields: int) -> None:
+        # a trimmed (immutable) or full index just stays sparser: lookups stay correct
+        if self.mutable and self.entries < self.max_entries:
+            self.ENTRY.pack_into(self._mm, self.entries * self.ENTRY.size, *fields)
+            self.entries += 1
+
+    def _bisect(self, key: int, field: int) -> int:
+        """Number of entries whose ``field`` is < key (entries are sorted on it)."""
+        lo, hi = 0, self.entries
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.entry(mid)[field] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def truncate_to_offset(self, offset: int) -> None:
+        """Drop entries pointing at ``offset`` or above."""
+        self.entries = self._bisect(offset - self.base_offset, self.OFFSET_FIELD)
+
+    def reset(self) -> None:
+        self.entries = 0
+        self.size_ok = True
+
+    def all_entries(self) -> list[tuple]:
+        if not self.entries:
+            return []
+        with memoryview(self._mm) as view:
+            return list(self.ENTRY.iter_unpack(view[: self.entries * self.ENTRY.size]))
+
+
+class OffsetIndex(_MmapIndex):
+    ENTRY = struct.Struct(">ii")
+    OFFSET_FIELD = 0
+
+    def append(self, offset: int, position: int) -> None:
+        relative = offset - self.base_offset
+        if not self.entries or relative > self.entry(self.entries - 1)[0]:
+            self._append(relative, position)
+
+    def last_entry(self) -> tuple[int, int] | None:
+        if not self.entries:
+            return None
+        relative, position = self.entry(self.entries - 1)
+        return self.base_offset + relative, position
+
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """(offset, position) of the last entry at or below ``offset``, else (base, 0)."""
+        i = self._bisect(offset - self.base_offset + 1, 0)
+        if i == 0:
+            return self.base_offset, 0
+        relative, position = self.entry(i - 1)
+        return self.base_offset + relative, position
+
+    def sanity_check(self, log_size: int) -> None:
+        if not self.size_ok:
+            raise CorruptIndexError(f"{self.path}: size not a multiple of {self.ENTRY.size}")
+        last_relative = last_position = -1
+        for relative, position in self.all_entries():
+            if relative <= last_relative or position <= last_position or position >= log_size:
+                raise CorruptIndexError(
+                    f"{self.path}: entry ({relative}, {position}) after "
+                    f"({last_relative}, {last_position}), log size {log_size}"
+                )
+            last_relative, last_position = relative, position
+
+
+class TimeIndex(_MmapIndex):
+    ENTRY = struct.Struct(">qi")
+    OFFSET_FIELD = 1
+
+    def append(self, timestamp: int, offset: int) -> None:
+        if not self.entries or timestamp > self.entry(self.entries - 1)[0]:
+            self._append(timestamp, offset - self.base_offset)
+
+    def last_entry(self) -> tuple[int, int] | None:
+        if not self.entries:
+            return None
+        timestamp, relative = self.entry(self.entries - 1)
+        return timestamp, self.base_offset + relative
+
+    def lookup(self, timestamp: int) -> tuple[int, int] | None:
+        """(timestamp, offset) of the last entry with timestamp < ``timestamp``.
+
+        Every batch up to and including that offset has a smaller max timestamp,
+        so a search for the first batch reaching ``timestamp`` may start there.
+        """
+        i = self._bisect(timestamp, 0)
+        if i == 0:
+            return None
+        found, relative = self.entry(i - 1)
+        return found, self.base_offset + relative
+
+    def sanity_check(self, log_size: int) -> None:
+        if not self.size_ok:
+            raise CorruptIndexError(f"{self.path}: size not a multiple of {self.ENTRY.size}")
+        last_timestamp, last_relative = -(2**63), -1
+        for timestamp, relative in self.all_entries():
+            if timestamp <= last_timestamp or relative < last_relative or relative < 0:
+                raise CorruptIndexError(f"{self.path}: entry ({timestamp}, {relative}) out of order")
+            last_timestamp, last_relative = timestamp, relative

@@ -1,0 +1,632 @@
+"""A partition log: the ordered list of segments in ``<topic>-<partition>/``.
+
+The log assigns offsets, rolls segments, serves reads as file slices, finds
+offsets by timestamp, truncates, applies retention and recovers after a crash.
+Everything except fsync is synchronous and quick (page-cache I/O), because the
+broker calls it on the event loop; fsync runs in the default executor.
+
+Offsets: ``log_start_offset`` <= ``high_watermark`` <= ``log_end_offset``, and
+``recovery_point`` (everything below it has been fsynced).  Segment ``i`` holds
+offsets [segments[i].base_offset, segments[i + 1].base_offset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from protocol.records import (
+    BatchHeader,
+    InvalidRecordError,
+    RecordError,
+    iter_batches,
+    set_base_offset,
+    set_log_append_time,
+    set_partition_leader_epoch,
+)
+from storage.checkpoint import fsync_dir
+from storage.config import INT32_MAX, LogConfig
+from storage.epoch import LeaderEpochCache
+from storage.errors import CorruptIndexError, KafkaStorageError, OffsetOutOfRangeError
+from storage.io import FileIO
+from storage.segment import DELETED_SUFFIX, LogSegment
+
+log = structlog.get_logger(__name__)
+
+FLUSH_MS_NEVER = 10**12  # flush.ms at or above this (Kafka's default is Long.MAX) means off
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+    log_start_offset: int
+    record_count: int
+    size: int
+
+
+class FileSlice:
+    """Whole batches of one segment: ``size`` bytes at ``position`` of file ``fd``.
+
+    Send it with ``os.sendfile(sock, slice.fd, slice.position, slice.size)``;
+    ``read_bytes()`` is the copy for TLS and tests.  The segment stays open
+    (even if retention deletes it meanwhile) until ``release()``.
+    """
+
+    __slots__ = ("_segment", "position", "size")
+
+    def __init__(self, segment: LogSegment, position: int, size: int) -> None:
+        segment.acquire()
+        self._segment: LogSegment | None = segment
+        self.position = position
+        self.size = size
+
+    @property
+    def fd(self) -> int:
+        if self._segment is None:
+            raise ValueError("file slice already released")
+        return self._segment.fd
+
+    def read_bytes(self) -> bytes:
+        chunks, done = [], 0
+        while done < self.size:
+            chunk = os.pread(self.fd, self.size - done, self.position + done)
+            if not chunk:
+                break  # truncated under us; a reader only ever gets whole batches sent earlier
+            chunks.append(chunk)
+            done += len(chunk)
+        return b"".join(chunks)
+
+    def release(self) -> None:
+        if self._segment is not None:
+            segment, self._segment = self._segment, None
+            segment.release()
+
+
+@dataclass(slots=True)
+class ReadResult:
+    slices: list[FileSlice]
+    log_start_offset: int
+    log_end_offset: int
+    high_watermark: int
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.slices)
+
+    def read_bytes(self) -> bytes:
+        return b"".join(s.read_bytes() for s in self.slices)
+
+    def release(self) -> None:
+        for s in self.slices:
+            s.release()
+
+    def __enter__(self) -> ReadResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Log:
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        *,
+        topic: str,
+        partition: int,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        high_watermark: int = 0,
+        needs_recovery: bool = True,
+        io: FileIO | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        checkpoint_hook: Callable[[], None] | None = None,
+    ) -> None:
+        self.dir = Path(directory)
+        # called (blocking) when truncate_to lowers the log start offset, which a
+        # lazily written log-start-offset-checkpoint must not be allowed to undo
+        self.checkpoint_hook = checkpoint_hook
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.topic, self.partition = topic, partition
+        self.config = config
+        self.io = io or FileIO()
+        self._clock_ms = clock_ms
+        self.leader_epoch_cache = LeaderEpochCache(self.dir)
+        self.segments: list[LogSegment] = []
+        self._flush_future: asyncio.Future | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._failed: KafkaStorageError | None = None
+        self._dir_dirty = False
+        self.recovery_point = recovery_point
+        self._load(log_start_offset, needs_recovery)
+        self._log_start_offset = min(
+            max(log_start_offset, self.segments[0].base_offset), self.log_end_offset
+        )
+        self.recovery_point = min(recovery_point, self.log_end_offset)
+        self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+        self._high_watermark = 0
+        self.high_watermark = high_watermark
+
+    # --- loading -----------------------------------------------------------------
+
+    def _load(self, log_start_offset: int, needs_recovery: bool) -> None:
+        for leftover in [*self.dir.glob("*" + DELETED_SUFFIX), *self.dir.glob("*.tmp")]:
+            leftover.unlink()  # a crash interrupted a deletion or a checkpoint write
+        bases = sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
+        for suffix in (".index", ".timeindex"):
+            for orphan in self.dir.glob("*" + suffix):
+                if not orphan.stem.isdigit() or int(orphan.stem) not in bases:
+                    orphan.unlink()
+        now = self._clock_ms()
+        if not bases:
+            self.segments = [self._new_segment(log_start_offset, now)]
+            return
+        self.segments = [
+            LogSegment(self.dir, b, self.config, self.io, active=i == len(bases) - 1, now_ms=now)
+            for i, b in enumerate(bases)
+        ]
+        # after an unclean stop, everything from the segment holding the recovery point on
+        first_unsafe = len(bases)
+        if needs_recovery:
+            first_unsafe = max(0, bisect.bisect_right(bases, self.recovery_point) - 1)
+        for i, segment in enumerate(self.segments):
+            if i < first_unsafe:
+                try:
+                    segment.load()
+                    truncated = 0
+                except (CorruptIndexError, RecordError) as exc:
+                    log.warning("index_rebuild", path=str(segment.log_path), reason=str(exc))
+                    truncated = segment.recover(self._learn_epoch)
+            else:
+                truncated = segment.recover(self._learn_epoch)
+            following = self.segments[i + 1] if i + 1 < len(self.segments) else None
+            if following is not None and (truncated or following.base_offset != segment.next_offset):
+                log.warning(
+                    "recovery_dropped_segments", dir=str(self.dir), after=segment.next_offset,
+                    segments=[s.base_offset for s in self.segments[i + 1 :]],
+                )  # fmt: skip
+                for dropped in self.segments[i + 1 :]:
+                    dropped.delete()
+                del self.segments[i + 1 :]
+                if not segment.offset_index.mutable:
+                    segment.offset_index.make_mutable()
+                    segment.time_index.make_mutable()
+                break
+
+    def _learn_epoch(self, header: BatchHeader) -> None:
+        self.leader_epoch_cache.assign(header.partition_leader_epoch, header.base_offset)
+
+    def _new_segment(self, base_offset: int, now_ms: int) -> LogSegment:
+        self._dir_dirty = True
+        return LogSegment(self.dir, base_offset, self.config, self.io, active=True, now_ms=now_ms)
+
+    # --- offsets -----------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.segments[-1].next_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @high_watermark.setter
+    def high_watermark(self, offset: int) -> None:
+        self._high_watermark = min(max(offset, self._log_start_offset), self.log_end_offset)
+
+    def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (epoch, end offset), (-1, -1) if unknown."""
+        return self.leader_epoch_cache.end_offset_for_epoch(leader_epoch, self.log_end_offset)
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    def update_config(self, config: LogConfig) -> None:
+        """Apply AlterConfigs; index sizes change from the next segment on."""
+        self.config = config
+        for segment in self.segments:
+            segment.config = config
+
+    # --- append ------------------------------------------------------------------
+
+    def append(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        leader_epoch: int,
+        timestamp_type: str | None = None,
+        check: Callable[[BatchHeader], None] | None = None,
+    ) -> AppendResult:
+        """Append a Produce partition's batches as leader: validate all, stamp, write once.
+
+        Nothing is written if any batch fails validation (typed RecordError), the
+        caller's ``check`` raises for a batch header (policies of the broker's,
+        such as the request version or timestamp bounds), or the write fails
+        (KafkaStorageError).  The result is acknowledged-safe against a process
+        crash; ``await wait_durable(result)`` for flush.*.
+        ``timestamp_type`` overrides message.timestamp.type.  ``check`` sees every
+        validated header before anything is written (the broker's policy checks,
+        e.g. idempotence); an exception from it aborts the whole append.
+        """
+        self._check_writable()
+        buf = bytearray(records)  # our copy: stamping must not touch the caller's bytes
+        batches = self._validate(buf)
+        if check is not None:
+            for _, header in batches:
+                check(header)
+        if check is not None:
+            for _, header in batches:
+                check(header)
+        now = self._clock_ms()
+        log_append = (timestamp_type or self.config.message_timestamp_type) == "LogAppendTime"
+        offset = self.log_end_offset
+        stamped = []
+        for pos, header in batches:
+            set_base_offset(buf, pos, offset)
+            set_partition_leader_epoch(buf, pos, leader_epoch)
+            fields = {"base_offset": offset, "partition_leader_epoch": leader_epoch}
+            if log_append:
+                set_log_append_time(buf, pos, now)
+                fields["max_timestamp"] = now
+            header = header._replace(**fields)
+            stamped.append((pos, header))
+            offset = header.next_offset
+        return self._write(buf, stamped, now, now if log_append else -1)
+
+    def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendResult:
+        """Append batches fetched from the leader: offsets and epochs are kept as stamped."""
+        self._check_writable()
+        buf = bytearray(records)
+        batches = self._validate(buf)
+        expected = self.log_end_offset
+        for _, header in batches:
+            if header.base_offset != expected:
+                raise InvalidRecordError(
+                    f"follower append at offset {header.base_offset}, log end is {expected}"
+                )
+            expected = header.next_offset
+        return self._write(buf, batches, self._clock_ms(), -1)
+
+    def _validate(self, buf: bytearray) -> list[tuple[int, BatchHeader]]:
+        batches = list(iter_batches(buf, self.config.max_message_bytes))
+        if not batches:
+            raise InvalidRecordError("no record batch to append")
+        return batches
+
+    def _check_writable(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+
+    def _write(
+        self, buf: bytearray, batches: list[tuple[int, BatchHeader]], now: int, append_time: int
+    ) -> AppendResult:
+        first, last = batches[0][1], batches[-1][1]
+        active = self.segments[-1]
+        max_timestamp = max(h.max_timestamp for _, h in batches)
+        if (
+            active.should_roll(len(buf), max_timestamp, now)
+            or last.last_offset - active.base_offset > INT32_MAX  # relative offsets are int32
+        ):
+            active = self._roll(now)
+        active.append(buf, batches)
+        for _, header in batches:
+            self._learn_epoch(header)
+        if _running_loop() is not None:  # synchronous users call flush_sync themselves
+            if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
+                self._request_flush()
+            elif self.config.flush_ms < FLUSH_MS_NEVER:
+                self._arm_flush_timer()
+        return AppendResult(
+            first.base_offset, last.last_offset, append_time, self._log_start_offset,
+            last.next_offset - first.base_offset, len(buf),
+        )  # fmt: skip
+
+    def roll(self) -> LogSegment:
+        """Start a new segment now (tests, admin); a no-op on an empty active segment."""
+        active = self.segments[-1]
+        return self._roll(self._clock_ms()) if active.size else active
+
+    def _roll(self, now: int) -> LogSegment:
+        self.segments[-1].on_roll()
+        segment = self._new_segment(self.log_end_offset, now)
+        self.segments.append(segment)
+        log.debug("segment_rolled", dir=str(self.dir), base_offset=segment.base_offset)
+        return segment
+
+    # --- durability --------------------------------------------------------------
+
+    async def wait_durable(self, result: AppendResult) -> None:
+        """Return when ``result`` is as durable as flush.messages asks.
+
+        With Kafka's default (flush.messages and flush.ms unlimited) this returns
+        at once: the bytes are in the page cache.  When the append brought the
+        unflushed record count to flush.messages, it waits for an fsync covering
+        it; concurrent waiters share fsyncs (group commit).
+        """
+        unflushed = result.last_offset + 1 - self.recovery_point
+        if unflushed > 0 and unflushed >= self.config.flush_messages:
+            await self.flush(result.last_offset + 1)
+
+    async def flush(self, offset: int | None = None) -> None:
+        """fsync everything below ``offset`` (default: the log end), group-committed."""
+        target = self.log_end_offset if offset is None else offset
+        while self.recovery_point < min(target, self.log_end_offset):
+            self._check_writable()
+            await asyncio.shield(self._request_flush())
+
+    def _request_flush(self) -> asyncio.Future:
+        """The in-flight fsync, or a new one if none runs: at most one per log."""
+        if self._flush_future is None:
+            self._flush_future = asyncio.ensure_future(self._run_flush())
+            # _run_flush logs a failure and waiters re-raise it; a flush nobody
+            # awaits (flush.ms, flush.messages) must not warn "never retrieved"
+            self._flush_future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return self._flush_future
+
+    def _unflushed_segments(self) -> list[LogSegment]:
+        return [
+            s for s in self.segments if s.next_offset > self.recovery_point or not s.indexes_synced
+        ]
+
+    async def _run_flush(self) -> None:
+        end = self.log_end_offset
+        segments = self._unflushed_segments()
+        for s in segments:
+            s.acquire()  # keep descriptors open even if retention deletes them meanwhile
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._fsync, segments, self.segments[-1]
+            )
+        except OSError as exc:
+            # after a failed fsync the page cache state is unknown: stop taking writes
+            self._failed = KafkaStorageError(f"fsync in {self.dir} failed: {exc}")
+            log.error("log_fsync_failed", dir=str(self.dir), error=str(exc))
+            raise self._failed from exc
+        finally:
+            for s in segments:
+                s.release()
+            self._flush_future = None
+        self.recovery_point = max(self.recovery_point, min(end, self.log_end_offset))
+        if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
+            self._request_flush()  # appends that arrived meanwhile: the next group
+
+    def _fsync(self, segments: list[LogSegment], active: LogSegment | None) -> None:
+        for segment in segments:
+            segment.flush(indexes=segment is not active)
+        if self._dir_dirty:
+            self._dir_dirty = False
+            fsync_dir(self.dir)
+        self.leader_epoch_cache.write()
+
+    def _arm_flush_timer(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(self.config.flush_ms / 1000, self._on_flush_timer)
+
+    def _on_flush_timer(self) -> None:
+        self._flush_timer = None
+        if self.recovery_point < self.log_end_offset:
+            self._request_flush()
+
+    def flush_sync(self) -> None:
+        """Blocking fsync of everything (shutdown, tools)."""
+        end = self.log_end_offset
+        self._fsync(self._unflushed_segments(), self.segments[-1])
+        self.recovery_point = max(self.recovery_point, end)
+
+    # --- reads -------------------------------------------------------------------
+
+    def _segment_index(self, offset: int) -> int:
+        return max(0, bisect.bisect_right([s.base_offset for s in self.segments], offset) - 1)
+
+    def read(
+        self,
+        fetch_offset: int,
+        max_bytes: int,
+        max_offset: int | None = None,
+        min_one_batch: bool = True,
+    ) -> ReadResult:
+        """Whole batches from the one holding ``fetch_offset``, ending before ``max_offset``.
+
+        ``max_offset`` is the high watermark for consumers and the log end for
+        followers (default).  At most ``max_bytes``, except that with
+        ``min_one_batch`` the first batch comes whole however large (KIP-74).
+        Release the result (or use it as a context manager) once sent.
+        """
+        start, end = self._log_start_offset, self.log_end_offset
+        if not start <= fetch_offset <= end:
+            raise OffsetOutOfRangeError(
+                f"fetch offset {fetch_offset} outside [{start}, {end}] of {self.dir.name}"
+            )
+        max_offset = end if max_offset is None else min(max_offset, end)
+        result = ReadResult([], start, end, self._high_watermark)
+        remaining, offset = max_bytes, fetch_offset
+        for segment in self.segments[self._segment_index(fetch_offset) :]:
+            if offset >= max_offset:
+                break
+            position, size, complete = segment.read_range(
+                offset, max_offset, remaining, min_one_batch and not result.slices
+            )
+            if size:
+                result.slices.append(FileSlice(segment, position, size))
+                remaining -= size
+            if not complete or remaining <= 0:
+                break
+            offset = segment.next_offset
+        return result
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first batch whose max timestamp is >= ``timestamp``.
+
+        Batch level, like the time index: the offset is the batch's base offset
+        (raised to the log start offset), the timestamp its max timestamp.
+        """
+        for segment in self.segments:
+            found = segment.offset_for_timestamp(timestamp)
+            if found is not None:
+                return max(found[0], self._log_start_offset), found[1]
+        return None
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """(offset, timestamp) for ListOffsets -3 (MAX_TIMESTAMP), at batch level:
+        the base offset of the earliest batch carrying the largest max timestamp."""
+        best = None
+        for segment in self.segments:
+            if segment.size and (best is None or segment.max_timestamp > best.max_timestamp):
+                best = segment
+        if best is None or best.max_timestamp < 0:
+            return None
+        return max(best.offset_of_max_timestamp, self._log_start_offset), best.max_timestamp
+
+    # --- truncation, deletion, retention -------------------------------------------
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch at or above ``offset`` (the batch holding it included).
+
+        Replication calls this with batch boundaries, and the log end becomes
+        ``offset``; inside a batch, the log end becomes that batch's base offset.
+        Below the log start offset the log restarts empty at ``offset``, as Kafka does.
+        """
+        if offset >= self.log_end_offset:
+            return
+        now = self._clock_ms()
+        full = offset < self._log_start_offset or offset <= self.segments[0].base_offset
+        if not full:
+            i = self._segment_index(offset)
+            for segment in self.segments[i + 1 :]:
+                segment.delete()
+            del self.segments[i + 1 :]
+            last = self.segments[-1]
+            last.truncate_to(offset)
+            if not last.offset_index.mutable:
+                last.offset_index.make_mutable()
+                last.time_index.make_mutable()
+                last.created_ms = now
+        if full or self.log_end_offset < self._log_start_offset:
+            # below the log start (or the batch holding offset straddled it): restart empty
+            for segment in self.segments:
+                segment.delete()
+            self.segments = [self._new_segment(offset, now)]
+            start_moved, self._log_start_offset = offset != self._log_start_offset, offset
+        else:
+            start_moved = False
+        end = self.log_end_offset
+        self.high_watermark = min(self._high_watermark, end)
+        self.recovery_point = min(self.recovery_point, end)
+        self.leader_epoch_cache.truncate_from_end(end)
+        self.leader_epoch_cache.write()  # rare, and replication relies on it afterwards
+        if start_moved and self.checkpoint_hook is not None:
+            self.checkpoint_hook()
+        log.info("log_truncated", dir=str(self.dir), log_end_offset=end)
+
+    def delete_records(self, before_offset: int) -> int:
+        """DeleteRecords: advance the log start offset, drop whole segments below it.
+
+        Returns the new log start offset.  ``before_offset`` above the high
+        watermark is OFFSET_OUT_OF_RANGE, as in Kafka.  The manager persists the
+        new start offset in log-start-offset-checkpoint.
+        """
+        if before_offset > self._high_watermark:
+            raise OffsetOutOfRangeError(
+                f"delete_records({before_offset}) above high watermark {self._high_watermark}"
+            )
+        if before_offset > self._log_start_offset:
+            self._log_start_offset = before_offset
+            self.leader_epoch_cache.truncate_from_start(before_offset)
+            self._delete_oldest(lambda seg, nxt: nxt.base_offset <= self._log_start_offset)
+        return self._log_start_offset
+
+    def delete_retention_breached(self, now_ms: int | None = None) -> int:
+        """One retention pass (retention.ms, retention.bytes, log start); segments deleted."""
+        now = self._clock_ms() if now_ms is None else now_ms
+        deleted = 0
+        if self.config.retention_ms >= 0:
+            retention_ms = self.config.retention_ms
+            deleted += self._delete_oldest(
+                lambda seg, nxt: now - seg.largest_timestamp_ms() > retention_ms
+            )
+        if self.config.retention_bytes >= 0:
+            excess = self.size - self.config.retention_bytes
+
+            def over_size(seg: LogSegment, nxt: LogSegment) -> bool:
+                nonlocal excess
+                if excess - seg.size < 0:
+                    return False
+                excess -= seg.size
+                return True
+
+            deleted += self._delete_oldest(over_size)
+        deleted += self._delete_oldest(lambda seg, nxt: nxt.base_offset <= self._log_start_offset)
+        return deleted
+
+    def _delete_oldest(self, deletable: Callable[[LogSegment, LogSegment], bool]) -> int:
+        """Delete segments from the oldest while ``deletable(segment, next)``; never the active."""
+        count = 0
+        while len(self.segments) > 1 and deletable(self.segments[0], self.segments[1]):
+            segment = self.segments.pop(0)
+            segment.delete()
+            count += 1
+            log.info(
+                "segment_deleted", dir=str(self.dir), base_offset=segment.base_offset,
+                next_offset=segment.next_offset,
+            )  # fmt: skip
+        if count:
+            new_start = self.segments[0].base_offset
+            if new_start > self._log_start_offset:
+                self._log_start_offset = new_start
+                self.leader_epoch_cache.truncate_from_start(new_start)
+            self._high_watermark = max(self._high_watermark, self._log_start_offset)
+            self.recovery_point = max(self.recovery_point, self._log_start_offset)
+        return count
+
+    # --- lifetime ----------------------------------------------------------------
+
+    def _stop_background(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+
+    def close(self, *, clean: bool = True) -> None:
+        """Flush, trim the active indexes, close files.  In-flight slices become invalid.
+
+        ``clean=False`` closes descriptors only, like a killed process would.
+        """
+        self._stop_background()
+        if clean:
+            self.segments[-1].on_roll()  # trimmed indexes are trusted at the next open
+            if self._failed is None:
+                self._fsync(self._unflushed_segments(), None)
+                self.recovery_point = self.log_end_offset
+        for segment in self.segments:
+            segment.close()
+
+    def delete(self) -> None:
+        """Remove the partition directory; open slices keep their descriptors until released."""
+        self._stop_background()
+        for segment in self.segments:
+            segment.delete(rename=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    # asyncio's documented low-level accessor: None instead of raising (append is hot)
+    return asyncio._get_running_loop()

@@ -1,0 +1,189 @@
+"""The log manager: every partition log of one data directory.
+
+At startup it opens each ``<topic>-<partition>/`` directory.  Whether the last
+stop was clean is told by ``.kafka_cleanshutdown`` (written by ``close``,
+removed once the logs are open): after a clean stop indexes are trusted;
+otherwise each log re-validates every batch from its recovery point on.
+
+It owns the data directory's checkpoint files (format in storage.checkpoint):
+
+    recovery-point-offset-checkpoint   offsets below which a log was fsynced
+    replication-offset-checkpoint      high watermarks
+    log-start-offset-checkpoint        log start offsets (DeleteRecords)
+
+written by ``checkpoint()``: periodically from ``run()``, after DeleteRecords,
+and at close.  A crash between two checkpoints only costs re-validation (stale
+recovery point) or a high watermark that replication raises again.
+
+``run()`` is the background coroutine: retention every
+log.retention.check.interval.ms and checkpoints every
+log.flush.offset.checkpoint.interval.ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from storage.checkpoint import fsync_dir, read_offsets, write_offsets
+from storage.config import LogConfig
+from storage.io import FileIO
+from storage.log import Log, wall_clock_ms
+
+log = structlog.get_logger(__name__)
+
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+RECOVERY_POINT_FILE = "recovery-point-offset-checkpoint"
+HIGH_WATERMARK_FILE = "replication-offset-checkpoint"
+LOG_START_OFFSET_FILE = "log-start-offset-checkpoint"
+_PARTITION_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
+
+TopicPartition = tuple[str, int]
+
+
+class LogManager:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        default_config: LogConfig | None = None,
+        *,
+        io: FileIO | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        retention_check_interval_ms: int = 300000,  # log.retention.check.interval.ms
+        checkpoint_interval_ms: int = 60000,  # log.flush.offset.checkpoint.interval.ms
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.default_config = default_config or LogConfig()
+        self.io = io or FileIO()
+        self._clock_ms = clock_ms
+        self.retention_check_interval_ms = retention_check_interval_ms
+        self.checkpoint_interval_ms = checkpoint_interval_ms
+        self.logs: dict[TopicPartition, Log] = {}
+        self._closed = False
+        marker = self.data_dir / CLEAN_SHUTDOWN_FILE
+        self.was_clean_shutdown = marker.exists()
+        self._load_logs()
+        if self.was_clean_shutdown:
+            marker.unlink()
+            fsync_dir(self.data_dir)  # a crash from now on must read as unclean
+
+    def _load_logs(self) -> None:
+        recovery_points = read_offsets(self.data_dir / RECOVERY_POINT_FILE)
+        high_watermarks = read_offsets(self.data_dir / HIGH_WATERMARK_FILE)
+        log_starts = read_offsets(self.data_dir / LOG_START_OFFSET_FILE)
+        for path in sorted(self.data_dir.iterdir()):
+            match = _PARTITION_DIR.match(path.name)
+            if not path.is_dir() or match is None:
+                continue
+            tp = (match["topic"], int(match["partition"]))
+            self.logs[tp] = self._open_log(
+                tp,
+                self.default_config,
+                recovery_point=recovery_points.get(tp, 0),
+                log_start_offset=log_starts.get(tp, 0),
+                high_watermark=high_watermarks.get(tp, 0),
+                needs_recovery=not self.was_clean_shutdown,
+            )
+        log.info(
+            "logs_loaded", data_dir=str(self.data_dir), count=len(self.logs),
+            clean_shutdown=self.was_clean_shutdown,
+        )  # fmt: skip
+
+    def _open_log(self, tp: TopicPartition, config: LogConfig, **state) -> Log:
+        topic, partition = tp
+        return Log(
+            self.data_dir / f"{topic}-{partition}", config, topic=topic, partition=partition,
+            io=self.io, clock_ms=self._clock_ms, checkpoint_hook=self.checkpoint, **state,
+        )  # fmt: skip
+
+    # --- partitions ----------------------------------------------------------------
+
+    def get_log(self, topic: str, partition: int) -> Log | None:
+        return self.logs.get((topic, partition))
+
+    def get_or_create_log(
+        self, topic: str, partition: int, config: LogConfig | None = None
+    ) -> Log:
+        """The partition's log, created empty if absent (``config`` applies when new)."""
+        tp = (topic, partition)
+        existing = self.logs.get(tp)
+        if existing is not None:
+            return existing
+        created = self._open_log(tp, config or self.default_config, needs_recovery=False)
+        fsync_dir(self.data_dir)
+        self.logs[tp] = created
+        log.info("log_created", topic=topic, partition=partition)
+        return created
+
+    def delete_log(self, topic: str, partition: int) -> None:
+        """Remove the partition and its directory; open fetch slices stay readable."""
+        removed = self.logs.pop((topic, partition), None)
+        if removed is not None:
+            removed.delete()
+            log.info("log_deleted", topic=topic, partition=partition)
+
+    async def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
+        """DeleteRecords on one partition; the new log start offset is checkpointed."""
+        target = self.logs[(topic, partition)]
+        new_start = target.delete_records(before_offset)
+        await asyncio.get_running_loop().run_in_executor(None, self.checkpoint)
+        return new_start
+
+    # --- background work -------------------------------------------------------------
+
+    def cleanup_logs(self, now_ms: int | None = None) -> int:
+        """One retention pass over every log; returns the number of segments deleted."""
+        return sum(lg.delete_retention_breached(now_ms) for lg in list(self.logs.values()))
+
+    def checkpoint(self) -> None:
+        """Write the three offset checkpoint files (blocking: tmp + fsync + rename)."""
+        logs = list(self.logs.items())
+        write_offsets(self.data_dir / RECOVERY_POINT_FILE, {tp: lg.recovery_point for tp, lg in logs})
+        write_offsets(self.data_dir / HIGH_WATERMARK_FILE, {tp: lg.high_watermark for tp, lg in logs})
+        write_offsets(
+            self.data_dir / LOG_START_OFFSET_FILE, {tp: lg.log_start_offset for tp, lg in logs}
+        )
+
+    async def run(self) -> None:
+        """Retention and checkpoints until cancelled; start it as a task."""
+        loop = asyncio.get_running_loop()
+        next_retention = next_checkpoint = loop.time()
+        while True:
+            now = loop.time()
+            if now >= next_retention:
+                next_retention = now + self.retention_check_interval_ms / 1000
+                try:
+                    deleted = self.cleanup_logs()
+                    if deleted:
+                        log.info("retention_deleted_segments", count=deleted)
+                except Exception:
+                    log.exception("retention_failed")
+            if now >= next_checkpoint:
+                next_checkpoint = now + self.checkpoint_interval_ms / 1000
+                try:
+                    await loop.run_in_executor(None, self.checkpoint)
+                except OSError:
+                    log.exception("checkpoint_failed")
+            await asyncio.sleep(max(0.0, min(next_retention, next_checkpoint) - loop.time()))
+
+    def close(self, *, clean: bool = True) -> None:
+        """Flush and close every log, write the checkpoints and the clean-shutdown marker.
+
+        ``clean=False`` only closes descriptors, writing nothing: the next open
+        sees a crash (tests use it to simulate kill -9).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for lg in self.logs.values():
+            lg.close(clean=clean)
+        if clean:
+            self.checkpoint()
+            (self.data_dir / CLEAN_SHUTDOWN_FILE).touch()
+            fsync_dir(self.data_dir)
+        log.info("logs_closed", data_dir=str(self.data_dir), clean=clean)

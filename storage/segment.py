@@ -1,0 +1,369 @@
+"""One log segment: a ``.log`` file of record batches plus its two indexes.
+
+Files are named by the segment's base offset, 20 digits:
+``00000000000000000000.log``, ``.index``, ``.timeindex``.  The ``.log`` holds
+batches back to back, exactly as appended (see protocol.records for the
+layout); it is written with pwrite and read with pread/sendfile, never
+mmap'd, because recovery and truncate_to shrink it.
+
+A segment that is deleted while fetch slices still point into it is renamed to
+``*.deleted`` at once (so a restart never resurrects it) and its descriptors
+are closed and files unlinked when the last reference is released.  This
+reference count replaces Kafka's ``file.delete.delay.ms`` grace period.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import structlog
+
+from protocol.records import (
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    MIN_BATCH_LENGTH,
+    BatchHeader,
+    CorruptRecordError,
+    RecordError,
+    parse_header,
+    validate_batch,
+)
+from storage.config import LogConfig
+from storage.errors import CorruptIndexError, KafkaStorageError
+from storage.index import OffsetIndex, TimeIndex
+from storage.io import FileIO
+
+log = structlog.get_logger(__name__)
+
+DELETED_SUFFIX = ".deleted"
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+class LogSegment:
+    def __init__(
+        self,
+        directory: Path,
+        base_offset: int,
+        config: LogConfig,
+        io: FileIO,
+        *,
+        active: bool,
+        now_ms: int,
+    ) -> None:
+        self.base_offset = base_offset
+        self.config = config
+        self.io = io
+        stem = directory / segment_name(base_offset)
+        self.log_path = stem.with_suffix(".log")
+        self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.size = os.fstat(self.fd).st_size
+        self.offset_index = OffsetIndex(
+            stem.with_suffix(".index"), base_offset, config.segment_index_bytes, mutable=active
+        )
+        self.time_index = TimeIndex(
+            stem.with_suffix(".timeindex"), base_offset, config.segment_index_bytes, mutable=active
+        )
+        self.created_ms = now_ms
+        self.indexes_synced = True
+        self.refs = 0
+        self.deleted = False
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.next_offset = self.base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = self.base_offset
+        self.roll_base_timestamp: int | None = None  # first batch's max timestamp
+        self.bytes_since_index = 0
+        self.missed_index_entries = 0
+
+    def __repr__(self) -> str:
+        return f"LogSegment({self.base_offset}..{self.next_offset}, {self.size} bytes)"
+
+    # --- writing ---------------------------------------------------------------
+
+    def append(self, buf: bytearray, batches: list[tuple[int, BatchHeader]]) -> None:
+        """Write ``buf`` (whole, stamped batches) at the end, then index them.
+
+        On any OSError the file is cut back to its old size and the error is
+        re-raised as KafkaStorageError, so a failed append leaves no trace.
+        """
+        start = self.size
+        view = memoryview(buf)
+        written = 0
+        try:
+            while written < len(buf):
+                written += self.io.pwrite(self.fd, view[written:], start + written)
+        except OSError as exc:
+            try:
+                self.io.ftruncate(self.fd, start)
+            except OSError:
+                log.error("segment_truncate_after_failed_write_failed", path=str(self.log_path))
+            raise KafkaStorageError(f"append to {self.log_path} failed: {exc}") from exc
+        finally:
+            view.release()
+        self.size = start + written
+        for pos, header in batches:
+            self._observe(header, start + pos)
+
+    def _observe(self, header: BatchHeader, position: int) -> None:
+        """Account for a batch now in the file: offsets, timestamps, sparse indexes."""
+        if self.bytes_since_index > self.config.index_interval_bytes:
+            if not self.offset_index.mutable:
+                self.missed_index_entries += 1  # the writer would have indexed this batch
+            self.offset_index.append(header.base_offset, position)
+            self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
+            self.bytes_since_index = 0
+        self.bytes_since_index += header.size
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+            self.offset_of_max_timestamp = header.base_offset
+        if self.roll_base_timestamp is None:
+            self.roll_base_timestamp = header.max_timestamp
+        self.next_offset = header.next_offset
+
+    def should_roll(self, incoming_bytes: int, incoming_max_timestamp: int, now_ms: int) -> bool:
+        if self.size == 0:
+            return False
+        if self.size + incoming_bytes > self.config.segment_bytes:
+            return True
+        if self.offset_index.is_full or self.time_index.is_full:
+            return True
+        # Kafka measures segment.ms between record timestamps when they exist, so
+        # replaying old data does not roll on every batch; else by creation time.
+        base = self.roll_base_timestamp
+        if base is not None and base >= 0 and incoming_max_timestamp >= 0:
+            return incoming_max_timestamp - base > self.config.segment_ms
+        return now_ms - self.created_ms > self.config.segment_ms
+
+    def on_roll(self) -> None:
+        """The segment stops growing: record the final max timestamp, trim indexes."""
+        if self.size:
+            self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.offset_index.trim()
+        self.time_index.trim()
+        self.indexes_synced = False
+
+    def flush(self, *, indexes: bool) -> None:
+        """fsync the .log, and the indexes if asked.
+
+        The active segment's indexes are never trusted after an unclean stop
+        (recovery rebuilds them from the recovery point's segment on), so only
+        rolled segments need theirs synced: once, after the roll.
+        """
+        self.io.fsync(self.fd)
+        if indexes:
+            self.offset_index.flush()
+            self.time_index.flush()
+            self.indexes_synced = True
+
+    # --- reading ---------------------------------------------------------------
+
+    def read_header(self, position: int) -> BatchHeader:
+        """The header at ``position``, checked to lie wholly inside the file."""
+        data = os.pread(self.fd, HEADER_SIZE, position)
+        header = parse_header(data)
+        if header.batch_length < MIN_BATCH_LENGTH or position + header.size > self.size:
+            raise CorruptRecordError(
+                f"{self.log_path}@{position}: batch length {header.batch_length} "
+                f"does not fit a {self.size}-byte segment"
+            )
+        return header
+
+    def headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
+        while position < self.size:
+            header = self.read_header(position)
+            yield position, header
+            position += header.size
+
+    def find_batch(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """The first batch whose last offset is >= ``offset``, or None."""
+        if offset >= self.next_offset:
+            return None
+        _, start = self.offset_index.lookup(offset)
+        for position, header in self.headers_from(start):
+            if header.last_offset >= offset:
+                return position, header
+        return None
+
+    def read_range(
+        self, fetch_offset: int, max_offset: int, max_bytes: int, min_one_batch: bool
+    ) -> tuple[int, int, bool]:
+        """(position, size, complete) of whole batches from the one holding fetch_offset.
+
+        Batches end before ``max_offset`` and fit ``max_bytes``, except that the
+        first batch is returned whole when ``min_one_batch`` (KIP-74).
+        ``complete`` says the range reached the segment end, so a read may go on.
+        """
+        found = self.find_batch(fetch_offset)
+        if found is None:
+            return 0, 0, True
+        start, _ = found
+        if max_offset >= self.next_offset and self.size - start <= max_bytes:
+            return start, self.size - start, True  # the tailing consumer: no walk needed
+        end = start
+        for position, header in self.headers_from(start):
+            if header.last_offset >= max_offset:
+                return start, end - start, False
+            if position + header.size - start > max_bytes and not (min_one_batch and end == start):
+                return start, end - start, False
+            end = position + header.size
+        return start, end - start, True
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(base offset, max timestamp) of the first batch with max timestamp >= ``timestamp``."""
+        if self.max_timestamp < timestamp:
+            return None
+        entry = self.time_index.lookup(timestamp)
+        position = self.offset_index.lookup(entry[1])[1] if entry else 0
+        for _, header in self.headers_from(position):
+            if header.max_timestamp >= timestamp:
+                return header.base_offset, header.max_timestamp
+        return None
+
+    def largest_timestamp_ms(self) -> int:
+        """For retention.ms: the max timestamp, or the file's mtime when batches have none."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        return int(os.fstat(self.fd).st_mtime * 1000)
+
+    # --- loading and recovery ----------------------------------------------------
+
+    def load(self) -> None:
+        """Trust the indexes (after a clean shutdown): check them, walk the tail.
+
+        Only the batches after the last index entry are read (headers only), to
+        learn next_offset and the max timestamp.  Anything inconsistent raises
+        CorruptIndexError/CorruptRecordError and the caller recovers instead.
+        """
+        for index in (self.offset_index, self.time_index):
+            if not index.existed and self.size:
+                raise CorruptIndexError(f"{index.path} is missing")
+            index.sanity_check(self.size)
+        self.load_tail()
+        if self.offset_of_max_timestamp >= self.next_offset and self.size:
+            raise CorruptIndexError(f"{self.time_index.path}: points past the segment end")
+        if self.missed_index_entries:
+            raise CorruptIndexError(f"{self.offset_index.path}: entries missing at the end")
+
+    def recover(self, on_batch: Callable[[BatchHeader], None]) -> int:
+        """Re-validate every batch and rebuild both indexes; cut at the first bad one.
+
+        A batch must be whole, have magic 2, a matching CRC, a consistent count,
+        and a base offset that continues from the previous batch (the CRC does
+        not cover the first 16 bytes).  Returns the number of bytes truncated.
+        """
+        mutable = self.offset_index.mutable
+        for index in (self.offset_index, self.time_index):
+            if not index.mutable:
+                index.make_mutable()
+            index.reset()
+        self._reset_state()
+        position, expected = 0, self.base_offset
+        while position < self.size:
+            try:
+                prefix = os.pread(self.fd, LOG_OVERHEAD, position)
+                size = LOG_OVERHEAD + int.from_bytes(prefix[8:12], "big", signed=True)
+                if len(prefix) < LOG_OVERHEAD or size < HEADER_SIZE or position + size > self.size:
+                    raise CorruptRecordError(f"batch length does not fit at {position}")
+                header = validate_batch(os.pread(self.fd, size, position), 0, None)
+                if header.base_offset != expected:
+                    raise CorruptRecordError(
+                        f"base offset {header.base_offset}, expected {expected}"
+                    )
+            except RecordError as exc:
+                log.warning(
+                    "segment_recovery_truncated", path=str(self.log_path), position=position,
+                    truncated_bytes=self.size - position, error=str(exc),
+                )  # fmt: skip
+                break
+            self._observe(header, position)
+            on_batch(header)
+            position += size
+            expected = header.next_offset
+        truncated = self.size - position
+        if truncated:
+            self.io.ftruncate(self.fd, position)
+            self.size = position
+        if not mutable:
+            self.on_roll()
+        return truncated
+
+    def truncate_to(self, offset: int) -> int:
+        """Drop the batch holding ``offset`` and everything after; returns bytes dropped."""
+        found = self.find_batch(offset)
+        if found is None:
+            return 0
+        position, header = found
+        for index in (self.offset_index, self.time_index):
+            index.truncate_to_offset(header.base_offset)
+        self.io.ftruncate(self.fd, position)
+        dropped, self.size = self.size - position, position
+        self.load_tail()
+        return dropped
+
+    def load_tail(self) -> None:
+        """Re-derive next offset and max timestamp from the (truncated) indexes and tail."""
+        self._reset_state()
+        if self.size:
+            self.roll_base_timestamp = self.read_header(0).max_timestamp
+        last_time = self.time_index.last_entry()
+        if last_time is not None:
+            self.max_timestamp, self.offset_of_max_timestamp = last_time
+        last_index = self.offset_index.last_entry()
+        position = last_index[1] if last_index else 0
+        for pos, header in self.headers_from(position):
+            if last_index is not None and pos == position and header.base_offset != last_index[0]:
+                raise CorruptIndexError(
+                    f"{self.offset_index.path}: entry says offset {last_index[0]} at {pos}, "
+                    f"the batch there starts at {header.base_offset}"
+                )
+            self._observe(header, pos)
+
+    # --- lifetime ----------------------------------------------------------------
+
+    def acquire(self) -> None:
+        self.refs += 1
+
+    def release(self) -> None:
+        self.refs -= 1
+        if self.deleted and self.refs == 0:
+            self._destroy()
+
+    def delete(self, *, rename: bool = True) -> None:
+        """Delete now, or once the last in-flight slice releases it."""
+        if self.deleted:
+            return
+        self.deleted = True
+        if rename:
+            try:
+                new = self.log_path.with_name(self.log_path.name + DELETED_SUFFIX)
+                os.rename(self.log_path, new)
+                self.log_path = new
+                for index in (self.offset_index, self.time_index):
+                    index.rename(index.path.with_name(index.path.name + DELETED_SUFFIX))
+            except FileNotFoundError:
+                pass  # the whole directory is going away
+        if self.refs == 0:
+            self._destroy()
+
+    def _destroy(self) -> None:
+        self.close()
+        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        self.offset_index.close()
+        self.time_index.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
