@@ -8,13 +8,14 @@ import structlog
 from broker import config as cfg
 from broker.handlers import load_handlers
 from broker.meta_properties import load_or_create
+from broker.replica_manager import ReplicaManager
 from broker.server import start_listeners
 from replication.controller import Controller, LocalMetadataLog
 from replication.metadata import MetadataImage
 
 log = structlog.get_logger(__name__)
 
-METADATA_DIR = "__cluster_metadata-0"
+METADATA_DIR = "__cluster_metadata"  # not <topic>-<partition>: no partition log
 
 
 class Broker:
@@ -28,6 +29,8 @@ class Broker:
         self.image = MetadataImage()
         self.meta = None
         self.controller: Controller | None = None
+        self.replicas: ReplicaManager | None = None
+        self._producer_ids: range = range(0)
 
     @property
     def cluster_id(self) -> str:
@@ -46,6 +49,9 @@ class Broker:
             default_replication_factor=self.config["default.replication.factor"],
             validate_topic_configs=cfg.validate_topic_configs)
         self.controller.load()
+        self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir)
+        self.controller.subscribers.append(self.replicas.on_metadata)
+        self.replicas.start()
         endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         self.servers = await start_listeners(self)
         # A port of 0 binds an ephemeral port; advertise the one we got.
@@ -59,6 +65,13 @@ class Broker:
             log.info("listening", listener=listener.name, address=f"{host}:{port}")
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir)
 
+    async def next_producer_id(self) -> int:
+        """A producer id never handed out before, from a block the controller committed."""
+        if not self._producer_ids:
+            self._producer_ids = await self.controller.allocate_producer_ids()
+        producer_id, self._producer_ids = self._producer_ids[0], self._producer_ids[1:]
+        return producer_id
+
     async def stop(self) -> None:
         for server in self.servers:
             server.close()
@@ -66,5 +79,6 @@ class Broker:
             conn.transport.abort()
         for server in self.servers:
             await server.wait_closed()
+        await self.replicas.close()
         self.controller.metadata_log.close()
         log.info("stopped", node_id=self.node_id)

@@ -33,6 +33,8 @@ def broker_factory(tmp_path):
     yield make
     for b in started:
         b.kill()
+        # pytest shows captured output only for failing tests: the broker's side of it.
+        print(f"--- broker {b.bootstrap} log (tail) ---\n" + b.log_text()[-6000:])
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from kafka.admin import KafkaAdminClient
 from kafka.protocol.metadata import ApiVersionsResponse
 
+from tests.rawclient import recv_frame
+
 TLS_CLIENT_HELLO = bytes.fromhex(
     "16030100a5010000a10303" + "00" * 32 + "000020c02bc02fc02cc030cca9cca8c013c014009c009d002f0035"
     "c012000a0100005800000014001200000f6578616d706c652e636f6d")
@@ -75,8 +77,7 @@ def test_api_versions_newer_than_ours_gets_v0_fallback(broker):
     host, port = broker.bootstrap.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=5) as s:
         s.sendall(api_versions_request(9, correlation_id=41))
-        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-        frame = s.recv(size, socket.MSG_WAITALL)
+        frame = recv_frame(s)
         assert struct.unpack_from(">i", frame)[0] == 41
         response = ApiVersionsResponse.decode(frame[4:], version=0)
         assert response.error_code == 35
@@ -84,8 +85,7 @@ def test_api_versions_newer_than_ours_gets_v0_fallback(broker):
         assert keys[18] == (0, 4)
         # The same connection answers the retry at a version we serve.
         s.sendall(api_versions_request(3, correlation_id=42))
-        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-        frame = s.recv(size, socket.MSG_WAITALL)
+        frame = recv_frame(s)
         assert struct.unpack_from(">i", frame)[0] == 42
         assert ApiVersionsResponse.decode(frame[4:], version=3).error_code == 0
 

@@ -12,8 +12,8 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from confluent_kafka.admin import NewPartitions as CkNewPartitions
 from confluent_kafka.admin import NewTopic as CkNewTopic
 from kafka import KafkaConsumer
-from kafka.admin import ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
 from kafka.admin import ConfigResource as KpConfigResource
+from kafka.admin import ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
 
 from tests.conftest import require_tool
 

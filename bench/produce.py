@@ -1,0 +1,265 @@
+"""Data-path benchmark: one Odradek node driven by confluent-kafka (librdkafka).
+
+Measured in one run, on this machine, with the load generator beside the broker:
+- produce throughput (records/s, MB/s) for 100 B and 1 KiB records, acks=1 and -1;
+- produce latency p50/p99 at a paced 10 MB/s with linger.ms=0, from produce()
+  to the delivery report;
+- consume throughput of 16 KiB records with a confluent-kafka consumer (a Python
+  consumer tops out near 200k records/s whatever the broker does, so large
+  records measure the broker rather than the client);
+- the machine's own limits: a loopback TCP copy and a page-cache append loop;
+- a peer: librdkafka's built-in mock cluster (test.mock.num.brokers=1) under the
+  same produce load.
+The Python produce() loop itself tops out near 200k records/s, so throughput is
+also measured with kcat, librdkafka's C command-line client, as the load
+generator (producing, and consuming 1 KiB records). Latency runs first, on an
+idle machine, before the bulk writes fill the page cache.
+Prints one table with ratios and writes bench/results-produce.json.
+Targets (issue: data path): 1 KiB acks=1 >= 250 MB/s; consume >= 600 MB/s;
+p99 <= 2 ms at 10 MB/s.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.brokerproc import BrokerProcess
+
+PRODUCE_BYTES = 400 * 2**20  # per throughput run
+CONSUME_BYTES = 1 * 2**30
+LATENCY_SECONDS = 5
+LATENCY_RATE = 10 * 2**20  # bytes/s
+RESULTS = Path(__file__).resolve().parent / "results-produce.json"
+PRODUCER_TUNING = {"linger.ms": 5, "batch.size": 1_000_000, "batch.num.messages": 100_000,
+                   "queue.buffering.max.kbytes": 1_048_576, "queue.buffering.max.messages": 2_000_000,
+                   "compression.type": "none", "message.max.bytes": 2_000_000}
+
+
+def produce_throughput(config: dict, topic: str, size: int, acks: str) -> dict:
+    p = Producer({**config, **PRODUCER_TUNING, "acks": acks})
+    value = os.urandom(size)
+    count = PRODUCE_BYTES // size
+    failures = []
+    started = time.perf_counter()
+    for _ in range(count):
+        while True:
+            try:
+                p.produce(topic, value, on_delivery=lambda err, _m: err and failures.append(err))
+                break
+            except BufferError:
+                p.poll(0.001)
+    left = p.flush(120)
+    elapsed = time.perf_counter() - started
+    assert left == 0 and not failures, failures[:3]
+    return {"records_per_s": count / elapsed, "mb_per_s": count * size / elapsed / 2**20}
+
+
+def produce_latency(config: dict, topic: str, size: int = 1024, acks: str = "1") -> dict:
+    p = Producer({**config, "acks": acks, "linger.ms": 0, "compression.type": "none"})
+    value = os.urandom(size)
+    latencies = []
+    interval = size / LATENCY_RATE
+    count = int(LATENCY_SECONDS / interval)
+    next_at = time.perf_counter()
+    for _ in range(count):
+        sent = time.perf_counter()
+        p.produce(topic, value,
+                  on_delivery=lambda err, _m, sent=sent: latencies.append(time.perf_counter() - sent))
+        p.poll(0)
+        next_at += interval
+        while (now := time.perf_counter()) < next_at:
+            p.poll(min(next_at - now, 0.0005))
+    p.flush(30)
+    latencies.sort()
+    return {"p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "records": len(latencies)}
+
+
+def consume_throughput(bootstrap: str, topic: str, size: int = 16 * 1024) -> dict:
+    p = Producer({"bootstrap.servers": bootstrap, **PRODUCER_TUNING, "acks": "1"})
+    value = os.urandom(size)
+    count = CONSUME_BYTES // size
+    for _ in range(count):
+        while True:
+            try:
+                p.produce(topic, value, partition=0)
+                break
+            except BufferError:
+                p.poll(0.001)
+    assert p.flush(120) == 0
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
+                  "fetch.max.bytes": 64 * 2**20, "max.partition.fetch.bytes": 16 * 2**20,
+                  "queued.max.messages.kbytes": 1_048_576})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = 0
+    started = time.perf_counter()
+    while got < count:
+        for m in c.consume(10_000, 1.0):
+            if m.error() is None:
+                got += 1
+    elapsed = time.perf_counter() - started
+    c.close()
+    return {"records_per_s": got / elapsed, "mb_per_s": got * size / elapsed / 2**20,
+            "record_bytes": size, "client": "confluent-kafka"}
+
+
+KCAT_TUNING = ["-X", "linger.ms=5", "-X", "batch.size=1000000", "-X", "batch.num.messages=100000",
+               "-X", "queue.buffering.max.kbytes=1048576"]
+
+
+def kcat_produce(bootstrap: str | None, topic: str, lines: Path, acks: str) -> dict:
+    """kcat -P of a file of 1 KiB lines (one record each); bootstrap None: the mock cluster."""
+    target = ["-b", bootstrap] if bootstrap else ["-b", "mock:9092", "-X", "test.mock.num.brokers=1"]
+    size = lines.stat().st_size
+    started = time.perf_counter()
+    with open(lines, "rb") as f:
+        subprocess.run(["kcat", "-P", *target, "-t", topic, "-p", "0", *KCAT_TUNING, "-X", f"acks={acks}"],
+                       stdin=f, check=True, timeout=300, stderr=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    return {"records_per_s": size / 1024 / elapsed, "mb_per_s": size / elapsed / 2**20}
+
+
+def kcat_consume(bootstrap: str, topic: str, total_bytes: int) -> dict:
+    started = time.perf_counter()
+    subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q",
+                    "-X", "fetch.max.bytes=67108864", "-f", ""], check=True, timeout=300)
+    elapsed = time.perf_counter() - started
+    return {"records_per_s": total_bytes / 1024 / elapsed, "mb_per_s": total_bytes / elapsed / 2**20,
+            "record_bytes": 1024, "client": "kcat"}
+
+
+def write_lines(path: Path, total: int) -> Path:
+    line = b"x" * 1023 + b"\n"
+    with open(path, "wb") as f:
+        for _ in range(total // len(line)):
+            f.write(line)
+    return path
+
+
+def loopback_copy_mb_s(total: int = 2 * 2**30, chunk: int = 2**20) -> float:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def drain():
+        conn, _ = server.accept()
+        while conn.recv(chunk):
+            pass
+        conn.close()
+    t = threading.Thread(target=drain)
+    t.start()
+    data = os.urandom(chunk)
+    s = socket.create_connection(("127.0.0.1", port))
+    started = time.perf_counter()
+    for _ in range(total // chunk):
+        s.sendall(data)
+    s.close()
+    t.join()
+    server.close()
+    return total / (time.perf_counter() - started) / 2**20
+
+
+def page_cache_append_mb_s(directory: Path, total: int = 1 * 2**30, chunk: int = 2**20) -> float:
+    path = directory / "append.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    data = os.urandom(chunk)
+    started = time.perf_counter()
+    for _ in range(total // chunk):
+        os.write(fd, data)
+    elapsed = time.perf_counter() - started
+    os.close(fd)
+    path.unlink()
+    return total / elapsed / 2**20
+
+
+def create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(n, 1, 1) for n in names]).values():
+        f.result(30)
+
+
+def main() -> None:
+    results: dict = {}
+    kcat = shutil.which("kcat")
+    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
+        tmp = Path(tmp)
+        lines = write_lines(tmp / "lines.txt", PRODUCE_BYTES) if kcat else None
+        broker = BrokerProcess(tmp / "data", overrides={"message.max.bytes": "2000000"}).start()
+        try:
+            config = {"bootstrap.servers": broker.bootstrap}
+            create_topics(broker.bootstrap, ["p100", "p1k", "lat", "c16k", "k1k", "k1k-all"])
+            os.sync()  # no writeback of earlier runs' dirty pages during the latency runs
+            for acks in ("1", "-1"):
+                results[f"latency_1KiB_10MBps_acks{acks}"] = produce_latency(config, "lat", acks=acks)
+            for size, topic in ((100, "p100"), (1024, "p1k")):
+                for acks in ("1", "-1"):
+                    results[f"produce_{size}B_acks{acks}"] = produce_throughput(config, topic, size, acks)
+            if kcat:
+                results["kcat_produce_1024B_acks1"] = kcat_produce(broker.bootstrap, "k1k", lines, "1")
+                results["kcat_produce_1024B_acks-1"] = kcat_produce(broker.bootstrap, "k1k-all", lines, "-1")
+                results["kcat_consume_1KiB"] = kcat_consume(broker.bootstrap, "k1k", PRODUCE_BYTES)
+            results["consume_16KiB"] = consume_throughput(broker.bootstrap, "c16k")
+        finally:
+            broker.stop()
+        results["mock_latency_1KiB_10MBps"] = produce_latency({"test.mock.num.brokers": 1}, "mocklat")
+        results["mock_produce_1024B_acks1"] = produce_throughput({"test.mock.num.brokers": 1},
+                                                                 "mock1k", 1024, "1")
+        if kcat:
+            results["mock_kcat_produce_1024B_acks1"] = kcat_produce(None, "mock1k", lines, "1")
+        results["machine"] = {"loopback_copy_mb_s": loopback_copy_mb_s(),
+                              "page_cache_append_mb_s": page_cache_append_mb_s(tmp)}
+    RESULTS.write_text(json.dumps(results, indent=2))
+    _print_table(results)
+
+
+def _print_table(r: dict) -> None:
+    machine = r["machine"]
+    loopback, append = machine["loopback_copy_mb_s"], machine["page_cache_append_mb_s"]
+    rows = [("machine: loopback TCP copy", f"{loopback:.0f} MB/s", ""),
+            ("machine: page-cache append", f"{append:.0f} MB/s", "")]
+
+    def throughput(name, key, peer_key=None):
+        if key not in r:
+            return
+        v = r[key]
+        ratio = f"{v['mb_per_s'] / append:.2f}x page-cache append"
+        if peer_key in r:
+            ratio += f", {v['mb_per_s'] / r[peer_key]['mb_per_s']:.2f}x mock cluster"
+        rows.append((name, f"{v['mb_per_s']:.0f} MB/s, {v['records_per_s']:.0f} rec/s", ratio))
+
+    for size in (100, 1024):
+        for acks in ("1", "-1"):
+            throughput(f"produce {size} B acks={acks} (confluent-kafka)", f"produce_{size}B_acks{acks}",
+                       "mock_produce_1024B_acks1" if size == 1024 else None)
+    throughput("mock cluster 1 KiB acks=1 (confluent-kafka)", "mock_produce_1024B_acks1")
+    for acks in ("1", "-1"):
+        throughput(f"produce 1 KiB acks={acks} (kcat)", f"kcat_produce_1024B_acks{acks}",
+                   "mock_kcat_produce_1024B_acks1")
+    throughput("mock cluster 1 KiB acks=1 (kcat)", "mock_kcat_produce_1024B_acks1")
+    for key, name in (("latency_1KiB_10MBps_acks1", "latency 1 KiB @10 MB/s acks=1"),
+                      ("latency_1KiB_10MBps_acks-1", "latency 1 KiB @10 MB/s acks=-1"),
+                      ("mock_latency_1KiB_10MBps", "mock cluster latency @10 MB/s")):
+        v = r[key]
+        rows.append((name, f"p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms", ""))
+    for key, name in (("consume_16KiB", "consume 16 KiB (confluent-kafka)"),
+                      ("kcat_consume_1KiB", "consume 1 KiB (kcat)")):
+        if key in r:
+            c = r[key]
+            rows.append((name, f"{c['mb_per_s']:.0f} MB/s, {c['records_per_s']:.0f} rec/s",
+                         f"{c['mb_per_s'] / loopback:.2f}x loopback copy"))
+    width = max(len(a) for a, _, _ in rows)
+    for name, value, ratio in rows:
+        print(f"{name:<{width}}  {value:<34} {ratio}")
+    print(f"(results: {RESULTS})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""DeleteRecords (v0-v2): move a partition's log start offset forward.
+
+offset -1 means the high watermark; an offset above it is OFFSET_OUT_OF_RANGE.
+Whole segments below the new log start offset are deleted; the response's
+low_watermark is the new log start offset.
+"""
+
+from kafka.protocol.admin import DeleteRecordsRequest, DeleteRecordsResponse
+
+from broker.handlers import handles
+from protocol.errors import ErrorCode, KafkaError
+
+R = DeleteRecordsResponse
+Result = R.DeleteRecordsTopicResult.DeleteRecordsPartitionResult
+
+
+@handles(DeleteRecordsRequest, 0, 2)
+async def handle(ctx, request):
+    replicas = ctx.broker.replicas
+    topics = []
+    for t in request.topics:
+        results = []
+        for p in t.partitions:
+            try:
+                partition = replicas.partition(t.name, p.partition_index)
+                hw = partition.log.high_watermark
+                offset = hw if p.offset == -1 else p.offset
+                if not 0 <= offset <= hw:
+                    raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE,
+                                     f"Offset {p.offset} is above the high watermark {hw}")
+                low = await replicas.log_manager.delete_records(t.name, p.partition_index, offset)
+                results.append(Result(partition_index=p.partition_index, low_watermark=low,
+                                      error_code=ErrorCode.NONE))
+            except KafkaError as e:
+                results.append(Result(partition_index=p.partition_index, low_watermark=-1,
+                                      error_code=e.code))
+        topics.append(R.DeleteRecordsTopicResult(name=t.name, partitions=results))
+    return R(throttle_time_ms=0, topics=topics)

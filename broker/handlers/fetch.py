@@ -1,0 +1,128 @@
+"""Fetch (v4-v16): records from the partitions' logs, sent without copying them.
+
+- Long polling: the response waits up to max_wait_ms until min_bytes are
+  available, woken by appends to any requested partition; an error on any
+  partition answers at once.
+- Limits: max_bytes for the response, partition_max_bytes per partition, and
+  KIP-74: the first partition with data returns at least one whole batch even
+  when it is larger than either limit, so a consumer never gets stuck.
+- Consumers read up to the high watermark; with no transactions the last stable
+  offset equals it and read_committed gets an empty aborted-transactions list.
+- Topics are named up to v12 and identified by topic id from v13.
+- Fetch sessions (KIP-227) are declined: every response has session id 0, so
+  clients send full fetch requests; a session id we never gave is
+  FETCH_SESSION_ID_NOT_FOUND.
+- A zstd batch asked for below v10 gets UNSUPPORTED_COMPRESSION_TYPE (KIP-110).
+- Record bytes go from the segment file to the socket as file slices
+  (``protocol.fetch`` splices them into the body; the server sends them).
+"""
+
+import asyncio
+import os
+import uuid
+
+from kafka.protocol.consumer import FetchRequest
+
+from broker.handlers import handles
+from broker.server import ChunkedResponse
+from protocol import records as rec
+from protocol.errors import ErrorCode, KafkaError
+from protocol.fetch import FetchPartition, FetchTopic, encode_fetch_response
+
+ZSTD = 4
+ZSTD_MIN_FETCH_VERSION = 10
+FETCH_SESSION_ID_NOT_FOUND = 70
+READ_COMMITTED = 1
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def _has_zstd(slices) -> bool:
+    """Whether any batch in these file slices is zstd-compressed (reads only headers)."""
+    for s in slices:
+        pos, end = s.position, s.position + s.size
+        while pos + rec.HEADER_SIZE <= end:
+            header = rec.parse_header(os.pread(s.fd, rec.HEADER_SIZE, pos))
+            if header.compression == ZSTD:
+                return True
+            pos += header.size
+    return False
+
+
+class _Read:
+    """One attempt at answering: per-partition results plus the slices to release."""
+
+    def __init__(self):
+        self.topics: list[FetchTopic] = []
+        self.reads: list = []
+        self.bytes = 0
+        self.error = False
+
+    def release(self) -> None:
+        for r in self.reads:
+            r.release()
+        self.reads = []
+
+
+def _read_all(ctx, request, wanted, version: int) -> _Read:
+    replicas = ctx.broker.replicas
+    out = _Read()
+    remaining = request.max_bytes
+    read_committed = request.isolation_level == READ_COMMITTED
+    for name, topic_id, partitions in wanted:
+        topic = FetchTopic(name or "", topic_id, [])
+        out.topics.append(topic)
+        for fp in partitions:
+            result = FetchPartition(fp.partition, aborted_transactions=[] if read_committed else None)
+            topic.partitions.append(result)
+            try:
+                if name is None:
+                    raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
+                partition = replicas.partition(name, fp.partition)
+                log_ = partition.log
+                result.high_watermark = result.last_stable_offset = log_.high_watermark
+                result.log_start_offset = log_.log_start_offset
+                read = replicas.read(name, fp.partition, fp.fetch_offset,
+                                     max(0, min(fp.partition_max_bytes, remaining)),
+                                     min_one=out.bytes == 0)
+            except KafkaError as e:
+                result.error_code = e.code
+                out.error = True
+                continue
+            if read.slices and version < ZSTD_MIN_FETCH_VERSION and _has_zstd(read.slices):
+                read.release()
+                result.error_code = ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+                out.error = True
+                continue
+            out.reads.append(read)
+            result.records = read.slices
+            out.bytes += read.size
+            remaining -= read.size
+    return out
+
+
+@handles(FetchRequest, 4, 16)
+async def handle(ctx, request):
+    broker = ctx.broker
+    version = ctx.header.api_version
+    if version >= 7 and request.session_id != 0:
+        return ChunkedResponse(encode_fetch_response(version, [], error_code=FETCH_SESSION_ID_NOT_FOUND))
+    wanted = []
+    for t in request.topics:
+        if version >= 13:
+            topic = broker.image.topics_by_id.get(str(t.topic_id))
+            wanted.append((topic.name if topic else None, t.topic_id, t.partitions))
+        else:
+            topic = broker.image.topics.get(t.topic)
+            wanted.append((t.topic, topic.uuid if topic else ZERO_UUID, t.partitions))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
+    keys = [(name, p.partition) for name, _, ps in wanted if name for p in ps]
+    while True:
+        attempt = _read_all(ctx, request, wanted, version)
+        left = deadline - loop.time()
+        if attempt.bytes >= request.min_bytes or attempt.error or left <= 0 or not keys:
+            break
+        attempt.release()
+        await broker.replicas.wait_for_data(keys, left)
+    chunks = encode_fetch_response(version, attempt.topics)
+    return ChunkedResponse(chunks, attempt.release)

@@ -1,0 +1,55 @@
+"""ListOffsets (v0-v8): offsets by time.
+
+timestamp -2: the log start offset (earliest); -1: the high watermark (latest;
+the last stable offset is the same without transactions); -3 (v7+, KIP-734): the
+offset and timestamp of the batch with the largest timestamp; otherwise the first
+offset whose batch has a timestamp at or after the one asked for, or -1 when
+there is none. v0 answers in old_style_offsets.
+"""
+
+from kafka.protocol.consumer import ListOffsetsRequest, ListOffsetsResponse
+
+from broker.handlers import handles
+from protocol.errors import ErrorCode, KafkaError
+
+R = ListOffsetsResponse
+PartitionResponse = R.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
+EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
+
+
+def lookup(partition, timestamp: int) -> tuple[int, int]:
+    """(timestamp, offset) for a ListOffsets query on one partition."""
+    log_ = partition.log
+    if timestamp == EARLIEST:
+        return -1, log_.log_start_offset
+    if timestamp == LATEST:
+        return -1, log_.high_watermark
+    if timestamp == MAX_TIMESTAMP:
+        found = log_.max_timestamp()
+        return (found[1], found[0]) if found else (-1, -1)
+    found = log_.offset_for_timestamp(timestamp)
+    if found is None or found[0] >= log_.high_watermark:
+        return -1, -1
+    return found[1], found[0]
+
+
+@handles(ListOffsetsRequest, 0, 8)
+async def handle(ctx, request):
+    replicas = ctx.broker.replicas
+    topics = []
+    for t in request.topics:
+        partitions = []
+        for p in t.partitions:
+            try:
+                partition = replicas.partition(t.name, p.partition_index)
+                replicas.check_leader_epoch(partition, p.current_leader_epoch)
+                timestamp, offset = lookup(partition, p.timestamp)
+                code = ErrorCode.NONE
+            except KafkaError as e:
+                code, timestamp, offset, partition = e.code, -1, -1, None
+            partitions.append(PartitionResponse(
+                partition_index=p.partition_index, error_code=code,
+                old_style_offsets=[offset] if offset >= 0 else [], timestamp=timestamp,
+                offset=offset, leader_epoch=partition.leader_epoch if partition else -1))
+        topics.append(R.ListOffsetsTopicResponse(name=t.name, partitions=partitions))
+    return R(throttle_time_ms=0, topics=topics)

@@ -1,0 +1,107 @@
+"""Produce (v3-v11): append record batches as the partition leader.
+
+acks: 0 (no response at all; if any partition failed, the connection is closed,
+as Kafka does, so the client refreshes its metadata), 1 (after the append), -1
+(after the append is as durable as flush.messages asks on one node; replication
+later waits for the ISR). Anything else is INVALID_REQUIRED_ACKS.
+
+Per-partition failures are error codes, never a dropped connection: CORRUPT_MESSAGE,
+INVALID_RECORD, MESSAGE_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE (zstd before v7),
+INVALID_TIMESTAMP (message.timestamp.before/after.max.ms, checked on each batch's
+first and max timestamps), UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR. Batches
+are stored as sent (compressed or not); nothing of a failed partition is appended.
+"""
+
+import asyncio
+
+from kafka.protocol.producer import ProduceRequest, ProduceResponse
+
+from broker.handlers import handles
+from broker.server import CloseConnection
+from protocol import records as rec
+from protocol.errors import ErrorCode, KafkaError
+
+R = ProduceResponse
+PartitionResponse = R.TopicProduceResponse.PartitionProduceResponse
+ZSTD = 4
+ZSTD_MIN_PRODUCE_VERSION = 7  # KIP-110
+RECORD_LEVEL_ERRORS = (ErrorCode.INVALID_TIMESTAMP, ErrorCode.INVALID_RECORD)
+
+
+def batch_checker(version: int, topic_config: dict, now_ms: int):
+    """Checks on each batch header that depend on the request version and topic config."""
+    before = topic_config["message.timestamp.before.max.ms"]
+    after = topic_config["message.timestamp.after.max.ms"]
+    create_time = topic_config["message.timestamp.type"] == "CreateTime"
+
+    def check(header: rec.BatchHeader) -> None:
+        if header.compression == ZSTD and version < ZSTD_MIN_PRODUCE_VERSION:
+            raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+                             f"zstd batches need Produce v{ZSTD_MIN_PRODUCE_VERSION}+, got v{version}")
+        if header.is_transactional or header.is_control:
+            raise KafkaError(ErrorCode.INVALID_RECORD,
+                             "Transactional and control batches are not supported")
+        if create_time and (now_ms - header.base_timestamp > before
+                            or header.max_timestamp - now_ms > after):
+            raise KafkaError(ErrorCode.INVALID_TIMESTAMP,
+                             f"Timestamp {header.base_timestamp}..{header.max_timestamp} is outside "
+                             "message.timestamp.before.max.ms / after.max.ms of the broker's clock")
+    return check
+
+
+def _failure(index: int, e: KafkaError) -> PartitionResponse:
+    errors = ([PartitionResponse.BatchIndexAndErrorMessage(batch_index=0, batch_index_error_message=e.message)]
+              if e.code in RECORD_LEVEL_ERRORS else [])
+    return PartitionResponse(index=index, error_code=e.code, base_offset=-1, log_append_time_ms=-1,
+                             log_start_offset=-1, record_errors=errors, error_message=e.message)
+
+
+@handles(ProduceRequest, 3, 11)
+async def handle(ctx, request):
+    broker = ctx.broker
+    version = ctx.header.api_version
+    acks = request.acks
+    now = broker.replicas.clock_ms()
+    responses = []
+    durable_waits = []  # (partition response, coroutine) for acks=-1
+    failed = False
+    for topic in request.topic_data:
+        partitions = []
+        topic_config = broker.config.topic_config(broker.image.topic_configs(topic.name))
+        check = batch_checker(version, topic_config, now)
+        for data in topic.partition_data:
+            try:
+                if acks not in (0, 1, -1):
+                    raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
+                partition, result = broker.replicas.append_records(topic.name, data.index, data.records,
+                                                                   check=check)
+            except KafkaError as e:
+                failed = True
+                partitions.append(_failure(data.index, e))
+                continue
+            response = PartitionResponse(index=data.index, error_code=ErrorCode.NONE,
+                                         base_offset=result.base_offset,
+                                         log_append_time_ms=result.log_append_time_ms,
+                                         log_start_offset=result.log_start_offset,
+                                         record_errors=[], error_message=None)
+            partitions.append(response)
+            if acks == -1:
+                durable_waits.append((response, partition.log.wait_durable(result)))
+        responses.append(R.TopicProduceResponse(name=topic.name, partition_responses=partitions))
+    if acks == 0:
+        for _, wait in durable_waits:
+            wait.close()
+        if failed:
+            raise CloseConnection("acks=0 produce failed for a partition")
+        return None
+    if durable_waits:
+        tasks = {asyncio.ensure_future(wait): response for response, wait in durable_waits}
+        done, pending = await asyncio.wait(tasks, timeout=max(request.timeout_ms, 0) / 1000)
+        for task, response in tasks.items():
+            if task in pending:
+                response.error_code = ErrorCode.REQUEST_TIMED_OUT
+                response.error_message = f"Not durable within timeout_ms={request.timeout_ms}"
+            elif task.exception() is not None:
+                response.error_code = ErrorCode.KAFKA_STORAGE_ERROR
+                response.error_message = f"Flush failed: {task.exception()}"
+    return R(responses=responses, throttle_time_ms=0)

@@ -1,0 +1,192 @@
+"""Produce, Fetch, ListOffsets and DeleteRecords semantics against a real broker."""
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KpTopicPartition
+from kafka.protocol.consumer import FetchResponse, ListOffsetsRequest, ListOffsetsResponse
+
+from protocol.records import build_batch
+from tests.rawclient import (
+    RawConnection,
+    fetch,
+    fetch_request,
+    produce,
+    produce_request,
+    recv_frame,
+)
+
+
+def create_topic(bootstrap, name, partitions=1, config=None):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(name, partitions, 1, config=config or {})]).values():
+        f.result(10)
+
+
+def batch(*values, ts=None):
+    ts = int(time.time() * 1000) if ts is None else ts
+    return build_batch([(None, v, (), ts) for v in values])
+
+
+def list_offsets(bootstrap, topic, timestamp, version=7):
+    L = ListOffsetsRequest
+    req = L(replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(name=topic, partitions=[
+        L.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1,
+                                                timestamp=timestamp, max_num_offsets=1)])])
+    with RawConnection(bootstrap) as conn:
+        resp = conn.roundtrip(req, version, ListOffsetsResponse)
+    return resp.topics[0].partitions[0]
+
+
+def test_long_poll_waits_for_max_wait_then_returns_promptly_on_data(broker):
+    create_topic(broker.bootstrap, "lp")
+    started = time.monotonic()
+    empty = fetch(broker.bootstrap, "lp", 0, max_wait_ms=800, min_bytes=1)
+    waited = time.monotonic() - started
+    assert not empty.records and 0.7 < waited < 5
+
+    with RawConnection(broker.bootstrap) as conn:
+        conn.send(fetch_request("lp", 0, max_wait_ms=20000, min_bytes=1), 11)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        produce(broker.bootstrap, "lp", {0: batch(b"wake")})
+        resp = conn.receive(FetchResponse, 11)
+        assert time.monotonic() - sent < 5  # far below the 20 s max wait
+    assert resp.responses[0].partitions[0].records
+
+
+def test_offset_out_of_range_carries_the_bounds(broker):
+    create_topic(broker.bootstrap, "oor")
+    produce(broker.bootstrap, "oor", {0: batch(b"a", b"b")})
+    p = fetch(broker.bootstrap, "oor", 0, offset=50)
+    assert p.error_code == 1 and p.high_watermark == 2 and p.log_start_offset == 0
+
+
+def test_list_offsets_and_delete_records(broker):
+    create_topic(broker.bootstrap, "lo")
+    base = 1_700_000_000_000
+    for i in range(5):
+        produce(broker.bootstrap, "lo", {0: batch(b"x%d" % i, ts=base + i * 1000)})
+    assert list_offsets(broker.bootstrap, "lo", -2).offset == 0
+    assert list_offsets(broker.bootstrap, "lo", -1).offset == 5
+    by_time = list_offsets(broker.bootstrap, "lo", base + 2500)
+    assert (by_time.offset, by_time.timestamp) == (3, base + 3000)
+    assert list_offsets(broker.bootstrap, "lo", base + 99999).offset == -1
+    newest = list_offsets(broker.bootstrap, "lo", -3)
+    assert (newest.offset, newest.timestamp) == (4, base + 4000)
+    assert list_offsets(broker.bootstrap, "lo", -1, version=0).old_style_offsets == [5]
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    from confluent_kafka import TopicPartition as CkTP
+    (f,) = admin.delete_records([CkTP("lo", 0, 3)]).values()
+    assert f.result(10).low_watermark == 3
+    assert list_offsets(broker.bootstrap, "lo", -2).offset == 3
+    assert fetch(broker.bootstrap, "lo", 0, offset=1).error_code == 1
+
+
+def test_seek_to_timestamp_with_clients(broker):
+    create_topic(broker.bootstrap, "seek")
+    base = int(time.time() * 1000) - 10_000
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for i in range(10):
+        p.produce("seek", value=b"v%d" % i, partition=0, timestamp=base + i * 100)
+        p.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    (found,) = c.offsets_for_times([TopicPartition("seek", 0, base + 450)], timeout=10)
+    assert found.offset == 5
+    c.close()
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    tp = KpTopicPartition("seek", 0)
+    assert kc.offsets_for_times({tp: base + 700})[tp].offset == 7
+    kc.close()
+
+
+def test_log_append_time_topic(broker):
+    create_topic(broker.bootstrap, "lat", config={"message.timestamp.type": "LogAppendTime"})
+    before = int(time.time() * 1000)
+    result = produce(broker.bootstrap, "lat", {0: batch(b"a", ts=1)})[0]
+    assert result.error_code == 0 and result.log_append_time_ms >= before
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                      consumer_timeout_ms=5000)
+    c.assign([KpTopicPartition("lat", 0)])
+    (m,) = list(c)
+    c.close()
+    assert m.timestamp == result.log_append_time_ms and m.timestamp_type == 1
+
+
+def test_invalid_timestamp(broker):
+    create_topic(broker.bootstrap, "ts", config={"message.timestamp.before.max.ms": "60000"})
+    result = produce(broker.bootstrap, "ts", {0: batch(b"old", ts=1000)})[0]
+    assert result.error_code == 32 and result.record_errors  # INVALID_TIMESTAMP
+    assert fetch(broker.bootstrap, "ts", 0).high_watermark == 0
+
+
+def test_invalid_required_acks(broker):
+    create_topic(broker.bootstrap, "acks")
+    with RawConnection(broker.bootstrap) as conn:
+        from kafka.protocol.producer import ProduceResponse
+        resp = conn.roundtrip(produce_request("acks", {0: batch(b"a")}, acks=2), 9, ProduceResponse)
+    assert resp.responses[0].partition_responses[0].error_code == 21
+
+
+def test_acks_0_failure_closes_the_connection(broker):
+    create_topic(broker.bootstrap, "a0")
+    with RawConnection(broker.bootstrap) as conn:
+        conn.send(produce_request("a0", {0: batch(b"fine")}, acks=0), 9)
+        conn.send(produce_request("no-such-topic", {0: batch(b"lost")}, acks=0), 9)
+        conn.sock.settimeout(5)
+        assert conn.sock.recv(1) == b""  # closed without any response
+    assert fetch(broker.bootstrap, "a0", 0).high_watermark == 1
+
+
+def test_acks_all_survives_restart(broker):
+    create_topic(broker.bootstrap, "durable", partitions=3)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 2})
+    acked = []
+    for i in range(3000):
+        p.produce("durable", value=b"%d" % i, partition=i % 3,
+                  on_delivery=lambda err, m: err is None and acked.append(m.value()))
+    assert p.flush(30) == 0
+    broker.kill()  # SIGKILL: acks=-1 on one node means the page cache has it
+    broker.start()
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                      consumer_timeout_ms=5000)
+    c.assign([KpTopicPartition("durable", i) for i in range(3)])
+    got = [m.value for m in c]
+    c.close()
+    assert sorted(got) == sorted(acked) and len(acked) == 3000
+
+
+def test_many_pipelined_requests_answer_in_order(broker):
+    create_topic(broker.bootstrap, "pipe")
+    from kafka.protocol.producer import ProduceResponse
+    with RawConnection(broker.bootstrap) as conn:
+        ids = [conn.send(produce_request("pipe", {0: batch(b"%d" % i)}), 9) for i in range(200)]
+        offsets = []
+        for expected in ids:
+            frame = recv_frame(conn.sock)
+            assert int.from_bytes(frame[:4], "big") == expected
+            offsets.append(ProduceResponse.decode(frame[5:], version=9)
+                           .responses[0].partition_responses[0].base_offset)
+    assert offsets == list(range(200))
+
+
+@pytest.mark.parametrize("version", [4, 9, 12, 13, 16])
+def test_fetch_versions(broker, version):
+    """Topic names up to v12, topic ids from v13; one batch per produce."""
+    create_topic(broker.bootstrap, "fv")
+    produce(broker.bootstrap, "fv", {0: batch(b"a", b"b")})
+    req = fetch_request("fv", 0)
+    if version >= 13:
+        from kafka.admin import KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        topic_id = admin.describe_topics(["fv"])[0]["topic_id"]
+        admin.close()
+        req.topics[0].topic_id = topic_id
+    with RawConnection(broker.bootstrap) as conn:
+        resp = conn.roundtrip(req, version, FetchResponse)
+    part = resp.responses[0].partitions[0]
+    assert part.error_code == 0 and part.high_watermark == 2 and len(part.records) > 61
