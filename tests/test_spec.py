@@ -14,7 +14,6 @@ import re
 import pytest
 
 from broker.handlers import load_handlers
-from protocol.api import MESSAGE_CLASSES
 from tests.brokerproc import ROOT
 from tests.conftest import CI
 

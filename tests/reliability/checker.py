@@ -1,0 +1,596 @@
+"""The history checker: finds the anomalies of a reliability run in its history.
+
+``check(events) -> Report`` takes the events of ``history.load()`` in the order they
+happened and returns every anomaly found plus some counts. Each check states one
+property a correct Kafka-compatible log keeps (idempotent acks=all producers, no
+transactions, no compaction):
+
+- inconsistent_offsets: one (topic, partition, offset) holds one value, across every
+  read and every acknowledgement.
+- duplicates: one value (values are unique per send) sits at one position only.
+- lost_writes: an acknowledged send is read, unless no later offset of its partition
+  was ever read (then it is reported as unseen instead); and a value once read is still
+  there in the final drain (the last drain of the partition ending at or below its
+  offset means the log lost it; below the high watermark a loss shows up as
+  offset_gaps or inconsistent_offsets instead).
+- unseen: an acknowledged send is read by the end of the final drain.
+- aborted_reads: nobody reads a value whose send definitely failed.
+- nonmonotonic_sends: one producer's acknowledged offsets on one partition increase in
+  send (invoke) order; idempotence with max.in.flight <= 5 keeps that order.
+- poll_skips / nonmonotonic_polls: a consumer's reads of a partition continue at the next
+  offset that exists and never go back, unless a rebalance or seek of that consumer is
+  recorded in between. "Exists" means some read or acknowledgement saw the offset; a
+  jump over offsets nobody ever saw is allowed (they may never have existed).
+- offset_gaps: a drain's records cover every offset from log_start_offset up to its
+  high_watermark; these topics have no transaction markers or compaction holes.
+- replica_divergence: where two nodes' dumps cover the same offsets they hold the very
+  same batches (base offset, last offset, CRC); segment boundaries may differ.
+- committed_offsets_backwards: a group's committed offset of a partition, as read back,
+  never decreases (nor vanishes) unless a seek/reset for that group is recorded between.
+
+Sends whose outcome is unknown (send_info, or no completion) are fine whether or not
+they were read; when read they count as acknowledged in effect, but only send_ok gives
+an offset to hold the broker to.
+
+``python -m tests.reliability.checker HISTORY.jsonl [...]`` prints a summary and exits
+with status 1 when it finds anomalies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tests.reliability.history import (
+    Commit,
+    CommittedRead,
+    Drain,
+    Event,
+    Poll,
+    Rebalance,
+    ReplicaDump,
+    Seek,
+    SendFail,
+    SendInfo,
+    SendInvoke,
+    SendOk,
+    load,
+)
+
+ANOMALY_TYPES = (
+    "inconsistent_offsets",
+    "duplicates",
+    "lost_writes",
+    "unseen",
+    "aborted_reads",
+    "nonmonotonic_sends",
+    "poll_skips",
+    "nonmonotonic_polls",
+    "offset_gaps",
+    "replica_divergence",
+    "committed_offsets_backwards",
+)
+
+Position = tuple[str, int, int]  # (topic, partition, offset)
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One violation. ``events`` are indexes into the checked history (the line number
+    minus one for a single loaded file) of the events that show it."""
+
+    type: str
+    topic: str | None = None
+    partition: int | None = None
+    offsets: tuple[int, ...] = ()
+    values: tuple[str, ...] = ()
+    events: tuple[int, ...] = ()
+    detail: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.topic}/{self.partition}" if self.topic is not None else "-"
+        return f"{self.type} {where}: {self.detail}"
+
+
+@dataclass
+class Counts:
+    events: int = 0
+    operations: int = 0  # sends, polls, commits and committed-offset reads
+    sends: int = 0
+    acknowledged_sends: int = 0
+    info_sends: int = 0  # send_info or never completed
+    info_sends_read: int = 0  # acknowledged in effect
+    failed_sends: int = 0
+    polls: int = 0
+    values_read: int = 0  # distinct values in polls and drains
+
+
+@dataclass
+class Report:
+    anomalies: list[Anomaly] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+
+    @property
+    def ok(self) -> bool:
+        return not self.anomalies
+
+    def of_type(self, anomaly_type: str) -> list[Anomaly]:
+        return [a for a in self.anomalies if a.type == anomaly_type]
+
+    @property
+    def types(self) -> set[str]:
+        return {a.type for a in self.anomalies}
+
+    def summary(self, per_type: int = 20) -> str:
+        c = self.counts
+        lines = [
+            f"{c.events} events, {c.operations} operations, {c.polls} polls",
+            f"sends: {c.sends} = {c.acknowledged_sends} acknowledged + {c.info_sends} info"
+            f" ({c.info_sends_read} of them read) + {c.failed_sends} failed",
+            f"values read: {c.values_read}",
+        ]
+        if self.ok:
+            lines.append("no anomalies")
+            return "\n".join(lines)
+        lines.append(f"{len(self.anomalies)} anomalies (#n: the history's n-th event, from 0):")
+        for anomaly_type in ANOMALY_TYPES:
+            found = self.of_type(anomaly_type)
+            if not found:
+                continue
+            lines.append(f"  {anomaly_type} ({len(found)}):")
+            lines.extend(f"    {a}" for a in found[:per_type])
+            if len(found) > per_type:
+                lines.append(f"    ... and {len(found) - per_type} more")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Send:
+    value: str
+    producer: str | None = None
+    invoke: int | None = None  # event index
+    outcome: str | None = None  # ok, fail, info; None: never completed
+    completion: int | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+class _History:
+    """The indexes every check shares, built in one pass."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.sends: dict[str, _Send] = {}
+        # position -> value -> indexes of the events (acks and reads) that put it there
+        self.at_position: dict[Position, dict[str, list[int]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self.positions_of: dict[str, dict[Position, list[int]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self.read_values: dict[str, list[int]] = defaultdict(list)
+        self.max_read_offset: dict[tuple[str, int], int] = {}
+        for i, e in enumerate(events):
+            if isinstance(e, SendInvoke):
+                send = self._send(e.value)
+                send.producer, send.invoke = e.producer, i
+            elif isinstance(e, SendOk):
+                send = self._send(e.value)
+                # ok is the most telling completion; a later fail/info cannot undo it
+                send.outcome, send.completion = "ok", i
+                send.topic, send.partition, send.offset = e.topic, e.partition, e.offset
+                self._place(e.value, (e.topic, e.partition, e.offset), i)
+            elif isinstance(e, SendFail | SendInfo):
+                send = self._send(e.value)
+                outcome = "fail" if isinstance(e, SendFail) else "info"
+                if send.outcome is None or (send.outcome, outcome) == ("info", "fail"):
+                    send.outcome, send.completion = outcome, i
+            elif isinstance(e, Poll | Drain):
+                tp = (e.topic, e.partition)
+                for offset, value in e.records:
+                    self._place(value, (e.topic, e.partition, offset), i)
+                    self.read_values[value].append(i)
+                    self.max_read_offset[tp] = max(self.max_read_offset.get(tp, -1), offset)
+        # Offsets known to exist, per partition, sorted: for telling skips from holes.
+        existing: dict[tuple[str, int], set[int]] = defaultdict(set)
+        for topic, partition, offset in self.at_position:
+            existing[(topic, partition)].add(offset)
+        self.existing = {tp: sorted(offsets) for tp, offsets in existing.items()}
+
+    def _send(self, value: str) -> _Send:
+        if value not in self.sends:
+            self.sends[value] = _Send(value)
+        return self.sends[value]
+
+    def _place(self, value: str, position: Position, index: int) -> None:
+        self.at_position[position][value].append(index)
+        self.positions_of[value][position].append(index)
+
+    def existing_between(self, tp: tuple[str, int], low: int, high: int) -> list[int]:
+        """Offsets known to exist strictly between low and high."""
+        offsets = self.existing.get(tp, [])
+        return offsets[bisect.bisect_right(offsets, low) : bisect.bisect_left(offsets, high)]
+
+
+def check(events: Iterable[Event]) -> Report:
+    h = _History(list(events))
+    anomalies = [
+        *_inconsistent_offsets(h),
+        *_duplicates(h),
+        *_lost_writes_and_unseen(h),
+        *_reads_lost_by_drain(h),
+        *_aborted_reads(h),
+        *_nonmonotonic_sends(h),
+        *_poll_order(h),
+        *_offset_gaps(h),
+        *_replica_divergence(h),
+        *_committed_offsets_backwards(h),
+    ]
+    return Report(anomalies, _counts(h))
+
+
+def _counts(h: _History) -> Counts:
+    c = Counts(events=len(h.events))
+    for e in h.events:
+        if isinstance(e, SendInvoke | Poll | Commit | CommittedRead):
+            c.operations += 1
+        c.polls += isinstance(e, Poll)
+    for send in h.sends.values():
+        c.sends += 1
+        if send.outcome == "ok":
+            c.acknowledged_sends += 1
+        elif send.outcome == "fail":
+            c.failed_sends += 1
+        else:
+            c.info_sends += 1
+            c.info_sends_read += send.value in h.read_values
+    c.values_read = len(h.read_values)
+    return c
+
+
+def _ranges(offsets: Iterable[int]) -> str:
+    """Offsets as compact ranges: 3-7, 9."""
+    parts: list[str] = []
+    run: list[int] = []
+    for o in sorted(offsets):
+        if run and o == run[-1] + 1:
+            run.append(o)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [o]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(parts)
+
+
+def _sources(h: _History, indexes: Iterable[int]) -> str:
+    return ", ".join(f"{h.events[i].type} #{i}" for i in sorted(set(indexes)))
+
+
+def _inconsistent_offsets(h: _History) -> Iterable[Anomaly]:
+    for (topic, partition, offset), values in sorted(h.at_position.items()):
+        if len(values) < 2:
+            continue
+        held = "; ".join(f"{v!r} ({_sources(h, idx)})" for v, idx in sorted(values.items()))
+        yield Anomaly(
+            "inconsistent_offsets",
+            topic,
+            partition,
+            (offset,),
+            tuple(sorted(values)),
+            tuple(sorted({i for idx in values.values() for i in idx})),
+            f"offset {offset} holds {len(values)} values: {held}",
+        )
+
+
+def _duplicates(h: _History) -> Iterable[Anomaly]:
+    for value, positions in h.positions_of.items():
+        if len(positions) < 2:
+            continue
+        (topic, partition, _), *_ = sorted(positions)
+        where = "; ".join(
+            f"{t}/{p}@{o} ({_sources(h, idx)})" for (t, p, o), idx in sorted(positions.items())
+        )
+        yield Anomaly(
+            "duplicates",
+            topic,
+            partition,
+            tuple(sorted(o for _, _, o in positions)),
+            (value,),
+            tuple(sorted({i for idx in positions.values() for i in idx})),
+            f"value {value!r} at {len(positions)} positions: {where}",
+        )
+
+
+def _lost_writes_and_unseen(h: _History) -> Iterable[Anomaly]:
+    drains = {(e.topic, e.partition): i for i, e in enumerate(h.events) if isinstance(e, Drain)}
+    for send in h.sends.values():
+        if send.outcome != "ok" or send.value in h.read_values:
+            continue
+        assert send.topic is not None and send.partition is not None and send.offset is not None
+        tp = (send.topic, send.partition)
+        max_read = h.max_read_offset.get(tp, -1)
+        events = tuple(i for i in (send.invoke, send.completion) if i is not None)
+        if max_read > send.offset:
+            yield Anomaly(
+                "lost_writes",
+                *tp,
+                (send.offset,),
+                (send.value,),
+                events,
+                f"{send.value!r} acknowledged at offset {send.offset} (#{send.completion})"
+                f" never read, though offsets up to {max_read} were",
+            )
+        else:
+            drained = f"drain #{drains[tp]}" if tp in drains else "no drain of the partition"
+            yield Anomaly(
+                "unseen",
+                *tp,
+                (send.offset,),
+                (send.value,),
+                events,
+                f"{send.value!r} acknowledged at offset {send.offset} (#{send.completion})"
+                f" never read ({drained}; highest offset read {max_read})",
+            )
+
+
+def _reads_lost_by_drain(h: _History) -> Iterable[Anomaly]:
+    final: dict[tuple[str, int], tuple[int, Drain]] = {}
+    for i, e in enumerate(h.events):
+        if isinstance(e, Drain):
+            final[(e.topic, e.partition)] = (i, e)
+    for (topic, partition, offset), values in sorted(h.at_position.items()):
+        if (topic, partition) not in final:
+            continue
+        drain_event, drain = final[(topic, partition)]
+        if offset < drain.high_watermark:
+            continue
+        drained = {value for _, value in drain.records}
+        for value, indexes in sorted(values.items()):
+            reads = [i for i in indexes if isinstance(h.events[i], Poll)]
+            if reads and value not in drained:
+                yield Anomaly(
+                    "lost_writes",
+                    topic,
+                    partition,
+                    (offset,),
+                    (value,),
+                    (*reads, drain_event),
+                    f"{value!r} read at offset {offset} ({_sources(h, reads)}) but the final"
+                    f" drain (#{drain_event}) ends at high watermark {drain.high_watermark}",
+                )
+
+
+def _aborted_reads(h: _History) -> Iterable[Anomaly]:
+    for value, reads in h.read_values.items():
+        send = h.sends.get(value)
+        if send is None or send.outcome != "fail":
+            continue
+        positions = sorted(h.positions_of[value])
+        topic, partition, _ = positions[0]
+        yield Anomaly(
+            "aborted_reads",
+            topic,
+            partition,
+            tuple(o for _, _, o in positions),
+            (value,),
+            (send.completion, *sorted(set(reads))),
+            f"{value!r} failed ({h.events[send.completion].error or 'no error'}, #{send.completion})"
+            f" but was read ({_sources(h, reads)})",
+        )
+
+
+def _nonmonotonic_sends(h: _History) -> Iterable[Anomaly]:
+    by_producer: dict[tuple[str | None, str, int], list[_Send]] = defaultdict(list)
+    for send in h.sends.values():
+        if send.outcome == "ok":
+            by_producer[(send.producer, send.topic, send.partition)].append(send)
+    for (producer, topic, partition), sends in by_producer.items():
+        sends.sort(key=lambda s: s.invoke if s.invoke is not None else s.completion)
+        for before, after in zip(sends, sends[1:], strict=False):
+            if after.offset > before.offset:
+                continue
+            yield Anomaly(
+                "nonmonotonic_sends",
+                topic,
+                partition,
+                (before.offset, after.offset),
+                (before.value, after.value),
+                (before.invoke, after.invoke),
+                f"producer {producer}: {before.value!r} sent first (#{before.invoke}) acknowledged"
+                f" at {before.offset}, {after.value!r} sent next (#{after.invoke}) at {after.offset}",
+            )
+
+
+def _poll_order(h: _History) -> Iterable[Anomaly]:
+    # (consumer, topic, partition) -> (last offset read, index of that read's event).
+    # After a seek to n the consumer behaves as if it had just read n - 1.
+    last: dict[tuple[str, str, int], tuple[int, int]] = {}
+    for i, e in enumerate(h.events):
+        if isinstance(e, Rebalance):
+            for key in [k for k in last if k[0] == e.consumer]:
+                del last[key]
+        elif isinstance(e, Seek) and e.consumer is not None:
+            key = (e.consumer, e.topic, e.partition)
+            last.pop(key, None)
+            if e.offset is not None:
+                last[key] = (e.offset - 1, i)
+        elif isinstance(e, Poll):
+            key = (e.consumer, e.topic, e.partition)
+            for offset, value in e.records:
+                if key in last:
+                    yield from _poll_step(h, e, i, last[key], offset, value)
+                last[key] = (offset, i)
+        elif isinstance(e, Drain):
+            # A fresh consumer reading one partition: it must only go forward; the holes
+            # it leaves are offset_gaps.
+            for (before, _), (offset, value) in zip(e.records, e.records[1:], strict=False):
+                if offset <= before:
+                    yield Anomaly(
+                        "nonmonotonic_polls",
+                        e.topic,
+                        e.partition,
+                        (before, offset),
+                        (value,),
+                        (i,),
+                        f"drain by {e.consumer} (#{i}) read offset {offset} after {before}",
+                    )
+
+
+def _poll_step(
+    h: _History, e: Poll, i: int, previous: tuple[int, int], offset: int, value: str
+) -> Iterable[Anomaly]:
+    before, before_event = previous
+    what = "seek" if isinstance(h.events[before_event], Seek) else "read"
+    tp = (e.topic, e.partition)
+    if offset <= before:
+        shown = before + 1 if what == "seek" else before
+        yield Anomaly(
+            "nonmonotonic_polls",
+            *tp,
+            (shown, offset),
+            (value,),
+            (before_event, i),
+            f"consumer {e.consumer} read offset {offset} (#{i}) after"
+            f" {'seeking to' if what == 'seek' else 'reading'} {shown} (#{before_event})"
+            " with no rebalance or seek between",
+        )
+        return
+    skipped = h.existing_between(tp, before, offset)
+    if skipped:
+        after = f"seeking to {before + 1}" if what == "seek" else f"reading {before}"
+        yield Anomaly(
+            "poll_skips",
+            *tp,
+            tuple(skipped),
+            (value,),
+            (before_event, i),
+            f"consumer {e.consumer} read offset {offset} (#{i}) after {after} (#{before_event}),"
+            f" skipping existing offsets {_ranges(skipped)}",
+        )
+
+
+def _offset_gaps(h: _History) -> Iterable[Anomaly]:
+    for i, e in enumerate(h.events):
+        if not isinstance(e, Drain):
+            continue
+        read = {offset for offset, _ in e.records}
+        missing = [o for o in range(e.log_start_offset, e.high_watermark) if o not in read]
+        if missing:
+            yield Anomaly(
+                "offset_gaps",
+                e.topic,
+                e.partition,
+                tuple(missing),
+                (),
+                (i,),
+                f"drain by {e.consumer} (#{i}) of [{e.log_start_offset}, {e.high_watermark})"
+                f" is missing offsets {_ranges(missing)}",
+            )
+
+
+def _replica_divergence(h: _History) -> Iterable[Anomaly]:
+    # The latest dump of each node wins.
+    dumps: dict[tuple[str, int], dict[int, tuple[int, ReplicaDump]]] = defaultdict(dict)
+    for i, e in enumerate(h.events):
+        if isinstance(e, ReplicaDump):
+            dumps[(e.topic, e.partition)][e.node] = (i, e)
+    for (topic, partition), nodes in sorted(dumps.items()):
+        ordered = sorted(nodes.items())
+        for n, (node_a, (i_a, a)) in enumerate(ordered):
+            for node_b, (i_b, b) in ordered[n + 1 :]:
+                for batch_a, batch_b in _overlapping(sorted(a.batches), sorted(b.batches)):
+                    if batch_a == batch_b:
+                        continue
+                    low, high = max(batch_a[0], batch_b[0]), min(batch_a[1], batch_b[1])
+                    yield Anomaly(
+                        "replica_divergence",
+                        topic,
+                        partition,
+                        (low, high),
+                        (),
+                        (i_a, i_b),
+                        f"offsets {_ranges(range(low, high + 1))}: node {node_a} has batch {_batch(batch_a)},"
+                        f" node {node_b} has {_batch(batch_b)}",
+                    )
+
+
+def _batch(batch: tuple[int, int, int]) -> str:
+    base, last, crc = batch
+    return f"[{base}-{last} crc={crc:#010x}]"
+
+
+def _overlapping(
+    a: list[tuple[int, int, int]], b: list[tuple[int, int, int]]
+) -> Iterable[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+    """Pairs of batches, one from each sorted list, whose offset ranges intersect."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i][1] < b[j][0]:
+            i += 1
+        elif b[j][1] < a[i][0]:
+            j += 1
+        else:
+            yield a[i], b[j]
+            # advance whichever ends first; the other may overlap the next batch too
+            if a[i][1] <= b[j][1]:
+                i += 1
+            else:
+                j += 1
+
+
+def _committed_offsets_backwards(h: _History) -> Iterable[Anomaly]:
+    group_of: dict[str, str] = {}  # consumer -> group, learnt from its rebalances/commits
+    last: dict[tuple[str, str, int], tuple[int | None, int]] = {}
+    for i, e in enumerate(h.events):
+        if isinstance(e, Rebalance | Commit) and e.group is not None:
+            group_of[e.consumer] = e.group
+        elif isinstance(e, Seek):
+            group = e.group or group_of.get(e.consumer or "")
+            if group is not None:
+                last.pop((group, e.topic, e.partition), None)
+        elif isinstance(e, CommittedRead):
+            key = (e.group, e.topic, e.partition)
+            if key in last:
+                before, before_event = last[key]
+                if before is not None and (e.offset is None or e.offset < before):
+                    now = "no committed offset" if e.offset is None else f"{e.offset}"
+                    yield Anomaly(
+                        "committed_offsets_backwards",
+                        e.topic,
+                        e.partition,
+                        (before,) if e.offset is None else (before, e.offset),
+                        (),
+                        (before_event, i),
+                        f"group {e.group}: committed offset read as {before} (#{before_event}),"
+                        f" then {now} (#{i}) with no seek/reset between",
+                    )
+            last[key] = (e.offset, i)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.reliability.checker",
+        description="Check reliability histories; exit status 1 when anomalies are found.",
+    )
+    parser.add_argument("history", nargs="+", help="JSON-lines history file(s), merged by time")
+    parser.add_argument("--per-type", type=int, default=20, help="anomalies shown per type")
+    args = parser.parse_args(argv)
+    try:
+        events = load(*args.history)
+    except (OSError, ValueError) as e:
+        print(f"cannot load history: {e}", file=sys.stderr)
+        return 2
+    report = check(events)
+    print(report.summary(args.per_type))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
