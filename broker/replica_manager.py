@@ -71,6 +71,10 @@ class ReplicaManager:
             data_dir, log_config_for(config, {}),
             retention_check_interval_ms=config["log.retention.check.interval.ms"])
         self.partitions: dict[tuple[str, int], Partition] = {}
+        # Called with (partition, is_leader) when this node starts or stops leading a
+        # partition (is_leader False also when it no longer hosts it): the group
+        # coordinator loads and unloads its __consumer_offsets partitions from this.
+        self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
         self._background: asyncio.Task | None = None
 
     # -- following the metadata image ------------------------------------------
@@ -92,18 +96,26 @@ class ReplicaManager:
                     log_ = self.log_manager.get_or_create_log(topic.name, p.partition,
                                                               log_config_for(self.config, overrides))
                     log_.update_config(log_config_for(self.config, overrides))
-                    self.partitions[key] = Partition(topic.name, p.partition, log_, p.leader_epoch)
+                    partition = Partition(topic.name, p.partition, log_, p.leader_epoch)
+                    self.partitions[key] = partition
                     if p.isr == [self.node_id]:
                         # The ISR is this node alone: all it has is committed (the checkpoint
                         # may lag after an unclean stop).
                         log_.high_watermark = log_.log_end_offset
+                    self._notify(partition, p.leader == self.node_id)
                 else:
                     self.partitions[key].leader_epoch = p.leader_epoch
         for key in set(self.partitions) - wanted:
-            self.partitions.pop(key).wake()
+            partition = self.partitions.pop(key)
+            partition.wake()
+            self._notify(partition, False)
             self.log_manager.delete_log(*key)
         for key in set(self.log_manager.logs) - wanted:
             self.log_manager.delete_log(*key)  # a topic deleted while this node was down
+
+    def _notify(self, partition: Partition, is_leader: bool) -> None:
+        for listener in self.leadership_listeners:
+            listener(partition, is_leader)
 
     def on_metadata(self, records: list) -> None:
         if any(isinstance(r, (PartitionRecord, PartitionChangeRecord, RemoveTopicRecord))
@@ -152,6 +164,14 @@ class ReplicaManager:
         p.log.high_watermark = p.log.log_end_offset  # one node: the ISR is us
         p.wake()
         return p, result
+
+    async def wait_committed(self, partition: Partition, result) -> None:
+        """Return once an append counts as committed for acks=-1.
+
+        One node: when it is as durable as flush.messages asks. (Replication
+        replaces this with the high watermark passing the batch.)
+        """
+        await partition.log.wait_durable(result)
 
     # -- fetch --------------------------------------------------------------------
     def read(self, topic: str, index: int, fetch_offset: int, max_bytes: int, min_one: bool,

@@ -86,7 +86,7 @@ async def handle(ctx, request):
                                          record_errors=[], error_message=None)
             partitions.append(response)
             if acks == -1:
-                durable_waits.append((response, partition.log.wait_durable(result)))
+                durable_waits.append((response, broker.replicas.wait_committed(partition, result)))
         responses.append(R.TopicProduceResponse(name=topic.name, partition_responses=partitions))
     if acks == 0:
         for _, wait in durable_waits:
