@@ -26,10 +26,19 @@ from replication.metadata import (
     PartitionRecord,
     RemoveTopicRecord,
 )
-from storage import LOG_CONFIG_DEFS, Log, LogConfig, LogManager
+from storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from storage.errors import KafkaStorageError, OffsetOutOfRangeError
+from storage.producer_state import (
+    DuplicateBatch,
+    ProducerStateError,
+    ProducerStateManager,
+    iter_log_headers,
+)
 
 log = structlog.get_logger(__name__)
+
+
+PRODUCER_EXPIRATION_CHECK_S = 60.0  # how often idle producers are expired
 
 
 @dataclass(slots=True, eq=False)
@@ -38,6 +47,7 @@ class Partition:
     index: int
     log: Log
     leader_epoch: int
+    producer_state: ProducerStateManager
     waiters: set = field(default_factory=set)  # futures of fetches waiting for new data
 
     def wake(self) -> None:
@@ -75,12 +85,22 @@ class ReplicaManager:
         # partition (is_leader False also when it no longer hosts it): the group
         # coordinator loads and unloads its __consumer_offsets partitions from this.
         self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
-        self._background: asyncio.Task | None = None
+        self._background: list[asyncio.Task] = []
 
     # -- following the metadata image ------------------------------------------
     def start(self) -> None:
         self.sync_with_image()
-        self._background = asyncio.get_running_loop().create_task(self.log_manager.run())
+        loop = asyncio.get_running_loop()
+        self._background = [loop.create_task(self.log_manager.run()),
+                            loop.create_task(self._expire_producers())]
+
+    async def _expire_producers(self) -> None:
+        """Forget producers idle for producer.id.expiration.ms (Kafka's check runs periodically)."""
+        while True:
+            await asyncio.sleep(PRODUCER_EXPIRATION_CHECK_S)
+            now = self.clock_ms()
+            for p in self.partitions.values():
+                p.producer_state.remove_expired(now)
 
     def sync_with_image(self) -> None:
         """Host exactly the partitions the image assigns to this node."""
@@ -96,7 +116,8 @@ class ReplicaManager:
                     log_ = self.log_manager.get_or_create_log(topic.name, p.partition,
                                                               log_config_for(self.config, overrides))
                     log_.update_config(log_config_for(self.config, overrides))
-                    partition = Partition(topic.name, p.partition, log_, p.leader_epoch)
+                    partition = Partition(topic.name, p.partition, log_, p.leader_epoch,
+                                          self._load_producer_state(log_))
                     self.partitions[key] = partition
                     if p.isr == [self.node_id]:
                         # The ISR is this node alone: all it has is committed (the checkpoint
@@ -112,6 +133,11 @@ class ReplicaManager:
             self.log_manager.delete_log(*key)
         for key in set(self.log_manager.logs) - wanted:
             self.log_manager.delete_log(*key)  # a topic deleted while this node was down
+
+    def _load_producer_state(self, log_: Log) -> ProducerStateManager:
+        state = ProducerStateManager(log_.dir, self.config["producer.id.expiration.ms"])
+        state.load(log_.log_end_offset, lambda offset: iter_log_headers(log_, offset), self.clock_ms())
+        return state
 
     def _notify(self, partition: Partition, is_leader: bool) -> None:
         for listener in self.leadership_listeners:
@@ -149,18 +175,45 @@ class ReplicaManager:
 
     def append_records(self, topic: str, index: int, records, *,
                        check: Callable[[rec.BatchHeader], None] | None = None):
-        """Validate and append a Produce partition's batches as leader; KafkaError on failure.
+        """Validate and append a Produce partition's batch as leader; KafkaError on failure.
 
-        ``check`` sees every batch header first (policy checks that depend on the
-        request version or topic config); nothing is written if it raises.
+        ``check`` sees the batch header after it passed validation (policy checks
+        that depend on the request version or topic config); then the producer
+        state checks it. Nothing is written if either raises. A retry of a recent
+        batch of an idempotent producer appends nothing and returns the offsets
+        it got the first time.
         """
         p = self.partition(topic, index)
         if not records:
             raise KafkaError(ErrorCode.INVALID_RECORD, "Produce request carries no record batch")
+        if len(records) >= rec.LOG_OVERHEAD and rec.peek_batch_size(records) < len(records):
+            raise KafkaError(ErrorCode.INVALID_RECORD,
+                             "A produce request must carry exactly one record batch per partition")
+        headers = []
+
+        def validate(header: rec.BatchHeader) -> None:
+            if check is not None:
+                check(header)
+            if header.producer_id >= 0:
+                p.producer_state.check(header)
+            headers.append(header)
+
+        active_segment = p.log.segments[-1]
         try:
-            result = p.log.append(records, leader_epoch=p.leader_epoch, check=check)
-        except (rec.RecordError, KafkaStorageError) as e:
+            result = p.log.append(records, leader_epoch=p.leader_epoch, check=validate)
+        except DuplicateBatch as dup:
+            b = dup.batch
+            return p, AppendResult(b.first_offset, b.last_offset, -1, p.log.log_start_offset,
+                                   b.last_offset - b.first_offset + 1, 0)
+        except (rec.RecordError, KafkaStorageError, ProducerStateError) as e:
             raise _error_of(e) from None
+        if p.log.segments[-1] is not active_segment:
+            # Rolled: snapshot the state as of the new segment's start, so recovery
+            # replays at most one segment's batch headers.
+            p.producer_state.take_snapshot(result.base_offset)
+        (header,) = headers
+        if header.producer_id >= 0:
+            p.producer_state.update(header, result.base_offset, self.clock_ms())
         p.log.high_watermark = p.log.log_end_offset  # one node: the ISR is us
         p.wake()
         return p, result
@@ -198,8 +251,9 @@ class ReplicaManager:
                 p.waiters.discard(fut)
 
     async def close(self) -> None:
-        if self._background is not None:
-            self._background.cancel()
+        for task in self._background:
+            task.cancel()
         for p in self.partitions.values():
             p.wake()
+            p.producer_state.take_snapshot(p.log.log_end_offset)  # a clean restart replays nothing
         self.log_manager.close()

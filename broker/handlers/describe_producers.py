@@ -1,0 +1,36 @@
+"""DescribeProducers (v0): the active idempotent producers of partitions, for operators.
+
+For each producer: its epoch, last sequence and the timestamp of its last batch.
+No transactions, so the coordinator epoch is -1 and there is no open transaction.
+"""
+
+from kafka.protocol.admin import DescribeProducersRequest, DescribeProducersResponse
+
+from broker.handlers import handles
+from protocol.errors import ErrorCode, KafkaError
+
+R = DescribeProducersResponse
+PartitionResponse = R.TopicResponse.PartitionResponse
+
+
+@handles(DescribeProducersRequest, 0, 0)
+async def handle(ctx, request):
+    topics = []
+    for t in request.topics:
+        partitions = []
+        for index in t.partition_indexes:
+            try:
+                partition = ctx.broker.replicas.partition(t.name, index)
+            except KafkaError as e:
+                partitions.append(PartitionResponse(partition_index=index, error_code=e.code,
+                                                    error_message=e.message, active_producers=[]))
+                continue
+            producers = [PartitionResponse.ProducerState(
+                producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,
+                last_timestamp=e.batches[-1].timestamp if e.batches else -1,
+                coordinator_epoch=-1, current_txn_start_offset=-1)
+                for e in partition.producer_state.producers.values()]
+            partitions.append(PartitionResponse(partition_index=index, error_code=ErrorCode.NONE,
+                                                error_message=None, active_producers=producers))
+        topics.append(R.TopicResponse(name=t.name, partitions=partitions))
+    return R(throttle_time_ms=0, topics=topics)
