@@ -9,125 +9,49 @@ Topic-level keys (``TOPIC_CONFIGS``) each name the broker key that supplies thei
 default (``segment.bytes`` <- ``log.segment.bytes``), as Kafka's synonyms do.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-LONG_MAX = 2**63 - 1
-INT_MAX = 2**31 - 1
+from storage.config import (
+    BOOLEAN,
+    INT,
+    INT32_MAX,
+    INT64_MAX,
+    LIST,
+    LOG_CONFIG_DEFS,
+    LONG,
+    SHORT,
+    STRING,
+    ConfigDef,
+    ConfigError,
+    at_least,
+    defs,
+    one_of,
+)
 
-
-class ConfigError(ValueError):
-    """A setting that is unknown or has a bad value; the message says what to write."""
-
-
-# DescribeConfigs config_type values
-BOOLEAN, STRING, INT, SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD = range(1, 10)
-_TYPE_NAMES = {BOOLEAN: "true or false", STRING: "a string", INT: "an integer",
-               SHORT: "an integer", LONG: "an integer", DOUBLE: "a number",
-               LIST: "a comma-separated list", CLASS: "a class name", PASSWORD: "a string"}
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigDef:
-    name: str
-    type: int
-    default: Any
-    doc: str = ""
-    check: Callable[[Any], str | None] | None = None  # returns what is wrong, or None
-    synonym: str | None = None  # the broker key that supplies a topic key's default
-
-    def parse(self, raw: Any) -> Any:
-        """Parse a string (or an already typed value) into this key's type, validated."""
-        value = _coerce(self, raw)
-        if self.check is not None:
-            problem = self.check(value)
-            if problem:
-                raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: {problem}")
-        return value
-
-
-def _coerce(d: ConfigDef, raw: Any) -> Any:
-    if raw is None:
-        return None
-    text = raw.strip() if isinstance(raw, str) else raw
-    try:
-        if d.type == BOOLEAN:
-            if isinstance(text, bool):
-                return text
-            if str(text).lower() in ("true", "false"):
-                return str(text).lower() == "true"
-            raise ValueError
-        if d.type in (INT, SHORT, LONG):
-            if isinstance(text, bool):
-                raise ValueError
-            value = int(text)
-            limit = LONG_MAX if d.type == LONG else INT_MAX
-            if not -limit - 1 <= value <= limit:
-                raise ValueError
-            return value
-        if d.type == DOUBLE:
-            return float(text)
-        if d.type == LIST:
-            if isinstance(text, list):
-                return text
-            return [item.strip() for item in str(text).split(",") if item.strip()]
-        return str(text)
-    except ValueError:
-        raise ConfigError(f"Invalid value {raw!r} for configuration {d.name}: "
-                          f"expected {_TYPE_NAMES[d.type]}") from None
-
-
-def at_least(minimum: int) -> Callable[[Any], str | None]:
-    return lambda v: None if v >= minimum else f"must be at least {minimum}"
-
-
-def one_of(*choices: str) -> Callable[[Any], str | None]:
-    def check(v):
-        values = v if isinstance(v, list) else [v]
-        bad = [x for x in values if x not in choices]
-        return f"must be one of {', '.join(choices)}" if bad else None
-    return check
-
-
-def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:
-    return {d.name: d for d in defs}
-
+__all__ = ["BROKER_CONFIGS", "TOPIC_CONFIGS", "BrokerConfig", "ConfigDef", "ConfigError", "LIST",
+           "Listener", "parse_properties", "validate_topic_configs"]
 
 COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
 
-TOPIC_CONFIGS = _defs(
+# Every topic key: the log's own (storage.config) and those the broker applies.
+TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
     ConfigDef("cleanup.policy", LIST, ["delete"], "delete or compact", one_of("delete", "compact"),
               "log.cleanup.policy"),
     ConfigDef("compression.type", STRING, "producer",
               "only 'producer' (store batches as sent) is supported", one_of("producer"),
               "compression.type"),
     ConfigDef("delete.retention.ms", LONG, 86400000, "", at_least(0), "log.cleaner.delete.retention.ms"),
-    ConfigDef("file.delete.delay.ms", LONG, 60000, "", at_least(0), "log.segment.delete.delay.ms"),
-    ConfigDef("flush.messages", LONG, LONG_MAX, "fsync after this many messages", at_least(1),
-              "log.flush.interval.messages"),
-    ConfigDef("flush.ms", LONG, LONG_MAX, "fsync when the oldest unflushed append is this old",
-              at_least(0), "log.flush.interval.ms"),
-    ConfigDef("index.interval.bytes", INT, 4096, "", at_least(0), "log.index.interval.bytes"),
-    ConfigDef("max.message.bytes", INT, 1048588, "the largest record batch", at_least(0),
-              "message.max.bytes"),
-    ConfigDef("message.timestamp.type", STRING, "CreateTime", "",
-              one_of("CreateTime", "LogAppendTime"), "log.message.timestamp.type"),
-    ConfigDef("message.timestamp.before.max.ms", LONG, LONG_MAX, "", at_least(0),
+    ConfigDef("message.timestamp.before.max.ms", LONG, INT64_MAX, "", at_least(0),
               "log.message.timestamp.before.max.ms"),
-    ConfigDef("message.timestamp.after.max.ms", LONG, LONG_MAX, "", at_least(0),
+    ConfigDef("message.timestamp.after.max.ms", LONG, INT64_MAX, "", at_least(0),
               "log.message.timestamp.after.max.ms"),
     ConfigDef("min.insync.replicas", INT, 1, "", at_least(1), "min.insync.replicas"),
-    ConfigDef("retention.bytes", LONG, -1, "-1 for no limit", at_least(-1), "log.retention.bytes"),
-    ConfigDef("retention.ms", LONG, 604800000, "-1 for no limit", at_least(-1), "log.retention.ms"),
-    ConfigDef("segment.bytes", INT, 1073741824, "", at_least(14), "log.segment.bytes"),
-    ConfigDef("segment.index.bytes", INT, 10485760, "", at_least(8), "log.index.size.max.bytes"),
-    ConfigDef("segment.ms", LONG, 604800000, "", at_least(1), "log.roll.ms"),
-    ConfigDef("unclean.leader.election.enable", BOOLEAN, False, "",
-              None, "unclean.leader.election.enable"),
-)
+    ConfigDef("unclean.leader.election.enable", BOOLEAN, False, "", None,
+              "unclean.leader.election.enable"),
+)}.items()))
 
-BROKER_CONFIGS = _defs(
+BROKER_CONFIGS = defs(
     ConfigDef("node.id", INT, 1, "this node's id", at_least(0)),
     ConfigDef("listeners", LIST, ["PLAINTEXT://127.0.0.1:9092"], "NAME://HOST:PORT,..."),
     ConfigDef("advertised.listeners", LIST, [], "NAME://HOST:PORT,...; defaults to listeners"),
@@ -150,7 +74,7 @@ BROKER_CONFIGS = _defs(
     ConfigDef("group.initial.rebalance.delay.ms", INT, 3000, "", at_least(0)),
     ConfigDef("group.min.session.timeout.ms", INT, 6000, "", at_least(0)),
     ConfigDef("group.max.session.timeout.ms", INT, 1800000, "", at_least(0)),
-    ConfigDef("group.max.size", INT, INT_MAX, "", at_least(1)),
+    ConfigDef("group.max.size", INT, INT32_MAX, "", at_least(1)),
     ConfigDef("replica.lag.time.max.ms", LONG, 30000, "", at_least(1)),
     ConfigDef("broker.session.timeout.ms", INT, 9000, "", at_least(1)),
     ConfigDef("producer.id.expiration.ms", INT, 86400000, "", at_least(1)),

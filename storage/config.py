@@ -11,9 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+
+# DescribeConfigs config_type values
+BOOLEAN, STRING, INT, SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD = range(1, 10)
+_TYPE_NAMES = {BOOLEAN: "true or false", STRING: "a string", INT: "an integer",
+               SHORT: "an integer", LONG: "an integer", DOUBLE: "a number",
+               LIST: "a comma-separated list", CLASS: "a class name", PASSWORD: "a string"}
+_LIMITS = {SHORT: 2**15 - 1, INT: INT32_MAX, LONG: INT64_MAX}
 
 
 class ConfigError(ValueError):
@@ -22,71 +30,100 @@ class ConfigError(ValueError):
     error_code = 40
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConfigDef:
-    name: str  # Kafka's key, e.g. "segment.bytes"
-    type: str  # Kafka's DescribeConfigs type name: "int", "long", "string"
-    default: int | str
-    doc: str
-    minimum: int | None = None
-    maximum: int | None = None
-    choices: tuple[str, ...] = ()
-    extra: Callable[[int], bool] | None = None  # e.g. "-1 or >= 0"
-    expected: str = ""  # human form of the rule, for error messages
+    """One configuration key: Kafka's name, type, default and rule.
 
-    def parse(self, raw: int | str) -> int | str:
-        if self.type == "string":
-            value = str(raw)
-            if self.choices and value not in self.choices:
-                raise ConfigError(f"{self.name}={value!r}: expected one of {', '.join(self.choices)}")
-            return value
-        try:
-            value = int(raw) if not isinstance(raw, bool) else None
-        except (TypeError, ValueError):
-            value = None
-        if value is None:
-            raise ConfigError(f"{self.name}={raw!r}: expected {self.type} ({self.expected})")
-        in_range = (self.minimum is None or value >= self.minimum) and (
-            self.maximum is None or value <= self.maximum
-        )
-        if not in_range and not (self.extra and self.extra(value)):
-            raise ConfigError(f"{self.name}={raw!r}: expected {self.expected}")
+    ``synonym`` is, for a topic key, the broker key that supplies its default
+    (``segment.bytes`` <- ``log.segment.bytes``), as Kafka's synonyms do.
+    """
+
+    name: str
+    type: int
+    default: Any
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None  # returns what is wrong, or None
+    synonym: str | None = None
+
+    def parse(self, raw: Any) -> Any:
+        """Parse a string (or an already typed value) into this key's type, validated."""
+        value = self._coerce(raw)
+        if value is not None and self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: {problem}")
         return value
 
+    def _coerce(self, raw: Any) -> Any:
+        if raw is None:
+            return None
+        text = raw.strip() if isinstance(raw, str) else raw
+        try:
+            if self.type == BOOLEAN:
+                if isinstance(text, bool):
+                    return text
+                if str(text).lower() in ("true", "false"):
+                    return str(text).lower() == "true"
+                raise ValueError
+            if self.type in _LIMITS:
+                if isinstance(text, bool):
+                    raise ValueError
+                value = int(text)
+                if not -_LIMITS[self.type] - 1 <= value <= _LIMITS[self.type]:
+                    raise ValueError
+                return value
+            if self.type == DOUBLE:
+                return float(text)
+            if self.type == LIST:
+                if isinstance(text, list):
+                    return text
+                return [item.strip() for item in str(text).split(",") if item.strip()]
+            return str(text)
+        except ValueError:
+            raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: "
+                              f"expected {_TYPE_NAMES[self.type]}") from None
 
-def _long(name, default, doc, minimum=0, maximum=INT64_MAX, unlimited=False):
-    expected = f"an integer >= {minimum}" + (" or -1 (unlimited)" if unlimited else "")
-    extra = (lambda v: v == -1) if unlimited else None
-    return ConfigDef(name, "long", default, doc, minimum, maximum, extra=extra, expected=expected)
+
+def at_least(minimum: int) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= minimum else f"must be at least {minimum}"
 
 
-def _int(name, default, doc, minimum):
-    return ConfigDef(
-        name, "int", default, doc, minimum, INT32_MAX,
-        expected=f"an integer in [{minimum}, {INT32_MAX}]",
-    )  # fmt: skip
+def one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(v):
+        values = v if isinstance(v, list) else [v]
+        return f"must be one of {', '.join(choices)}" if any(x not in choices for x in values) else None
+    return check
 
 
-LOG_CONFIG_DEFS: dict[str, ConfigDef] = {
-    d.name: d
-    for d in (
-        # positions in .index are int32, so a segment cannot exceed 2 GiB
-        _int("segment.bytes", 1073741824, "Roll a segment at this size.", 14),
-        _long("segment.ms", 604800000, "Roll a segment this long after its first batch.", 1),
-        _int("segment.index.bytes", 10485760, "Preallocated size of each index file.", 12),
-        _int("index.interval.bytes", 4096, "Bytes between sparse index entries.", 0),
-        _long("retention.ms", 604800000, "Delete segments older than this.", 0, unlimited=True),
-        _long("retention.bytes", -1, "Delete old segments above this size.", 0, unlimited=True),
-        _long("flush.messages", INT64_MAX, "fsync after this many unflushed records.", 1),
-        _long("flush.ms", INT64_MAX, "fsync this long after the first unflushed append.", 0),
-        _int("max.message.bytes", 1048588, "Largest record batch accepted.", 0),
-        ConfigDef(
-            "message.timestamp.type", "string", "CreateTime", "Producer time or broker time.",
-            choices=("CreateTime", "LogAppendTime"),
-        ),  # fmt: skip
-        _long("file.delete.delay.ms", 60000, "Accepted for compatibility; see storage docs.", 0),
-    )
-}
+def defs(*items: ConfigDef) -> dict[str, ConfigDef]:
+    return {d.name: d for d in items}
+
+
+LOG_CONFIG_DEFS: dict[str, ConfigDef] = defs(
+    # positions in .index are int32, so a segment cannot exceed 2 GiB
+    ConfigDef("segment.bytes", INT, 1073741824, "Roll a segment at this size.", at_least(14),
+              "log.segment.bytes"),
+    ConfigDef("segment.ms", LONG, 604800000, "Roll a segment this long after its first batch.",
+              at_least(1), "log.roll.ms"),
+    ConfigDef("segment.index.bytes", INT, 10485760, "Preallocated size of each index file.",
+              at_least(12), "log.index.size.max.bytes"),
+    ConfigDef("index.interval.bytes", INT, 4096, "Bytes between sparse index entries.", at_least(0),
+              "log.index.interval.bytes"),
+    ConfigDef("retention.ms", LONG, 604800000, "Delete segments older than this; -1: never.",
+              at_least(-1), "log.retention.ms"),
+    ConfigDef("retention.bytes", LONG, -1, "Delete old segments above this size; -1: no limit.",
+              at_least(-1), "log.retention.bytes"),
+    ConfigDef("flush.messages", LONG, INT64_MAX, "fsync after this many unflushed records.",
+              at_least(1), "log.flush.interval.messages"),
+    ConfigDef("flush.ms", LONG, INT64_MAX, "fsync this long after the first unflushed append.",
+              at_least(0), "log.flush.interval.ms"),
+    ConfigDef("max.message.bytes", INT, 1048588, "Largest record batch accepted.", at_least(0),
+              "message.max.bytes"),
+    ConfigDef("message.timestamp.type", STRING, "CreateTime", "Producer time or broker time.",
+              one_of("CreateTime", "LogAppendTime"), "log.message.timestamp.type"),
+    ConfigDef("file.delete.delay.ms", LONG, 60000, "Accepted for compatibility; see storage docs.",
+              at_least(0), "log.segment.delete.delay.ms"),
+)
 
 
 @dataclass(frozen=True)

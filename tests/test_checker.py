@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests.reliability.checker import ANOMALY_TYPES, check, main
 from tests.reliability.history import (
+    EVENT_TYPES,
     Commit,
     CommittedRead,
     Drain,
@@ -396,19 +397,7 @@ def test_every_event_type_round_trips(tmp_path):
     assert load(path) == h.events
     first = json.loads(path.read_text().splitlines()[0])
     assert first["type"] == "send_invoke" and first["process"] == "p1"
-    assert {type(e) for e in h.events} == {
-        SendInvoke,
-        SendOk,
-        SendFail,
-        SendInfo,
-        Poll,
-        Rebalance,
-        Seek,
-        Commit,
-        CommittedRead,
-        Drain,
-        ReplicaDump,
-    }
+    assert {type(e) for e in h.events} == set(EVENT_TYPES.values())
     assert from_json(to_json(h.events[-1])).batches[0] == h.events[-1].batches[0]
 
 
