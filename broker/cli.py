@@ -11,6 +11,7 @@ the broker cleanly (exit 0).
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 
@@ -69,6 +70,9 @@ async def serve(config: BrokerConfig, data_dir: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    # Everything loaded so far (kafka-python's schema classes, the metadata image)
+    # lives as long as the process: keep full collections from rescanning it.
+    gc.freeze()
     await stop.wait()
     log.info("stopping")
     try:

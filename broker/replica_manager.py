@@ -81,6 +81,7 @@ class ReplicaManager:
             data_dir, log_config_for(config, {}),
             retention_check_interval_ms=config["log.retention.check.interval.ms"])
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self._topic_configs: dict[str, dict] = {}  # effective topic configs, by topic name
         # Called with (partition, is_leader) when this node starts or stops leading a
         # partition (is_leader False also when it no longer hosts it): the group
         # coordinator loads and unloads its __consumer_offsets partitions from this.
@@ -143,10 +144,19 @@ class ReplicaManager:
         for listener in self.leadership_listeners:
             listener(partition, is_leader)
 
+    def topic_config(self, topic: str) -> dict:
+        """Every topic key's effective value for ``topic`` (cached; refreshed on changes)."""
+        config = self._topic_configs.get(topic)
+        if config is None:
+            config = self.config.topic_config(self.image.topic_configs(topic))
+            self._topic_configs[topic] = config
+        return config
+
     def on_metadata(self, records: list) -> None:
         if any(isinstance(r, (PartitionRecord, PartitionChangeRecord, RemoveTopicRecord))
                for r in records):
             self.sync_with_image()
+        self._topic_configs.clear()  # rare: any committed metadata change refreshes them
         for r in records:
             if isinstance(r, ConfigRecord) and r.resource_type == TOPIC:
                 config = log_config_for(self.config, self.image.topic_configs(r.resource_name))

@@ -67,7 +67,7 @@ async def handle(ctx, request):
     failed = False
     for topic in request.topic_data:
         partitions = []
-        topic_config = broker.config.topic_config(broker.image.topic_configs(topic.name))
+        topic_config = broker.replicas.topic_config(topic.name)
         check = batch_checker(version, topic_config, now)
         for data in topic.partition_data:
             try:
