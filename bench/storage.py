@@ -5,8 +5,12 @@ on the same disk (a temp dir inside the repo):
   (target: 16 KiB >= 70% of the plain loop);
 - read throughput of fetch slices, sent with os.sendfile to a socketpair drained
   by a thread and copied with pread, vs a plain os.read loop over the file;
-- 8 concurrent appenders with flush.messages=1: group commit vs one fsync per
-  append (target >= 5x).
+- 8 concurrent appenders with flush.messages=1, each doing append + wait_durable
+  (group commit) vs each doing append + its own fsync through run_in_executor,
+  serialized (what a log without group commit does), on this disk and with a
+  simulated 2 ms fsync (target >= 5x).  Both sides run GC_ROUNDS alternating
+  rounds and keep their best.  On a disk whose fsync takes ~0.1 ms the ratio is
+  bounded by the CPU cost of the appends and thread wake-ups, not by fsync.
 
 Sizes are constants below; a full run takes well under a minute.
 """
@@ -35,6 +39,7 @@ READ_MAX_BYTES = 2**20  # fetch.max.bytes-like read size
 GC_WRITERS = 8
 GC_APPENDS_PER_WRITER = 40
 GC_BATCH_BYTES = 1024
+GC_ROUNDS = 2
 SIMULATED_FSYNC_S = 0.002  # a disk whose fsync really waits for the media (FaultyIO delay)
 REPO = Path(__file__).resolve().parent.parent
 
@@ -147,19 +152,27 @@ async def _appenders(lg: Log, data: bytes, group_commit: bool) -> float:
 
 
 def bench_group_commit(tmp: Path, fsync_delay: float) -> tuple[float, float, int]:
+    """(group commit appends/s, serial appends/s, fsyncs of one group-commit round).
+
+    Both sides get GC_ROUNDS alternating rounds on fresh logs and keep their
+    best, as bench_append does: the disk's fsync latency drifts on a shared machine.
+    """
     data = _batch(GC_BATCH_BYTES)
-    rates, fsyncs = [], 0
-    for group_commit in (True, False):
-        io = FaultyIO()
-        io.fsync_delay = fsync_delay
-        flush = {"flush.messages": 1} if group_commit else {}
-        cfg = LogConfig.from_mapping(flush)
-        directory = tmp / f"gc-{group_commit}-{fsync_delay}"
-        lg = Log(directory, cfg, topic="bench", partition=0, needs_recovery=False, io=io)
-        rates.append(asyncio.run(_appenders(lg, data, group_commit)))
-        fsyncs = fsyncs or io.fsync_calls
-        lg.close(clean=False)
-    return rates[0], rates[1], fsyncs
+    best = {True: 0.0, False: 0.0}
+    fsyncs = 0
+    for round_ in range(GC_ROUNDS):
+        for group_commit in (True, False):
+            io = FaultyIO()
+            io.fsync_delay = fsync_delay
+            flush = {"flush.messages": 1} if group_commit else {}
+            cfg = LogConfig.from_mapping(flush)
+            directory = tmp / f"gc-{group_commit}-{fsync_delay}-{round_}"
+            lg = Log(directory, cfg, topic="bench", partition=0, needs_recovery=False, io=io)
+            best[group_commit] = max(best[group_commit], asyncio.run(_appenders(lg, data, group_commit)))
+            if group_commit:
+                fsyncs = max(fsyncs, io.fsync_calls)
+            lg.close(clean=False)
+    return best[True], best[False], fsyncs
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ bytes are in the OS page cache: they survive a crash of the broker process,
 not a power loss or kernel crash; replication (acks=all) is what protects
 against losing a machine.  Set ``flush.messages=1`` to fsync before
 acknowledging: ``await log.wait_durable(result)`` then waits for an fsync,
-which runs in an executor and is group-committed (one fsync in flight per log;
+which runs on a small pool of flusher threads and is group-committed (one fsync in flight per log;
 appends that arrive meanwhile share the next one).  ``flush.ms`` fsyncs that
 long after the first unflushed append, in the background.
 

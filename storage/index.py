@@ -25,6 +25,8 @@ from pathlib import Path
 
 from storage.errors import CorruptIndexError
 
+_NO_KEY = -(2**64)  # below every offset and timestamp: an empty index takes any first entry
+
 
 class _MmapIndex:
     ENTRY: struct.Struct
@@ -42,6 +44,9 @@ class _MmapIndex:
         self.entries = length // self.ENTRY.size if self.size_ok else 0
         self.mutable = False
         self._mm: mmap.mmap | None = None
+        self._last_key: int | None = None  # field 0 of the last entry; None: not cached
+        self._pack_into = self.ENTRY.pack_into
+        self._entry_size = self.ENTRY.size
         if mutable:
             self.make_mutable()
         else:
@@ -62,6 +67,7 @@ class _MmapIndex:
         with self._lock:
             self._unmap()
             self.entries = min(self.entries, self.max_entries)
+            self._last_key = None
             os.ftruncate(self.fd, self.max_entries * self.ENTRY.size)
             self._mm = mmap.mmap(self.fd, self.max_entries * self.ENTRY.size)
             self.mutable = True
@@ -103,11 +109,21 @@ class _MmapIndex:
     def is_full(self) -> bool:
         return self.entries >= self.max_entries
 
-    def _append(self, *fields: int) -> None:
+    def _load_last_key(self) -> int:
+        key = self.entry(self.entries - 1)[0] if self.entries else _NO_KEY
+        self._last_key = key
+        return key
+
+    def _append(self, key: int, second: int) -> None:
+        """Add ``(key, second)`` if ``key`` is above the last entry's (keys only grow)."""
+        last = self._last_key
+        if last is None:
+            last = self._load_last_key()
         # a trimmed (immutable) or full index just stays sparser: lookups stay correct
-        if self.mutable and self.entries < self.max_entries:
-            self.ENTRY.pack_into(self._mm, self.entries * self.ENTRY.size, *fields)
+        if key > last and self.mutable and self.entries < self.max_entries:
+            self._pack_into(self._mm, self.entries * self._entry_size, key, second)
             self.entries += 1
+            self._last_key = key
 
     def _bisect(self, key: int, field: int) -> int:
         """Number of entries whose ``field`` is < key (entries are sorted on it)."""
@@ -123,9 +139,11 @@ class _MmapIndex:
     def truncate_to_offset(self, offset: int) -> None:
         """Drop entries pointing at ``offset`` or above."""
         self.entries = self._bisect(offset - self.base_offset, self.OFFSET_FIELD)
+        self._last_key = None
 
     def reset(self) -> None:
         self.entries = 0
+        self._last_key = None
         self.size_ok = True
 
     def all_entries(self) -> list[tuple]:
@@ -140,9 +158,7 @@ class OffsetIndex(_MmapIndex):
     OFFSET_FIELD = 0
 
     def append(self, offset: int, position: int) -> None:
-        relative = offset - self.base_offset
-        if not self.entries or relative > self.entry(self.entries - 1)[0]:
-            self._append(relative, position)
+        self._append(offset - self.base_offset, position)
 
     def last_entry(self) -> tuple[int, int] | None:
         if not self.entries:
@@ -176,8 +192,7 @@ class TimeIndex(_MmapIndex):
     OFFSET_FIELD = 1
 
     def append(self, timestamp: int, offset: int) -> None:
-        if not self.entries or timestamp > self.entry(self.entries - 1)[0]:
-            self._append(timestamp, offset - self.base_offset)
+        self._append(timestamp, offset - self.base_offset)
 
     def last_entry(self) -> tuple[int, int] | None:
         if not self.entries:

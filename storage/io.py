@@ -13,12 +13,21 @@ import os
 import threading
 import time
 
+try:
+    IOV_MAX = max(16, os.sysconf("SC_IOV_MAX"))  # the most buffers one pwritev takes
+except (AttributeError, ValueError, OSError):
+    IOV_MAX = 1024
+
 
 class FileIO:
-    """Plain OS calls.  ``pwrite`` may write fewer bytes than asked, like os.pwrite."""
+    """Plain OS calls.  ``pwrite``/``pwritev`` may write fewer bytes than asked,
+    like os.pwrite/os.pwritev.  ``pwritev`` gets at most ``IOV_MAX`` buffers."""
 
     def pwrite(self, fd: int, data: memoryview, offset: int) -> int:
         return os.pwrite(fd, data, offset)
+
+    def pwritev(self, fd: int, buffers: list, offset: int) -> int:
+        return os.pwritev(fd, buffers, offset)
 
     def fsync(self, fd: int) -> None:
         os.fsync(fd)
@@ -54,6 +63,15 @@ class FaultyIO(FileIO):
                 os.pwrite(fd, data[: self.partial_write_bytes], offset)
             raise OSError(self.write_error, os.strerror(self.write_error))
         return super().pwrite(fd, data, offset)
+
+    def pwritev(self, fd: int, buffers: list, offset: int) -> int:
+        with self._lock:
+            self.write_calls += 1
+        if self.write_error is not None:
+            if self.partial_write_bytes > 0:
+                os.pwrite(fd, b"".join(buffers)[: self.partial_write_bytes], offset)
+            raise OSError(self.write_error, os.strerror(self.write_error))
+        return super().pwritev(fd, buffers, offset)
 
     def fsync(self, fd: int) -> None:
         with self._lock:

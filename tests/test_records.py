@@ -14,6 +14,7 @@ from kafka.record.memory_records import MemoryRecordsBuilder
 from protocol.records import (
     HEADER_SIZE,
     LOG_APPEND_TIME,
+    STAMPED_PREFIX_SIZE,
     CorruptRecordError,
     InvalidRecordError,
     RecordError,
@@ -21,11 +22,14 @@ from protocol.records import (
     UnsupportedMagicError,
     build_batch,
     iter_batches,
+    log_append_time_header,
     parse_header,
     set_base_offset,
     set_log_append_time,
     set_partition_leader_epoch,
+    stamped_prefix,
     validate_batch,
+    validate_batches,
 )
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -209,3 +213,50 @@ def test_mutated_valid_batch_only_raises_typed_errors(data: st.DataObject) -> No
     # whatever survived must really be whole, CRC-valid batches
     for _, header in headers:
         assert header.records_count == header.last_offset_delta + 1 > 0
+
+
+# --- stamping without copying the batch (the log's write path) -----------------
+
+
+def test_stamped_prefix_is_the_in_place_stamp() -> None:
+    buf = bytearray(kafka_batch(1))
+    expected = bytearray(buf)
+    set_base_offset(expected, 0, 2**40 + 5)
+    set_partition_leader_epoch(expected, 0, 9)
+    prefix = stamped_prefix(2**40 + 5, parse_header(buf).batch_length, 9)
+    assert prefix + buf[STAMPED_PREFIX_SIZE:] == expected
+
+
+@pytest.mark.parametrize("codec", [0, 3])
+def test_log_append_time_header_is_the_in_place_stamp(codec: int) -> None:
+    first, second = kafka_batch(0, 2), kafka_batch(codec, 3)
+    records = first + second
+    expected = bytearray(records)
+    set_base_offset(expected, len(first), 77)
+    set_partition_leader_epoch(expected, len(first), 4)
+    set_log_append_time(expected, len(first), 1_800_000_000_000)
+    header = log_append_time_header(memoryview(records), len(first), 77, 4, 1_800_000_000_000)
+    assert bytes(header) == expected[len(first) : len(first) + HEADER_SIZE]
+    rebuilt = bytes(header) + records[len(first) + HEADER_SIZE :]
+    assert validate_batch(rebuilt).timestamp_type == LOG_APPEND_TIME
+    assert kafka_reader(rebuilt).validate_crc()
+
+
+def _outcome(fn, buf):
+    try:
+        return fn(buf)
+    except RecordError as exc:
+        return type(exc), str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_validate_batches_agrees_with_iter_batches(data: st.DataObject) -> None:
+    buf = bytearray(kafka_batch(0, 2) + kafka_batch(data.draw(st.sampled_from([0, 1, 4]))))
+    for _ in range(data.draw(st.integers(0, 3))):
+        buf[data.draw(st.integers(0, len(buf) - 1))] = data.draw(st.integers(0, 255))
+    buf = bytes(buf[: data.draw(st.integers(0, len(buf)))])
+    limit = data.draw(st.sampled_from([None, 100, 1 << 20]))
+    expected = _outcome(lambda b: list(iter_batches(b, limit)), buf)
+    for kind in (bytes, bytearray, memoryview):
+        assert _outcome(lambda b: validate_batches(b, limit), kind(buf)) == expected
