@@ -6,6 +6,7 @@ import os
 import structlog
 
 from broker import config as cfg
+from broker.groups import GroupCoordinator
 from broker.handlers import load_handlers
 from broker.meta_properties import load_or_create
 from broker.replica_manager import ReplicaManager
@@ -30,6 +31,7 @@ class Broker:
         self.meta = None
         self.controller: Controller | None = None
         self.replicas: ReplicaManager | None = None
+        self.groups: GroupCoordinator | None = None
         self._producer_ids: range = range(0)
 
     @property
@@ -51,6 +53,8 @@ class Broker:
         self.controller.load()
         self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir)
         self.controller.subscribers.append(self.replicas.on_metadata)
+        self.groups = GroupCoordinator(self)
+        self.groups.start()  # before the replicas start: it follows their leadership from the first
         self.replicas.start()
         endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         self.servers = await start_listeners(self)
@@ -79,6 +83,7 @@ class Broker:
             conn.transport.abort()
         for server in self.servers:
             await server.wait_closed()
+        await self.groups.close()
         await self.replicas.close()
         self.controller.metadata_log.close()
         log.info("stopped", node_id=self.node_id)

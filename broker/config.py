@@ -71,6 +71,8 @@ BROKER_CONFIGS = defs(
     ConfigDef("offsets.topic.replication.factor", SHORT, 3,
               "capped at the number of live brokers", at_least(1)),
     ConfigDef("offsets.retention.minutes", INT, 10080, "", at_least(1)),
+    ConfigDef("offsets.retention.check.interval.ms", LONG, 600000, "", at_least(1)),
+    ConfigDef("offset.metadata.max.bytes", INT, 4096, "longest commit metadata", at_least(0)),
     ConfigDef("group.initial.rebalance.delay.ms", INT, 3000, "", at_least(0)),
     ConfigDef("group.min.session.timeout.ms", INT, 6000, "", at_least(0)),
     ConfigDef("group.max.session.timeout.ms", INT, 1800000, "", at_least(0)),

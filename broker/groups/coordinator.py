@@ -1,0 +1,553 @@
+"""The group coordinator: the groups of the ``__consumer_offsets`` partitions this node leads.
+
+- Coordinator of a group: the leader of its partition (``offsets_topic.partition_for``).
+  The topic is created on the first FindCoordinator, with replication factor
+  min(offsets.topic.replication.factor, live brokers) so a one-node cluster works.
+- Loading: when this node becomes leader of a partition (ReplicaManager's leadership
+  listeners), a background task replays its log from the log start into groups
+  and offsets; meanwhile its groups answer COORDINATOR_LOAD_IN_PROGRESS. Losing the
+  partition drops its groups (NOT_COORDINATOR afterwards).
+- Writes: commits and group metadata are appended as one uncompressed batch and
+  acknowledged only after ``wait_committed`` (the ISR, once replication exists).
+- Compaction, done here because the log has none: each partition keeps the latest
+  value of every live key; when the log holds several times more records than that
+  (and more than a floor), the live state is written again as a snapshot, in one
+  go so no commit interleaves, and the log start moves to the snapshot. Replaying
+  from the log start therefore always rebuilds the state.
+- Expiry (offsets.retention.minutes, checked every offsets.retention.check.interval.ms):
+  Kafka's rule (see ``Group.expired_offsets``); expired offsets get tombstones, and an
+  empty group left without offsets is removed.
+"""
+
+import asyncio
+import time
+
+import structlog
+
+from broker.groups import offsets_topic as ot
+from broker.groups.group import Group, GroupConfig, GroupState, JoinResult, SyncResult
+from protocol import records as rec
+from protocol.errors import ErrorCode, KafkaError
+from replication.controller import NewTopic
+
+log = structlog.get_logger(__name__)
+
+OFFSETS_TOPIC = ot.OFFSETS_TOPIC
+OFFSETS_TOPIC_CONFIGS = {
+    "cleanup.policy": "compact",
+    "segment.bytes": "104857600",
+    # Storage deletes by time whatever the cleanup policy; compacted data must not age out.
+    "retention.ms": "-1",
+}
+SNAPSHOT_FACTOR = 4  # snapshot once the log holds this many records per live key ...
+SNAPSHOT_FLOOR = 1000  # ... and more than this many records
+SNAPSHOT_BATCH_BYTES = 512 * 1024  # well under the topic's max.message.bytes
+LOAD_CHUNK_BYTES = 1 << 20
+
+# Kafka's mapping of append failures to what a group client understands.
+_WRITE_ERRORS = {
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_ENOUGH_REPLICAS: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.REQUEST_TIMED_OUT: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_LEADER_OR_FOLLOWER: ErrorCode.NOT_COORDINATOR,
+    ErrorCode.KAFKA_STORAGE_ERROR: ErrorCode.NOT_COORDINATOR,
+    ErrorCode.MESSAGE_TOO_LARGE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
+    ErrorCode.RECORD_LIST_TOO_LARGE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
+}
+
+
+class AsyncioScheduler:
+    """Wall-clock time and event-loop timers for the group state machines."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def call_later(self, delay_ms: int, callback):
+        return asyncio.get_running_loop().call_later(max(delay_ms, 0) / 1000, callback)
+
+
+class OffsetsPartition:
+    """One led partition of __consumer_offsets."""
+
+    def __init__(self, partition):
+        self.partition = partition
+        self.index: int = partition.index
+        self.loading = True
+        self.task: asyncio.Task | None = None
+        self.snapshot_task: asyncio.Task | None = None
+        self.latest: dict[bytes, bytes] = {}  # key -> value of every live key in the log
+        self.group_ids: set[str] = set()
+
+
+def _record_key(group_id: str, tp: tuple[str, int]) -> bytes:
+    return ot.offset_key(group_id, tp[0], tp[1])
+
+
+class GroupCoordinator:
+    def __init__(self, broker, scheduler=None):
+        self.broker = broker
+        config = broker.config
+        self.config = GroupConfig(
+            min_session_timeout_ms=config["group.min.session.timeout.ms"],
+            max_session_timeout_ms=config["group.max.session.timeout.ms"],
+            initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
+            max_size=config["group.max.size"])
+        self.num_partitions: int = config["offsets.topic.num.partitions"]
+        self.replication_factor: int = config["offsets.topic.replication.factor"]
+        self.metadata_max_bytes: int = config["offset.metadata.max.bytes"]
+        self.retention_ms: int = config["offsets.retention.minutes"] * 60_000
+        self.retention_check_ms: int = config["offsets.retention.check.interval.ms"]
+        self.scheduler = scheduler or AsyncioScheduler()
+        self.groups: dict[str, Group] = {}
+        self.partitions: dict[int, OffsetsPartition] = {}
+        self._create_lock = asyncio.Lock()
+        self._expiry_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def replicas(self):
+        return self.broker.replicas
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Follow leadership (before the replica manager starts, so no partition is missed)."""
+        self.broker.replicas.leadership_listeners.append(self.on_leadership)
+        self._expiry_task = asyncio.get_running_loop().create_task(self._expire_loop())
+
+    async def close(self) -> None:
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+        for p in list(self.partitions.values()):
+            self._unload(p)
+        for t in list(self._tasks):
+            t.cancel()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- the topic and who coordinates -------------------------------------------------
+    def partition_for(self, group_id: str) -> int:
+        return ot.partition_for(group_id, self.num_partitions)
+
+    async def ensure_offsets_topic(self) -> None:
+        if OFFSETS_TOPIC in self.broker.image.topics:
+            return
+        async with self._create_lock:
+            if OFFSETS_TOPIC in self.broker.image.topics:
+                return
+            live = sum(1 for b in self.broker.image.brokers.values() if not b.fenced)
+            rf = max(1, min(self.replication_factor, live))
+            [error] = await self.broker.controller.create_topics([NewTopic(
+                OFFSETS_TOPIC, self.num_partitions, rf, configs=dict(OFFSETS_TOPIC_CONFIGS))])
+            if error is not None and error.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+                log.warning("offsets_topic_not_created", error=error.code.name, message=error.message)
+            else:
+                log.info("offsets_topic_created", partitions=self.num_partitions, replication_factor=rf)
+
+    def coordinator_node(self, group_id: str):
+        """The broker registration of the group's coordinator, or None if it has none now."""
+        topic = self.broker.image.topics.get(OFFSETS_TOPIC)
+        if topic is None:
+            return None
+        p = topic.partitions.get(self.partition_for(group_id))
+        node = self.broker.image.brokers.get(p.leader) if p is not None else None
+        return node if node is not None and not node.fenced else None
+
+    def group_error(self, group_id: str | None) -> ErrorCode:
+        """The errors every group request shares: a bad id, not the coordinator, still loading."""
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID
+        p = self.partitions.get(self.partition_for(group_id))
+        if p is None:
+            return ErrorCode.NOT_COORDINATOR
+        if p.loading:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        return ErrorCode.NONE
+
+    def _group(self, group_id: str, create: bool = False) -> Group | None:
+        group = self.groups.get(group_id)
+        if group is None and create:
+            group = Group(group_id, self.config, self.scheduler, self._persist)
+            self.groups[group_id] = group
+            self.partitions[self.partition_for(group_id)].group_ids.add(group_id)
+        return group
+
+    def _drop_group(self, group: Group) -> None:
+        group.mark_dead()
+        self.groups.pop(group.group_id, None)
+        p = self.partitions.get(self.partition_for(group.group_id))
+        if p is not None:
+            p.group_ids.discard(group.group_id)
+
+    def _forget_if_unused(self, group: Group) -> None:
+        """A group created by a join that failed at once leaves no trace."""
+        if (group.state == GroupState.EMPTY and not group.members and not group.pending_members
+                and not group.offsets and group.generation_id == 0):
+            self._drop_group(group)
+
+    # -- leadership, loading -----------------------------------------------------------
+    def on_leadership(self, partition, is_leader: bool) -> None:
+        if partition.topic != OFFSETS_TOPIC:
+            return
+        current = self.partitions.get(partition.index)
+        if is_leader and current is None:
+            p = OffsetsPartition(partition)
+            self.partitions[partition.index] = p
+            p.task = self._spawn(self._load(p))
+        elif not is_leader and current is not None:
+            self._unload(current)
+
+    def _unload(self, p: OffsetsPartition) -> None:
+        self.partitions.pop(p.index, None)
+        for task in (p.task, p.snapshot_task):
+            if task is not None and not task.done():
+                task.cancel()
+        for group_id in p.group_ids:
+            group = self.groups.pop(group_id, None)
+            if group is not None:
+                group.shut_down(ErrorCode.NOT_COORDINATOR)
+        log.info("offsets_partition_unloaded", partition=p.index, groups=len(p.group_ids))
+
+    async def _load(self, p: OffsetsPartition) -> None:
+        started = time.monotonic()
+        log_ = p.partition.log
+        offset, end = log_.log_start_offset, log_.log_end_offset
+        records = 0
+        try:
+            while offset < end:
+                read = self.replicas.read(OFFSETS_TOPIC, p.index, offset, LOAD_CHUNK_BYTES,
+                                          min_one=True, up_to_high_watermark=False)
+                with read:
+                    data = read.read_bytes()
+                if not data:
+                    break
+                for _, key, value in ot.iter_records(data):
+                    records += 1
+                    self._replay(p, key, value)
+                for _, header in rec.iter_batches(data, None):
+                    offset = header.next_offset
+                await asyncio.sleep(0)  # loading is background work: let requests through
+        except Exception:
+            log.exception("offsets_partition_load_failed", partition=p.index)
+            raise
+        for group_id in p.group_ids:
+            self.groups[group_id].start_session_timers()
+        p.loading = False
+        (log.info if records else log.debug)("offsets_partition_loaded", partition=p.index, groups=len(p.group_ids),
+                 records=records, seconds=round(time.monotonic() - started, 3))
+
+    def _replay(self, p: OffsetsPartition, key: bytes | None, value: bytes | None) -> None:
+        """Apply one record of the log to the partition's state."""
+        if key is None:
+            return
+        try:
+            parsed = ot.parse_key(key)
+            if value is None:
+                p.latest.pop(key, None)
+            else:
+                p.latest[key] = value
+            if parsed[0] == "offset":
+                _, group_id, topic, partition = parsed
+                group = self._group(group_id, create=value is not None)
+                if group is None:
+                    return
+                if value is None:
+                    group.offsets.pop((topic, partition), None)
+                else:
+                    group.offsets[(topic, partition)] = ot.parse_offset_value(value)
+            else:
+                group_id = parsed[1]
+                if value is None:
+                    group = self.groups.get(group_id)
+                    if group is not None:
+                        self._drop_group(group)
+                else:
+                    self._group(group_id, create=True).load_record(ot.parse_group_value(value))
+        except ot.RecordFormatError as e:
+            log.warning("offsets_record_skipped", partition=p.index, reason=str(e))
+
+    # -- writing -----------------------------------------------------------------------
+    async def _write(self, group_id: str, entries: list[tuple[bytes, bytes | None]]) -> ErrorCode:
+        """Append records for this group's partition; NONE once committed."""
+        p = self.partitions.get(self.partition_for(group_id))
+        if p is None:
+            return ErrorCode.NOT_COORDINATOR
+        now = self.scheduler.now_ms()
+        batch = rec.build_batch([rec.Record(k, v, (), now) for k, v in entries])
+        try:
+            partition, result = self.replicas.append_records(OFFSETS_TOPIC, p.index, batch)
+        except KafkaError as e:
+            log.warning("offsets_write_failed", partition=p.index, error=e.code.name)
+            return _WRITE_ERRORS.get(e.code, ErrorCode.UNKNOWN_SERVER_ERROR)
+        for k, v in entries:
+            if v is None:
+                p.latest.pop(k, None)
+            else:
+                p.latest[k] = v
+        try:
+            await self.replicas.wait_committed(partition, result)
+        except KafkaError as e:
+            return _WRITE_ERRORS.get(e.code, ErrorCode.UNKNOWN_SERVER_ERROR)
+        except OSError:
+            log.exception("offsets_write_not_durable", partition=p.index)
+            return ErrorCode.NOT_COORDINATOR
+        self._maybe_snapshot(p)
+        return ErrorCode.NONE
+
+    def _persist(self, group: Group, assignment: dict | None, done) -> None:
+        """Group's hook: store its metadata (a tombstone once Dead), then ``done(error)``."""
+        value = None if group.state == GroupState.DEAD else ot.group_value(group.to_record(assignment))
+
+        async def run():
+            done(await self._write(group.group_id, [(ot.group_key(group.group_id), value)]))
+        self._spawn(run())
+
+    def _maybe_snapshot(self, p: OffsetsPartition) -> None:
+        log_ = p.partition.log
+        size = log_.log_end_offset - log_.log_start_offset
+        if p.snapshot_task is None and size > max(SNAPSHOT_FLOOR, SNAPSHOT_FACTOR * len(p.latest)):
+            p.snapshot_task = self._spawn(self._snapshot(p))
+
+    async def _snapshot(self, p: OffsetsPartition) -> None:
+        try:
+            log_ = p.partition.log
+            if log_.segments[-1].size:
+                log_.roll()  # so the whole old prefix can be deleted as segments
+            start = log_.log_end_offset
+            # Every chunk is appended before the first await: nothing interleaves, so no
+            # record after ``start`` is older than the snapshot's value for its key.
+            last, chunk, size = None, [], 0
+            now = self.scheduler.now_ms()
+            for key, value in list(p.latest.items()):
+                chunk.append(rec.Record(key, value, (), now))
+                size += len(key) + len(value) + 16
+                if size >= SNAPSHOT_BATCH_BYTES:
+                    last = self.replicas.append_records(OFFSETS_TOPIC, p.index, rec.build_batch(chunk))
+                    chunk, size = [], 0
+            if chunk:
+                last = self.replicas.append_records(OFFSETS_TOPIC, p.index, rec.build_batch(chunk))
+            if last is not None:
+                await self.replicas.wait_committed(*last)
+            new_start = await self.replicas.log_manager.delete_records(OFFSETS_TOPIC, p.index, start)
+            log.info("offsets_snapshot_written", partition=p.index, live_keys=len(p.latest),
+                     log_start_offset=new_start)
+        except KafkaError as e:
+            log.warning("offsets_snapshot_failed", partition=p.index, error=e.code.name)
+        except Exception:
+            log.exception("offsets_snapshot_failed", partition=p.index)
+        finally:
+            p.snapshot_task = None
+
+    # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup -------------------------------------
+    async def join_group(self, group_id: str, member_id: str, **kwargs) -> JoinResult:
+        error = self.group_error(group_id)
+        if error:
+            return JoinResult(error, member_id)
+        group = self._group(group_id)
+        if group is None:
+            if member_id:
+                return JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id)
+            group = self._group(group_id, create=True)
+        future = asyncio.get_running_loop().create_future()
+        group.join(member_id=member_id, callback=lambda r: future.done() or future.set_result(r),
+                   **kwargs)
+        result = await future
+        if result.error:
+            self._forget_if_unused(group)
+        return result
+
+    async def sync_group(self, group_id: str, **kwargs) -> SyncResult:
+        error = self.group_error(group_id)
+        if error:
+            return SyncResult(error)
+        group = self._group(group_id)
+        if group is None:
+            return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
+        future = asyncio.get_running_loop().create_future()
+        group.sync(callback=lambda r: future.done() or future.set_result(r), **kwargs)
+        return await future
+
+    def heartbeat(self, group_id: str, member_id: str, group_instance_id: str | None,
+                  generation_id: int) -> ErrorCode:
+        error = self.group_error(group_id)
+        if error:
+            return error
+        group = self._group(group_id)
+        if group is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        return group.heartbeat(member_id, group_instance_id, generation_id)
+
+    def leave_group(self, group_id: str, members: list[tuple[str, str | None]]
+                    ) -> tuple[ErrorCode, list[ErrorCode]]:
+        """(top-level error, one error per leaving member)."""
+        error = self.group_error(group_id)
+        if error:
+            return error, [error] * len(members)
+        group = self._group(group_id)
+        if group is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID, [ErrorCode.UNKNOWN_MEMBER_ID] * len(members)
+        return ErrorCode.NONE, [group.leave(m, i) for m, i in members]
+
+    # -- offsets -----------------------------------------------------------------------------
+    async def commit_offsets(self, group_id: str, generation_id: int, member_id: str,
+                             group_instance_id: str | None, offsets: list[tuple],
+                             api_version: int) -> dict[tuple[str, int], ErrorCode]:
+        """Commit (topic, partition, offset, leader_epoch, metadata) tuples; an error per partition."""
+        tps = [(o[0], o[1]) for o in offsets]
+        error = self.group_error(group_id)
+        group = None
+        if not error:
+            group = self._group(group_id)
+            if group is None:
+                if generation_id < 0:
+                    group = self._group(group_id, create=True)  # a "simple" group: offsets only
+                else:
+                    # v9+ says so; older clients expect ILLEGAL_GENERATION (Kafka's choice).
+                    error = (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9
+                             else ErrorCode.ILLEGAL_GENERATION)
+            else:
+                error = group.check_commit(member_id, group_instance_id, generation_id)
+        if error:
+            return dict.fromkeys(tps, error)
+        results: dict[tuple[str, int], ErrorCode] = {}
+        entries, accepted = [], {}
+        now = self.scheduler.now_ms()
+        topics = self.broker.image.topics
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            metadata = metadata or ""
+            if len(metadata) > self.metadata_max_bytes:
+                results[(topic, partition)] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+                continue
+            t = topics.get(topic)
+            if t is None or partition not in t.partitions:
+                results[(topic, partition)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            value = ot.OffsetAndMetadata(offset, leader_epoch, metadata, now)
+            accepted[(topic, partition)] = value
+            entries.append((_record_key(group_id, (topic, partition)), ot.offset_value(value)))
+        if entries:
+            error = await self._write(group_id, entries)
+            current = self.groups.get(group_id)
+            if not error and current is not None:
+                current.offsets.update(accepted)
+            elif not error:
+                error = ErrorCode.NOT_COORDINATOR  # unloaded while writing
+            for tp in accepted:
+                results[tp] = error
+        if group is not None:
+            self._forget_if_unused(group)
+        return results
+
+    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None
+                      ) -> tuple[ErrorCode, dict[str, dict[int, ot.OffsetAndMetadata | None]]]:
+        """(group error, topic -> partition -> offset or None); ``topics`` None: all of them."""
+        error = self.group_error(group_id)
+        if error:
+            return error, {}
+        group = self._group(group_id)
+        stored = group.offsets if group is not None else {}
+        out: dict[str, dict[int, ot.OffsetAndMetadata | None]] = {}
+        if topics is None:
+            for (topic, partition), value in sorted(stored.items()):
+                out.setdefault(topic, {})[partition] = value
+        else:
+            for topic, partitions in topics:
+                out.setdefault(topic, {}).update({p: stored.get((topic, p)) for p in partitions})
+        return ErrorCode.NONE, out
+
+    async def delete_offsets(self, group_id: str, tps: list[tuple[str, int]]
+                             ) -> tuple[ErrorCode, dict[tuple[str, int], ErrorCode]]:
+        """OffsetDelete: refused for topics an active group subscribes to."""
+        error = self.group_error(group_id)
+        if error:
+            return error, {}
+        group = self._group(group_id)
+        if group is None or group.state == GroupState.DEAD:
+            return ErrorCode.GROUP_ID_NOT_FOUND, {}
+        results, deleting = {}, []
+        if group.state != GroupState.EMPTY:
+            if group.protocol_type != "consumer":
+                return ErrorCode.NON_EMPTY_GROUP, {}
+            for tp in tps:
+                if group.subscribed is None or tp[0] in group.subscribed:
+                    results[tp] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+                else:
+                    deleting.append(tp)
+        else:
+            deleting = list(tps)
+        present = [tp for tp in deleting if tp in group.offsets]
+        write_error = ErrorCode.NONE
+        if present:
+            write_error = await self._write(group_id, [(_record_key(group_id, tp), None)
+                                                       for tp in present])
+            if not write_error:
+                for tp in present:
+                    group.offsets.pop(tp, None)
+        for tp in deleting:
+            results[tp] = write_error
+        return ErrorCode.NONE, results
+
+    # -- admin -----------------------------------------------------------------------------
+    def describe_group(self, group_id: str) -> tuple[ErrorCode, Group | None]:
+        error = self.group_error(group_id)
+        if error:
+            return error, None
+        return ErrorCode.NONE, self._group(group_id)
+
+    def list_groups(self) -> tuple[ErrorCode, list[Group]]:
+        if any(p.loading for p in self.partitions.values()):
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
+        return ErrorCode.NONE, [g for g in self.groups.values() if g.state != GroupState.DEAD]
+
+    async def delete_group(self, group_id: str) -> ErrorCode:
+        error = self.group_error(group_id)
+        if error:
+            return error
+        group = self._group(group_id)
+        if group is None or group.state == GroupState.DEAD:
+            return ErrorCode.GROUP_ID_NOT_FOUND
+        if group.state != GroupState.EMPTY:
+            return ErrorCode.NON_EMPTY_GROUP
+        return await self._remove_group(group, list(group.offsets))
+
+    async def _remove_group(self, group: Group, tps: list[tuple[str, int]]) -> ErrorCode:
+        """Tombstone these offsets and the group's metadata, then forget the group."""
+        entries = [(_record_key(group.group_id, tp), None) for tp in tps]
+        entries.append((ot.group_key(group.group_id), None))
+        self._drop_group(group)
+        return await self._write(group.group_id, entries)
+
+    # -- expiry ------------------------------------------------------------------------------
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.retention_check_ms / 1000)
+            try:
+                await self.expire_offsets()
+            except Exception:
+                log.exception("offsets_expiry_failed")
+
+    async def expire_offsets(self) -> int:
+        """One expiry pass over the loaded groups; returns the offsets removed."""
+        now = self.scheduler.now_ms()
+        removed = 0
+        for group in list(self.groups.values()):
+            if self.group_error(group.group_id):
+                continue
+            expired = group.expired_offsets(now, self.retention_ms)
+            if group.state == GroupState.EMPTY and len(expired) == len(group.offsets) \
+                    and not group.pending_members:
+                if not await self._remove_group(group, expired):
+                    removed += len(expired)
+                    log.info("group_expired", group_id=group.group_id, offsets=len(expired))
+            elif expired:
+                error = await self._write(group.group_id, [(_record_key(group.group_id, tp), None)
+                                                           for tp in expired])
+                if not error:
+                    for tp in expired:
+                        group.offsets.pop(tp, None)
+                    removed += len(expired)
+        return removed

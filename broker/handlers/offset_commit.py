@@ -1,0 +1,42 @@
+"""OffsetCommit (v0-v9): store a group's committed offsets in ``__consumer_offsets``.
+
+Acknowledged only once the records are committed (``wait_committed``). A member of
+an active group commits with its generation and member id; generation -1 with an
+empty member id (a consumer that assigns itself partitions, or an admin) is
+accepted while the group has no members, creating the group if needed. For a
+group that does not exist and a generation >= 0, v9+ gets GROUP_ID_NOT_FOUND and
+older versions ILLEGAL_GENERATION, as in Kafka. Per partition:
+OFFSET_METADATA_TOO_LARGE (offset.metadata.max.bytes), UNKNOWN_TOPIC_OR_PARTITION;
+a group-level failure (INVALID_GROUP_ID for an empty group id, UNKNOWN_MEMBER_ID,
+ILLEGAL_GENERATION, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS, NOT_COORDINATOR,
+COORDINATOR_LOAD_IN_PROGRESS) is every partition's error and nothing is written.
+Version notes: v1's commit_timestamp and v2-v4's retention_time_ms are ignored
+(offsets.retention.minutes rules); v6 adds the leader epoch, v7 group_instance_id.
+"""
+
+from kafka.protocol.consumer.group import OffsetCommitRequest, OffsetCommitResponse
+
+from broker.handlers import handles
+
+R = OffsetCommitResponse
+Topic = R.OffsetCommitResponseTopic
+Partition = Topic.OffsetCommitResponsePartition
+
+
+@handles(OffsetCommitRequest, 0, 9)
+async def handle(ctx, request):
+    version = ctx.header.api_version
+    offsets = [(t.name, p.partition_index, p.committed_offset,
+                p.committed_leader_epoch if version >= 6 else -1, p.committed_metadata)
+               for t in request.topics for p in t.partitions]
+    results = await ctx.broker.groups.commit_offsets(
+        request.group_id,
+        generation_id=request.generation_id_or_member_epoch if version >= 1 else -1,
+        member_id=request.member_id if version >= 1 else "",
+        group_instance_id=request.group_instance_id if version >= 7 else None,
+        offsets=offsets, api_version=version)
+    return R(throttle_time_ms=0, topics=[
+        Topic(name=t.name, partitions=[Partition(partition_index=p.partition_index,
+                                                 error_code=results[(t.name, p.partition_index)])
+                                       for p in t.partitions])
+        for t in request.topics])

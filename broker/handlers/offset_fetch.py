@@ -1,0 +1,61 @@
+"""OffsetFetch (v0-v9): a group's committed offsets.
+
+A partition without a committed offset answers offset -1, metadata "" and leader
+epoch -1 (no error). ``topics`` null (v2+) asks for every committed offset of the
+group. Group-level errors (INVALID_GROUP_ID, NOT_COORDINATOR,
+COORDINATOR_LOAD_IN_PROGRESS) go in each partition for v0-v1, which have no
+top-level error, at the top level for v2-v7, and per group for v8+, which asks for
+several groups at once. require_stable (v7+) needs nothing: there are no
+transactional commits. v9's member id and epoch belong to KIP-848 groups and are
+not checked for classic groups.
+"""
+
+from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
+
+from broker.handlers import handles
+from protocol.errors import ErrorCode
+
+R = OffsetFetchResponse
+MULTI_GROUP_VERSION = 8
+TOP_LEVEL_ERROR_VERSION = 2
+
+
+def _partitions(cls, offsets: dict, error: ErrorCode) -> list:
+    out = []
+    for partition, value in offsets.items():
+        out.append(cls(partition_index=partition,
+                       committed_offset=value.offset if value else -1,
+                       committed_leader_epoch=value.leader_epoch if value else -1,
+                       metadata=value.metadata if value else "", error_code=error))
+    return out
+
+
+def _fetch(ctx, group_id: str, topics):
+    wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
+    error, found = ctx.broker.groups.fetch_offsets(group_id, wanted)
+    if error and wanted is not None:
+        # Show the failure on the partitions asked for (the only place v0-v1 have).
+        found = {name: dict.fromkeys(partitions) for name, partitions in wanted}
+    return error, found
+
+
+@handles(OffsetFetchRequest, 0, 9)
+async def handle(ctx, request):
+    version = ctx.header.api_version
+    if version >= MULTI_GROUP_VERSION:
+        G = R.OffsetFetchResponseGroup
+        T = G.OffsetFetchResponseTopics
+        groups = []
+        for g in request.groups:
+            error, found = _fetch(ctx, g.group_id, g.topics)
+            groups.append(G(group_id=g.group_id, error_code=error, topics=[
+                T(name=name, partitions=_partitions(T.OffsetFetchResponsePartitions, offsets,
+                                                    ErrorCode.NONE))
+                for name, offsets in found.items()]))
+        return R(throttle_time_ms=0, groups=groups)
+    T = R.OffsetFetchResponseTopic
+    error, found = _fetch(ctx, request.group_id, request.topics)
+    partition_error = error if version < TOP_LEVEL_ERROR_VERSION else ErrorCode.NONE
+    return R(throttle_time_ms=0, error_code=error, topics=[
+        T(name=name, partitions=_partitions(T.OffsetFetchResponsePartition, offsets, partition_error))
+        for name, offsets in found.items()])
