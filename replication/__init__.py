@@ -1,0 +1,1 @@
+"""Replication: the controller quorum (Raft core) and, later, partition leadership and ISR."""
