@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:9092
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench raft-sim venv clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(VENV)/.stamp-test
 
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench
+
+# The Raft simulation with many more seeds than CI runs (make test runs 1,000).
+RAFT_SIM_SEEDS ?= 20000
+raft-sim: $(VENV)/.stamp-test
+	RAFT_SIM_SEEDS=$(RAFT_SIM_SEEDS) $(PY) -m pytest -q tests/test_raft_sim.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

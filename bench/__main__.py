@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["storage", "produce"]
+MODULES = ["storage", "produce", "cluster"]
 
 
 def main(argv: list[str]) -> int:

@@ -1,22 +1,36 @@
-"""The broker process: wires the listeners, the controller and (later) storage together."""
+"""The broker process: wires the listeners, the metadata log, the controller,
+the partition logs and the group coordinator together.
+
+Start-up order matters: the metadata log is replayed (one node) or joins the
+quorum (a cluster) before the listeners open, so the first Metadata request
+already sees this node's topics; registration with the active controller and the
+heartbeats then run in the background, because a cluster's controller may not be
+elected yet and this node must listen to take part in that election.
+"""
 
 import asyncio
 import os
+import signal
 
 import structlog
 
 from broker import config as cfg
+from broker.config import ConfigError
 from broker.groups import GroupCoordinator
 from broker.handlers import load_handlers
-from broker.meta_properties import load_or_create
+from broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from broker.replica_manager import ReplicaManager
 from broker.server import start_listeners
+from protocol.errors import KafkaError
 from replication.controller import Controller, LocalMetadataLog
 from replication.metadata import MetadataImage
+from replication.quorum import RaftMetadataLog
+from replication.raft import RaftConfig
 
 log = structlog.get_logger(__name__)
 
 METADATA_DIR = "__cluster_metadata"  # not <topic>-<partition>: no partition log
+REGISTRATION_RETRY_S = 0.5
 
 
 class Broker:
@@ -30,44 +44,114 @@ class Broker:
         self.image = MetadataImage()
         self.meta = None
         self.controller: Controller | None = None
+        self.metadata_log: LocalMetadataLog | RaftMetadataLog | None = None
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
+        self.registered = asyncio.Event()
         self._producer_ids: range = range(0)
+        self._tasks: list[asyncio.Task] = []
 
     @property
-    def cluster_id(self) -> str:
-        return self.meta.cluster_id
+    def cluster_id(self) -> str | None:
+        """The cluster's id: the quorum's once committed (None until then)."""
+        return self.image.cluster_id or self.meta.cluster_id
 
     @property
     def controller_id(self) -> int:
-        """The node that carries out admin requests (this one, until the quorum exists)."""
+        """What clients are told is the controller: this node. Every node forwards admin
+        requests to the active controller, so a client never waits on a dead one after
+        a failover (KRaft answers the same way). DescribeQuorum names the real one."""
         return self.node_id
 
+    @property
+    def active_controller_id(self) -> int:
+        """The quorum's leader, which carries out admin requests (-1 while there is none)."""
+        leader = self.metadata_log.leader_id if self.metadata_log is not None else None
+        return -1 if leader is None else leader
+
+    def _new_metadata_log(self):
+        directory = os.path.join(self.data_dir, METADATA_DIR)
+        if not self.config.voters:
+            return LocalMetadataLog(directory, self.node_id, self.controller.apply_committed)
+        election_ms = self.config["controller.quorum.election.timeout.ms"]
+        return RaftMetadataLog(
+            self.node_id, self.meta.directory_id, self.config.voters, os.path.join(directory, "raft"),
+            apply_records=self.controller.apply_committed, restore_image=self.controller.restore,
+            image_records=self.image.to_records,
+            config=RaftConfig(election_timeout_ms=election_ms,
+                              heartbeat_interval_ms=max(10, election_ms // 10)))
+
     async def start(self) -> None:
-        self.meta = load_or_create(self.data_dir, self.node_id)
+        self.meta = load_or_create(self.data_dir, self.node_id,
+                                   generate_cluster_id=not self.config.voters)
         self.controller = Controller(
-            LocalMetadataLog(os.path.join(self.data_dir, METADATA_DIR)), self.image,
-            num_partitions=self.config["num.partitions"],
+            self.image, num_partitions=self.config["num.partitions"],
             default_replication_factor=self.config["default.replication.factor"],
-            validate_topic_configs=cfg.validate_topic_configs)
-        self.controller.load()
-        self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir)
+            validate_topic_configs=cfg.validate_topic_configs,
+            broker_session_timeout_ms=self.config["broker.session.timeout.ms"],
+            unclean_leader_election=self.config["unclean.leader.election.enable"])
+        self.metadata_log = self._new_metadata_log()
+        self.controller.metadata_log = self.metadata_log
+        self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir,
+                                       controller=self.controller)
         self.controller.subscribers.append(self.replicas.on_metadata)
+        self.controller.subscribers.append(self._check_cluster_id)
         self.groups = GroupCoordinator(self)
         self.groups.start()  # before the replicas start: it follows their leadership from the first
+        await self.metadata_log.start()
         self.replicas.start()
-        endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         self.servers = await start_listeners(self)
+        endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         # A port of 0 binds an ephemeral port; advertise the one we got.
-        for server, listener in zip(self.servers, self.config.listeners, strict=False):
+        for server, listener in zip(self.servers, self.config.listeners, strict=True):
             if endpoints[listener.name][1] == 0:
                 endpoints[listener.name] = (endpoints[listener.name][0],
                                             server.sockets[0].getsockname()[1])
-        await self.controller.register_broker(self.node_id, endpoints)
-        for server, listener in zip(self.servers, self.config.listeners, strict=False):
+        loop = asyncio.get_running_loop()
+        if self.config.voters:
+            self._tasks.append(loop.create_task(self._register_and_heartbeat(endpoints)))
+            self._tasks.append(loop.create_task(self.controller.run_fencing()))
+        else:
+            await self.controller.register_broker(self.node_id, endpoints,
+                                                  cluster_id=self.meta.cluster_id)
+            self.registered.set()
+        for server, listener in zip(self.servers, self.config.listeners, strict=True):
             host, port = server.sockets[0].getsockname()[:2]
             log.info("listening", listener=listener.name, address=f"{host}:{port}")
-        log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir)
+        log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
+                 voters=sorted(self.config.voters) or None)
+
+    def _check_cluster_id(self, records: list) -> None:
+        """Keep meta.properties' cluster id in step with the quorum's (refusing a foreign one)."""
+        if self.image.cluster_id and self.image.cluster_id != self.meta.cluster_id:
+            try:
+                self.meta = adopt_cluster_id(self.data_dir, self.meta, self.image.cluster_id)
+            except ConfigError as e:
+                log.error("foreign_data_dir", node_id=self.node_id, error=str(e))
+                os.kill(os.getpid(), signal.SIGTERM)  # refuse to serve another cluster's data
+
+    async def _register_and_heartbeat(self, endpoints: dict) -> None:
+        """Register with the active controller, then heartbeat; re-register if it forgot us."""
+        interval = self.config["broker.heartbeat.interval.ms"] / 1000
+        while True:
+            try:
+                if not self.registered.is_set():
+                    await self.controller.register_broker(
+                        self.node_id, endpoints, cluster_id=self.meta.cluster_id or new_uuid())
+                    self.registered.set()
+                    log.info("registered", node_id=self.node_id, controller=self.active_controller_id)
+                elif not await self.controller.heartbeat(self.node_id):
+                    self.registered.clear()
+                    continue
+            except KafkaError as e:
+                log.warning("controller_unreachable", node_id=self.node_id, error=e.message)
+                await asyncio.sleep(REGISTRATION_RETRY_S)
+                continue
+            except Exception:
+                log.exception("registration_failed", node_id=self.node_id)
+                await asyncio.sleep(REGISTRATION_RETRY_S)
+                continue
+            await asyncio.sleep(interval)
 
     async def next_producer_id(self) -> int:
         """A producer id never handed out before, from a block the controller committed."""
@@ -77,6 +161,13 @@ class Broker:
         return producer_id
 
     async def stop(self) -> None:
+        if self.config.voters and self.registered.is_set():
+            try:  # controlled shutdown: leadership moves before this node goes
+                await asyncio.wait_for(self.controller.controlled_shutdown(self.node_id), 2.0)
+            except (KafkaError, TimeoutError) as e:
+                log.warning("controlled_shutdown_failed", node_id=self.node_id, error=str(e))
+        for task in self._tasks:
+            task.cancel()
         for server in self.servers:
             server.close()
         for conn in list(self.connections):
@@ -85,5 +176,5 @@ class Broker:
             await server.wait_closed()
         await self.groups.close()
         await self.replicas.close()
-        self.controller.metadata_log.close()
+        await self.metadata_log.stop()
         log.info("stopped", node_id=self.node_id)

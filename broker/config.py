@@ -79,6 +79,9 @@ BROKER_CONFIGS = defs(
     ConfigDef("group.max.size", INT, INT32_MAX, "", at_least(1)),
     ConfigDef("replica.lag.time.max.ms", LONG, 30000, "", at_least(1)),
     ConfigDef("broker.session.timeout.ms", INT, 9000, "", at_least(1)),
+    ConfigDef("broker.heartbeat.interval.ms", INT, 2000, "", at_least(1)),
+    ConfigDef("controller.quorum.election.timeout.ms", INT, 1000, "", at_least(10)),
+    ConfigDef("controller.quorum.fetch.timeout.ms", INT, 2000, "", at_least(10)),
     ConfigDef("producer.id.expiration.ms", INT, 86400000, "", at_least(1)),
     ConfigDef("log.json", BOOLEAN, False, "log JSON lines instead of key=value (Odradek's own)"),
     ConfigDef("log.level", STRING, "info", "Odradek's own", one_of("debug", "info", "warning", "error")),
@@ -122,6 +125,17 @@ def parse_listeners(items: list[str], key: str) -> list[Listener]:
     return listeners
 
 
+def parse_voters(items: list[str]) -> dict[int, tuple[str, int]]:
+    """controller.quorum.voters: ID@HOST:PORT,... -> {id: (host, port)}."""
+    voters = {}
+    for item in items:
+        node, sep, address = item.partition("@")
+        if not sep or not node.strip().isdigit():
+            raise ConfigError(f"Invalid value {item!r} for controller.quorum.voters: expected ID@HOST:PORT")
+        voters[int(node)] = parse_host_port(address, "controller.quorum.voters")
+    return voters
+
+
 def parse_properties(text: str, source: str) -> dict[str, str]:
     """Java properties, the subset server.properties files use: key=value or key: value lines."""
     props = {}
@@ -153,6 +167,10 @@ class BrokerConfig:
         self.listeners = parse_listeners(self["listeners"], "listeners")
         self.advertised_listeners = self._resolve_advertised()
         self.inter_broker_listener_name = self._resolve_inter_broker()
+        self.voters = parse_voters(self["controller.quorum.voters"])
+        if self.voters and self["node.id"] not in self.voters:
+            raise ConfigError(f"node.id {self['node.id']} is not one of the voters "
+                              f"{sorted(self.voters)} (controller.quorum.voters / --voters)")
         for name, proto in (entry.split(":", 1) for entry in self["listener.security.protocol.map"]
                             if ":" in entry):
             if proto.upper() != "PLAINTEXT":

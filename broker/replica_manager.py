@@ -1,11 +1,24 @@
-"""The partitions this node hosts: their logs, appends as leader, reads, and wake-ups.
+"""The partitions this node hosts: their logs, roles, appends, reads and wake-ups.
 
 Partition logs follow the metadata image: when a committed record assigns a
 partition to this node its log is created; when the topic is removed, the log is
-deleted; a config change reaches the partition's log config. Produce appends
-through ``append_records``; Fetch reads through ``read`` and long-polls with
-``wait_for_data``. On one node the high watermark is the log end offset once
-an append is written; the replication issue replaces that rule with the ISR's.
+deleted; a config change reaches the partition's log config.
+
+Each hosted partition is led here or followed from its leader:
+
+- Leader: appends Produce batches (``append_records``), serves consumers up to
+  the high watermark and followers up to its log end, and keeps an ``IsrState``
+  (replication.isr): follower fetches move their log end offsets, the high
+  watermark is the smallest among the ISR, acks=-1 completes when it passes the
+  batch (``wait_committed``), min.insync.replicas refuses acks=-1 writes with
+  NOT_ENOUGH_REPLICAS before anything is appended, and ISR changes go to the
+  controller (AlterPartition), fenced by the partition epoch.
+- Follower: a ``ReplicaFetcher`` per leader truncates by OffsetForLeaderEpoch and
+  fetches; its batches are appended as they are (``append_as_follower``), the
+  producer state follows them, and the high watermark is the leader's.
+
+On one node every partition is led here with an ISR of one, so the high watermark
+is the log end offset as soon as an append is written.
 """
 
 import asyncio
@@ -18,14 +31,9 @@ import structlog
 from broker.config import BrokerConfig
 from protocol import records as rec
 from protocol.errors import ErrorCode, KafkaError
-from replication.metadata import (
-    TOPIC,
-    ConfigRecord,
-    MetadataImage,
-    PartitionChangeRecord,
-    PartitionRecord,
-    RemoveTopicRecord,
-)
+from replication.fetcher import ReplicaFetcher, truncation_offset
+from replication.isr import IsrState
+from replication.metadata import TOPIC, ConfigRecord, MetadataImage
 from storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from storage.errors import KafkaStorageError, OffsetOutOfRangeError
 from storage.producer_state import (
@@ -39,6 +47,7 @@ log = structlog.get_logger(__name__)
 
 
 PRODUCER_EXPIRATION_CHECK_S = 60.0  # how often idle producers are expired
+ISR_CHECK_S = 0.25  # how often leaders look for ISR changes to make
 
 
 @dataclass(slots=True, eq=False)
@@ -48,13 +57,37 @@ class Partition:
     log: Log
     leader_epoch: int
     producer_state: ProducerStateManager
+    leader: int = -1
+    topic_id: str = ""
+    isr_state: IsrState | None = None  # while this node leads
     waiters: set = field(default_factory=set)  # futures of fetches waiting for new data
+    hw_waiters: list = field(default_factory=list)  # (offset, future) of acks=-1 produces
 
     def wake(self) -> None:
         for fut in self.waiters:
             if not fut.done():
                 fut.set_result(None)
         self.waiters.clear()
+
+    def set_high_watermark(self, high_watermark: int) -> None:
+        """Publish a new high watermark: consumers see more, acks=-1 waiters complete."""
+        self.log.high_watermark = high_watermark
+        waiting = []
+        for offset, fut in self.hw_waiters:
+            if offset < high_watermark:
+                if not fut.done():
+                    fut.set_result(None)
+            elif not fut.done():
+                waiting.append((offset, fut))
+        self.hw_waiters = waiting
+        self.wake()
+
+    def fail_waiters(self, error: KafkaError) -> None:
+        for _, fut in self.hw_waiters:
+            if not fut.done():
+                fut.set_exception(error)
+        self.hw_waiters = []
+        self.wake()
 
 
 def log_config_for(config: BrokerConfig, overrides: dict[str, str]) -> LogConfig:
@@ -72,7 +105,7 @@ def _error_of(e: Exception) -> KafkaError:
 
 class ReplicaManager:
     def __init__(self, config: BrokerConfig, image: MetadataImage, node_id: int, data_dir: str,
-                 clock_ms: Callable[[], int] | None = None):
+                 clock_ms: Callable[[], int] | None = None, controller=None):
         self.config = config
         self.image = image
         self.node_id = node_id
@@ -80,6 +113,8 @@ class ReplicaManager:
         self.log_manager = LogManager(
             data_dir, log_config_for(config, {}),
             retention_check_interval_ms=config["log.retention.check.interval.ms"])
+        self.controller = controller  # for ISR changes (AlterPartition)
+        self.fetchers: dict[int, ReplicaFetcher] = {}  # by leader node id
         self.partitions: dict[tuple[str, int], Partition] = {}
         self._topic_configs: dict[str, dict] = {}  # effective topic configs, by topic name
         # Called with (partition, is_leader) when this node starts or stops leading a
@@ -93,7 +128,8 @@ class ReplicaManager:
         self.sync_with_image()
         loop = asyncio.get_running_loop()
         self._background = [loop.create_task(self.log_manager.run()),
-                            loop.create_task(self._expire_producers())]
+                            loop.create_task(self._expire_producers()),
+                            loop.create_task(self._maintain_isr())]
 
     async def _expire_producers(self) -> None:
         """Forget producers idle for producer.id.expiration.ms (Kafka's check runs periodically)."""
@@ -104,7 +140,7 @@ class ReplicaManager:
                 p.producer_state.remove_expired(now)
 
     def sync_with_image(self) -> None:
-        """Host exactly the partitions the image assigns to this node."""
+        """Host exactly the partitions the image assigns to this node, in their roles."""
         wanted = set()
         for topic in self.image.topics.values():
             overrides = self.image.topic_configs(topic.name)
@@ -113,27 +149,78 @@ class ReplicaManager:
                     continue
                 key = (topic.name, p.partition)
                 wanted.add(key)
-                if key not in self.partitions:
+                partition = self.partitions.get(key)
+                if partition is None:
                     log_ = self.log_manager.get_or_create_log(topic.name, p.partition,
                                                               log_config_for(self.config, overrides))
                     log_.update_config(log_config_for(self.config, overrides))
                     partition = Partition(topic.name, p.partition, log_, p.leader_epoch,
-                                          self._load_producer_state(log_))
+                                          self._load_producer_state(log_), -1, topic.topic_id)
                     self.partitions[key] = partition
-                    if p.isr == [self.node_id]:
-                        # The ISR is this node alone: all it has is committed (the checkpoint
-                        # may lag after an unclean stop).
-                        log_.high_watermark = log_.log_end_offset
-                    self._notify(partition, p.leader == self.node_id)
-                else:
-                    self.partitions[key].leader_epoch = p.leader_epoch
+                self._update_role(partition, p)
+        # Only partitions the image took away are deleted, never logs it does not
+        # mention yet: a replay or a quorum catching up shows a partial image.
         for key in set(self.partitions) - wanted:
             partition = self.partitions.pop(key)
-            partition.wake()
+            self._stop_following(partition)
+            partition.fail_waiters(KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                                              f"{partition.topic}-{partition.index} was removed"))
             self._notify(partition, False)
             self.log_manager.delete_log(*key)
-        for key in set(self.log_manager.logs) - wanted:
-            self.log_manager.delete_log(*key)  # a topic deleted while this node was down
+
+    def _update_role(self, partition: Partition, p) -> None:
+        was_leader = partition.isr_state is not None
+        partition.leader, partition.leader_epoch = p.leader, p.leader_epoch
+        if p.leader == self.node_id:
+            state = partition.isr_state
+            if state is None or state.leader_epoch != p.leader_epoch:
+                self._become_leader(partition, p)
+            elif (state.isr, state.partition_epoch) != (p.isr, p.partition_epoch):
+                if state.on_isr_committed(p.isr, p.partition_epoch):
+                    partition.set_high_watermark(state.high_watermark)
+            if not was_leader:
+                self._notify(partition, True)
+            return
+        if was_leader:
+            partition.isr_state = None
+            partition.fail_waiters(KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                                              f"Leadership of {partition.topic}-{partition.index} moved"))
+            self._notify(partition, False)
+        self._follow(partition, p.leader)
+
+    def _become_leader(self, partition: Partition, p) -> None:
+        self._stop_following(partition)
+        log_ = partition.log
+        log_.leader_epoch_cache.assign(p.leader_epoch, log_.log_end_offset)
+        partition.isr_state = IsrState(
+            self.node_id, list(p.replicas), list(p.isr), p.leader_epoch, p.partition_epoch,
+            leader_epoch_start_offset=log_.log_end_offset, high_watermark=log_.high_watermark,
+            log_end_offset=log_.log_end_offset, lag_time_max_ms=self.config["replica.lag.time.max.ms"],
+            now_ms=self.clock_ms())
+        if partition.isr_state.on_append(log_.log_end_offset):  # an ISR of one: all committed
+            partition.set_high_watermark(partition.isr_state.high_watermark)
+        log.info("became_leader", topic=partition.topic, partition=partition.index,
+                 leader_epoch=p.leader_epoch, isr=list(p.isr))
+
+    def _follow(self, partition: Partition, leader: int) -> None:
+        for leader_id, fetcher in self.fetchers.items():
+            if leader_id != leader:
+                fetcher.unfollow(partition.topic, partition.index)
+        broker = self.image.brokers.get(leader)
+        if leader < 0 or broker is None:
+            return  # no leader now: wait for the controller to elect one
+        endpoint = broker.endpoints.get(self.config.inter_broker_listener_name) \
+            or next(iter(broker.endpoints.values()))
+        fetcher = self.fetchers.get(leader)
+        if fetcher is None or fetcher.peer.host != endpoint[0] or fetcher.peer.port != endpoint[1]:
+            if fetcher is not None:
+                fetcher.close()
+            fetcher = self.fetchers[leader] = ReplicaFetcher(self, self.node_id, leader, endpoint)
+        fetcher.follow(partition.topic, partition.index, partition.leader_epoch)
+
+    def _stop_following(self, partition: Partition) -> None:
+        for fetcher in self.fetchers.values():
+            fetcher.unfollow(partition.topic, partition.index)
 
     def _load_producer_state(self, log_: Log) -> ProducerStateManager:
         state = ProducerStateManager(log_.dir, self.config["producer.id.expiration.ms"])
@@ -153,9 +240,7 @@ class ReplicaManager:
         return config
 
     def on_metadata(self, records: list) -> None:
-        if any(isinstance(r, (PartitionRecord, PartitionChangeRecord, RemoveTopicRecord))
-               for r in records):
-            self.sync_with_image()
+        self.sync_with_image()  # metadata changes are rare; roles may follow any of them
         self._topic_configs.clear()  # rare: any committed metadata change refreshes them
         for r in records:
             if isinstance(r, ConfigRecord) and r.resource_type == TOPIC:
@@ -168,8 +253,20 @@ class ReplicaManager:
     def partition(self, topic: str, index: int) -> Partition:
         p = self.partitions.get((topic, index))
         if p is None:
+            if topic in self.image.topics and index in self.image.topics[topic].partitions:
+                raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                                 f"This server does not host {topic}-{index}.")
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                              f"This server does not host {topic}-{index}.")
+        return p
+
+    def leader_partition(self, topic: str, index: int) -> Partition:
+        """The partition, if this node leads it (produce, consumer fetch, offsets)."""
+        p = self.partition(topic, index)
+        if p.leader != self.node_id:
+            raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                             f"Node {self.node_id} is not the leader of {topic}-{index} "
+                             f"(leader: {p.leader}).")
         return p
 
     @staticmethod
@@ -183,7 +280,7 @@ class ReplicaManager:
         raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH,
                          f"Leader epoch {requested} is newer than {partition.leader_epoch}")
 
-    def append_records(self, topic: str, index: int, records, *,
+    def append_records(self, topic: str, index: int, records, *, required_acks: int = 1,
                        check: Callable[[rec.BatchHeader], None] | None = None):
         """Validate and append a Produce partition's batch as leader; KafkaError on failure.
 
@@ -193,9 +290,16 @@ class ReplicaManager:
         batch of an idempotent producer appends nothing and returns the offsets
         it got the first time.
         """
-        p = self.partition(topic, index)
+        p = self.leader_partition(topic, index)
         if not records:
             raise KafkaError(ErrorCode.INVALID_RECORD, "Produce request carries no record batch")
+        if required_acks == -1:
+            min_isr = self.topic_config(topic)["min.insync.replicas"]
+            in_sync = p.isr_state.in_sync_count(self.clock_ms())
+            if in_sync < min_isr:
+                raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS,
+                                 f"{topic}-{index} has {in_sync} in-sync replicas, "
+                                 f"fewer than min.insync.replicas={min_isr}")
         if len(records) >= rec.LOG_OVERHEAD and rec.peek_batch_size(records) < len(records):
             raise KafkaError(ErrorCode.INVALID_RECORD,
                              "A produce request must carry exactly one record batch per partition")
@@ -224,22 +328,108 @@ class ReplicaManager:
         (header,) = headers
         if header.producer_id >= 0:
             p.producer_state.update(header, result.base_offset, self.clock_ms())
-        p.log.high_watermark = p.log.log_end_offset  # one node: the ISR is us
-        p.wake()
+        if p.isr_state.on_append(p.log.log_end_offset):
+            p.set_high_watermark(p.isr_state.high_watermark)
+        else:
+            p.wake()  # followers long-polling for new data
         return p, result
 
     async def wait_committed(self, partition: Partition, result) -> None:
-        """Return once an append counts as committed for acks=-1.
-
-        One node: when it is as durable as flush.messages asks. (Replication
-        replaces this with the high watermark passing the batch.)
-        """
+        """Return once an append counts as committed for acks=-1: the high watermark
+        passed it (every ISR member has it) and it is as durable as flush.messages
+        asks here. KafkaError NOT_LEADER_OR_FOLLOWER if leadership moves meanwhile."""
+        if partition.log.high_watermark <= result.last_offset:
+            fut = asyncio.get_running_loop().create_future()
+            partition.hw_waiters.append((result.last_offset, fut))
+            await fut
         await partition.log.wait_durable(result)
+
+    # -- replication: the leader's side ----------------------------------------
+    def on_follower_fetch(self, topic: str, index: int, replica_id: int, fetch_offset: int) -> None:
+        """A follower fetches from ``fetch_offset``: that is its log end offset."""
+        p = self.leader_partition(topic, index)
+        if p.isr_state.on_follower_fetch(replica_id, fetch_offset, self.clock_ms()):
+            p.set_high_watermark(p.isr_state.high_watermark)
+
+    async def _maintain_isr(self) -> None:
+        """Ask the controller to shrink or expand ISRs as followers fall behind or catch up."""
+        while True:
+            await asyncio.sleep(ISR_CHECK_S)
+            now = self.clock_ms()
+            for p in list(self.partitions.values()):
+                state = p.isr_state
+                if state is None or self.controller is None:
+                    continue
+                new_isr = state.proposed_isr(now)
+                if new_isr is not None:
+                    asyncio.get_running_loop().create_task(self._alter_isr(p, state, new_isr))
+
+    async def _alter_isr(self, p: Partition, state: IsrState, new_isr: list[int]) -> None:
+        log.info("isr_change", topic=p.topic, partition=p.index, isr=state.isr, proposed=new_isr)
+        try:
+            epoch = await self.controller.alter_partition(p.topic_id, p.index, self.node_id,
+                                                          state.leader_epoch, state.partition_epoch,
+                                                          new_isr)
+        except KafkaError as e:
+            log.warning("isr_change_refused", topic=p.topic, partition=p.index, error=e.message)
+            state.on_isr_rejected()
+            return
+        if p.isr_state is state and state.partition_epoch < epoch:
+            if state.on_isr_committed(new_isr, epoch):
+                p.set_high_watermark(state.high_watermark)
+
+    # -- replication: the follower's side (called by the ReplicaFetcher) ---------
+    def follower_log(self, topic: str, index: int) -> Log | None:
+        p = self.partitions.get((topic, index))
+        return p.log if p is not None and p.isr_state is None else None
+
+    def latest_epoch(self, topic: str, index: int) -> int:
+        p = self.partitions.get((topic, index))
+        epoch = p.log.leader_epoch_cache.latest_epoch if p is not None else None
+        return -1 if epoch is None else epoch
+
+    def truncate_follower(self, topic: str, index: int, requested_epoch: int, leader_epoch: int,
+                          leader_end_offset: int) -> None:
+        """Cut a follower's log where the leader's answer about our latest epoch says."""
+        p = self.partitions.get((topic, index))
+        if p is None or p.isr_state is not None:
+            return
+        end_offset = truncation_offset(requested_epoch, leader_epoch, leader_end_offset,
+                                       lambda epoch: p.log.end_offset_for_epoch(epoch)[1],
+                                       p.log.log_end_offset)
+        if end_offset >= p.log.log_end_offset:
+            return
+        log.info("follower_truncate", topic=topic, partition=index,
+                 log_end_offset=p.log.log_end_offset, truncate_to=end_offset)
+        p.log.truncate_to(end_offset)
+        p.producer_state = self._load_producer_state(p.log)
+
+    def handle_out_of_range(self, topic: str, index: int, leader_log_start: int) -> None:
+        p = self.partitions.get((topic, index))
+        if p is not None and p.isr_state is None and p.log.log_end_offset < leader_log_start:
+            p.log.truncate_fully_and_start_at(leader_log_start)
+            p.producer_state = self._load_producer_state(p.log)
+
+    def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int) -> None:
+        p = self.partitions.get((topic, index))
+        if p is None or p.isr_state is not None:
+            return
+        if records:
+            base = p.log.log_end_offset
+            p.log.append_as_follower(records)
+            now = self.clock_ms()
+            pos = 0
+            while pos < len(records):  # the producer state follows the leader's batches
+                header = rec.parse_header(records, pos)
+                if header.producer_id >= 0 and header.base_offset >= base:
+                    p.producer_state.update(header, header.base_offset, now)
+                pos += header.size
+        p.set_high_watermark(min(leader_high_watermark, p.log.log_end_offset))
 
     # -- fetch --------------------------------------------------------------------
     def read(self, topic: str, index: int, fetch_offset: int, max_bytes: int, min_one: bool,
              up_to_high_watermark: bool = True):
-        p = self.partition(topic, index)
+        p = self.leader_partition(topic, index)
         try:
             return p.log.read(fetch_offset, max_bytes,
                               p.log.high_watermark if up_to_high_watermark else None, min_one)
@@ -263,6 +453,8 @@ class ReplicaManager:
     async def close(self) -> None:
         for task in self._background:
             task.cancel()
+        for fetcher in self.fetchers.values():
+            fetcher.close()
         for p in self.partitions.values():
             p.wake()
             p.producer_state.take_snapshot(p.log.log_end_offset)  # a clean restart replays nothing

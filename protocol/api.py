@@ -27,6 +27,15 @@ import kafka.protocol.metadata
 import kafka.protocol.producer
 from kafka.protocol.api_message import ApiMessage
 
+from protocol.internode import (
+    CONTROLLER_API_KEY,
+    RAFT_API_KEY,
+    ControllerRequest,
+    ControllerResponse,
+    RaftRequest,
+    RaftResponse,
+)
+
 API_VERSIONS_KEY = 18
 
 _HEADER = struct.Struct(">hhih")
@@ -60,11 +69,9 @@ def _load_classes() -> dict[int, tuple[type, type]]:
 
 
 MESSAGE_CLASSES: dict[int, tuple[type, type]] = _load_classes()
-
-
-def register_message_classes(api_key: int, request_cls: type, response_cls: type) -> None:
-    """Add an API that kafka-python does not have (our inter-node requests)."""
-    MESSAGE_CLASSES[api_key] = (request_cls, response_cls)
+# Our inter-node requests (never offered to clients; see protocol.internode).
+MESSAGE_CLASSES[RAFT_API_KEY] = (RaftRequest, RaftResponse)
+MESSAGE_CLASSES[CONTROLLER_API_KEY] = (ControllerRequest, ControllerResponse)
 
 
 def _skip_tagged_fields(buf: memoryview, pos: int) -> int:

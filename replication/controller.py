@@ -1,30 +1,50 @@
 """The controller: validates metadata changes and commits them as records.
 
-Admin requests (create/delete topics, add partitions, alter configs) arrive here
-from any node. The controller checks them against the current ``MetadataImage``,
-turns them into metadata records and commits them; committed records are applied
-to the image and handed to the subscribers (the broker creates or deletes its
-partition logs from them). ``commit`` is the only thing that differs between a
-one-node cluster (a local metadata log on disk) and a quorum (Raft).
+Admin requests (create/delete topics, add partitions, alter configs), broker
+registrations and heartbeats arrive here on any node. Only the active controller
+carries them out: on another node each operation is forwarded to it (a
+CONTROLLER inter-node request) and its result comes back. The active controller
+checks the operation against the ``MetadataImage``, turns it into metadata
+records and commits them to the metadata log; every node applies committed
+records to its image (``apply_committed``) and hands them to the subscribers
+(the broker creates or deletes partition logs from them).
+
+The metadata log is the only thing that differs between a one-node cluster
+(``LocalMetadataLog``, a file on this node's disk) and a quorum
+(``replication.quorum.RaftMetadataLog``).
+
+The active controller also watches broker heartbeats: a broker silent for
+broker.session.timeout.ms is fenced and its partitions get new leaders from
+their ISR (never from outside it unless unclean.leader.election.enable); a
+fenced broker that heartbeats again is unfenced and leads its leaderless
+partitions again. A broker stopping cleanly asks for the same first
+(controlled shutdown), so clients move before it goes.
 """
 
 import asyncio
+import functools
 import json
 import os
+import random
 import re
 import struct
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import crc32c
 import structlog
 
 from protocol.errors import ErrorCode, KafkaError
+from protocol.internode import CONTROLLER_API_KEY
 from replication.metadata import (
     TOPIC,
+    BrokerFencingRecord,
+    ClusterIdRecord,
     ConfigRecord,
     MetadataImage,
+    PartitionChangeRecord,
     PartitionRecord,
     ProducerIdsRecord,
     RegisterBrokerRecord,
@@ -33,12 +53,15 @@ from replication.metadata import (
     record_from_dict,
     record_to_dict,
 )
+from replication.peer import PeerUnavailable
 
 log = structlog.get_logger(__name__)
 
 MAX_TOPIC_NAME = 249  # Kafka's Topic.MAX_NAME_LENGTH
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 PRODUCER_ID_BLOCK = 1000  # producer ids handed out per ProducerIdsRecord
+FORWARD_TIMEOUT_S = 30.0  # how long a forwarded operation looks for an active controller
+FORWARD_RETRY_S = 0.2
 
 
 def topic_name_error(name: str | None) -> str | None:
@@ -52,6 +75,15 @@ def topic_name_error(name: str | None) -> str | None:
     if not _LEGAL_TOPIC.fullmatch(name):
         return f"Topic name {name!r} is illegal: use only ASCII letters, digits, '.', '_' and '-'"
     return None
+
+
+class NotController(Exception):
+    """This node is not (or stopped being) the active controller; the operation did not
+    commit here. ``leader_id`` may know better."""
+
+    def __init__(self, leader_id: int | None):
+        super().__init__(f"not the active controller (leader: {leader_id})")
+        self.leader_id = leader_id
 
 
 @dataclass(slots=True)
@@ -76,12 +108,34 @@ class LocalMetadataLog:
 
     _HEAD = struct.Struct(">iI")
 
-    def __init__(self, directory: str):
+    is_active = True  # the only node is the controller
+    peers: dict = {}
+
+    def __init__(self, directory: str, node_id: int, apply_records: Callable[[list, int], None]):
         os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, "metadata.log")
+        self.leader_id = node_id
+        self.apply_records = apply_records
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self._offset = -1
 
-    def replay(self) -> list:
+    async def start(self) -> None:
+        records = self._replay()
+        self._offset = len(records) - 1
+        if records:
+            self.apply_records(records, self._offset)  # one batch: subscribers see the whole image
+
+    async def stop(self) -> None:
+        os.close(self._fd)
+
+    def describe(self) -> dict:
+        """DescribeQuorum's view: a quorum of one."""
+        return {"leader_id": self.leader_id, "leader_epoch": 0, "high_watermark": self._offset + 1,
+                "voters": [{"node_id": self.leader_id, "directory_id": None,
+                            "log_end_offset": self._offset + 1, "last_fetch_ms": -1,
+                            "last_caught_up_ms": -1}]}
+
+    def _replay(self) -> list:
         with open(self.path, "rb") as f:
             data = f.read()
         records, pos = [], 0
@@ -104,46 +158,245 @@ class LocalMetadataLog:
             chunks.append(self._HEAD.pack(len(body), crc32c.crc32c(body)) + body)
         os.write(self._fd, b"".join(chunks))
         await asyncio.to_thread(os.fsync, self._fd)
+        self._offset += len(records)
+        self.apply_records(records, self._offset)
 
-    def close(self) -> None:
-        os.close(self._fd)
+
+def _to_json(value):
+    """Results and arguments of controller operations as JSON values."""
+    if isinstance(value, KafkaError):
+        return {"kafka_error": [int(value.code), value.message]}
+    if isinstance(value, range):
+        return {"range": [value.start, value.stop]}
+    if isinstance(value, NewTopic):
+        return asdict(value)
+    if isinstance(value, list | tuple):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, dict) and "kafka_error" in value:
+        code, message = value["kafka_error"]
+        return KafkaError(ErrorCode(code), message)
+    if isinstance(value, dict) and "range" in value:
+        return range(*value["range"])
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def controller_op(method):
+    """Run the operation here if this node is the active controller, else on it.
+
+    Arguments and results cross the wire as JSON (``_to_json``); a KafkaError
+    raised by the operation is raised again to the caller on the other node.
+    """
+    @functools.wraps(method)
+    async def run(self, *args, **kwargs):
+        return await self.run_op(method, *args, **kwargs)
+    run.controller_op = True
+    return run
 
 
 class Controller:
-    """Turns admin requests into committed metadata records (one node: a local log)."""
+    """Turns admin requests into committed metadata records, on the active controller."""
 
-    def __init__(self, metadata_log: LocalMetadataLog, image: MetadataImage, *,
-                 num_partitions: int, default_replication_factor: int,
-                 validate_topic_configs: Callable[[dict], None]):
-        self.metadata_log = metadata_log
+    def __init__(self, image: MetadataImage, *, num_partitions: int,
+                 default_replication_factor: int, validate_topic_configs: Callable[[dict], None],
+                 broker_session_timeout_ms: int = 9000, unclean_leader_election: bool = False):
+        self.metadata_log = None  # LocalMetadataLog or RaftMetadataLog, set by the broker
         self.image = image
         self.num_partitions = num_partitions
         self.default_replication_factor = default_replication_factor
         self.validate_topic_configs = validate_topic_configs
+        self.broker_session_timeout_ms = broker_session_timeout_ms
+        self.unclean_leader_election = unclean_leader_election
         self.subscribers: list[Callable[[list], None]] = []
         self._lock = asyncio.Lock()  # one change at a time: validation sees the latest image
+        self._last_heartbeat: dict[int, float] = {}  # on the active controller: node id -> monotonic s
 
-    def load(self) -> None:
-        for offset, record in enumerate(self.metadata_log.replay()):
-            self.image.apply(record, offset)
-
-    async def commit(self, records: list) -> None:
-        if not records:
-            return
-        await self.metadata_log.append(records)
+    # -- the metadata log's side ----------------------------------------------------
+    def apply_committed(self, records: list, offset: int) -> None:
+        """Committed records, on every node: into the image, then to the subscribers."""
         for record in records:
-            self.image.apply(record, self.image.offset + 1)
+            self.image.apply(record, offset)
         for subscriber in self.subscribers:
             subscriber(records)
 
-    async def register_broker(self, node_id: int, endpoints: dict[str, tuple[str, int]],
-                              rack: str | None = None) -> None:
+    def restore(self, records: list, offset: int) -> None:
+        """Replace the image with a snapshot's (a follower far behind the leader)."""
+        self.image.reset(records, offset)
+        for subscriber in self.subscribers:
+            subscriber(records)
+
+    async def commit(self, records: list) -> None:
+        if records:
+            await self.metadata_log.append(records)
+
+    # -- forwarding --------------------------------------------------------------
+    async def run_op(self, method, *args, **kwargs):
+        """Carry out an operation on the active controller (this node or another),
+        following leadership changes, for up to FORWARD_TIMEOUT_S."""
+        deadline = time.monotonic() + FORWARD_TIMEOUT_S
+        op = method.__name__
+        while True:
+            if self.metadata_log.is_active:
+                try:
+                    return await method(self, *args, **kwargs)
+                except NotController:
+                    pass  # leadership moved mid-operation: find the new controller
+            leader = self.metadata_log.leader_id
+            peer = self.metadata_log.peers.get(leader) if leader is not None else None
+            if peer is not None:
+                try:
+                    reply = await peer.request(CONTROLLER_API_KEY, {
+                        "op": op, "args": _to_json(list(args)), "kwargs": _to_json(kwargs)})
+                    if isinstance(reply.get("error"), dict):
+                        raise _from_json(reply["error"])
+                    if "not_controller" not in reply:  # (its value may be null: no known leader)
+                        return _from_json(reply.get("result"))
+                except PeerUnavailable:
+                    pass
+            if time.monotonic() > deadline:
+                raise KafkaError(ErrorCode.NOT_CONTROLLER,
+                                 "No active controller could be reached; retry when the quorum has a leader")
+            await asyncio.sleep(FORWARD_RETRY_S)
+
+    async def execute(self, op: str, args: list, kwargs: dict) -> dict:
+        """Run a forwarded operation (the CONTROLLER inter-node handler calls this)."""
+        method = getattr(self, op, None)
+        if method is None or not getattr(method, "controller_op", False):
+            return {"error": _to_json(KafkaError(ErrorCode.INVALID_REQUEST, f"unknown operation {op}"))}
+        if not self.metadata_log.is_active:
+            return {"not_controller": self.metadata_log.leader_id}
+        try:
+            # Run here only: forwarding again from here could loop between two nodes.
+            return {"result": _to_json(await method.__wrapped__(self, *_from_json(args), **kwargs))}
+        except NotController as e:
+            return {"not_controller": e.leader_id}
+        except KafkaError as e:
+            return {"error": _to_json(e)}
+
+    # -- brokers -------------------------------------------------------------------
+    @controller_op
+    async def register_broker(self, node_id: int, endpoints: dict, rack: str | None = None,
+                              cluster_id: str | None = None) -> str:
+        """Register (or re-register) a broker; returns the cluster's id, which the first
+        registration sets to the ``cluster_id`` it proposes."""
+        endpoints = {name: (host, int(port)) for name, (host, port) in endpoints.items()}
         async with self._lock:
+            self._last_heartbeat[node_id] = time.monotonic()
             current = self.image.brokers.get(node_id)
-            if current and current.endpoints == endpoints and current.rack == rack:
-                return
-            await self.commit([RegisterBrokerRecord(
-                node_id, {k: list(v) for k, v in endpoints.items()}, rack)])
+            records = []
+            if self.image.cluster_id is None and cluster_id:
+                records.append(ClusterIdRecord(cluster_id))
+            if not (current and current.endpoints == endpoints and current.rack == rack):
+                records.append(RegisterBrokerRecord(
+                    node_id, {k: list(v) for k, v in endpoints.items()}, rack))
+            if current is not None and current.fenced:
+                records += self._unfence(node_id)
+            await self.commit(records)
+            return self.image.cluster_id
+
+    @controller_op
+    async def heartbeat(self, node_id: int) -> bool:
+        """A live broker checks in; returns whether it is registered."""
+        if node_id not in self.image.brokers:
+            return False
+        self._last_heartbeat[node_id] = time.monotonic()
+        if self.image.brokers[node_id].fenced:
+            async with self._lock:
+                if self.image.brokers[node_id].fenced:
+                    await self.commit(self._unfence(node_id))
+        return True
+
+    @controller_op
+    async def controlled_shutdown(self, node_id: int) -> None:
+        """Move leadership and ISR membership away from a broker that is stopping."""
+        async with self._lock:
+            if node_id in self.image.brokers and not self.image.brokers[node_id].fenced:
+                self._last_heartbeat.pop(node_id, None)
+                await self.commit(self._fence(node_id))
+
+    @controller_op
+    async def alter_partition(self, topic_id: str, partition: int, leader_id: int, leader_epoch: int,
+                              partition_epoch: int, isr: list[int]) -> int:
+        """A leader's ISR change (Kafka's AlterPartition), fenced by both epochs.
+
+        Returns the new partition epoch. A request from a deposed leader or built
+        on an older ISR is refused, so stale leaders cannot undo newer changes.
+        """
+        async with self._lock:
+            topic = self.image.topics_by_id.get(topic_id)
+            p = topic.partitions.get(partition) if topic else None
+            if p is None:
+                raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No partition {topic_id}-{partition}")
+            if leader_id != p.leader or leader_epoch != p.leader_epoch:
+                raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH,
+                                 f"Leader {leader_id} epoch {leader_epoch} is not the current "
+                                 f"leader {p.leader} epoch {p.leader_epoch}")
+            if partition_epoch != p.partition_epoch:
+                raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION,
+                                 f"Partition epoch {partition_epoch} is stale (now {p.partition_epoch})")
+            live = set(self._live_brokers())
+            if leader_id not in isr or not set(isr) <= set(p.replicas) or \
+                    not set(isr) - set(p.isr) <= live:
+                raise KafkaError(ErrorCode.INVALID_REQUEST,
+                                 f"ISR {isr} must hold the leader, only replicas, and only live new members")
+            await self.commit([PartitionChangeRecord(topic_id, partition, isr=list(isr))])
+            return self.image.topics_by_id[topic_id].partitions[partition].partition_epoch
+
+    def _fence(self, node_id: int) -> list:
+        records = [BrokerFencingRecord(node_id, True)]
+        live = set(self._live_brokers()) - {node_id}
+        for topic in self.image.topics.values():
+            for p in topic.partitions.values():
+                if node_id not in p.isr and p.leader != node_id:
+                    continue
+                isr = [r for r in p.isr if r != node_id] or list(p.isr)  # never empty the ISR
+                leader = p.leader
+                if p.leader == node_id:
+                    leader = self._elect(p.replicas, isr, live)
+                records.append(PartitionChangeRecord(p.topic_id, p.partition, leader=leader, isr=isr))
+        return records
+
+    def _unfence(self, node_id: int) -> list:
+        records = [BrokerFencingRecord(node_id, False)]
+        for topic in self.image.topics.values():
+            for p in topic.partitions.values():
+                if p.leader == -1 and node_id in p.isr:
+                    records.append(PartitionChangeRecord(p.topic_id, p.partition, leader=node_id))
+        return records
+
+    def _elect(self, replicas: list[int], isr: list[int], live: set[int]) -> int:
+        """A new leader: the first live ISR member in replica order, else -1 (or, with
+        unclean election, any live replica)."""
+        for r in replicas:
+            if r in isr and r in live:
+                return r
+        if self.unclean_leader_election:
+            for r in replicas:
+                if r in live:
+                    return r
+        return -1
+
+    async def run_fencing(self) -> None:
+        """On the active controller: fence brokers whose heartbeats stopped."""
+        while True:
+            await asyncio.sleep(min(1.0, self.broker_session_timeout_ms / 4000))
+            if not self.metadata_log.is_active:
+                self._last_heartbeat.clear()
+                continue
+            now = time.monotonic()
+            for node_id, broker in list(self.image.brokers.items()):
+                seen = self._last_heartbeat.setdefault(node_id, now)  # grace for a new controller
+                if not broker.fenced and now - seen > self.broker_session_timeout_ms / 1000:
+                    log.warning("broker_fenced", node_id=node_id, silent_s=round(now - seen, 1))
+                    async with self._lock:
+                        await self.commit(self._fence(node_id))
 
     def _live_brokers(self) -> list[int]:
         return sorted(b.node_id for b in self.image.brokers.values() if not b.fenced)
@@ -151,9 +404,10 @@ class Controller:
     def _assign(self, topic_id: str, first: int, count: int, rf: int,
                 explicit: dict[int, list[int]]) -> list[PartitionRecord]:
         brokers = self._live_brokers()
+        start = random.randrange(len(brokers))  # spread leaders across brokers, as Kafka does
         records = []
         for p in range(first, first + count):
-            replicas = explicit.get(p) or [brokers[(p + i) % len(brokers)] for i in range(rf)]
+            replicas = explicit.get(p) or [brokers[(start + p + i) % len(brokers)] for i in range(rf)]
             records.append(PartitionRecord(topic_id, p, replicas, list(replicas), replicas[0]))
         return records
 
@@ -198,9 +452,12 @@ class Controller:
                 raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                                  f"Partition {p}: replicas {replicas} must be {rf} distinct known brokers")
 
+    @controller_op
     async def create_topics(self, topics: list[NewTopic], validate_only: bool = False
                             ) -> list[KafkaError | None]:
         """One result per topic: None for success, else the error."""
+        topics = [NewTopic(**{**t, "assignments": {int(k): v for k, v in t["assignments"].items()}})
+                  if isinstance(t, dict) else t for t in topics]
         results = []
         async with self._lock:
             for t in topics:
@@ -219,6 +476,7 @@ class Controller:
                 await self.commit(records)
         return results
 
+    @controller_op
     async def delete_topic(self, name: str) -> None:
         async with self._lock:
             topic = self.image.topics.get(name)
@@ -227,6 +485,7 @@ class Controller:
                                  f"Topic '{name}' does not exist.")
             await self.commit([RemoveTopicRecord(topic.topic_id)])
 
+    @controller_op
     async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
                                 validate_only: bool = False) -> None:
         async with self._lock:
@@ -248,6 +507,7 @@ class Controller:
                 return
             await self.commit(self._assign(topic.topic_id, current, count - current, rf, explicit))
 
+    @controller_op
     async def alter_configs(self, resource_type: int, name: str, changes: dict[str, str | None],
                             replace: bool, validate_only: bool = False) -> None:
         """Set (value) or delete (None) topic config keys; ``replace`` drops keys not named."""
@@ -268,6 +528,7 @@ class Controller:
             if not validate_only:
                 await self.commit([ConfigRecord(TOPIC, name, k, v) for k, v in changes.items()])
 
+    @controller_op
     async def allocate_producer_ids(self) -> range:
         """Reserve a block of producer ids; the record makes them unique across restarts."""
         async with self._lock:

@@ -73,6 +73,12 @@ class ConfigRecord:
 
 
 @dataclass(slots=True)
+class ClusterIdRecord:
+    """The cluster's id, committed once by the first broker registration."""
+    cluster_id: str
+
+
+@dataclass(slots=True)
 class ProducerIdsRecord:
     """The next block of producer ids starts here (ids stay unique across restarts)."""
     next_producer_id: int
@@ -80,7 +86,7 @@ class ProducerIdsRecord:
 
 RECORD_TYPES = {cls.__name__: cls for cls in (
     RegisterBrokerRecord, BrokerFencingRecord, TopicRecord, PartitionRecord,
-    PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord)}
+    PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord, ClusterIdRecord)}
 
 
 def record_to_dict(record) -> dict:
@@ -131,6 +137,7 @@ class MetadataImage:
         self.topics_by_id: dict[str, TopicImage] = {}
         self.configs: dict[tuple[int, str], dict[str, str]] = {}
         self.next_producer_id = 0
+        self.cluster_id: str | None = None
         self.offset = -1  # the last applied record's offset in the metadata log
 
     def apply(self, record, offset: int | None = None) -> None:
@@ -176,8 +183,36 @@ class MetadataImage:
         else:
             configs[r.name] = r.value
 
+    def _apply_ClusterIdRecord(self, r: ClusterIdRecord) -> None:
+        self.cluster_id = r.cluster_id
+
     def _apply_ProducerIdsRecord(self, r: ProducerIdsRecord) -> None:
         self.next_producer_id = r.next_producer_id
 
     def topic_configs(self, name: str) -> dict[str, str]:
         return self.configs.get((TOPIC, name), {})
+
+    def to_records(self) -> list:
+        """Records that rebuild this image from empty: the snapshot form of the log."""
+        records = [ClusterIdRecord(self.cluster_id)] if self.cluster_id else []
+        for b in self.brokers.values():
+            records.append(RegisterBrokerRecord(b.node_id, {k: list(v) for k, v in b.endpoints.items()},
+                                                b.rack))
+            if b.fenced:
+                records.append(BrokerFencingRecord(b.node_id, True))
+        for t in self.topics.values():
+            records.append(TopicRecord(t.name, t.topic_id))
+            records += [PartitionRecord(p.topic_id, p.partition, list(p.replicas), list(p.isr), p.leader,
+                                        p.leader_epoch, p.partition_epoch)
+                        for p in t.partitions.values()]
+        records += [ConfigRecord(rtype, name, key, value)
+                    for (rtype, name), configs in self.configs.items() for key, value in configs.items()]
+        records.append(ProducerIdsRecord(self.next_producer_id))
+        return records
+
+    def reset(self, records: list, offset: int) -> None:
+        """Replace this image with the one ``records`` build (a snapshot at ``offset``)."""
+        self.__init__()
+        for record in records:
+            self.apply(record)
+        self.offset = offset

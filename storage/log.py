@@ -661,6 +661,21 @@ class Log:
             self.checkpoint_hook()
         log.info("log_truncated", dir=str(self.dir), log_end_offset=end)
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every batch and continue empty at ``offset`` (Kafka's truncateFullyAndStartAt):
+        a follower whose log end fell below the leader's log start starts over there."""
+        for segment in self.segments:
+            segment.delete()
+        self.segments = [self._new_segment(offset, self._clock_ms())]
+        self._log_start_offset = offset
+        self.recovery_point = offset
+        self.high_watermark = offset
+        self.leader_epoch_cache.entries, self.leader_epoch_cache.dirty = [], True
+        self.leader_epoch_cache.write()
+        if self.checkpoint_hook is not None:
+            self.checkpoint_hook()
+        log.info("log_restarted", dir=str(self.dir), log_start_offset=offset)
+
     def delete_records(self, before_offset: int) -> int:
         """DeleteRecords: advance the log start offset, drop whole segments below it.
 

@@ -22,7 +22,7 @@ async def handle(ctx, request):
         results = []
         for p in t.partitions:
             try:
-                partition = replicas.partition(t.name, p.partition_index)
+                partition = replicas.leader_partition(t.name, p.partition_index)
                 hw = partition.log.high_watermark
                 offset = hw if p.offset == -1 else p.offset
                 if not 0 <= offset <= hw:

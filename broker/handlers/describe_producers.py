@@ -20,7 +20,7 @@ async def handle(ctx, request):
         partitions = []
         for index in t.partition_indexes:
             try:
-                partition = ctx.broker.replicas.partition(t.name, index)
+                partition = ctx.broker.replicas.leader_partition(t.name, index)
             except KafkaError as e:
                 partitions.append(PartitionResponse(partition_index=index, error_code=e.code,
                                                     error_message=e.message, active_producers=[]))

@@ -8,6 +8,11 @@
   when it is larger than either limit, so a consumer never gets stuck.
 - Consumers read up to the high watermark; with no transactions the last stable
   offset equals it and read_committed gets an empty aborted-transactions list.
+  Followers (a replica id >= 0) read up to the log end; their fetch offset tells
+  the leader how far they have replicated (replication.isr).
+- current_leader_epoch fences clients and followers that lag behind a leader
+  change (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH); a partition this node does
+  not lead is NOT_LEADER_OR_FOLLOWER.
 - Topics are named up to v12 and identified by topic id from v13.
 - Fetch sessions (KIP-227) are declined: every response has session id 0, so
   clients send full fetch requests; a session id we never gave is
@@ -63,8 +68,9 @@ class _Read:
         self.reads = []
 
 
-def _read_all(ctx, request, wanted, version: int) -> _Read:
+def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
     replicas = ctx.broker.replicas
+    follower = replica_id >= 0
     out = _Read()
     remaining = request.max_bytes
     read_committed = request.isolation_level == READ_COMMITTED
@@ -77,13 +83,16 @@ def _read_all(ctx, request, wanted, version: int) -> _Read:
             try:
                 if name is None:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
-                partition = replicas.partition(name, fp.partition)
+                partition = replicas.leader_partition(name, fp.partition)
+                replicas.check_leader_epoch(partition, fp.current_leader_epoch)
+                if follower:  # its fetch offset is its log end offset: maybe a new HW
+                    replicas.on_follower_fetch(name, fp.partition, replica_id, fp.fetch_offset)
                 log_ = partition.log
                 result.high_watermark = result.last_stable_offset = log_.high_watermark
                 result.log_start_offset = log_.log_start_offset
                 read = replicas.read(name, fp.partition, fp.fetch_offset,
                                      max(0, min(fp.partition_max_bytes, remaining)),
-                                     min_one=out.bytes == 0)
+                                     min_one=out.bytes == 0, up_to_high_watermark=not follower)
             except KafkaError as e:
                 result.error_code = e.code
                 out.error = True
@@ -114,11 +123,17 @@ async def handle(ctx, request):
         else:
             topic = broker.image.topics.get(t.topic)
             wanted.append((t.topic, topic.uuid if topic else ZERO_UUID, t.partitions))
+    # A follower sends its replica id (in replica_state from v15): it reads up to the
+    # log end, and its fetch offsets drive the ISR and the high watermark.
+    if version >= 15:  # a tagged field, absent for consumers
+        replica_id = request.replica_state.replica_id if request.replica_state else -1
+    else:
+        replica_id = request.replica_id
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
     keys = [(name, p.partition) for name, _, ps in wanted if name for p in ps]
     while True:
-        attempt = _read_all(ctx, request, wanted, version)
+        attempt = _read_all(ctx, request, wanted, version, replica_id)
         left = deadline - loop.time()
         if attempt.bytes >= request.min_bytes or attempt.error or left <= 0 or not keys:
             break

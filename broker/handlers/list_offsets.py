@@ -22,6 +22,10 @@ def lookup(partition, timestamp: int) -> tuple[int, int]:
     log_ = partition.log
     if timestamp == EARLIEST:
         return -1, log_.log_start_offset
+    state = partition.isr_state
+    if state is not None and log_.high_watermark < state.leader_epoch_start_offset:
+        # KIP-207: a new leader's high watermark may lag until its followers report.
+        raise KafkaError(ErrorCode.OFFSET_NOT_AVAILABLE, "The new leader's high watermark is not known yet")
     if timestamp == LATEST:
         return -1, log_.high_watermark
     if timestamp == MAX_TIMESTAMP:
@@ -41,7 +45,7 @@ async def handle(ctx, request):
         partitions = []
         for p in t.partitions:
             try:
-                partition = replicas.partition(t.name, p.partition_index)
+                partition = replicas.leader_partition(t.name, p.partition_index)
                 replicas.check_leader_epoch(partition, p.current_leader_epoch)
                 timestamp, offset = lookup(partition, p.timestamp)
                 code = ErrorCode.NONE

@@ -1,9 +1,11 @@
 """Produce (v3-v11): append record batches as the partition leader.
 
 acks: 0 (no response at all; if any partition failed, the connection is closed,
-as Kafka does, so the client refreshes its metadata), 1 (after the append), -1
-(after the append is as durable as flush.messages asks on one node; replication
-later waits for the ISR). Anything else is INVALID_REQUIRED_ACKS.
+as Kafka does, so the client refreshes its metadata), 1 (after the leader's
+append), -1 (once the high watermark passed the batch, i.e. every ISR member has
+it, and it is as durable as flush.messages asks; REQUEST_TIMED_OUT after the
+request's timeout; NOT_ENOUGH_REPLICAS, with nothing appended, while the ISR is
+smaller than min.insync.replicas). Anything else is INVALID_REQUIRED_ACKS.
 
 Per-partition failures are error codes, never a dropped connection: CORRUPT_MESSAGE,
 INVALID_RECORD, MESSAGE_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE (zstd before v7),
@@ -73,8 +75,8 @@ async def handle(ctx, request):
             try:
                 if acks not in (0, 1, -1):
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
-                partition, result = broker.replicas.append_records(topic.name, data.index, data.records,
-                                                                   check=check)
+                partition, result = broker.replicas.append_records(
+                    topic.name, data.index, data.records, required_acks=acks, check=check)
             except KafkaError as e:
                 failed = True
                 partitions.append(_failure(data.index, e))
@@ -99,8 +101,13 @@ async def handle(ctx, request):
         done, pending = await asyncio.wait(tasks, timeout=max(request.timeout_ms, 0) / 1000)
         for task, response in tasks.items():
             if task in pending:
+                task.cancel()
                 response.error_code = ErrorCode.REQUEST_TIMED_OUT
-                response.error_message = f"Not durable within timeout_ms={request.timeout_ms}"
+                response.error_message = (f"Not replicated to the ISR within timeout_ms="
+                                          f"{request.timeout_ms}")
+            elif isinstance(task.exception(), KafkaError):
+                response.error_code = task.exception().code
+                response.error_message = task.exception().message
             elif task.exception() is not None:
                 response.error_code = ErrorCode.KAFKA_STORAGE_ERROR
                 response.error_message = f"Flush failed: {task.exception()}"

@@ -1,0 +1,229 @@
+"""The metadata log replicated by the controller quorum: the Raft core's driver.
+
+Every node is a voter. This driver owns one ``RaftNode`` and is the only code that
+calls it: inputs (Raft messages from peers, proposals, timer ticks) go through one
+queue and one task, and every ``Ready`` is handled in the order the core demands:
+persist and fsync (``RaftStore``, in a thread, off the event loop), then send the
+messages to the peers, then apply committed entries to the metadata image.
+
+A DATA entry is one controller commit: a JSON list of metadata records, applied
+to the image atomically. A snapshot is the image itself, written as the records
+that rebuild it (``MetadataImage.to_records``), so there is one format.
+
+The active controller is the Raft leader once it has applied an entry of its own
+term (the leader-change entry): before that its image may miss entries committed
+by earlier leaders, and validating admin requests against it could, say, create
+a topic twice.
+"""
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+
+import structlog
+
+from protocol.internode import RAFT_API_KEY
+from replication.controller import NotController
+from replication.metadata import record_from_dict, record_to_dict
+from replication.peer import Peer, PeerUnavailable
+from replication.raft import NotLeader, RaftConfig, RaftNode
+from replication.raft_codec import message_from_dict, message_to_dict
+from replication.raft_messages import EntryKind, Ready
+from replication.raft_store import RaftStore
+
+log = structlog.get_logger(__name__)
+
+SNAPSHOT_EVERY = 1000  # entries applied since the last snapshot before taking another
+
+
+def _now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+class RaftMetadataLog:
+    def __init__(self, node_id: int, directory_id: str, voters: dict[int, tuple[str, int]],
+                 directory: str, *, apply_records: Callable[[list, int], None],
+                 restore_image: Callable[[list, int], None], image_records: Callable[[], list],
+                 config: RaftConfig | None = None):
+        self.node_id = node_id
+        self.directory_id = directory_id
+        self.voters = voters
+        self.store = RaftStore(directory)
+        self.apply_records = apply_records
+        self.restore_image = restore_image
+        self.image_records = image_records
+        self.config = config or RaftConfig()
+        # Raft messages and controller operations travel on separate connections: a
+        # node answers one connection's requests in order, and an operation waiting
+        # for a commit must never hold up the Raft acks that commit needs.
+        self.raft_peers = {nid: Peer(nid, host, port, from_node=node_id)
+                           for nid, (host, port) in voters.items() if nid != node_id}
+        self.peers = {nid: Peer(nid, host, port, from_node=node_id)
+                      for nid, (host, port) in voters.items() if nid != node_id}
+        self.node: RaftNode | None = None
+        self._inputs: asyncio.Queue = asyncio.Queue()
+        self._proposals: dict[int, tuple[int, asyncio.Future]] = {}
+        self._applied = 0
+        self._snapshot_index = 0
+        self._active_term = -1
+        self._task: asyncio.Task | None = None
+        self.leader_changed = asyncio.Event()  # set (and cleared) whenever the leader changes
+        self._known_leader: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        state = await asyncio.to_thread(self.store.load)
+        if state.snapshot is not None:
+            self.restore_image(self._decode(state.snapshot.data), state.snapshot.last_index)
+            self._applied = self._snapshot_index = state.snapshot.last_index
+        self.node = RaftNode(self.node_id, self.directory_id, self.voters, now_ms=_now_ms(),
+                             rng=random.Random(), config=self.config, state=state)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Hand leadership over if we have it, then stop (controlled shutdown)."""
+        if self.node is not None and self.node.is_leader:
+            self._inputs.put_nowait(("resign", None))
+            await asyncio.sleep(self.config.heartbeat_interval_ms * 3 / 1000)
+        if self._task is not None:
+            self._task.cancel()
+        for peer in [*self.raft_peers.values(), *self.peers.values()]:
+            peer.close()
+        self.store.close()
+
+    # -- what the controller uses ---------------------------------------------
+    @property
+    def leader_id(self) -> int | None:
+        return self.node.leader_id if self.node is not None else None
+
+    @property
+    def is_active(self) -> bool:
+        return self.node is not None and self.node.is_leader and self._active_term == self.node.term
+
+    def describe(self) -> dict:
+        """DescribeQuorum's view: leader, term, commit index, voters' progress."""
+        node = self.node
+        progress = node.replica_progress() if node.is_leader else {}
+        voters = []
+        for node_id, directory_id in sorted(node.voters.items()):
+            if node_id == self.node_id:
+                log_end, fetch_ms = node.last_index + 1, -1
+            elif node_id in progress:
+                log_end, fetch_ms = progress[node_id]
+                log_end += 1
+            else:
+                log_end, fetch_ms = -1, -1
+            voters.append({"node_id": node_id, "directory_id": directory_id, "log_end_offset": log_end,
+                           "last_fetch_ms": fetch_ms, "last_caught_up_ms": fetch_ms})
+        return {"leader_id": -1 if node.leader_id is None else node.leader_id,
+                "leader_epoch": node.term, "high_watermark": node.commit_index + 1, "voters": voters}
+
+    def receive(self, payload: dict) -> None:
+        """A Raft message from a peer (the RAFT inter-node handler calls this)."""
+        self._inputs.put_nowait(("message", message_from_dict(payload)))
+
+    async def append(self, records: list) -> None:
+        """Commit ``records`` as one entry; returns once committed and applied here."""
+        if not self.is_active:
+            raise NotController(self.leader_id)
+        data = json.dumps([record_to_dict(r) for r in records], separators=(",", ":")).encode()
+        fut = asyncio.get_running_loop().create_future()
+        self._inputs.put_nowait(("propose", (data, fut)))
+        await fut
+
+    # -- the driver loop ---------------------------------------------------------
+    async def _run(self) -> None:
+        node = self.node
+        while True:
+            try:
+                timeout = max(0, node.deadline_ms - _now_ms()) / 1000
+                try:
+                    item = await asyncio.wait_for(self._inputs.get(), timeout)
+                except TimeoutError:
+                    item = None
+                while item is not None:
+                    self._input(item)
+                    item = self._inputs.get_nowait() if not self._inputs.empty() else None
+                node.tick(_now_ms())
+                while ready := node.drain():
+                    await self._handle(ready)
+                self._note_leader()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("raft_driver_error", node_id=self.node_id)
+                await asyncio.sleep(0.1)
+
+    def _input(self, item) -> None:
+        kind, value = item
+        node = self.node
+        if kind == "message":
+            node.step(value, _now_ms())
+        elif kind == "propose":
+            data, fut = value
+            try:
+                index = node.propose(data)
+            except NotLeader as e:
+                fut.set_exception(NotController(e.leader_id))
+                return
+            self._proposals[index] = (node.term, fut)
+        elif kind == "resign":
+            node.resign(_now_ms())
+
+    async def _handle(self, ready: Ready) -> None:
+        await asyncio.to_thread(self.store.apply, ready)
+        for message in ready.messages:
+            asyncio.get_running_loop().create_task(self._send(message))
+        if ready.restore is not None:
+            self.restore_image(self._decode(ready.restore.data), ready.restore.last_index)
+            self._applied = self._snapshot_index = ready.restore.last_index
+        for entry in ready.committed:
+            if entry.kind is EntryKind.DATA:
+                self.apply_records([record_from_dict(d) for d in json.loads(entry.data)], entry.index)
+            if self.node.is_leader and entry.term == self.node.term:
+                self._active_term = entry.term
+            self._applied = entry.index
+            pending = self._proposals.pop(entry.index, None)
+            if pending is not None and not pending[1].done():
+                term, fut = pending
+                if entry.term == term:
+                    fut.set_result(entry.index)
+                else:
+                    fut.set_exception(NotController(self.leader_id))
+        if self._applied - self._snapshot_index >= SNAPSHOT_EVERY:
+            self._snapshot_index = self._applied
+            self.node.compact(self._applied, self._encode(self.image_records()))
+
+    def _note_leader(self) -> None:
+        leader = self.node.leader_id
+        if leader != self._known_leader:
+            self._known_leader = leader
+            log.info("quorum_leader", node_id=self.node_id, leader=leader, term=self.node.term)
+            self.leader_changed.set()
+            self.leader_changed.clear()
+        if not self.node.is_leader:
+            self._active_term = -1
+            for index, (_, fut) in list(self._proposals.items()):
+                if not fut.done():
+                    fut.set_exception(NotController(leader))
+                del self._proposals[index]
+
+    async def _send(self, message) -> None:
+        peer = self.raft_peers.get(message.to)
+        if peer is None:
+            return
+        try:
+            await peer.request(RAFT_API_KEY, message_to_dict(message),
+                               timeout_s=self.config.election_timeout_ms / 1000)
+        except PeerUnavailable:
+            pass  # Raft resends what matters
+
+    @staticmethod
+    def _encode(records: list) -> bytes:
+        return json.dumps([record_to_dict(r) for r in records], separators=(",", ":")).encode()
+
+    @staticmethod
+    def _decode(data: bytes) -> list:
+        return [record_from_dict(d) for d in json.loads(data)] if data else []

@@ -1,0 +1,100 @@
+"""Three real node processes on loopback, each on its own address (127.0.0.N)."""
+
+import re
+import subprocess
+import sys
+import time
+
+from confluent_kafka.admin import AdminClient
+
+from tests.brokerproc import BrokerProcess, free_port
+
+FAST = {  # short timeouts for tests; Kafka's defaults would make them slow
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "500",
+    "controller.quorum.election.timeout.ms": "1000",
+    "replica.lag.time.max.ms": "3000",
+    "group.initial.rebalance.delay.ms": "0",
+}
+LEADER = re.compile(r"event='quorum_leader' node_id=(\d+) leader=(\d+|None) term=(\d+)")
+
+
+class Cluster:
+    def __init__(self, base_dir, size: int = 3, overrides: dict | None = None):
+        port = free_port("127.0.0.1")
+        self.nodes = {n: BrokerProcess(base_dir / f"node{n}", host=f"127.0.0.{n}", port=port, node_id=n,
+                                       overrides={**FAST, **(overrides or {})})
+                      for n in range(1, size + 1)}
+        voters = ",".join(f"{n}@{b.bootstrap}" for n, b in self.nodes.items())
+        for b in self.nodes.values():
+            b.extra_args = ["--voters", voters]
+        self.logs: dict[int, list[str]] = {n: [] for n in self.nodes}
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.nodes.values())
+
+    def start(self, order=None, stagger_s: float = 0.0) -> "Cluster":
+        for n in order or self.nodes:
+            self.nodes[n].start()
+            time.sleep(stagger_s)
+        return self
+
+    def stop_all(self) -> None:
+        for n, b in self.nodes.items():
+            b.kill()
+            self.logs[n] += b.log_lines
+
+    def kill(self, n: int) -> None:
+        self.nodes[n].kill()
+        self.logs[n] += self.nodes[n].log_lines
+
+    def restart(self, n: int) -> None:
+        self.logs[n] += self.nodes[n].log_lines
+        self.nodes[n].start()
+
+    def live(self) -> list[int]:
+        return [n for n, b in self.nodes.items() if b.proc is not None and b.proc.poll() is None]
+
+    def status(self, via: int | None = None) -> str:
+        node = self.nodes[via or self.live()[0]]
+        return subprocess.run([sys.executable, "-m", "broker", "cluster", "status", "--bootstrap",
+                               node.bootstrap], capture_output=True, text=True, timeout=20).stdout
+
+    def active_controller(self, via: int | None = None) -> int | None:
+        m = re.search(r"active controller: (\d+)", self.status(via))
+        return int(m.group(1)) if m else None
+
+    def wait_for(self, predicate, timeout_s: float = 30, what: str = "condition"):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                value = predicate()
+                if value:
+                    return value
+            except Exception:  # a node may be starting or gone; keep asking
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+    def wait_formed(self, timeout_s: float = 60) -> int:
+        """Until every live node names the same active controller and all are registered."""
+        def formed():
+            leaders = {self.active_controller(n) for n in self.live()}
+            md = self.admin().list_topics(timeout=5)
+            return leaders.pop() if len(leaders) == 1 and None not in leaders and \
+                sorted(md.brokers) == sorted(self.live()) else None
+        return self.wait_for(formed, timeout_s, "the cluster to form")
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": ",".join(self.nodes[n].bootstrap for n in self.live())})
+
+    def leaders_by_term(self) -> dict[int, set[int]]:
+        """From every node's log: which node each node saw lead each term."""
+        seen: dict[int, set[int]] = {}
+        for n, b in self.nodes.items():
+            for line in self.logs[n] + b.log_lines:
+                m = LEADER.search(line)
+                if m and m.group(2) != "None":
+                    seen.setdefault(int(m.group(3)), set()).add(int(m.group(2)))
+        return seen

@@ -1,0 +1,124 @@
+"""The controller quorum with three real node processes on loopback."""
+
+import shutil
+import time
+
+import pytest
+from confluent_kafka.admin import NewTopic
+
+from tests.cluster import Cluster
+
+
+def create(cluster, *names, partitions=3, rf=3):
+    admin = cluster.admin()  # keep the handle alive until the futures resolve
+    for f in admin.create_topics([NewTopic(n, partitions, rf) for n in names]).values():
+        f.result(30)
+
+
+def topics(cluster) -> set[str]:
+    return set(cluster.admin().list_topics(timeout=10).topics)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    c.stop_all()
+    for n in c.nodes:  # on failure, pytest shows each node's log tail
+        print(f"--- node {n} ---\n" + "".join(c.logs[n][-60:]))
+
+
+def test_forms_in_any_order_and_survives_controller_kill(cluster):
+    cluster.start(order=[3, 1, 2], stagger_s=1.5)
+    leader = cluster.wait_formed()
+    create(cluster, "before")
+    assert "st" not in topics(cluster)
+    cluster.kill(leader)
+    started = time.monotonic()
+    new_leader = cluster.wait_for(lambda: (c := cluster.active_controller()) not in (None, leader) and c,
+                                  timeout_s=10, what="a new controller")
+    assert time.monotonic() - started < 10
+    create(cluster, "after")
+    # Other nodes apply the commit a moment later (as in Kafka): wait for it.
+    cluster.wait_for(lambda: {"before", "after"} <= topics(cluster), 10, "both topics everywhere")
+    # Partitions led by the dead node moved to another ISR member once it was fenced.
+    cluster.wait_for(lambda: all(p.leader in cluster.live() for t in ("before", "after")
+                                 for p in cluster.admin().list_topics(timeout=5).topics[t].partitions.values()),
+                     timeout_s=15, what="leaders on live nodes")
+    # The killed node restarts with its data dir and catches up.
+    cluster.restart(leader)
+    cluster.wait_formed()
+    node = cluster.nodes[leader]
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(timeout=10)
+    assert {"before", "after"} <= set(md.topics)
+    assert new_leader != leader
+    assert all(len(leaders) == 1 for leaders in cluster.leaders_by_term().values())
+
+
+def test_whole_cluster_restart_keeps_topics(cluster):
+    cluster.start()
+    cluster.wait_formed()
+    create(cluster, "kept", partitions=2)
+    cluster.stop_all()
+    cluster.start(order=[2, 3, 1])
+    cluster.wait_formed()
+    md = cluster.admin().list_topics(timeout=10)
+    assert "kept" in md.topics and len(md.topics["kept"].partitions) == 2
+    assert len({n.bootstrap for n in cluster.nodes.values()}) == 3
+    assert cluster.active_controller() in cluster.live()
+
+
+def test_status_command_and_replication_factor_errors(cluster):
+    cluster.start()
+    cluster.wait_formed()
+    create(cluster, "shown", partitions=1)
+    status = cluster.status()
+    assert "active controller:" in status and "shown-0  leader" in status
+    for n in (1, 2, 3):
+        assert f"  {n}  log end offset" in status
+    admin = cluster.admin()
+    (f,) = admin.create_topics([NewTopic("too-big", 1, 4)]).values()
+    with pytest.raises(Exception, match="INVALID_REPLICATION_FACTOR|Replication factor"):
+        f.result(30)
+
+
+def test_wiped_voter_does_not_break_election_safety(cluster):
+    """A voter whose data dir is wiped comes back with a new directory id; it must not
+    vote twice in a term (at most one leader per term, as every node saw it)."""
+    cluster.start()
+    leader = cluster.wait_formed()
+    create(cluster, "survives", partitions=1)
+    victim = next(n for n in cluster.nodes if n != leader)
+    cluster.kill(victim)
+    shutil.rmtree(cluster.nodes[victim].data_dir)
+    cluster.restart(victim)
+    cluster.wait_formed()
+    for _ in range(2):  # more elections with the wiped node in the quorum
+        current = cluster.active_controller()
+        cluster.kill(current)
+        cluster.wait_for(lambda old=current: (c := cluster.active_controller()) not in (None, old) and c,
+                         timeout_s=15, what="a new controller")
+        cluster.restart(current)
+        cluster.wait_formed()
+    assert "survives" in topics(cluster)
+    terms = cluster.leaders_by_term()
+    assert terms and all(len(leaders) == 1 for leaders in terms.values()), terms
+
+
+def test_quorum_stays_stable_while_isr_changes_are_pending(cluster):
+    """Killing a node makes every leader of its partitions ask the controller for an ISR
+    change at once. Those requests wait for commits; the Raft acks those commits need
+    must not queue behind them (they once shared a connection and leaders churned)."""
+    cluster.start()
+    leader = cluster.wait_formed()
+    create(cluster, "many", partitions=60)
+    victim = next(n for n in cluster.nodes if n != leader)
+    terms_before = max(cluster.leaders_by_term())
+    cluster.kill(victim)
+    cluster.wait_for(lambda: all(p.leader != victim and victim not in p.isrs for p in
+                                 cluster.admin().list_topics(timeout=5).topics["many"].partitions.values()),
+                     timeout_s=20, what="leaders and ISRs without the dead node")
+    time.sleep(8)  # past the ISR changes' request timeouts
+    assert max(cluster.leaders_by_term()) == terms_before  # no election at all
+    assert cluster.active_controller() == leader
