@@ -334,6 +334,12 @@ class ReplicaManager:
             p.wake()  # followers long-polling for new data
         return p, result
 
+    @staticmethod
+    def is_committed(partition: Partition, result) -> bool:
+        """Whether acks=-1 is already satisfied (no waiting needed): the common case on one
+        node, where the high watermark moves with the append and nothing asks for an fsync."""
+        return partition.log.high_watermark > result.last_offset and not partition.log.needs_flush(result)
+
     async def wait_committed(self, partition: Partition, result) -> None:
         """Return once an append counts as committed for acks=-1: the high watermark
         passed it (every ISR member has it) and it is as durable as flush.messages

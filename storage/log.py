@@ -430,9 +430,13 @@ class Log:
         unflushed record count to flush.messages, it waits for an fsync covering
         it; concurrent waiters share fsyncs (group commit).
         """
-        unflushed = result.last_offset + 1 - self.recovery_point
-        if unflushed > 0 and unflushed >= self.config.flush_messages:
+        if self.needs_flush(result):
             await self.flush(result.last_offset + 1)
+
+    def needs_flush(self, result: AppendResult) -> bool:
+        """Whether acknowledging ``result`` must wait for an fsync (flush.messages)."""
+        unflushed = result.last_offset + 1 - self.recovery_point
+        return unflushed > 0 and unflushed >= self.config.flush_messages
 
     async def flush(self, offset: int | None = None) -> None:
         """fsync everything below ``offset`` (default: the log end), group-committed.

@@ -87,7 +87,7 @@ async def handle(ctx, request):
                                          log_start_offset=result.log_start_offset,
                                          record_errors=[], error_message=None)
             partitions.append(response)
-            if acks == -1:
+            if acks == -1 and not broker.replicas.is_committed(partition, result):
                 durable_waits.append((response, broker.replicas.wait_committed(partition, result)))
         responses.append(R.TopicProduceResponse(name=topic.name, partition_responses=partitions))
     if acks == 0:
