@@ -79,7 +79,8 @@ class Broker:
             apply_records=self.controller.apply_committed, restore_image=self.controller.restore,
             image_records=self.image.to_records,
             config=RaftConfig(election_timeout_ms=election_ms,
-                              heartbeat_interval_ms=max(10, election_ms // 10)))
+                              heartbeat_interval_ms=max(10, election_ms // 10)),
+            snapshot_bytes=self.config["metadata.log.max.record.bytes.between.snapshots"])
 
     async def start(self) -> None:
         self.meta = load_or_create(self.data_dir, self.node_id,

@@ -82,6 +82,8 @@ BROKER_CONFIGS = defs(
     ConfigDef("broker.heartbeat.interval.ms", INT, 2000, "", at_least(1)),
     ConfigDef("controller.quorum.election.timeout.ms", INT, 1000, "", at_least(10)),
     ConfigDef("controller.quorum.fetch.timeout.ms", INT, 2000, "", at_least(10)),
+    ConfigDef("metadata.log.max.record.bytes.between.snapshots", LONG, 20971520,
+              "metadata applied between snapshots of the image", at_least(1)),
     ConfigDef("producer.id.expiration.ms", INT, 86400000, "", at_least(1)),
     ConfigDef("log.json", BOOLEAN, False, "log JSON lines instead of key=value (Odradek's own)"),
     ConfigDef("log.level", STRING, "info", "Odradek's own", one_of("debug", "info", "warning", "error")),

@@ -35,7 +35,7 @@ from replication.raft_store import RaftStore
 
 log = structlog.get_logger(__name__)
 
-SNAPSHOT_EVERY = 1000  # entries applied since the last snapshot before taking another
+SNAPSHOT_BYTES = 20 * 2**20  # metadata.log.max.record.bytes.between.snapshots default
 
 
 def _now_ms() -> int:
@@ -46,7 +46,7 @@ class RaftMetadataLog:
     def __init__(self, node_id: int, directory_id: str, voters: dict[int, tuple[str, int]],
                  directory: str, *, apply_records: Callable[[list, int], None],
                  restore_image: Callable[[list, int], None], image_records: Callable[[], list],
-                 config: RaftConfig | None = None):
+                 config: RaftConfig | None = None, snapshot_bytes: int = SNAPSHOT_BYTES):
         self.node_id = node_id
         self.directory_id = directory_id
         self.voters = voters
@@ -67,6 +67,8 @@ class RaftMetadataLog:
         self._proposals: dict[int, tuple[int, asyncio.Future]] = {}
         self._applied = 0
         self._snapshot_index = 0
+        self.snapshot_bytes = snapshot_bytes
+        self._bytes_since_snapshot = 0
         self._active_term = -1
         self._task: asyncio.Task | None = None
         self.leader_changed = asyncio.Event()  # set (and cleared) whenever the leader changes
@@ -179,9 +181,11 @@ class RaftMetadataLog:
         if ready.restore is not None:
             self.restore_image(self._decode(ready.restore.data), ready.restore.last_index)
             self._applied = self._snapshot_index = ready.restore.last_index
+            log.info("metadata_snapshot_installed", node_id=self.node_id, index=self._applied)
         for entry in ready.committed:
             if entry.kind is EntryKind.DATA:
                 self.apply_records([record_from_dict(d) for d in json.loads(entry.data)], entry.index)
+                self._bytes_since_snapshot += len(entry.data)
             if self.node.is_leader and entry.term == self.node.term:
                 self._active_term = entry.term
             self._applied = entry.index
@@ -192,9 +196,12 @@ class RaftMetadataLog:
                     fut.set_result(entry.index)
                 else:
                     fut.set_exception(NotController(self.leader_id))
-        if self._applied - self._snapshot_index >= SNAPSHOT_EVERY:
-            self._snapshot_index = self._applied
+        if self._bytes_since_snapshot >= self.snapshot_bytes and self._applied > self._snapshot_index:
+            # The image as records replaces the log up to here; a follower that needs
+            # what was dropped gets the snapshot instead.
+            self._snapshot_index, self._bytes_since_snapshot = self._applied, 0
             self.node.compact(self._applied, self._encode(self.image_records()))
+            log.info("metadata_snapshot", node_id=self.node_id, index=self._applied)
 
     def _note_leader(self) -> None:
         leader = self.node.leader_id

@@ -122,3 +122,33 @@ def test_quorum_stays_stable_while_isr_changes_are_pending(cluster):
     time.sleep(8)  # past the ISR changes' request timeouts
     assert max(cluster.leaders_by_term()) == terms_before  # no election at all
     assert cluster.active_controller() == leader
+
+
+@pytest.fixture
+def snapshotting_cluster(tmp_path):
+    c = Cluster(tmp_path, overrides={"metadata.log.max.record.bytes.between.snapshots": "2000"})
+    yield c
+    c.stop_all()
+    for n in c.nodes:
+        print(f"--- node {n} ---\n" + "".join(c.logs[n][-60:]))
+
+
+def test_a_node_far_behind_catches_up_from_a_snapshot(snapshotting_cluster):
+    cluster = snapshotting_cluster
+    cluster.start()
+    leader = cluster.wait_formed()
+    behind = next(n for n in cluster.nodes if n != leader)
+    cluster.kill(behind)
+    for i in range(12):  # enough metadata for several snapshots; the log behind them goes
+        create(cluster, f"t{i}", partitions=2)
+    assert any("metadata_snapshot" in line for n in cluster.live() for line in cluster.nodes[n].log_lines)
+    cluster.restart(behind)
+    from confluent_kafka.admin import AdminClient
+    node = AdminClient({"bootstrap.servers": cluster.nodes[behind].bootstrap})
+    cluster.wait_for(lambda: {f"t{i}" for i in range(12)} <= set(node.list_topics(timeout=5).topics),
+                     timeout_s=30, what="the restarted node to catch up")
+    assert any("metadata_snapshot_installed" in line for line in cluster.nodes[behind].log_lines)
+    cluster.stop_all()  # and the snapshots on disk bring every node back
+    cluster.start()
+    cluster.wait_formed(timeout_s=90)
+    assert {f"t{i}" for i in range(12)} <= topics(cluster)
