@@ -15,24 +15,16 @@ from pathlib import Path
 
 from bench.produce import (
     PRODUCE_BYTES,
-    create_topics,
     kcat_produce,
     produce_latency,
     produce_throughput,
     write_lines,
 )
 from tests.brokerproc import BrokerProcess
+from tests.clients import create_topics
 from tests.cluster import Cluster
 
 RESULTS = Path(__file__).resolve().parent / "results-cluster.json"
-
-
-def _create_rf3(cluster: Cluster, names: list[str]) -> None:
-    from confluent_kafka.admin import NewTopic
-    admin = cluster.admin()
-    for f in admin.create_topics([NewTopic(n, 1, 3, config={"min.insync.replicas": "2"})
-                                  for n in names]).values():
-        f.result(60)
 
 
 def main() -> None:
@@ -50,7 +42,8 @@ def main() -> None:
         cluster = Cluster(tmp / "cluster", overrides={"message.max.bytes": "2000000"}).start()
         try:
             cluster.wait_formed()
-            _create_rf3(cluster, ["rf3", "rf3-lat", "rf3-kcat"])
+            create_topics(cluster.live_bootstrap, ["rf3", "rf3-lat", "rf3-kcat"], rf=3,
+                          config={"min.insync.replicas": "2"}, timeout_s=60)
             config = {"bootstrap.servers": cluster.bootstrap}
             results["rf3_latency_1KiB_10MBps"] = produce_latency(config, "rf3-lat", acks="-1")
             results["rf3_latency_1KiB_10MBps_inflight5"] = produce_latency(config, "rf3-lat", acks="-1",

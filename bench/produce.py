@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.brokerproc import BrokerProcess
+from tests.clients import create_topics
 
 PRODUCE_BYTES = 400 * 2**20  # per throughput run
 CONSUME_BYTES = 1 * 2**30
@@ -183,12 +183,6 @@ def page_cache_append_mb_s(directory: Path, total: int = 1 * 2**30, chunk: int =
     os.close(fd)
     path.unlink()
     return total / elapsed / 2**20
-
-
-def create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(n, 1, 1) for n in names]).values():
-        f.result(30)
 
 
 def main() -> None:

@@ -24,6 +24,27 @@ def _s(b):
     return None if b is None else bytes(b).decode()
 
 
+def create_topics(bootstrap: str, names, partitions: int = 1, rf: int = 1, config: dict | None = None,
+                  timeout_s: float = 30) -> None:
+    """Create topics and wait for each (the admin handle must outlive its futures)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(n, partitions, rf, config=config or {})
+                                  for n in names]).values():
+        f.result(timeout_s)
+
+
+def read_values(bootstrap: str, topic: str, partitions: int = 1, idle_ms: int = 8000) -> list[bytes]:
+    """Every value of the topic's partitions, from the start, until idle_ms pass without one."""
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=idle_ms)
+    c.assign([TopicPartition(topic, p) for p in range(partitions)])
+    values = [m.value for m in c]
+    c.close()
+    return values
+
+
 def produce_kafka_python(bootstrap, topic, records, codec):
     from kafka import KafkaProducer
     p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type=codec,

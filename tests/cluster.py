@@ -86,8 +86,12 @@ class Cluster:
                 sorted(md.brokers) == sorted(self.live()) else None
         return self.wait_for(formed, timeout_s, "the cluster to form")
 
+    @property
+    def live_bootstrap(self) -> str:
+        return ",".join(self.nodes[n].bootstrap for n in self.live())
+
     def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": ",".join(self.nodes[n].bootstrap for n in self.live())})
+        return AdminClient({"bootstrap.servers": self.live_bootstrap})
 
     def leaders_by_term(self) -> dict[int, set[int]]:
         """From every node's log: which node each node saw lead each term."""

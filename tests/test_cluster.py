@@ -6,13 +6,12 @@ import time
 import pytest
 from confluent_kafka.admin import NewTopic
 
+from tests.clients import create_topics
 from tests.cluster import Cluster
 
 
 def create(cluster, *names, partitions=3, rf=3):
-    admin = cluster.admin()  # keep the handle alive until the futures resolve
-    for f in admin.create_topics([NewTopic(n, partitions, rf) for n in names]).values():
-        f.result(30)
+    create_topics(cluster.live_bootstrap, names, partitions, rf)
 
 
 def topics(cluster) -> set[str]:

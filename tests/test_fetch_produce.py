@@ -4,12 +4,13 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 from kafka.protocol.consumer import FetchResponse, ListOffsetsRequest, ListOffsetsResponse
 
 from protocol.records import build_batch
+from tests.clients import create_topics
 from tests.rawclient import (
     RawConnection,
     fetch,
@@ -18,12 +19,6 @@ from tests.rawclient import (
     produce_request,
     recv_frame,
 )
-
-
-def create_topic(bootstrap, name, partitions=1, config=None):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(name, partitions, 1, config=config or {})]).values():
-        f.result(10)
 
 
 def batch(*values, ts=None):
@@ -42,7 +37,7 @@ def list_offsets(bootstrap, topic, timestamp, version=7):
 
 
 def test_long_poll_waits_for_max_wait_then_returns_promptly_on_data(broker):
-    create_topic(broker.bootstrap, "lp")
+    create_topics(broker.bootstrap, ["lp"])
     started = time.monotonic()
     empty = fetch(broker.bootstrap, "lp", 0, max_wait_ms=800, min_bytes=1)
     waited = time.monotonic() - started
@@ -59,14 +54,14 @@ def test_long_poll_waits_for_max_wait_then_returns_promptly_on_data(broker):
 
 
 def test_offset_out_of_range_carries_the_bounds(broker):
-    create_topic(broker.bootstrap, "oor")
+    create_topics(broker.bootstrap, ["oor"])
     produce(broker.bootstrap, "oor", {0: batch(b"a", b"b")})
     p = fetch(broker.bootstrap, "oor", 0, offset=50)
     assert p.error_code == 1 and p.high_watermark == 2 and p.log_start_offset == 0
 
 
 def test_list_offsets_and_delete_records(broker):
-    create_topic(broker.bootstrap, "lo")
+    create_topics(broker.bootstrap, ["lo"])
     base = 1_700_000_000_000
     for i in range(5):
         produce(broker.bootstrap, "lo", {0: batch(b"x%d" % i, ts=base + i * 1000)})
@@ -88,7 +83,7 @@ def test_list_offsets_and_delete_records(broker):
 
 
 def test_seek_to_timestamp_with_clients(broker):
-    create_topic(broker.bootstrap, "seek")
+    create_topics(broker.bootstrap, ["seek"])
     base = int(time.time() * 1000) - 10_000
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
     for i in range(10):
@@ -105,7 +100,7 @@ def test_seek_to_timestamp_with_clients(broker):
 
 
 def test_log_append_time_topic(broker):
-    create_topic(broker.bootstrap, "lat", config={"message.timestamp.type": "LogAppendTime"})
+    create_topics(broker.bootstrap, ["lat"], config={"message.timestamp.type": "LogAppendTime"})
     before = int(time.time() * 1000)
     result = produce(broker.bootstrap, "lat", {0: batch(b"a", ts=1)})[0]
     assert result.error_code == 0 and result.log_append_time_ms >= before
@@ -118,14 +113,14 @@ def test_log_append_time_topic(broker):
 
 
 def test_invalid_timestamp(broker):
-    create_topic(broker.bootstrap, "ts", config={"message.timestamp.before.max.ms": "60000"})
+    create_topics(broker.bootstrap, ["ts"], config={"message.timestamp.before.max.ms": "60000"})
     result = produce(broker.bootstrap, "ts", {0: batch(b"old", ts=1000)})[0]
     assert result.error_code == 32 and result.record_errors  # INVALID_TIMESTAMP
     assert fetch(broker.bootstrap, "ts", 0).high_watermark == 0
 
 
 def test_invalid_required_acks(broker):
-    create_topic(broker.bootstrap, "acks")
+    create_topics(broker.bootstrap, ["acks"])
     with RawConnection(broker.bootstrap) as conn:
         from kafka.protocol.producer import ProduceResponse
         resp = conn.roundtrip(produce_request("acks", {0: batch(b"a")}, acks=2), 9, ProduceResponse)
@@ -133,7 +128,7 @@ def test_invalid_required_acks(broker):
 
 
 def test_acks_0_failure_closes_the_connection(broker):
-    create_topic(broker.bootstrap, "a0")
+    create_topics(broker.bootstrap, ["a0"])
     with RawConnection(broker.bootstrap) as conn:
         conn.send(produce_request("a0", {0: batch(b"fine")}, acks=0), 9)
         conn.send(produce_request("no-such-topic", {0: batch(b"lost")}, acks=0), 9)
@@ -143,7 +138,7 @@ def test_acks_0_failure_closes_the_connection(broker):
 
 
 def test_acks_all_survives_restart(broker):
-    create_topic(broker.bootstrap, "durable", partitions=3)
+    create_topics(broker.bootstrap, ["durable"], partitions=3)
     p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 2})
     acked = []
     for i in range(3000):
@@ -161,7 +156,7 @@ def test_acks_all_survives_restart(broker):
 
 
 def test_many_pipelined_requests_answer_in_order(broker):
-    create_topic(broker.bootstrap, "pipe")
+    create_topics(broker.bootstrap, ["pipe"])
     from kafka.protocol.producer import ProduceResponse
     with RawConnection(broker.bootstrap) as conn:
         ids = [conn.send(produce_request("pipe", {0: batch(b"%d" % i)}), 9) for i in range(200)]
@@ -177,7 +172,7 @@ def test_many_pipelined_requests_answer_in_order(broker):
 @pytest.mark.parametrize("version", [4, 9, 12, 13, 16])
 def test_fetch_versions(broker, version):
     """Topic names up to v12, topic ids from v13; one batch per produce."""
-    create_topic(broker.bootstrap, "fv")
+    create_topics(broker.bootstrap, ["fv"])
     produce(broker.bootstrap, "fv", {0: batch(b"a", b"b")})
     req = fetch_request("fv", 0)
     if version >= 13:

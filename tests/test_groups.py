@@ -15,7 +15,6 @@ import time
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import NewTopic
 from kafka.protocol.consumer.group import (
     OffsetCommitRequest,
     OffsetCommitResponse,
@@ -26,6 +25,7 @@ from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, Fin
 
 from protocol.errors import ErrorCode
 from tests.brokerproc import ROOT
+from tests.clients import create_topics
 from tests.conftest import require_tool
 from tests.rawclient import RawConnection
 
@@ -191,12 +191,6 @@ def produce(bootstrap: str, topic: str, partitions: int, per_partition: int) -> 
     assert p.flush(60) == 0
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, partitions, 1)])
-    admin.close()
-
-
 def check_delivery(workers, partitions: int, per_partition: int) -> None:
     """Every record at least once; a record consumed twice was never committed past by
     an earlier consumer of it (it lay above the last commit of one that died or lost it)."""
@@ -223,7 +217,7 @@ def check_delivery(workers, partitions: int, per_partition: int) -> None:
 @pytest.mark.parametrize("client", ["kafka-python", "aiokafka", "confluent-kafka"])
 def test_three_members_close_kill_take_over(broker_factory, tmp_path, client):
     broker = broker_factory(overrides=GROUP_OVERRIDES)
-    create_topic(broker.bootstrap, "work", 6)
+    create_topics(broker.bootstrap, ["work"], 6)
     workers = [Worker(tmp_path, f"w{i}", client, broker.bootstrap, "g-" + client, "work")
                for i in range(3)]
     try:
@@ -248,7 +242,7 @@ def test_three_members_close_kill_take_over(broker_factory, tmp_path, client):
 
 def test_commit_restart_resume_every_client(broker_factory, tmp_path):
     broker = broker_factory(overrides=GROUP_OVERRIDES)
-    create_topic(broker.bootstrap, "resume", 1)
+    create_topics(broker.bootstrap, ["resume"], 1)
     produce(broker.bootstrap, "resume", 1, 100)
     clients = ["kafka-python", "aiokafka", "confluent-kafka"]
     committed = {}
@@ -271,7 +265,7 @@ def test_commit_restart_resume_every_client(broker_factory, tmp_path):
 
 def test_mixed_clients_share_partitions_with_range(broker_factory, tmp_path):
     broker = broker_factory(overrides=GROUP_OVERRIDES)
-    create_topic(broker.bootstrap, "mixed", 4)
+    create_topics(broker.bootstrap, ["mixed"], 4)
     workers = [Worker(tmp_path, "kp", "kafka-python", broker.bootstrap, "mixed", "mixed", assignor="range"),
                Worker(tmp_path, "ck", "confluent-kafka", broker.bootstrap, "mixed", "mixed",
                       assignor="range")]
@@ -289,7 +283,7 @@ def test_mixed_clients_share_partitions_with_range(broker_factory, tmp_path):
 
 def test_static_member_restart_keeps_assignment(broker_factory, tmp_path):
     broker = broker_factory(overrides=GROUP_OVERRIDES)
-    create_topic(broker.bootstrap, "static", 4)
+    create_topics(broker.bootstrap, ["static"], 4)
     args = (broker.bootstrap, "static-g", "static")
     a = Worker(tmp_path, "a", "kafka-python", *args, instance="inst-a")
     b = Worker(tmp_path, "b1", "kafka-python", *args, instance="inst-b")
@@ -374,7 +368,7 @@ def wait_coordinator(conn, group):
 
 def test_bad_commits_get_their_errors_and_write_nothing(broker_factory):
     broker = broker_factory(overrides={**GROUP_OVERRIDES, "offset.metadata.max.bytes": "10"})
-    create_topic(broker.bootstrap, "t", 1)
+    create_topics(broker.bootstrap, ["t"], 1)
     with RawConnection(broker.bootstrap) as conn:
         wait_coordinator(conn, "bad")
         # A simple consumer (generation -1, no member) may commit: the group is created.
@@ -411,7 +405,7 @@ def test_bad_commits_get_their_errors_and_write_nothing(broker_factory):
 
 def test_snapshot_bounds_the_log_and_survives_restart(broker_factory):
     broker = broker_factory(overrides={**GROUP_OVERRIDES, "offsets.topic.num.partitions": "1"})
-    create_topic(broker.bootstrap, "t", 20)
+    create_topics(broker.bootstrap, ["t"], 20)
     C = OffsetCommitRequest
     with RawConnection(broker.bootstrap) as conn:
         wait_coordinator(conn, "snap")
@@ -440,7 +434,7 @@ def test_snapshot_bounds_the_log_and_survives_restart(broker_factory):
 def test_kcat_balanced_consumer_and_admin(broker_factory, tmp_path):
     kcat = require_tool("kcat")
     broker = broker_factory(overrides=GROUP_OVERRIDES)
-    create_topic(broker.bootstrap, "kc", 2)
+    create_topics(broker.bootstrap, ["kc"], 2)
     produce(broker.bootstrap, "kc", 2, 50)
     out = subprocess.run([kcat, "-b", broker.bootstrap, "-G", "kcat-g", "-c", "100", "-J",
                           "-X", "session.timeout.ms=6000", "-X", "auto.offset.reset=earliest",

@@ -6,32 +6,17 @@ import time
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.protocol.admin import DescribeProducersRequest, DescribeProducersResponse
 
 from protocol.records import build_batch
 from tests.brokerproc import BrokerProcess, free_port
+from tests.clients import create_topics, read_values
 from tests.proxy import FrameProxy
 from tests.rawclient import RawConnection, fetch, produce
 
 PRODUCE = 0
 RECORDS = 20_000
-
-
-def create_topic(bootstrap, name, partitions=1):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
-        f.result(10)
-
-
-def read_values(bootstrap, topic, partitions=1):
-    c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                      enable_auto_commit=False, consumer_timeout_ms=5000)
-    c.assign([TopicPartition(topic, p) for p in range(partitions)])
-    values = [m.value for m in c]
-    c.close()
-    return values
 
 
 def idempotent_batch(pid, epoch, seq, count=1):
@@ -40,7 +25,7 @@ def idempotent_batch(pid, epoch, seq, count=1):
 
 
 def test_sequence_gap_stale_epoch_and_old_duplicate(broker):
-    create_topic(broker.bootstrap, "seq")
+    create_topics(broker.bootstrap, ["seq"])
     for i in range(7):
         assert produce(broker.bootstrap, "seq", {0: idempotent_batch(9, 1, i * 2, count=2)})[0].error_code == 0
     retry = produce(broker.bootstrap, "seq", {0: idempotent_batch(9, 1, 10, count=2)})[0]
@@ -64,7 +49,7 @@ def test_sequence_gap_stale_epoch_and_old_duplicate(broker):
 
 
 def test_producer_state_survives_restart(broker):
-    create_topic(broker.bootstrap, "state")
+    create_topics(broker.bootstrap, ["state"])
     for i in range(3):
         produce(broker.bootstrap, "state", {0: idempotent_batch(5, 0, i)})
     broker.kill()  # unclean: the state is rebuilt from the log
@@ -99,7 +84,7 @@ def proxied_broker(tmp_path):
 
 def test_kafka_python_retries_are_exactly_once(proxied_broker):
     broker, proxy = proxied_broker
-    create_topic(broker.bootstrap, "kp-idem")
+    create_topics(broker.bootstrap, ["kp-idem"])
     producer = KafkaProducer(bootstrap_servers=proxy.address, max_in_flight_requests_per_connection=5,
                              linger_ms=2, batch_size=4096, retry_backoff_ms=50)
     futures = [producer.send("kp-idem", b"%d" % i, partition=0) for i in range(RECORDS)]
@@ -112,7 +97,7 @@ def test_kafka_python_retries_are_exactly_once(proxied_broker):
 
 def test_confluent_retries_are_exactly_once(proxied_broker):
     broker, proxy = proxied_broker
-    create_topic(broker.bootstrap, "ck-idem")
+    create_topics(broker.bootstrap, ["ck-idem"])
     producer = Producer({"bootstrap.servers": proxy.address, "enable.idempotence": True,
                          "max.in.flight": 5, "linger.ms": 2, "batch.size": 4096,
                          "retry.backoff.ms": 50})
@@ -129,7 +114,7 @@ def test_confluent_retries_are_exactly_once(proxied_broker):
 def test_restart_while_producer_retries(tmp_path):
     broker = BrokerProcess(tmp_path / "data").start()
     try:
-        create_topic(broker.bootstrap, "restart-idem")
+        create_topics(broker.bootstrap, ["restart-idem"])
         producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
                              "linger.ms": 2, "batch.size": 4096, "message.timeout.ms": 60000})
         errors = []

@@ -7,9 +7,9 @@ import time
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import NewTopic
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
+from tests.clients import create_topics, read_values
 from tests.cluster import Cluster
 from tests.replicas import log_batches
 
@@ -26,9 +26,7 @@ def cluster(tmp_path):
 
 
 def create(cluster, name, partitions=1, rf=3, config=None):
-    admin = cluster.admin()
-    for f in admin.create_topics([NewTopic(name, partitions, rf, config=config or {})]).values():
-        f.result(30)
+    create_topics(cluster.live_bootstrap, [name], partitions, rf, config)
 
 
 def leader_of(cluster, topic, partition=0) -> int:
@@ -97,15 +95,6 @@ class Producers:
         p.close()
 
 
-def read_all(bootstrap, topic, partitions=1) -> list[bytes]:
-    c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                      enable_auto_commit=False, consumer_timeout_ms=8000)
-    c.assign([TopicPartition(topic, p) for p in range(partitions)])
-    values = [m.value for m in c]
-    c.close()
-    return values
-
-
 def test_acks_all_survives_leader_kills_pauses_and_a_full_restart(cluster):
     cluster.start()
     cluster.wait_formed()
@@ -135,7 +124,7 @@ def test_acks_all_survives_leader_kills_pauses_and_a_full_restart(cluster):
     finally:
         producers.stop()
     assert producers.acked["ck"] and producers.acked["kp"], producers.errors[:5]
-    values = read_all(cluster.bootstrap, TOPIC)
+    values = read_values(cluster.bootstrap, TOPIC)
     assert len(values) == len(set(values)), "a value was written twice"
     for name, acked in producers.acked.items():
         got = [v for v in values if v.startswith(name.encode())]
@@ -173,7 +162,7 @@ def test_both_followers_down_refuses_acks_all_but_serves_reads(cluster):
     p2.produce("nr", b"refused", on_delivery=lambda err, m: errors.append(err))
     p2.flush(20)
     assert errors and errors[0] is not None and "NOT_ENOUGH_REPLICAS" in errors[0].name()
-    values = read_all(cluster.nodes[leader].bootstrap, "nr")
+    values = read_values(cluster.nodes[leader].bootstrap, "nr")
     assert sorted(values) == sorted(acked) and b"refused" not in values
 
 
