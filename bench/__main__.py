@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["storage", "produce", "cluster"]
+MODULES = ["storage", "zerocopy", "produce", "cluster"]
 
 
 def main(argv: list[str]) -> int:
