@@ -24,19 +24,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-_I16 = struct.Struct(">h")
-_I32 = struct.Struct(">i")
-_I64 = struct.Struct(">q")
+from protocol.body import I16, I32, I64, BodyWriter
+
 _PARTITION_HEAD = struct.Struct(">ihqq")  # partition_index, error_code, high_watermark, lso
-
-
-def uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 @dataclass(slots=True)
@@ -60,56 +50,6 @@ class FetchTopic:
     partitions: list[FetchPartition] = field(default_factory=list)
 
 
-def _chunk_size(chunk) -> int:
-    return len(chunk) if isinstance(chunk, (bytes, bytearray, memoryview)) else chunk.size
-
-
-class _Writer:
-    """Accumulates encoded bytes; record chunks are spliced in between."""
-
-    def __init__(self, flexible: bool):
-        self.flexible = flexible
-        self.chunks: list = []
-        self.buf = bytearray()
-
-    def array_len(self, n: int | None) -> None:
-        if self.flexible:
-            self.buf += uvarint(0 if n is None else n + 1)
-        else:
-            self.buf += _I32.pack(-1 if n is None else n)
-
-    def string(self, s: str | None) -> None:
-        data = None if s is None else s.encode()
-        if self.flexible:
-            self.buf += uvarint(0 if data is None else len(data) + 1)
-        else:
-            self.buf += _I16.pack(-1 if data is None else len(data))
-        if data:
-            self.buf += data
-
-    def records(self, chunks: Sequence) -> None:
-        size = sum(_chunk_size(c) for c in chunks)
-        if self.flexible:
-            self.buf += uvarint(size + 1)
-        else:
-            self.buf += _I32.pack(size)
-        if size:
-            self.chunks.append(bytes(self.buf))
-            self.buf = bytearray()
-            self.chunks.extend(chunks)
-
-    def tags(self, tagged: list[tuple[int, bytes]]) -> None:
-        if self.flexible:
-            self.buf += uvarint(len(tagged))
-            for tag, payload in tagged:
-                self.buf += uvarint(tag) + uvarint(len(payload)) + payload
-
-    def finish(self) -> list:
-        if self.buf:
-            self.chunks.append(bytes(self.buf))
-        return self.chunks
-
-
 def encode_fetch_response(version: int, topics: list[FetchTopic], *, throttle_time_ms: int = 0,
                           error_code: int = 0, session_id: int = 0,
                           node_endpoints: list[tuple[int, str, int, str | None]] = ()) -> list:
@@ -117,10 +57,10 @@ def encode_fetch_response(version: int, topics: list[FetchTopic], *, throttle_ti
     if not 4 <= version <= 16:
         raise ValueError(f"FetchResponse v{version} is not encoded here")
     flexible = version >= 12
-    w = _Writer(flexible)
-    w.buf += _I32.pack(throttle_time_ms)
+    w = BodyWriter(flexible)
+    w.buf += I32.pack(throttle_time_ms)
     if version >= 7:
-        w.buf += _I16.pack(error_code) + _I32.pack(session_id)
+        w.buf += I16.pack(error_code) + I32.pack(session_id)
     w.array_len(len(topics))
     for t in topics:
         if version >= 13:
@@ -132,32 +72,32 @@ def encode_fetch_response(version: int, topics: list[FetchTopic], *, throttle_ti
             w.buf += _PARTITION_HEAD.pack(p.partition_index, p.error_code, p.high_watermark,
                                           p.last_stable_offset)
             if version >= 5:
-                w.buf += _I64.pack(p.log_start_offset)
+                w.buf += I64.pack(p.log_start_offset)
             aborted = p.aborted_transactions
             w.array_len(None if aborted is None else len(aborted))
             for producer_id, first_offset in aborted or ():
-                w.buf += _I64.pack(producer_id) + _I64.pack(first_offset)
+                w.buf += I64.pack(producer_id) + I64.pack(first_offset)
                 w.tags([])
             if version >= 11:
-                w.buf += _I32.pack(p.preferred_read_replica)
+                w.buf += I32.pack(p.preferred_read_replica)
             w.records(p.records)
             tagged = []
             if p.diverging_epoch is not None:
                 epoch, end_offset = p.diverging_epoch
-                tagged.append((0, _I32.pack(epoch) + _I64.pack(end_offset) + b"\x00"))
+                tagged.append((0, I32.pack(epoch) + I64.pack(end_offset) + b"\x00"))
             if p.current_leader is not None:
                 leader_id, leader_epoch = p.current_leader
-                tagged.append((1, _I32.pack(leader_id) + _I32.pack(leader_epoch) + b"\x00"))
+                tagged.append((1, I32.pack(leader_id) + I32.pack(leader_epoch) + b"\x00"))
             w.tags(tagged)
         w.tags([])
     tagged = []
     if version >= 16 and node_endpoints:
-        inner = _Writer(True)
+        inner = BodyWriter(True)
         inner.array_len(len(node_endpoints))
         for node_id, host, port, rack in node_endpoints:
-            inner.buf += _I32.pack(node_id)
+            inner.buf += I32.pack(node_id)
             inner.string(host)
-            inner.buf += _I32.pack(port)
+            inner.buf += I32.pack(port)
             inner.string(rack)
             inner.tags([])
         tagged.append((0, bytes(inner.buf)))

@@ -16,15 +16,14 @@ are stored as sent (compressed or not); nothing of a failed partition is appende
 
 import asyncio
 
-from kafka.protocol.producer import ProduceRequest, ProduceResponse
+from kafka.protocol.producer import ProduceRequest
 
 from broker.handlers import handles
 from broker.server import CloseConnection
 from protocol import records as rec
 from protocol.errors import ErrorCode, KafkaError
+from protocol.produce import PartitionProduceResponse, ProduceResponse
 
-R = ProduceResponse
-PartitionResponse = R.TopicProduceResponse.PartitionProduceResponse
 ZSTD = 4
 ZSTD_MIN_PRODUCE_VERSION = 7  # KIP-110
 RECORD_LEVEL_ERRORS = (ErrorCode.INVALID_TIMESTAMP, ErrorCode.INVALID_RECORD)
@@ -51,11 +50,9 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
     return check
 
 
-def _failure(index: int, e: KafkaError) -> PartitionResponse:
-    errors = ([PartitionResponse.BatchIndexAndErrorMessage(batch_index=0, batch_index_error_message=e.message)]
-              if e.code in RECORD_LEVEL_ERRORS else [])
-    return PartitionResponse(index=index, error_code=e.code, base_offset=-1, log_append_time_ms=-1,
-                             log_start_offset=-1, record_errors=errors, error_message=e.message)
+def _failure(index: int, e: KafkaError) -> PartitionProduceResponse:
+    errors = [(0, e.message)] if e.code in RECORD_LEVEL_ERRORS else []
+    return PartitionProduceResponse(index, e.code, record_errors=errors, error_message=e.message)
 
 
 @handles(ProduceRequest, 3, 11)
@@ -81,15 +78,12 @@ async def handle(ctx, request):
                 failed = True
                 partitions.append(_failure(data.index, e))
                 continue
-            response = PartitionResponse(index=data.index, error_code=ErrorCode.NONE,
-                                         base_offset=result.base_offset,
-                                         log_append_time_ms=result.log_append_time_ms,
-                                         log_start_offset=result.log_start_offset,
-                                         record_errors=[], error_message=None)
+            response = PartitionProduceResponse(data.index, ErrorCode.NONE, result.base_offset,
+                                                result.log_append_time_ms, result.log_start_offset)
             partitions.append(response)
             if acks == -1 and not broker.replicas.is_committed(partition, result):
                 durable_waits.append((response, broker.replicas.wait_committed(partition, result)))
-        responses.append(R.TopicProduceResponse(name=topic.name, partition_responses=partitions))
+        responses.append((topic.name, partitions))
     if acks == 0:
         for _, wait in durable_waits:
             wait.close()
@@ -111,4 +105,4 @@ async def handle(ctx, request):
             elif task.exception() is not None:
                 response.error_code = ErrorCode.KAFKA_STORAGE_ERROR
                 response.error_message = f"Flush failed: {task.exception()}"
-    return R(responses=responses, throttle_time_ms=0)
+    return ProduceResponse(responses)
