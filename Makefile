@@ -33,7 +33,8 @@ lint: $(VENV)/.stamp-test
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench
 
-# The Raft simulation with many more seeds than CI runs (make test runs 1,000).
+# The cluster simulation (Raft quorum + partition replication) with many more seeds than
+# make test runs (500).
 RAFT_SIM_SEEDS ?= 20000
 raft-sim: $(VENV)/.stamp-test
 	RAFT_SIM_SEEDS=$(RAFT_SIM_SEEDS) $(PY) -m pytest -q tests/test_raft_sim.py

@@ -121,7 +121,14 @@ class IsrState:
         return new
 
     def on_isr_committed(self, isr: list[int], partition_epoch: int) -> bool:
-        """The controller committed an ISR (ours or not); returns whether the HW moved."""
+        """The controller committed an ISR (ours or not); returns whether the HW moved.
+
+        One older than the ISR we know is ignored: the controller's answer to our change can
+        arrive before this node's metadata image has applied it, and going back to the older
+        ISR would drop a member just added (and a pending change) from the high watermark.
+        """
+        if partition_epoch < self.partition_epoch:
+            return False
         self.isr = list(isr)
         self.partition_epoch = partition_epoch
         self.pending_isr = None

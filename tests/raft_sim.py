@@ -1,6 +1,8 @@
 """A deterministic discrete-event simulation of a Raft cluster, and the checker of its invariants.
 
-Test support for tests/test_raft_sim.py. Everything is driven by one seeded random.Random,
+The quorum half of the cluster simulation: tests/partition_sim.py runs partition replication on
+these nodes, through the hooks of ``Simulation`` (its metadata image is ``StateMachine.image``),
+and tests/test_raft_sim.py runs both. Everything is driven by one seeded random.Random,
 so a failing seed replays exactly. The simulated driver follows the Ready contract to the
 letter (persist, then send, then apply) and sometimes defers its drain by a few ms, so a
 crash loses exactly what had not been handed to the disk yet.
@@ -23,6 +25,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from replication.metadata import MetadataImage
+from replication.quorum import RaftMetadataLog
 from replication.raft import RaftConfig, RaftNode, Role
 from replication.raft_messages import (
     EntryKind,
@@ -87,22 +91,37 @@ class Disk:
         return state
 
 
+def is_metadata(data: bytes) -> bool:
+    """Metadata records (a JSON list, as RaftMetadataLog encodes them), not a client's bytes."""
+    return data.startswith(b"[")
+
+
 @dataclass(slots=True)
 class StateMachine:
-    """The application: a running digest of everything applied, snapshotted as 'index:digest'."""
+    """The application: a running digest of everything applied, and the metadata image that the
+    metadata records among the entries build (MetadataImage.apply, as every broker applies
+    them); snapshotted as 'index:digest:' and the image's records."""
 
     index: int = 0
     digest: int = 0
+    image: MetadataImage = field(default_factory=MetadataImage)
+
+    def apply(self, entry: LogEntry) -> None:
+        if entry.kind is EntryKind.DATA and is_metadata(entry.data):
+            for record in RaftMetadataLog._decode(entry.data):
+                self.image.apply(record, entry.index)
 
     def encode(self) -> bytes:
-        return f"{self.index}:{self.digest}".encode()
+        return f"{self.index}:{self.digest}:".encode() + RaftMetadataLog._encode(self.image.to_records())
 
     @classmethod
     def decode(cls, data: bytes) -> StateMachine:
         if not data:
             return cls()
-        index, digest = data.decode().split(":")
-        return cls(int(index), int(digest))
+        index, digest, records = data.split(b":", 2)
+        image = MetadataImage()
+        image.reset(RaftMetadataLog._decode(records), int(index))
+        return cls(int(index), int(digest), image)
 
 
 class Checker:
@@ -249,6 +268,7 @@ class Simulation:
                 break
             self.now = time
             handler(*args)
+            self.after_step()
             self.events_run += 1
             if self.events_run > max_events:
                 raise Violation(f"more than {max_events} events: a message storm?")
@@ -267,6 +287,31 @@ class Simulation:
             self.at(rng.randrange(chaos), self.crash, rng.choice(self.voter_ids), True)
         for _ in range(rng.randrange(3)):
             self.at(rng.randrange(chaos), self.crash_leader)
+
+    # The application on the nodes: nothing here; tests/partition_sim.py runs partition
+    # replication on top of the quorum through these hooks.
+
+    def initial_image(self) -> MetadataImage:
+        """The metadata image of an empty metadata log."""
+        return MetadataImage()
+
+    def on_start(self, node: SimNode) -> None:
+        """The node's process started, its image restored from its snapshot (if any)."""
+
+    def on_crash(self, node: SimNode) -> None:
+        """The node's process is about to die."""
+
+    def on_applied(self, node: SimNode, committed: list[LogEntry]) -> None:
+        """The node applied committed entries (or a snapshot) to ``node.sm``."""
+
+    def on_raft_input(self, node: SimNode) -> None:
+        """The node's Raft core took an input (its role or term may have changed)."""
+
+    def on_message(self, node: SimNode, msg) -> None:
+        """A message that is not Raft's reached the node."""
+
+    def after_step(self) -> None:
+        """After every event: check the application's invariants."""
 
     # Nodes.
 
@@ -287,16 +332,19 @@ class Simulation:
             state=state,
         )
         # The application restores its own image; the core replays committed entries after it.
-        node.sm = StateMachine()
+        node.sm = StateMachine(image=self.initial_image())
         if state.snapshot is not None:
             self.checker.on_restore(n, state.snapshot)
             node.sm = StateMachine.decode(state.snapshot.data)
+        self.on_start(node)
         self.after_input(node)
 
     def crash(self, n: int, restart: bool, downtime_ms: tuple[int, int] = (50, 800)) -> None:
         if self.healed:
             return  # faults scheduled during the chaos must not spill into the settle time
         node = self.nodes[n]
+        if node.raft is not None:
+            self.on_crash(node)
         node.raft = None  # whatever was not drained yet dies with the process
         node.tick_token += 1
         if restart:
@@ -379,6 +427,7 @@ class Simulation:
             self.drain(node)
         node.tick_token += 1
         self.at(max(raft.deadline_ms, self.now + 1), self.tick, node.node_id, node.tick_token)
+        self.on_raft_input(node)
 
     def deferred_drain(self, n: int, incarnation: int) -> None:
         node = self.nodes[n]
@@ -410,6 +459,9 @@ class Simulation:
                 node.sm = StateMachine.decode(ready.restore.data)
             for entry in ready.committed:
                 self.checker.on_apply(node.node_id, node.sm, entry, raft.term)
+                node.sm.apply(entry)
+            if ready.restore is not None or ready.committed:
+                self.on_applied(node, ready.committed)
 
     def tick(self, n: int, token: int) -> None:
         node = self.nodes[n]
@@ -419,19 +471,24 @@ class Simulation:
 
     # Network.
 
-    def send(self, msg: Message) -> None:
+    def send(self, msg) -> None:
+        """A Raft message, or (duplicate=False) a request or response of the application:
+        those travel over connections, which lose and delay but do not duplicate."""
         if self.blocked[msg.from_, msg.to] or self.rng.random() < self.loss:
             return
-        copies = 2 if self.rng.random() < self.duplicate else 1
+        copies = 2 if isinstance(msg, Message) and self.rng.random() < self.duplicate else 1
         for _ in range(copies):
             delay = (
                 self.rng.randrange(1, 10) if self.rng.random() < 0.9 else self.rng.randrange(10, 80)
             )
             self.at(self.now + delay, self.deliver, msg)
 
-    def deliver(self, msg: Message) -> None:
+    def deliver(self, msg) -> None:
         node = self.nodes[msg.to]
         if node.raft is None or self.blocked[msg.from_, msg.to]:
+            return
+        if not isinstance(msg, Message):
+            self.on_message(node, msg)
             return
         node.raft.step(msg, self.now)
         self.after_input(node)
@@ -501,38 +558,9 @@ class Simulation:
         # Half the settle time is plenty for an election and a catch-up by snapshot.
         settle_from = (self.chaos_ms + self.end_ms) // 2
         if not any(
-            key[1] is EntryKind.DATA and int(key[2].split(b"/")[2]) >= settle_from
+            key[1] is EntryKind.DATA
+            and not is_metadata(key[2])
+            and int(key[2].split(b"/")[2]) >= settle_from
             for key, _ in self.checker.applied.values()
         ):
             raise Violation(f"liveness: nothing proposed after {settle_from} ms has committed")
-
-
-def main() -> None:
-    """python -m tests.raft_sim SEED: run one seed as the test does; show where nodes ended."""
-    import sys
-
-    seed = int(sys.argv[1])
-    sim = Simulation(seed, cluster_size(seed))
-    try:
-        sim.run()
-        print(f"seed {seed}: ok after {sim.events_run} events")
-    except Violation as exc:
-        print(f"seed {seed}: VIOLATION at {sim.now} ms: {exc}")
-    print(
-        f"loss={sim.loss} duplicate={sim.duplicate} defer_drain={sim.defer_drain} wipes={sim.wipes}"
-    )
-    print(f"leaders by term: {sim.checker.leaders}")
-    for n, node in sim.nodes.items():
-        raft = node.raft
-        if raft is None:
-            print(f"  node {n}: down")
-            continue
-        print(
-            f"  node {n} ({node.directory_id}): {raft.role.value} term={raft.term} "
-            f"leader={raft.leader_id} commit={raft.commit_index} last={raft.last_index} "
-            f"applied={node.sm.index} voters={raft.voters}"
-        )
-
-
-if __name__ == "__main__":
-    main()
