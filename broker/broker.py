@@ -9,6 +9,8 @@ elected yet and this node must listen to take part in that election.
 """
 
 import asyncio
+import errno
+import json
 import os
 import signal
 
@@ -26,11 +28,46 @@ from replication.controller import Controller, LocalMetadataLog
 from replication.metadata import MetadataImage
 from replication.quorum import RaftMetadataLog
 from replication.raft import RaftConfig
+from storage.io import FaultyIO
 
 log = structlog.get_logger(__name__)
 
 METADATA_DIR = "__cluster_metadata"  # not <topic>-<partition>: no partition log
 REGISTRATION_RETRY_S = 0.5
+TEST_FAULTS_ENV = "ODRADEK_TEST_FAULTS"  # test-only, see fault_io_for_tests
+
+
+def fault_io_for_tests() -> tuple[FaultyIO, str] | None:
+    """Test-only fault hook for the reliability suite (tests/reliability/nemesis.py).
+
+    A live broker process cannot be reached by the FaultyIO objects the storage
+    tests pass in, so when ODRADEK_TEST_FAULTS names a JSON file the partition logs
+    get a FaultyIO and ``poll_test_faults`` applies that file to it every 100 ms:
+    ``{"write_error": "ENOSPC" | "EIO" | null, "fsync_delay": seconds,
+    "fsync_error": "EIO" | null}``. Without the variable nothing changes.
+    """
+    path = os.environ.get(TEST_FAULTS_ENV)
+    return (FaultyIO(), path) if path else None
+
+
+async def poll_test_faults(io: FaultyIO, path: str) -> None:
+    """Apply the fault file to io whenever it changes (see fault_io_for_tests)."""
+    def errno_of(name):
+        return getattr(errno, name) if name else None
+    applied: dict = {}
+    while True:
+        try:
+            with open(path) as f:
+                faults = json.load(f)
+        except (OSError, ValueError):
+            faults = {}
+        if faults != applied:
+            io.write_error = errno_of(faults.get("write_error"))
+            io.fsync_error = errno_of(faults.get("fsync_error"))
+            io.fsync_delay = float(faults.get("fsync_delay") or 0)
+            applied = faults
+            log.warning("test_faults_applied", faults=faults)
+        await asyncio.sleep(0.1)
 
 
 class Broker:
@@ -93,14 +130,17 @@ class Broker:
             unclean_leader_election=self.config["unclean.leader.election.enable"])
         self.metadata_log = self._new_metadata_log()
         self.controller.metadata_log = self.metadata_log
+        faults = fault_io_for_tests()
         self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir,
-                                       controller=self.controller)
+                                       controller=self.controller, io=faults and faults[0])
+        if faults:
+            self._tasks.append(asyncio.get_running_loop().create_task(poll_test_faults(*faults)))
         self.controller.subscribers.append(self.replicas.on_metadata)
         self.controller.subscribers.append(self._check_cluster_id)
         self.groups = GroupCoordinator(self)
         self.groups.start()  # before the replicas start: it follows their leadership from the first
         await self.metadata_log.start()
-        self.replicas.start()
+        self.replicas.start(self.metadata_log.caught_up)
         self.servers = await start_listeners(self)
         endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         # A port of 0 binds an ephemeral port; advertise the one we got.

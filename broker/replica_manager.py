@@ -22,6 +22,7 @@ is the log end offset as soon as an append is written.
 """
 
 import asyncio
+import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,7 +62,8 @@ class Partition:
     topic_id: str = ""
     isr_state: IsrState | None = None  # while this node leads
     waiters: set = field(default_factory=set)  # futures of fetches waiting for new data
-    hw_waiters: list = field(default_factory=list)  # (offset, future) of acks=-1 produces
+    # (last offset, future) of acks=-1 produces, in offset order: appends add them in order
+    hw_waiters: collections.deque = field(default_factory=collections.deque)
 
     def wake(self) -> None:
         for fut in self.waiters:
@@ -72,21 +74,18 @@ class Partition:
     def set_high_watermark(self, high_watermark: int) -> None:
         """Publish a new high watermark: consumers see more, acks=-1 waiters complete."""
         self.log.high_watermark = high_watermark
-        waiting = []
-        for offset, fut in self.hw_waiters:
-            if offset < high_watermark:
-                if not fut.done():
-                    fut.set_result(None)
-            elif not fut.done():
-                waiting.append((offset, fut))
-        self.hw_waiters = waiting
+        waiters = self.hw_waiters  # only the ones now below the high watermark are touched
+        while waiters and waiters[0][0] < high_watermark:
+            fut = waiters.popleft()[1]
+            if not fut.done():
+                fut.set_result(None)
         self.wake()
 
     def fail_waiters(self, error: KafkaError) -> None:
         for _, fut in self.hw_waiters:
             if not fut.done():
                 fut.set_exception(error)
-        self.hw_waiters = []
+        self.hw_waiters.clear()
         self.wake()
 
 
@@ -105,13 +104,13 @@ def _error_of(e: Exception) -> KafkaError:
 
 class ReplicaManager:
     def __init__(self, config: BrokerConfig, image: MetadataImage, node_id: int, data_dir: str,
-                 clock_ms: Callable[[], int] | None = None, controller=None):
+                 clock_ms: Callable[[], int] | None = None, controller=None, io=None):
         self.config = config
         self.image = image
         self.node_id = node_id
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.log_manager = LogManager(
-            data_dir, log_config_for(config, {}),
+            data_dir, log_config_for(config, {}), io=io,
             retention_check_interval_ms=config["log.retention.check.interval.ms"])
         self.controller = controller  # for ISR changes (AlterPartition)
         self.fetchers: dict[int, ReplicaFetcher] = {}  # by leader node id
@@ -122,12 +121,21 @@ class ReplicaManager:
         # coordinator loads and unloads its __consumer_offsets partitions from this.
         self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
         self._background: list[asyncio.Task] = []
+        self.following_image = False  # see start()
 
     # -- following the metadata image ------------------------------------------
-    def start(self) -> None:
-        self.sync_with_image()
+    def start(self, metadata_caught_up: asyncio.Event) -> None:
+        """Follow the image once ``metadata_caught_up`` is set: until then a restarted node's
+        image may be an old snapshot, and leading or following by it could acknowledge
+        writes at a stale leader epoch (see replication.quorum)."""
+        async def follow_when_caught_up() -> None:
+            await metadata_caught_up.wait()
+            self.following_image = True
+            self.sync_with_image()
+
         loop = asyncio.get_running_loop()
-        self._background = [loop.create_task(self.log_manager.run()),
+        self._background = [loop.create_task(follow_when_caught_up()),
+                            loop.create_task(self.log_manager.run()),
                             loop.create_task(self._expire_producers()),
                             loop.create_task(self._maintain_isr())]
 
@@ -240,6 +248,8 @@ class ReplicaManager:
         return config
 
     def on_metadata(self, records: list) -> None:
+        if not self.following_image:
+            return  # start() syncs once the metadata log has caught up
         self.sync_with_image()  # metadata changes are rare; roles may follow any of them
         self._topic_configs.clear()  # rare: any committed metadata change refreshes them
         for r in records:

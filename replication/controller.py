@@ -118,12 +118,14 @@ class LocalMetadataLog:
         self.apply_records = apply_records
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         self._offset = -1
+        self.caught_up = asyncio.Event()  # the whole log is here: set once replayed
 
     async def start(self) -> None:
         records = self._replay()
         self._offset = len(records) - 1
         if records:
             self.apply_records(records, self._offset)  # one batch: subscribers see the whole image
+        self.caught_up.set()
 
     async def stop(self) -> None:
         os.close(self._fd)
@@ -252,8 +254,10 @@ class Controller:
             peer = self.metadata_log.peers.get(leader) if leader is not None else None
             if peer is not None:
                 try:
-                    reply = await peer.request(CONTROLLER_API_KEY, {
+                    reply = await self._forward(peer, leader, {
                         "op": op, "args": _to_json(list(args)), "kwargs": _to_json(kwargs)})
+                    if reply is None:
+                        continue  # the quorum moved on: ask the new controller
                     if isinstance(reply.get("error"), dict):
                         raise _from_json(reply["error"])
                     if "not_controller" not in reply:  # (its value may be null: no known leader)
@@ -264,6 +268,22 @@ class Controller:
                 raise KafkaError(ErrorCode.NOT_CONTROLLER,
                                  "No active controller could be reached; retry when the quorum has a leader")
             await asyncio.sleep(FORWARD_RETRY_S)
+
+    async def _forward(self, peer, leader: int, payload: dict) -> dict | None:
+        """Send an operation to the controller `leader`; None if the quorum elects another
+        before it answers. A controller cut off by the network never answers, and waiting
+        out the request timeout there would make every broker's heartbeats miss their
+        session at the new controller, which would fence them all."""
+        request = asyncio.ensure_future(peer.request(CONTROLLER_API_KEY, payload))
+        try:
+            while True:
+                done, _ = await asyncio.wait({request}, timeout=FORWARD_RETRY_S)
+                if done:
+                    return request.result()
+                if self.metadata_log.leader_id != leader:
+                    return None
+        finally:
+            request.cancel()
 
     async def execute(self, op: str, args: list, kwargs: dict) -> dict:
         """Run a forwarded operation (the CONTROLLER inter-node handler calls this)."""

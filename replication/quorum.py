@@ -14,6 +14,13 @@ The active controller is the Raft leader once it has applied an entry of its own
 term (the leader-change entry): before that its image may miss entries committed
 by earlier leaders, and validating admin requests against it could, say, create
 a topic twice.
+
+For the same reason a restarted node is not ``caught_up`` until it has applied
+what the quorum had committed when it first heard from a leader (or became the
+active controller itself): its snapshot may be far behind, and a broker that led
+or followed partitions by that stale image could acknowledge writes at an old
+leader epoch and truncate replicas by them (Kafka's metadata loader also
+publishes nothing until it reaches the leader's high watermark).
 """
 
 import asyncio
@@ -30,7 +37,7 @@ from replication.metadata import record_from_dict, record_to_dict
 from replication.peer import Peer, PeerUnavailable
 from replication.raft import NotLeader, RaftConfig, RaftNode
 from replication.raft_codec import message_from_dict, message_to_dict
-from replication.raft_messages import EntryKind, Ready
+from replication.raft_messages import AppendRequest, EntryKind, Ready
 from replication.raft_store import RaftStore
 
 log = structlog.get_logger(__name__)
@@ -73,6 +80,8 @@ class RaftMetadataLog:
         self._task: asyncio.Task | None = None
         self.leader_changed = asyncio.Event()  # set (and cleared) whenever the leader changes
         self._known_leader: int | None = None
+        self.caught_up = asyncio.Event()  # see the module docstring
+        self._catch_up_index: int | None = None  # the first leader's commit index we heard
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -152,6 +161,11 @@ class RaftMetadataLog:
                 while ready := node.drain():
                     await self._handle(ready)
                 self._note_leader()
+                if not self.caught_up.is_set() and (
+                        self.is_active or (self._catch_up_index is not None
+                                           and self._applied >= self._catch_up_index)):
+                    log.info("metadata_caught_up", node_id=self.node_id, index=self._applied)
+                    self.caught_up.set()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -163,6 +177,9 @@ class RaftMetadataLog:
         node = self.node
         if kind == "message":
             node.step(value, _now_ms())
+            if (self._catch_up_index is None and isinstance(value, AppendRequest)
+                    and value.from_ == node.leader_id and value.term == node.term):
+                self._catch_up_index = value.leader_commit
         elif kind == "propose":
             data, fut = value
             try:
