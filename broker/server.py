@@ -2,10 +2,17 @@
 
 Bytes go through the sans-IO frame decoder; whole frames queue on the connection
 and one task per connection serves them one at a time, so responses leave in
-request order (clients pipeline) without any reordering machinery. Reading pauses
-while ``queued.max.requests`` frames wait or while the transport's write buffer is
-above its high-water mark, so a client that sends faster than it reads cannot grow
-the broker's memory.
+request order (clients pipeline). Reading pauses while ``queued.max.requests``
+frames wait or while the transport's write buffer is above its high-water mark,
+so a client that sends faster than it reads cannot grow the broker's memory.
+
+One exception to one-at-a-time, for Produce: a handler that has appended and now
+only waits (acks=-1 for the ISR or a flush) returns a ``Deferred``, and the next
+request starts at once if it is a Produce too, while the waiting responses still
+leave in request order. librdkafka pipelines many Produce requests per connection;
+served strictly one at a time, each would wait a whole replication round trip
+behind the one before. Any other request waits until every deferred response is
+sent, so it sees the effects of the produces before it, as in Kafka.
 
 An undecodable frame (bad size, unknown API key or version, a body the schema
 cannot read) closes that connection only, with one warning in the log.
@@ -20,6 +27,7 @@ import structlog
 from broker.handlers import Handler
 from protocol.api import (
     API_VERSIONS_KEY,
+    PRODUCE_KEY,
     DecodeError,
     RequestHeader,
     decode_body,
@@ -50,6 +58,16 @@ class ChunkedResponse:
     def __init__(self, chunks: list, release=None):
         self.chunks = chunks
         self.release = release
+
+
+class Deferred:
+    """A handler's response that is not ready: ``awaitable`` returns it (see the module
+    docstring). What must happen in request order (the appends) is done already."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable):
+        self.awaitable = awaitable
 
 
 class RequestContext:
@@ -84,6 +102,9 @@ class Connection(asyncio.BufferedProtocol):
         self._writer_fd = -1  # a dup of it: uvloop refuses add_writer on a transport's own fd
         self._out: list[bytes] = []  # responses not yet handed to the transport
         self._out_bytes = 0
+        # responses not sent yet because a Deferred before them waits: (handler, ctx, future)
+        self._pending: collections.deque = collections.deque()
+        self._sender: asyncio.Task | None = None  # sends self._pending in order
         self.closed = False
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
@@ -121,6 +142,10 @@ class Connection(asyncio.BufferedProtocol):
         self.broker.connections.discard(self)
         if self._task is not None:
             self._task.cancel()
+        if self._sender is not None:
+            self._sender.cancel()
+        for _, _, future in self._pending:
+            future.cancel()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         if self._writer_fd >= 0:
@@ -165,6 +190,9 @@ class Connection(asyncio.BufferedProtocol):
                 if self._queue_full and len(self.frames) < self.max_queued:
                     self._queue_full = False
                     self._update_reading()
+                if self._sender is not None and (peek_header(frame)[0] != PRODUCE_KEY
+                                      or len(self._pending) >= self.max_queued):
+                    await self._sender  # every earlier response is sent first
                 await self._handle(frame)
                 if not self.frames or self._out_bytes >= COALESCE_BYTES:
                     self._flush()
@@ -203,6 +231,37 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _respond(self, handler: Handler, ctx: RequestContext, request) -> None:
         response = await handler.handle(ctx, request)
+        if isinstance(response, Deferred) or self._sender is not None:
+            if isinstance(response, Deferred):
+                future = asyncio.ensure_future(response.awaitable)
+            else:
+                future = asyncio.get_running_loop().create_future()
+                future.set_result(response)
+            self._pending.append((handler, ctx, future))
+            if self._sender is None:
+                self._sender = asyncio.get_running_loop().create_task(self._send_pending())
+            return
+        await self._send(handler, ctx, response)
+
+    async def _send_pending(self) -> None:
+        """Send deferred responses, and those queued behind them, in request order."""
+        try:
+            while self._pending and not self.closed:
+                handler, ctx, future = self._pending[0]
+                response = await future
+                self._pending.popleft()
+                await self._send(handler, ctx, response)
+                if not self._pending or self._out_bytes >= COALESCE_BYTES:
+                    self._flush()
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("request_failed", peer=self.peer)
+            self.abort("internal error while serving a request")
+        finally:
+            self._sender = None
+
+    async def _send(self, handler: Handler, ctx: RequestContext, response) -> None:
         if response is None or self.closed:
             return  # acks=0 produce: no response at all
         version = ctx.response_version

@@ -36,6 +36,7 @@ from protocol.internode import (
     RaftResponse,
 )
 
+PRODUCE_KEY = 0
 API_VERSIONS_KEY = 18
 
 _HEADER = struct.Struct(">hhih")

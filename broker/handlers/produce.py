@@ -2,10 +2,11 @@
 
 acks: 0 (no response at all; if any partition failed, the connection is closed,
 as Kafka does, so the client refreshes its metadata), 1 (after the leader's
-append), -1 (once the high watermark passed the batch, i.e. every ISR member has
-it, and it is as durable as flush.messages asks; REQUEST_TIMED_OUT after the
-request's timeout; NOT_ENOUGH_REPLICAS, with nothing appended, while the ISR is
-smaller than min.insync.replicas). Anything else is INVALID_REQUIRED_ACKS.
+append, and its fsync when flush.messages asks for one), -1 (once the high
+watermark passed the batch, i.e. every ISR member has it, and it is as durable as
+flush.messages asks; REQUEST_TIMED_OUT after the request's timeout;
+NOT_ENOUGH_REPLICAS, with nothing appended, while the ISR is smaller than
+min.insync.replicas). Anything else is INVALID_REQUIRED_ACKS.
 
 Per-partition failures are error codes, never a dropped connection: CORRUPT_MESSAGE,
 INVALID_RECORD, MESSAGE_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE (zstd before v7),
@@ -19,7 +20,7 @@ import asyncio
 from kafka.protocol.producer import ProduceRequest
 
 from broker.handlers import handles
-from broker.server import CloseConnection
+from broker.server import CloseConnection, Deferred
 from protocol import records as rec
 from protocol.errors import ErrorCode, KafkaError
 from protocol.produce import PartitionProduceResponse, ProduceResponse
@@ -62,7 +63,7 @@ async def handle(ctx, request):
     acks = request.acks
     now = broker.replicas.clock_ms()
     responses = []
-    durable_waits = []  # (partition response, coroutine) for acks=-1
+    durable_waits = []  # (partition response, coroutine) for acks=-1, or 1 with flush.messages
     failed = False
     for topic in request.topic_data:
         partitions = []
@@ -83,6 +84,9 @@ async def handle(ctx, request):
             partitions.append(response)
             if acks == -1 and not broker.replicas.is_committed(partition, result):
                 durable_waits.append((response, broker.replicas.wait_committed(partition, result)))
+            elif acks == 1 and partition.log.needs_flush(result):
+                # Kafka fsyncs inside the append when flush.messages is reached, whatever acks.
+                durable_waits.append((response, partition.log.wait_durable(result)))
         responses.append((topic.name, partitions))
     if acks == 0:
         for _, wait in durable_waits:
@@ -90,19 +94,24 @@ async def handle(ctx, request):
         if failed:
             raise CloseConnection("acks=0 produce failed for a partition")
         return None
-    if durable_waits:
-        tasks = {asyncio.ensure_future(wait): response for response, wait in durable_waits}
-        done, pending = await asyncio.wait(tasks, timeout=max(request.timeout_ms, 0) / 1000)
-        for task, response in tasks.items():
-            if task in pending:
-                task.cancel()
-                response.error_code = ErrorCode.REQUEST_TIMED_OUT
-                response.error_message = (f"Not replicated to the ISR within timeout_ms="
-                                          f"{request.timeout_ms}")
-            elif isinstance(task.exception(), KafkaError):
-                response.error_code = task.exception().code
-                response.error_message = task.exception().message
-            elif task.exception() is not None:
-                response.error_code = ErrorCode.KAFKA_STORAGE_ERROR
-                response.error_message = f"Flush failed: {task.exception()}"
+    if durable_waits:  # appended: the connection may start the next Produce meanwhile
+        return Deferred(_when_durable(ProduceResponse(responses), durable_waits, request.timeout_ms))
     return ProduceResponse(responses)
+
+
+async def _when_durable(response: ProduceResponse, durable_waits: list, timeout_ms: int) -> ProduceResponse:
+    """The response once every waiting partition is committed (or failed, or timed out)."""
+    tasks = {asyncio.ensure_future(wait): partition for partition, wait in durable_waits}
+    _, pending = await asyncio.wait(tasks, timeout=max(timeout_ms, 0) / 1000)
+    for task, partition in tasks.items():
+        if task in pending:
+            task.cancel()
+            partition.error_code = ErrorCode.REQUEST_TIMED_OUT
+            partition.error_message = f"Not replicated to the ISR within timeout_ms={timeout_ms}"
+        elif isinstance(task.exception(), KafkaError):
+            partition.error_code = task.exception().code
+            partition.error_message = task.exception().message
+        elif task.exception() is not None:
+            partition.error_code = ErrorCode.KAFKA_STORAGE_ERROR
+            partition.error_message = f"Flush failed: {task.exception()}"
+    return response
