@@ -39,6 +39,14 @@ RAFT_SIM_SEEDS ?= 20000
 raft-sim: $(VENV)/.stamp-test
 	RAFT_SIM_SEEDS=$(RAFT_SIM_SEEDS) $(PY) -m pytest -q tests/test_raft_sim.py
 
+# The reliability suite: every chaos scenario against fresh three-node clusters, checked
+# by the history checker, within CHAOS_BUDGET_S; histories stay in chaos-out/.
+.PHONY: chaos
+CHAOS_BUDGET_S ?= 1800
+CHAOS_ARGS ?=
+chaos: $(VENV)/.stamp-test
+	$(PY) -m tests.reliability --budget-s $(CHAOS_BUDGET_S) --out chaos-out $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info
 

@@ -29,13 +29,16 @@ class BrokerProcess:
 
     def __init__(self, data_dir: str, port: int | None = None, host: str = "127.0.0.1",
                  node_id: int = 1, overrides: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, netns: str | None = None,
+                 env: dict[str, str] | None = None):
         self.data_dir = str(data_dir)
         self.host = host
         self.port = port or free_port(host)
         self.node_id = node_id
         self.overrides = dict(overrides or {})
         self.extra_args = list(extra_args or [])
+        self.netns = netns  # run inside this network namespace (ip netns), see tests/reliability
+        self.env = dict(env or {})  # added to the inherited environment
         self.proc: subprocess.Popen | None = None
         self.log_lines: list[str] = []
         self._reader: threading.Thread | None = None
@@ -53,8 +56,11 @@ class BrokerProcess:
 
     def start(self, timeout: float = 20.0) -> "BrokerProcess":
         self.log_lines = []
-        self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+        # nsenter execs the broker: proc.pid is the broker itself, for SIGKILL/SIGSTOP.
+        prefix = ["nsenter", f"--net=/run/netns/{self.netns}", "--"] if self.netns else []
+        self.proc = subprocess.Popen(prefix + self.command(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **self.env} if self.env else None)
         listening = threading.Event()
 
         def read():

@@ -1,5 +1,12 @@
-"""Three real node processes on loopback, each on its own address (127.0.0.N)."""
+"""Three real node processes on loopback, each on its own address (127.0.0.N).
 
+With ``netns=True`` each node runs in its own network namespace instead, on its own
+address 10.77.S.N (tests/reliability/nemesis.py: ``Network``), where the nemesis can cut,
+drop and delay every directed link; ``tmpfs_mb`` then mounts a tmpfs of that size on each
+data dir (a disk that can fill up). Such a cluster must be ``close``d.
+"""
+
+import os
 import re
 import subprocess
 import sys
@@ -19,16 +26,67 @@ FAST = {  # short timeouts for tests; Kafka's defaults would make them slow
 LEADER = re.compile(r"event='quorum_leader' node_id=(\d+) leader=(\d+|None) term=(\d+)")
 
 
+def poll_until(predicate, timeout_s: float, interval_s: float = 0.2):
+    """predicate()'s first truthy value within timeout_s, else None. An exception counts
+    as not yet: a node may be starting or gone."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(interval_s)
+    return None
+
+
 class Cluster:
-    def __init__(self, base_dir, size: int = 3, overrides: dict | None = None):
+    def __init__(self, base_dir, size: int = 3, overrides: dict | None = None, netns: bool = False,
+                 tmpfs_mb: int | None = None):
         port = free_port("127.0.0.1")
+        self.base_dir = base_dir
         self.nodes = {n: BrokerProcess(base_dir / f"node{n}", host=f"127.0.0.{n}", port=port, node_id=n,
                                        overrides={**FAST, **(overrides or {})})
                       for n in range(1, size + 1)}
+        self.logs: dict[int, list[str]] = {n: [] for n in self.nodes}
+        self.network = None
+        self.tmpfs_mb = None
+        self.fault_files: dict[int, str] = {}
+        self._set_voters()
+        if netns or tmpfs_mb:
+            self.use_netns(tmpfs_mb)
+
+    def _set_voters(self) -> None:
         voters = ",".join(f"{n}@{b.bootstrap}" for n, b in self.nodes.items())
         for b in self.nodes.values():
             b.extra_args = ["--voters", voters]
-        self.logs: dict[int, list[str]] = {n: [] for n in self.nodes}
+
+    def use_netns(self, tmpfs_mb: int | None = None) -> None:
+        """Move the (not yet started) nodes into network namespaces; see the module docstring."""
+        from tests.reliability.nemesis import PORT, Network
+        self.network = Network(len(self.nodes))
+        self.tmpfs_mb = tmpfs_mb
+        for n, b in self.nodes.items():
+            b.host, b.port, b.netns = self.network.ip(n), PORT, self.network.netns(n)
+            if tmpfs_mb:
+                self.network.mount_tmpfs(b.data_dir, tmpfs_mb)
+        self.use_fault_files()
+        self._set_voters()
+
+    def use_fault_files(self) -> None:
+        """Give every (not yet started) node the broker's test-only fault hook
+        (broker/broker.py, ODRADEK_TEST_FAULTS): the nemesis writes these files."""
+        for n, b in self.nodes.items():
+            self.fault_files[n] = os.path.join(str(self.base_dir), f"faults-node{n}.json")
+            b.env["ODRADEK_TEST_FAULTS"] = self.fault_files[n]
+
+    def close(self) -> None:
+        """Kill every node; remove the network namespaces and tmpfs mounts, if any."""
+        for n in self.live():
+            self.kill(n)
+        if self.network is not None:
+            self.network.close()
 
     @property
     def bootstrap(self) -> str:
@@ -66,16 +124,10 @@ class Cluster:
         return int(m.group(1)) if m else None
 
     def wait_for(self, predicate, timeout_s: float = 30, what: str = "condition"):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                value = predicate()
-                if value:
-                    return value
-            except Exception:  # a node may be starting or gone; keep asking
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        value = poll_until(predicate, timeout_s)
+        if not value:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        return value
 
     def wait_formed(self, timeout_s: float = 60) -> int:
         """Until every live node names the same active controller and all are registered."""

@@ -21,7 +21,7 @@ import pytest
 
 from tests.brokerproc import ROOT, free_port
 from tests.clients import create_topics, read_values
-from tests.cluster import FAST
+from tests.cluster import FAST, poll_until
 from tests.conftest import CI, require_tool
 
 IMAGE = os.environ.get("ODRADEK_TEST_IMAGE", "odradek:test")
@@ -132,17 +132,11 @@ class ComposeCluster:
         return self.compose("logs", "--no-color", "--tail=40", check=False, timeout=60)
 
     def wait_for(self, predicate, timeout_s: float, what: str):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                value = predicate()
-                if value:
-                    return value
-            except Exception:  # a node may be starting or gone; keep asking
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n"
-                             f"health: {self.health()}\n{self.logs()}")
+        value = poll_until(predicate, timeout_s, 0.5)
+        if not value:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n"
+                                 f"health: {self.health()}\n{self.logs()}")
+        return value
 
     def partitions(self, topic: str) -> dict:
         """{partition: (leader, replicas, isr)} from the brokers' Metadata, via the host."""

@@ -1,0 +1,46 @@
+"""A short chaos mix for CI: the most telling scenarios of tests/reliability, each on a
+fresh three-node cluster with a recorded workload, judged by the history checker.
+
+`make chaos` runs every scenario for longer (about 30 minutes). A failing test prints
+the anomalies and the history's path; re-check it with
+``python -m tests.reliability.checker PATH``.
+"""
+
+import pytest
+
+from tests.conftest import CI
+from tests.reliability.scenarios import network_problem, run
+
+# (scenario, fault duration in seconds): 30-70 s each on two cores, about 8 minutes in all.
+CI_MIX = [
+    ("leader-killed-5x", 6),
+    ("leader-paused", 8),
+    ("follower-paused", 8),
+    ("double-failover", 8),
+    ("all-killed", 8),
+    ("torn-tail", 8),
+    ("produce-responses-dropped", 8),
+    ("leader-isolated", 8),
+    ("leader-cut-from-followers", 8),
+    ("random-mix", 25),
+]
+
+
+@pytest.mark.parametrize(("name", "duration_s"), CI_MIX, ids=[n for n, _ in CI_MIX])
+def test_chaos_scenario(name, duration_s, tmp_path):
+    if network_problem():  # root, ip netns and iptables: .ci/run installs them
+        if CI:
+            pytest.fail(f"network namespaces unavailable under CI: {network_problem()}")
+        pytest.skip(f"needs network namespaces and iptables: {network_problem()}")
+    result = run(name, tmp_path, seed=7, duration_s=duration_s)
+    if result.skipped:
+        pytest.skip(result.skipped)
+    summary = "\n".join([f"{name}: {result.anomaly_text}; history {result.history}",
+                         *result.anomaly_lines[:20], *result.notes[:20]])
+    print(summary)
+    assert not result.error, summary
+    assert not result.anomalies, summary
+    # The workload ran and the cluster took writes through the faults: a broken harness
+    # that records nothing must not pass.
+    assert result.acknowledged >= 1000, summary
+    assert result.history
