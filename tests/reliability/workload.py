@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -136,12 +137,24 @@ class Workload:
             if len(self.client_errors) < 200:
                 self.client_errors.append(text)
 
-    def _targets(self):
+    def _paced_sends(self, wait):
+        """(i, topic, partition) for send i, at config.rate sends/s round-robin over every
+        partition, until stop. ``wait(seconds)`` idles in between (the client's poll, or a
+        sleep); a client that stalled catches up by at most a second's worth of sends."""
         c = self.config
-        while True:
-            for topic in c.topics:
-                for p in range(c.partitions):
-                    yield topic, p
+        targets = itertools.cycle([(topic, p) for topic in c.topics for p in range(c.partitions)])
+        interval = 1.0 / c.rate
+        next_at = time.monotonic()
+        i = 0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now < next_at:
+                wait(min(next_at - now, 0.05))
+                continue
+            next_at = max(next_at + interval, now - 1.0)
+            topic, p = next(targets)
+            yield i, topic, p
+            i += 1
 
     def _confluent(self, name: str) -> None:
         from confluent_kafka import KafkaException, Producer
@@ -177,11 +190,11 @@ class Workload:
         generation = 1
         instance = name
         producer = make(instance)
-        targets = self._targets()
-        interval = 1.0 / c.rate
-        next_at = time.monotonic()
-        i = 0
-        while not self._stop.is_set():
+
+        def idle(seconds: float) -> None:
+            producer.poll(seconds)  # whichever producer is current: a fatal error replaces it
+
+        for i, topic, p in self._paced_sends(idle):
             if fatal.is_set():
                 # An idempotent producer that hit a fatal error is unusable: replace it, as an
                 # application would. Its unfinished sends stay unknown (no completion).
@@ -192,14 +205,7 @@ class Workload:
                 instance = f"{name}.{generation}"
                 producer = make(instance)
                 fatal.clear()
-            now = time.monotonic()
-            if now < next_at:
-                producer.poll(min(next_at - now, 0.05))
-                continue
-            next_at = max(next_at + interval, now - 1.0)
-            topic, p = next(targets)
             value = f"{instance}-{i}"
-            i += 1
             rec.record(SendInvoke(process=instance, producer=instance, topic=topic, value=value,
                                   partition=p))
             try:
@@ -230,10 +236,6 @@ class Workload:
             max_in_flight_requests_per_connection=5, linger_ms=5,
             delivery_timeout_ms=c.message_timeout_ms, request_timeout_ms=c.request_timeout_ms,
             retry_backoff_ms=100, max_block_ms=5000, metadata_max_age_ms=5000)
-        targets = self._targets()
-        interval = 1.0 / c.rate
-        next_at = time.monotonic()
-        i = 0
 
         def ok(md, value):
             rec.record(SendOk(process=name, value=value, topic=md.topic, partition=md.partition,
@@ -244,15 +246,8 @@ class Workload:
         def failed(exc, value):
             rec.record(SendInfo(process=name, value=value, error=type(exc).__name__))
 
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if now < next_at:
-                time.sleep(min(next_at - now, 0.05))
-                continue
-            next_at = max(next_at + interval, now - 1.0)
-            topic, p = next(targets)
+        for i, topic, p in self._paced_sends(time.sleep):
             value = f"{name}-{i}"
-            i += 1
             rec.record(SendInvoke(process=name, producer=name, topic=topic, value=value,
                                   partition=p))
             try:
