@@ -77,7 +77,7 @@ def encode_fetch_response(version: int, topics: list[FetchTopic], *, throttle_ti
             w.array_len(None if aborted is None else len(aborted))
             for producer_id, first_offset in aborted or ():
                 w.buf += I64.pack(producer_id) + I64.pack(first_offset)
-                w.tags([])
+                w.tags()
             if version >= 11:
                 w.buf += I32.pack(p.preferred_read_replica)
             w.records(p.records)
@@ -89,7 +89,7 @@ def encode_fetch_response(version: int, topics: list[FetchTopic], *, throttle_ti
                 leader_id, leader_epoch = p.current_leader
                 tagged.append((1, I32.pack(leader_id) + I32.pack(leader_epoch) + b"\x00"))
             w.tags(tagged)
-        w.tags([])
+        w.tags()
     tagged = []
     if version >= 16 and node_endpoints:
         inner = BodyWriter(True)
@@ -99,7 +99,7 @@ def encode_fetch_response(version: int, topics: list[FetchTopic], *, throttle_ti
             inner.string(host)
             inner.buf += I32.pack(port)
             inner.string(rack)
-            inner.tags([])
+            inner.tags()
         tagged.append((0, bytes(inner.buf)))
     w.tags(tagged)
     return w.finish()
