@@ -70,6 +70,58 @@ async def poll_test_faults(io: FaultyIO, path: str) -> None:
         await asyncio.sleep(0.1)
 
 
+class Lease:
+    """This node's right to coordinate groups, renewed by every answered broker heartbeat.
+
+    The controller fences a broker it has not heard from for broker.session.timeout.ms
+    and gives its partitions new leaders. A lease runs that long from when a heartbeat
+    was *sent*, so it lapses before the controller can fence on it. While it has
+    lapsed the group coordinator lets go of its groups (GroupCoordinator.hold): cut off
+    from the controller, or just back from a network partition with a stale image,
+    it would answer committed offsets its groups have moved past. It takes them up
+    again once a heartbeat is answered and the image has caught up with the
+    controller's at that moment, which holds the outcome: who leads what now.
+
+    Partition leadership does not depend on the lease, as in Kafka: a leader whose
+    followers are all down keeps serving reads; clients that send their leader epoch
+    (KIP-320) are refused by a stale leader, and no write to one is acknowledged
+    with acks=all.
+    """
+
+    def __init__(self, groups: GroupCoordinator, image: MetadataImage, session_timeout_ms: int):
+        self.groups = groups
+        self.image = image
+        self.session_s = session_timeout_ms / 1000
+        self._timer: asyncio.TimerHandle | None = None
+        self._resume_at: int | None = None  # image offset to reach before leading again
+
+    def renewed(self, sent_at: float, controller_offset: int) -> None:
+        """A heartbeat sent at ``sent_at`` (loop time) was answered."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(sent_at + self.session_s, self._lapsed)
+        if not self.groups.held and self._resume_at is None:
+            self._resume_at = controller_offset
+        self.on_metadata([])
+
+    def on_metadata(self, records: list) -> None:
+        """(A controller subscriber.) Lead again once the image has caught up."""
+        if self._resume_at is not None and self.image.offset >= self._resume_at:
+            self._resume_at = None
+            log.info("lease_renewed", image_offset=self.image.offset)
+            self.groups.hold(True)
+
+    def _lapsed(self) -> None:
+        self._timer = self._resume_at = None
+        log.warning("lease_lapsed", session_timeout_s=self.session_s,
+                    reason="no heartbeat answered by the controller: coordinating no group until one is")
+        self.groups.hold(False)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 class Broker:
     def __init__(self, config: cfg.BrokerConfig, data_dir: str):
         self.config = config
@@ -85,6 +137,7 @@ class Broker:
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
         self.registered = asyncio.Event()
+        self.lease: Lease | None = None  # a cluster node's, see Lease
         self._producer_ids: range = range(0)
         self._tasks: list[asyncio.Task] = []
 
@@ -150,6 +203,8 @@ class Broker:
                                             server.sockets[0].getsockname()[1])
         loop = asyncio.get_running_loop()
         if self.config.voters:
+            self.lease = Lease(self.groups, self.image, self.config["broker.session.timeout.ms"])
+            self.controller.subscribers.append(self.lease.on_metadata)
             self._tasks.append(loop.create_task(self._register_and_heartbeat(endpoints)))
             self._tasks.append(loop.create_task(self.controller.run_fencing()))
         else:
@@ -172,8 +227,10 @@ class Broker:
                 os.kill(os.getpid(), signal.SIGTERM)  # refuse to serve another cluster's data
 
     async def _register_and_heartbeat(self, endpoints: dict) -> None:
-        """Register with the active controller, then heartbeat; re-register if it forgot us."""
+        """Register with the active controller, then heartbeat (each answer renews the
+        lease); re-register if it forgot us."""
         interval = self.config["broker.heartbeat.interval.ms"] / 1000
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 if not self.registered.is_set():
@@ -181,9 +238,13 @@ class Broker:
                         self.node_id, endpoints, cluster_id=self.meta.cluster_id or new_uuid())
                     self.registered.set()
                     log.info("registered", node_id=self.node_id, controller=self.active_controller_id)
-                elif not await self.controller.heartbeat(self.node_id):
+                    continue  # heartbeat at once: that renews the lease
+                sent_at = loop.time()
+                controller_offset = await self.controller.heartbeat(self.node_id)
+                if controller_offset is None:
                     self.registered.clear()
                     continue
+                self.lease.renewed(sent_at, controller_offset)
             except KafkaError as e:
                 log.warning("controller_unreachable", node_id=self.node_id, error=e.message)
                 await asyncio.sleep(REGISTRATION_RETRY_S)
@@ -209,6 +270,8 @@ class Broker:
                 log.warning("controlled_shutdown_failed", node_id=self.node_id, error=str(e))
         for task in self._tasks:
             task.cancel()
+        if self.lease is not None:
+            self.lease.close()
         for server in self.servers:
             server.close()
         for conn in list(self.connections):

@@ -322,16 +322,18 @@ class Controller:
             return self.image.cluster_id
 
     @controller_op
-    async def heartbeat(self, node_id: int) -> bool:
-        """A live broker checks in; returns whether it is registered."""
+    async def heartbeat(self, node_id: int) -> int | None:
+        """A live broker checks in (unfenced if it was fenced); returns the offset of the
+        metadata log the broker must have applied to see the cluster as it is now (its
+        unfencing included), or None if it is not registered."""
         if node_id not in self.image.brokers:
-            return False
+            return None
         self._last_heartbeat[node_id] = time.monotonic()
         if self.image.brokers[node_id].fenced:
             async with self._lock:
                 if self.image.brokers[node_id].fenced:
                     await self.commit(self._unfence(node_id))
-        return True
+        return self.image.offset
 
     @controller_op
     async def controlled_shutdown(self, node_id: int) -> None:

@@ -37,9 +37,9 @@ def controller(log) -> ctl.Controller:
 
 async def test_not_controller_without_a_known_leader_is_retried_not_taken_for_success(monkeypatch):
     monkeypatch.setattr(ctl, "FORWARD_RETRY_S", 0.01)
-    peer = ScriptedPeer([{"not_controller": None}, {"result": True}])
+    peer = ScriptedPeer([{"not_controller": None}, {"result": 17}])
     c = controller(FakeLog(2, {2: peer}))
-    assert await c.heartbeat(5) is True
+    assert await c.heartbeat(5) == 17
     assert len(peer.requests) == 2  # the first answer meant "ask again", not "done"
 
 

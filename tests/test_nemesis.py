@@ -16,11 +16,14 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from protocol.errors import ErrorCode
 from tests.clients import create_topics
-from tests.cluster import Cluster
+from tests.cluster import Cluster, poll_until
 from tests.conftest import CI
 from tests.reliability.nemesis import CLIENTS, Nemesis, remove_stale
+from tests.rawclient import RawConnection
 from tests.replicas import log_batches
+from tests.test_groups import commit, fetch_offset, find_coordinator
 
 TOPIC = "nem"
 
@@ -183,6 +186,48 @@ def test_partitioned_leader_is_replaced_and_acknowledges_nothing(nemesis):
     assert not any(v.startswith(b"zombie") for v in values)
     assert "follower_truncate" in "".join(c.nodes[old].log_lines)
     replicas_agree(c)
+
+
+def coordinator(address: str, group: str, other_than: int | None = None) -> tuple[int, str]:
+    """The group's coordinator (node id, address) as the node at ``address`` names it, once
+    it has loaded the group (and is not ``other_than``)."""
+    def loaded():
+        with RawConnection(address) as conn:
+            found = find_coordinator(conn, group)
+        if found.error_code or found.node_id == other_than:
+            return None
+        named = f"{found.host}:{found.port}"
+        with RawConnection(named) as conn:
+            return (found.node_id, named) if fetch_offset(conn, group, TOPIC)[0] == 0 else None
+    return poll_until(loaded, 30) or pytest.fail(f"no coordinator for {group} via {address}")
+
+
+def test_coordinator_cut_off_from_the_controller_lets_go_of_its_groups(nemesis):
+    """A coordinator cut off from the other nodes, not from the clients, is fenced and
+    its partitions led elsewhere after broker.session.timeout.ms; by then its lease has
+    lapsed: it answers NOT_COORDINATOR, not the committed offset of its stale state (the
+    group has committed a later one at the new coordinator). After healing the committed
+    offset is the later one."""
+    c = nemesis.cluster
+    c.start()
+    c.wait_formed()
+    create_topics(c.bootstrap, [TOPIC], 1, 3)
+    group = "lease"
+    victim, victim_address = coordinator(c.nodes[1].bootstrap, group)
+    with RawConnection(victim_address) as conn:
+        assert commit(conn, group, TOPIC, 3) == ErrorCode.NONE
+    majority = [n for n in c.nodes if n != victim]
+    nemesis.partition({victim}, set(majority))
+    _, new_address = coordinator(c.nodes[majority[0]].bootstrap, group, other_than=victim)
+    with RawConnection(new_address) as conn:
+        assert commit(conn, group, TOPIC, 5) == ErrorCode.NONE
+    with RawConnection(victim_address) as conn:
+        assert fetch_offset(conn, group, TOPIC)[:2] == (ErrorCode.NOT_COORDINATOR, -1)
+    nemesis.heal()
+    wait_isr(c, majority[0], c.nodes, timeout_s=40)
+    _, address = coordinator(victim_address, group)
+    with RawConnection(address) as conn:
+        assert fetch_offset(conn, group, TOPIC)[:2] == (ErrorCode.NONE, 5)
 
 
 def test_one_way_cuts(nemesis):

@@ -7,6 +7,12 @@
   listeners), a background task replays its log from the log start into groups
   and offsets; meanwhile its groups answer COORDINATOR_LOAD_IN_PROGRESS. Losing the
   partition drops its groups (NOT_COORDINATOR afterwards).
+- Lease (``hold``): while the broker's lease has lapsed (broker.Lease: no heartbeat
+  answered by the controller for broker.session.timeout.ms) this node coordinates
+  nothing. It may have been fenced and its partitions led elsewhere, where members
+  have committed since; answering OffsetFetch from the state it kept would hand a
+  consumer an offset its group has moved past, and after a network partition heals
+  its image can take a while to show that it lost the partition.
 - Writes: commits and group metadata are appended as one uncompressed batch and
   acknowledged only after ``wait_committed`` (the ISR, once replication exists).
 - Compaction, done here because the log has none: each partition keeps the latest
@@ -104,6 +110,7 @@ class GroupCoordinator:
         self._create_lock = asyncio.Lock()
         self._expiry_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.held = True  # see hold()
 
     @property
     def replicas(self):
@@ -190,11 +197,24 @@ class GroupCoordinator:
             self._drop_group(group)
 
     # -- leadership, loading -----------------------------------------------------------
+    def hold(self, held: bool) -> None:
+        """Coordinate the groups of the partitions this node leads (True), or none (False)."""
+        if held == self.held:
+            return
+        self.held = held
+        if not held:
+            for p in list(self.partitions.values()):
+                self._unload(p)
+            return
+        for partition in self.replicas.partitions.values():
+            if partition.topic == OFFSETS_TOPIC and partition.isr_state is not None:
+                self.on_leadership(partition, True)
+
     def on_leadership(self, partition, is_leader: bool) -> None:
         if partition.topic != OFFSETS_TOPIC:
             return
         current = self.partitions.get(partition.index)
-        if is_leader and current is None:
+        if is_leader and current is None and self.held:
             p = OffsetsPartition(partition)
             self.partitions[partition.index] = p
             p.task = self._spawn(self._load(p))
