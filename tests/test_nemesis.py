@@ -20,8 +20,8 @@ from protocol.errors import ErrorCode
 from tests.clients import create_topics
 from tests.cluster import Cluster, poll_until
 from tests.conftest import CI
-from tests.reliability.nemesis import CLIENTS, Nemesis, remove_stale
 from tests.rawclient import RawConnection
+from tests.reliability.nemesis import CLIENTS, Nemesis, remove_stale
 from tests.replicas import log_batches
 from tests.test_groups import commit, fetch_offset, find_coordinator
 
