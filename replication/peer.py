@@ -88,6 +88,10 @@ class Peer:
             return await asyncio.wait_for(fut, timeout_s)
         except TimeoutError:
             self._pending.pop(correlation_id, None)
+            # Give up the connection, as Kafka's NetworkClient does: the peer may be behind
+            # a network partition, where TCP holds what we write for as long as its
+            # retransmission backoff has grown; a new connection goes out as soon as it heals.
+            writer.transport.abort()
             raise PeerUnavailable(f"node {self.node_id} did not answer within {timeout_s}s") from None
 
     async def request(self, api_key: int, payload: dict, timeout_s: float = 5.0) -> dict:
