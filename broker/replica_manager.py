@@ -327,6 +327,8 @@ class ReplicaManager:
             result = p.log.append(records, leader_epoch=p.leader_epoch, check=validate)
         except DuplicateBatch as dup:
             b = dup.batch
+            log.debug("produce_duplicate", topic=topic, partition=index, first_seq=b.first_seq,
+                      last_seq=b.last_seq, first_offset=b.first_offset)
             return p, AppendResult(b.first_offset, b.last_offset, -1, p.log.log_start_offset,
                                    b.last_offset - b.first_offset + 1, 0)
         except (rec.RecordError, KafkaStorageError, ProducerStateError) as e:

@@ -17,6 +17,7 @@ are stored as sent (compressed or not); nothing of a failed partition is appende
 
 import asyncio
 
+import structlog
 from kafka.protocol.producer import ProduceRequest
 
 from broker.handlers import handles
@@ -28,6 +29,9 @@ from protocol.produce import PartitionProduceResponse, ProduceResponse
 ZSTD = 4
 ZSTD_MIN_PRODUCE_VERSION = 7  # KIP-110
 RECORD_LEVEL_ERRORS = (ErrorCode.INVALID_TIMESTAMP, ErrorCode.INVALID_RECORD)
+SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
+
+log = structlog.get_logger(__name__)
 
 
 def batch_checker(version: int, topic_config: dict, now_ms: int):
@@ -77,6 +81,11 @@ async def handle(ctx, request):
                     topic.name, data.index, data.records, required_acks=acks, check=check)
             except KafkaError as e:
                 failed = True
+                # A producer and this node disagreeing on sequences is rare and worth seeing;
+                # the rest (NOT_LEADER_OR_FOLLOWER during a failover, ...) is routine.
+                (log.info if e.code in SEQUENCE_ERRORS else log.debug)(
+                    "produce_failed", topic=topic.name, partition=data.index, error=e.code.name,
+                    message=e.message, client_id=ctx.header.client_id)
                 partitions.append(_failure(data.index, e))
                 continue
             response = PartitionProduceResponse(data.index, ErrorCode.NONE, result.base_offset,
@@ -114,4 +123,7 @@ async def _when_durable(response: ProduceResponse, durable_waits: list, timeout_
         elif task.exception() is not None:
             partition.error_code = ErrorCode.KAFKA_STORAGE_ERROR
             partition.error_message = f"Flush failed: {task.exception()}"
+        if partition.error_code:
+            log.info("produce_not_acknowledged", partition=partition.index,
+                     error=ErrorCode(partition.error_code).name, message=partition.error_message)
     return response
