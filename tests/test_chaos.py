@@ -19,12 +19,7 @@ CI_MIX = [
     ("double-failover", 8),
     ("all-killed", 8),
     ("torn-tail", 8),
-    pytest.param("produce-responses-dropped", 8, marks=pytest.mark.xfail(
-        reason="open bug (issue 10): with produce responses dropped, an idempotent librdkafka "
-               "producer's partition sometimes gets no acknowledgement for message.timeout.ms "
-               "although its batches were appended; after the timeout it bumps its epoch and "
-               "resends, and the checker finds duplicates. Seen in 3 of ~12 runs, also before "
-               "Produce pipelining; make chaos runs it too.", strict=False)),
+    ("produce-responses-dropped", 8),
     ("leader-isolated", 8),
     ("leader-cut-from-followers", 8),
     ("random-mix", 25),
@@ -32,7 +27,7 @@ CI_MIX = [
 
 
 @pytest.mark.parametrize(("name", "duration_s"), CI_MIX,
-                         ids=[c.values[0] if hasattr(c, "values") else c[0] for c in CI_MIX])
+                         ids=[name for name, _ in CI_MIX])
 def test_chaos_scenario(name, duration_s, tmp_path):
     if network_problem():  # root, ip netns and iptables: .ci/run installs them
         if CI:

@@ -168,9 +168,17 @@ class Workload:
                 fatal.set()
 
         def make(instance: str):
+            # reconnect.backoff.max.ms: librdkafka doubles its reconnect backoff (up to 10 s by
+            # default) each time a connection dies within that long of opening. Under
+            # produce-responses-dropped, where every swallowed response closes the
+            # connection, retries then waited so long that sends reached message.timeout.ms;
+            # librdkafka then bumps its epoch and resends what may already be written, which
+            # duplicates records against any broker (Kafka's too). A short cap keeps the
+            # retries, which the broker must deduplicate, flowing.
             return Producer({
                 "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
                 "max.in.flight": 5, "linger.ms": 5, "message.timeout.ms": c.message_timeout_ms,
+                "reconnect.backoff.max.ms": 1000,
                 "request.timeout.ms": c.request_timeout_ms, "retry.backoff.ms": 100,
                 "socket.timeout.ms": c.request_timeout_ms, "topic.metadata.refresh.interval.ms": 5000,
                 "error_cb": on_error, "client.id": instance, "log_level": QUIET})
