@@ -179,3 +179,26 @@ def test_a_restarted_node_leads_nothing_until_its_metadata_catches_up(snapshotti
                      acks=1)[0]
     assert result.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER, result
     assert not any("metadata_caught_up" in line for line in cluster.nodes[leader].log_lines)
+
+
+def test_a_node_catching_up_calls_no_existing_topic_unknown(cluster):
+    """Restarted alone, a node has not seen its metadata log's records committed, so its
+    image lacks topics that exist. Metadata then answers such a topic LEADER_NOT_AVAILABLE,
+    which clients retry, not UNKNOWN_TOPIC_OR_PARTITION, on which librdkafka fails
+    produce() at once (seen in a whole-cluster restart under load), and creates nothing."""
+    from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+
+    from protocol.errors import ErrorCode
+    from tests.rawclient import RawConnection
+
+    cluster.start()
+    cluster.wait_formed()
+    create(cluster, "kept", partitions=1)
+    cluster.stop_all()
+    cluster.restart(1)  # alone: no quorum to catch up from
+    request = MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name="kept", topic_id=None)],
+                              allow_auto_topic_creation=True, include_cluster_authorized_operations=False,
+                              include_topic_authorized_operations=False)
+    with RawConnection(cluster.nodes[1].bootstrap) as conn:
+        response = conn.roundtrip(request, 9, MetadataResponse)
+    assert [(t.name, t.error_code) for t in response.topics] == [("kept", ErrorCode.LEADER_NOT_AVAILABLE)]

@@ -6,6 +6,11 @@ name topics by id. Unknown topics are auto-created when both auto.create.topics.
 and the request's allow_auto_topic_creation (always true before v4) say so.
 Each broker is listed with its endpoint on the listener this request came in on,
 so clients on the host and in containers each get addresses they can reach.
+
+Until this node's metadata log has caught up with the quorum (a restarted node), its
+image may lack topics that exist: a topic it does not know is then
+LEADER_NOT_AVAILABLE, which clients retry, not UNKNOWN_TOPIC_OR_PARTITION, on which
+librdkafka fails produce() at once, and nothing is auto-created.
 """
 
 import uuid
@@ -62,7 +67,9 @@ async def handle(ctx, request):
     if wanted is None or (version == 0 and not wanted):
         topics = [topic_metadata(broker, t) for t in image.topics.values()]
     else:
-        allow_create = (broker.config["auto.create.topics.enable"]
+        caught_up = broker.metadata_log.caught_up.is_set()
+        unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if caught_up else ErrorCode.LEADER_NOT_AVAILABLE
+        allow_create = (caught_up and broker.config["auto.create.topics.enable"]
                         and (version < 4 or request.allow_auto_topic_creation))
         topics = []
         for t in wanted:
@@ -78,8 +85,7 @@ async def handle(ctx, request):
             if topic is None and allow_create:
                 await broker.controller.create_topics([NewTopic(t.name)])
                 topic = image.topics.get(t.name)
-            topics.append(topic_metadata(broker, topic) if topic else
-                          _error_topic(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, t.name))
+            topics.append(topic_metadata(broker, topic) if topic else _error_topic(unknown, t.name))
     return R(throttle_time_ms=0, brokers=broker_list(broker, ctx.listener_name),
              cluster_id=broker.cluster_id, controller_id=broker.controller_id,
              topics=topics, authorized_operations=None)
