@@ -93,7 +93,7 @@ class Lease:
         self.image = image
         self.session_s = session_timeout_ms / 1000
         self._timer: asyncio.TimerHandle | None = None
-        self._resume_at: int | None = None  # image offset to reach before leading again
+        self._resume_at: int | None = None  # image offset to reach before coordinating again
 
     def renewed(self, sent_at: float, controller_offset: int) -> None:
         """A heartbeat sent at ``sent_at`` (loop time) was answered."""
@@ -102,10 +102,14 @@ class Lease:
         self._timer = asyncio.get_running_loop().call_at(sent_at + self.session_s, self._lapsed)
         if not self.groups.held and self._resume_at is None:
             self._resume_at = controller_offset
-        self.on_metadata([])
+        self._resume_if_caught_up()
 
     def on_metadata(self, records: list) -> None:
-        """(A controller subscriber.) Lead again once the image has caught up."""
+        """(A controller subscriber.) The image moved: it may have caught up."""
+        self._resume_if_caught_up()
+
+    def _resume_if_caught_up(self) -> None:
+        """Coordinate again once the image has reached the offset a heartbeat returned."""
         if self._resume_at is not None and self.image.offset >= self._resume_at:
             self._resume_at = None
             log.info("lease_renewed", image_offset=self.image.offset)
