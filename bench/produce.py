@@ -81,6 +81,8 @@ def produce_latency(config: dict, topic: str, size: int = 1024, acks: str = "1",
     generator alone takes more than one of the 2 cores."""
     p = Producer({**config, "acks": acks, "linger.ms": 0, "compression.type": "none"})
     value = os.urandom(size)
+    p.produce(topic, value)  # warm-up: metadata, connections, and a just-created topic's leader
+    assert p.flush(30) == 0
     latencies = []
     interval = size / LATENCY_RATE
     count = int(LATENCY_SECONDS / interval)
