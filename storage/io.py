@@ -23,17 +23,11 @@ class FileIO:
     """Plain OS calls.  ``pwrite``/``pwritev`` may write fewer bytes than asked,
     like os.pwrite/os.pwritev.  ``pwritev`` gets at most ``IOV_MAX`` buffers."""
 
-    def pwrite(self, fd: int, data: memoryview, offset: int) -> int:
-        return os.pwrite(fd, data, offset)
-
-    def pwritev(self, fd: int, buffers: list, offset: int) -> int:
-        return os.pwritev(fd, buffers, offset)
-
-    def fsync(self, fd: int) -> None:
-        os.fsync(fd)
-
-    def ftruncate(self, fd: int, length: int) -> None:
-        os.ftruncate(fd, length)
+    # the OS calls themselves, not wrappers: a write is one C call on the append path
+    pwrite = staticmethod(os.pwrite)
+    pwritev = staticmethod(os.pwritev)
+    fsync = staticmethod(os.fsync)
+    ftruncate = staticmethod(os.ftruncate)
 
 
 class FaultyIO(FileIO):

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 
@@ -53,8 +54,10 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(NamedTuple):
+    """What an append wrote.  A NamedTuple, not a dataclass: appends are hot, and
+    a tuple is built in one C call (``_new_append_result``)."""
+
     base_offset: int
     last_offset: int
     log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
@@ -63,28 +66,11 @@ class AppendResult:
     size: int
 
 
-_SET_BASE, _SET_LAST, _SET_TIME, _SET_START, _SET_COUNT, _SET_SIZE = (
-    AppendResult.__dict__[name].__set__ for name in AppendResult.__slots__
-)
+def _new_append_result(*fields: int) -> AppendResult:
+    return _tuple_new(AppendResult, fields)
 
 
-def _new_append_result(
-    base_offset: int, last_offset: int, log_append_time_ms: int, log_start_offset: int,
-    record_count: int, size: int,
-) -> AppendResult:  # fmt: skip
-    """``AppendResult(...)`` without the frozen dataclass __init__'s object.__setattr__
-    per field: half the cost, and appends are hot."""
-    result = _object_new(AppendResult)
-    _SET_BASE(result, base_offset)
-    _SET_LAST(result, last_offset)
-    _SET_TIME(result, log_append_time_ms)
-    _SET_START(result, log_start_offset)
-    _SET_COUNT(result, record_count)
-    _SET_SIZE(result, size)
-    return result
-
-
-_object_new = object.__new__
+_tuple_new = tuple.__new__
 
 
 class FileSlice:
