@@ -49,6 +49,18 @@ def _now_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+def commit_known(node: RaftNode, message) -> int | None:
+    """What the quorum has committed, if ``message`` (just stepped into ``node``) tells it:
+    the leader_commit of an AppendRequest from the current leader that covers an entry of
+    the leader's own term.  A new leader's earlier requests carry the commit index it had
+    when elected, which after a restart of the whole quorum is 0 (Kafka's leader likewise
+    has no high watermark until it commits in its epoch)."""
+    if (isinstance(message, AppendRequest) and message.from_ == node.leader_id
+            and message.term == node.term and node.term_at(message.leader_commit) == message.term):
+        return message.leader_commit
+    return None
+
+
 class RaftMetadataLog:
     def __init__(self, node_id: int, directory_id: str, voters: dict[int, tuple[str, int]],
                  directory: str, *, apply_records: Callable[[list, int], None],
@@ -177,9 +189,8 @@ class RaftMetadataLog:
         node = self.node
         if kind == "message":
             node.step(value, _now_ms())
-            if (self._catch_up_index is None and isinstance(value, AppendRequest)
-                    and value.from_ == node.leader_id and value.term == node.term):
-                self._catch_up_index = value.leader_commit
+            if self._catch_up_index is None:
+                self._catch_up_index = commit_known(node, value)
         elif kind == "propose":
             data, fut = value
             try:

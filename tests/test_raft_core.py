@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from replication.quorum import commit_known
 from replication.raft import RaftConfig, RaftNode, Role
 from replication.raft_messages import (
     AppendRequest,
@@ -42,6 +43,7 @@ class Cluster:
         self.nodes: dict[int, RaftNode | None] = {}
         self.cut: set[tuple[int, int]] = set()
         self.drop: Callable[[Message], bool] = lambda msg: False
+        self.after_step: Callable[[RaftNode, Message], None] = lambda node, msg: None
         self.sent: list[Message] = []
         for n in self.ids:
             self.start(n)
@@ -89,6 +91,7 @@ class Cluster:
                 node = self.nodes.get(msg.to)
                 if node is not None and (msg.from_, msg.to) not in self.cut and not self.drop(msg):
                     node.step(msg, self.now)
+                    self.after_step(node, msg)
 
     def run(self, ms: int) -> None:
         for _ in range(ms // 10):
@@ -385,3 +388,33 @@ def test_leader_counts_replicas_only_for_entries_of_its_own_term():
     ack(3)  # index 3 is the leader's own LEADER_CHANGE: it commits, and 2 with it
     assert leader.commit_index == 3
     assert [e.data for e in cluster.applied[1][:2]] == [b"a", b"b"]
+
+
+def test_a_restarted_follower_learns_what_is_committed_only_from_a_leader_that_committed_in_its_term():
+    """After a whole-quorum restart the new leader's first AppendRequests carry the commit
+    index it had when elected (0: commit indexes are not persisted). A follower that took
+    that as "what the quorum has committed" called itself caught up with an empty image
+    and answered Metadata for existing topics UNKNOWN_TOPIC_OR_PARTITION (seen in the
+    chaos suite's random mix: librdkafka then dropped the topic's partitions). Only a
+    leader_commit that covers an entry of the leader's own term is the quorum's."""
+    cluster = Cluster(3)
+    cluster.run(500)
+    index = cluster.commit(b"topic created")
+    for n in cluster.ids:
+        cluster.start(n)  # every node crashes: only the disks survive
+    learned: dict[int, list[int]] = {n: [] for n in cluster.ids}
+    stale: list[int] = []
+
+    def after_step(node: RaftNode, msg: Message) -> None:
+        if isinstance(msg, AppendRequest) and msg.term == node.term and msg.leader_commit < index:
+            stale.append(msg.leader_commit)
+        known = commit_known(node, msg)
+        if known is not None:
+            learned[node.node_id].append(known)
+
+    cluster.after_step = after_step
+    cluster.run(1000)
+    followers = [n for n in cluster.ids if n != cluster.leader().node_id]
+    assert stale, "the new leader never sent a commit index below the committed entry"
+    for n in followers:
+        assert learned[n] and learned[n][0] >= index, (n, learned[n])

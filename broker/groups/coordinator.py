@@ -150,10 +150,10 @@ class GroupCoordinator:
             rf = max(1, min(self.replication_factor, live))
             [error] = await self.broker.controller.create_topics([NewTopic(
                 OFFSETS_TOPIC, self.num_partitions, rf, configs=dict(OFFSETS_TOPIC_CONFIGS))])
-            if error is not None and error.code != ErrorCode.TOPIC_ALREADY_EXISTS:
-                log.warning("offsets_topic_not_created", error=error.code.name, message=error.message)
-            else:
+            if error is None:
                 log.info("offsets_topic_created", partitions=self.num_partitions, replication_factor=rf)
+            elif error.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # else our image is behind
+                log.warning("offsets_topic_not_created", error=error.code.name, message=error.message)
 
     def coordinator_node(self, group_id: str):
         """The broker registration of the group's coordinator, or None if it has none now."""
