@@ -69,7 +69,7 @@ def produce_throughput(config: dict, topic: str, size: int, acks: str) -> dict:
 
 
 def produce_latency(config: dict, topic: str, size: int = 1024, acks: str = "1",
-                    min_sleep_s: float = MIN_SLEEP_S) -> dict:
+                    min_sleep_s: float = MIN_SLEEP_S, max_in_flight: int | None = None) -> dict:
     """Delivery latency at a paced LATENCY_RATE with linger.ms=0, from produce() to the
     delivery report.
 
@@ -78,8 +78,13 @@ def produce_latency(config: dict, topic: str, size: int = 1024, acks: str = "1",
     long; here the wait is a poll(), so delivery reports are timed as they arrive.
     ``min_sleep_s=0`` paces every record on its own (one every 0.1 ms at 10 MB/s): the
     pacing loop then wakes 10,000 times a second, and with librdkafka's threads the load
-    generator alone takes more than one of the 2 cores."""
-    p = Producer({**config, "acks": acks, "linger.ms": 0, "compression.type": "none"})
+    generator alone takes more than one of the 2 cores.
+    ``max_in_flight``: librdkafka lets 1,000,000 requests be in flight per connection
+    (every record may go as its own request); the Java client's default, and the cap an
+    idempotent producer of either client has, is 5, with which records that arrive while
+    requests wait go together."""
+    extra = {"max.in.flight.requests.per.connection": max_in_flight} if max_in_flight else {}
+    p = Producer({**config, "acks": acks, "linger.ms": 0, "compression.type": "none", **extra})
     value = os.urandom(size)
     p.produce(topic, value)  # warm-up: metadata, connections, and a just-created topic's leader
     assert p.flush(30) == 0
