@@ -185,8 +185,14 @@ def test_a_node_catching_up_calls_no_existing_topic_unknown(cluster):
     """Restarted alone, a node has not seen its metadata log's records committed, so its
     image lacks topics that exist. Metadata then answers such a topic LEADER_NOT_AVAILABLE,
     which clients retry, not UNKNOWN_TOPIC_OR_PARTITION, on which librdkafka fails
-    produce() at once (seen in a whole-cluster restart under load), and creates nothing."""
+    produce() at once (seen in a whole-cluster restart under load), and creates nothing;
+    FindCoordinator answers COORDINATOR_NOT_AVAILABLE without asking a controller to
+    create __consumer_offsets."""
     from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+    from kafka.protocol.metadata.find_coordinator import (
+        FindCoordinatorRequest,
+        FindCoordinatorResponse,
+    )
 
     from protocol.errors import ErrorCode
     from tests.rawclient import RawConnection
@@ -199,6 +205,11 @@ def test_a_node_catching_up_calls_no_existing_topic_unknown(cluster):
     request = MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name="kept", topic_id=None)],
                               allow_auto_topic_creation=True, include_cluster_authorized_operations=False,
                               include_topic_authorized_operations=False)
+    find = FindCoordinatorRequest(key="g", key_type=0)
     with RawConnection(cluster.nodes[1].bootstrap) as conn:
         response = conn.roundtrip(request, 9, MetadataResponse)
+        coordinator = conn.roundtrip(find, 3, FindCoordinatorResponse)
     assert [(t.name, t.error_code) for t in response.topics] == [("kept", ErrorCode.LEADER_NOT_AVAILABLE)]
+    # FindCoordinator neither: no coordinator yet, and no attempt to create __consumer_offsets
+    assert coordinator.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert not any("offsets_topic" in line for line in cluster.nodes[1].log_lines)

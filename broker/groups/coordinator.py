@@ -141,7 +141,10 @@ class GroupCoordinator:
         return ot.partition_for(group_id, self.num_partitions)
 
     async def ensure_offsets_topic(self) -> None:
-        if OFFSETS_TOPIC in self.broker.image.topics:
+        """Create ``__consumer_offsets`` if it does not exist.  A node still catching up on
+        the metadata log cannot tell (its image may lack the topic), and may have no
+        controller to ask: it leaves it, and FindCoordinator answers not available."""
+        if OFFSETS_TOPIC in self.broker.image.topics or not self.broker.metadata_log.caught_up.is_set():
             return
         async with self._create_lock:
             if OFFSETS_TOPIC in self.broker.image.topics:
