@@ -55,8 +55,8 @@ def wall_clock_ms() -> int:
 
 
 class AppendResult(NamedTuple):
-    """What an append wrote.  A NamedTuple, not a dataclass: appends are hot, and
-    a tuple is built in one C call (``_new_append_result``)."""
+    """What an append wrote.  A NamedTuple, not a frozen dataclass: appends are hot,
+    and a frozen dataclass sets each field through object.__setattr__."""
 
     base_offset: int
     last_offset: int
@@ -64,13 +64,6 @@ class AppendResult(NamedTuple):
     log_start_offset: int
     record_count: int
     size: int
-
-
-def _new_append_result(*fields: int) -> AppendResult:
-    return _tuple_new(AppendResult, fields)
-
-
-_tuple_new = tuple.__new__
 
 
 class FileSlice:
@@ -335,7 +328,7 @@ class Log:
                 buffers.clear()  # drop our views of ``records`` now, even on failure
         self.leader_epoch_cache.assign(leader_epoch, first)
         self._after_append()
-        return _new_append_result(
+        return AppendResult(
             first, offset - 1, now if log_append else -1, self._log_start_offset,
             offset - first, total,
         )  # fmt: skip
