@@ -7,8 +7,8 @@ with kcat (librdkafka's C client), and produce latency p50/p99 at a paced
 paces, and one record every 0.1 ms for comparison: bench.produce.produce_latency), with
 librdkafka's default max.in.flight and with 5, the Java client's default and an idempotent
 producer's cap: acks=all waits for two follower fetches, and with unlimited requests in
-flight each record of a burst is a request of its own that every replica handles. The one-node acks=-1 figure
-from the same run is printed beside it as the ratio's reference.
+flight each record of a burst is a request of its own that every replica handles. The
+one-node acks=-1 figure from the same run is printed beside it as the ratio's reference.
 Targets (issue: replication): >= 80 MB/s; p99 <= 10 ms at 10 MB/s.
 """
 
