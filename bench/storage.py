@@ -29,8 +29,8 @@ from pathlib import Path
 
 import structlog
 
-from protocol.records import build_batch
-from storage import FaultyIO, Log, LogConfig
+from odradek.protocol.records import build_batch
+from odradek.storage import FaultyIO, Log, LogConfig
 
 APPEND_TOTAL_BYTES = 128 * 2**20  # per batch size and round, for ours and for the baseline
 APPEND_ROUNDS = 2

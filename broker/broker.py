@@ -16,19 +16,19 @@ import signal
 
 import structlog
 
-from broker import config as cfg
-from broker.config import ConfigError
-from broker.groups import GroupCoordinator
-from broker.handlers import load_handlers
-from broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
-from broker.replica_manager import ReplicaManager
-from broker.server import start_listeners
-from protocol.errors import KafkaError
-from replication.controller import Controller, LocalMetadataLog
-from replication.metadata import MetadataImage
-from replication.quorum import RaftMetadataLog
-from replication.raft import RaftConfig
-from storage.io import FaultyIO
+from odradek.broker import config as cfg
+from odradek.broker.config import ConfigError
+from odradek.broker.groups import GroupCoordinator
+from odradek.broker.handlers import load_handlers
+from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
+from odradek.broker.replica_manager import ReplicaManager
+from odradek.broker.server import start_listeners
+from odradek.protocol.errors import KafkaError
+from odradek.replication.controller import Controller, LocalMetadataLog
+from odradek.replication.metadata import MetadataImage
+from odradek.replication.quorum import RaftMetadataLog
+from odradek.replication.raft import RaftConfig
+from odradek.storage.io import FaultyIO
 
 log = structlog.get_logger(__name__)
 

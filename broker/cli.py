@@ -1,4 +1,4 @@
-"""The ``odradek`` command (also ``python -m broker``).
+"""The ``odradek`` command (also ``python -m odradek.broker``).
 
     odradek serve --data-dir DIR --listen HOST:PORT [--advertised HOST:PORT]
                   [--node-id N] [--config FILE] [-o KEY=VALUE ...]
@@ -18,8 +18,8 @@ import sys
 import structlog
 import uvloop
 
-from broker import logs
-from broker.config import BrokerConfig, ConfigError, parse_properties
+from odradek.broker import logs
+from odradek.broker.config import BrokerConfig, ConfigError, parse_properties
 
 STOP_TIMEOUT_S = 4.0  # operators (and tests) expect a stop within 5 s
 
@@ -69,7 +69,7 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
 
 
 async def serve(config: BrokerConfig, data_dir: str) -> None:
-    from broker.broker import Broker  # imported here so `--help` stays fast
+    from odradek.broker.broker import Broker  # imported here so `--help` stays fast
 
     log = structlog.get_logger("odradek")
     broker = Broker(config, data_dir)
@@ -94,7 +94,7 @@ def cluster_status(bootstrap: str) -> int:
     from kafka.protocol.admin import DescribeQuorumRequest, DescribeQuorumResponse
     from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 
-    from broker.client import KafkaConnection
+    from odradek.broker.client import KafkaConnection
 
     try:
         with KafkaConnection(bootstrap) as conn:

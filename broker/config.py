@@ -12,7 +12,7 @@ default (``segment.bytes`` <- ``log.segment.bytes``), as Kafka's synonyms do.
 from dataclasses import dataclass
 from typing import Any
 
-from storage.config import (
+from odradek.storage.config import (
     BOOLEAN,
     INT,
     INT32_MAX,

@@ -10,7 +10,7 @@ import os
 import uuid
 from dataclasses import dataclass
 
-from broker.config import ConfigError, parse_properties
+from odradek.broker.config import ConfigError, parse_properties
 
 FILE = "meta.properties"
 

@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from broker.config import BrokerConfig
-from protocol import records as rec
-from protocol.errors import ErrorCode, KafkaError
-from replication.fetcher import ReplicaFetcher, truncation_offset
-from replication.isr import IsrState
-from replication.metadata import TOPIC, ConfigRecord, MetadataImage
-from storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
-from storage.errors import KafkaStorageError, OffsetOutOfRangeError
-from storage.producer_state import (
+from odradek.broker.config import BrokerConfig
+from odradek.protocol import records as rec
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication.fetcher import ReplicaFetcher, truncation_offset
+from odradek.replication.isr import IsrState
+from odradek.replication.metadata import TOPIC, ConfigRecord, MetadataImage
+from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
+from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
+from odradek.storage.producer_state import (
     DuplicateBatch,
     ProducerStateError,
     ProducerStateManager,

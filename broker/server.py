@@ -24,8 +24,8 @@ import os
 
 import structlog
 
-from broker.handlers import Handler
-from protocol.api import (
+from odradek.broker.handlers import Handler
+from odradek.protocol.api import (
     API_VERSIONS_KEY,
     PRODUCE_KEY,
     DecodeError,
@@ -36,7 +36,7 @@ from protocol.api import (
     peek_header,
     response_header,
 )
-from protocol.framing import FrameDecoder, FrameError
+from odradek.protocol.framing import FrameDecoder, FrameError
 
 log = structlog.get_logger(__name__)
 

@@ -27,7 +27,7 @@ import kafka.protocol.metadata
 import kafka.protocol.producer
 from kafka.protocol.api_message import ApiMessage
 
-from protocol.internode import (
+from odradek.protocol.internode import (
     CONTROLLER_API_KEY,
     RAFT_API_KEY,
     ControllerRequest,

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from protocol.body import I16, I32, I64, BodyWriter
+from odradek.protocol.body import I16, I32, I64, BodyWriter
 
 _PARTITION_HEAD = struct.Struct(">ihqq")  # partition_index, error_code, high_watermark, lso
 

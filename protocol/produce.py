@@ -24,7 +24,7 @@ not sent: clients fall back to a Metadata request.
 import struct
 from dataclasses import dataclass, field
 
-from protocol.body import I32, BodyWriter
+from odradek.protocol.body import I32, BodyWriter
 
 _PARTITION_HEAD = struct.Struct(">ihqq")  # index, error_code, base_offset, log_append_time_ms
 _PARTITION_HEAD_V5 = struct.Struct(">ihqqq")  # ... and log_start_offset

@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, field
 import crc32c
 import structlog
 
-from protocol.errors import ErrorCode, KafkaError
-from protocol.internode import CONTROLLER_API_KEY
-from replication.metadata import (
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.internode import CONTROLLER_API_KEY
+from odradek.replication.metadata import (
     TOPIC,
     BrokerFencingRecord,
     ClusterIdRecord,
@@ -53,7 +53,7 @@ from replication.metadata import (
     record_from_dict,
     record_to_dict,
 )
-from replication.peer import PeerUnavailable
+from odradek.replication.peer import PeerUnavailable
 
 log = structlog.get_logger(__name__)
 

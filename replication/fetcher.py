@@ -28,8 +28,8 @@ from kafka.protocol.consumer import (
     OffsetForLeaderEpochResponse,
 )
 
-from protocol.errors import ErrorCode
-from replication.peer import Peer, PeerUnavailable
+from odradek.protocol.errors import ErrorCode
+from odradek.replication.peer import Peer, PeerUnavailable
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ import struct
 
 import structlog
 
-from protocol.internode import INTERNODE_VERSION, encode_body
+from odradek.protocol.internode import INTERNODE_VERSION, encode_body
 
 log = structlog.get_logger(__name__)
 

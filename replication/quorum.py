@@ -31,14 +31,14 @@ from collections.abc import Callable
 
 import structlog
 
-from protocol.internode import RAFT_API_KEY
-from replication.controller import NotController
-from replication.metadata import record_from_dict, record_to_dict
-from replication.peer import Peer, PeerUnavailable
-from replication.raft import NotLeader, RaftConfig, RaftNode
-from replication.raft_codec import message_from_dict, message_to_dict
-from replication.raft_messages import AppendRequest, EntryKind, Ready
-from replication.raft_store import RaftStore
+from odradek.protocol.internode import RAFT_API_KEY
+from odradek.replication.controller import NotController
+from odradek.replication.metadata import record_from_dict, record_to_dict
+from odradek.replication.peer import Peer, PeerUnavailable
+from odradek.replication.raft import NotLeader, RaftConfig, RaftNode
+from odradek.replication.raft_codec import message_from_dict, message_to_dict
+from odradek.replication.raft_messages import AppendRequest, EntryKind, Ready
+from odradek.replication.raft_store import RaftStore
 
 log = structlog.get_logger(__name__)
 

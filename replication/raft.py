@@ -82,8 +82,8 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from replication.raft_log import RaftLog
-from replication.raft_messages import (
+from odradek.replication.raft_log import RaftLog
+from odradek.replication.raft_messages import (
     AppendRequest,
     AppendResponse,
     EntryKind,

@@ -8,7 +8,7 @@ Bytes travel as base64.
 import base64
 import dataclasses
 
-from replication.raft_messages import (
+from odradek.replication.raft_messages import (
     AppendRequest,
     AppendResponse,
     EntryKind,

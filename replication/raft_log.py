@@ -6,7 +6,7 @@ etcd's words), so that RaftNode.drain() can tell the driver exactly what to writ
 
 from __future__ import annotations
 
-from replication.raft_messages import EntryKind, LogEntry, Snapshot, Voter
+from odradek.replication.raft_messages import EntryKind, LogEntry, Snapshot, Voter
 
 
 class RaftLog:

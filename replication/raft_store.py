@@ -19,7 +19,7 @@ from pathlib import Path
 
 import crc32c
 
-from replication.raft_codec import (
+from odradek.replication.raft_codec import (
     entry_from_dict,
     entry_to_dict,
     hard_state_from_dict,
@@ -27,7 +27,7 @@ from replication.raft_codec import (
     snapshot_from_dict,
     snapshot_to_dict,
 )
-from replication.raft_messages import LogEntry, PersistentState, Ready
+from odradek.replication.raft_messages import LogEntry, PersistentState, Ready
 
 _HEAD = struct.Struct(">iI")
 

@@ -44,17 +44,17 @@ Imports: protocol and the standard library (plus crc32c, structlog); never
 broker or replication.
 """
 
-from storage.config import LOG_CONFIG_DEFS, ConfigDef, ConfigError, LogConfig
-from storage.epoch import LeaderEpochCache
-from storage.errors import (
+from odradek.storage.config import LOG_CONFIG_DEFS, ConfigDef, ConfigError, LogConfig
+from odradek.storage.epoch import LeaderEpochCache
+from odradek.storage.errors import (
     CorruptIndexError,
     KafkaStorageError,
     OffsetOutOfRangeError,
     StorageError,
 )
-from storage.io import FaultyIO, FileIO
-from storage.log import AppendResult, FileSlice, Log, ReadResult
-from storage.manager import LogManager
+from odradek.storage.io import FaultyIO, FileIO
+from odradek.storage.log import AppendResult, FileSlice, Log, ReadResult
+from odradek.storage.manager import LogManager
 
 __all__ = [
     "LOG_CONFIG_DEFS",

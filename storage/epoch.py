@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from storage.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from odradek.storage.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 
 log = structlog.get_logger(__name__)
 

@@ -23,7 +23,7 @@ import struct
 import threading
 from pathlib import Path
 
-from storage.errors import CorruptIndexError
+from odradek.storage.errors import CorruptIndexError
 
 _NO_KEY = -(2**64)  # below every offset and timestamp: an empty index takes any first entry
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import structlog
 
-from protocol.records import (
+from odradek.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
     STAMPED_PREFIX,
@@ -37,12 +37,12 @@ from protocol.records import (
     log_append_time_header,
     validate_batches,
 )
-from storage.checkpoint import fsync_dir
-from storage.config import INT32_MAX, LogConfig
-from storage.epoch import LeaderEpochCache
-from storage.errors import CorruptIndexError, KafkaStorageError, OffsetOutOfRangeError
-from storage.io import FileIO
-from storage.segment import DELETED_SUFFIX, LogSegment
+from odradek.storage.checkpoint import fsync_dir
+from odradek.storage.config import INT32_MAX, LogConfig
+from odradek.storage.epoch import LeaderEpochCache
+from odradek.storage.errors import CorruptIndexError, KafkaStorageError, OffsetOutOfRangeError
+from odradek.storage.io import FileIO
+from odradek.storage.segment import DELETED_SUFFIX, LogSegment
 
 log = structlog.get_logger(__name__)
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import structlog
 
-from storage.checkpoint import fsync_dir, read_offsets, write_offsets
-from storage.config import LogConfig
-from storage.io import FileIO
-from storage.log import Log, wall_clock_ms
+from odradek.storage.checkpoint import fsync_dir, read_offsets, write_offsets
+from odradek.storage.config import LogConfig
+from odradek.storage.io import FileIO
+from odradek.storage.log import Log, wall_clock_ms
 
 log = structlog.get_logger(__name__)
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import crc32c
 
-from protocol.records import BatchHeader
+from odradek.protocol.records import BatchHeader
 
 BATCHES_RETAINED = 5  # Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN
 INT32_MAX = 2**31 - 1
@@ -206,7 +206,7 @@ class ProducerStateManager:
 
 def iter_log_headers(log, from_offset: int, chunk_bytes: int = 8 * 2**20) -> Iterator[tuple[int, BatchHeader]]:
     """(base_offset, header) of every batch of ``log`` from ``from_offset``, reading headers only."""
-    from protocol.records import HEADER_SIZE, parse_header
+    from odradek.protocol.records import HEADER_SIZE, parse_header
 
     offset = max(from_offset, log.log_start_offset)
     while offset < log.log_end_offset:

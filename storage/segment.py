@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from protocol.records import (
+from odradek.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
     MIN_BATCH_LENGTH,
@@ -31,10 +31,10 @@ from protocol.records import (
     parse_header,
     validate_batch,
 )
-from storage.config import LogConfig
-from storage.errors import CorruptIndexError, KafkaStorageError
-from storage.index import OffsetIndex, TimeIndex
-from storage.io import IOV_MAX, FileIO
+from odradek.storage.config import LogConfig
+from odradek.storage.errors import CorruptIndexError, KafkaStorageError
+from odradek.storage.index import OffsetIndex, TimeIndex
+from odradek.storage.io import IOV_MAX, FileIO
 
 log = structlog.get_logger(__name__)
 

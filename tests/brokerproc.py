@@ -48,7 +48,7 @@ class BrokerProcess:
         return f"{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "broker", "serve", "--data-dir", self.data_dir,
+        cmd = [sys.executable, "-m", "odradek.broker", "serve", "--data-dir", self.data_dir,
                "--listen", self.bootstrap, "--node-id", str(self.node_id)]
         for key, value in self.overrides.items():
             cmd += ["-o", f"{key}={value}"]

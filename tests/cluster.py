@@ -116,7 +116,7 @@ class Cluster:
 
     def status(self, via: int | None = None) -> str:
         node = self.nodes[via or self.live()[0]]
-        return subprocess.run([sys.executable, "-m", "broker", "cluster", "status", "--bootstrap",
+        return subprocess.run([sys.executable, "-m", "odradek.broker", "cluster", "status", "--bootstrap",
                                node.bootstrap], capture_output=True, text=True, timeout=20).stdout
 
     def active_controller(self, via: int | None = None) -> int | None:

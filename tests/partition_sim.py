@@ -46,20 +46,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol.errors import KafkaError
-from replication import fetcher
-from replication.controller import Controller
-from replication.isr import IsrState
-from replication.metadata import (
+from odradek.protocol.errors import KafkaError
+from odradek.replication import fetcher
+from odradek.replication.controller import Controller
+from odradek.replication.isr import IsrState
+from odradek.replication.metadata import (
     MetadataImage,
     PartitionRecord,
     PartitionState,
     RegisterBrokerRecord,
     TopicRecord,
 )
-from replication.quorum import RaftMetadataLog
-from replication.raft_messages import NotLeader
-from storage.epoch import LeaderEpochCache
+from odradek.replication.quorum import RaftMetadataLog
+from odradek.replication.raft_messages import NotLeader
+from odradek.storage.epoch import LeaderEpochCache
 from tests.raft_sim import SimNode, Simulation, Violation, cluster_size
 
 TOPIC, TOPIC_ID, PARTITION = "sim", "00000000-0000-4000-8000-000000000001", 0

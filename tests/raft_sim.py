@@ -25,10 +25,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from replication.metadata import MetadataImage
-from replication.quorum import RaftMetadataLog
-from replication.raft import RaftConfig, RaftNode, Role
-from replication.raft_messages import (
+from odradek.replication.metadata import MetadataImage
+from odradek.replication.quorum import RaftMetadataLog
+from odradek.replication.raft import RaftConfig, RaftNode, Role
+from odradek.replication.raft_messages import (
     EntryKind,
     HardState,
     LogEntry,

@@ -3,7 +3,7 @@
 from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
-from broker.client import KafkaConnection, recv_frame  # noqa: F401  (recv_frame: re-exported)
+from odradek.broker.client import KafkaConnection, recv_frame  # noqa: F401  (recv_frame: re-exported)
 
 RawConnection = KafkaConnection  # the tests' name for it
 

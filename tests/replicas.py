@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from protocol.records import HEADER_SIZE, parse_header
+from odradek.protocol.records import HEADER_SIZE, parse_header
 
 
 def log_batches(data_dir, topic: str, partition: int) -> list[tuple[int, int, int]]:

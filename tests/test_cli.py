@@ -10,7 +10,7 @@ from tests.brokerproc import ROOT, BrokerProcess
 
 
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "broker", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "odradek.broker", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -158,8 +158,8 @@ def test_a_restarted_node_leads_nothing_until_its_metadata_catches_up(snapshotti
     Leading partitions by it would acknowledge writes at a stale leader epoch (the cluster
     simulation's seed 46 loses acknowledged records that way), so until the node has
     heard from a quorum leader and applied what was committed, it hosts no partition."""
-    from protocol.errors import ErrorCode
-    from protocol.records import build_batch
+    from odradek.protocol.errors import ErrorCode
+    from odradek.protocol.records import build_batch
     from tests.rawclient import produce
 
     cluster = snapshotting_cluster
@@ -194,7 +194,7 @@ def test_a_node_catching_up_calls_no_existing_topic_unknown(cluster):
         FindCoordinatorResponse,
     )
 
-    from protocol.errors import ErrorCode
+    from odradek.protocol.errors import ErrorCode
     from tests.rawclient import RawConnection
 
     cluster.start()

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from protocol.errors import ErrorCode, KafkaError
-from replication import controller as ctl
-from replication.metadata import MetadataImage
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication import controller as ctl
+from odradek.replication.metadata import MetadataImage
 
 
 class FakeLog:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from protocol.records import build_batch, compute_crc
+from odradek.protocol.records import build_batch, compute_crc
 from tests import clients
 from tests.rawclient import fetch, produce
 

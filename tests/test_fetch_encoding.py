@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.protocol.consumer import FetchResponse
 
-from protocol.fetch import FetchPartition, FetchTopic, encode_fetch_response
+from odradek.protocol.fetch import FetchPartition, FetchTopic, encode_fetch_response
 
 
 class FakeSlice:

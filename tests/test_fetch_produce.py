@@ -9,7 +9,7 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 from kafka.protocol.consumer import FetchResponse, ListOffsetsRequest, ListOffsetsResponse
 
-from protocol.records import build_batch
+from odradek.protocol.records import build_batch
 from tests.clients import create_topics
 from tests.rawclient import (
     RawConnection,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.framing import FrameDecoder, FrameError
+from odradek.protocol.framing import FrameDecoder, FrameError
 
 
 def framed(payloads):
@@ -40,7 +40,7 @@ def test_frame_at_the_limit_is_accepted():
 
 
 def test_large_frame_is_filled_in_place_through_the_buffer_interface():
-    from protocol.framing import STAGE_BYTES
+    from odradek.protocol.framing import STAGE_BYTES
     payload = bytes(range(256)) * (STAGE_BYTES // 64)  # four times the staging buffer
     stream = framed([b"small", payload, b"after"])
     decoder = FrameDecoder(max_frame=10 * STAGE_BYTES)

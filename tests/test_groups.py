@@ -23,7 +23,7 @@ from kafka.protocol.consumer.group import (
 )
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
-from protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode
 from tests.brokerproc import ROOT
 from tests.clients import create_topics
 from tests.conftest import require_tool

@@ -2,10 +2,10 @@
 
 import heapq
 
-from broker.groups import offsets_topic as ot
-from broker.groups.group import Group, GroupConfig, GroupState, subscribed_topics
-from protocol import records as rec
-from protocol.errors import ErrorCode
+from odradek.broker.groups import offsets_topic as ot
+from odradek.broker.groups.group import Group, GroupConfig, GroupState, subscribed_topics
+from odradek.protocol import records as rec
+from odradek.protocol.errors import ErrorCode
 
 
 class FakeScheduler:

@@ -9,7 +9,7 @@ from confluent_kafka import Producer
 from kafka import KafkaProducer
 from kafka.protocol.admin import DescribeProducersRequest, DescribeProducersResponse
 
-from protocol.records import build_batch
+from odradek.protocol.records import build_batch
 from tests.brokerproc import BrokerProcess, free_port
 from tests.clients import create_topics, read_values
 from tests.proxy import FrameProxy

@@ -1,6 +1,6 @@
 """The ISR and high-watermark rules (pure), including KIP-497."""
 
-from replication.isr import IsrState
+from odradek.replication.isr import IsrState
 
 LAG = 3000
 

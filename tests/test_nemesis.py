@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode
 from tests.clients import create_topics
 from tests.cluster import Cluster, poll_until
 from tests.conftest import CI

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from replication.peer import Peer, PeerUnavailable
+from odradek.replication.peer import Peer, PeerUnavailable
 
 
 async def test_a_request_that_times_out_gives_up_its_connection():

@@ -6,7 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.protocol.producer import ProduceResponse as KafkaProduceResponse
 
-from protocol.produce import MAX_VERSION, MIN_VERSION, PartitionProduceResponse, ProduceResponse
+from odradek.protocol.produce import (
+    MAX_VERSION,
+    MIN_VERSION,
+    PartitionProduceResponse,
+    ProduceResponse,
+)
 
 Topic = KafkaProduceResponse.TopicProduceResponse
 Partition = Topic.PartitionProduceResponse

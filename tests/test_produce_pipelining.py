@@ -7,8 +7,8 @@ import struct
 import pytest
 from kafka.protocol.producer import ProduceResponse
 
-from protocol.records import build_batch
-from storage import FaultyIO
+from odradek.protocol.records import build_batch
+from odradek.storage import FaultyIO
 from tests.clients import create_topics
 from tests.rawclient import RawConnection, produce_request, recv_frame
 from tests.threaded_broker import ThreadedBroker

@@ -2,8 +2,8 @@
 
 import pytest
 
-from protocol.records import BatchHeader
-from storage.producer_state import (
+from odradek.protocol.records import BatchHeader
+from odradek.storage.producer_state import (
     DuplicateBatch,
     InvalidProducerEpochError,
     OutOfOrderSequenceError,

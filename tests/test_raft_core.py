@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from replication.quorum import commit_known
-from replication.raft import RaftConfig, RaftNode, Role
-from replication.raft_messages import (
+from odradek.replication.quorum import commit_known
+from odradek.replication.raft import RaftConfig, RaftNode, Role
+from odradek.replication.raft_messages import (
     AppendRequest,
     AppendResponse,
     EntryKind,

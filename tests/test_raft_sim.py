@@ -14,10 +14,10 @@ import traceback
 
 import pytest
 
-from replication import fetcher
-from replication.isr import IsrState
-from replication.raft import RaftNode
-from replication.raft_messages import EntryKind, LogEntry
+from odradek.replication import fetcher
+from odradek.replication.isr import IsrState
+from odradek.replication.raft import RaftNode
+from odradek.replication.raft_messages import EntryKind, LogEntry
 from tests import partition_sim
 from tests.partition_sim import run_seed
 from tests.raft_sim import Checker, Disk, StateMachine, Violation, cluster_size

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.memory_records import MemoryRecordsBuilder
 
-from protocol.records import (
+from odradek.protocol.records import (
     HEADER_SIZE,
     LOG_APPEND_TIME,
     STAMPED_PREFIX_SIZE,

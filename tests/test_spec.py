@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from broker.handlers import load_handlers
+from odradek.broker.handlers import load_handlers
 from tests.brokerproc import ROOT
 from tests.conftest import CI
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.records import build_batch, iter_batches
-from storage import LogConfig, LogManager
+from odradek.protocol.records import build_batch, iter_batches
+from odradek.storage import LogConfig, LogManager
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = LogConfig.from_mapping({"segment.bytes": 4000, "index.interval.bytes": 200})
@@ -66,7 +66,7 @@ WRITER = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     import structlog, logging
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    from storage import LogConfig, LogManager
+    from odradek.storage import LogConfig, LogManager
     from test_storage_crash import payload
 
     async def main():

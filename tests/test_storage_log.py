@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from protocol.records import CorruptRecordError, build_batch, iter_batches, parse_header
-from storage import (
+from odradek.protocol.records import CorruptRecordError, build_batch, iter_batches, parse_header
+from odradek.storage import (
     ConfigError,
     FaultyIO,
     KafkaStorageError,
@@ -19,8 +19,8 @@ from storage import (
     LogManager,
     OffsetOutOfRangeError,
 )
-from storage.checkpoint import read_checkpoint
-from storage.config import LOG_CONFIG_DEFS
+from odradek.storage.checkpoint import read_checkpoint
+from odradek.storage.config import LOG_CONFIG_DEFS
 
 
 class Clock:

@@ -16,8 +16,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from protocol.records import build_batch, iter_batches, set_base_offset, set_partition_leader_epoch
-from storage import LogConfig, LogManager
+from odradek.protocol.records import (
+    build_batch,
+    iter_batches,
+    set_base_offset,
+    set_partition_leader_epoch,
+)
+from odradek.storage import LogConfig, LogManager
 
 CONFIG = LogConfig.from_mapping(
     {"segment.bytes": 1500, "index.interval.bytes": 150, "segment.index.bytes": 96}

@@ -12,15 +12,15 @@ import os
 
 import pytest
 
-from protocol.records import (
+from odradek.protocol.records import (
     build_batch,
     iter_batches,
     set_base_offset,
     set_log_append_time,
     set_partition_leader_epoch,
 )
-from storage import FaultyIO, FileIO, KafkaStorageError, Log, LogConfig
-from storage.io import IOV_MAX
+from odradek.storage import FaultyIO, FileIO, KafkaStorageError, Log, LogConfig
+from odradek.storage.io import IOV_MAX
 
 NOW = 1_800_000_000_000
 

@@ -7,8 +7,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from protocol.records import HEADER_SIZE
-from storage.log import FileSlice
+from odradek.protocol.records import HEADER_SIZE
+from odradek.storage.log import FileSlice
 from tests.threaded_broker import ThreadedBroker
 
 

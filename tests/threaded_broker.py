@@ -9,8 +9,8 @@ import threading
 
 import uvloop
 
-from broker.broker import Broker
-from broker.config import BrokerConfig
+from odradek.broker.broker import Broker
+from odradek.broker.config import BrokerConfig
 from tests.brokerproc import free_port
 
 

@@ -1,6 +1,6 @@
 """Consumer groups: the group coordinator, each group's rebalance state machine, and
 the ``__consumer_offsets`` records that make groups and committed offsets durable."""
 
-from broker.groups.coordinator import GroupCoordinator
+from odradek.broker.groups.coordinator import GroupCoordinator
 
 __all__ = ["GroupCoordinator"]

@@ -30,11 +30,11 @@ import time
 
 import structlog
 
-from broker.groups import offsets_topic as ot
-from broker.groups.group import Group, GroupConfig, GroupState, JoinResult, SyncResult
-from protocol import records as rec
-from protocol.errors import ErrorCode, KafkaError
-from replication.controller import NewTopic
+from odradek.broker.groups import offsets_topic as ot
+from odradek.broker.groups.group import Group, GroupConfig, GroupState, JoinResult, SyncResult
+from odradek.protocol import records as rec
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication.controller import NewTopic
 
 log = structlog.get_logger(__name__)
 

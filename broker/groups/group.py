@@ -30,8 +30,8 @@ from typing import Protocol
 
 import structlog
 
-from broker.groups.offsets_topic import GroupRecord, MemberRecord, OffsetAndMetadata
-from protocol.errors import ErrorCode
+from odradek.broker.groups.offsets_topic import GroupRecord, MemberRecord, OffsetAndMetadata
+from odradek.protocol.errors import ErrorCode
 
 log = structlog.get_logger(__name__)
 

@@ -31,7 +31,7 @@ Records sit in uncompressed magic-2 batches that the coordinator itself wrote;
 import struct
 from dataclasses import dataclass, field
 
-from protocol import records as rec
+from odradek.protocol import records as rec
 
 OFFSETS_TOPIC = "__consumer_offsets"
 OFFSET_COMMIT_KEY_VERSION = 1

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.api import MESSAGE_CLASSES
+from odradek.protocol.api import MESSAGE_CLASSES
 
 
 @dataclass(frozen=True, slots=True)

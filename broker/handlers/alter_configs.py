@@ -13,10 +13,10 @@ from kafka.protocol.admin import (
     IncrementalAlterConfigsResponse,
 )
 
-from broker.config import LIST, TOPIC_CONFIGS
-from broker.handlers import handles
-from protocol.errors import ErrorCode, KafkaError
-from replication.metadata import TOPIC
+from odradek.broker.config import LIST, TOPIC_CONFIGS
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication.metadata import TOPIC
 
 SET, DELETE, APPEND, SUBTRACT = range(4)
 

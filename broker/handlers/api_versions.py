@@ -9,8 +9,8 @@ Inter-node APIs are never offered to clients.
 
 from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 
-from broker.handlers import HANDLERS, handles
-from protocol.errors import ErrorCode
+from odradek.broker.handlers import HANDLERS, handles
+from odradek.protocol.errors import ErrorCode
 
 
 def api_keys() -> list:

@@ -2,8 +2,8 @@
 
 from kafka.protocol.admin import CreatePartitionsRequest, CreatePartitionsResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode, KafkaError
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = CreatePartitionsResponse
 

@@ -7,10 +7,10 @@ partitions, replication factor and effective configs.
 
 from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 
-from broker.handlers import handles
-from broker.handlers.describe_configs import topic_config_entries
-from protocol.errors import ErrorCode
-from replication.controller import NewTopic
+from odradek.broker.handlers import handles
+from odradek.broker.handlers.describe_configs import topic_config_entries
+from odradek.protocol.errors import ErrorCode
+from odradek.replication.controller import NewTopic
 
 R = CreateTopicsResponse
 Result = R.CreatableTopicResult

@@ -6,7 +6,7 @@ Deleting writes tombstones for the group's offsets and metadata.
 
 from kafka.protocol.admin.groups import DeleteGroupsRequest, DeleteGroupsResponse
 
-from broker.handlers import handles
+from odradek.broker.handlers import handles
 
 R = DeleteGroupsResponse
 

@@ -7,8 +7,8 @@ low_watermark is the new log start offset.
 
 from kafka.protocol.admin import DeleteRecordsRequest, DeleteRecordsResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode, KafkaError
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = DeleteRecordsResponse
 Result = R.DeleteRecordsTopicResult.DeleteRecordsPartitionResult

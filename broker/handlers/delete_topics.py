@@ -4,8 +4,8 @@ import uuid
 
 from kafka.protocol.admin import DeleteTopicsRequest, DeleteTopicsResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode, KafkaError
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = DeleteTopicsResponse
 ZERO_UUID = uuid.UUID(int=0)

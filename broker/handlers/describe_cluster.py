@@ -6,9 +6,9 @@ endpoint_type 1 (brokers) is the only kind this cluster has (v1+).
 
 from kafka.protocol.admin import DescribeClusterRequest, DescribeClusterResponse
 
-from broker.handlers import handles
-from broker.handlers.metadata import live_brokers
-from protocol.errors import ErrorCode
+from odradek.broker.handlers import handles
+from odradek.broker.handlers.metadata import live_brokers
+from odradek.protocol.errors import ErrorCode
 
 R = DescribeClusterResponse
 BROKERS_ENDPOINT_TYPE = 1

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from kafka.protocol.admin import DescribeConfigsRequest, DescribeConfigsResponse
 
-from broker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
-from broker.handlers import handles
-from protocol.errors import ErrorCode
-from replication.metadata import BROKER, TOPIC
+from odradek.broker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
+from odradek.replication.metadata import BROKER, TOPIC
 
 R = DescribeConfigsResponse
 Entry = R.DescribeConfigsResult.DescribeConfigsResourceResult

@@ -9,8 +9,8 @@ group_instance_id. Served up to v5: Kafka's spec ends there.
 
 from kafka.protocol.admin.groups import DescribeGroupsRequest, DescribeGroupsResponse
 
-from broker.groups.group import GroupState
-from broker.handlers import handles
+from odradek.broker.groups.group import GroupState
+from odradek.broker.handlers import handles
 
 R = DescribeGroupsResponse
 D = R.DescribedGroup

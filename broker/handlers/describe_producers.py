@@ -6,8 +6,8 @@ No transactions, so the coordinator epoch is -1 and there is no open transaction
 
 from kafka.protocol.admin import DescribeProducersRequest, DescribeProducersResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode, KafkaError
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = DescribeProducersResponse
 PartitionResponse = R.TopicResponse.PartitionResponse

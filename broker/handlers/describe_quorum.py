@@ -12,8 +12,8 @@ import uuid
 
 from kafka.protocol.admin import DescribeQuorumRequest, DescribeQuorumResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
 
 R = DescribeQuorumResponse
 METADATA_TOPIC = "__cluster_metadata"

@@ -28,11 +28,11 @@ import uuid
 
 from kafka.protocol.consumer import FetchRequest
 
-from broker.handlers import handles
-from broker.server import ChunkedResponse
-from protocol import records as rec
-from protocol.errors import ErrorCode, KafkaError
-from protocol.fetch import FetchPartition, FetchTopic, encode_fetch_response
+from odradek.broker.handlers import handles
+from odradek.broker.server import ChunkedResponse
+from odradek.protocol import records as rec
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.fetch import FetchPartition, FetchTopic, encode_fetch_response
 
 ZSTD = 4
 ZSTD_MIN_FETCH_VERSION = 10

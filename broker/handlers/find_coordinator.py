@@ -10,8 +10,8 @@ is the coordinator's endpoint on the listener the request came in on.
 
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
 
 R = FindCoordinatorResponse
 GROUP_KEY_TYPE = 0

@@ -7,7 +7,7 @@ COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID.
 
 from kafka.protocol.consumer.group import HeartbeatRequest, HeartbeatResponse
 
-from broker.handlers import handles
+from odradek.broker.handlers import handles
 
 
 @handles(HeartbeatRequest, 0, 4)

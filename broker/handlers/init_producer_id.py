@@ -10,8 +10,8 @@ not supported: a transactional id gets INVALID_REQUEST.
 
 from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
 
 R = InitProducerIdResponse
 

@@ -6,9 +6,9 @@ another node forwarded to the active controller; if this node is not (or no long
 the active controller, the answer says so and the sender looks for the leader.
 """
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode
-from protocol.internode import ControllerRequest, JsonResponse, RaftRequest
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
+from odradek.protocol.internode import ControllerRequest, JsonResponse, RaftRequest
 
 
 @handles(RaftRequest, 0, 0, client_facing=False)

@@ -13,7 +13,7 @@ UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED.
 
 from kafka.protocol.consumer.group import JoinGroupRequest, JoinGroupResponse
 
-from broker.handlers import handles
+from odradek.broker.handlers import handles
 
 R = JoinGroupResponse
 MEMBER_ID_REQUIRED_VERSION = 4

@@ -7,7 +7,7 @@ its own error. The group rebalances without them.
 
 from kafka.protocol.consumer.group import LeaveGroupRequest, LeaveGroupResponse
 
-from broker.handlers import handles
+from odradek.broker.handlers import handles
 
 R = LeaveGroupResponse
 BATCH_VERSION = 3

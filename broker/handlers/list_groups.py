@@ -8,7 +8,7 @@ COORDINATOR_LOAD_IN_PROGRESS, as in Kafka. Groups deleted or expired are not lis
 
 from kafka.protocol.admin.groups import ListGroupsRequest, ListGroupsResponse
 
-from broker.handlers import handles
+from odradek.broker.handlers import handles
 
 R = ListGroupsResponse
 GROUP_TYPE = "classic"

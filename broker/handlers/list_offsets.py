@@ -9,8 +9,8 @@ there is none. v0 answers in old_style_offsets.
 
 from kafka.protocol.consumer import ListOffsetsRequest, ListOffsetsResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode, KafkaError
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = ListOffsetsResponse
 PartitionResponse = R.ListOffsetsTopicResponse.ListOffsetsPartitionResponse

@@ -17,9 +17,9 @@ import uuid
 
 from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode
-from replication.controller import NewTopic, topic_name_error
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
+from odradek.replication.controller import NewTopic, topic_name_error
 
 R = MetadataResponse
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})

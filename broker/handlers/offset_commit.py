@@ -16,7 +16,7 @@ Version notes: v1's commit_timestamp and v2-v4's retention_time_ms are ignored
 
 from kafka.protocol.consumer.group import OffsetCommitRequest, OffsetCommitResponse
 
-from broker.handlers import handles
+from odradek.broker.handlers import handles
 
 R = OffsetCommitResponse
 Topic = R.OffsetCommitResponseTopic

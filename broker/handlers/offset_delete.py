@@ -8,8 +8,8 @@ GROUP_ID_NOT_FOUND.
 
 from kafka.protocol.consumer.group import OffsetDeleteRequest, OffsetDeleteResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
 
 R = OffsetDeleteResponse
 T = R.OffsetDeleteResponseTopic

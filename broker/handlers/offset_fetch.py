@@ -12,8 +12,8 @@ not checked for classic groups.
 
 from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
 
 R = OffsetFetchResponse
 MULTI_GROUP_VERSION = 8

@@ -11,8 +11,8 @@ UNKNOWN_LEADER_EPOCH); only the leader answers (NOT_LEADER_OR_FOLLOWER).
 
 from kafka.protocol.consumer import OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse
 
-from broker.handlers import handles
-from protocol.errors import ErrorCode, KafkaError
+from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = OffsetForLeaderEpochResponse
 Result = R.OffsetForLeaderTopicResult.EpochEndOffset

@@ -20,11 +20,11 @@ import asyncio
 import structlog
 from kafka.protocol.producer import ProduceRequest
 
-from broker.handlers import handles
-from broker.server import CloseConnection, Deferred
-from protocol import records as rec
-from protocol.errors import ErrorCode, KafkaError
-from protocol.produce import PartitionProduceResponse, ProduceResponse
+from odradek.broker.handlers import handles
+from odradek.broker.server import CloseConnection, Deferred
+from odradek.protocol import records as rec
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.produce import PartitionProduceResponse, ProduceResponse
 
 ZSTD = 4
 ZSTD_MIN_PRODUCE_VERSION = 7  # KIP-110

@@ -9,7 +9,7 @@ ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, NOT_COORDINATOR, COORDINATOR_LOAD_IN_
 
 from kafka.protocol.consumer.group import SyncGroupRequest, SyncGroupResponse
 
-from broker.handlers import handles
+from odradek.broker.handlers import handles
 
 
 @handles(SyncGroupRequest, 0, 5)

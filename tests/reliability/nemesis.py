@@ -55,7 +55,7 @@ import threading
 import time
 from pathlib import Path
 
-from protocol.records import HEADER_SIZE, parse_header
+from odradek.protocol.records import HEADER_SIZE, parse_header
 
 CLIENTS = 0  # the host side: test clients
 STATE_DIR = Path("/run/odradek-nemesis")
