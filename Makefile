@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:9092
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench raft-sim venv clean
+.PHONY: run test test-fast lint bench raft-sim venv clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ venv: $(VENV)/.stamp-base
 run: $(VENV)/.stamp-base
 	$(VENV)/bin/odradek serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
+# Everything: tests/unit (pure), tests/integration (one node, real clients), tests/cluster
+# (three nodes, namespaces, Docker, chaos) and tests/peers (Kafka 4.4 beside us).
 test: $(VENV)/.stamp-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The pure tests alone: no sockets, under a minute.
+test-fast: $(VENV)/.stamp-test
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check broker protocol storage replication tests bench
@@ -37,7 +43,7 @@ bench: $(VENV)/.stamp-test
 # make test runs (500).
 RAFT_SIM_SEEDS ?= 20000
 raft-sim: $(VENV)/.stamp-test
-	RAFT_SIM_SEEDS=$(RAFT_SIM_SEEDS) $(PY) -m pytest -q tests/test_raft_sim.py
+	RAFT_SIM_SEEDS=$(RAFT_SIM_SEEDS) $(PY) -m pytest -q tests/unit/test_raft_sim.py
 
 # The reliability suite: every chaos scenario against fresh three-node clusters, checked
 # by the history checker, within CHAOS_BUDGET_S; histories stay in chaos-out/.

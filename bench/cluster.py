@@ -27,7 +27,7 @@ from bench.produce import (
 )
 from tests.brokerproc import BrokerProcess
 from tests.clients import create_topics
-from tests.cluster import Cluster
+from tests.local_cluster import Cluster
 
 RESULTS = Path(__file__).resolve().parent / "results-cluster.json"
 

@@ -3,7 +3,7 @@
 Produce is the request a broker answers most often: a producer with linger.ms=0 sends
 one per record. Building kafka-python's response objects and running its generic
 encoder cost about 25 us per response (v9+), more than appending the batch; this
-encoder costs a few. tests/test_produce_encoding.py checks it byte for byte against
+encoder costs a few. tests/unit/test_produce_encoding.py checks it byte for byte against
 kafka-python's codec over random responses.
 
 Layout (flexible versions, v9+, use compact arrays/strings and end every struct

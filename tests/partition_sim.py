@@ -8,7 +8,7 @@ and Raft checker) with one replicated partition on top, driven by the real rules
   restored from its snapshot after a restart). A restarted broker acts on its image only
   once it has applied what was committed before it came back (Kafka's brokers catch up with
   the metadata log before serving; ``catch_up=False`` acts at once, as broker/broker.py does
-  today, and loses acknowledged records: see tests/test_raft_sim.py).
+  today, and loses acknowledged records: see tests/unit/test_raft_sim.py).
 - The controller is the Raft leader once active (an entry of its term applied, as
   RaftMetadataLog.is_active). Every node heartbeats to the leader it knows; a broker silent
   for SESSION_MS is fenced (``Controller._fence``: out of the ISR, a new leader elected from

@@ -2,7 +2,7 @@
 
 The quorum half of the cluster simulation: tests/partition_sim.py runs partition replication on
 these nodes, through the hooks of ``Simulation`` (its metadata image is ``StateMachine.image``),
-and tests/test_raft_sim.py runs both. Everything is driven by one seeded random.Random,
+and tests/unit/test_raft_sim.py runs both. Everything is driven by one seeded random.Random,
 so a failing seed replays exactly. The simulated driver follows the Ready contract to the
 letter (persist, then send, then apply) and sometimes defers its drain by a few ms, so a
 crash loses exactly what had not been handed to the disk yet.

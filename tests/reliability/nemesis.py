@@ -448,7 +448,7 @@ class Network:
 # -- the nemesis ------------------------------------------------------------------------------
 
 class Nemesis:
-    """Process, network and disk faults on a ``tests.cluster.Cluster`` run with ``netns=True``
+    """Process, network and disk faults on a ``tests.local_cluster.Cluster`` run with ``netns=True``
     (a cluster not started yet is switched to it here). Node ids are 1..N; ``CLIENTS`` (0)
     stands for the test clients on the host. Network faults add up per directed link until
     ``heal``; ``heal_all`` undoes everything."""

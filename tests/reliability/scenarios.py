@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.cluster import Cluster, poll_until
+from tests.local_cluster import Cluster, poll_until
 from tests.reliability.checker import check
 from tests.reliability.history import load
 from tests.reliability.nemesis import Nemesis
@@ -39,7 +39,7 @@ CLIENTS = 0
 
 def network_problem() -> str | None:
     """Why network namespaces cannot be set up here (not root, no iptables...), or None.
-    Under CI=true that is a failure, not a skip (tests/test_chaos.py)."""
+    Under CI=true that is a failure, not a skip (tests/cluster/test_chaos.py)."""
     if not _network_problem:
         from tests.reliability.nemesis import Network
         try:

@@ -18,7 +18,7 @@ import pytest
 from odradek.protocol.records import build_batch, iter_batches
 from odradek.storage import LogConfig, LogManager
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = LogConfig.from_mapping({"segment.bytes": 4000, "index.interval.bytes": 200})
 
 
@@ -84,7 +84,7 @@ WRITER = textwrap.dedent("""
 def test_sigkill_mid_run_keeps_every_fsynced_batch(tmp_path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER.format(repo=str(REPO)))
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}")
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests' / 'unit'}")
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "data")],
                             stdout=subprocess.PIPE, env=env)
     acked = -1

@@ -7,7 +7,7 @@ import pytest
 from confluent_kafka.admin import NewTopic
 
 from tests.clients import create_topics
-from tests.cluster import Cluster
+from tests.local_cluster import Cluster
 
 
 def create(cluster, *names, partitions=3, rf=3):

@@ -3,7 +3,7 @@
 The image is built the way `make cluster-up` builds it (`make docker-base docker-image`:
 a base image from Debian's packages, kept once built, and wheels made on the host), then
 docker-compose.yml runs under a project name and host ports of its own, so a user's
-cluster is left alone, with the short timeouts of tests/cluster.py passed through the
+cluster is left alone, with the short timeouts of tests/local_cluster.py passed through the
 compose file's ODRADEK_* variables. Everything is removed with `down -v` at the end.
 
 Without a working Docker engine (or compose, or debootstrap for the base image) the
@@ -21,8 +21,8 @@ import pytest
 
 from tests.brokerproc import ROOT, free_port
 from tests.clients import create_topics, read_values
-from tests.cluster import FAST, poll_until
 from tests.conftest import CI, require_tool
+from tests.local_cluster import FAST, poll_until
 
 IMAGE = os.environ.get("ODRADEK_TEST_IMAGE", "odradek:test")
 COMPOSE_FILE = os.path.join(ROOT, "docker-compose.yml")

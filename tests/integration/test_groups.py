@@ -1,6 +1,6 @@
 """Consumer groups against a real broker with real clients.
 
-Each group consumer runs in its own process (``python -m tests.test_groups worker ...``)
+Each group consumer runs in its own process (``python -m tests.integration.test_groups worker ...``)
 so one can be SIGKILLed (no LeaveGroup). A worker logs, line by line, its assignment
 (``A p,p``), every record it got (``R p offset``) and every commit the broker
 acknowledged (``C p offset``); the checks read those logs.
@@ -136,7 +136,7 @@ class Worker:
     def __init__(self, tmp_path, name: str, client: str, bootstrap: str, group: str, topic: str,
                  instance: str = "", assignor: str = ""):
         self.path = str(tmp_path / f"{name}.log")
-        self.args = [sys.executable, "-m", "tests.test_groups", "worker", client, bootstrap, group,
+        self.args = [sys.executable, "-m", "tests.integration.test_groups", "worker", client, bootstrap, group,
                      topic, self.path, instance, assignor]
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stderr=open(self.path + ".err", "w"))
 

@@ -143,7 +143,7 @@ STALE_IMAGE_AT_RESTART_SEED = 46
 def test_a_broker_acting_on_its_image_before_catching_up_loses_acknowledged_records():
     """Brokers act on their metadata image only once they have applied what was committed
     when they first heard from a quorum leader (replication.quorum's caught_up, which
-    ReplicaManager.start waits for; tests/test_cluster.py checks the real broker). Without
+    ReplicaManager.start waits for; tests/cluster/test_cluster.py checks the real broker). Without
     that wait, a restarted replica follows a deposed leader of an old epoch from its
     snapshot's image, truncates acknowledged records away by its answer, and later leads
     without them."""

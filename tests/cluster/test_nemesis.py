@@ -2,7 +2,7 @@
 family does to real processes, packets and files what it says, and the cluster copes.
 
 Each node runs in its own network namespace (root needed); clients reach it over its own
-veth link. Timeouts are tests.cluster.FAST: sessions of 3 s, elections after 1 s.
+veth link. Timeouts are tests.local_cluster.FAST: sessions of 3 s, elections after 1 s.
 """
 
 import os
@@ -18,12 +18,12 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from odradek.protocol.errors import ErrorCode
 from tests.clients import create_topics
-from tests.cluster import Cluster, poll_until
 from tests.conftest import CI
+from tests.integration.test_groups import commit, fetch_offset, find_coordinator
+from tests.local_cluster import Cluster, poll_until
 from tests.rawclient import RawConnection
 from tests.reliability.nemesis import CLIENTS, Nemesis, remove_stale
 from tests.replicas import log_batches
-from tests.test_groups import commit, fetch_offset, find_coordinator
 
 TOPIC = "nem"
 
@@ -409,7 +409,7 @@ def test_stale_networks_of_dead_owners_are_removed(tmp_path):
     code = ("from tests.reliability.nemesis import Network; import os; n = Network(2); "
             "print(n.slot, flush=True); os._exit(0)")  # no close, no atexit
     slot = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              cwd=os.path.dirname(os.path.dirname(__file__))).stdout)
+                              cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__)))).stdout)
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"odradek-nemesis-{slot}-1" in names
     remove_stale()

@@ -8,7 +8,7 @@ would be missing from the wheel. This test pins the list to the folders.
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOP = ("broker", "protocol", "storage", "replication")
 
 

@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 from kafka import KafkaProducer
 
 from tests.clients import create_topics, read_values
-from tests.cluster import Cluster
+from tests.local_cluster import Cluster
 from tests.replicas import log_batches
 
 TOPIC = "replicated"
