@@ -184,7 +184,8 @@ class _History:
                 # ok is the most telling completion; a later fail/info cannot undo it
                 send.outcome, send.completion = "ok", i
                 send.topic, send.partition, send.offset = e.topic, e.partition, e.offset
-                self._place(e.value, (e.topic, e.partition, e.offset), i)
+                if e.offset is not None:  # None: acknowledged, offset not reported
+                    self._place(e.value, (e.topic, e.partition, e.offset), i)
             elif isinstance(e, SendFail | SendInfo):
                 send = self._send(e.value)
                 outcome = "fail" if isinstance(e, SendFail) else "info"
@@ -313,11 +314,20 @@ def _lost_writes_and_unseen(h: _History) -> Iterable[Anomaly]:
     for send in h.sends.values():
         if send.outcome != "ok" or send.value in h.read_values:
             continue
-        assert send.topic is not None and send.partition is not None and send.offset is not None
+        assert send.topic is not None and send.partition is not None
         tp = (send.topic, send.partition)
         max_read = h.max_read_offset.get(tp, -1)
         events = tuple(i for i in (send.invoke, send.completion) if i is not None)
-        if max_read > send.offset:
+        if send.offset is None:
+            yield Anomaly(
+                "unseen",
+                *tp,
+                (),
+                (send.value,),
+                events,
+                f"{send.value!r} acknowledged without an offset (#{send.completion}) never read",
+            )
+        elif max_read > send.offset:
             yield Anomaly(
                 "lost_writes",
                 *tp,
@@ -389,7 +399,7 @@ def _aborted_reads(h: _History) -> Iterable[Anomaly]:
 def _nonmonotonic_sends(h: _History) -> Iterable[Anomaly]:
     by_producer: dict[tuple[str | None, str, int], list[_Send]] = defaultdict(list)
     for send in h.sends.values():
-        if send.outcome == "ok":
+        if send.outcome == "ok" and send.offset is not None:
             by_producer[(send.producer, send.topic, send.partition)].append(send)
     for (producer, topic, partition), sends in by_producer.items():
         sends.sort(key=lambda s: s.invoke if s.invoke is not None else s.completion)

@@ -68,7 +68,7 @@ class SendOk(Event):
     value: str
     topic: str
     partition: int
-    offset: int
+    offset: int | None  # None where the client acknowledged without an offset
 
 
 @dataclass(kw_only=True)
