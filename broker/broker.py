@@ -144,6 +144,7 @@ class Broker:
         self.lease: Lease | None = None  # a cluster node's, see Lease
         self._producer_ids: range = range(0)
         self._tasks: list[asyncio.Task] = []
+        self.faults = None  # odradek.testing.faults.Faults on a node started by odradek.testing
 
     @property
     def cluster_id(self) -> str | None:
