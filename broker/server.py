@@ -115,7 +115,7 @@ class Connection(asyncio.BufferedProtocol):
         self._sock_fd = sock.fileno() if sock is not None else -1
         self.broker.connections.add(self)
         if self.broker.faults is not None and not self.broker.faults.accept(self):
-            return  # odradek.testing: an isolated node closes or never reads the connection
+            return  # odradek.testing: an isolated node closed the connection
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def get_buffer(self, sizehint):

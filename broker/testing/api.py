@@ -213,6 +213,9 @@ class Broker(_Admin):
         try:
             loop.run_until_complete(main())
             loop.run_until_complete(loop.shutdown_asyncgens())
+            # A checkpoint may still be writing on an executor thread: its directory is
+            # about to be removed.
+            loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             loop.close()
             self._loop = None

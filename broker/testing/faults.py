@@ -62,7 +62,13 @@ def api_key_of(api: str | int) -> int:
 
 
 def error_code_of(error: str | int) -> int:
-    return ErrorCode[error] if isinstance(error, str) else int(error)
+    """An ErrorCode name ('NOT_LEADER_OR_FOLLOWER') or number."""
+    if isinstance(error, str):
+        try:
+            return ErrorCode[error]
+        except KeyError:
+            raise ValueError(f"unknown error code {error!r}: use ErrorCode's names") from None
+    return int(error)
 
 
 class Faults:
@@ -70,6 +76,8 @@ class Faults:
         self.broker = broker
         self.rules: list[Rule] = []
         self.isolation: str | None = None
+        self._healed = asyncio.Event()
+        self._healed.set()
 
     # -- control (called on the node's loop) ------------------------------------------
     def inject(self, api: str | int, *, error: str | int | None = None, delay_s: float = 0.0,
@@ -94,6 +102,7 @@ class Faults:
         if mode not in ISOLATION_MODES:
             raise ValueError(f"isolation mode {mode!r}; one of {ISOLATION_MODES}")
         self.isolation = mode
+        self._healed.clear()
         peer.NETWORK_FAULTS[self.broker.node_id] = mode
         for conn in list(self.broker.connections):
             self._cut(conn)
@@ -103,6 +112,7 @@ class Faults:
         if self.isolation is None:
             return
         self.isolation = None
+        self._healed.set()
         peer.NETWORK_FAULTS.pop(self.broker.node_id, None)
         for conn in list(self.broker.connections):
             if not conn.closed:
@@ -111,11 +121,11 @@ class Faults:
 
     # -- hooks called by broker.server ------------------------------------------------
     def accept(self, conn) -> bool:
-        """False when the node is isolated: the connection is closed or left unread."""
-        if self.isolation is None:
-            return True
-        self._cut(conn)
-        return False
+        """False when the isolated node closed the connection; a blackholed one is
+        served, but not read until ``heal``."""
+        if self.isolation is not None:
+            self._cut(conn)
+        return self.isolation != "refuse"
 
     def _cut(self, conn) -> None:
         if self.isolation == "refuse":
@@ -125,6 +135,8 @@ class Faults:
 
     async def handle(self, handler, ctx, request):
         """Serve a request, unless a rule answers it."""
+        if self.isolation == "blackhole":  # read before the isolation began
+            await self._healed.wait()
         rule = self._take(handler.api_key, request)
         if rule is None:
             return await handler.handle(ctx, request)
