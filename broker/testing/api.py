@@ -212,6 +212,11 @@ class Broker(_Admin):
         loop = uvloop.new_event_loop()
         try:
             loop.run_until_complete(main())
+            # As asyncio.run ends: what the stop left (connections closing) is cancelled.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             # A checkpoint may still be writing on an executor thread: its directory is
             # about to be removed.
