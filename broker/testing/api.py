@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import itertools
 import json
 import os
 import shutil
@@ -45,6 +46,7 @@ CONTROL_TIMEOUT_S = 10.0
 # What every Broker and Cluster of this process started: ("thread" | "process" | "dir" |
 # "port", object). ``leaks`` reports those still alive; the pytest plugin asks at the end.
 _STARTED: list[tuple[str, object]] = []
+_THREAD_NUMBERS = itertools.count(1)
 
 
 def leaks() -> list[str]:
@@ -181,7 +183,7 @@ class Broker(_Admin):
         settings = {**self.config, "listeners": f"PLAINTEXT://127.0.0.1:{self.port}"}
         started: concurrent.futures.Future = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, args=(_node, settings, started),
-                                        name=f"odradek-broker-{self.port}", daemon=True)
+                                        name=f"odradek-broker-{next(_THREAD_NUMBERS)}", daemon=True)
         self._thread.start()
         _STARTED.append(("thread", self._thread))
         try:
@@ -212,11 +214,7 @@ class Broker(_Admin):
         loop = uvloop.new_event_loop()
         try:
             loop.run_until_complete(main())
-            # As asyncio.run ends: what the stop left (connections closing) is cancelled.
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(_cancel_the_rest())
             loop.run_until_complete(loop.shutdown_asyncgens())
             # A checkpoint may still be writing on an executor thread: its directory is
             # about to be removed.
@@ -302,6 +300,16 @@ class Broker(_Admin):
         if self._own_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.data_dir = None
+
+
+async def _cancel_the_rest() -> None:
+    """As asyncio.run ends: what the stop left (connections closing) is cancelled."""
+    import asyncio
+
+    rest = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 def _quiet_logging() -> None:

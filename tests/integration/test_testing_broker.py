@@ -16,6 +16,9 @@ from odradek.broker.client import KafkaConnection
 from odradek.testing import Broker
 from odradek.testing.api import leaks
 
+# An exception on the broker's thread (at start or at stop) fails the test that caused it.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
 
 def consume(bootstrap: str, topic: str, count: int) -> list[bytes]:
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
