@@ -257,9 +257,10 @@ class Broker(_Admin):
     def clear_faults(self) -> None:
         self._call(self._node.control, "clear", {})
 
-    def isolate(self, mode: str = "refuse") -> None:
+    def isolate(self, node: int = 1, mode: str = "refuse") -> None:
         """Cut the node off: connections are closed ("refuse") or no longer read
         ("blackhole": clients wait for their own timeouts), until ``heal``."""
+        self._check(node)
         self._call(self._node.control, "isolate", {"mode": mode})
 
     def heal(self) -> None:
@@ -269,20 +270,23 @@ class Broker(_Admin):
             self._call(self._node.control, "heal", {})
             self._call(self._node.control, "clear", {})
 
-    def pause(self) -> None:
+    def pause(self, node: int = 1) -> None:
         """Freeze the node's loop (as a GC pause or a stopped VM would) until ``resume``."""
+        self._check(node)
         if self._resume is None:
             self._resume = threading.Event()
             self._loop.call_soon_threadsafe(self._resume.wait)
 
-    def resume(self) -> None:
+    def resume(self, node: int = 1) -> None:
+        self._check(node)
         if self._resume is not None:
             self._resume.set()
             self._resume = None
 
-    def kill(self) -> None:
+    def kill(self, node: int = 1) -> None:
         """Stop the node (connections close at once); ``restart`` brings it back on the
         same port with the same data."""
+        self._check(node)
         self.resume()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
@@ -290,9 +294,24 @@ class Broker(_Admin):
             self._thread.join(STOP_TIMEOUT_S)
             self._thread = None
 
-    def restart(self) -> Broker:
-        self.kill()
+    def restart(self, node: int = 1) -> Broker:
+        self.kill(node)
         return self.start()
+
+    def live(self) -> list[int]:
+        return [1] if self._loop is not None else []
+
+    def revive(self) -> None:
+        """``heal``, and start the node again if it was killed: the state a session-scoped
+        fixture hands to the next test."""
+        self.heal()
+        if self._loop is None:
+            self.start()
+
+    def _check(self, node: int) -> None:
+        """The node argument is there so that code written for a Cluster runs on a Broker."""
+        if node != self.node_id:
+            raise ValueError(f"a Broker has one node, {self.node_id}; got {node}")
 
     def close(self) -> None:
         """Stop the node and remove its data directory (if it made it)."""
@@ -583,6 +602,14 @@ class Cluster(_Admin):
             if node.alive:
                 node.control("heal")
                 node.control("clear")
+
+    def revive(self) -> None:
+        """``heal``, and restart every node that is not running: the state a session-scoped
+        fixture hands to the next test."""
+        self.heal()
+        for n in self.nodes:
+            if not self.nodes[n].alive:
+                self.restart(n)
 
     def inject(self, api: str | int, *, node: int | None = None, **fault) -> list[dict]:
         """``Broker.inject`` on one node, or on every live node when ``node`` is None."""

@@ -6,19 +6,35 @@
 - ``odradek_broker_async`` (with pytest-asyncio): a Broker started off the test's event
   loop, for async tests with aiokafka; the broker runs on its own thread either way.
 
-At the end of the session the plugin checks that every thread, process, port and
-temporary directory they started is gone, and fails the session if not. Importing this
-module imports no broker code, so projects that never use the fixtures pay nothing.
+``@pytest.mark.odradek(config={...}, in_memory=True)`` passes its arguments to the
+per-test fixtures. After each test that used a session fixture, its broker or cluster
+is ``revive``d (faults healed, killed nodes restarted), so one test's faults never
+reach the next. At the end of the session the plugin checks that every thread,
+process, port and temporary directory they started is gone, and fails the session if
+not. Importing this module imports no broker code.
 """
 
 import pytest
 
+SESSION_FIXTURES = ("odradek_broker_session", "odradek_cluster_session")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "odradek(config=None, in_memory=False): arguments for the odradek_broker, "
+        "odradek_broker_async and odradek_cluster fixtures of this test")
+
+
+def _options(request) -> dict:
+    marker = request.node.get_closest_marker("odradek")
+    return dict(marker.kwargs) if marker else {}
+
 
 @pytest.fixture
-def odradek_broker():
+def odradek_broker(request):
     from odradek.testing import Broker
 
-    with Broker() as broker:
+    with Broker(**_options(request)) as broker:
         yield broker
 
 
@@ -31,10 +47,10 @@ def odradek_broker_session():
 
 
 @pytest.fixture
-def odradek_cluster():
+def odradek_cluster(request):
     from odradek.testing import Cluster
 
-    with Cluster(nodes=3) as cluster:
+    with Cluster(nodes=3, **_options(request)) as cluster:
         yield cluster
 
 
@@ -46,18 +62,26 @@ def odradek_cluster_session():
         yield cluster
 
 
+@pytest.fixture(autouse=True)
+def _odradek_revive_session_fixtures(request):
+    yield
+    for name in SESSION_FIXTURES:
+        if name in request.fixturenames:
+            request.getfixturevalue(name).revive()
+
+
 try:
     import pytest_asyncio
 except ImportError:  # the async fixture needs pytest-asyncio
     pass
 else:
     @pytest_asyncio.fixture
-    async def odradek_broker_async():
+    async def odradek_broker_async(request):
         import asyncio
 
         from odradek.testing import Broker
 
-        broker = Broker()
+        broker = Broker(**_options(request))
         await asyncio.to_thread(broker.start)  # starting blocks: keep the test's loop free
         try:
             yield broker

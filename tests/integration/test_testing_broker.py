@@ -96,7 +96,7 @@ def test_isolate_refuses_connections_until_heal(odradek_broker):
 
 
 def test_a_blackholed_or_paused_broker_answers_only_after_heal(odradek_broker):
-    for fault, undo in ((lambda: odradek_broker.isolate("blackhole"), odradek_broker.heal),
+    for fault, undo in ((lambda: odradek_broker.isolate(mode="blackhole"), odradek_broker.heal),
                         (odradek_broker.pause, odradek_broker.resume)):
         with KafkaConnection(odradek_broker.bootstrap_servers, timeout=5) as conn:
             fault()
@@ -158,3 +158,29 @@ async def test_the_async_fixture_serves_aiokafka(odradek_broker_async):
         await consumer.stop()
     assert record.value == b"e1"
     assert odradek_broker_async.faults()[0]["hits"] == 1
+
+
+@pytest.mark.odradek(config={"num.partitions": "4"}, in_memory=True)
+def test_the_marker_configures_the_fixture(odradek_broker):
+    assert odradek_broker.data_dir.startswith("/dev/shm/")
+    producer = KafkaProducer(bootstrap_servers=odradek_broker.bootstrap_servers)
+    producer.send("auto-created", b"x").get(timeout=10)  # auto.create.topics.enable
+    assert len(producer.partitions_for("auto-created")) == 4
+    producer.close()
+
+
+def test_a_session_broker_left_faulty_and_killed(odradek_broker_session):
+    odradek_broker_session.inject("Metadata", error="NOT_LEADER_OR_FOLLOWER", count=-1)
+    odradek_broker_session.isolate()
+    odradek_broker_session.kill()
+
+
+def test_is_revived_for_the_next_test(odradek_broker_session):
+    assert odradek_broker_session.faults() == []
+    with KafkaConnection(odradek_broker_session.bootstrap_servers, timeout=5) as conn:
+        assert metadata(conn).brokers
+
+
+def test_a_broker_has_only_node_1(odradek_broker_session):
+    with pytest.raises(ValueError, match="one node"):
+        odradek_broker_session.kill(2)
