@@ -58,6 +58,7 @@ def test_the_sample_app_passes_its_suite_on_the_installed_wheel(tmp_path):
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert {n.split("/")[0] for n in names if not n.startswith("odradek-")} == {"odradek"}
     assert "odradek/testing/pytest_plugin.py" in names
+    assert not [n for n in names if n.startswith("odradek/broker/testing/")]  # installed once
     assert "odradek = odradek.testing.pytest_plugin" in entry_points
 
     app = tmp_path / "sample_app"
