@@ -47,6 +47,7 @@ CONTROL_TIMEOUT_S = 10.0
 # "port", object). ``leaks`` reports those still alive; the pytest plugin asks at the end.
 _STARTED: list[tuple[str, object]] = []
 _THREAD_NUMBERS = itertools.count(1)
+_OPEN: set = set()  # Brokers and Clusters started and not closed yet
 
 
 def leaks() -> list[str]:
@@ -64,6 +65,14 @@ def leaks() -> list[str]:
             found.append(f"port 127.0.0.1:{thing} still accepts connections")
     _STARTED.clear()
     return found
+
+
+def close_all() -> None:
+    """Close every Broker and Cluster still open and stop the zygote: what the pytest
+    plugin does after reporting leaks, so a careless test leaves nothing on the machine."""
+    for owner in list(_OPEN):
+        owner.close()
+    shutdown()
 
 
 def _listening(port: int) -> bool:
@@ -177,6 +186,7 @@ class Broker(_Admin):
         """Start and return once clients can use it (the port is free until then: 0)."""
         from odradek.testing import _node
 
+        _OPEN.add(self)
         _quiet_logging()
         if self.data_dir is None:
             self.data_dir = _data_root(self.in_memory)
@@ -315,6 +325,7 @@ class Broker(_Admin):
 
     def close(self) -> None:
         """Stop the node and remove its data directory (if it made it)."""
+        _OPEN.discard(self)
         self.kill()
         if self._own_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -546,6 +557,7 @@ class Cluster(_Admin):
 
     def start(self) -> Cluster:
         """Start every node at once; return when all are registered with the controller."""
+        _OPEN.add(self)
         self.root = _data_root(self.in_memory)
         ports = {n: free_port() for n in range(1, self.size + 1)}
         voters = ",".join(f"{n}@127.0.0.1:{p}" for n, p in ports.items())
@@ -629,6 +641,7 @@ class Cluster(_Admin):
 
     def close(self) -> None:
         """Stop every node (SIGKILL: the data is thrown away) and remove the directory."""
+        _OPEN.discard(self)
         for node in self.nodes.values():
             node.kill()
         if self.root is not None:

@@ -11,7 +11,7 @@ per-test fixtures. After each test that used a session fixture, its broker or cl
 is ``revive``d (faults healed, killed nodes restarted), so one test's faults never
 reach the next. At the end of the session the plugin checks that every thread,
 process, port and temporary directory they started is gone, and fails the session if
-not. Importing this module imports no broker code.
+not (then closes what was left open). Importing this module imports no broker code.
 """
 
 import pytest
@@ -97,6 +97,7 @@ def pytest_sessionfinish(session, exitstatus):
         return  # never imported: nothing was started
     api.shutdown()
     leaked = api.leaks()
+    api.close_all()  # reported, then cleaned up
     if leaked:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = "odradek.testing: left behind after the session:\n  " + "\n  ".join(leaked)

@@ -1,6 +1,8 @@
 """The pytest plugin as a project gets it: a pytest run in a subprocess of its own, with
 the plugin loaded from its entry point, that forgets to close what it started."""
 
+import os
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -25,6 +27,8 @@ def test_a_broker_left_running_fails_the_session(pytester: pytest.Pytester):
                                  "*directory *odradek-testing-*", "*thread odradek-broker-*",
                                  "*port 127.0.0.1:* still accepts connections*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    leaked_dir = next(line.split()[-1] for line in result.stdout.lines if "directory" in line)
+    assert not os.path.exists(leaked_dir)  # reported, then removed
 
 
 def test_a_fixture_leaves_nothing(pytester: pytest.Pytester):
