@@ -84,11 +84,12 @@ def test_acknowledged_records_survive_killing_a_partition_leader(odradek_cluster
     assert sorted(values) == sorted([b"a%d" % i for i in range(50)] + [b"b%d" % i for i in range(50)])
 
 
-def test_an_isolated_leader_loses_its_partitions_and_rejoins_after_heal(odradek_cluster):
+@pytest.mark.parametrize("mode", ["refuse", "blackhole"])
+def test_an_isolated_leader_loses_its_partitions_and_rejoins_after_heal(odradek_cluster, mode):
     odradek_cluster.create_topic("isolated", partitions=1)
     leader = leaders(odradek_cluster, "isolated", via=1)[0]
     other = next(n for n in (1, 2, 3) if n != leader)
-    odradek_cluster.isolate(leader)
+    odradek_cluster.isolate(leader, mode=mode)
     wait_until(lambda: leaders(odradek_cluster, "isolated", via=other)[0] not in (leader, -1),
                what="a leader on the connected side")
     produce(",".join(odradek_cluster.node(n).address for n in (1, 2, 3) if n != leader),
