@@ -43,28 +43,41 @@ STOP_TIMEOUT_S = 10.0
 CONTROL_TIMEOUT_S = 10.0
 
 
-# What every Broker and Cluster of this process started: ("thread" | "process" | "dir" |
-# "port", object). ``leaks`` reports those still alive; the pytest plugin asks at the end.
-_STARTED: list[tuple[str, object]] = []
+# What every Broker and Cluster of this process started: (owner, "thread" | "process" |
+# "dir" | "port", object); the zygote's owner is None. ``leaks`` reports those still there.
+_STARTED: list[tuple[object, str, object]] = []
 _THREAD_NUMBERS = itertools.count(1)
 _OPEN: set = set()  # Brokers and Clusters started and not closed yet
 
 
-def leaks() -> list[str]:
-    """Threads, processes, directories and listening ports that Broker and Cluster started
-    and that are still there (none, once every one was closed). Forgets what it checked."""
-    found = []
-    for kind, thing in _STARTED:
-        if kind == "thread" and thing.is_alive():
-            found.append(f"thread {thing.name}")
-        elif kind == "process" and thing.alive:
-            found.append(thing.describe())
-        elif kind == "dir" and os.path.exists(thing):
-            found.append(f"directory {thing}")
-        elif kind == "port" and _listening(thing):
-            found.append(f"port 127.0.0.1:{thing} still accepts connections")
-    _STARTED.clear()
+def leaks(owner=None) -> list[str]:
+    """Threads, processes, directories and listening ports that ``owner`` (a Broker or
+    Cluster; by default every one, and the zygote) started and that are still there:
+    none, once it was closed. What is gone is forgotten."""
+    found, kept = [], []
+    for entry in _STARTED:
+        who, kind, thing = entry
+        if owner is not None and who is not owner:
+            kept.append(entry)
+            continue
+        description = _still_there(kind, thing)
+        if description:
+            found.append(description)
+            kept.append(entry)
+    _STARTED[:] = kept
     return found
+
+
+def _still_there(kind: str, thing) -> str | None:
+    if kind == "thread" and thing.is_alive():
+        return f"thread {thing.name}"
+    if kind == "process" and thing.alive:
+        return thing.describe()
+    if kind == "dir" and os.path.exists(thing):
+        return f"directory {thing}"
+    if kind == "port" and _listening(thing):
+        return f"port 127.0.0.1:{thing} still accepts connections"
+    return None
 
 
 def close_all() -> None:
@@ -91,11 +104,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _data_root(in_memory: bool) -> str:
+def _data_root(owner, in_memory: bool) -> str:
     """A new temporary directory: on tmpfs (/dev/shm) when ``in_memory`` and it exists."""
     base = "/dev/shm" if in_memory and os.path.isdir("/dev/shm") else None
     path = tempfile.mkdtemp(prefix="odradek-testing-", dir=base)
-    _STARTED.append(("dir", path))
+    _STARTED.append((owner, "dir", path))
     return path
 
 
@@ -189,19 +202,19 @@ class Broker(_Admin):
         _OPEN.add(self)
         _quiet_logging()
         if self.data_dir is None:
-            self.data_dir = _data_root(self.in_memory)
+            self.data_dir = _data_root(self, self.in_memory)
         settings = {**self.config, "listeners": f"PLAINTEXT://127.0.0.1:{self.port}"}
         started: concurrent.futures.Future = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, args=(_node, settings, started),
                                         name=f"odradek-broker-{next(_THREAD_NUMBERS)}", daemon=True)
         self._thread.start()
-        _STARTED.append(("thread", self._thread))
+        _STARTED.append((self, "thread", self._thread))
         try:
             self.port = started.result(START_TIMEOUT_S)
         except BaseException:
             self.close()
             raise
-        _STARTED.append(("port", self.port))
+        _STARTED.append((self, "port", self.port))
         return self
 
     def _run(self, _node, settings: dict, started: concurrent.futures.Future) -> None:
@@ -369,7 +382,7 @@ class _Zygote:
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._lock = threading.Lock()
-        _STARTED.append(("process", self))
+        _STARTED.append((None, "process", self))
 
     @classmethod
     def get(cls) -> _Zygote:
@@ -423,7 +436,9 @@ def _pid_alive(pid: int) -> bool:
 class _NodeProcess:
     """One cluster node: a process forked by the zygote, with a control socket."""
 
-    def __init__(self, node_id: int, port: int, data_dir: str, settings: dict[str, str]):
+    def __init__(self, owner: Cluster, node_id: int, port: int, data_dir: str,
+                 settings: dict[str, str]):
+        self.owner = owner
         self.node_id, self.port, self.data_dir = node_id, port, data_dir
         self.settings = {**settings, "node.id": str(node_id),
                          "listeners": f"PLAINTEXT://127.0.0.1:{port}"}
@@ -446,8 +461,8 @@ class _NodeProcess:
             self.pid = _Zygote.get().fork(spec, [theirs.fileno(), log_file.fileno()])
         self._reader, self._writer = self._sock.makefile("r"), self._sock.makefile("w")
         self.paused = False
-        _STARTED.append(("process", self))
-        _STARTED.append(("port", self.port))
+        _STARTED.append((self.owner, "process", self))
+        _STARTED.append((self.owner, "port", self.port))
 
     def describe(self) -> str:
         return f"process {self.pid} (cluster node {self.node_id})"
@@ -558,11 +573,11 @@ class Cluster(_Admin):
     def start(self) -> Cluster:
         """Start every node at once; return when all are registered with the controller."""
         _OPEN.add(self)
-        self.root = _data_root(self.in_memory)
+        self.root = _data_root(self, self.in_memory)
         ports = {n: free_port() for n in range(1, self.size + 1)}
         voters = ",".join(f"{n}@127.0.0.1:{p}" for n, p in ports.items())
         settings = {**self.config, "controller.quorum.voters": voters}
-        self.nodes = {n: _NodeProcess(n, p, os.path.join(self.root, f"node{n}"), settings)
+        self.nodes = {n: _NodeProcess(self, n, p, os.path.join(self.root, f"node{n}"), settings)
                       for n, p in ports.items()}
         try:
             for node in self.nodes.values():

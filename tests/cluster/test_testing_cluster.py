@@ -117,6 +117,8 @@ def test_injected_faults_on_every_node_and_a_paused_node(odradek_cluster):
 def test_close_leaves_nothing_behind():
     with Cluster(nodes=3) as cluster:
         pids = [n.pid for n in cluster.nodes.values()]
-    shutdown()
-    assert leaks() == []
+        assert len(leaks(cluster)) == 1 + 2 * 3  # its directory, and each node's process and port
+    assert leaks(cluster) == []
     assert all(not cluster.node(n).alive for n in (1, 2, 3)) and len(set(pids)) == 3
+    shutdown()
+    assert leaks() == []  # the zygote too

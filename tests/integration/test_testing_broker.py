@@ -119,14 +119,14 @@ def test_restart_keeps_the_port_and_the_data():
         broker.restart()
         assert broker.port == port
         assert consume(broker.bootstrap_servers, "kept", 1) == [b"before"]
-    assert leaks() == []
+    assert leaks(broker) == []
 
 
 def test_in_memory_data_lives_on_tmpfs_and_is_removed():
     with Broker(in_memory=True) as broker:
         data_dir = broker.data_dir
         assert data_dir.startswith("/dev/shm/")
-    assert leaks() == []
+    assert leaks(broker) == []
     assert broker.data_dir is None
 
 
