@@ -570,8 +570,21 @@ class Cluster(_Admin):
     def _live_addresses(self) -> list[str]:
         return [n.address for n in self.nodes.values() if n.alive and not n.paused]
 
-    def start(self) -> Cluster:
-        """Start every node at once; return when all are registered with the controller."""
+    def start(self, attempts: int = 3) -> Cluster:
+        """Start every node at once; return when all are registered with the controller.
+
+        The voters' ports must be known before any node binds one, so they are picked
+        free and then bound: when another process takes one in between, start again on
+        new ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start()
+            except OdradekTestingError as e:
+                if "Errno 98" not in str(e) or attempt == attempts:  # EADDRINUSE
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self) -> Cluster:
         _OPEN.add(self)
         self.root = _data_root(self, self.in_memory)
         ports = {n: free_port() for n in range(1, self.size + 1)}

@@ -5,6 +5,7 @@ wait for broker.session.timeout.ms (3 s in the fixture), which makes these slowe
 the one-node tests.
 """
 
+import socket
 import time
 
 import pytest
@@ -122,3 +123,20 @@ def test_close_leaves_nothing_behind():
     assert all(not cluster.node(n).alive for n in (1, 2, 3)) and len(set(pids)) == 3
     shutdown()
     assert leaks() == []  # the zygote too
+
+
+def test_a_voter_port_taken_before_the_node_binds_it_starts_again_elsewhere(monkeypatch):
+    from odradek.testing import api
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    picks, real_free_port = [], api.free_port
+
+    def first_pick_taken(host="127.0.0.1"):
+        picks.append(host)
+        return taken.getsockname()[1] if len(picks) == 1 else real_free_port(host)
+
+    monkeypatch.setattr(api, "free_port", first_pick_taken)
+    with taken, Cluster(nodes=3) as cluster:
+        assert taken.getsockname()[1] not in [n.port for n in cluster.nodes.values()]
+        assert len(picks) == 6  # two attempts of three ports
+        cluster.create_topic("after-retry")
