@@ -17,6 +17,7 @@ stops; when the zygote's socket closes, the zygote exits. Nothing outlives its t
 
 import asyncio
 import gc
+import importlib
 import json
 import os
 import signal
@@ -73,7 +74,8 @@ class Node:
 
 def zygote_main(fd: int) -> None:
     """Fork a node for every spec that arrives on socket ``fd``, until it closes."""
-    load_handlers()  # what every node imports, imported once here
+    load_handlers()  # what every node imports, imported once here,
+    importlib.import_module("odradek.replication.quorum")  # with Raft (a single node skips it)
     gc.freeze()  # keep the forked nodes' collections from touching (copying) these pages
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the nodes
     requests = socket.socket(fileno=fd)
