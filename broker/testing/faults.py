@@ -72,6 +72,8 @@ def error_code_of(error: str | int) -> int:
 
 
 class Faults:
+    """One node's injected faults: its rules, and whether (and how) it is isolated."""
+
     def __init__(self, broker):
         self.broker = broker
         self.rules: list[Rule] = []
@@ -115,8 +117,7 @@ class Faults:
         self._healed.set()
         peer.NETWORK_FAULTS.pop(self.broker.node_id, None)
         for conn in list(self.broker.connections):
-            if not conn.closed:
-                conn.transport.resume_reading()
+            conn._update_reading()  # reads again unless its own backpressure says not yet
         log.warning("healed", node_id=self.broker.node_id)
 
     # -- hooks called by broker.server ------------------------------------------------
