@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import structlog
 
 from odradek.broker.server import CloseConnection
-from odradek.protocol.api import MESSAGE_CLASSES
+from odradek.protocol.api import MESSAGE_CLASSES, PRODUCE_KEY
 from odradek.protocol.errors import ErrorCode
 from odradek.replication import peer
 
@@ -147,7 +147,7 @@ class Faults:
             raise CloseConnection("odradek.testing: injected drop")
         if rule.error is None:
             return await handler.handle(ctx, request)
-        if handler.api_key == 0 and request.acks == 0:
+        if handler.api_key == PRODUCE_KEY and request.acks == 0:  # no response to carry it
             raise CloseConnection("odradek.testing: injected error on an acks=0 produce")
         return mirror(handler.response_class, request, rule.error)
 
@@ -164,6 +164,8 @@ def _names(request, rule: Rule, image) -> bool:
     """Whether the request names the rule's topic and partition (any request, if none)."""
     if rule.topic is None and rule.partition is None:
         return True
+    if request is None:  # an ApiVersions of a version we do not serve
+        return False
     for topic, partitions in _topic_partitions(request, image):
         if rule.topic in (None, topic) and (rule.partition is None or rule.partition in partitions):
             return True
