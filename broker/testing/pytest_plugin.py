@@ -3,8 +3,9 @@
 - ``odradek_broker`` / ``odradek_broker_session``: an ``odradek.testing.Broker`` per
   test / per session;
 - ``odradek_cluster`` / ``odradek_cluster_session``: a three-node ``Cluster``;
-- ``odradek_broker_async`` (with pytest-asyncio): a Broker started off the test's event
-  loop, for async tests with aiokafka; the broker runs on its own thread either way.
+- ``odradek_broker_async`` / ``odradek_cluster_async`` (with pytest-asyncio): started and
+  closed off the test's event loop, for async tests with aiokafka; the nodes run on their
+  own thread or processes either way.
 
 ``@pytest.mark.odradek(config={...}, in_memory=True)`` passes its arguments to the
 per-test fixtures. After each test that used a session fixture, its broker or cluster
@@ -87,6 +88,19 @@ else:
             yield broker
         finally:
             await asyncio.to_thread(broker.close)
+
+    @pytest_asyncio.fixture
+    async def odradek_cluster_async(request):
+        import asyncio
+
+        from odradek.testing import Cluster
+
+        cluster = Cluster(nodes=3, **_options(request))
+        await asyncio.to_thread(cluster.start)
+        try:
+            yield cluster
+        finally:
+            await asyncio.to_thread(cluster.close)
 
 
 def pytest_sessionfinish(session, exitstatus):

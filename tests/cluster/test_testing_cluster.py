@@ -140,3 +140,19 @@ def test_a_voter_port_taken_before_the_node_binds_it_starts_again_elsewhere(monk
         assert taken.getsockname()[1] not in [n.port for n in cluster.nodes.values()]
         assert len(picks) == 6  # two attempts of three ports
         cluster.create_topic("after-retry")
+
+
+async def test_the_async_cluster_fixture_serves_aiokafka(odradek_cluster_async):
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    await asyncio.to_thread(odradek_cluster_async.create_topic, "async-events", 3)
+    producer = AIOKafkaProducer(bootstrap_servers=odradek_cluster_async.bootstrap_servers,
+                                acks="all")
+    await producer.start()
+    try:
+        metadata = await producer.send_and_wait("async-events", b"x", partition=2)
+    finally:
+        await producer.stop()
+    assert metadata.offset == 0
