@@ -26,8 +26,6 @@ from odradek.broker.server import start_listeners
 from odradek.protocol.errors import KafkaError
 from odradek.replication.controller import Controller, LocalMetadataLog
 from odradek.replication.metadata import MetadataImage
-from odradek.replication.quorum import RaftMetadataLog
-from odradek.replication.raft import RaftConfig
 from odradek.storage.io import FaultyIO
 
 log = structlog.get_logger(__name__)
@@ -137,13 +135,14 @@ class Broker:
         self.image = MetadataImage()
         self.meta = None
         self.controller: Controller | None = None
-        self.metadata_log: LocalMetadataLog | RaftMetadataLog | None = None
+        self.metadata_log = None  # a LocalMetadataLog, or a cluster's RaftMetadataLog
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
         self.registered = asyncio.Event()
         self.lease: Lease | None = None  # a cluster node's, see Lease
         self._producer_ids: range = range(0)
         self._tasks: list[asyncio.Task] = []
+        self.faults = None  # odradek.testing.faults.Faults on a node started by odradek.testing
 
     @property
     def cluster_id(self) -> str | None:
@@ -167,6 +166,10 @@ class Broker:
         directory = os.path.join(self.data_dir, METADATA_DIR)
         if not self.config.voters:
             return LocalMetadataLog(directory, self.node_id, self.controller.apply_committed)
+        # Imported here: a single node never runs Raft, and starts faster without importing it.
+        from odradek.replication.quorum import RaftMetadataLog
+        from odradek.replication.raft import RaftConfig
+
         election_ms = self.config["controller.quorum.election.timeout.ms"]
         return RaftMetadataLog(
             self.node_id, self.meta.directory_id, self.config.voters, os.path.join(directory, "raft"),

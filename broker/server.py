@@ -114,6 +114,8 @@ class Connection(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("socket")
         self._sock_fd = sock.fileno() if sock is not None else -1
         self.broker.connections.add(self)
+        if self.broker.faults is not None and not self.broker.faults.accept(self):
+            return  # odradek.testing: an isolated node closed the connection
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def get_buffer(self, sizehint):
@@ -230,7 +232,9 @@ class Connection(asyncio.BufferedProtocol):
         await self._respond(handler, RequestContext(header, self.broker, self), request)
 
     async def _respond(self, handler: Handler, ctx: RequestContext, request) -> None:
-        response = await handler.handle(ctx, request)
+        faults = self.broker.faults  # odradek.testing's injected faults; None outside tests
+        response = await (handler.handle(ctx, request) if faults is None
+                          else faults.handle(handler, ctx, request))
         if isinstance(response, Deferred) or self._sender is not None:
             if isinstance(response, Deferred):
                 future = asyncio.ensure_future(response.awaitable)

@@ -21,6 +21,11 @@ _HEADER = struct.Struct(">ihhih")  # size, api_key, api_version, correlation_id,
 CLIENT_ID = b"odradek-node"
 
 
+# odradek.testing's network faults, by the node whose peers they cut: "refuse" fails a
+# call at once, "blackhole" after its timeout, as a partitioned network would.
+NETWORK_FAULTS: dict[int, str] = {}
+
+
 class PeerUnavailable(Exception):
     """The peer could not be reached or the connection dropped."""
 
@@ -30,6 +35,7 @@ class Peer:
                  connect_timeout_s: float = 2.0):
         self.node_id = node_id
         self.host, self.port = host, port
+        self.from_node = from_node
         self.client_id = CLIENT_ID + b"-%d" % from_node
         self.connect_timeout_s = connect_timeout_s
         self._writer: asyncio.StreamWriter | None = None
@@ -76,6 +82,12 @@ class Peer:
     async def call(self, api_key: int, version: int, body: bytes, flexible: bool,
                    timeout_s: float) -> bytes:
         """Send one framed request; return the response after its correlation id."""
+        cut = NETWORK_FAULTS.get(self.from_node)
+        if cut is not None:
+            if cut == "blackhole":
+                await asyncio.sleep(timeout_s)
+            self.close()
+            raise PeerUnavailable(f"node {self.from_node} is isolated ({cut})")
         writer = await self._connect()
         correlation_id = next(self._ids)
         tags = b"\x00" if flexible else b""  # request header v2's empty tagged fields

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +59,9 @@ class LogManager:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The periodic checkpoint runs on an executor thread and close() writes one too:
+        # both use the same .tmp files, so one must wait for the other.
+        self._checkpoint_lock = threading.Lock()
         self.default_config = default_config or LogConfig()
         self.io = io or FileIO()
         self._clock_ms = clock_ms
@@ -142,6 +146,10 @@ class LogManager:
 
     def checkpoint(self) -> None:
         """Write the three offset checkpoint files (blocking: tmp + fsync + rename)."""
+        with self._checkpoint_lock:
+            self._write_checkpoints()
+
+    def _write_checkpoints(self) -> None:
         logs = list(self.logs.items())
         write_offsets(self.data_dir / RECOVERY_POINT_FILE, {tp: lg.recovery_point for tp, lg in logs})
         write_offsets(self.data_dir / HIGH_WATERMARK_FILE, {tp: lg.high_watermark for tp, lg in logs})

@@ -6,6 +6,7 @@ import pytest
 from tests.brokerproc import BrokerProcess
 
 CI = os.environ.get("CI") == "true"
+collect_ignore = ["sample_app"]  # its own suite, run in a venv of its own by integration/test_sample_app.py
 
 
 def require_tool(name: str) -> str:
