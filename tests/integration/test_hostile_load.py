@@ -1,0 +1,107 @@
+"""Bounded resources under hostile load (issue 16): idle connections, declared-but-unsent
+frames and clients that never read cost the broker bounded memory, and another client
+is served while the load is on. Loopback only; every loop stops by itself.
+
+Slow for integration tests (several seconds each): they open thousands of sockets.
+"""
+
+import resource
+import socket
+import struct
+import time
+
+import pytest
+
+from odradek.protocol.records import build_batch
+from tests.clients import create_topics
+from tests.rawclient import fetch, produce
+
+MB = 2**20
+
+
+@pytest.fixture
+def nofile():
+    """Raise this process's RLIMIT_NOFILE to the hard limit (brokers started after inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    yield hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def api_versions(correlation_id: int = 1) -> bytes:
+    body = struct.pack(">hhih", 18, 0, correlation_id, 4) + b"test"
+    return struct.pack(">i", len(body)) + body
+
+
+def connect(bootstrap: str) -> socket.socket:
+    host, port = bootstrap.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def roundtrip_api_versions(s: socket.socket) -> None:
+    s.sendall(api_versions())
+    size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+    assert len(s.recv(size, socket.MSG_WAITALL)) == size
+
+
+def served(bootstrap: str, topic: str, n: int) -> None:
+    """Another client produces and fetches back (raw requests: no client start-up cost)."""
+    batch = build_batch([(b"k", f"served-{n}".encode(), (), int(time.time() * 1000))])
+    result = produce(bootstrap, topic, {0: batch})[0]
+    assert result.error_code == 0
+    fetched = fetch(bootstrap, topic, 0, offset=result.base_offset)
+    assert fetched.error_code == 0 and f"served-{n}".encode() in bytes(fetched.records)
+
+
+def test_idle_connections_cost_little(broker_factory, nofile):
+    """3,000 idle connections add under 64 MB (each had a 256 KiB staging buffer: 807 MB)."""
+    b = broker_factory()
+    create_topics(b.bootstrap, ["idle"])
+    served(b.bootstrap, "idle", 0)
+    before = rss(b.proc.pid)
+    sockets = []
+    try:
+        for _ in range(3000):
+            s = connect(b.bootstrap)
+            sockets.append(s)
+        for s in sockets:  # each is served once (so it was accepted), then stays idle
+            roundtrip_api_versions(s)
+        added = rss(b.proc.pid) - before
+        print(f"3000 idle connections: RSS {before / MB:.1f} MB -> +{added / MB:.1f} MB")
+        assert added < 64 * MB
+        served(b.bootstrap, "idle", 1)
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_declared_frames_are_not_allocated(broker_factory, nofile):
+    """1,000 connections each declaring a 50 MiB frame and sending 4 bytes of it keep RSS
+    under 1 GiB (it reached 7.9 GB), and another client bootstraps, produces and fetches."""
+    b = broker_factory()
+    create_topics(b.bootstrap, ["declared"])
+    before = rss(b.proc.pid)
+    sockets = []
+    try:
+        for _ in range(1000):
+            s = connect(b.bootstrap)
+            s.sendall(struct.pack(">i", 50 * MB) + b"\x00\x03\x00\x0c")
+            sockets.append(s)
+        roundtrip_api_versions(connect(b.bootstrap))  # accepted in order: every one before it was read
+        served(b.bootstrap, "declared", 0)
+        after = rss(b.proc.pid)
+        print(f"1000 declared 50 MiB frames: RSS {before / MB:.1f} MB -> {after / MB:.1f} MB")
+        assert after < 1024 * MB
+        assert after - before < 64 * MB
+    finally:
+        for s in sockets:
+            s.close()
+    assert b.proc.poll() is None
