@@ -184,7 +184,8 @@ class Broker:
             default_replication_factor=self.config["default.replication.factor"],
             validate_topic_configs=cfg.validate_topic_configs,
             broker_session_timeout_ms=self.config["broker.session.timeout.ms"],
-            unclean_leader_election=self.config["unclean.leader.election.enable"])
+            unclean_leader_election=self.config["unclean.leader.election.enable"],
+            delete_topic_enable=self.config["delete.topic.enable"])
         self.metadata_log = self._new_metadata_log()
         self.controller.metadata_log = self.metadata_log
         faults = fault_io_for_tests()
@@ -218,6 +219,10 @@ class Broker:
         for server, listener in zip(self.servers, self.config.listeners, strict=True):
             host, port = server.sockets[0].getsockname()[:2]
             log.info("listening", listener=listener.name, address=f"{host}:{port}")
+        if self.config.internode_listeners >= {lst.name for lst in self.config.listeners}:
+            log.warning("listener_shared_with_clients", listeners=sorted(self.config.internode_listeners),
+                        hint="clients can send inter-node requests here; give other nodes a listener "
+                             "of their own (inter.broker.listener.name) and the voters its port")
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
                  voters=sorted(self.config.voters) or None)
 

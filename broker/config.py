@@ -56,6 +56,8 @@ BROKER_CONFIGS = defs(
     ConfigDef("listeners", LIST, ["PLAINTEXT://127.0.0.1:9092"], "NAME://HOST:PORT,..."),
     ConfigDef("advertised.listeners", LIST, [], "NAME://HOST:PORT,...; defaults to listeners"),
     ConfigDef("inter.broker.listener.name", STRING, "", "the listener other nodes use"),
+    ConfigDef("controller.listener.names", LIST, [],
+              "listeners that also serve the controller quorum's inter-node requests"),
     ConfigDef("listener.security.protocol.map", LIST, [], "NAME:PLAINTEXT,... (only PLAINTEXT)"),
     ConfigDef("controller.quorum.voters", LIST, [], "ID@HOST:PORT,..."),
     ConfigDef("num.partitions", INT, 1, "partitions of auto-created topics", at_least(1)),
@@ -173,6 +175,7 @@ class BrokerConfig:
         if self.voters and self["node.id"] not in self.voters:
             raise ConfigError(f"node.id {self['node.id']} is not one of the voters "
                               f"{sorted(self.voters)} (controller.quorum.voters / --voters)")
+        self.internode_listeners = self._resolve_internode()
         for name, proto in (entry.split(":", 1) for entry in self["listener.security.protocol.map"]
                             if ":" in entry):
             if proto.upper() != "PLAINTEXT":
@@ -210,6 +213,27 @@ class BrokerConfig:
         if name not in {lst.name for lst in self.listeners}:
             raise ConfigError(f"inter.broker.listener.name {name!r} is not one of listeners")
         return name
+
+    def _resolve_internode(self) -> frozenset[str]:
+        """The listeners that serve our inter-node request keys (1000 and above): the
+        inter-broker listener and the controller listeners. A node without voters has no
+        peers, so none. Where other nodes connect (this node's voter address) must be one
+        of them, or the quorum could never form."""
+        names = {name.upper() for name in self["controller.listener.names"]}
+        unknown = names - {lst.name for lst in self.listeners}
+        if unknown:
+            raise ConfigError(f"controller.listener.names names {sorted(unknown)} that listeners does not define")
+        if not self.voters:
+            return frozenset()
+        names.add(self.inter_broker_listener_name)
+        port = self.voters[self["node.id"]][1]
+        on_port = {lst.name for lst in self.listeners if lst.port == port}
+        if on_port and not on_port & names:
+            raise ConfigError(
+                f"controller.quorum.voters gives this node port {port}, which is listener "
+                f"{sorted(on_port)[0]}: it serves clients only; name it in inter.broker.listener.name "
+                "or controller.listener.names, or give the voters the inter-node listener's port")
+        return frozenset(names)
 
     def topic_default(self, key: str) -> Any:
         """The broker-wide default of a topic-level key (its synonym's value)."""

@@ -15,7 +15,9 @@ behind the one before. Any other request waits until every deferred response is
 sent, so it sees the effects of the produces before it, as in Kafka.
 
 An undecodable frame (bad size, unknown API key or version, a body the schema
-cannot read) closes that connection only, with one warning in the log.
+cannot read) closes that connection only, with one warning in the log. So does
+one of our inter-node keys (1000 and above) on a listener that is not for other
+nodes (``BrokerConfig.internode_listeners``).
 """
 
 import asyncio
@@ -88,6 +90,7 @@ class Connection(asyncio.BufferedProtocol):
     def __init__(self, broker, listener_name: str):
         self.broker = broker
         self.listener_name = listener_name
+        self.internode = listener_name in broker.config.internode_listeners  # serves keys 1000+
         self.max_queued = broker.config["queued.max.requests"]
         self.decoder = FrameDecoder(broker.config["socket.request.max.bytes"])
         self.frames: collections.deque = collections.deque()
@@ -215,6 +218,10 @@ class Connection(asyncio.BufferedProtocol):
         handler: Handler | None = self.broker.handlers.get(api_key)
         if handler is None:
             raise DecodeError(f"unknown API key {api_key}")
+        if not handler.client_facing and not self.internode:
+            raise CloseConnection(f"inter-node request on client listener {self.listener_name} "
+                                  f"(API key {api_key}); only {sorted(self.broker.config.internode_listeners)} "
+                                  "serve other nodes")
         if not handler.min_version <= api_version <= handler.max_version:
             if api_key == API_VERSIONS_KEY and api_version > handler.max_version:
                 # KIP-511: a newer client's ApiVersions gets our ranges in a v0 body
