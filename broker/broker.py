@@ -22,7 +22,7 @@ from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.replica_manager import ReplicaManager
-from odradek.broker.server import start_listeners
+from odradek.broker.server import ConnectionLimits, close_idle_connections, start_listeners
 from odradek.protocol.errors import KafkaError
 from odradek.replication.controller import Controller, LocalMetadataLog
 from odradek.replication.metadata import MetadataImage
@@ -133,6 +133,7 @@ class Broker:
         self.node_id: int = config["node.id"]
         self.handlers = load_handlers()
         self.connections: set = set()
+        self.limits = ConnectionLimits(config)
         self.servers: list[asyncio.AbstractServer] = []
         self.image = MetadataImage()
         self.meta = None
@@ -200,6 +201,7 @@ class Broker:
         await self.metadata_log.start()
         self.replicas.start(self.metadata_log.caught_up)
         self.servers = await start_listeners(self)
+        self._tasks.append(asyncio.get_running_loop().create_task(close_idle_connections(self)))
         endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         # A port of 0 binds an ephemeral port; advertise the one we got.
         for server, listener in zip(self.servers, self.config.listeners, strict=True):

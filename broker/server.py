@@ -23,6 +23,7 @@ nodes (``BrokerConfig.internode_listeners``).
 import asyncio
 import collections
 import os
+import time
 
 import structlog
 
@@ -43,6 +44,64 @@ from odradek.protocol.framing import FrameDecoder, FrameError
 log = structlog.get_logger(__name__)
 
 COALESCE_BYTES = 256 * 1024  # flush buffered responses at this size even if requests wait
+
+
+class ConnectionLimits:
+    """Kafka's connection quotas: ``max.connections`` for the node and
+    ``max.connections.per.ip`` (with ``max.connections.per.ip.overrides``) per client
+    address. A new connection beyond a limit is closed at once, as Kafka does; so
+    that clients cannot lock other nodes out, connections on a listener that serves
+    only other nodes do not count against ``max.connections`` (Kafka exempts the
+    inter-broker listener likewise)."""
+
+    LOG_EVERY_S = 1.0  # a flood of refused connections logs one line per second
+
+    def __init__(self, config):
+        self.max_connections = config["max.connections"]
+        self.max_per_ip = config["max.connections.per.ip"]
+        self.overrides = config.max_connections_per_ip_overrides
+        self.total = 0
+        self.per_ip: collections.Counter = collections.Counter()
+        self._logged_at = -self.LOG_EVERY_S
+        self._unlogged = 0
+
+    def admit(self, ip: str, exempt: bool) -> str | None:
+        """Count a new connection from ``ip``, or return why it must be closed."""
+        limit = self.overrides.get(ip, self.max_per_ip)
+        if self.per_ip[ip] >= limit:
+            return f"{ip} has {self.per_ip[ip]} connections (max.connections.per.ip {limit})"
+        if not exempt and self.total >= self.max_connections:
+            return f"the node has {self.total} connections (max.connections {self.max_connections})"
+        self.per_ip[ip] += 1
+        self.total += not exempt
+        return None
+
+    def release(self, ip: str, exempt: bool) -> None:
+        self.per_ip[ip] -= 1
+        if not self.per_ip[ip]:
+            del self.per_ip[ip]
+        self.total -= not exempt
+
+    def log_refusal(self, peer, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._logged_at < self.LOG_EVERY_S:
+            self._unlogged += 1
+            return
+        log.warning("connection_refused", peer=peer, reason=reason, also_refused_since_last=self._unlogged)
+        self._logged_at, self._unlogged = now, 0
+
+
+async def close_idle_connections(broker) -> None:
+    """Close connections idle for ``connections.max.idle.ms`` (Kafka's default: 10
+    minutes): nothing read, and no response bytes leaving, while no handler runs. A
+    client that stopped reading its responses is idle by that measure, so it cannot
+    pin its write buffer longer than that."""
+    idle_s = broker.config["connections.max.idle.ms"] / 1000
+    while True:
+        await asyncio.sleep(min(max(idle_s / 10, 0.05), 10.0))
+        now = time.monotonic()
+        for conn in list(broker.connections):
+            conn.check_idle(now, idle_s)
 
 
 class CloseConnection(Exception):
@@ -109,11 +168,26 @@ class Connection(asyncio.BufferedProtocol):
         self._pending: collections.deque = collections.deque()
         self._sender: asyncio.Task | None = None  # sends self._pending in order
         self.closed = False
+        # Whether this connection counts against max.connections: not on a listener
+        # that serves only other nodes (see ConnectionLimits).
+        self._exempt = self.internode and len(broker.config.listeners) > 1
+        self._admitted = False
+        self.last_active = time.monotonic()
+        self._handling = 0  # handlers running: a connection waiting on one is not idle
+        self._write_buffer_seen = 0
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        ip = self.peer[0] if self.peer else ""
+        refusal = self.broker.limits.admit(ip, self._exempt)
+        if refusal is not None:
+            self.closed = True
+            self.broker.limits.log_refusal(self.peer, refusal)
+            transport.abort()
+            return
+        self._admitted = True
         sock = transport.get_extra_info("socket")
         self._sock_fd = sock.fileno() if sock is not None else -1
         self.broker.connections.add(self)
@@ -125,6 +199,7 @@ class Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes):
         if self.closed:
             return
+        self.last_active = time.monotonic()
         try:
             frames = self.decoder.buffer_updated(nbytes)
         except FrameError as e:
@@ -142,6 +217,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc):
         self.closed = True
+        if self._admitted:
+            self._admitted = False
+            self.broker.limits.release(self.peer[0] if self.peer else "", self._exempt)
         self.broker.connections.discard(self)
         if self._task is not None:
             self._task.cancel()
@@ -162,6 +240,7 @@ class Connection(asyncio.BufferedProtocol):
         self._update_reading()
 
     def resume_writing(self):
+        self.last_active = time.monotonic()
         self._write_paused = False
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
@@ -175,6 +254,17 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
+
+    def check_idle(self, now: float, idle_s: float) -> None:
+        """Close this connection if idle for ``idle_s`` (see close_idle_connections)."""
+        if self.closed:
+            return
+        buffered = self.transport.get_write_buffer_size()
+        if buffered < self._write_buffer_seen or self._handling:
+            self.last_active = now
+        self._write_buffer_seen = buffered
+        if now - self.last_active > idle_s:
+            self.abort(f"idle for more than connections.max.idle.ms ({idle_s * 1000:.0f} ms)")
 
     def abort(self, reason: str) -> None:
         """Close this connection at once, logging why (once)."""
@@ -237,7 +327,11 @@ class Connection(asyncio.BufferedProtocol):
         await self._respond(handler, RequestContext(header, self.broker, self), request)
 
     async def _respond(self, handler: Handler, ctx: RequestContext, request) -> None:
-        response = await handler.handle(ctx, request)
+        self._handling += 1
+        try:
+            response = await handler.handle(ctx, request)
+        finally:
+            self._handling -= 1
         if isinstance(response, Deferred) or self._sender is not None:
             if isinstance(response, Deferred):
                 future = asyncio.ensure_future(response.awaitable)
@@ -294,6 +388,7 @@ class Connection(asyncio.BufferedProtocol):
         requests costs one send syscall instead of one each.
         """
         if self._out and not self.closed:
+            self.last_active = time.monotonic()
             self.transport.writelines(self._out)
         self._out, self._out_bytes = [], 0
 
@@ -326,6 +421,8 @@ class Connection(asyncio.BufferedProtocol):
                         sent += os.write(self._sock_fd, view[sent:])
                     except BlockingIOError:
                         await self._writable()
+                        continue
+                    self.last_active = time.monotonic()
             else:
                 sent = 0
                 while sent < chunk.size and not self.closed:
@@ -338,6 +435,7 @@ class Connection(asyncio.BufferedProtocol):
                     if n == 0:  # the file is shorter than the slice: the frame cannot be completed
                         raise CloseConnection("segment shrank while being sent")
                     sent += n
+                    self.last_active = time.monotonic()
             if self.closed:
                 return
 

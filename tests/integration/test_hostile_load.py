@@ -5,16 +5,18 @@ is served while the load is on. Loopback only; every loop stops by itself.
 Slow for integration tests (several seconds each): they open thousands of sockets.
 """
 
+import errno
 import resource
 import socket
 import struct
 import time
 
 import pytest
+from kafka.protocol.consumer import FetchRequest
 
 from odradek.protocol.records import build_batch
 from tests.clients import create_topics
-from tests.rawclient import fetch, produce
+from tests.rawclient import fetch, fetch_request, produce
 
 MB = 2**20
 
@@ -105,3 +107,52 @@ def test_declared_frames_are_not_allocated(broker_factory, nofile):
         for s in sockets:
             s.close()
     assert b.proc.poll() is None
+def test_client_that_never_reads_is_bounded_and_closed(broker_factory):
+    """Pipelined fetches of a few MiB each, never read: the broker stops reading from that
+    client, holds a bounded write buffer and closes it after connections.max.idle.ms."""
+    b = broker_factory(overrides={"connections.max.idle.ms": "2000"})
+    create_topics(b.bootstrap, ["bulk", "other"])
+    value = b"v" * (512 * 1024)
+    for _ in range(8):
+        batch = build_batch([(b"k", value, (), int(time.time() * 1000))])
+        assert produce(b.bootstrap, "bulk", {0: batch})[0].error_code == 0
+    request = fetch_request("bulk", 0, max_bytes=64 * MB)
+    body = request.encode(version=11)
+    before = rss(b.proc.pid)
+    s = connect(b.bootstrap)
+    s.setblocking(False)
+    sent_requests, deadline = 0, time.monotonic() + 10
+    stalled_since = None
+    while time.monotonic() < deadline:  # send until the broker stops reading for 1 s
+        header = struct.pack(">hhih", FetchRequest.API_KEY, 11, sent_requests, 1) + b"x"
+        frame = struct.pack(">i", len(header) + len(body)) + header + bytes(body)
+        try:
+            view = memoryview(frame)
+            while view:
+                view = view[s.send(view):]
+            sent_requests += 1
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 1:
+                break
+            time.sleep(0.05)
+    assert stalled_since is not None, "the broker kept reading from a client that never reads"
+    served(b.bootstrap, "other", 0)
+    held = rss(b.proc.pid) - before
+    print(f"never-reading client: {sent_requests} fetches of 4 MiB sent, RSS +{held / MB:.1f} MB")
+    assert held < 64 * MB
+    closed = None
+    deadline = time.monotonic() + 15
+    while closed is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            s.send(b"\x00")
+        except BlockingIOError:
+            continue
+        except OSError as e:
+            closed = e.errno
+    s.close()
+    assert closed in (errno.ECONNRESET, errno.EPIPE), "the broker did not close the client"
+    assert "idle" in b.log_text()
+    served(b.bootstrap, "other", 1)
