@@ -22,7 +22,12 @@ from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.replica_manager import ReplicaManager
-from odradek.broker.server import ConnectionLimits, close_idle_connections, start_listeners
+from odradek.broker.server import (
+    ConnectionLimits,
+    RequestMemory,
+    close_idle_connections,
+    start_listeners,
+)
 from odradek.protocol.errors import KafkaError
 from odradek.replication.controller import Controller, LocalMetadataLog
 from odradek.replication.metadata import MetadataImage
@@ -134,6 +139,7 @@ class Broker:
         self.handlers = load_handlers()
         self.connections: set = set()
         self.limits = ConnectionLimits(config)
+        self.request_memory = RequestMemory(config["queued.max.request.bytes"], self.connections)
         self.servers: list[asyncio.AbstractServer] = []
         self.image = MetadataImage()
         self.meta = None

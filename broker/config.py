@@ -67,6 +67,10 @@ BROKER_CONFIGS = defs(
     ConfigDef("delete.topic.enable", BOOLEAN, True),
     ConfigDef("socket.request.max.bytes", INT, 104857600, "largest request frame", at_least(1)),
     ConfigDef("queued.max.requests", INT, 500, "requests waiting per connection", at_least(1)),
+    ConfigDef("queued.max.request.bytes", LONG, 104857600,
+              "bytes of requests held in memory, all connections together, before reading pauses; "
+              "-1: unbounded (Kafka's default)",
+              lambda v: None if v == -1 or v >= 1 else "must be -1 or at least 1"),
     ConfigDef("max.connections", INT, INT32_MAX, "connections beyond it are closed", at_least(0)),
     ConfigDef("max.connections.per.ip", INT, INT32_MAX, "connections from one address beyond it are closed",
               at_least(0)),

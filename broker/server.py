@@ -91,6 +91,68 @@ class ConnectionLimits:
         self._logged_at, self._unlogged = now, 0
 
 
+class RequestMemory:
+    """Kafka's ``queued.max.request.bytes``: the bytes of requests held in memory,
+    all connections together, from their arrival until their handler is done (an
+    incomplete frame's bytes count as they arrive, never its declared size).
+
+    Past the limit every connection stops reading, with one exception so that frames
+    larger than what is left still complete: the connection whose incomplete frame
+    needs the fewest bytes (the *finisher*) reads on until that frame is whole, one
+    connection at a time. So memory stays within the limit plus one frame (up to
+    ``socket.request.max.bytes``) plus one read. Below the limit all read again.
+    One connection's complete requests waiting to be served may hold at most
+    1/``SHARE`` of the limit, so one slow connection cannot hold it all.
+    A finisher whose client stops sending blocks the others until
+    ``connections.max.idle.ms`` closes it.
+    """
+
+    SHARE = 8
+
+    def __init__(self, limit: int, connections: set):
+        self.limit = limit if limit > 0 else float("inf")  # -1: unbounded
+        self.share = self.limit / self.SHARE
+        self.connections = connections
+        self.held = 0
+        self.over = False
+        self.finisher: Connection | None = None
+
+    def charge(self, conn: "Connection", nbytes: int) -> None:
+        conn.held += nbytes
+        self.held += nbytes
+        if not self.over and self.held > self.limit:
+            self.over = True
+            self._pick_finisher()
+            for c in self.connections:
+                c.update_reading()
+
+    def release(self, conn: "Connection", nbytes: int) -> None:
+        conn.held -= nbytes
+        self.held -= nbytes
+        if self.over and self.held <= self.limit:
+            self.over = False
+            self.finisher = None
+            for c in self.connections:
+                c.update_reading()
+        elif self.finisher is conn and conn.closed:
+            self._pick_finisher()
+
+    def frames_completed(self, conn: "Connection") -> None:
+        """The finisher's frame is whole: another incomplete frame may finish next."""
+        if self.over and self.finisher is conn:
+            self._pick_finisher()
+
+    def may_read(self, conn: "Connection") -> bool:
+        return not self.over or self.finisher is conn
+
+    def _pick_finisher(self) -> None:
+        waiting = [c for c in self.connections
+                   if c.decoder.missing and not c.closed and not c.waits_on_itself()]
+        self.finisher = min(waiting, key=lambda c: c.decoder.missing, default=None)
+        if self.finisher is not None:
+            self.finisher.update_reading()
+
+
 async def close_idle_connections(broker) -> None:
     """Close connections idle for ``connections.max.idle.ms`` (Kafka's default: 10
     minutes): nothing read, and no response bytes leaving, while no handler runs. A
@@ -175,6 +237,8 @@ class Connection(asyncio.BufferedProtocol):
         self.last_active = time.monotonic()
         self._handling = 0  # handlers running: a connection waiting on one is not idle
         self._write_buffer_seen = 0
+        self.memory: RequestMemory = broker.request_memory
+        self.held = 0  # bytes of this connection's requests in memory (see RequestMemory)
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
     def connection_made(self, transport):
@@ -188,6 +252,8 @@ class Connection(asyncio.BufferedProtocol):
             transport.abort()
             return
         self._admitted = True
+        if self.memory.over:
+            transport.pause_reading()
         sock = transport.get_extra_info("socket")
         self._sock_fd = sock.fileno() if sock is not None else -1
         self.broker.connections.add(self)
@@ -205,12 +271,14 @@ class Connection(asyncio.BufferedProtocol):
         except FrameError as e:
             self.abort(str(e))
             return
+        self.memory.charge(self, nbytes)  # after decoding: the finisher is chosen by what is missing
         if frames:
             self.frames.extend(frames)
             self._wakeup.set()
-            if len(self.frames) >= self.max_queued and not self._queue_full:
+            if len(self.frames) >= self.max_queued:
                 self._queue_full = True
-                self._update_reading()
+            self.memory.frames_completed(self)
+        self.update_reading()
 
     def eof_received(self):
         return False  # close our side too; pending responses have nowhere to go
@@ -220,6 +288,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._admitted:
             self._admitted = False
             self.broker.limits.release(self.peer[0] if self.peer else "", self._exempt)
+        self.memory.release(self, self.held)
         self.broker.connections.discard(self)
         if self._task is not None:
             self._task.cancel()
@@ -237,20 +306,28 @@ class Connection(asyncio.BufferedProtocol):
     def pause_writing(self):
         self._write_paused = True
         self._drained = asyncio.get_running_loop().create_future()
-        self._update_reading()
+        self.update_reading()
 
     def resume_writing(self):
         self.last_active = time.monotonic()
         self._write_paused = False
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
-        self._update_reading()
+        self.update_reading()
 
     # -- serving ----------------------------------------------------------------
-    def _update_reading(self):
+    def waits_on_itself(self) -> bool:
+        """Whether this connection's own backlog stops it reading: its queue of requests,
+        its unsent responses, or its share of queued.max.request.bytes (RequestMemory)."""
+        return (self._queue_full or self._write_paused
+                or self.held - self.decoder.buffered >= self.memory.share)
+
+    def update_reading(self):
+        """Read unless this connection waits on itself or the total of queued request
+        bytes is over its limit (RequestMemory)."""
         if self.closed:
             return
-        if self._queue_full or self._write_paused:
+        if self.waits_on_itself() or not self.memory.may_read(self):
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
@@ -282,11 +359,13 @@ class Connection(asyncio.BufferedProtocol):
                 frame = self.frames.popleft()
                 if self._queue_full and len(self.frames) < self.max_queued:
                     self._queue_full = False
-                    self._update_reading()
+                    self.update_reading()
                 if self._sender is not None and (peek_header(frame)[0] != PRODUCE_KEY
                                       or len(self._pending) >= self.max_queued):
                     await self._sender  # every earlier response is sent first
                 await self._handle(frame)
+                self.memory.release(self, 4 + len(frame))
+                self.update_reading()
                 if not self.frames or self._out_bytes >= COALESCE_BYTES:
                     self._flush()
                 if self._write_paused and not self.closed:

@@ -102,3 +102,13 @@ class FrameDecoder:
     def buffered(self) -> int:
         """Bytes of an incomplete frame held (its size field included)."""
         return len(self._partial)
+
+    @property
+    def missing(self) -> int:
+        """Bytes still to arrive before the incomplete frame is whole (0: none is)."""
+        have = len(self._partial)
+        if not have:
+            return 0
+        if have < 4:
+            return 4 - have
+        return 4 + _SIZE.unpack_from(self._partial)[0] - have

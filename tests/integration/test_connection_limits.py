@@ -39,7 +39,7 @@ def test_max_connections(broker_factory):
     extra = connect(b.bootstrap)
     assert not is_served(extra)
     extra.close()
-    assert "max.connections" in b.log_text()
+    assert poll_until(lambda: "max.connections" in b.log_text(), 5)
     kept.pop().close()
     # The slot is free once the broker has seen the close.
     assert poll_until(lambda: is_served(connect(b.bootstrap)), 5)
@@ -56,7 +56,7 @@ def test_max_connections_per_ip_with_overrides(broker_factory):
     assert not is_served(connect(b.bootstrap, "127.0.0.1"))
     assert not is_served(connect(b.bootstrap, "127.0.0.2"))
     assert is_served(connect(b.bootstrap, "127.0.0.3"))  # another address has its own count
-    assert "max.connections.per.ip" in b.log_text()
+    assert poll_until(lambda: "max.connections.per.ip" in b.log_text(), 5)
     for s in ones + twos:
         s.close()
 
@@ -74,4 +74,4 @@ def test_idle_connections_are_closed(broker_factory):
         assert idle.recv(1) == b""
     except ConnectionResetError:
         pass
-    assert "connections.max.idle.ms" in b.log_text()
+    assert poll_until(lambda: "connections.max.idle.ms" in b.log_text(), 5)

@@ -16,6 +16,7 @@ from kafka.protocol.consumer import FetchRequest
 
 from odradek.protocol.records import build_batch
 from tests.clients import create_topics
+from tests.local_cluster import poll_until
 from tests.rawclient import fetch, fetch_request, produce
 
 MB = 2**20
@@ -154,5 +155,64 @@ def test_client_that_never_reads_is_bounded_and_closed(broker_factory):
             closed = e.errno
     s.close()
     assert closed in (errno.ECONNRESET, errno.EPIPE), "the broker did not close the client"
-    assert "idle" in b.log_text()
+    assert poll_until(lambda: "connections.max.idle.ms" in b.log_text(), 5)
     served(b.bootstrap, "other", 1)
+
+
+def test_queued_request_bytes_are_bounded(broker_factory, nofile):
+    """40 connections each send 5 MiB of a declared 50 MiB frame: reading pauses once the
+    bytes held pass queued.max.request.bytes; they are given back when the connections go."""
+    b = broker_factory(overrides={"queued.max.request.bytes": str(4 * MB)})
+    create_topics(b.bootstrap, ["held"])
+    served(b.bootstrap, "held", 0)
+    before = rss(b.proc.pid)
+    chunk = b"\x00" * (64 * 1024)
+    sockets = []
+    try:
+        for _ in range(40):
+            s = connect(b.bootstrap)
+            s.sendall(struct.pack(">i", 50 * MB))
+            s.setblocking(False)
+            sockets.append([s, 0])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(sent < 5 * MB for _, sent in sockets):
+            progress = False
+            for entry in sockets:
+                s, sent = entry
+                if sent < 5 * MB:
+                    try:
+                        entry[1] += s.send(chunk)
+                        progress = True
+                    except BlockingIOError:
+                        pass
+            if not progress:
+                time.sleep(0.05)
+        total = sum(sent for _, sent in sockets)
+        time.sleep(0.5)  # let the broker read what it will
+        held = rss(b.proc.pid) - before
+        print(f"40 x 5 MiB of 50 MiB frames: {total / MB:.0f} MiB sent, RSS +{held / MB:.1f} MB")
+        assert held < 48 * MB
+    finally:
+        for s, _ in sockets:
+            s.close()
+    served(b.bootstrap, "held", 1)
+
+
+def test_frames_larger_than_the_request_memory_still_complete(broker_factory):
+    """Reading pauses beyond queued.max.request.bytes, yet frames bigger than all of it,
+    arriving at once on several connections, each complete: one at a time reads on."""
+    import threading
+    b = broker_factory(overrides={"queued.max.request.bytes": str(1 * MB), "message.max.bytes": str(8 * MB)})
+    create_topics(b.bootstrap, ["big"])
+    results = []
+
+    def produce_big(n: int) -> None:
+        batch = build_batch([(b"k", bytes([n]) * (3 * MB), (), int(time.time() * 1000))])
+        results.append(produce(b.bootstrap, "big", {0: batch})[0].error_code)
+
+    threads = [threading.Thread(target=produce_big, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [0, 0, 0, 0]

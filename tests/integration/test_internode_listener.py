@@ -52,7 +52,7 @@ def test_a_single_node_refuses_internode_keys(broker_factory):
     for key, payload in ((CONTROLLER_API_KEY, DELETE), (RAFT_API_KEY, {"type": "vote"})):
         assert send(b.bootstrap, internode_request(key, payload)) is None
     assert "precious" in topics(b.bootstrap)
-    assert "inter-node request on client listener" in b.log_text()
+    assert poll_until(lambda: "inter-node request on client listener" in b.log_text(), 5)
     # DeleteTopics gets the controller's answer.
     admin = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=5000)
     try:

@@ -89,3 +89,14 @@ def test_a_partial_frame_grows_with_what_arrives():
     assert decoder.buffered == 4 + 10_000
     size = _traced_bytes(lambda: decoder.feed(b"y" * 100_000))
     assert size < 2 * 2**20  # what arrived and some slack, never the 50 MiB declared
+
+
+def test_missing_counts_what_the_incomplete_frame_still_needs():
+    decoder = FrameDecoder()
+    assert decoder.missing == 0
+    decoder.feed(b"\x00\x00")
+    assert decoder.missing == 2
+    decoder.feed(b"\x00\x0a" + b"x" * 3)
+    assert decoder.missing == 7
+    decoder.feed(b"x" * 7)
+    assert decoder.missing == 0
