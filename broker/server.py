@@ -143,7 +143,18 @@ class RequestMemory:
             self._pick_finisher()
 
     def may_read(self, conn: "Connection") -> bool:
-        return not self.over or self.finisher is conn
+        """Whether ``conn``, which is not waiting on itself, may read now."""
+        if not self.over or self.finisher is conn:
+            return True
+        if self.finisher is None and conn.decoder.missing:
+            self.finisher = conn  # no other frame is being finished: this one may be
+            return True
+        return False
+
+    def step_down(self, conn: "Connection") -> None:
+        """``conn`` waits on itself now (its responses, its queue): another frame may finish."""
+        if self.finisher is conn:
+            self._pick_finisher()
 
     def _pick_finisher(self) -> None:
         waiting = [c for c in self.connections
@@ -327,7 +338,10 @@ class Connection(asyncio.BufferedProtocol):
         bytes is over its limit (RequestMemory)."""
         if self.closed:
             return
-        if self.waits_on_itself() or not self.memory.may_read(self):
+        if self.waits_on_itself():
+            self.memory.step_down(self)
+            self.transport.pause_reading()
+        elif not self.memory.may_read(self):
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
