@@ -108,30 +108,41 @@ def test_declared_frames_are_not_allocated(broker_factory, nofile):
         for s in sockets:
             s.close()
     assert b.proc.poll() is None
-def test_client_that_never_reads_is_bounded_and_closed(broker_factory):
-    """Pipelined fetches of a few MiB each, never read: the broker stops reading from that
-    client, holds a bounded write buffer and closes it after connections.max.idle.ms."""
+
+
+def framed_request(api_key: int, version: int, correlation_id: int, body: bytes) -> bytes:
+    header = struct.pack(">hhih", api_key, version, correlation_id, 1) + b"x"
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+@pytest.mark.parametrize("responses", ["fetch", "api_versions"])
+def test_client_that_never_reads_is_bounded_and_closed(broker_factory, responses):
+    """Pipelined requests whose responses are never read (fetches of 4 MiB, sent with
+    sendfile; or small ApiVersions responses, buffered): the broker stops reading from
+    that client, holds a bounded write buffer, serves others, and closes it after
+    connections.max.idle.ms."""
     b = broker_factory(overrides={"connections.max.idle.ms": "2000"})
     create_topics(b.bootstrap, ["bulk", "other"])
-    value = b"v" * (512 * 1024)
-    for _ in range(8):
-        batch = build_batch([(b"k", value, (), int(time.time() * 1000))])
-        assert produce(b.bootstrap, "bulk", {0: batch})[0].error_code == 0
-    request = fetch_request("bulk", 0, max_bytes=64 * MB)
-    body = request.encode(version=11)
+    if responses == "fetch":
+        value = b"v" * (512 * 1024)
+        for _ in range(8):
+            batch = build_batch([(b"k", value, (), int(time.time() * 1000))])
+            assert produce(b.bootstrap, "bulk", {0: batch})[0].error_code == 0
+        api_key, version, body = FetchRequest.API_KEY, 11, bytes(
+            fetch_request("bulk", 0, max_bytes=64 * MB).encode(version=11))
+    else:
+        api_key, version, body = 18, 0, b""
     before = rss(b.proc.pid)
     s = connect(b.bootstrap)
     s.setblocking(False)
-    sent_requests, deadline = 0, time.monotonic() + 10
-    stalled_since = None
+    sent_requests, deadline = 0, time.monotonic() + 15
+    stalled_since, rest = None, memoryview(b"")
     while time.monotonic() < deadline:  # send until the broker stops reading for 1 s
-        header = struct.pack(">hhih", FetchRequest.API_KEY, 11, sent_requests, 1) + b"x"
-        frame = struct.pack(">i", len(header) + len(body)) + header + bytes(body)
-        try:
-            view = memoryview(frame)
-            while view:
-                view = view[s.send(view):]
+        if not rest:
+            rest = memoryview(framed_request(api_key, version, sent_requests, body))
             sent_requests += 1
+        try:
+            rest = rest[s.send(rest):]
             stalled_since = None
         except BlockingIOError:
             stalled_since = stalled_since or time.monotonic()
@@ -141,7 +152,7 @@ def test_client_that_never_reads_is_bounded_and_closed(broker_factory):
     assert stalled_since is not None, "the broker kept reading from a client that never reads"
     served(b.bootstrap, "other", 0)
     held = rss(b.proc.pid) - before
-    print(f"never-reading client: {sent_requests} fetches of 4 MiB sent, RSS +{held / MB:.1f} MB")
+    print(f"never-reading client ({responses}): {sent_requests} requests sent, RSS +{held / MB:.1f} MB")
     assert held < 64 * MB
     closed = None
     deadline = time.monotonic() + 15
