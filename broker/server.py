@@ -4,7 +4,11 @@ Bytes go through the sans-IO frame decoder; whole frames queue on the connection
 and one task per connection serves them one at a time, so responses leave in
 request order (clients pipeline). Reading pauses while ``queued.max.requests``
 frames wait or while the transport's write buffer is above its high-water mark,
-so a client that sends faster than it reads cannot grow the broker's memory.
+so a client that sends faster than it reads cannot grow the broker's memory; and
+while the bytes of all requests held pass ``queued.max.request.bytes``
+(``RequestMemory``). A connection beyond ``max.connections`` or
+``max.connections.per.ip`` is closed as it opens (``ConnectionLimits``), and one
+idle for ``connections.max.idle.ms`` is closed (``close_idle_connections``).
 
 One exception to one-at-a-time, for Produce: a handler that has appended and now
 only waits (acks=-1 for the ISR or a flush) returns a ``Deferred``, and the next
