@@ -12,6 +12,7 @@ import struct
 import time
 
 import pytest
+from kafka.admin import KafkaAdminClient
 from kafka.protocol.consumer import FetchRequest
 
 from odradek.protocol.records import build_batch
@@ -99,6 +100,9 @@ def test_declared_frames_are_not_allocated(broker_factory, nofile):
             s.sendall(struct.pack(">i", 50 * MB) + b"\x00\x03\x00\x0c")
             sockets.append(s)
         roundtrip_api_versions(connect(b.bootstrap))  # accepted in order: every one before it was read
+        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=5000)
+        assert admin.describe_cluster()["cluster_id"]  # a real client bootstraps
+        admin.close()
         served(b.bootstrap, "declared", 0)
         after = rss(b.proc.pid)
         print(f"1000 declared 50 MiB frames: RSS {before / MB:.1f} MB -> {after / MB:.1f} MB")
