@@ -22,7 +22,12 @@ from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.replica_manager import ReplicaManager
-from odradek.broker.server import start_listeners
+from odradek.broker.server import (
+    ConnectionLimits,
+    RequestMemory,
+    close_idle_connections,
+    start_listeners,
+)
 from odradek.protocol.errors import KafkaError
 from odradek.replication.controller import Controller, LocalMetadataLog
 from odradek.replication.metadata import MetadataImage
@@ -131,6 +136,8 @@ class Broker:
         self.node_id: int = config["node.id"]
         self.handlers = load_handlers()
         self.connections: set = set()
+        self.limits = ConnectionLimits(config)
+        self.request_memory = RequestMemory(config["queued.max.request.bytes"], self.connections)
         self.servers: list[asyncio.AbstractServer] = []
         self.image = MetadataImage()
         self.meta = None
@@ -187,7 +194,8 @@ class Broker:
             default_replication_factor=self.config["default.replication.factor"],
             validate_topic_configs=cfg.validate_topic_configs,
             broker_session_timeout_ms=self.config["broker.session.timeout.ms"],
-            unclean_leader_election=self.config["unclean.leader.election.enable"])
+            unclean_leader_election=self.config["unclean.leader.election.enable"],
+            delete_topic_enable=self.config["delete.topic.enable"])
         self.metadata_log = self._new_metadata_log()
         self.controller.metadata_log = self.metadata_log
         faults = fault_io_for_tests()
@@ -202,6 +210,7 @@ class Broker:
         await self.metadata_log.start()
         self.replicas.start(self.metadata_log.caught_up)
         self.servers = await start_listeners(self)
+        self._tasks.append(asyncio.get_running_loop().create_task(close_idle_connections(self)))
         endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         # A port of 0 binds an ephemeral port; advertise the one we got.
         for server, listener in zip(self.servers, self.config.listeners, strict=True):
@@ -221,6 +230,10 @@ class Broker:
         for server, listener in zip(self.servers, self.config.listeners, strict=True):
             host, port = server.sockets[0].getsockname()[:2]
             log.info("listening", listener=listener.name, address=f"{host}:{port}")
+        if self.config.internode_listeners >= {lst.name for lst in self.config.listeners}:
+            log.warning("listener_shared_with_clients", listeners=sorted(self.config.internode_listeners),
+                        hint="clients can send inter-node requests here; give other nodes a listener "
+                             "of their own (inter.broker.listener.name) and the voters its port")
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
                  voters=sorted(self.config.voters) or None)
 

@@ -9,6 +9,7 @@ Topic-level keys (``TOPIC_CONFIGS``) each name the broker key that supplies thei
 default (``segment.bytes`` <- ``log.segment.bytes``), as Kafka's synonyms do.
 """
 
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,8 @@ BROKER_CONFIGS = defs(
     ConfigDef("listeners", LIST, ["PLAINTEXT://127.0.0.1:9092"], "NAME://HOST:PORT,..."),
     ConfigDef("advertised.listeners", LIST, [], "NAME://HOST:PORT,...; defaults to listeners"),
     ConfigDef("inter.broker.listener.name", STRING, "", "the listener other nodes use"),
+    ConfigDef("controller.listener.names", LIST, [],
+              "listeners that also serve the controller quorum's inter-node requests"),
     ConfigDef("listener.security.protocol.map", LIST, [], "NAME:PLAINTEXT,... (only PLAINTEXT)"),
     ConfigDef("controller.quorum.voters", LIST, [], "ID@HOST:PORT,..."),
     ConfigDef("num.partitions", INT, 1, "partitions of auto-created topics", at_least(1)),
@@ -64,6 +67,16 @@ BROKER_CONFIGS = defs(
     ConfigDef("delete.topic.enable", BOOLEAN, True),
     ConfigDef("socket.request.max.bytes", INT, 104857600, "largest request frame", at_least(1)),
     ConfigDef("queued.max.requests", INT, 500, "requests waiting per connection", at_least(1)),
+    ConfigDef("queued.max.request.bytes", LONG, 104857600,
+              "bytes of requests held in memory, all connections together, before reading pauses; "
+              "-1: unbounded (Kafka's default)",
+              lambda v: None if v == -1 or v >= 1 else "must be -1 or at least 1"),
+    ConfigDef("max.connections", INT, INT32_MAX, "connections beyond it are closed", at_least(0)),
+    ConfigDef("max.connections.per.ip", INT, INT32_MAX, "connections from one address beyond it are closed",
+              at_least(0)),
+    ConfigDef("max.connections.per.ip.overrides", LIST, [], "HOST_OR_IP:COUNT,... (per-address limits)"),
+    ConfigDef("connections.max.idle.ms", LONG, 600000, "idle connections are closed after this",
+              at_least(1)),
     ConfigDef("log.retention.hours", INT, 168, "", at_least(-1)),
     ConfigDef("log.retention.minutes", INT, None, "", at_least(-1)),
     ConfigDef("log.retention.check.interval.ms", LONG, 300000, "", at_least(1)),
@@ -173,6 +186,8 @@ class BrokerConfig:
         if self.voters and self["node.id"] not in self.voters:
             raise ConfigError(f"node.id {self['node.id']} is not one of the voters "
                               f"{sorted(self.voters)} (controller.quorum.voters / --voters)")
+        self.internode_listeners = self._resolve_internode()
+        self.max_connections_per_ip_overrides = self._resolve_per_ip_overrides()
         for name, proto in (entry.split(":", 1) for entry in self["listener.security.protocol.map"]
                             if ":" in entry):
             if proto.upper() != "PLAINTEXT":
@@ -210,6 +225,44 @@ class BrokerConfig:
         if name not in {lst.name for lst in self.listeners}:
             raise ConfigError(f"inter.broker.listener.name {name!r} is not one of listeners")
         return name
+
+    def _resolve_internode(self) -> frozenset[str]:
+        """The listeners that serve our inter-node request keys (1000 and above): the
+        inter-broker listener and the controller listeners. A node without voters has no
+        peers, so none. Where other nodes connect (this node's voter address) must be one
+        of them, or the quorum could never form."""
+        names = {name.upper() for name in self["controller.listener.names"]}
+        unknown = names - {lst.name for lst in self.listeners}
+        if unknown:
+            raise ConfigError(f"controller.listener.names names {sorted(unknown)} that listeners does not define")
+        if not self.voters:
+            return frozenset()
+        names.add(self.inter_broker_listener_name)
+        port = self.voters[self["node.id"]][1]
+        on_port = {lst.name for lst in self.listeners if lst.port == port}
+        if on_port and not on_port & names:
+            raise ConfigError(
+                f"controller.quorum.voters gives this node port {port}, which is listener "
+                f"{sorted(on_port)[0]}: it serves clients only; name it in inter.broker.listener.name "
+                "or controller.listener.names, or give the voters the inter-node listener's port")
+        return frozenset(names)
+
+    def _resolve_per_ip_overrides(self) -> dict[str, int]:
+        """max.connections.per.ip.overrides: HOST_OR_IP:COUNT,... -> {ip: count}; a host name
+        counts for each of its addresses, resolved once at start (as Kafka does)."""
+        overrides = {}
+        for item in self["max.connections.per.ip.overrides"]:
+            host, sep, count = item.strip().rpartition(":")
+            if not sep or not host or not count.isdigit():
+                raise ConfigError(f"Invalid value {item!r} for max.connections.per.ip.overrides: "
+                                  "expected HOST_OR_IP:COUNT")
+            try:
+                addresses = {info[4][0] for info in socket.getaddrinfo(host.strip("[]"), None)}
+            except OSError as e:
+                raise ConfigError(f"max.connections.per.ip.overrides: cannot resolve {host!r}: {e}") from None
+            for address in addresses:
+                overrides[address] = int(count)
+        return overrides
 
     def topic_default(self, key: str) -> Any:
         """The broker-wide default of a topic-level key (its synonym's value)."""

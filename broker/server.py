@@ -4,7 +4,11 @@ Bytes go through the sans-IO frame decoder; whole frames queue on the connection
 and one task per connection serves them one at a time, so responses leave in
 request order (clients pipeline). Reading pauses while ``queued.max.requests``
 frames wait or while the transport's write buffer is above its high-water mark,
-so a client that sends faster than it reads cannot grow the broker's memory.
+so a client that sends faster than it reads cannot grow the broker's memory; and
+while the bytes of all requests held pass ``queued.max.request.bytes``
+(``RequestMemory``). A connection beyond ``max.connections`` or
+``max.connections.per.ip`` is closed as it opens (``ConnectionLimits``), and one
+idle for ``connections.max.idle.ms`` is closed (``close_idle_connections``).
 
 One exception to one-at-a-time, for Produce: a handler that has appended and now
 only waits (acks=-1 for the ISR or a flush) returns a ``Deferred``, and the next
@@ -15,12 +19,15 @@ behind the one before. Any other request waits until every deferred response is
 sent, so it sees the effects of the produces before it, as in Kafka.
 
 An undecodable frame (bad size, unknown API key or version, a body the schema
-cannot read) closes that connection only, with one warning in the log.
+cannot read) closes that connection only, with one warning in the log. So does
+one of our inter-node keys (1000 and above) on a listener that is not for other
+nodes (``BrokerConfig.internode_listeners``).
 """
 
 import asyncio
 import collections
 import os
+import time
 
 import structlog
 
@@ -41,6 +48,137 @@ from odradek.protocol.framing import FrameDecoder, FrameError
 log = structlog.get_logger(__name__)
 
 COALESCE_BYTES = 256 * 1024  # flush buffered responses at this size even if requests wait
+
+
+class ConnectionLimits:
+    """Kafka's connection quotas: ``max.connections`` for the node and
+    ``max.connections.per.ip`` (with ``max.connections.per.ip.overrides``) per client
+    address. A new connection beyond a limit is closed at once, as Kafka does; so
+    that clients cannot lock other nodes out, connections on a listener that serves
+    only other nodes do not count against ``max.connections`` (Kafka exempts the
+    inter-broker listener likewise)."""
+
+    LOG_EVERY_S = 1.0  # a flood of refused connections logs one line per second
+
+    def __init__(self, config):
+        self.max_connections = config["max.connections"]
+        self.max_per_ip = config["max.connections.per.ip"]
+        self.overrides = config.max_connections_per_ip_overrides
+        self.total = 0
+        self.per_ip: collections.Counter = collections.Counter()
+        self._logged_at = -self.LOG_EVERY_S
+        self._unlogged = 0
+
+    def admit(self, ip: str, exempt: bool) -> str | None:
+        """Count a new connection from ``ip``, or return why it must be closed."""
+        limit = self.overrides.get(ip, self.max_per_ip)
+        if self.per_ip[ip] >= limit:
+            return f"{ip} has {self.per_ip[ip]} connections (max.connections.per.ip {limit})"
+        if not exempt and self.total >= self.max_connections:
+            return f"the node has {self.total} connections (max.connections {self.max_connections})"
+        self.per_ip[ip] += 1
+        self.total += not exempt
+        return None
+
+    def release(self, ip: str, exempt: bool) -> None:
+        self.per_ip[ip] -= 1
+        if not self.per_ip[ip]:
+            del self.per_ip[ip]
+        self.total -= not exempt
+
+    def log_refusal(self, peer, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._logged_at < self.LOG_EVERY_S:
+            self._unlogged += 1
+            return
+        log.warning("connection_refused", peer=peer, reason=reason, also_refused_since_last=self._unlogged)
+        self._logged_at, self._unlogged = now, 0
+
+
+class RequestMemory:
+    """Kafka's ``queued.max.request.bytes``: the bytes of requests held in memory,
+    all connections together, from their arrival until their handler is done (an
+    incomplete frame's bytes count as they arrive, never its declared size).
+
+    Past the limit every connection stops reading, with one exception so that frames
+    larger than what is left still complete: the connection whose incomplete frame
+    needs the fewest bytes (the *finisher*) reads on until that frame is whole, one
+    connection at a time. So memory stays within the limit plus one frame (up to
+    ``socket.request.max.bytes``) plus one read. Below the limit all read again.
+    One connection's complete requests waiting to be served may hold at most
+    1/``SHARE`` of the limit, so one slow connection cannot hold it all.
+    A finisher whose client stops sending blocks the others until
+    ``connections.max.idle.ms`` closes it.
+    """
+
+    SHARE = 8
+
+    def __init__(self, limit: int, connections: set):
+        self.limit = limit if limit > 0 else float("inf")  # -1: unbounded
+        self.share = self.limit / self.SHARE
+        self.connections = connections
+        self.held = 0
+        self.over = False
+        self.finisher: Connection | None = None
+
+    def charge(self, conn: "Connection", nbytes: int) -> None:
+        conn.held += nbytes
+        self.held += nbytes
+        if not self.over and self.held > self.limit:
+            self.over = True
+            self._pick_finisher()
+            for c in self.connections:
+                c.update_reading()
+
+    def release(self, conn: "Connection", nbytes: int) -> None:
+        conn.held -= nbytes
+        self.held -= nbytes
+        if self.over and self.held <= self.limit:
+            self.over = False
+            self.finisher = None
+            for c in self.connections:
+                c.update_reading()
+        elif self.finisher is conn and conn.closed:
+            self._pick_finisher()
+
+    def frames_completed(self, conn: "Connection") -> None:
+        """The finisher's frame is whole: another incomplete frame may finish next."""
+        if self.over and self.finisher is conn:
+            self._pick_finisher()
+
+    def may_read(self, conn: "Connection") -> bool:
+        """Whether ``conn``, which is not waiting on itself, may read now."""
+        if not self.over or self.finisher is conn:
+            return True
+        if self.finisher is None and conn.decoder.missing:
+            self.finisher = conn  # no other frame is being finished: this one may be
+            return True
+        return False
+
+    def step_down(self, conn: "Connection") -> None:
+        """``conn`` waits on itself now (its responses, its queue): another frame may finish."""
+        if self.finisher is conn:
+            self._pick_finisher()
+
+    def _pick_finisher(self) -> None:
+        waiting = [c for c in self.connections
+                   if c.decoder.missing and not c.closed and not c.waits_on_itself()]
+        self.finisher = min(waiting, key=lambda c: c.decoder.missing, default=None)
+        if self.finisher is not None:
+            self.finisher.update_reading()
+
+
+async def close_idle_connections(broker) -> None:
+    """Close connections idle for ``connections.max.idle.ms`` (Kafka's default: 10
+    minutes): nothing read, and no response bytes leaving, while no handler runs. A
+    client that stopped reading its responses is idle by that measure, so it cannot
+    pin its write buffer longer than that."""
+    idle_s = broker.config["connections.max.idle.ms"] / 1000
+    while True:
+        await asyncio.sleep(min(max(idle_s / 10, 0.05), 10.0))
+        now = time.monotonic()
+        for conn in list(broker.connections):
+            conn.check_idle(now, idle_s)
 
 
 class CloseConnection(Exception):
@@ -88,6 +226,7 @@ class Connection(asyncio.BufferedProtocol):
     def __init__(self, broker, listener_name: str):
         self.broker = broker
         self.listener_name = listener_name
+        self.internode = listener_name in broker.config.internode_listeners  # serves keys 1000+
         self.max_queued = broker.config["queued.max.requests"]
         self.decoder = FrameDecoder(broker.config["socket.request.max.bytes"])
         self.frames: collections.deque = collections.deque()
@@ -106,11 +245,30 @@ class Connection(asyncio.BufferedProtocol):
         self._pending: collections.deque = collections.deque()
         self._sender: asyncio.Task | None = None  # sends self._pending in order
         self.closed = False
+        # Whether this connection counts against max.connections: not on a listener
+        # that serves only other nodes (see ConnectionLimits).
+        self._exempt = self.internode and len(broker.config.listeners) > 1
+        self._admitted = False
+        self.last_active = time.monotonic()
+        self._handling = 0  # handlers running: a connection waiting on one is not idle
+        self._write_buffer_seen = 0
+        self.memory: RequestMemory = broker.request_memory
+        self.held = 0  # bytes of this connection's requests in memory (see RequestMemory)
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        ip = self.peer[0] if self.peer else ""
+        refusal = self.broker.limits.admit(ip, self._exempt)
+        if refusal is not None:
+            self.closed = True
+            self.broker.limits.log_refusal(self.peer, refusal)
+            transport.abort()
+            return
+        self._admitted = True
+        if self.memory.over:
+            transport.pause_reading()
         sock = transport.get_extra_info("socket")
         self._sock_fd = sock.fileno() if sock is not None else -1
         self.broker.connections.add(self)
@@ -124,23 +282,30 @@ class Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes):
         if self.closed:
             return
+        self.last_active = time.monotonic()
         try:
             frames = self.decoder.buffer_updated(nbytes)
         except FrameError as e:
             self.abort(str(e))
             return
+        self.memory.charge(self, nbytes)  # after decoding: the finisher is chosen by what is missing
         if frames:
             self.frames.extend(frames)
             self._wakeup.set()
-            if len(self.frames) >= self.max_queued and not self._queue_full:
+            if len(self.frames) >= self.max_queued:
                 self._queue_full = True
-                self._update_reading()
+            self.memory.frames_completed(self)
+        self.update_reading()
 
     def eof_received(self):
         return False  # close our side too; pending responses have nowhere to go
 
     def connection_lost(self, exc):
         self.closed = True
+        if self._admitted:
+            self._admitted = False
+            self.broker.limits.release(self.peer[0] if self.peer else "", self._exempt)
+        self.memory.release(self, self.held)
         self.broker.connections.discard(self)
         if self._task is not None:
             self._task.cancel()
@@ -158,22 +323,45 @@ class Connection(asyncio.BufferedProtocol):
     def pause_writing(self):
         self._write_paused = True
         self._drained = asyncio.get_running_loop().create_future()
-        self._update_reading()
+        self.update_reading()
 
     def resume_writing(self):
+        self.last_active = time.monotonic()
         self._write_paused = False
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
-        self._update_reading()
+        self.update_reading()
 
     # -- serving ----------------------------------------------------------------
-    def _update_reading(self):
+    def waits_on_itself(self) -> bool:
+        """Whether this connection's own backlog stops it reading: its queue of requests,
+        its unsent responses, or its share of queued.max.request.bytes (RequestMemory)."""
+        return (self._queue_full or self._write_paused
+                or self.held - self.decoder.buffered >= self.memory.share)
+
+    def update_reading(self):
+        """Read unless this connection waits on itself or the total of queued request
+        bytes is over its limit (RequestMemory)."""
         if self.closed:
             return
-        if self._queue_full or self._write_paused:
+        if self.waits_on_itself():
+            self.memory.step_down(self)
+            self.transport.pause_reading()
+        elif not self.memory.may_read(self):
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
+
+    def check_idle(self, now: float, idle_s: float) -> None:
+        """Close this connection if idle for ``idle_s`` (see close_idle_connections)."""
+        if self.closed:
+            return
+        buffered = self.transport.get_write_buffer_size()
+        if buffered < self._write_buffer_seen or self._handling:
+            self.last_active = now
+        self._write_buffer_seen = buffered
+        if now - self.last_active > idle_s:
+            self.abort(f"idle for more than connections.max.idle.ms ({idle_s * 1000:.0f} ms)")
 
     def abort(self, reason: str) -> None:
         """Close this connection at once, logging why (once)."""
@@ -191,11 +379,13 @@ class Connection(asyncio.BufferedProtocol):
                 frame = self.frames.popleft()
                 if self._queue_full and len(self.frames) < self.max_queued:
                     self._queue_full = False
-                    self._update_reading()
+                    self.update_reading()
                 if self._sender is not None and (peek_header(frame)[0] != PRODUCE_KEY
                                       or len(self._pending) >= self.max_queued):
                     await self._sender  # every earlier response is sent first
                 await self._handle(frame)
+                self.memory.release(self, 4 + len(frame))
+                self.update_reading()
                 if not self.frames or self._out_bytes >= COALESCE_BYTES:
                     self._flush()
                 if self._write_paused and not self.closed:
@@ -217,6 +407,10 @@ class Connection(asyncio.BufferedProtocol):
         handler: Handler | None = self.broker.handlers.get(api_key)
         if handler is None:
             raise DecodeError(f"unknown API key {api_key}")
+        if not handler.client_facing and not self.internode:
+            raise CloseConnection(f"inter-node request on client listener {self.listener_name} "
+                                  f"(API key {api_key}); only {sorted(self.broker.config.internode_listeners)} "
+                                  "serve other nodes")
         if not handler.min_version <= api_version <= handler.max_version:
             if api_key == API_VERSIONS_KEY and api_version > handler.max_version:
                 # KIP-511: a newer client's ApiVersions gets our ranges in a v0 body
@@ -233,8 +427,12 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _respond(self, handler: Handler, ctx: RequestContext, request) -> None:
         faults = self.broker.faults  # odradek.testing's injected faults; None outside tests
-        response = await (handler.handle(ctx, request) if faults is None
-                          else faults.handle(handler, ctx, request))
+        self._handling += 1
+        try:
+            response = await (handler.handle(ctx, request) if faults is None
+                              else faults.handle(handler, ctx, request))
+        finally:
+            self._handling -= 1
         if isinstance(response, Deferred) or self._sender is not None:
             if isinstance(response, Deferred):
                 future = asyncio.ensure_future(response.awaitable)
@@ -291,6 +489,7 @@ class Connection(asyncio.BufferedProtocol):
         requests costs one send syscall instead of one each.
         """
         if self._out and not self.closed:
+            self.last_active = time.monotonic()
             self.transport.writelines(self._out)
         self._out, self._out_bytes = [], 0
 
@@ -323,6 +522,8 @@ class Connection(asyncio.BufferedProtocol):
                         sent += os.write(self._sock_fd, view[sent:])
                     except BlockingIOError:
                         await self._writable()
+                        continue
+                    self.last_active = time.monotonic()
             else:
                 sent = 0
                 while sent < chunk.size and not self.closed:
@@ -335,6 +536,7 @@ class Connection(asyncio.BufferedProtocol):
                     if n == 0:  # the file is shorter than the slice: the frame cannot be completed
                         raise CloseConnection("segment shrank while being sent")
                     sent += n
+                    self.last_active = time.monotonic()
             if self.closed:
                 return
 

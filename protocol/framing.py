@@ -6,21 +6,33 @@ Every request and response is a frame::
     | size: int32 BE | size bytes of payload     |
     +----------------+---------------------------+
 
-The decoder owns the receive buffers, so a buffered protocol lets the kernel copy
-bytes straight into them (``get_buffer`` / ``buffer_updated``): small frames are
-assembled in a fixed staging buffer and copied out once; a frame larger than the
-staging buffer gets a buffer of exactly its size, filled in place and handed out
-without another copy. A size above ``max_frame`` (Kafka's
-``socket.request.max.bytes``) or below 0 is refused *before* anything is
-allocated for it.
+Memory grows with the bytes that arrived, never with the size a peer declares, and
+an idle connection holds no receive buffer: the kernel copies received bytes into
+one scratch buffer per thread, shared by every decoder (a buffered protocol's
+``get_buffer`` and ``buffer_updated`` run back to back on the event loop's thread,
+so no other connection touches it in between). Whole frames are copied out of it;
+only an incomplete frame is kept, in a bytearray of its own that grows as its bytes
+arrive and is handed out in place once complete. A peer that declares a 50 MiB frame
+and sends 4 bytes of it costs 4 bytes. A size above ``max_frame`` (Kafka's
+``socket.request.max.bytes``) or below 0 is refused before anything of it is kept.
 """
 
 import struct
+import threading
 
 MAX_FRAME = 100 * 2**20  # socket.request.max.bytes default (100 MiB)
-STAGE_BYTES = 256 * 2**10  # frames up to this size are assembled in the staging buffer
+SCRATCH_BYTES = 256 * 2**10  # one recv at most; shared by the decoders of a thread
 
 _SIZE = struct.Struct(">i")
+_local = threading.local()
+
+
+def _scratch() -> bytearray:
+    try:
+        return _local.scratch
+    except AttributeError:
+        _local.scratch = bytearray(SCRATCH_BYTES)
+        return _local.scratch
 
 
 class FrameError(Exception):
@@ -30,78 +42,73 @@ class FrameError(Exception):
 class FrameDecoder:
     """Assembles frames from a byte stream; yields each payload (without its size)."""
 
-    __slots__ = ("max_frame", "_stage", "_start", "_end", "_big", "_big_filled")
+    __slots__ = ("max_frame", "_partial")
 
-    def __init__(self, max_frame: int = MAX_FRAME, stage_bytes: int = STAGE_BYTES):
+    def __init__(self, max_frame: int = MAX_FRAME):
         self.max_frame = max_frame
-        self._stage = bytearray(stage_bytes)
-        self._start = 0  # unconsumed bytes are _stage[_start:_end]
-        self._end = 0
-        self._big: bytearray | None = None  # a large frame being filled in place
-        self._big_filled = 0
+        # An incomplete frame: its size field (maybe not all 4 bytes yet), then its payload so far.
+        self._partial = bytearray()
 
-    def get_buffer(self) -> memoryview:
-        """Where the next received bytes should be written."""
-        if self._big is not None:
-            return memoryview(self._big)[self._big_filled:]
-        if self._end == len(self._stage):
-            self._compact()
-        return memoryview(self._stage)[self._end:]
+    def get_buffer(self) -> bytearray:
+        """Where the next received bytes should be written (valid until ``buffer_updated``)."""
+        return _scratch()
 
     def buffer_updated(self, nbytes: int) -> list:
-        """``nbytes`` were written into the last buffer; return the frames completed.
+        """``nbytes`` were written into the buffer; return the frames completed.
 
         Raises FrameError on a negative or oversized frame size.
         """
-        if self._big is not None:
-            self._big_filled += nbytes
-            if self._big_filled < len(self._big):
-                return []
-            frame, self._big = memoryview(self._big), None
-            return [frame]
-        self._end += nbytes
-        frames = []
-        stage = self._stage
-        while self._end - self._start >= 4:
-            (size,) = _SIZE.unpack_from(stage, self._start)
-            if size < 0 or size > self.max_frame:
-                raise FrameError(f"frame size {size} outside 0..{self.max_frame} (socket.request.max.bytes)")
-            begin = self._start + 4
-            if self._end - begin >= size:
-                frames.append(bytes(memoryview(stage)[begin:begin + size]))
-                self._start = begin + size
-                continue
-            if size + 4 > len(stage):
-                # Too big to stage: give it its own buffer, seeded with what has arrived.
-                have = self._end - begin
-                self._big = bytearray(size)
-                self._big[:have] = memoryview(stage)[begin:self._end]
-                self._big_filled = have
-                self._start = self._end = 0
-            elif size + 4 > len(stage) - self._start:
-                self._compact()
-            break
-        if self._start == self._end:
-            self._start = self._end = 0
-        return frames
-
-    def _compact(self) -> None:
-        pending = self._end - self._start
-        self._stage[:pending] = self._stage[self._start:self._end]
-        self._start, self._end = 0, pending
+        return self._consume(memoryview(_scratch())[:nbytes])
 
     def feed(self, data: bytes) -> list:
-        """Push ``data`` through the buffer interface (for callers that get bytes)."""
+        """The same for callers that have bytes (no scratch buffer involved)."""
+        return self._consume(memoryview(data))
+
+    def _check(self, size: int) -> int:
+        if size < 0 or size > self.max_frame:
+            raise FrameError(f"frame size {size} outside 0..{self.max_frame} (socket.request.max.bytes)")
+        return size
+
+    def _consume(self, view: memoryview) -> list:
         frames = []
-        view, done = memoryview(data), 0
-        while done < len(view):
-            buf = self.get_buffer()
-            n = min(len(buf), len(view) - done)
-            buf[:n] = view[done:done + n]
-            done += n
-            frames += self.buffer_updated(n)
+        pos, end = 0, len(view)
+        partial = self._partial
+        if partial:
+            if len(partial) < 4:
+                take = min(4 - len(partial), end)
+                partial += view[:take]
+                pos = take
+                if len(partial) < 4:
+                    return frames
+            size = self._check(_SIZE.unpack_from(partial)[0])
+            take = min(4 + size - len(partial), end - pos)
+            partial += view[pos:pos + take]
+            pos += take
+            if len(partial) < 4 + size:
+                return frames
+            frames.append(memoryview(partial)[4:])
+            self._partial = bytearray()
+        while end - pos >= 4:
+            size = self._check(_SIZE.unpack_from(view, pos)[0])
+            if end - pos - 4 < size:
+                break
+            frames.append(bytes(view[pos + 4:pos + 4 + size]))
+            pos += 4 + size
+        if pos < end:
+            self._partial = bytearray(view[pos:end])
         return frames
 
     @property
     def buffered(self) -> int:
-        return (self._end - self._start) + (self._big_filled if self._big is not None else 0)
+        """Bytes of an incomplete frame held (its size field included)."""
+        return len(self._partial)
+
+    @property
+    def missing(self) -> int:
+        """Bytes still to arrive before the incomplete frame is whole (0: none is)."""
+        have = len(self._partial)
+        if not have:
+            return 0
+        if have < 4:
+            return 4 - have
+        return 4 + _SIZE.unpack_from(self._partial)[0] - have

@@ -208,7 +208,8 @@ class Controller:
 
     def __init__(self, image: MetadataImage, *, num_partitions: int,
                  default_replication_factor: int, validate_topic_configs: Callable[[dict], None],
-                 broker_session_timeout_ms: int = 9000, unclean_leader_election: bool = False):
+                 broker_session_timeout_ms: int = 9000, unclean_leader_election: bool = False,
+                 delete_topic_enable: bool = True):
         self.metadata_log = None  # LocalMetadataLog or RaftMetadataLog, set by the broker
         self.image = image
         self.num_partitions = num_partitions
@@ -216,6 +217,8 @@ class Controller:
         self.validate_topic_configs = validate_topic_configs
         self.broker_session_timeout_ms = broker_session_timeout_ms
         self.unclean_leader_election = unclean_leader_election
+        # Checked here, not only by DeleteTopics: an operation may arrive forwarded.
+        self.delete_topic_enable = delete_topic_enable
         self.subscribers: list[Callable[[list], None]] = []
         self._lock = asyncio.Lock()  # one change at a time: validation sees the latest image
         self._last_heartbeat: dict[int, float] = {}  # on the active controller: node id -> monotonic s
@@ -500,6 +503,9 @@ class Controller:
 
     @controller_op
     async def delete_topic(self, name: str) -> None:
+        if not self.delete_topic_enable:
+            raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED,
+                             "Topic deletion is disabled (delete.topic.enable=false)")
         async with self._lock:
             topic = self.image.topics.get(name)
             if topic is None:

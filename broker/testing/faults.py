@@ -117,7 +117,7 @@ class Faults:
         self._healed.set()
         peer.NETWORK_FAULTS.pop(self.broker.node_id, None)
         for conn in list(self.broker.connections):
-            conn._update_reading()  # reads again unless its own backpressure says not yet
+            conn.update_reading()  # reads again unless its own backpressure says not yet
         log.warning("healed", node_id=self.broker.node_id)
 
     # -- hooks called by broker.server ------------------------------------------------

@@ -58,3 +58,16 @@ async def test_gives_up_with_not_controller_after_the_timeout(monkeypatch):
     with pytest.raises(KafkaError) as e:
         await asyncio.wait_for(c.heartbeat(5), 5)
     assert e.value.code == ErrorCode.NOT_CONTROLLER
+
+
+async def test_the_controller_refuses_deletion_when_disabled():
+    """delete.topic.enable is the controller's check: a forwarded or inter-node
+    delete_topic must not get past it (issue 16)."""
+    c = ctl.Controller(MetadataImage(), num_partitions=1, default_replication_factor=1,
+                       validate_topic_configs=lambda configs: None, delete_topic_enable=False)
+    log = FakeLog(1, {})
+    log.is_active = True
+    c.metadata_log = log
+    with pytest.raises(KafkaError) as e:
+        await c.delete_topic("t")
+    assert e.value.code == ErrorCode.TOPIC_DELETION_DISABLED
