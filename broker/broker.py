@@ -23,8 +23,8 @@ from odradek.broker.handlers import load_handlers
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import start_listeners
-from odradek.protocol.errors import KafkaError
-from odradek.replication.controller import Controller, LocalMetadataLog
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication.controller import Controller, LocalMetadataLog, NewTopic
 from odradek.replication.metadata import MetadataImage
 from odradek.replication.quorum import RaftMetadataLog
 from odradek.replication.raft import RaftConfig
@@ -34,6 +34,9 @@ log = structlog.get_logger(__name__)
 
 METADATA_DIR = "__cluster_metadata"  # not <topic>-<partition>: no partition log
 REGISTRATION_RETRY_S = 0.5
+# How long a request that has no timeout of its own (InitProducerId, FindCoordinator) waits
+# for the controller before it answers a retriable error; the controller call goes on.
+CONTROLLER_WAIT_S = 1.0
 TEST_FAULTS_ENV = "ODRADEK_TEST_FAULTS"  # test-only, see fault_io_for_tests
 
 
@@ -143,6 +146,8 @@ class Broker:
         self.registered = asyncio.Event()
         self.lease: Lease | None = None  # a cluster node's, see Lease
         self._producer_ids: range = range(0)
+        self._allocating: asyncio.Task | None = None  # a block of producer ids on its way
+        self._creating: dict[str, asyncio.Task] = {}  # topics being created in the background
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -260,11 +265,51 @@ class Broker:
             await asyncio.sleep(interval)
 
     async def next_producer_id(self) -> int:
-        """A producer id never handed out before, from a block the controller committed."""
+        """A producer id never handed out before, from a block the controller committed.
+
+        Without a block this waits CONTROLLER_WAIT_S for one, then raises
+        COORDINATOR_LOAD_IN_PROGRESS, which clients retry, while the block is still
+        asked for (Kafka's RPCProducerIdManager answers the same while it waits).
+        """
         if not self._producer_ids:
-            self._producer_ids = await self.controller.allocate_producer_ids()
+            if self._allocating is None:
+                self._allocating = asyncio.get_running_loop().create_task(self._allocate_producer_ids())
+            await asyncio.wait({self._allocating}, timeout=CONTROLLER_WAIT_S)
+            if not self._producer_ids:
+                raise KafkaError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+                                 "Waiting for a block of producer ids from the controller")
         producer_id, self._producer_ids = self._producer_ids[0], self._producer_ids[1:]
         return producer_id
+
+    async def _allocate_producer_ids(self) -> None:
+        try:
+            self._producer_ids = await self.controller.allocate_producer_ids()
+        except KafkaError as e:
+            log.warning("producer_ids_not_allocated", error=e.code.name, message=e.message)
+        finally:
+            self._allocating = None
+
+    def create_topic_in_background(self, topic: NewTopic) -> asyncio.Task:
+        """Ask the controller to create ``topic`` without holding up the request that wants
+        it (auto-creation, ``__consumer_offsets``); one attempt per topic at a time. The
+        task's result is the error, or None once created."""
+        task = self._creating.get(topic.name)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._create_topic(topic))
+            self._creating[topic.name] = task
+            task.add_done_callback(lambda _: self._creating.pop(topic.name, None))
+        return task
+
+    async def _create_topic(self, topic: NewTopic) -> KafkaError | None:
+        try:
+            [error] = await self.controller.create_topics([topic])
+        except KafkaError as e:
+            error = e
+        if error is None:
+            log.info("topic_created", topic=topic.name)
+        elif error.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # else our image is behind
+            log.warning("topic_not_created", topic=topic.name, error=error.code.name, message=error.message)
+        return error
 
     async def stop(self) -> None:
         if self.config.voters and self.registered.is_set():

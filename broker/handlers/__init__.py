@@ -8,6 +8,7 @@ API, so the declared range is ours and is checked against Kafka's specs by a tes
 
 import importlib
 import pkgutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,24 @@ def handles(request_class: type, min_version: int, max_version: int, *, client_f
                                     MESSAGE_CLASSES[api_key][1], fn, client_facing)
         return fn
     return register
+
+
+def time_left(timeout_ms: int):
+    """A request's timeout_ms as a function giving the seconds left of it, for controller
+    calls made one after another (None when timeout_ms <= 0: the controller's default)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    return lambda: max(0.001, deadline - time.monotonic()) if timeout_ms > 0 else None
+
+
+def error_response(response_class: type, version: int, code: int):
+    """A response that carries only ``code``, in its top-level error_code, or None when it
+    has none at ``version`` (then only closing the connection can tell the client)."""
+    field = getattr(response_class, "fields", {}).get("error_code")  # (our inter-node JSON: none)
+    if field is None or not field.for_version_q(version):
+        return None
+    response = response_class()
+    response.error_code = code
+    return response
 
 
 def load_handlers() -> dict[int, Handler]:

@@ -5,11 +5,14 @@ topic is created on the first request (see broker.groups.coordinator). v0-v3 ask
 for one key, v4+ for a batch (``coordinator_keys``) answered one entry per key.
 Only group keys (key_type 0) are served: transaction keys (1) get
 COORDINATOR_NOT_AVAILABLE, since there is no transaction coordinator. The address
-is the coordinator's endpoint on the listener the request came in on.
+is the coordinator's endpoint on the listener the request came in on. While
+``__consumer_offsets`` is being created (at most CONTROLLER_WAIT_S is waited for it)
+or has no leader, the answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
 """
 
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
+from odradek.broker.broker import CONTROLLER_WAIT_S
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 
@@ -23,7 +26,7 @@ async def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, int, str, in
     if key_type != GROUP_KEY_TYPE:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1
     coordinator = ctx.broker.groups
-    await coordinator.ensure_offsets_topic()
+    await coordinator.ensure_offsets_topic(CONTROLLER_WAIT_S)
     node = coordinator.coordinator_node(key)
     if node is None or ctx.listener_name not in node.endpoints:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1

@@ -3,7 +3,11 @@
 Version notes: at v0 an empty topic list means every topic; from v1 that is a null
 list and an empty one means none. Topic ids appear from v10, and a v10+ request may
 name topics by id. Unknown topics are auto-created when both auto.create.topics.enable
-and the request's allow_auto_topic_creation (always true before v4) say so.
+and the request's allow_auto_topic_creation (always true before v4) say so: the
+creation runs in the background and the request answers at once with
+UNKNOWN_TOPIC_OR_PARTITION, which clients retry, as Kafka (KRaft) does: its
+AutoTopicCreationManager sends CreateTopics to the controller and answers that code
+(LEADER_NOT_AVAILABLE was the ZooKeeper-era answer).
 Each broker is listed with its endpoint on the listener this request came in on,
 so clients on the host and in containers each get addresses they can reach.
 
@@ -83,8 +87,7 @@ async def handle(ctx, request):
                 topics.append(_error_topic(ErrorCode.INVALID_TOPIC_EXCEPTION, t.name))
                 continue
             if topic is None and allow_create:
-                await broker.controller.create_topics([NewTopic(t.name)])
-                topic = image.topics.get(t.name)
+                broker.create_topic_in_background(NewTopic(t.name))
             topics.append(topic_metadata(broker, topic) if topic else _error_topic(unknown, t.name))
     return R(throttle_time_ms=0, brokers=broker_list(broker, ctx.listener_name),
              cluster_id=broker.cluster_id, controller_id=broker.controller_id,
