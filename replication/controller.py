@@ -207,18 +207,22 @@ def _from_json(value):
     return value
 
 
-def controller_op(method):
+def controller_op(method=None, *, await_image: bool = True):
     """Run the operation here if this node is the active controller, else on it.
 
     Arguments and results cross the wire as JSON (``_to_json``); a KafkaError
     raised by the operation is raised again to the caller on the other node.
     ``timeout_s`` (keyword only, not passed to the operation) bounds the whole call;
-    None or <= 0 means FORWARD_TIMEOUT_S.
+    None or <= 0 means FORWARD_TIMEOUT_S. Forwarded, the call returns once this node's
+    image has applied the operation's commit, unless ``await_image`` is False.
     """
+    if method is None:
+        return functools.partial(controller_op, await_image=await_image)
+
     @functools.wraps(method)
     async def run(self, *args, timeout_s: float | None = None, **kwargs):
         bound = timeout_s if timeout_s is not None and timeout_s > 0 else FORWARD_TIMEOUT_S
-        return await self.run_op(method, args, kwargs, time.monotonic() + bound)
+        return await self.run_op(method, args, kwargs, time.monotonic() + bound, await_image)
     run.controller_op = True
     return run
 
@@ -295,7 +299,7 @@ class Controller:
             await self.metadata_log.append(records)
 
     # -- forwarding --------------------------------------------------------------
-    async def run_op(self, method, args: tuple, kwargs: dict, deadline: float):
+    async def run_op(self, method, args: tuple, kwargs: dict, deadline: float, await_image: bool = True):
         """Carry out an operation on the active controller (this node or another),
         following leadership changes, until ``deadline`` (time.monotonic())."""
         op = method.__name__
@@ -320,7 +324,7 @@ class Controller:
                     if isinstance(reply.get("error"), dict):
                         raise _from_json(reply["error"])
                     if "not_controller" not in reply:  # (its value may be null: no known leader)
-                        if reply.get("offset") is not None:  # read your own writes here
+                        if await_image and reply.get("offset") is not None:  # read your own writes
                             await self.wait_for_offset(reply["offset"], deadline)
                         return _from_json(reply.get("result"))
                 except PeerUnavailable:
@@ -420,7 +424,9 @@ class Controller:
             await self.commit(records)
             return self.image.cluster_id
 
-    @controller_op
+    # Not awaiting the image: a node behind the controller would miss its session. The
+    # lease waits for the image to reach the returned offset on its own (broker.Lease).
+    @controller_op(await_image=False)
     async def heartbeat(self, node_id: int) -> int | None:
         """A live broker checks in (unfenced if it was fenced); returns the offset of the
         metadata log the broker must have applied to see the cluster as it is now (its

@@ -128,3 +128,11 @@ async def test_a_forwarded_change_answers_once_this_node_applied_it(monkeypatch)
     c.apply_committed([ConfigRecord(2, "t", "retention.ms", "1")], 5)
     assert await asyncio.wait_for(task, 5) is None
     assert c.image.topic_configs("t") == {"retention.ms": "1"}
+
+
+async def test_a_heartbeat_does_not_wait_for_the_image():
+    """A node behind the controller must still heartbeat in time, or it would be fenced;
+    its lease waits for the image on its own."""
+    peer = ScriptedPeer([{"result": 5, "offset": 5}])
+    c = controller(FakeLog(2, {2: peer}))
+    assert await asyncio.wait_for(c.heartbeat(1), 5) == 5  # its own deadline is 30 s
