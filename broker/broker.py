@@ -5,7 +5,10 @@ Start-up order matters: the metadata log is replayed (one node) or joins the
 quorum (a cluster) before the listeners open, so the first Metadata request
 already sees this node's topics; registration with the active controller and the
 heartbeats then run in the background, because a cluster's controller may not be
-elected yet and this node must listen to take part in that election.
+elected yet and this node must listen to take part in that election. Until it is
+registered and caught up (``ready``) it has no cluster to describe: Metadata waits
+for that a while (see the metadata handler), so clients of a new cluster are served
+as soon as it forms.
 """
 
 import asyncio
@@ -34,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 METADATA_DIR = "__cluster_metadata"  # not <topic>-<partition>: no partition log
 REGISTRATION_RETRY_S = 0.5
+READY_WAIT_S = 5.0  # how long Metadata waits for this node to be ready (registered, caught up)
 # How long a request that has no timeout of its own (InitProducerId, FindCoordinator) waits
 # for the controller before it answers a retriable error; the controller call goes on.
 CONTROLLER_WAIT_S = 1.0
@@ -144,6 +148,7 @@ class Broker:
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
         self.registered = asyncio.Event()
+        self.ready = asyncio.Event()  # registered, and the image caught up and holding this node
         self.lease: Lease | None = None  # a cluster node's, see Lease
         self._producer_ids: range = range(0)
         self._allocating: asyncio.Task | None = None  # a block of producer ids on its way
@@ -211,6 +216,7 @@ class Broker:
                 endpoints[listener.name] = (endpoints[listener.name][0],
                                             server.sockets[0].getsockname()[1])
         loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._become_ready()))
         if self.config.voters:
             self.lease = Lease(self.groups, self.image, self.config["broker.session.timeout.ms"])
             self.controller.subscribers.append(self.lease.on_metadata)
@@ -234,6 +240,16 @@ class Broker:
             except ConfigError as e:
                 log.error("foreign_data_dir", node_id=self.node_id, error=str(e))
                 os.kill(os.getpid(), signal.SIGTERM)  # refuse to serve another cluster's data
+
+    async def _become_ready(self) -> None:
+        """Set ``ready`` once this node is registered and its image has caught up with the
+        quorum and holds this node's registration (forwarded, it lands here a moment later)."""
+        await self.metadata_log.caught_up.wait()
+        await self.registered.wait()
+        while self.node_id not in self.image.brokers:
+            await asyncio.sleep(REGISTRATION_RETRY_S / 10)
+        self.ready.set()
+        log.info("ready", node_id=self.node_id, brokers=sorted(self.image.brokers))
 
     async def _register_and_heartbeat(self, endpoints: dict) -> None:
         """Register with the active controller, then heartbeat (each answer renews the

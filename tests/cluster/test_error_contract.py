@@ -5,7 +5,14 @@ new cluster serves admin clients as soon as it forms.
 Slow (seconds each): they start three real node processes.
 """
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
 from kafka.protocol.admin import (
     CreatePartitionsRequest,
     CreatePartitionsResponse,
@@ -96,3 +103,19 @@ def test_a_forwarding_node_answers_once_it_sees_its_own_change(cluster):
             assert grown.results[0].error_code == ErrorCode.NONE, grown.results[0].error_message
             metadata = conn.roundtrip(_metadata_request("rw"), 9, MetadataResponse)
             assert len(metadata.topics[0].partitions) == 2 + i
+
+
+def test_admin_requests_right_after_start_complete_once_the_cluster_forms(cluster):
+    """librdkafka's admin client, started with the cluster, gets its topics created within
+    its own request timeout: nodes give retriable answers until they are registered and
+    caught up, not a cluster of no brokers that the client then waits ~10 s to ask again."""
+    cluster.start()
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    futures = admin.create_topics([NewTopic("early", 3, 1)], request_timeout=5, operation_timeout=5)
+    futures["early"].result(10)  # raises _TIMED_OUT if the client's own 5 s passed first
+    partitions = admin.create_partitions([NewPartitions("early", 4)], request_timeout=5)
+    partitions["early"].result(10)
+    configs = admin.incremental_alter_configs([ConfigResource("topic", "early", incremental_configs=[
+        ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])],
+        request_timeout=5)
+    list(configs.values())[0].result(10)
