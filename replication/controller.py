@@ -391,7 +391,7 @@ class Controller:
             return {"error": _to_json(KafkaError(ErrorCode.INVALID_REQUEST, f"unknown operation {op}"))}
         if not self.metadata_log.is_active:
             return {"not_controller": self.metadata_log.leader_id}
-        bound = timeout_ms / 1000 if timeout_ms else FORWARD_TIMEOUT_S
+        bound = timeout_ms / 1000 if timeout_ms is not None else FORWARD_TIMEOUT_S
         try:
             # Run here only: forwarding again from here could loop between two nodes.
             result = await self._bounded(self._start_here(

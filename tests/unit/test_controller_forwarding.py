@@ -136,3 +136,21 @@ async def test_a_heartbeat_does_not_wait_for_the_image():
     peer = ScriptedPeer([{"result": 5, "offset": 5}])
     c = controller(FakeLog(2, {2: peer}))
     assert await asyncio.wait_for(c.heartbeat(1), 5) == 5  # its own deadline is 30 s
+
+
+class StuckLog:
+    """An active controller's metadata log whose commits never complete (no quorum)."""
+    is_active = True
+    leader_id = 2
+    peers: dict = {}
+
+    async def append(self, records):
+        await asyncio.Event().wait()
+
+
+async def test_a_forwarded_operation_is_bounded_by_the_time_the_sender_has_left():
+    c = controller(StuckLog())
+    reply = await asyncio.wait_for(c.execute("allocate_producer_ids", [], {}, "r1", 0), 5)
+    assert reply["error"]["kafka_error"][0] == ErrorCode.REQUEST_TIMED_OUT
+    assert "r1" in c._running  # it runs on: a retry of r1 joins it instead of starting anew
+    c._running["r1"].cancel()
