@@ -119,3 +119,32 @@ def test_admin_requests_right_after_start_complete_once_the_cluster_forms(cluste
         ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])],
         request_timeout=5)
     list(configs.values())[0].result(10)
+
+
+def test_a_create_retried_after_a_controller_election_gets_its_first_answer(tmp_path):
+    """The controller creates the topic, its answer to the forwarding node is lost and it
+    dies: the forwarding node retries under the same request id at the new controller,
+    which answers what the first one did, not TOPIC_ALREADY_EXISTS. Needs network
+    namespaces (root), to drop the controller's packets to the forwarding node only."""
+    from tests.cluster.test_nemesis import _close, _open
+    nem = _open(tmp_path)
+    try:
+        cluster = nem.cluster
+        cluster.start()
+        controller = cluster.wait_formed()
+        forwarder, other = [n for n in cluster.nodes if n != controller]
+        nem.network.link(controller, forwarder).loss = 1.0
+        nem.network.apply()
+        C = CreateTopicsRequest
+        create = C(topics=[C.CreatableTopic(name="once", num_partitions=1, replication_factor=1,
+                                            assignments=[], configs=[])],
+                   timeout_ms=30000, validate_only=False)
+        with RawConnection(cluster.nodes[forwarder].bootstrap, timeout=40) as conn:
+            conn.send(create, 5)
+            cluster.wait_for(lambda: "once" in AdminClient({"bootstrap.servers": cluster.nodes[other].bootstrap})
+                             .list_topics(timeout=5).topics, 15, "the topic committed")
+            nem.kill(controller)
+            created = conn.receive(CreateTopicsResponse, 5)
+        assert [(t.name, t.error_code) for t in created.topics] == [("once", ErrorCode.NONE)]
+    finally:
+        _close(nem)
