@@ -18,7 +18,7 @@ An undecodable frame (bad size, unknown API key or version, a body the schema
 cannot read) closes that connection only, with one warning in the log. Handlers
 answer every other failure as an error code; an exception that escapes one anyway
 is a bug, logged with its API, and answered UNKNOWN_SERVER_ERROR where the response
-has a top-level error code (else the connection closes, the only way to tell).
+can carry it, at the top or per topic (else the connection closes, the only way to tell).
 """
 
 import asyncio
@@ -239,7 +239,7 @@ class Connection(asyncio.BufferedProtocol):
         except (DecodeError, CloseConnection):
             raise
         except Exception:
-            response = self._failed(handler, ctx)
+            response = self._failed(handler, ctx, request)
         if isinstance(response, Deferred) or self._sender is not None:
             if isinstance(response, Deferred):
                 future = asyncio.ensure_future(response.awaitable)
@@ -262,7 +262,7 @@ class Connection(asyncio.BufferedProtocol):
                 except (CloseConnection, asyncio.CancelledError):
                     raise
                 except Exception:
-                    response = self._failed(handler, ctx)
+                    response = self._failed(handler, ctx, None)
                 self._pending.popleft()
                 await self._send(handler, ctx, response)
                 if not self._pending or self._out_bytes >= COALESCE_BYTES:
@@ -277,11 +277,11 @@ class Connection(asyncio.BufferedProtocol):
         finally:
             self._sender = None
 
-    def _failed(self, handler: Handler, ctx: RequestContext):
+    def _failed(self, handler: Handler, ctx: RequestContext, request):
         """The answer to a request whose handler raised (a bug: see the module docstring)."""
         log.exception("handler_failed", peer=self.peer, api_key=handler.api_key,
                       api=handler.request_class.__name__, api_version=ctx.header.api_version)
-        response = error_response(handler.response_class, ctx.response_version,
+        response = error_response(handler.response_class, request, ctx.response_version,
                                   ErrorCode.UNKNOWN_SERVER_ERROR)
         if response is None:
             raise CloseConnection(f"{handler.request_class.__name__} failed and its response "

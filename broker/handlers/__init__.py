@@ -50,15 +50,24 @@ def time_left(timeout_ms: int):
     return lambda: max(0.001, deadline - time.monotonic()) if timeout_ms > 0 else None
 
 
-def error_response(response_class: type, version: int, code: int):
-    """A response that carries only ``code``, in its top-level error_code, or None when it
-    has none at ``version`` (then only closing the connection can tell the client)."""
-    field = getattr(response_class, "fields", {}).get("error_code")  # (our inter-node JSON: none)
-    if field is None or not field.for_version_q(version):
-        return None
-    response = response_class()
-    response.error_code = code
-    return response
+def error_response(response_class: type, request, version: int, code: int):
+    """A response that carries only ``code``: in its top-level error_code, else (as Kafka's
+    getErrorResponse does for Metadata, CreateTopics, DeleteTopics, CreatePartitions) in one
+    entry per topic the request names; None when it can carry neither at ``version`` (then
+    only closing the connection can tell the client)."""
+    fields = getattr(response_class, "fields", {})  # (our inter-node JSON responses: none)
+    field = fields.get("error_code")
+    if field is not None and field.for_version_q(version):
+        response = response_class()
+        response.error_code = code
+        return response
+    names = getattr(request, "topic_names", None) or [
+        t.name for t in getattr(request, "topics", None) or [] if getattr(t, "name", None)]
+    for name, field in fields.items():
+        if (names and field.is_struct_array() and field.for_version_q(version)
+                and {"name", "error_code"} <= field.data_class.fields.keys()):
+            return response_class(**{name: [field.data_class(name=n, error_code=code) for n in names]})
+    return None
 
 
 def load_handlers() -> dict[int, Handler]:

@@ -5,6 +5,7 @@ connection where it cannot; either way the broker serves on."""
 import dataclasses
 
 import pytest
+from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 from kafka.protocol.metadata import (
     ApiVersionsRequest,
     ApiVersionsResponse,
@@ -21,12 +22,12 @@ from tests.threaded_broker import ThreadedBroker
 
 @pytest.fixture
 def failing_handlers():
-    """Make InitProducerId's and Metadata's handlers raise; restored afterwards."""
+    """Make InitProducerId's, CreateTopics' and Metadata's handlers raise; restored afterwards."""
     saved = dict(load_handlers())
 
     async def fail(ctx, request):
         raise RuntimeError("a bug in a handler")
-    for api in (InitProducerIdRequest, MetadataRequest):
+    for api in (InitProducerIdRequest, CreateTopicsRequest, MetadataRequest):
         HANDLERS[api.API_KEY] = dataclasses.replace(HANDLERS[api.API_KEY], handle=fail)
     yield
     HANDLERS.update(saved)
@@ -38,11 +39,18 @@ def test_a_failing_handler_answers_unknown_server_error_and_the_connection_stays
     init = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000,
                                  producer_id=-1, producer_epoch=-1)
     versions = ApiVersionsRequest()  # v0: its response header is v0 like every version
+    C = CreateTopicsRequest
+    create = C(topics=[C.CreatableTopic(name=n, num_partitions=1, replication_factor=1, assignments=[],
+                                        configs=[]) for n in ("a", "b")], timeout_ms=1000, validate_only=False)
     try:
         with RawConnection(b.bootstrap, timeout=5) as conn:
             assert conn.roundtrip(init, 2, InitProducerIdResponse).error_code == ErrorCode.UNKNOWN_SERVER_ERROR
+            created = conn.roundtrip(create, 5, CreateTopicsResponse)  # an error per topic
+            assert [(t.name, t.error_code) for t in created.topics] == [
+                ("a", ErrorCode.UNKNOWN_SERVER_ERROR), ("b", ErrorCode.UNKNOWN_SERVER_ERROR)]
             assert conn.roundtrip(versions, 0, ApiVersionsResponse).error_code == ErrorCode.NONE
-        # Metadata has no error code of its own: that connection closes, the broker serves on.
+        # Metadata for every topic has no error code to carry: that connection closes, the
+        # broker serves on.
         metadata = MetadataRequest(topics=None, allow_auto_topic_creation=False,
                                    include_cluster_authorized_operations=False,
                                    include_topic_authorized_operations=False)
@@ -60,6 +68,9 @@ def test_a_failing_handler_answers_unknown_server_error_and_the_connection_stays
 def test_every_error_response_encodes():
     for handler in load_handlers().values():
         for version in range(handler.min_version, handler.max_version + 1):
-            response = error_response(handler.response_class, version, ErrorCode.UNKNOWN_SERVER_ERROR)
+            response = error_response(handler.response_class, None, version, ErrorCode.UNKNOWN_SERVER_ERROR)
             if response is not None:
                 response.encode(version=version)
+    named = MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name="t", topic_id=None)])
+    for version in range(13):
+        error_response(MetadataResponse, named, version, ErrorCode.UNKNOWN_SERVER_ERROR).encode(version=version)
