@@ -5,7 +5,10 @@ Start-up order matters: the metadata log is replayed (one node) or joins the
 quorum (a cluster) before the listeners open, so the first Metadata request
 already sees this node's topics; registration with the active controller and the
 heartbeats then run in the background, because a cluster's controller may not be
-elected yet and this node must listen to take part in that election.
+elected yet and this node must listen to take part in that election. Until it is
+registered and caught up (``ready``) it has no cluster to describe: Metadata waits
+for that a while (see the metadata handler), so clients of a new cluster are served
+as soon as it forms.
 """
 
 import asyncio
@@ -28,8 +31,8 @@ from odradek.broker.server import (
     close_idle_connections,
     start_listeners,
 )
-from odradek.protocol.errors import KafkaError
-from odradek.replication.controller import Controller, LocalMetadataLog
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication.controller import Controller, LocalMetadataLog, NewTopic
 from odradek.replication.metadata import MetadataImage
 from odradek.storage.io import FaultyIO
 
@@ -37,6 +40,10 @@ log = structlog.get_logger(__name__)
 
 METADATA_DIR = "__cluster_metadata"  # not <topic>-<partition>: no partition log
 REGISTRATION_RETRY_S = 0.5
+READY_WAIT_S = 5.0  # how long Metadata waits for this node to be ready (registered, caught up)
+# How long a request that has no timeout of its own (InitProducerId, FindCoordinator) waits
+# for the controller before it answers a retriable error; the controller call goes on.
+CONTROLLER_WAIT_S = 1.0
 TEST_FAULTS_ENV = "ODRADEK_TEST_FAULTS"  # test-only, see fault_io_for_tests
 
 
@@ -146,8 +153,11 @@ class Broker:
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
         self.registered = asyncio.Event()
+        self.ready = asyncio.Event()  # registered, and the image caught up and holding this node
         self.lease: Lease | None = None  # a cluster node's, see Lease
         self._producer_ids: range = range(0)
+        self._allocating: asyncio.Task | None = None  # a block of producer ids on its way
+        self._creating: dict[str, asyncio.Task] = {}  # topics being created in the background
         self._tasks: list[asyncio.Task] = []
         self.faults = None  # odradek.testing.faults.Faults on a node started by odradek.testing
 
@@ -218,6 +228,7 @@ class Broker:
                 endpoints[listener.name] = (endpoints[listener.name][0],
                                             server.sockets[0].getsockname()[1])
         loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._become_ready()))
         if self.config.voters:
             self.lease = Lease(self.groups, self.image, self.config["broker.session.timeout.ms"])
             self.controller.subscribers.append(self.lease.on_metadata)
@@ -245,6 +256,16 @@ class Broker:
             except ConfigError as e:
                 log.error("foreign_data_dir", node_id=self.node_id, error=str(e))
                 os.kill(os.getpid(), signal.SIGTERM)  # refuse to serve another cluster's data
+
+    async def _become_ready(self) -> None:
+        """Set ``ready`` once this node is registered and its image has caught up with the
+        quorum and holds this node's registration (forwarded, it lands here a moment later)."""
+        await self.metadata_log.caught_up.wait()
+        await self.registered.wait()
+        while self.node_id not in self.image.brokers:
+            await asyncio.sleep(REGISTRATION_RETRY_S / 10)
+        self.ready.set()
+        log.info("ready", node_id=self.node_id, brokers=sorted(self.image.brokers))
 
     async def _register_and_heartbeat(self, endpoints: dict) -> None:
         """Register with the active controller, then heartbeat (each answer renews the
@@ -276,11 +297,51 @@ class Broker:
             await asyncio.sleep(interval)
 
     async def next_producer_id(self) -> int:
-        """A producer id never handed out before, from a block the controller committed."""
+        """A producer id never handed out before, from a block the controller committed.
+
+        Without a block this waits CONTROLLER_WAIT_S for one, then raises
+        COORDINATOR_LOAD_IN_PROGRESS, which clients retry, while the block is still
+        asked for (Kafka's RPCProducerIdManager answers the same while it waits).
+        """
         if not self._producer_ids:
-            self._producer_ids = await self.controller.allocate_producer_ids()
+            if self._allocating is None:
+                self._allocating = asyncio.get_running_loop().create_task(self._allocate_producer_ids())
+            await asyncio.wait({self._allocating}, timeout=CONTROLLER_WAIT_S)
+            if not self._producer_ids:
+                raise KafkaError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+                                 "Waiting for a block of producer ids from the controller")
         producer_id, self._producer_ids = self._producer_ids[0], self._producer_ids[1:]
         return producer_id
+
+    async def _allocate_producer_ids(self) -> None:
+        try:
+            self._producer_ids = await self.controller.allocate_producer_ids()
+        except KafkaError as e:
+            log.warning("producer_ids_not_allocated", error=e.code.name, message=e.message)
+        finally:
+            self._allocating = None
+
+    def create_topic_in_background(self, topic: NewTopic) -> asyncio.Task:
+        """Ask the controller to create ``topic`` without holding up the request that wants
+        it (auto-creation, ``__consumer_offsets``); one attempt per topic at a time. The
+        task's result is the error, or None once created."""
+        task = self._creating.get(topic.name)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._create_topic(topic))
+            self._creating[topic.name] = task
+            task.add_done_callback(lambda _: self._creating.pop(topic.name, None))
+        return task
+
+    async def _create_topic(self, topic: NewTopic) -> KafkaError | None:
+        try:
+            [error] = await self.controller.create_topics([topic])
+        except KafkaError as e:
+            error = e
+        if error is None:
+            log.info("topic_created", topic=topic.name)
+        elif error.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # else our image is behind
+            log.warning("topic_not_created", topic=topic.name, error=error.code.name, message=error.message)
+        return error
 
     async def stop(self) -> None:
         if self.config.voters and self.registered.is_set():

@@ -21,7 +21,10 @@ sent, so it sees the effects of the produces before it, as in Kafka.
 An undecodable frame (bad size, unknown API key or version, a body the schema
 cannot read) closes that connection only, with one warning in the log. So does
 one of our inter-node keys (1000 and above) on a listener that is not for other
-nodes (``BrokerConfig.internode_listeners``).
+nodes (``BrokerConfig.internode_listeners``). Handlers answer every other failure as
+an error code; an exception that escapes one anyway is a bug, logged with its API,
+and answered UNKNOWN_SERVER_ERROR where the response can carry it, at the top or per
+topic (else the connection closes, the only way to tell).
 """
 
 import asyncio
@@ -31,7 +34,7 @@ import time
 
 import structlog
 
-from odradek.broker.handlers import Handler
+from odradek.broker.handlers import Handler, error_response
 from odradek.protocol.api import (
     API_VERSIONS_KEY,
     PRODUCE_KEY,
@@ -43,6 +46,7 @@ from odradek.protocol.api import (
     peek_header,
     response_header,
 )
+from odradek.protocol.errors import ErrorCode
 from odradek.protocol.framing import FrameDecoder, FrameError
 
 log = structlog.get_logger(__name__)
@@ -431,6 +435,10 @@ class Connection(asyncio.BufferedProtocol):
         try:
             response = await (handler.handle(ctx, request) if faults is None
                               else faults.handle(handler, ctx, request))
+        except (DecodeError, CloseConnection):
+            raise
+        except Exception:
+            response = self._failed(handler, ctx, request)
         finally:
             self._handling -= 1
         if isinstance(response, Deferred) or self._sender is not None:
@@ -450,18 +458,36 @@ class Connection(asyncio.BufferedProtocol):
         try:
             while self._pending and not self.closed:
                 handler, ctx, future = self._pending[0]
-                response = await future
+                try:
+                    response = await future
+                except (CloseConnection, asyncio.CancelledError):
+                    raise
+                except Exception:
+                    response = self._failed(handler, ctx, None)
                 self._pending.popleft()
                 await self._send(handler, ctx, response)
                 if not self._pending or self._out_bytes >= COALESCE_BYTES:
                     self._flush()
         except asyncio.CancelledError:
             pass
+        except CloseConnection as e:
+            self.abort(str(e) or "closed by handler")
         except Exception:
             log.exception("request_failed", peer=self.peer)
             self.abort("internal error while serving a request")
         finally:
             self._sender = None
+
+    def _failed(self, handler: Handler, ctx: RequestContext, request):
+        """The answer to a request whose handler raised (a bug: see the module docstring)."""
+        log.exception("handler_failed", peer=self.peer, api_key=handler.api_key,
+                      api=handler.request_class.__name__, api_version=ctx.header.api_version)
+        response = error_response(handler.response_class, request, ctx.response_version,
+                                  ErrorCode.UNKNOWN_SERVER_ERROR)
+        if response is None:
+            raise CloseConnection(f"{handler.request_class.__name__} failed and its response "
+                                  "has no error code to say so")
+        return response
 
     async def _send(self, handler: Handler, ctx: RequestContext, response) -> None:
         if response is None or self.closed:

@@ -48,6 +48,8 @@ from typing import NamedTuple
 
 import crc32c as _crc32c
 
+from odradek.protocol.errors import ErrorCode
+
 MAGIC = 2
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # base_offset + batch_length: the bytes batch_length does not count
@@ -92,19 +94,19 @@ _tuple_new = tuple.__new__
 class RecordError(Exception):
     """Base of the typed record errors; ``error_code`` is the Kafka error code."""
 
-    error_code = -1  # UNKNOWN_SERVER_ERROR; subclasses override
+    error_code = ErrorCode.UNKNOWN_SERVER_ERROR  # subclasses override
 
 
 class CorruptRecordError(RecordError):
     """Bytes that are not a well-formed batch: bad length, torn, CRC mismatch."""
 
-    error_code = 2  # CORRUPT_MESSAGE
+    error_code = ErrorCode.CORRUPT_MESSAGE
 
 
 class InvalidRecordError(RecordError):
     """A well-formed batch the broker refuses (inconsistent count, wrong offsets)."""
 
-    error_code = 87  # INVALID_RECORD
+    error_code = ErrorCode.INVALID_RECORD
 
 
 class UnsupportedMagicError(InvalidRecordError):
@@ -114,7 +116,7 @@ class UnsupportedMagicError(InvalidRecordError):
 class RecordTooLargeError(RecordError):
     """A batch larger than max.message.bytes."""
 
-    error_code = 10  # MESSAGE_TOO_LARGE
+    error_code = ErrorCode.MESSAGE_TOO_LARGE
 
 
 class BatchHeader(NamedTuple):

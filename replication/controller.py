@@ -13,6 +13,17 @@ The metadata log is the only thing that differs between a one-node cluster
 (``LocalMetadataLog``, a file on this node's disk) and a quorum
 (``replication.quorum.RaftMetadataLog``).
 
+Every operation carries a request id and a deadline (the client request's
+timeout_ms, else FORWARD_TIMEOUT_S). Past the deadline the caller gets
+REQUEST_TIMED_OUT, which handlers answer as an error code; an operation that
+already runs on the active controller finishes there regardless. The result of
+an operation that committed is committed with it (``OperationRecord``), so a
+retry under the same request id, after a lost answer or a controller
+re-election, gets the first answer instead of running twice. The active
+controller answers a forwarded operation with the metadata offset of its commit,
+and the forwarding node returns once its own image has applied that offset:
+a client that changed something reads its own write on the node it asked.
+
 The active controller also watches broker heartbeats: a broker silent for
 broker.session.timeout.ms is fenced and its partitions get new leaders from
 their ISR (never from outside it unless unclean.leader.election.enable); a
@@ -22,6 +33,7 @@ partitions again. A broker stopping cleanly asks for the same first
 """
 
 import asyncio
+import contextvars
 import functools
 import json
 import os
@@ -44,6 +56,7 @@ from odradek.replication.metadata import (
     ClusterIdRecord,
     ConfigRecord,
     MetadataImage,
+    OperationRecord,
     PartitionChangeRecord,
     PartitionRecord,
     ProducerIdsRecord,
@@ -60,8 +73,12 @@ log = structlog.get_logger(__name__)
 MAX_TOPIC_NAME = 249  # Kafka's Topic.MAX_NAME_LENGTH
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 PRODUCER_ID_BLOCK = 1000  # producer ids handed out per ProducerIdsRecord
-FORWARD_TIMEOUT_S = 30.0  # how long a forwarded operation looks for an active controller
+FORWARD_TIMEOUT_S = 30.0  # how long an operation without a deadline of its own may take
 FORWARD_RETRY_S = 0.2
+PEER_MARGIN_S = 1.0  # a forwarded request waits this much longer than the controller's bound
+# The request id of the operation running in this task, for ``Controller.commit``.
+_REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_NO_RESULT = object()
 
 
 def topic_name_error(name: str | None) -> str | None:
@@ -190,17 +207,29 @@ def _from_json(value):
     return value
 
 
-def controller_op(method):
+def controller_op(method=None, *, await_image: bool = True):
     """Run the operation here if this node is the active controller, else on it.
 
     Arguments and results cross the wire as JSON (``_to_json``); a KafkaError
     raised by the operation is raised again to the caller on the other node.
+    ``timeout_s`` (keyword only, not passed to the operation) bounds the whole call;
+    None or <= 0 means FORWARD_TIMEOUT_S. Forwarded, the call returns once this node's
+    image has applied the operation's commit, unless ``await_image`` is False.
     """
+    if method is None:
+        return functools.partial(controller_op, await_image=await_image)
+
     @functools.wraps(method)
-    async def run(self, *args, **kwargs):
-        return await self.run_op(method, *args, **kwargs)
+    async def run(self, *args, timeout_s: float | None = None, **kwargs):
+        bound = timeout_s if timeout_s is not None and timeout_s > 0 else FORWARD_TIMEOUT_S
+        return await self.run_op(method, args, kwargs, time.monotonic() + bound, await_image)
     run.controller_op = True
     return run
+
+
+def _timed_out(op: str) -> KafkaError:
+    return KafkaError(ErrorCode.REQUEST_TIMED_OUT,
+                      f"The controller did not confirm {op} in time; it may still complete")
 
 
 class Controller:
@@ -222,6 +251,8 @@ class Controller:
         self.subscribers: list[Callable[[list], None]] = []
         self._lock = asyncio.Lock()  # one change at a time: validation sees the latest image
         self._last_heartbeat: dict[int, float] = {}  # on the active controller: node id -> monotonic s
+        self._running: dict[str, asyncio.Task] = {}  # request id -> operation running here
+        self._offset_waiters: list[tuple[int, asyncio.Future]] = []  # (image offset, woken at it)
 
     # -- the metadata log's side ----------------------------------------------------
     def apply_committed(self, records: list, offset: int) -> None:
@@ -230,27 +261,57 @@ class Controller:
             self.image.apply(record, offset)
         for subscriber in self.subscribers:
             subscriber(records)
+        self._wake_offset_waiters()
 
     def restore(self, records: list, offset: int) -> None:
         """Replace the image with a snapshot's (a follower far behind the leader)."""
         self.image.reset(records, offset)
         for subscriber in self.subscribers:
             subscriber(records)
+        self._wake_offset_waiters()
 
-    async def commit(self, records: list) -> None:
+    def _wake_offset_waiters(self) -> None:
+        waiting = []
+        for offset, fut in self._offset_waiters:
+            if offset <= self.image.offset:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                waiting.append((offset, fut))
+        self._offset_waiters = waiting
+
+    async def wait_for_offset(self, offset: int, deadline: float) -> bool:
+        """Until this node's image has applied ``offset`` (False if the deadline passes first)."""
+        if self.image.offset >= offset:
+            return True
+        fut = asyncio.get_running_loop().create_future()
+        self._offset_waiters.append((offset, fut))
+        try:
+            await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
+            return True
+        except TimeoutError:
+            return False
+
+    async def commit(self, records: list, result=_NO_RESULT) -> None:
+        """Commit ``records`` as one entry. An operation that passes its ``result`` has it
+        committed along (``OperationRecord``), so a retry of its request id gets it again."""
+        request_id = _REQUEST_ID.get()
+        if records and result is not _NO_RESULT and request_id is not None:
+            records = [*records, OperationRecord(request_id, _to_json(result))]
         if records:
             await self.metadata_log.append(records)
 
     # -- forwarding --------------------------------------------------------------
-    async def run_op(self, method, *args, **kwargs):
+    async def run_op(self, method, args: tuple, kwargs: dict, deadline: float, await_image: bool = True):
         """Carry out an operation on the active controller (this node or another),
-        following leadership changes, for up to FORWARD_TIMEOUT_S."""
-        deadline = time.monotonic() + FORWARD_TIMEOUT_S
+        following leadership changes, until ``deadline`` (time.monotonic())."""
         op = method.__name__
+        request_id = uuid.uuid4().hex
         while True:
             if self.metadata_log.is_active:
                 try:
-                    return await method(self, *args, **kwargs)
+                    return await self._bounded(self._start_here(method, request_id, args, kwargs),
+                                               deadline, op)
                 except NotController:
                     pass  # leadership moved mid-operation: find the new controller
             leader = self.metadata_log.leader_id
@@ -258,26 +319,60 @@ class Controller:
             if peer is not None:
                 try:
                     reply = await self._forward(peer, leader, {
-                        "op": op, "args": _to_json(list(args)), "kwargs": _to_json(kwargs)})
+                        "op": op, "request_id": request_id, "args": _to_json(list(args)),
+                        "kwargs": _to_json(kwargs),
+                        "timeout_ms": int(max(0.0, deadline - time.monotonic()) * 1000)}, deadline, op)
                     if reply is None:
                         continue  # the quorum moved on: ask the new controller
                     if isinstance(reply.get("error"), dict):
                         raise _from_json(reply["error"])
                     if "not_controller" not in reply:  # (its value may be null: no known leader)
+                        if await_image and reply.get("offset") is not None:  # read your own writes
+                            await self.wait_for_offset(reply["offset"], deadline)
                         return _from_json(reply.get("result"))
                 except PeerUnavailable:
                     pass
-            if time.monotonic() > deadline:
-                raise KafkaError(ErrorCode.NOT_CONTROLLER,
-                                 "No active controller could be reached; retry when the quorum has a leader")
-            await asyncio.sleep(FORWARD_RETRY_S)
+            if time.monotonic() >= deadline:
+                raise _timed_out(op)
+            await asyncio.sleep(min(FORWARD_RETRY_S, max(0.0, deadline - time.monotonic())))
 
-    async def _forward(self, peer, leader: int, payload: dict) -> dict | None:
+    def _start_here(self, method, request_id: str, args, kwargs) -> asyncio.Future:
+        """Start an operation on this node, the active controller, or join the attempt of
+        the same request id that is running here; one that committed answers its result."""
+        if request_id in self.image.operations:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(_from_json(self.image.operations[request_id]))
+            return fut
+        task = self._running.get(request_id)
+        if task is None:
+            context = contextvars.copy_context()
+            context.run(_REQUEST_ID.set, request_id)
+            method = getattr(method, "__wrapped__", method)
+            task = asyncio.get_running_loop().create_task(method(self, *args, **kwargs), context=context)
+            self._running[request_id] = task
+            task.add_done_callback(functools.partial(self._finished, request_id))
+        return task
+
+    def _finished(self, request_id: str, task: asyncio.Task) -> None:
+        self._running.pop(request_id, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller that timed out is gone
+
+    @staticmethod
+    async def _bounded(fut: asyncio.Future, deadline: float, op: str):
+        """The operation's result, or REQUEST_TIMED_OUT at the deadline (it runs on)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise _timed_out(op) from None
+
+    async def _forward(self, peer, leader: int, payload: dict, deadline: float, op: str) -> dict | None:
         """Send an operation to the controller `leader`; None if the quorum elects another
         before it answers. A controller cut off by the network never answers, and waiting
         out the request timeout there would make every broker's heartbeats miss their
         session at the new controller, which would fence them all."""
-        request = asyncio.ensure_future(peer.request(CONTROLLER_API_KEY, payload))
+        timeout_s = max(0.0, deadline - time.monotonic()) + PEER_MARGIN_S
+        request = asyncio.ensure_future(peer.request(CONTROLLER_API_KEY, payload, timeout_s=timeout_s))
         try:
             while True:
                 done, _ = await asyncio.wait({request}, timeout=FORWARD_RETRY_S)
@@ -285,19 +380,27 @@ class Controller:
                     return request.result()
                 if self.metadata_log.leader_id != leader:
                     return None
+                if time.monotonic() >= deadline:
+                    raise _timed_out(op)
         finally:
             request.cancel()
 
-    async def execute(self, op: str, args: list, kwargs: dict) -> dict:
-        """Run a forwarded operation (the CONTROLLER inter-node handler calls this)."""
+    async def execute(self, op: str, args: list, kwargs: dict, request_id: str | None = None,
+                      timeout_ms: int | None = None) -> dict:
+        """Run a forwarded operation (the CONTROLLER inter-node handler calls this). The
+        answer carries the image offset that holds its effects, for the sender to wait on."""
         method = getattr(self, op, None)
         if method is None or not getattr(method, "controller_op", False):
             return {"error": _to_json(KafkaError(ErrorCode.INVALID_REQUEST, f"unknown operation {op}"))}
         if not self.metadata_log.is_active:
             return {"not_controller": self.metadata_log.leader_id}
+        bound = timeout_ms / 1000 if timeout_ms is not None else FORWARD_TIMEOUT_S
         try:
             # Run here only: forwarding again from here could loop between two nodes.
-            return {"result": _to_json(await method.__wrapped__(self, *_from_json(args), **kwargs))}
+            result = await self._bounded(self._start_here(
+                method, request_id or uuid.uuid4().hex, _from_json(args), kwargs),
+                time.monotonic() + bound, op)
+            return {"result": _to_json(result), "offset": self.image.offset}
         except NotController as e:
             return {"not_controller": e.leader_id}
         except KafkaError as e:
@@ -324,7 +427,9 @@ class Controller:
             await self.commit(records)
             return self.image.cluster_id
 
-    @controller_op
+    # Not awaiting the image: a node behind the controller would miss its session. The
+    # lease waits for the image to reach the returned offset on its own (broker.Lease).
+    @controller_op(await_image=False)
     async def heartbeat(self, node_id: int) -> int | None:
         """A live broker checks in (unfenced if it was fenced); returns the offset of the
         metadata log the broker must have applied to see the cluster as it is now (its
@@ -371,8 +476,9 @@ class Controller:
                     not set(isr) - set(p.isr) <= live:
                 raise KafkaError(ErrorCode.INVALID_REQUEST,
                                  f"ISR {isr} must hold the leader, only replicas, and only live new members")
-            await self.commit([PartitionChangeRecord(topic_id, partition, isr=list(isr))])
-            return self.image.topics_by_id[topic_id].partitions[partition].partition_epoch
+            new_epoch = p.partition_epoch + 1  # every PartitionChangeRecord moves it by one
+            await self.commit([PartitionChangeRecord(topic_id, partition, isr=list(isr))], new_epoch)
+            return new_epoch
 
     def _fence(self, node_id: int) -> list:
         records = [BrokerFencingRecord(node_id, True)]
@@ -480,25 +586,28 @@ class Controller:
     @controller_op
     async def create_topics(self, topics: list[NewTopic], validate_only: bool = False
                             ) -> list[KafkaError | None]:
-        """One result per topic: None for success, else the error."""
+        """One result per topic: None for success, else the error. The topics are
+        committed together: a retry finds all of them created, or none."""
         topics = [NewTopic(**{**t, "assignments": {int(k): v for k, v in t["assignments"].items()}})
                   if isinstance(t, dict) else t for t in topics]
-        results = []
+        results, records, named = [], [], set()
         async with self._lock:
             for t in topics:
                 try:
+                    if t.name in named:
+                        raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{t.name}' already exists.")
                     partitions, rf = self._check_new_topic(t)
                 except KafkaError as e:
                     results.append(e)
                     continue
                 results.append(None)
-                if validate_only:
-                    continue
+                named.add(t.name)
                 topic_id = str(uuid.uuid4())
-                records = [TopicRecord(t.name, topic_id)]
+                records.append(TopicRecord(t.name, topic_id))
                 records += [ConfigRecord(TOPIC, t.name, k, v) for k, v in t.configs.items()]
                 records += self._assign(topic_id, 0, partitions, rf, t.assignments)
-                await self.commit(records)
+            if not validate_only:
+                await self.commit(records, results)
         return results
 
     @controller_op
@@ -511,7 +620,7 @@ class Controller:
             if topic is None:
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                  f"Topic '{name}' does not exist.")
-            await self.commit([RemoveTopicRecord(topic.topic_id)])
+            await self.commit([RemoveTopicRecord(topic.topic_id)], None)
 
     @controller_op
     async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
@@ -533,7 +642,7 @@ class Controller:
                 self._check_assignments(explicit, current, count - current, rf)
             if validate_only:
                 return
-            await self.commit(self._assign(topic.topic_id, current, count - current, rf, explicit))
+            await self.commit(self._assign(topic.topic_id, current, count - current, rf, explicit), None)
 
     @controller_op
     async def alter_configs(self, resource_type: int, name: str, changes: dict[str, str | None],
@@ -554,12 +663,13 @@ class Controller:
             except ValueError as e:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
             if not validate_only:
-                await self.commit([ConfigRecord(TOPIC, name, k, v) for k, v in changes.items()])
+                await self.commit([ConfigRecord(TOPIC, name, k, v) for k, v in changes.items()], None)
 
     @controller_op
     async def allocate_producer_ids(self) -> range:
         """Reserve a block of producer ids; the record makes them unique across restarts."""
         async with self._lock:
             start = self.image.next_producer_id
-            await self.commit([ProducerIdsRecord(start + PRODUCER_ID_BLOCK)])
-            return range(start, start + PRODUCER_ID_BLOCK)
+            block = range(start, start + PRODUCER_ID_BLOCK)
+            await self.commit([ProducerIdsRecord(block.stop)], block)
+            return block

@@ -12,10 +12,12 @@ with a ``type`` key: metadata is small and rare, and JSON keeps the log readable
 """
 
 import uuid
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 
 TOPIC = 2  # DescribeConfigs resource types
 BROKER = 4
+RECENT_OPERATIONS = 1000  # forwarded operations whose results the image remembers
 
 
 @dataclass(slots=True)
@@ -84,9 +86,24 @@ class ProducerIdsRecord:
     next_producer_id: int
 
 
+@dataclass(slots=True)
+class OperationRecord:
+    """A controller operation's result, committed with the operation's records.
+
+    A node that forwarded the operation may not hear the answer (the controller lost
+    its leadership, the connection dropped) and retries it under the same
+    ``request_id``: the controller that gets the retry, the same or a newly elected
+    one, finds the result here and answers it again instead of running the
+    operation twice (which would answer, say, TOPIC_ALREADY_EXISTS for the topic the
+    first attempt created). ``result`` is in the controller's JSON form."""
+    request_id: str
+    result: object = None
+
+
 RECORD_TYPES = {cls.__name__: cls for cls in (
     RegisterBrokerRecord, BrokerFencingRecord, TopicRecord, PartitionRecord,
-    PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord, ClusterIdRecord)}
+    PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord, ClusterIdRecord,
+    OperationRecord)}
 
 
 def record_to_dict(record) -> dict:
@@ -138,6 +155,9 @@ class MetadataImage:
         self.configs: dict[tuple[int, str], dict[str, str]] = {}
         self.next_producer_id = 0
         self.cluster_id: str | None = None
+        # request id -> result of the last RECENT_OPERATIONS operations (see OperationRecord);
+        # bounded by count, not time, so that every node's image holds the same ones
+        self.operations: OrderedDict[str, object] = OrderedDict()
         self.offset = -1  # the last applied record's offset in the metadata log
 
     def apply(self, record, offset: int | None = None) -> None:
@@ -189,6 +209,11 @@ class MetadataImage:
     def _apply_ProducerIdsRecord(self, r: ProducerIdsRecord) -> None:
         self.next_producer_id = r.next_producer_id
 
+    def _apply_OperationRecord(self, r: OperationRecord) -> None:
+        self.operations[r.request_id] = r.result
+        if len(self.operations) > RECENT_OPERATIONS:
+            self.operations.popitem(last=False)
+
     def topic_configs(self, name: str) -> dict[str, str]:
         return self.configs.get((TOPIC, name), {})
 
@@ -208,6 +233,7 @@ class MetadataImage:
         records += [ConfigRecord(rtype, name, key, value)
                     for (rtype, name), configs in self.configs.items() for key, value in configs.items()]
         records.append(ProducerIdsRecord(self.next_producer_id))
+        records += [OperationRecord(request_id, result) for request_id, result in self.operations.items()]
         return records
 
     def reset(self, records: list, offset: int) -> None:

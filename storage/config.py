@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from odradek.protocol.errors import ErrorCode
+
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
@@ -25,9 +27,9 @@ _LIMITS = {SHORT: 2**15 - 1, INT: INT32_MAX, LONG: INT64_MAX}
 
 
 class ConfigError(ValueError):
-    """An invalid config value; the broker maps it to INVALID_CONFIG (40)."""
+    """An invalid config value; the broker answers it with INVALID_CONFIG."""
 
-    error_code = 40
+    error_code = ErrorCode.INVALID_CONFIG
 
 
 @dataclass(frozen=True, slots=True)

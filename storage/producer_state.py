@@ -33,6 +33,7 @@ from pathlib import Path
 
 import crc32c
 
+from odradek.protocol.errors import ErrorCode
 from odradek.protocol.records import BatchHeader
 
 BATCHES_RETAINED = 5  # Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN
@@ -42,15 +43,15 @@ SNAPSHOTS_KEPT = 3
 
 
 class ProducerStateError(Exception):
-    error_code = -1
+    error_code = ErrorCode.UNKNOWN_SERVER_ERROR
 
 
 class InvalidProducerEpochError(ProducerStateError):
-    error_code = 47  # INVALID_PRODUCER_EPOCH
+    error_code = ErrorCode.INVALID_PRODUCER_EPOCH
 
 
 class OutOfOrderSequenceError(ProducerStateError):
-    error_code = 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    error_code = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
 @dataclass(frozen=True, slots=True)

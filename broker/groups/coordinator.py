@@ -107,7 +107,6 @@ class GroupCoordinator:
         self.scheduler = scheduler or AsyncioScheduler()
         self.groups: dict[str, Group] = {}
         self.partitions: dict[int, OffsetsPartition] = {}
-        self._create_lock = asyncio.Lock()
         self._expiry_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.held = True  # see hold()
@@ -140,23 +139,17 @@ class GroupCoordinator:
     def partition_for(self, group_id: str) -> int:
         return ot.partition_for(group_id, self.num_partitions)
 
-    async def ensure_offsets_topic(self) -> None:
-        """Create ``__consumer_offsets`` if it does not exist.  A node still catching up on
-        the metadata log cannot tell (its image may lack the topic), and may have no
-        controller to ask: it leaves it, and FindCoordinator answers not available."""
+    async def ensure_offsets_topic(self, wait_s: float) -> None:
+        """Create ``__consumer_offsets`` if it does not exist, waiting at most ``wait_s`` for
+        it (the creation goes on; FindCoordinator answers not available meanwhile). A node
+        still catching up on the metadata log cannot tell (its image may lack the topic),
+        and may have no controller to ask: it leaves it."""
         if OFFSETS_TOPIC in self.broker.image.topics or not self.broker.metadata_log.caught_up.is_set():
             return
-        async with self._create_lock:
-            if OFFSETS_TOPIC in self.broker.image.topics:
-                return
-            live = sum(1 for b in self.broker.image.brokers.values() if not b.fenced)
-            rf = max(1, min(self.replication_factor, live))
-            [error] = await self.broker.controller.create_topics([NewTopic(
-                OFFSETS_TOPIC, self.num_partitions, rf, configs=dict(OFFSETS_TOPIC_CONFIGS))])
-            if error is None:
-                log.info("offsets_topic_created", partitions=self.num_partitions, replication_factor=rf)
-            elif error.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # else our image is behind
-                log.warning("offsets_topic_not_created", error=error.code.name, message=error.message)
+        live = sum(1 for b in self.broker.image.brokers.values() if not b.fenced)
+        rf = max(1, min(self.replication_factor, live))
+        await asyncio.wait({self.broker.create_topic_in_background(NewTopic(
+            OFFSETS_TOPIC, self.num_partitions, rf, configs=dict(OFFSETS_TOPIC_CONFIGS)))}, timeout=wait_s)
 
     def coordinator_node(self, group_id: str):
         """The broker registration of the group's coordinator, or None if it has none now."""

@@ -8,6 +8,7 @@ API, so the declared range is ours and is checked against Kafka's specs by a tes
 
 import importlib
 import pkgutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,33 @@ def handles(request_class: type, min_version: int, max_version: int, *, client_f
                                     MESSAGE_CLASSES[api_key][1], fn, client_facing)
         return fn
     return register
+
+
+def time_left(timeout_ms: int):
+    """A request's timeout_ms as a function giving the seconds left of it, for controller
+    calls made one after another (None when timeout_ms <= 0: the controller's default)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    return lambda: max(0.001, deadline - time.monotonic()) if timeout_ms > 0 else None
+
+
+def error_response(response_class: type, request, version: int, code: int):
+    """A response that carries only ``code``: in its top-level error_code, else (as Kafka's
+    getErrorResponse does for Metadata, CreateTopics, DeleteTopics, CreatePartitions) in one
+    entry per topic the request names; None when it can carry neither at ``version`` (then
+    only closing the connection can tell the client)."""
+    fields = getattr(response_class, "fields", {})  # (our inter-node JSON responses: none)
+    field = fields.get("error_code")
+    if field is not None and field.for_version_q(version):
+        response = response_class()
+        response.error_code = code
+        return response
+    names = getattr(request, "topic_names", None) or [
+        t.name for t in getattr(request, "topics", None) or [] if getattr(t, "name", None)]
+    for name, field in fields.items():
+        if (names and field.is_struct_array() and field.for_version_q(version)
+                and {"name", "error_code"} <= field.data_class.fields.keys()):
+            return response_class(**{name: [field.data_class(name=n, error_code=code) for n in names]})
+    return None
 
 
 def load_handlers() -> dict[int, Handler]:

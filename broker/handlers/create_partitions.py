@@ -1,8 +1,11 @@
-"""CreatePartitions (v0-v3): grow a topic's partition count, optionally with assignments."""
+"""CreatePartitions (v0-v3): grow a topic's partition count, optionally with assignments.
+
+A change the controller has not confirmed within the request's timeout_ms gets
+REQUEST_TIMED_OUT (it may still happen)."""
 
 from kafka.protocol.admin import CreatePartitionsRequest, CreatePartitionsResponse
 
-from odradek.broker.handlers import handles
+from odradek.broker.handlers import handles, time_left
 from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = CreatePartitionsResponse
@@ -11,11 +14,12 @@ R = CreatePartitionsResponse
 @handles(CreatePartitionsRequest, 0, 3)
 async def handle(ctx, request):
     results = []
+    timeout_s = time_left(request.timeout_ms)
     for t in request.topics:
         try:
             assignments = [list(a.broker_ids) for a in t.assignments] if t.assignments else None
             await ctx.broker.controller.create_partitions(t.name, t.count, assignments,
-                                                          request.validate_only)
+                                                          request.validate_only, timeout_s=timeout_s())
             code, message = ErrorCode.NONE, None
         except KafkaError as e:
             code, message = e.code, e.message

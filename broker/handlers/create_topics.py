@@ -2,14 +2,16 @@
 
 -1 partitions or replication factor means the broker default (v4+); validate_only
 (v1+) checks without creating. From v5 a successful result carries the topic's
-partitions, replication factor and effective configs.
+partitions, replication factor and effective configs. A topic the controller has not
+confirmed within the request's timeout_ms gets REQUEST_TIMED_OUT (it may still be
+created); timeout_ms <= 0 waits the controller's default.
 """
 
 from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 
 from odradek.broker.handlers import handles
 from odradek.broker.handlers.describe_configs import topic_config_entries
-from odradek.protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.controller import NewTopic
 
 R = CreateTopicsResponse
@@ -23,11 +25,14 @@ async def handle(ctx, request):
     for t in request.topics:
         (duplicates if t.name in seen else seen).add(t.name)
     wanted = [t for t in request.topics if t.name not in duplicates]
-    errors = await broker.controller.create_topics(
-        [NewTopic(t.name, t.num_partitions, t.replication_factor,
-                  {a.partition_index: list(a.broker_ids) for a in t.assignments},
-                  {c.name: c.value for c in t.configs})
-         for t in wanted], validate_only=request.validate_only)
+    try:
+        errors = await broker.controller.create_topics(
+            [NewTopic(t.name, t.num_partitions, t.replication_factor,
+                      {a.partition_index: list(a.broker_ids) for a in t.assignments},
+                      {c.name: c.value for c in t.configs})
+             for t in wanted], validate_only=request.validate_only, timeout_s=request.timeout_ms / 1000)
+    except KafkaError as e:  # none confirmed in time (REQUEST_TIMED_OUT)
+        errors = [e] * len(wanted)
     results = [Result(name=name, error_code=ErrorCode.INVALID_REQUEST,
                       error_message=f"Topic {name} is named more than once in the request",
                       num_partitions=-1, replication_factor=-1, configs=None)

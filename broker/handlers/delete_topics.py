@@ -1,11 +1,14 @@
 """DeleteTopics (v0-v6): by name, or from v6 by topic id; carried out by the controller,
-which answers TOPIC_DELETION_DISABLED when its delete.topic.enable is false."""
+which answers TOPIC_DELETION_DISABLED when its delete.topic.enable is false.
+
+A deletion the controller has not confirmed within the request's timeout_ms gets
+REQUEST_TIMED_OUT (it may still happen)."""
 
 import uuid
 
 from kafka.protocol.admin import DeleteTopicsRequest, DeleteTopicsResponse
 
-from odradek.broker.handlers import handles
+from odradek.broker.handlers import handles, time_left
 from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = DeleteTopicsResponse
@@ -20,6 +23,7 @@ async def handle(ctx, request):
     else:
         wanted = [(name, ZERO_UUID) for name in request.topic_names]
     results = []
+    timeout_s = time_left(request.timeout_ms)
     for name, topic_id in wanted:
         if name is None:
             topic = broker.image.topics_by_id.get(str(topic_id))
@@ -31,7 +35,7 @@ async def handle(ctx, request):
             name = topic.name
         topic = broker.image.topics.get(name)
         try:
-            await broker.controller.delete_topic(name)
+            await broker.controller.delete_topic(name, timeout_s=timeout_s())
             code, message = ErrorCode.NONE, None
         except KafkaError as e:
             code, message = e.code, e.message

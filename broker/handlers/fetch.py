@@ -36,7 +36,6 @@ from odradek.protocol.fetch import FetchPartition, FetchTopic, encode_fetch_resp
 
 ZSTD = 4
 ZSTD_MIN_FETCH_VERSION = 10
-FETCH_SESSION_ID_NOT_FOUND = 70
 READ_COMMITTED = 1
 ZERO_UUID = uuid.UUID(int=0)
 
@@ -114,7 +113,7 @@ async def handle(ctx, request):
     broker = ctx.broker
     version = ctx.header.api_version
     if version >= 7 and request.session_id != 0:
-        return ChunkedResponse(encode_fetch_response(version, [], error_code=FETCH_SESSION_ID_NOT_FOUND))
+        return ChunkedResponse(encode_fetch_response(version, [], error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND))
     wanted = []
     for t in request.topics:
         if version >= 13:

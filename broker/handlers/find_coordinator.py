@@ -5,11 +5,14 @@ topic is created on the first request (see broker.groups.coordinator). v0-v3 ask
 for one key, v4+ for a batch (``coordinator_keys``) answered one entry per key.
 Only group keys (key_type 0) are served: transaction keys (1) get
 COORDINATOR_NOT_AVAILABLE, since there is no transaction coordinator. The address
-is the coordinator's endpoint on the listener the request came in on.
+is the coordinator's endpoint on the listener the request came in on. While
+``__consumer_offsets`` is being created (at most CONTROLLER_WAIT_S is waited for it)
+or has no leader, the answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
 """
 
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
+from odradek.broker.broker import CONTROLLER_WAIT_S
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 
@@ -18,13 +21,11 @@ GROUP_KEY_TYPE = 0
 BATCHED_VERSION = 4
 
 
-async def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, int, str, int]:
+def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, int, str, int]:
     """(error, node_id, host, port) of the coordinator for ``key``."""
     if key_type != GROUP_KEY_TYPE:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1
-    coordinator = ctx.broker.groups
-    await coordinator.ensure_offsets_topic()
-    node = coordinator.coordinator_node(key)
+    node = ctx.broker.groups.coordinator_node(key)
     if node is None or ctx.listener_name not in node.endpoints:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1
     host, port = node.endpoints[ctx.listener_name]
@@ -35,14 +36,16 @@ async def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, int, str, in
 async def handle(ctx, request):
     version = ctx.header.api_version
     key_type = request.key_type if version >= 1 else GROUP_KEY_TYPE
+    if key_type == GROUP_KEY_TYPE:  # once per request, however many keys it names
+        await ctx.broker.groups.ensure_offsets_topic(CONTROLLER_WAIT_S)
     if version < BATCHED_VERSION:
-        error, node_id, host, port = await _lookup(ctx, request.key, key_type)
+        error, node_id, host, port = _lookup(ctx, request.key, key_type)
         return R(throttle_time_ms=0, error_code=error,
                  error_message=None if not error else error.name,
                  node_id=node_id, host=host, port=port, coordinators=[])
     coordinators = []
     for key in request.coordinator_keys:
-        error, node_id, host, port = await _lookup(ctx, key, key_type)
+        error, node_id, host, port = _lookup(ctx, key, key_type)
         coordinators.append(R.Coordinator(key=key, node_id=node_id, host=host, port=port,
                                           error_code=error,
                                           error_message=None if not error else error.name))

@@ -5,13 +5,14 @@ unique across restarts (and, with the quorum, across nodes). As in Kafka, a
 producer without a transactional id always gets a fresh id at epoch 0, also when
 it asks again with its old id and epoch (KIP-360: that is how it recovers from
 an OUT_OF_ORDER_SEQUENCE_NUMBER or an expired producer state). Transactions are
-not supported: a transactional id gets INVALID_REQUEST.
+not supported: a transactional id gets INVALID_REQUEST. While this node waits for a
+block from the controller the answer is COORDINATOR_LOAD_IN_PROGRESS, which clients retry.
 """
 
 from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse
 
 from odradek.broker.handlers import handles
-from odradek.protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = InitProducerIdResponse
 
@@ -21,5 +22,8 @@ async def handle(ctx, request):
     if request.transactional_id is not None:
         return R(throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST, producer_id=-1,
                  producer_epoch=-1)
-    producer_id = await ctx.broker.next_producer_id()
+    try:
+        producer_id = await ctx.broker.next_producer_id()
+    except KafkaError as e:
+        return R(throttle_time_ms=0, error_code=e.code, producer_id=-1, producer_epoch=-1)
     return R(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=producer_id, producer_epoch=0)

@@ -26,4 +26,5 @@ async def handle_controller(ctx, request):
         op, args, kwargs = request["op"], request.get("args", []), request.get("kwargs", {})
     except (KeyError, TypeError):
         return JsonResponse({"error": {"kafka_error": [int(ErrorCode.INVALID_REQUEST), "bad request"]}})
-    return JsonResponse(await ctx.broker.controller.execute(op, args, kwargs))
+    return JsonResponse(await ctx.broker.controller.execute(
+        op, args, kwargs, request.get("request_id"), request.get("timeout_ms")))

@@ -3,20 +3,31 @@
 Version notes: at v0 an empty topic list means every topic; from v1 that is a null
 list and an empty one means none. Topic ids appear from v10, and a v10+ request may
 name topics by id. Unknown topics are auto-created when both auto.create.topics.enable
-and the request's allow_auto_topic_creation (always true before v4) say so.
+and the request's allow_auto_topic_creation (always true before v4) say so: the
+creation runs in the background and the request answers at once with
+UNKNOWN_TOPIC_OR_PARTITION, which clients retry, as Kafka (KRaft) does: its
+AutoTopicCreationManager sends CreateTopics to the controller and answers that code
+(LEADER_NOT_AVAILABLE was the ZooKeeper-era answer).
 Each broker is listed with its endpoint on the listener this request came in on,
 so clients on the host and in containers each get addresses they can reach.
 
-Until this node's metadata log has caught up with the quorum (a restarted node), its
-image may lack topics that exist: a topic it does not know is then
-LEADER_NOT_AVAILABLE, which clients retry, not UNKNOWN_TOPIC_OR_PARTITION, on which
-librdkafka fails produce() at once, and nothing is auto-created.
+Until this node is registered and its metadata log has caught up with the quorum
+(``broker.ready``), it has no cluster to describe yet: a new cluster's node would
+list no brokers, and librdkafka's admin client then waited ~10 s before it asked
+again. So a request first waits up to READY_WAIT_S for it, and is answered as soon as
+the node is ready. Past that it gets retriable answers: no controller (-1), and a
+topic it does not know is LEADER_NOT_AVAILABLE, not UNKNOWN_TOPIC_OR_PARTITION, on
+which librdkafka fails produce() at once (a restarted node's image may lack topics
+that exist); nothing is auto-created.
 """
 
+import asyncio
+import contextlib
 import uuid
 
 from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 
+from odradek.broker.broker import READY_WAIT_S
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 from odradek.replication.controller import NewTopic, topic_name_error
@@ -61,15 +72,18 @@ def _error_topic(code: ErrorCode, name: str | None, topic_id: uuid.UUID | None =
 @handles(MetadataRequest, 0, 12)
 async def handle(ctx, request):
     broker = ctx.broker
+    if not broker.ready.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(broker.ready.wait(), READY_WAIT_S)
+    ready = broker.ready.is_set()
     image = broker.image
     version = ctx.header.api_version
     wanted = request.topics
     if wanted is None or (version == 0 and not wanted):
         topics = [topic_metadata(broker, t) for t in image.topics.values()]
     else:
-        caught_up = broker.metadata_log.caught_up.is_set()
-        unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if caught_up else ErrorCode.LEADER_NOT_AVAILABLE
-        allow_create = (caught_up and broker.config["auto.create.topics.enable"]
+        unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if ready else ErrorCode.LEADER_NOT_AVAILABLE
+        allow_create = (ready and broker.config["auto.create.topics.enable"]
                         and (version < 4 or request.allow_auto_topic_creation))
         topics = []
         for t in wanted:
@@ -83,9 +97,8 @@ async def handle(ctx, request):
                 topics.append(_error_topic(ErrorCode.INVALID_TOPIC_EXCEPTION, t.name))
                 continue
             if topic is None and allow_create:
-                await broker.controller.create_topics([NewTopic(t.name)])
-                topic = image.topics.get(t.name)
+                broker.create_topic_in_background(NewTopic(t.name))
             topics.append(topic_metadata(broker, topic) if topic else _error_topic(unknown, t.name))
     return R(throttle_time_ms=0, brokers=broker_list(broker, ctx.listener_name),
-             cluster_id=broker.cluster_id, controller_id=broker.controller_id,
+             cluster_id=broker.cluster_id, controller_id=broker.controller_id if ready else -1,
              topics=topics, authorized_operations=None)

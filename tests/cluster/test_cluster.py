@@ -18,15 +18,6 @@ def topics(cluster) -> set[str]:
     return set(cluster.admin().list_topics(timeout=10).topics)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop_all()
-    for n in c.nodes:  # on failure, pytest shows each node's log tail
-        print(f"--- node {n} ---\n" + "".join(c.logs[n][-60:]))
-
-
 def test_forms_in_any_order_and_survives_controller_kill(cluster):
     cluster.start(order=[3, 1, 2], stagger_s=1.5)
     leader = cluster.wait_formed()

@@ -33,8 +33,11 @@ def test_bad_settings_exit_2_naming_the_setting(tmp_path, args, message):
 
 
 def test_config_file_and_overrides(tmp_path, broker_factory):
-    """-o wins over --config; the topic is auto-created through a Metadata request."""
+    """-o wins over --config; the topic is auto-created through a Metadata request (which
+    answers UNKNOWN_TOPIC_OR_PARTITION while the creation runs, as Kafka's KRaft does)."""
     from confluent_kafka import Consumer
+
+    from tests.local_cluster import poll_until
 
     props = tmp_path / "server.properties"
     props.write_text("# comment\nnum.partitions=3\nauto.create.topics.enable = true\n")
@@ -42,10 +45,11 @@ def test_config_file_and_overrides(tmp_path, broker_factory):
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g",
                   "allow.auto.create.topics": True})
     try:
-        md = c.list_topics("auto-created", timeout=10)
+        topic = poll_until(lambda: (t := c.list_topics("auto-created", timeout=10).topics["auto-created"])
+                           .partitions and t, 10)
     finally:
         c.close()
-    assert len(md.topics["auto-created"].partitions) == 4
+    assert topic is not None and len(topic.partitions) == 4
 
 
 def test_auto_create_disabled(broker_factory):

@@ -51,13 +51,14 @@ async def test_errors_come_back_as_kafka_errors(monkeypatch):
     assert e.value.code == ErrorCode.TOPIC_ALREADY_EXISTS
 
 
-async def test_gives_up_with_not_controller_after_the_timeout(monkeypatch):
-    monkeypatch.setattr(ctl, "FORWARD_TIMEOUT_S", 0.05)
+async def test_gives_up_with_request_timed_out_at_the_deadline(monkeypatch):
+    """No controller within the caller's timeout: REQUEST_TIMED_OUT, which handlers answer
+    as an error code (Kafka's forwarding answers the same)."""
     monkeypatch.setattr(ctl, "FORWARD_RETRY_S", 0.01)
     c = controller(FakeLog(None, {}))
     with pytest.raises(KafkaError) as e:
-        await asyncio.wait_for(c.heartbeat(5), 5)
-    assert e.value.code == ErrorCode.NOT_CONTROLLER
+        await asyncio.wait_for(c.heartbeat(5, timeout_s=0.05), 5)
+    assert e.value.code == ErrorCode.REQUEST_TIMED_OUT
 
 
 async def test_the_controller_refuses_deletion_when_disabled():
@@ -71,3 +72,98 @@ async def test_the_controller_refuses_deletion_when_disabled():
     with pytest.raises(KafkaError) as e:
         await c.delete_topic("t")
     assert e.value.code == ErrorCode.TOPIC_DELETION_DISABLED
+
+
+class ForwardingPeer:
+    """Hands forwarded operations to a real controller, as the CONTROLLER inter-node
+    handler does; loses the first answer (its controller was deposed before it left)."""
+
+    def __init__(self, target: ctl.Controller):
+        self.target = target
+        self.requests = []
+
+    async def request(self, api_key, payload, timeout_s=5.0):
+        self.requests.append(payload)
+        extra = {k: payload[k] for k in ("request_id", "timeout_ms") if k in payload}
+        reply = await self.target.execute(payload["op"], payload["args"], payload["kwargs"], **extra)
+        if len(self.requests) == 1:
+            raise ctl.PeerUnavailable("the answer was lost")
+        return reply
+
+
+def active_controller(directory, *also_applied_by: ctl.Controller) -> ctl.Controller:
+    """An active controller on a metadata log in ``directory``; what it commits is applied
+    by ``also_applied_by`` too, as replication would."""
+    c = controller(None)
+
+    def apply(records, offset):
+        for each in (c, *also_applied_by):
+            each.apply_committed(records, offset)
+    c.metadata_log = ctl.LocalMetadataLog(str(directory), 2, apply)
+    return c
+
+
+async def test_a_retried_operation_gets_its_first_answer_from_a_new_controller(tmp_path, monkeypatch):
+    monkeypatch.setattr(ctl, "FORWARD_RETRY_S", 0.01)
+    peer = ForwardingPeer(None)
+    forwarder = controller(FakeLog(2, {2: peer}))
+    first = active_controller(tmp_path, forwarder)
+    await first.metadata_log.start()
+    await first.register_broker(2, {"PLAINTEXT": ("h", 1)})
+    peer.target = first
+
+    async def elect_a_new_controller():
+        # The retry goes to a controller elected after the first one applied the operation.
+        while not peer.requests:
+            await asyncio.sleep(0.001)
+        await first.metadata_log.stop()
+        second = active_controller(tmp_path)
+        await second.metadata_log.start()
+        peer.target = second
+    election = asyncio.ensure_future(elect_a_new_controller())
+    results = await forwarder.create_topics([ctl.NewTopic("t", 1, 1)], timeout_s=5)
+    await election
+    assert results == [None]  # not TOPIC_ALREADY_EXISTS for the topic it created itself
+    assert len(peer.requests) == 2
+    assert list(peer.target.image.topics) == ["t"]
+
+
+async def test_a_forwarded_change_answers_once_this_node_applied_it(monkeypatch):
+    """Read your own writes: the answer waits for the offset the controller committed at."""
+    from odradek.replication.metadata import ConfigRecord
+    monkeypatch.setattr(ctl, "FORWARD_RETRY_S", 0.01)
+    peer = ScriptedPeer([{"result": None, "offset": 5}])
+    c = controller(FakeLog(2, {2: peer}))
+    task = asyncio.ensure_future(c.alter_configs(2, "t", {"retention.ms": "1"}, False, timeout_s=5))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not task.done()  # the change is not in this node's image yet
+    c.apply_committed([ConfigRecord(2, "t", "retention.ms", "1")], 5)
+    assert await asyncio.wait_for(task, 5) is None
+    assert c.image.topic_configs("t") == {"retention.ms": "1"}
+
+
+async def test_a_heartbeat_does_not_wait_for_the_image():
+    """A node behind the controller must still heartbeat in time, or it would be fenced;
+    its lease waits for the image on its own."""
+    peer = ScriptedPeer([{"result": 5, "offset": 5}])
+    c = controller(FakeLog(2, {2: peer}))
+    assert await asyncio.wait_for(c.heartbeat(1), 5) == 5  # its own deadline is 30 s
+
+
+class StuckLog:
+    """An active controller's metadata log whose commits never complete (no quorum)."""
+    is_active = True
+    leader_id = 2
+    peers: dict = {}
+
+    async def append(self, records):
+        await asyncio.Event().wait()
+
+
+async def test_a_forwarded_operation_is_bounded_by_the_time_the_sender_has_left():
+    c = controller(StuckLog())
+    reply = await asyncio.wait_for(c.execute("allocate_producer_ids", [], {}, "r1", 0), 5)
+    assert reply["error"]["kafka_error"][0] == ErrorCode.REQUEST_TIMED_OUT
+    assert "r1" in c._running  # it runs on: a retry of r1 joins it instead of starting anew
+    c._running["r1"].cancel()
