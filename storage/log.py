@@ -677,16 +677,23 @@ class Log:
         return self._log_start_offset
 
     def delete_retention_breached(self, now_ms: int | None = None) -> int:
-        """One retention pass (retention.ms, retention.bytes, log start); segments deleted."""
+        """One retention pass (retention.ms, retention.bytes, log start); segments deleted.
+
+        Time and size retention apply only when cleanup.policy includes ``delete``:
+        a compacted topic (Connect's internal topics, ``_schemas``, changelogs) keeps
+        its data however old, as in Kafka's deleteOldSegments.  Segments below the
+        log start offset (DeleteRecords, a follower following its leader) go always.
+        """
         now = self._clock_ms() if now_ms is None else now_ms
         deleted = 0
-        if self.config.retention_ms >= 0:
-            retention_ms = self.config.retention_ms
+        config = self.config
+        if config.delete and config.retention_ms >= 0:
+            retention_ms = config.retention_ms
             deleted += self._delete_oldest(
                 lambda seg, nxt: now - seg.largest_timestamp_ms() > retention_ms
             )
-        if self.config.retention_bytes >= 0:
-            excess = self.size - self.config.retention_bytes
+        if config.delete and config.retention_bytes >= 0:
+            excess = self.size - config.retention_bytes
 
             def over_size(seg: LogSegment, nxt: LogSegment) -> bool:
                 nonlocal excess

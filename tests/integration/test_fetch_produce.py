@@ -185,3 +185,26 @@ def test_fetch_versions(broker, version):
         resp = conn.roundtrip(req, version, FetchResponse)
     part = resp.responses[0].partitions[0]
     assert part.error_code == 0 and part.high_watermark == 2 and len(part.records) > 61
+
+
+def test_compacted_topic_is_never_deleted_by_retention(broker_factory):
+    """cleanup.policy=compact: retention.ms does not delete its segments (it does for a
+    delete topic beside it, in the same retention passes); DescribeConfigs says compact."""
+    from confluent_kafka.admin import ConfigResource
+    b = broker_factory(overrides={"log.retention.check.interval.ms": "100"})
+    old = {"retention.ms": "1000", "segment.bytes": "100"}
+    create_topics(b.bootstrap, ["kept"], config={**old, "cleanup.policy": "compact"})
+    create_topics(b.bootstrap, ["aged"], config=old)
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    for i in range(5):
+        for topic in ("kept", "aged"):
+            assert produce(b.bootstrap, topic, {0: batch(b"v%d" % i, ts=hour_ago)})[0].error_code == 0
+    deadline = time.monotonic() + 20
+    while list_offsets(b.bootstrap, "aged", -2).offset < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list_offsets(b.bootstrap, "aged", -2).offset == 4  # all but the active segment
+    assert list_offsets(b.bootstrap, "kept", -2).offset == 0
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    (described,) = admin.describe_configs([ConfigResource("topic", "kept")]).values()
+    policy = described.result(10)["cleanup.policy"]
+    assert policy.value == "compact" and not policy.is_default

@@ -467,3 +467,25 @@ async def test_manager_background_retention_and_delete_records(tmp_path) -> None
     task.cancel()
     assert len(lg.segments) == 1 and lg.log_start_offset == lg.segments[0].base_offset > 2
     manager.close()
+
+
+def test_compact_policy_never_deletes_by_time_or_size(tmp_path) -> None:
+    """cleanup.policy without ``delete`` (compact): retention.ms and retention.bytes never
+    delete a segment (Kafka's deleteOldSegments); the log start offset still does."""
+    clock = Clock(10_000_000)
+    lg = make_log(tmp_path, clock, segment_bytes=600, retention_ms=5000, retention_bytes=600,
+                  cleanup_policy="compact")
+    for i in range(12):
+        lg.append(batch(i, size=200, ts=clock.now - 10_000 + i), leader_epoch=0)
+    lg.high_watermark = lg.log_end_offset
+    segments = len(lg.segments)
+    assert segments >= 4
+    assert lg.delete_retention_breached() == 0
+    assert len(lg.segments) == segments and lg.log_start_offset == 0
+    second_base = lg.segments[1].base_offset
+    lg.delete_records(second_base)  # DeleteRecords still moves the start, and drops what is below
+    assert lg.segments[0].base_offset == second_base
+    lg.update_config(LogConfig.from_mapping({"segment.bytes": 600, "retention.ms": 5000,
+                                             "cleanup.policy": "compact,delete"}))
+    before = len(lg.segments)
+    assert lg.delete_retention_breached() == before - 1
