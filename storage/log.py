@@ -670,11 +670,24 @@ class Log:
             raise OffsetOutOfRangeError(
                 f"delete_records({before_offset}) above high watermark {self._high_watermark}"
             )
-        if before_offset > self._log_start_offset:
-            self._log_start_offset = before_offset
-            self.leader_epoch_cache.truncate_from_start(before_offset)
-            self._delete_oldest(lambda seg, nxt: nxt.base_offset <= self._log_start_offset)
+        self.maybe_increment_log_start_offset(before_offset)
         return self._log_start_offset
+
+    def maybe_increment_log_start_offset(self, offset: int) -> bool:
+        """Raise the log start offset to ``offset`` (never above the high watermark, never
+        down) and drop the segments wholly below it; returns whether it moved.
+
+        Kafka's maybeIncrementLogStartOffset: DeleteRecords on a leader, and a follower
+        taking its leader's log start offset from every fetch response, so that records
+        deleted on the leader never come back when a follower leads.
+        """
+        offset = min(offset, self._high_watermark)
+        if offset <= self._log_start_offset:
+            return False
+        self._log_start_offset = offset
+        self.leader_epoch_cache.truncate_from_start(offset)
+        self._delete_oldest(lambda seg, nxt: nxt.base_offset <= self._log_start_offset)
+        return True
 
     def delete_retention_breached(self, now_ms: int | None = None) -> int:
         """One retention pass (retention.ms, retention.bytes, log start); segments deleted.

@@ -489,3 +489,15 @@ def test_compact_policy_never_deletes_by_time_or_size(tmp_path) -> None:
                                              "cleanup.policy": "compact,delete"}))
     before = len(lg.segments)
     assert lg.delete_retention_breached() == before - 1
+
+
+def test_maybe_increment_log_start_offset_never_passes_the_high_watermark(tmp_path) -> None:
+    """A follower takes its leader's log start offset: up to its own high watermark, never
+    down, dropping the segments wholly below it."""
+    lg = make_log(tmp_path, segment_bytes=600)
+    for i in range(12):
+        lg.append(batch(i, size=200), leader_epoch=0)
+    lg.high_watermark = 5
+    assert lg.maybe_increment_log_start_offset(9) and lg.log_start_offset == 5
+    assert not lg.maybe_increment_log_start_offset(3) and lg.log_start_offset == 5
+    assert lg.segments[0].base_offset <= 5 < lg.segments[0].next_offset
