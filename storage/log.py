@@ -35,6 +35,7 @@ from odradek.protocol.records import (
     InvalidRecordError,
     RecordError,
     log_append_time_header,
+    record_timestamps,
     validate_batches,
 )
 from odradek.storage.checkpoint import fsync_dir
@@ -581,27 +582,37 @@ class Log:
         return result
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first batch whose max timestamp is >= ``timestamp``.
+        """(offset, timestamp) of the first record at or after the log start offset whose
+        timestamp is >= ``timestamp`` (ListOffsets by time, offsetsForTimes).
 
-        Batch level, like the time index: the offset is the batch's base offset
-        (raised to the log start offset), the timestamp its max timestamp.
+        The indexes find the first batch whose max timestamp reaches it; only the records
+        of that batch are read (the next one's, should its header have overstated).
         """
-        for segment in self.segments:
-            found = segment.offset_for_timestamp(timestamp)
-            if found is not None:
-                return max(found[0], self._log_start_offset), found[1]
+        start = self._log_start_offset
+        for segment in self.segments[self._segment_index(start) :]:
+            for position, header in segment.batches_reaching(timestamp, start):
+                found = _first_record(segment, position, header, start,
+                                      lambda ts: ts >= timestamp)  # fmt: skip
+                if found is not None:
+                    return found
         return None
 
     def max_timestamp(self) -> tuple[int, int] | None:
-        """(offset, timestamp) for ListOffsets -3 (MAX_TIMESTAMP), at batch level:
-        the base offset of the earliest batch carrying the largest max timestamp."""
+        """(offset, timestamp) for ListOffsets -3 (MAX_TIMESTAMP, KIP-734): the first record
+        carrying the largest timestamp, read from the earliest batch whose header has it."""
         best = None
         for segment in self.segments:
             if segment.size and (best is None or segment.max_timestamp > best.max_timestamp):
                 best = segment
         if best is None or best.max_timestamp < 0:
             return None
-        return max(best.offset_of_max_timestamp, self._log_start_offset), best.max_timestamp
+        start, top = self._log_start_offset, best.max_timestamp
+        found = best.find_batch(max(best.offset_of_max_timestamp, start))
+        if found is not None:
+            record = _first_record(best, found[0], found[1], start, lambda ts: ts == top)
+            if record is not None:
+                return record
+        return max(best.offset_of_max_timestamp, start), top
 
     # --- truncation, deletion, retention -------------------------------------------
 
@@ -772,6 +783,22 @@ class Log:
 
 def _base_offset(segment: LogSegment) -> int:
     return segment.base_offset
+
+
+def _first_record(
+    segment: LogSegment, position: int, header: BatchHeader, start: int,
+    wanted: Callable[[int], bool],
+) -> tuple[int, int] | None:
+    """(offset, timestamp) of the batch's first record at or after ``start`` whose timestamp
+    is ``wanted``; the batch's own (base offset, max timestamp) when its records cannot be
+    read here (a codec that is not installed), as the batch-level answer."""
+    try:
+        records = record_timestamps(segment.read_batch(position, header))
+    except RecordError:
+        records = None
+    if records is None:
+        return max(header.base_offset, start), header.max_timestamp
+    return next(((o, ts) for o, ts in records if o >= start and wanted(ts)), None)
 
 
 class _Flusher:

@@ -2,9 +2,12 @@
 
 timestamp -2: the log start offset (earliest); -1: the high watermark (latest;
 the last stable offset is the same without transactions); -3 (v7+, KIP-734): the
-offset and timestamp of the batch with the largest timestamp; otherwise the first
-offset whose batch has a timestamp at or after the one asked for, or -1 when
-there is none. v0 answers in old_style_offsets.
+offset and timestamp of the first record carrying the largest timestamp; otherwise
+the offset and timestamp of the first record whose timestamp is at or after the
+one asked for. Both read into the batch the indexes find, as Kafka does, so two
+records of one batch get their own offsets (librdkafka's tests 0054 and 0081).
+A record at or above the high watermark is not answered (-1), as in Kafka.
+v0 answers in old_style_offsets.
 """
 
 from kafka.protocol.consumer import ListOffsetsRequest, ListOffsetsResponse
@@ -30,8 +33,8 @@ def lookup(partition, timestamp: int) -> tuple[int, int]:
         return -1, log_.high_watermark
     if timestamp == MAX_TIMESTAMP:
         found = log_.max_timestamp()
-        return (found[1], found[0]) if found else (-1, -1)
-    found = log_.offset_for_timestamp(timestamp)
+    else:
+        found = log_.offset_for_timestamp(timestamp)
     if found is None or found[0] >= log_.high_watermark:
         return -1, -1
     return found[1], found[0]

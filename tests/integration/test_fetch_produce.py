@@ -208,3 +208,37 @@ def test_compacted_topic_is_never_deleted_by_retention(broker_factory):
     (described,) = admin.describe_configs([ConfigResource("topic", "kept")]).values()
     policy = described.result(10)["cleanup.policy"]
     assert policy.value == "compact" and not policy.is_default
+
+
+def test_offsets_for_times_inside_one_batch(broker):
+    """Several records in one batch (confluent-kafka lingers; records out of time order):
+    offsets-for-times answers the first record at or after the target and MAX_TIMESTAMP
+    the record carrying the max, not the batch's base offset. Kafka 4.4 answers the same
+    (LogSegment.findOffsetByTimestamp reads into the batch; KIP-734 via
+    RecordBatch.offsetOfMaxTimestamp): librdkafka's tests 0054 and 0081 rely on it."""
+    create_topics(broker.bootstrap, ["intime"])
+    base = int(time.time() * 1000) - 60_000
+    timestamps = [base, base + 500, base + 200, base + 300]
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 500, "batch.num.messages": 100})
+    for i, ts in enumerate(timestamps):
+        p.produce("intime", value=b"v%d" % i, partition=0, timestamp=ts)
+    assert p.flush(10) == 0
+    assert len(fetch_batches(broker.bootstrap, "intime")) == 1  # one batch, or the test proves nothing
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    found = [c.offsets_for_times([TopicPartition("intime", 0, ts)], timeout=10)[0].offset
+             for ts in (base, base + 1, base + 250, base + 501)]  # one partition per request
+    c.close()
+    assert found == [0, 1, 1, -1]
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    tp = KpTopicPartition("intime", 0)
+    assert kc.offsets_for_times({tp: base + 1})[tp].offset == 1
+    kc.close()
+    newest = list_offsets(broker.bootstrap, "intime", -3)
+    assert (newest.offset, newest.timestamp) == (1, base + 500)
+    by_time = list_offsets(broker.bootstrap, "intime", base + 250)
+    assert (by_time.offset, by_time.timestamp) == (1, base + 500)
+
+
+def fetch_batches(bootstrap, topic):
+    from odradek.protocol.records import iter_batches
+    return [h for _, h in iter_batches(fetch(bootstrap, topic, 0).records or b"", None)]

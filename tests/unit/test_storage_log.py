@@ -501,3 +501,35 @@ def test_maybe_increment_log_start_offset_never_passes_the_high_watermark(tmp_pa
     assert lg.maybe_increment_log_start_offset(9) and lg.log_start_offset == 5
     assert not lg.maybe_increment_log_start_offset(3) and lg.log_start_offset == 5
     assert lg.segments[0].base_offset <= 5 < lg.segments[0].next_offset
+
+
+def compressed_batch(timestamps: list[int], codec: int = 1) -> bytes:
+    """A batch as kafka-python's producer builds it (gzip by default), one record per timestamp."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=codec, is_transactional=False,
+                                        producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                        batch_size=1 << 20)
+    for i, ts in enumerate(timestamps):
+        builder.append(i, timestamp=ts, key=None, value=b"v%d" % i, headers=[])
+    return bytes(builder.build())
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_offsets_by_time_are_record_offsets(tmp_path, compressed) -> None:
+    """ListOffsets by timestamp answers the first record at or after the target, reading into
+    the batch the index finds, and MAX_TIMESTAMP the record carrying the max (KIP-734), as
+    Kafka's LogSegment.findOffsetByTimestamp and RecordBatch.offsetOfMaxTimestamp do."""
+    lg = make_log(tmp_path)
+    first, second = [1000, 1500, 1020, 1100], [1200, 1300]
+    for timestamps in (first, second):
+        lg.append(compressed_batch(timestamps) if compressed
+                  else build_batch([(None, b"v", (), ts) for ts in timestamps]), leader_epoch=0)
+    lg.high_watermark = lg.log_end_offset
+    assert lg.offset_for_timestamp(1000) == (0, 1000)
+    assert lg.offset_for_timestamp(1001) == (1, 1500)  # not the batch's base offset 0
+    assert lg.offset_for_timestamp(1150) == (1, 1500)
+    assert lg.offset_for_timestamp(1501) is None
+    assert lg.max_timestamp() == (1, 1500)  # the record, inside the first batch
+    lg.delete_records(2)  # a log start inside the batch: records below it do not count
+    assert lg.offset_for_timestamp(1000) == (2, 1020)
+    assert lg.offset_for_timestamp(1150) == (4, 1200)
