@@ -34,8 +34,10 @@ from odradek.protocol.records import (
     BatchHeader,
     InvalidRecordError,
     RecordError,
+    batch_max_timestamp,
     log_append_time_header,
     record_timestamps,
+    restamped_header,
     validate_batches,
 )
 from odradek.storage.checkpoint import fsync_dir
@@ -292,11 +294,12 @@ class Log:
             batches = validate_batches(view, self.config.max_message_bytes)
             if not batches:
                 raise InvalidRecordError("no record batch to append")
+            log_append = (timestamp_type or self.config.message_timestamp_type) == "LogAppendTime"
+            repaired = None if log_append else _repair_max_timestamps(view, batches)
             if check is not None:
                 for _, header in batches:
                     check(header)
             now = self._clock_ms()
-            log_append = (timestamp_type or self.config.message_timestamp_type) == "LogAppendTime"
             active = self.segments[-1]
             first = offset = active.next_offset
             buffers: list = []
@@ -309,6 +312,10 @@ class Log:
                     buffers.append(log_append_time_header(view, pos, offset, leader_epoch, now))
                     buffers.append(view[pos + HEADER_SIZE : pos + size])
                     batch_max = now
+                elif repaired and pos in repaired:
+                    buffers.append(restamped_header(view, pos, offset, leader_epoch, header[8]))
+                    buffers.append(view[pos + HEADER_SIZE : pos + size])
+                    batch_max = header[8]
                 else:
                     buffers.append(_pack_prefix(offset, header[1], leader_epoch))
                     buffers.append(view[pos + STAMPED_PREFIX_SIZE : pos + size])
@@ -783,6 +790,26 @@ class Log:
 
 def _base_offset(segment: LogSegment) -> int:
     return segment.base_offset
+
+
+def _repair_max_timestamps(view: memoryview, batches: list[tuple[int, BatchHeader]]) -> set[int] | None:
+    """Give each CreateTime batch whose header's max_timestamp is absent or wrong the max of
+    its records' timestamps (in ``batches``); returns the positions of those batches (None if
+    none), whose headers and CRCs the append rewrites.  Kafka's LogValidator does this.
+
+    Only a header whose max_timestamp is below its base_timestamp (the first record's
+    timestamp as every producer writes it; -1 from sarama 1.22) has its records read: a
+    plausible header is trusted, which keeps the record walk off the normal append path.
+    """
+    repaired = None  # no set built on the normal path
+    for i, (pos, header) in enumerate(batches):
+        if header[8] < header[7]:  # max_timestamp < base_timestamp
+            true_max = batch_max_timestamp(view, pos)
+            if true_max is not None and true_max != header[8]:
+                batches[i] = (pos, header._replace(max_timestamp=true_max))
+                repaired = repaired or set()
+                repaired.add(pos)
+    return repaired
 
 
 def _first_record(

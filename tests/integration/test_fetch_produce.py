@@ -242,3 +242,27 @@ def test_offsets_for_times_inside_one_batch(broker):
 def fetch_batches(bootstrap, topic):
     from odradek.protocol.records import iter_batches
     return [h for _, h in iter_batches(fetch(bootstrap, topic, 0).records or b"", None)]
+
+
+def test_batch_without_max_timestamp_is_found_by_time(broker):
+    """sarama 1.22 writes batches whose header says max_timestamp -1 over timestamped
+    records. For a CreateTime topic the broker takes the max from the records and rewrites
+    the header and its CRC (Kafka's LogValidator), so offsets-for-times finds the batch."""
+    from odradek.protocol.records import HEADER_SIZE, parse_header, restamped_header
+    create_topics(broker.bootstrap, ["sarama"])
+    base = int(time.time() * 1000) - 60_000
+    plain = build_batch([(None, b"v%d" % i, (), base + d) for i, d in enumerate((0, 100, 50))])
+    header = parse_header(plain)
+    sarama = bytes(restamped_header(plain, 0, 0, header.partition_leader_epoch, -1)) + plain[HEADER_SIZE:]
+    assert produce(broker.bootstrap, "sarama", {0: sarama})[0].error_code == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    (found,) = c.offsets_for_times([TopicPartition("sarama", 0, base + 1)], timeout=10)
+    c.close()
+    assert found.offset == 1
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                       consumer_timeout_ms=5000, check_crcs=True)
+    kc.assign([KpTopicPartition("sarama", 0)])
+    assert [(m.offset, m.timestamp) for m in kc] == [(0, base), (1, base + 100), (2, base + 50)]
+    kc.close()
+    (stored,) = fetch_batches(broker.bootstrap, "sarama")
+    assert stored.max_timestamp == base + 100

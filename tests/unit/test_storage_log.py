@@ -533,3 +533,37 @@ def test_offsets_by_time_are_record_offsets(tmp_path, compressed) -> None:
     lg.delete_records(2)  # a log start inside the batch: records below it do not count
     assert lg.offset_for_timestamp(1000) == (2, 1020)
     assert lg.offset_for_timestamp(1150) == (4, 1200)
+
+
+def without_max_timestamp(buf: bytes) -> bytes:
+    """The batch as sarama 1.22 writes it: records with timestamps, header max_timestamp -1."""
+    from odradek.protocol.records import HEADER_SIZE, restamped_header
+    header = parse_header(buf)
+    return bytes(restamped_header(buf, 0, header.base_offset, header.partition_leader_epoch, -1)) \
+        + buf[HEADER_SIZE:]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_batch_without_max_timestamp_gets_it_from_its_records(tmp_path, compressed) -> None:
+    """CreateTime: a header max_timestamp of -1 over timestamped records is rewritten from
+    the records (CRC too), so the time index and offsets-for-times see the batch."""
+    timestamps = [1000, 1500, 1020]
+    plain = (compressed_batch(timestamps) if compressed
+             else build_batch([(None, b"v", (), ts) for ts in timestamps]))
+    lg = make_log(tmp_path)
+    lg.append(without_max_timestamp(plain), leader_epoch=0)
+    lg.high_watermark = lg.log_end_offset
+    (_, stored), = iter_batches(read_all(lg))  # validates the CRC
+    assert stored.max_timestamp == 1500
+    assert lg.offset_for_timestamp(1001) == (1, 1500)
+    assert lg.max_timestamp() == (1, 1500)
+    lg.close()
+    reopened = Log(tmp_path / "t-0", lg.config, topic="t", partition=0, needs_recovery=True)
+    assert reopened.offset_for_timestamp(1001) == (1, 1500)
+
+
+def test_log_append_time_batch_without_max_timestamp_is_stamped_as_usual(tmp_path) -> None:
+    lg = make_log(tmp_path, Clock(5000), message_timestamp_type="LogAppendTime")
+    lg.append(without_max_timestamp(build_batch([(None, b"v", (), 1000)])), leader_epoch=0)
+    (_, stored), = iter_batches(read_all(lg))
+    assert stored.max_timestamp == 5000
