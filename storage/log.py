@@ -792,7 +792,9 @@ def _base_offset(segment: LogSegment) -> int:
     return segment.base_offset
 
 
-def _repair_max_timestamps(view: memoryview, batches: list[tuple[int, BatchHeader]]) -> set[int] | None:
+def _repair_max_timestamps(
+    view: memoryview, batches: list[tuple[int, BatchHeader]]
+) -> set[int] | None:
     """Give each CreateTime batch whose header's max_timestamp is absent or wrong the max of
     its records' timestamps (in ``batches``); returns the positions of those batches (None if
     none), whose headers and CRCs the append rewrites.  Kafka's LogValidator does this.

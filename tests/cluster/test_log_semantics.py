@@ -14,6 +14,7 @@ from kafka.protocol.consumer import FetchResponse
 from odradek.protocol.records import build_batch, iter_batches
 from odradek.storage.checkpoint import read_offsets
 from tests.clients import create_topics, read_values
+from tests.integration.test_fetch_produce import list_offsets
 from tests.local_cluster import Cluster
 from tests.rawclient import RawConnection, fetch_request, produce
 
@@ -69,6 +70,16 @@ def test_deleted_records_stay_deleted_after_failover(cluster):
     cluster.wait_for(lambda: partition_md(cluster, "trimmed").leader not in (-1, leader), 30,
                      "a new leader")
     assert low_watermark(cluster, "trimmed") == 60
+    # Offsets found in the log carry the epoch of the leader that wrote them (0), as
+    # Kafka answers, not the new leader's; latest carries the new leader's.
+    new_leader = cluster.nodes[partition_md(cluster, "trimmed").leader].bootstrap
+    earliest, by_time, latest = (
+        cluster.wait_for(lambda t=t: (r := list_offsets(new_leader, "trimmed", t)).error_code == 0
+                         and r, 20, "an answer from the new leader")  # KIP-207 until its HW is known
+        for t in (-2, 0, -1))
+    assert (earliest.offset, earliest.leader_epoch) == (60, 0)
+    assert (by_time.offset, by_time.leader_epoch) == (60, 0)
+    assert latest.offset == 100 and latest.leader_epoch > 0
     assert read_values(cluster.live_bootstrap, "trimmed", idle_ms=3000) == \
         [b"%d" % i for i in range(60, 100)]
     for n in cluster.live():

@@ -286,6 +286,7 @@ def test_leader_epoch_cache(tmp_path) -> None:
     assert cache.end_offset_for_epoch(4, lg.log_end_offset) == (4, 6)
     assert cache.end_offset_for_epoch(0, lg.log_end_offset) == (0, 0)
     assert cache.end_offset_for_epoch(9, lg.log_end_offset) == (-1, -1)
+    assert [cache.epoch_for_offset(o) for o in range(7)] == [1, 1, 3, 3, 3, 4, 4]
     lg.close()
     rows = read_checkpoint(tmp_path / "t-0" / "leader-epoch-checkpoint", 2)
     assert rows == [["1", "0"], ["3", "2"], ["4", "5"]]
