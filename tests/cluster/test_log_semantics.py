@@ -106,7 +106,8 @@ def fetch_as(bootstrap, topic, replica_id):
 def test_fetch_with_a_non_replica_id_reads_only_up_to_the_high_watermark(cluster):
     """Only a registered broker in the partition's replica set reads past the high
     watermark; any other replica id (a broker that is no replica, an unknown id) is a
-    consumer. The high watermark is held below the log end by pausing the follower."""
+    consumer. The high watermark is held below the log end by pausing the follower; while
+    it is paused, DeleteRecords also shows it waits for the follower no longer than asked."""
     cluster.start()
     cluster.wait_formed()
     create_topics(cluster.live_bootstrap, ["hw"], config={"min.insync.replicas": "1"}, rf=2)
@@ -128,4 +129,20 @@ def test_fetch_with_a_non_replica_id_reads_only_up_to_the_high_watermark(cluster
     assert fetch_as(bootstrap, "hw", -1) == (3, 3)
     assert fetch_as(bootstrap, "hw", outsider) == (3, 3)  # registered, not a replica
     assert fetch_as(bootstrap, "hw", 42) == (3, 3)  # no such broker
+    # DeleteRecords waits for the paused (live, registered) follower only as long as the
+    # request's timeout; once it fetches again, it takes the new log start offset.
+    assert delete_records(bootstrap, "hw", 1, timeout_ms=1000) == (7, -1)  # REQUEST_TIMED_OUT
     os.kill(cluster.nodes[follower].proc.pid, signal.SIGCONT)
+    assert delete_records(bootstrap, "hw", 1, timeout_ms=10000) == (0, 1)
+
+
+def delete_records(bootstrap, topic, offset, timeout_ms):
+    """(error code, low watermark) of a raw DeleteRecords on partition 0."""
+    from kafka.protocol.admin import DeleteRecordsRequest as D
+    from kafka.protocol.admin import DeleteRecordsResponse
+    req = D(topics=[D.DeleteRecordsTopic(name=topic, partitions=[
+        D.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=0, offset=offset)])],
+        timeout_ms=timeout_ms)
+    with RawConnection(bootstrap) as conn:
+        part = conn.roundtrip(req, 1, DeleteRecordsResponse).topics[0].partitions[0]
+    return part.error_code, part.low_watermark
