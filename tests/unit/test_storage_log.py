@@ -568,3 +568,15 @@ def test_log_append_time_batch_without_max_timestamp_is_stamped_as_usual(tmp_pat
     lg.append(without_max_timestamp(build_batch([(None, b"v", (), 1000)])), leader_epoch=0)
     (_, stored), = iter_batches(read_all(lg))
     assert stored.max_timestamp == 5000
+
+
+@pytest.mark.parametrize("timestamp_type, expected", [("CreateTime", 1), ("LogAppendTime", 0)])
+def test_max_timestamp_offset_as_kafka_answers(tmp_path, timestamp_type, expected) -> None:
+    """Kafka's ListOffsetsIntegrationTest (testThreeNonCompressedRecordsInOneBatch and the
+    gzip one): records stamped 100, 999, 200 in one batch answer MAX_TIMESTAMP with offset 1;
+    on a LogAppendTime topic every record has the batch's time, so the first, offset 0."""
+    for codec in (0, 1):
+        lg = make_log(tmp_path / str(codec), Clock(5000), message_timestamp_type=timestamp_type)
+        lg.append(compressed_batch([100, 999, 200], codec), leader_epoch=0)
+        lg.high_watermark = lg.log_end_offset
+        assert lg.max_timestamp()[0] == expected
