@@ -337,41 +337,54 @@ def _read_varint(buf, pos: int) -> tuple[int, int]:
 
 def record_timestamps(
     buf: bytes | bytearray | memoryview, pos: int = 0
-) -> list[tuple[int, int]] | None:
-    """``(offset, timestamp)`` of every record of the validated batch at ``pos``.
+) -> Iterator[tuple[int, int]] | None:
+    """``(offset, timestamp)`` of each record of the validated batch at ``pos``, lazily, so
+    that a search stops at the record it wants.
 
     Reads each record's first four fields and skips the rest by its length.  None
     when the records cannot be read here (a codec that is not installed, or more
-    than MAX_DECOMPRESSED_BYTES); CorruptRecordError when they do not parse.
+    than MAX_DECOMPRESSED_BYTES); the iterator raises CorruptRecordError when they do
+    not parse.
     """
+    header = parse_header(buf, pos)
+    if header.timestamp_type == LOG_APPEND_TIME:
+        return ((header.base_offset + i, header.max_timestamp) for i in range(header.records_count))
     with memoryview(buf) as view:
-        if view.itemsize != 1 or view.ndim != 1:
-            view = view.cast("B")
-        header = parse_header(view, pos)
-        end = pos + header.size
-        if header.timestamp_type == LOG_APPEND_TIME:
-            return [(header.base_offset + i, header.max_timestamp)
-                    for i in range(header.records_count)]
-        data = view[pos + HEADER_SIZE : end]
-        if header.compression:
-            data = _decompress(header.compression, data)
-            if data is None:
-                return None
-        out = []
-        at, size = 0, len(data)
-        base_offset, base_timestamp = header.base_offset, header.base_timestamp
-        try:
-            for _ in range(header.records_count):
+        records = view.cast("B")[pos + HEADER_SIZE : pos + header.size]
+        # bytes index faster than a memoryview, and outlive it; 1 MiB copies in ~0.1 ms
+        data = _decompress(header.compression, records) if header.compression else bytes(records)
+        records.release()
+    if data is None:
+        return None
+    return _walk_records(data, header.records_count, header.base_offset, header.base_timestamp)
+
+
+def _walk_records(
+    data: bytes, count: int, base_offset: int, base_timestamp: int
+) -> Iterator[tuple[int, int]]:
+    """The records' (offset, timestamp); one-byte varints (most lengths and offset deltas)
+    are decoded inline, the rest by _read_varint."""
+    at, size = 0, len(data)
+    try:
+        for _ in range(count):
+            b = data[at]
+            if b < 0x80:
+                length, body = (b >> 1) ^ -(b & 1), at + 1
+            else:
                 length, body = _read_varint(data, at)
-                timestamp_delta, after = _read_varint(data, body + 1)  # + attributes
-                offset_delta, _ = _read_varint(data, after)
-                at = body + length
-                if length <= 0 or at > size:
-                    raise CorruptRecordError(f"record of {length} bytes overruns its batch")
-                out.append((base_offset + offset_delta, base_timestamp + timestamp_delta))
-        except IndexError:
-            raise CorruptRecordError("record batch ends inside a record") from None
-        return out
+            at = body + length
+            if length <= 0 or at > size:
+                raise CorruptRecordError(f"record of {length} bytes overruns its batch")
+            b = data[body + 1]  # after the attributes byte
+            if b < 0x80:
+                timestamp_delta, after = (b >> 1) ^ -(b & 1), body + 2
+            else:
+                timestamp_delta, after = _read_varint(data, body + 1)
+            b = data[after]
+            offset_delta = (b >> 1) ^ -(b & 1) if b < 0x80 else _read_varint(data, after)[0]
+            yield base_offset + offset_delta, base_timestamp + timestamp_delta
+    except IndexError:
+        raise CorruptRecordError("record batch ends inside a record") from None
 
 
 def batch_max_timestamp(buf: bytes | bytearray | memoryview, pos: int = 0) -> int | None:

@@ -823,11 +823,11 @@ def _first_record(
     read here (a codec that is not installed), as the batch-level answer."""
     try:
         records = record_timestamps(segment.read_batch(position, header))
+        if records is not None:
+            return next(((o, ts) for o, ts in records if o >= start and wanted(ts)), None)
     except RecordError:
-        records = None
-    if records is None:
-        return max(header.base_offset, start), header.max_timestamp
-    return next(((o, ts) for o, ts in records if o >= start and wanted(ts)), None)
+        pass
+    return max(header.base_offset, start), header.max_timestamp
 
 
 class _Flusher:
