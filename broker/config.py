@@ -37,8 +37,6 @@ COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"
 
 # Every topic key: the log's own (storage.config) and those the broker applies.
 TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
-    ConfigDef("cleanup.policy", LIST, ["delete"], "delete or compact", one_of("delete", "compact"),
-              "log.cleanup.policy"),
     ConfigDef("compression.type", STRING, "producer",
               "only 'producer' (store batches as sent) is supported", one_of("producer"),
               "compression.type"),

@@ -64,6 +64,8 @@ class Partition:
     waiters: set = field(default_factory=set)  # futures of fetches waiting for new data
     # (last offset, future) of acks=-1 produces, in offset order: appends add them in order
     hw_waiters: collections.deque = field(default_factory=collections.deque)
+    # (offset, future) of DeleteRecords waiting for every live replica's log start offset
+    low_watermark_waiters: list = field(default_factory=list)
 
     def wake(self) -> None:
         for fut in self.waiters:
@@ -82,10 +84,11 @@ class Partition:
         self.wake()
 
     def fail_waiters(self, error: KafkaError) -> None:
-        for _, fut in self.hw_waiters:
+        for _, fut in [*self.hw_waiters, *self.low_watermark_waiters]:
             if not fut.done():
                 fut.set_exception(error)
         self.hw_waiters.clear()
+        self.low_watermark_waiters.clear()
         self.wake()
 
 
@@ -252,6 +255,9 @@ class ReplicaManager:
             return  # start() syncs once the metadata log has caught up
         self.sync_with_image()  # metadata changes are rare; roles may follow any of them
         self._topic_configs.clear()  # rare: any committed metadata change refreshes them
+        for p in self.partitions.values():
+            if p.low_watermark_waiters and p.isr_state is not None:
+                self._complete_delete_records(p)  # a fenced broker no longer holds it back
         for r in records:
             if isinstance(r, ConfigRecord) and r.resource_type == TOPIC:
                 config = log_config_for(self.config, self.image.topic_configs(r.resource_name))
@@ -363,11 +369,46 @@ class ReplicaManager:
         await partition.log.wait_durable(result)
 
     # -- replication: the leader's side ----------------------------------------
-    def on_follower_fetch(self, topic: str, index: int, replica_id: int, fetch_offset: int) -> None:
-        """A follower fetches from ``fetch_offset``: that is its log end offset."""
+    def is_follower(self, partition: Partition, replica_id: int) -> bool:
+        """Whether ``replica_id`` may fetch ``partition`` (led here) as its follower: a
+        registered broker in its replica set. Only a follower reads past the high watermark."""
+        state = partition.isr_state
+        return state is not None and replica_id in state.followers and replica_id in self.image.brokers
+
+    def on_follower_fetch(self, topic: str, index: int, replica_id: int, fetch_offset: int,
+                          log_start_offset: int = -1) -> None:
+        """A follower fetches from ``fetch_offset``: that is its log end offset; its log
+        starts at ``log_start_offset``."""
         p = self.leader_partition(topic, index)
-        if p.isr_state.on_follower_fetch(replica_id, fetch_offset, self.clock_ms()):
+        if p.isr_state.on_follower_fetch(replica_id, fetch_offset, self.clock_ms(), log_start_offset):
             p.set_high_watermark(p.isr_state.high_watermark)
+        if p.low_watermark_waiters:
+            self._complete_delete_records(p)
+
+    def low_watermark(self, p: Partition) -> int:
+        """The smallest log start offset among the replicas of ``p`` (led here) on live,
+        unfenced brokers: how far DeleteRecords has taken effect."""
+        alive = {b.node_id for b in self.image.brokers.values() if not b.fenced}
+        return p.isr_state.low_watermark(p.log.log_start_offset, alive)
+
+    async def wait_low_watermark(self, p: Partition, offset: int) -> int:
+        """Return the low watermark once it reaches ``offset`` (Kafka's DelayedDeleteRecords);
+        the caller bounds the wait. KafkaError NOT_LEADER_OR_FOLLOWER if leadership moves."""
+        low = self.low_watermark(p)
+        if low >= offset:
+            return low
+        fut = asyncio.get_running_loop().create_future()
+        p.low_watermark_waiters.append((offset, fut))
+        try:
+            return await fut
+        finally:
+            p.low_watermark_waiters = [w for w in p.low_watermark_waiters if w[1] is not fut]
+
+    def _complete_delete_records(self, p: Partition) -> None:
+        low = self.low_watermark(p)
+        for offset, fut in p.low_watermark_waiters:
+            if low >= offset and not fut.done():
+                fut.set_result(low)
 
     async def _maintain_isr(self) -> None:
         """Ask the controller to shrink or expand ISRs as followers fall behind or catch up."""
@@ -428,7 +469,12 @@ class ReplicaManager:
             p.log.truncate_fully_and_start_at(leader_log_start)
             p.producer_state = self._load_producer_state(p.log)
 
-    def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int) -> None:
+    def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int,
+                           leader_log_start_offset: int = -1) -> None:
+        """Append a fetch response's batches, then take the leader's high watermark and log
+        start offset (Kafka's maybeIncrementLogStartOffset on every fetch, not only on
+        OFFSET_OUT_OF_RANGE): records the leader deleted (DeleteRecords, retention) go here
+        too, and do not come back if this replica leads next."""
         p = self.partitions.get((topic, index))
         if p is None or p.isr_state is not None:
             return
@@ -443,6 +489,8 @@ class ReplicaManager:
                     p.producer_state.update(header, header.base_offset, now)
                 pos += header.size
         p.set_high_watermark(min(leader_high_watermark, p.log.log_end_offset))
+        if leader_log_start_offset > p.log.log_start_offset:
+            p.log.maybe_increment_log_start_offset(leader_log_start_offset)
 
     # -- fetch --------------------------------------------------------------------
     def read(self, topic: str, index: int, fetch_offset: int, max_bytes: int, min_one: bool,

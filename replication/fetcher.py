@@ -10,7 +10,8 @@ ended and cuts its log there (``truncation_offset``, KIP-279), never at its own
 high watermark, so a replica that led before the failover drops exactly the
 records the new leader does not have.
 A fetch offset the leader no longer has (OFFSET_OUT_OF_RANGE) is resolved the
-same way, or by starting over at the leader's log start.
+same way, or by starting over at the leader's log start. Every other answer
+carries the leader's log start offset, which the follower's log takes too.
 
 The replica manager (the ``host`` here) does the appending: it is duck-typed so
 that this module does not import the broker.
@@ -175,7 +176,8 @@ class ReplicaFetcher:
                     p.truncated = False  # ask the leader again where we stand
                     self.host.handle_out_of_range(t.topic, p.index, data.log_start_offset)
                 elif data.error_code == ErrorCode.NONE:
-                    self.host.append_as_follower(t.topic, p.index, data.records, data.high_watermark)
+                    self.host.append_as_follower(t.topic, p.index, data.records, data.high_watermark,
+                                                 data.log_start_offset)
                 elif data.error_code in TRANSIENT_ERRORS:
                     transient = True  # the metadata will tell us who leads now, or the
                     # leader has not created the partition yet

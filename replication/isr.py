@@ -22,6 +22,7 @@ Rules (Kafka's):
   partition epoch.
 """
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 
@@ -33,6 +34,7 @@ class FollowerState:
     # The leader's log end offset when this follower's previous fetch arrived: reaching
     # it counts as caught up as of that fetch (Kafka's lastFetchLeaderLogEndOffset).
     leader_end_at_last_fetch: int = 0
+    log_start_offset: int = -1  # as its last fetch said; unknown until it fetches
 
 
 @dataclass(slots=True)
@@ -83,12 +85,15 @@ class IsrState:
         self.log_end_offset = log_end_offset
         return self._advance_high_watermark()
 
-    def on_follower_fetch(self, replica_id: int, fetch_offset: int, now_ms: int) -> bool:
-        """A follower fetched from ``fetch_offset``; returns whether the high watermark moved."""
+    def on_follower_fetch(self, replica_id: int, fetch_offset: int, now_ms: int,
+                          log_start_offset: int = -1) -> bool:
+        """A follower fetched from ``fetch_offset`` with its log starting at
+        ``log_start_offset``; returns whether the high watermark moved."""
         f = self.followers.get(replica_id)
         if f is None:
             return False
         self.now_ms = now_ms
+        f.log_start_offset = log_start_offset
         if fetch_offset >= self.log_end_offset:
             f.last_caught_up_ms = now_ms
         elif fetch_offset >= f.leader_end_at_last_fetch:
@@ -97,6 +102,20 @@ class IsrState:
         f.last_fetch_ms = now_ms
         f.leader_end_at_last_fetch = self.log_end_offset
         return self._advance_high_watermark()
+
+    def low_watermark(self, log_start_offset: int, alive: Container[int]) -> int:
+        """The smallest log start offset among the leader's (``log_start_offset``) and its
+        followers' on live brokers, in or out of the ISR (Kafka's lowWatermarkIfLeader).
+
+        DeleteRecords answers once this reaches the offset asked for, so that no replica
+        that could lead next still holds the deleted records. A follower that has not
+        fetched under this leader counts as -1: it may hold anything.
+        """
+        low = log_start_offset
+        for replica_id, f in self.followers.items():
+            if replica_id in alive and f.log_start_offset < low:
+                low = f.log_start_offset
+        return low
 
     def proposed_isr(self, now_ms: int) -> list[int] | None:
         """The ISR the leader should ask the controller for now, or None.

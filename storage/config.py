@@ -10,7 +10,7 @@ accepts both and raises ``ConfigError`` naming the key and the expected form.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from odradek.protocol.errors import ErrorCode
@@ -125,6 +125,11 @@ LOG_CONFIG_DEFS: dict[str, ConfigDef] = defs(
               one_of("CreateTime", "LogAppendTime"), "log.message.timestamp.type"),
     ConfigDef("file.delete.delay.ms", LONG, 60000, "Accepted for compatibility; see storage docs.",
               at_least(0), "log.segment.delete.delay.ms"),
+    ConfigDef("cleanup.policy", LIST, ["delete"],
+              "delete: retention.ms and retention.bytes delete old segments. compact: they never "
+              "do (the log cleaner is not implemented yet, so nothing is compacted either); "
+              "only DeleteRecords moves the log start. compact,delete: both.",
+              one_of("delete", "compact"), "log.cleanup.policy"),
 )
 
 
@@ -143,6 +148,12 @@ class LogConfig:
     max_message_bytes: int = 1048588
     message_timestamp_type: str = "CreateTime"
     file_delete_delay_ms: int = 60000
+    cleanup_policy: list[str] = field(default_factory=lambda: ["delete"])
+
+    @property
+    def delete(self) -> bool:
+        """Whether retention (time and size) may delete segments: Kafka's LogConfig.delete."""
+        return "delete" in self.cleanup_policy
 
     @classmethod
     def from_mapping(

@@ -49,6 +49,16 @@ class LeaderEpochCache:
         self.entries.append((epoch, start_offset))
         self.dirty = True
 
+    def epoch_for_offset(self, offset: int) -> int:
+        """The epoch of the leader that wrote ``offset`` (-1 if unknown): what ListOffsets
+        answers beside an offset it found, as Kafka's epochForOffset."""
+        epoch = UNDEFINED_EPOCH
+        for entry_epoch, start_offset in self.entries:
+            if start_offset > offset:
+                break
+            epoch = entry_epoch
+        return epoch
+
     def end_offset_for_epoch(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
         """Kafka's LeaderEpochFileCache.endOffsetFor: (epoch, end offset) or (-1, -1).
 

@@ -34,7 +34,10 @@ from odradek.protocol.records import (
     BatchHeader,
     InvalidRecordError,
     RecordError,
+    batch_max_timestamp,
     log_append_time_header,
+    record_timestamps,
+    restamped_header,
     validate_batches,
 )
 from odradek.storage.checkpoint import fsync_dir
@@ -291,11 +294,12 @@ class Log:
             batches = validate_batches(view, self.config.max_message_bytes)
             if not batches:
                 raise InvalidRecordError("no record batch to append")
+            log_append = (timestamp_type or self.config.message_timestamp_type) == "LogAppendTime"
+            repaired = None if log_append else _repair_max_timestamps(view, batches)
             if check is not None:
                 for _, header in batches:
                     check(header)
             now = self._clock_ms()
-            log_append = (timestamp_type or self.config.message_timestamp_type) == "LogAppendTime"
             active = self.segments[-1]
             first = offset = active.next_offset
             buffers: list = []
@@ -308,6 +312,10 @@ class Log:
                     buffers.append(log_append_time_header(view, pos, offset, leader_epoch, now))
                     buffers.append(view[pos + HEADER_SIZE : pos + size])
                     batch_max = now
+                elif repaired and pos in repaired:
+                    buffers.append(restamped_header(view, pos, offset, leader_epoch, header[8]))
+                    buffers.append(view[pos + HEADER_SIZE : pos + size])
+                    batch_max = header[8]
                 else:
                     buffers.append(_pack_prefix(offset, header[1], leader_epoch))
                     buffers.append(view[pos + STAMPED_PREFIX_SIZE : pos + size])
@@ -581,27 +589,37 @@ class Log:
         return result
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first batch whose max timestamp is >= ``timestamp``.
+        """(offset, timestamp) of the first record at or after the log start offset whose
+        timestamp is >= ``timestamp`` (ListOffsets by time, offsetsForTimes).
 
-        Batch level, like the time index: the offset is the batch's base offset
-        (raised to the log start offset), the timestamp its max timestamp.
+        The indexes find the first batch whose max timestamp reaches it; only the records
+        of that batch are read (the next one's, should its header have overstated).
         """
-        for segment in self.segments:
-            found = segment.offset_for_timestamp(timestamp)
-            if found is not None:
-                return max(found[0], self._log_start_offset), found[1]
+        start = self._log_start_offset
+        for segment in self.segments[self._segment_index(start) :]:
+            for position, header in segment.batches_reaching(timestamp, start):
+                found = _first_record(segment, position, header, start,
+                                      lambda ts: ts >= timestamp)  # fmt: skip
+                if found is not None:
+                    return found
         return None
 
     def max_timestamp(self) -> tuple[int, int] | None:
-        """(offset, timestamp) for ListOffsets -3 (MAX_TIMESTAMP), at batch level:
-        the base offset of the earliest batch carrying the largest max timestamp."""
+        """(offset, timestamp) for ListOffsets -3 (MAX_TIMESTAMP, KIP-734): the first record
+        carrying the largest timestamp, read from the earliest batch whose header has it."""
         best = None
         for segment in self.segments:
             if segment.size and (best is None or segment.max_timestamp > best.max_timestamp):
                 best = segment
         if best is None or best.max_timestamp < 0:
             return None
-        return max(best.offset_of_max_timestamp, self._log_start_offset), best.max_timestamp
+        start, top = self._log_start_offset, best.max_timestamp
+        found = best.find_batch(max(best.offset_of_max_timestamp, start))
+        if found is not None:
+            record = _first_record(best, found[0], found[1], start, lambda ts: ts == top)
+            if record is not None:
+                return record
+        return max(best.offset_of_max_timestamp, start), top
 
     # --- truncation, deletion, retention -------------------------------------------
 
@@ -670,23 +688,43 @@ class Log:
             raise OffsetOutOfRangeError(
                 f"delete_records({before_offset}) above high watermark {self._high_watermark}"
             )
-        if before_offset > self._log_start_offset:
-            self._log_start_offset = before_offset
-            self.leader_epoch_cache.truncate_from_start(before_offset)
-            self._delete_oldest(lambda seg, nxt: nxt.base_offset <= self._log_start_offset)
+        self.maybe_increment_log_start_offset(before_offset)
         return self._log_start_offset
 
+    def maybe_increment_log_start_offset(self, offset: int) -> bool:
+        """Raise the log start offset to ``offset`` (never above the high watermark, never
+        down) and drop the segments wholly below it; returns whether it moved.
+
+        Kafka's maybeIncrementLogStartOffset: DeleteRecords on a leader, and a follower
+        taking its leader's log start offset from every fetch response, so that records
+        deleted on the leader never come back when a follower leads.
+        """
+        offset = min(offset, self._high_watermark)
+        if offset <= self._log_start_offset:
+            return False
+        self._log_start_offset = offset
+        self.leader_epoch_cache.truncate_from_start(offset)
+        self._delete_oldest(lambda seg, nxt: nxt.base_offset <= self._log_start_offset)
+        return True
+
     def delete_retention_breached(self, now_ms: int | None = None) -> int:
-        """One retention pass (retention.ms, retention.bytes, log start); segments deleted."""
+        """One retention pass (retention.ms, retention.bytes, log start); segments deleted.
+
+        Time and size retention apply only when cleanup.policy includes ``delete``:
+        a compacted topic (Connect's internal topics, ``_schemas``, changelogs) keeps
+        its data however old, as in Kafka's deleteOldSegments.  Segments below the
+        log start offset (DeleteRecords, a follower following its leader) go always.
+        """
         now = self._clock_ms() if now_ms is None else now_ms
         deleted = 0
-        if self.config.retention_ms >= 0:
-            retention_ms = self.config.retention_ms
+        config = self.config
+        if config.delete and config.retention_ms >= 0:
+            retention_ms = config.retention_ms
             deleted += self._delete_oldest(
                 lambda seg, nxt: now - seg.largest_timestamp_ms() > retention_ms
             )
-        if self.config.retention_bytes >= 0:
-            excess = self.size - self.config.retention_bytes
+        if config.delete and config.retention_bytes >= 0:
+            excess = self.size - config.retention_bytes
 
             def over_size(seg: LogSegment, nxt: LogSegment) -> bool:
                 nonlocal excess
@@ -752,6 +790,44 @@ class Log:
 
 def _base_offset(segment: LogSegment) -> int:
     return segment.base_offset
+
+
+def _repair_max_timestamps(
+    view: memoryview, batches: list[tuple[int, BatchHeader]]
+) -> set[int] | None:
+    """Give each CreateTime batch whose header's max_timestamp is absent or wrong the max of
+    its records' timestamps (in ``batches``); returns the positions of those batches (None if
+    none), whose headers and CRCs the append rewrites.  Kafka's LogValidator does this.
+
+    Only a header whose max_timestamp is below its base_timestamp (the first record's
+    timestamp as every producer writes it; -1 from sarama 1.22) has its records read: a
+    plausible header is trusted, which keeps the record walk off the normal append path.
+    """
+    repaired = None  # no set built on the normal path
+    for i, (pos, header) in enumerate(batches):
+        if header[8] < header[7]:  # max_timestamp < base_timestamp
+            true_max = batch_max_timestamp(view, pos)
+            if true_max is not None and true_max != header[8]:
+                batches[i] = (pos, header._replace(max_timestamp=true_max))
+                repaired = repaired or set()
+                repaired.add(pos)
+    return repaired
+
+
+def _first_record(
+    segment: LogSegment, position: int, header: BatchHeader, start: int,
+    wanted: Callable[[int], bool],
+) -> tuple[int, int] | None:
+    """(offset, timestamp) of the batch's first record at or after ``start`` whose timestamp
+    is ``wanted``; the batch's own (base offset, max timestamp) when its records cannot be
+    read here (a codec that is not installed), as the batch-level answer."""
+    try:
+        records = record_timestamps(segment.read_batch(position, header))
+        if records is not None:
+            return next(((o, ts) for o, ts in records if o >= start and wanted(ts)), None)
+    except RecordError:
+        pass
+    return max(header.base_offset, start), header.max_timestamp
 
 
 class _Flusher:

@@ -268,16 +268,23 @@ class LogSegment:
             end = position + header.size
         return start, end - start, True
 
-    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """(base offset, max timestamp) of the first batch with max timestamp >= ``timestamp``."""
+    def batches_reaching(self, timestamp: int, start_offset: int) -> Iterator[tuple[int, BatchHeader]]:
+        """(position, header) of each batch, in order, whose max timestamp is >= ``timestamp``
+        and which ends at or after ``start_offset``: where a search by time reads records.
+
+        The time index says where to start (every batch before its entry is older), and the
+        offset index how far to skip for ``start_offset`` (Kafka's findOffsetByTimestamp).
+        """
         if self.max_timestamp < timestamp:
-            return None
+            return
         entry = self.time_index.lookup(timestamp)
-        position = self.offset_index.lookup(entry[1])[1] if entry else 0
-        for _, header in self.headers_from(position):
-            if header.max_timestamp >= timestamp:
-                return header.base_offset, header.max_timestamp
-        return None
+        from_offset = max(entry[1] if entry else self.base_offset, start_offset)
+        for position, header in self.headers_from(self.offset_index.lookup(from_offset)[1]):
+            if header.max_timestamp >= timestamp and header.last_offset >= start_offset:
+                yield position, header
+
+    def read_batch(self, position: int, header: BatchHeader) -> bytes:
+        return os.pread(self.fd, header.size, position)
 
     def largest_timestamp_ms(self) -> int:
         """For retention.ms: the max timestamp, or the file's mtime when batches have none."""

@@ -42,7 +42,8 @@ OFFSETS_TOPIC = ot.OFFSETS_TOPIC
 OFFSETS_TOPIC_CONFIGS = {
     "cleanup.policy": "compact",
     "segment.bytes": "104857600",
-    # Storage deletes by time whatever the cleanup policy; compacted data must not age out.
+    # Belt and braces: retention never deletes from a compact topic (storage honours
+    # cleanup.policy), and -1 says so in DescribeConfigs too.
     "retention.ms": "-1",
 }
 SNAPSHOT_FACTOR = 4  # snapshot once the log holds this many records per live key ...

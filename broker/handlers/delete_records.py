@@ -1,9 +1,16 @@
 """DeleteRecords (v0-v2): move a partition's log start offset forward.
 
 offset -1 means the high watermark; an offset above it is OFFSET_OUT_OF_RANGE.
-Whole segments below the new log start offset are deleted; the response's
-low_watermark is the new log start offset.
+Whole segments below the new log start offset are deleted. As Kafka's
+DelayedDeleteRecords, the answer waits (up to the request's timeout_ms) until the
+low watermark, the smallest log start offset among the live replicas, reaches the
+offset: followers take it from their next fetch, so once answered no replica that
+could lead next still serves the deleted records. The response's low_watermark is
+that low watermark; a partition whose replicas did not move in time gets
+REQUEST_TIMED_OUT (its leader's log start has moved all the same).
 """
+
+import asyncio
 
 from kafka.protocol.admin import DeleteRecordsRequest, DeleteRecordsResponse
 
@@ -17,6 +24,8 @@ Result = R.DeleteRecordsTopicResult.DeleteRecordsPartitionResult
 @handles(DeleteRecordsRequest, 0, 2)
 async def handle(ctx, request):
     replicas = ctx.broker.replicas
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(request.timeout_ms, 0) / 1000
     topics = []
     for t in request.topics:
         results = []
@@ -28,9 +37,16 @@ async def handle(ctx, request):
                 if not 0 <= offset <= hw:
                     raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE,
                                      f"Offset {p.offset} is above the high watermark {hw}")
-                low = await replicas.log_manager.delete_records(t.name, p.partition_index, offset)
+                await replicas.log_manager.delete_records(t.name, p.partition_index, offset)
+                low = replicas.low_watermark(partition)
+                if low < offset:
+                    low = await asyncio.wait_for(replicas.wait_low_watermark(partition, offset),
+                                                 max(0.0, deadline - loop.time()))
                 results.append(Result(partition_index=p.partition_index, low_watermark=low,
                                       error_code=ErrorCode.NONE))
+            except TimeoutError:
+                results.append(Result(partition_index=p.partition_index, low_watermark=-1,
+                                      error_code=ErrorCode.REQUEST_TIMED_OUT))
             except KafkaError as e:
                 results.append(Result(partition_index=p.partition_index, low_watermark=-1,
                                       error_code=e.code))

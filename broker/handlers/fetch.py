@@ -8,8 +8,11 @@
   when it is larger than either limit, so a consumer never gets stuck.
 - Consumers read up to the high watermark; with no transactions the last stable
   offset equals it and read_committed gets an empty aborted-transactions list.
-  Followers (a replica id >= 0) read up to the log end; their fetch offset tells
-  the leader how far they have replicated (replication.isr).
+  Followers read up to the log end; their fetch offset tells the leader how far
+  they have replicated (replication.isr). A follower is a replica id that names a
+  registered broker in the partition's replica set; any other replica id (a broker
+  that is no replica of it, an id no broker has) is read as a consumer, up to the
+  high watermark, and moves nothing.
 - current_leader_epoch fences clients and followers that lag behind a leader
   change (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH); a partition this node does
   not lead is NOT_LEADER_OR_FOLLOWER.
@@ -69,7 +72,6 @@ class _Read:
 
 def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
     replicas = ctx.broker.replicas
-    follower = replica_id >= 0
     out = _Read()
     remaining = request.max_bytes
     read_committed = request.isolation_level == READ_COMMITTED
@@ -84,8 +86,10 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
                 partition = replicas.leader_partition(name, fp.partition)
                 replicas.check_leader_epoch(partition, fp.current_leader_epoch)
+                follower = replica_id >= 0 and replicas.is_follower(partition, replica_id)
                 if follower:  # its fetch offset is its log end offset: maybe a new HW
-                    replicas.on_follower_fetch(name, fp.partition, replica_id, fp.fetch_offset)
+                    replicas.on_follower_fetch(name, fp.partition, replica_id, fp.fetch_offset,
+                                               fp.log_start_offset)
                 log_ = partition.log
                 result.high_watermark = result.last_stable_offset = log_.high_watermark
                 result.log_start_offset = log_.log_start_offset

@@ -2,9 +2,12 @@
 
 timestamp -2: the log start offset (earliest); -1: the high watermark (latest;
 the last stable offset is the same without transactions); -3 (v7+, KIP-734): the
-offset and timestamp of the batch with the largest timestamp; otherwise the first
-offset whose batch has a timestamp at or after the one asked for, or -1 when
-there is none. v0 answers in old_style_offsets.
+offset and timestamp of the first record carrying the largest timestamp; otherwise
+the offset and timestamp of the first record whose timestamp is at or after the
+one asked for. Both read into the batch the indexes find, as Kafka does, so two
+records of one batch get their own offsets (librdkafka's tests 0054 and 0081).
+A record at or above the high watermark is not answered (-1), as in Kafka.
+v0 answers in old_style_offsets.
 """
 
 from kafka.protocol.consumer import ListOffsetsRequest, ListOffsetsResponse
@@ -17,24 +20,30 @@ PartitionResponse = R.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
 
 
-def lookup(partition, timestamp: int) -> tuple[int, int]:
-    """(timestamp, offset) for a ListOffsets query on one partition."""
+def lookup(partition, timestamp: int) -> tuple[int, int, int]:
+    """(timestamp, offset, leader epoch) for a ListOffsets query on one partition.
+
+    The epoch beside an offset the log found is that of the leader that wrote it (Kafka
+    answers the batch's partition leader epoch), so a client can validate the offset
+    after a failover; latest answers the current leader epoch; nothing found, -1.
+    """
     log_ = partition.log
     if timestamp == EARLIEST:
-        return -1, log_.log_start_offset
+        start = log_.log_start_offset
+        return -1, start, log_.leader_epoch_cache.epoch_for_offset(start)
     state = partition.isr_state
     if state is not None and log_.high_watermark < state.leader_epoch_start_offset:
         # KIP-207: a new leader's high watermark may lag until its followers report.
         raise KafkaError(ErrorCode.OFFSET_NOT_AVAILABLE, "The new leader's high watermark is not known yet")
     if timestamp == LATEST:
-        return -1, log_.high_watermark
+        return -1, log_.high_watermark, partition.leader_epoch
     if timestamp == MAX_TIMESTAMP:
         found = log_.max_timestamp()
-        return (found[1], found[0]) if found else (-1, -1)
-    found = log_.offset_for_timestamp(timestamp)
+    else:
+        found = log_.offset_for_timestamp(timestamp)
     if found is None or found[0] >= log_.high_watermark:
-        return -1, -1
-    return found[1], found[0]
+        return -1, -1, -1
+    return found[1], found[0], log_.leader_epoch_cache.epoch_for_offset(found[0])
 
 
 @handles(ListOffsetsRequest, 0, 8)
@@ -47,13 +56,13 @@ async def handle(ctx, request):
             try:
                 partition = replicas.leader_partition(t.name, p.partition_index)
                 replicas.check_leader_epoch(partition, p.current_leader_epoch)
-                timestamp, offset = lookup(partition, p.timestamp)
+                timestamp, offset, epoch = lookup(partition, p.timestamp)
                 code = ErrorCode.NONE
             except KafkaError as e:
-                code, timestamp, offset, partition = e.code, -1, -1, None
+                code, timestamp, offset, epoch = e.code, -1, -1, -1
             partitions.append(PartitionResponse(
                 partition_index=p.partition_index, error_code=code,
                 old_style_offsets=[offset] if offset >= 0 else [], timestamp=timestamp,
-                offset=offset, leader_epoch=partition.leader_epoch if partition else -1))
+                offset=offset, leader_epoch=epoch))
         topics.append(R.ListOffsetsTopicResponse(name=t.name, partitions=partitions))
     return R(throttle_time_ms=0, topics=topics)

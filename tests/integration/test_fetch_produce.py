@@ -185,3 +185,84 @@ def test_fetch_versions(broker, version):
         resp = conn.roundtrip(req, version, FetchResponse)
     part = resp.responses[0].partitions[0]
     assert part.error_code == 0 and part.high_watermark == 2 and len(part.records) > 61
+
+
+def test_compacted_topic_is_never_deleted_by_retention(broker_factory):
+    """cleanup.policy=compact: retention.ms does not delete its segments (it does for a
+    delete topic beside it, in the same retention passes); DescribeConfigs says compact."""
+    from confluent_kafka.admin import ConfigResource
+    b = broker_factory(overrides={"log.retention.check.interval.ms": "100"})
+    old = {"retention.ms": "1000", "segment.bytes": "100"}
+    create_topics(b.bootstrap, ["kept"], config={**old, "cleanup.policy": "compact"})
+    create_topics(b.bootstrap, ["aged"], config=old)
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    for i in range(5):
+        for topic in ("kept", "aged"):
+            assert produce(b.bootstrap, topic, {0: batch(b"v%d" % i, ts=hour_ago)})[0].error_code == 0
+    deadline = time.monotonic() + 20
+    while list_offsets(b.bootstrap, "aged", -2).offset < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list_offsets(b.bootstrap, "aged", -2).offset == 4  # all but the active segment
+    assert list_offsets(b.bootstrap, "kept", -2).offset == 0
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    (described,) = admin.describe_configs([ConfigResource("topic", "kept")]).values()
+    policy = described.result(10)["cleanup.policy"]
+    assert policy.value == "compact" and not policy.is_default
+
+
+def test_offsets_for_times_inside_one_batch(broker):
+    """Several records in one batch (confluent-kafka lingers; records out of time order):
+    offsets-for-times answers the first record at or after the target and MAX_TIMESTAMP
+    the record carrying the max, not the batch's base offset. Kafka 4.4 answers the same
+    (LogSegment.findOffsetByTimestamp reads into the batch; KIP-734 via
+    RecordBatch.offsetOfMaxTimestamp): librdkafka's tests 0054 and 0081 rely on it."""
+    create_topics(broker.bootstrap, ["intime"])
+    base = int(time.time() * 1000) - 60_000
+    timestamps = [base, base + 500, base + 200, base + 300]
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 500, "batch.num.messages": 100})
+    for i, ts in enumerate(timestamps):
+        p.produce("intime", value=b"v%d" % i, partition=0, timestamp=ts)
+    assert p.flush(10) == 0
+    assert len(fetch_batches(broker.bootstrap, "intime")) == 1  # one batch, or the test proves nothing
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    found = [c.offsets_for_times([TopicPartition("intime", 0, ts)], timeout=10)[0].offset
+             for ts in (base, base + 1, base + 250, base + 501)]  # one partition per request
+    c.close()
+    assert found == [0, 1, 1, -1]
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    tp = KpTopicPartition("intime", 0)
+    assert kc.offsets_for_times({tp: base + 1})[tp].offset == 1
+    kc.close()
+    newest = list_offsets(broker.bootstrap, "intime", -3)
+    assert (newest.offset, newest.timestamp) == (1, base + 500)
+    by_time = list_offsets(broker.bootstrap, "intime", base + 250)
+    assert (by_time.offset, by_time.timestamp) == (1, base + 500)
+
+
+def fetch_batches(bootstrap, topic):
+    from odradek.protocol.records import iter_batches
+    return [h for _, h in iter_batches(fetch(bootstrap, topic, 0).records or b"", None)]
+
+
+def test_batch_without_max_timestamp_is_found_by_time(broker):
+    """sarama 1.22 writes batches whose header says max_timestamp -1 over timestamped
+    records. For a CreateTime topic the broker takes the max from the records and rewrites
+    the header and its CRC (Kafka's LogValidator), so offsets-for-times finds the batch."""
+    from odradek.protocol.records import HEADER_SIZE, parse_header, restamped_header
+    create_topics(broker.bootstrap, ["sarama"])
+    base = int(time.time() * 1000) - 60_000
+    plain = build_batch([(None, b"v%d" % i, (), base + d) for i, d in enumerate((0, 100, 50))])
+    header = parse_header(plain)
+    sarama = bytes(restamped_header(plain, 0, 0, header.partition_leader_epoch, -1)) + plain[HEADER_SIZE:]
+    assert produce(broker.bootstrap, "sarama", {0: sarama})[0].error_code == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    (found,) = c.offsets_for_times([TopicPartition("sarama", 0, base + 1)], timeout=10)
+    c.close()
+    assert found.offset == 1
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                       consumer_timeout_ms=5000, check_crcs=True)
+    kc.assign([KpTopicPartition("sarama", 0)])
+    assert [(m.offset, m.timestamp) for m in kc] == [(0, base), (1, base + 100), (2, base + 50)]
+    kc.close()
+    (stored,) = fetch_batches(broker.bootstrap, "sarama")
+    assert stored.max_timestamp == base + 100

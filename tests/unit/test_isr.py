@@ -93,3 +93,17 @@ def test_a_follower_that_stopped_fetching_is_not_proposed_again():
     assert s.proposed_isr(400) == [1, 2, 3]
     s.on_isr_rejected()  # e.g. still fenced
     assert s.proposed_isr(500) is None  # not again until it fetches again
+
+
+def test_low_watermark_is_the_smallest_log_start_of_live_replicas():
+    """DeleteRecords' low watermark: the leader's and every live follower's log start offset
+    (ISR or not); a follower that has not fetched counts as unknown (-1)."""
+    s = leader(isr=[1, 2])
+    s.on_append(100)
+    assert s.low_watermark(60, alive={1, 2, 3}) == -1  # nobody fetched yet
+    s.on_follower_fetch(2, 100, 10, log_start_offset=60)
+    s.on_follower_fetch(3, 40, 10, log_start_offset=0)  # out of the ISR, but alive
+    assert s.low_watermark(60, alive={1, 2, 3}) == 0
+    assert s.low_watermark(60, alive={1, 2}) == 60  # a dead broker does not hold it back
+    s.on_follower_fetch(3, 100, 20, log_start_offset=60)
+    assert s.low_watermark(60, alive={1, 2, 3}) == 60

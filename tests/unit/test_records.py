@@ -20,10 +20,13 @@ from odradek.protocol.records import (
     RecordError,
     RecordTooLargeError,
     UnsupportedMagicError,
+    batch_max_timestamp,
     build_batch,
     iter_batches,
     log_append_time_header,
     parse_header,
+    record_timestamps,
+    restamped_header,
     set_base_offset,
     set_log_append_time,
     set_partition_leader_epoch,
@@ -260,3 +263,33 @@ def test_validate_batches_agrees_with_iter_batches(data: st.DataObject) -> None:
     expected = _outcome(lambda b: list(iter_batches(b, limit)), buf)
     for kind in (bytes, bytearray, memoryview):
         assert _outcome(lambda b: validate_batches(b, limit), kind(buf)) == expected
+
+
+@pytest.mark.parametrize("codec", CODECS.values(), ids=CODECS.keys())
+def test_record_timestamps_agree_with_kafka_python(codec: int) -> None:
+    buf = kafka_batch(codec, count=5)
+    expected = [(r.offset, r.timestamp) for r in kafka_reader(buf)]
+    assert list(record_timestamps(buf)) == expected
+    assert batch_max_timestamp(buf) == max(ts for _, ts in expected)
+
+
+def test_record_timestamps_of_a_log_append_time_batch_are_its_max() -> None:
+    buf = bytearray(build_batch([(None, b"a", (), 5), (None, b"b", (), 9)]))
+    set_log_append_time(buf, 0, 1234)
+    assert list(record_timestamps(buf)) == [(0, 1234), (1, 1234)]
+
+
+def test_record_timestamps_refuse_a_record_that_overruns_its_batch() -> None:
+    buf = bytearray(build_batch([(None, b"a", (), 5), (None, b"b", (), 9)]))
+    buf[HEADER_SIZE] = 0x7E  # the first record's length varint: 63 bytes, beyond the batch
+    with pytest.raises(CorruptRecordError):
+        list(record_timestamps(buf))
+
+
+def test_max_timestamp_header_rewrites_the_max_and_the_crc() -> None:
+    buf = build_batch([(None, b"a", (), 5), (None, b"b", (), 9)])
+    header = restamped_header(buf, 0, 40, 3, 9)
+    rewritten = bytes(header) + buf[HEADER_SIZE:]
+    fixed = validate_batch(rewritten)  # the CRC holds
+    assert (fixed.base_offset, fixed.partition_leader_epoch, fixed.max_timestamp) == (40, 3, 9)
+    assert fixed.timestamp_type == 0 and fixed.attributes == parse_header(buf).attributes

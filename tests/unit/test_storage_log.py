@@ -286,6 +286,7 @@ def test_leader_epoch_cache(tmp_path) -> None:
     assert cache.end_offset_for_epoch(4, lg.log_end_offset) == (4, 6)
     assert cache.end_offset_for_epoch(0, lg.log_end_offset) == (0, 0)
     assert cache.end_offset_for_epoch(9, lg.log_end_offset) == (-1, -1)
+    assert [cache.epoch_for_offset(o) for o in range(7)] == [1, 1, 3, 3, 3, 4, 4]
     lg.close()
     rows = read_checkpoint(tmp_path / "t-0" / "leader-epoch-checkpoint", 2)
     assert rows == [["1", "0"], ["3", "2"], ["4", "5"]]
@@ -467,3 +468,115 @@ async def test_manager_background_retention_and_delete_records(tmp_path) -> None
     task.cancel()
     assert len(lg.segments) == 1 and lg.log_start_offset == lg.segments[0].base_offset > 2
     manager.close()
+
+
+def test_compact_policy_never_deletes_by_time_or_size(tmp_path) -> None:
+    """cleanup.policy without ``delete`` (compact): retention.ms and retention.bytes never
+    delete a segment (Kafka's deleteOldSegments); the log start offset still does."""
+    clock = Clock(10_000_000)
+    lg = make_log(tmp_path, clock, segment_bytes=600, retention_ms=5000, retention_bytes=600,
+                  cleanup_policy="compact")
+    for i in range(12):
+        lg.append(batch(i, size=200, ts=clock.now - 10_000 + i), leader_epoch=0)
+    lg.high_watermark = lg.log_end_offset
+    segments = len(lg.segments)
+    assert segments >= 4
+    assert lg.delete_retention_breached() == 0
+    assert len(lg.segments) == segments and lg.log_start_offset == 0
+    second_base = lg.segments[1].base_offset
+    lg.delete_records(second_base)  # DeleteRecords still moves the start, and drops what is below
+    assert lg.segments[0].base_offset == second_base
+    lg.update_config(LogConfig.from_mapping({"segment.bytes": 600, "retention.ms": 5000,
+                                             "cleanup.policy": "compact,delete"}))
+    before = len(lg.segments)
+    assert lg.delete_retention_breached() == before - 1
+
+
+def test_maybe_increment_log_start_offset_never_passes_the_high_watermark(tmp_path) -> None:
+    """A follower takes its leader's log start offset: up to its own high watermark, never
+    down, dropping the segments wholly below it."""
+    lg = make_log(tmp_path, segment_bytes=600)
+    for i in range(12):
+        lg.append(batch(i, size=200), leader_epoch=0)
+    lg.high_watermark = 5
+    assert lg.maybe_increment_log_start_offset(9) and lg.log_start_offset == 5
+    assert not lg.maybe_increment_log_start_offset(3) and lg.log_start_offset == 5
+    assert lg.segments[0].base_offset <= 5 < lg.segments[0].next_offset
+
+
+def compressed_batch(timestamps: list[int], codec: int = 1) -> bytes:
+    """A batch as kafka-python's producer builds it (gzip by default), one record per timestamp."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=codec, is_transactional=False,
+                                        producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                        batch_size=1 << 20)
+    for i, ts in enumerate(timestamps):
+        builder.append(i, timestamp=ts, key=None, value=b"v%d" % i, headers=[])
+    return bytes(builder.build())
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_offsets_by_time_are_record_offsets(tmp_path, compressed) -> None:
+    """ListOffsets by timestamp answers the first record at or after the target, reading into
+    the batch the index finds, and MAX_TIMESTAMP the record carrying the max (KIP-734), as
+    Kafka's LogSegment.findOffsetByTimestamp and RecordBatch.offsetOfMaxTimestamp do."""
+    lg = make_log(tmp_path)
+    first, second = [1000, 1500, 1020, 1100], [1200, 1300]
+    for timestamps in (first, second):
+        lg.append(compressed_batch(timestamps) if compressed
+                  else build_batch([(None, b"v", (), ts) for ts in timestamps]), leader_epoch=0)
+    lg.high_watermark = lg.log_end_offset
+    assert lg.offset_for_timestamp(1000) == (0, 1000)
+    assert lg.offset_for_timestamp(1001) == (1, 1500)  # not the batch's base offset 0
+    assert lg.offset_for_timestamp(1150) == (1, 1500)
+    assert lg.offset_for_timestamp(1501) is None
+    assert lg.max_timestamp() == (1, 1500)  # the record, inside the first batch
+    lg.delete_records(2)  # a log start inside the batch: records below it do not count
+    assert lg.offset_for_timestamp(1000) == (2, 1020)
+    assert lg.offset_for_timestamp(1150) == (4, 1200)
+
+
+def without_max_timestamp(buf: bytes) -> bytes:
+    """The batch as sarama 1.22 writes it: records with timestamps, header max_timestamp -1."""
+    from odradek.protocol.records import HEADER_SIZE, restamped_header
+    header = parse_header(buf)
+    return bytes(restamped_header(buf, 0, header.base_offset, header.partition_leader_epoch, -1)) \
+        + buf[HEADER_SIZE:]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_batch_without_max_timestamp_gets_it_from_its_records(tmp_path, compressed) -> None:
+    """CreateTime: a header max_timestamp of -1 over timestamped records is rewritten from
+    the records (CRC too), so the time index and offsets-for-times see the batch."""
+    timestamps = [1000, 1500, 1020]
+    plain = (compressed_batch(timestamps) if compressed
+             else build_batch([(None, b"v", (), ts) for ts in timestamps]))
+    lg = make_log(tmp_path)
+    lg.append(without_max_timestamp(plain), leader_epoch=0)
+    lg.high_watermark = lg.log_end_offset
+    (_, stored), = iter_batches(read_all(lg))  # validates the CRC
+    assert stored.max_timestamp == 1500
+    assert lg.offset_for_timestamp(1001) == (1, 1500)
+    assert lg.max_timestamp() == (1, 1500)
+    lg.close()
+    reopened = Log(tmp_path / "t-0", lg.config, topic="t", partition=0, needs_recovery=True)
+    assert reopened.offset_for_timestamp(1001) == (1, 1500)
+
+
+def test_log_append_time_batch_without_max_timestamp_is_stamped_as_usual(tmp_path) -> None:
+    lg = make_log(tmp_path, Clock(5000), message_timestamp_type="LogAppendTime")
+    lg.append(without_max_timestamp(build_batch([(None, b"v", (), 1000)])), leader_epoch=0)
+    (_, stored), = iter_batches(read_all(lg))
+    assert stored.max_timestamp == 5000
+
+
+@pytest.mark.parametrize("timestamp_type, expected", [("CreateTime", 1), ("LogAppendTime", 0)])
+def test_max_timestamp_offset_as_kafka_answers(tmp_path, timestamp_type, expected) -> None:
+    """Kafka's ListOffsetsIntegrationTest (testThreeNonCompressedRecordsInOneBatch and the
+    gzip one): records stamped 100, 999, 200 in one batch answer MAX_TIMESTAMP with offset 1;
+    on a LogAppendTime topic every record has the batch's time, so the first, offset 0."""
+    for codec in (0, 1):
+        lg = make_log(tmp_path / str(codec), Clock(5000), message_timestamp_type=timestamp_type)
+        lg.append(compressed_batch([100, 999, 200], codec), leader_epoch=0)
+        lg.high_watermark = lg.log_end_offset
+        assert lg.max_timestamp()[0] == expected
