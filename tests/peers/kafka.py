@@ -222,18 +222,29 @@ def java_command(main_class: str, *args: str, jvm_opts=TOOL_JVM_OPTS,
             "-cp", f"{libs_dir()}/*", main_class, *args]
 
 
+def tool_command(tool: str, *args: str, jvm_opts=TOOL_JVM_OPTS) -> list[str]:
+    """The command line of one of Kafka's tools, by its script name (TOOLS) or a main class."""
+    ensure_kafka()
+    archive = tool_archive() if jvm_opts is TOOL_JVM_OPTS else None
+    if archive is not None:
+        jvm_opts = (*jvm_opts, f"-XX:SharedArchiveFile={archive}")
+    return java_command(TOOLS.get(tool, tool), *args, jvm_opts=jvm_opts)
+
+
+def start_tool(tool: str, *args: str, jvm_opts=TOOL_JVM_OPTS) -> subprocess.Popen:
+    """Start a tool that runs until stopped (a console consumer in a group, say), with
+    stdout and stderr as text pipes; the caller kills it."""
+    return subprocess.Popen(tool_command(tool, *args, jvm_opts=jvm_opts), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = 60,
              jvm_opts=TOOL_JVM_OPTS) -> ToolResult:
     """Run one of Kafka's tools, by its script name (TOOLS) or a main class, to its end.
 
     A tool that outlives `timeout` (a console consumer without --timeout-ms, say) is
     killed and reported with rc -9 and what it printed so far."""
-    ensure_kafka()
-    main_class = TOOLS.get(tool, tool)
-    archive = tool_archive() if jvm_opts is TOOL_JVM_OPTS else None
-    if archive is not None:
-        jvm_opts = (*jvm_opts, f"-XX:SharedArchiveFile={archive}")
-    cmd = java_command(main_class, *args, jvm_opts=jvm_opts)
+    cmd = tool_command(tool, *args, jvm_opts=jvm_opts)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
