@@ -516,10 +516,13 @@ class Controller:
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                  f"Topic '{name}' does not exist.")
             current = len(topic.partitions)
-            if count <= current:
+            if count == current:  # Kafka's messages, which kafka-topics --alter prints
                 raise KafkaError(ErrorCode.INVALID_PARTITIONS,
-                                 f"Topic currently has {current} partitions, {count} would not "
-                                 "be an increase.")
+                                 f"Topic already has {current} partition(s).")
+            if count < current:
+                raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                                 f"The topic {name} currently has {current} partition(s); "
+                                 f"{count} would not be an increase.")
             rf = len(topic.partitions[0].replicas)
             explicit = {}
             if assignments:
