@@ -371,3 +371,39 @@ def test_the_checks_can_fail():
     assert kafka_cluster_defaults("Configs: min.insync.replicas=1,retention.ms=5") == \
         "Configs: retention.ms=5"
     assert normalise(kafka_cluster_defaults("Configs: min.insync.replicas=1\t"), "-") == "Configs:"
+
+
+# --- kafka-log-dirs --------------------------------------------------------------------
+
+def log_dirs(bootstrap: str, *args: str) -> list[dict]:
+    """kafka-log-dirs --describe: the log dirs of the one broker, from its JSON line."""
+    out = run(bootstrap, "kafka-log-dirs", "--describe", *args).stdout
+    (broker,) = json.loads(out.splitlines()[-1])["brokers"]
+    assert broker["broker"] == 1
+    return broker["logDirs"]
+
+
+def test_log_dirs_describes_partition_sizes(kafka_peer, odradek):
+    t = "tools-log-dirs"
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "2")
+        produce(b, t, 3)
+    described = {}
+    for name, b in (("kafka", kafka_peer.bootstrap), ("odradek", odradek.bootstrap)):
+        (log_dir,) = log_dirs(b, "--topic-list", t)
+        assert log_dir["error"] is None
+        described[name] = log_dir
+        partitions = {p["partition"]: p for p in log_dir["partitions"]}
+        assert partitions.keys() == {f"{t}-0", f"{t}-1"}
+        assert partitions[f"{t}-1"]["size"] == 0
+        assert {(p["offsetLag"], p["isFuture"]) for p in partitions.values()} == {(0, False)}
+    odradek_dir = Path(described["odradek"]["logDir"])
+    assert odradek_dir == Path(odradek.data_dir).resolve()
+    on_disk = sum(f.stat().st_size for f in (odradek_dir / f"{t}-0").glob("*.log"))
+    sizes = {name: {p["partition"]: p["size"] for p in d["partitions"]}
+             for name, d in described.items()}
+    assert sizes["odradek"][f"{t}-0"] == on_disk > 0
+    # The same records, produced alike, take the same bytes in both.
+    assert sizes["odradek"] == sizes["kafka"]
+    # Without --topic-list every partition is listed, internal ones too.
+    assert any(p["partition"].startswith(f"{t}-") for p in log_dirs(odradek.bootstrap)[0]["partitions"])
