@@ -407,3 +407,50 @@ def test_log_dirs_describes_partition_sizes(kafka_peer, odradek):
     assert sizes["odradek"] == sizes["kafka"]
     # Without --topic-list every partition is listed, internal ones too.
     assert any(p["partition"].startswith(f"{t}-") for p in log_dirs(odradek.bootstrap)[0]["partitions"])
+
+
+# --- kafka-topics and kafka-metadata-quorum on three Odradek nodes ----------------------
+
+@pytest.fixture
+def odradek_cluster(tmp_path, kafka_libs):
+    from tests.local_cluster import Cluster
+    cluster = Cluster(tmp_path)
+    yield cluster
+    cluster.stop_all()
+    for n in cluster.nodes:  # on failure, pytest shows each node's log tail
+        print(f"--- node {n} ---\n" + "".join(cluster.logs[n][-40:]))
+
+
+def isr_sizes(cluster, topic: str) -> list[int]:
+    md = cluster.admin().list_topics(topic, timeout=5)
+    return [len(p.isrs) for _, p in sorted(md.topics[topic].partitions.items())]
+
+
+def test_topics_and_quorum_on_three_nodes_with_one_down(odradek_cluster):
+    """Slow (three nodes, an ISR shrink after replica.lag.time.max.ms): what an operator
+    checks when a node is down: under-replicated partitions, and the quorum's view."""
+    c, t = odradek_cluster, "tools-three"
+    c.start()
+    c.wait_formed()
+    run(c.bootstrap, "kafka-topics", "--create", "--topic", t, "--partitions", "3",
+        "--replication-factor", "3", "--config", "min.insync.replicas=2")
+    described = run(c.bootstrap, "kafka-topics", "--describe", "--topic", t).stdout
+    assert "PartitionCount: 3\tReplicationFactor: 3" in described
+    assert len(re.findall(r"\tIsr: \d,\d,\d\t", described)) == 3
+    assert run(c.bootstrap, "kafka-topics", "--describe", "--under-replicated-partitions").stdout == ""
+    status = fields(run(c.bootstrap, "kafka-metadata-quorum", "describe", "--status").stdout)
+    assert {v["id"] for v in json.loads(status["CurrentVoters"])} == {1, 2, 3}
+
+    c.kill(3)
+    c.wait_for(lambda: isr_sizes(c, t) == [2, 2, 2], 30, "the ISRs to shrink")
+    under = run(c.live_bootstrap, "kafka-topics", "--describe", "--under-replicated-partitions").stdout
+    assert sorted(re.findall(rf"Topic: {t}\tPartition: (\d)\t", under)) == ["0", "1", "2"]
+    isrs = re.findall(r"\tIsr: ([\d,]*)\t", under)
+    assert len(isrs) == 3 and all("3" not in isr.split(",") for isr in isrs)
+    at_min = run(c.live_bootstrap, "kafka-topics", "--describe", "--topic", t, "--at-min-isr-partitions").stdout
+    assert at_min.count("Partition:") == 3
+    assert run(c.live_bootstrap, "kafka-topics", "--describe", "--unavailable-partitions").stdout == ""
+
+    c.restart(3)
+    c.wait_for(lambda: isr_sizes(c, t) == [3, 3, 3], 60, "node 3 back in every ISR")
+    assert run(c.bootstrap, "kafka-topics", "--describe", "--under-replicated-partitions").stdout == ""
