@@ -28,3 +28,14 @@ def test_every_tool_names_a_main_class_of_the_jars(kafka_libs):
             classes.update(n[:-6].replace("/", ".") for n in z.namelist() if n.endswith(".class"))
     missing = {tool: cls for tool, cls in kafka.TOOLS.items() if cls not in classes}
     assert not missing
+
+
+def test_three_kafka_nodes_form_one_quorum(kafka_libs):
+    """Slow (three JVMs, about 15 s): the three-node peer the oracle and benchmarks use."""
+    with kafka.KafkaCluster(nodes=3) as peer:
+        rc, out, err = kafka.run_tool("kafka-metadata-quorum", "--bootstrap-server",
+                                      peer.nodes[0].bootstrap, "describe", "--status")
+        assert rc == 0, err
+        assert all(f'"id": {n.node_id}' in out for n in peer.nodes)
+        assert f"ClusterId:              {peer.cluster_id}" in out
+    assert not any(n.alive() for n in peer.nodes)

@@ -454,3 +454,21 @@ def test_topics_and_quorum_on_three_nodes_with_one_down(odradek_cluster):
     c.restart(3)
     c.wait_for(lambda: isr_sizes(c, t) == [3, 3, 3], 60, "node 3 back in every ISR")
     assert run(c.bootstrap, "kafka-topics", "--describe", "--under-replicated-partitions").stdout == ""
+
+
+# --- the performance tools (the benchmarks drive them) ----------------------------------
+
+def test_producer_and_consumer_perf_tools(odradek):
+    t = "tools-perf"
+    run(odradek.bootstrap, "kafka-topics", "--create", "--topic", t, "--partitions", "2")
+    out = kafka.run_tool("kafka-producer-perf-test", "--topic", t, "--num-records", "2000",
+                         "--record-size", "100", "--throughput", "-1", "--command-property",
+                         f"bootstrap.servers={odradek.bootstrap}", timeout=120)
+    assert out.rc == 0, out.stderr
+    assert re.search(r"^2000 records sent, ", out.stdout, re.M), out.stdout
+    out = run(odradek.bootstrap, "kafka-consumer-perf-test", "--topic", t, "--num-records", "2000",
+              "--timeout", "30000", timeout=120)
+    header, row = out.stdout.splitlines()[-2:]
+    values = dict(zip([h.strip() for h in header.split(",")], [v.strip() for v in row.split(",")],
+                      strict=True))
+    assert int(values["data.consumed.in.nMsg"]) == 2000
