@@ -187,13 +187,19 @@ def _write_log_configs(home: Path) -> None:
             tmp.rename(path)
 
 
+_archive_failed = False
+
+
 def tool_archive() -> Path | None:
     """A class-data-sharing archive of the admin client's classes (AppCDS), which halves a
     tool's start; made once per fetch by a kafka-topics run against a closed port (a few
     seconds). None when it cannot be made: tools then start without it."""
+    global _archive_failed
     archive = kafka_home() / "tools.jsa"
     if archive.is_file():
         return archive
+    if _archive_failed:
+        return None
     with open(kafka_home() / ".fetch.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if archive.is_file():
@@ -209,6 +215,7 @@ def tool_archive() -> Path | None:
         except subprocess.TimeoutExpired:
             pass
         if not staging.is_file():
+            _archive_failed = True  # not again in this process
             return None
         staging.rename(archive)
     return archive

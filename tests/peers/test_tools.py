@@ -107,6 +107,13 @@ def test_topics_create_list_describe_alter_delete(kafka_peer, odradek):
     assert f"Topic '{t}' already exists." in out
     for b in (kafka_peer.bootstrap, odradek.bootstrap):
         assert t in run(b, "kafka-topics", "--list").stdout.split()
+    out = assert_same(kafka_peer, odradek, "kafka-topics", "--create", "--topic", "bad!name", rc=1)
+    assert "Topic name is invalid: 'bad!name' contains one or more characters" in out
+    k, o = both(kafka_peer, odradek, "kafka-topics", "--create", "--topic", f"{t}-rf",
+                "--replication-factor", "3", rc=1)
+    # Kafka 4.4 adds "or some brokers have all their log directories cordoned":
+    # Odradek has no cordoned log directories.
+    assert o.removesuffix(".") in k and o.endswith("because only 1 broker(s) are registered.")
     described = assert_same(kafka_peer, odradek, "kafka-topics", "--describe", "--topic", t)
     assert "PartitionCount: 3 ReplicationFactor: 1" in described
     assert "Configs: cleanup.policy=compact,retention.ms=3600000" in described
