@@ -447,10 +447,26 @@ def test_topics_and_quorum_on_three_nodes_with_one_down(odradek_cluster):
     assert run(c.bootstrap, "kafka-topics", "--describe", "--under-replicated-partitions").stdout == ""
     status = fields(run(c.bootstrap, "kafka-metadata-quorum", "describe", "--status").stdout)
     assert {v["id"] for v in json.loads(status["CurrentVoters"])} == {1, 2, 3}
+    # The data path and a group, whose coordinator may be any node.
+    lines = "".join(f"key-{i}\tvalue-{i}\n" for i in range(9))
+    run(c.bootstrap, "kafka-console-producer", "--topic", t, "--reader-property", "parse.key=true",
+        input=lines)
+    assert sum(int(line.rsplit(":", 1)[1]) for line in
+               run(c.bootstrap, "kafka-get-offsets", "--topic", t).stdout.split()) == 9
+    consumed = run(c.bootstrap, "kafka-console-consumer", "--topic", t, "--group", "three",
+                   "--from-beginning", "--max-messages", "9", "--timeout-ms", "30000").stdout
+    assert sorted(consumed.split()) == sorted(f"value-{i}" for i in range(9))
+    described = run(c.bootstrap, "kafka-consumer-groups", "--describe", "--group", "three").stdout
+    rows = [line.split() for line in described.splitlines() if line.startswith("three ")]
+    assert len(rows) == 3 and all(r[3] == r[4] and r[5] == "0" for r in rows)
+    reset = run(c.bootstrap, "kafka-consumer-groups", "--reset-offsets", "--group", "three",
+                "--topic", t, "--to-earliest", "--execute").stdout
+    assert sorted(line.split()[-1] for line in reset.splitlines() if line.startswith("three ")) == ["0"] * 3
 
     c.kill(3)
     c.wait_for(lambda: isr_sizes(c, t) == [2, 2, 2], 30, "the ISRs to shrink")
-    under = run(c.live_bootstrap, "kafka-topics", "--describe", "--under-replicated-partitions").stdout
+    under = run(c.live_bootstrap, "kafka-topics", "--describe", "--topic", t,
+                "--under-replicated-partitions").stdout
     assert sorted(re.findall(rf"Topic: {t}\tPartition: (\d)\t", under)) == ["0", "1", "2"]
     isrs = re.findall(r"\tIsr: ([\d,]*)\t", under)
     assert len(isrs) == 3 and all("3" not in isr.split(",") for isr in isrs)
@@ -460,7 +476,8 @@ def test_topics_and_quorum_on_three_nodes_with_one_down(odradek_cluster):
 
     c.restart(3)
     c.wait_for(lambda: isr_sizes(c, t) == [3, 3, 3], 60, "node 3 back in every ISR")
-    assert run(c.bootstrap, "kafka-topics", "--describe", "--under-replicated-partitions").stdout == ""
+    assert run(c.bootstrap, "kafka-topics", "--describe", "--topic", t,
+               "--under-replicated-partitions").stdout == ""
 
 
 # --- the performance tools (the benchmarks drive them) ----------------------------------
