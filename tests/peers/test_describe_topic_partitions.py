@@ -11,6 +11,7 @@ from kafka.protocol.admin import DescribeTopicPartitionsRequest, DescribeTopicPa
 
 from odradek.broker.client import KafkaConnection
 from tests.clients import create_topics
+from tests.local_cluster import poll_until
 
 R = DescribeTopicPartitionsRequest
 TOPICS = {"dtp-a": 3, "dtp-b": 1, "dtp-c": 2}
@@ -40,6 +41,10 @@ def both(kafka_peer, broker):
     for bootstrap in (kafka_peer.bootstrap, broker.bootstrap):
         for name, partitions in TOPICS.items():
             create_topics(bootstrap, [name], partitions=partitions)
+        # A broker learns of a created topic a moment after the controller commits it.
+        assert poll_until(lambda b=bootstrap: all(
+            t["error_code"] == 0 and len(t["partitions"]) == TOPICS[t["name"]]
+            for t in describe(b, TOPICS)["topics"]), 10), f"the topics on {bootstrap}"
     return kafka_peer.bootstrap, broker.bootstrap
 
 
