@@ -11,6 +11,7 @@ answers otherwise, the normalisation below says so.
 import json
 import re
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from tests.peers import kafka
 # group.initial.rebalance.delay.ms as the Kafka peer runs (KafkaNode.properties).
 ODRADEK_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
 MEMBER_ID = re.compile(r"\S+-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-T0 = 1_000_000_000_000  # 2001-09-09T01:46:40Z: the timestamps of produced records
+# The timestamps of produced records: recent, for Kafka's retention (7 days by timestamp)
+# deletes older records within a minute of its start.
+T0 = (int(time.time()) - 600) * 1000
 # Subcommand tools take --bootstrap-server before (quorum, features) or after (cluster) it.
 BOOTSTRAP_BEFORE_SUBCOMMAND = {"kafka-metadata-quorum", "kafka-features"}
 BOOTSTRAP_AFTER_SUBCOMMAND = {"kafka-cluster"}
@@ -91,7 +94,8 @@ def produce(bootstrap: str, topic: str, count: int, partition: int = 0) -> None:
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.000")
+    """As --to-datetime takes it, in UTC whatever the JVM's time zone."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 # --- kafka-topics ---------------------------------------------------------------------
