@@ -89,8 +89,9 @@ def topic_name_error(name: str | None) -> str | None:
         return f"Topic name cannot be {name!r}"
     if len(name) > MAX_TOPIC_NAME:
         return f"Topic name is longer than {MAX_TOPIC_NAME} characters"
-    if not _LEGAL_TOPIC.fullmatch(name):
-        return f"Topic name {name!r} is illegal: use only ASCII letters, digits, '.', '_' and '-'"
+    if not _LEGAL_TOPIC.fullmatch(name):  # Kafka 4.4's words
+        return (f"Topic name is invalid: '{name}' contains one or more characters other than "
+                "ASCII alphanumerics, '.', '_' and '-'")
     return None
 
 
@@ -562,10 +563,14 @@ class Controller:
         if partitions <= 0:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
         live = len(self._live_brokers())
-        if rf <= 0 or rf > live:
+        if rf <= 0:
             raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                             f"Replication factor {rf} must be between 1 and the number "
-                             f"of live brokers ({live}).")
+                             "Replication factor must be larger than 0, or -1 to use the default value.")
+        if rf > live:  # Kafka's words, which kafka-topics prints
+            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                             f"Unable to replicate the partition {rf} time(s): The target "
+                             f"replication factor of {rf} cannot be reached because only {live} "
+                             "broker(s) are registered.")
         try:
             self.validate_topic_configs(t.configs)
         except ValueError as e:
@@ -631,10 +636,13 @@ class Controller:
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                  f"Topic '{name}' does not exist.")
             current = len(topic.partitions)
-            if count <= current:
+            if count == current:  # Kafka's messages, which kafka-topics --alter prints
                 raise KafkaError(ErrorCode.INVALID_PARTITIONS,
-                                 f"Topic currently has {current} partitions, {count} would not "
-                                 "be an increase.")
+                                 f"Topic already has {current} partition(s).")
+            if count < current:
+                raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                                 f"The topic {name} currently has {current} partition(s); "
+                                 f"{count} would not be an increase.")
             rf = len(topic.partitions[0].replicas)
             explicit = {}
             if assignments:

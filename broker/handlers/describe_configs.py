@@ -44,6 +44,12 @@ class ConfigEntry:
     definition: ConfigDef
 
 
+# Broker keys that have no default of their own in Kafka: another key fills them in
+# (log.retention.hours, log.roll.hours, log.flush.scheduler.interval.ms). Kafka lists no
+# DEFAULT_CONFIG synonym for the topic keys they back (retention.ms, segment.ms, flush.ms).
+NO_DEFAULT_OF_THEIR_OWN = frozenset({"log.retention.ms", "log.roll.ms", "log.flush.interval.ms"})
+
+
 def topic_config_entries(broker, overrides: dict[str, str], include_synonyms: bool) -> list[ConfigEntry]:
     entries = []
     config = broker.config
@@ -53,8 +59,10 @@ def topic_config_entries(broker, overrides: dict[str, str], include_synonyms: bo
             chain.append((key, render(d.parse(overrides[key])), TOPIC_CONFIG))
         if d.synonym in config.explicit:
             chain.append((d.synonym, render(config[d.synonym]), STATIC_BROKER_CONFIG))
-        chain.append((d.synonym or key, render(d.default), DEFAULT_CONFIG))
-        _, value, source = chain[0]
+        default = (d.synonym or key, render(d.default), DEFAULT_CONFIG)
+        if default[0] not in NO_DEFAULT_OF_THEIR_OWN:
+            chain.append(default)
+        _, value, source = chain[0] if chain else default
         entries.append(ConfigEntry(key, value, source, False, chain if include_synonyms else [], d))
     return entries
 

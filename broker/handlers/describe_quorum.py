@@ -4,10 +4,13 @@ The metadata log is reported as KRaft does, as partition 0 of ``__cluster_metada
 the leader (the active controller), its epoch (Raft's term), the high watermark (the
 commit index), and each voter's log end offset as the leader last saw it (-1 where
 unknown; only the leader knows its followers'). A one-node cluster is a quorum of one.
+The leader reports itself fetched and caught up now, as Kafka's leader does
+(kafka-metadata-quorum describe --replication prints these timestamps).
 From v2 the voters' directory ids and every node's listeners are included.
 """
 
 import base64
+import time
 import uuid
 
 from kafka.protocol.admin import DescribeQuorumRequest, DescribeQuorumResponse
@@ -39,10 +42,15 @@ async def handle(ctx, request):
                     error_message=f"Only {METADATA_TOPIC}-0 has a quorum", leader_id=-1, leader_epoch=-1,
                     high_watermark=-1, current_voters=[], observers=[]))
                 continue
-            voters = [R.TopicData.PartitionData.ReplicaState(
-                replica_id=v["node_id"], replica_directory_id=_directory_uuid(v["directory_id"]),
-                log_end_offset=v["log_end_offset"], last_fetch_timestamp=v["last_fetch_ms"],
-                last_caught_up_timestamp=v["last_caught_up_ms"]) for v in quorum["voters"]]
+            now_ms = int(time.time() * 1000)
+            voters = []
+            for v in quorum["voters"]:
+                leader_here = v["node_id"] == quorum["leader_id"] == broker.node_id
+                voters.append(R.TopicData.PartitionData.ReplicaState(
+                    replica_id=v["node_id"], replica_directory_id=_directory_uuid(v["directory_id"]),
+                    log_end_offset=v["log_end_offset"],
+                    last_fetch_timestamp=now_ms if leader_here else v["last_fetch_ms"],
+                    last_caught_up_timestamp=now_ms if leader_here else v["last_caught_up_ms"]))
             partitions.append(R.TopicData.PartitionData(
                 partition_index=0, error_code=ErrorCode.NONE, error_message=None,
                 leader_id=quorum["leader_id"], leader_epoch=quorum["leader_epoch"],

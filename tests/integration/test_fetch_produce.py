@@ -119,6 +119,15 @@ def test_invalid_timestamp(broker):
     assert fetch(broker.bootstrap, "ts", 0).high_watermark == 0
 
 
+def test_a_timestamp_more_than_an_hour_ahead_is_refused_by_default(broker):
+    """Kafka 4's default message.timestamp.after.max.ms is one hour (was unbounded)."""
+    create_topics(broker.bootstrap, ["ahead"])
+    now = int(time.time() * 1000)
+    result = produce(broker.bootstrap, "ahead", {0: batch(b"later", ts=now + 2 * 3600_000)})[0]
+    assert result.error_code == 32 and result.record_errors  # INVALID_TIMESTAMP
+    assert produce(broker.bootstrap, "ahead", {0: batch(b"soon", ts=now + 60_000)})[0].error_code == 0
+
+
 def test_invalid_required_acks(broker):
     create_topics(broker.bootstrap, ["acks"])
     with RawConnection(broker.bootstrap) as conn:

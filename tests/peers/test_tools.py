@@ -1,0 +1,502 @@
+"""Kafka 4.4's own command-line tools against Odradek, as an operator uses them.
+
+Each test runs a tool's commands against a fresh one-node Odradek and, where the answer
+is comparable, the same commands against Kafka 4.4 (the session's `kafka_peer`), and
+compares what the operator reads on stdout once ids, addresses and column padding are
+normalised. Every tool run starts a JVM (about a second), so each test groups the
+commands of one tool and the whole file runs in a few minutes. Where Odradek deliberately
+answers otherwise, the normalisation below says so.
+"""
+
+import json
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.peers import kafka
+
+# group.initial.rebalance.delay.ms as the Kafka peer runs (KafkaNode.properties).
+ODRADEK_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
+MEMBER_ID = re.compile(r"\S+-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# The timestamps of produced records: recent, for Kafka's retention (7 days by timestamp)
+# deletes older records within a minute of its start.
+T0 = (int(time.time()) - 600) * 1000
+# Subcommand tools take --bootstrap-server before (quorum, features) or after (cluster) it.
+BOOTSTRAP_BEFORE_SUBCOMMAND = {"kafka-metadata-quorum", "kafka-features"}
+BOOTSTRAP_AFTER_SUBCOMMAND = {"kafka-cluster"}
+
+
+@pytest.fixture
+def odradek(broker_factory):
+    return broker_factory(overrides=ODRADEK_OVERRIDES)
+
+
+def run(bootstrap: str, tool: str, *args: str, input: str | None = None, rc: int | None = 0,
+        timeout: float = 60) -> kafka.ToolResult:
+    """Run a tool against one broker; with rc given, assert its exit status."""
+    if tool in BOOTSTRAP_BEFORE_SUBCOMMAND:
+        args = ("--bootstrap-server", bootstrap, *args)
+    elif tool in BOOTSTRAP_AFTER_SUBCOMMAND:
+        args = (args[0], "--bootstrap-server", bootstrap, *args[1:])
+    else:
+        args = ("--bootstrap-server", bootstrap, *args)
+    result = kafka.run_tool(tool, *args, input=input, timeout=timeout)
+    if rc is not None:
+        assert result.rc == rc, f"{tool} {' '.join(args)}: rc {result.rc}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def normalise(text: str, bootstrap: str) -> str:
+    """What legitimately differs between two clusters: ids, addresses, column padding."""
+    text = text.replace(bootstrap, "<broker>")
+    text = re.sub(r"TopicId: \S+", "TopicId: <id>", text)
+    text = re.sub(r"Cluster ID: \S+", "Cluster ID: <id>", text)
+    text = MEMBER_ID.sub("<member>", text)
+    return "\n".join(re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines())
+
+
+def kafka_cluster_defaults(text: str) -> str:
+    """Kafka 4.4 finalizes eligible.leader.replicas.version, which sets min.insync.replicas
+    as a cluster-wide dynamic default that kafka-topics --describe lists among a topic's
+    Configs and kafka-configs among the synonyms. Odradek has no ELR and no cluster-wide
+    dynamic configs (ledgered)."""
+    text = re.sub(r"(Configs: .*?)min\.insync\.replicas=1,?", r"\1", text)
+    text = re.sub(r"(Configs: .*?),(\s|$)", r"\1\2", text)
+    return text.replace("DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=1, ", "")
+
+
+def both(kafka_peer, odradek, tool: str, *args: str, rc: int | None = 0, **kwargs) -> tuple[str, str]:
+    """The same command against Kafka 4.4 and Odradek: their normalised stdouts."""
+    k = run(kafka_peer.bootstrap, tool, *args, rc=rc, **kwargs)
+    o = run(odradek.bootstrap, tool, *args, rc=rc, **kwargs)
+    return (normalise(kafka_cluster_defaults(k.stdout), kafka_peer.bootstrap),
+            normalise(o.stdout, odradek.bootstrap))
+
+
+def assert_same(kafka_peer, odradek, tool: str, *args: str, **kwargs) -> str:
+    k, o = both(kafka_peer, odradek, tool, *args, **kwargs)
+    assert o == k, f"{tool} {' '.join(args)}"
+    return o
+
+
+def produce(bootstrap: str, topic: str, count: int, partition: int = 0) -> None:
+    """`count` records with keys, a header and timestamps T0, T0+1s, ... (kafka-python)."""
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    for i in range(count):
+        p.send(topic, key=f"k{i}".encode(), value=f"value-{i}".encode(), partition=partition,
+               headers=[("h", f"{i}".encode())], timestamp_ms=T0 + 1000 * i).get(30)
+    p.close()
+
+
+def iso(ms: int) -> str:
+    """As --to-datetime takes it, in UTC whatever the JVM's time zone."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# --- kafka-topics ---------------------------------------------------------------------
+
+def test_topics_create_list_describe_alter_delete(kafka_peer, odradek):
+    t = "tools-topics"
+    assert assert_same(kafka_peer, odradek, "kafka-topics", "--create", "--topic", t,
+                       "--partitions", "3", "--replication-factor", "1",
+                       "--config", "retention.ms=3600000",
+                       "--config", "cleanup.policy=compact") == f"Created topic {t}."
+    out = assert_same(kafka_peer, odradek, "kafka-topics", "--create", "--topic", t,
+                      "--partitions", "1", rc=1)
+    assert f"Topic '{t}' already exists." in out
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        assert t in run(b, "kafka-topics", "--list").stdout.split()
+    out = assert_same(kafka_peer, odradek, "kafka-topics", "--create", "--topic", "bad!name", rc=1)
+    assert "Topic name is invalid: 'bad!name' contains one or more characters" in out
+    k, o = both(kafka_peer, odradek, "kafka-topics", "--create", "--topic", f"{t}-rf",
+                "--replication-factor", "3", rc=1)
+    # Kafka 4.4 adds "or some brokers have all their log directories cordoned":
+    # Odradek has no cordoned log directories.
+    assert o.removesuffix(".") in k and o.endswith("because only 1 broker(s) are registered.")
+    described = assert_same(kafka_peer, odradek, "kafka-topics", "--describe", "--topic", t)
+    assert "PartitionCount: 3 ReplicationFactor: 1" in described
+    assert "Configs: cleanup.policy=compact,retention.ms=3600000" in described
+    assert "Partition: 2 Leader: 1 Replicas: 1 Isr: 1 Elr: LastKnownElr:" in described
+    # One node: nothing under-replicated or unavailable; every partition at min ISR (1).
+    assert assert_same(kafka_peer, odradek, "kafka-topics", "--describe", "--topic", t,
+                       "--under-replicated-partitions") == ""
+    assert assert_same(kafka_peer, odradek, "kafka-topics", "--describe", "--topic", t,
+                       "--unavailable-partitions") == ""
+    at_min = assert_same(kafka_peer, odradek, "kafka-topics", "--describe", "--topic", t,
+                         "--at-min-isr-partitions")
+    assert at_min.count("Partition:") == 3
+    assert_same(kafka_peer, odradek, "kafka-topics", "--alter", "--topic", t, "--partitions", "5")
+    assert "PartitionCount: 5" in assert_same(kafka_peer, odradek, "kafka-topics", "--describe",
+                                              "--topic", t)
+    out = assert_same(kafka_peer, odradek, "kafka-topics", "--alter", "--topic", t,
+                      "--partitions", "2", rc=1)
+    assert f"The topic {t} currently has 5 partition(s); 2 would not be an increase." in out
+    out = assert_same(kafka_peer, odradek, "kafka-topics", "--alter", "--topic", t,
+                      "--partitions", "5", rc=1)
+    assert "Topic already has 5 partition(s)." in out
+    assert_same(kafka_peer, odradek, "kafka-topics", "--delete", "--topic", t)
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        assert t not in run(b, "kafka-topics", "--list").stdout.split()
+
+
+# --- kafka-configs --------------------------------------------------------------------
+
+def configs(text: str) -> dict[str, str]:
+    """`key=value sensitive=... synonyms={...}` lines of kafka-configs --describe."""
+    return dict(re.findall(r"^ ?(\S+?)=(\S*) sensitive=", text, re.M))
+
+
+def test_configs_describe_and_alter_topic_configs(kafka_peer, odradek):
+    t = "tools-configs"
+    entity = ("--entity-type", "topics", "--entity-name", t)
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "1",
+            "--config", "retention.ms=3600000", "--config", "segment.bytes=2000000")
+    out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *entity)
+    assert "retention.ms=3600000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=3600000}" in out
+    assert "segment.bytes=2000000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:segment.bytes=2000000, " \
+           "DEFAULT_CONFIG:log.segment.bytes=1073741824}" in out
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *entity,
+                "--add-config", "retention.ms=7200000,max.message.bytes=2000000")
+    out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *entity)
+    assert configs(out) == {"max.message.bytes": "2000000", "retention.ms": "7200000",
+                            "segment.bytes": "2000000"}
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *entity,
+                "--delete-config", "retention.ms")
+    out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *entity)
+    assert configs(out) == {"max.message.bytes": "2000000", "segment.bytes": "2000000"}
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        bad = run(b, "kafka-configs", "--alter", *entity, "--add-config", "retention.ms=soon", rc=1)
+        assert "InvalidConfigurationException" in bad.stderr
+    # Every key Odradek describes (--all), Kafka describes alike: value and synonyms.
+    k, o = both(kafka_peer, odradek, "kafka-configs", "--describe", "--all", *entity)
+    kafka_lines = {line.split("=")[0]: line for line in k.splitlines()[1:]}
+    odradek_lines = {line.split("=")[0]: line for line in o.splitlines()[1:]}
+    assert {key: kafka_lines.get(key) for key in odradek_lines} == odradek_lines
+    # Brokers: no dynamic configs on either.
+    assert_same(kafka_peer, odradek, "kafka-configs", "--describe", "--entity-type", "brokers",
+                "--entity-name", "1")
+
+
+# --- console producer and consumer, kafka-consumer-groups ------------------------------
+
+def test_console_producer_and_consumer_with_keys_headers_and_a_group(kafka_peer, odradek):
+    t, group = "tools-console", "tools-console-group"
+    lines = "".join(f"h1:a{i},h2:b{i}\tkey-{i}\tvalue-{i}\n" for i in range(6))
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "2")
+        run(b, "kafka-console-producer", "--topic", t, "--reader-property", "parse.key=true",
+            "--reader-property", "parse.headers=true", input=lines)
+    k, o = both(kafka_peer, odradek, "kafka-console-consumer", "--topic", t, "--group", group,
+                "--from-beginning", "--max-messages", "6", "--timeout-ms", "20000",
+                *(x for p in ("print.key", "print.headers", "print.partition", "print.offset")
+                  for x in ("--formatter-property", f"{p}=true")))
+    # The console producer partitions by key (murmur2), so both place each record alike;
+    # the order across partitions is the consumer's.
+    assert sorted(o.splitlines()) == sorted(k.splitlines())
+    assert "Partition:0" in o and "Partition:1" in o
+    assert "h1:a3,h2:b3 key-3 value-3" in o
+    described = assert_same(kafka_peer, odradek, "kafka-consumer-groups", "--describe",
+                            "--group", group)
+    rows = [line.split() for line in described.splitlines() if line.startswith(group)]
+    assert len(rows) == 2 and all(r[3] == r[4] and r[5] == "0" for r in rows)
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        assert group in run(b, "kafka-consumer-groups", "--list").stdout.split()
+
+
+def start_member(bootstrap: str, topic: str, group: str):
+    """A console consumer in `group`, returned once it printed the topic's one record
+    (so it has joined and holds the partitions)."""
+    proc = kafka.start_tool("kafka-console-consumer", "--bootstrap-server", bootstrap,
+                            "--topic", topic, "--group", group, "--from-beginning",
+                            "--timeout-ms", "60000")
+    got = threading.Event()
+    threading.Thread(target=lambda: proc.stdout.readline() and got.set(), daemon=True).start()
+    if not got.wait(60):
+        proc.kill()
+        pytest.fail(f"the console consumer did not consume:\n{proc.stderr.read()}")
+    return proc
+
+
+def test_consumer_groups_describe_a_group_with_a_member(kafka_peer, odradek):
+    t, group = "tools-members", "tools-members-group"
+    members = []
+    try:
+        for b in (kafka_peer.bootstrap, odradek.bootstrap):
+            run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "2")
+            run(b, "kafka-console-producer", "--topic", t, "--reader-property", "partition=0",
+                input="one\n")
+            members.append(start_member(b, t, group))
+        state = assert_same(kafka_peer, odradek, "kafka-consumer-groups", "--describe",
+                            "--group", group, "--state")
+        assert re.search(rf"^{group} <broker> \(1\) range Stable 1$", state, re.M), state
+        out = assert_same(kafka_peer, odradek, "kafka-consumer-groups", "--describe",
+                          "--group", group, "--members")
+        assert re.search(rf"^{group} <member> /127.0.0.1 console-consumer 2$", out, re.M), out
+        out = assert_same(kafka_peer, odradek, "kafka-consumer-groups", "--describe",
+                          "--group", group, "--members", "--verbose")
+        assert re.search(rf"^{group} <member> /127.0.0.1 console-consumer 2 - {t}:0,1 - -$",
+                         out, re.M), out
+        for b in (kafka_peer.bootstrap, odradek.bootstrap):
+            refused = run(b, "kafka-consumer-groups", "--reset-offsets", "--group", group,
+                          "--topic", t, "--to-earliest", "--execute", rc=None)
+            assert "inactive" in refused.stdout + refused.stderr
+    finally:
+        for m in members:
+            m.kill()
+            m.wait(10)
+
+
+def test_consumer_groups_reset_delete_offsets_and_delete(kafka_peer, odradek):
+    t, group = "tools-offsets", "tools-offsets-group"
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "1")
+        produce(b, t, 5)
+    reset = ("kafka-consumer-groups", "--reset-offsets", "--group", group, "--topic", t)
+
+    def new_offset(*how: str) -> int:
+        out = assert_same(kafka_peer, odradek, *reset, *how)
+        (row,) = [line.split() for line in out.splitlines() if line.startswith(group)]
+        return int(row[3])
+
+    assert new_offset("--to-earliest", "--execute") == 0
+    assert new_offset("--to-latest", "--execute") == 5
+    assert new_offset("--shift-by", "-2", "--execute") == 3
+    assert new_offset("--to-datetime", iso(T0 + 2000), "--execute") == 2
+    assert new_offset("--to-offset", "1", "--dry-run") == 1  # a dry run changes nothing
+    described = assert_same(kafka_peer, odradek, "kafka-consumer-groups", "--describe",
+                            "--group", group, "--offsets")
+    assert f"{group} {t} 0 2 5 3 - - -" in described
+    out = assert_same(kafka_peer, odradek, "kafka-consumer-groups", "--delete-offsets",
+                      "--group", group, "--topic", t)
+    assert f"{t} 0 Successful" in out
+    out = assert_same(kafka_peer, odradek, "kafka-consumer-groups", "--delete", "--group", group)
+    assert f"Deletion of requested consumer groups ('{group}') was successful." in out
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        assert group not in run(b, "kafka-consumer-groups", "--list").stdout.split()
+    out = assert_same(kafka_peer, odradek, "kafka-consumer-groups", "--delete", "--group", group)
+    assert "GroupIdNotFoundException" in out
+
+
+# --- kafka-get-offsets, kafka-delete-records ------------------------------------------
+
+def test_get_offsets_and_delete_records(kafka_peer, odradek, tmp_path):
+    t = "tools-records"
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "2")
+        produce(b, t, 5)
+    offsets = {when: assert_same(kafka_peer, odradek, "kafka-get-offsets", "--topic", t,
+                                 "--time", when)
+               for when in ("-1", "-2", "-3", str(T0 + 2000))}
+    assert offsets == {"-1": f"{t}:0:5\n{t}:1:0", "-2": f"{t}:0:0\n{t}:1:0",
+                       "-3": f"{t}:0:4", str(T0 + 2000): f"{t}:0:2"}
+    plan = tmp_path / "delete.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": t, "partition": 0, "offset": 3}]}))
+    out = assert_same(kafka_peer, odradek, "kafka-delete-records", "--offset-json-file", str(plan))
+    assert f"partition: {t}-0 low_watermark: 3" in out
+    assert assert_same(kafka_peer, odradek, "kafka-get-offsets", "--topic", t, "--partitions", "0",
+                       "--time", "-2") == f"{t}:0:3"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": t, "partition": 0, "offset": 9}]}))
+    out = assert_same(kafka_peer, odradek, "kafka-delete-records", "--offset-json-file", str(plan))
+    assert "OffsetOutOfRangeException" in out
+
+
+# --- cluster, quorum, features, api versions ------------------------------------------
+
+def fields(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^(\w+):\s+(.*)$", text, re.M))
+
+
+def test_cluster_id_quorum_features_and_api_versions(kafka_peer, odradek):
+    k, o = both(kafka_peer, odradek, "kafka-cluster", "cluster-id")
+    assert o == k == "Cluster ID: <id>"
+    cluster_id = run(odradek.bootstrap, "kafka-cluster", "cluster-id").stdout.split()[-1]
+    meta = (Path(odradek.data_dir) / "meta.properties").read_text()
+    assert f"cluster.id={cluster_id}" in meta
+
+    k, o = both(kafka_peer, odradek, "kafka-metadata-quorum", "describe", "--status")
+    assert fields(o).keys() == fields(k).keys()
+    status = fields(o)
+    assert status["ClusterId"] == cluster_id and status["LeaderId"] == "1"
+    assert '{"id": 1, "endpoints": ["PLAINTEXT://<broker>"]}' in status["CurrentVoters"]
+    k, o = both(kafka_peer, odradek, "kafka-metadata-quorum", "describe", "--replication")
+    assert o.splitlines()[0] == k.splitlines()[0]  # the columns
+    (row,) = o.splitlines()[1:]
+    node, _, log_end, lag, last_fetch, last_caught_up, status = row.split()
+    assert (node, lag, status) == ("1", "0", "Leader")
+    # The leader reports itself fetched and caught up now, as Kafka's does.
+    assert int(last_fetch) > T0 and int(last_caught_up) > T0
+
+    # Odradek finalizes no features (ledgered): the command works and lists none.
+    assert run(odradek.bootstrap, "kafka-features", "describe").stdout == ""
+
+    k, o = both(kafka_peer, odradek, "kafka-broker-api-versions")
+    served = dict(re.findall(r"^(\w+)\(\d+\): (.*?),?$", o, re.M))
+    kafka_served = dict(re.findall(r"^(\w+)\(\d+\): (.*?),?$", k, re.M))
+    assert served.keys() == kafka_served.keys()  # the tool lists every API it knows
+    for api in ("Produce", "Fetch", "Metadata", "DescribeTopicPartitions", "DescribeConfigs"):
+        assert "usable" in served[api], api
+    assert "<broker> (id: 1 rack: null isFenced: false) -> (" in o
+
+
+# --- kafka-dump-log on Odradek's segments ----------------------------------------------
+
+def test_dump_log_reads_odradek_segments(odradek):
+    """Batches, offsets and index entries of Odradek's .log, .index and .timeindex as
+    Kafka's own reader sees them: the proof that the files are Kafka's format."""
+    t = "tools-dump"
+    run(odradek.bootstrap, "kafka-topics", "--create", "--topic", t, "--partitions", "1",
+        "--config", "index.interval.bytes=1", "--config", "segment.bytes=1048576")
+    produce(odradek.bootstrap, t, 12)
+    assert odradek.stop() == 0  # a clean stop: the active segment's indexes are trimmed
+    files = sorted(str(p) for p in (Path(odradek.data_dir) / f"{t}-0").iterdir()
+                   if p.suffix in (".log", ".index", ".timeindex"))
+    assert {Path(f).suffix for f in files} == {".log", ".index", ".timeindex"}
+    out = kafka.run_tool("kafka-dump-log", "--files", ",".join(files), "--print-data-log",
+                         "--deep-iteration")
+    assert out.rc == 0, out.stderr
+    text = out.stdout
+    assert "Mismatches" not in text and "not found" not in text, text
+    batches = re.findall(r"^baseOffset: (\d+) lastOffset: (\d+) count: (\d+) .*isvalid: (\w+)",
+                         text, re.M)
+    assert [int(b[0]) for b in batches] == list(range(12)) and {b[3] for b in batches} == {"true"}
+    records = re.findall(r"^\| offset: (\d+) CreateTime: (\d+) keySize: \d+ valueSize: \d+ "
+                         r"sequence: \d+ headerKeys: \[h\] key: (\S+) payload: (\S+)$", text, re.M)
+    assert records == [(str(i), str(T0 + 1000 * i), f"k{i}", f"value-{i}") for i in range(12)]
+    index = re.findall(r"^offset: (\d+) position: (\d+)$", text, re.M)
+    assert [int(o) for o, _ in index] == list(range(1, 12))  # every batch after the first
+    times = re.findall(r"^timestamp: (\d+) offset: (\d+)$", text, re.M)
+    assert times and all(int(ts) == T0 + 1000 * int(o) for ts, o in times)
+
+
+def test_the_checks_can_fail():
+    """The normalisation keeps what matters: another partition count still differs."""
+    a = normalise("Topic: t\tTopicId: abc\tPartitionCount: 3", "127.0.0.1:1")
+    b = normalise("Topic: t\tTopicId: xyz\tPartitionCount: 4", "127.0.0.1:2")
+    assert a != b and a.replace("3", "4") == b
+    assert kafka_cluster_defaults("Configs: min.insync.replicas=1,retention.ms=5") == \
+        "Configs: retention.ms=5"
+    assert normalise(kafka_cluster_defaults("Configs: min.insync.replicas=1\t"), "-") == "Configs:"
+
+
+# --- kafka-log-dirs --------------------------------------------------------------------
+
+def log_dirs(bootstrap: str, *args: str) -> list[dict]:
+    """kafka-log-dirs --describe: the log dirs of the one broker, from its JSON line."""
+    out = run(bootstrap, "kafka-log-dirs", "--describe", *args).stdout
+    (broker,) = json.loads(out.splitlines()[-1])["brokers"]
+    assert broker["broker"] == 1
+    return broker["logDirs"]
+
+
+def test_log_dirs_describes_partition_sizes(kafka_peer, odradek):
+    t = "tools-log-dirs"
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "2")
+        produce(b, t, 3)
+    described = {}
+    for name, b in (("kafka", kafka_peer.bootstrap), ("odradek", odradek.bootstrap)):
+        (log_dir,) = log_dirs(b, "--topic-list", t)
+        assert log_dir["error"] is None
+        described[name] = log_dir
+        partitions = {p["partition"]: p for p in log_dir["partitions"]}
+        assert partitions.keys() == {f"{t}-0", f"{t}-1"}
+        assert partitions[f"{t}-1"]["size"] == 0
+        assert {(p["offsetLag"], p["isFuture"]) for p in partitions.values()} == {(0, False)}
+    odradek_dir = Path(described["odradek"]["logDir"])
+    assert odradek_dir == Path(odradek.data_dir).resolve()
+    on_disk = sum(f.stat().st_size for f in (odradek_dir / f"{t}-0").glob("*.log"))
+    sizes = {name: {p["partition"]: p["size"] for p in d["partitions"]}
+             for name, d in described.items()}
+    assert sizes["odradek"][f"{t}-0"] == on_disk > 0
+    # The same records, produced alike, take the same bytes in both.
+    assert sizes["odradek"] == sizes["kafka"]
+    # Without --topic-list every partition is listed, internal ones too.
+    assert any(p["partition"].startswith(f"{t}-") for p in log_dirs(odradek.bootstrap)[0]["partitions"])
+
+
+# --- kafka-topics and kafka-metadata-quorum on three Odradek nodes ----------------------
+
+@pytest.fixture
+def odradek_cluster(tmp_path, kafka_libs):
+    from tests.local_cluster import Cluster
+    cluster = Cluster(tmp_path)
+    yield cluster
+    cluster.stop_all()
+    for n in cluster.nodes:  # on failure, pytest shows each node's log tail
+        print(f"--- node {n} ---\n" + "".join(cluster.logs[n][-40:]))
+
+
+def isr_sizes(cluster, topic: str) -> list[int]:
+    md = cluster.admin().list_topics(topic, timeout=5)
+    return [len(p.isrs) for _, p in sorted(md.topics[topic].partitions.items())]
+
+
+def test_topics_and_quorum_on_three_nodes_with_one_down(odradek_cluster):
+    """Slow (three nodes, an ISR shrink after replica.lag.time.max.ms): what an operator
+    checks when a node is down: under-replicated partitions, and the quorum's view."""
+    c, t = odradek_cluster, "tools-three"
+    c.start()
+    c.wait_formed()
+    run(c.bootstrap, "kafka-topics", "--create", "--topic", t, "--partitions", "3",
+        "--replication-factor", "3", "--config", "min.insync.replicas=2")
+    described = run(c.bootstrap, "kafka-topics", "--describe", "--topic", t).stdout
+    assert "PartitionCount: 3\tReplicationFactor: 3" in described
+    assert len(re.findall(r"\tIsr: \d,\d,\d\t", described)) == 3
+    assert run(c.bootstrap, "kafka-topics", "--describe", "--under-replicated-partitions").stdout == ""
+    status = fields(run(c.bootstrap, "kafka-metadata-quorum", "describe", "--status").stdout)
+    assert {v["id"] for v in json.loads(status["CurrentVoters"])} == {1, 2, 3}
+    # The data path and a group, whose coordinator may be any node.
+    lines = "".join(f"key-{i}\tvalue-{i}\n" for i in range(9))
+    run(c.bootstrap, "kafka-console-producer", "--topic", t, "--reader-property", "parse.key=true",
+        input=lines)
+    assert sum(int(line.rsplit(":", 1)[1]) for line in
+               run(c.bootstrap, "kafka-get-offsets", "--topic", t).stdout.split()) == 9
+    consumed = run(c.bootstrap, "kafka-console-consumer", "--topic", t, "--group", "three",
+                   "--from-beginning", "--max-messages", "9", "--timeout-ms", "30000").stdout
+    assert sorted(consumed.split()) == sorted(f"value-{i}" for i in range(9))
+    described = run(c.bootstrap, "kafka-consumer-groups", "--describe", "--group", "three").stdout
+    rows = [line.split() for line in described.splitlines() if line.startswith("three ")]
+    assert len(rows) == 3 and all(r[3] == r[4] and r[5] == "0" for r in rows)
+    reset = run(c.bootstrap, "kafka-consumer-groups", "--reset-offsets", "--group", "three",
+                "--topic", t, "--to-earliest", "--execute").stdout
+    assert sorted(line.split()[-1] for line in reset.splitlines() if line.startswith("three ")) == ["0"] * 3
+
+    c.kill(3)
+    c.wait_for(lambda: isr_sizes(c, t) == [2, 2, 2], 30, "the ISRs to shrink")
+    under = run(c.live_bootstrap, "kafka-topics", "--describe", "--topic", t,
+                "--under-replicated-partitions").stdout
+    assert sorted(re.findall(rf"Topic: {t}\tPartition: (\d)\t", under)) == ["0", "1", "2"]
+    isrs = re.findall(r"\tIsr: ([\d,]*)\t", under)
+    assert len(isrs) == 3 and all("3" not in isr.split(",") for isr in isrs)
+    at_min = run(c.live_bootstrap, "kafka-topics", "--describe", "--topic", t, "--at-min-isr-partitions").stdout
+    assert at_min.count("Partition:") == 3
+    assert run(c.live_bootstrap, "kafka-topics", "--describe", "--unavailable-partitions").stdout == ""
+
+    c.restart(3)
+    c.wait_for(lambda: isr_sizes(c, t) == [3, 3, 3], 60, "node 3 back in every ISR")
+    assert run(c.bootstrap, "kafka-topics", "--describe", "--topic", t,
+               "--under-replicated-partitions").stdout == ""
+
+
+# --- the performance tools (the benchmarks drive them) ----------------------------------
+
+def test_producer_and_consumer_perf_tools(odradek):
+    t = "tools-perf"
+    run(odradek.bootstrap, "kafka-topics", "--create", "--topic", t, "--partitions", "2")
+    out = kafka.run_tool("kafka-producer-perf-test", "--topic", t, "--num-records", "2000",
+                         "--record-size", "100", "--throughput", "-1", "--command-property",
+                         f"bootstrap.servers={odradek.bootstrap}", timeout=120)
+    assert out.rc == 0, out.stderr
+    assert re.search(r"^2000 records sent, ", out.stdout, re.M), out.stdout
+    out = run(odradek.bootstrap, "kafka-consumer-perf-test", "--topic", t, "--num-records", "2000",
+              "--timeout", "30000", timeout=120)
+    header, row = out.stdout.splitlines()[-2:]
+    values = dict(zip([h.strip() for h in header.split(",")], [v.strip() for v in row.split(",")],
+                      strict=True))
+    assert int(values["data.consumed.in.nMsg"]) == 2000
