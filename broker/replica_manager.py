@@ -24,7 +24,7 @@ is the log end offset as soon as an append is written.
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -352,14 +352,28 @@ class ReplicaManager:
         node, where the high watermark moves with the append and nothing asks for an fsync."""
         return partition.log.high_watermark > result.last_offset and not partition.log.needs_flush(result)
 
-    async def wait_committed(self, partition: Partition, result) -> None:
-        """Return once an append counts as committed for acks=-1: the high watermark
-        passed it (every ISR member has it) and it is as durable as flush.messages
-        asks here. KafkaError NOT_LEADER_OR_FOLLOWER if leadership moves meanwhile."""
+    def wait_committed(self, partition: Partition, result) -> Awaitable[None]:
+        """An awaitable that returns once an append counts as committed for acks=-1: the
+        high watermark passed it (every ISR member has it) and it is as durable as
+        flush.messages asks here. KafkaError NOT_LEADER_OR_FOLLOWER if leadership moves
+        meanwhile.
+
+        Call it right after the append: the waiter is registered now, while this node
+        still leads at the epoch of the append, not when the awaitable first runs (a
+        loop iteration or two later). A waiter registered after leadership moved would
+        escape ``fail_waiters`` and be completed by this node's high watermark as a
+        follower, acknowledging an offset that the new leader's batches now hold.
+        """
+        fut = None
         if partition.log.high_watermark <= result.last_offset:
             fut = asyncio.get_running_loop().create_future()
             partition.hw_waiters.append((result.last_offset, fut))
-            await fut
+        return self._committed(partition, result, fut)
+
+    @staticmethod
+    async def _committed(partition: Partition, result, hw_waiter: asyncio.Future | None) -> None:
+        if hw_waiter is not None:
+            await hw_waiter
         await partition.log.wait_durable(result)
 
     # -- replication: the leader's side ----------------------------------------
