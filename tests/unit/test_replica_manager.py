@@ -77,3 +77,4 @@ async def test_acks_all_produce_fails_when_leadership_moves_before_its_wait_star
     with pytest.raises(KafkaError) as failed:
         await asyncio.wait_for(wait, 1)
     assert failed.value.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+
