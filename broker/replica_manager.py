@@ -440,7 +440,7 @@ class ReplicaManager:
         p = self.partitions.get((topic, index))
         if p is not None and p.isr_state is None and p.log.log_end_offset < leader_log_start:
             p.log.truncate_fully_and_start_at(leader_log_start)
-            p.producer_state = self._load_producer_state(p.log)
+            p.producer_state.truncate_fully()
 
     def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int) -> None:
         p = self.partitions.get((topic, index))

@@ -78,3 +78,25 @@ async def test_acks_all_produce_fails_when_leadership_moves_before_its_wait_star
         await asyncio.wait_for(wait, 1)
     assert failed.value.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
 
+
+
+async def test_a_follower_that_restarts_at_the_leaders_log_start_forgets_its_producers(node1):
+    """A follower whose log ends below the leader's log start starts over there, empty
+    (OFFSET_OUT_OF_RANGE). Its producer state must start over too, snapshots included:
+    a snapshot kept from before restored sequences older than the batches the leader had
+    deleted, and once this node led again the producer's next batch was refused with
+    OUT_OF_ORDER_SEQUENCE_NUMBER, where Kafka accepts it from a producer it has no state for."""
+    p, _ = node1.append_records("t", 0, _batch([b"a"], producer_id=7, base_sequence=0))
+    p.producer_state.take_snapshot(p.log.log_end_offset)  # as a roll or a clean stop does
+
+    node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=2, isr=[2]))
+    node1.sync_with_image()
+    # Meanwhile producer 7 wrote sequences 1..4 at node 2, whose retention then deleted
+    # everything below offset 100.
+    node1.handle_out_of_range("t", 0, 100)
+    assert (p.log.log_start_offset, p.log.log_end_offset) == (100, 100)
+
+    node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=1, isr=[1]))
+    node1.sync_with_image()
+    p, result = node1.append_records("t", 0, _batch([b"b"], producer_id=7, base_sequence=5))
+    assert result.base_offset == 100
