@@ -24,7 +24,7 @@ is the log end offset as soon as an append is written.
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -358,14 +358,28 @@ class ReplicaManager:
         node, where the high watermark moves with the append and nothing asks for an fsync."""
         return partition.log.high_watermark > result.last_offset and not partition.log.needs_flush(result)
 
-    async def wait_committed(self, partition: Partition, result) -> None:
-        """Return once an append counts as committed for acks=-1: the high watermark
-        passed it (every ISR member has it) and it is as durable as flush.messages
-        asks here. KafkaError NOT_LEADER_OR_FOLLOWER if leadership moves meanwhile."""
+    def wait_committed(self, partition: Partition, result) -> Awaitable[None]:
+        """An awaitable that returns once an append counts as committed for acks=-1: the
+        high watermark passed it (every ISR member has it) and it is as durable as
+        flush.messages asks here. KafkaError NOT_LEADER_OR_FOLLOWER if leadership moves
+        meanwhile.
+
+        Call it right after the append: the waiter is registered now, while this node
+        still leads at the epoch of the append, not when the awaitable first runs (a
+        loop iteration or two later). A waiter registered after leadership moved would
+        escape ``fail_waiters`` and be completed by this node's high watermark as a
+        follower, acknowledging an offset that the new leader's batches now hold.
+        """
+        fut = None
         if partition.log.high_watermark <= result.last_offset:
             fut = asyncio.get_running_loop().create_future()
             partition.hw_waiters.append((result.last_offset, fut))
-            await fut
+        return self._committed(partition, result, fut)
+
+    @staticmethod
+    async def _committed(partition: Partition, result, hw_waiter: asyncio.Future | None) -> None:
+        if hw_waiter is not None:
+            await hw_waiter
         await partition.log.wait_durable(result)
 
     # -- replication: the leader's side ----------------------------------------
@@ -467,7 +481,7 @@ class ReplicaManager:
         p = self.partitions.get((topic, index))
         if p is not None and p.isr_state is None and p.log.log_end_offset < leader_log_start:
             p.log.truncate_fully_and_start_at(leader_log_start)
-            p.producer_state = self._load_producer_state(p.log)
+            p.producer_state.truncate_fully()
 
     def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int,
                            leader_log_start_offset: int = -1) -> None:

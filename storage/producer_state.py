@@ -183,6 +183,17 @@ class ProducerStateManager:
             if offset > end_offset:
                 self._path(offset).unlink(missing_ok=True)
 
+    def truncate_fully(self) -> None:
+        """The log restarted empty (a follower behind the leader's log start): forget every
+        producer and every snapshot, as Kafka's truncateFullyAndStartAt does. A snapshot
+        kept from before would bring back sequences older than the batches that were
+        deleted with the leader's log, and once this replica leads, the producer's next
+        batch would be OUT_OF_ORDER_SEQUENCE_NUMBER instead of accepted as from a
+        producer this partition has no state for."""
+        self.producers = {}
+        for offset in self.snapshot_offsets():
+            self._path(offset).unlink(missing_ok=True)
+
     def load(self, log_end_offset: int, headers_from: callable, now_ms: int) -> int:
         """Rebuild from the newest good snapshot <= log end plus the batches after it.
 

@@ -124,6 +124,8 @@ async def _when_durable(response: ProduceResponse, durable_waits: list, timeout_
             partition.error_code = ErrorCode.KAFKA_STORAGE_ERROR
             partition.error_message = f"Flush failed: {task.exception()}"
         if partition.error_code:
+            # Kafka answers a failed partition with no offsets (-1), whatever was appended
+            partition.base_offset = partition.log_append_time_ms = partition.log_start_offset = -1
             log.info("produce_not_acknowledged", partition=partition.index,
                      error=ErrorCode(partition.error_code).name, message=partition.error_message)
     return response

@@ -1,0 +1,102 @@
+"""ReplicaManager: when an acks=-1 produce may be acknowledged, around a change of leader.
+
+No network: one node's ReplicaManager over a metadata image built by hand, its role
+changed by applying metadata records, the follower's side driven as its
+ReplicaFetcher would (truncate, append the new leader's batches, take its high
+watermark).
+"""
+
+import asyncio
+
+import pytest
+
+from odradek.broker.config import BrokerConfig
+from odradek.broker.replica_manager import ReplicaManager
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.records import build_batch
+from odradek.replication.metadata import (
+    MetadataImage,
+    PartitionChangeRecord,
+    PartitionRecord,
+    RegisterBrokerRecord,
+    TopicRecord,
+)
+
+TOPIC_ID = "6ab0c0de-0000-4000-8000-000000000001"
+
+
+def _image() -> MetadataImage:
+    image = MetadataImage()
+    for node in (1, 2):
+        image.apply(RegisterBrokerRecord(node, {"PLAINTEXT": ["127.0.0.1", 1]}))
+    image.apply(TopicRecord("t", TOPIC_ID))
+    image.apply(PartitionRecord(TOPIC_ID, 0, replicas=[1, 2], isr=[1, 2], leader=1))
+    return image
+
+
+def _batch(values, producer_id=-1, base_sequence=-1, base_offset=0, epoch=-1) -> bytes:
+    return build_batch([(None, v, [], 0) for v in values], base_offset=base_offset,
+                       partition_leader_epoch=epoch, producer_id=producer_id,
+                       producer_epoch=0 if producer_id >= 0 else -1, base_sequence=base_sequence)
+
+
+@pytest.fixture
+async def node1(tmp_path):
+    replicas = ReplicaManager(BrokerConfig({"node.id": 1}), _image(), 1, str(tmp_path))
+    replicas.following_image = True
+    replicas.sync_with_image()
+    yield replicas
+    for fetcher in replicas.fetchers.values():
+        fetcher.close()
+    replicas.log_manager.close()
+
+
+async def test_acks_all_produce_fails_when_leadership_moves_before_its_wait_starts(node1):
+    """The produce handler appends, then waits for the high watermark in a task that starts a
+    loop iteration or two later. If this node stops leading in between (a metadata commit
+    handled first: likely on a loaded machine), the wait must fail with NOT_LEADER_OR_FOLLOWER,
+    as it would had it started in time. Before the fix it registered itself late, on a
+    partition now following, and the follower's high watermark completed it once the new
+    leader's log passed that offset: an acknowledgement, with an offset, of a batch the
+    truncation had dropped (lost writes, and the next batch of that idempotent producer was
+    then OUT_OF_ORDER_SEQUENCE_NUMBER at the new leader, fatal for librdkafka)."""
+    p, result = node1.append_records("t", 0, _batch([b"ours"], producer_id=7, base_sequence=0),
+                                     required_acks=-1)
+    assert not node1.is_committed(p, result)  # follower 2 has not fetched it
+    wait = node1.wait_committed(p, result)  # what the handler does; awaited later
+
+    node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=2, isr=[2]))
+    node1.sync_with_image()  # node 2 leads (epoch 1) without our batch
+    assert p.isr_state is None
+    # As the fetcher does: truncate where the new leader says epoch 0 ended, then take its
+    # batches and its high watermark, which passes the offset our batch had.
+    node1.truncate_follower("t", 0, 0, 0, 0)
+    node1.append_as_follower("t", 0, _batch([b"theirs", b"more"], epoch=1), 2)
+    assert p.log.high_watermark > result.last_offset
+
+    with pytest.raises(KafkaError) as failed:
+        await asyncio.wait_for(wait, 1)
+    assert failed.value.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+
+
+async def test_a_follower_that_restarts_at_the_leaders_log_start_forgets_its_producers(node1):
+    """A follower whose log ends below the leader's log start starts over there, empty
+    (OFFSET_OUT_OF_RANGE). Its producer state must start over too, snapshots included:
+    a snapshot kept from before restored sequences older than the batches the leader had
+    deleted, and once this node led again the producer's next batch was refused with
+    OUT_OF_ORDER_SEQUENCE_NUMBER, where Kafka accepts it from a producer it has no state for."""
+    p, _ = node1.append_records("t", 0, _batch([b"a"], producer_id=7, base_sequence=0))
+    p.producer_state.take_snapshot(p.log.log_end_offset)  # as a roll or a clean stop does
+
+    node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=2, isr=[2]))
+    node1.sync_with_image()
+    # Meanwhile producer 7 wrote sequences 1..4 at node 2, whose retention then deleted
+    # everything below offset 100.
+    node1.handle_out_of_range("t", 0, 100)
+    assert (p.log.log_start_offset, p.log.log_end_offset) == (100, 100)
+
+    node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=1, isr=[1]))
+    node1.sync_with_image()
+    p, result = node1.append_records("t", 0, _batch([b"b"], producer_id=7, base_sequence=5))
+    assert result.base_offset == 100
