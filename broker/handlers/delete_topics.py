@@ -1,4 +1,4 @@
-"""DeleteTopics (v0-v6): by name, or from v6 by topic id; carried out by the controller."""
+"""DeleteTopics (v1-v6, as Kafka 4 after KIP-896): by name, or from v6 by topic id; carried out by the controller."""
 
 import uuid
 
@@ -11,7 +11,7 @@ R = DeleteTopicsResponse
 ZERO_UUID = uuid.UUID(int=0)
 
 
-@handles(DeleteTopicsRequest, 0, 6)
+@handles(DeleteTopicsRequest, 1, 6)
 async def handle(ctx, request):
     broker = ctx.broker
     if ctx.header.api_version >= 6:

@@ -1,9 +1,9 @@
-"""DescribeConfigs (v0-v4): topic and broker configs with their sources and synonyms.
+"""DescribeConfigs (v1-v4; v0 went with Kafka 4.0, KIP-896): topic and broker configs with their sources and synonyms.
 
 A topic key's value comes from the topic's own override (source TOPIC_CONFIG), else
 from its broker-level synonym when the operator set it (STATIC_BROKER_CONFIG), else
 the default (DEFAULT_CONFIG); with include_synonyms (v1+) that chain is listed, most
-specific first, as Kafka does. v0 has is_default instead of config_source.
+specific first, as Kafka does.
 Broker configs are static (read-only): they are set on the command line.
 """
 
@@ -53,8 +53,12 @@ def topic_config_entries(broker, overrides: dict[str, str], include_synonyms: bo
             chain.append((key, render(d.parse(overrides[key])), TOPIC_CONFIG))
         if d.synonym in config.explicit:
             chain.append((d.synonym, render(config[d.synonym]), STATIC_BROKER_CONFIG))
-        chain.append((d.synonym or key, render(d.default), DEFAULT_CONFIG))
-        _, value, source = chain[0]
+        broker_key = BROKER_CONFIGS.get(d.synonym)
+        if broker_key is None or broker_key.default is not None:
+            chain.append((d.synonym or key, render(d.default), DEFAULT_CONFIG))
+        # Kafka lists a default synonym only when the broker key has a default of its own
+        # (log.retention.ms has none: its default comes from log.retention.hours).
+        value, source = (chain[0][1], chain[0][2]) if chain else (render(d.default), DEFAULT_CONFIG)
         entries.append(ConfigEntry(key, value, source, False, chain if include_synonyms else [], d))
     return entries
 
@@ -73,7 +77,7 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
 def _result(resource, entries: list[ConfigEntry], include_documentation: bool):
     keys = resource.configuration_keys
     return R.DescribeConfigsResult(
-        error_code=ErrorCode.NONE, error_message=None, resource_type=resource.resource_type,
+        error_code=ErrorCode.NONE, error_message="", resource_type=resource.resource_type,
         resource_name=resource.resource_name,
         configs=[Entry(name=e.name, value=e.value, read_only=e.read_only,
                        config_source=e.config_source, is_default=e.config_source == DEFAULT_CONFIG,
@@ -91,15 +95,15 @@ def _error(resource, code: ErrorCode, message: str):
                                    resource_name=resource.resource_name, configs=[])
 
 
-@handles(DescribeConfigsRequest, 0, 4)
+@handles(DescribeConfigsRequest, 1, 4)
 async def handle(ctx, request):
     broker = ctx.broker
     results = []
     for resource in request.resources:
         if resource.resource_type == TOPIC:
             if resource.resource_name not in broker.image.topics:
-                results.append(_error(resource, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                      f"Topic '{resource.resource_name}' does not exist."))
+                # Kafka 4.4 answers with an empty message (the code says it all).
+                results.append(_error(resource, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ""))
                 continue
             entries = topic_config_entries(broker, broker.image.topic_configs(resource.resource_name),
                                            request.include_synonyms)

@@ -1,13 +1,20 @@
-"""ListOffsets (v0-v8): offsets by time.
+"""ListOffsets (v1-v11): offsets by time (v0 went with Kafka 4.0, KIP-896).
 
 timestamp -2: the log start offset (earliest); -1: the high watermark (latest;
 the last stable offset is the same without transactions); -3 (v7+, KIP-734): the
-offset and timestamp of the batch with the largest timestamp; otherwise the first
-offset whose batch has a timestamp at or after the one asked for, or -1 when
-there is none. v0 answers in old_style_offsets.
+offset and timestamp of the record with the largest timestamp (the first such); otherwise
+the offset and timestamp of the first record with a timestamp at or after the one asked
+for, or -1 when there is none. Kafka answers per record, not per batch: storage finds
+the batch through the time index and this module reads that one batch's records.
+Tiered storage (KIP-405) is not built, so every offset is local: -4 (v8+, earliest
+local) is the log start offset, and -5 (v9+, latest tiered) and -6 (v11+, earliest
+pending upload) find nothing (offset -1), as Kafka answers for a topic without remote
+storage. v10's timeout_ms bounds remote lookups, which never happen here.
+A partition named twice in one request is INVALID_REQUEST for both, as in Kafka.
 """
 
 from kafka.protocol.consumer import ListOffsetsRequest, ListOffsetsResponse
+from kafka.record import MemoryRecords
 
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -15,13 +22,16 @@ from odradek.protocol.errors import ErrorCode, KafkaError
 R = ListOffsetsResponse
 PartitionResponse = R.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
+EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -4, -5, -6
 
 
 def lookup(partition, timestamp: int) -> tuple[int, int]:
     """(timestamp, offset) for a ListOffsets query on one partition."""
     log_ = partition.log
-    if timestamp == EARLIEST:
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return -1, log_.log_start_offset
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+        return -1, -1
     state = partition.isr_state
     if state is not None and log_.high_watermark < state.leader_epoch_start_offset:
         # KIP-207: a new leader's high watermark may lag until its followers report.
@@ -30,21 +40,41 @@ def lookup(partition, timestamp: int) -> tuple[int, int]:
         return -1, log_.high_watermark
     if timestamp == MAX_TIMESTAMP:
         found = log_.max_timestamp()
-        return (found[1], found[0]) if found else (-1, -1)
+        if found is None:
+            return -1, -1
+        return first_record_at(log_, found[0], found[1])
     found = log_.offset_for_timestamp(timestamp)
     if found is None or found[0] >= log_.high_watermark:
         return -1, -1
-    return found[1], found[0]
+    return first_record_at(log_, found[0], timestamp)
 
 
-@handles(ListOffsetsRequest, 0, 8)
+def first_record_at(log_, batch_offset: int, timestamp: int) -> tuple[int, int]:
+    """(timestamp, offset) of the first record at or after `batch_offset` whose timestamp is
+    at least `timestamp`, within the batch storage found (its max timestamp is at least
+    that). Reads one batch, decompressing it if it is compressed."""
+    with log_.read(batch_offset, 1, max_offset=log_.high_watermark) as result:
+        data = result.read_bytes()
+    batch = MemoryRecords(data).next_batch() if data else None
+    for record in batch or ():
+        if record.offset >= batch_offset and record.timestamp >= timestamp:
+            return record.timestamp, record.offset
+    return -1, -1
+
+
+@handles(ListOffsetsRequest, 1, 11)
 async def handle(ctx, request):
     replicas = ctx.broker.replicas
     topics = []
     for t in request.topics:
         partitions = []
-        for p in t.partitions:
+        indexes = [p.partition_index for p in t.partitions]
+        for i, p in enumerate(t.partitions):
+            if p.partition_index in indexes[:i]:
+                continue  # answered once, as Kafka does
             try:
+                if indexes.count(p.partition_index) > 1:
+                    raise KafkaError(ErrorCode.INVALID_REQUEST, "partition named twice")
                 partition = replicas.leader_partition(t.name, p.partition_index)
                 replicas.check_leader_epoch(partition, p.current_leader_epoch)
                 timestamp, offset = lookup(partition, p.timestamp)
@@ -54,6 +84,6 @@ async def handle(ctx, request):
             partitions.append(PartitionResponse(
                 partition_index=p.partition_index, error_code=code,
                 old_style_offsets=[offset] if offset >= 0 else [], timestamp=timestamp,
-                offset=offset, leader_epoch=partition.leader_epoch if partition else -1))
+                offset=offset, leader_epoch=partition.leader_epoch if offset >= 0 else -1))
         topics.append(R.ListOffsetsTopicResponse(name=t.name, partitions=partitions))
     return R(throttle_time_ms=0, topics=topics)

@@ -1,9 +1,11 @@
-"""Metadata (v0-v12): brokers, cluster id, controller, and topics with their partitions.
+"""Metadata (v0-v13): brokers, cluster id, controller, and topics with their partitions.
 
 Version notes: at v0 an empty topic list means every topic; from v1 that is a null
 list and an empty one means none. Topic ids appear from v10, and a v10+ request may
 name topics by id. Unknown topics are auto-created when both auto.create.topics.enable
 and the request's allow_auto_topic_creation (always true before v4) say so.
+v13's top-level error code (KIP-1102) is for REBOOTSTRAP_REQUIRED, which a broker
+sends only when it finds the client in the wrong cluster; this one always sends NONE.
 Each broker is listed with its endpoint on the listener this request came in on,
 so clients on the host and in containers each get addresses they can reach.
 
@@ -58,7 +60,7 @@ def _error_topic(code: ErrorCode, name: str | None, topic_id: uuid.UUID | None =
                                    is_internal=False, partitions=[], authorized_operations=None)
 
 
-@handles(MetadataRequest, 0, 12)
+@handles(MetadataRequest, 0, 13)
 async def handle(ctx, request):
     broker = ctx.broker
     image = broker.image
@@ -86,6 +88,6 @@ async def handle(ctx, request):
                 await broker.controller.create_topics([NewTopic(t.name)])
                 topic = image.topics.get(t.name)
             topics.append(topic_metadata(broker, topic) if topic else _error_topic(unknown, t.name))
-    return R(throttle_time_ms=0, brokers=broker_list(broker, ctx.listener_name),
+    return R(throttle_time_ms=0, error_code=0, brokers=broker_list(broker, ctx.listener_name),
              cluster_id=broker.cluster_id, controller_id=broker.controller_id,
              topics=topics, authorized_operations=None)

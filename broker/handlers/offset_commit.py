@@ -1,4 +1,4 @@
-"""OffsetCommit (v0-v9): store a group's committed offsets in ``__consumer_offsets``.
+"""OffsetCommit (v2-v9, as Kafka 4 after KIP-896): store a group's committed offsets in ``__consumer_offsets``.
 
 Acknowledged only once the records are committed (``wait_committed``). A member of
 an active group commits with its generation and member id; generation -1 with an
@@ -23,7 +23,7 @@ Topic = R.OffsetCommitResponseTopic
 Partition = Topic.OffsetCommitResponsePartition
 
 
-@handles(OffsetCommitRequest, 0, 9)
+@handles(OffsetCommitRequest, 2, 9)
 async def handle(ctx, request):
     version = ctx.header.api_version
     offsets = [(t.name, p.partition_index, p.committed_offset,

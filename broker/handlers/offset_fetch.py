@@ -1,4 +1,4 @@
-"""OffsetFetch (v0-v9): a group's committed offsets.
+"""OffsetFetch (v1-v9, as Kafka 4 after KIP-896): a group's committed offsets.
 
 A partition without a committed offset answers offset -1, metadata "" and leader
 epoch -1 (no error). ``topics`` null (v2+) asks for every committed offset of the
@@ -39,7 +39,7 @@ def _fetch(ctx, group_id: str, topics):
     return error, found
 
 
-@handles(OffsetFetchRequest, 0, 9)
+@handles(OffsetFetchRequest, 1, 9)
 async def handle(ctx, request):
     version = ctx.header.api_version
     if version >= MULTI_GROUP_VERSION:

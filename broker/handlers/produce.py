@@ -56,8 +56,11 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
 
 
 def _failure(index: int, e: KafkaError) -> PartitionProduceResponse:
-    errors = [(0, e.message)] if e.code in RECORD_LEVEL_ERRORS else []
-    return PartitionProduceResponse(index, e.code, record_errors=errors, error_message=e.message)
+    """Kafka carries a message only with record errors (INVALID_RECORD and its kin); the
+    rest (unknown partition, bad acks, ...) say it with the code alone."""
+    record_level = e.code in RECORD_LEVEL_ERRORS
+    return PartitionProduceResponse(index, e.code, record_errors=[(0, e.message)] if record_level else [],
+                                    error_message=e.message if record_level else None)
 
 
 @handles(ProduceRequest, 3, 11)
