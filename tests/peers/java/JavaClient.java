@@ -1,0 +1,241 @@
+// The Java client (kafka-clients 4.4) as a test client of Odradek: one scenario per JVM,
+// compiled at test time by tests/peers/test_java_client.py against the cached jars.
+//
+// Scenarios (argument 1), each printing one line per fact on stdout for the test to read:
+//   produce BOOTSTRAP TOPIC_PREFIX COUNT   the producer's defaults (idempotent, acks=all),
+//       one topic per codec (PREFIX-none, -gzip, -snappy, -lz4, -zstd), COUNT records each
+//       with keys, headers and timestamps from record(); prints "SENT codec partition offset"
+//   consume BOOTSTRAP COUNT TOPIC...       assign partition 0 of each from the start until
+//       COUNT records of each; prints "REC topic offset timestamp key value headers", bytes
+//       in hex ("-" for null, "=" for empty)
+//   group BOOTSTRAP TOPIC GROUP PARTITIONS three consumers in one group (threads), one
+//       closed once all have partitions; the other two take its partitions and read what
+//       a producer writes afterwards; prints ASSIGNED / CLOSED / TOOK_OVER / CONSUMED lines
+//   admin BOOTSTRAP TOPIC                  create, describe, alter configs, delete topics
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.*;
+import java.util.concurrent.atomic.*;
+
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.*;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.internals.RecordHeader;
+import org.apache.kafka.common.serialization.*;
+
+public class JavaClient {
+    static final String[] CODECS = {"none", "gzip", "snappy", "lz4", "zstd"};
+    static final long T0 = 1_700_000_000_000L;
+
+    public static void main(String[] args) throws Exception {
+        switch (args[0]) {
+            case "produce" -> produce(args[1], args[2], Integer.parseInt(args[3]));
+            case "consume" -> consume(args[1], Integer.parseInt(args[2]),
+                    Arrays.copyOfRange(args, 3, args.length));
+            case "group" -> group(args[1], args[2], args[3], Integer.parseInt(args[4]));
+            case "admin" -> admin(args[1], args[2]);
+            default -> throw new IllegalArgumentException(args[0]);
+        }
+        System.out.flush();
+    }
+
+    // The records Java writes; test_java_client.expected_record() is the same function.
+    static ProducerRecord<byte[], byte[]> record(String topic, String codec, int i) {
+        byte[] key = i % 7 == 3 ? null : ("key-" + codec + "-" + i).getBytes(StandardCharsets.UTF_8);
+        byte[] value = ("value-" + i + "-").repeat(1 + i % 5).getBytes(StandardCharsets.UTF_8);
+        List<Header> headers = new ArrayList<>();
+        headers.add(new RecordHeader("h-index", Integer.toString(i).getBytes(StandardCharsets.UTF_8)));
+        if (i % 2 == 0) headers.add(new RecordHeader("h-null", null));
+        if (i % 3 == 0) headers.add(new RecordHeader("h-bytes", new byte[]{0, (byte) 255, (byte) i}));
+        return new ProducerRecord<>(topic, 0, T0 + i * 1000L, key, value, headers);
+    }
+
+    static Properties common(String bootstrap) {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("request.timeout.ms", "15000");
+        p.put("default.api.timeout.ms", "30000");
+        return p;
+    }
+
+    static void produce(String bootstrap, String prefix, int count) throws Exception {
+        for (String codec : CODECS) {
+            Properties p = common(bootstrap);
+            p.put("compression.type", codec);  // everything else: the producer's defaults
+            try (var producer = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+                List<Future<RecordMetadata>> sent = new ArrayList<>();
+                for (int i = 0; i < count; i++) sent.add(producer.send(record(prefix + "-" + codec, codec, i)));
+                producer.flush();
+                for (var f : sent) {
+                    RecordMetadata m = f.get(30, TimeUnit.SECONDS);
+                    System.out.println("SENT " + codec + " " + m.partition() + " " + m.offset());
+                }
+            }
+        }
+        Properties p = common(bootstrap);
+        System.out.println("DEFAULTS enable.idempotence=" + new ProducerConfig(withSerializers(p))
+                .getBoolean("enable.idempotence") + " acks=" + new ProducerConfig(withSerializers(p)).getString("acks"));
+    }
+
+    static Properties withSerializers(Properties p) {
+        p.put("key.serializer", ByteArraySerializer.class.getName());
+        p.put("value.serializer", ByteArraySerializer.class.getName());
+        return p;
+    }
+
+    static String hex(byte[] b) {
+        if (b == null) return "-";
+        if (b.length == 0) return "=";
+        return HexFormat.of().formatHex(b);
+    }
+
+    static void consume(String bootstrap, int count, String[] topics) {
+        Properties p = common(bootstrap);
+        p.put("auto.offset.reset", "earliest");
+        p.put("enable.auto.commit", "false");
+        try (var consumer = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            List<TopicPartition> tps = new ArrayList<>();
+            for (String topic : topics) tps.add(new TopicPartition(topic, 0));
+            consumer.assign(tps);
+            consumer.seekToBeginning(tps);
+            int got = 0;
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (got < count * topics.length && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
+                    StringBuilder h = new StringBuilder();
+                    for (Header header : r.headers()) {
+                        if (h.length() > 0) h.append(',');
+                        h.append(hex(header.key().getBytes(StandardCharsets.UTF_8))).append(':').append(hex(header.value()));
+                    }
+                    System.out.println("REC " + r.topic() + " " + r.offset() + " " + r.timestamp() + " " + hex(r.key()) + " "
+                            + hex(r.value()) + " " + (h.length() == 0 ? "=" : h));
+                    got++;
+                }
+            }
+        }
+    }
+
+    static void group(String bootstrap, String topic, String groupId, int partitions) throws Exception {
+        int members = 3;
+        List<Set<TopicPartition>> assigned = new ArrayList<>();
+        List<AtomicBoolean> stop = new ArrayList<>();
+        Set<String> consumedAfter = ConcurrentHashMap.newKeySet();
+        AtomicBoolean counting = new AtomicBoolean(false);
+        ExecutorService pool = Executors.newFixedThreadPool(members);
+        List<Future<?>> running = new ArrayList<>();
+        for (int m = 0; m < members; m++) {
+            Set<TopicPartition> mine = ConcurrentHashMap.newKeySet();
+            AtomicBoolean halt = new AtomicBoolean(false);
+            assigned.add(mine);
+            stop.add(halt);
+            int member = m;
+            running.add(pool.submit(() -> {
+                Properties p = common(bootstrap);
+                p.put("group.id", groupId);
+                p.put("client.id", "member-" + member);
+                p.put("auto.offset.reset", "latest");
+                p.put("session.timeout.ms", "10000");
+                p.put("heartbeat.interval.ms", "500");
+                try (var c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+                    c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+                        public void onPartitionsRevoked(Collection<TopicPartition> ps) { mine.removeAll(ps); }
+                        public void onPartitionsAssigned(Collection<TopicPartition> ps) { mine.addAll(ps); }
+                        public void onPartitionsLost(Collection<TopicPartition> ps) { mine.removeAll(ps); }
+                    });
+                    while (!halt.get()) {
+                        for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200))) {
+                            if (counting.get()) consumedAfter.add(r.partition() + "/" + r.offset());
+                        }
+                        c.commitSync();
+                    }
+                }  // close(): leaves the group, so the others rebalance at once
+                mine.clear();
+                return null;
+            }));
+        }
+        awaitCoverage(assigned, List.of(0, 1, 2), partitions, "ASSIGNED");
+        stop.get(0).set(true);
+        running.get(0).get(60, TimeUnit.SECONDS);
+        System.out.println("CLOSED member-0");
+        awaitCoverage(assigned, List.of(1, 2), partitions, "TOOK_OVER");
+        counting.set(true);
+        int count = partitions * 10;
+        Properties p = withSerializers(common(bootstrap));
+        try (var producer = new KafkaProducer<byte[], byte[]>(p)) {
+            for (int i = 0; i < count; i++)
+                producer.send(new ProducerRecord<>(topic, i % partitions, null, ("after-" + i).getBytes()));
+            producer.flush();
+        }
+        long deadline = System.currentTimeMillis() + 30_000;
+        while (consumedAfter.size() < count && System.currentTimeMillis() < deadline) Thread.sleep(100);
+        System.out.println("CONSUMED " + consumedAfter.size() + " of " + count);
+        for (int m = 1; m < members; m++) stop.get(m).set(true);
+        for (var f : running) f.get(60, TimeUnit.SECONDS);
+        pool.shutdown();
+    }
+
+    /** Until the given members together hold every partition, each holding some. */
+    static void awaitCoverage(List<Set<TopicPartition>> assigned, List<Integer> members, int partitions,
+                              String label) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < deadline) {
+            Set<TopicPartition> union = new HashSet<>();
+            boolean each = true;
+            for (int m : members) {
+                union.addAll(assigned.get(m));
+                each &= !assigned.get(m).isEmpty();
+            }
+            int total = 0;
+            for (int m : members) total += assigned.get(m).size();
+            if (each && union.size() == partitions && total == partitions) {
+                for (int m : members) {
+                    List<Integer> ps = new ArrayList<>();
+                    for (TopicPartition tp : assigned.get(m)) ps.add(tp.partition());
+                    Collections.sort(ps);
+                    System.out.println(label + " member-" + m + " " + ps);
+                }
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new IllegalStateException(label + ": members " + members + " never held all partitions: " + assigned);
+    }
+
+    static void admin(String bootstrap, String topic) throws Exception {
+        try (Admin admin = Admin.create(common(bootstrap))) {
+            admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1)
+                    .configs(Map.of("retention.ms", "3600000", "cleanup.policy", "delete")))).all().get();
+            System.out.println("CREATED " + topic);
+            TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+            System.out.println("DESCRIBED " + d.name() + " partitions=" + d.partitions().size()
+                    + " leaders=" + d.partitions().stream().allMatch(p -> p.leader() != null)
+                    + " topicId=" + !d.topicId().equals(Uuid.ZERO_UUID));
+            ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+            printConfig(admin, r, "retention.ms");
+            admin.incrementalAlterConfigs(Map.of(r, List.of(
+                    new AlterConfigOp(new ConfigEntry("retention.ms", "7200000"), AlterConfigOp.OpType.SET),
+                    new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND))))
+                    .all().get();
+            printConfig(admin, r, "retention.ms");
+            printConfig(admin, r, "cleanup.policy");
+            ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER,
+                    Integer.toString(admin.describeCluster().nodes().get().iterator().next().id()));
+            printConfig(admin, broker, "num.partitions");
+            admin.deleteTopics(List.of(topic)).all().get();
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (admin.listTopics().names().get().contains(topic) && System.currentTimeMillis() < deadline)
+                Thread.sleep(100);
+            System.out.println("DELETED " + !admin.listTopics().names().get().contains(topic));
+        }
+    }
+
+    static void printConfig(Admin admin, ConfigResource r, String key) throws Exception {
+        Config c = admin.describeConfigs(List.of(r)).all().get().get(r);
+        ConfigEntry e = c.get(key);
+        System.out.println("CONFIG " + r.type() + " " + key + "=" + e.value() + " source=" + e.source());
+    }
+}
