@@ -1,0 +1,609 @@
+"""The differential oracle: the same requests to Kafka 4.4 and to Odradek, the answers
+compared field by field, Kafka's answer being the specification.
+
+A case is a function of one side (tests/peers/oracle.Side) that sends its requests and
+returns the answers by step name; it runs against both brokers with the same topic and
+group names, and every difference after normalisation (oracle.normalise) fails the test.
+A difference that is known and deliberate is listed in LEDGERED with its reason: that case
+is expected to fail (strictly: once it agrees with Kafka the ledger entry must go), and the
+compatibility ledger (tests/peers/ledger.py) prints the list.
+
+Both brokers run once per module: one Kafka node (the session's `kafka_peer`) and one
+Odradek node; every case names its own topics and groups.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import time
+import uuid
+
+import pytest
+from kafka.protocol.admin.configs import DescribeConfigsRequest, IncrementalAlterConfigsRequest
+from kafka.protocol.admin.groups import DescribeGroupsRequest, ListGroupsRequest
+from kafka.protocol.admin.topics import CreateTopicsRequest, DeleteRecordsRequest
+from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest
+from kafka.protocol.consumer.group import (
+    HeartbeatRequest,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    OffsetCommitRequest,
+    OffsetFetchRequest,
+    SyncGroupRequest,
+)
+from kafka.protocol.metadata import ApiVersionsRequest, FindCoordinatorRequest, MetadataRequest
+from kafka.protocol.producer import ProduceRequest
+
+from odradek.protocol.records import Record, build_batch
+from tests.brokerproc import BrokerProcess
+from tests.peers import ledger
+from tests.peers.oracle import Side, differences, normalise, plain
+
+# Known differences from Kafka 4.4, each with its reason: (case, glob of the differing
+# field paths) -> why. A ledgered difference must still occur (else the entry is stale and
+# the case fails), and nothing else may differ. tests/peers/ledger.py prints this table.
+LEDGERED: dict[tuple[str, str], str] = {
+    ("metadata_auto_creates_a_topic", ".first.*"):
+        "Metadata with allow_auto_topic_creation creates the topic before answering, so the "
+        "first answer already has it; Kafka 4.4 asks its controller asynchronously and answers "
+        "UNKNOWN_TOPIC_OR_PARTITION until the topic exists. Clients retry either way.",
+    ("create_topics_bad_requests", ".bad.topics[[]*[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise (Odradek's name the "
+        "limit or the value that failed).",
+    ("incremental_alter_configs_errors", ".*.responses[[]0[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise.",
+    ("create_topics_validate_only_then_twice", ".*.topics[[]*[]].config_names"):
+        "Kafka 4.4 has topic configs Odradek does not implement (tiered storage, compression "
+        "levels, throttled replicas, message downconversion...); the keys both know are "
+        "compared.",
+    ("create_topics_validate_only_then_twice", ".*.topics[[]*[]].configs[[]*[]].config_source"):
+        "min.insync.replicas: `kafka-storage format` in 4.x writes it as a cluster-wide "
+        "dynamic default (source DYNAMIC_DEFAULT_BROKER_CONFIG); Odradek has no dynamic "
+        "broker configs and reports its static default.",
+    ("describe_configs_broker", ".keys.results[[]0[]].configs[[]*[]].*"):
+        "Dynamic broker configs (kafka-configs --alter --entity-type brokers) are not served "
+        "yet: Odradek reports every broker config read-only and static, Kafka marks the "
+        "cluster-wide dynamic ones writable and min.insync.replicas a dynamic default.",
+}
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__.removeprefix("case_")] = fn
+    return fn
+
+
+# Odradek with Kafka's defaults where a test broker would otherwise differ from the peer's
+# (tests/peers/kafka.py sets group.initial.rebalance.delay.ms=0 there, too).
+ODRADEK_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
+
+
+@pytest.fixture(scope="module")
+def sides(kafka_peer, tmp_path_factory):
+    odradek = BrokerProcess(data_dir=tmp_path_factory.mktemp("oracle-odradek"),
+                            overrides=ODRADEK_OVERRIDES).start()
+    pair = Side("kafka", kafka_peer.bootstrap), Side("odradek", odradek.bootstrap)
+    pair[1].process = odradek
+    yield pair
+    for s in pair:
+        s.close()
+    odradek.kill()
+
+
+def ledgered(name: str, path: str) -> str | None:
+    """The ledger's reason for a difference at `path` in case `name`, if it is ledgered."""
+    return next((why for (case_name, glob), why in LEDGERED.items()
+                 if case_name == name and fnmatch.fnmatchcase(path, glob)), None)
+
+
+def pytest_generate_tests(metafunc):
+    """One test per case: the cases are defined below the tests that run them."""
+    if "name" in metafunc.fixturenames:
+        metafunc.parametrize("name", sorted(CASES))
+
+
+def test_odradek_answers_as_kafka(sides, name):
+    suffix = uuid.uuid4().hex[:8]
+    answers = []
+    for side in sides:
+        try:
+            answers.append(normalise(CASES[name](side, f"oracle-{name}-{suffix}")))
+        finally:
+            side.reconnect()
+    diff = differences(*answers)
+    unexplained = [d for d in diff if ledgered(name, d.split(": kafka ")[0]) is None]
+    assert not unexplained, "Odradek differs from Kafka 4.4:\n" + "\n".join(unexplained)
+    stale = [glob for (case_name, glob) in LEDGERED if case_name == name
+             and not any(fnmatch.fnmatchcase(d.split(": kafka ")[0], glob) for d in diff)]
+    assert not stale, f"ledgered differences no longer seen (remove them from LEDGERED): {stale}"
+
+
+def test_api_versions_are_within_kafkas(sides, kafka_libs):
+    """Every API Odradek offers, Kafka 4.4 offers, and Odradek's versions lie within
+    Kafka's. Kafka's answer is kept in tests/peers/kafka-4.4-api-versions.json for the
+    ledger (which must build without Kafka): it must match, and ODRADEK_RECORD_KAFKA=1
+    rewrites it."""
+    request = ApiVersionsRequest(client_software_name="odradek-oracle", client_software_version="1")
+    kafka, ours = (side.call(request, 3) for side in sides)
+    assert kafka.error_code == ours.error_code == 0
+    recorded = ledger.kafka_api_versions_from(kafka, ledger.spec_names(kafka_libs))
+    if os.environ.get("ODRADEK_RECORD_KAFKA") == "1":
+        ledger.KAFKA_API_VERSIONS.write_text(json.dumps(recorded, indent=1) + "\n")
+    assert recorded == json.loads(ledger.KAFKA_API_VERSIONS.read_text()), \
+        "Kafka 4.4's ApiVersions differ from the recorded ones: rerun with ODRADEK_RECORD_KAFKA=1"
+    theirs = {k.api_key: (k.min_version, k.max_version) for k in kafka.api_keys}
+    outside = {k.api_key: ((k.min_version, k.max_version), theirs.get(k.api_key))
+               for k in ours.api_keys
+               if k.api_key not in theirs or not (theirs[k.api_key][0] <= k.min_version
+                                                  <= k.max_version <= theirs[k.api_key][1])}
+    assert not outside, f"Odradek's versions outside Kafka 4.4's (ours, theirs): {outside}"
+
+
+def test_api_versions_v0_answers_as_kafka(sides):
+    """v0 (no tagged fields, no features): the list of keys differs by design (the ledger
+    lists it); the envelope must not."""
+    kafka, ours = (normalise(plain(side.call(ApiVersionsRequest(), 0))) for side in sides)
+    assert {k: v for k, v in kafka.items() if k != "api_keys"} == \
+        {k: v for k, v in ours.items() if k != "api_keys"}
+
+
+def test_a_refused_old_version_is_logged_with_its_api_and_version(sides):
+    """The operator's view of KIP-896: the closed connection says which request was too old."""
+    odradek = sides[1]
+    try:
+        odradek.call(produce("any", batch(1)), 2)
+    except ConnectionError:
+        pass
+    finally:
+        odradek.reconnect()
+    deadline = time.monotonic() + 5
+    while "API key 0 version 2 is not served (3..11)" not in odradek.process.log_text():
+        assert time.monotonic() < deadline, odradek.process.log_text()[-3000:]
+        time.sleep(0.05)
+
+
+def test_every_ledger_entry_names_a_case():
+    assert {name for name, _ in LEDGERED} <= set(CASES)
+
+
+def test_the_oracle_sees_a_difference():
+    """The comparison itself: a changed error code is reported, a masked node id is not."""
+    kafka = {"node_id": 1, "topics": [{"name": "b", "error_code": 3}, {"name": "a", "error_code": 0}]}
+    ours = {"node_id": 7, "topics": [{"name": "a", "error_code": 0}, {"name": "b", "error_code": 17}]}
+    assert differences(normalise(kafka), normalise(ours)) == [
+        ".topics[1].error_code: kafka 3, odradek 17"]
+
+
+# --- requests, built once ---------------------------------------------------------------
+
+T0 = 1_700_000_000_000  # record timestamps: the same on both sides, and in the past
+
+
+def batch(n: int, first_ts: int = T0, step: int = 1000) -> bytes:
+    return build_batch([Record(f"k{i}".encode(), f"v{i}".encode(), (("h", b"x"),), first_ts + i * step)
+                        for i in range(n)])
+
+
+def produce(topic: str, records: bytes, acks: int = -1, partition: int = 0):
+    P = ProduceRequest
+    return P(transactional_id=None, acks=acks, timeout_ms=5000, topic_data=[
+        P.TopicProduceData(name=topic, partition_data=[
+            P.TopicProduceData.PartitionProduceData(index=partition, records=records)])])
+
+
+def list_offsets(topic: str, *timestamps: int, partition: int = 0):
+    L = ListOffsetsRequest
+    return L(replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(
+        name=topic, partitions=[L.ListOffsetsTopic.ListOffsetsPartition(
+            partition_index=partition, current_leader_epoch=-1, timestamp=ts)
+            for ts in timestamps])])
+
+
+def fetch(topic: str, offset: int, partition: int = 0):
+    F = FetchRequest
+    return F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+             session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=topic, partitions=[
+                 F.FetchTopic.FetchPartition(partition=partition, current_leader_epoch=-1,
+                                             fetch_offset=offset, log_start_offset=-1,
+                                             partition_max_bytes=1 << 20)])],
+             forgotten_topics_data=[], rack_id="")
+
+
+def create_topics(*topics, validate_only=False):
+    """`topics`: (name, partitions, replication factor, configs)."""
+    C = CreateTopicsRequest
+    return C(topics=[C.CreatableTopic(
+        name=name, num_partitions=n, replication_factor=rf, assignments=[],
+        configs=[C.CreatableTopic.CreatableTopicConfig(name=k, value=v) for k, v in configs.items()])
+        for name, n, rf, configs in topics], timeout_ms=10000, validate_only=validate_only)
+
+
+def describe_configs(resource_type: int, name: str, keys=None, synonyms=True):
+    D = DescribeConfigsRequest
+    return D(resources=[D.DescribeConfigsResource(resource_type=resource_type, resource_name=name,
+                                                  configuration_keys=keys)],
+             include_synonyms=synonyms, include_documentation=False)
+
+
+def incremental_alter(resource_type: int, name: str, *ops, validate_only=False):
+    """`ops`: (config name, operation 0 set / 1 delete / 2 append / 3 subtract, value)."""
+    IA = IncrementalAlterConfigsRequest
+    return IA(resources=[IA.AlterConfigsResource(
+        resource_type=resource_type, resource_name=name, configs=[
+            IA.AlterConfigsResource.AlterableConfig(name=k, config_operation=op, value=v)
+            for k, op, v in ops])], validate_only=validate_only)
+
+
+def delete_records(topic: str, offset: int, partition: int = 0):
+    D = DeleteRecordsRequest
+    return D(topics=[D.DeleteRecordsTopic(name=topic, partitions=[
+        D.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=partition, offset=offset)])],
+        timeout_ms=5000)
+
+
+TOPIC, BROKER = 2, 4  # ConfigResource types
+
+
+def records_of(fetch_answer) -> list:
+    """A fetch answer's records as (offset, timestamp, key, value, headers)."""
+    from kafka.record import MemoryRecords
+    out = []
+    for t in fetch_answer.responses:
+        for p in t.partitions:
+            recs = MemoryRecords(bytes(p.records or b""))
+            while (b := recs.next_batch()) is not None:
+                out += [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in b]
+    return out
+
+
+def fetch_summary(answer) -> dict:
+    """A fetch answer without its record bytes (batches carry leader epochs and
+    producer fields that differ legitimately), with the records decoded."""
+    d = plain(answer)
+    for t in d["responses"]:
+        for p in t["partitions"]:
+            p.pop("records", None)
+    d["records"] = records_of(answer)
+    return d
+
+
+# --- the cases ----------------------------------------------------------------------------
+
+@case
+def case_metadata_unknown_and_invalid_topics(side, name):
+    M = MetadataRequest
+    invalid = ["bad name!", "a" * 250, ".", ".."]
+    out = {f"v{v}": plain(side.call(M(topics=[M.MetadataRequestTopic(name=t) for t in invalid],
+                                      allow_auto_topic_creation=True), v)) | {"brokers": None}
+           for v in (1, 4, 12, 13)}
+    out["unknown_v12"] = plain(side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                                           allow_auto_topic_creation=False), 12)) | {"brokers": None}
+    return out
+
+
+@case
+def case_metadata_auto_creates_a_topic(side, name):
+    M = MetadataRequest
+    first = side.call(M(topics=[M.MetadataRequestTopic(name=name)], allow_auto_topic_creation=True), 12)
+    side.create_topic(name, 1, exists_ok=True)
+    then = side.call(M(topics=[M.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False), 12)
+    return {"first": plain(first.topics[0]) | {"partitions": None}, "then": plain(then.topics[0])}
+
+
+@case
+def case_metadata_of_a_topic(side, name):
+    side.create_topic(name, 3)
+    M = MetadataRequest
+    return {f"v{v}": plain(side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                                       allow_auto_topic_creation=False), v)) | {"brokers": None}
+            for v in (1, 9, 12, 13)}
+
+
+def created_configs(answer) -> dict:
+    """A CreateTopics answer with each topic's configs split in two: the values of the keys
+    Odradek knows too (compared), and the names of all (Kafka's topic configs are a
+    superset: the difference is ledgered)."""
+    from odradek.broker.config import TOPIC_CONFIGS
+    d = plain(answer)
+    for t in d["topics"]:
+        configs = t.pop("configs") or []
+        t["configs"] = [c for c in configs if c["name"] in TOPIC_CONFIGS]
+        t["config_names"] = sorted(c["name"] for c in configs)
+    return d
+
+
+@case
+def case_create_topics_bad_requests(side, name):
+    return {"bad": plain(side.call(create_topics(
+        ("bad name!", 1, 1, {}), ("a" * 250, 1, 1, {}), (".", 1, 1, {}),
+        (f"{name}-zero", 0, 1, {}), (f"{name}-rf", 1, 3, {}), (f"{name}-rf0", 1, 0, {}),
+        (f"{name}-cfg", 1, 1, {"no.such.config": "1"}),
+        (f"{name}-val", 1, 1, {"retention.ms": "soon"}),
+        (f"{name}-cleanup", 1, 1, {"cleanup.policy": "sideways"}),
+    ), 7)),
+        "too_many_partitions": plain(side.call(create_topics(
+            (f"{name}-many", 1_000_000, 1, {}), (f"{name}-ok", 1, 1, {})), 7)),
+        "too_many_in_all": plain(side.call(create_topics(
+            (f"{name}-a", 6000, 1, {}), (f"{name}-b", 6000, 1, {})), 7))}
+
+
+@case
+def case_create_topics_validate_only_then_twice(side, name):
+    first = created_configs(side.call(create_topics((name, 2, 1, {"retention.ms": "1000"}),
+                                                    validate_only=True), 7))
+    again = created_configs(side.call(create_topics((name, 2, 1, {}), (name + "-dflt", -1, -1, {})), 7))
+    twice = created_configs(side.call(create_topics((name, 2, 1, {})), 7))
+    return {"validate_only": first, "create": again, "exists": twice}
+
+
+@case
+def case_describe_configs_topic(side, name):
+    side.create_topic(name, 1, {"retention.ms": "123456", "cleanup.policy": "compact"})
+    return {
+        "keys": plain(side.call(describe_configs(TOPIC, name, ["retention.ms", "cleanup.policy",
+                                                               "segment.bytes", "no.such"]), 4)),
+        "unknown_topic": plain(side.call(describe_configs(TOPIC, name + "-none"), 4)),
+    }
+
+
+@case
+def case_describe_configs_broker(side, name):
+    keys = ["log.retention.hours", "num.partitions", "auto.create.topics.enable",
+            "min.insync.replicas", "log.segment.bytes", "message.max.bytes"]
+    return {"keys": plain(side.call(describe_configs(BROKER, "1", keys), 4)) | {"node": None}}
+
+
+@case
+def case_incremental_alter_configs_errors(side, name):
+    side.create_topic(name, 1)
+    out = {}
+    out["unknown_topic"] = side.call(incremental_alter(TOPIC, name + "-none", ("retention.ms", 0, "1")), 1)
+    out["unknown_key"] = side.call(incremental_alter(TOPIC, name, ("no.such", 0, "1")), 1)
+    out["bad_value"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 0, "x")), 1)
+    out["append_to_scalar"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 2, "1")), 1)
+    out["validate_only"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 0, "5000"),
+                                                       validate_only=True), 1)
+    out["set"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 0, "5000")), 1)
+    out["after"] = side.call(describe_configs(TOPIC, name, ["retention.ms"]), 4)
+    out["delete"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 1, None)), 1)
+    out["after_delete"] = side.call(describe_configs(TOPIC, name, ["retention.ms"]), 4)
+    return {k: plain(v) for k, v in out.items()}
+
+
+@case
+def case_list_offsets_empty_partition(side, name):
+    side.create_topic(name, 1)
+    return {f"v{v}-{ts}": plain(side.call(list_offsets(name, ts), v))
+            for v in (1, 7, 8) for ts in (-1, -2, -3, T0) if ts != -3 or v >= 7}
+
+
+@case
+def case_list_offsets_special_timestamps(side, name):
+    """-4 earliest local, -5 latest tiered, -6 earliest pending upload: without tiered
+    storage, before and after records and after DeleteRecords."""
+    side.create_topic(name, 1)
+    out = {"empty": {ts: plain(side.call(list_offsets(name, ts), 11)) for ts in (-4, -5, -6)}}
+    side.call(produce(name, batch(3)), 9)
+    side.call(produce(name, batch(3)), 9)
+    out["full"] = {ts: plain(side.call(list_offsets(name, ts), 11)) for ts in (-1, -2, -3, -4, -5, -6)}
+    side.call(delete_records(name, 2), 2)
+    out["deleted"] = {ts: plain(side.call(list_offsets(name, ts), 11)) for ts in (-2, -4, -5, -6)}
+    out["v9"] = plain(side.call(list_offsets(name, -5), 9))
+    out["v10"] = plain(side.call(list_offsets(name, -4), 10))
+    return out
+
+
+@case
+def case_list_offsets_a_partition_twice(side, name):
+    side.create_topic(name, 1)
+    return {"twice": plain(side.call(list_offsets(name, -1, -2), 8))}
+
+
+@case
+def case_list_offsets_after_produce(side, name):
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(5)), 9)
+    side.call(produce(name, batch(3, first_ts=T0 - 10_000)), 9)
+    return {f"ts{ts}": plain(side.call(list_offsets(name, ts), 8))
+            for ts in (-1, -2, -3, T0 - 20_000, T0, T0 + 2500, T0 + 4000, T0 + 99_000)}
+
+
+@case
+def case_list_offsets_unknown(side, name):
+    side.create_topic(name, 1)
+    return {"unknown_topic": plain(side.call(list_offsets(name + "-none", -1), 8)),
+            "unknown_partition": plain(side.call(list_offsets(name, -1, partition=5), 8))}
+
+
+@case
+def case_fetch_out_of_range(side, name):
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(3)), 9)
+    return {"beyond": fetch_summary(side.call(fetch(name, 10), 12)),
+            "negative": fetch_summary(side.call(fetch(name, -5), 12)),
+            "at_end": fetch_summary(side.call(fetch(name, 3), 12)),
+            "from_1": fetch_summary(side.call(fetch(name, 1), 12)),
+            "unknown_topic": fetch_summary(side.call(fetch(name + "-none", 0), 12)),
+            "unknown_partition": fetch_summary(side.call(fetch(name, 0, partition=3), 12))}
+
+
+@case
+def case_produce_acks(side, name):
+    side.create_topic(name, 1)
+    out = {}
+    for acks in (1, -1):
+        out[f"acks{acks}"] = plain(side.call(produce(name, batch(2), acks=acks), 9))
+    side.send_only(produce(name, batch(2), acks=0), 9)
+    out["after_acks0"] = plain(side.call(list_offsets(name, -1), 8))
+    out["acks2"] = plain(side.call(produce(name, batch(2), acks=2), 9))
+    out["unknown_topic"] = plain(side.call(produce(name + "-none", batch(1)), 9))
+    out["unknown_partition"] = plain(side.call(produce(name, batch(1), partition=4), 9))
+    return out
+
+
+@case
+def case_delete_records(side, name):
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(5)), 9)
+
+    def delete(offset, partition=0, topic=name):
+        return plain(side.call(delete_records(topic, offset, partition), 2))
+    return {"to_2": delete(2), "high_watermark": delete(-1), "beyond": delete(99),
+            "backwards": delete(1), "unknown_partition": delete(0, partition=3),
+            "unknown_topic": delete(0, topic=name + "-none"),
+            "earliest": plain(side.call(list_offsets(name, -2), 8)),
+            "latest": plain(side.call(list_offsets(name, -1), 8))}
+
+
+def offset_commit(group, topic, generation=-1, member="", offset=1):
+    OC = OffsetCommitRequest
+    return OC(group_id=group, generation_id_or_member_epoch=generation, member_id=member,
+             group_instance_id=None, topics=[OC.OffsetCommitRequestTopic(name=topic, partitions=[
+                 OC.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                     partition_index=0, committed_offset=offset, committed_leader_epoch=-1,
+                     committed_metadata="m")])])
+
+
+def offset_fetch(group, topic=None):
+    OF = OffsetFetchRequest
+    topics = None if topic is None else [OF.OffsetFetchRequestGroup.OffsetFetchRequestTopics(
+        name=topic, partition_indexes=[0, 1])]
+    return OF(groups=[OF.OffsetFetchRequestGroup(group_id=group, topics=topics)], require_stable=False)
+
+
+def join(group, member="", protocol_type="consumer"):
+    J = JoinGroupRequest
+    return J(group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
+             member_id=member, group_instance_id=None, protocol_type=protocol_type,
+             protocols=[J.JoinGroupRequestProtocol(name="range", metadata=b"\x00\x01")], reason=None)
+
+
+def sync(group, generation, member, assignment=b"\x00\x02"):
+    S = SyncGroupRequest
+    return S(group_id=group, generation_id=generation, member_id=member, group_instance_id=None,
+             protocol_type="consumer", protocol_name="range",
+             assignments=[S.SyncGroupRequestAssignment(member_id=member, assignment=assignment)])
+
+
+COORDINATOR_NOT_READY = (14, 15, 16)  # LOAD_IN_PROGRESS, NOT_AVAILABLE, NOT_COORDINATOR
+
+
+def find_coordinator(side, group):
+    """FindCoordinator for `group`, once its coordinator answers: a fresh Kafka creates
+    __consumer_offsets on the first FindCoordinator and loads it a moment later."""
+    F = FindCoordinatorRequest
+    deadline = time.monotonic() + 15
+    while True:
+        answer = side.call(F(key_type=0, coordinator_keys=[group]), 4)
+        ready = answer.coordinators[0].error_code == 0 and describe_groups(
+            side, group)["groups"][0]["error_code"] not in COORDINATOR_NOT_READY
+        if ready:
+            return plain(answer)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{side.name}: no coordinator for {group}: {answer}")
+        time.sleep(0.1)
+
+
+def joined_member(side, group):
+    """Join `group` as its only member: the first JoinGroup asks for a member id
+    (MEMBER_ID_REQUIRED, KIP-394), the second joins with it."""
+    first = side.call(join(group), 9)
+    second = side.call(join(group, first.member_id), 9)
+    return plain(first), plain(second)
+
+
+@case
+def case_offset_commit_and_fetch(side, name):
+    side.create_topic(name, 2)
+    group = name + "-g"
+    out = {"coordinator": find_coordinator(side, group),
+           "fetch_unknown_group": plain(side.call(offset_fetch(group + "-none", name), 9)),
+           "fetch_unknown_group_all": plain(side.call(offset_fetch(group + "-none"), 9)),
+           "commit_simple": plain(side.call(offset_commit(group, name), 9)),
+           "fetch": plain(side.call(offset_fetch(group, name), 9)),
+           "fetch_all": plain(side.call(offset_fetch(group), 9)),
+           "commit_unknown_topic": plain(side.call(offset_commit(group, name + "-none"), 9)),
+           "commit_stale_generation": plain(side.call(offset_commit(group, name, 5, "m-1"), 9))}
+    first, second = joined_member(side, group + "-2")
+    member = second["member_id"]
+    out["join_first"], out["join"] = first, second
+    out["sync"] = plain(side.call(sync(group + "-2", second["generation_id"], member), 5))
+    out["commit_stale_generation_2"] = plain(side.call(
+        offset_commit(group + "-2", name, second["generation_id"] + 1, member), 9))
+    out["commit_unknown_member"] = plain(side.call(
+        offset_commit(group + "-2", name, second["generation_id"], "who"), 9))
+    out["commit_member"] = plain(side.call(
+        offset_commit(group + "-2", name, second["generation_id"], member), 9))
+    return out
+
+
+def describe_groups(side, *groups, version=5):
+    return plain(side.call(DescribeGroupsRequest(groups=list(groups),
+                                                 include_authorized_operations=False), version))
+
+
+@case
+def case_describe_groups_each_state(side, name):
+    side.create_topic(name, 1)
+    find_coordinator(side, name + "-none")
+    out = {"dead": describe_groups(side, name + "-none"),
+           "dead_v6": describe_groups(side, name + "-none", version=6)}
+    find_coordinator(side, name + "-empty")
+    side.call(offset_commit(name + "-empty", name), 9)
+    out["empty"] = describe_groups(side, name + "-empty")
+    group = name + "-g"
+    find_coordinator(side, group)
+    first, second = joined_member(side, group)
+    member, generation = second["member_id"], second["generation_id"]
+    out["completing_rebalance"] = describe_groups(side, group)
+    side.call(sync(group, generation, member), 5)
+    out["stable"] = describe_groups(side, group)
+    H = HeartbeatRequest
+    out["heartbeat"] = plain(side.call(H(group_id=group, generation_id=generation,
+                                         member_id=member, group_instance_id=None), 4))
+    out["heartbeat_stale"] = plain(side.call(H(group_id=group, generation_id=generation + 1,
+                                               member_id=member, group_instance_id=None), 4))
+    out["list"] = [g for g in plain(side.call(ListGroupsRequest(states_filter=[], types_filter=[]), 5))
+                   ["groups"] if g["group_id"].startswith(name)]
+    # A second member joins on a connection of its own: its JoinGroup waits for the first
+    # member to rejoin or leave, and meanwhile the group is PreparingRebalance.
+    other = Side(side.name + "-2", side.bootstrap)
+    try:
+        second_id = other.call(join(group), 9).member_id
+        other.send_only(join(group, second_id), 9)
+        deadline = time.monotonic() + 10
+        while (state := describe_groups(side, group))["groups"][0]["group_state"] == "Stable":
+            assert time.monotonic() < deadline, "the second member's join did not start a rebalance"
+            time.sleep(0.05)
+        out["preparing_rebalance"] = state
+        out["heartbeat_rebalancing"] = plain(side.call(H(
+            group_id=group, generation_id=generation, member_id=member, group_instance_id=None), 4))
+        L = LeaveGroupRequest
+        out["leave"] = plain(side.call(L(group_id=group, members=[L.MemberIdentity(
+            member_id=member, group_instance_id=None, reason=None)]), 5))
+        out["second_joined"] = plain(other.conn.receive(JoinGroupResponse, 9))
+        out["after_leave"] = describe_groups(side, group)
+    finally:
+        other.close()
+    return out
+
+
+@case
+def case_versions_older_than_kafka_4_are_refused(side, name):
+    """KIP-896: Produce v0-v2 and Fetch v0-v3 (message formats 0 and 1) are gone; the
+    broker closes the connection, having no response of that version to send."""
+    side.create_topic(name, 1)
+    out = {}
+    for label, request, version in (("produce_v2", produce(name, batch(1)), 2),
+                                    ("fetch_v3", fetch(name, 0), 3),
+                                    ("list_offsets_v0", list_offsets(name, -1), 0)):
+        try:
+            out[label] = plain(side.call(request, version))
+        except ConnectionError:
+            out[label] = "connection closed"
+        side.reconnect()
+    return out
