@@ -1,8 +1,13 @@
-"""CreatePartitions (v0-v3): grow a topic's partition count, optionally with assignments."""
+"""CreatePartitions (v0-v3): grow a topic's partition count, optionally with assignments.
+
+More than 10,000 new partitions in one request fail every topic with POLICY_VIOLATION
+before anything is made, as in Kafka (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH).
+"""
 
 from kafka.protocol.admin import CreatePartitionsRequest, CreatePartitionsResponse
 
 from odradek.broker.handlers import handles
+from odradek.broker.handlers.create_topics import MAX_PARTITIONS_PER_BATCH
 from odradek.protocol.errors import ErrorCode, KafkaError
 
 R = CreatePartitionsResponse
@@ -10,6 +15,14 @@ R = CreatePartitionsResponse
 
 @handles(CreatePartitionsRequest, 0, 3)
 async def handle(ctx, request):
+    topics = ctx.broker.image.topics
+    additional = sum(t.count - len(topics[t.name].partitions) for t in request.topics
+                     if t.name in topics and t.count > len(topics[t.name].partitions))
+    if additional > MAX_PARTITIONS_PER_BATCH:
+        return R(throttle_time_ms=0, results=[R.CreatePartitionsTopicResult(
+            name=t.name, error_code=ErrorCode.POLICY_VIOLATION,
+            error_message="Excessively large number of additional partitions per request.")
+            for t in request.topics])
     results = []
     for t in request.topics:
         try:

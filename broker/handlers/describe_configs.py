@@ -19,6 +19,11 @@ from odradek.replication.metadata import BROKER, TOPIC
 R = DescribeConfigsResponse
 Entry = R.DescribeConfigsResult.DescribeConfigsResourceResult
 
+# Broker keys Kafka defines without a default: their effective value comes from a coarser
+# key (log.retention.hours, log.roll.hours) or the flush scheduler, so Kafka lists no
+# default synonym under them.
+NO_DEFAULT_IN_KAFKA = frozenset({"log.retention.ms", "log.roll.ms", "log.flush.interval.ms"})
+
 # ConfigSource values of DescribeConfigs v1+
 TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 
@@ -53,11 +58,8 @@ def topic_config_entries(broker, overrides: dict[str, str], include_synonyms: bo
             chain.append((key, render(d.parse(overrides[key])), TOPIC_CONFIG))
         if d.synonym in config.explicit:
             chain.append((d.synonym, render(config[d.synonym]), STATIC_BROKER_CONFIG))
-        broker_key = BROKER_CONFIGS.get(d.synonym)
-        if broker_key is None or broker_key.default is not None:
+        if d.synonym not in NO_DEFAULT_IN_KAFKA:
             chain.append((d.synonym or key, render(d.default), DEFAULT_CONFIG))
-        # Kafka lists a default synonym only when the broker key has a default of its own
-        # (log.retention.ms has none: its default comes from log.retention.hours).
         value, source = (chain[0][1], chain[0][2]) if chain else (render(d.default), DEFAULT_CONFIG)
         entries.append(ConfigEntry(key, value, source, False, chain if include_synonyms else [], d))
     return entries

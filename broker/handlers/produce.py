@@ -28,7 +28,18 @@ from odradek.protocol.produce import PartitionProduceResponse, ProduceResponse
 
 ZSTD = 4
 ZSTD_MIN_PRODUCE_VERSION = 7  # KIP-110
-RECORD_LEVEL_ERRORS = (ErrorCode.INVALID_TIMESTAMP, ErrorCode.INVALID_RECORD)
+# Kafka's RecordValidationException: the partition's message says which kind; the
+# record error says what was wrong.
+RECORD_LEVEL_ERRORS = {
+    ErrorCode.INVALID_TIMESTAMP: "One or more records have been rejected due to invalid timestamp",
+    ErrorCode.INVALID_RECORD: "One or more records have been rejected",
+}
+# Errors for which Kafka's answer has no log start offset (ReplicaManager answers these with
+# UNKNOWN_LOG_APPEND_INFO); every other failure of an append carries it.
+NO_LOG_START_OFFSET = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                       ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE,
+                       ErrorCode.CORRUPT_MESSAGE, ErrorCode.KAFKA_STORAGE_ERROR,
+                       ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_REQUIRED_ACKS)
 SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
 
 log = structlog.get_logger(__name__)
@@ -49,18 +60,33 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
                              "Transactional and control batches are not supported")
         if create_time and (now_ms - header.base_timestamp > before
                             or header.max_timestamp - now_ms > after):
+            # Checked on the batch header, not per record: name the batch's earliest or
+            # latest timestamp, whichever is out, in Kafka's words.
+            late = header.max_timestamp - now_ms > after
             raise KafkaError(ErrorCode.INVALID_TIMESTAMP,
-                             f"Timestamp {header.base_timestamp}..{header.max_timestamp} is outside "
-                             "message.timestamp.before.max.ms / after.max.ms of the broker's clock")
+                             f"Timestamp {header.max_timestamp if late else header.base_timestamp} of "
+                             f"message with offset {header.last_offset_delta if late else 0} is out of "
+                             f"range. The timestamp should be within [{now_ms - before}, {now_ms + after}]")
     return check
 
 
-def _failure(index: int, e: KafkaError) -> PartitionProduceResponse:
+def _log_start_offset(replicas, topic: str, index: int, code: ErrorCode) -> int:
+    if code in NO_LOG_START_OFFSET:
+        return -1
+    try:
+        return replicas.leader_partition(topic, index).log.log_start_offset
+    except KafkaError:
+        return -1
+
+
+def _failure(index: int, e: KafkaError, log_start_offset: int) -> PartitionProduceResponse:
     """Kafka carries a message only with record errors (INVALID_RECORD and its kin); the
     rest (unknown partition, bad acks, ...) say it with the code alone."""
-    record_level = e.code in RECORD_LEVEL_ERRORS
-    return PartitionProduceResponse(index, e.code, record_errors=[(0, e.message)] if record_level else [],
-                                    error_message=e.message if record_level else None)
+    if e.code not in RECORD_LEVEL_ERRORS:
+        return PartitionProduceResponse(index, e.code, log_start_offset=log_start_offset)
+    return PartitionProduceResponse(index, e.code, log_start_offset=log_start_offset,
+                                    record_errors=[(0, e.message)],
+                                    error_message=RECORD_LEVEL_ERRORS[e.code])
 
 
 @handles(ProduceRequest, 3, 11)
@@ -89,7 +115,8 @@ async def handle(ctx, request):
                 (log.info if e.code in SEQUENCE_ERRORS else log.debug)(
                     "produce_failed", topic=topic.name, partition=data.index, error=e.code.name,
                     message=e.message, client_id=ctx.header.client_id)
-                partitions.append(_failure(data.index, e))
+                partitions.append(_failure(data.index, e, _log_start_offset(
+                    broker.replicas, topic.name, data.index, e.code)))
                 continue
             response = PartitionProduceResponse(data.index, ErrorCode.NONE, result.base_offset,
                                                 result.log_append_time_ms, result.log_start_offset)

@@ -40,8 +40,7 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     18: "ApiVersions v5 (KIP-1242: cluster and node id checks, REBOOTSTRAP_REQUIRED): "
         "kafka-python, the codec, stops at v4.",
     22: "InitProducerId v6 (KIP-939, two-phase commit) belongs to transactions.",
-    42: "DeleteGroups v3 adds a per-group error message; not built yet.",
-    60: "DescribeCluster v2 (KIP-1073: fenced brokers) not built yet.",
+    42: "DeleteGroups v3 adds a per-group error message; kafka-python, the codec, stops at v2.",
     (17, 36): "SASL is not served yet: PLAINTEXT listeners only.",
     (24, 25, 26, 27, 28, 65, 66): "Transactions are not built yet (idempotent producers are).",
     (29, 30, 31): "ACLs are not built yet.",

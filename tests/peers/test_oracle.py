@@ -17,25 +17,42 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import time
 import uuid
 
 import pytest
-from kafka.protocol.admin.configs import DescribeConfigsRequest, IncrementalAlterConfigsRequest
-from kafka.protocol.admin.groups import DescribeGroupsRequest, ListGroupsRequest
-from kafka.protocol.admin.topics import CreateTopicsRequest, DeleteRecordsRequest
-from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest
+from kafka.protocol.admin.cluster import DescribeClusterRequest
+from kafka.protocol.admin.configs import (
+    AlterConfigsRequest,
+    DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
+)
+from kafka.protocol.admin.groups import (
+    DeleteGroupsRequest,
+    DescribeGroupsRequest,
+    ListGroupsRequest,
+)
+from kafka.protocol.admin.topics import (
+    CreatePartitionsRequest,
+    CreateTopicsRequest,
+    DeleteRecordsRequest,
+    DeleteTopicsRequest,
+)
+from kafka.protocol.admin.transactions import DescribeProducersRequest
+from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest
 from kafka.protocol.consumer.group import (
     HeartbeatRequest,
     JoinGroupRequest,
     JoinGroupResponse,
     LeaveGroupRequest,
     OffsetCommitRequest,
+    OffsetDeleteRequest,
     OffsetFetchRequest,
     SyncGroupRequest,
 )
 from kafka.protocol.metadata import ApiVersionsRequest, FindCoordinatorRequest, MetadataRequest
-from kafka.protocol.producer import ProduceRequest
+from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest
 
 from odradek.protocol.records import Record, build_batch
 from tests.brokerproc import BrokerProcess
@@ -63,6 +80,29 @@ LEDGERED: dict[tuple[str, str], str] = {
         "min.insync.replicas: `kafka-storage format` in 4.x writes it as a cluster-wide "
         "dynamic default (source DYNAMIC_DEFAULT_BROKER_CONFIG); Odradek has no dynamic "
         "broker configs and reports its static default.",
+    ("describe_configs_topic_all_keys", ".all.results[[]0[]].config_names"):
+        "Kafka 4.4 has topic configs Odradek does not implement (see "
+        "create_topics_validate_only_then_twice).",
+    ("describe_configs_topic_all_keys", ".all.min.insync.replicas[[]0[]].*"):
+        "min.insync.replicas: Kafka 4.x's storage format writes a cluster-wide dynamic default "
+        "(source DYNAMIC_DEFAULT_BROKER_CONFIG, listed as a synonym); Odradek has no dynamic "
+        "broker configs.",
+    ("produce_idempotent_and_producers", ".duplicate.*.log_append_time_ms"):
+        "Kafka answers a duplicate idempotent batch with log_append_time_ms set to the batch's "
+        "max timestamp even under CreateTime (its cached batch metadata); Odradek answers -1, "
+        "as for any CreateTime append. The Java producer then reports that timestamp for the "
+        "retried record; clients of CreateTime topics otherwise ignore the field.",
+    ("create_partitions", ".*.results[[]0[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise (and Kafka sends "
+        "none for an unknown topic).",
+    ("alter_configs_legacy", ".*.responses[[]0[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise.",
+    ("delete_topics", ".*.responses[[]*[]].error_message"):
+        "Error codes agree; Kafka sends the error code's default message, Odradek's controller "
+        "names the topic.",
+    ("incremental_alter_configs_lists", ".broker_unknown.*"):
+        "Dynamic broker configs are not served yet: Odradek refuses to alter a broker config "
+        "(INVALID_REQUEST); Kafka accepts any key for a broker, including unknown ones.",
     ("describe_configs_broker", ".keys.results[[]0[]].configs[[]*[]].*"):
         "Dynamic broker configs (kafka-configs --alter --entity-type brokers) are not served "
         "yet: Odradek reports every broker config read-only and static, Kafka marks the "
@@ -351,6 +391,20 @@ def case_describe_configs_topic(side, name):
 
 
 @case
+def case_describe_configs_topic_all_keys(side, name):
+    """Every topic key both brokers know, with its default and synonyms."""
+    from odradek.broker.config import TOPIC_CONFIGS
+    side.create_topic(name, 1)
+    answer = plain(side.call(describe_configs(TOPIC, name), 4))
+    configs = answer["results"][0].pop("configs")
+    answer["results"][0]["configs"] = [c for c in configs if c["name"] in TOPIC_CONFIGS
+                                       and c["name"] != "min.insync.replicas"]
+    answer["results"][0]["config_names"] = sorted(c["name"] for c in configs)
+    answer["min.insync.replicas"] = [c for c in configs if c["name"] == "min.insync.replicas"]
+    return {"all": answer}
+
+
+@case
 def case_describe_configs_broker(side, name):
     keys = ["log.retention.hours", "num.partitions", "auto.create.topics.enable",
             "min.insync.replicas", "log.segment.bytes", "message.max.bytes"]
@@ -607,3 +661,182 @@ def case_versions_older_than_kafka_4_are_refused(side, name):
             out[label] = "connection closed"
         side.reconnect()
     return out
+
+
+@case
+def case_delete_topics(side, name):
+    side.create_topic(name, 2)
+    D = DeleteTopicsRequest
+    out = {"v5": plain(side.call(D(topic_names=[name, name + "-none", "bad name!"], timeout_ms=10000), 5)),
+           "again": plain(side.call(D(topic_names=[name], timeout_ms=10000), 5))}
+    side.create_topic(name + "-id", 1)
+    M = MetadataRequest
+    topic_id = side.call(M(topics=[M.MetadataRequestTopic(name=name + "-id")],
+                           allow_auto_topic_creation=False), 12).topics[0].topic_id
+    out["v6"] = plain(side.call(D(topics=[D.DeleteTopicState(name=None, topic_id=topic_id),
+                                          D.DeleteTopicState(name=None, topic_id=uuid.uuid4())],
+                                  timeout_ms=10000), 6))
+    return out
+
+
+@case
+def case_create_partitions(side, name):
+    side.create_topic(name, 2)
+    C = CreatePartitionsRequest
+
+    def grow(count, topic=name, validate_only=False):
+        return plain(side.call(C(topics=[C.CreatePartitionsTopic(name=topic, count=count, assignments=None)],
+                                 timeout_ms=10000, validate_only=validate_only), 3))
+    return {"same": grow(2), "fewer": grow(1), "validate_only": grow(4, validate_only=True),
+            "unknown": grow(3, topic=name + "-none"), "grow": grow(3), "too_many": grow(1_000_000),
+            "metadata": len(side.call(MetadataRequest(
+                topics=[MetadataRequest.MetadataRequestTopic(name=name)],
+                allow_auto_topic_creation=False), 12).topics[0].partitions)}
+
+
+@case
+def case_alter_configs_legacy(side, name):
+    side.create_topic(name, 1, {"retention.ms": "1000", "segment.ms": "100000"})
+    A = AlterConfigsRequest
+
+    def alter(configs, topic=name, validate_only=False, resource_type=TOPIC):
+        return plain(side.call(A(resources=[A.AlterConfigsResource(
+            resource_type=resource_type, resource_name=topic, configs=[
+                A.AlterConfigsResource.AlterableConfig(name=k, value=v) for k, v in configs.items()])],
+            validate_only=validate_only), 2))
+    return {"validate_only": alter({"retention.ms": "5"}, validate_only=True),
+            "bad": alter({"retention.ms": "x"}), "unknown_key": alter({"nope": "1"}),
+            "unknown_topic": alter({"retention.ms": "5"}, topic=name + "-none"),
+            "replace": alter({"retention.ms": "7000"}),
+            "after": plain(side.call(describe_configs(TOPIC, name, ["retention.ms", "segment.ms"]), 4))}
+
+
+@case
+def case_incremental_alter_configs_lists(side, name):
+    side.create_topic(name, 1)
+    out = {}
+    for label, op, value in (("append", 2, "compact"), ("append_again", 2, "compact,delete"),
+                             ("subtract", 3, "delete"), ("subtract_all", 3, "compact")):
+        out[label] = plain(side.call(incremental_alter(TOPIC, name, ("cleanup.policy", op, value)), 1))
+        out[label + "_after"] = plain(side.call(describe_configs(TOPIC, name, ["cleanup.policy"]), 4))
+    out["broker_unknown"] = plain(side.call(incremental_alter(BROKER, "1", ("no.such", 0, "1")), 1))
+    return out
+
+
+@case
+def case_groups_delete_and_offset_delete(side, name):
+    side.create_topic(name, 2)
+    group = name + "-g"
+    find_coordinator(side, group)
+    side.call(offset_commit(group, name), 9)
+    OD = OffsetDeleteRequest
+    out = {"offset_delete": plain(side.call(OD(group_id=group, topics=[OD.OffsetDeleteRequestTopic(
+        name=name, partitions=[OD.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=i)
+                               for i in (0, 1)])]), 0)),
+        "offset_delete_unknown_group": plain(side.call(OD(group_id=group + "-none", topics=[]), 0)),
+        "fetch_after": plain(side.call(offset_fetch(group, name), 9))}
+    find_coordinator(side, group + "-live")
+    joined_member(side, group + "-live")
+    out["delete"] = plain(side.call(DeleteGroupsRequest(groups_names=[group, group + "-none",
+                                                                      group + "-live"]), 2))
+    out["describe_after"] = describe_groups(side, group)
+    return out
+
+
+@case
+def case_group_membership_errors(side, name):
+    group = name + "-g"
+    find_coordinator(side, group)
+    out = {"sync_unknown_group": plain(side.call(sync(group, 1, "who"), 5)),
+           "heartbeat_unknown": plain(side.call(HeartbeatRequest(
+               group_id=group, generation_id=1, member_id="who", group_instance_id=None), 4)),
+           "join_bad_session": plain(side.call(JoinGroupRequest(
+               group_id=group, session_timeout_ms=1, rebalance_timeout_ms=1000, member_id="",
+               group_instance_id=None, protocol_type="consumer",
+               protocols=[JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=b"")],
+               reason=None), 9)),
+           "join_unknown_member": plain(side.call(join(group, "who"), 9)),
+           "join_no_protocols": plain(side.call(JoinGroupRequest(
+               group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=1000, member_id="",
+               group_instance_id=None, protocol_type="consumer", protocols=[], reason=None), 9)),
+           "join_empty_group_id": plain(side.call(join(""), 9))}
+    first, second = joined_member(side, group)
+    member = second["member_id"]
+    out["join_other_protocol_type"] = plain(side.call(join(group, protocol_type="connect"), 9))
+    out["sync_wrong_generation"] = plain(side.call(sync(group, second["generation_id"] + 1, member), 5))
+    out["sync"] = plain(side.call(sync(group, second["generation_id"], member), 5))
+    LG = ListGroupsRequest
+    out["list_stable"] = [g for g in plain(side.call(LG(states_filter=["Stable"], types_filter=[]), 5))
+                          ["groups"] if g["group_id"].startswith(name)]
+    out["list_empty_state"] = [g for g in plain(side.call(LG(states_filter=["Empty"], types_filter=[]), 5))
+                               ["groups"] if g["group_id"].startswith(name)]
+    return out
+
+
+@case
+def case_describe_cluster(side, name):
+    DC = DescribeClusterRequest
+    out = {f"v{v}": plain(side.call(DC(include_cluster_authorized_operations=False), v))
+           for v in (0, 1, 2)}
+    out["v2_fenced_too"] = plain(side.call(DC(include_cluster_authorized_operations=False,
+                                              include_fenced_brokers=True), 2))
+    out["controller_endpoint"] = plain(side.call(DC(include_cluster_authorized_operations=False,
+                                                    endpoint_type=2), 1))
+    return out
+
+
+@case
+def case_produce_idempotent_and_producers(side, name):
+    side.create_topic(name, 1)
+    deadline = time.monotonic() + 15
+    while (pid := side.call(InitProducerIdRequest(
+            transactional_id=None, transaction_timeout_ms=-1, producer_id=-1, producer_epoch=-1),
+            4)).error_code in COORDINATOR_NOT_READY:  # a fresh Kafka loads __transaction_state
+        assert time.monotonic() < deadline, pid
+        time.sleep(0.1)
+    out = {"init": plain(pid)}
+
+    def send(seq, n=2, epoch=pid.producer_epoch):
+        records = build_batch([Record(b"k", b"v%d" % i, (), T0 + i) for i in range(n)],
+                              producer_id=pid.producer_id, producer_epoch=epoch, base_sequence=seq)
+        return plain(side.call(produce(name, records), 9))
+    out["first"] = send(0)
+    out["duplicate"] = send(0)
+    out["gap"] = send(5)
+    out["next"] = send(2)
+    out["old_epoch"] = send(4, epoch=pid.producer_epoch - 1) if pid.producer_epoch > 0 else None
+    DP = DescribeProducersRequest
+    out["producers"] = plain(side.call(DP(topics=[DP.TopicRequest(name=name, partition_indexes=[0, 1])]), 0))
+    return out
+
+
+@case
+def case_produce_bad_batches(side, name):
+    side.create_topic(name, 1, {"max.message.bytes": "2000"})
+    good = batch(2)
+    corrupt = bytearray(good)
+    corrupt[-1] ^= 0xFF  # the CRC covers the records
+    big = build_batch([Record(b"k", b"x" * 5000, (), T0)])
+    future = build_batch([Record(b"k", b"v", (), int(time.time() * 1000) + 7_200_000)])
+    out = {"corrupt": plain(side.call(produce(name, bytes(corrupt)), 9)),
+           "too_large": plain(side.call(produce(name, big), 9)),
+           "future_timestamp": plain(side.call(produce(name, future), 9)),
+           "good": plain(side.call(produce(name, good), 9))}
+    for error in out["future_timestamp"]["responses"][0]["partition_responses"][0]["record_errors"]:
+        # the record's timestamp and the allowed range come from each broker's clock
+        error["batch_index_error_message"] = re.sub(r"-?\d+", "<ms>", error["batch_index_error_message"])
+    return out
+
+
+@case
+def case_offset_for_leader_epoch(side, name):
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(3)), 9)
+    OE = OffsetForLeaderEpochRequest
+
+    def ask(epoch, current=-1, partition=0, topic=name):
+        return plain(side.call(OE(replica_id=-1, topics=[OE.OffsetForLeaderTopic(topic=topic, partitions=[
+            OE.OffsetForLeaderTopic.OffsetForLeaderPartition(partition=partition, current_leader_epoch=current,
+                                                             leader_epoch=epoch)])]), 4))
+    return {"epoch0": ask(0), "epoch5": ask(5), "fenced": ask(0, current=7),
+            "unknown_partition": ask(0, partition=3), "unknown_topic": ask(0, topic=name + "-none")}
