@@ -35,8 +35,6 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     0: "Produce v12 is v11 plus transactions v2 (KIP-890 part 2: the produce request "
        "implicitly adds the partition to the transaction); v13 names topics by id and "
        "comes after v12. Both wait for the transaction coordinator.",
-    8: "OffsetCommit v10 names topics by id only (KIP-848 consumers); not built yet.",
-    9: "OffsetFetch v10 names topics by id only (KIP-848 consumers); not built yet.",
     18: "ApiVersions v5 (KIP-1242: cluster and node id checks, REBOOTSTRAP_REQUIRED): "
         "kafka-python, the codec, stops at v4.",
     22: "InitProducerId v6 (KIP-939, two-phase commit) belongs to transactions.",

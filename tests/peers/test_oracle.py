@@ -840,3 +840,36 @@ def case_offset_for_leader_epoch(side, name):
                                                              leader_epoch=epoch)])]), 4))
     return {"epoch0": ask(0), "epoch5": ask(5), "fenced": ask(0, current=7),
             "unknown_partition": ask(0, partition=3), "unknown_topic": ask(0, topic=name + "-none")}
+
+
+@case
+def case_offsets_by_topic_id(side, name):
+    """OffsetCommit and OffsetFetch v10 name topics by id (KIP-848's consumers; the Java
+    client uses them for classic groups too once it knows the ids)."""
+    side.create_topic(name, 2)
+    M = MetadataRequest
+    topic_id = side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                           allow_auto_topic_creation=False), 12).topics[0].topic_id
+    group = name + "-g"
+    find_coordinator(side, group)
+    OC, OF = OffsetCommitRequest, OffsetFetchRequest
+
+    def commit(tid, offset=3):
+        return plain(side.call(OC(group_id=group, generation_id_or_member_epoch=-1, member_id="",
+                                  group_instance_id=None, topics=[OC.OffsetCommitRequestTopic(
+                                      topic_id=tid, partitions=[
+                                          OC.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                                              partition_index=0, committed_offset=offset,
+                                              committed_leader_epoch=-1, committed_metadata="m")])]),
+                               10))
+
+    def fetch_offsets(tid=None):
+        topics = None if tid is None else [OF.OffsetFetchRequestGroup.OffsetFetchRequestTopics(
+            topic_id=tid, partition_indexes=[0, 1])]
+        return plain(side.call(OF(groups=[OF.OffsetFetchRequestGroup(
+            group_id=group, member_id=None, member_epoch=-1, topics=topics)], require_stable=False), 10))
+    unknown = uuid.uuid4()
+    return {"commit": commit(topic_id), "commit_unknown_id": commit(unknown),
+            "fetch": fetch_offsets(topic_id), "fetch_unknown_id": fetch_offsets(unknown),
+            "fetch_all": fetch_offsets(),
+            "fetch_by_name_v9": plain(side.call(offset_fetch(group, name), 9))}
