@@ -63,6 +63,11 @@ from tests.peers.oracle import Side, differences, normalise, plain
 # field paths) -> why. A ledgered difference must still occur (else the entry is stale and
 # the case fails), and nothing else may differ. tests/peers/ledger.py prints this table.
 LEDGERED: dict[tuple[str, str], str] = {
+    ("api_versions_features", ".v[34].*features*"):
+        "Feature flags (KIP-584) are advertised only once the protocols they gate are complete "
+        "(ARCHITECTURE.md): Odradek offers none yet, so neither metadata.version nor "
+        "group/share/transaction/streams.version; `kafka-features describe` shows an empty "
+        "list. Kafka 4.4 finalizes them all at format time.",
     ("metadata_auto_creates_a_topic", ".first.*"):
         "Metadata with allow_auto_topic_creation creates the topic before answering, so the "
         "first answer already has it; Kafka 4.4 asks its controller asynchronously and answers "
@@ -873,3 +878,43 @@ def case_offsets_by_topic_id(side, name):
             "fetch": fetch_offsets(topic_id), "fetch_unknown_id": fetch_offsets(unknown),
             "fetch_all": fetch_offsets(),
             "fetch_by_name_v9": plain(side.call(offset_fetch(group, name), 9))}
+
+
+@case
+def case_api_versions_features(side, name):
+    """ApiVersions v3/v4 apart from the API list (compared by test_api_versions_are_within_kafkas)."""
+    request = ApiVersionsRequest(client_software_name="odradek-oracle", client_software_version="1")
+    return {f"v{v}": plain(side.call(request, v)) | {"api_keys": None} for v in (3, 4)}
+
+
+@case
+def case_fetch_across_versions(side, name):
+    """The same records through Fetch v4 to v18: compressed and plain batches, a small
+    max_bytes (KIP-74: the first batch comes whole), read_committed, topic ids from v13."""
+    from kafka.record import MemoryRecordsBuilder
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(4)), 9)
+    builder = MemoryRecordsBuilder(magic=2, compression_type=1, batch_size=1 << 20)  # gzip
+    for i in range(3):
+        builder.append(timestamp=T0 + 10_000 + i, key=b"gz%d" % i, value=b"v" * 50, headers=[])
+    builder.close()
+    side.call(produce(name, builder.buffer()), 9)
+    M = MetadataRequest
+    topic_id = side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                           allow_auto_topic_creation=False), 12).topics[0].topic_id
+    out = {}
+    for version in (4, 7, 11, 12, 13, 16, 17, 18):
+        request = fetch(name, 0)
+        if version >= 13:
+            request.topics[0].topic_id = topic_id
+        out[f"v{version}"] = fetch_summary(side.call(request, version))
+    small = fetch(name, 1)
+    small.max_bytes = small.topics[0].partitions[0].partition_max_bytes = 10
+    out["small_max_bytes"] = fetch_summary(side.call(small, 12))
+    committed = fetch(name, 0)
+    committed.isolation_level = 1
+    out["read_committed"] = fetch_summary(side.call(committed, 12))
+    unknown_id = fetch(name, 0)
+    unknown_id.topics[0].topic_id = uuid.uuid4()
+    out["unknown_topic_id"] = fetch_summary(side.call(unknown_id, 13))
+    return out
