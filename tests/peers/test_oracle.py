@@ -92,11 +92,6 @@ LEDGERED: dict[tuple[str, str], str] = {
         "min.insync.replicas: Kafka 4.x's storage format writes a cluster-wide dynamic default "
         "(source DYNAMIC_DEFAULT_BROKER_CONFIG, listed as a synonym); Odradek has no dynamic "
         "broker configs.",
-    ("produce_idempotent_and_producers", ".duplicate.*.log_append_time_ms"):
-        "Kafka answers a duplicate idempotent batch with log_append_time_ms set to the batch's "
-        "max timestamp even under CreateTime (its cached batch metadata); Odradek answers -1, "
-        "as for any CreateTime append. The Java producer then reports that timestamp for the "
-        "retried record; clients of CreateTime topics otherwise ignore the field.",
     ("create_partitions", ".*.results[[]0[]].error_message"):
         "Error codes agree; the controller's messages are worded otherwise (and Kafka sends "
         "none for an unknown topic).",
