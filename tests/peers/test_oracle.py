@@ -913,3 +913,24 @@ def case_fetch_across_versions(side, name):
     unknown_id.topics[0].topic_id = uuid.uuid4()
     out["unknown_topic_id"] = fetch_summary(side.call(unknown_id, 13))
     return out
+
+
+@case
+def case_api_versions_newer_than_served(side, name):
+    """KIP-511: an ApiVersions request newer than the broker's is answered, in a v0 body,
+    with UNSUPPORTED_VERSION and the versions served, and the connection stays open."""
+    import struct
+
+    from kafka.protocol.metadata import ApiVersionsResponse
+
+    from odradek.broker.client import recv_frame
+    client = b"oracle"
+    header = struct.pack(">hhih", 18, 127, 7, len(client)) + client + b"\x00"
+    body = b"\x07oracle\x021\x00"  # v3+ body: compact client software name and version
+    side.conn.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    frame = recv_frame(side.conn.sock)
+    answer = plain(ApiVersionsResponse.decode(frame[4:], version=0))
+    return {"correlation_id": struct.unpack_from(">i", frame)[0],
+            "error_code": answer["error_code"],
+            "api_versions_lists_itself": any(k["api_key"] == 18 for k in answer["api_keys"]),
+            "still_open": plain(side.call(ApiVersionsRequest(), 0))["error_code"]}
