@@ -82,7 +82,7 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_consumer_reads_python_records"),
         ("consumer group of three, one member closed, the others take over",
          "tests/peers/test_java_client.py", "test_java_group_of_three_survives_a_member"),
-        ("admin: create, describe, alter configs, delete topics",
+        ("admin: create, describe, alter configs, list offsets, group offsets, delete",
          "tests/peers/test_java_client.py", "test_java_admin_manages_topics"),
     ],
     "Kafka's tools (4.4)": [

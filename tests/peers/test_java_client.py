@@ -192,7 +192,8 @@ def test_java_group_of_three_survives_a_member(java, odradek):
 
 
 def test_java_admin_manages_topics(java, odradek, kafka_peer):
-    """Create, describe, alter configs, delete: the same transcript as against Kafka 4.4."""
+    """Create, describe, alter configs, list offsets, a group altered, described and deleted,
+    delete: the same transcript as against Kafka 4.4."""
     topic = f"java-admin-{uuid.uuid4().hex[:6]}"
     ours = java("admin", odradek.bootstrap, topic)
     assert ours == java("admin", kafka_peer.bootstrap, topic)

@@ -934,3 +934,19 @@ def case_api_versions_newer_than_served(side, name):
             "error_code": answer["error_code"],
             "api_versions_lists_itself": any(k["api_key"] == 18 for k in answer["api_keys"]),
             "still_open": plain(side.call(ApiVersionsRequest(), 0))["error_code"]}
+
+
+@case
+def case_produce_keyless_to_compacted_topic(side, name):
+    """A compacted topic refuses a record without a key, in a plain or compressed batch."""
+    from kafka.record import MemoryRecordsBuilder
+    side.create_topic(name, 1, {"cleanup.policy": "compact"})
+    keyless = build_batch([Record(b"k0", b"v", (), T0), Record(None, b"v", (), T0 + 1),
+                           Record(b"k2", b"v", (), T0 + 2)])
+    builder = MemoryRecordsBuilder(magic=2, compression_type=1, batch_size=1 << 20)  # gzip
+    builder.append(timestamp=T0, key=None, value=b"v", headers=[])
+    builder.close()
+    return {"plain": plain(side.call(produce(name, keyless), 9)),
+            "gzip": plain(side.call(produce(name, builder.buffer()), 9)),
+            "keyed": plain(side.call(produce(name, batch(2)), 9)),
+            "offsets": plain(side.call(list_offsets(name, -1), 8))}

@@ -225,12 +225,44 @@ public class JavaClient {
             ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER,
                     Integer.toString(admin.describeCluster().nodes().get().iterator().next().id()));
             printConfig(admin, broker, "num.partitions");
+            offsetsAndGroups(admin, bootstrap, topic);
             admin.deleteTopics(List.of(topic)).all().get();
             long deadline = System.currentTimeMillis() + 30_000;
             while (admin.listTopics().names().get().contains(topic) && System.currentTimeMillis() < deadline)
                 Thread.sleep(100);
             System.out.println("DELETED " + !admin.listTopics().names().get().contains(topic));
         }
+    }
+
+    /** listOffsets by spec and by time, then a group's offsets altered, listed, described
+     *  and deleted through the admin client alone. */
+    static void offsetsAndGroups(Admin admin, String bootstrap, String topic) throws Exception {
+        try (var producer = new KafkaProducer<byte[], byte[]>(withSerializers(common(bootstrap)))) {
+            for (int i = 0; i < 3; i++)
+                producer.send(new ProducerRecord<>(topic, 0, T0 + (i == 1 ? 5000 : i * 1000L), new byte[]{(byte) i},
+                        new byte[]{(byte) i})).get();  // keyed: the topic is compacted by now
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        Map<String, OffsetSpec> specs = new LinkedHashMap<>();
+        specs.put("earliest", OffsetSpec.earliest());
+        specs.put("latest", OffsetSpec.latest());
+        specs.put("maxTimestamp", OffsetSpec.maxTimestamp());
+        specs.put("forTimestamp", OffsetSpec.forTimestamp(T0 + 1500));
+        for (var spec : specs.entrySet()) {
+            var info = admin.listOffsets(Map.of(tp, spec.getValue())).partitionResult(tp).get();
+            System.out.println("OFFSETS " + spec.getKey() + " offset=" + info.offset() + " timestamp=" + info.timestamp());
+        }
+        String group = topic + "-group";
+        admin.alterConsumerGroupOffsets(group, Map.of(tp, new OffsetAndMetadata(2, "meta"))).all().get();
+        var committed = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+        System.out.println("GROUP_OFFSETS " + committed.get(tp).offset() + " " + committed.get(tp).metadata());
+        var described = admin.describeConsumerGroups(List.of(group)).describedGroups().get(group).get();
+        System.out.println("GROUP " + described.groupId() + " state=" + described.groupState()
+                + " members=" + described.members().size() + " simple=" + described.isSimpleConsumerGroup());
+        boolean listed = admin.listGroups().all().get().stream().anyMatch(g -> g.groupId().equals(group));
+        System.out.println("GROUP_LISTED " + listed);
+        admin.deleteConsumerGroups(List.of(group)).all().get();
+        System.out.println("GROUP_DELETED " + admin.listGroups().all().get().stream().noneMatch(g -> g.groupId().equals(group)));
     }
 
     static void printConfig(Admin admin, ConfigResource r, String key) throws Exception {
