@@ -950,3 +950,89 @@ def case_produce_keyless_to_compacted_topic(side, name):
             "gzip": plain(side.call(produce(name, builder.buffer()), 9)),
             "keyed": plain(side.call(produce(name, batch(2)), 9)),
             "offsets": plain(side.call(list_offsets(name, -1), 8))}
+
+
+@case
+def case_metadata_by_topic_id(side, name):
+    side.create_topic(name, 1)
+    M = MetadataRequest
+    topic_id = side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                           allow_auto_topic_creation=False), 12).topics[0].topic_id
+    return {f"v{v}-{label}": plain(side.call(M(topics=[M.MetadataRequestTopic(name=None, topic_id=tid)],
+                                               allow_auto_topic_creation=False), v)) | {"brokers": None}
+            for v in (12, 13) for label, tid in (("known", topic_id), ("unknown", uuid.uuid4()))}
+
+
+@case
+def case_list_groups_filters(side, name):
+    group = name + "-g"
+    find_coordinator(side, group)
+    side.create_topic(name, 1)
+    side.call(offset_commit(group, name), 9)
+    LG = ListGroupsRequest
+
+    def listed(states, types, version=5):
+        return [g for g in plain(side.call(LG(states_filter=states, types_filter=types), version))
+                ["groups"] if g["group_id"].startswith(name)]
+    return {"all": listed([], []), "classic": listed([], ["classic"]), "consumer": listed([], ["consumer"]),
+            "empty": listed(["Empty"], []), "stable": listed(["Stable"], []),
+            "mixed_case": listed(["empty"], ["Classic"]), "v3": listed([], [], 3)}
+
+
+@case
+def case_static_membership(side, name):
+    """group_instance_id (KIP-345): a static member joins without MEMBER_ID_REQUIRED, a
+    restart with the same instance id takes the old member's place, and LeaveGroup by
+    instance id removes it."""
+    group = name + "-g"
+    find_coordinator(side, group)
+    J = JoinGroupRequest
+
+    def join_static(member="", instance="i-1"):
+        return plain(side.call(J(group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
+                                 member_id=member, group_instance_id=instance, protocol_type="consumer",
+                                 protocols=[J.JoinGroupRequestProtocol(name="range", metadata=b"\x00\x01")],
+                                 reason=None), 9))
+    out = {"join": join_static()}
+    member = out["join"]["member_id"]
+    S = SyncGroupRequest
+    out["sync"] = plain(side.call(S(group_id=group, generation_id=out["join"]["generation_id"],
+                                    member_id=member, group_instance_id="i-1", protocol_type="consumer",
+                                    protocol_name="range", assignments=[S.SyncGroupRequestAssignment(
+                                        member_id=member, assignment=b"\x00\x03")]), 5))
+    out["rejoin_as_restarted"] = join_static()
+    out["old_member_heartbeat"] = plain(side.call(HeartbeatRequest(
+        group_id=group, generation_id=out["join"]["generation_id"], member_id=member,
+        group_instance_id="i-1"), 4))
+    out["described"] = describe_groups(side, group)
+    L = LeaveGroupRequest
+    out["leave_unknown_instance"] = plain(side.call(L(group_id=group, members=[L.MemberIdentity(
+        member_id="", group_instance_id="i-9", reason=None)]), 5))
+    out["leave"] = plain(side.call(L(group_id=group, members=[L.MemberIdentity(
+        member_id="", group_instance_id="i-1", reason=None)]), 5))
+    out["after_leave"] = describe_groups(side, group)
+    return out
+
+
+def _now_masked(value, now_ms: int):
+    """`value` with every integer within ten minutes of `now_ms` replaced by "<now>"."""
+    if isinstance(value, dict):
+        return {k: _now_masked(v, now_ms) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_now_masked(v, now_ms) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value - now_ms) < 600_000:
+        return "<now>"
+    return value
+
+
+@case
+def case_log_append_time_topic(side, name):
+    """message.timestamp.type=LogAppendTime: the broker's clock stamps each batch; the
+    produce answer and the fetched records carry it (masked: the clocks differ)."""
+    side.create_topic(name, 1, {"message.timestamp.type": "LogAppendTime"})
+    now = int(time.time() * 1000)
+    out = {"produce": plain(side.call(produce(name, batch(3)), 9)),
+           "fetch": fetch_summary(side.call(fetch(name, 0), 12)),
+           "by_time": plain(side.call(list_offsets(name, now - 60_000), 8)),
+           "max_timestamp": plain(side.call(list_offsets(name, -3), 8))}
+    return _now_masked(out, now)
