@@ -137,7 +137,9 @@ public class JavaClient {
                 Properties p = common(bootstrap);
                 p.put("group.id", groupId);
                 p.put("client.id", "member-" + member);
-                p.put("auto.offset.reset", "latest");
+                // earliest: a partition handed over before its first commit is read from its
+                // start (the topic is fresh), so no record produced after the handover is missed
+                p.put("auto.offset.reset", "earliest");
                 p.put("session.timeout.ms", "10000");
                 p.put("heartbeat.interval.ms", "500");
                 try (var c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
