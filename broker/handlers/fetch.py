@@ -98,10 +98,14 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
                                      max(0, min(fp.partition_max_bytes, remaining)),
                                      min_one=out.bytes == 0, up_to_high_watermark=not follower)
             except KafkaError as e:
-                # As Kafka answers a failed read: no offsets; and a partition it does not
-                # know at all gets an empty aborted-transactions list rather than null.
+                # As Kafka answers a consumer's failed read: no offsets; and a partition it
+                # does not know at all gets an empty aborted-transactions list rather than
+                # null. A follower keeps them: on OFFSET_OUT_OF_RANGE Odradek's followers
+                # restart at the leader's log start offset (replication.fetcher), where
+                # Kafka's would ask ListOffsets.
                 result.error_code = e.code
-                result.high_watermark = result.last_stable_offset = result.log_start_offset = -1
+                if not follower:
+                    result.high_watermark = result.last_stable_offset = result.log_start_offset = -1
                 if e.code in UNKNOWN_PARTITION_CODES:
                     result.aborted_transactions = []
                 out.error = True
