@@ -82,6 +82,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_consumer_reads_python_records"),
         ("consumer group of three, one member closed, the others take over",
          "tests/peers/test_java_client.py", "test_java_group_of_three_survives_a_member"),
+        ("consumer group of three, one member's JVM killed, the others take over",
+         "tests/peers/test_java_client.py", "test_java_group_survives_a_killed_member"),
         ("admin: create, describe, alter configs, list offsets, group offsets, delete",
          "tests/peers/test_java_client.py", "test_java_admin_manages_topics"),
     ],

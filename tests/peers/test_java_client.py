@@ -6,12 +6,15 @@ the producer's defaults), consume (what Python clients produced), a group of thr
 Records cross between Java and the Python clients byte for byte. The admin scenario runs
 against Kafka 4.4 too, and Odradek's transcript must be Kafka's.
 
-Slow for a peer test (about 30 s): five JVM starts and a group rebalance.
+Slow for a peer test (about a minute): seven JVM starts, group rebalances, and a killed
+member's session timeout (6 s).
 """
 
 from __future__ import annotations
 
+import queue
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -50,13 +53,17 @@ def java(kafka_libs, tmp_path_factory):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
-    def run(*args: str, timeout: float = 120) -> list[str]:
+    def command(*args: str) -> list[str]:
         cmd = kafka.java_command("JavaClient", *args)
         cp = cmd.index("-cp") + 1
         cmd[cp] = f"{classes}:{cmd[cp]}"
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return cmd
+
+    def run(*args: str, timeout: float = 120) -> list[str]:
+        proc = subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout)
         assert proc.returncode == 0, f"JavaClient {args[0]} failed:\n{proc.stdout}\n{proc.stderr[-5000:]}"
         return proc.stdout.splitlines()
+    run.command = command
     return run
 
 
@@ -189,6 +196,60 @@ def test_java_group_of_three_survives_a_member(java, odradek):
     assert len(assigned) == 3 and "CLOSED member-0" in lines
     assert sorted(line.split()[1] for line in took_over) == ["member-1", "member-2"]
     assert "CONSUMED 60 of 60" in lines
+
+
+class Lines:
+    """A JVM's stdout, line by line, read on a thread so that waits can time out."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines = proc, queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def until(self, prefix: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, f"JVM ended before {prefix!r}: {self.seen}"
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+
+def test_java_group_survives_a_killed_member(java, odradek):
+    """member-0 in a JVM of its own is SIGKILLed: no LeaveGroup, so the coordinator waits for
+    its session to time out (6 s), then the other two take its partitions."""
+    topic, group = f"java-kill-{uuid.uuid4().hex[:6]}", f"java-k-{uuid.uuid4().hex[:6]}"
+    side = Side("odradek", odradek.bootstrap)
+    side.create_topic(topic, 6)
+    side.close()
+    victim = subprocess.Popen(java.command("member", odradek.bootstrap, topic, group),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    survivors = subprocess.Popen(java.command("group", odradek.bootstrap, topic, group, "6", "killed"),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+    try:
+        Lines(victim).until("VICTIM_ASSIGNED")
+        out = Lines(survivors)
+        out.until("READY")
+        victim.kill()
+        victim.wait(10)
+        survivors.stdin.write("killed\n")
+        survivors.stdin.flush()
+        consumed = out.until("CONSUMED")
+        assert survivors.wait(60) == 0
+    finally:
+        for proc in (victim, survivors):
+            proc.kill()
+            proc.wait(10)
+    took_over = [line for line in out.seen if line.startswith("TOOK_OVER")]
+    assert sorted(line.split()[1] for line in took_over) == ["member-1", "member-2"]
+    assert consumed == "CONSUMED 60 of 60"
 
 
 def test_java_admin_manages_topics(java, odradek, kafka_peer):

@@ -8,9 +8,14 @@
 //   consume BOOTSTRAP COUNT TOPIC...       assign partition 0 of each from the start until
 //       COUNT records of each; prints "REC topic offset timestamp key value headers", bytes
 //       in hex ("-" for null, "=" for empty)
-//   group BOOTSTRAP TOPIC GROUP PARTITIONS three consumers in one group (threads), one
-//       closed once all have partitions; the other two take its partitions and read what
-//       a producer writes afterwards; prints ASSIGNED / CLOSED / TOOK_OVER / CONSUMED lines
+//   group BOOTSTRAP TOPIC GROUP PARTITIONS [closed|killed]   three consumers in one group
+//       (threads), member-0 closed once all have partitions; the other two take its
+//       partitions and read what a producer writes afterwards; prints ASSIGNED / CLOSED /
+//       TOOK_OVER / CONSUMED lines. "killed": member-0 is the `member` scenario in another
+//       JVM; once all three hold partitions this prints READY and waits for a line on stdin
+//       (the test SIGKILLs that JVM first: no LeaveGroup, the session times out)
+//   member BOOTSTRAP TOPIC GROUP           one consumer, member-0, polling until killed;
+//       prints "VICTIM_ASSIGNED partitions" on each assignment
 //   admin BOOTSTRAP TOPIC                  create, describe, alter configs, delete topics
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -36,7 +41,9 @@ public class JavaClient {
             case "produce" -> produce(args[1], args[2], Integer.parseInt(args[3]));
             case "consume" -> consume(args[1], Integer.parseInt(args[2]),
                     Arrays.copyOfRange(args, 3, args.length));
-            case "group" -> group(args[1], args[2], args[3], Integer.parseInt(args[4]));
+            case "group" -> group(args[1], args[2], args[3], Integer.parseInt(args[4]),
+                    args.length > 5 && args[5].equals("killed"));
+            case "member" -> member(args[1], args[2], args[3]);
             case "admin" -> admin(args[1], args[2]);
             default -> throw new IllegalArgumentException(args[0]);
         }
@@ -119,7 +126,37 @@ public class JavaClient {
         }
     }
 
-    static void group(String bootstrap, String topic, String groupId, int partitions) throws Exception {
+    static Properties memberProps(String bootstrap, String groupId, int member) {
+        Properties p = common(bootstrap);
+        p.put("group.id", groupId);
+        p.put("client.id", "member-" + member);
+        // earliest: a partition handed over before its first commit is read from its
+        // start (the topic is fresh), so no record produced after the handover is missed
+        p.put("auto.offset.reset", "earliest");
+        p.put("session.timeout.ms", "6000");  // group.min.session.timeout.ms: a killed member's wait
+        p.put("heartbeat.interval.ms", "500");
+        return p;
+    }
+
+    static void member(String bootstrap, String topic, String groupId) {
+        try (var c = new KafkaConsumer<>(memberProps(bootstrap, groupId, 0), new ByteArrayDeserializer(),
+                new ByteArrayDeserializer())) {
+            c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+                public void onPartitionsRevoked(Collection<TopicPartition> ps) { }
+                public void onPartitionsAssigned(Collection<TopicPartition> ps) {
+                    System.out.println("VICTIM_ASSIGNED " + ps.size());
+                    System.out.flush();
+                }
+            });
+            while (true) {
+                c.poll(Duration.ofMillis(200));
+                c.commitSync();
+            }
+        }
+    }
+
+    static void group(String bootstrap, String topic, String groupId, int partitions, boolean killed)
+            throws Exception {
         int members = 3;
         List<Set<TopicPartition>> assigned = new ArrayList<>();
         List<AtomicBoolean> stop = new ArrayList<>();
@@ -133,15 +170,12 @@ public class JavaClient {
             assigned.add(mine);
             stop.add(halt);
             int member = m;
+            if (killed && m == 0) {  // member-0 lives in the `member` JVM
+                running.add(CompletableFuture.completedFuture(null));
+                continue;
+            }
             running.add(pool.submit(() -> {
-                Properties p = common(bootstrap);
-                p.put("group.id", groupId);
-                p.put("client.id", "member-" + member);
-                // earliest: a partition handed over before its first commit is read from its
-                // start (the topic is fresh), so no record produced after the handover is missed
-                p.put("auto.offset.reset", "earliest");
-                p.put("session.timeout.ms", "10000");
-                p.put("heartbeat.interval.ms", "500");
+                Properties p = memberProps(bootstrap, groupId, member);
                 try (var c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
                     c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
                         public void onPartitionsRevoked(Collection<TopicPartition> ps) { mine.removeAll(ps); }
@@ -159,10 +193,18 @@ public class JavaClient {
                 return null;
             }));
         }
-        awaitCoverage(assigned, List.of(0, 1, 2), partitions, "ASSIGNED");
-        stop.get(0).set(true);
-        running.get(0).get(60, TimeUnit.SECONDS);
-        System.out.println("CLOSED member-0");
+        if (killed) {
+            awaitShare(assigned, partitions);
+            System.out.println("READY");
+            System.out.flush();
+            new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
+            System.out.println("KILLED member-0");
+        } else {
+            awaitCoverage(assigned, List.of(0, 1, 2), partitions, "ASSIGNED");
+            stop.get(0).set(true);
+            running.get(0).get(60, TimeUnit.SECONDS);
+            System.out.println("CLOSED member-0");
+        }
         awaitCoverage(assigned, List.of(1, 2), partitions, "TOOK_OVER");
         counting.set(true);
         int count = partitions * 10;
@@ -178,6 +220,17 @@ public class JavaClient {
         for (int m = 1; m < members; m++) stop.get(m).set(true);
         for (var f : running) f.get(60, TimeUnit.SECONDS);
         pool.shutdown();
+    }
+
+    /** Until members 1 and 2 each hold partitions and leave some to member-0 elsewhere. */
+    static void awaitShare(List<Set<TopicPartition>> assigned, int partitions) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < deadline) {
+            int held = assigned.get(1).size() + assigned.get(2).size();
+            if (!assigned.get(1).isEmpty() && !assigned.get(2).isEmpty() && held < partitions) return;
+            Thread.sleep(100);
+        }
+        throw new IllegalStateException("members 1 and 2 never shared the partitions with member-0: " + assigned);
     }
 
     /** Until the given members together hold every partition, each holding some. */
