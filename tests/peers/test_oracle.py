@@ -50,6 +50,7 @@ from kafka.protocol.consumer.group import (
     OffsetDeleteRequest,
     OffsetFetchRequest,
     SyncGroupRequest,
+    SyncGroupResponse,
 )
 from kafka.protocol.metadata import ApiVersionsRequest, FindCoordinatorRequest, MetadataRequest
 from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest
@@ -1036,3 +1037,40 @@ def case_log_append_time_topic(side, name):
            "by_time": plain(side.call(list_offsets(name, now - 60_000), 8)),
            "max_timestamp": plain(side.call(list_offsets(name, -3), 8))}
     return _now_masked(out, now)
+
+
+@case
+def case_group_protocol_mismatch_and_follower_sync(side, name):
+    """A member whose protocols share none with the group's (INCONSISTENT_GROUP_PROTOCOL),
+    and a rebalance of two members where the follower syncs before the leader."""
+    group = name + "-g"
+    find_coordinator(side, group)
+    first, second = joined_member(side, group)
+    leader = second["member_id"]
+    J = JoinGroupRequest
+    out = {"mismatch": plain(side.call(J(
+        group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000, member_id="",
+        group_instance_id=None, protocol_type="consumer",
+        protocols=[J.JoinGroupRequestProtocol(name="roundrobin-only", metadata=b"")], reason=None), 9))}
+    side.call(sync(group, second["generation_id"], leader), 5)
+    other = Side(side.name + "-2", side.bootstrap)
+    try:
+        follower_id = other.call(join(group), 9).member_id
+        other.send_only(join(group, follower_id), 9)  # waits for the leader to rejoin
+        rejoined = side.call(join(group, leader), 9)
+        follower_join = other.conn.receive(JoinGroupResponse, 9)
+        out["leader_rejoined"] = plain(rejoined)
+        out["follower_joined"] = plain(follower_join)
+        generation = rejoined.generation_id
+        other.send_only(sync(group, generation, follower_id, b""), 5)  # waits for the leader's
+        S = SyncGroupRequest
+        out["leader_sync"] = plain(side.call(S(
+            group_id=group, generation_id=generation, member_id=leader, group_instance_id=None,
+            protocol_type="consumer", protocol_name="range", assignments=[
+                S.SyncGroupRequestAssignment(member_id=leader, assignment=b"\x00\x0a"),
+                S.SyncGroupRequestAssignment(member_id=follower_id, assignment=b"\x00\x0b")]), 5))
+        out["follower_sync"] = plain(other.conn.receive(SyncGroupResponse, 5))
+        out["stable"] = describe_groups(side, group)
+    finally:
+        other.close()
+    return out
