@@ -70,7 +70,9 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
     entries = []
     for key, d in BROKER_CONFIGS.items():
         source = STATIC_BROKER_CONFIG if key in config.explicit else DEFAULT_CONFIG
-        value = render(config[key])
+        # Kafka shows its keys without a default as null until set (NO_DEFAULT_IN_KAFKA)
+        unset = source == DEFAULT_CONFIG and key in NO_DEFAULT_IN_KAFKA
+        value = None if unset else render(config[key])
         entries.append(ConfigEntry(key, value, source, True,
                                    [(key, value, source)] if include_synonyms else [], d))
     return entries

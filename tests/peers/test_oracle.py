@@ -60,6 +60,11 @@ from tests.brokerproc import BrokerProcess
 from tests.peers import ledger
 from tests.peers.oracle import Side, differences, normalise, plain
 
+ODRADEK_OWN_KEYS = (
+    "log.json and log.level are Odradek's own broker keys (its structured log's format and "
+    "level; Kafka configures log4j outside server.properties). Of Kafka 4.4's 351 broker keys "
+    "Odradek knows 49; their defaults agree.")
+
 # Known differences from Kafka 4.4, each with its reason: (case, glob of the differing
 # field paths) -> why. A ledgered difference must still occur (else the entry is stale and
 # the case fails), and nothing else may differ. tests/peers/ledger.py prints this table.
@@ -104,6 +109,8 @@ LEDGERED: dict[tuple[str, str], str] = {
     ("incremental_alter_configs_lists", ".broker_unknown.*"):
         "Dynamic broker configs are not served yet: Odradek refuses to alter a broker config "
         "(INVALID_REQUEST); Kafka accepts any key for a broker, including unknown ones.",
+    ("describe_configs_broker_all_keys", ".values.log.json"): ODRADEK_OWN_KEYS,
+    ("describe_configs_broker_all_keys", ".values.log.level"): ODRADEK_OWN_KEYS,
     ("describe_configs_broker", ".keys.results[[]0[]].configs[[]*[]].*"):
         "Dynamic broker configs (kafka-configs --alter --entity-type brokers) are not served "
         "yet: Odradek reports every broker config read-only and static, Kafka marks the "
@@ -403,6 +410,28 @@ def case_describe_configs_topic_all_keys(side, name):
     answer["results"][0]["config_names"] = sorted(c["name"] for c in configs)
     answer["min.insync.replicas"] = [c for c in configs if c["name"] == "min.insync.replicas"]
     return {"all": answer}
+
+
+# Broker keys whose values the test set-ups choose (tests/peers/kafka.py, BrokerProcess).
+ENVIRONMENT_KEYS = frozenset({
+    "advertised.listeners", "controller.quorum.voters", "controller.listener.names",
+    "inter.broker.listener.name", "listener.security.protocol.map", "listeners", "log.dirs",
+    "node.id", "broker.id", "process.roles", "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms", "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+})
+
+
+@case
+def case_describe_configs_broker_all_keys(side, name):
+    """The value of every broker key both know, as a default: a default of Odradek's that
+    differs from Kafka's shows here (environment keys aside)."""
+    from odradek.broker.config import BROKER_CONFIGS
+    answer = plain(side.call(describe_configs(BROKER, "1", None, synonyms=False), 4))
+    configs = answer["results"][0]["configs"]
+    return {"values": {c["name"]: c["value"] for c in configs
+                       if c["name"] in BROKER_CONFIGS and c["name"] not in ENVIRONMENT_KEYS}}
 
 
 @case
