@@ -4,9 +4,10 @@ compared field by field, Kafka's answer being the specification.
 A case is a function of one side (tests/peers/oracle.Side) that sends its requests and
 returns the answers by step name; it runs against both brokers with the same topic and
 group names, and every difference after normalisation (oracle.normalise) fails the test.
-A difference that is known and deliberate is listed in LEDGERED with its reason: that case
-is expected to fail (strictly: once it agrees with Kafka the ledger entry must go), and the
-compatibility ledger (tests/peers/ledger.py) prints the list.
+A difference that is known is listed in LEDGERED, by case and field path, with its reason:
+those fields may differ, and must (a ledgered difference that disappears fails its case,
+so the entry goes and the ledger stays true); nothing else may. The compatibility ledger
+(tests/peers/ledger.py, COMPATIBILITY.md) prints the list.
 
 Both brokers run once per module: one Kafka node (the session's `kafka_peer`) and one
 Odradek node; every case names its own topics and groups.
