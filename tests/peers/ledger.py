@@ -182,7 +182,8 @@ def render() -> str:
               "and the oracle fails when one of them disappears or another appears.", "",
               "| oracle case | fields | why |", "|---|---|---|"]
     for (case, glob), why in sorted(LEDGERED.items()):
-        lines.append(f"| {case} | `{glob}` | {why} |")
+        shown = glob.replace("[[]", "[").replace("[]]", "]")  # fnmatch's escaped brackets
+        lines.append(f"| {case} | `{shown}` | {why} |")
     lines += ["", "## Clients and what their tests exercise", "",
               "Every test named here passes on the commit this file was generated from: they run "
               "with the ledger's own check in `make test`, and a failing one fails the build.", ""]
