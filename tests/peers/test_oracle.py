@@ -75,6 +75,10 @@ LEDGERED: dict[tuple[str, str], str] = {
         "(ARCHITECTURE.md): Odradek offers none yet, so neither metadata.version nor "
         "group/share/transaction/streams.version; `kafka-features describe` shows an empty "
         "list. Kafka 4.4 finalizes them all at format time.",
+    ("fetch_sessions", ".open.session_id"):
+        "Fetch sessions (KIP-227) are declined: every answer has session id 0, so clients keep "
+        "sending full fetch requests (correct, a little more bandwidth with many partitions); "
+        "Kafka opens a session and then answers incremental fetches.",
     ("metadata_auto_creates_a_topic", ".first.*"):
         "Metadata with allow_auto_topic_creation creates the topic before answering, so the "
         "first answer already has it; Kafka 4.4 asks its controller asynchronously and answers "
@@ -1103,4 +1107,20 @@ def case_group_protocol_mismatch_and_follower_sync(side, name):
         out["stable"] = describe_groups(side, group)
     finally:
         other.close()
+    return out
+
+
+@case
+def case_fetch_sessions(side, name):
+    """KIP-227: a fetch with session epoch 0 asks for a session; one naming a session the
+    broker never gave is FETCH_SESSION_ID_NOT_FOUND."""
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(2)), 9)
+    open_session = fetch(name, 0)
+    open_session.session_epoch = 0
+    out = {"open": fetch_summary(side.call(open_session, 12))}
+    out["open"]["session_id"] = "opened" if out["open"]["session_id"] else "declined"
+    unknown = fetch(name, 0)
+    unknown.session_id, unknown.session_epoch = 123456, 1
+    out["unknown_session"] = fetch_summary(side.call(unknown, 12))
     return out
