@@ -1124,3 +1124,19 @@ def case_fetch_sessions(side, name):
     unknown.session_id, unknown.session_epoch = 123456, 1
     out["unknown_session"] = fetch_summary(side.call(unknown, 12))
     return out
+
+
+@case
+def case_produce_acks0_failure_closes_the_connection(side, name):
+    """acks=0 has no answer to carry an error: a failed partition closes the connection,
+    which makes the client refresh its metadata."""
+    side.create_topic(name, 1)
+    out = {}
+    for label, topic in (("good", name), ("unknown_partition_topic", name + "-none")):
+        side.send_only(produce(topic, batch(1), acks=0), 9)
+        try:
+            out[label] = plain(side.call(list_offsets(name, -1), 8))
+        except ConnectionError:
+            out[label] = "connection closed"
+        side.reconnect()
+    return out
