@@ -28,6 +28,7 @@ import org.apache.kafka.clients.consumer.*;
 import org.apache.kafka.clients.producer.*;
 import org.apache.kafka.common.*;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.serialization.*;
@@ -265,21 +266,21 @@ public class JavaClient {
             admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1)
                     .configs(Map.of("retention.ms", "3600000", "cleanup.policy", "delete")))).all().get();
             System.out.println("CREATED " + topic);
-            TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+            TopicDescription d = describeOnceKnown(admin, topic);
             System.out.println("DESCRIBED " + d.name() + " partitions=" + d.partitions().size()
                     + " leaders=" + d.partitions().stream().allMatch(p -> p.leader() != null)
                     + " topicId=" + !d.topicId().equals(Uuid.ZERO_UUID));
             ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, topic);
-            printConfig(admin, r, "retention.ms");
+            printConfig(admin, r, "retention.ms", "3600000");
             admin.incrementalAlterConfigs(Map.of(r, List.of(
                     new AlterConfigOp(new ConfigEntry("retention.ms", "7200000"), AlterConfigOp.OpType.SET),
                     new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND))))
                     .all().get();
-            printConfig(admin, r, "retention.ms");
-            printConfig(admin, r, "cleanup.policy");
+            printConfig(admin, r, "retention.ms", "7200000");
+            printConfig(admin, r, "cleanup.policy", "delete,compact");
             ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER,
                     Integer.toString(admin.describeCluster().nodes().get().iterator().next().id()));
-            printConfig(admin, broker, "num.partitions");
+            printConfig(admin, broker, "num.partitions", "1");
             offsetsAndGroups(admin, bootstrap, topic);
             admin.deleteTopics(List.of(topic)).all().get();
             long deadline = System.currentTimeMillis() + 30_000;
@@ -320,9 +321,33 @@ public class JavaClient {
         System.out.println("GROUP_DELETED " + admin.listGroups().all().get().stream().noneMatch(g -> g.groupId().equals(group)));
     }
 
-    static void printConfig(Admin admin, ConfigResource r, String key) throws Exception {
-        Config c = admin.describeConfigs(List.of(r)).all().get().get(r);
-        ConfigEntry e = c.get(key);
+    /** A new topic's description once the broker knows it (Kafka's broker learns of a topic
+     *  a moment after its controller created it). */
+    static TopicDescription describeOnceKnown(Admin admin, String topic) throws Exception {
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (true) {
+            try {
+                TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+                if (d.partitions().stream().allMatch(p -> p.leader() != null)
+                        || System.currentTimeMillis() > deadline) return d;
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof UnknownTopicOrPartitionException)
+                        || System.currentTimeMillis() > deadline) throw e;
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    /** A config's value and source, once it reads `expected`: Kafka's brokers apply a change
+     *  a moment after the controller committed it. Prints what it last read either way. */
+    static void printConfig(Admin admin, ConfigResource r, String key, String expected) throws Exception {
+        ConfigEntry e;
+        long deadline = System.currentTimeMillis() + 10_000;
+        do {
+            e = admin.describeConfigs(List.of(r)).all().get().get(r).get(key);
+            if (expected.equals(e.value())) break;
+            Thread.sleep(50);
+        } while (System.currentTimeMillis() < deadline);
         System.out.println("CONFIG " + r.type() + " " + key + "=" + e.value() + " source=" + e.source());
     }
 }
