@@ -43,7 +43,7 @@ TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
     ConfigDef("delete.retention.ms", LONG, 86400000, "", at_least(0), "log.cleaner.delete.retention.ms"),
     ConfigDef("message.timestamp.before.max.ms", LONG, INT64_MAX, "", at_least(0),
               "log.message.timestamp.before.max.ms"),
-    # Kafka 4.0 lowered this default from Long.MAX_VALUE to one hour.
+    # One hour since Kafka 4.0 (KIP-1079): a timestamp far in the future is refused.
     ConfigDef("message.timestamp.after.max.ms", LONG, 3600000, "", at_least(0),
               "log.message.timestamp.after.max.ms"),
     ConfigDef("min.insync.replicas", INT, 1, "", at_least(1), "min.insync.replicas"),

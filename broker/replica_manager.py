@@ -335,7 +335,9 @@ class ReplicaManager:
             b = dup.batch
             log.debug("produce_duplicate", topic=topic, partition=index, first_seq=b.first_seq,
                       last_seq=b.last_seq, first_offset=b.first_offset)
-            return p, AppendResult(b.first_offset, b.last_offset, -1, p.log.log_start_offset,
+            # Kafka answers a duplicate with the cached batch's max timestamp as its log
+            # append time, whatever the topic's timestamp type (held by the oracle).
+            return p, AppendResult(b.first_offset, b.last_offset, b.timestamp, p.log.log_start_offset,
                                    b.last_offset - b.first_offset + 1, 0)
         except (rec.RecordError, KafkaStorageError, ProducerStateError) as e:
             raise _error_of(e) from None

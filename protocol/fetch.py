@@ -1,4 +1,4 @@
-"""The Fetch response body (v4-v16), encoded as chunks so record bytes stay on disk.
+"""The Fetch response body (v4-v18; v17 and v18 are v16 again), encoded as chunks so record bytes stay on disk.
 
 kafka-python's codec would need the records as a Python bytes object. Here the
 body is a list of chunks: ``bytes`` for everything we encode, and the caller's
@@ -53,8 +53,8 @@ class FetchTopic:
 def encode_fetch_response(version: int, topics: list[FetchTopic], *, throttle_time_ms: int = 0,
                           error_code: int = 0, session_id: int = 0,
                           node_endpoints: list[tuple[int, str, int, str | None]] = ()) -> list:
-    """The body of a FetchResponse at ``version`` (4-16) as a list of chunks."""
-    if not 4 <= version <= 16:
+    """The body of a FetchResponse at ``version`` (4-18) as a list of chunks."""
+    if not 4 <= version <= 18:
         raise ValueError(f"FetchResponse v{version} is not encoded here")
     flexible = version >= 12
     w = BodyWriter(flexible)

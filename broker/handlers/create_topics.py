@@ -1,11 +1,18 @@
-"""CreateTopics (v0-v7): carried out by the controller.
+"""CreateTopics (v2-v7, as Kafka 4 after KIP-896): carried out by the controller.
 
 -1 partitions or replication factor means the broker default (v4+); validate_only
 (v1+) checks without creating. From v5 a successful result carries the topic's
-partitions, replication factor and effective configs. A topic the controller has not
-confirmed within the request's timeout_ms gets REQUEST_TIMED_OUT (it may still be
-created); timeout_ms <= 0 waits the controller's default.
+partitions, replication factor and effective configs; a failed one an empty config list,
+and a validate_only one a fresh topic id, as Kafka 4.4 answers. A topic the controller
+has not confirmed within the request's timeout_ms gets REQUEST_TIMED_OUT (it may still
+be created); timeout_ms <= 0 waits the controller's default.
+
+A request for more than 10,000 partitions in all fails every topic with POLICY_VIOLATION
+before anything is created (Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH):
+a typo of a partition count must not make the controller build a million partitions.
 """
+
+import uuid
 
 from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 
@@ -16,11 +23,31 @@ from odradek.replication.controller import NewTopic
 
 R = CreateTopicsResponse
 Result = R.CreatableTopicResult
+MAX_PARTITIONS_PER_BATCH = 10_000  # Kafka's ReplicationControlManager
 
 
-@handles(CreateTopicsRequest, 0, 7)
+def total_partitions(request, default_partitions: int) -> int:
+    """The partitions a CreateTopics request asks for, counted as Kafka counts them."""
+    total = 0
+    for t in request.topics:
+        if t.assignments:
+            total += len(t.assignments)
+        elif t.num_partitions == -1:
+            total += default_partitions
+        elif t.num_partitions > 0:
+            total += t.num_partitions
+    return total
+
+
+@handles(CreateTopicsRequest, 2, 7)
 async def handle(ctx, request):
     broker = ctx.broker
+    if total_partitions(request, broker.config["num.partitions"]) > MAX_PARTITIONS_PER_BATCH:
+        return R(throttle_time_ms=0, topics=[
+            Result(name=t.name, error_code=ErrorCode.POLICY_VIOLATION,
+                   error_message="Excessively large number of partitions per request.",
+                   num_partitions=-1, replication_factor=-1, configs=[])
+            for t in request.topics])
     seen, duplicates = set(), set()
     for t in request.topics:
         (duplicates if t.name in seen else seen).add(t.name)
@@ -35,12 +62,12 @@ async def handle(ctx, request):
         errors = [e] * len(wanted)
     results = [Result(name=name, error_code=ErrorCode.INVALID_REQUEST,
                       error_message=f"Topic {name} is named more than once in the request",
-                      num_partitions=-1, replication_factor=-1, configs=None)
+                      num_partitions=-1, replication_factor=-1, configs=[])
                for name in sorted(duplicates)]
     for t, error in zip(wanted, errors, strict=True):
         if error is not None:
             results.append(Result(name=t.name, error_code=error.code, error_message=error.message,
-                                  num_partitions=-1, replication_factor=-1, configs=None))
+                                  num_partitions=-1, replication_factor=-1, configs=[]))
             continue
         topic = broker.image.topics.get(t.name)
         overrides = {c.name: c.value for c in t.configs}
@@ -53,7 +80,7 @@ async def handle(ctx, request):
         configs = [R.CreatableTopicResult.CreatableTopicConfigs(
             name=e.name, value=e.value, read_only=e.read_only, config_source=e.config_source,
             is_sensitive=False) for e in topic_config_entries(broker, overrides, include_synonyms=False)]
-        results.append(Result(name=t.name, topic_id=topic.uuid if topic else None,
+        results.append(Result(name=t.name, topic_id=topic.uuid if topic else uuid.uuid4(),
                               error_code=ErrorCode.NONE, error_message=None,
                               num_partitions=partitions, replication_factor=rf, configs=configs))
     return R(throttle_time_ms=0, topics=results)

@@ -1,5 +1,6 @@
-"""DeleteTopics (v0-v6): by name, or from v6 by topic id; carried out by the controller,
-which answers TOPIC_DELETION_DISABLED when its delete.topic.enable is false.
+"""DeleteTopics (v1-v6, as Kafka 4 after KIP-896): by name, or from v6 by topic id; carried
+out by the controller, which answers TOPIC_DELETION_DISABLED when its delete.topic.enable
+is false.
 
 A deletion the controller has not confirmed within the request's timeout_ms gets
 REQUEST_TIMED_OUT (it may still happen)."""
@@ -15,7 +16,7 @@ R = DeleteTopicsResponse
 ZERO_UUID = uuid.UUID(int=0)
 
 
-@handles(DeleteTopicsRequest, 0, 6)
+@handles(DeleteTopicsRequest, 1, 6)
 async def handle(ctx, request):
     broker = ctx.broker
     if ctx.header.api_version >= 6:

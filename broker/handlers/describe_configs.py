@@ -1,9 +1,9 @@
-"""DescribeConfigs (v0-v4): topic and broker configs with their sources and synonyms.
+"""DescribeConfigs (v1-v4; v0 went with Kafka 4.0, KIP-896): topic and broker configs with their sources and synonyms.
 
 A topic key's value comes from the topic's own override (source TOPIC_CONFIG), else
 from its broker-level synonym when the operator set it (STATIC_BROKER_CONFIG), else
 the default (DEFAULT_CONFIG); with include_synonyms (v1+) that chain is listed, most
-specific first, as Kafka does. v0 has is_default instead of config_source.
+specific first, as Kafka does.
 Broker configs are static (read-only): they are set on the command line.
 """
 
@@ -18,6 +18,11 @@ from odradek.replication.metadata import BROKER, TOPIC
 
 R = DescribeConfigsResponse
 Entry = R.DescribeConfigsResult.DescribeConfigsResourceResult
+
+# Broker keys Kafka defines without a default: their effective value comes from a coarser
+# key (log.retention.hours, log.roll.hours) or the flush scheduler, so Kafka lists no
+# default synonym under them.
+NO_DEFAULT_IN_KAFKA = frozenset({"log.retention.ms", "log.roll.ms", "log.flush.interval.ms"})
 
 # ConfigSource values of DescribeConfigs v1+
 TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
@@ -44,12 +49,6 @@ class ConfigEntry:
     definition: ConfigDef
 
 
-# Broker keys that have no default of their own in Kafka: another key fills them in
-# (log.retention.hours, log.roll.hours, log.flush.scheduler.interval.ms). Kafka lists no
-# DEFAULT_CONFIG synonym for the topic keys they back (retention.ms, segment.ms, flush.ms).
-NO_DEFAULT_OF_THEIR_OWN = frozenset({"log.retention.ms", "log.roll.ms", "log.flush.interval.ms"})
-
-
 def topic_config_entries(broker, overrides: dict[str, str], include_synonyms: bool) -> list[ConfigEntry]:
     entries = []
     config = broker.config
@@ -59,10 +58,9 @@ def topic_config_entries(broker, overrides: dict[str, str], include_synonyms: bo
             chain.append((key, render(d.parse(overrides[key])), TOPIC_CONFIG))
         if d.synonym in config.explicit:
             chain.append((d.synonym, render(config[d.synonym]), STATIC_BROKER_CONFIG))
-        default = (d.synonym or key, render(d.default), DEFAULT_CONFIG)
-        if default[0] not in NO_DEFAULT_OF_THEIR_OWN:
-            chain.append(default)
-        _, value, source = chain[0] if chain else default
+        if d.synonym not in NO_DEFAULT_IN_KAFKA:
+            chain.append((d.synonym or key, render(d.default), DEFAULT_CONFIG))
+        value, source = (chain[0][1], chain[0][2]) if chain else (render(d.default), DEFAULT_CONFIG)
         entries.append(ConfigEntry(key, value, source, False, chain if include_synonyms else [], d))
     return entries
 
@@ -72,7 +70,9 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
     entries = []
     for key, d in BROKER_CONFIGS.items():
         source = STATIC_BROKER_CONFIG if key in config.explicit else DEFAULT_CONFIG
-        value = render(config[key])
+        # Kafka shows its keys without a default as null until set (NO_DEFAULT_IN_KAFKA)
+        unset = source == DEFAULT_CONFIG and key in NO_DEFAULT_IN_KAFKA
+        value = None if unset else render(config[key])
         entries.append(ConfigEntry(key, value, source, True,
                                    [(key, value, source)] if include_synonyms else [], d))
     return entries
@@ -81,7 +81,7 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
 def _result(resource, entries: list[ConfigEntry], include_documentation: bool):
     keys = resource.configuration_keys
     return R.DescribeConfigsResult(
-        error_code=ErrorCode.NONE, error_message=None, resource_type=resource.resource_type,
+        error_code=ErrorCode.NONE, error_message="", resource_type=resource.resource_type,
         resource_name=resource.resource_name,
         configs=[Entry(name=e.name, value=e.value, read_only=e.read_only,
                        config_source=e.config_source, is_default=e.config_source == DEFAULT_CONFIG,
@@ -99,15 +99,15 @@ def _error(resource, code: ErrorCode, message: str):
                                    resource_name=resource.resource_name, configs=[])
 
 
-@handles(DescribeConfigsRequest, 0, 4)
+@handles(DescribeConfigsRequest, 1, 4)
 async def handle(ctx, request):
     broker = ctx.broker
     results = []
     for resource in request.resources:
         if resource.resource_type == TOPIC:
             if resource.resource_name not in broker.image.topics:
-                results.append(_error(resource, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                      f"Topic '{resource.resource_name}' does not exist."))
+                # Kafka 4.4 answers with an empty message (the code says it all).
+                results.append(_error(resource, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ""))
                 continue
             entries = topic_config_entries(broker, broker.image.topic_configs(resource.resource_name),
                                            request.include_synonyms)

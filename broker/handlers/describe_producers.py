@@ -23,7 +23,7 @@ async def handle(ctx, request):
                 partition = ctx.broker.replicas.leader_partition(t.name, index)
             except KafkaError as e:
                 partitions.append(PartitionResponse(partition_index=index, error_code=e.code,
-                                                    error_message=e.message, active_producers=[]))
+                                                    error_message=None, active_producers=[]))
                 continue
             producers = [PartitionResponse.ProducerState(
                 producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,

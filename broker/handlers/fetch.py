@@ -1,4 +1,4 @@
-"""Fetch (v4-v16): records from the partitions' logs, sent without copying them.
+"""Fetch (v4-v18): records from the partitions' logs, sent without copying them.
 
 - Long polling: the response waits up to max_wait_ms until min_bytes are
   available, woken by appends to any requested partition; an error on any
@@ -17,6 +17,9 @@
   change (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH); a partition this node does
   not lead is NOT_LEADER_OR_FOLLOWER.
 - Topics are named up to v12 and identified by topic id from v13.
+- v17 (KIP-853: ReplicaDirectoryId) and v18 (KIP-1166: the follower's HighWatermark) add
+  tagged fields that only a follower sends; a consumer's v17/v18 request is v16's, and
+  the response is v16's. Odradek's own followers do not send them.
 - Fetch sessions (KIP-227) are declined: every response has session id 0, so
   clients send full fetch requests; a session id we never gave is
   FETCH_SESSION_ID_NOT_FOUND.
@@ -41,6 +44,7 @@ ZSTD = 4
 ZSTD_MIN_FETCH_VERSION = 10
 READ_COMMITTED = 1
 ZERO_UUID = uuid.UUID(int=0)
+UNKNOWN_PARTITION_CODES = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID)
 
 
 def _has_zstd(slices) -> bool:
@@ -97,7 +101,16 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
                                      max(0, min(fp.partition_max_bytes, remaining)),
                                      min_one=out.bytes == 0, up_to_high_watermark=not follower)
             except KafkaError as e:
+                # As Kafka answers a consumer's failed read: no offsets; and a partition it
+                # does not know at all gets an empty aborted-transactions list rather than
+                # null. A follower keeps them: on OFFSET_OUT_OF_RANGE Odradek's followers
+                # restart at the leader's log start offset (replication.fetcher), where
+                # Kafka's would ask ListOffsets.
                 result.error_code = e.code
+                if not follower:
+                    result.high_watermark = result.last_stable_offset = result.log_start_offset = -1
+                if e.code in UNKNOWN_PARTITION_CODES:
+                    result.aborted_transactions = []
                 out.error = True
                 continue
             if read.slices and version < ZSTD_MIN_FETCH_VERSION and _has_zstd(read.slices):
@@ -112,7 +125,7 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
     return out
 
 
-@handles(FetchRequest, 4, 16)
+@handles(FetchRequest, 4, 18)
 async def handle(ctx, request):
     broker = ctx.broker
     version = ctx.header.api_version

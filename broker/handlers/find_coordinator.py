@@ -46,7 +46,8 @@ async def handle(ctx, request):
     coordinators = []
     for key in request.coordinator_keys:
         error, node_id, host, port = _lookup(ctx, key, key_type)
+        # Kafka 4.4 sends an empty message with NONE from v4 (batched) on.
         coordinators.append(R.Coordinator(key=key, node_id=node_id, host=host, port=port,
                                           error_code=error,
-                                          error_message=None if not error else error.name))
+                                          error_message="" if not error else error.name))
     return R(throttle_time_ms=0, coordinators=coordinators)

@@ -1,13 +1,17 @@
-"""ListOffsets (v0-v8): offsets by time.
+"""ListOffsets (v1-v11): offsets by time (v0 went with Kafka 4.0, KIP-896).
 
 timestamp -2: the log start offset (earliest); -1: the high watermark (latest;
 the last stable offset is the same without transactions); -3 (v7+, KIP-734): the
 offset and timestamp of the first record carrying the largest timestamp; otherwise
 the offset and timestamp of the first record whose timestamp is at or after the
-one asked for. Both read into the batch the indexes find, as Kafka does, so two
-records of one batch get their own offsets (librdkafka's tests 0054 and 0081).
-A record at or above the high watermark is not answered (-1), as in Kafka.
-v0 answers in old_style_offsets.
+one asked for, or -1 when there is none. Both read into the batch the indexes find,
+as Kafka does, so two records of one batch get their own offsets (librdkafka's tests
+0054 and 0081). A record at or above the high watermark is not answered (-1), as in
+Kafka. Tiered storage (KIP-405) is not built, so every offset is local: -4 (v8+,
+earliest local) is the log start offset, and -5 (v9+, latest tiered) and -6 (v11+,
+earliest pending upload) find nothing (offset -1), as Kafka answers for a topic
+without remote storage. v10's timeout_ms bounds remote lookups, which never happen
+here. A partition named twice in one request is INVALID_REQUEST for both, as in Kafka.
 """
 
 from kafka.protocol.consumer import ListOffsetsRequest, ListOffsetsResponse
@@ -18,6 +22,7 @@ from odradek.protocol.errors import ErrorCode, KafkaError
 R = ListOffsetsResponse
 PartitionResponse = R.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
+EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -4, -5, -6
 
 
 def lookup(partition, timestamp: int) -> tuple[int, int, int]:
@@ -28,9 +33,11 @@ def lookup(partition, timestamp: int) -> tuple[int, int, int]:
     after a failover; latest answers the current leader epoch; nothing found, -1.
     """
     log_ = partition.log
-    if timestamp == EARLIEST:
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
         start = log_.log_start_offset
         return -1, start, log_.leader_epoch_cache.epoch_for_offset(start)
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+        return -1, -1, -1
     state = partition.isr_state
     if state is not None and log_.high_watermark < state.leader_epoch_start_offset:
         # KIP-207: a new leader's high watermark may lag until its followers report.
@@ -46,14 +53,19 @@ def lookup(partition, timestamp: int) -> tuple[int, int, int]:
     return found[1], found[0], log_.leader_epoch_cache.epoch_for_offset(found[0])
 
 
-@handles(ListOffsetsRequest, 0, 8)
+@handles(ListOffsetsRequest, 1, 11)
 async def handle(ctx, request):
     replicas = ctx.broker.replicas
     topics = []
     for t in request.topics:
         partitions = []
-        for p in t.partitions:
+        indexes = [p.partition_index for p in t.partitions]
+        for i, p in enumerate(t.partitions):
+            if p.partition_index in indexes[:i]:
+                continue  # answered once, as Kafka does
             try:
+                if indexes.count(p.partition_index) > 1:
+                    raise KafkaError(ErrorCode.INVALID_REQUEST, "partition named twice")
                 partition = replicas.leader_partition(t.name, p.partition_index)
                 replicas.check_leader_epoch(partition, p.current_leader_epoch)
                 timestamp, offset, epoch = lookup(partition, p.timestamp)

@@ -1,4 +1,4 @@
-"""Metadata (v0-v12): brokers, cluster id, controller, and topics with their partitions.
+"""Metadata (v0-v13): brokers, cluster id, controller, and topics with their partitions.
 
 Version notes: at v0 an empty topic list means every topic; from v1 that is a null
 list and an empty one means none. Topic ids appear from v10, and a v10+ request may
@@ -8,6 +8,8 @@ creation runs in the background and the request answers at once with
 UNKNOWN_TOPIC_OR_PARTITION, which clients retry, as Kafka (KRaft) does: its
 AutoTopicCreationManager sends CreateTopics to the controller and answers that code
 (LEADER_NOT_AVAILABLE was the ZooKeeper-era answer).
+v13's top-level error code (KIP-1102) is for REBOOTSTRAP_REQUIRED, which a broker
+sends only when it finds the client in the wrong cluster; this one always sends NONE.
 Each broker is listed with its endpoint on the listener this request came in on,
 so clients on the host and in containers each get addresses they can reach.
 
@@ -69,7 +71,7 @@ def _error_topic(code: ErrorCode, name: str | None, topic_id: uuid.UUID | None =
                                    is_internal=False, partitions=[], authorized_operations=None)
 
 
-@handles(MetadataRequest, 0, 12)
+@handles(MetadataRequest, 0, 13)
 async def handle(ctx, request):
     broker = ctx.broker
     if not broker.ready.is_set():
@@ -99,6 +101,6 @@ async def handle(ctx, request):
             if topic is None and allow_create:
                 broker.create_topic_in_background(NewTopic(t.name))
             topics.append(topic_metadata(broker, topic) if topic else _error_topic(unknown, t.name))
-    return R(throttle_time_ms=0, brokers=broker_list(broker, ctx.listener_name),
+    return R(throttle_time_ms=0, error_code=0, brokers=broker_list(broker, ctx.listener_name),
              cluster_id=broker.cluster_id, controller_id=broker.controller_id if ready else -1,
              topics=topics, authorized_operations=None)

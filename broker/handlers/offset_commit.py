@@ -1,4 +1,4 @@
-"""OffsetCommit (v0-v9): store a group's committed offsets in ``__consumer_offsets``.
+"""OffsetCommit (v2-v10, as Kafka 4 after KIP-896): store a group's committed offsets in ``__consumer_offsets``.
 
 Acknowledged only once the records are committed (``wait_committed``). A member of
 an active group commits with its generation and member id; generation -1 with an
@@ -11,24 +11,39 @@ a group-level failure (INVALID_GROUP_ID for an empty group id, UNKNOWN_MEMBER_ID
 ILLEGAL_GENERATION, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS, NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS) is every partition's error and nothing is written.
 Version notes: v1's commit_timestamp and v2-v4's retention_time_ms are ignored
-(offsets.retention.minutes rules); v6 adds the leader epoch, v7 group_instance_id.
+(offsets.retention.minutes rules); v6 adds the leader epoch, v7 group_instance_id,
+v10 (KIP-848) names topics by id only: an id this cluster does not know is UNKNOWN_TOPIC_ID
+on each of its partitions, and the others are committed.
 """
+
+import uuid
 
 from kafka.protocol.consumer.group import OffsetCommitRequest, OffsetCommitResponse
 
 from odradek.broker.handlers import handles
+from odradek.protocol.errors import ErrorCode
+
+TOPIC_ID_VERSION = 10
 
 R = OffsetCommitResponse
 Topic = R.OffsetCommitResponseTopic
 Partition = Topic.OffsetCommitResponsePartition
 
 
-@handles(OffsetCommitRequest, 0, 9)
+def topic_name(image, topic_id: uuid.UUID) -> str | None:
+    topic = image.topics_by_id.get(str(topic_id))
+    return topic.name if topic else None
+
+
+@handles(OffsetCommitRequest, 2, 10)
 async def handle(ctx, request):
     version = ctx.header.api_version
-    offsets = [(t.name, p.partition_index, p.committed_offset,
+    by_id = version >= TOPIC_ID_VERSION
+    names = [topic_name(ctx.broker.image, t.topic_id) if by_id else t.name for t in request.topics]
+    offsets = [(name, p.partition_index, p.committed_offset,
                 p.committed_leader_epoch if version >= 6 else -1, p.committed_metadata)
-               for t in request.topics for p in t.partitions]
+               for name, t in zip(names, request.topics, strict=True) if name is not None
+               for p in t.partitions]
     results = await ctx.broker.groups.commit_offsets(
         request.group_id,
         generation_id=request.generation_id_or_member_epoch if version >= 1 else -1,
@@ -36,7 +51,9 @@ async def handle(ctx, request):
         group_instance_id=request.group_instance_id if version >= 7 else None,
         offsets=offsets, api_version=version)
     return R(throttle_time_ms=0, topics=[
-        Topic(name=t.name, partitions=[Partition(partition_index=p.partition_index,
-                                                 error_code=results[(t.name, p.partition_index)])
-                                       for p in t.partitions])
-        for t in request.topics])
+        Topic(name=t.name if not by_id else None, topic_id=t.topic_id if by_id else None,
+              partitions=[Partition(partition_index=p.partition_index,
+                                    error_code=results[(name, p.partition_index)] if name is not None
+                                    else ErrorCode.UNKNOWN_TOPIC_ID)
+                          for p in t.partitions])
+        for name, t in zip(names, request.topics, strict=True)])

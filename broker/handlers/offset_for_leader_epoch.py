@@ -1,4 +1,4 @@
-"""OffsetForLeaderEpoch (v0-v4): where a leader epoch ended in this leader's log.
+"""OffsetForLeaderEpoch (v2-v4, as Kafka 4 after KIP-896): where a leader epoch ended in this leader's log.
 
 For a requested epoch the answer is the largest epoch at or below it that this log
 knows and the offset where that epoch ended: the start of the next epoch, or the
@@ -18,7 +18,7 @@ R = OffsetForLeaderEpochResponse
 Result = R.OffsetForLeaderTopicResult.EpochEndOffset
 
 
-@handles(OffsetForLeaderEpochRequest, 0, 4)
+@handles(OffsetForLeaderEpochRequest, 2, 4)
 async def handle(ctx, request):
     replicas = ctx.broker.replicas
     topics = []

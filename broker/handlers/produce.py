@@ -11,14 +11,17 @@ min.insync.replicas). Anything else is INVALID_REQUIRED_ACKS.
 Per-partition failures are error codes, never a dropped connection: CORRUPT_MESSAGE,
 INVALID_RECORD, MESSAGE_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE (zstd before v7),
 INVALID_TIMESTAMP (message.timestamp.before/after.max.ms, checked on each batch's
-first and max timestamps), UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR. Batches
-are stored as sent (compressed or not); nothing of a failed partition is appended.
+first and max timestamps), UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR. A
+compacted topic refuses records without a key (INVALID_RECORD, naming each one, as
+Kafka's LogValidator). Batches are stored as sent (compressed or not); nothing of a
+failed partition is appended.
 """
 
 import asyncio
 
 import structlog
 from kafka.protocol.producer import ProduceRequest
+from kafka.record import MemoryRecords
 
 from odradek.broker.handlers import handles
 from odradek.broker.server import CloseConnection, Deferred
@@ -28,7 +31,52 @@ from odradek.protocol.produce import PartitionProduceResponse, ProduceResponse
 
 ZSTD = 4
 ZSTD_MIN_PRODUCE_VERSION = 7  # KIP-110
+# Kafka's RecordValidationException: the record errors say what was wrong with which
+# record; the partition's message sums them up (rejected_message).
 RECORD_LEVEL_ERRORS = (ErrorCode.INVALID_TIMESTAMP, ErrorCode.INVALID_RECORD)
+
+
+class RecordErrors(KafkaError):
+    """INVALID_RECORD for some records of a batch: [(index in the batch, why)]."""
+
+    def __init__(self, errors: list[tuple[int, str]]):
+        super().__init__(ErrorCode.INVALID_RECORD, errors[0][1])
+        self.record_errors = errors
+
+
+def rejected_message(code: ErrorCode, errors: list[tuple[int, str]]) -> str:
+    """The partition-level message Kafka's LogValidator gives a batch with record errors."""
+    if code == ErrorCode.INVALID_TIMESTAMP:
+        return "One or more records have been rejected due to invalid timestamp"
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in errors[:3])
+    return (f"One or more records have been rejected due to {len(errors)} record errors in total, "
+            f"and only showing the first three errors at most: [{shown}]")
+
+
+def check_keys_for_compaction(topic: str, index: int, records) -> None:
+    """A compacted topic keeps the last record per key, so Kafka refuses keyless records
+    (INVALID_RECORD, each keyless record named). Reads every record, decompressing: done
+    only for compacted topics."""
+    errors = [(i, f"Compacted topic cannot accept message without key in topic partition {topic}-{index}")
+              for i, record in enumerate(_records_of(records)) if record.key is None]
+    if errors:
+        raise RecordErrors(errors)
+
+
+def _records_of(records):
+    """The batch's records, or none when it cannot be read: the append's own validation
+    then answers CORRUPT_MESSAGE (or whatever is wrong with it) as for any topic."""
+    try:
+        batch = MemoryRecords(bytes(records)).next_batch() if records else None
+        return list(batch or ())
+    except Exception:
+        return []
+# Errors for which Kafka's answer has no log start offset (ReplicaManager answers these with
+# UNKNOWN_LOG_APPEND_INFO); every other failure of an append carries it.
+NO_LOG_START_OFFSET = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                       ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE,
+                       ErrorCode.CORRUPT_MESSAGE, ErrorCode.KAFKA_STORAGE_ERROR,
+                       ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_REQUIRED_ACKS)
 SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
 
 log = structlog.get_logger(__name__)
@@ -49,15 +97,33 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
                              "Transactional and control batches are not supported")
         if create_time and (now_ms - header.base_timestamp > before
                             or header.max_timestamp - now_ms > after):
+            # Checked on the batch header, not per record: name the batch's earliest or
+            # latest timestamp, whichever is out, in Kafka's words.
+            late = header.max_timestamp - now_ms > after
             raise KafkaError(ErrorCode.INVALID_TIMESTAMP,
-                             f"Timestamp {header.base_timestamp}..{header.max_timestamp} is outside "
-                             "message.timestamp.before.max.ms / after.max.ms of the broker's clock")
+                             f"Timestamp {header.max_timestamp if late else header.base_timestamp} of "
+                             f"message with offset {header.last_offset_delta if late else 0} is out of "
+                             f"range. The timestamp should be within [{now_ms - before}, {now_ms + after}]")
     return check
 
 
-def _failure(index: int, e: KafkaError) -> PartitionProduceResponse:
-    errors = [(0, e.message)] if e.code in RECORD_LEVEL_ERRORS else []
-    return PartitionProduceResponse(index, e.code, record_errors=errors, error_message=e.message)
+def _log_start_offset(replicas, topic: str, index: int, code: ErrorCode) -> int:
+    if code in NO_LOG_START_OFFSET:
+        return -1
+    try:
+        return replicas.leader_partition(topic, index).log.log_start_offset
+    except KafkaError:
+        return -1
+
+
+def _failure(index: int, e: KafkaError, log_start_offset: int) -> PartitionProduceResponse:
+    """Kafka carries a message only with record errors (INVALID_RECORD and its kin); the
+    rest (unknown partition, bad acks, ...) say it with the code alone."""
+    if e.code not in RECORD_LEVEL_ERRORS:
+        return PartitionProduceResponse(index, e.code, log_start_offset=log_start_offset)
+    errors = e.record_errors if isinstance(e, RecordErrors) else [(0, e.message)]
+    return PartitionProduceResponse(index, e.code, log_start_offset=log_start_offset,
+                                    record_errors=errors, error_message=rejected_message(e.code, errors))
 
 
 @handles(ProduceRequest, 3, 11)
@@ -73,10 +139,13 @@ async def handle(ctx, request):
         partitions = []
         topic_config = broker.replicas.topic_config(topic.name)
         check = batch_checker(version, topic_config, now)
+        compacted = "compact" in topic_config["cleanup.policy"]
         for data in topic.partition_data:
             try:
                 if acks not in (0, 1, -1):
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
+                if compacted:
+                    check_keys_for_compaction(topic.name, data.index, data.records)
                 partition, result = broker.replicas.append_records(
                     topic.name, data.index, data.records, required_acks=acks, check=check)
             except KafkaError as e:
@@ -86,7 +155,8 @@ async def handle(ctx, request):
                 (log.info if e.code in SEQUENCE_ERRORS else log.debug)(
                     "produce_failed", topic=topic.name, partition=data.index, error=e.code.name,
                     message=e.message, client_id=ctx.header.client_id)
-                partitions.append(_failure(data.index, e))
+                partitions.append(_failure(data.index, e, _log_start_offset(
+                    broker.replicas, topic.name, data.index, e.code)))
                 continue
             response = PartitionProduceResponse(data.index, ErrorCode.NONE, result.base_offset,
                                                 result.log_append_time_ms, result.log_start_offset)

@@ -1,4 +1,7 @@
-"""Cross-check what we serve against Apache Kafka's message specs in ../shared/kafka-spec.
+"""Cross-check what we serve against Apache Kafka's message specs in ../shared/kafka-spec,
+overlaid with Kafka 4.4's own (inside kafka-clients-4.4.0.jar) when tests/peers/kafka.py
+has fetched it: where the two differ, the 4.4 jar wins (the snapshot may lag the newest
+versions).
 
 For every client-facing handler: its version range lies inside the spec's valid
 versions and inside kafka-python's schema (our codec), and for every served version
@@ -42,6 +45,25 @@ def specs() -> dict:
         spec = _load(os.path.join(SPEC_DIR, name))
         if spec.get("type") in ("request", "response"):
             out[(spec["apiKey"], spec["type"])] = spec
+    out.update(_kafka_jar_specs())
+    return out
+
+
+def _kafka_jar_specs() -> dict:
+    """Kafka 4.4's message specs from the cached kafka-clients jar, if fetched."""
+    import zipfile
+
+    from tests.peers import kafka
+    if not kafka.is_fetched():
+        return {}
+    out = {}
+    for jar in kafka.libs_dir().glob("kafka-clients-*.jar"):
+        with zipfile.ZipFile(jar) as z:
+            for entry in z.namelist():
+                if entry.startswith("common/message/") and entry.endswith(".json"):
+                    spec = json.loads(re.sub(r"^\s*//.*$", "", z.read(entry).decode(), flags=re.M))
+                    if spec.get("type") in ("request", "response"):
+                        out[(spec["apiKey"], spec["type"])] = spec
     return out
 
 

@@ -265,8 +265,11 @@ def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = 6
 
 def new_cluster_id() -> str:
     """A KRaft cluster id as `kafka-storage random-uuid` prints it (base64url, 22 chars),
-    made here to spare a JVM start."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    made here to spare a JVM start. Never one starting with '-', as Kafka's Uuid.randomUuid
+    ensures: the tools' argument parser would take it for an option (1 in 64 ids)."""
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cluster_id
 
 
 class KafkaNode:

@@ -64,7 +64,7 @@ def reference(version, ts, throttle, error_code, session_id, endpoints):
 
 
 @settings(max_examples=300, deadline=None)
-@given(version=st.integers(4, 16), ts=st.lists(topics, max_size=3), throttle=st.integers(0, 1000),
+@given(version=st.integers(4, 18), ts=st.lists(topics, max_size=3), throttle=st.integers(0, 1000),
        error_code=st.sampled_from([0, 70]), session_id=st.integers(0, 2**31 - 1),
        endpoints=st.lists(st.tuples(st.integers(0, 5), st.just("h"), st.integers(1, 65535),
                                     st.none() | st.just("r")), max_size=2))

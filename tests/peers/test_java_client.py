@@ -1,0 +1,261 @@
+"""The Java client (kafka-clients 4.4) in the cross-client matrix, against Odradek.
+
+tests/peers/java/JavaClient.java is compiled once per run with javac against Kafka's cached
+jars (into a temporary directory) and each scenario is one JVM: produce (every codec with
+the producer's defaults), consume (what Python clients produced), a group of three, admin.
+Records cross between Java and the Python clients byte for byte. The admin scenario runs
+against Kafka 4.4 too, and Odradek's transcript must be Kafka's.
+
+Slow for a peer test (about a minute): seven JVM starts, group rebalances, and a killed
+member's session timeout (6 s).
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.brokerproc import BrokerProcess
+from tests.conftest import require_tool
+from tests.peers import kafka
+from tests.peers.oracle import Side
+
+SOURCE = Path(__file__).with_name("java") / "JavaClient.java"
+CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+COUNT = 40
+T0 = 1_700_000_000_000
+
+
+def expected_record(codec: str, i: int) -> tuple:
+    """(timestamp, key, value, headers) as JavaClient.record() writes them."""
+    key = None if i % 7 == 3 else f"key-{codec}-{i}".encode()
+    value = (f"value-{i}-" * (1 + i % 5)).encode()
+    headers = [("h-index", str(i).encode())]
+    if i % 2 == 0:
+        headers.append(("h-null", None))
+    if i % 3 == 0:
+        headers.append(("h-bytes", bytes([0, 255, i])))
+    return T0 + i * 1000, key, value, headers
+
+
+@pytest.fixture(scope="module")
+def java(kafka_libs, tmp_path_factory):
+    """Run a JavaClient scenario to its end and return its stdout lines."""
+    require_tool("javac")
+    classes = tmp_path_factory.mktemp("java-client")
+    done = subprocess.run(["javac", "-d", str(classes), "-cp", f"{kafka_libs}/*", str(SOURCE)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    def command(*args: str) -> list[str]:
+        cmd = kafka.java_command("JavaClient", *args)
+        cp = cmd.index("-cp") + 1
+        cmd[cp] = f"{classes}:{cmd[cp]}"
+        return cmd
+
+    def run(*args: str, timeout: float = 120) -> list[str]:
+        proc = subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, f"JavaClient {args[0]} failed:\n{proc.stdout}\n{proc.stderr[-5000:]}"
+        return proc.stdout.splitlines()
+    run.command = command
+    return run
+
+
+@pytest.fixture(scope="module")
+def odradek(tmp_path_factory):
+    node = BrokerProcess(data_dir=tmp_path_factory.mktemp("java-odradek"),
+                         overrides={"group.initial.rebalance.delay.ms": "0"}).start()
+    yield node
+    node.kill()
+    print("--- odradek log (tail) ---\n" + node.log_text()[-6000:])
+
+
+@pytest.fixture(scope="module")
+def java_produced(java, odradek):
+    """One topic per codec, filled by the Java producer: (topic prefix, its output)."""
+    prefix = f"java-{uuid.uuid4().hex[:8]}"
+    side = Side("odradek", odradek.bootstrap)
+    for codec in CODECS:
+        side.create_topic(f"{prefix}-{codec}", 1)
+    side.close()
+    return prefix, java("produce", odradek.bootstrap, prefix, str(COUNT))
+
+
+def test_java_produces_every_codec_idempotently(java_produced):
+    _, lines = java_produced
+    assert "DEFAULTS enable.idempotence=true acks=-1" in lines
+    for codec in CODECS:
+        assert [line.split()[2:] for line in lines if line.startswith(f"SENT {codec} ")] == \
+            [["0", str(i)] for i in range(COUNT)], codec
+
+
+def read_kafka_python(bootstrap: str, topic: str, count: int) -> list[tuple]:
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=10000)
+    c.assign([TopicPartition(topic, 0)])
+    out = []
+    for m in c:
+        out.append((m.timestamp, m.key, m.value, [(k, v) for k, v in m.headers]))
+        if len(out) == count:
+            break
+    c.close()
+    return out
+
+
+def read_confluent(bootstrap: str, topic: str, count: int) -> list[tuple]:
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    out = []
+    deadline = time.monotonic() + 30
+    while len(out) < count and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        assert m.error() is None, m.error()
+        out.append((m.timestamp()[1], m.key(), m.value(), list(m.headers() or [])))
+    c.close()
+    return out
+
+
+@pytest.mark.parametrize("reader", [read_kafka_python, read_confluent])
+def test_java_records_read_identically_by_python_clients(java_produced, odradek, reader):
+    prefix, _ = java_produced
+    for codec in CODECS:
+        got = reader(odradek.bootstrap, f"{prefix}-{codec}", COUNT)
+        assert got == [expected_record(codec, i) for i in range(COUNT)], codec
+
+
+def python_records(client: str) -> list[tuple]:
+    """(timestamp, key, value, headers) that a Python client writes for Java to read."""
+    return [(T0 + 500 * i, None if i == 4 else f"{client}-k{i}".encode(),
+             b"" if i == 5 else f"{client}-v{i}".encode() * (i + 1),
+             [("h", bytes([i, 0, 255]))] + ([("n", b"")] if i % 2 else []))  # kafka-python: no null values
+            for i in range(12)]
+
+
+def produce_kafka_python(bootstrap: str, topic: str, codec: str, records) -> None:
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                      compression_type=None if codec == "none" else codec)
+    for ts, key, value, headers in records:
+        p.send(topic, key=key, value=value, headers=headers, partition=0, timestamp_ms=ts)
+    p.flush(30)
+    p.close()
+
+
+def produce_confluent(bootstrap: str, topic: str, codec: str, records) -> None:
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "compression.type": codec,
+                  "enable.idempotence": True, "linger.ms": 5})
+    for ts, key, value, headers in records:
+        p.produce(topic, key=key, value=value, headers=headers, partition=0, timestamp=ts)
+    assert p.flush(30) == 0
+
+
+def _bytes(text: str) -> bytes | None:
+    return None if text == "-" else b"" if text == "=" else bytes.fromhex(text)
+
+
+def test_java_consumer_reads_python_records(java, odradek):
+    """kafka-python and confluent-kafka write every codec; one Java consumer reads them all."""
+    side = Side("odradek", odradek.bootstrap)
+    expected = {}
+    for client, produce in (("kp", produce_kafka_python), ("ck", produce_confluent)):
+        for codec in CODECS:
+            topic = f"py-{client}-{codec}-{uuid.uuid4().hex[:6]}"
+            side.create_topic(topic, 1)
+            expected[topic] = python_records(client)
+            produce(odradek.bootstrap, topic, codec, expected[topic])
+    side.close()
+    got = {topic: [] for topic in expected}
+    for line in java("consume", odradek.bootstrap, "12", *expected):
+        if line.startswith("REC "):
+            _, topic, _offset, ts, key, value, headers = line.split(" ")
+            pairs = [] if headers == "=" else [h.split(":") for h in headers.split(",")]
+            got[topic].append((int(ts), _bytes(key), _bytes(value),
+                               [(_bytes(k).decode(), _bytes(v)) for k, v in pairs]))
+    assert got == expected
+
+
+def test_java_group_of_three_survives_a_member(java, odradek):
+    topic, group = f"java-group-{uuid.uuid4().hex[:6]}", f"java-g-{uuid.uuid4().hex[:6]}"
+    side = Side("odradek", odradek.bootstrap)
+    side.create_topic(topic, 6)
+    side.close()
+    lines = java("group", odradek.bootstrap, topic, group, "6")
+    assigned = [line for line in lines if line.startswith("ASSIGNED")]
+    took_over = [line for line in lines if line.startswith("TOOK_OVER")]
+    assert len(assigned) == 3 and "CLOSED member-0" in lines
+    assert sorted(line.split()[1] for line in took_over) == ["member-1", "member-2"]
+    assert "CONSUMED 60 of 60" in lines
+
+
+class Lines:
+    """A JVM's stdout, line by line, read on a thread so that waits can time out."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines = proc, queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def until(self, prefix: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, f"JVM ended before {prefix!r}: {self.seen}"
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+
+def test_java_group_survives_a_killed_member(java, odradek):
+    """member-0 in a JVM of its own is SIGKILLed: no LeaveGroup, so the coordinator waits for
+    its session to time out (6 s), then the other two take its partitions."""
+    topic, group = f"java-kill-{uuid.uuid4().hex[:6]}", f"java-k-{uuid.uuid4().hex[:6]}"
+    side = Side("odradek", odradek.bootstrap)
+    side.create_topic(topic, 6)
+    side.close()
+    victim = subprocess.Popen(java.command("member", odradek.bootstrap, topic, group),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    survivors = subprocess.Popen(java.command("group", odradek.bootstrap, topic, group, "6", "killed"),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+    try:
+        Lines(victim).until("VICTIM_ASSIGNED")
+        out = Lines(survivors)
+        out.until("READY")
+        victim.kill()
+        victim.wait(10)
+        survivors.stdin.write("killed\n")
+        survivors.stdin.flush()
+        consumed = out.until("CONSUMED")
+        assert survivors.wait(60) == 0
+    finally:
+        for proc in (victim, survivors):
+            proc.kill()
+            proc.wait(10)
+    took_over = [line for line in out.seen if line.startswith("TOOK_OVER")]
+    assert sorted(line.split()[1] for line in took_over) == ["member-1", "member-2"]
+    assert consumed == "CONSUMED 60 of 60"
+
+
+def test_java_admin_manages_topics(java, odradek, kafka_peer):
+    """Create, describe, alter configs, list offsets, a group altered, described and deleted,
+    delete: the same transcript as against Kafka 4.4."""
+    topic = f"java-admin-{uuid.uuid4().hex[:6]}"
+    ours = java("admin", odradek.bootstrap, topic)
+    assert ours == java("admin", kafka_peer.bootstrap, topic)
+    assert "DELETED true" in ours and f"CREATED {topic}" in ours

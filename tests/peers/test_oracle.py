@@ -1,0 +1,1165 @@
+"""The differential oracle: the same requests to Kafka 4.4 and to Odradek, the answers
+compared field by field, Kafka's answer being the specification.
+
+A case is a function of one side (tests/peers/oracle.Side) that sends its requests and
+returns the answers by step name; it runs against both brokers with the same topic and
+group names, and every difference after normalisation (oracle.normalise) fails the test.
+A difference that is known is listed in LEDGERED, by case and field path, with its reason:
+those fields may differ, and must (a ledgered difference that disappears fails its case,
+so the entry goes and the ledger stays true); nothing else may. The compatibility ledger
+(tests/peers/ledger.py, COMPATIBILITY.md) prints the list.
+
+Both brokers run once per module: one Kafka node (the session's `kafka_peer`) and one
+Odradek node; every case names its own topics and groups.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import time
+import uuid
+
+import pytest
+from kafka.protocol.admin.cluster import DescribeClusterRequest
+from kafka.protocol.admin.configs import (
+    AlterConfigsRequest,
+    DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
+)
+from kafka.protocol.admin.groups import (
+    DeleteGroupsRequest,
+    DescribeGroupsRequest,
+    ListGroupsRequest,
+)
+from kafka.protocol.admin.topics import (
+    CreatePartitionsRequest,
+    CreateTopicsRequest,
+    DeleteRecordsRequest,
+    DeleteTopicsRequest,
+)
+from kafka.protocol.admin.transactions import DescribeProducersRequest
+from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest
+from kafka.protocol.consumer.group import (
+    HeartbeatRequest,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    OffsetCommitRequest,
+    OffsetDeleteRequest,
+    OffsetFetchRequest,
+    SyncGroupRequest,
+    SyncGroupResponse,
+)
+from kafka.protocol.metadata import ApiVersionsRequest, FindCoordinatorRequest, MetadataRequest
+from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest
+
+from odradek.protocol.records import Record, build_batch
+from tests.brokerproc import BrokerProcess
+from tests.peers import ledger
+from tests.peers.oracle import Side, differences, normalise, plain
+
+ODRADEK_OWN_KEYS = (
+    "log.json and log.level are Odradek's own broker keys (its structured log's format and "
+    "level; Kafka configures log4j outside server.properties). Of Kafka 4.4's 351 broker keys "
+    "Odradek knows 49; their defaults agree.")
+
+# Known differences from Kafka 4.4, each with its reason: (case, glob of the differing
+# field paths) -> why. A ledgered difference must still occur (else the entry is stale and
+# the case fails), and nothing else may differ. tests/peers/ledger.py prints this table.
+LEDGERED: dict[tuple[str, str], str] = {
+    ("api_versions_features", ".v[34].*features*"):
+        "Feature flags (KIP-584) are advertised only once the protocols they gate are complete "
+        "(ARCHITECTURE.md): Odradek offers none yet, so neither metadata.version nor "
+        "group/share/transaction/streams.version; `kafka-features describe` shows an empty "
+        "list. Kafka 4.4 finalizes them all at format time.",
+    ("fetch_sessions", ".open.session_id"):
+        "Fetch sessions (KIP-227) are declined: every answer has session id 0, so clients keep "
+        "sending full fetch requests (correct, a little more bandwidth with many partitions); "
+        "Kafka opens a session and then answers incremental fetches.",
+    ("metadata_auto_creates_a_topic", ".first.*"):
+        "Metadata with allow_auto_topic_creation creates the topic before answering, so the "
+        "first answer already has it; Kafka 4.4 asks its controller asynchronously and answers "
+        "UNKNOWN_TOPIC_OR_PARTITION until the topic exists. Clients retry either way.",
+    ("create_topics_bad_requests", ".bad.topics[[]*[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise (Odradek's name the "
+        "limit or the value that failed).",
+    ("incremental_alter_configs_errors", ".*.responses[[]0[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise.",
+    ("create_topics_validate_only_then_twice", ".*.topics[[]*[]].config_names"):
+        "Kafka 4.4 has topic configs Odradek does not implement (tiered storage, compression "
+        "levels, throttled replicas, message downconversion...); the keys both know are "
+        "compared.",
+    ("create_topics_validate_only_then_twice", ".*.topics[[]*[]].configs[[]*[]].config_source"):
+        "min.insync.replicas: `kafka-storage format` in 4.x writes it as a cluster-wide "
+        "dynamic default (source DYNAMIC_DEFAULT_BROKER_CONFIG); Odradek has no dynamic "
+        "broker configs and reports its static default.",
+    ("describe_configs_topic_all_keys", ".all.results[[]0[]].config_names"):
+        "Kafka 4.4 has topic configs Odradek does not implement (see "
+        "create_topics_validate_only_then_twice).",
+    ("describe_configs_topic_all_keys", ".all.min.insync.replicas[[]0[]].*"):
+        "min.insync.replicas: Kafka 4.x's storage format writes a cluster-wide dynamic default "
+        "(source DYNAMIC_DEFAULT_BROKER_CONFIG, listed as a synonym); Odradek has no dynamic "
+        "broker configs.",
+    ("create_partitions", ".*.results[[]0[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise (and Kafka sends "
+        "none for an unknown topic).",
+    ("alter_configs_legacy", ".*.responses[[]0[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise.",
+    ("delete_topics", ".*.responses[[]*[]].error_message"):
+        "Error codes agree; Kafka sends the error code's default message, Odradek's controller "
+        "names the topic.",
+    ("incremental_alter_configs_lists", ".broker_unknown.*"):
+        "Dynamic broker configs are not served yet: Odradek refuses to alter a broker config "
+        "(INVALID_REQUEST); Kafka accepts any key for a broker, including unknown ones.",
+    ("describe_configs_broker_all_keys", ".values.log.json"): ODRADEK_OWN_KEYS,
+    ("describe_configs_broker_all_keys", ".values.log.level"): ODRADEK_OWN_KEYS,
+    ("describe_configs_broker", ".keys.results[[]0[]].configs[[]*[]].*"):
+        "Dynamic broker configs (kafka-configs --alter --entity-type brokers) are not served "
+        "yet: Odradek reports every broker config read-only and static, Kafka marks the "
+        "cluster-wide dynamic ones writable and min.insync.replicas a dynamic default.",
+}
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__.removeprefix("case_")] = fn
+    return fn
+
+
+# Odradek with Kafka's defaults where a test broker would otherwise differ from the peer's
+# (tests/peers/kafka.py sets group.initial.rebalance.delay.ms=0 there, too).
+ODRADEK_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
+
+
+@pytest.fixture(scope="module")
+def sides(kafka_peer, tmp_path_factory):
+    odradek = BrokerProcess(data_dir=tmp_path_factory.mktemp("oracle-odradek"),
+                            overrides=ODRADEK_OVERRIDES).start()
+    pair = Side("kafka", kafka_peer.bootstrap), Side("odradek", odradek.bootstrap)
+    pair[1].process = odradek
+    yield pair
+    for s in pair:
+        s.close()
+    odradek.kill()
+
+
+def ledgered(name: str, path: str) -> str | None:
+    """The ledger's reason for a difference at `path` in case `name`, if it is ledgered."""
+    return next((why for (case_name, glob), why in LEDGERED.items()
+                 if case_name == name and fnmatch.fnmatchcase(path, glob)), None)
+
+
+def pytest_generate_tests(metafunc):
+    """One test per case: the cases are defined below the tests that run them."""
+    if "name" in metafunc.fixturenames:
+        metafunc.parametrize("name", sorted(CASES))
+
+
+def test_odradek_answers_as_kafka(sides, name):
+    suffix = uuid.uuid4().hex[:8]
+    answers = []
+    for side in sides:
+        try:
+            answers.append(normalise(CASES[name](side, f"oracle-{name}-{suffix}")))
+        finally:
+            side.reconnect()
+    diff = differences(*answers)
+    unexplained = [d for d in diff if ledgered(name, d.split(": kafka ")[0]) is None]
+    assert not unexplained, "Odradek differs from Kafka 4.4:\n" + "\n".join(unexplained)
+    stale = [glob for (case_name, glob) in LEDGERED if case_name == name
+             and not any(fnmatch.fnmatchcase(d.split(": kafka ")[0], glob) for d in diff)]
+    assert not stale, f"ledgered differences no longer seen (remove them from LEDGERED): {stale}"
+
+
+def test_api_versions_are_within_kafkas(sides, kafka_libs):
+    """Every API Odradek offers, Kafka 4.4 offers, and Odradek's versions lie within
+    Kafka's. Kafka's answer is kept in tests/peers/kafka-4.4-api-versions.json for the
+    ledger (which must build without Kafka): it must match, and ODRADEK_RECORD_KAFKA=1
+    rewrites it."""
+    request = ApiVersionsRequest(client_software_name="odradek-oracle", client_software_version="1")
+    kafka, ours = (side.call(request, 3) for side in sides)
+    assert kafka.error_code == ours.error_code == 0
+    recorded = ledger.kafka_api_versions_from(kafka, ledger.spec_names(kafka_libs))
+    if os.environ.get("ODRADEK_RECORD_KAFKA") == "1":
+        ledger.KAFKA_API_VERSIONS.write_text(json.dumps(recorded, indent=1) + "\n")
+    assert recorded == json.loads(ledger.KAFKA_API_VERSIONS.read_text()), \
+        "Kafka 4.4's ApiVersions differ from the recorded ones: rerun with ODRADEK_RECORD_KAFKA=1"
+    theirs = {k.api_key: (k.min_version, k.max_version) for k in kafka.api_keys}
+    outside = {k.api_key: ((k.min_version, k.max_version), theirs.get(k.api_key))
+               for k in ours.api_keys
+               if k.api_key not in theirs or not (theirs[k.api_key][0] <= k.min_version
+                                                  <= k.max_version <= theirs[k.api_key][1])}
+    assert not outside, f"Odradek's versions outside Kafka 4.4's (ours, theirs): {outside}"
+
+
+def test_api_versions_v0_answers_as_kafka(sides):
+    """v0 (no tagged fields, no features): the list of keys differs by design (the ledger
+    lists it); the envelope must not."""
+    kafka, ours = (normalise(plain(side.call(ApiVersionsRequest(), 0))) for side in sides)
+    assert {k: v for k, v in kafka.items() if k != "api_keys"} == \
+        {k: v for k, v in ours.items() if k != "api_keys"}
+
+
+def test_a_refused_old_version_is_logged_with_its_api_and_version(sides):
+    """The operator's view of KIP-896: the closed connection says which request was too old."""
+    odradek = sides[1]
+    try:
+        odradek.call(produce("any", batch(1)), 2)
+    except ConnectionError:
+        pass
+    finally:
+        odradek.reconnect()
+    deadline = time.monotonic() + 5
+    while "API key 0 version 2 is not served (3..11)" not in odradek.process.log_text():
+        assert time.monotonic() < deadline, odradek.process.log_text()[-3000:]
+        time.sleep(0.05)
+
+
+def test_every_ledger_entry_names_a_case():
+    assert {name for name, _ in LEDGERED} <= set(CASES)
+
+
+def test_the_oracle_sees_a_difference():
+    """The comparison itself: a changed error code is reported, a masked node id is not."""
+    kafka = {"node_id": 1, "topics": [{"name": "b", "error_code": 3}, {"name": "a", "error_code": 0}]}
+    ours = {"node_id": 7, "topics": [{"name": "a", "error_code": 0}, {"name": "b", "error_code": 17}]}
+    assert differences(normalise(kafka), normalise(ours)) == [
+        ".topics[1].error_code: kafka 3, odradek 17"]
+
+
+# --- requests, built once ---------------------------------------------------------------
+
+T0 = 1_700_000_000_000  # record timestamps: the same on both sides, and in the past
+
+
+def batch(n: int, first_ts: int = T0, step: int = 1000) -> bytes:
+    return build_batch([Record(f"k{i}".encode(), f"v{i}".encode(), (("h", b"x"),), first_ts + i * step)
+                        for i in range(n)])
+
+
+def produce(topic: str, records: bytes, acks: int = -1, partition: int = 0):
+    P = ProduceRequest
+    return P(transactional_id=None, acks=acks, timeout_ms=5000, topic_data=[
+        P.TopicProduceData(name=topic, partition_data=[
+            P.TopicProduceData.PartitionProduceData(index=partition, records=records)])])
+
+
+def list_offsets(topic: str, *timestamps: int, partition: int = 0):
+    L = ListOffsetsRequest
+    return L(replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(
+        name=topic, partitions=[L.ListOffsetsTopic.ListOffsetsPartition(
+            partition_index=partition, current_leader_epoch=-1, timestamp=ts)
+            for ts in timestamps])])
+
+
+def fetch(topic: str, offset: int, partition: int = 0):
+    F = FetchRequest
+    return F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+             session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=topic, partitions=[
+                 F.FetchTopic.FetchPartition(partition=partition, current_leader_epoch=-1,
+                                             fetch_offset=offset, log_start_offset=-1,
+                                             partition_max_bytes=1 << 20)])],
+             forgotten_topics_data=[], rack_id="")
+
+
+def create_topics(*topics, validate_only=False):
+    """`topics`: (name, partitions, replication factor, configs)."""
+    C = CreateTopicsRequest
+    return C(topics=[C.CreatableTopic(
+        name=name, num_partitions=n, replication_factor=rf, assignments=[],
+        configs=[C.CreatableTopic.CreatableTopicConfig(name=k, value=v) for k, v in configs.items()])
+        for name, n, rf, configs in topics], timeout_ms=10000, validate_only=validate_only)
+
+
+def describe_configs(resource_type: int, name: str, keys=None, synonyms=True):
+    D = DescribeConfigsRequest
+    return D(resources=[D.DescribeConfigsResource(resource_type=resource_type, resource_name=name,
+                                                  configuration_keys=keys)],
+             include_synonyms=synonyms, include_documentation=False)
+
+
+def incremental_alter(resource_type: int, name: str, *ops, validate_only=False):
+    """`ops`: (config name, operation 0 set / 1 delete / 2 append / 3 subtract, value)."""
+    IA = IncrementalAlterConfigsRequest
+    return IA(resources=[IA.AlterConfigsResource(
+        resource_type=resource_type, resource_name=name, configs=[
+            IA.AlterConfigsResource.AlterableConfig(name=k, config_operation=op, value=v)
+            for k, op, v in ops])], validate_only=validate_only)
+
+
+def delete_records(topic: str, offset: int, partition: int = 0):
+    D = DeleteRecordsRequest
+    return D(topics=[D.DeleteRecordsTopic(name=topic, partitions=[
+        D.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=partition, offset=offset)])],
+        timeout_ms=5000)
+
+
+TOPIC, BROKER = 2, 4
+
+
+def described_once(side, topic: str, expected: dict[str, str | None], timeout: float = 5):
+    """DescribeConfigs of a topic's `expected` keys once the answer shows those values:
+    Kafka's broker applies a change a moment after its controller committed it (metadata
+    propagation), Odradek's answer is final at once. The last answer is returned either
+    way, so a value that never comes shows as a difference."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = plain(side.call(describe_configs(TOPIC, topic, list(expected)), 4))
+        values = {c["name"]: c["value"] for c in answer["results"][0]["configs"]}
+        if values == expected or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.05)  # ConfigResource types
+
+
+def records_of(fetch_answer) -> list:
+    """A fetch answer's records as (offset, timestamp, key, value, headers)."""
+    from kafka.record import MemoryRecords
+    out = []
+    for t in fetch_answer.responses:
+        for p in t.partitions:
+            recs = MemoryRecords(bytes(p.records or b""))
+            while (b := recs.next_batch()) is not None:
+                out += [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in b]
+    return out
+
+
+def fetch_summary(answer) -> dict:
+    """A fetch answer without its record bytes (batches carry leader epochs and
+    producer fields that differ legitimately), with the records decoded."""
+    d = plain(answer)
+    for t in d["responses"]:
+        for p in t["partitions"]:
+            p.pop("records", None)
+    d["records"] = records_of(answer)
+    return d
+
+
+# --- the cases ----------------------------------------------------------------------------
+
+@case
+def case_metadata_unknown_and_invalid_topics(side, name):
+    M = MetadataRequest
+    invalid = ["bad name!", "a" * 250, ".", ".."]
+    out = {f"v{v}": plain(side.call(M(topics=[M.MetadataRequestTopic(name=t) for t in invalid],
+                                      allow_auto_topic_creation=True), v)) | {"brokers": None}
+           for v in (1, 4, 12, 13)}
+    out["unknown_v12"] = plain(side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                                           allow_auto_topic_creation=False), 12)) | {"brokers": None}
+    return out
+
+
+@case
+def case_metadata_auto_creates_a_topic(side, name):
+    M = MetadataRequest
+    first = side.call(M(topics=[M.MetadataRequestTopic(name=name)], allow_auto_topic_creation=True), 12)
+    side.create_topic(name, 1, exists_ok=True)
+    then = side.call(M(topics=[M.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False), 12)
+    return {"first": plain(first.topics[0]) | {"partitions": None}, "then": plain(then.topics[0])}
+
+
+@case
+def case_metadata_of_a_topic(side, name):
+    side.create_topic(name, 3)
+    M = MetadataRequest
+    return {f"v{v}": plain(side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                                       allow_auto_topic_creation=False), v)) | {"brokers": None}
+            for v in (1, 9, 12, 13)}
+
+
+def created_configs(answer) -> dict:
+    """A CreateTopics answer with each topic's configs split in two: the values of the keys
+    Odradek knows too (compared), and the names of all (Kafka's topic configs are a
+    superset: the difference is ledgered)."""
+    from odradek.broker.config import TOPIC_CONFIGS
+    d = plain(answer)
+    for t in d["topics"]:
+        configs = t.pop("configs") or []
+        t["configs"] = [c for c in configs if c["name"] in TOPIC_CONFIGS]
+        t["config_names"] = sorted(c["name"] for c in configs)
+    return d
+
+
+@case
+def case_create_topics_bad_requests(side, name):
+    return {"bad": plain(side.call(create_topics(
+        ("bad name!", 1, 1, {}), ("a" * 250, 1, 1, {}), (".", 1, 1, {}),
+        (f"{name}-zero", 0, 1, {}), (f"{name}-rf", 1, 3, {}), (f"{name}-rf0", 1, 0, {}),
+        (f"{name}-cfg", 1, 1, {"no.such.config": "1"}),
+        (f"{name}-val", 1, 1, {"retention.ms": "soon"}),
+        (f"{name}-cleanup", 1, 1, {"cleanup.policy": "sideways"}),
+    ), 7)),
+        "too_many_partitions": plain(side.call(create_topics(
+            (f"{name}-many", 1_000_000, 1, {}), (f"{name}-ok", 1, 1, {})), 7)),
+        "too_many_in_all": plain(side.call(create_topics(
+            (f"{name}-a", 6000, 1, {}), (f"{name}-b", 6000, 1, {})), 7))}
+
+
+@case
+def case_create_topics_validate_only_then_twice(side, name):
+    first = created_configs(side.call(create_topics((name, 2, 1, {"retention.ms": "1000"}),
+                                                    validate_only=True), 7))
+    again = created_configs(side.call(create_topics((name, 2, 1, {}), (name + "-dflt", -1, -1, {})), 7))
+    twice = created_configs(side.call(create_topics((name, 2, 1, {})), 7))
+    return {"validate_only": first, "create": again, "exists": twice}
+
+
+@case
+def case_describe_configs_topic(side, name):
+    side.create_topic(name, 1, {"retention.ms": "123456", "cleanup.policy": "compact"})
+    return {
+        "keys": plain(side.call(describe_configs(TOPIC, name, ["retention.ms", "cleanup.policy",
+                                                               "segment.bytes", "no.such"]), 4)),
+        "unknown_topic": plain(side.call(describe_configs(TOPIC, name + "-none"), 4)),
+    }
+
+
+@case
+def case_describe_configs_topic_all_keys(side, name):
+    """Every topic key both brokers know, with its default and synonyms."""
+    from odradek.broker.config import TOPIC_CONFIGS
+    side.create_topic(name, 1)
+    answer = plain(side.call(describe_configs(TOPIC, name), 4))
+    configs = answer["results"][0].pop("configs")
+    answer["results"][0]["configs"] = [c for c in configs if c["name"] in TOPIC_CONFIGS
+                                       and c["name"] != "min.insync.replicas"]
+    answer["results"][0]["config_names"] = sorted(c["name"] for c in configs)
+    answer["min.insync.replicas"] = [c for c in configs if c["name"] == "min.insync.replicas"]
+    return {"all": answer}
+
+
+# Broker keys whose values the test set-ups choose (tests/peers/kafka.py, BrokerProcess).
+ENVIRONMENT_KEYS = frozenset({
+    "advertised.listeners", "controller.quorum.voters", "controller.listener.names",
+    "inter.broker.listener.name", "listener.security.protocol.map", "listeners", "log.dirs",
+    "node.id", "broker.id", "process.roles", "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms", "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+})
+
+
+@case
+def case_describe_configs_broker_all_keys(side, name):
+    """The value of every broker key both know, as a default: a default of Odradek's that
+    differs from Kafka's shows here (environment keys aside)."""
+    from odradek.broker.config import BROKER_CONFIGS
+    answer = plain(side.call(describe_configs(BROKER, "1", None, synonyms=False), 4))
+    configs = answer["results"][0]["configs"]
+    return {"values": {c["name"]: c["value"] for c in configs
+                       if c["name"] in BROKER_CONFIGS and c["name"] not in ENVIRONMENT_KEYS}}
+
+
+@case
+def case_describe_configs_broker(side, name):
+    keys = ["log.retention.hours", "num.partitions", "auto.create.topics.enable",
+            "min.insync.replicas", "log.segment.bytes", "message.max.bytes"]
+    return {"keys": plain(side.call(describe_configs(BROKER, "1", keys), 4)) | {"node": None}}
+
+
+@case
+def case_incremental_alter_configs_errors(side, name):
+    side.create_topic(name, 1)
+    out = {}
+    out["unknown_topic"] = side.call(incremental_alter(TOPIC, name + "-none", ("retention.ms", 0, "1")), 1)
+    out["unknown_key"] = side.call(incremental_alter(TOPIC, name, ("no.such", 0, "1")), 1)
+    out["bad_value"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 0, "x")), 1)
+    out["append_to_scalar"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 2, "1")), 1)
+    out["validate_only"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 0, "5000"),
+                                                       validate_only=True), 1)
+    out["set"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 0, "5000")), 1)
+    out["after"] = described_once(side, name, {"retention.ms": "5000"})
+    out["delete"] = side.call(incremental_alter(TOPIC, name, ("retention.ms", 1, None)), 1)
+    out["after_delete"] = described_once(side, name, {"retention.ms": "604800000"})
+    return {k: plain(v) for k, v in out.items()}
+
+
+@case
+def case_list_offsets_empty_partition(side, name):
+    side.create_topic(name, 1)
+    return {f"v{v}-{ts}": plain(side.call(list_offsets(name, ts), v))
+            for v in (1, 7, 8) for ts in (-1, -2, -3, T0) if ts != -3 or v >= 7}
+
+
+@case
+def case_list_offsets_special_timestamps(side, name):
+    """-4 earliest local, -5 latest tiered, -6 earliest pending upload: without tiered
+    storage, before and after records and after DeleteRecords."""
+    side.create_topic(name, 1)
+    out = {"empty": {ts: plain(side.call(list_offsets(name, ts), 11)) for ts in (-4, -5, -6)}}
+    side.call(produce(name, batch(3)), 9)
+    side.call(produce(name, batch(3)), 9)
+    out["full"] = {ts: plain(side.call(list_offsets(name, ts), 11)) for ts in (-1, -2, -3, -4, -5, -6)}
+    side.call(delete_records(name, 2), 2)
+    out["deleted"] = {ts: plain(side.call(list_offsets(name, ts), 11)) for ts in (-2, -4, -5, -6)}
+    out["v9"] = plain(side.call(list_offsets(name, -5), 9))
+    out["v10"] = plain(side.call(list_offsets(name, -4), 10))
+    return out
+
+
+@case
+def case_list_offsets_a_partition_twice(side, name):
+    side.create_topic(name, 1)
+    return {"twice": plain(side.call(list_offsets(name, -1, -2), 8))}
+
+
+@case
+def case_list_offsets_after_produce(side, name):
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(5)), 9)
+    side.call(produce(name, batch(3, first_ts=T0 - 10_000)), 9)
+    return {f"ts{ts}": plain(side.call(list_offsets(name, ts), 8))
+            for ts in (-1, -2, -3, T0 - 20_000, T0, T0 + 2500, T0 + 4000, T0 + 99_000)}
+
+
+@case
+def case_list_offsets_unknown(side, name):
+    side.create_topic(name, 1)
+    return {"unknown_topic": plain(side.call(list_offsets(name + "-none", -1), 8)),
+            "unknown_partition": plain(side.call(list_offsets(name, -1, partition=5), 8))}
+
+
+@case
+def case_fetch_out_of_range(side, name):
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(3)), 9)
+    return {"beyond": fetch_summary(side.call(fetch(name, 10), 12)),
+            "negative": fetch_summary(side.call(fetch(name, -5), 12)),
+            "at_end": fetch_summary(side.call(fetch(name, 3), 12)),
+            "from_1": fetch_summary(side.call(fetch(name, 1), 12)),
+            "unknown_topic": fetch_summary(side.call(fetch(name + "-none", 0), 12)),
+            "unknown_partition": fetch_summary(side.call(fetch(name, 0, partition=3), 12))}
+
+
+@case
+def case_produce_acks(side, name):
+    side.create_topic(name, 1)
+    out = {}
+    for acks in (1, -1):
+        out[f"acks{acks}"] = plain(side.call(produce(name, batch(2), acks=acks), 9))
+    side.send_only(produce(name, batch(2), acks=0), 9)
+    out["after_acks0"] = plain(side.call(list_offsets(name, -1), 8))
+    out["acks2"] = plain(side.call(produce(name, batch(2), acks=2), 9))
+    out["unknown_topic"] = plain(side.call(produce(name + "-none", batch(1)), 9))
+    out["unknown_partition"] = plain(side.call(produce(name, batch(1), partition=4), 9))
+    return out
+
+
+@case
+def case_delete_records(side, name):
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(5)), 9)
+
+    def delete(offset, partition=0, topic=name):
+        return plain(side.call(delete_records(topic, offset, partition), 2))
+    return {"to_2": delete(2), "high_watermark": delete(-1), "beyond": delete(99),
+            "backwards": delete(1), "unknown_partition": delete(0, partition=3),
+            "unknown_topic": delete(0, topic=name + "-none"),
+            "earliest": plain(side.call(list_offsets(name, -2), 8)),
+            "latest": plain(side.call(list_offsets(name, -1), 8))}
+
+
+def offset_commit(group, topic, generation=-1, member="", offset=1):
+    OC = OffsetCommitRequest
+    return OC(group_id=group, generation_id_or_member_epoch=generation, member_id=member,
+             group_instance_id=None, topics=[OC.OffsetCommitRequestTopic(name=topic, partitions=[
+                 OC.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                     partition_index=0, committed_offset=offset, committed_leader_epoch=-1,
+                     committed_metadata="m")])])
+
+
+def offset_fetch(group, topic=None):
+    OF = OffsetFetchRequest
+    topics = None if topic is None else [OF.OffsetFetchRequestGroup.OffsetFetchRequestTopics(
+        name=topic, partition_indexes=[0, 1])]
+    return OF(groups=[OF.OffsetFetchRequestGroup(group_id=group, topics=topics)], require_stable=False)
+
+
+def join(group, member="", protocol_type="consumer"):
+    J = JoinGroupRequest
+    return J(group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
+             member_id=member, group_instance_id=None, protocol_type=protocol_type,
+             protocols=[J.JoinGroupRequestProtocol(name="range", metadata=b"\x00\x01")], reason=None)
+
+
+def sync(group, generation, member, assignment=b"\x00\x02"):
+    S = SyncGroupRequest
+    return S(group_id=group, generation_id=generation, member_id=member, group_instance_id=None,
+             protocol_type="consumer", protocol_name="range",
+             assignments=[S.SyncGroupRequestAssignment(member_id=member, assignment=assignment)])
+
+
+COORDINATOR_NOT_READY = (14, 15, 16)  # LOAD_IN_PROGRESS, NOT_AVAILABLE, NOT_COORDINATOR
+
+
+def find_coordinator(side, group):
+    """FindCoordinator for `group`, once its coordinator answers: a fresh Kafka creates
+    __consumer_offsets on the first FindCoordinator and loads it a moment later."""
+    F = FindCoordinatorRequest
+    deadline = time.monotonic() + 15
+    while True:
+        answer = side.call(F(key_type=0, coordinator_keys=[group]), 4)
+        ready = answer.coordinators[0].error_code == 0 and describe_groups(
+            side, group)["groups"][0]["error_code"] not in COORDINATOR_NOT_READY
+        if ready:
+            return plain(answer)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{side.name}: no coordinator for {group}: {answer}")
+        time.sleep(0.1)
+
+
+def joined_member(side, group):
+    """Join `group` as its only member: the first JoinGroup asks for a member id
+    (MEMBER_ID_REQUIRED, KIP-394), the second joins with it."""
+    first = side.call(join(group), 9)
+    second = side.call(join(group, first.member_id), 9)
+    return plain(first), plain(second)
+
+
+@case
+def case_offset_commit_and_fetch(side, name):
+    side.create_topic(name, 2)
+    group = name + "-g"
+    out = {"coordinator": find_coordinator(side, group),
+           "fetch_unknown_group": plain(side.call(offset_fetch(group + "-none", name), 9)),
+           "fetch_unknown_group_all": plain(side.call(offset_fetch(group + "-none"), 9)),
+           "commit_simple": plain(side.call(offset_commit(group, name), 9)),
+           "fetch": plain(side.call(offset_fetch(group, name), 9)),
+           "fetch_all": plain(side.call(offset_fetch(group), 9)),
+           "commit_unknown_topic": plain(side.call(offset_commit(group, name + "-none"), 9)),
+           "commit_stale_generation": plain(side.call(offset_commit(group, name, 5, "m-1"), 9))}
+    first, second = joined_member(side, group + "-2")
+    member = second["member_id"]
+    out["join_first"], out["join"] = first, second
+    out["sync"] = plain(side.call(sync(group + "-2", second["generation_id"], member), 5))
+    out["commit_stale_generation_2"] = plain(side.call(
+        offset_commit(group + "-2", name, second["generation_id"] + 1, member), 9))
+    out["commit_unknown_member"] = plain(side.call(
+        offset_commit(group + "-2", name, second["generation_id"], "who"), 9))
+    out["commit_member"] = plain(side.call(
+        offset_commit(group + "-2", name, second["generation_id"], member), 9))
+    return out
+
+
+def describe_groups(side, *groups, version=5):
+    return plain(side.call(DescribeGroupsRequest(groups=list(groups),
+                                                 include_authorized_operations=False), version))
+
+
+@case
+def case_describe_groups_each_state(side, name):
+    side.create_topic(name, 1)
+    find_coordinator(side, name + "-none")
+    out = {"dead": describe_groups(side, name + "-none"),
+           "dead_v6": describe_groups(side, name + "-none", version=6)}
+    find_coordinator(side, name + "-empty")
+    side.call(offset_commit(name + "-empty", name), 9)
+    out["empty"] = describe_groups(side, name + "-empty")
+    group = name + "-g"
+    find_coordinator(side, group)
+    first, second = joined_member(side, group)
+    member, generation = second["member_id"], second["generation_id"]
+    out["completing_rebalance"] = describe_groups(side, group)
+    side.call(sync(group, generation, member), 5)
+    out["stable"] = describe_groups(side, group)
+    H = HeartbeatRequest
+    out["heartbeat"] = plain(side.call(H(group_id=group, generation_id=generation,
+                                         member_id=member, group_instance_id=None), 4))
+    out["heartbeat_stale"] = plain(side.call(H(group_id=group, generation_id=generation + 1,
+                                               member_id=member, group_instance_id=None), 4))
+    out["list"] = [g for g in plain(side.call(ListGroupsRequest(states_filter=[], types_filter=[]), 5))
+                   ["groups"] if g["group_id"].startswith(name)]
+    # A second member joins on a connection of its own: its JoinGroup waits for the first
+    # member to rejoin or leave, and meanwhile the group is PreparingRebalance.
+    other = Side(side.name + "-2", side.bootstrap)
+    try:
+        second_id = other.call(join(group), 9).member_id
+        other.send_only(join(group, second_id), 9)
+        deadline = time.monotonic() + 10
+        while (state := describe_groups(side, group))["groups"][0]["group_state"] == "Stable":
+            assert time.monotonic() < deadline, "the second member's join did not start a rebalance"
+            time.sleep(0.05)
+        out["preparing_rebalance"] = state
+        out["heartbeat_rebalancing"] = plain(side.call(H(
+            group_id=group, generation_id=generation, member_id=member, group_instance_id=None), 4))
+        L = LeaveGroupRequest
+        out["leave"] = plain(side.call(L(group_id=group, members=[L.MemberIdentity(
+            member_id=member, group_instance_id=None, reason=None)]), 5))
+        out["second_joined"] = plain(other.conn.receive(JoinGroupResponse, 9))
+        out["after_leave"] = describe_groups(side, group)
+    finally:
+        other.close()
+    return out
+
+
+@case
+def case_versions_older_than_kafka_4_are_refused(side, name):
+    """KIP-896: Produce v0-v2 and Fetch v0-v3 (message formats 0 and 1) are gone; the
+    broker closes the connection, having no response of that version to send."""
+    side.create_topic(name, 1)
+    out = {}
+    for label, request, version in (("produce_v2", produce(name, batch(1)), 2),
+                                    ("fetch_v3", fetch(name, 0), 3),
+                                    ("list_offsets_v0", list_offsets(name, -1), 0)):
+        try:
+            out[label] = plain(side.call(request, version))
+        except ConnectionError:
+            out[label] = "connection closed"
+        side.reconnect()
+    return out
+
+
+@case
+def case_delete_topics(side, name):
+    side.create_topic(name, 2)
+    D = DeleteTopicsRequest
+    out = {"v5": plain(side.call(D(topic_names=[name, name + "-none", "bad name!"], timeout_ms=10000), 5)),
+           "again": plain(side.call(D(topic_names=[name], timeout_ms=10000), 5))}
+    side.create_topic(name + "-id", 1)
+    M = MetadataRequest
+    topic_id = side.call(M(topics=[M.MetadataRequestTopic(name=name + "-id")],
+                           allow_auto_topic_creation=False), 12).topics[0].topic_id
+    out["v6"] = plain(side.call(D(topics=[D.DeleteTopicState(name=None, topic_id=topic_id),
+                                          D.DeleteTopicState(name=None, topic_id=uuid.uuid4())],
+                                  timeout_ms=10000), 6))
+    return out
+
+
+@case
+def case_create_partitions(side, name):
+    side.create_topic(name, 2)
+    C = CreatePartitionsRequest
+
+    def grow(count, topic=name, validate_only=False):
+        return plain(side.call(C(topics=[C.CreatePartitionsTopic(name=topic, count=count, assignments=None)],
+                                 timeout_ms=10000, validate_only=validate_only), 3))
+    out = {"same": grow(2), "fewer": grow(1), "validate_only": grow(4, validate_only=True),
+           "unknown": grow(3, topic=name + "-none"), "grow": grow(3), "too_many": grow(1_000_000)}
+    deadline = time.monotonic() + 5  # Kafka's broker learns of new partitions a moment later
+    while (count := len(side.call(MetadataRequest(
+            topics=[MetadataRequest.MetadataRequestTopic(name=name)],
+            allow_auto_topic_creation=False), 12).topics[0].partitions)) != 3:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    out["metadata"] = count
+    return out
+
+
+@case
+def case_alter_configs_legacy(side, name):
+    side.create_topic(name, 1, {"retention.ms": "1000", "segment.ms": "100000"})
+    A = AlterConfigsRequest
+
+    def alter(configs, topic=name, validate_only=False, resource_type=TOPIC):
+        return plain(side.call(A(resources=[A.AlterConfigsResource(
+            resource_type=resource_type, resource_name=topic, configs=[
+                A.AlterConfigsResource.AlterableConfig(name=k, value=v) for k, v in configs.items()])],
+            validate_only=validate_only), 2))
+    return {"validate_only": alter({"retention.ms": "5"}, validate_only=True),
+            "bad": alter({"retention.ms": "x"}), "unknown_key": alter({"nope": "1"}),
+            "unknown_topic": alter({"retention.ms": "5"}, topic=name + "-none"),
+            "replace": alter({"retention.ms": "7000"}),
+            # AlterConfigs replaces the whole set: segment.ms returns to its default
+            "after": described_once(side, name, {"retention.ms": "7000", "segment.ms": "604800000"})}
+
+
+@case
+def case_incremental_alter_configs_lists(side, name):
+    side.create_topic(name, 1)
+    out = {}
+    for label, op, value, then in (("append", 2, "compact", "delete,compact"),
+                                   ("append_again", 2, "compact,delete", "delete,compact"),
+                                   ("subtract", 3, "delete", "compact"),
+                                   ("subtract_all", 3, "compact", "")):
+        out[label] = plain(side.call(incremental_alter(TOPIC, name, ("cleanup.policy", op, value)), 1))
+        out[label + "_after"] = described_once(side, name, {"cleanup.policy": then})
+    out["broker_unknown"] = plain(side.call(incremental_alter(BROKER, "1", ("no.such", 0, "1")), 1))
+    return out
+
+
+@case
+def case_groups_delete_and_offset_delete(side, name):
+    side.create_topic(name, 2)
+    group = name + "-g"
+    find_coordinator(side, group)
+    side.call(offset_commit(group, name), 9)
+    OD = OffsetDeleteRequest
+    out = {"offset_delete": plain(side.call(OD(group_id=group, topics=[OD.OffsetDeleteRequestTopic(
+        name=name, partitions=[OD.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=i)
+                               for i in (0, 1)])]), 0)),
+        "offset_delete_unknown_group": plain(side.call(OD(group_id=group + "-none", topics=[]), 0)),
+        "fetch_after": plain(side.call(offset_fetch(group, name), 9))}
+    find_coordinator(side, group + "-live")
+    joined_member(side, group + "-live")
+    out["delete"] = plain(side.call(DeleteGroupsRequest(groups_names=[group, group + "-none",
+                                                                      group + "-live"]), 2))
+    out["describe_after"] = describe_groups(side, group)
+    return out
+
+
+@case
+def case_group_membership_errors(side, name):
+    group = name + "-g"
+    find_coordinator(side, group)
+    out = {"sync_unknown_group": plain(side.call(sync(group, 1, "who"), 5)),
+           "heartbeat_unknown": plain(side.call(HeartbeatRequest(
+               group_id=group, generation_id=1, member_id="who", group_instance_id=None), 4)),
+           "join_bad_session": plain(side.call(JoinGroupRequest(
+               group_id=group, session_timeout_ms=1, rebalance_timeout_ms=1000, member_id="",
+               group_instance_id=None, protocol_type="consumer",
+               protocols=[JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=b"")],
+               reason=None), 9)),
+           "join_unknown_member": plain(side.call(join(group, "who"), 9)),
+           "join_no_protocols": plain(side.call(JoinGroupRequest(
+               group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=1000, member_id="",
+               group_instance_id=None, protocol_type="consumer", protocols=[], reason=None), 9)),
+           "join_empty_group_id": plain(side.call(join(""), 9))}
+    first, second = joined_member(side, group)
+    member = second["member_id"]
+    out["join_other_protocol_type"] = plain(side.call(join(group, protocol_type="connect"), 9))
+    out["sync_wrong_generation"] = plain(side.call(sync(group, second["generation_id"] + 1, member), 5))
+    out["sync"] = plain(side.call(sync(group, second["generation_id"], member), 5))
+    LG = ListGroupsRequest
+    out["list_stable"] = [g for g in plain(side.call(LG(states_filter=["Stable"], types_filter=[]), 5))
+                          ["groups"] if g["group_id"].startswith(name)]
+    out["list_empty_state"] = [g for g in plain(side.call(LG(states_filter=["Empty"], types_filter=[]), 5))
+                               ["groups"] if g["group_id"].startswith(name)]
+    return out
+
+
+@case
+def case_describe_cluster(side, name):
+    DC = DescribeClusterRequest
+    out = {f"v{v}": plain(side.call(DC(include_cluster_authorized_operations=False), v))
+           for v in (0, 1, 2)}
+    out["v2_fenced_too"] = plain(side.call(DC(include_cluster_authorized_operations=False,
+                                              include_fenced_brokers=True), 2))
+    out["controller_endpoint"] = plain(side.call(DC(include_cluster_authorized_operations=False,
+                                                    endpoint_type=2), 1))
+    return out
+
+
+@case
+def case_produce_idempotent_and_producers(side, name):
+    side.create_topic(name, 1)
+    deadline = time.monotonic() + 15
+    while (pid := side.call(InitProducerIdRequest(
+            transactional_id=None, transaction_timeout_ms=-1, producer_id=-1, producer_epoch=-1),
+            4)).error_code in COORDINATOR_NOT_READY:  # a fresh Kafka loads __transaction_state
+        assert time.monotonic() < deadline, pid
+        time.sleep(0.1)
+    out = {"init": plain(pid)}
+
+    def send(seq, n=2, epoch=pid.producer_epoch):
+        records = build_batch([Record(b"k", b"v%d" % i, (), T0 + i) for i in range(n)],
+                              producer_id=pid.producer_id, producer_epoch=epoch, base_sequence=seq)
+        return plain(side.call(produce(name, records), 9))
+    out["first"] = send(0)
+    out["duplicate"] = send(0)
+    out["gap"] = send(5)
+    out["next"] = send(2)
+    out["old_epoch"] = send(4, epoch=pid.producer_epoch - 1) if pid.producer_epoch > 0 else None
+    DP = DescribeProducersRequest
+    out["producers"] = plain(side.call(DP(topics=[DP.TopicRequest(name=name, partition_indexes=[0, 1])]), 0))
+    return out
+
+
+@case
+def case_produce_bad_batches(side, name):
+    side.create_topic(name, 1, {"max.message.bytes": "2000"})
+    good = batch(2)
+    corrupt = bytearray(good)
+    corrupt[-1] ^= 0xFF  # the CRC covers the records
+    big = build_batch([Record(b"k", b"x" * 5000, (), T0)])
+    future = build_batch([Record(b"k", b"v", (), int(time.time() * 1000) + 7_200_000)])
+    out = {"corrupt": plain(side.call(produce(name, bytes(corrupt)), 9)),
+           "too_large": plain(side.call(produce(name, big), 9)),
+           "future_timestamp": plain(side.call(produce(name, future), 9)),
+           "good": plain(side.call(produce(name, good), 9))}
+    for error in out["future_timestamp"]["responses"][0]["partition_responses"][0]["record_errors"]:
+        # the record's timestamp and the allowed range come from each broker's clock
+        error["batch_index_error_message"] = re.sub(r"-?\d+", "<ms>", error["batch_index_error_message"])
+    return out
+
+
+@case
+def case_offset_for_leader_epoch(side, name):
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(3)), 9)
+    OE = OffsetForLeaderEpochRequest
+
+    def ask(epoch, current=-1, partition=0, topic=name):
+        return plain(side.call(OE(replica_id=-1, topics=[OE.OffsetForLeaderTopic(topic=topic, partitions=[
+            OE.OffsetForLeaderTopic.OffsetForLeaderPartition(partition=partition, current_leader_epoch=current,
+                                                             leader_epoch=epoch)])]), 4))
+    return {"epoch0": ask(0), "epoch5": ask(5), "fenced": ask(0, current=7),
+            "unknown_partition": ask(0, partition=3), "unknown_topic": ask(0, topic=name + "-none")}
+
+
+@case
+def case_offsets_by_topic_id(side, name):
+    """OffsetCommit and OffsetFetch v10 name topics by id (KIP-848's consumers; the Java
+    client uses them for classic groups too once it knows the ids)."""
+    side.create_topic(name, 2)
+    M = MetadataRequest
+    topic_id = side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                           allow_auto_topic_creation=False), 12).topics[0].topic_id
+    group = name + "-g"
+    find_coordinator(side, group)
+    OC, OF = OffsetCommitRequest, OffsetFetchRequest
+
+    def commit(tid, offset=3):
+        return plain(side.call(OC(group_id=group, generation_id_or_member_epoch=-1, member_id="",
+                                  group_instance_id=None, topics=[OC.OffsetCommitRequestTopic(
+                                      topic_id=tid, partitions=[
+                                          OC.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                                              partition_index=0, committed_offset=offset,
+                                              committed_leader_epoch=-1, committed_metadata="m")])]),
+                               10))
+
+    def fetch_offsets(tid=None):
+        topics = None if tid is None else [OF.OffsetFetchRequestGroup.OffsetFetchRequestTopics(
+            topic_id=tid, partition_indexes=[0, 1])]
+        return plain(side.call(OF(groups=[OF.OffsetFetchRequestGroup(
+            group_id=group, member_id=None, member_epoch=-1, topics=topics)], require_stable=False), 10))
+    unknown = uuid.uuid4()
+    return {"commit": commit(topic_id), "commit_unknown_id": commit(unknown),
+            "fetch": fetch_offsets(topic_id), "fetch_unknown_id": fetch_offsets(unknown),
+            "fetch_all": fetch_offsets(),
+            "fetch_by_name_v9": plain(side.call(offset_fetch(group, name), 9))}
+
+
+@case
+def case_api_versions_features(side, name):
+    """ApiVersions v3/v4 apart from the API list (compared by test_api_versions_are_within_kafkas)."""
+    request = ApiVersionsRequest(client_software_name="odradek-oracle", client_software_version="1")
+    return {f"v{v}": plain(side.call(request, v)) | {"api_keys": None} for v in (3, 4)}
+
+
+@case
+def case_fetch_across_versions(side, name):
+    """The same records through Fetch v4 to v18: compressed and plain batches, a small
+    max_bytes (KIP-74: the first batch comes whole), read_committed, topic ids from v13."""
+    from kafka.record import MemoryRecordsBuilder
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(4)), 9)
+    builder = MemoryRecordsBuilder(magic=2, compression_type=1, batch_size=1 << 20)  # gzip
+    for i in range(3):
+        builder.append(timestamp=T0 + 10_000 + i, key=b"gz%d" % i, value=b"v" * 50, headers=[])
+    builder.close()
+    side.call(produce(name, builder.buffer()), 9)
+    M = MetadataRequest
+    topic_id = side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                           allow_auto_topic_creation=False), 12).topics[0].topic_id
+    out = {}
+    for version in (4, 7, 11, 12, 13, 16, 17, 18):
+        request = fetch(name, 0)
+        if version >= 13:
+            request.topics[0].topic_id = topic_id
+        out[f"v{version}"] = fetch_summary(side.call(request, version))
+    small = fetch(name, 1)
+    small.max_bytes = small.topics[0].partitions[0].partition_max_bytes = 10
+    out["small_max_bytes"] = fetch_summary(side.call(small, 12))
+    committed = fetch(name, 0)
+    committed.isolation_level = 1
+    out["read_committed"] = fetch_summary(side.call(committed, 12))
+    unknown_id = fetch(name, 0)
+    unknown_id.topics[0].topic_id = uuid.uuid4()
+    out["unknown_topic_id"] = fetch_summary(side.call(unknown_id, 13))
+    return out
+
+
+@case
+def case_api_versions_newer_than_served(side, name):
+    """KIP-511: an ApiVersions request newer than the broker's is answered, in a v0 body,
+    with UNSUPPORTED_VERSION and the versions served, and the connection stays open."""
+    import struct
+
+    from kafka.protocol.metadata import ApiVersionsResponse
+
+    from odradek.broker.client import recv_frame
+    client = b"oracle"
+    header = struct.pack(">hhih", 18, 127, 7, len(client)) + client + b"\x00"
+    body = b"\x07oracle\x021\x00"  # v3+ body: compact client software name and version
+    side.conn.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    frame = recv_frame(side.conn.sock)
+    answer = plain(ApiVersionsResponse.decode(frame[4:], version=0))
+    return {"correlation_id": struct.unpack_from(">i", frame)[0],
+            "error_code": answer["error_code"],
+            "api_versions_lists_itself": any(k["api_key"] == 18 for k in answer["api_keys"]),
+            "still_open": plain(side.call(ApiVersionsRequest(), 0))["error_code"]}
+
+
+@case
+def case_produce_keyless_to_compacted_topic(side, name):
+    """A compacted topic refuses a record without a key, in a plain or compressed batch."""
+    from kafka.record import MemoryRecordsBuilder
+    side.create_topic(name, 1, {"cleanup.policy": "compact"})
+    keyless = build_batch([Record(b"k0", b"v", (), T0), Record(None, b"v", (), T0 + 1),
+                           Record(b"k2", b"v", (), T0 + 2)])
+    builder = MemoryRecordsBuilder(magic=2, compression_type=1, batch_size=1 << 20)  # gzip
+    builder.append(timestamp=T0, key=None, value=b"v", headers=[])
+    builder.close()
+    return {"plain": plain(side.call(produce(name, keyless), 9)),
+            "gzip": plain(side.call(produce(name, builder.buffer()), 9)),
+            "keyed": plain(side.call(produce(name, batch(2)), 9)),
+            "offsets": plain(side.call(list_offsets(name, -1), 8))}
+
+
+@case
+def case_metadata_by_topic_id(side, name):
+    side.create_topic(name, 1)
+    M = MetadataRequest
+    topic_id = side.call(M(topics=[M.MetadataRequestTopic(name=name)],
+                           allow_auto_topic_creation=False), 12).topics[0].topic_id
+    return {f"v{v}-{label}": plain(side.call(M(topics=[M.MetadataRequestTopic(name=None, topic_id=tid)],
+                                               allow_auto_topic_creation=False), v)) | {"brokers": None}
+            for v in (12, 13) for label, tid in (("known", topic_id), ("unknown", uuid.uuid4()))}
+
+
+@case
+def case_list_groups_filters(side, name):
+    group = name + "-g"
+    find_coordinator(side, group)
+    side.create_topic(name, 1)
+    side.call(offset_commit(group, name), 9)
+    LG = ListGroupsRequest
+
+    def listed(states, types, version=5):
+        return [g for g in plain(side.call(LG(states_filter=states, types_filter=types), version))
+                ["groups"] if g["group_id"].startswith(name)]
+    return {"all": listed([], []), "classic": listed([], ["classic"]), "consumer": listed([], ["consumer"]),
+            "empty": listed(["Empty"], []), "stable": listed(["Stable"], []),
+            "mixed_case": listed(["empty"], ["Classic"]), "v3": listed([], [], 3)}
+
+
+@case
+def case_static_membership(side, name):
+    """group_instance_id (KIP-345): a static member joins without MEMBER_ID_REQUIRED, a
+    restart with the same instance id takes the old member's place, and LeaveGroup by
+    instance id removes it."""
+    group = name + "-g"
+    find_coordinator(side, group)
+    J = JoinGroupRequest
+
+    def join_static(member="", instance="i-1"):
+        return plain(side.call(J(group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
+                                 member_id=member, group_instance_id=instance, protocol_type="consumer",
+                                 protocols=[J.JoinGroupRequestProtocol(name="range", metadata=b"\x00\x01")],
+                                 reason=None), 9))
+    out = {"join": join_static()}
+    member = out["join"]["member_id"]
+    S = SyncGroupRequest
+    out["sync"] = plain(side.call(S(group_id=group, generation_id=out["join"]["generation_id"],
+                                    member_id=member, group_instance_id="i-1", protocol_type="consumer",
+                                    protocol_name="range", assignments=[S.SyncGroupRequestAssignment(
+                                        member_id=member, assignment=b"\x00\x03")]), 5))
+    out["rejoin_as_restarted"] = join_static()
+    out["old_member_heartbeat"] = plain(side.call(HeartbeatRequest(
+        group_id=group, generation_id=out["join"]["generation_id"], member_id=member,
+        group_instance_id="i-1"), 4))
+    out["described"] = describe_groups(side, group)
+    L = LeaveGroupRequest
+    out["leave_unknown_instance"] = plain(side.call(L(group_id=group, members=[L.MemberIdentity(
+        member_id="", group_instance_id="i-9", reason=None)]), 5))
+    out["leave"] = plain(side.call(L(group_id=group, members=[L.MemberIdentity(
+        member_id="", group_instance_id="i-1", reason=None)]), 5))
+    out["after_leave"] = describe_groups(side, group)
+    return out
+
+
+def _now_masked(value, now_ms: int):
+    """`value` with every integer within ten minutes of `now_ms` replaced by "<now>"."""
+    if isinstance(value, dict):
+        return {k: _now_masked(v, now_ms) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_now_masked(v, now_ms) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value - now_ms) < 600_000:
+        return "<now>"
+    return value
+
+
+@case
+def case_log_append_time_topic(side, name):
+    """message.timestamp.type=LogAppendTime: the broker's clock stamps each batch; the
+    produce answer and the fetched records carry it (masked: the clocks differ)."""
+    side.create_topic(name, 1, {"message.timestamp.type": "LogAppendTime"})
+    now = int(time.time() * 1000)
+    out = {"produce": plain(side.call(produce(name, batch(3)), 9)),
+           "fetch": fetch_summary(side.call(fetch(name, 0), 12)),
+           "by_time": plain(side.call(list_offsets(name, now - 60_000), 8)),
+           "max_timestamp": plain(side.call(list_offsets(name, -3), 8))}
+    return _now_masked(out, now)
+
+
+@case
+def case_group_protocol_mismatch_and_follower_sync(side, name):
+    """A member whose protocols share none with the group's (INCONSISTENT_GROUP_PROTOCOL),
+    and a rebalance of two members where the follower syncs before the leader."""
+    group = name + "-g"
+    find_coordinator(side, group)
+    first, second = joined_member(side, group)
+    leader = second["member_id"]
+    J = JoinGroupRequest
+    out = {"mismatch": plain(side.call(J(
+        group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000, member_id="",
+        group_instance_id=None, protocol_type="consumer",
+        protocols=[J.JoinGroupRequestProtocol(name="roundrobin-only", metadata=b"")], reason=None), 9))}
+    side.call(sync(group, second["generation_id"], leader), 5)
+    other = Side(side.name + "-2", side.bootstrap)
+    try:
+        follower_id = other.call(join(group), 9).member_id
+        other.send_only(join(group, follower_id), 9)  # waits for the leader to rejoin
+        rejoined = side.call(join(group, leader), 9)
+        follower_join = other.conn.receive(JoinGroupResponse, 9)
+        out["leader_rejoined"] = plain(rejoined)
+        out["follower_joined"] = plain(follower_join)
+        generation = rejoined.generation_id
+        other.send_only(sync(group, generation, follower_id, b""), 5)  # waits for the leader's
+        S = SyncGroupRequest
+        out["leader_sync"] = plain(side.call(S(
+            group_id=group, generation_id=generation, member_id=leader, group_instance_id=None,
+            protocol_type="consumer", protocol_name="range", assignments=[
+                S.SyncGroupRequestAssignment(member_id=leader, assignment=b"\x00\x0a"),
+                S.SyncGroupRequestAssignment(member_id=follower_id, assignment=b"\x00\x0b")]), 5))
+        out["follower_sync"] = plain(other.conn.receive(SyncGroupResponse, 5))
+        out["stable"] = describe_groups(side, group)
+    finally:
+        other.close()
+    return out
+
+
+@case
+def case_fetch_sessions(side, name):
+    """KIP-227: a fetch with session epoch 0 asks for a session; one naming a session the
+    broker never gave is FETCH_SESSION_ID_NOT_FOUND."""
+    side.create_topic(name, 1)
+    side.call(produce(name, batch(2)), 9)
+    open_session = fetch(name, 0)
+    open_session.session_epoch = 0
+    out = {"open": fetch_summary(side.call(open_session, 12))}
+    out["open"]["session_id"] = "opened" if out["open"]["session_id"] else "declined"
+    unknown = fetch(name, 0)
+    unknown.session_id, unknown.session_epoch = 123456, 1
+    out["unknown_session"] = fetch_summary(side.call(unknown, 12))
+    return out
+
+
+@case
+def case_produce_acks0_failure_closes_the_connection(side, name):
+    """acks=0 has no answer to carry an error: a failed partition closes the connection,
+    which makes the client refresh its metadata."""
+    side.create_topic(name, 1)
+    out = {}
+    for label, topic in (("good", name), ("unknown_partition_topic", name + "-none")):
+        side.send_only(produce(topic, batch(1), acks=0), 9)
+        try:
+            out[label] = plain(side.call(list_offsets(name, -1), 8))
+        except ConnectionError:
+            out[label] = "connection closed"
+        side.reconnect()
+    return out
