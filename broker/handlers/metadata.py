@@ -101,6 +101,6 @@ async def handle(ctx, request):
             if topic is None and allow_create:
                 broker.create_topic_in_background(NewTopic(t.name))
             topics.append(topic_metadata(broker, topic) if topic else _error_topic(unknown, t.name))
-    return R(throttle_time_ms=0, error_code=0, brokers=broker_list(broker, ctx.listener_name),
+    return R(throttle_time_ms=0, error_code=ErrorCode.NONE, brokers=broker_list(broker, ctx.listener_name),
              cluster_id=broker.cluster_id, controller_id=broker.controller_id if ready else -1,
              topics=topics, authorized_operations=None)
