@@ -85,6 +85,7 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
         for fp in partitions:
             result = FetchPartition(fp.partition, aborted_transactions=[] if read_committed else None)
             topic.partitions.append(result)
+            follower = False
             try:
                 if name is None:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")

@@ -41,8 +41,8 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     42: "DeleteGroups v3 adds a per-group error message; kafka-python, the codec, stops at v2.",
     (17, 36): "SASL is not served yet: PLAINTEXT listeners only.",
     (24, 25, 26, 27, 28, 65, 66): "Transactions are not built yet (idempotent producers are).",
-    (29, 30, 31): "ACLs are not built yet.",
-    (34, 35): "Log directory APIs are not served yet (kafka-log-dirs).",
+    34: "AlterReplicaLogDirs is not served yet: each node has one log directory.",
+    35: "DescribeLogDirs v5 adds is_cordoned (cordoned log directories), not built.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
     (43, 45, 46): "Leader election and partition reassignment are not served yet.",
     (48, 49, 50, 51): "Client quotas and SCRAM credentials are not built.",
@@ -52,7 +52,6 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     (68, 69): "The consumer group protocol of KIP-848 is not built yet (classic groups are).",
     (71, 72): "Client telemetry (KIP-714) is not collected.",
     (74,): "ListConfigResources is not served yet.",
-    (75,): "DescribeTopicPartitions: being built on the kafka-peer branch.",
     (76, 77, 78, 79, 83, 84, 85, 86, 87, 90, 91, 92): "Share groups (KIP-932) are not built yet.",
     (88, 89, 93): "Streams groups (KIP-1071) are not built.",
 }
