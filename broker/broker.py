@@ -28,6 +28,7 @@ from odradek.replication.controller import Controller, LocalMetadataLog
 from odradek.replication.metadata import MetadataImage
 from odradek.replication.quorum import RaftMetadataLog
 from odradek.replication.raft import RaftConfig
+from odradek.replication.tasks import Supervisor
 from odradek.storage.io import FaultyIO
 
 log = structlog.get_logger(__name__)
@@ -143,7 +144,7 @@ class Broker:
         self.registered = asyncio.Event()
         self.lease: Lease | None = None  # a cluster node's, see Lease
         self._producer_ids: range = range(0)
-        self._tasks: list[asyncio.Task] = []
+        self.tasks = Supervisor("broker")
 
     @property
     def cluster_id(self) -> str | None:
@@ -191,7 +192,7 @@ class Broker:
         self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir,
                                        controller=self.controller, io=faults and faults[0])
         if faults:
-            self._tasks.append(asyncio.get_running_loop().create_task(poll_test_faults(*faults)))
+            self.tasks.spawn("test_faults", lambda: poll_test_faults(*faults))
         self.controller.subscribers.append(self.replicas.on_metadata)
         self.controller.subscribers.append(self._check_cluster_id)
         self.groups = GroupCoordinator(self)
@@ -205,12 +206,11 @@ class Broker:
             if endpoints[listener.name][1] == 0:
                 endpoints[listener.name] = (endpoints[listener.name][0],
                                             server.sockets[0].getsockname()[1])
-        loop = asyncio.get_running_loop()
         if self.config.voters:
             self.lease = Lease(self.groups, self.image, self.config["broker.session.timeout.ms"])
             self.controller.subscribers.append(self.lease.on_metadata)
-            self._tasks.append(loop.create_task(self._register_and_heartbeat(endpoints)))
-            self._tasks.append(loop.create_task(self.controller.run_fencing()))
+            self.tasks.spawn("register_and_heartbeat", lambda: self._register_and_heartbeat(endpoints))
+            self.tasks.spawn("fencing", self.controller.run_fencing)
         else:
             await self.controller.register_broker(self.node_id, endpoints,
                                                   cluster_id=self.meta.cluster_id)
@@ -272,8 +272,7 @@ class Broker:
                 await asyncio.wait_for(self.controller.controlled_shutdown(self.node_id), 2.0)
             except (KafkaError, TimeoutError) as e:
                 log.warning("controlled_shutdown_failed", node_id=self.node_id, error=str(e))
-        for task in self._tasks:
-            task.cancel()
+        self.tasks.cancel()
         if self.lease is not None:
             self.lease.close()
         for server in self.servers:

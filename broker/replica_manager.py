@@ -35,6 +35,7 @@ from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.fetcher import ReplicaFetcher, truncation_offset
 from odradek.replication.isr import IsrState
 from odradek.replication.metadata import TOPIC, ConfigRecord, MetadataImage
+from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
 from odradek.storage.producer_state import (
@@ -120,7 +121,7 @@ class ReplicaManager:
         # partition (is_leader False also when it no longer hosts it): the group
         # coordinator loads and unloads its __consumer_offsets partitions from this.
         self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
-        self._background: list[asyncio.Task] = []
+        self.tasks = Supervisor("replica_manager")
         self.following_image = False  # see start()
 
     # -- following the metadata image ------------------------------------------
@@ -133,11 +134,10 @@ class ReplicaManager:
             self.following_image = True
             self.sync_with_image()
 
-        loop = asyncio.get_running_loop()
-        self._background = [loop.create_task(follow_when_caught_up()),
-                            loop.create_task(self.log_manager.run()),
-                            loop.create_task(self._expire_producers()),
-                            loop.create_task(self._maintain_isr())]
+        self.tasks.spawn("follow_image", follow_when_caught_up)
+        self.tasks.spawn("log_manager", self.log_manager.run)
+        self.tasks.spawn("expire_producers", self._expire_producers)
+        self.tasks.spawn("maintain_isr", self._maintain_isr)
 
     async def _expire_producers(self) -> None:
         """Forget producers idle for producer.id.expiration.ms (Kafka's check runs periodically)."""
@@ -380,10 +380,18 @@ class ReplicaManager:
                     continue
                 new_isr = state.proposed_isr(now)
                 if new_isr is not None:
-                    asyncio.get_running_loop().create_task(self._alter_isr(p, state, new_isr))
+                    log.info("isr_change", topic=p.topic, partition=p.index, isr=state.isr,
+                             proposed=new_isr)
+                    self.tasks.spawn(f"alter_isr {p.topic}-{p.index}",
+                                     lambda p=p, state=state, new_isr=new_isr:
+                                     self._alter_isr(p, state, new_isr))
 
     async def _alter_isr(self, p: Partition, state: IsrState, new_isr: list[int]) -> None:
-        log.info("isr_change", topic=p.topic, partition=p.index, isr=state.isr, proposed=new_isr)
+        """Send one ISR change; supervised, so a failure is retried while it still applies
+        (the state keeps the change pending until an answer comes: a lost one would
+        stop every later change of this partition)."""
+        if p.isr_state is not state or state.pending_isr != new_isr:
+            return  # leadership or the ISR moved on meanwhile: nothing to retry
         try:
             epoch = await self.controller.alter_partition(p.topic_id, p.index, self.node_id,
                                                           state.leader_epoch, state.partition_epoch,
@@ -469,8 +477,7 @@ class ReplicaManager:
                 p.waiters.discard(fut)
 
     async def close(self) -> None:
-        for task in self._background:
-            task.cancel()
+        await self.tasks.close()
         for fetcher in self.fetchers.values():
             fetcher.close()
         for p in self.partitions.values():
