@@ -20,6 +20,7 @@ from odradek.broker import config as cfg
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
+from odradek.broker.loop_lag import LoopLagMonitor
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import start_listeners
@@ -145,6 +146,7 @@ class Broker:
         self.lease: Lease | None = None  # a cluster node's, see Lease
         self._producer_ids: range = range(0)
         self.tasks = Supervisor("broker")
+        self.loop_lag = LoopLagMonitor()  # loop_lag.max_lag_ms(): the longest stall in a minute
 
     @property
     def cluster_id(self) -> str | None:
@@ -218,6 +220,7 @@ class Broker:
         for server, listener in zip(self.servers, self.config.listeners, strict=True):
             host, port = server.sockets[0].getsockname()[:2]
             log.info("listening", listener=listener.name, address=f"{host}:{port}")
+        self.tasks.spawn("loop_lag", self.loop_lag.run)
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
                  voters=sorted(self.config.voters) or None)
 

@@ -65,6 +65,9 @@ class Partition:
     waiters: set = field(default_factory=set)  # futures of fetches waiting for new data
     # (last offset, future) of acks=-1 produces, in offset order: appends add them in order
     hw_waiters: collections.deque = field(default_factory=collections.deque)
+    # The newest producer-state snapshot write (in a thread): the next waits for it, and a
+    # truncation does, so no snapshot lands above a log end it just cut.
+    snapshot_write: asyncio.Task | None = None
 
     def wake(self) -> None:
         for fut in self.waiters:
@@ -334,9 +337,9 @@ class ReplicaManager:
         except (rec.RecordError, KafkaStorageError, ProducerStateError) as e:
             raise _error_of(e) from None
         if p.log.segments[-1] is not active_segment:
-            # Rolled: snapshot the state as of the new segment's start, so recovery
-            # replays at most one segment's batch headers.
-            p.producer_state.take_snapshot(result.base_offset)
+            # Rolled: snapshot the state as of the new segment's start (Kafka's roll does),
+            # so recovery replays at most one segment's batch headers.
+            self._snapshot_producer_state(p, result.base_offset)
         (header,) = headers
         if header.producer_id >= 0:
             p.producer_state.update(header, result.base_offset, self.clock_ms())
@@ -345,6 +348,19 @@ class ReplicaManager:
         else:
             p.wake()  # followers long-polling for new data
         return p, result
+
+    def _snapshot_producer_state(self, p: Partition, offset: int) -> None:
+        """Copy the producer state now; write it (two fsyncs) in a thread, in order."""
+        data = p.producer_state.snapshot_data(offset)
+        state, previous, io = p.producer_state, p.snapshot_write, self.log_manager.io
+
+        async def write() -> None:
+            if previous is not None:
+                await previous
+            await asyncio.get_running_loop().run_in_executor(
+                None, state.write_snapshot, offset, data, io)
+        p.snapshot_write = self.tasks.spawn(f"producer_snapshot {p.topic}-{p.index}", write,
+                                            retries=2)
 
     @staticmethod
     def is_committed(partition: Partition, result) -> bool:
@@ -414,9 +430,12 @@ class ReplicaManager:
         epoch = p.log.leader_epoch_cache.latest_epoch if p is not None else None
         return -1 if epoch is None else epoch
 
-    def truncate_follower(self, topic: str, index: int, requested_epoch: int, leader_epoch: int,
-                          leader_end_offset: int) -> None:
-        """Cut a follower's log where the leader's answer about our latest epoch says."""
+    async def truncate_follower(self, topic: str, index: int, requested_epoch: int,
+                                leader_epoch: int, leader_end_offset: int) -> None:
+        """Cut a follower's log where the leader's answer about our latest epoch says.
+
+        The cut is immediate; the leader-epoch file and the producer-state replay run in
+        threads, and this returns once they are done, before the fetcher goes on."""
         p = self.partitions.get((topic, index))
         if p is None or p.isr_state is not None:
             return
@@ -427,14 +446,28 @@ class ReplicaManager:
             return
         log.info("follower_truncate", topic=topic, partition=index,
                  log_end_offset=p.log.log_end_offset, truncate_to=end_offset)
-        p.log.truncate_to(end_offset)
-        p.producer_state = self._load_producer_state(p.log)
+        if p.snapshot_write is not None:
+            await p.snapshot_write
+        await p.log.truncate_to_async(end_offset)
+        await self._reload_producer_state(p)
 
-    def handle_out_of_range(self, topic: str, index: int, leader_log_start: int) -> None:
+    async def handle_out_of_range(self, topic: str, index: int, leader_log_start: int) -> None:
         p = self.partitions.get((topic, index))
         if p is not None and p.isr_state is None and p.log.log_end_offset < leader_log_start:
-            p.log.truncate_fully_and_start_at(leader_log_start)
-            p.producer_state = self._load_producer_state(p.log)
+            if p.snapshot_write is not None:
+                await p.snapshot_write
+            await p.log.truncate_fully_and_start_at_async(leader_log_start)
+            await self._reload_producer_state(p)
+
+    async def _reload_producer_state(self, p: Partition) -> None:
+        """Rebuild the producer state from the log (a replay of batch headers) in a thread;
+        batches appended meanwhile are replayed after it, here."""
+        end = p.log.log_end_offset
+        state = await asyncio.get_running_loop().run_in_executor(
+            None, self._load_producer_state, p.log)
+        if p.log.log_end_offset > end:
+            state.replay(iter_log_headers(p.log, end), self.clock_ms())
+        p.producer_state = state
 
     def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int) -> None:
         p = self.partitions.get((topic, index))
