@@ -436,8 +436,8 @@ class ReplicaManager:
 
         The cut is immediate; the leader-epoch file and the producer-state replay run in
         threads, and this returns once they are done, before the fetcher goes on."""
-        p = self.partitions.get((topic, index))
-        if p is None or p.isr_state is not None:
+        p = await self._follower_after_snapshots(topic, index)
+        if p is None:
             return
         end_offset = truncation_offset(requested_epoch, leader_epoch, leader_end_offset,
                                        lambda epoch: p.log.end_offset_for_epoch(epoch)[1],
@@ -446,22 +446,30 @@ class ReplicaManager:
             return
         log.info("follower_truncate", topic=topic, partition=index,
                  log_end_offset=p.log.log_end_offset, truncate_to=end_offset)
-        if p.snapshot_write is not None:
-            await p.snapshot_write
         await p.log.truncate_to_async(end_offset)
         await self._reload_producer_state(p)
 
     async def handle_out_of_range(self, topic: str, index: int, leader_log_start: int) -> None:
-        p = self.partitions.get((topic, index))
-        if p is not None and p.isr_state is None and p.log.log_end_offset < leader_log_start:
-            if p.snapshot_write is not None:
-                await p.snapshot_write
+        p = await self._follower_after_snapshots(topic, index)
+        if p is not None and p.log.log_end_offset < leader_log_start:
             await p.log.truncate_fully_and_start_at_async(leader_log_start)
             await self._reload_producer_state(p)
 
+    async def _follower_after_snapshots(self, topic: str, index: int) -> Partition | None:
+        """The partition if this node follows it, once its snapshot writes (from when it
+        led) are done: a truncation must not have one land above the log end it cuts."""
+        p = self.partitions.get((topic, index))
+        if p is not None and p.snapshot_write is not None:
+            await p.snapshot_write
+            p = self.partitions.get((topic, index))
+        return p if p is not None and p.isr_state is None else None
+
     async def _reload_producer_state(self, p: Partition) -> None:
         """Rebuild the producer state from the log (a replay of batch headers) in a thread;
-        batches appended meanwhile are replayed after it, here."""
+        batches appended meanwhile are replayed after it, here. The thread reads through
+        file slices of a log that hardly anything else touches meanwhile: consumers read
+        leaders and this follower's fetcher awaits the replay (only a flush.* fsync may
+        hold one of its segments at the same time)."""
         end = p.log.log_end_offset
         state = await asyncio.get_running_loop().run_in_executor(
             None, self._load_producer_state, p.log)
