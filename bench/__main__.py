@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["storage", "zerocopy", "produce", "cluster", "testing"]
+MODULES = ["storage", "zerocopy", "produce", "cluster", "testing", "loop_lag"]
 
 
 def main(argv: list[str]) -> int:

@@ -23,6 +23,7 @@ from odradek.broker import config as cfg
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
+from odradek.broker.loop_lag import LoopLagMonitor
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import (
@@ -34,6 +35,7 @@ from odradek.broker.server import (
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.controller import Controller, LocalMetadataLog, NewTopic
 from odradek.replication.metadata import MetadataImage
+from odradek.replication.tasks import Supervisor
 from odradek.storage.io import FaultyIO
 
 log = structlog.get_logger(__name__)
@@ -158,7 +160,8 @@ class Broker:
         self._producer_ids: range = range(0)
         self._allocating: asyncio.Task | None = None  # a block of producer ids on its way
         self._creating: dict[str, asyncio.Task] = {}  # topics being created in the background
-        self._tasks: list[asyncio.Task] = []
+        self.tasks = Supervisor("broker")
+        self.loop_lag = LoopLagMonitor()  # loop_lag.max_lag_ms(): the longest stall in a minute
         self.faults = None  # odradek.testing.faults.Faults on a node started by odradek.testing
 
     @property
@@ -212,7 +215,7 @@ class Broker:
         self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir,
                                        controller=self.controller, io=faults and faults[0])
         if faults:
-            self._tasks.append(asyncio.get_running_loop().create_task(poll_test_faults(*faults)))
+            self.tasks.spawn("test_faults", lambda: poll_test_faults(*faults))
         self.controller.subscribers.append(self.replicas.on_metadata)
         self.controller.subscribers.append(self._check_cluster_id)
         self.groups = GroupCoordinator(self)
@@ -220,20 +223,19 @@ class Broker:
         await self.metadata_log.start()
         self.replicas.start(self.metadata_log.caught_up)
         self.servers = await start_listeners(self)
-        self._tasks.append(asyncio.get_running_loop().create_task(close_idle_connections(self)))
+        self.tasks.spawn("close_idle_connections", lambda: close_idle_connections(self))
         endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         # A port of 0 binds an ephemeral port; advertise the one we got.
         for server, listener in zip(self.servers, self.config.listeners, strict=True):
             if endpoints[listener.name][1] == 0:
                 endpoints[listener.name] = (endpoints[listener.name][0],
                                             server.sockets[0].getsockname()[1])
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._become_ready()))
+        self.tasks.spawn("become_ready", self._become_ready)
         if self.config.voters:
             self.lease = Lease(self.groups, self.image, self.config["broker.session.timeout.ms"])
             self.controller.subscribers.append(self.lease.on_metadata)
-            self._tasks.append(loop.create_task(self._register_and_heartbeat(endpoints)))
-            self._tasks.append(loop.create_task(self.controller.run_fencing()))
+            self.tasks.spawn("register_and_heartbeat", lambda: self._register_and_heartbeat(endpoints))
+            self.tasks.spawn("fencing", self.controller.run_fencing)
         else:
             await self.controller.register_broker(self.node_id, endpoints,
                                                   cluster_id=self.meta.cluster_id)
@@ -245,6 +247,7 @@ class Broker:
             log.warning("listener_shared_with_clients", listeners=sorted(self.config.internode_listeners),
                         hint="clients can send inter-node requests here; give other nodes a listener "
                              "of their own (inter.broker.listener.name) and the voters its port")
+        self.tasks.spawn("loop_lag", self.loop_lag.run)
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
                  voters=sorted(self.config.voters) or None)
 
@@ -349,8 +352,7 @@ class Broker:
                 await asyncio.wait_for(self.controller.controlled_shutdown(self.node_id), 2.0)
             except (KafkaError, TimeoutError) as e:
                 log.warning("controlled_shutdown_failed", node_id=self.node_id, error=str(e))
-        for task in self._tasks:
-            task.cancel()
+        self.tasks.cancel()
         if self.lease is not None:
             self.lease.close()
         for server in self.servers:

@@ -35,6 +35,7 @@ from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.fetcher import ReplicaFetcher, truncation_offset
 from odradek.replication.isr import IsrState
 from odradek.replication.metadata import TOPIC, ConfigRecord, MetadataImage
+from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
 from odradek.storage.producer_state import (
@@ -66,6 +67,9 @@ class Partition:
     hw_waiters: collections.deque = field(default_factory=collections.deque)
     # (offset, future) of DeleteRecords waiting for every live replica's log start offset
     low_watermark_waiters: list = field(default_factory=list)
+    # The newest producer-state snapshot write (in a thread): the next waits for it, and a
+    # truncation does, so no snapshot lands above a log end it just cut.
+    snapshot_write: asyncio.Task | None = None
 
     def wake(self) -> None:
         for fut in self.waiters:
@@ -123,7 +127,7 @@ class ReplicaManager:
         # partition (is_leader False also when it no longer hosts it): the group
         # coordinator loads and unloads its __consumer_offsets partitions from this.
         self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
-        self._background: list[asyncio.Task] = []
+        self.tasks = Supervisor("replica_manager")
         self.following_image = False  # see start()
 
     # -- following the metadata image ------------------------------------------
@@ -136,11 +140,10 @@ class ReplicaManager:
             self.following_image = True
             self.sync_with_image()
 
-        loop = asyncio.get_running_loop()
-        self._background = [loop.create_task(follow_when_caught_up()),
-                            loop.create_task(self.log_manager.run()),
-                            loop.create_task(self._expire_producers()),
-                            loop.create_task(self._maintain_isr())]
+        self.tasks.spawn("follow_image", follow_when_caught_up)
+        self.tasks.spawn("log_manager", self.log_manager.run)
+        self.tasks.spawn("expire_producers", self._expire_producers)
+        self.tasks.spawn("maintain_isr", self._maintain_isr)
 
     async def _expire_producers(self) -> None:
         """Forget producers idle for producer.id.expiration.ms (Kafka's check runs periodically)."""
@@ -342,9 +345,9 @@ class ReplicaManager:
         except (rec.RecordError, KafkaStorageError, ProducerStateError) as e:
             raise _error_of(e) from None
         if p.log.segments[-1] is not active_segment:
-            # Rolled: snapshot the state as of the new segment's start, so recovery
-            # replays at most one segment's batch headers.
-            p.producer_state.take_snapshot(result.base_offset)
+            # Rolled: snapshot the state as of the new segment's start (Kafka's roll does),
+            # so recovery replays at most one segment's batch headers.
+            self._snapshot_producer_state(p, result.base_offset)
         (header,) = headers
         if header.producer_id >= 0:
             p.producer_state.update(header, result.base_offset, self.clock_ms())
@@ -353,6 +356,19 @@ class ReplicaManager:
         else:
             p.wake()  # followers long-polling for new data
         return p, result
+
+    def _snapshot_producer_state(self, p: Partition, offset: int) -> None:
+        """Copy the producer state now; write it (two fsyncs) in a thread, in order."""
+        data = p.producer_state.snapshot_data(offset)
+        state, previous, io = p.producer_state, p.snapshot_write, self.log_manager.io
+
+        async def write() -> None:
+            if previous is not None:
+                await previous
+            await asyncio.get_running_loop().run_in_executor(
+                None, state.write_snapshot, offset, data, io)
+        p.snapshot_write = self.tasks.spawn(f"producer_snapshot {p.topic}-{p.index}", write,
+                                            retries=2)
 
     @staticmethod
     def is_committed(partition: Partition, result) -> bool:
@@ -437,10 +453,18 @@ class ReplicaManager:
                     continue
                 new_isr = state.proposed_isr(now)
                 if new_isr is not None:
-                    asyncio.get_running_loop().create_task(self._alter_isr(p, state, new_isr))
+                    log.info("isr_change", topic=p.topic, partition=p.index, isr=state.isr,
+                             proposed=new_isr)
+                    self.tasks.spawn(f"alter_isr {p.topic}-{p.index}",
+                                     lambda p=p, state=state, new_isr=new_isr:
+                                     self._alter_isr(p, state, new_isr))
 
     async def _alter_isr(self, p: Partition, state: IsrState, new_isr: list[int]) -> None:
-        log.info("isr_change", topic=p.topic, partition=p.index, isr=state.isr, proposed=new_isr)
+        """Send one ISR change; supervised, so a failure is retried while it still applies
+        (the state keeps the change pending until an answer comes: a lost one would
+        stop every later change of this partition)."""
+        if p.isr_state is not state or state.pending_isr != new_isr:
+            return  # leadership or the ISR moved on meanwhile: nothing to retry
         try:
             epoch = await self.controller.alter_partition(p.topic_id, p.index, self.node_id,
                                                           state.leader_epoch, state.partition_epoch,
@@ -463,11 +487,14 @@ class ReplicaManager:
         epoch = p.log.leader_epoch_cache.latest_epoch if p is not None else None
         return -1 if epoch is None else epoch
 
-    def truncate_follower(self, topic: str, index: int, requested_epoch: int, leader_epoch: int,
-                          leader_end_offset: int) -> None:
-        """Cut a follower's log where the leader's answer about our latest epoch says."""
-        p = self.partitions.get((topic, index))
-        if p is None or p.isr_state is not None:
+    async def truncate_follower(self, topic: str, index: int, requested_epoch: int,
+                                leader_epoch: int, leader_end_offset: int) -> None:
+        """Cut a follower's log where the leader's answer about our latest epoch says.
+
+        The cut is immediate; the leader-epoch file and the producer-state replay run in
+        threads, and this returns once they are done, before the fetcher goes on."""
+        p = await self._follower_after_snapshots(topic, index)
+        if p is None:
             return
         end_offset = truncation_offset(requested_epoch, leader_epoch, leader_end_offset,
                                        lambda epoch: p.log.end_offset_for_epoch(epoch)[1],
@@ -476,14 +503,38 @@ class ReplicaManager:
             return
         log.info("follower_truncate", topic=topic, partition=index,
                  log_end_offset=p.log.log_end_offset, truncate_to=end_offset)
-        p.log.truncate_to(end_offset)
-        p.producer_state = self._load_producer_state(p.log)
+        await p.log.truncate_to_async(end_offset)
+        await self._reload_producer_state(p)
 
-    def handle_out_of_range(self, topic: str, index: int, leader_log_start: int) -> None:
-        p = self.partitions.get((topic, index))
-        if p is not None and p.isr_state is None and p.log.log_end_offset < leader_log_start:
-            p.log.truncate_fully_and_start_at(leader_log_start)
+    async def handle_out_of_range(self, topic: str, index: int, leader_log_start: int) -> None:
+        p = await self._follower_after_snapshots(topic, index)
+        if p is not None and p.log.log_end_offset < leader_log_start:
+            await p.log.truncate_fully_and_start_at_async(leader_log_start)
+            # Nothing of the old log is left to replay: forget every producer and snapshot,
+            # as Kafka's truncateFullyAndStartAt does (a reload brought an old snapshot back).
             p.producer_state.truncate_fully()
+
+    async def _follower_after_snapshots(self, topic: str, index: int) -> Partition | None:
+        """The partition if this node follows it, once its snapshot writes (from when it
+        led) are done: a truncation must not have one land above the log end it cuts."""
+        p = self.partitions.get((topic, index))
+        if p is not None and p.snapshot_write is not None:
+            await p.snapshot_write
+            p = self.partitions.get((topic, index))
+        return p if p is not None and p.isr_state is None else None
+
+    async def _reload_producer_state(self, p: Partition) -> None:
+        """Rebuild the producer state from the log (a replay of batch headers) in a thread;
+        batches appended meanwhile are replayed after it, here. The thread reads through
+        file slices of a log that hardly anything else touches meanwhile: consumers read
+        leaders and this follower's fetcher awaits the replay (only a flush.* fsync may
+        hold one of its segments at the same time)."""
+        end = p.log.log_end_offset
+        state = await asyncio.get_running_loop().run_in_executor(
+            None, self._load_producer_state, p.log)
+        if p.log.log_end_offset > end:
+            state.replay(iter_log_headers(p.log, end), self.clock_ms())
+        p.producer_state = state
 
     def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int,
                            leader_log_start_offset: int = -1) -> None:
@@ -533,8 +584,7 @@ class ReplicaManager:
                 p.waiters.discard(fut)
 
     async def close(self) -> None:
-        for task in self._background:
-            task.cancel()
+        await self.tasks.close()
         for fetcher in self.fetchers.values():
             fetcher.close()
         for p in self.partitions.values():

@@ -138,7 +138,7 @@ class ReplicaFetcher:
                 p = self.partitions.get(key)
                 if p is None or result.error_code != ErrorCode.NONE or key not in requested:
                     continue
-                self.host.truncate_follower(t.topic, result.partition, requested[key],
+                await self.host.truncate_follower(t.topic, result.partition, requested[key],
                                             result.leader_epoch, result.end_offset)
                 p.truncated = True
 
@@ -174,7 +174,7 @@ class ReplicaFetcher:
                     continue
                 if data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                     p.truncated = False  # ask the leader again where we stand
-                    self.host.handle_out_of_range(t.topic, p.index, data.log_start_offset)
+                    await self.host.handle_out_of_range(t.topic, p.index, data.log_start_offset)
                 elif data.error_code == ErrorCode.NONE:
                     self.host.append_as_follower(t.topic, p.index, data.records, data.high_watermark,
                                                  data.log_start_offset)

@@ -39,6 +39,7 @@ from odradek.replication.raft import NotLeader, RaftConfig, RaftNode
 from odradek.replication.raft_codec import message_from_dict, message_to_dict
 from odradek.replication.raft_messages import AppendRequest, EntryKind, Ready
 from odradek.replication.raft_store import RaftStore
+from odradek.replication.tasks import Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +90,7 @@ class RaftMetadataLog:
         self.snapshot_bytes = snapshot_bytes
         self._bytes_since_snapshot = 0
         self._active_term = -1
-        self._task: asyncio.Task | None = None
+        self.tasks = Supervisor(f"raft node {node_id}")
         self.leader_changed = asyncio.Event()  # set (and cleared) whenever the leader changes
         self._known_leader: int | None = None
         self.caught_up = asyncio.Event()  # see the module docstring
@@ -103,15 +104,14 @@ class RaftMetadataLog:
             self._applied = self._snapshot_index = state.snapshot.last_index
         self.node = RaftNode(self.node_id, self.directory_id, self.voters, now_ms=_now_ms(),
                              rng=random.Random(), config=self.config, state=state)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self.tasks.spawn("driver", self._run)
 
     async def stop(self) -> None:
         """Hand leadership over if we have it, then stop (controlled shutdown)."""
         if self.node is not None and self.node.is_leader:
             self._inputs.put_nowait(("resign", None))
             await asyncio.sleep(self.config.heartbeat_interval_ms * 3 / 1000)
-        if self._task is not None:
-            self._task.cancel()
+        await self.tasks.close()
         for peer in [*self.raft_peers.values(), *self.peers.values()]:
             peer.close()
         self.store.close()
@@ -205,7 +205,9 @@ class RaftMetadataLog:
     async def _handle(self, ready: Ready) -> None:
         await asyncio.to_thread(self.store.apply, ready)
         for message in ready.messages:
-            asyncio.get_running_loop().create_task(self._send(message))
+            # Held and logged if a send fails unexpectedly, not retried: Raft retransmits
+            # from its current state, and an old message sent again late is only noise.
+            self.tasks.spawn(f"send to {message.to}", lambda m=message: self._send(m), retries=0)
         if ready.restore is not None:
             self.restore_image(self._decode(ready.restore.data), ready.restore.last_index)
             self._applied = self._snapshot_index = ready.restore.last_index

@@ -28,22 +28,9 @@ from odradek.replication.raft_codec import (
     snapshot_to_dict,
 )
 from odradek.replication.raft_messages import LogEntry, PersistentState, Ready
+from odradek.storage.checkpoint import write_atomically
 
 _HEAD = struct.Struct(">iI")
-
-
-def _replace(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _frame(entry: LogEntry) -> bytes:
@@ -91,7 +78,7 @@ class RaftStore:
     def apply(self, ready: Ready) -> None:
         """Persist what ``ready`` asks, in its order, and fsync."""
         if ready.snapshot is not None:
-            _replace(self.dir / "snapshot", json.dumps(snapshot_to_dict(ready.snapshot)).encode())
+            write_atomically(self.dir / "snapshot", json.dumps(snapshot_to_dict(ready.snapshot)).encode())
             self._drop_through(ready.snapshot.last_index)
         if ready.truncate_from is not None:
             self._truncate_from(ready.truncate_from)
@@ -106,7 +93,7 @@ class RaftStore:
         if ready.entries or ready.truncate_from is not None or ready.snapshot is not None:
             os.fsync(self._fd)
         if ready.hard_state is not None:
-            _replace(self.dir / "quorum-state", json.dumps(hard_state_to_dict(ready.hard_state)).encode())
+            write_atomically(self.dir / "quorum-state", json.dumps(hard_state_to_dict(ready.hard_state)).encode())
 
     def _truncate_from(self, index: int) -> None:
         keep = [p for p in self.positions if p[0] < index]
@@ -125,7 +112,7 @@ class RaftStore:
             os.lseek(self._fd, remaining[0][1], os.SEEK_SET)
             size = os.fstat(self._fd).st_size - remaining[0][1]
             data = os.read(self._fd, size)
-        _replace(self.log_path, data)
+        write_atomically(self.log_path, data)
         os.close(self._fd)
         self._fd = os.open(self.log_path, os.O_RDWR, 0o644)
         os.lseek(self._fd, 0, os.SEEK_END)

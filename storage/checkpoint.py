@@ -11,14 +11,20 @@ lines) and ``leader-epoch-checkpoint`` (one per partition, ``epoch offset``)::
 
 A write goes to ``<name>.tmp``, is fsynced, renamed over the old file, and the
 directory is fsynced, so a crash leaves either the old or the new file whole.
+``write_atomically`` is that write for every small file replaced whole: these
+checkpoints, producer-state snapshots and the Raft store's files. It blocks on two
+fsyncs: callers on the event loop run it in a thread (the flusher or an executor).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
+
+from odradek.storage.io import FileIO
 
 log = structlog.get_logger(__name__)
 
@@ -30,17 +36,38 @@ class CheckpointError(ValueError):
     pass
 
 
-def write_checkpoint(path: Path, rows: list[tuple]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    text = f"{VERSION}\n{len(rows)}\n" + "".join(" ".join(map(str, r)) + "\n" for r in rows)
+def write_atomically(path: Path, data: bytes, *, io: FileIO | None = None,
+                     tmp_name: str | None = None,
+                     install: Callable[[Path], bool] | None = None) -> None:
+    """Replace ``path`` with ``data``: tmp file, fsync, rename, fsync of the directory.
+
+    ``io`` carries the fsyncs (a FaultyIO slows or fails them in tests). Concurrent
+    writers of one file give each its own ``tmp_name`` and an ``install(tmp)`` that
+    renames it into place unless a newer write already did (returns False then).
+    """
+    fsync = (io or FileIO).fsync_metadata
+    tmp = path.with_name(tmp_name or path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
+        view, done = memoryview(data), 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+        fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if install is None:
+        os.replace(tmp, path)
+    elif not install(tmp):
+        return
+    fsync_dir(path.parent, io)
+
+
+def checkpoint_bytes(rows: list[tuple]) -> bytes:
+    return (f"{VERSION}\n{len(rows)}\n" + "".join(" ".join(map(str, r)) + "\n" for r in rows)).encode()
+
+
+def write_checkpoint(path: Path, rows: list[tuple], io: FileIO | None = None) -> None:
+    write_atomically(path, checkpoint_bytes(rows), io=io)
 
 
 def read_checkpoint(path: Path, fields: int) -> list[list[str]]:
@@ -76,13 +103,13 @@ def read_offsets(path: Path) -> dict[tuple[str, int], int]:
         return {}
 
 
-def write_offsets(path: Path, offsets: dict[tuple[str, int], int]) -> None:
-    write_checkpoint(path, [(t, p, o) for (t, p), o in sorted(offsets.items())])
+def write_offsets(path: Path, offsets: dict[tuple[str, int], int], io: FileIO | None = None) -> None:
+    write_checkpoint(path, [(t, p, o) for (t, p), o in sorted(offsets.items())], io)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path, io: FileIO | None = None) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        (io or FileIO).fsync_metadata(fd)
     finally:
         os.close(fd)

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import structlog
 
-from odradek.storage.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from odradek.storage.checkpoint import (
+    CheckpointError,
+    checkpoint_bytes,
+    read_checkpoint,
+    write_atomically,
+)
+from odradek.storage.io import FileIO
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +35,11 @@ class LeaderEpochCache:
         self.path = directory / FILE_NAME
         self.entries: list[tuple[int, int]] = []  # (epoch, start_offset), both increasing
         self.dirty = False
-        self._write_lock = threading.Lock()  # flush threads and truncate_to both write
+        # Flusher threads and truncations both write the file. The lock guards the copy
+        # of the entries and the rename, never an fsync: nobody waits on another's disk.
+        self._lock = threading.Lock()
+        self._version = 0  # of the last copy taken for a write
+        self._installed = 0  # of the newest file renamed into place
         try:
             self.entries = [(int(e), int(o)) for e, o in read_checkpoint(self.path, 2)]
         except (CheckpointError, ValueError) as exc:
@@ -95,10 +105,26 @@ class LeaderEpochCache:
         if kept != self.entries:
             self.entries, self.dirty = kept, True
 
-    def write(self) -> None:
-        """Persist if changed (tmp + fsync + rename); called from flush and truncate."""
-        with self._write_lock:
+    def write(self, io: FileIO | None = None) -> None:
+        """Persist if changed (tmp + fsync + rename + directory fsync), from any thread.
+
+        Two writes may overlap: each has its own tmp file, and an older copy is never
+        renamed over a newer one."""
+        with self._lock:
             if not self.dirty:
                 return
             self.dirty = False
-            write_checkpoint(self.path, list(self.entries))  # copy: may run in a flush thread
+            self._version += 1
+            version, rows = self._version, list(self.entries)
+
+        def install(tmp: Path) -> bool:
+            with self._lock:
+                if version < self._installed:
+                    tmp.unlink(missing_ok=True)
+                    return False
+                tmp.replace(self.path)
+                self._installed = version
+                return True
+
+        write_atomically(self.path, checkpoint_bytes(rows), io=io,
+                         tmp_name=f"{FILE_NAME}.{version}.tmp", install=install)

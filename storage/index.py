@@ -73,10 +73,12 @@ class _MmapIndex:
             self.mutable = True
 
     def trim(self) -> None:
-        """Cut the file to its entries and map it read-only (the segment stopped growing)."""
+        """Cut the file to its entries and map it read-only (the segment stopped growing).
+
+        No msync here: it is a synchronous disk write, and trim runs on the event loop at
+        every roll. Unmapping a shared mapping keeps its dirty pages in the page cache;
+        the flusher's fsync of the rolled segment's indexes makes them durable."""
         with self._lock:
-            if self._mm is not None and self.mutable:
-                self._mm.flush()
             self._unmap()  # before ftruncate: truncating under a live mapping risks SIGBUS
             os.ftruncate(self.fd, self.entries * self.ENTRY.size)
             self.mutable = False

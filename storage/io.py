@@ -28,6 +28,8 @@ class FileIO:
     pwritev = staticmethod(os.pwritev)
     fsync = staticmethod(os.fsync)
     ftruncate = staticmethod(os.ftruncate)
+    # small files replaced whole and directories (storage.checkpoint.write_atomically)
+    fsync_metadata = staticmethod(os.fsync)
 
 
 class FaultyIO(FileIO):
@@ -38,6 +40,9 @@ class FaultyIO(FileIO):
     - ``fsync_error``: an errno that fsync raises.
     - ``fsync_delay``: seconds each fsync sleeps before doing the real fsync.
     - ``fsync_calls`` / ``write_calls``: how many calls were made.
+    - ``fsync_metadata`` (checkpoints, snapshots, the leader-epoch file, directories)
+      gets ``fsync_delay`` too, so a test can see whether any of them blocks the event
+      loop; its calls count in ``metadata_fsync_calls``, and ``fsync_error`` spares it.
     """
 
     def __init__(self) -> None:
@@ -47,6 +52,7 @@ class FaultyIO(FileIO):
         self.fsync_delay = 0.0
         self.fsync_calls = 0
         self.write_calls = 0
+        self.metadata_fsync_calls = 0
         self._lock = threading.Lock()
 
     def pwrite(self, fd: int, data: memoryview, offset: int) -> int:
@@ -75,3 +81,10 @@ class FaultyIO(FileIO):
         if self.fsync_error is not None:
             raise OSError(self.fsync_error, os.strerror(self.fsync_error))
         super().fsync(fd)
+
+    def fsync_metadata(self, fd: int) -> None:
+        with self._lock:
+            self.metadata_fsync_calls += 1
+        if self.fsync_delay:
+            time.sleep(self.fsync_delay)
+        super().fsync_metadata(fd)

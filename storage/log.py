@@ -528,8 +528,8 @@ class Log:
             segment.flush(indexes=segment is not active)
         if self._dir_dirty:
             self._dir_dirty = False
-            fsync_dir(self.dir)
-        self.leader_epoch_cache.write()
+            fsync_dir(self.dir, self.io)
+        self.leader_epoch_cache.write(self.io)
 
     def _arm_flush_timer(self) -> None:
         if self._flush_timer is None:
@@ -623,15 +623,35 @@ class Log:
 
     # --- truncation, deletion, retention -------------------------------------------
 
-    def truncate_to(self, offset: int) -> None:
+    async def truncate_to_async(self, offset: int) -> None:
+        """``truncate_to`` for the event loop: the files cut at once, the leader-epoch file
+        and checkpoints (fsyncs) written in a thread; returns once they are durable."""
+        moved = self.truncate_to(offset, persist=False)
+        if moved is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.persist_truncation, moved)
+
+    async def truncate_fully_and_start_at_async(self, offset: int) -> None:
+        self.truncate_fully_and_start_at(offset, persist=False)
+        await asyncio.get_running_loop().run_in_executor(None, self.persist_truncation, True)
+
+    def persist_truncation(self, start_moved: bool) -> None:
+        """Blocking: the leader-epoch file (replication relies on it afterwards) and, when
+        the log start moved, the checkpoints, which must not be allowed to undo it."""
+        self.leader_epoch_cache.write(self.io)
+        if start_moved and self.checkpoint_hook is not None:
+            self.checkpoint_hook()
+
+    def truncate_to(self, offset: int, *, persist: bool = True) -> bool | None:
         """Drop every batch at or above ``offset`` (the batch holding it included).
 
         Replication calls this with batch boundaries, and the log end becomes
         ``offset``; inside a batch, the log end becomes that batch's base offset.
         Below the log start offset the log restarts empty at ``offset``, as Kafka does.
+        Without ``persist`` the caller runs ``persist_truncation`` with the result
+        (None: nothing was cut).
         """
         if offset >= self.log_end_offset:
-            return
+            return None
         now = self._clock_ms()
         full = offset < self._log_start_offset or offset <= self.segments[0].base_offset
         if not full:
@@ -657,12 +677,12 @@ class Log:
         self.high_watermark = min(self._high_watermark, end)
         self.recovery_point = min(self.recovery_point, end)
         self.leader_epoch_cache.truncate_from_end(end)
-        self.leader_epoch_cache.write()  # rare, and replication relies on it afterwards
-        if start_moved and self.checkpoint_hook is not None:
-            self.checkpoint_hook()
+        if persist:
+            self.persist_truncation(start_moved)
         log.info("log_truncated", dir=str(self.dir), log_end_offset=end)
+        return start_moved
 
-    def truncate_fully_and_start_at(self, offset: int) -> None:
+    def truncate_fully_and_start_at(self, offset: int, *, persist: bool = True) -> None:
         """Drop every batch and continue empty at ``offset`` (Kafka's truncateFullyAndStartAt):
         a follower whose log end fell below the leader's log start starts over there."""
         for segment in self.segments:
@@ -672,9 +692,8 @@ class Log:
         self.recovery_point = offset
         self.high_watermark = offset
         self.leader_epoch_cache.entries, self.leader_epoch_cache.dirty = [], True
-        self.leader_epoch_cache.write()
-        if self.checkpoint_hook is not None:
-            self.checkpoint_hook()
+        if persist:
+            self.persist_truncation(True)
         log.info("log_restarted", dir=str(self.dir), log_start_offset=offset)
 
     def delete_records(self, before_offset: int) -> int:

@@ -18,13 +18,21 @@ recovery point) or a high watermark that replication raises again.
 ``run()`` is the background coroutine: retention every
 log.retention.check.interval.ms and checkpoints every
 log.flush.offset.checkpoint.interval.ms.
+
+Nothing here blocks the event loop on the disk while one runs: checkpoints, the
+directory fsync of a new partition and the removal of a deleted one (renamed to
+``<dir>.<id>-delete`` at once, as Kafka does, then removed in a thread; a crash
+leaves it for the next start to remove) run in the default executor. Without a
+running loop (tools, tests) they run in place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +50,7 @@ RECOVERY_POINT_FILE = "recovery-point-offset-checkpoint"
 HIGH_WATERMARK_FILE = "replication-offset-checkpoint"
 LOG_START_OFFSET_FILE = "log-start-offset-checkpoint"
 _PARTITION_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
+DELETE_DIR_SUFFIX = "-delete"  # Kafka's suffix for a partition directory being removed
 
 TopicPartition = tuple[str, int]
 
@@ -81,6 +90,9 @@ class LogManager:
         high_watermarks = read_offsets(self.data_dir / HIGH_WATERMARK_FILE)
         log_starts = read_offsets(self.data_dir / LOG_START_OFFSET_FILE)
         for path in sorted(self.data_dir.iterdir()):
+            if path.name.endswith(DELETE_DIR_SUFFIX) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)  # a removal a stop interrupted
+                continue
             match = _PARTITION_DIR.match(path.name)
             if not path.is_dir() or match is None:
                 continue
@@ -119,7 +131,7 @@ class LogManager:
         if existing is not None:
             return existing
         created = self._open_log(tp, config or self.default_config, needs_recovery=False)
-        fsync_dir(self.data_dir)
+        self._off_loop("fsync_data_dir", fsync_dir, self.data_dir, self.io)
         self.logs[tp] = created
         log.info("log_created", topic=topic, partition=partition)
         return created
@@ -128,8 +140,28 @@ class LogManager:
         """Remove the partition and its directory; open fetch slices stay readable."""
         removed = self.logs.pop((topic, partition), None)
         if removed is not None:
-            removed.delete()
+            trash = removed.dir.with_name(f"{removed.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+            try:
+                removed.dir.rename(trash)  # one rename now; open slices keep their descriptors
+            except OSError:
+                trash = removed.dir
+            removed.delete()  # closes what no slice holds; the files went with the directory
+            self._off_loop("remove_partition_dir", shutil.rmtree, trash)
             log.info("log_deleted", topic=topic, partition=partition)
+
+    def _off_loop(self, what: str, work: Callable, *args) -> None:
+        """Run blocking ``work(*args)`` in the default executor when a loop runs (a failure
+        is logged), else now."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            work(*args)
+            return
+
+        def done(future: asyncio.Future) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                log.error("storage_background_failed", what=what, error=repr(future.exception()))
+        loop.run_in_executor(None, work, *args).add_done_callback(done)
 
     async def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
         """DeleteRecords on one partition; the new log start offset is checkpointed."""
@@ -145,17 +177,16 @@ class LogManager:
         return sum(lg.delete_retention_breached(now_ms) for lg in list(self.logs.values()))
 
     def checkpoint(self) -> None:
-        """Write the three offset checkpoint files (blocking: tmp + fsync + rename)."""
-        with self._checkpoint_lock:
-            self._write_checkpoints()
-
-    def _write_checkpoints(self) -> None:
+        """Write the three offset checkpoint files (blocking: tmp + fsync + rename). Executor
+        threads take turns; the event loop calls it only at close."""
         logs = list(self.logs.items())
-        write_offsets(self.data_dir / RECOVERY_POINT_FILE, {tp: lg.recovery_point for tp, lg in logs})
-        write_offsets(self.data_dir / HIGH_WATERMARK_FILE, {tp: lg.high_watermark for tp, lg in logs})
-        write_offsets(
-            self.data_dir / LOG_START_OFFSET_FILE, {tp: lg.log_start_offset for tp, lg in logs}
-        )
+        with self._checkpoint_lock:
+            write_offsets(self.data_dir / RECOVERY_POINT_FILE,
+                          {tp: lg.recovery_point for tp, lg in logs}, self.io)
+            write_offsets(self.data_dir / HIGH_WATERMARK_FILE,
+                          {tp: lg.high_watermark for tp, lg in logs}, self.io)
+            write_offsets(self.data_dir / LOG_START_OFFSET_FILE,
+                          {tp: lg.log_start_offset for tp, lg in logs}, self.io)
 
     async def run(self) -> None:
         """Retention and checkpoints until cancelled; start it as a task."""

@@ -18,8 +18,10 @@ per partition). The rules on append, as Kafka applies them since KIP-360:
 The state is rebuilt from the log: from the newest snapshot at or below the log
 end, then by replaying batch headers after it (no record is read). Snapshots are
 ``<20-digit offset>.snapshot`` files in the partition directory: JSON with a CRC32C
-of its body, written tmp + fsync + rename, describing the state *before* that
-offset. A damaged snapshot is skipped in favour of an older one or a full replay.
+of its body, written tmp + fsync + rename + directory fsync
+(``storage.checkpoint.write_atomically``), describing the state *before* that
+offset. ``snapshot_data`` copies the state (cheap, on the event loop);
+``write_snapshot`` does the blocking part, in a thread when a loop runs. A damaged snapshot is skipped in favour of an older one or a full replay.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ import crc32c
 
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.records import BatchHeader
+from odradek.storage.checkpoint import write_atomically
+from odradek.storage.io import FileIO
 
 BATCHES_RETAINED = 5  # Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN
 INT32_MAX = 2**31 - 1
@@ -148,17 +152,20 @@ class ProducerStateManager:
         return self.directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
 
     def take_snapshot(self, offset: int) -> None:
-        """Persist the state as of just before ``offset``; keep the newest few."""
+        """Persist the state as of just before ``offset``; keep the newest few (blocking)."""
+        self.write_snapshot(offset, self.snapshot_data(offset))
+
+    def snapshot_data(self, offset: int) -> bytes:
+        """The snapshot file's bytes for the state now, as of just before ``offset``."""
         body = json.dumps({"offset": offset, "producers": [
             {"producer_id": e.producer_id, "epoch": e.epoch, "last_update_ms": e.last_update_ms,
              "batches": [[b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp]
                          for b in e.batches]} for e in self.producers.values()]}).encode()
-        path, tmp = self._path(offset), self._path(offset).with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(b"%d\n" % crc32c.crc32c(body) + body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        return b"%d\n" % crc32c.crc32c(body) + body
+
+    def write_snapshot(self, offset: int, data: bytes, io: FileIO | None = None) -> None:
+        """Write ``snapshot_data(offset)`` durably and prune old snapshots (blocking)."""
+        write_atomically(self._path(offset), data, io=io)
         for old in self.snapshot_offsets()[:-SNAPSHOTS_KEPT]:
             self._path(old).unlink(missing_ok=True)
 

@@ -35,6 +35,7 @@ from odradek.broker.groups.group import Group, GroupConfig, GroupState, JoinResu
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.controller import NewTopic
+from odradek.replication.tasks import Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -108,8 +109,7 @@ class GroupCoordinator:
         self.scheduler = scheduler or AsyncioScheduler()
         self.groups: dict[str, Group] = {}
         self.partitions: dict[int, OffsetsPartition] = {}
-        self._expiry_task: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = Supervisor("group_coordinator")
         self.held = True  # see hold()
 
     @property
@@ -120,21 +120,12 @@ class GroupCoordinator:
     def start(self) -> None:
         """Follow leadership (before the replica manager starts, so no partition is missed)."""
         self.broker.replicas.leadership_listeners.append(self.on_leadership)
-        self._expiry_task = asyncio.get_running_loop().create_task(self._expire_loop())
+        self.tasks.spawn("expire_offsets", self._expire_loop)
 
     async def close(self) -> None:
-        if self._expiry_task is not None:
-            self._expiry_task.cancel()
         for p in list(self.partitions.values()):
             self._unload(p)
-        for t in list(self._tasks):
-            t.cancel()
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await self.tasks.close()
 
     # -- the topic and who coordinates -------------------------------------------------
     def partition_for(self, group_id: str) -> int:
@@ -214,7 +205,7 @@ class GroupCoordinator:
         if is_leader and current is None and self.held:
             p = OffsetsPartition(partition)
             self.partitions[partition.index] = p
-            p.task = self._spawn(self._load(p))
+            p.task = self.tasks.spawn(f"load {OFFSETS_TOPIC}-{p.index}", lambda: self._load(p))
         elif not is_leader and current is not None:
             self._unload(current)
 
@@ -234,23 +225,20 @@ class GroupCoordinator:
         log_ = p.partition.log
         offset, end = log_.log_start_offset, log_.log_end_offset
         records = 0
-        try:
-            while offset < end:
-                read = self.replicas.read(OFFSETS_TOPIC, p.index, offset, LOAD_CHUNK_BYTES,
-                                          min_one=True, up_to_high_watermark=False)
-                with read:
-                    data = read.read_bytes()
-                if not data:
-                    break
-                for _, key, value in ot.iter_records(data):
-                    records += 1
-                    self._replay(p, key, value)
-                for _, header in rec.iter_batches(data, None):
-                    offset = header.next_offset
-                await asyncio.sleep(0)  # loading is background work: let requests through
-        except Exception:
-            log.exception("offsets_partition_load_failed", partition=p.index)
-            raise
+        # A failure propagates: the supervisor logs it and loads the partition again.
+        while offset < end:
+            read = self.replicas.read(OFFSETS_TOPIC, p.index, offset, LOAD_CHUNK_BYTES,
+                                      min_one=True, up_to_high_watermark=False)
+            with read:
+                data = read.read_bytes()
+            if not data:
+                break
+            for _, key, value in ot.iter_records(data):
+                records += 1
+                self._replay(p, key, value)
+            for _, header in rec.iter_batches(data, None):
+                offset = header.next_offset
+            await asyncio.sleep(0)  # loading is background work: let requests through
         for group_id in p.group_ids:
             self.groups[group_id].start_session_timers()
         p.loading = False
@@ -321,13 +309,15 @@ class GroupCoordinator:
 
         async def run():
             done(await self._write(group.group_id, [(ot.group_key(group.group_id), value)]))
-        self._spawn(run())
+        # Retried if it fails unexpectedly: the group waits on ``done`` (members in SyncGroup).
+        self.tasks.spawn(f"persist group {group.group_id}", run)
 
     def _maybe_snapshot(self, p: OffsetsPartition) -> None:
         log_ = p.partition.log
         size = log_.log_end_offset - log_.log_start_offset
         if p.snapshot_task is None and size > max(SNAPSHOT_FLOOR, SNAPSHOT_FACTOR * len(p.latest)):
-            p.snapshot_task = self._spawn(self._snapshot(p))
+            p.snapshot_task = self.tasks.spawn(f"snapshot {OFFSETS_TOPIC}-{p.index}",
+                                               lambda: self._snapshot(p), retries=0)
 
     async def _snapshot(self, p: OffsetsPartition) -> None:
         try:

@@ -9,10 +9,23 @@ join; the leader's answer carries the members' metadata. The leader's SyncGroup
 brings the assignment (the assignors live in the clients), which is stored before
 the group becomes Stable and every member's SyncGroup is answered.
 
-Timers: each member's session timeout (reset by heartbeats, commits, joins and
-syncs; a member waiting in JoinGroup or SyncGroup is kept alive), the rebalance
-timeout, and ``group.initial.rebalance.delay.ms`` for a rebalance that starts from
-Empty (extended while new members keep arriving, up to the rebalance timeout).
+Timers (Kafka's ClassicGroup rules):
+- Each member's session timeout, restarted by heartbeats, commits, joins, syncs and
+  by every answer to a JoinGroup or SyncGroup that waited: clients do not heartbeat
+  while such a request waits, so a member waiting in JoinGroup or SyncGroup is kept
+  alive (MemberMetadata.shouldKeepAlive), and the answer gives it a full session to
+  send its next request. Without that restart, followers whose SyncGroups were
+  answered REBALANCE_IN_PROGRESS (their leader died before syncing) expired with it.
+- A new member (its first JoinGroup) is kept only for the new-member join timeout
+  (5 minutes): its client may have given up and joined again under another id.
+- The pending-sync timeout: members that got their JoinGroup answer and send no
+  SyncGroup within the rebalance timeout are removed and the group rebalances.
+- The rebalance timeout for the join phase, and ``group.initial.rebalance.delay.ms``
+  for a rebalance that starts from Empty (extended while new members keep arriving,
+  up to the rebalance timeout).
+When the leader leaves or expires between JoinGroup and SyncGroup, the group
+rebalances and the followers' waiting SyncGroups get REBALANCE_IN_PROGRESS, so they
+rejoin at once.
 Static members (group.instance.id) that rejoin within their session timeout take
 their old place without a rebalance; an old member id of that instance is fenced
 (FENCED_INSTANCE_ID).
@@ -62,6 +75,8 @@ class GroupConfig:
     max_session_timeout_ms: int = 1800000
     initial_rebalance_delay_ms: int = 3000
     max_size: int = 2**31 - 1
+    # Kafka's CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS (a constant there, not a broker key)
+    new_member_join_timeout_ms: int = 5 * 60 * 1000
 
 
 @dataclass(slots=True)
@@ -99,6 +114,7 @@ class Member:
     sync_callback: Callable[[SyncResult], None] | None = None
     supports_skip_assignment: bool = False
     timer: TimerHandle | None = None
+    is_new: bool = False  # joined, not yet answered: the new-member join timeout applies
 
     def metadata(self, protocol_name: str) -> bytes:
         for name, metadata in self.protocols:
@@ -150,7 +166,9 @@ class Group:
         self.pending_members: dict[str, TimerHandle] = {}  # ids handed out with MEMBER_ID_REQUIRED
         self.offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
         self.subscribed: set[str] | None = None  # consumer protocol: union of subscriptions
+        self.pending_sync: set[str] = set()  # answered JoinGroup, no SyncGroup yet
         self._join_timer: TimerHandle | None = None
+        self._sync_timer: TimerHandle | None = None
         self._initial_delay_left_ms = 0  # rebalance timeout left for initial-delay extensions
         self._new_member_joined = False
         self._in_initial_delay = False
@@ -237,24 +255,67 @@ class Group:
         return ErrorCode.NONE
 
     # -- timers -------------------------------------------------------------------
-    def heartbeat_member(self, member_id: str) -> None:
-        """Restart this member's session timeout."""
+    def heartbeat_member(self, member_id: str, timeout_ms: int | None = None) -> None:
+        """Restart this member's session timeout (or another ``timeout_ms``)."""
         member = self.members.get(member_id)
         if member is None:
             return
         if member.timer is not None:
             member.timer.cancel()
         member.timer = self.scheduler.call_later(
-            member.session_timeout_ms, lambda: self._session_expired(member))
+            member.session_timeout_ms if timeout_ms is None else timeout_ms,
+            lambda: self._session_expired(member))
 
     def _session_expired(self, member: Member) -> None:
         if self.members.get(member.member_id) is not member:
             return
-        if member.join_callback is not None or member.sync_callback is not None:
+        if not member.is_new and (member.join_callback is not None
+                                  or member.sync_callback is not None):
             self.heartbeat_member(member.member_id)  # waiting on us: alive
             return
-        log.info("member_session_expired", group_id=self.group_id, member_id=member.member_id)
-        self._remove_member(member, "session timeout")
+        reason = "new member join timeout" if member.is_new else "session timeout"
+        log.info("member_session_expired", group_id=self.group_id, member_id=member.member_id,
+                 reason=reason)
+        self._remove_member(member, reason)
+
+    def _answer_join(self, member: Member, result: JoinResult) -> None:
+        """Answer a waiting JoinGroup; the member's session starts again from the answer."""
+        callback, member.join_callback = member.join_callback, None
+        callback(result)
+        self.heartbeat_member(member.member_id)
+
+    def _answer_sync(self, member: Member, result: SyncResult) -> None:
+        """Answer a waiting SyncGroup; the member's session starts again from the answer."""
+        callback, member.sync_callback = member.sync_callback, None
+        callback(result)
+        self.heartbeat_member(member.member_id)
+
+    def _expect_syncs(self) -> None:
+        """Every member just answered owes a SyncGroup within the rebalance timeout."""
+        self.pending_sync = set(self.members)
+        generation = self.generation_id
+        self._sync_timer = self.scheduler.call_later(
+            self._rebalance_timeout_ms(), lambda: self._pending_sync_expired(generation))
+
+    def _cancel_pending_sync(self) -> None:
+        self.pending_sync.clear()
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
+
+    def _pending_sync_expired(self, generation_id: int) -> None:
+        self._sync_timer = None
+        if generation_id != self.generation_id or self.state not in (
+                GroupState.COMPLETING_REBALANCE, GroupState.STABLE) or not self.pending_sync:
+            return
+        missing = sorted(self.pending_sync)
+        self.pending_sync.clear()
+        for member_id in missing:
+            member = self.members.get(member_id)
+            if member is not None:
+                self._remove_member(member, "sent no SyncGroup in the rebalance timeout",
+                                    update=False)
+        self.prepare_rebalance(f"members {missing} sent no SyncGroup in time")
 
     def cancel_timers(self) -> None:
         for m in self.members.values():
@@ -264,6 +325,7 @@ class Group:
             t.cancel()
         if self._join_timer is not None:
             self._join_timer.cancel()
+        self._cancel_pending_sync()
 
     # -- JoinGroup ------------------------------------------------------------------
     def join(self, *, member_id: str, group_instance_id: str | None, client_id: str,
@@ -362,7 +424,10 @@ class Group:
         if self.leader_id is None:
             self.leader_id = member_id
         self._new_member_joined = True
-        self.heartbeat_member(member_id)
+        # A new member has no id to heartbeat with until answered, and a client that gave
+        # up on this JoinGroup rejoins under a new id: bound the wait (Kafka's rule).
+        member.is_new = True
+        self.heartbeat_member(member_id, self.config.new_member_join_timeout_ms)
         if self.state == GroupState.PREPARING_REBALANCE:
             self._maybe_complete_join()
         else:
@@ -384,6 +449,9 @@ class Group:
                         supports_skip_assignment=args[6])
         self.members[new_id] = member
         self.static_members[group_instance_id] = new_id
+        if old_id in self.pending_sync:  # the SyncGroup it owed comes under the new id
+            self.pending_sync.discard(old_id)
+            self.pending_sync.add(new_id)
         if self.leader_id == old_id:
             self.leader_id = new_id
         self.heartbeat_member(new_id)
@@ -422,6 +490,7 @@ class Group:
     def prepare_rebalance(self, reason: str) -> None:
         if self.state == GroupState.COMPLETING_REBALANCE:
             self._fail_pending_syncs(ErrorCode.REBALANCE_IN_PROGRESS)
+        self._cancel_pending_sync()
         initial = self.state == GroupState.EMPTY and self.config.initial_rebalance_delay_ms > 0
         log.info("rebalance", group_id=self.group_id, reason=reason, generation_id=self.generation_id)
         self._transition(GroupState.PREPARING_REBALANCE)
@@ -491,16 +560,15 @@ class Group:
             self.subscribed = topics
         self._transition(GroupState.COMPLETING_REBALANCE)
         for m in joined:
-            callback, m.join_callback = m.join_callback, None
-            callback(self._join_result(m))
-            self.heartbeat_member(m.member_id)
+            m.is_new = False
+            self._answer_join(m, self._join_result(m))
+        self._expect_syncs()
 
     def _fail_pending_syncs(self, error: ErrorCode) -> None:
-        for m in self.members.values():
+        for m in list(self.members.values()):
             m.assignment = b""
             if m.sync_callback is not None:
-                callback, m.sync_callback = m.sync_callback, None
-                callback(SyncResult(error))
+                self._answer_sync(m, SyncResult(error))
 
     # -- SyncGroup ------------------------------------------------------------------
     def sync(self, *, member_id: str, group_instance_id: str | None, generation_id: int,
@@ -517,9 +585,11 @@ class Group:
         if self.state == GroupState.PREPARING_REBALANCE:
             callback(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
         elif self.state == GroupState.STABLE:
+            self.pending_sync.discard(member_id)
             self.heartbeat_member(member_id)
             callback(self._sync_result(member))
         elif self.state == GroupState.COMPLETING_REBALANCE:
+            self.pending_sync.discard(member_id)
             member.sync_callback = callback
             self.heartbeat_member(member_id)
             if member_id == self.leader_id:
@@ -543,10 +613,9 @@ class Group:
             if member_id in self.members:
                 self.members[member_id].assignment = data
         self._transition(GroupState.STABLE)
-        for m in self.members.values():
+        for m in list(self.members.values()):
             if m.sync_callback is not None:
-                callback, m.sync_callback = m.sync_callback, None
-                callback(self._sync_result(m))
+                self._answer_sync(m, self._sync_result(m))
 
     # -- Heartbeat ------------------------------------------------------------------
     def heartbeat(self, member_id: str, group_instance_id: str | None,
@@ -581,6 +650,7 @@ class Group:
 
     def _remove_member(self, member: Member, reason: str, update: bool = True) -> None:
         self.members.pop(member.member_id, None)
+        self.pending_sync.discard(member.member_id)
         if member.timer is not None:
             member.timer.cancel()
         if member.group_instance_id is not None and \

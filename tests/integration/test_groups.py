@@ -16,10 +16,16 @@ import time
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.protocol.consumer.group import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    JoinGroupRequest,
+    JoinGroupResponse,
     OffsetCommitRequest,
     OffsetCommitResponse,
     OffsetFetchRequest,
     OffsetFetchResponse,
+    SyncGroupRequest,
+    SyncGroupResponse,
 )
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
@@ -306,6 +312,95 @@ def test_static_member_restart_keeps_assignment(broker_factory, tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+class RawMember:
+    """A group member speaking raw JoinGroup/SyncGroup/Heartbeat (v5, v3, v3) that follows a
+    script, so a test can stop it exactly between its JoinGroup answer and its SyncGroup."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, session_ms: int = 6000):
+        self.conn = RawConnection(bootstrap, timeout=60)
+        self.group, self.session_ms, self.member_id = group, session_ms, ""
+        # ConsumerProtocolSubscription v0: version, topics [string], user_data (null)
+        self.metadata = (b"\x00\x00\x00\x00\x00\x01" + len(topic).to_bytes(2, "big") + topic.encode()
+                         + b"\xff\xff\xff\xff")
+
+    def join(self):
+        J = JoinGroupRequest
+        while True:
+            resp = self.conn.roundtrip(J(
+                group_id=self.group, session_timeout_ms=self.session_ms, rebalance_timeout_ms=30000,
+                member_id=self.member_id, group_instance_id=None, protocol_type="consumer",
+                protocols=[J.JoinGroupRequestProtocol(name="range", metadata=self.metadata)]),
+                5, JoinGroupResponse)
+            self.member_id = resp.member_id
+            if resp.error_code != ErrorCode.MEMBER_ID_REQUIRED:
+                assert resp.error_code == 0, resp
+                return resp
+
+    def sync_nothing(self, joined) -> None:
+        """As the leader: assign no partition to anyone (a valid, empty assignment each)."""
+        S = SyncGroupRequest
+        # ConsumerProtocolAssignment v0: version, assigned partitions [] , user_data (null)
+        empty = b"\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff"
+        resp = self.conn.roundtrip(S(
+            group_id=self.group, generation_id=joined.generation_id, member_id=self.member_id,
+            group_instance_id=None, assignments=[S.SyncGroupRequestAssignment(
+                member_id=m.member_id, assignment=empty) for m in joined.members]),
+            3, SyncGroupResponse)
+        assert resp.error_code == 0, resp
+
+    def heartbeat(self, generation: int) -> int:
+        return self.conn.roundtrip(HeartbeatRequest(
+            group_id=self.group, generation_id=generation, member_id=self.member_id,
+            group_instance_id=None), 3, HeartbeatResponse).error_code
+
+
+def test_leader_dying_between_join_and_sync_lets_the_followers_rejoin(broker_factory, tmp_path):
+    """Three kafka-python members and a raw leader that dies right after its JoinGroup
+    answer (no SyncGroup, no LeaveGroup). The followers wait in SyncGroup without
+    heartbeating; when the leader's session ends their SyncGroups get REBALANCE_IN_PROGRESS
+    and they rejoin as the members they were, not expired with it (issue 22: all of them
+    were removed together and consumed nothing for over 12 s)."""
+    broker = broker_factory(overrides=GROUP_OVERRIDES)
+    create_topics(broker.bootstrap, ["lead"], 6)
+    with RawConnection(broker.bootstrap) as conn:
+        wait_coordinator(conn, "lead-g")
+    leader = RawMember(broker.bootstrap, "lead-g", "lead")
+    joined = leader.join()  # alone: generation 1, the leader
+    workers = []
+    try:
+        workers = [Worker(tmp_path, f"f{i}", "kafka-python", broker.bootstrap, "lead-g", "lead")
+                   for i in range(3)]
+        # Stay the leader through the rebalances the workers cause, one by one, until a
+        # generation holds all four; then die before syncing it.
+        while len(joined.members) < 4:
+            assert joined.leader == leader.member_id
+            leader.sync_nothing(joined)
+            while leader.heartbeat(joined.generation_id) == 0:
+                time.sleep(0.1)
+            joined = leader.join()
+        followers = {m.member_id for m in joined.members} - {leader.member_id}
+        leader.conn.close()
+        died = time.monotonic()
+        # Bounded, not timed: the leader's 6 s session, a rejoin, a sync, a poll.
+        wait_for(lambda: all_assigned(workers, 6), 25, "the followers to share the partitions",
+                 workers=workers)
+        took = time.monotonic() - died
+        after = {m["member_id"] for m in describe_members(broker.bootstrap, "lead-g")}
+        assert after == followers, "a follower was expired and had to join again as a new member"
+    finally:
+        for w in workers:
+            w.stop()
+    print(f"followers assigned {took:.1f} s after the leader died")
+
+
+def describe_members(bootstrap: str, group: str) -> list[dict]:
+    from kafka.protocol.admin.groups import DescribeGroupsRequest, DescribeGroupsResponse
+    with RawConnection(bootstrap) as conn:
+        resp = conn.roundtrip(DescribeGroupsRequest(groups=[group], include_authorized_operations=False),
+                              5, DescribeGroupsResponse)
+    return [{"member_id": m.member_id} for m in resp.groups[0].members]
 
 
 def describe(bootstrap: str, group: str) -> dict:

@@ -45,10 +45,11 @@ class _Handle:
 
 
 class Harness:
-    def __init__(self, delay_ms=0, max_size=100):
+    def __init__(self, delay_ms=0, max_size=100, new_member_join_timeout_ms=300000):
         self.clock = FakeScheduler()
         self.persisted = []
-        self.group = Group("g", GroupConfig(6000, 300000, delay_ms, max_size), self.clock, self.persist)
+        self.group = Group("g", GroupConfig(6000, 300000, delay_ms, max_size,
+                                            new_member_join_timeout_ms), self.clock, self.persist)
 
     def persist(self, group, assignment, done):
         self.persisted.append(assignment)
@@ -139,6 +140,97 @@ def test_rebalance_timeout_drops_members_that_do_not_rejoin():
     [b] = pending_b
     assert b.generation_id == 2 and list(h.group.members) == [b.member_id]
     assert b.leader_id == b.member_id
+
+
+def _three_joined(h):
+    """a (the leader), b and c joined generation 2 and were answered; nobody synced yet."""
+    [a] = h.join_new()
+    h.sync(a, {})
+    pending = [h.join_new(), h.join_new()]
+    [a2] = h.join(member_id=a.member_id)
+    [b], [c] = pending
+    assert a2.leader_id == a.member_id and h.group.state == GroupState.COMPLETING_REBALANCE
+    return a2, b, c
+
+
+def test_followers_waiting_in_sync_survive_the_leader_dying_before_its_sync():
+    """The leader got its JoinGroup answer and died: its session timeout removes it, the
+    followers' SyncGroups get REBALANCE_IN_PROGRESS, and they are members still (their
+    session restarts with that answer), so they rejoin at once into the next generation."""
+    h = Harness()
+    a, b, c = _three_joined(h)
+    h.clock.advance(5)
+    b_sync, c_sync = h.sync(b), h.sync(c)
+    h.clock.advance(9000)
+    assert b_sync == [] and c_sync == []  # waiting is alive: no heartbeats needed
+    h.clock.advance(1000)  # a's session timeout, started with its join answer
+    assert a.member_id not in h.group.members
+    assert [r.error for r in b_sync + c_sync] == [ErrorCode.REBALANCE_IN_PROGRESS] * 2
+    h.clock.advance(50)  # the followers' rejoins are on their way
+    assert set(h.group.members) == {b.member_id, c.member_id}
+    b3 = h.join(member_id=b.member_id)
+    assert b3 == []  # waits for c
+    [c3] = h.join(member_id=c.member_id)
+    assert b3[0].generation_id == c3.generation_id == 3 and c3.error == ErrorCode.NONE
+
+
+def test_leader_leaving_before_its_sync_answers_pending_syncs_at_once():
+    h = Harness()
+    a, b, c = _three_joined(h)
+    b_sync = h.sync(b)
+    assert h.group.leave(a.member_id, None) == ErrorCode.NONE
+    assert [r.error for r in b_sync] == [ErrorCode.REBALANCE_IN_PROGRESS]
+    assert h.group.state == GroupState.PREPARING_REBALANCE
+    b3, c3 = h.join(member_id=b.member_id), h.join(member_id=c.member_id)
+    assert b3[0].generation_id == c3[0].generation_id == 3
+    assert b3[0].leader_id in (b.member_id, c.member_id)
+
+
+def test_members_that_never_sync_are_removed_after_the_rebalance_timeout():
+    """Kafka's pending-sync timeout: heartbeats alone do not keep a member that never
+    sent its SyncGroup (it cannot have an assignment it acts on)."""
+    h = Harness()
+    a, b, c = _three_joined(h)
+    h.sync(a, {a.member_id: b"x", b.member_id: b"y", c.member_id: b"z"})
+    h.sync(b)
+    assert h.group.state == GroupState.STABLE
+    for _ in range(6):  # c heartbeats for 24 s, past the 20 s rebalance timeout, never syncs
+        h.clock.advance(4000)
+        for m in (a, b, c):
+            h.group.heartbeat(m.member_id, None, m.generation_id)
+    assert c.member_id not in h.group.members
+    assert set(h.group.members) == {a.member_id, b.member_id}
+    assert h.group.state == GroupState.PREPARING_REBALANCE
+
+
+def test_members_that_sync_are_not_removed_by_the_pending_sync_timeout():
+    h = Harness()
+    a, b, c = _three_joined(h)
+    h.sync(a, {})
+    h.sync(b)
+    h.sync(c)
+    for _ in range(10):
+        h.clock.advance(4000)
+        for m in (a, b, c):
+            assert h.group.heartbeat(m.member_id, None, m.generation_id) == ErrorCode.NONE
+    assert h.group.state == GroupState.STABLE and len(h.group.members) == 3
+
+
+def test_a_new_member_that_never_completes_its_join_is_removed():
+    """Kafka's new-member join timeout: a JoinGroup of a new member waits at most that long
+    (its client may have given up and joined again under another id)."""
+    h = Harness(new_member_join_timeout_ms=30000)
+    [a] = h.join_new(session=40000, rebalance=100000)
+    h.sync(a, {})
+    pending_b = h.join_new(session=10000, rebalance=10000)
+    assert pending_b == [] and h.group.state == GroupState.PREPARING_REBALANCE
+    h.clock.advance(29999)
+    h.group.heartbeat(a.member_id, None, 1)  # a is slow to rejoin, but alive
+    assert pending_b == []
+    h.clock.advance(1)
+    [b] = pending_b
+    assert b.error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert list(h.group.members) == [a.member_id]
 
 
 def test_initial_rebalance_delay_collects_members():
