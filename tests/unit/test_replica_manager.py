@@ -70,14 +70,13 @@ async def test_acks_all_produce_fails_when_leadership_moves_before_its_wait_star
     assert p.isr_state is None
     # As the fetcher does: truncate where the new leader says epoch 0 ended, then take its
     # batches and its high watermark, which passes the offset our batch had.
-    node1.truncate_follower("t", 0, 0, 0, 0)
+    await node1.truncate_follower("t", 0, 0, 0, 0)
     node1.append_as_follower("t", 0, _batch([b"theirs", b"more"], epoch=1), 2)
     assert p.log.high_watermark > result.last_offset
 
     with pytest.raises(KafkaError) as failed:
         await asyncio.wait_for(wait, 1)
     assert failed.value.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
-
 
 
 async def test_a_follower_that_restarts_at_the_leaders_log_start_forgets_its_producers(node1):
@@ -93,7 +92,7 @@ async def test_a_follower_that_restarts_at_the_leaders_log_start_forgets_its_pro
     node1.sync_with_image()
     # Meanwhile producer 7 wrote sequences 1..4 at node 2, whose retention then deleted
     # everything below offset 100.
-    node1.handle_out_of_range("t", 0, 100)
+    await node1.handle_out_of_range("t", 0, 100)
     assert (p.log.log_start_offset, p.log.log_end_offset) == (100, 100)
 
     node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=1, isr=[1]))
