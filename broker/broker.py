@@ -23,7 +23,9 @@ from odradek.broker import config as cfg
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
+from odradek.broker.http import HttpListener
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
+from odradek.broker.metrics import BrokerStats, new_registry
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import (
     ConnectionLimits,
@@ -160,6 +162,10 @@ class Broker:
         self._creating: dict[str, asyncio.Task] = {}  # topics being created in the background
         self._tasks: list[asyncio.Task] = []
         self.faults = None  # odradek.testing.faults.Faults on a node started by odradek.testing
+        self.stats = BrokerStats()  # hot-path counters; the rest is read at scrape time
+        self.metrics_registry = new_registry(self)
+        self.http: HttpListener | None = None
+        self._stopping = False
 
     @property
     def cluster_id(self) -> str | None:
@@ -227,6 +233,7 @@ class Broker:
             if endpoints[listener.name][1] == 0:
                 endpoints[listener.name] = (endpoints[listener.name][0],
                                             server.sockets[0].getsockname()[1])
+        await self._start_http()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._become_ready()))
         if self.config.voters:
@@ -247,6 +254,29 @@ class Broker:
                              "of their own (inter.broker.listener.name) and the voters its port")
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
                  voters=sorted(self.config.voters) or None)
+
+    async def _start_http(self) -> None:
+        """Open http.listener. The default address may be taken by another node on this
+        host (a local cluster, tests): that only logs a warning; a configured one must bind."""
+        address = self.config["http.listener"].strip()
+        if not address:
+            return
+        host, port = cfg.parse_host_port(address, "http.listener")
+        http = HttpListener(self, host, port)
+        try:
+            await http.start()
+        except OSError as e:
+            if "http.listener" in self.config.explicit:
+                raise
+            log.warning("http_listener_unavailable", address=address, error=str(e),
+                        hint="set http.listener to a free HOST:PORT, or empty to turn it off")
+            return
+        self.http = http
+
+    def is_ready(self) -> bool:
+        """/readyz: registered, caught up with the metadata log, and every listener serving."""
+        return (self.ready.is_set() and not self._stopping and bool(self.servers)
+                and all(s.is_serving() for s in self.servers))
 
     def _check_cluster_id(self, records: list) -> None:
         """Keep meta.properties' cluster id in step with the quorum's (refusing a foreign one)."""
@@ -344,6 +374,7 @@ class Broker:
         return error
 
     async def stop(self) -> None:
+        self._stopping = True
         if self.config.voters and self.registered.is_set():
             try:  # controlled shutdown: leadership moves before this node goes
                 await asyncio.wait_for(self.controller.controlled_shutdown(self.node_id), 2.0)
@@ -362,4 +393,6 @@ class Broker:
         await self.groups.close()
         await self.replicas.close()
         await self.metadata_log.stop()
+        if self.http is not None:
+            await self.http.close()
         log.info("stopped", node_id=self.node_id)

@@ -125,6 +125,9 @@ class ReplicaManager:
         self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
         self._background: list[asyncio.Task] = []
         self.following_image = False  # see start()
+        # ISR changes the controller committed for partitions led here (Kafka's
+        # IsrShrinksPerSec / IsrExpandsPerSec), for broker.metrics
+        self.isr_shrinks = self.isr_expands = 0
 
     # -- following the metadata image ------------------------------------------
     def start(self, metadata_caught_up: asyncio.Event) -> None:
@@ -425,6 +428,7 @@ class ReplicaManager:
 
     async def _alter_isr(self, p: Partition, state: IsrState, new_isr: list[int]) -> None:
         log.info("isr_change", topic=p.topic, partition=p.index, isr=state.isr, proposed=new_isr)
+        before = len(state.isr)  # the commit may reach state (on_metadata) before this returns
         try:
             epoch = await self.controller.alter_partition(p.topic_id, p.index, self.node_id,
                                                           state.leader_epoch, state.partition_epoch,
@@ -433,6 +437,10 @@ class ReplicaManager:
             log.warning("isr_change_refused", topic=p.topic, partition=p.index, error=e.message)
             state.on_isr_rejected()
             return
+        if len(new_isr) < before:
+            self.isr_shrinks += 1
+        elif len(new_isr) > before:
+            self.isr_expands += 1
         if p.isr_state is state and state.partition_epoch < epoch:
             if state.on_isr_committed(new_isr, epoch):
                 p.set_high_watermark(state.high_watermark)

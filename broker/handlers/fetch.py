@@ -142,5 +142,19 @@ async def handle(ctx, request):
             break
         attempt.release()
         await broker.replicas.wait_for_data(keys, left)
+    _count(broker.stats, attempt.topics, replica_id >= 0 and replica_id in broker.image.brokers)
     chunks = encode_fetch_response(version, attempt.topics)
     return ChunkedResponse(chunks, attempt.release)
+
+
+def _count(stats, topics: list[FetchTopic], follower: bool) -> None:
+    """Kafka's BrokerTopicMetrics of the answer: bytes out (to followers: replication
+    bytes), fetches and failed fetches per partition, by topic."""
+    bytes_out = stats.replication_bytes_out if follower else stats.bytes_out
+    for t in topics:
+        for p in t.partitions:
+            stats.fetch_requests[t.topic] += 1
+            if p.error_code:
+                stats.failed_fetch[t.topic] += 1
+            elif p.records:
+                bytes_out[t.topic] += sum(c.size if hasattr(c, "size") else len(c) for c in p.records)

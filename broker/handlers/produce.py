@@ -66,6 +66,7 @@ async def handle(ctx, request):
     version = ctx.header.api_version
     acks = request.acks
     now = broker.replicas.clock_ms()
+    stats = broker.stats
     responses = []
     durable_waits = []  # (partition response, coroutine) for acks=-1, or 1 with flush.messages
     failed = False
@@ -74,6 +75,7 @@ async def handle(ctx, request):
         topic_config = broker.replicas.topic_config(topic.name)
         check = batch_checker(version, topic_config, now)
         for data in topic.partition_data:
+            stats.produce_requests[topic.name] += 1
             try:
                 if acks not in (0, 1, -1):
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
@@ -81,6 +83,7 @@ async def handle(ctx, request):
                     topic.name, data.index, data.records, required_acks=acks, check=check)
             except KafkaError as e:
                 failed = True
+                stats.failed_produce[topic.name] += 1
                 # A producer and this node disagreeing on sequences is rare and worth seeing;
                 # the rest (NOT_LEADER_OR_FOLLOWER during a failover, ...) is routine.
                 (log.info if e.code in SEQUENCE_ERRORS else log.debug)(
@@ -88,6 +91,8 @@ async def handle(ctx, request):
                     message=e.message, client_id=ctx.header.client_id)
                 partitions.append(_failure(data.index, e))
                 continue
+            stats.bytes_in[topic.name] += len(data.records)
+            stats.messages_in[topic.name] += result.last_offset - result.base_offset + 1
             response = PartitionProduceResponse(data.index, ErrorCode.NONE, result.base_offset,
                                                 result.log_append_time_ms, result.log_start_offset)
             partitions.append(response)
