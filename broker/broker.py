@@ -274,8 +274,10 @@ class Broker:
         self.http = http
 
     def is_ready(self) -> bool:
-        """/readyz: registered, caught up with the metadata log, and every listener serving."""
-        return (self.ready.is_set() and not self._stopping and bool(self.servers)
+        """/readyz: registered (still: the controller may forget a fenced node), caught up
+        with the metadata log, every listener serving, not stopping."""
+        return (self.ready.is_set() and self.registered.is_set() and not self._stopping
+                and bool(self.servers)
                 and all(s.is_serving() for s in self.servers))
 
     def _check_cluster_id(self, records: list) -> None:
