@@ -162,7 +162,8 @@ class Broker:
         self._creating: dict[str, asyncio.Task] = {}  # topics being created in the background
         self._tasks: list[asyncio.Task] = []
         self.faults = None  # odradek.testing.faults.Faults on a node started by odradek.testing
-        self.stats = BrokerStats()  # hot-path counters; the rest is read at scrape time
+        # hot-path counters (the rest is read at scrape time), for topics that exist
+        self.stats = BrokerStats(lambda name: name in self.image.topics)
         self.metrics_registry = new_registry(self)
         self.http: HttpListener | None = None
         self._stopping = False

@@ -19,9 +19,9 @@ Each broker has its own ``CollectorRegistry`` (tests run several in one process)
 with prometheus-client's process collector for CPU, RSS and open descriptors.
 """
 
-import bisect
 import collections
 import os
+from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
@@ -43,20 +43,33 @@ def _error_name(code: int) -> str:
         return str(code)
 
 
-class Latency:
-    """A histogram in ms, counted by hand: one bisect and three additions per request."""
+TOPIC_COUNTERS = ("bytes_in", "messages_in", "bytes_out", "replication_bytes_out",
+                  "produce_requests", "failed_produce", "fetch_requests", "failed_fetch")
 
-    __slots__ = ("buckets", "count", "sum")
+
+class TopicStats:
+    """One topic's BrokerTopicMetrics counts. Attributes of a slotted object: an
+    increment costs a third of a ``Counter[key] += n`` (measured)."""
+
+    __slots__ = TOPIC_COUNTERS
 
     def __init__(self):
+        for name in TOPIC_COUNTERS:
+            setattr(self, name, 0)
+
+
+class RequestStats:
+    """One API's RequestMetrics: requests by version, errors by code, and the TotalTimeMs
+    histogram, counted by hand (one bisect and a few additions per request)."""
+
+    __slots__ = ("versions", "errors", "buckets", "count", "sum")
+
+    def __init__(self):
+        self.versions: dict[int, int] = {}
+        self.errors: dict[int, int] = {}
         self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # the last one: +Inf
         self.count = 0
         self.sum = 0.0
-
-    def observe(self, ms: float) -> None:
-        self.buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
-        self.count += 1
-        self.sum += ms
 
     def cumulative(self) -> list[tuple[str, int]]:
         out, total = [], 0
@@ -70,24 +83,41 @@ class BrokerStats:
     """The broker's hot-path counters (see the module docstring); the handlers and the
     server add to them, the collector reads them."""
 
-    def __init__(self):
-        c = collections.Counter
-        self.bytes_in, self.messages_in, self.bytes_out = c(), c(), c()  # by topic
-        self.produce_requests, self.failed_produce = c(), c()  # per partition of a request, by topic
-        self.fetch_requests, self.failed_fetch = c(), c()
-        self.replication_bytes_out = c()
-        self.requests = c()  # (request name, version)
-        self.errors = c()  # (request name, error name)
-        self.latency: dict[str, Latency] = collections.defaultdict(Latency)  # request name -> total time
+    def __init__(self, topic_exists=lambda name: True):
+        self.topics: dict[str, TopicStats] = {}
+        self.requests: dict[str, RequestStats] = {}  # by Kafka's request name
+        self.topic_exists = topic_exists
+        self._elsewhere = TopicStats()  # what topics that do not exist add up to: not shown
+
+    def topic(self, name: str) -> TopicStats:
+        """The counts of topic ``name``; only a topic that exists gets its own, so clients
+        naming made-up topics cannot grow this (or the scrape) without bound."""
+        t = self.topics.get(name)
+        if t is None:
+            if not self.topic_exists(name):
+                return self._elsewhere
+            t = self.topics[name] = TopicStats()
+        return t
+
+    def forget_deleted_topics(self) -> None:
+        """Drop the counts of deleted topics (Kafka removes their metrics too)."""
+        for name in [n for n in self.topics if not self.topic_exists(n)]:
+            del self.topics[name]
 
     def request_done(self, name: str, version: int, total_ms: float, error_code) -> None:
         """A response left (or, acks=0, none will). ``error_code``: the response's top-level
         one, if it has one (Kafka counts every error in a response; the per-partition ones
         of Produce and Fetch are the failed*requests counters)."""
-        self.requests[name, version] += 1
-        self.latency[name].observe(total_ms)
-        if error_code.__class__ is int:
-            self.errors[name, error_code] += 1
+        r = self.requests.get(name)
+        if r is None:
+            r = self.requests[name] = RequestStats()
+        v = r.versions
+        v[version] = v.get(version, 0) + 1
+        r.buckets[bisect_left(LATENCY_BUCKETS_MS, total_ms)] += 1
+        r.count += 1
+        r.sum += total_ms
+        if error_code is not None:
+            r.errors[error_code] = r.errors.get(error_code, 0) + 1
 
 
 class BrokerCollector:
@@ -99,6 +129,7 @@ class BrokerCollector:
     def collect(self):
         b = self.broker
         stats: BrokerStats = b.stats
+        stats.forget_deleted_topics()
         yield from self._topic_counters(stats)
         yield from self._requests(stats)
         if b.replicas is not None:
@@ -115,38 +146,37 @@ class BrokerCollector:
     @staticmethod
     def _topic_counters(stats: BrokerStats):
         prefix = "kafka_server_brokertopicmetrics_"
-        for name, counts, doc in (
-                ("bytesin", stats.bytes_in, "bytes produced to the topic's partitions led here"),
-                ("bytesout", stats.bytes_out, "bytes fetched by consumers from the topic"),
-                ("messagesin", stats.messages_in, "records produced to the topic"),
-                ("totalproducerequests", stats.produce_requests, "produce requests, per partition"),
-                ("failedproducerequests", stats.failed_produce, "failed produces, per partition"),
-                ("totalfetchrequests", stats.fetch_requests, "fetch requests, per partition"),
-                ("failedfetchrequests", stats.failed_fetch, "failed fetches, per partition"),
-                ("replicationbytesout", stats.replication_bytes_out, "bytes fetched by followers")):
+        for name, attr, doc in (
+                ("bytesin", "bytes_in", "bytes produced to the topic's partitions led here"),
+                ("bytesout", "bytes_out", "bytes fetched by consumers from the topic"),
+                ("messagesin", "messages_in", "records produced to the topic"),
+                ("totalproducerequests", "produce_requests", "produce requests, per partition"),
+                ("failedproducerequests", "failed_produce", "failed produces, per partition"),
+                ("totalfetchrequests", "fetch_requests", "fetch requests, per partition"),
+                ("failedfetchrequests", "failed_fetch", "failed fetches, per partition"),
+                ("replicationbytesout", "replication_bytes_out", "bytes fetched by followers")):
             family = CounterMetricFamily(prefix + name, doc, labels=["topic"])
-            for topic, n in counts.items():
-                family.add_metric([topic], n)
+            for topic, t in stats.topics.items():
+                if getattr(t, attr):
+                    family.add_metric([topic], getattr(t, attr))
             yield family
 
     @staticmethod
     def _requests(stats: BrokerStats):
         prefix = "kafka_network_requestmetrics_"
         requests = CounterMetricFamily(prefix + "requests", "requests served", labels=["request", "version"])
-        for (name, version), n in stats.requests.items():
-            requests.add_metric([name, str(version)], n)
-        yield requests
         errors = CounterMetricFamily(prefix + "errors", "responses by their top-level error code",
                                      labels=["request", "error"])
-        for (name, code), n in stats.errors.items():
-            errors.add_metric([name, _error_name(code)], n)
-        yield errors
         total = HistogramMetricFamily(prefix + "totaltimems",
-                                      "ms from a request's arrival to its response leaving",
+                                      "ms from the start of a request's handling to its response",
                                       labels=["request"])
-        for name, h in stats.latency.items():
-            total.add_metric([name], h.cumulative(), h.sum)
-        yield total
+        for name, r in stats.requests.items():
+            for version, n in r.versions.items():
+                requests.add_metric([name, str(version)], n)
+            for code, n in r.errors.items():
+                errors.add_metric([name, _error_name(code)], n)
+            total.add_metric([name], r.cumulative(), r.sum)
+        yield from (requests, errors, total)
 
     @staticmethod
     def _replicas(b):

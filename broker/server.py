@@ -497,7 +497,7 @@ class Connection(asyncio.BufferedProtocol):
     async def _send(self, handler: Handler, ctx: RequestContext, response) -> None:
         self.broker.stats.request_done(handler.request_name, ctx.header.api_version,
                                        (time.perf_counter() - ctx.arrived) * 1000,
-                                       getattr(response, "error_code", None))
+                                       getattr(response, "error_code", None) if handler.top_error else None)
         if response is None or self.closed:
             return  # acks=0 produce: no response at all
         version = ctx.response_version

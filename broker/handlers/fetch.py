@@ -150,11 +150,15 @@ async def handle(ctx, request):
 def _count(stats, topics: list[FetchTopic], follower: bool) -> None:
     """Kafka's BrokerTopicMetrics of the answer: bytes out (to followers: replication
     bytes), fetches and failed fetches per partition, by topic."""
-    bytes_out = stats.replication_bytes_out if follower else stats.bytes_out
     for t in topics:
+        topic_stats = stats.topic(t.topic)
         for p in t.partitions:
-            stats.fetch_requests[t.topic] += 1
+            topic_stats.fetch_requests += 1
             if p.error_code:
-                stats.failed_fetch[t.topic] += 1
+                topic_stats.failed_fetch += 1
             elif p.records:
-                bytes_out[t.topic] += sum(c.size if hasattr(c, "size") else len(c) for c in p.records)
+                n = sum(c.size if hasattr(c, "size") else len(c) for c in p.records)
+                if follower:
+                    topic_stats.replication_bytes_out += n
+                else:
+                    topic_stats.bytes_out += n

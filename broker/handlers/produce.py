@@ -74,8 +74,9 @@ async def handle(ctx, request):
         partitions = []
         topic_config = broker.replicas.topic_config(topic.name)
         check = batch_checker(version, topic_config, now)
+        topic_stats = stats.topic(topic.name)
         for data in topic.partition_data:
-            stats.produce_requests[topic.name] += 1
+            topic_stats.produce_requests += 1
             try:
                 if acks not in (0, 1, -1):
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
@@ -83,7 +84,7 @@ async def handle(ctx, request):
                     topic.name, data.index, data.records, required_acks=acks, check=check)
             except KafkaError as e:
                 failed = True
-                stats.failed_produce[topic.name] += 1
+                topic_stats.failed_produce += 1
                 # A producer and this node disagreeing on sequences is rare and worth seeing;
                 # the rest (NOT_LEADER_OR_FOLLOWER during a failover, ...) is routine.
                 (log.info if e.code in SEQUENCE_ERRORS else log.debug)(
@@ -91,8 +92,8 @@ async def handle(ctx, request):
                     message=e.message, client_id=ctx.header.client_id)
                 partitions.append(_failure(data.index, e))
                 continue
-            stats.bytes_in[topic.name] += len(data.records)
-            stats.messages_in[topic.name] += result.last_offset - result.base_offset + 1
+            topic_stats.bytes_in += len(data.records)
+            topic_stats.messages_in += result.last_offset - result.base_offset + 1
             response = PartitionProduceResponse(data.index, ErrorCode.NONE, result.base_offset,
                                                 result.log_append_time_ms, result.log_start_offset)
             partitions.append(response)

@@ -7,6 +7,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from tests import rawclient
 from tests.brokerproc import BrokerProcess, free_port
 from tests.local_cluster import poll_until
 from tests.metrics_http import get, sample, scrape
@@ -71,6 +72,8 @@ def test_bytes_in_messages_in_requests_and_client_software(node):
         assert sample(samples, "kafka_network_requestmetrics_totaltimems_count", request="Produce") == 10
         assert sample(samples, "kafka_network_requestmetrics_totaltimems_bucket", request="Produce",
                       le="+Inf") == 10
+        assert sample(samples, "kafka_network_requestmetrics_errors_total", request="Metadata",
+                      error="NONE") >= 1
         # KIP-511: kafka-python names itself in ApiVersions v3+
         clients = {dict(labels)["clientSoftwareName"]: v for (name, labels), v in samples.items()
                    if name == "kafka_server_socket_server_metrics_connections"}
@@ -81,8 +84,28 @@ def test_bytes_in_messages_in_requests_and_client_software(node):
         assert sample(samples, "kafka_log_log_size", topic="metered", partition="0") > 10 * 61
         assert sample(samples, "kafka_server_replicamanager_leadercount") >= 1
         assert sample(samples, "kafka_server_replicamanager_underreplicatedpartitions") == 0
+        assert sample(samples, "kafka_server_brokertopicmetrics_bytesout_total", topic="metered") is None
     finally:
         producer.close()
+
+
+def test_failed_produce_and_fetch_and_bytes_out(node):
+    """Partition 5 of a one-partition topic: a failed produce and a failed fetch of that
+    topic; a fetch of partition 0 counts its bytes out. Made-up topics get no series."""
+    KafkaProducer(bootstrap_servers=node.bootstrap).send("failing", b"x").get(timeout=10)
+    assert rawclient.produce(node.bootstrap, "failing", {5: b"not even a batch"})[5].error_code == 3
+    assert rawclient.fetch(node.bootstrap, "failing", 5).error_code == 3
+    assert rawclient.fetch(node.bootstrap, "failing", 0).error_code == 0
+    rawclient.produce(node.bootstrap, "made-up-topic", {0: b"x"})
+    rawclient.fetch(node.bootstrap, "made-up-topic", 0)
+    samples = scrape(node.http)
+    prefix = "kafka_server_brokertopicmetrics_"
+    assert sample(samples, prefix + "failedproducerequests_total", topic="failing") == 1
+    assert sample(samples, prefix + "totalproducerequests_total", topic="failing") == 2
+    assert sample(samples, prefix + "failedfetchrequests_total", topic="failing") == 1
+    assert sample(samples, prefix + "totalfetchrequests_total", topic="failing") == 2
+    assert sample(samples, prefix + "bytesout_total", topic="failing") > 61
+    assert not [k for k in samples if ("topic", "made-up-topic") in k[1]]
 
 
 def test_consumer_group_lag(node):
