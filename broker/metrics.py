@@ -58,18 +58,18 @@ class TopicStats:
             setattr(self, name, 0)
 
 
-class RequestStats:
-    """One API's RequestMetrics: requests by version, errors by code, and the TotalTimeMs
-    histogram, counted by hand (one bisect and a few additions per request)."""
+class Histogram:
+    """Request times in ms, counted by hand (a bisect and a few additions)."""
 
-    __slots__ = ("versions", "errors", "buckets", "count", "sum")
+    __slots__ = ("buckets", "sum")
 
     def __init__(self):
-        self.versions: dict[int, int] = {}
-        self.errors: dict[int, int] = {}
         self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # the last one: +Inf
-        self.count = 0
         self.sum = 0.0
+
+    def observe(self, ms: float) -> None:
+        self.buckets[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+        self.sum += ms
 
     def cumulative(self) -> list[tuple[str, int]]:
         out, total = [], 0
@@ -77,6 +77,21 @@ class RequestStats:
             total += n
             out.append((bound, total))
         return out
+
+
+class RequestStats:
+    """One API's RequestMetrics: requests by version, errors by code, and Kafka's time
+    split: LocalTimeMs (the handler), RemoteTimeMs (waiting for others: acks=-1 for the
+    ISR, a flush, and the responses queued before it) and TotalTimeMs. Kafka's queue and
+    send times have no counterpart here: a connection's frames wait in its own queue,
+    and responses leave through the transport's buffer."""
+
+    __slots__ = ("versions", "errors", "local", "remote", "total")
+
+    def __init__(self):
+        self.versions: dict[int, int] = {}
+        self.errors: dict[int, int] = {}
+        self.local, self.remote, self.total = Histogram(), Histogram(), Histogram()
 
 
 class BrokerStats:
@@ -104,8 +119,10 @@ class BrokerStats:
         for name in [n for n in self.topics if not self.topic_exists(n)]:
             del self.topics[name]
 
-    def request_done(self, name: str, version: int, total_ms: float, error_code) -> None:
-        """A response left (or, acks=0, none will). ``error_code``: the response's top-level
+    def request_done(self, name: str, version: int, arrived: float, handled: float, now: float,
+                     error_code) -> None:
+        """A response leaves (or, acks=0, none will); times from perf_counter(): handling
+        began, the handler returned, now. ``error_code``: the response's top-level
         one, if it has one (Kafka counts every error in a response; the per-partition ones
         of Produce and Fetch are the failed*requests counters)."""
         r = self.requests.get(name)
@@ -113,9 +130,9 @@ class BrokerStats:
             r = self.requests[name] = RequestStats()
         v = r.versions
         v[version] = v.get(version, 0) + 1
-        r.buckets[bisect_left(LATENCY_BUCKETS_MS, total_ms)] += 1
-        r.count += 1
-        r.sum += total_ms
+        r.local.observe((handled - arrived) * 1000)
+        r.remote.observe((now - handled) * 1000)
+        r.total.observe((now - arrived) * 1000)
         if error_code is not None:
             r.errors[error_code] = r.errors.get(error_code, 0) + 1
 
@@ -167,16 +184,21 @@ class BrokerCollector:
         requests = CounterMetricFamily(prefix + "requests", "requests served", labels=["request", "version"])
         errors = CounterMetricFamily(prefix + "errors", "responses by their top-level error code",
                                      labels=["request", "error"])
-        total = HistogramMetricFamily(prefix + "totaltimems",
-                                      "ms from the start of a request's handling to its response",
-                                      labels=["request"])
+        times = [(HistogramMetricFamily(prefix + name + "timems", doc, labels=["request"]), attr)
+                 for name, attr, doc in (
+                     ("local", "local", "ms in the request's handler"),
+                     ("remote", "remote", "ms waiting after the handler: replication (acks=-1), "
+                                          "a flush, responses queued before it"),
+                     ("total", "total", "ms from the start of a request's handling to its response"))]
         for name, r in stats.requests.items():
             for version, n in r.versions.items():
                 requests.add_metric([name, str(version)], n)
             for code, n in r.errors.items():
                 errors.add_metric([name, _error_name(code)], n)
-            total.add_metric([name], r.cumulative(), r.sum)
-        yield from (requests, errors, total)
+            for family, attr in times:
+                h = getattr(r, attr)
+                family.add_metric([name], h.cumulative(), h.sum)
+        yield from (requests, errors, *(family for family, _ in times))
 
     @staticmethod
     def _replicas(b):

@@ -213,7 +213,7 @@ class Deferred:
 
 
 class RequestContext:
-    __slots__ = ("header", "broker", "connection", "response_version", "arrived")
+    __slots__ = ("header", "broker", "connection", "response_version", "arrived", "handled")
 
     def __init__(self, header: RequestHeader, broker, connection: "Connection",
                  arrived: float = 0.0):
@@ -222,6 +222,7 @@ class RequestContext:
         self.connection = connection
         self.response_version = header.api_version
         self.arrived = arrived  # perf_counter() when its handling began, for TotalTimeMs
+        self.handled = arrived  # when its handler returned: LocalTimeMs, then RemoteTimeMs
 
     @property
     def listener_name(self) -> str:
@@ -446,6 +447,7 @@ class Connection(asyncio.BufferedProtocol):
             response = self._failed(handler, ctx, request)
         finally:
             self._handling -= 1
+        ctx.handled = time.perf_counter()
         if isinstance(response, Deferred) or self._sender is not None:
             if isinstance(response, Deferred):
                 future = asyncio.ensure_future(response.awaitable)
@@ -495,8 +497,8 @@ class Connection(asyncio.BufferedProtocol):
         return response
 
     async def _send(self, handler: Handler, ctx: RequestContext, response) -> None:
-        self.broker.stats.request_done(handler.request_name, ctx.header.api_version,
-                                       (time.perf_counter() - ctx.arrived) * 1000,
+        self.broker.stats.request_done(handler.request_name, ctx.header.api_version, ctx.arrived,
+                                       ctx.handled, time.perf_counter(),
                                        getattr(response, "error_code", None) if handler.top_error else None)
         if response is None or self.closed:
             return  # acks=0 produce: no response at all

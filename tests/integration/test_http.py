@@ -69,7 +69,8 @@ def test_bytes_in_messages_in_requests_and_client_software(node):
                        if name == "kafka_network_requestmetrics_requests_total"
                        and ("request", "Produce") in labels)
         assert produces == 10
-        assert sample(samples, "kafka_network_requestmetrics_totaltimems_count", request="Produce") == 10
+        for split in ("local", "remote", "total"):
+            assert sample(samples, f"kafka_network_requestmetrics_{split}timems_count", request="Produce") == 10
         assert sample(samples, "kafka_network_requestmetrics_totaltimems_bucket", request="Produce",
                       le="+Inf") == 10
         assert sample(samples, "kafka_network_requestmetrics_errors_total", request="Metadata",
