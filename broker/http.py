@@ -3,7 +3,8 @@
 A few lines of HTTP/1.1 on asyncio streams, on the broker's own event loop, rather
 than a web framework: three GET endpoints need no routing, and nothing here may
 block the loop or grow without bound. Every request is read with a bound on the
-request line and headers (``MAX_HEAD_BYTES``) and a deadline (``READ_TIMEOUT_S``);
+request line and headers (``MAX_HEAD_BYTES``) and a deadline (``READ_TIMEOUT_S``), and at
+most ``MAX_CONNECTIONS`` are served at once (each held at most that long);
 anything else gets a 400 (431 for huge headers) and the connection closes.
 Responses carry ``Connection: close``: scrapers and probes open one connection
 per request anyway, and so no idle HTTP connection is ever held.
@@ -24,6 +25,7 @@ log = structlog.get_logger(__name__)
 
 MAX_HEAD_BYTES = 8192  # request line plus headers
 READ_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 64  # open at once; more are closed at once (scrapers and probes need few)
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
@@ -40,6 +42,7 @@ class HttpListener:
         self.broker = broker
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
+        self.open = 0  # connections being served
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host or None, self.port,
@@ -53,6 +56,10 @@ class HttpListener:
             await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open >= MAX_CONNECTIONS:
+            writer.transport.abort()
+            return
+        self.open += 1
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
@@ -68,6 +75,7 @@ class HttpListener:
         except Exception:
             log.exception("http_request_failed")
         finally:
+            self.open -= 1
             writer.close()
 
     def _answer(self, head: bytes) -> bytes:

@@ -7,6 +7,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from odradek.broker.http import MAX_CONNECTIONS
 from tests import rawclient
 from tests.brokerproc import BrokerProcess, free_port
 from tests.local_cluster import poll_until
@@ -160,6 +161,14 @@ def test_bad_http_input_gets_an_error_or_a_close(node):
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")
     assert raw_http(port, b"GET /livez HTTP/1.1\r\n") == b""  # cut short: closed, no answer
     assert raw_http(port, b"") == b""
+    # connections beyond MAX_CONNECTIONS are closed at once; the held ones time out
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(MAX_CONNECTIONS)]
+    try:
+        assert poll_until(lambda: raw_http(port, b"GET /livez HTTP/1.1\r\n\r\n") == b"", 10)
+    finally:
+        for s in idle:
+            s.close()
+    assert poll_until(lambda: get(node.http + "/livez")[0] == 200, 10)
     # the node still serves both its listeners
     assert get(node.http + "/livez")[0] == 200
     assert node.proc.poll() is None
