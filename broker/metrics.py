@@ -84,7 +84,8 @@ class RequestStats:
     split: LocalTimeMs (the handler), RemoteTimeMs (waiting for others: acks=-1 for the
     ISR, a flush, and the responses queued before it) and TotalTimeMs. Kafka's queue and
     send times have no counterpart here: a connection's frames wait in its own queue,
-    and responses leave through the transport's buffer."""
+    and responses leave through the transport's buffer. A long-polling Fetch waits inside
+    its handler, so that wait is local time here (Kafka's purgatory makes it remote)."""
 
     __slots__ = ("versions", "errors", "local", "remote", "total")
 
