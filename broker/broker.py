@@ -24,7 +24,9 @@ from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
 from odradek.broker.loop_lag import LoopLagMonitor
+from odradek.broker.http import HttpListener
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
+from odradek.broker.metrics import BrokerStats, new_registry
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import (
     ConnectionLimits,
@@ -163,6 +165,11 @@ class Broker:
         self.tasks = Supervisor("broker")
         self.loop_lag = LoopLagMonitor()  # loop_lag.max_lag_ms(): the longest stall in a minute
         self.faults = None  # odradek.testing.faults.Faults on a node started by odradek.testing
+        # hot-path counters (the rest is read at scrape time), for topics that exist
+        self.stats = BrokerStats(lambda name: name in self.image.topics)
+        self.metrics_registry = new_registry(self)
+        self.http: HttpListener | None = None
+        self._stopping = False
 
     @property
     def cluster_id(self) -> str | None:
@@ -230,6 +237,7 @@ class Broker:
             if endpoints[listener.name][1] == 0:
                 endpoints[listener.name] = (endpoints[listener.name][0],
                                             server.sockets[0].getsockname()[1])
+        await self._start_http()
         self.tasks.spawn("become_ready", self._become_ready)
         if self.config.voters:
             self.lease = Lease(self.groups, self.image, self.config["broker.session.timeout.ms"])
@@ -250,6 +258,31 @@ class Broker:
         self.tasks.spawn("loop_lag", self.loop_lag.run)
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
                  voters=sorted(self.config.voters) or None)
+
+    async def _start_http(self) -> None:
+        """Open http.listener. The default address may be taken by another node on this
+        host (a local cluster, tests): that only logs a warning; a configured one must bind."""
+        address = self.config["http.listener"].strip()
+        if not address:
+            return
+        host, port = cfg.parse_host_port(address, "http.listener")
+        http = HttpListener(self, host, port)
+        try:
+            await http.start()
+        except OSError as e:
+            if "http.listener" in self.config.explicit:
+                raise
+            log.warning("http_listener_unavailable", address=address, error=str(e),
+                        hint="set http.listener to a free HOST:PORT, or empty to turn it off")
+            return
+        self.http = http
+
+    def is_ready(self) -> bool:
+        """/readyz: registered (still: the controller may forget a fenced node), caught up
+        with the metadata log, every listener serving, not stopping."""
+        return (self.ready.is_set() and self.registered.is_set() and not self._stopping
+                and bool(self.servers)
+                and all(s.is_serving() for s in self.servers))
 
     def _check_cluster_id(self, records: list) -> None:
         """Keep meta.properties' cluster id in step with the quorum's (refusing a foreign one)."""
@@ -347,6 +380,7 @@ class Broker:
         return error
 
     async def stop(self) -> None:
+        self._stopping = True
         if self.config.voters and self.registered.is_set():
             try:  # controlled shutdown: leadership moves before this node goes
                 await asyncio.wait_for(self.controller.controlled_shutdown(self.node_id), 2.0)
@@ -364,4 +398,6 @@ class Broker:
         await self.groups.close()
         await self.replicas.close()
         await self.metadata_log.stop()
+        if self.http is not None:
+            await self.http.close()
         log.info("stopped", node_id=self.node_id)

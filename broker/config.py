@@ -97,6 +97,11 @@ BROKER_CONFIGS = defs(
     ConfigDef("metadata.log.max.record.bytes.between.snapshots", LONG, 20971520,
               "metadata applied between snapshots of the image", at_least(1)),
     ConfigDef("producer.id.expiration.ms", INT, 86400000, "", at_least(1)),
+    # Odradek's own: Prometheus' port list gives 9404 to the JMX exporter, which is how
+    # Kafka's metrics are usually scraped (Strimzi, Confluent's examples).
+    ConfigDef("http.listener", STRING, "127.0.0.1:9404",
+              "HOST:PORT of /metrics, /livez and /readyz; empty: no HTTP listener (Odradek's own)",
+              lambda v: None if not v.strip() or _is_host_port(v) else "expected HOST:PORT or empty"),
     ConfigDef("log.json", BOOLEAN, False, "log JSON lines instead of key=value (Odradek's own)"),
     ConfigDef("log.level", STRING, "info", "Odradek's own", one_of("debug", "info", "warning", "error")),
     # Broker-side names of topic defaults (synonyms) not already above.
@@ -123,6 +128,14 @@ def parse_host_port(text: str, key: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"Invalid value {text!r} for {key}: expected HOST:PORT")
     return host.strip("[]"), int(port)
+
+
+def _is_host_port(text: str) -> bool:
+    try:
+        parse_host_port(text, "")
+    except ConfigError:
+        return False
+    return True
 
 
 def parse_listeners(items: list[str], key: str) -> list[Listener]:

@@ -129,6 +129,9 @@ class ReplicaManager:
         self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
         self.tasks = Supervisor("replica_manager")
         self.following_image = False  # see start()
+        # Committed ISR changes of partitions led here, for broker.metrics (Kafka's
+        # IsrShrinksPerSec / IsrExpandsPerSec); see _isr_committed
+        self.isr_shrinks = self.isr_expands = 0
 
     # -- following the metadata image ------------------------------------------
     def start(self, metadata_caught_up: asyncio.Event) -> None:
@@ -190,8 +193,7 @@ class ReplicaManager:
             if state is None or state.leader_epoch != p.leader_epoch:
                 self._become_leader(partition, p)
             elif (state.isr, state.partition_epoch) != (p.isr, p.partition_epoch):
-                if state.on_isr_committed(p.isr, p.partition_epoch):
-                    partition.set_high_watermark(state.high_watermark)
+                self._isr_committed(partition, state, p.isr, p.partition_epoch)
             if not was_leader:
                 self._notify(partition, True)
             return
@@ -201,6 +203,18 @@ class ReplicaManager:
                                               f"Leadership of {partition.topic}-{partition.index} moved"))
             self._notify(partition, False)
         self._follow(partition, p.leader)
+
+    def _isr_committed(self, partition: Partition, state: IsrState, isr: list[int], epoch: int) -> None:
+        """A committed ISR reaches the leader: from its own AlterPartition's answer or from
+        the metadata log, whichever comes first (the other then sees its epoch). Counted
+        either way, so a follower the controller removed when fencing its broker is a shrink
+        too (Kafka counts only the leader's own requests; a shrink is a shrink to an operator)."""
+        if len(isr) < len(state.isr):
+            self.isr_shrinks += 1
+        elif len(isr) > len(state.isr):
+            self.isr_expands += 1
+        if state.on_isr_committed(isr, epoch):
+            partition.set_high_watermark(state.high_watermark)
 
     def _become_leader(self, partition: Partition, p) -> None:
         self._stop_following(partition)
@@ -474,8 +488,7 @@ class ReplicaManager:
             state.on_isr_rejected()
             return
         if p.isr_state is state and state.partition_epoch < epoch:
-            if state.on_isr_committed(new_isr, epoch):
-                p.set_high_watermark(state.high_watermark)
+            self._isr_committed(p, state, new_isr, epoch)
 
     # -- replication: the follower's side (called by the ReplicaFetcher) ---------
     def follower_log(self, topic: str, index: int) -> Log | None:

@@ -213,13 +213,16 @@ class Deferred:
 
 
 class RequestContext:
-    __slots__ = ("header", "broker", "connection", "response_version")
+    __slots__ = ("header", "broker", "connection", "response_version", "arrived", "handled")
 
-    def __init__(self, header: RequestHeader, broker, connection: "Connection"):
+    def __init__(self, header: RequestHeader, broker, connection: "Connection",
+                 arrived: float = 0.0):
         self.header = header
         self.broker = broker
         self.connection = connection
         self.response_version = header.api_version
+        self.arrived = arrived  # perf_counter() when its handling began, for TotalTimeMs
+        self.handled = arrived  # when its handler returned: LocalTimeMs, then RemoteTimeMs
 
     @property
     def listener_name(self) -> str:
@@ -258,6 +261,8 @@ class Connection(asyncio.BufferedProtocol):
         self._write_buffer_seen = 0
         self.memory: RequestMemory = broker.request_memory
         self.held = 0  # bytes of this connection's requests in memory (see RequestMemory)
+        # (name, version) of the client software, from ApiVersions v3+ (KIP-511), for metrics
+        self.client_software = ("unknown", "unknown")
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
     def connection_made(self, transport):
@@ -407,6 +412,7 @@ class Connection(asyncio.BufferedProtocol):
             self.abort("internal error while serving a request")
 
     async def _handle(self, frame: memoryview) -> None:
+        arrived = time.perf_counter()
         api_key, api_version, correlation_id = peek_header(frame)
         handler: Handler | None = self.broker.handlers.get(api_key)
         if handler is None:
@@ -420,14 +426,14 @@ class Connection(asyncio.BufferedProtocol):
                 # KIP-511: a newer client's ApiVersions gets our ranges in a v0 body
                 # (with UNSUPPORTED_VERSION) and the connection stays open.
                 header = RequestHeader(api_key, api_version, correlation_id, None)
-                await self._respond(handler, RequestContext(header, self.broker, self), None)
+                await self._respond(handler, RequestContext(header, self.broker, self, arrived), None)
                 return
             raise DecodeError(f"API key {api_key} version {api_version} is not served "
                               f"({handler.min_version}..{handler.max_version})")
         header, pos = decode_header(frame, is_flexible(handler.request_class, api_version))
         log.debug("request", api_key=api_key, api_version=api_version, client_id=header.client_id)
         request = decode_body(handler.request_class, api_version, frame[pos:])
-        await self._respond(handler, RequestContext(header, self.broker, self), request)
+        await self._respond(handler, RequestContext(header, self.broker, self, arrived), request)
 
     async def _respond(self, handler: Handler, ctx: RequestContext, request) -> None:
         faults = self.broker.faults  # odradek.testing's injected faults; None outside tests
@@ -441,6 +447,7 @@ class Connection(asyncio.BufferedProtocol):
             response = self._failed(handler, ctx, request)
         finally:
             self._handling -= 1
+        ctx.handled = time.perf_counter()
         if isinstance(response, Deferred) or self._sender is not None:
             if isinstance(response, Deferred):
                 future = asyncio.ensure_future(response.awaitable)
@@ -490,6 +497,9 @@ class Connection(asyncio.BufferedProtocol):
         return response
 
     async def _send(self, handler: Handler, ctx: RequestContext, response) -> None:
+        self.broker.stats.request_done(handler.request_name, ctx.header.api_version, ctx.arrived,
+                                       ctx.handled, time.perf_counter(),
+                                       getattr(response, "error_code", None) if handler.top_error else None)
         if response is None or self.closed:
             return  # acks=0 produce: no response at all
         version = ctx.response_version

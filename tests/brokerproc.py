@@ -35,7 +35,8 @@ class BrokerProcess:
         self.host = host
         self.port = port or free_port(host)
         self.node_id = node_id
-        self.overrides = dict(overrides or {})
+        # No HTTP listener unless a test asks (http.listener): the default port is one for all.
+        self.overrides = {"http.listener": "", **(overrides or {})}
         self.extra_args = list(extra_args or [])
         self.netns = netns  # run inside this network namespace (ip netns), see tests/reliability
         self.env = dict(env or {})  # added to the inherited environment

@@ -25,6 +25,8 @@ class Handler:
     response_class: type
     handle: Callable[..., Awaitable[Any]]
     client_facing: bool  # False for our inter-node APIs, which ApiVersions never offers
+    request_name: str = ""  # Kafka's name for metrics: ProduceRequest -> Produce
+    top_error: bool = False  # whether responses have a top-level error_code (for metrics)
 
 
 HANDLERS: dict[int, Handler] = {}
@@ -38,7 +40,9 @@ def handles(request_class: type, min_version: int, max_version: int, *, client_f
         if api_key in HANDLERS:
             raise RuntimeError(f"two handlers for API key {api_key}")
         HANDLERS[api_key] = Handler(api_key, min_version, max_version, request_class,
-                                    MESSAGE_CLASSES[api_key][1], fn, client_facing)
+                                    MESSAGE_CLASSES[api_key][1], fn, client_facing,
+                                    request_class.__name__.removesuffix("Request"),
+                                    "error_code" in getattr(MESSAGE_CLASSES[api_key][1], "fields", {}))
         return fn
     return register
 

@@ -22,6 +22,9 @@ def api_keys() -> list:
 @handles(ApiVersionsRequest, 0, 4)
 async def handle(ctx, request):
     error = ErrorCode.NONE
+    name = getattr(request, "client_software_name", None)  # v3+ (KIP-511)
+    if name:
+        ctx.connection.client_software = (name, request.client_software_version or "unknown")
     if request is None:
         ctx.response_version = 0
         error = ErrorCode.UNSUPPORTED_VERSION

@@ -156,5 +156,23 @@ async def handle(ctx, request):
             break
         attempt.release()
         await broker.replicas.wait_for_data(keys, left)
+    _count(broker.stats, attempt.topics, replica_id >= 0 and replica_id in broker.image.brokers)
     chunks = encode_fetch_response(version, attempt.topics)
     return ChunkedResponse(chunks, attempt.release)
+
+
+def _count(stats, topics: list[FetchTopic], follower: bool) -> None:
+    """Kafka's BrokerTopicMetrics of the answer: bytes out (to followers: replication
+    bytes), fetches and failed fetches per partition, by topic."""
+    for t in topics:
+        topic_stats = stats.topic(t.topic)
+        for p in t.partitions:
+            topic_stats.fetch_requests += 1
+            if p.error_code:
+                topic_stats.failed_fetch += 1
+            elif p.records:
+                n = sum(c.size if hasattr(c, "size") else len(c) for c in p.records)
+                if follower:
+                    topic_stats.replication_bytes_out += n
+                else:
+                    topic_stats.bytes_out += n

@@ -132,6 +132,7 @@ async def handle(ctx, request):
     version = ctx.header.api_version
     acks = request.acks
     now = broker.replicas.clock_ms()
+    stats = broker.stats
     responses = []
     durable_waits = []  # (partition response, coroutine) for acks=-1, or 1 with flush.messages
     failed = False
@@ -140,7 +141,9 @@ async def handle(ctx, request):
         topic_config = broker.replicas.topic_config(topic.name)
         check = batch_checker(version, topic_config, now)
         compacted = "compact" in topic_config["cleanup.policy"]
+        topic_stats = stats.topic(topic.name)
         for data in topic.partition_data:
+            topic_stats.produce_requests += 1
             try:
                 if acks not in (0, 1, -1):
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
@@ -150,6 +153,7 @@ async def handle(ctx, request):
                     topic.name, data.index, data.records, required_acks=acks, check=check)
             except KafkaError as e:
                 failed = True
+                topic_stats.failed_produce += 1
                 # A producer and this node disagreeing on sequences is rare and worth seeing;
                 # the rest (NOT_LEADER_OR_FOLLOWER during a failover, ...) is routine.
                 (log.info if e.code in SEQUENCE_ERRORS else log.debug)(
@@ -158,6 +162,8 @@ async def handle(ctx, request):
                 partitions.append(_failure(data.index, e, _log_start_offset(
                     broker.replicas, topic.name, data.index, e.code)))
                 continue
+            topic_stats.bytes_in += len(data.records)
+            topic_stats.messages_in += result.last_offset - result.base_offset + 1
             response = PartitionProduceResponse(data.index, ErrorCode.NONE, result.base_offset,
                                                 result.log_append_time_ms, result.log_start_offset)
             partitions.append(response)

@@ -203,7 +203,9 @@ class Broker(_Admin):
         _quiet_logging()
         if self.data_dir is None:
             self.data_dir = _data_root(self, self.in_memory)
-        settings = {**self.config, "listeners": f"PLAINTEXT://127.0.0.1:{self.port}"}
+        # No HTTP listener unless asked: a test's broker must not take the default port.
+        settings = {"http.listener": "", **self.config,
+                    "listeners": f"PLAINTEXT://127.0.0.1:{self.port}"}
         started: concurrent.futures.Future = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, args=(_node, settings, started),
                                         name=f"odradek-broker-{next(_THREAD_NUMBERS)}", daemon=True)
@@ -440,7 +442,7 @@ class _NodeProcess:
                  settings: dict[str, str]):
         self.owner = owner
         self.node_id, self.port, self.data_dir = node_id, port, data_dir
-        self.settings = {**settings, "node.id": str(node_id),
+        self.settings = {"http.listener": "", **settings, "node.id": str(node_id),
                          "listeners": f"PLAINTEXT://127.0.0.1:{port}"}
         self.log_path = os.path.join(os.path.dirname(data_dir), f"node{node_id}.log")
         self.pid: int | None = None
