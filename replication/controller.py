@@ -50,6 +50,7 @@ import structlog
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.internode import CONTROLLER_API_KEY
+from odradek.replication.elections import elect
 from odradek.replication.metadata import (
     TOPIC,
     BrokerFencingRecord,
@@ -480,6 +481,45 @@ class Controller:
             new_epoch = p.partition_epoch + 1  # every PartitionChangeRecord moves it by one
             await self.commit([PartitionChangeRecord(topic_id, partition, isr=list(isr))], new_epoch)
             return new_epoch
+
+    @controller_op
+    async def elect_leaders(self, election_type: int, partitions: list | None) -> list:
+        """ElectLeaders on the active controller: ``partitions`` as [topic, partition] pairs,
+        or None for every partition. Returns [topic, [[partition, error code, message], ...]]
+        per topic, in the order asked; with None, every topic, leaving out the partitions
+        that need no election (as Kafka's controller answers).
+
+        The decision is ``elections.elect``; every election that moves a leader is one
+        ``PartitionChangeRecord`` (new leader epoch), all committed together.
+        """
+        async with self._lock:
+            live = set(self._live_brokers())
+            records, results, by_topic = [], [], {}
+            everything = partitions is None
+            if everything:
+                partitions = [[t.name, p] for t in self.image.topics.values() for p in sorted(t.partitions)]
+                for t in self.image.topics.values():
+                    by_topic[t.name] = []
+                    results.append([t.name, by_topic[t.name]])
+            for name, partition in partitions:
+                if name not in by_topic:
+                    by_topic[name] = []
+                    results.append([name, by_topic[name]])
+                topic = self.image.topics.get(name)
+                p = topic.partitions.get(partition) if topic else None
+                if p is None:  # Kafka's messages
+                    by_topic[name].append([partition, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+                                           f"No such topic as {name}" if topic is None else
+                                           f"No such partition as {name}-{partition}"])
+                    continue
+                e = elect(election_type, p.replicas, p.isr, p.leader, live)
+                if e.leader is not None:
+                    records.append(PartitionChangeRecord(p.topic_id, p.partition, leader=e.leader, isr=e.isr))
+                    by_topic[name].append([partition, int(ErrorCode.NONE), None])
+                elif not (everything and e.error == ErrorCode.ELECTION_NOT_NEEDED):
+                    by_topic[name].append([partition, int(e.error), e.message])
+            await self.commit(records, results)
+            return results
 
     def _fence(self, node_id: int) -> list:
         records = [BrokerFencingRecord(node_id, True)]
