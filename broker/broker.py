@@ -234,6 +234,10 @@ class Broker:
             self.controller.subscribers.append(self.lease.on_metadata)
             self._tasks.append(loop.create_task(self._register_and_heartbeat(endpoints)))
             self._tasks.append(loop.create_task(self.controller.run_fencing()))
+            if self.config["auto.leader.rebalance.enable"]:
+                self._tasks.append(loop.create_task(self.controller.run_leader_rebalance(
+                    self.config["leader.imbalance.check.interval.seconds"],
+                    self.config["leader.imbalance.per.broker.percentage"])))
         else:
             await self.controller.register_broker(self.node_id, endpoints,
                                                   cluster_id=self.meta.cluster_id)

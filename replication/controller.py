@@ -50,7 +50,7 @@ import structlog
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.internode import CONTROLLER_API_KEY
-from odradek.replication.elections import elect
+from odradek.replication.elections import PartitionView, elect, partitions_to_rebalance
 from odradek.replication.metadata import (
     TOPIC,
     BrokerFencingRecord,
@@ -569,6 +569,33 @@ class Controller:
                     log.warning("broker_fenced", node_id=node_id, silent_s=round(now - seen, 1))
                     async with self._lock:
                         await self.commit(self._fence(node_id))
+
+    async def run_leader_rebalance(self, interval_s: float, imbalance_percentage: int) -> None:
+        """On the active controller, every leader.imbalance.check.interval.seconds: move
+        leadership back to preferred replicas (auto.leader.rebalance.enable).
+
+        After a broker restarts, the partitions it led stay with the brokers that took
+        them over, so one broker serves the load of two; this returns them once the
+        restarted broker has caught up (``elections.partitions_to_rebalance`` decides).
+        """
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.metadata_log.is_active:
+                continue
+            try:
+                async with self._lock:
+                    await self.commit(self._rebalance_records(imbalance_percentage))
+            except Exception as e:  # noqa: BLE001 (lost leadership mid-commit: the next controller's turn)
+                log.warning("leader_rebalance_failed", error=repr(e))
+
+    def _rebalance_records(self, imbalance_percentage: int) -> list:
+        views = [PartitionView(p.topic_id, p.partition, p.replicas, p.isr, p.leader)
+                 for t in self.image.topics.values() for p in t.partitions.values()]
+        moves = partitions_to_rebalance(views, set(self._live_brokers()), imbalance_percentage)
+        if moves:
+            log.info("leader_rebalance", partitions=[f"{self.image.topics_by_id[t].name}-{p}" for t, p in moves])
+        return [PartitionChangeRecord(t, p, leader=self.image.topics_by_id[t].partitions[p].replicas[0])
+                for t, p in moves]
 
     def _live_brokers(self) -> list[int]:
         return sorted(b.node_id for b in self.image.brokers.values() if not b.fenced)
