@@ -68,3 +68,36 @@ def test_controller_moves_leadership_back_to_a_restarted_node(tmp_path):
         assert {p: lead for p, (lead, _) in partitions(cluster).items()} == {0: 1, 1: 2, 2: 3}
     finally:
         cluster.stop_all()
+
+
+def test_unclean_election_elects_only_a_live_replica(tmp_path):
+    """Partition u-0 on nodes 3 and 2: 2 leaves the ISR, then 3 (the last ISR member)
+    dies, leaving no leader. Only an unclean election brings it back, onto node 2, the
+    one live replica, as the only ISR member; a preferred election cannot (3 is dead)."""
+    cluster = Cluster(tmp_path, overrides={"auto.leader.rebalance.enable": "false"})
+
+    def state():
+        m = cluster.admin().list_topics("u", timeout=5).topics["u"].partitions[0]
+        return m.leader, sorted(m.isrs)
+
+    def elect(election_type):
+        with admin(cluster) as a:
+            response = a.elect_leaders(election_type, {"u": [0]}, timeout_ms=10000, raise_errors=False)
+        return response.replica_election_results[0].partition_result[0].error_code
+    try:
+        cluster.start()
+        cluster.wait_formed()
+        with admin(cluster) as a:
+            a.create_topics([NewTopic("u", -1, -1, replica_assignments={0: [3, 2]})])
+        cluster.wait_for(lambda: state() == (3, [2, 3]), 30, "u-0 led by 3 with 2 in sync")
+        cluster.kill(2)
+        cluster.wait_for(lambda: state() == (3, [3]), 30, "node 2 out of the ISR")
+        cluster.kill(3)  # the quorum is lost with it: node 2 comes back to restore it
+        cluster.restart(2)
+        cluster.wait_for(lambda: state()[0] == -1, 60, "u-0 without a leader")
+        assert elect(0) == ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+        assert elect(1) == ErrorCode.NONE
+        cluster.wait_for(lambda: state() == (2, [2]), 10, "node 2 leading u-0 alone")
+        assert elect(1) == ErrorCode.ELECTION_NOT_NEEDED
+    finally:
+        cluster.stop_all()
