@@ -101,3 +101,5 @@ def test_unclean_election_elects_only_a_live_replica(tmp_path):
         assert elect(1) == ErrorCode.ELECTION_NOT_NEEDED
     finally:
         cluster.stop_all()
+        for n in cluster.nodes:  # on failure, pytest shows each node's log tail
+            print(f"--- node {n} ---\n" + "".join(cluster.logs[n][-80:]))
