@@ -567,8 +567,14 @@ class Controller:
                 seen = self._last_heartbeat.setdefault(node_id, now)  # grace for a new controller
                 if not broker.fenced and now - seen > self.broker_session_timeout_ms / 1000:
                     log.warning("broker_fenced", node_id=node_id, silent_s=round(now - seen, 1))
-                    async with self._lock:
-                        await self.commit(self._fence(node_id))
+                    try:
+                        async with self._lock:
+                            await self.commit(self._fence(node_id))
+                    except NotController:
+                        # The quorum was lost before the fence committed; this loop must
+                        # outlive that, or a controller elected again never fences anyone.
+                        log.warning("broker_fence_not_committed", node_id=node_id)
+                        break
 
     async def run_leader_rebalance(self, interval_s: float, imbalance_percentage: int) -> None:
         """On the active controller, every leader.imbalance.check.interval.seconds: move

@@ -1,8 +1,11 @@
 """The controller's side of elections (no processes: a metadata log in memory): what
-ElectLeaders and the rebalancer commit, and what they answer."""
+ElectLeaders and the rebalancer commit, and what they answer; fencing that outlives a
+lost commit."""
+
+import asyncio
 
 from odradek.protocol.errors import ErrorCode
-from odradek.replication.controller import Controller
+from odradek.replication.controller import Controller, NotController
 from odradek.replication.metadata import (
     BrokerFencingRecord,
     MetadataImage,
@@ -65,3 +68,28 @@ async def test_rebalance_gives_leadership_back_to_a_preferred_replica_in_the_isr
     c = cluster([([1, 2, 3], [1, 2, 3], 2), ([2, 3, 1], [2, 3, 1], 2), ([3, 1, 2], [1, 2], 1)])
     records = c._rebalance_records(10)
     assert [(r.partition, r.leader) for r in records] == [(0, 1)]  # 3 is not in partition 2's ISR
+
+
+async def test_fencing_goes_on_after_a_commit_lost_with_the_leadership():
+    """A fence whose commit fails (the controller lost its quorum and stepped down, then
+    won again) must not end the fencing loop: a broker that died then would never be
+    fenced, and its partitions would keep a dead leader (seen on three nodes)."""
+    c = cluster([([1, 2, 3], [1, 2, 3], 1)])
+    c.broker_session_timeout_ms = 40
+    log, append = c.metadata_log, c.metadata_log.append
+    failures = [NotController(None)]
+
+    async def lose_first(records):
+        if failures:
+            raise failures.pop()
+        await append(records)
+    log.append = lose_first
+    task = asyncio.get_running_loop().create_task(c.run_fencing())
+    try:
+        for _ in range(200):
+            if all(b.fenced for b in c.image.brokers.values()):
+                break
+            await asyncio.sleep(0.01)
+        assert not task.done() and all(b.fenced for b in c.image.brokers.values())
+    finally:
+        task.cancel()
