@@ -23,8 +23,8 @@ from odradek.broker import config as cfg
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
-from odradek.broker.loop_lag import LoopLagMonitor
 from odradek.broker.http import HttpListener
+from odradek.broker.loop_lag import LoopLagMonitor
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.metrics import BrokerStats, new_registry
 from odradek.broker.replica_manager import ReplicaManager
@@ -244,6 +244,10 @@ class Broker:
             self.controller.subscribers.append(self.lease.on_metadata)
             self.tasks.spawn("register_and_heartbeat", lambda: self._register_and_heartbeat(endpoints))
             self.tasks.spawn("fencing", self.controller.run_fencing)
+            if self.config["auto.leader.rebalance.enable"]:
+                self.tasks.spawn("leader_rebalance", lambda: self.controller.run_leader_rebalance(
+                    self.config["leader.imbalance.check.interval.seconds"],
+                    self.config["leader.imbalance.per.broker.percentage"]))
         else:
             await self.controller.register_broker(self.node_id, endpoints,
                                                   cluster_id=self.meta.cluster_id)

@@ -50,6 +50,7 @@ import structlog
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.internode import CONTROLLER_API_KEY
+from odradek.replication.elections import PartitionView, elect, partitions_to_rebalance
 from odradek.replication.metadata import (
     TOPIC,
     BrokerFencingRecord,
@@ -481,6 +482,45 @@ class Controller:
             await self.commit([PartitionChangeRecord(topic_id, partition, isr=list(isr))], new_epoch)
             return new_epoch
 
+    @controller_op
+    async def elect_leaders(self, election_type: int, partitions: list | None) -> list:
+        """ElectLeaders on the active controller: ``partitions`` as [topic, partition] pairs,
+        or None for every partition. Returns [topic, [[partition, error code, message], ...]]
+        per topic, in the order asked; with None, every topic, leaving out the partitions
+        that need no election (as Kafka's controller answers).
+
+        The decision is ``elections.elect``; every election that moves a leader is one
+        ``PartitionChangeRecord`` (new leader epoch), all committed together.
+        """
+        async with self._lock:
+            live = set(self._live_brokers())
+            records, results, by_topic = [], [], {}
+            everything = partitions is None
+            if everything:
+                partitions = [[t.name, p] for t in self.image.topics.values() for p in sorted(t.partitions)]
+                for t in self.image.topics.values():
+                    by_topic[t.name] = []
+                    results.append([t.name, by_topic[t.name]])
+            for name, partition in partitions:
+                if name not in by_topic:
+                    by_topic[name] = []
+                    results.append([name, by_topic[name]])
+                topic = self.image.topics.get(name)
+                p = topic.partitions.get(partition) if topic else None
+                if p is None:  # Kafka's messages
+                    by_topic[name].append([partition, int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+                                           f"No such topic as {name}" if topic is None else
+                                           f"No such partition as {name}-{partition}"])
+                    continue
+                e = elect(election_type, p.replicas, p.isr, p.leader, live)
+                if e.leader is not None:
+                    records.append(PartitionChangeRecord(p.topic_id, p.partition, leader=e.leader, isr=e.isr))
+                    by_topic[name].append([partition, int(ErrorCode.NONE), None])
+                elif not (everything and e.error == ErrorCode.ELECTION_NOT_NEEDED):
+                    by_topic[name].append([partition, int(e.error), e.message])
+            await self.commit(records, results)
+            return results
+
     def _fence(self, node_id: int) -> list:
         records = [BrokerFencingRecord(node_id, True)]
         live = set(self._live_brokers()) - {node_id}
@@ -527,8 +567,41 @@ class Controller:
                 seen = self._last_heartbeat.setdefault(node_id, now)  # grace for a new controller
                 if not broker.fenced and now - seen > self.broker_session_timeout_ms / 1000:
                     log.warning("broker_fenced", node_id=node_id, silent_s=round(now - seen, 1))
-                    async with self._lock:
-                        await self.commit(self._fence(node_id))
+                    try:
+                        async with self._lock:
+                            await self.commit(self._fence(node_id))
+                    except NotController:
+                        # The quorum was lost before the fence committed; this loop must
+                        # outlive that, or a controller elected again never fences anyone.
+                        log.warning("broker_fence_not_committed", node_id=node_id)
+                        break
+
+    async def run_leader_rebalance(self, interval_s: float, imbalance_percentage: int) -> None:
+        """On the active controller, every leader.imbalance.check.interval.seconds: move
+        leadership back to preferred replicas (auto.leader.rebalance.enable).
+
+        After a broker restarts, the partitions it led stay with the brokers that took
+        them over, so one broker serves the load of two; this returns them once the
+        restarted broker has caught up (``elections.partitions_to_rebalance`` decides).
+        """
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.metadata_log.is_active:
+                continue
+            try:
+                async with self._lock:
+                    await self.commit(self._rebalance_records(imbalance_percentage))
+            except Exception as e:  # noqa: BLE001 (lost leadership mid-commit: the next controller's turn)
+                log.warning("leader_rebalance_failed", error=repr(e))
+
+    def _rebalance_records(self, imbalance_percentage: int) -> list:
+        views = [PartitionView(p.topic_id, p.partition, p.replicas, p.isr, p.leader)
+                 for t in self.image.topics.values() for p in t.partitions.values()]
+        moves = partitions_to_rebalance(views, set(self._live_brokers()), imbalance_percentage)
+        if moves:
+            log.info("leader_rebalance", partitions=[f"{self.image.topics_by_id[t].name}-{p}" for t, p in moves])
+        return [PartitionChangeRecord(t, p, leader=self.image.topics_by_id[t].partitions[p].replicas[0])
+                for t, p in moves]
 
     def _live_brokers(self) -> list[int]:
         return sorted(b.node_id for b in self.image.brokers.values() if not b.fenced)

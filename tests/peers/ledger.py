@@ -44,7 +44,7 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     34: "AlterReplicaLogDirs is not served yet: each node has one log directory.",
     35: "DescribeLogDirs v5 adds is_cordoned (cordoned log directories), not built.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
-    (43, 45, 46): "Leader election and partition reassignment are not served yet.",
+    (45, 46): "Partition reassignment is not served yet (kafka-reassign-partitions).",
     (48, 49, 50, 51): "Client quotas and SCRAM credentials are not built.",
     (57,): "Feature updates (KIP-584) are not served: no feature is finalized yet.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "
