@@ -133,13 +133,56 @@ def decode_header(frame: memoryview, flexible: bool) -> tuple[RequestHeader, int
 
 
 def decode_body(request_cls: type, version: int, body: memoryview):
-    """Decode a request body; any failure of the schema codec becomes DecodeError."""
+    """Decode a request body; any failure of the schema codec becomes DecodeError, and so
+    does a null where the schema allows none (see ``_refuse_nulls``)."""
     try:
-        return request_cls.decode(body, version=version)
+        request = request_cls.decode(body, version=version)
     except DecodeError:
         raise
     except Exception as e:  # the generated codec raises struct.error, ValueError, IndexError...
         raise DecodeError(f"undecodable {request_cls.__name__} v{version}: {type(e).__name__}: {e}") from None
+    _refuse_nulls(request, request_cls._struct.fields, version)
+    return request
+
+
+# (id of a struct's field dict, version) -> (fields that may not be null, struct fields to
+# descend into); the field dicts live as long as kafka-python's classes, i.e. forever.
+_NULL_CHECKS: dict[tuple[int, int], tuple[tuple[str, ...], tuple[tuple[str, dict, bool], ...]]] = {}
+
+
+_NULLABLE_TYPES = {"string", "bytes", "records"}  # and arrays, structs; numbers never decode to None
+
+
+def _null_checks(fields: dict, version: int):
+    key = (id(fields), version)
+    checks = _NULL_CHECKS.get(key)
+    if checks is None:
+        required, nested = [], []
+        for name, field in fields.items():
+            if not field.for_version_q(version) or field.tagged_field_q(version):
+                continue
+            if not field.nullable_for_version_q(version) and (
+                    field.is_array() or field.is_struct() or field.type_str in _NULLABLE_TYPES):
+                required.append(name)
+            if field.is_struct_array() or field.is_struct():
+                nested.append((name, field.fields, field.is_struct_array()))
+        checks = _NULL_CHECKS[key] = (tuple(required), tuple(nested))
+    return checks
+
+
+def _refuse_nulls(message, fields: dict, version: int) -> None:
+    """Kafka refuses a null (length -1, or 0 when compact) in a field whose schema is not
+    nullable at this version; kafka-python decodes it as None, which handlers would
+    trip over (``for t in request.topics``).  Refuse it here, as a decode error."""
+    required, nested = _null_checks(fields, version)
+    for name in required:
+        if getattr(message, name) is None:
+            raise DecodeError(f"null {name} in {type(message).__name__} v{version}, "
+                              "whose schema does not allow it")
+    for name, inner, is_array in nested:
+        value = getattr(message, name)
+        for item in (value or ()) if is_array else (() if value is None else (value,)):
+            _refuse_nulls(item, inner, version)
 
 
 def response_header(correlation_id: int, flexible: bool) -> bytes:
