@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:9092
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint bench raft-sim venv clean
+.PHONY: run test test-fast lint bench raft-sim fuzz venv clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test-fast: $(VENV)/.stamp-test
 
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check broker protocol storage replication tests bench
+
+# The request-path fuzzer (tests/integration/test_fuzz.py) for FUZZ_SECONDS instead of
+# the few seconds make test gives it.
+FUZZ_SECONDS ?= 600
+fuzz: $(VENV)/.stamp-test
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -s --timeout=0 tests/integration/test_fuzz.py
 
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench
