@@ -20,6 +20,7 @@ import inspect
 import pkgutil
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import kafka.protocol.admin
 import kafka.protocol.consumer
@@ -55,21 +56,26 @@ class RequestHeader:
     client_id: str | None
 
 
-def _load_classes() -> dict[int, tuple[type, type]]:
+def _is_message_class(cls: Any) -> bool:
+    return (inspect.isclass(cls) and issubclass(cls, ApiMessage)
+            and getattr(cls, "_json", None) is not None)
+
+
+def _load_classes() -> dict[int, tuple[Any, Any]]:
     """Map api key -> (request class, response class) from kafka-python's schemas."""
-    requests, responses = {}, {}
+    requests: dict[int, type[Any]] = {}
+    responses: dict[int, type[Any]] = {}
     for pkg in (kafka.protocol.admin, kafka.protocol.consumer, kafka.protocol.metadata,
                 kafka.protocol.producer):
         for info in pkgutil.iter_modules(pkg.__path__):
             module = importlib.import_module(f"{pkg.__name__}.{info.name}")
             for cls in vars(module).values():
-                if (inspect.isclass(cls) and issubclass(cls, ApiMessage)
-                        and getattr(cls, "_json", None) is not None):
+                if _is_message_class(cls):
                     (requests if cls.is_request() else responses)[cls.API_KEY] = cls
     return {key: (requests[key], responses[key]) for key in requests if key in responses}
 
 
-MESSAGE_CLASSES: dict[int, tuple[type, type]] = _load_classes()
+MESSAGE_CLASSES: dict[int, tuple[Any, Any]] = _load_classes()  # kafka-python's (untyped) classes
 # Our inter-node requests (never offered to clients; see protocol.internode).
 MESSAGE_CLASSES[RAFT_API_KEY] = (RaftRequest, RaftResponse)
 MESSAGE_CLASSES[CONTROLLER_API_KEY] = (ControllerRequest, ControllerResponse)
@@ -132,7 +138,7 @@ def decode_header(frame: memoryview, flexible: bool) -> tuple[RequestHeader, int
     return RequestHeader(api_key, api_version, correlation_id, client_id), pos
 
 
-def decode_body(request_cls: type, version: int, body: memoryview):
+def decode_body(request_cls: Any, version: int, body: memoryview):
     """Decode a request body; any failure of the schema codec becomes DecodeError, and so
     does a null where the schema allows none (see ``_refuse_nulls``)."""
     try:
@@ -191,5 +197,5 @@ def response_header(correlation_id: int, flexible: bool) -> bytes:
     return head + b"\x00" if flexible else head
 
 
-def is_flexible(message_cls: type, version: int) -> bool:
+def is_flexible(message_cls: Any, version: int) -> bool:
     return message_cls.flexible_version_q(version)
