@@ -153,7 +153,8 @@ def decode_body(request_cls: Any, version: int, body: memoryview):
 
 # (id of a struct's field dict, version) -> (fields that may not be null, struct fields to
 # descend into); the field dicts live as long as kafka-python's classes, i.e. forever.
-_NULL_CHECKS: dict[tuple[int, int], tuple[tuple[str, ...], tuple[tuple[str, dict, bool], ...]]] = {}
+_NULL_CHECKS: dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...],
+                                          tuple[tuple[str, dict, bool], ...]]] = {}
 
 
 _NULLABLE_TYPES = {"string", "bytes", "records"}  # and arrays, structs; numbers never decode to None
@@ -163,7 +164,7 @@ def _null_checks(fields: dict, version: int):
     key = (id(fields), version)
     checks = _NULL_CHECKS.get(key)
     if checks is None:
-        required, nested = [], []
+        required, elements, nested = [], [], []
         for name, field in fields.items():
             if not field.for_version_q(version) or field.tagged_field_q(version):
                 continue
@@ -172,7 +173,9 @@ def _null_checks(fields: dict, version: int):
                 required.append(name)
             if field.is_struct_array() or field.is_struct():
                 nested.append((name, field.fields, field.is_struct_array()))
-        checks = _NULL_CHECKS[key] = (tuple(required), tuple(nested))
+            elif field.is_array() and field.type_str[2:] in _NULLABLE_TYPES:
+                elements.append(name)  # the elements of a []string are never null in Kafka
+        checks = _NULL_CHECKS[key] = (tuple(required), tuple(elements), tuple(nested))
     return checks
 
 
@@ -180,11 +183,14 @@ def _refuse_nulls(message, fields: dict, version: int) -> None:
     """Kafka refuses a null (length -1, or 0 when compact) in a field whose schema is not
     nullable at this version; kafka-python decodes it as None, which handlers would
     trip over (``for t in request.topics``).  Refuse it here, as a decode error."""
-    required, nested = _null_checks(fields, version)
+    required, elements, nested = _null_checks(fields, version)
     for name in required:
         if getattr(message, name) is None:
             raise DecodeError(f"null {name} in {type(message).__name__} v{version}, "
                               "whose schema does not allow it")
+    for name in elements:
+        if None in (getattr(message, name) or ()):
+            raise DecodeError(f"null element in {name} of {type(message).__name__} v{version}")
     for name, inner, is_array in nested:
         value = getattr(message, name)
         for item in (value or ()) if is_array else (() if value is None else (value,)):

@@ -47,3 +47,13 @@ def test_nulls_the_schema_allows_stay() -> None:
         MetadataRequest(topics=None, allow_auto_topic_creation=False,
                         include_topic_authorized_operations=False).encode(version=12)))).topics is None
     assert decode_body(P, 9, memoryview(produce([], 9))).transactional_id is None
+
+
+def test_null_element_of_a_string_array_is_a_decode_error() -> None:
+    """FindCoordinator v4+ with a null group id among its keys (found by the fuzzer: the
+    coordinator hashed None)."""
+    from kafka.protocol.metadata import FindCoordinatorRequest as FC
+
+    body = bytes(FC(key_type=0, coordinator_keys=["g", None]).encode(version=6))
+    with pytest.raises(DecodeError, match="coordinator_keys"):
+        decode_body(FC, 6, memoryview(body))
