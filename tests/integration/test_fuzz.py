@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 
+from odradek.broker import server
 from odradek.broker.handlers import load_handlers
 from tests.rawclient import RawConnection
 from tests.threaded_broker import ThreadedBroker
@@ -36,6 +37,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "unit" / "golden"
 SEEDS = [p.read_bytes() for p in sorted(GOLDEN.glob("*/*-request.bin"))]
 SERVED = {key: (h.min_version, h.max_version) for key, h in load_handlers().items() if h.client_facing}
 BUGS = {"handler_failed", "request_failed"}
+PROBE = "fuzz_oracle_probe"
 
 
 @st.composite
@@ -89,10 +91,12 @@ class Events:
 
     def __init__(self) -> None:
         self.bugs: list[dict] = []
+        self.probed = False
 
     def __call__(self, _logger, method: str, event: dict):
         if event.get("event") in BUGS:
             self.bugs.append(dict(event))
+        self.probed = self.probed or event.get("event") == PROBE
         raise structlog.DropEvent
 
 
@@ -102,11 +106,15 @@ def fuzzed(tmp_path_factory):
     previous = structlog.get_config()
     structlog.configure(processors=[structlog.processors.format_exc_info, events],
                         cache_logger_on_first_use=False)
-    broker = ThreadedBroker(tmp_path_factory.mktemp("fuzz"), {"num.partitions": "1"}).start()
+    broker = None
     try:
+        server.log.warning(PROBE)  # the server's own logger reaches us (none cached earlier)
+        assert events.probed, "structlog was configured with cached loggers: the oracle is blind"
+        broker = ThreadedBroker(tmp_path_factory.mktemp("fuzz"), {"num.partitions": "1"}).start()
         yield broker, events
     finally:
-        broker.stop()
+        if broker is not None:
+            broker.stop()
         structlog.configure(**previous)
 
 
