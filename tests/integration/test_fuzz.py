@@ -77,8 +77,9 @@ def random_request(draw) -> bytes:
 
 
 FRAMES = st.one_of(mutated_golden(), random_request(), st.binary(max_size=64))
-STREAMS = st.one_of(  # the frame decoder: any size field, any cut
-    FRAMES.map(lambda f: struct.pack(">i", len(f)) + f),
+STREAMS = st.one_of(  # the frame decoder: any size field, any cut; pipelined requests
+    st.lists(FRAMES, min_size=1, max_size=4).map(
+        lambda fs: b"".join(struct.pack(">i", len(f)) + f for f in fs)),
     st.binary(min_size=1, max_size=64),
     st.tuples(st.integers(-(2**31), 2**31 - 1), st.binary(max_size=32)).map(
         lambda t: struct.pack(">i", t[0]) + t[1]),
@@ -118,15 +119,26 @@ def fuzzed(tmp_path_factory):
         structlog.configure(**previous)
 
 
+def whole_frames(stream: bytes) -> int:
+    """How many frames ``stream`` is, if it is whole frames and nothing else (else 0)."""
+    pos = count = 0
+    while len(stream) - pos >= 4:
+        size = struct.unpack_from(">i", stream, pos)[0]
+        if size < 0 or pos + 4 + size > len(stream):
+            return 0
+        pos, count = pos + 4 + size, count + 1
+    return count if pos == len(stream) else 0
+
+
 def send_and_drop(bootstrap: str, stream: bytes) -> None:
-    """Send ``stream`` on a new connection.  If it is one whole frame, wait up to
-    MAX_WAIT_S for its answer or the close; else half-close at once (the broker would
-    wait for the rest of the frame) and read until it closes too."""
+    """Send ``stream`` on a new connection.  If it is whole frames, wait up to MAX_WAIT_S
+    for as many answers or the close; else half-close at once (the broker would wait for
+    the rest of a frame) and read until it closes too."""
     host, port = bootstrap.rsplit(":", 1)
-    whole = len(stream) >= 4 and struct.unpack_from(">i", stream)[0] == len(stream) - 4
+    frames = whole_frames(stream)
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(stream)
-        if whole:
+        if frames:
             s.settimeout(MAX_WAIT_S)
         else:
             s.shutdown(socket.SHUT_WR)
@@ -134,8 +146,8 @@ def send_and_drop(bootstrap: str, stream: bytes) -> None:
         try:
             while data := s.recv(65536):
                 got += data
-                if len(got) >= 4 and len(got) >= 4 + struct.unpack_from(">i", got)[0]:
-                    return  # the answer (the broker may still be handling it as we close)
+                if whole_frames(got) >= frames > 0:
+                    return  # the answers (the broker may still be working as we close)
         except (TimeoutError, ConnectionResetError):
             pass
 
