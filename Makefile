@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:9092
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint bench raft-sim venv clean
+.PHONY: run test test-fast lint bench raft-sim fuzz venv clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,21 @@ test: $(VENV)/.stamp-test
 test-fast: $(VENV)/.stamp-test
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
+# ruff, then mypy (config in pyproject.toml) over the code as installed: odradek.broker, ...
+# mypy cannot follow the editable install's import hook, so it reads a tree of symlinks.
+MYPY_SRC := $(VENV)/mypy-src
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check broker protocol storage replication tests bench
+	@mkdir -p $(MYPY_SRC)/odradek
+	@for p in broker protocol storage replication; do ln -sfn ../../../$$p $(MYPY_SRC)/odradek/$$p; done
+	MYPYPATH=$(MYPY_SRC) $(VENV)/bin/mypy --config-file pyproject.toml --cache-dir $(VENV)/mypy-cache \
+		-p odradek.broker -p odradek.protocol -p odradek.storage -p odradek.replication
+
+# The request-path fuzzer (tests/integration/test_fuzz.py) for FUZZ_SECONDS instead of
+# the few seconds make test gives it.
+FUZZ_SECONDS ?= 600
+fuzz: $(VENV)/.stamp-test
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -s --timeout=0 tests/integration/test_fuzz.py
 
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench

@@ -20,6 +20,7 @@ import inspect
 import pkgutil
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import kafka.protocol.admin
 import kafka.protocol.consumer
@@ -55,21 +56,26 @@ class RequestHeader:
     client_id: str | None
 
 
-def _load_classes() -> dict[int, tuple[type, type]]:
+def _is_message_class(cls: Any) -> bool:
+    return (inspect.isclass(cls) and issubclass(cls, ApiMessage)
+            and getattr(cls, "_json", None) is not None)
+
+
+def _load_classes() -> dict[int, tuple[Any, Any]]:
     """Map api key -> (request class, response class) from kafka-python's schemas."""
-    requests, responses = {}, {}
+    requests: dict[int, type[Any]] = {}
+    responses: dict[int, type[Any]] = {}
     for pkg in (kafka.protocol.admin, kafka.protocol.consumer, kafka.protocol.metadata,
                 kafka.protocol.producer):
         for info in pkgutil.iter_modules(pkg.__path__):
             module = importlib.import_module(f"{pkg.__name__}.{info.name}")
             for cls in vars(module).values():
-                if (inspect.isclass(cls) and issubclass(cls, ApiMessage)
-                        and getattr(cls, "_json", None) is not None):
+                if _is_message_class(cls):
                     (requests if cls.is_request() else responses)[cls.API_KEY] = cls
     return {key: (requests[key], responses[key]) for key in requests if key in responses}
 
 
-MESSAGE_CLASSES: dict[int, tuple[type, type]] = _load_classes()
+MESSAGE_CLASSES: dict[int, tuple[Any, Any]] = _load_classes()  # kafka-python's (untyped) classes
 # Our inter-node requests (never offered to clients; see protocol.internode).
 MESSAGE_CLASSES[RAFT_API_KEY] = (RaftRequest, RaftResponse)
 MESSAGE_CLASSES[CONTROLLER_API_KEY] = (ControllerRequest, ControllerResponse)
@@ -132,14 +138,63 @@ def decode_header(frame: memoryview, flexible: bool) -> tuple[RequestHeader, int
     return RequestHeader(api_key, api_version, correlation_id, client_id), pos
 
 
-def decode_body(request_cls: type, version: int, body: memoryview):
-    """Decode a request body; any failure of the schema codec becomes DecodeError."""
+def decode_body(request_cls: Any, version: int, body: memoryview):
+    """Decode a request body; any failure of the schema codec becomes DecodeError, and so
+    does a null where the schema allows none (see ``_refuse_nulls``)."""
     try:
-        return request_cls.decode(body, version=version)
+        request = request_cls.decode(body, version=version)
     except DecodeError:
         raise
     except Exception as e:  # the generated codec raises struct.error, ValueError, IndexError...
         raise DecodeError(f"undecodable {request_cls.__name__} v{version}: {type(e).__name__}: {e}") from None
+    _refuse_nulls(request, request_cls._struct.fields, version)
+    return request
+
+
+# (id of a struct's field dict, version) -> (fields that may not be null, struct fields to
+# descend into); the field dicts live as long as kafka-python's classes, i.e. forever.
+_NULL_CHECKS: dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...],
+                                          tuple[tuple[str, dict, bool], ...]]] = {}
+
+
+_NULLABLE_TYPES = {"string", "bytes", "records"}  # and arrays, structs; numbers never decode to None
+
+
+def _null_checks(fields: dict, version: int):
+    key = (id(fields), version)
+    checks = _NULL_CHECKS.get(key)
+    if checks is None:
+        required, elements, nested = [], [], []
+        for name, field in fields.items():
+            if not field.for_version_q(version) or field.tagged_field_q(version):
+                continue
+            if not field.nullable_for_version_q(version) and (
+                    field.is_array() or field.is_struct() or field.type_str in _NULLABLE_TYPES):
+                required.append(name)
+            if field.is_struct_array() or field.is_struct():
+                nested.append((name, field.fields, field.is_struct_array()))
+            elif field.is_array() and field.type_str[2:] in _NULLABLE_TYPES:
+                elements.append(name)  # the elements of a []string are never null in Kafka
+        checks = _NULL_CHECKS[key] = (tuple(required), tuple(elements), tuple(nested))
+    return checks
+
+
+def _refuse_nulls(message, fields: dict, version: int) -> None:
+    """Kafka refuses a null (length -1, or 0 when compact) in a field whose schema is not
+    nullable at this version; kafka-python decodes it as None, which handlers would
+    trip over (``for t in request.topics``).  Refuse it here, as a decode error."""
+    required, elements, nested = _null_checks(fields, version)
+    for name in required:
+        if getattr(message, name) is None:
+            raise DecodeError(f"null {name} in {type(message).__name__} v{version}, "
+                              "whose schema does not allow it")
+    for name in elements:
+        if None in (getattr(message, name) or ()):
+            raise DecodeError(f"null element in {name} of {type(message).__name__} v{version}")
+    for name, inner, is_array in nested:
+        value = getattr(message, name)
+        for item in (value or ()) if is_array else (() if value is None else (value,)):
+            _refuse_nulls(item, inner, version)
 
 
 def response_header(correlation_id: int, flexible: bool) -> bytes:
@@ -148,5 +203,5 @@ def response_header(correlation_id: int, flexible: bool) -> bytes:
     return head + b"\x00" if flexible else head
 
 
-def is_flexible(message_cls: type, version: int) -> bool:
+def is_flexible(message_cls: Any, version: int) -> bool:
     return message_cls.flexible_version_q(version)

@@ -52,7 +52,7 @@ class FetchTopic:
 
 def encode_fetch_response(version: int, topics: list[FetchTopic], *, throttle_time_ms: int = 0,
                           error_code: int = 0, session_id: int = 0,
-                          node_endpoints: list[tuple[int, str, int, str | None]] = ()) -> list:
+                          node_endpoints: Sequence[tuple[int, str, int, str | None]] = ()) -> list:
     """The body of a FetchResponse at ``version`` (4-18) as a list of chunks."""
     if not 4 <= version <= 18:
         raise ValueError(f"FetchResponse v{version} is not encoded here")

@@ -70,7 +70,7 @@ class FrameDecoder:
         return size
 
     def _consume(self, view: memoryview) -> list:
-        frames = []
+        frames: list[bytes | memoryview] = []
         pos, end = 0, len(view)
         partial = self._partial
         if partial:

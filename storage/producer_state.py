@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,7 +201,7 @@ class ProducerStateManager:
         for offset in self.snapshot_offsets():
             self._path(offset).unlink(missing_ok=True)
 
-    def load(self, log_end_offset: int, headers_from: callable, now_ms: int) -> int:
+    def load(self, log_end_offset: int, headers_from: Callable[[int], Iterable], now_ms: int) -> int:
         """Rebuild from the newest good snapshot <= log end plus the batches after it.
 
         ``headers_from(offset)`` yields (base_offset, header) of the log's batches

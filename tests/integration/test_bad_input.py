@@ -6,9 +6,9 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.admin import KafkaAdminClient
-from kafka.protocol.metadata import ApiVersionsResponse
+from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 
-from tests.rawclient import recv_frame
+from tests.rawclient import RawConnection, recv_frame
 
 TLS_CLIENT_HELLO = bytes.fromhex(
     "16030100a5010000a10303" + "00" * 32 + "000020c02bc02fc02cc030cca9cca8c013c014009c009d002f0035"
@@ -93,7 +93,20 @@ def test_api_versions_newer_than_ours_gets_v0_fallback(broker):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=st.binary(min_size=1, max_size=300))
 def test_random_bytes_never_hurt_other_connections(broker, payload):
-    exchange(broker.bootstrap, payload, timeout=5)
+    """While a connection holds random bytes (sent, still open), a connection made
+    before it and a new one are both served; then the bad one is answered or closed."""
+    host, port = broker.bootstrap.rsplit(":", 1)
+    with RawConnection(broker.bootstrap, timeout=5) as good, \
+            socket.create_connection((host, int(port)), timeout=5) as bad:
+        bad.sendall(payload)
+        assert good.roundtrip(ApiVersionsRequest(), 0, ApiVersionsResponse).error_code == 0
+        still_serves(broker.bootstrap)
+        bad.shutdown(socket.SHUT_WR)
+        try:
+            while bad.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
     assert broker.proc.poll() is None
 
 

@@ -26,7 +26,9 @@ async def test_a_request_that_times_out_gives_up_its_connection():
         for _ in range(2):
             with pytest.raises(PeerUnavailable):
                 await peer.request(99, {"ping": 1}, timeout_s=0.2)
-        await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):  # each attempt was its own connection
+            while len(connections) < 2:
+                await asyncio.sleep(0.01)
         assert len(connections) == 2
     finally:
         peer.close()

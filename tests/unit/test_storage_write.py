@@ -197,7 +197,9 @@ async def test_waiters_arriving_during_an_fsync_share_the_next(tmp_path) -> None
     io.fsync_delay = 0.05
     lg = make_log(tmp_path, io=io, flush_messages=1)
     first = asyncio.ensure_future(lg.wait_durable(lg.append(batch(0), leader_epoch=0)))
-    await asyncio.sleep(0.01)  # the first fsync is running now
+    async with asyncio.timeout(5):  # wait until the first fsync is running
+        while io.fsync_calls == 0:
+            await asyncio.sleep(0.001)
     assert io.fsync_calls == 1
     later = [lg.wait_durable(lg.append(batch(i), leader_epoch=0)) for i in range(1, 6)]
     await asyncio.gather(first, *later)
@@ -237,7 +239,9 @@ async def test_close_during_a_group_commit_releases_every_waiter(tmp_path) -> No
     io.fsync_delay = 0.05
     lg = make_log(tmp_path, io=io, flush_messages=1)
     first = asyncio.ensure_future(lg.wait_durable(lg.append(batch(0), leader_epoch=0)))
-    await asyncio.sleep(0.01)  # that fsync runs now
+    async with asyncio.timeout(5):  # wait until that fsync runs
+        while io.fsync_calls == 0:
+            await asyncio.sleep(0.001)
     second = asyncio.ensure_future(lg.wait_durable(lg.append(batch(1), leader_epoch=0)))
     await asyncio.sleep(0)
     lg.close()  # clean: syncs everything itself
