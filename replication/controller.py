@@ -494,7 +494,9 @@ class Controller:
         """
         async with self._lock:
             live = set(self._live_brokers())
-            records, results, by_topic = [], [], {}
+            records: list = []
+            results: list = []
+            by_topic: dict[str, list] = {}
             everything = partitions is None
             if everything:
                 partitions = [[t.name, p] for t in self.image.topics.values() for p in sorted(t.partitions)]

@@ -135,7 +135,7 @@ class FaultyIO(FileIO):
             path = os.readlink(f"/proc/self/fd/{fd}")
             self._note(fd, min(length, self._durable[path]))
 
-    def fsync_metadata(self, fd: int) -> None:
+    def fsync_metadata(self, fd: int) -> None:  # type: ignore[override]
         with self._lock:
             self.metadata_fsync_calls += 1
         if self.fsync_delay:
