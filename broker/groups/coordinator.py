@@ -330,6 +330,7 @@ class GroupCoordinator:
             p.snapshot_task = self._spawn(self._snapshot(p))
 
     async def _snapshot(self, p: OffsetsPartition) -> None:
+        written = False
         try:
             log_ = p.partition.log
             if log_.segments[-1].size:
@@ -352,12 +353,17 @@ class GroupCoordinator:
             new_start = await self.replicas.log_manager.delete_records(OFFSETS_TOPIC, p.index, start)
             log.info("offsets_snapshot_written", partition=p.index, live_keys=len(p.latest),
                      log_start_offset=new_start)
+            written = True
         except KafkaError as e:
             log.warning("offsets_snapshot_failed", partition=p.index, error=e.code.name)
         except Exception:
             log.exception("offsets_snapshot_failed", partition=p.index)
         finally:
             p.snapshot_task = None
+        # Commits that came while this ran (its checkpoint may take a while) checked for
+        # no snapshot: look now, or a partition that goes quiet keeps them all.
+        if written and self.partitions.get(p.index) is p:
+            self._maybe_snapshot(p)
 
     # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup -------------------------------------
     async def join_group(self, group_id: str, member_id: str, **kwargs) -> JoinResult:
