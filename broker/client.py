@@ -32,14 +32,19 @@ class KafkaConnection:
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.correlation_id = 0
 
-    def send(self, request, version: int) -> int:
+    def frame(self, request, version: int) -> bytes:
+        """The request as a frame with the next correlation id, not sent: several can go
+        out in one write, so the broker finds them queued together."""
         self.correlation_id += 1
         body = request.encode(version=version)
         header = struct.pack(">hhih", request.API_KEY, version, self.correlation_id,
                              len(CLIENT_ID)) + CLIENT_ID
         if request.flexible_version_q(version):
             header += b"\x00"
-        self.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + bytes(body))
+        return struct.pack(">i", len(header) + len(body)) + header + bytes(body)
+
+    def send(self, request, version: int) -> int:
+        self.sock.sendall(self.frame(request, version))
         return self.correlation_id
 
     def receive(self, response_cls, version: int):

@@ -248,6 +248,7 @@ class Connection(asyncio.BufferedProtocol):
         self._writer_fd = -1  # a dup of it: uvloop refuses add_writer on a transport's own fd
         self._out: list[bytes] = []  # responses not yet handed to the transport
         self._out_bytes = 0
+        self._flush_soon = False  # a _flush is scheduled (call_soon): see _send
         # responses not sent yet because a Deferred before them waits: (handler, ctx, future)
         self._pending: collections.deque = collections.deque()
         self._sender: asyncio.Task | None = None  # sends self._pending in order
@@ -516,18 +517,27 @@ class Connection(asyncio.BufferedProtocol):
         body = response.encode(version=version)
         self._out.append((len(head) + len(body)).to_bytes(4, "big") + head + body)
         self._out_bytes += len(self._out[-1])
+        if not self._flush_soon:
+            # At the latest when this connection's task next waits: the request queued
+            # behind this one may park (a Fetch long poll, a JoinGroup until the
+            # rebalance), and this response must not wait with it. Requests served
+            # without waiting still share one write.
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         """Hand the buffered responses to the transport in one write.
 
         Responses to pipelined requests are held until the queue of waiting
         requests is empty (or COALESCE_BYTES have built up), so a burst of small
-        requests costs one send syscall instead of one each.
+        requests costs one send syscall instead of one each; but never past the
+        next time the connection's task waits (see ``_send``).
         """
         if self._out and not self.closed:
             self.last_active = time.monotonic()
             self.transport.writelines(self._out)
         self._out, self._out_bytes = [], 0
+        self._flush_soon = False
 
     async def _send_chunks(self, head: bytes, chunks: list) -> None:
         """Send a frame of bytes and file slices.

@@ -320,6 +320,7 @@ class GroupCoordinator:
                                                lambda: self._snapshot(p), retries=0)
 
     async def _snapshot(self, p: OffsetsPartition) -> None:
+        written = False
         try:
             log_ = p.partition.log
             if log_.segments[-1].size:
@@ -342,12 +343,17 @@ class GroupCoordinator:
             new_start = await self.replicas.log_manager.delete_records(OFFSETS_TOPIC, p.index, start)
             log.info("offsets_snapshot_written", partition=p.index, live_keys=len(p.latest),
                      log_start_offset=new_start)
+            written = True
         except KafkaError as e:
             log.warning("offsets_snapshot_failed", partition=p.index, error=e.code.name)
         except Exception:
             log.exception("offsets_snapshot_failed", partition=p.index)
         finally:
             p.snapshot_task = None
+        # Commits that came while this ran (its checkpoint may take a while) checked for
+        # no snapshot: look now, or a partition that goes quiet keeps them all.
+        if written and self.partitions.get(p.index) is p:
+            self._maybe_snapshot(p)
 
     # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup -------------------------------------
     async def join_group(self, group_id: str, member_id: str, **kwargs) -> JoinResult:

@@ -180,6 +180,28 @@ def test_many_pipelined_requests_answer_in_order(broker):
     assert offsets == list(range(200))
 
 
+def test_a_parked_request_does_not_hold_back_the_responses_before_it(broker):
+    """Pipelined requests are served one at a time and their responses coalesce into one
+    write while more requests wait; a request that parks (a Fetch long poll here; in the
+    chaos run that found it, a JoinGroup waiting for the rebalance) must not hold back a
+    response already made. Kafka sends each response before it reads the next request.
+    Held back, an OffsetFetch answered before a commit completed reached its client after
+    other clients had read the newer offset: a committed offset that seemed to go back."""
+    create_topics(broker.bootstrap, ["parked"])
+    L = ListOffsetsRequest
+    quick = L(replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(name="parked", partitions=[
+        L.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1,
+                                                timestamp=-1, max_num_offsets=1)])])
+    with RawConnection(broker.bootstrap) as conn:
+        conn.sock.sendall(conn.frame(quick, 7)  # one write: both queue on the connection
+                          + conn.frame(fetch_request("parked", 0, max_wait_ms=4000, min_bytes=1), 11))
+        started = time.monotonic()
+        answer = conn.receive(ListOffsetsResponse, 7)
+        assert time.monotonic() - started < 2  # not after the fetch's 4 s wait
+        assert answer.topics[0].partitions[0].offset == 0
+        assert not conn.receive(FetchResponse, 11).responses[0].partitions[0].records
+
+
 @pytest.mark.parametrize("version", [4, 9, 12, 13, 16])
 def test_fetch_versions(broker, version):
     """Topic names up to v12, topic ids from v13; one batch per produce."""

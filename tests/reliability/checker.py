@@ -27,6 +27,10 @@ transactions, no compaction):
   same batches (base offset, last offset, CRC); segment boundaries may differ.
 - committed_offsets_backwards: a group's committed offset of a partition, as read back,
   never decreases (nor vanishes) unless a seek/reset for that group is recorded between.
+  A read is held to every read that returned before it was asked for (its ``invoked``
+  time): two reads that overlap may be answered in one order and return in the other
+  (the coordinator answers one before a commit completes, the other after). Without
+  ``invoked`` (older histories) every read before it in the history counts.
 
 Sends whose outcome is unknown (send_info, or no completion) are fine whether or not
 they were read; when read they count as acknowledged in effect, but only send_ok gives
@@ -557,18 +561,23 @@ def _overlapping(
 
 def _committed_offsets_backwards(h: _History) -> Iterable[Anomaly]:
     group_of: dict[str, str] = {}  # consumer -> group, learnt from its rebalances/commits
-    last: dict[tuple[str, str, int], tuple[int | None, int]] = {}
+    # (group, topic, partition) -> the reads since the last seek/reset, in history order:
+    # when each returned, and the highest (offset, event index) read up to it
+    reads: dict[tuple[str, str, int], tuple[list[float], list[tuple[int | None, int]]]] = {}
     for i, e in enumerate(h.events):
         if isinstance(e, Rebalance | Commit) and e.group is not None:
             group_of[e.consumer] = e.group
         elif isinstance(e, Seek):
             group = e.group or group_of.get(e.consumer or "")
             if group is not None:
-                last.pop((group, e.topic, e.partition), None)
+                reads.pop((group, e.topic, e.partition), None)
         elif isinstance(e, CommittedRead):
             key = (e.group, e.topic, e.partition)
-            if key in last:
-                before, before_event = last[key]
+            times, highest = reads.setdefault(key, ([], []))
+            # the reads that returned before this one was asked for
+            n = len(highest) if e.invoked is None else bisect.bisect_left(times, e.invoked)
+            if n:
+                before, before_event = highest[n - 1]
                 if before is not None and (e.offset is None or e.offset < before):
                     now = "no committed offset" if e.offset is None else f"{e.offset}"
                     yield Anomaly(
@@ -581,7 +590,10 @@ def _committed_offsets_backwards(h: _History) -> Iterable[Anomaly]:
                         f"group {e.group}: committed offset read as {before} (#{before_event}),"
                         f" then {now} (#{i}) with no seek/reset between",
                     )
-            last[key] = (e.offset, i)
+            times.append(e.time)
+            top = highest[-1] if highest else (None, i)
+            higher = e.offset is not None and (top[0] is None or e.offset >= top[0])
+            highest.append((e.offset, i) if higher else top)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,6 +137,10 @@ class CommittedRead(Event):
     topic: str
     partition: int
     offset: int | None  # None: the group has no committed offset for the partition
+    # When the read was asked for (same clock as ``time``, which is when it returned);
+    # None in histories written before it was recorded. Reads that overlap may return
+    # in either order: see the checker's committed_offsets_backwards.
+    invoked: float | None = None
 
 
 @dataclass(kw_only=True)

@@ -478,11 +478,13 @@ def run_consumer(args: argparse.Namespace) -> int:
             if now >= next_read:
                 next_read = now + args.committed_read_interval_s
                 try:
+                    invoked = time.monotonic()
                     for tp in consumer.committed(everything, timeout=5):
                         if tp.error is None:
                             rec.record(CommittedRead(
                                 process=name, group=group, topic=tp.topic,
-                                partition=tp.partition, offset=tp.offset if tp.offset >= 0 else None))
+                                partition=tp.partition, offset=tp.offset if tp.offset >= 0 else None,
+                                invoked=invoked))
                 except KafkaException:
                     pass
     finally:

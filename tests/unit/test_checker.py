@@ -123,10 +123,24 @@ class History:
             )
         )
 
-    def committed(self, offset: int | None, partition: int = 0) -> History:
-        return self.add(
-            CommittedRead(process="admin", group=GROUP, topic=T, partition=partition, offset=offset)
+    def committed(
+        self,
+        offset: int | None,
+        partition: int = 0,
+        invoked: float | None = None,
+        returned: float | None = None,
+    ) -> History:
+        """A read asked for at ``invoked`` that returned at ``returned`` (when given; add()
+        numbers events otherwise)."""
+        self.add(
+            CommittedRead(
+                process="admin", group=GROUP, topic=T, partition=partition, offset=offset,
+                invoked=invoked,
+            )
         )
+        if returned is not None:
+            self.events[-1].time = returned
+        return self
 
     def drain(
         self,
@@ -380,6 +394,28 @@ def test_committed_offsets_may_go_back_after_a_seek_of_a_group_member():
     h.seek(None, 0).committed(0)  # an administrative reset
     h.committed(3, partition=1).seek("c1", 0).committed(1, partition=1)  # seeked another one
     assert {a.partition for a in only(h, "committed_offsets_backwards")} == {1}
+
+
+def test_committed_offsets_of_overlapping_reads_may_return_in_either_order():
+    """follower-paused seed 6: c1 asked at 1.5, was answered before c2's commit of 2225
+    completed, and its answer arrived at 3.0; c2 asked at 1.0, after the commit, and had
+    2225 back at 2.0. Each read saw a state that existed while it was in flight."""
+    h = History().committed(2215, invoked=0.1, returned=0.5)
+    h.committed(2225, invoked=1.0, returned=2.0).committed(2215, invoked=1.5, returned=3.0)
+    assert check(h.events).ok
+
+
+def test_committed_offsets_read_after_a_read_returned_are_held_to_it():
+    h = History().committed(2225, invoked=1.0, returned=2.0).committed(2215, invoked=2.5, returned=3.0)
+    [anomaly] = only(h, "committed_offsets_backwards")
+    assert anomaly.offsets == (2225, 2215) and anomaly.events == (0, 1)
+
+
+def test_committed_offsets_are_held_to_every_read_before_not_only_the_last():
+    h = History().committed(9, invoked=0.0, returned=1.0).committed(5, invoked=0.5, returned=2.0)
+    h.committed(6, invoked=3.0, returned=4.0)  # 9 returned before it was asked for
+    [anomaly] = only(h, "committed_offsets_backwards")
+    assert anomaly.offsets == (9, 6) and anomaly.events == (0, 2)
 
 
 def test_all_anomaly_types_are_tested():
