@@ -21,9 +21,9 @@ from tests.rawclient import (
 )
 
 
-def batch(*values, ts=None):
+def batch(*values, ts=None, key=None):
     ts = int(time.time() * 1000) if ts is None else ts
-    return build_batch([(None, v, (), ts) for v in values])
+    return build_batch([(key, v, (), ts) for v in values])
 
 
 def list_offsets(bootstrap, topic, timestamp, version=7):
@@ -231,7 +231,9 @@ def test_compacted_topic_is_never_deleted_by_retention(broker_factory):
     hour_ago = int(time.time() * 1000) - 3_600_000
     for i in range(5):
         for topic in ("kept", "aged"):
-            assert produce(b.bootstrap, topic, {0: batch(b"v%d" % i, ts=hour_ago)})[0].error_code == 0
+            # keyed: a compacted topic refuses records without a key (KIP-467), as Kafka does
+            sent = batch(b"v%d" % i, ts=hour_ago, key=b"k%d" % i)
+            assert produce(b.bootstrap, topic, {0: sent})[0].error_code == 0
     deadline = time.monotonic() + 20
     while list_offsets(b.bootstrap, "aged", -2).offset < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
