@@ -229,8 +229,8 @@ def main() -> None:
                 work = tmp / f"{name}-{nodes}"
                 results[name][f"{nodes}_node"] = run_phase(start, work, nodes, measure, lines)
                 shutil.rmtree(work, ignore_errors=True)
-    results["settings"]["run_s"] = time.monotonic() - started
-    OUT.write_text(json.dumps(results, indent=2))
+                results["settings"]["run_s"] = time.monotonic() - started
+                OUT.write_text(json.dumps(results, indent=2))  # a later failure keeps these
     print_table(results)
 
 

@@ -265,8 +265,13 @@ def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = 6
 
 def new_cluster_id() -> str:
     """A KRaft cluster id as `kafka-storage random-uuid` prints it (base64url, 22 chars),
-    made here to spare a JVM start."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    made here to spare a JVM start. Like Kafka's Uuid.randomUuid, never one that starts
+    with '-' (1 in 64 would): `kafka-storage format -t -x...` takes it for an option."""
+    for _ in range(100):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+    raise RuntimeError("no cluster id without a leading '-' in 100 draws")
 
 
 class KafkaNode:
