@@ -7,7 +7,9 @@ bootstrap and pids, and Kafka's own ProducerPerformance and ConsumerPerformance:
 - one node, acks=1: produce throughput of 100 B, 1 KiB and 16 KiB records
   (confluent-kafka), of 1 KiB records with kcat and ProducerPerformance; produce
   latency p50/p99 of 1 KiB records at 10 MB/s (confluent-kafka paced as the perf
-  tool paces, and ProducerPerformance --throughput); consume of 16 KiB records
+  tool paces, with librdkafka's unbounded requests in flight, where every record of a
+  burst may be a request of its own, and with 5, the Java client's default; and
+  ProducerPerformance --throughput); consume of 16 KiB records
   (kcat, confluent-kafka, ConsumerPerformance);
 - three nodes, topics with replication factor 3 and min.insync.replicas=2, acks=all:
   produce throughput of 1 KiB records (the three clients) and latency at 10 MB/s;
@@ -175,6 +177,8 @@ def one_node(t: Target, lines: Path) -> dict:
     warm_up(t, "1")
     os.sync()  # no writeback of earlier writes during the latency runs
     r["latency_1KiB_10MBps"] = produce_latency(cfg, "lat", acks="1", seconds=LATENCY_SECONDS)
+    r["latency_1KiB_10MBps_inflight5"] = produce_latency(cfg, "lat", acks="1", max_in_flight=5,
+                                                         seconds=LATENCY_SECONDS)
     r["perf_latency_1KiB_10MBps"] = producer_perf(t, "perf-lat", 1024, LATENCY_RATE * LATENCY_SECONDS,
                                                   "1", throughput=LATENCY_RATE // 1024)
     for size, total in PRODUCE_BYTES.items():
@@ -199,6 +203,8 @@ def three_nodes(t: Target, lines: Path) -> dict:
     warm_up(t, "-1")
     os.sync()
     r["latency_1KiB_10MBps"] = produce_latency(cfg, "lat", acks="-1", seconds=LATENCY_SECONDS)
+    r["latency_1KiB_10MBps_inflight5"] = produce_latency(cfg, "lat", acks="-1", max_in_flight=5,
+                                                         seconds=LATENCY_SECONDS)
     r["perf_latency_1KiB_10MBps"] = producer_perf(t, "perf-lat", 1024, LATENCY_RATE * LATENCY_SECONDS,
                                                   "all", throughput=LATENCY_RATE // 1024)
     r["produce_1024B"] = produce_throughput(cfg, "rf3", 1024, "-1", PRODUCE_BYTES[1024], pids=t.pids)
@@ -265,6 +271,8 @@ ROWS = [
      False),
     ("p99 1 KiB @10 MB/s acks=1 (confluent-kafka)", "1_node", "latency_1KiB_10MBps", "p99_ms", "ms",
      False),
+    ("  same, max.in.flight=5 (confluent-kafka)", "1_node", "latency_1KiB_10MBps_inflight5",
+     "p99_ms", "ms", False),
     ("p99 1 KiB @10 MB/s acks=1 (ProducerPerformance)", "1_node", "perf_latency_1KiB_10MBps",
      "p99_ms", "ms", False),
     *_throughput("consume 16 KiB (kcat)", "1_node", "kcat_consume_16KiB"),
@@ -279,6 +287,8 @@ ROWS = [
     ("3 nodes RF3: p50 1 KiB @10 MB/s acks=all (confluent-kafka)", "3_node", "latency_1KiB_10MBps",
      "p50_ms", "ms", False),
     ("3 nodes RF3: p99 1 KiB @10 MB/s acks=all (confluent-kafka)", "3_node", "latency_1KiB_10MBps",
+     "p99_ms", "ms", False),
+    ("  same, max.in.flight=5 (confluent-kafka)", "3_node", "latency_1KiB_10MBps_inflight5",
      "p99_ms", "ms", False),
     ("3 nodes RF3: p99 @10 MB/s acks=all (ProducerPerformance)", "3_node",
      "perf_latency_1KiB_10MBps", "p99_ms", "ms", False),
