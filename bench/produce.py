@@ -44,32 +44,74 @@ LATENCY_SECONDS = 5
 LATENCY_RATE = 10 * 2**20  # bytes/s
 MIN_SLEEP_S = 0.002  # kafka-producer-perf-test's ThroughputThrottler.MIN_SLEEP_NS
 RESULTS = Path(__file__).resolve().parent / "results-produce.json"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 PRODUCER_TUNING = {"linger.ms": 5, "batch.size": 1_000_000, "batch.num.messages": 100_000,
                    "queue.buffering.max.kbytes": 1_048_576, "queue.buffering.max.messages": 2_000_000,
                    "compression.type": "none", "message.max.bytes": 2_000_000}
 
 
-def produce_throughput(config: dict, topic: str, size: int, acks: str) -> dict:
+def cpu_seconds(pids) -> float:
+    """User plus system CPU seconds of the processes (every thread of each), from the
+    utime and stime fields of /proc/<pid>/stat: what a broker spends, whatever it runs on."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # the command name may hold spaces
+        ticks += int(fields[11]) + int(fields[12])  # stat fields 14 and 15
+    return ticks / CLK_TCK
+
+
+class BrokerCpu:
+    """The broker processes' CPU seconds over a ``with`` block, so that one load generator
+    measures any broker (Odradek's or Kafka's) given its pids; no pids, no figure."""
+
+    def __init__(self, pids=()):
+        self.pids = list(pids)
+        self.seconds = None
+
+    def __enter__(self) -> "BrokerCpu":
+        self._start = cpu_seconds(self.pids) if self.pids else None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pids:
+            self.seconds = cpu_seconds(self.pids) - self._start
+
+    def add_to(self, result: dict, nbytes: int) -> dict:
+        """The result with the broker's CPU seconds and CPU seconds per GiB of records."""
+        if self.seconds is not None:
+            result["broker_cpu_s"] = self.seconds
+            result["broker_cpu_s_per_gb"] = self.seconds / (nbytes / 2**30)
+        return result
+
+
+def produce_throughput(config: dict, topic: str, size: int, acks: str,
+                       total_bytes: int = PRODUCE_BYTES, pids=()) -> dict:
+    """Produce ``total_bytes`` of ``size``-byte records as fast as confluent-kafka goes;
+    ``pids``: the broker processes whose CPU the run also reports."""
     p = Producer({**config, **PRODUCER_TUNING, "acks": acks})
     value = os.urandom(size)
-    count = PRODUCE_BYTES // size
+    count = total_bytes // size
     failures = []
-    started = time.perf_counter()
-    for _ in range(count):
-        while True:
-            try:
-                p.produce(topic, value, on_delivery=lambda err, _m: err and failures.append(err))
-                break
-            except BufferError:
-                p.poll(0.001)
-    left = p.flush(120)
-    elapsed = time.perf_counter() - started
+    with BrokerCpu(pids) as cpu:
+        started = time.perf_counter()
+        for _ in range(count):
+            while True:
+                try:
+                    p.produce(topic, value, on_delivery=lambda err, _m: err and failures.append(err))
+                    break
+                except BufferError:
+                    p.poll(0.001)
+        left = p.flush(120)
+        elapsed = time.perf_counter() - started
     assert left == 0 and not failures, failures[:3]
-    return {"records_per_s": count / elapsed, "mb_per_s": count * size / elapsed / 2**20}
+    return cpu.add_to({"records_per_s": count / elapsed, "mb_per_s": count * size / elapsed / 2**20},
+                      count * size)
 
 
 def produce_latency(config: dict, topic: str, size: int = 1024, acks: str = "1",
-                    min_sleep_s: float = MIN_SLEEP_S, max_in_flight: int | None = None) -> dict:
+                    min_sleep_s: float = MIN_SLEEP_S, max_in_flight: int | None = None,
+                    seconds: float = LATENCY_SECONDS) -> dict:
     """Delivery latency at a paced LATENCY_RATE with linger.ms=0, from produce() to the
     delivery report.
 
@@ -90,7 +132,7 @@ def produce_latency(config: dict, topic: str, size: int = 1024, acks: str = "1",
     assert p.flush(30) == 0
     latencies = []
     interval = size / LATENCY_RATE
-    count = int(LATENCY_SECONDS / interval)
+    count = int(seconds / interval)
     started = time.perf_counter()
     for i in range(count):
         sent = time.perf_counter()
@@ -108,11 +150,12 @@ def produce_latency(config: dict, topic: str, size: int = 1024, acks: str = "1",
             "pacing_min_sleep_ms": min_sleep_s * 1000}
 
 
-def fill_topic(bootstrap: str, topic: str, size: int = 16 * 1024) -> int:
-    """Write CONSUME_BYTES of ``size``-byte records to partition 0; the record count."""
+def fill_topic(bootstrap: str, topic: str, size: int = 16 * 1024,
+               total_bytes: int = CONSUME_BYTES) -> int:
+    """Write ``total_bytes`` of ``size``-byte records to partition 0; the record count."""
     p = Producer({"bootstrap.servers": bootstrap, **PRODUCER_TUNING, "acks": "1"})
     value = os.urandom(size)
-    count = CONSUME_BYTES // size
+    count = total_bytes // size
     for _ in range(count):
         while True:
             try:
@@ -125,48 +168,51 @@ def fill_topic(bootstrap: str, topic: str, size: int = 16 * 1024) -> int:
     return count
 
 
-def consume_throughput(bootstrap: str, topic: str, count: int, size: int = 16 * 1024) -> dict:
+def consume_throughput(bootstrap: str, topic: str, count: int, size: int = 16 * 1024, pids=()) -> dict:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
                   "fetch.max.bytes": 64 * 2**20, "max.partition.fetch.bytes": 16 * 2**20,
                   "queued.max.messages.kbytes": 1_048_576})
     c.assign([TopicPartition(topic, 0, 0)])
     got = 0
-    started = time.perf_counter()
-    while got < count:
-        for m in c.consume(10_000, 1.0):
-            if m.error() is None:
-                got += 1
-    elapsed = time.perf_counter() - started
+    with BrokerCpu(pids) as cpu:
+        started = time.perf_counter()
+        while got < count:
+            for m in c.consume(10_000, 1.0):
+                if m.error() is None:
+                    got += 1
+        elapsed = time.perf_counter() - started
     c.close()
-    return {"records_per_s": got / elapsed, "mb_per_s": got * size / elapsed / 2**20,
-            "record_bytes": size, "client": "confluent-kafka"}
+    return cpu.add_to({"records_per_s": got / elapsed, "mb_per_s": got * size / elapsed / 2**20,
+                       "record_bytes": size, "client": "confluent-kafka"}, got * size)
 
 
 KCAT_TUNING = ["-X", "linger.ms=5", "-X", "batch.size=1000000", "-X", "batch.num.messages=100000",
                "-X", "queue.buffering.max.kbytes=1048576"]
 
 
-def kcat_produce(bootstrap: str | None, topic: str, lines: Path, acks: str) -> dict:
+def kcat_produce(bootstrap: str | None, topic: str, lines: Path, acks: str, pids=()) -> dict:
     """kcat -P of a file of 1 KiB lines (one record each); bootstrap None: the mock cluster."""
     target = ["-b", bootstrap] if bootstrap else ["-b", "mock:9092", "-X", "test.mock.num.brokers=1"]
     size = lines.stat().st_size
-    started = time.perf_counter()
-    with open(lines, "rb") as f:
+    with BrokerCpu(pids) as cpu, open(lines, "rb") as f:
+        started = time.perf_counter()
         subprocess.run(["kcat", "-P", *target, "-t", topic, "-p", "0", *KCAT_TUNING, "-X", f"acks={acks}"],
                        stdin=f, check=True, timeout=300, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - started
-    return {"records_per_s": size / 1024 / elapsed, "mb_per_s": size / elapsed / 2**20}
+        elapsed = time.perf_counter() - started
+    return cpu.add_to({"records_per_s": size / 1024 / elapsed, "mb_per_s": size / elapsed / 2**20}, size)
 
 
-def kcat_consume(bootstrap: str, topic: str, total_bytes: int, record_bytes: int) -> dict:
+def kcat_consume(bootstrap: str, topic: str, total_bytes: int, record_bytes: int, pids=()) -> dict:
     """kcat -C of the whole partition, printing nothing (librdkafka's default fetch sizes
     but fetch.max.bytes, as the Python consumer)."""
-    started = time.perf_counter()
-    subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q",
-                    "-X", "fetch.max.bytes=67108864", "-f", ""], check=True, timeout=300)
-    elapsed = time.perf_counter() - started
-    return {"records_per_s": total_bytes / record_bytes / elapsed, "mb_per_s": total_bytes / elapsed / 2**20,
-            "record_bytes": record_bytes, "client": "kcat"}
+    with BrokerCpu(pids) as cpu:
+        started = time.perf_counter()
+        subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q",
+                        "-X", "fetch.max.bytes=67108864", "-f", ""], check=True, timeout=300)
+        elapsed = time.perf_counter() - started
+    return cpu.add_to({"records_per_s": total_bytes / record_bytes / elapsed,
+                       "mb_per_s": total_bytes / elapsed / 2**20,
+                       "record_bytes": record_bytes, "client": "kcat"}, total_bytes)
 
 
 def write_lines(path: Path, total: int) -> Path:

@@ -413,7 +413,8 @@ class KafkaCluster:
         except BaseException:
             self.stop(kill=True)
             raise
-        log.info("kafka ready", bootstrap=self.bootstrap, seconds=round(time.monotonic() - started, 1))
+        self.ready_s = time.monotonic() - started  # process start to ready, format not counted
+        log.info("kafka ready", bootstrap=self.bootstrap, seconds=round(self.ready_s, 1))
         return self
 
     def wait_ready(self, timeout: float = 120) -> None:
