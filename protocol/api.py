@@ -147,7 +147,9 @@ def decode_body(request_cls: Any, version: int, body: memoryview):
         raise
     except Exception as e:  # the generated codec raises struct.error, ValueError, IndexError...
         raise DecodeError(f"undecodable {request_cls.__name__} v{version}: {type(e).__name__}: {e}") from None
-    _refuse_nulls(request, request_cls._struct.fields, version)
+    schema = getattr(request_cls, "_struct", None)  # None: our JSON inter-node bodies
+    if schema is not None:
+        _refuse_nulls(request, schema.fields, version)
     return request
 
 

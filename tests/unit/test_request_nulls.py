@@ -57,3 +57,14 @@ def test_null_element_of_a_string_array_is_a_decode_error() -> None:
     body = bytes(FC(key_type=0, coordinator_keys=["g", None]).encode(version=6))
     with pytest.raises(DecodeError, match="coordinator_keys"):
         decode_body(FC, 6, memoryview(body))
+
+
+def test_our_inter_node_requests_still_decode() -> None:
+    """Raft and controller requests are JSON bodies of our own, not kafka-python schemas:
+    the null check has no schema to walk for them (it raised AttributeError on every Raft
+    message, so a three-node cluster never formed)."""
+    from odradek.protocol.internode import ControllerRequest, RaftRequest, encode_body
+
+    payload = {"op": "vote", "term": 1}
+    for cls in (RaftRequest, ControllerRequest):
+        assert decode_body(cls, 0, memoryview(encode_body(payload))) == payload
