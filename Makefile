@@ -27,7 +27,7 @@ run: $(VENV)/.stamp-base
 # Everything: tests/unit (pure), tests/integration (one node, real clients), tests/cluster
 # (three nodes, namespaces, Docker, chaos) and tests/peers (Kafka 4.4 beside us).
 test: $(VENV)/.stamp-test
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 # The pure tests alone: no sockets, under a minute.
 test-fast: $(VENV)/.stamp-test

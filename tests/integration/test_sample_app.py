@@ -44,6 +44,10 @@ def install(python: Path, wheel: Path, app: Path) -> None:
     offline = [python, "-m", "pip", "install", "-q", "--no-index", "--find-links", WHEELHOUSE,
                "--find-links", wheel.parent, wheel, f"{app}[test]"]
     if subprocess.run([str(c) for c in offline], capture_output=True, timeout=300).returncode:
+        # Our own wheels are built afresh each run; an old copy in the wheelhouse would be
+        # taken as "already downloaded", and its old dependencies resolved instead.
+        for own in [*WHEELHOUSE.glob("odradek-*.whl"), *WHEELHOUSE.glob("odradek_*.whl")]:
+            own.unlink()
         run([python, "-m", "pip", "wheel", "-q", "-w", WHEELHOUSE, "--find-links", wheel.parent,
              wheel, f"{app}[test]", *BUILD_REQUIREMENTS])
         run(offline)

@@ -62,8 +62,9 @@ from tests.peers import ledger
 from tests.peers.oracle import Side, differences, normalise, plain
 
 ODRADEK_OWN_KEYS = (
-    "log.json and log.level are Odradek's own broker keys (its structured log's format and "
-    "level; Kafka configures log4j outside server.properties). Of Kafka 4.4's 351 broker keys "
+    "log.json, log.level and http.listener are Odradek's own broker keys (its structured "
+    "log's format and level, its metrics and health listener; Kafka configures log4j "
+    "outside server.properties and serves metrics through JMX). Of Kafka 4.4's 351 broker keys "
     "Odradek knows 49; their defaults agree.")
 
 # Known differences from Kafka 4.4, each with its reason: (case, glob of the differing
@@ -115,6 +116,11 @@ LEDGERED: dict[tuple[str, str], str] = {
         "at 100 MiB by default, so that many connections sending large frames cannot take "
         "the node's memory (-1 is still accepted).",
     ("describe_configs_broker_all_keys", ".values.log.json"): ODRADEK_OWN_KEYS,
+    ("describe_configs_broker_all_keys", ".values.http.listener"): ODRADEK_OWN_KEYS,
+    ("describe_configs_broker_all_keys", ".values.leader.imbalance.per.broker.percentage"):
+        "Kafka 4 has no leader.imbalance.per.broker.percentage (its KRaft controller moves "
+        "every imbalanced partition back to its preferred replica); Odradek keeps the older "
+        "controller's rule and key (README, Leader election).",
     ("describe_configs_broker_all_keys", ".values.log.level"): ODRADEK_OWN_KEYS,
     ("describe_configs_broker", ".keys.results[[]0[]].configs[[]*[]].*"):
         "Dynamic broker configs (kafka-configs --alter --entity-type brokers) are not served "
