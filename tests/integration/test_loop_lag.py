@@ -35,8 +35,14 @@ def test_segment_rolls_under_load_do_not_stall_the_loop(broker_factory, tmp_path
         if i % 200 == 0:
             p.poll(0)
     assert p.flush(60) == 0
-    segments = sorted((tmp_path / "data0" / "rolls-0").glob("*.log"))
-    snapshots = sorted((tmp_path / "data0" / "rolls-0").glob("*.snapshot"))
+    partition_dir = tmp_path / "data0" / "rolls-0"
+    segments = sorted(partition_dir.glob("*.log"))
+    # Snapshots are written off the loop, one after another, two slowed fsyncs each:
+    # the producer can finish before the first lands. Wait for one, boundedly.
+    deadline = time.monotonic() + 20
+    while not any(partition_dir.glob("*.snapshot")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    snapshots = sorted(partition_dir.glob("*.snapshot"))
     assert len(segments) >= 10 and snapshots, (len(segments), len(snapshots))
     faults.write_text("{}")  # a clean stop fsyncs every segment: not at 300 ms each
     time.sleep(0.5)  # the broker reads the fault file every 100 ms
