@@ -149,6 +149,9 @@ class LocalMetadataLog:
     async def stop(self) -> None:
         os.close(self._fd)
 
+    async def confirm_leadership(self) -> None:
+        """A quorum of one: always the leader."""
+
     def describe(self) -> dict:
         """DescribeQuorum's view: a quorum of one."""
         return {"leader_id": self.leader_id, "leader_epoch": 0, "high_watermark": self._offset + 1,
@@ -438,6 +441,9 @@ class Controller:
         unfencing included), or None if it is not registered."""
         if node_id not in self.image.brokers:
             return None
+        # A deposed controller that does not know it yet would renew the broker's lease
+        # from a stale image: answer only as a leader a quorum still acknowledges.
+        await self.metadata_log.confirm_leadership()
         self._last_heartbeat[node_id] = time.monotonic()
         if self.image.brokers[node_id].fenced:
             async with self._lock:

@@ -95,6 +95,7 @@ class RaftMetadataLog:
         self._known_leader: int | None = None
         self.caught_up = asyncio.Event()  # see the module docstring
         self._catch_up_index: int | None = None  # the first leader's commit index we heard
+        self._confirmations: list[tuple[int, asyncio.Future]] = []  # (asked at ms, answer)
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -156,6 +157,29 @@ class RaftMetadataLog:
         self._inputs.put_nowait(("propose", (data, fut)))
         await fut
 
+    async def confirm_leadership(self) -> None:
+        """Return once a quorum has acknowledged this node as leader after the call
+        (``RaftNode.quorum_contact_ms``); NotController if it stops leading first."""
+        if not self.is_active:
+            raise NotController(self.leader_id)
+        fut = asyncio.get_running_loop().create_future()
+        self._confirmations.append((_now_ms(), fut))
+        await fut
+
+    def _answer_confirmations(self) -> None:
+        node, waiting = self.node, self._confirmations
+        contact = node.quorum_contact_ms()
+        self._confirmations = []
+        for asked_at, fut in waiting:
+            if fut.done():
+                continue
+            if contact is None:
+                fut.set_exception(NotController(node.leader_id))
+            elif contact >= asked_at:
+                fut.set_result(None)
+            else:
+                self._confirmations.append((asked_at, fut))
+
     # -- the driver loop ---------------------------------------------------------
     async def _run(self) -> None:
         node = self.node
@@ -173,6 +197,7 @@ class RaftMetadataLog:
                 while ready := node.drain():
                     await self._handle(ready)
                 self._note_leader()
+                self._answer_confirmations()
                 if not self.caught_up.is_set() and (
                         self.is_active or (self._catch_up_index is not None
                                            and self._applied >= self._catch_up_index)):

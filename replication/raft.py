@@ -221,6 +221,25 @@ class RaftNode:
             for peer, p in self._progress.items()
         }
 
+    def quorum_contact_ms(self) -> int | None:
+        """On the leader: the latest time by which a quorum of voters had acknowledged it
+        (this node agrees with itself at any time); None elsewhere.
+
+        Raft's read index (§6.4 of Ongaro's thesis): an answer that must reflect the
+        present, such as a broker heartbeat renewing its lease, waits until this passes
+        the time the question arrived. A leader paused or cut off longer than an election
+        timeout still believes it leads until its next tick; no quorum acknowledges it
+        after it wakes, so it never confirms and steps down first."""
+        if self.role is not Role.LEADER:
+            return None
+        acks = sorted((p.last_ack_ms for v, p in self._progress.items()
+                       if p.last_ack_ms is not None and self._is_counted(v, p.directory_id)),
+                      reverse=True)
+        needed = self._quorum - self._is_counted(self._id, self._dir)
+        if needed <= 0:
+            return self._now
+        return acks[needed - 1] if len(acks) >= needed else -1
+
     def term_at(self, index: int) -> int | None:
         """The term of the entry at index; None if it is compacted away or not in the log."""
         return self._log.term_at(index)

@@ -6,7 +6,7 @@ import pytest
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication import controller as ctl
-from odradek.replication.metadata import MetadataImage
+from odradek.replication.metadata import BrokerImage, MetadataImage
 
 
 class FakeLog:
@@ -167,3 +167,22 @@ async def test_a_forwarded_operation_is_bounded_by_the_time_the_sender_has_left(
     assert reply["error"]["kafka_error"][0] == ErrorCode.REQUEST_TIMED_OUT
     assert "r1" in c._running  # it runs on: a retry of r1 joins it instead of starting anew
     c._running["r1"].cancel()
+
+
+async def test_a_heartbeat_is_answered_only_once_a_quorum_confirms_the_leader():
+    """A deposed controller that does not know it yet (paused, cut off) must not answer a
+    broker heartbeat from its stale image: the broker would renew its lease and coordinate
+    groups from old metadata. The answer waits for the log's leadership confirmation."""
+    c = controller(FakeLog(1, {}))
+    c.metadata_log.is_active = True
+    c.image.brokers[1] = BrokerImage(1, {}, None)
+    confirmed = asyncio.Event()
+
+    async def confirm_leadership():
+        await confirmed.wait()
+    c.metadata_log.confirm_leadership = confirm_leadership
+    answer = asyncio.ensure_future(c.heartbeat(1))
+    await asyncio.sleep(0.05)
+    assert not answer.done()
+    confirmed.set()
+    assert await asyncio.wait_for(answer, 1) == c.image.offset

@@ -418,3 +418,24 @@ def test_a_restarted_follower_learns_what_is_committed_only_from_a_leader_that_c
     assert stale, "the new leader never sent a commit index below the committed entry"
     for n in followers:
         assert learned[n] and learned[n][0] >= index, (n, learned[n])
+
+
+def test_a_paused_leader_cannot_confirm_its_leadership_after_being_deposed():
+    """A leader stopped (SIGSTOP) for longer than an election timeout wakes believing it
+    leads: check quorum only runs at its next tick. ``quorum_contact_ms`` is what a
+    read index waits on: no quorum has acknowledged it since it woke, so a controller
+    answer (a broker heartbeat renewing a lease) must wait, and the node steps down."""
+    cluster = Cluster(3)
+    cluster.run(1000)
+    old = cluster.leader()
+    assert old.quorum_contact_ms() is not None and old.quorum_contact_ms() >= cluster.now - 100
+    cluster.nodes[old.node_id] = None  # paused: no ticks, no messages
+    cluster.run(2000)
+    woke_at = cluster.now
+    assert old.is_leader  # stale: it has not ticked since
+    assert old.quorum_contact_ms() < woke_at
+    cluster.nodes[old.node_id] = old
+    cluster.run(500)
+    assert not old.is_leader and old.quorum_contact_ms() is None
+    leader = cluster.leader()
+    assert leader.quorum_contact_ms() >= cluster.now - 100
