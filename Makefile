@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:9092
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint bench raft-sim fuzz venv clean
+.PHONY: run test test-fast lint bench raft-sim fuzz screenshots venv clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ lint: $(VENV)/.stamp-test
 FUZZ_SECONDS ?= 600
 fuzz: $(VENV)/.stamp-test
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -s --timeout=0 tests/integration/test_fuzz.py
+
+# The README's pictures of the web console, taken by its browser test in headless Chromium.
+screenshots: $(VENV)/.stamp-test
+	ODRADEK_SCREENSHOTS=broker/console/screenshots $(PY) -m pytest -q tests/integration/test_console.py -k chromium
 
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench

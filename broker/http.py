@@ -1,4 +1,4 @@
-"""The HTTP listener (``http.listener``): /metrics, /livez and /readyz.
+"""The HTTP listener (``http.listener``): /metrics, /livez, /readyz and the console.
 
 A few lines of HTTP/1.1 on asyncio streams, on the broker's own event loop, rather
 than a web framework: three GET endpoints need no routing, and nothing here may
@@ -14,12 +14,16 @@ per request anyway, and so no idle HTTP connection is ever held.
 - ``/livez``: 200 while the process serves at all.
 - ``/readyz``: 200 once the node is registered, caught up with the metadata log and
   its listeners serve (``Broker.is_ready``); 503 before, and while stopping.
+- ``/console``: the read-only web console (broker.console), and its JSON under
+  ``/console/api``.
 """
 
 import asyncio
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from odradek.broker.console.history import History, Sampler
 
 log = structlog.get_logger(__name__)
 
@@ -43,12 +47,14 @@ class HttpListener:
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
         self.open = 0  # connections being served
+        self.history = History()  # the console's charts
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host or None, self.port,
                                                  limit=MAX_HEAD_BYTES, reuse_address=True)
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("http_listening", address=f"{self.host}:{self.port}")
+        self.broker.tasks.spawn("console_sampler", Sampler(self.broker, self.history).run)
 
     async def close(self) -> None:
         if self.server is not None:
@@ -68,7 +74,7 @@ class HttpListener:
                 return
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 return  # gone, or too slow: close
-            writer.write(self._answer(head))
+            writer.write(await self._answer(head))
             await asyncio.wait_for(writer.drain(), READ_TIMEOUT_S)
         except (TimeoutError, ConnectionError):
             pass
@@ -78,11 +84,11 @@ class HttpListener:
             self.open -= 1
             writer.close()
 
-    def _answer(self, head: bytes) -> bytes:
+    async def _answer(self, head: bytes) -> bytes:
         parts = head.split(b"\r\n", 1)[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             return _response(400, b"bad request line\n")
-        method, target = parts[0], parts[1].split(b"?", 1)[0]
+        method, (target, _, query) = parts[0], parts[1].partition(b"?")
         if method not in (b"GET", b"HEAD"):
             return _response(405, b"only GET and HEAD\n")
         head_only = method == b"HEAD"
@@ -95,4 +101,10 @@ class HttpListener:
             ready = self.broker.is_ready()
             return _response(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
                              head_only=head_only)
-        return _response(404, b"not found: /metrics, /livez, /readyz\n", head_only=head_only)
+        if target == b"/console" or target.startswith(b"/console/"):
+            from odradek.broker.console import app  # its views import the handlers, which import us
+
+            status, body, content_type = await app.answer(
+                self.broker, self.history, target.decode("latin-1"), query.decode("latin-1"))
+            return _response(status, body, content_type, head_only)
+        return _response(404, b"not found: /metrics, /livez, /readyz, /console\n", head_only=head_only)

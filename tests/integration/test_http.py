@@ -3,7 +3,6 @@ format with Kafka's names, /livez, /readyz, and hostile HTTP input."""
 
 import socket
 
-import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
@@ -14,22 +13,11 @@ from tests.local_cluster import poll_until
 from tests.metrics_http import get, sample, scrape
 
 
-@pytest.fixture
-def node(tmp_path):
-    http_port = free_port()
-    b = BrokerProcess(tmp_path / "data", overrides={"http.listener": f"127.0.0.1:{http_port}",
-                                                    "group.initial.rebalance.delay.ms": "0"})
-    b.http = f"http://127.0.0.1:{http_port}"
-    b.start()
-    yield b
-    b.stop()
-
-
-def test_ready_and_live(node):
-    assert get(node.http + "/livez")[0] == 200
-    assert poll_until(lambda: get(node.http + "/readyz")[0] == 200, 10)
-    assert get(node.http + "/nothing")[0] == 404
-    samples = scrape(node.http)
+def test_ready_and_live(http_node):
+    assert get(http_node.http + "/livez")[0] == 200
+    assert poll_until(lambda: get(http_node.http + "/readyz")[0] == 200, 10)
+    assert get(http_node.http + "/nothing")[0] == 404
+    samples = scrape(http_node.http)
     assert sample(samples, "odradek_broker_ready") == 1
     assert sample(samples, "process_resident_memory_bytes") > 0
     assert sample(samples, "process_open_fds") > 0
@@ -55,12 +43,12 @@ def test_readyz_is_503_until_the_node_is_registered(tmp_path):
         b.stop()
 
 
-def test_bytes_in_messages_in_requests_and_client_software(node):
-    producer = KafkaProducer(bootstrap_servers=node.bootstrap, linger_ms=0)
+def test_bytes_in_messages_in_requests_and_client_software(http_node):
+    producer = KafkaProducer(bootstrap_servers=http_node.bootstrap, linger_ms=0)
     try:
         for i in range(10):
             producer.send("metered", f"value-{i}".encode()).get(timeout=10)
-        samples = scrape(node.http)
+        samples = scrape(http_node.http)
         assert sample(samples, "kafka_server_brokertopicmetrics_messagesin_total", topic="metered") == 10
         # ten batches, each at least a batch header (61 bytes) plus its record
         assert sample(samples, "kafka_server_brokertopicmetrics_bytesin_total", topic="metered") > 10 * 61
@@ -91,16 +79,16 @@ def test_bytes_in_messages_in_requests_and_client_software(node):
         producer.close()
 
 
-def test_failed_produce_and_fetch_and_bytes_out(node):
+def test_failed_produce_and_fetch_and_bytes_out(http_node):
     """Partition 5 of a one-partition topic: a failed produce and a failed fetch of that
     topic; a fetch of partition 0 counts its bytes out. Made-up topics get no series."""
-    KafkaProducer(bootstrap_servers=node.bootstrap).send("failing", b"x").get(timeout=10)
-    assert rawclient.produce(node.bootstrap, "failing", {5: b"not even a batch"})[5].error_code == 3
-    assert rawclient.fetch(node.bootstrap, "failing", 5).error_code == 3
-    assert rawclient.fetch(node.bootstrap, "failing", 0).error_code == 0
-    rawclient.produce(node.bootstrap, "made-up-topic", {0: b"x"})
-    rawclient.fetch(node.bootstrap, "made-up-topic", 0)
-    samples = scrape(node.http)
+    KafkaProducer(bootstrap_servers=http_node.bootstrap).send("failing", b"x").get(timeout=10)
+    assert rawclient.produce(http_node.bootstrap, "failing", {5: b"not even a batch"})[5].error_code == 3
+    assert rawclient.fetch(http_node.bootstrap, "failing", 5).error_code == 3
+    assert rawclient.fetch(http_node.bootstrap, "failing", 0).error_code == 0
+    rawclient.produce(http_node.bootstrap, "made-up-topic", {0: b"x"})
+    rawclient.fetch(http_node.bootstrap, "made-up-topic", 0)
+    samples = scrape(http_node.http)
     prefix = "kafka_server_brokertopicmetrics_"
     assert sample(samples, prefix + "failedproducerequests_total", topic="failing") == 1
     assert sample(samples, prefix + "totalproducerequests_total", topic="failing") == 2
@@ -110,13 +98,13 @@ def test_failed_produce_and_fetch_and_bytes_out(node):
     assert not [k for k in samples if ("topic", "made-up-topic") in k[1]]
 
 
-def test_consumer_group_lag(node):
+def test_consumer_group_lag(http_node):
     """Lag is the high watermark minus the group's committed offset, per partition."""
-    producer = KafkaProducer(bootstrap_servers=node.bootstrap)
+    producer = KafkaProducer(bootstrap_servers=http_node.bootstrap)
     for i in range(10):
         producer.send("lagging", f"v{i}".encode())
     producer.flush()
-    consumer = KafkaConsumer(bootstrap_servers=node.bootstrap, group_id="lag-group",
+    consumer = KafkaConsumer(bootstrap_servers=http_node.bootstrap, group_id="lag-group",
                              enable_auto_commit=False)
     try:
         tp = TopicPartition("lagging", 0)
@@ -126,7 +114,7 @@ def test_consumer_group_lag(node):
             producer.send("lagging", f"w{i}".encode())
         producer.flush()
         labels = {"consumergroup": "lag-group", "topic": "lagging", "partition": "0"}
-        samples = scrape(node.http)
+        samples = scrape(http_node.http)
         assert sample(samples, "kafka_consumergroup_current_offset", **labels) == 4
         assert sample(samples, "kafka_consumergroup_lag", **labels) == 15 - 4
     finally:
@@ -151,8 +139,8 @@ def raw_http(port: int, data: bytes) -> bytes:
         return out
 
 
-def test_bad_http_input_gets_an_error_or_a_close(node):
-    port = int(node.http.rsplit(":", 1)[1])
+def test_bad_http_input_gets_an_error_or_a_close(http_node):
+    port = int(http_node.http.rsplit(":", 1)[1])
     assert raw_http(port, b"\x00\xff garbage\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert raw_http(port, b"GET /metrics\r\n\r\n").startswith(b"HTTP/1.1 400 ")  # no version
     assert raw_http(port, b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405 ")
@@ -168,10 +156,10 @@ def test_bad_http_input_gets_an_error_or_a_close(node):
     finally:
         for s in idle:
             s.close()
-    assert poll_until(lambda: get(node.http + "/livez")[0] == 200, 10)
+    assert poll_until(lambda: get(http_node.http + "/livez")[0] == 200, 10)
     # the node still serves both its listeners
-    assert get(node.http + "/livez")[0] == 200
-    assert node.proc.poll() is None
-    producer = KafkaProducer(bootstrap_servers=node.bootstrap)
+    assert get(http_node.http + "/livez")[0] == 200
+    assert http_node.proc.poll() is None
+    producer = KafkaProducer(bootstrap_servers=http_node.bootstrap)
     producer.send("after-garbage", b"x").get(timeout=10)
     producer.close()

@@ -1,0 +1,158 @@
+"""HTML for the console's pages, rendered on the server from the dicts of ``views``.
+
+Plain strings and ``html.escape``: a handful of tables needs no template engine, and
+every value that came from a client (topic and group names, client ids, record keys,
+values and headers) passes through ``e`` before it reaches the page. The only script,
+static/console.js, redraws the charts from ``/console/api/series/...``.
+"""
+
+import html
+import time
+from urllib.parse import quote
+
+NAV = (("Cluster", "/console"), ("Topics", "/console/topics"), ("Groups", "/console/groups"))
+
+
+def e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def q(value: str) -> str:
+    """A name as one path segment."""
+    return quote(value, safe="")
+
+
+def page(title: str, node_id: int, body: str) -> bytes:
+    nav = " ".join(f'<a href="{href}">{name}</a>' for name, href in NAV)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)} · Odradek</title>
+<link rel="stylesheet" href="/console/static/console.css"></head>
+<body><header><b>Odradek</b> node {node_id} <nav>{nav}</nav></header>
+<main><h1>{e(title)}</h1>
+{body}
+</main><script src="/console/static/console.js"></script></body></html>""".encode()
+
+
+def table(headers: list[str], rows: list[list[str]], empty: str = "none") -> str:
+    """``rows`` hold HTML already escaped (cells may carry links)."""
+    if not rows:
+        return f'<p class="empty">{e(empty)}</p>'
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def chart(src: str, label: str) -> str:
+    return (f'<figure><svg class="chart" data-src="{e(src)}" data-points="0" viewBox="0 0 600 160" '
+            f'preserveAspectRatio="none" role="img" aria-label="{e(label)}"></svg>'
+            f'<figcaption>{e(label)}: <span class="last">…</span></figcaption></figure>')
+
+
+def nbytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _partition_list(rows: list[dict]) -> str:
+    return table(["topic", "partition", "leader", "replicas", "ISR"],
+                 [[f'<a href="/console/topics/{q(r["topic"])}">{e(r["topic"])}</a>', e(r["partition"]),
+                   e(r["leader"]), e(r["replicas"]), e(r["isr"])] for r in rows])
+
+
+def cluster(node_id: int, v: dict) -> bytes:
+    nodes = table(["node", "endpoints", "rack", "state"],
+                  [[e(n["node_id"]) + (" (controller)" if n["node_id"] == v["active_controller"] else ""),
+                    e(", ".join(f"{k} {a}" for k, a in n["endpoints"].items())), e(n["rack"] or ""),
+                    "fenced" if n["fenced"] else "serving"] for n in v["nodes"]])
+    quorum = ""
+    if v["quorum"] is not None:
+        qv = v["quorum"]
+        quorum = (f"<h2>Controller quorum</h2><p>leader {e(qv['leader_id'])}, epoch {e(qv['leader_epoch'])}, "
+                  f"high watermark {e(qv['high_watermark'])}</p>"
+                  + table(["voter", "log end offset", "lag"],
+                          [[e(x["node_id"]), e(x["log_end_offset"]),
+                            e(max(0, qv["high_watermark"] - x["log_end_offset"])
+                              if x["log_end_offset"] >= 0 else "?")] for x in qv["voters"]]))
+    body = (f'<p>cluster <code>{e(v["cluster_id"])}</code> · <span id="topic-count">{v["topics"]}</span> topics · '
+            f'{v["partitions"]} partitions</p><h2>Nodes</h2>{nodes}{quorum}'
+            f'<h2>Under-replicated partitions</h2>{_partition_list(v["under_replicated"])}'
+            f'<h2>Offline partitions</h2>{_partition_list(v["offline"])}')
+    return page("Cluster", node_id, body)
+
+
+def topics(node_id: int, v: dict) -> bytes:
+    rows = [[f'<a href="/console/topics/{q(t["name"])}">{e(t["name"])}</a>'
+             + (" (internal)" if t["internal"] else ""), e(t["partitions"]),
+             e(t["replication_factor"]), e(t["under_replicated"]), e(nbytes(t["size_here"])),
+             f'<span class="messages-in">{t["messages_in"]}</span>', e(nbytes(t["bytes_in"])),
+             e(nbytes(t["bytes_out"]))] for t in v["topics"]]
+    return page("Topics", node_id, table(
+        ["topic", "partitions", "RF", "under-replicated", "size here", "messages in (here)",
+         "bytes in (here)", "bytes out (here)"], rows, "no topics"))
+
+
+def topic(node_id: int, v: dict) -> bytes:
+    name = v["name"]
+    rows = []
+    for p in v["partitions"]:
+        here = p["here"]
+        rows.append([e(p["partition"]), e(p["leader"]), e(p["leader_epoch"]), e(p["replicas"]), e(p["isr"]),
+                     e(p.get("log_start_offset", "")), f'<span class="hw">{e(p.get("high_watermark", ""))}</span>',
+                     e(p.get("log_end_offset", "")), e(nbytes(p["size"]) if here else "not here"),
+                     f'<a href="/console/topics/{q(name)}/records?partition={p["partition"]}">browse</a>'
+                     if here else ""])
+    configs = table(["key", "value"], [[e(k), e(val)] for k, val in v["configs"].items()],
+                    "no overrides: the broker's defaults apply")
+    body = (f"<p>topic id <code>{e(v['topic_id'])}</code></p>"
+            + table(["partition", "leader", "epoch", "replicas", "ISR", "log start", "high watermark",
+                     "log end", "size", ""], rows)
+            + chart(f"/console/api/series/topic/{q(name)}", "bytes/s in and out, last minutes")
+            + f"<h2>Configs</h2>{configs}")
+    return page(f"Topic {name}", node_id, body)
+
+
+def records(node_id: int, name: str, partition: int, start: int | None, rows: list[dict],
+            where: str) -> bytes:
+    form = (f'<form method="get"><input type="hidden" name="partition" value="{partition}">'
+            f'<label>offset <input name="offset" value="{e(start if start is not None else "")}" size="10"></label> '
+            f'<label>or time (ms) <input name="timestamp" size="14"></label> '
+            f'<label>count <input name="count" value="10" size="4"></label> <button>read</button></form>')
+    if start is None:
+        body = f"<p>{e(where)}</p>"
+    else:
+        body = form + table(
+            ["offset", "timestamp", "key", "value", "headers"],
+            [[e(r["offset"]), e(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["timestamp"] / 1000))
+                                + f".{r['timestamp'] % 1000:03d}"),
+              f'<code class="key">{e(r["key"])}</code>', f'<code class="value">{e(r["value"])}</code>',
+              e(", ".join(f"{k}={val}" for k, val in r["headers"].items()))] for r in rows],
+            "no committed records from here")
+    return page(f"{name}-{partition} records", node_id,
+                f'<p><a href="/console/topics/{q(name)}">back to {e(name)}</a></p>' + body)
+
+
+def groups(node_id: int, v: dict) -> bytes:
+    rows = [[f'<a href="/console/groups/{q(g["group_id"])}">{e(g["group_id"])}</a>', e(g["state"]),
+             e(g["protocol_type"]), e(g["protocol"]), e(g["members"]), f'<span class="lag">{g["lag"]}</span>']
+            for g in v["groups"]]
+    return page("Consumer groups", node_id,
+                table(["group", "state", "type", "protocol", "members", "lag"], rows,
+                      "no groups coordinated by this node")
+                + '<p class="note">Each node coordinates some groups: see every node\'s console.</p>')
+
+
+def group(node_id: int, v: dict) -> bytes:
+    members = table(["member", "instance", "client id", "host", "assigned"],
+                    [[e(m["member_id"]), e(m["group_instance_id"] or ""), e(m["client_id"]), e(m["client_host"]),
+                      e(", ".join(m["assignment"]))] for m in v["members"]], "no members")
+    offsets = table(["topic", "partition", "committed", "lag"],
+                    [[e(o["topic"]), e(o["partition"]), e(o["committed"]),
+                      e("?" if o["lag"] is None else o["lag"])] for o in v["offsets"]], "no committed offsets")
+    body = (f"<p>state <b>{e(v['state'])}</b>, generation {e(v['generation_id'])}, "
+            f"protocol {e(v['protocol_type'])}/{e(v['protocol'])}</p>"
+            f"<h2>Members</h2>{members}<h2>Committed offsets and lag</h2>{offsets}"
+            + chart(f"/console/api/series/group/{q(v['group_id'])}", "total lag, last minutes"))
+    return page(f"Group {v['group_id']}", node_id, body)

@@ -1,0 +1,150 @@
+"""The web console (broker/console) of a real broker process, fed by real clients.
+
+The JSON under /console/api and the HTML pages come from the same views, so the first
+tests hold the numbers against what the clients did; the browser test then drives
+headless Chromium (Debian's chromium and chromium-driver, through Selenium) over every
+page: the pages render, show those numbers, and a chart redraws as traffic flows.
+Set ODRADEK_SCREENSHOTS=DIR to keep a screenshot of each page (`make screenshots`
+refreshes the README's).
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from tests.clients import create_topics
+from tests.conftest import require_tool
+from tests.metrics_http import get
+
+HOSTILE = "<script>document.title='owned'</script>"
+
+
+def api(node, path: str):
+    status, body = get(node.http + "/console/api" + path)
+    assert status == 200, (path, status, body)
+    return json.loads(body)
+
+
+def fill(node, topic: str = "orders", group: str = "billing") -> None:
+    """25 records over two partitions (one with a hostile value), and a group that
+    committed 10 of partition 0's 13."""
+    create_topics(node.bootstrap, [topic], 2)
+    producer = KafkaProducer(bootstrap_servers=node.bootstrap, linger_ms=0)
+    for i in range(25):
+        value = HOSTILE if i == 24 else f"order {i}"
+        producer.send(topic, key=f"k{i}".encode(), value=value.encode(), partition=i % 2,
+                      headers=[("source", b"test")])
+    producer.flush(10)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=node.bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(10, "", -1)})
+    consumer.close()
+
+
+def test_the_numbers_are_the_clients(http_node):
+    fill(http_node)
+    cluster = api(http_node, "")
+    assert cluster["topics"] == 2  # and __consumer_offsets, since the group committed
+    assert [n["node_id"] for n in cluster["nodes"]] == [1] and cluster["active_controller"] == 1
+    assert cluster["under_replicated"] == [] and cluster["offline"] == []
+    rows = {t["name"]: t for t in api(http_node, "/topics")["topics"]}
+    assert rows["__consumer_offsets"]["internal"]
+    row = rows["orders"]
+    assert (row["internal"], row["partitions"], row["messages_in"]) == (False, 2, 25)
+    topic = api(http_node, "/topics/orders")
+    assert [p["high_watermark"] for p in topic["partitions"]] == [13, 12]
+    records = api(http_node, "/topics/orders/records?partition=1&offset=3&count=4")["records"]
+    assert [(r["offset"], r["key"], r["value"], r["headers"]) for r in records] == [
+        (o, f"k{2 * o + 1}", f"order {2 * o + 1}", {"source": "test"}) for o in range(3, 7)]
+    [group] = api(http_node, "/groups")["groups"]
+    assert (group["group_id"], group["lag"]) == ("billing", 3)
+    detail = api(http_node, "/groups/billing")
+    assert detail["offsets"] == [{"topic": "orders", "partition": 0, "committed": 10, "lag": 3}]
+
+
+def test_by_time_and_bad_input(http_node):
+    fill(http_node)
+    [first] = api(http_node, "/topics/orders/records?partition=0&timestamp=0&count=1")["records"]
+    assert first["offset"] == 0
+    assert api(http_node, "/topics/orders/records?partition=0&timestamp=99999999999999")["records"] == []
+    assert get(http_node.http + "/console/topics/orders/records?offset=abc")[0] == 400
+    assert get(http_node.http + "/console/topics/nope")[0] == 404
+    assert get(http_node.http + "/console/groups/nope")[0] == 404
+    assert get(http_node.http + "/console/static/..%2F__init__.py")[0] == 404
+    # A hostile record value is shown as text, never run as markup.
+    status, page = get(http_node.http + "/console/topics/orders/records?partition=0&offset=12")
+    assert status == 200 and HOSTILE not in page and "&lt;script&gt;" in page
+
+
+def test_pages_in_headless_chromium(http_node, tmp_path):
+    chromium, driver_path = require_tool("chromium"), require_tool("chromedriver")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    fill(http_node)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,800",
+                f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(driver_path), options=options)
+    shots = Path(os.environ.get("ODRADEK_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def visit(path: str):
+        browser.get(http_node.http + path)
+        assert "Odradek" in browser.title and "owned" not in browser.title
+        return browser
+
+    def follow(element, url_part: str) -> None:
+        """Click, then wait for the next page (a click does not wait for navigation)."""
+        element.click()
+        WebDriverWait(browser, 10).until(expected_conditions.url_contains(url_part))
+        WebDriverWait(browser, 10).until(
+            lambda b: b.execute_script("return document.readyState") == "complete")
+
+    try:
+        visit("/console")
+        assert browser.find_element(By.ID, "topic-count").text == "2"
+        browser.save_screenshot(str(shots / "cluster.png"))
+        visit("/console/topics")
+        assert "25" in [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".messages-in")]
+        follow(browser.find_element(By.LINK_TEXT, "orders"), "/topics/orders")
+        assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".hw")] == ["13", "12"]
+        # The chart redraws from new samples while a producer writes.
+        chart = browser.find_element(By.CSS_SELECTOR, "svg.chart")
+        producer = KafkaProducer(bootstrap_servers=http_node.bootstrap, linger_ms=0)
+        before, sent = int(chart.get_attribute("data-points")), 0
+        deadline = time.monotonic() + 20
+        while int(chart.get_attribute("data-points")) < before + 2 and time.monotonic() < deadline:
+            producer.send("orders", b"more" * 100, partition=0)
+            sent += 1
+            time.sleep(0.3)
+        producer.flush(10)
+        producer.close()
+        assert int(chart.get_attribute("data-points")) >= before + 2
+        assert chart.find_elements(By.TAG_NAME, "polyline")
+        browser.save_screenshot(str(shots / "topic.png"))
+        follow(browser.find_element(By.LINK_TEXT, "browse"), "/records")
+        browser.find_element(By.NAME, "offset").clear()
+        browser.find_element(By.NAME, "offset").send_keys("10")
+        follow(browser.find_element(By.TAG_NAME, "button"), "offset=10")
+        values = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "code.value")]
+        assert values[:3] == ["order 20", "order 22", HOSTILE]  # shown as text
+        browser.save_screenshot(str(shots / "records.png"))
+        visit("/console/groups")
+        lag = 3 + sent  # the chart's producer wrote past the group's commit on partition 0
+        assert browser.find_element(By.CSS_SELECTOR, ".lag").text == str(lag)
+        follow(browser.find_element(By.LINK_TEXT, "billing"), "/groups/billing")
+        assert "Group billing" in browser.find_element(By.TAG_NAME, "h1").text
+        browser.save_screenshot(str(shots / "group.png"))
+    finally:
+        browser.quit()
