@@ -81,10 +81,11 @@ class Partition:
         """Publish a new high watermark: consumers see more, acks=-1 waiters complete."""
         self.log.high_watermark = high_watermark
         waiters = self.hw_waiters  # only the ones now below the high watermark are touched
+        isr_size = len(self.isr_state.isr) if self.isr_state is not None else 0
         while waiters and waiters[0][0] < high_watermark:
             fut = waiters.popleft()[1]
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(isr_size)  # copies the write has: see wait_committed
         self.wake()
 
     def fail_waiters(self, error: KafkaError) -> None:
@@ -406,12 +407,21 @@ class ReplicaManager:
         if partition.log.high_watermark <= result.last_offset:
             fut = asyncio.get_running_loop().create_future()
             partition.hw_waiters.append((result.last_offset, fut))
-        return self._committed(partition, result, fut)
+        min_isr = self.topic_config(partition.topic)["min.insync.replicas"]
+        return self._committed(partition, result, fut, min_isr)
 
     @staticmethod
-    async def _committed(partition: Partition, result, hw_waiter: asyncio.Future | None) -> None:
+    async def _committed(partition: Partition, result, hw_waiter: asyncio.Future | None,
+                         min_isr: int) -> None:
         if hw_waiter is not None:
-            await hw_waiter
+            # The ISR when the high watermark passed the write: every member has it. If a
+            # shrink the controller committed meanwhile took it below min.insync.replicas,
+            # the write has fewer copies than promised (Kafka's DelayedProduce answers so too).
+            isr_size = await hw_waiter
+            if isr_size < min_isr:
+                raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                                 f"{partition.topic}-{partition.index} committed the write with "
+                                 f"{isr_size} in-sync replicas, fewer than min.insync.replicas={min_isr}")
         await partition.log.wait_durable(result)
 
     # -- replication: the leader's side ----------------------------------------

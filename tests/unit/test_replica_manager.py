@@ -15,6 +15,8 @@ from odradek.broker.replica_manager import ReplicaManager
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import build_batch
 from odradek.replication.metadata import (
+    TOPIC,
+    ConfigRecord,
     MetadataImage,
     PartitionChangeRecord,
     PartitionRecord,
@@ -99,3 +101,28 @@ async def test_a_follower_that_restarts_at_the_leaders_log_start_forgets_its_pro
     node1.sync_with_image()
     p, result = node1.append_records("t", 0, _batch([b"b"], producer_id=7, base_sequence=5))
     assert result.base_offset == 100
+
+
+async def test_acks_all_write_is_refused_if_the_isr_fell_below_min_insync_before_it_committed(tmp_path):
+    """min.insync.replicas=2 promises two copies of every acks=-1 write. A write appended
+    while the ISR had two members, whose follower then fell out, becomes committed when the
+    controller shrinks the ISR to the leader alone: its high watermark passes the write
+    with one copy. Kafka's DelayedProduce answers NOT_ENOUGH_REPLICAS_AFTER_APPEND then
+    (the batch stays in the log; the producer retries or gives up); before the fix this
+    acknowledged it."""
+    image = _image()
+    image.apply(ConfigRecord(TOPIC, "t", "min.insync.replicas", "2"))
+    replicas = ReplicaManager(BrokerConfig({"node.id": 1}), image, 1, str(tmp_path))
+    replicas.following_image = True
+    replicas.sync_with_image()
+    try:
+        p, result = replicas.append_records("t", 0, _batch([b"one copy"]), required_acks=-1)
+        wait = replicas.wait_committed(p, result)
+        image.apply(PartitionChangeRecord(TOPIC_ID, 0, isr=[1]))  # follower 2 fell out
+        replicas.sync_with_image()
+        assert p.log.high_watermark > result.last_offset
+        with pytest.raises(KafkaError) as failed:
+            await asyncio.wait_for(wait, 1)
+        assert failed.value.code == ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    finally:
+        replicas.log_manager.close()
