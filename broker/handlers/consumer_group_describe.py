@@ -3,7 +3,8 @@ assignor and members with current and target assignments.
 
 A group id this node coordinates but that is not a consumer-protocol group (unknown, or
 a classic group) answers GROUP_ID_NOT_FOUND with Kafka's message; the admin client then
-falls back to DescribeGroups. v1 adds each member's type (1: consumer protocol, KIP-1099).
+falls back to DescribeGroups; an empty id is INVALID_GROUP_ID (both as by Kafka 4.4, held
+against it). v1 adds each member's type (1: consumer protocol, KIP-1099).
 Authorized operations are not computed (INT32_MIN), as without an authorizer.
 """
 
@@ -27,14 +28,15 @@ def _assignment(assignment, names) -> "D.Member.Assignment":
 def _described(group_id: str, error, group, names) -> "D":
     if not error and group is None:
         return D(error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=f"Group {group_id} not found.",
-                 group_id=group_id, group_state="Dead", members=[], authorized_operations=NOT_COMPUTED)
+                 group_id=group_id, group_state="", members=[], authorized_operations=NOT_COMPUTED)
     if error:
         return D(error_code=error, group_id=group_id, group_state="", members=[],
                  authorized_operations=NOT_COMPUTED)
     members = [D.Member(member_id=m.member_id, instance_id=m.instance_id, rack_id=m.rack_id,
                         member_epoch=m.member_epoch, client_id=m.client_id, client_host=m.client_host,
                         subscribed_topic_names=list(m.subscribed_topic_names),
-                        subscribed_topic_regex=m.subscribed_topic_regex,
+                        # Kafka 4.4 answers "" for a member without a regex, not null.
+                        subscribed_topic_regex=m.subscribed_topic_regex or "",
                         assignment=_assignment(m.assigned, names),
                         target_assignment=_assignment(group.target.get(m.member_id, {}), names),
                         member_type=CONSUMER_MEMBER_TYPE)
