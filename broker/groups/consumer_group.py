@@ -297,10 +297,12 @@ class ConsumerGroup:
                 return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
                                        f"Member {hb.member_id} is not a member of group {self.group_id}.")
             if not self._epoch_valid(member, hb):
+                which = "greater" if hb.member_epoch > member.member_epoch else "smaller"
                 return HeartbeatResult(ErrorCode.FENCED_MEMBER_EPOCH,
-                                       f"The consumer group member has a smaller or larger member epoch "
+                                       f"The consumer group member has a {which} member epoch "
                                        f"({hb.member_epoch}) than the one known by the group coordinator "
-                                       f"({member.member_epoch}).")
+                                       f"({member.member_epoch}). The member must abandon all its "
+                                       "partitions and rejoin.")
         changed = self._update_member(member, hb) or created
         subscribed = {n: topics.by_name[n] for m in self.members.values()
                       for n in self._member_topics(m, topics)}

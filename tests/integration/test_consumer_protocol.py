@@ -269,3 +269,38 @@ def test_confluent_consumer_protocol_group_commits_and_resumes(cbroker):
     first = consume(40)
     produced_rest = consume(100 - len(first))
     assert sorted(first + produced_rest) == list(range(100))
+
+
+def test_regex_subscription_picks_up_a_topic_created_afterwards(cbroker):
+    """librdkafka sends a "^..." subscription as SubscribedTopicRegex (v1); the coordinator
+    matches it (RE2, whole names) against the topics at every heartbeat, so a topic created
+    later joins the assignment."""
+    stamp = uuid.uuid4().hex[:6]
+    before, after, other = f"rx{stamp}-a", f"rx{stamp}-b", f"no{stamp}"
+    create_topics(cbroker.bootstrap, [before, other], partitions=1)
+    p = Producer({"bootstrap.servers": cbroker.bootstrap})
+    p.produce(before, b"before")
+    p.produce(other, b"other")
+    p.flush(10)
+    c = Consumer({"bootstrap.servers": cbroker.bootstrap, "group.id": f"g-rx-{stamp}", "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 500})
+    c.subscribe([f"^rx{stamp}-.*"])
+    got = set()
+    try:
+        deadline = time.monotonic() + 30
+        while b"before" not in got and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.add(m.value())
+        create_topics(cbroker.bootstrap, [after], partitions=1)
+        p.produce(after, b"after")
+        p.flush(10)
+        deadline = time.monotonic() + 30
+        while b"after" not in got and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.add(m.value())
+        assert got == {b"before", b"after"}
+        assert {tp.topic for tp in c.assignment()} == {before, after}
+    finally:
+        c.close()

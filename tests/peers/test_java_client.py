@@ -198,6 +198,21 @@ def test_java_group_of_three_survives_a_member(java, odradek):
     assert "CONSUMED 60 of 60" in lines
 
 
+def test_java_consumer_protocol_group_of_three_survives_a_member(java, odradek):
+    """The same with group.protocol=consumer (KIP-848): the coordinator assigns, and the
+    members reconcile incrementally when member-0 closes (leaves with epoch -1)."""
+    topic, group = f"java-cgroup-{uuid.uuid4().hex[:6]}", f"java-cg-{uuid.uuid4().hex[:6]}"
+    side = Side("odradek", odradek.bootstrap)
+    side.create_topic(topic, 6)
+    side.close()
+    lines = java("group", odradek.bootstrap, topic, group, "6", "closed", "consumer")
+    assigned = [line for line in lines if line.startswith("ASSIGNED")]
+    took_over = [line for line in lines if line.startswith("TOOK_OVER")]
+    assert len(assigned) == 3 and "CLOSED member-0" in lines
+    assert sorted(line.split()[1] for line in took_over) == ["member-1", "member-2"]
+    assert "CONSUMED 60 of 60" in lines
+
+
 class Lines:
     """A JVM's stdout, line by line, read on a thread so that waits can time out."""
 
