@@ -37,6 +37,7 @@ from enum import Enum
 import structlog
 
 from odradek.broker.groups import assignors as asg
+from odradek.broker.groups import consumer_group_records as rec
 from odradek.broker.groups.assignors import Assignment
 from odradek.broker.groups.group import Scheduler, TimerHandle
 from odradek.protocol.errors import ErrorCode
@@ -60,6 +61,12 @@ class MemberState(Enum):
     STABLE = "stable"
     UNREVOKED_PARTITIONS = "unrevoked_partitions"
     UNRELEASED_PARTITIONS = "unreleased_partitions"
+
+
+# Kafka's MemberState codes in ConsumerGroupCurrentMemberAssignmentValue.State.
+STATE_CODES = {MemberState.UNREVOKED_PARTITIONS: 0, MemberState.UNRELEASED_PARTITIONS: 1,
+               MemberState.STABLE: 2}
+STATES_BY_CODE = {v: k for k, v in STATE_CODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,12 @@ class Reconciled:
     previous_member_epoch: int
     assigned: Assignment
     pending_revocation: Assignment
+
+
+def _metadata(m: ConsumerMember) -> tuple:
+    """What ConsumerGroupMemberMetadataValue holds of a member."""
+    return (m.instance_id, m.rack_id, m.client_id, m.client_host, m.subscribed_topic_names,
+            m.subscribed_topic_regex, m.rebalance_timeout_ms, m.server_assignor)
 
 
 def _owns_any(owned: Assignment | None, partitions: Assignment) -> bool:
@@ -254,6 +267,15 @@ class ConsumerGroup:
         self.subscribed: dict[str, TopicInfo] = {}  # the subscribed topics at group_epoch
         self.assignor = config.assignors[0]
         self.dead = False
+        # What changed since the records were last written (see ``take_records``): member ids
+        # whose metadata / target / current assignment changed, removed members, and whether
+        # the group epoch or the assignment epoch moved.
+        self.dirty_metadata: set[str] = set()
+        self.dirty_target: set[str] = set()
+        self.dirty_current: set[str] = set()
+        self.removed: set[str] = set()
+        self.dirty_group = False
+        self.on_change: Callable[[], None] | None = None  # changes made by timers
 
     # -- views ----------------------------------------------------------------------
     @property
@@ -303,12 +325,16 @@ class ConsumerGroup:
                                        f"({hb.member_epoch}) than the one known by the group coordinator "
                                        f"({member.member_epoch}). The member must abandon all its "
                                        "partitions and rejoin.")
+        before = _metadata(member)
         changed = self._update_member(member, hb) or created
+        if created or _metadata(member) != before:
+            self.dirty_metadata.add(member.member_id)
         subscribed = {n: topics.by_name[n] for m in self.members.values()
                       for n in self._member_topics(m, topics)}
         if changed or subscribed != self.subscribed:
             self.subscribed = subscribed
             self.group_epoch += 1
+            self.dirty_group = True
         if self.assignment_epoch < self.group_epoch:
             self._compute_target(topics)
         before = (member.assigned, member.member_epoch)
@@ -362,6 +388,10 @@ class ConsumerGroup:
         self.members[member_id] = member
         if old.member_id in self.target:
             self.target[member_id] = self.target.pop(old.member_id)
+        self.removed.add(old.member_id)
+        self.dirty_metadata.add(member_id)
+        self.dirty_target.add(member_id)
+        self.dirty_current.add(member_id)
         if old.instance_id is not None:
             self.static_members[old.instance_id] = member_id
         log.info("consumer_group_static_member_replaced", group_id=self.group_id,
@@ -403,8 +433,11 @@ class ConsumerGroup:
             frozenset(topics.by_name[n].topic_id for n in self._member_topics(m, topics)), m.rack_id)
             for m in self.members.values()}
         partitions = {t.topic_id: t.partitions for t in self.subscribed.values()}
+        old = self.target
         self.target = asg.ASSIGNORS[self.assignor](subscriptions, partitions, self.target)
+        self.dirty_target |= {m for m, a in self.target.items() if old.get(m) != a}
         self.assignment_epoch = self.group_epoch
+        self.dirty_group = True
         log.info("consumer_group_target_assignment", group_id=self.group_id, epoch=self.group_epoch,
                  assignor=self.assignor, members=len(self.members))
 
@@ -416,6 +449,10 @@ class ConsumerGroup:
             return
         r = reconcile(member, self.assignment_epoch, self.target.get(member.member_id, {}), owned,
                       self._partition_owner_epoch)
+        if (r.member_epoch, r.previous_member_epoch, r.state, r.assigned, r.pending_revocation) != (
+                member.member_epoch, member.previous_member_epoch, member.state, member.assigned,
+                member.pending_revocation):
+            self.dirty_current.add(member.member_id)
         self._release(member)
         member.state, member.member_epoch, member.previous_member_epoch = (
             r.state, r.member_epoch, r.previous_member_epoch)
@@ -461,6 +498,8 @@ class ConsumerGroup:
     def _expire(self, member: ConsumerMember, reason: str) -> None:
         if self.members.get(member.member_id) is member:
             self._remove(member, reason)
+            if self.on_change is not None:
+                self.on_change()
 
     def _rebalance_expired(self, member: ConsumerMember, epoch: int) -> None:
         if (member.state == MemberState.UNREVOKED_PARTITIONS and member.member_epoch == epoch):
@@ -476,6 +515,7 @@ class ConsumerGroup:
             # Keeps its partitions for the session timeout; its next incarnation takes them.
             member.previous_member_epoch = member.member_epoch
             member.member_epoch = STATIC_LEAVE_EPOCH
+            self.dirty_current.add(member.member_id)
             if member.session_timer is not None:
                 member.session_timer.cancel()
             member.session_timer = self.scheduler.call_later(
@@ -492,6 +532,8 @@ class ConsumerGroup:
         if member.instance_id is not None and self.static_members.get(member.instance_id) == member.member_id:
             del self.static_members[member.instance_id]
         self.group_epoch += 1
+        self.dirty_group = True
+        self.removed.add(member.member_id)
         log.info("consumer_group_member_removed", group_id=self.group_id, member_id=member.member_id,
                  reason=reason, group_epoch=self.group_epoch)
 
@@ -500,6 +542,96 @@ class ConsumerGroup:
         for member in self.members.values():
             self._cancel_timers(member)
         self.dead = True
+
+    # -- records in __consumer_offsets (consumer_group_records) ------------------------------
+    def take_records(self) -> list[tuple[bytes, bytes | None]]:
+        """The (key, value) records of what changed since the last call, tombstones for
+        removed members; written by the coordinator before it answers."""
+        gid, out = self.group_id, []
+        for member_id in sorted(self.removed - set(self.members)):
+            out += [(rec.key(t, gid, member_id), None) for t in rec.MEMBER_TYPES]
+        if self.dirty_group:
+            out.append((rec.key(rec.METADATA, gid), rec.value(rec.METADATA, epoch=self.group_epoch)))
+        for member_id in sorted(self.dirty_metadata & set(self.members)):
+            m = self.members[member_id]
+            out.append((rec.key(rec.MEMBER_METADATA, gid, member_id), rec.value(
+                rec.MEMBER_METADATA, instance_id=m.instance_id, rack_id=m.rack_id, client_id=m.client_id,
+                client_host=m.client_host, subscribed_topic_names=list(m.subscribed_topic_names),
+                subscribed_topic_regex=m.subscribed_topic_regex, rebalance_timeout_ms=m.rebalance_timeout_ms,
+                server_assignor=m.server_assignor, classic_member_metadata=None)))
+        target_tp = rec.ConsumerGroupTargetAssignmentMemberValue.fields["topic_partitions"].data_class
+        for member_id in sorted(self.dirty_target & set(self.members)):
+            out.append((rec.key(rec.TARGET_MEMBER, gid, member_id), rec.value(
+                rec.TARGET_MEMBER, topic_partitions=rec.topic_partitions(target_tp, self.target.get(member_id, {})))))
+        if self.dirty_group:
+            out.append((rec.key(rec.TARGET_METADATA, gid),
+                        rec.value(rec.TARGET_METADATA, assignment_epoch=self.assignment_epoch)))
+        current_tp = rec.ConsumerGroupCurrentMemberAssignmentValue.fields["assigned_partitions"].data_class
+        for member_id in sorted(self.dirty_current & set(self.members)):
+            m = self.members[member_id]
+            out.append((rec.key(rec.CURRENT_ASSIGNMENT, gid, member_id), rec.value(
+                rec.CURRENT_ASSIGNMENT, member_epoch=m.member_epoch, previous_member_epoch=m.previous_member_epoch,
+                state=STATE_CODES[m.state], assigned_partitions=rec.topic_partitions(current_tp, m.assigned),
+                partitions_pending_revocation=rec.topic_partitions(current_tp, m.pending_revocation))))
+        self.dirty_metadata.clear()
+        self.dirty_target.clear()
+        self.dirty_current.clear()
+        self.removed.clear()
+        self.dirty_group = False
+        return out
+
+    def all_record_keys(self) -> list[bytes]:
+        gid = self.group_id
+        return ([rec.key(t, gid) for t in rec.GROUP_TYPES]
+                + [rec.key(t, gid, m) for m in self.members for t in rec.MEMBER_TYPES])
+
+    def load_record(self, record_type: int, member_id: str | None, value) -> None:
+        """Replay one record (a parsed value, or None for a tombstone) while loading."""
+        if record_type == rec.METADATA:
+            self.group_epoch = value.epoch if value is not None else 0
+            return
+        if record_type == rec.TARGET_METADATA:
+            self.assignment_epoch = value.assignment_epoch if value is not None else 0
+            return
+        if member_id is None:
+            return
+        if value is None:
+            member = self.members.pop(member_id, None)
+            self.target.pop(member_id, None)
+            if member is not None and member.instance_id is not None:
+                self.static_members.pop(member.instance_id, None)
+            return
+        if record_type == rec.TARGET_MEMBER:
+            self.target[member_id] = rec.assignment_of(value.topic_partitions)
+            return
+        member = self.members.setdefault(member_id, ConsumerMember(member_id))
+        if record_type == rec.MEMBER_METADATA:
+            member.instance_id, member.rack_id = value.instance_id, value.rack_id
+            member.client_id, member.client_host = value.client_id, value.client_host
+            member.subscribed_topic_names = tuple(sorted(value.subscribed_topic_names or ()))
+            member.subscribed_topic_regex = value.subscribed_topic_regex or None
+            member.rebalance_timeout_ms = value.rebalance_timeout_ms
+            member.server_assignor = value.server_assignor
+            if member.instance_id is not None:
+                self.static_members[member.instance_id] = member_id
+        elif record_type == rec.CURRENT_ASSIGNMENT:
+            member.member_epoch, member.previous_member_epoch = value.member_epoch, value.previous_member_epoch
+            member.state = STATES_BY_CODE.get(value.state, MemberState.STABLE)
+            member.assigned = rec.assignment_of(value.assigned_partitions)
+            member.pending_revocation = rec.assignment_of(value.partitions_pending_revocation)
+
+    def loaded(self, topics: Topics) -> None:
+        """After replay: who holds what, the subscribed topics as now, every member's session."""
+        self.partition_epochs.clear()
+        for member in self.members.values():
+            self._hold(member)
+        self.subscribed = {n: topics.by_name[n] for m in self.members.values()
+                           for n in self._member_topics(m, topics)}
+        chosen = [m.server_assignor for m in self.members.values() if m.server_assignor]
+        self.assignor = max(sorted(set(chosen)), key=chosen.count) if chosen else self.config.assignors[0]
+        for member in self.members.values():
+            member.session_timer = self.scheduler.call_later(
+                self.config.session_timeout_ms, lambda m=member: self._expire(m, "session timeout"))
 
     # -- offsets --------------------------------------------------------------------------
     def check_commit(self, member_id: str, member_epoch: int, api_version: int,

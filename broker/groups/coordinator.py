@@ -33,6 +33,7 @@ import structlog
 
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import assignors as asg
+from odradek.broker.groups import consumer_group_records as cgr
 from odradek.broker.groups import offsets_topic as ot
 from odradek.broker.groups.consumer_group import (
     ConsumerGroup,
@@ -268,8 +269,12 @@ class GroupCoordinator:
             for _, header in rec.iter_batches(data, None):
                 offset = header.next_offset
             await asyncio.sleep(0)  # loading is background work: let requests through
+        topics = self._topics()
         for group_id in p.group_ids:
             self.groups[group_id].start_session_timers()
+            consumer_group = self.consumer_groups.get(group_id)
+            if consumer_group is not None:
+                consumer_group.loaded(topics)
         p.loading = False
         (log.info if records else log.debug)("offsets_partition_loaded", partition=p.index, groups=len(p.group_ids),
                  records=records, seconds=round(time.monotonic() - started, 3))
@@ -284,6 +289,21 @@ class GroupCoordinator:
                 p.latest.pop(key, None)
             else:
                 p.latest[key] = value
+            if parsed[0] == "consumer_group":
+                _, group_id, record_type, member_id = parsed
+                consumer_group = self.consumer_groups.get(group_id)
+                if consumer_group is None:
+                    if value is None:
+                        return
+                    consumer_group = self._new_consumer_group(group_id)
+                parsed_value = None
+                if value is not None:
+                    try:
+                        parsed_value = cgr.parse_value(record_type, value)
+                    except Exception as e:  # kafka-python's codec: struct.error, ValueError...
+                        raise ot.RecordFormatError(f"record type {record_type}: {e}") from None
+                consumer_group.load_record(record_type, member_id, parsed_value)
+                return
             if parsed[0] == "offset":
                 _, group_id, topic, partition = parsed
                 group = self._group(group_id, create=value is not None)
@@ -600,7 +620,7 @@ class GroupCoordinator:
         return Topics({name: TopicInfo(t.uuid, len(t.partitions))
                        for name, t in self.broker.image.topics.items()})
 
-    def consumer_group_heartbeat(self, group_id: str, hb: Heartbeat, version: int) -> HeartbeatResult:
+    async def consumer_group_heartbeat(self, group_id: str, hb: Heartbeat, version: int) -> HeartbeatResult:
         error, message = validate(hb, group_id, version, self.consumer_config.assignors,
                                   self._compile_regex)
         if error:
@@ -616,10 +636,29 @@ class GroupCoordinator:
             if hb.member_epoch != 0:
                 return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
                                        f"Member {hb.member_id} is not a member of group {group_id}.")
-            group = ConsumerGroup(group_id, self.consumer_config, self.scheduler, self._match_topics)
-            self.consumer_groups[group_id] = group
-            self._group(group_id, create=True)  # holds its offsets
-        return group.heartbeat(hb, self._topics())
+            group = self._new_consumer_group(group_id)
+        result = group.heartbeat(hb, self._topics())
+        records = group.take_records()
+        if records:
+            # Answered once its records are committed, as Kafka does.
+            error = await self._write(group_id, records)
+            if error:
+                return HeartbeatResult(error)
+        return result
+
+    def _new_consumer_group(self, group_id: str) -> ConsumerGroup:
+        group = ConsumerGroup(group_id, self.consumer_config, self.scheduler, self._match_topics)
+        self.consumer_groups[group_id] = group
+        self._group(group_id, create=True)  # holds its offsets
+
+        def changed() -> None:  # a timer removed a member: store that
+            async def run():
+                records = group.take_records()
+                if records:
+                    await self._write(group_id, records)
+            self.tasks.spawn(f"persist consumer group {group_id}", run, retries=0)
+        group.on_change = changed
+        return group
 
     async def delete_group(self, group_id: str) -> ErrorCode:
         error = self.group_error(group_id)
@@ -637,6 +676,9 @@ class GroupCoordinator:
         """Tombstone these offsets and the group's metadata, then forget the group."""
         entries = [(_record_key(group.group_id, tp), None) for tp in tps]
         entries.append((ot.group_key(group.group_id), None))
+        consumer_group = self.consumer_groups.get(group.group_id)
+        if consumer_group is not None:
+            entries += [(k, None) for k in consumer_group.all_record_keys()]
         self._drop_group(group)
         return await self._write(group.group_id, entries)
 

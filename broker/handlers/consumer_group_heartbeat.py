@@ -41,7 +41,7 @@ async def handle(ctx, request):
         server_assignor=request.server_assignor, owned=owned,
         client_id=ctx.header.client_id or "", client_host=client_host(ctx))
     coordinator = ctx.broker.groups
-    result = coordinator.consumer_group_heartbeat(request.group_id, hb, version)
+    result = await coordinator.consumer_group_heartbeat(request.group_id, hb, version)
     assignment = None
     if result.assignment is not None:
         assignment = R.Assignment(topic_partitions=[

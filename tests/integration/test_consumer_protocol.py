@@ -304,3 +304,43 @@ def test_regex_subscription_picks_up_a_topic_created_afterwards(cbroker):
         assert {tp.topic for tp in c.assignment()} == {before, after}
     finally:
         c.close()
+
+
+def _until_loaded(call):
+    """Retry while the new coordinator loads __consumer_offsets."""
+    deadline = time.monotonic() + 30
+    while True:
+        r = call()
+        if r.error_code not in (ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.NOT_COORDINATOR,
+                                ErrorCode.COORDINATOR_NOT_AVAILABLE) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+def test_members_keep_their_epochs_across_a_coordinator_restart(cbroker):
+    """The group's records (Kafka's ConsumerGroup* formats in __consumer_offsets) are
+    replayed by the coordinator that comes back after a kill -9: the member carries on
+    with its epoch and assignment, no rejoin."""
+    create_topics(cbroker.bootstrap, ["t"], partitions=3)
+    TP = H.TopicPartitions
+    with _coordinator_conn(cbroker.bootstrap) as conn:
+        first = _wait_for_assignment(conn, "g-restart", "m1", ["t"])
+        owned = [TP(topic_id=t.topic_id, partitions=t.partitions) for t in first.assignment.topic_partitions]
+        steady = _heartbeat(conn, group_id="g-restart", member_id="m1", member_epoch=first.member_epoch,
+                            topic_partitions=owned)
+        assert steady.error_code == ErrorCode.NONE
+    cbroker.kill()
+    cbroker.start()
+    with _coordinator_conn(cbroker.bootstrap) as conn:
+        conn.roundtrip(FindCoordinatorRequest(key="g-restart", key_type=0), 3, FindCoordinatorResponse)
+        again = _until_loaded(lambda: _heartbeat(conn, group_id="g-restart", member_id="m1",
+                                                 member_epoch=first.member_epoch, topic_partitions=owned))
+        assert (again.error_code, again.member_epoch) == (ErrorCode.NONE, first.member_epoch)
+        described = conn.roundtrip(ConsumerGroupDescribeRequest(group_ids=["g-restart"],
+                                                                include_authorized_operations=False),
+                                   1, ConsumerGroupDescribeResponse).groups[0]
+        assert [(m.member_id, m.member_epoch) for m in described.members] == [("m1", first.member_epoch)]
+        assert sorted(described.members[0].assignment.topic_partitions[0].partitions) == [0, 1, 2]
+        assert described.group_epoch == described.assignment_epoch == first.member_epoch
+        stale = _heartbeat(conn, group_id="g-restart", member_id="m1", member_epoch=first.member_epoch + 1)
+        assert stale.error_code == ErrorCode.FENCED_MEMBER_EPOCH

@@ -262,3 +262,45 @@ def test_no_partition_is_ever_owned_by_two_clients(seed):
                       for n in m.subscribed_topic_names}
         assert owned == {(t, p) for t, c in ((T1, 6), (T2, 3)) if t in subscribed for p in range(c)}
         assert group.state == ConsumerGroupState.STABLE
+
+
+def test_records_rebuild_the_group():
+    """What take_records writes, replayed into a new group (a new coordinator), gives the
+    same members, epochs, assignments and target; a departed member's records are tombstones."""
+    from odradek.broker.groups import consumer_group_records as cgr
+    from odradek.broker.groups import offsets_topic as ot
+
+    group, clock = _group()
+    log = []
+    a = join(group, "a", instance_id="i1")
+    log += group.take_records()
+    b = join(group, "b")
+    log += group.take_records()
+    r = beat(group, "a", a.member_epoch, a.assignment)
+    log += group.take_records()
+    join(group, "c")
+    group.heartbeat(Heartbeat("c", -1), TOPICS)
+    log += group.take_records()
+    assert beat(group, "a", r.member_epoch, r.assignment).error == ErrorCode.NONE
+    log += group.take_records()
+    assert b.member_epoch
+    latest = {}
+    for k, v in log:
+        latest[k] = v
+    again, _ = _group()
+    for k, v in latest.items():
+        _, group_id, record_type, member_id = ot.parse_key(k)
+        assert group_id == "g"
+        again.load_record(record_type, member_id, None if v is None else cgr.parse_value(record_type, v))
+    again.loaded(TOPICS)
+    assert (again.group_epoch, again.assignment_epoch) == (group.group_epoch, group.assignment_epoch)
+    assert set(again.members) == {"a", "b"} and again.static_members == {"i1": "a"}
+    for m in group.members.values():
+        n = again.members[m.member_id]
+        assert (n.member_epoch, n.previous_member_epoch, n.state, n.assigned, n.pending_revocation) == (
+            m.member_epoch, m.previous_member_epoch, m.state, m.assigned, m.pending_revocation)
+        assert n.subscribed_topic_names == m.subscribed_topic_names
+    assert again.target == group.target and again.partition_epochs == group.partition_epochs
+    # The members carry on with their epochs under the new coordinator.
+    r2 = beat(again, "a", group.members["a"].member_epoch, group.members["a"].assigned)
+    assert r2.error == ErrorCode.NONE and r2.member_epoch == group.members["a"].member_epoch
