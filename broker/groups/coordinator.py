@@ -131,6 +131,7 @@ class GroupCoordinator:
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.consumer_config = _consumer_config(config)
         self._regex_cache: dict[str, object] = {}
+        self._topics_cache: tuple[tuple[int, int], Topics] | None = None
         self.partitions: dict[int, OffsetsPartition] = {}
         self.tasks = Supervisor("group_coordinator")
         self.held = True  # see hold()
@@ -617,8 +618,13 @@ class GroupCoordinator:
         return {n for n in names if not n.startswith("__") and compiled.fullmatch(n) is not None}
 
     def _topics(self) -> Topics:
-        return Topics({name: TopicInfo(t.uuid, len(t.partitions))
-                       for name, t in self.broker.image.topics.items()})
+        """The image's topics as the assignors see them, rebuilt only when the image moved
+        (every heartbeat asks)."""
+        image = self.broker.image
+        if self._topics_cache is None or self._topics_cache[0] != (id(image), image.offset):
+            self._topics_cache = ((id(image), image.offset), Topics(
+                {name: TopicInfo(t.uuid, len(t.partitions)) for name, t in image.topics.items()}))
+        return self._topics_cache[1]
 
     async def consumer_group_heartbeat(self, group_id: str, hb: Heartbeat, version: int) -> HeartbeatResult:
         error, message = validate(hb, group_id, version, self.consumer_config.assignors,
@@ -633,9 +639,8 @@ class GroupCoordinator:
             return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
         group = self.consumer_groups.get(group_id)
         if group is None:
-            if hb.member_epoch != 0:
-                return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
-                                       f"Member {hb.member_id} is not a member of group {group_id}.")
+            if hb.member_epoch != 0:  # Kafka 4.4's answer (held against it)
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found.")
             group = self._new_consumer_group(group_id)
         result = group.heartbeat(hb, self._topics())
         records = group.take_records()

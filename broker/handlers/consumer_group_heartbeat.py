@@ -10,7 +10,8 @@ SubscribedTopicRegex (RE2 syntax) and requires the client to name itself (KIP-10
 v0 an empty member id gets one from the coordinator). The message classes come from
 Kafka 4.4's specs (protocol.messages).
 Errors: INVALID_REQUEST (with Kafka's messages), INVALID_GROUP_ID, NOT_COORDINATOR,
-COORDINATOR_LOAD_IN_PROGRESS, GROUP_ID_NOT_FOUND (a classic group with members),
+COORDINATOR_LOAD_IN_PROGRESS, GROUP_ID_NOT_FOUND (a classic group with members, or no
+such group for a non-zero epoch),
 UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, UNRELEASED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED,
 UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION (v1).
 """

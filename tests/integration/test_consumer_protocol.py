@@ -105,6 +105,9 @@ def test_bad_heartbeats_get_kafkas_errors(cbroker):
         unknown = _heartbeat(conn, group_id="g-bad", member_id="nobody", member_epoch=3)
         assert unknown.error_code == ErrorCode.UNKNOWN_MEMBER_ID
         assert unknown.error_message == "Member nobody is not a member of group g-bad."
+        nosuch = _heartbeat(conn, group_id="g-nosuch", member_id="m9", member_epoch=5)
+        assert (nosuch.error_code, nosuch.error_message) == (
+            ErrorCode.GROUP_ID_NOT_FOUND, "Consumer group g-nosuch not found.")
         regex = _join(conn, "g-bad", "m2", None, subscribed_topic_regex="[a")
         assert regex.error_code == ErrorCode.INVALID_REGULAR_EXPRESSION == 128
         assert regex.error_message.startswith("SubscribedTopicRegex `[a` is not a valid regular expression")
