@@ -415,6 +415,16 @@ class GroupCoordinator:
             # No online migration (group.consumer.migration.policy) yet: Kafka's answer
             # with the policy disabled.
             return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
+        if consumer_group is not None:
+            # An empty group changes protocol freely (Kafka 3.8+): its consumer-protocol
+            # records go, its offsets stay.
+            error = await self._write(group_id, [(k, None) for k in consumer_group.all_record_keys()])
+            if error:
+                return JoinResult(error, member_id)
+            if self.consumer_groups.get(group_id) is consumer_group and not consumer_group.members:
+                del self.consumer_groups[group_id]
+                consumer_group.shut_down()
+                log.info("consumer_group_converted_to_classic", group_id=group_id)
         group = self._group(group_id)
         if group is None:
             if member_id:

@@ -347,3 +347,49 @@ def test_members_keep_their_epochs_across_a_coordinator_restart(cbroker):
         assert described.group_epoch == described.assignment_epoch == first.member_epoch
         stale = _heartbeat(conn, group_id="g-restart", member_id="m1", member_epoch=first.member_epoch + 1)
         assert stale.error_code == ErrorCode.FENCED_MEMBER_EPOCH
+
+
+def test_an_empty_group_changes_protocol_freely(cbroker):
+    """consumer protocol -> classic (kafka-python) -> consumer protocol on one group id: each
+    generation resumes from the previous one's commits; ListGroups shows the current type."""
+    from kafka import KafkaConsumer
+
+    topic, group = f"t-{uuid.uuid4().hex[:6]}", "g-switch"
+    create_topics(cbroker.bootstrap, [topic], partitions=2)
+    p = Producer({"bootstrap.servers": cbroker.bootstrap})
+    for i in range(90):
+        p.produce(topic, str(i).encode(), partition=i % 2)
+    p.flush(10)
+
+    def listed_type():
+        with RawConnection(cbroker.bootstrap) as conn:
+            r = conn.roundtrip(ListGroupsRequest(states_filter=[], types_filter=[]), 5, ListGroupsResponse)
+        return {g.group_id: g.group_type for g in r.groups}.get(group)
+
+    def confluent(n):
+        c = Consumer({"bootstrap.servers": cbroker.bootstrap, "group.id": group, "group.protocol": "consumer",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic])
+        got, deadline = [], time.monotonic() + 30
+        while len(got) < n and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.append(int(m.value()))
+                c.commit(m, asynchronous=False)
+        assert listed_type() == "consumer"
+        c.close()
+        return got
+
+    first = confluent(30)
+    k = KafkaConsumer(topic, bootstrap_servers=cbroker.bootstrap, group_id=group, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=8000)
+    second = []
+    for m in k:
+        second.append(int(m.value))
+        k.commit()
+        if len(first) + len(second) >= 60:
+            break
+    assert listed_type() == "classic"
+    k.close()
+    third = confluent(90 - len(first) - len(second))
+    assert sorted(first + second + third) == list(range(90))
