@@ -246,34 +246,6 @@ def test_three_members_one_leaves_one_is_killed(cbroker, tmp_path):
     print(f"duplicates: {duplicates}")
 
 
-def test_confluent_consumer_protocol_group_commits_and_resumes(cbroker):
-    """A member's commits (OffsetCommit v9+ with its epoch) are what the next member resumes from."""
-    topic, group = f"t-{uuid.uuid4().hex[:6]}", "g-resume"
-    create_topics(cbroker.bootstrap, [topic], partitions=2)
-    p = Producer({"bootstrap.servers": cbroker.bootstrap})
-    for i in range(100):
-        p.produce(topic, str(i).encode(), partition=i % 2)
-    p.flush(10)
-
-    def consume(n):
-        c = Consumer({"bootstrap.servers": cbroker.bootstrap, "group.id": group, "group.protocol": "consumer",
-                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        c.subscribe([topic])
-        got = []
-        deadline = time.monotonic() + 30
-        while len(got) < n and time.monotonic() < deadline:
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                got.append(int(m.value()))
-        c.commit(asynchronous=False)
-        c.close()
-        return got
-
-    first = consume(40)
-    produced_rest = consume(100 - len(first))
-    assert sorted(first + produced_rest) == list(range(100))
-
-
 def test_regex_subscription_picks_up_a_topic_created_afterwards(cbroker):
     """librdkafka sends a "^..." subscription as SubscribedTopicRegex (v1); the coordinator
     matches it (RE2, whole names) against the topics at every heartbeat, so a topic created
