@@ -276,6 +276,9 @@ class ConsumerGroup:
         self.removed: set[str] = set()
         self.dirty_group = False
         self.on_change: Callable[[], None] | None = None  # changes made by timers
+        self.unwritten: list[tuple[bytes, bytes | None]] = []  # records whose write failed
+        self._subscriptions = 0  # counts subscription changes, for the cache below
+        self._subscribed_for: tuple[Topics, int] | None = None  # what ``subscribed`` was computed from
 
     # -- views ----------------------------------------------------------------------
     @property
@@ -329,10 +332,18 @@ class ConsumerGroup:
         changed = self._update_member(member, hb) or created
         if created or _metadata(member) != before:
             self.dirty_metadata.add(member.member_id)
-        subscribed = {n: topics.by_name[n] for m in self.members.values()
-                      for n in self._member_topics(m, topics)}
-        if changed or subscribed != self.subscribed:
+        if changed:
+            self._subscriptions += 1
+        # The subscribed topics are recomputed only when the topics or a subscription moved:
+        # every member heartbeats, and a regex is matched against every topic.
+        if self._subscribed_for is None or self._subscribed_for[0] is not topics \
+                or self._subscribed_for[1] != self._subscriptions:
+            subscribed = {n: topics.by_name[n] for m in self.members.values()
+                          for n in self._member_topics(m, topics)}
+            self._subscribed_for = (topics, self._subscriptions)
+            changed = changed or subscribed != self.subscribed
             self.subscribed = subscribed
+        if changed:
             self.group_epoch += 1
             self.dirty_group = True
         if self.assignment_epoch < self.group_epoch:
@@ -532,6 +543,7 @@ class ConsumerGroup:
         if member.instance_id is not None and self.static_members.get(member.instance_id) == member.member_id:
             del self.static_members[member.instance_id]
         self.group_epoch += 1
+        self._subscriptions += 1
         self.dirty_group = True
         self.removed.add(member.member_id)
         log.info("consumer_group_member_removed", group_id=self.group_id, member_id=member.member_id,
@@ -547,7 +559,8 @@ class ConsumerGroup:
     def take_records(self) -> list[tuple[bytes, bytes | None]]:
         """The (key, value) records of what changed since the last call, tombstones for
         removed members; written by the coordinator before it answers."""
-        gid, out = self.group_id, []
+        gid, out = self.group_id, self.unwritten
+        self.unwritten = []
         for member_id in sorted(self.removed - set(self.members)):
             out += [(rec.key(t, gid, member_id), None) for t in rec.MEMBER_TYPES]
         if self.dirty_group:
@@ -579,6 +592,11 @@ class ConsumerGroup:
         self.removed.clear()
         self.dirty_group = False
         return out
+
+    def write_failed(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Records ``take_records`` gave that were not written: they go out with the next ones
+        (later values of a key come after, so they win on replay)."""
+        self.unwritten = records + self.unwritten
 
     def all_record_keys(self) -> list[bytes]:
         gid = self.group_id

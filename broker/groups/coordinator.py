@@ -658,6 +658,7 @@ class GroupCoordinator:
             # Answered once its records are committed, as Kafka does.
             error = await self._write(group_id, records)
             if error:
+                group.write_failed(records)
                 return HeartbeatResult(error)
         return result
 
@@ -669,8 +670,8 @@ class GroupCoordinator:
         def changed() -> None:  # a timer removed a member: store that
             async def run():
                 records = group.take_records()
-                if records:
-                    await self._write(group_id, records)
+                if records and await self._write(group_id, records):
+                    group.write_failed(records)
             self.tasks.spawn(f"persist consumer group {group_id}", run, retries=0)
         group.on_change = changed
         return group

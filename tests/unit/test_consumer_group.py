@@ -304,3 +304,14 @@ def test_records_rebuild_the_group():
     # The members carry on with their epochs under the new coordinator.
     r2 = beat(again, "a", group.members["a"].member_epoch, group.members["a"].assigned)
     assert r2.error == ErrorCode.NONE and r2.member_epoch == group.members["a"].member_epoch
+
+
+def test_records_whose_write_failed_go_out_with_the_next_ones():
+    group, _ = _group()
+    join(group, "a")
+    failed = group.take_records()
+    assert failed and group.take_records() == []
+    group.write_failed(failed)
+    a = group.members["a"]
+    beat(group, "a", a.member_epoch, a.assigned)
+    assert group.take_records()[:len(failed)] == failed
