@@ -15,7 +15,7 @@
 //       TOOK_OVER / CONSUMED lines. "killed": member-0 is the `member` scenario in another
 //       JVM; once all three hold partitions this prints READY and waits for a line on stdin
 //       (the test SIGKILLs that JVM first: no LeaveGroup, the session times out)
-//   member BOOTSTRAP TOPIC GROUP           one consumer, member-0, polling until killed;
+//   member BOOTSTRAP TOPIC GROUP [classic|consumer]   one consumer, member-0, polling until killed;
 //       prints "VICTIM_ASSIGNED partitions" on each assignment
 //   admin BOOTSTRAP TOPIC                  create, describe, alter configs, delete topics
 import java.nio.charset.StandardCharsets;
@@ -45,7 +45,7 @@ public class JavaClient {
                     Arrays.copyOfRange(args, 3, args.length));
             case "group" -> group(args[1], args[2], args[3], Integer.parseInt(args[4]),
                     args.length > 5 && args[5].equals("killed"), args.length > 6 ? args[6] : "classic");
-            case "member" -> member(args[1], args[2], args[3]);
+            case "member" -> member(args[1], args[2], args[3], args.length > 4 ? args[4] : "classic");
             case "admin" -> admin(args[1], args[2]);
             default -> throw new IllegalArgumentException(args[0]);
         }
@@ -153,8 +153,8 @@ public class JavaClient {
         return p;
     }
 
-    static void member(String bootstrap, String topic, String groupId) {
-        try (var c = new KafkaConsumer<>(memberProps(bootstrap, groupId, 0), new ByteArrayDeserializer(),
+    static void member(String bootstrap, String topic, String groupId, String protocol) {
+        try (var c = new KafkaConsumer<>(memberProps(bootstrap, groupId, 0, protocol), new ByteArrayDeserializer(),
                 new ByteArrayDeserializer())) {
             c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
                 public void onPartitionsRevoked(Collection<TopicPartition> ps) { }
