@@ -29,6 +29,7 @@ partitions within the current assignment (the answer that bumped it was lost);
 UNKNOWN_MEMBER_ID; GROUP_MAX_SIZE_REACHED; the request checks of ``validate``.
 """
 
+import base64
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -367,7 +368,8 @@ class ConsumerGroup:
         return True
 
     def _new_member(self, hb: Heartbeat) -> tuple[HeartbeatResult, ConsumerMember | None]:
-        member_id = hb.member_id or str(uuid.uuid4())  # v0: the coordinator names it
+        # v0: the coordinator names it, as Kafka's Uuid.toString: URL-safe base64, no padding.
+        member_id = hb.member_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if hb.instance_id is not None and hb.instance_id in self.static_members:
             old = self.members[self.static_members[hb.instance_id]]
             if old.member_epoch != STATIC_LEAVE_EPOCH:

@@ -315,3 +315,22 @@ def test_records_whose_write_failed_go_out_with_the_next_ones():
     a = group.members["a"]
     beat(group, "a", a.member_epoch, a.assigned)
     assert group.take_records()[:len(failed)] == failed
+
+
+def test_added_partitions_join_the_assignment():
+    group, _ = _group()
+    r = join(group, "a")
+    grown = Topics({"t": TopicInfo(T1, 8)})
+    r = beat(group, "a", r.member_epoch, r.assignment, topics=grown)
+    assert r.member_epoch == 2 and r.assignment == {T1: frozenset(range(8))}
+    gone = Topics({})
+    r = beat(group, "a", r.member_epoch, r.assignment, topics=gone)
+    assert r.assignment == {} and r.member_epoch == 2  # revoking: same epoch until acknowledged
+    r = beat(group, "a", r.member_epoch, {}, topics=gone)
+    assert r.member_epoch == 3 and group.state == ConsumerGroupState.STABLE
+
+
+def test_v0_member_ids_look_like_kafkas():
+    group, _ = _group()
+    r = join(group, "")
+    assert len(r.member_id) == 22 and "=" not in r.member_id
