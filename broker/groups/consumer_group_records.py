@@ -1,5 +1,5 @@
 """The records of consumer-protocol groups (KIP-848) in ``__consumer_offsets``, in Kafka's
-formats (the group-coordinator module's specs, copied into odradek.protocol.schemas), so a
+formats (the group-coordinator module's specs, declared in odradek.protocol.schemas), so a
 new coordinator rebuilds a group with its epochs after a failover.
 
 A key is the record type (int16, the spec's apiKey) then the key's fields, non-flexible
@@ -27,40 +27,19 @@ from typing import Any
 from kafka.protocol.api_data import ApiData
 
 from odradek.broker.groups.assignors import Assignment
-from odradek.protocol import schemas
+from odradek.protocol.schemas import declared
 
 METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT = 3, 5, 6, 7, 8
 GROUP_TYPES = (METADATA, TARGET_METADATA)
 MEMBER_TYPES = (MEMBER_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT)
 VALUE_VERSION = 0
 _I16 = struct.Struct(">h")
-_SPECS = schemas.__name__
 
-
-def _as_data(cls, json: dict) -> dict:
-    """kafka-python's ApiData codec takes "data" specs; these are "coordinator-value"."""
-    return {**json, "type": "data"}
-
-
-class ConsumerGroupMetadataValue(ApiData, load_json=_SPECS):  # type: ignore[call-arg]
-    json_patch = classmethod(_as_data)
-
-
-class ConsumerGroupMemberMetadataValue(ApiData, load_json=_SPECS):  # type: ignore[call-arg]
-    json_patch = classmethod(_as_data)
-
-
-class ConsumerGroupTargetAssignmentMetadataValue(ApiData, load_json=_SPECS):  # type: ignore[call-arg]
-    json_patch = classmethod(_as_data)
-
-
-class ConsumerGroupTargetAssignmentMemberValue(ApiData, load_json=_SPECS):  # type: ignore[call-arg]
-    json_patch = classmethod(_as_data)
-
-
-class ConsumerGroupCurrentMemberAssignmentValue(ApiData, load_json=_SPECS):  # type: ignore[call-arg]
-    json_patch = classmethod(_as_data)
-
+ConsumerGroupMetadataValue = declared("ConsumerGroupMetadataValue", ApiData, __name__)
+ConsumerGroupMemberMetadataValue = declared("ConsumerGroupMemberMetadataValue", ApiData, __name__)
+ConsumerGroupTargetAssignmentMetadataValue = declared("ConsumerGroupTargetAssignmentMetadataValue", ApiData, __name__)
+ConsumerGroupTargetAssignmentMemberValue = declared("ConsumerGroupTargetAssignmentMemberValue", ApiData, __name__)
+ConsumerGroupCurrentMemberAssignmentValue = declared("ConsumerGroupCurrentMemberAssignmentValue", ApiData, __name__)
 
 VALUES: dict[int, Any] = {
     METADATA: ConsumerGroupMetadataValue, MEMBER_METADATA: ConsumerGroupMemberMetadataValue,
