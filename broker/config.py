@@ -89,6 +89,19 @@ BROKER_CONFIGS = defs(
     ConfigDef("group.min.session.timeout.ms", INT, 6000, "", at_least(0)),
     ConfigDef("group.max.session.timeout.ms", INT, 1800000, "", at_least(0)),
     ConfigDef("group.max.size", INT, INT32_MAX, "", at_least(1)),
+    # The consumer group protocol (KIP-848); the coordinator checks the timeouts against
+    # their min/max as Kafka's GroupCoordinatorConfig does.
+    ConfigDef("group.consumer.session.timeout.ms", INT, 45000, "", at_least(1)),
+    ConfigDef("group.consumer.min.session.timeout.ms", INT, 45000, "", at_least(1)),
+    ConfigDef("group.consumer.max.session.timeout.ms", INT, 60000, "", at_least(1)),
+    ConfigDef("group.consumer.heartbeat.interval.ms", INT, 5000, "", at_least(1)),
+    ConfigDef("group.consumer.min.heartbeat.interval.ms", INT, 5000, "", at_least(1)),
+    ConfigDef("group.consumer.max.heartbeat.interval.ms", INT, 15000, "", at_least(1)),
+    ConfigDef("group.consumer.max.size", INT, INT32_MAX, "", at_least(1)),
+    ConfigDef("group.consumer.assignors", LIST,
+              ["org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+               "org.apache.kafka.coordinator.group.assignor.RangeAssignor"],
+              "uniform, range (or Kafka's class names); the first is the default"),
     ConfigDef("replica.lag.time.max.ms", LONG, 30000, "", at_least(1)),
     ConfigDef("broker.session.timeout.ms", INT, 9000, "", at_least(1)),
     ConfigDef("auto.leader.rebalance.enable", BOOLEAN, True,
@@ -205,6 +218,7 @@ class BrokerConfig:
             raise ConfigError(f"node.id {self['node.id']} is not one of the voters "
                               f"{sorted(self.voters)} (controller.quorum.voters / --voters)")
         self.internode_listeners = self._resolve_internode()
+        self._check_consumer_group_timeouts()
         self.max_connections_per_ip_overrides = self._resolve_per_ip_overrides()
         for name, proto in (entry.split(":", 1) for entry in self["listener.security.protocol.map"]
                             if ":" in entry):
@@ -214,6 +228,19 @@ class BrokerConfig:
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
+
+    def _check_consumer_group_timeouts(self) -> None:
+        """Kafka's GroupCoordinatorConfig rules: each timeout within its min and max, and the
+        heartbeat interval below the session timeout."""
+        for kind in ("session.timeout.ms", "heartbeat.interval.ms"):
+            value = self[f"group.consumer.{kind}"]
+            low, high = self[f"group.consumer.min.{kind}"], self[f"group.consumer.max.{kind}"]
+            if not low <= value <= high:
+                raise ConfigError(f"group.consumer.{kind} {value} must be between "
+                                  f"group.consumer.min.{kind} {low} and group.consumer.max.{kind} {high}")
+        if self["group.consumer.heartbeat.interval.ms"] >= self["group.consumer.session.timeout.ms"]:
+            raise ConfigError("group.consumer.heartbeat.interval.ms must be less than "
+                              "group.consumer.session.timeout.ms")
 
     def _resolve_retention(self) -> None:
         if self.values["log.retention.ms"] is None:

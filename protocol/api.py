@@ -36,6 +36,7 @@ from odradek.protocol.internode import (
     RaftRequest,
     RaftResponse,
 )
+from odradek.protocol.messages import CLASSES as KIP848_CLASSES
 
 PRODUCE_KEY = 0
 API_VERSIONS_KEY = 18
@@ -77,6 +78,8 @@ def _load_classes() -> dict[int, tuple[Any, Any]]:
 
 MESSAGE_CLASSES: dict[int, tuple[Any, Any]] = _load_classes()  # kafka-python's (untyped) classes
 # Our inter-node requests (never offered to clients; see protocol.internode).
+# The APIs kafka-python lacks, from Kafka 4.4's specs (see protocol.messages).
+MESSAGE_CLASSES.update({req.API_KEY: (req, resp) for req, resp in KIP848_CLASSES})
 MESSAGE_CLASSES[RAFT_API_KEY] = (RaftRequest, RaftResponse)
 MESSAGE_CLASSES[CONTROLLER_API_KEY] = (ControllerRequest, ControllerResponse)
 

@@ -28,9 +28,22 @@
 import asyncio
 import time
 
+import re2
 import structlog
 
+from odradek.broker.config import ConfigError
+from odradek.broker.groups import assignors as asg
+from odradek.broker.groups import consumer_group_records as cgr
 from odradek.broker.groups import offsets_topic as ot
+from odradek.broker.groups.consumer_group import (
+    ConsumerGroup,
+    ConsumerGroupConfig,
+    Heartbeat,
+    HeartbeatResult,
+    TopicInfo,
+    Topics,
+    validate,
+)
 from odradek.broker.groups.group import Group, GroupConfig, GroupState, JoinResult, SyncResult
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -51,6 +64,10 @@ SNAPSHOT_FACTOR = 4  # snapshot once the log holds this many records per live ke
 SNAPSHOT_FLOOR = 1000  # ... and more than this many records
 SNAPSHOT_BATCH_BYTES = 512 * 1024  # well under the topic's max.message.bytes
 LOAD_CHUNK_BYTES = 1 << 20
+MEMBER_EPOCH_COMMIT_VERSION = 9  # OffsetCommit carries a member epoch from v9 (KIP-848)
+REGEX_CACHE_SIZE = 1024
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a client's bad regex is its error, not ours to log
 
 # Kafka's mapping of append failures to what a group client understands.
 _WRITE_ERRORS = {
@@ -108,6 +125,13 @@ class GroupCoordinator:
         self.retention_check_ms: int = config["offsets.retention.check.interval.ms"]
         self.scheduler = scheduler or AsyncioScheduler()
         self.groups: dict[str, Group] = {}
+        # Consumer-protocol groups (KIP-848). Their offsets live in the classic Group of the
+        # same id in ``groups`` (which then has no members), so commits, fetches, expiry and
+        # deletion keep one path; a group id has members of one protocol at a time.
+        self.consumer_groups: dict[str, ConsumerGroup] = {}
+        self.consumer_config = _consumer_config(config)
+        self._regex_cache: dict[str, object] = {}
+        self._topics_cache: tuple[tuple[int, int], Topics] | None = None
         self.partitions: dict[int, OffsetsPartition] = {}
         self.tasks = Supervisor("group_coordinator")
         self.held = True  # see hold()
@@ -174,6 +198,9 @@ class GroupCoordinator:
     def _drop_group(self, group: Group) -> None:
         group.mark_dead()
         self.groups.pop(group.group_id, None)
+        consumer_group = self.consumer_groups.pop(group.group_id, None)
+        if consumer_group is not None:
+            consumer_group.shut_down()
         p = self.partitions.get(self.partition_for(group.group_id))
         if p is not None:
             p.group_ids.discard(group.group_id)
@@ -181,7 +208,8 @@ class GroupCoordinator:
     def _forget_if_unused(self, group: Group) -> None:
         """A group created by a join that failed at once leaves no trace."""
         if (group.state == GroupState.EMPTY and not group.members and not group.pending_members
-                and not group.offsets and group.generation_id == 0):
+                and not group.offsets and group.generation_id == 0
+                and group.group_id not in self.consumer_groups):
             self._drop_group(group)
 
     # -- leadership, loading -----------------------------------------------------------
@@ -218,6 +246,9 @@ class GroupCoordinator:
             group = self.groups.pop(group_id, None)
             if group is not None:
                 group.shut_down(ErrorCode.NOT_COORDINATOR)
+            consumer_group = self.consumer_groups.pop(group_id, None)
+            if consumer_group is not None:
+                consumer_group.shut_down()
         log.info("offsets_partition_unloaded", partition=p.index, groups=len(p.group_ids))
 
     async def _load(self, p: OffsetsPartition) -> None:
@@ -239,8 +270,12 @@ class GroupCoordinator:
             for _, header in rec.iter_batches(data, None):
                 offset = header.next_offset
             await asyncio.sleep(0)  # loading is background work: let requests through
+        topics = self._topics()
         for group_id in p.group_ids:
             self.groups[group_id].start_session_timers()
+            consumer_group = self.consumer_groups.get(group_id)
+            if consumer_group is not None:
+                consumer_group.loaded(topics)
         p.loading = False
         (log.info if records else log.debug)("offsets_partition_loaded", partition=p.index, groups=len(p.group_ids),
                  records=records, seconds=round(time.monotonic() - started, 3))
@@ -255,6 +290,21 @@ class GroupCoordinator:
                 p.latest.pop(key, None)
             else:
                 p.latest[key] = value
+            if parsed[0] == "consumer_group":
+                _, group_id, record_type, member_id = parsed
+                consumer_group = self.consumer_groups.get(group_id)
+                if consumer_group is None:
+                    if value is None:
+                        return
+                    consumer_group = self._new_consumer_group(group_id)
+                parsed_value = None
+                if value is not None:
+                    try:
+                        parsed_value = cgr.parse_value(record_type, value)
+                    except Exception as e:  # kafka-python's codec: struct.error, ValueError...
+                        raise ot.RecordFormatError(f"record type {record_type}: {e}") from None
+                consumer_group.load_record(record_type, member_id, parsed_value)
+                return
             if parsed[0] == "offset":
                 _, group_id, topic, partition = parsed
                 group = self._group(group_id, create=value is not None)
@@ -360,6 +410,21 @@ class GroupCoordinator:
         error = self.group_error(group_id)
         if error:
             return JoinResult(error, member_id)
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None and consumer_group.members:
+            # No online migration (group.consumer.migration.policy) yet: Kafka's answer
+            # with the policy disabled.
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
+        if consumer_group is not None:
+            # An empty group changes protocol freely (Kafka 3.8+): its consumer-protocol
+            # records go, its offsets stay.
+            error = await self._write(group_id, [(k, None) for k in consumer_group.all_record_keys()])
+            if error:
+                return JoinResult(error, member_id)
+            if self.consumer_groups.get(group_id) is consumer_group and not consumer_group.members:
+                del self.consumer_groups[group_id]
+                consumer_group.shut_down()
+                log.info("consumer_group_converted_to_classic", group_id=group_id)
         group = self._group(group_id)
         if group is None:
             if member_id:
@@ -422,6 +487,9 @@ class GroupCoordinator:
                     # v9+ says so; older clients expect ILLEGAL_GENERATION (Kafka's choice).
                     error = (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9
                              else ErrorCode.ILLEGAL_GENERATION)
+            elif group_id in self.consumer_groups:
+                error, _ = self.consumer_groups[group_id].check_commit(
+                    member_id, generation_id, api_version, MEMBER_EPOCH_COMMIT_VERSION)
             else:
                 error = group.check_commit(member_id, group_instance_id, generation_id)
         if error:
@@ -455,12 +523,20 @@ class GroupCoordinator:
             self._forget_if_unused(group)
         return results
 
-    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None
+    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None,
+                      member_id: str | None = None, member_epoch: int = -1,
                       ) -> tuple[ErrorCode, dict[str, dict[int, ot.OffsetAndMetadata | None]]]:
-        """(group error, topic -> partition -> offset or None); ``topics`` None: all of them."""
+        """(group error, topic -> partition -> offset or None); ``topics`` None: all of them.
+        A member epoch (OffsetFetch v9+, consumer-protocol members) must be the member's."""
         error = self.group_error(group_id)
         if error:
             return error, {}
+        if member_epoch >= 0 or member_id:
+            consumer_group = self.consumer_groups.get(group_id)
+            if consumer_group is not None:
+                error, _ = consumer_group.check_commit(member_id or "", member_epoch, 9, 9)
+                if error:
+                    return error, {}
         group = self._group(group_id)
         stored = group.offsets if group is not None else {}
         out: dict[str, dict[int, ot.OffsetAndMetadata | None]] = {}
@@ -482,7 +558,15 @@ class GroupCoordinator:
         if group is None or group.state == GroupState.DEAD:
             return ErrorCode.GROUP_ID_NOT_FOUND, {}
         results, deleting = {}, []
-        if group.state != GroupState.EMPTY:
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None and consumer_group.members:
+            subscribed = consumer_group.subscribed_topic_names()
+            for tp in tps:
+                if tp[0] in subscribed:
+                    results[tp] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+                else:
+                    deleting.append(tp)
+        elif group.state != GroupState.EMPTY:
             if group.protocol_type != "consumer":
                 return ErrorCode.NON_EMPTY_GROUP, {}
             for tp in tps:
@@ -512,9 +596,85 @@ class GroupCoordinator:
         return ErrorCode.NONE, self._group(group_id)
 
     def list_groups(self) -> tuple[ErrorCode, list[Group]]:
+        """The classic groups (those holding a consumer group's offsets excepted)."""
         if any(p.loading for p in self.partitions.values()):
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
-        return ErrorCode.NONE, [g for g in self.groups.values() if g.state != GroupState.DEAD]
+        return ErrorCode.NONE, [g for g in self.groups.values() if g.state != GroupState.DEAD
+                                and g.group_id not in self.consumer_groups]
+
+    def list_consumer_groups(self) -> list[ConsumerGroup]:
+        return list(self.consumer_groups.values())
+
+    def describe_consumer_group(self, group_id: str) -> tuple[ErrorCode, ConsumerGroup | None]:
+        error = self.group_error(group_id)
+        if error:
+            return error, None
+        return ErrorCode.NONE, self.consumer_groups.get(group_id)
+
+    # -- the consumer group protocol (KIP-848) ------------------------------------------------
+    def _compile_regex(self, pattern: str):
+        """RE2 syntax, as Kafka's RE2/J; compiled patterns are cached (bounded)."""
+        compiled = self._regex_cache.get(pattern)
+        if compiled is None:
+            compiled = re2.compile(pattern, _RE2_OPTIONS)
+            if len(self._regex_cache) >= REGEX_CACHE_SIZE:
+                self._regex_cache.clear()
+            self._regex_cache[pattern] = compiled
+        return compiled
+
+    def _match_topics(self, pattern: str, names: list[str]) -> set[str]:
+        """Kafka matches the whole name and never subscribes a regex to internal topics."""
+        compiled = self._compile_regex(pattern)
+        return {n for n in names if not n.startswith("__") and compiled.fullmatch(n) is not None}
+
+    def _topics(self) -> Topics:
+        """The image's topics as the assignors see them, rebuilt only when the image moved
+        (every heartbeat asks)."""
+        image = self.broker.image
+        if self._topics_cache is None or self._topics_cache[0] != (id(image), image.offset):
+            self._topics_cache = ((id(image), image.offset), Topics(
+                {name: TopicInfo(t.uuid, len(t.partitions)) for name, t in image.topics.items()}))
+        return self._topics_cache[1]
+
+    async def consumer_group_heartbeat(self, group_id: str, hb: Heartbeat, version: int) -> HeartbeatResult:
+        error, message = validate(hb, group_id, version, self.consumer_config.assignors,
+                                  self._compile_regex)
+        if error:
+            return HeartbeatResult(error, message)
+        error = self.group_error(group_id)
+        if error:
+            return HeartbeatResult(error)
+        classic = self.groups.get(group_id)
+        if classic is not None and not classic.is_empty:
+            return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+        group = self.consumer_groups.get(group_id)
+        if group is None:
+            if hb.member_epoch != 0:  # Kafka 4.4's answer (held against it)
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found.")
+            group = self._new_consumer_group(group_id)
+        result = group.heartbeat(hb, self._topics())
+        records = group.take_records()
+        if records:
+            # Answered once its records are committed, as Kafka does.
+            error = await self._write(group_id, records)
+            if error:
+                group.write_failed(records)
+                return HeartbeatResult(error)
+        return result
+
+    def _new_consumer_group(self, group_id: str) -> ConsumerGroup:
+        group = ConsumerGroup(group_id, self.consumer_config, self.scheduler, self._match_topics)
+        self.consumer_groups[group_id] = group
+        self._group(group_id, create=True)  # holds its offsets
+
+        def changed() -> None:  # a timer removed a member: store that
+            async def run():
+                records = group.take_records()
+                if records and await self._write(group_id, records):
+                    group.write_failed(records)
+            self.tasks.spawn(f"persist consumer group {group_id}", run, retries=0)
+        group.on_change = changed
+        return group
 
     async def delete_group(self, group_id: str) -> ErrorCode:
         error = self.group_error(group_id)
@@ -523,7 +683,8 @@ class GroupCoordinator:
         group = self._group(group_id)
         if group is None or group.state == GroupState.DEAD:
             return ErrorCode.GROUP_ID_NOT_FOUND
-        if group.state != GroupState.EMPTY:
+        consumer_group = self.consumer_groups.get(group_id)
+        if group.state != GroupState.EMPTY or (consumer_group is not None and consumer_group.members):
             return ErrorCode.NON_EMPTY_GROUP
         return await self._remove_group(group, list(group.offsets))
 
@@ -531,6 +692,9 @@ class GroupCoordinator:
         """Tombstone these offsets and the group's metadata, then forget the group."""
         entries = [(_record_key(group.group_id, tp), None) for tp in tps]
         entries.append((ot.group_key(group.group_id), None))
+        consumer_group = self.consumer_groups.get(group.group_id)
+        if consumer_group is not None:
+            entries += [(k, None) for k in consumer_group.all_record_keys()]
         self._drop_group(group)
         return await self._write(group.group_id, entries)
 
@@ -551,8 +715,14 @@ class GroupCoordinator:
             if self.group_error(group.group_id):
                 continue
             expired = group.expired_offsets(now, self.retention_ms)
+            consumer_group = self.consumer_groups.get(group.group_id)
+            if consumer_group is not None and consumer_group.members:
+                # Kafka keeps the offsets of topics an active consumer group subscribes to.
+                subscribed = consumer_group.subscribed_topic_names()
+                expired = [tp for tp in expired if tp[0] not in subscribed]
             if group.state == GroupState.EMPTY and len(expired) == len(group.offsets) \
-                    and not group.pending_members:
+                    and not group.pending_members \
+                    and (consumer_group is None or not consumer_group.members):
                 if not await self._remove_group(group, expired):
                     removed += len(expired)
                     log.info("group_expired", group_id=group.group_id, offsets=len(expired))
@@ -564,3 +734,19 @@ class GroupCoordinator:
                         group.offsets.pop(tp, None)
                     removed += len(expired)
         return removed
+
+
+def _consumer_config(config) -> ConsumerGroupConfig:
+    names = []
+    for configured in config["group.consumer.assignors"]:
+        name = asg.assignor_name(configured)
+        if name is None:
+            raise ConfigError(f"group.consumer.assignors: unknown assignor {configured!r}; "
+                              f"expected {', '.join(asg.ASSIGNORS)} or Kafka's class names")
+        names.append(name)
+    if not names:
+        raise ConfigError("group.consumer.assignors must name at least one assignor")
+    return ConsumerGroupConfig(
+        session_timeout_ms=config["group.consumer.session.timeout.ms"],
+        heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
+        max_size=config["group.consumer.max.size"], assignors=tuple(names))

@@ -174,14 +174,25 @@ class _Reader:
         return None if n == -1 else self._raw(n)
 
 
+# The record types of consumer-protocol groups (see consumer_group_records): with a member
+# id in the key, or only the group id.
+CONSUMER_GROUP_MEMBER_KEYS = (5, 7, 8)
+CONSUMER_GROUP_KEYS = (3, 6)
+
+
 def parse_key(key: bytes) -> tuple:
-    """('offset', group, topic, partition) or ('group', group_id)."""
+    """('offset', group, topic, partition), ('group', group_id), or
+    ('consumer_group', group_id, record type, member id or None)."""
     r = _Reader(key)
     version = r.i16()
     if version in (0, 1):
         return "offset", r.string(), r.string(), r.i32()
     if version == 2:
         return "group", r.string()
+    if version in CONSUMER_GROUP_KEYS:
+        return "consumer_group", r.string(), version, None
+    if version in CONSUMER_GROUP_MEMBER_KEYS:
+        return "consumer_group", r.string(), version, r.string()
     raise RecordFormatError(f"unknown __consumer_offsets key version {version}")
 
 

@@ -5,7 +5,10 @@ Stable (as in Kafka, since they are otherwise in flux); a member's assignment is
 it last received, in every state, as Kafka's describeNoMetadata keeps it. A group this coordinator does not know
 is reported as state "Dead" with no error up to v5, and from v6 (KIP-1043) with
 GROUP_ID_NOT_FOUND and Kafka's message. v3 adds authorized operations (not computed:
-INT32_MIN, "not requested"), v4 the members' group_instance_id.
+INT32_MIN, "not requested"), v4 the members' group_instance_id. A consumer-protocol group
+(KIP-848) is not described here (the admin client uses ConsumerGroupDescribe): as by
+Kafka 4.4, it is "Dead" with no error up to v5 and from v6 GROUP_ID_NOT_FOUND, "Group G is
+not a classic group."
 """
 
 from kafka.protocol.admin.groups import DescribeGroupsRequest, DescribeGroupsResponse
@@ -21,11 +24,13 @@ D = R.DescribedGroup
 M = D.DescribedGroupMember
 
 
-def _described(group_id: str, error, group, version: int) -> "D":
-    if error or group is None:
+def _described(group_id: str, error, group, version: int, consumer_protocol: bool) -> "D":
+    if error or group is None or consumer_protocol:
         message = None
         if not error and version >= GROUP_NOT_FOUND_VERSION:
-            error, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
+            error, message = ErrorCode.GROUP_ID_NOT_FOUND, (
+                f"Group {group_id} is not a classic group." if consumer_protocol
+                else f"Group {group_id} not found.")
         return D(error_code=error, error_message=message, group_id=group_id,
                  group_state=GroupState.DEAD.value, protocol_type="", protocol_data="",
                  members=[], authorized_operations=None)
@@ -45,5 +50,6 @@ def _described(group_id: str, error, group, version: int) -> "D":
 async def handle(ctx, request):
     coordinator = ctx.broker.groups
     version = ctx.header.api_version
-    return R(throttle_time_ms=0, groups=[_described(g, *coordinator.describe_group(g), version)
-                                         for g in request.groups])
+    return R(throttle_time_ms=0, groups=[
+        _described(g, *coordinator.describe_group(g), version, g in coordinator.consumer_groups)
+        for g in request.groups])

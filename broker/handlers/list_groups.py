@@ -1,17 +1,21 @@
 """ListGroups (v0-v5): the groups this node coordinates.
 
 v4 adds states_filter (case-insensitive state names) and each group's state; v5
-adds types_filter and each group's type, always "classic" here (no KIP-848
-groups). While a partition of ours is loading the answer is
-COORDINATOR_LOAD_IN_PROGRESS, as in Kafka. Groups deleted or expired are not listed.
+adds types_filter and each group's type: "classic", or "consumer" for the groups of
+the consumer group protocol (KIP-848), whose protocol type is "consumer" and whose
+states are Kafka's Empty, Assigning, Reconciling, Stable. While a partition of ours is
+loading the answer is COORDINATOR_LOAD_IN_PROGRESS, as in Kafka. Groups deleted or
+expired are not listed.
 """
 
 from kafka.protocol.admin.groups import ListGroupsRequest, ListGroupsResponse
 
+from odradek.broker.groups.consumer_group import CONSUMER_PROTOCOL_TYPE
 from odradek.broker.handlers import handles
 
 R = ListGroupsResponse
-GROUP_TYPE = "classic"
+CLASSIC_TYPE = "classic"
+CONSUMER_TYPE = "consumer"
 
 
 @handles(ListGroupsRequest, 0, 5)
@@ -19,10 +23,14 @@ async def handle(ctx, request):
     version = ctx.header.api_version
     states = {s.lower() for s in request.states_filter} if version >= 4 else set()
     types = {t.lower() for t in request.types_filter} if version >= 5 else set()
-    error, groups = ctx.broker.groups.list_groups()
-    if types and GROUP_TYPE not in types:
-        groups = []
-    listed = [R.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type or "",
-                            group_state=g.state.value, group_type=GROUP_TYPE)
-              for g in groups if not states or g.state.value.lower() in states]
-    return R(throttle_time_ms=0, error_code=error, groups=listed)
+    coordinator = ctx.broker.groups
+    error, groups = coordinator.list_groups()
+    listed = []
+    if not types or CLASSIC_TYPE in types:
+        listed += [(g.group_id, g.protocol_type or "", g.state.value, CLASSIC_TYPE) for g in groups]
+    if not error and (not types or CONSUMER_TYPE in types):
+        listed += [(g.group_id, CONSUMER_PROTOCOL_TYPE, g.state.value, CONSUMER_TYPE)
+                   for g in coordinator.list_consumer_groups()]
+    return R(throttle_time_ms=0, error_code=error, groups=[
+        R.ListedGroup(group_id=group_id, protocol_type=protocol_type, group_state=state, group_type=kind)
+        for group_id, protocol_type, state, kind in listed if not states or state.lower() in states])

@@ -12,6 +12,9 @@ ILLEGAL_GENERATION, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS, NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS) is every partition's error and nothing is written.
 Version notes: v1's commit_timestamp and v2-v4's retention_time_ms are ignored
 (offsets.retention.minutes rules); v6 adds the leader epoch, v7 group_instance_id,
+v9 (KIP-848) carries a consumer-protocol member's epoch in generation_id_or_member_epoch:
+it must be the member's current one (STALE_MEMBER_EPOCH), the member known
+(UNKNOWN_MEMBER_ID), and such members must use v9+ (UNSUPPORTED_VERSION);
 v10 (KIP-848) names topics by id only: an id this cluster does not know is UNKNOWN_TOPIC_ID
 on each of its partitions, and the others are committed.
 """

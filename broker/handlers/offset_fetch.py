@@ -6,8 +6,9 @@ group. Group-level errors (INVALID_GROUP_ID, NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS) go in each partition for v0-v1, which have no
 top-level error, at the top level for v2-v7, and per group for v8+, which asks for
 several groups at once. require_stable (v7+) needs nothing: there are no
-transactional commits. v9's member id and epoch belong to KIP-848 groups and are
-not checked for classic groups. v10 (KIP-848) names topics by id, in requests and
+transactional commits. v9's member id and epoch belong to KIP-848 groups: a consumer-protocol
+member's must be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH); a null id with epoch
+-1 (the admin client) is always answered; they are not checked for classic groups. v10 (KIP-848) names topics by id, in requests and
 answers: an id this cluster does not know answers UNKNOWN_TOPIC_ID on each partition asked.
 """
 
@@ -19,6 +20,7 @@ from odradek.protocol.errors import ErrorCode
 
 R = OffsetFetchResponse
 MULTI_GROUP_VERSION = 8
+MEMBER_EPOCH_VERSION = 9
 TOP_LEVEL_ERROR_VERSION = 2
 
 
@@ -32,10 +34,10 @@ def _partitions(cls, offsets: dict, error: ErrorCode) -> list:
     return out
 
 
-def _fetch(ctx, group_id: str, topics):
+def _fetch(ctx, group_id: str, topics, member_id: str | None = None, member_epoch: int = -1):
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics
                                           if t.name is not None]
-    error, found = ctx.broker.groups.fetch_offsets(group_id, wanted)
+    error, found = ctx.broker.groups.fetch_offsets(group_id, wanted, member_id, member_epoch)
     if error and wanted is not None:
         # Show the failure on the partitions asked for (the only place v0-v1 have).
         found = {name: dict.fromkeys(partitions) for name, partitions in wanted}
@@ -58,7 +60,8 @@ async def handle(ctx, request):
                     t.name = topic_name(image, t.topic_id)
                     if t.name is None:
                         unknown.append(t)
-            error, found = _fetch(ctx, g.group_id, g.topics)
+            error, found = (_fetch(ctx, g.group_id, g.topics, g.member_id, g.member_epoch)
+                            if version >= MEMBER_EPOCH_VERSION else _fetch(ctx, g.group_id, g.topics))
             P = T.OffsetFetchResponsePartitions
             topics = [T(name=None if by_id else name,
                         topic_id=image.topics[name].uuid if by_id and name in image.topics else None,

@@ -49,7 +49,6 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     (57,): "Feature updates (KIP-584) are not served: no feature is finalized yet.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "
                       "Odradek's nodes speak their own inter-node protocol.",
-    (68, 69): "The consumer group protocol of KIP-848 is not built yet (classic groups are).",
     (71, 72): "Client telemetry (KIP-714) is not collected.",
     (74,): "ListConfigResources is not served yet.",
     (76, 77, 78, 79, 83, 84, 85, 86, 87, 90, 91, 92): "Share groups (KIP-932) are not built yet.",
@@ -70,6 +69,12 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
     "confluent-kafka": [
         ("produce and consume every codec, idempotence", "tests/integration/test_data_path.py", ""),
         ("admin: topics, configs, delete records", "tests/integration/test_clients_admin.py", ""),
+        ("consumer groups with group.protocol=consumer (KIP-848): three members, one leaves, "
+         "one killed, 30,000 records", "tests/integration/test_consumer_protocol.py",
+         "test_three_members_one_leaves_one_is_killed"),
+        ("a regex subscription picks up a topic created afterwards (KIP-848)",
+         "tests/integration/test_consumer_protocol.py",
+         "test_regex_subscription_picks_up_a_topic_created_afterwards"),
         ("records produced by Java read byte for byte, and the reverse",
          "tests/peers/test_java_client.py", "test_java_records_read_identically_by_python_clients"),
     ],
@@ -81,6 +86,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_consumer_reads_python_records"),
         ("consumer group of three, one member closed, the others take over",
          "tests/peers/test_java_client.py", "test_java_group_of_three_survives_a_member"),
+        ("consumer group of three with group.protocol=consumer (KIP-848), one member closed",
+         "tests/peers/test_java_client.py", "test_java_consumer_protocol_group_of_three_survives_a_member"),
         ("consumer group of three, one member's JVM killed, the others take over",
          "tests/peers/test_java_client.py", "test_java_group_survives_a_killed_member"),
         ("admin: create, describe, alter configs, list offsets, group offsets, delete",

@@ -198,6 +198,21 @@ def test_java_group_of_three_survives_a_member(java, odradek):
     assert "CONSUMED 60 of 60" in lines
 
 
+def test_java_consumer_protocol_group_of_three_survives_a_member(java, odradek):
+    """The same with group.protocol=consumer (KIP-848): the coordinator assigns, and the
+    members reconcile incrementally when member-0 closes (leaves with epoch -1)."""
+    topic, group = f"java-cgroup-{uuid.uuid4().hex[:6]}", f"java-cg-{uuid.uuid4().hex[:6]}"
+    side = Side("odradek", odradek.bootstrap)
+    side.create_topic(topic, 6)
+    side.close()
+    lines = java("group", odradek.bootstrap, topic, group, "6", "closed", "consumer")
+    assigned = [line for line in lines if line.startswith("ASSIGNED")]
+    took_over = [line for line in lines if line.startswith("TOOK_OVER")]
+    assert len(assigned) == 3 and "CLOSED member-0" in lines
+    assert sorted(line.split()[1] for line in took_over) == ["member-1", "member-2"]
+    assert "CONSUMED 60 of 60" in lines
+
+
 class Lines:
     """A JVM's stdout, line by line, read on a thread so that waits can time out."""
 
@@ -225,12 +240,18 @@ def test_java_group_survives_a_killed_member(java, odradek):
     """member-0 in a JVM of its own is SIGKILLed: no LeaveGroup, so the coordinator waits for
     its session to time out (6 s), then the other two take its partitions."""
     topic, group = f"java-kill-{uuid.uuid4().hex[:6]}", f"java-k-{uuid.uuid4().hex[:6]}"
-    side = Side("odradek", odradek.bootstrap)
+    kill_a_member(java, odradek.bootstrap, topic, group, "classic")
+
+
+def kill_a_member(java, bootstrap: str, topic: str, group: str, protocol: str) -> None:
+    """member-0 (its own JVM) is SIGKILLed once the three share the topic's six partitions;
+    members 1 and 2 must take all of them and read what is produced afterwards."""
+    side = Side("odradek", bootstrap)
     side.create_topic(topic, 6)
     side.close()
-    victim = subprocess.Popen(java.command("member", odradek.bootstrap, topic, group),
+    victim = subprocess.Popen(java.command("member", bootstrap, topic, group, protocol),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    survivors = subprocess.Popen(java.command("group", odradek.bootstrap, topic, group, "6", "killed"),
+    survivors = subprocess.Popen(java.command("group", bootstrap, topic, group, "6", "killed", protocol),
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True)
     try:
@@ -250,6 +271,22 @@ def test_java_group_survives_a_killed_member(java, odradek):
     took_over = [line for line in out.seen if line.startswith("TOOK_OVER")]
     assert sorted(line.split()[1] for line in took_over) == ["member-1", "member-2"]
     assert consumed == "CONSUMED 60 of 60"
+
+
+def test_java_consumer_protocol_group_survives_a_killed_member(java, tmp_path):
+    """The same with group.protocol=consumer (KIP-848): the coordinator removes member-0 once
+    group.consumer.session.timeout.ms (3 s here) passes without its heartbeat, and the others
+    reconcile onto its partitions."""
+    node = BrokerProcess(data_dir=tmp_path / "cp", overrides={
+        "group.consumer.session.timeout.ms": "3000", "group.consumer.min.session.timeout.ms": "1000",
+        "group.consumer.heartbeat.interval.ms": "500", "group.consumer.min.heartbeat.interval.ms": "100",
+        "offsets.topic.num.partitions": "3"}).start()
+    topic, group = f"java-ckill-{uuid.uuid4().hex[:6]}", f"java-ck-{uuid.uuid4().hex[:6]}"
+    try:
+        kill_a_member(java, node.bootstrap, topic, group, "consumer")
+        assert "consumer_group_member_removed" in node.log_text()
+    finally:
+        node.kill()
 
 
 def test_java_admin_manages_topics(java, odradek, kafka_peer):

@@ -73,9 +73,9 @@ ODRADEK_OWN_KEYS = (
 LEDGERED: dict[tuple[str, str], str] = {
     ("api_versions_features", ".v[34].*features*"):
         "Feature flags (KIP-584) are advertised only once the protocols they gate are complete "
-        "(ARCHITECTURE.md): Odradek offers none yet, so neither metadata.version nor "
-        "group/share/transaction/streams.version; `kafka-features describe` shows an empty "
-        "list. Kafka 4.4 finalizes them all at format time.",
+        "(ARCHITECTURE.md): Odradek offers group.version 1 (the consumer group protocol, "
+        "KIP-848) and none of metadata.version or share/transaction/streams.version. Kafka 4.4 "
+        "finalizes them all at format time.",
     ("fetch_sessions", ".open.session_id"):
         "Fetch sessions (KIP-227) are declined: every answer has session id 0, so clients keep "
         "sending full fetch requests (correct, a little more bandwidth with many partitions); "

@@ -8,13 +8,14 @@
 //   consume BOOTSTRAP COUNT TOPIC...       assign partition 0 of each from the start until
 //       COUNT records of each; prints "REC topic offset timestamp key value headers", bytes
 //       in hex ("-" for null, "=" for empty)
-//   group BOOTSTRAP TOPIC GROUP PARTITIONS [closed|killed]   three consumers in one group
+//   group BOOTSTRAP TOPIC GROUP PARTITIONS [closed|killed] [classic|consumer]   three consumers
+//         in one group, with that group.protocol (consumer: KIP-848)
 //       (threads), member-0 closed once all have partitions; the other two take its
 //       partitions and read what a producer writes afterwards; prints ASSIGNED / CLOSED /
 //       TOOK_OVER / CONSUMED lines. "killed": member-0 is the `member` scenario in another
 //       JVM; once all three hold partitions this prints READY and waits for a line on stdin
 //       (the test SIGKILLs that JVM first: no LeaveGroup, the session times out)
-//   member BOOTSTRAP TOPIC GROUP           one consumer, member-0, polling until killed;
+//   member BOOTSTRAP TOPIC GROUP [classic|consumer]   one consumer, member-0, polling until killed;
 //       prints "VICTIM_ASSIGNED partitions" on each assignment
 //   admin BOOTSTRAP TOPIC                  create, describe, alter configs, delete topics
 import java.nio.charset.StandardCharsets;
@@ -43,8 +44,8 @@ public class JavaClient {
             case "consume" -> consume(args[1], Integer.parseInt(args[2]),
                     Arrays.copyOfRange(args, 3, args.length));
             case "group" -> group(args[1], args[2], args[3], Integer.parseInt(args[4]),
-                    args.length > 5 && args[5].equals("killed"));
-            case "member" -> member(args[1], args[2], args[3]);
+                    args.length > 5 && args[5].equals("killed"), args.length > 6 ? args[6] : "classic");
+            case "member" -> member(args[1], args[2], args[3], args.length > 4 ? args[4] : "classic");
             case "admin" -> admin(args[1], args[2]);
             default -> throw new IllegalArgumentException(args[0]);
         }
@@ -128,7 +129,20 @@ public class JavaClient {
     }
 
     static Properties memberProps(String bootstrap, String groupId, int member) {
+        return memberProps(bootstrap, groupId, member, "classic");
+    }
+
+    static Properties memberProps(String bootstrap, String groupId, int member, String protocol) {
         Properties p = common(bootstrap);
+        if (protocol.equals("consumer")) {
+            // KIP-848: the coordinator owns the session and heartbeat settings; the client
+            // refuses session.timeout.ms and heartbeat.interval.ms with this protocol.
+            p.put("group.protocol", "consumer");
+            p.put("group.id", groupId);
+            p.put("client.id", "member-" + member);
+            p.put("auto.offset.reset", "earliest");
+            return p;
+        }
         p.put("group.id", groupId);
         p.put("client.id", "member-" + member);
         // earliest: a partition handed over before its first commit is read from its
@@ -139,8 +153,8 @@ public class JavaClient {
         return p;
     }
 
-    static void member(String bootstrap, String topic, String groupId) {
-        try (var c = new KafkaConsumer<>(memberProps(bootstrap, groupId, 0), new ByteArrayDeserializer(),
+    static void member(String bootstrap, String topic, String groupId, String protocol) {
+        try (var c = new KafkaConsumer<>(memberProps(bootstrap, groupId, 0, protocol), new ByteArrayDeserializer(),
                 new ByteArrayDeserializer())) {
             c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
                 public void onPartitionsRevoked(Collection<TopicPartition> ps) { }
@@ -156,8 +170,8 @@ public class JavaClient {
         }
     }
 
-    static void group(String bootstrap, String topic, String groupId, int partitions, boolean killed)
-            throws Exception {
+    static void group(String bootstrap, String topic, String groupId, int partitions, boolean killed,
+                      String protocol) throws Exception {
         int members = 3;
         List<Set<TopicPartition>> assigned = new ArrayList<>();
         List<AtomicBoolean> stop = new ArrayList<>();
@@ -176,7 +190,7 @@ public class JavaClient {
                 continue;
             }
             running.add(pool.submit(() -> {
-                Properties p = memberProps(bootstrap, groupId, member);
+                Properties p = memberProps(bootstrap, groupId, member, protocol);
                 try (var c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
                     c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
                         public void onPartitionsRevoked(Collection<TopicPartition> ps) { mine.removeAll(ps); }

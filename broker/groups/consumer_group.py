@@ -1,0 +1,671 @@
+"""One consumer-protocol group (KIP-848): member epochs, server-side target assignment,
+incremental reconciliation. A pure state machine: time and timers come from the same
+``Scheduler`` as the classic groups, and the coordinator passes in the topics.
+
+Epochs: the group epoch goes up whenever what the assignment depends on changes (a
+member joins or leaves, a subscription or the assignor changes, a subscribed topic
+appears, disappears or grows); the target assignment is then recomputed at that epoch
+(the assignment epoch). Each member then moves towards its target one heartbeat at a
+time (``reconcile``, Kafka's CurrentAssignmentBuilder):
+
+- it keeps what it has of its target; partitions it has that are not in its target
+  are to be revoked: it stays at its epoch, in UNREVOKED_PARTITIONS, and is sent only
+  what it keeps, until a heartbeat's owned partitions show it let them go;
+- only then does it move to the assignment epoch and get the new partitions, and
+  only those no other member still holds (partition epochs track who holds what); the
+  others wait (UNRELEASED_PARTITIONS) and are given on a later heartbeat once released.
+So no partition is ever held by two members.
+
+Timers: a member that sends no heartbeat for the session timeout is removed; one that
+keeps partitions it was asked to revoke past its rebalance timeout is removed too
+(its partitions are then free). A static member (instance id) that leaves with epoch -2
+keeps its place and partitions for the session timeout, so its next incarnation takes
+them back with no rebalance; a second live member with the same instance id is refused
+(UNRELEASED_INSTANCE_ID).
+
+Error answers follow Kafka's GroupMetadataManager: FENCED_MEMBER_EPOCH for an epoch
+ahead of the member's, or behind it except for the previous epoch with owned
+partitions within the current assignment (the answer that bumped it was lost);
+UNKNOWN_MEMBER_ID; GROUP_MAX_SIZE_REACHED; the request checks of ``validate``.
+"""
+
+import base64
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+import structlog
+
+from odradek.broker.groups import assignors as asg
+from odradek.broker.groups import consumer_group_records as rec
+from odradek.broker.groups.assignors import Assignment
+from odradek.broker.groups.group import Scheduler, TimerHandle
+from odradek.protocol.errors import ErrorCode
+
+log = structlog.get_logger(__name__)
+
+LEAVE_EPOCH = -1
+STATIC_LEAVE_EPOCH = -2
+CONSUMER_PROTOCOL_TYPE = "consumer"
+
+
+class ConsumerGroupState(Enum):
+    EMPTY = "Empty"
+    ASSIGNING = "Assigning"
+    RECONCILING = "Reconciling"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+class MemberState(Enum):
+    STABLE = "stable"
+    UNREVOKED_PARTITIONS = "unrevoked_partitions"
+    UNRELEASED_PARTITIONS = "unreleased_partitions"
+
+
+# Kafka's MemberState codes in ConsumerGroupCurrentMemberAssignmentValue.State.
+STATE_CODES = {MemberState.UNREVOKED_PARTITIONS: 0, MemberState.UNRELEASED_PARTITIONS: 1,
+               MemberState.STABLE: 2}
+STATES_BY_CODE = {v: k for k, v in STATE_CODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupConfig:
+    session_timeout_ms: int = 45000  # group.consumer.session.timeout.ms
+    heartbeat_interval_ms: int = 5000  # group.consumer.heartbeat.interval.ms
+    max_size: int = 2**31 - 1  # group.consumer.max.size
+    assignors: tuple[str, ...] = (asg.UNIFORM, asg.RANGE)  # group.consumer.assignors
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    topic_id: uuid.UUID
+    partitions: int
+
+
+class Topics:
+    """What the assignment needs of the metadata image: names, ids, partition counts."""
+
+    def __init__(self, topics: Mapping[str, TopicInfo]):
+        self.by_name = topics
+        self.names = {t.topic_id: n for n, t in topics.items()}
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    """A ConsumerGroupHeartbeat's fields (None: unchanged since the last heartbeat)."""
+    member_id: str
+    member_epoch: int
+    instance_id: str | None = None
+    rack_id: str | None = None
+    rebalance_timeout_ms: int = -1
+    subscribed_topic_names: list[str] | None = None
+    subscribed_topic_regex: str | None = None
+    server_assignor: str | None = None
+    owned: Assignment | None = None
+    client_id: str = ""
+    client_host: str = ""
+
+
+@dataclass(slots=True)
+class HeartbeatResult:
+    error: ErrorCode
+    message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = 0
+    assignment: Assignment | None = None  # None: unchanged, not sent
+
+
+@dataclass(eq=False, slots=True)
+class ConsumerMember:
+    member_id: str
+    instance_id: str | None = None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+    rebalance_timeout_ms: int = -1
+    subscribed_topic_names: tuple[str, ...] = ()
+    subscribed_topic_regex: str | None = None
+    server_assignor: str | None = None
+    member_epoch: int = 0
+    previous_member_epoch: int = -1
+    state: MemberState = MemberState.STABLE
+    assigned: Assignment = field(default_factory=dict)
+    pending_revocation: Assignment = field(default_factory=dict)
+    session_timer: TimerHandle | None = None
+    rebalance_timer: TimerHandle | None = None
+    rebalance_timer_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    state: MemberState
+    member_epoch: int
+    previous_member_epoch: int
+    assigned: Assignment
+    pending_revocation: Assignment
+
+
+def _metadata(m: ConsumerMember) -> tuple:
+    """What ConsumerGroupMemberMetadataValue holds of a member."""
+    return (m.instance_id, m.rack_id, m.client_id, m.client_host, m.subscribed_topic_names,
+            m.subscribed_topic_regex, m.rebalance_timeout_ms, m.server_assignor)
+
+
+def _owns_any(owned: Assignment | None, partitions: Assignment) -> bool:
+    if owned is None:
+        return True  # it did not say: assume it still holds them
+    return any(owned.get(t, frozenset()) & ps for t, ps in partitions.items())
+
+
+def _is_subset(owned: Assignment | None, assigned: Assignment) -> bool:
+    if owned is None:
+        return False
+    return all(ps <= assigned.get(t, frozenset()) for t, ps in owned.items())
+
+
+def reconcile(member: ConsumerMember, target_epoch: int, target: Assignment, owned: Assignment | None,
+              partition_owner_epoch: Callable[[uuid.UUID, int], int]) -> Reconciled:
+    """The member's next state towards its target (Kafka's CurrentAssignmentBuilder).
+    ``partition_owner_epoch`` gives the epoch of the member holding a partition, -1 if free."""
+    same = Reconciled(member.state, member.member_epoch, member.previous_member_epoch,
+                      member.assigned, member.pending_revocation)
+    if member.state == MemberState.STABLE and member.member_epoch == target_epoch:
+        return same
+    if member.state == MemberState.UNREVOKED_PARTITIONS:
+        if _owns_any(owned, member.pending_revocation):
+            return same
+        epoch = min(member.member_epoch + 1, target_epoch)
+    else:
+        epoch = member.member_epoch
+    return _next_assignment(member, epoch, target_epoch, target, partition_owner_epoch)
+
+
+def _next_assignment(member: ConsumerMember, epoch: int, target_epoch: int, target: Assignment,
+                     partition_owner_epoch: Callable[[uuid.UUID, int], int]) -> Reconciled:
+    unreleased = False
+    kept: dict[uuid.UUID, frozenset[int]] = {}
+    revoking: dict[uuid.UUID, frozenset[int]] = {}
+    adding: dict[uuid.UUID, frozenset[int]] = {}
+    for topic_id in set(target) | set(member.assigned):
+        wanted = target.get(topic_id, frozenset())
+        current = member.assigned.get(topic_id, frozenset())
+        keep = current & wanted
+        new = wanted - keep
+        free = frozenset(p for p in new if partition_owner_epoch(topic_id, p) == -1)
+        unreleased = unreleased or free != new
+        if keep:
+            kept[topic_id] = keep
+        if current - keep:
+            revoking[topic_id] = current - keep
+        if free:
+            adding[topic_id] = free
+    if revoking:
+        # Revoke first: the member stays at its epoch and is sent only what it keeps.
+        return Reconciled(MemberState.UNREVOKED_PARTITIONS, epoch, member.previous_member_epoch
+                          if epoch == member.member_epoch else member.member_epoch, kept, revoking)
+    assigned = dict(kept)
+    for topic_id, ps in adding.items():
+        assigned[topic_id] = assigned.get(topic_id, frozenset()) | ps
+    state = MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE
+    previous = member.member_epoch if target_epoch != member.member_epoch else member.previous_member_epoch
+    return Reconciled(state, target_epoch, previous, assigned, {})
+
+
+def validate(hb: Heartbeat, group_id: str, version: int, assignors: tuple[str, ...],
+             compile_regex: Callable[[str], object]) -> tuple[ErrorCode, str | None]:
+    """Kafka's checks of a heartbeat before any group state is read."""
+    bad = ErrorCode.INVALID_REQUEST
+    if not group_id:
+        return bad, "GroupId can't be empty."
+    if (version >= 1 or hb.member_epoch > 0) and not hb.member_id:
+        return bad, "MemberId can't be empty."
+    if hb.instance_id == "":
+        return bad, "InstanceId can't be empty."
+    if hb.rack_id == "":
+        return bad, "RackId can't be empty."
+    if hb.member_epoch == 0:
+        if hb.rebalance_timeout_ms == -1:
+            return bad, "RebalanceTimeoutMs must be provided in first request."
+        if hb.owned is None or any(hb.owned.values()):
+            return bad, "TopicPartitions must be empty when (re-)joining."
+        if hb.subscribed_topic_names is None and hb.subscribed_topic_regex is None:
+            return bad, ("Either SubscribedTopicNames or SubscribedTopicRegex must be non-null "
+                         "when (re-)joining.")
+    elif hb.member_epoch == STATIC_LEAVE_EPOCH:
+        if hb.instance_id is None:
+            return bad, "InstanceId can't be null."
+    elif hb.member_epoch < STATIC_LEAVE_EPOCH:
+        return bad, "MemberEpoch is invalid."
+    if hb.server_assignor is not None and hb.server_assignor not in assignors:
+        return (ErrorCode.UNSUPPORTED_ASSIGNOR,
+                f"ServerAssignor {hb.server_assignor} is not supported. Supported assignors: "
+                f"{', '.join(assignors)}.")
+    if hb.subscribed_topic_regex:
+        try:
+            compile_regex(hb.subscribed_topic_regex)
+        except Exception as e:  # the regex engine's own error type
+            return (ErrorCode.INVALID_REGULAR_EXPRESSION,
+                    f"SubscribedTopicRegex `{hb.subscribed_topic_regex}` is not a valid regular "
+                    f"expression: {e}.")
+    return ErrorCode.NONE, None
+
+
+class ConsumerGroup:
+    def __init__(self, group_id: str, config: ConsumerGroupConfig, scheduler: Scheduler,
+                 regex_matcher: Callable[[str, list[str]], set[str]]):
+        self.group_id = group_id
+        self.config = config
+        self.scheduler = scheduler
+        self.regex_matcher = regex_matcher
+        self.group_epoch = 0
+        self.assignment_epoch = 0
+        self.target: dict[str, Assignment] = {}
+        self.members: dict[str, ConsumerMember] = {}
+        self.static_members: dict[str, str] = {}  # instance id -> member id
+        self.partition_epochs: dict[tuple[uuid.UUID, int], int] = {}
+        self.subscribed: dict[str, TopicInfo] = {}  # the subscribed topics at group_epoch
+        self.assignor = config.assignors[0]
+        self.dead = False
+        # What changed since the records were last written (see ``take_records``): member ids
+        # whose metadata / target / current assignment changed, removed members, and whether
+        # the group epoch or the assignment epoch moved.
+        self.dirty_metadata: set[str] = set()
+        self.dirty_target: set[str] = set()
+        self.dirty_current: set[str] = set()
+        self.removed: set[str] = set()
+        self.dirty_group = False
+        self.on_change: Callable[[], None] | None = None  # changes made by timers
+        self.unwritten: list[tuple[bytes, bytes | None]] = []  # records whose write failed
+        self._subscriptions = 0  # counts subscription changes, for the cache below
+        self._subscribed_for: tuple[Topics, int] | None = None  # what ``subscribed`` was computed from
+
+    # -- views ----------------------------------------------------------------------
+    @property
+    def state(self) -> ConsumerGroupState:
+        if self.dead:
+            return ConsumerGroupState.DEAD
+        if not self.members:
+            return ConsumerGroupState.EMPTY
+        if self.assignment_epoch != self.group_epoch:
+            return ConsumerGroupState.ASSIGNING
+        if any(m.member_epoch != self.assignment_epoch or m.state != MemberState.STABLE
+               for m in self.members.values()):
+            return ConsumerGroupState.RECONCILING
+        return ConsumerGroupState.STABLE
+
+    def subscribed_topic_names(self) -> set[str]:
+        return set(self.subscribed)
+
+    def _member_topics(self, member: ConsumerMember, topics: Topics) -> set[str]:
+        names = {n for n in member.subscribed_topic_names if n in topics.by_name}
+        if member.subscribed_topic_regex:
+            names |= self.regex_matcher(member.subscribed_topic_regex, list(topics.by_name))
+        return names
+
+    # -- the heartbeat ----------------------------------------------------------------
+    def heartbeat(self, hb: Heartbeat, topics: Topics) -> HeartbeatResult:
+        if hb.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
+            return self._leave(hb)
+        member = self.members.get(hb.member_id)
+        created = False
+        if hb.member_epoch == 0:
+            if member is None:
+                error, member = self._new_member(hb)
+                if member is None:
+                    return error
+                created = member.member_epoch == 0  # not a static member's replacement
+            elif member.member_epoch == STATIC_LEAVE_EPOCH:
+                member.member_epoch = member.previous_member_epoch  # back before it expired
+        else:
+            if member is None:
+                return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
+                                       f"Member {hb.member_id} is not a member of group {self.group_id}.")
+            if not self._epoch_valid(member, hb):
+                which = "greater" if hb.member_epoch > member.member_epoch else "smaller"
+                return HeartbeatResult(ErrorCode.FENCED_MEMBER_EPOCH,
+                                       f"The consumer group member has a {which} member epoch "
+                                       f"({hb.member_epoch}) than the one known by the group coordinator "
+                                       f"({member.member_epoch}). The member must abandon all its "
+                                       "partitions and rejoin.")
+        before = _metadata(member)
+        changed = self._update_member(member, hb) or created
+        if created or _metadata(member) != before:
+            self.dirty_metadata.add(member.member_id)
+        if changed:
+            self._subscriptions += 1
+        # The subscribed topics are recomputed only when the topics or a subscription moved:
+        # every member heartbeats, and a regex is matched against every topic.
+        if self._subscribed_for is None or self._subscribed_for[0] is not topics \
+                or self._subscribed_for[1] != self._subscriptions:
+            subscribed = {n: topics.by_name[n] for m in self.members.values()
+                          for n in self._member_topics(m, topics)}
+            self._subscribed_for = (topics, self._subscriptions)
+            changed = changed or subscribed != self.subscribed
+            self.subscribed = subscribed
+        if changed:
+            self.group_epoch += 1
+            self.dirty_group = True
+        if self.assignment_epoch < self.group_epoch:
+            self._compute_target(topics)
+        before = (member.assigned, member.member_epoch)
+        self._reconcile(member, hb.owned)
+        self._schedule(member)
+        full = hb.member_epoch == 0 or (
+            hb.rebalance_timeout_ms != -1 and hb.owned is not None and (
+                hb.subscribed_topic_names is not None or hb.subscribed_topic_regex is not None))
+        send = full or before[0] != member.assigned
+        return HeartbeatResult(ErrorCode.NONE, None, member.member_id, member.member_epoch,
+                               dict(member.assigned) if send else None)
+
+    def _epoch_valid(self, member: ConsumerMember, hb: Heartbeat) -> bool:
+        if hb.member_epoch > member.member_epoch:
+            return False
+        if hb.member_epoch < member.member_epoch:
+            return (hb.member_epoch == member.previous_member_epoch
+                    and _is_subset(hb.owned, member.assigned))
+        return True
+
+    def _new_member(self, hb: Heartbeat) -> tuple[HeartbeatResult, ConsumerMember | None]:
+        # v0: the coordinator names it, as Kafka's Uuid.toString: URL-safe base64, no padding.
+        member_id = hb.member_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if hb.instance_id is not None and hb.instance_id in self.static_members:
+            old = self.members[self.static_members[hb.instance_id]]
+            if old.member_epoch != STATIC_LEAVE_EPOCH:
+                return HeartbeatResult(
+                    ErrorCode.UNRELEASED_INSTANCE_ID,
+                    f"Static member {member_id} with instance id {hb.instance_id} cannot join the group "
+                    f"because the instance id is owned by {old.member_id} member."), None
+            return HeartbeatResult(ErrorCode.NONE), self._replace_static(old, member_id)
+        if len(self.members) >= self.config.max_size:
+            return HeartbeatResult(ErrorCode.GROUP_MAX_SIZE_REACHED,
+                                   f"The consumer group has reached its maximum capacity of "
+                                   f"{self.config.max_size} members."), None
+        member = ConsumerMember(member_id)
+        self.members[member_id] = member
+        return HeartbeatResult(ErrorCode.NONE), member
+
+    def _replace_static(self, old: ConsumerMember, member_id: str) -> ConsumerMember:
+        """The new incarnation takes the old one's place, epoch and partitions, no rebalance."""
+        self._cancel_timers(old)
+        del self.members[old.member_id]
+        member = ConsumerMember(member_id, instance_id=old.instance_id, rack_id=old.rack_id,
+                                rebalance_timeout_ms=old.rebalance_timeout_ms,
+                                subscribed_topic_names=old.subscribed_topic_names,
+                                subscribed_topic_regex=old.subscribed_topic_regex,
+                                server_assignor=old.server_assignor,
+                                member_epoch=old.previous_member_epoch, state=old.state,
+                                previous_member_epoch=old.previous_member_epoch,
+                                assigned=old.assigned, pending_revocation=old.pending_revocation)
+        self.members[member_id] = member
+        if old.member_id in self.target:
+            self.target[member_id] = self.target.pop(old.member_id)
+        self.removed.add(old.member_id)
+        self.dirty_metadata.add(member_id)
+        self.dirty_target.add(member_id)
+        self.dirty_current.add(member_id)
+        if old.instance_id is not None:
+            self.static_members[old.instance_id] = member_id
+        log.info("consumer_group_static_member_replaced", group_id=self.group_id,
+                 old_member_id=old.member_id, member_id=member_id)
+        return member
+
+    def _update_member(self, member: ConsumerMember, hb: Heartbeat) -> bool:
+        """Apply the heartbeat's non-null fields; True if the target assignment depends on them."""
+        changed = False
+        if hb.instance_id is not None and member.instance_id is None:
+            member.instance_id = hb.instance_id
+            self.static_members[hb.instance_id] = member.member_id
+        if hb.rack_id is not None and hb.rack_id != member.rack_id:
+            member.rack_id = hb.rack_id
+            changed = True
+        if hb.rebalance_timeout_ms != -1:
+            member.rebalance_timeout_ms = hb.rebalance_timeout_ms
+        if hb.subscribed_topic_names is not None:
+            names = tuple(sorted(set(hb.subscribed_topic_names)))
+            changed |= names != member.subscribed_topic_names
+            member.subscribed_topic_names = names
+        if hb.subscribed_topic_regex is not None:
+            regex = hb.subscribed_topic_regex or None
+            changed |= regex != member.subscribed_topic_regex
+            member.subscribed_topic_regex = regex
+        if hb.server_assignor is not None and hb.server_assignor != member.server_assignor:
+            member.server_assignor = hb.server_assignor
+            changed = True
+        member.client_id = hb.client_id or member.client_id
+        member.client_host = hb.client_host or member.client_host
+        return changed
+
+    def _compute_target(self, topics: Topics) -> None:
+        chosen = [m.server_assignor for m in self.members.values() if m.server_assignor]
+        # Kafka: the assignor most members ask for, else the first configured one.
+        self.assignor = (max(sorted(set(chosen)), key=chosen.count) if chosen
+                         else self.config.assignors[0])
+        subscriptions = {m.member_id: asg.MemberSubscription(
+            frozenset(topics.by_name[n].topic_id for n in self._member_topics(m, topics)), m.rack_id)
+            for m in self.members.values()}
+        partitions = {t.topic_id: t.partitions for t in self.subscribed.values()}
+        old = self.target
+        self.target = asg.ASSIGNORS[self.assignor](subscriptions, partitions, self.target)
+        self.dirty_target |= {m for m, a in self.target.items() if old.get(m) != a}
+        self.assignment_epoch = self.group_epoch
+        self.dirty_group = True
+        log.info("consumer_group_target_assignment", group_id=self.group_id, epoch=self.group_epoch,
+                 assignor=self.assignor, members=len(self.members))
+
+    def _partition_owner_epoch(self, topic_id: uuid.UUID, partition: int) -> int:
+        return self.partition_epochs.get((topic_id, partition), -1)
+
+    def _reconcile(self, member: ConsumerMember, owned: Assignment | None) -> None:
+        if member.member_epoch == STATIC_LEAVE_EPOCH:
+            return
+        r = reconcile(member, self.assignment_epoch, self.target.get(member.member_id, {}), owned,
+                      self._partition_owner_epoch)
+        if (r.member_epoch, r.previous_member_epoch, r.state, r.assigned, r.pending_revocation) != (
+                member.member_epoch, member.previous_member_epoch, member.state, member.assigned,
+                member.pending_revocation):
+            self.dirty_current.add(member.member_id)
+        self._release(member)
+        member.state, member.member_epoch, member.previous_member_epoch = (
+            r.state, r.member_epoch, r.previous_member_epoch)
+        member.assigned, member.pending_revocation = r.assigned, r.pending_revocation
+        self._hold(member)
+
+    def _hold(self, member: ConsumerMember) -> None:
+        for held in (member.assigned, member.pending_revocation):
+            for topic_id, ps in held.items():
+                for p in ps:
+                    self.partition_epochs[(topic_id, p)] = member.member_epoch
+
+    def _release(self, member: ConsumerMember) -> None:
+        for held in (member.assigned, member.pending_revocation):
+            for topic_id, ps in held.items():
+                for p in ps:
+                    self.partition_epochs.pop((topic_id, p), None)
+
+    # -- timers ---------------------------------------------------------------------------
+    def _schedule(self, member: ConsumerMember) -> None:
+        if member.session_timer is not None:
+            member.session_timer.cancel()
+        member.session_timer = self.scheduler.call_later(
+            self.config.session_timeout_ms, lambda: self._expire(member, "session timeout"))
+        if member.state == MemberState.UNREVOKED_PARTITIONS:
+            if member.rebalance_timer is None or member.rebalance_timer_epoch != member.member_epoch:
+                if member.rebalance_timer is not None:
+                    member.rebalance_timer.cancel()
+                epoch = member.member_epoch
+                member.rebalance_timer_epoch = epoch
+                member.rebalance_timer = self.scheduler.call_later(
+                    max(member.rebalance_timeout_ms, 0), lambda: self._rebalance_expired(member, epoch))
+        elif member.rebalance_timer is not None:
+            member.rebalance_timer.cancel()
+            member.rebalance_timer = None
+
+    def _cancel_timers(self, member: ConsumerMember) -> None:
+        for timer in (member.session_timer, member.rebalance_timer):
+            if timer is not None:
+                timer.cancel()
+        member.session_timer = member.rebalance_timer = None
+
+    def _expire(self, member: ConsumerMember, reason: str) -> None:
+        if self.members.get(member.member_id) is member:
+            self._remove(member, reason)
+            if self.on_change is not None:
+                self.on_change()
+
+    def _rebalance_expired(self, member: ConsumerMember, epoch: int) -> None:
+        if (member.state == MemberState.UNREVOKED_PARTITIONS and member.member_epoch == epoch):
+            self._expire(member, "rebalance timeout")
+
+    # -- leaving --------------------------------------------------------------------------
+    def _leave(self, hb: Heartbeat) -> HeartbeatResult:
+        member = self.members.get(hb.member_id)
+        if member is None:
+            return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
+                                   f"Member {hb.member_id} is not a member of group {self.group_id}.")
+        if hb.member_epoch == STATIC_LEAVE_EPOCH and member.instance_id is not None:
+            # Keeps its partitions for the session timeout; its next incarnation takes them.
+            member.previous_member_epoch = member.member_epoch
+            member.member_epoch = STATIC_LEAVE_EPOCH
+            self.dirty_current.add(member.member_id)
+            if member.session_timer is not None:
+                member.session_timer.cancel()
+            member.session_timer = self.scheduler.call_later(
+                self.config.session_timeout_ms, lambda: self._expire(member, "static member gone"))
+            return HeartbeatResult(ErrorCode.NONE, None, member.member_id, STATIC_LEAVE_EPOCH)
+        self._remove(member, "left")
+        return HeartbeatResult(ErrorCode.NONE, None, member.member_id, hb.member_epoch)
+
+    def _remove(self, member: ConsumerMember, reason: str) -> None:
+        self._cancel_timers(member)
+        self._release(member)
+        del self.members[member.member_id]
+        self.target.pop(member.member_id, None)
+        if member.instance_id is not None and self.static_members.get(member.instance_id) == member.member_id:
+            del self.static_members[member.instance_id]
+        self.group_epoch += 1
+        self._subscriptions += 1
+        self.dirty_group = True
+        self.removed.add(member.member_id)
+        log.info("consumer_group_member_removed", group_id=self.group_id, member_id=member.member_id,
+                 reason=reason, group_epoch=self.group_epoch)
+
+    def shut_down(self) -> None:
+        """This node no longer coordinates the group: stop its timers."""
+        for member in self.members.values():
+            self._cancel_timers(member)
+        self.dead = True
+
+    # -- records in __consumer_offsets (consumer_group_records) ------------------------------
+    def take_records(self) -> list[tuple[bytes, bytes | None]]:
+        """The (key, value) records of what changed since the last call, tombstones for
+        removed members; written by the coordinator before it answers."""
+        gid, out = self.group_id, self.unwritten
+        self.unwritten = []
+        for member_id in sorted(self.removed - set(self.members)):
+            out += [(rec.key(t, gid, member_id), None) for t in rec.MEMBER_TYPES]
+        if self.dirty_group:
+            out.append((rec.key(rec.METADATA, gid), rec.value(rec.METADATA, epoch=self.group_epoch)))
+        for member_id in sorted(self.dirty_metadata & set(self.members)):
+            m = self.members[member_id]
+            out.append((rec.key(rec.MEMBER_METADATA, gid, member_id), rec.value(
+                rec.MEMBER_METADATA, instance_id=m.instance_id, rack_id=m.rack_id, client_id=m.client_id,
+                client_host=m.client_host, subscribed_topic_names=list(m.subscribed_topic_names),
+                subscribed_topic_regex=m.subscribed_topic_regex, rebalance_timeout_ms=m.rebalance_timeout_ms,
+                server_assignor=m.server_assignor, classic_member_metadata=None)))
+        target_tp = rec.ConsumerGroupTargetAssignmentMemberValue.fields["topic_partitions"].data_class
+        for member_id in sorted(self.dirty_target & set(self.members)):
+            out.append((rec.key(rec.TARGET_MEMBER, gid, member_id), rec.value(
+                rec.TARGET_MEMBER, topic_partitions=rec.topic_partitions(target_tp, self.target.get(member_id, {})))))
+        if self.dirty_group:
+            out.append((rec.key(rec.TARGET_METADATA, gid),
+                        rec.value(rec.TARGET_METADATA, assignment_epoch=self.assignment_epoch)))
+        current_tp = rec.ConsumerGroupCurrentMemberAssignmentValue.fields["assigned_partitions"].data_class
+        for member_id in sorted(self.dirty_current & set(self.members)):
+            m = self.members[member_id]
+            out.append((rec.key(rec.CURRENT_ASSIGNMENT, gid, member_id), rec.value(
+                rec.CURRENT_ASSIGNMENT, member_epoch=m.member_epoch, previous_member_epoch=m.previous_member_epoch,
+                state=STATE_CODES[m.state], assigned_partitions=rec.topic_partitions(current_tp, m.assigned),
+                partitions_pending_revocation=rec.topic_partitions(current_tp, m.pending_revocation))))
+        self.dirty_metadata.clear()
+        self.dirty_target.clear()
+        self.dirty_current.clear()
+        self.removed.clear()
+        self.dirty_group = False
+        return out
+
+    def write_failed(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Records ``take_records`` gave that were not written: they go out with the next ones
+        (later values of a key come after, so they win on replay)."""
+        self.unwritten = records + self.unwritten
+
+    def all_record_keys(self) -> list[bytes]:
+        gid = self.group_id
+        return ([rec.key(t, gid) for t in rec.GROUP_TYPES]
+                + [rec.key(t, gid, m) for m in self.members for t in rec.MEMBER_TYPES])
+
+    def load_record(self, record_type: int, member_id: str | None, value) -> None:
+        """Replay one record (a parsed value, or None for a tombstone) while loading."""
+        if record_type == rec.METADATA:
+            self.group_epoch = value.epoch if value is not None else 0
+            return
+        if record_type == rec.TARGET_METADATA:
+            self.assignment_epoch = value.assignment_epoch if value is not None else 0
+            return
+        if member_id is None:
+            return
+        if value is None:
+            member = self.members.pop(member_id, None)
+            self.target.pop(member_id, None)
+            if member is not None and member.instance_id is not None:
+                self.static_members.pop(member.instance_id, None)
+            return
+        if record_type == rec.TARGET_MEMBER:
+            self.target[member_id] = rec.assignment_of(value.topic_partitions)
+            return
+        member = self.members.setdefault(member_id, ConsumerMember(member_id))
+        if record_type == rec.MEMBER_METADATA:
+            member.instance_id, member.rack_id = value.instance_id, value.rack_id
+            member.client_id, member.client_host = value.client_id, value.client_host
+            member.subscribed_topic_names = tuple(sorted(value.subscribed_topic_names or ()))
+            member.subscribed_topic_regex = value.subscribed_topic_regex or None
+            member.rebalance_timeout_ms = value.rebalance_timeout_ms
+            member.server_assignor = value.server_assignor
+            if member.instance_id is not None:
+                self.static_members[member.instance_id] = member_id
+        elif record_type == rec.CURRENT_ASSIGNMENT:
+            member.member_epoch, member.previous_member_epoch = value.member_epoch, value.previous_member_epoch
+            member.state = STATES_BY_CODE.get(value.state, MemberState.STABLE)
+            member.assigned = rec.assignment_of(value.assigned_partitions)
+            member.pending_revocation = rec.assignment_of(value.partitions_pending_revocation)
+
+    def loaded(self, topics: Topics) -> None:
+        """After replay: who holds what, the subscribed topics as now, every member's session."""
+        self.partition_epochs.clear()
+        for member in self.members.values():
+            self._hold(member)
+        self.subscribed = {n: topics.by_name[n] for m in self.members.values()
+                           for n in self._member_topics(m, topics)}
+        chosen = [m.server_assignor for m in self.members.values() if m.server_assignor]
+        self.assignor = max(sorted(set(chosen)), key=chosen.count) if chosen else self.config.assignors[0]
+        for member in self.members.values():
+            member.session_timer = self.scheduler.call_later(
+                self.config.session_timeout_ms, lambda m=member: self._expire(m, "session timeout"))
+
+    # -- offsets --------------------------------------------------------------------------
+    def check_commit(self, member_id: str, member_epoch: int, api_version: int,
+                     min_epoch_version: int) -> tuple[ErrorCode, str | None]:
+        """Kafka's ConsumerGroup.validateOffsetCommit (and validateOffsetFetch's epoch rule)."""
+        if member_epoch < 0 and not member_id and not self.members:
+            return ErrorCode.NONE, None  # the admin client, or a consumer without a group
+        member = self.members.get(member_id)
+        if member is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of group {self.group_id}."
+        if api_version < min_epoch_version:
+            return (ErrorCode.UNSUPPORTED_VERSION, "OffsetCommit version 9 or above must be used by "
+                    "members using the consumer group protocol")
+        if member_epoch != member.member_epoch:
+            return (ErrorCode.STALE_MEMBER_EPOCH, f"The member epoch {member_epoch} does not match "
+                    f"the expected member epoch {member.member_epoch}.")
+        return ErrorCode.NONE, None

@@ -1,0 +1,203 @@
+"""Our declarations of the Kafka 4.4 messages kafka-python 3.0 has no schemas for: the
+KIP-848 APIs ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69), and the
+consumer-group record values the group coordinator writes to ``__consumer_offsets``.
+
+Each is the dict form kafka-python's codec builds its classes from (what its
+``load_json`` would return for Kafka's spec file), written here with only what encoding
+needs: names, types, versions, nullable and tagged versions, flexible versions and
+defaults (a struct type shared by several fields, Kafka's ``commonStructs``, is one
+Python list). Kafka's spec files are not copied into the repository;
+tests/unit/test_schemas.py checks every declaration against Kafka's own spec, read at
+test time, so a typo cannot change the bytes on the wire.
+
+kafka-python's class-building metaclass reads ``<ClassName>.json`` from a package; the
+two metaclasses below replace that one step with the declaration of the same name and
+leave the rest of its class building (slots, nested data classes, version wrappers,
+response registry) to kafka-python.
+"""
+
+from typing import Any
+
+from kafka.protocol.api_data import JsonSchemaData
+from kafka.protocol.api_message import ApiMessageData
+from kafka.protocol.data_container import SlotsBuilder
+from kafka.protocol.schemas import StructField
+
+_ABSENT: Any = object()
+
+
+def field(name: str, type: str, versions: str = "0+", *, nullable: str | None = None,
+          default: Any = _ABSENT, tag: int | None = None, tagged: str | None = None,
+          fields: list[dict] | None = None) -> dict:
+    """One field of a spec; ``tagged`` (the tagged versions) defaults to ``versions``
+    when a ``tag`` is given. ``default=None`` is the JSON null some specs write."""
+    out: dict[str, Any] = {"name": name, "type": type, "versions": versions}
+    if nullable is not None:
+        out["nullableVersions"] = nullable
+    if default is not _ABSENT:
+        out["default"] = default
+    if tag is not None:
+        out["tag"], out["taggedVersions"] = tag, tagged or versions
+    if fields is not None:
+        out["fields"] = fields
+    return out
+
+
+def nullable(name: str, type: str, versions: str = "0+", **kw: Any) -> dict:
+    """A field nullable in all its versions, null by default (most nullable fields)."""
+    return field(name, type, versions, nullable=versions, default="null", **kw)
+
+
+def _spec(name: str, type: str, api_key: int, valid: str, flexible: str, fields: list[dict]) -> dict:
+    return {"name": name, "type": type, "apiKey": api_key, "validVersions": valid,
+            "flexibleVersions": flexible, "fields": fields}
+
+
+def message(name: str, api_key: int, valid: str, flexible: str, fields: list[dict]) -> dict:
+    return _spec(name, "request" if name.endswith("Request") else "response",
+                 api_key, valid, flexible, fields)
+
+
+def record_value(name: str, record_type: int, fields: list[dict]) -> dict:
+    """A group-coordinator record value (Kafka's type "coordinator-value", apiKey the
+    record type), declared as kafka-python's "data" type, which ApiData takes."""
+    return _spec(name, "data", record_type, "0", "0+", fields)
+
+
+# ConsumerGroupHeartbeat (68): v1 adds SubscribedTopicRegex; the consumer makes its member id.
+_TOPIC_PARTITIONS = [field("TopicId", "uuid"), field("Partitions", "[]int32")]
+
+_HEARTBEAT_REQUEST = message("ConsumerGroupHeartbeatRequest", 68, "0-1", "0+", [
+    field("GroupId", "string"),
+    field("MemberId", "string"),
+    field("MemberEpoch", "int32"),
+    nullable("InstanceId", "string"),
+    nullable("RackId", "string"),
+    field("RebalanceTimeoutMs", "int32", default=-1),
+    nullable("SubscribedTopicNames", "[]string"),
+    nullable("SubscribedTopicRegex", "string", "1+"),
+    nullable("ServerAssignor", "string"),
+    nullable("TopicPartitions", "[]TopicPartitions", fields=_TOPIC_PARTITIONS),
+])
+
+_HEARTBEAT_RESPONSE = message("ConsumerGroupHeartbeatResponse", 68, "0-1", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("ErrorCode", "int16"),
+    nullable("ErrorMessage", "string"),
+    nullable("MemberId", "string"),
+    field("MemberEpoch", "int32"),
+    field("HeartbeatIntervalMs", "int32"),
+    nullable("Assignment", "Assignment", fields=[
+        field("TopicPartitions", "[]TopicPartitions", fields=_TOPIC_PARTITIONS)]),
+])
+
+# ConsumerGroupDescribe (69): v1 adds a member's MemberType (KIP-1099).
+_DESCRIBED_ASSIGNMENT = [field("TopicPartitions", "[]TopicPartitions", fields=[
+    field("TopicId", "uuid"), field("TopicName", "string"), field("Partitions", "[]int32")])]
+
+_DESCRIBE_REQUEST = message("ConsumerGroupDescribeRequest", 69, "0-1", "0+", [
+    field("GroupIds", "[]string"),
+    field("IncludeAuthorizedOperations", "bool"),
+])
+
+_DESCRIBE_RESPONSE = message("ConsumerGroupDescribeResponse", 69, "0-1", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("Groups", "[]DescribedGroup", fields=[
+        field("ErrorCode", "int16"),
+        nullable("ErrorMessage", "string"),
+        field("GroupId", "string"),
+        field("GroupState", "string"),
+        field("GroupEpoch", "int32"),
+        field("AssignmentEpoch", "int32"),
+        field("AssignorName", "string"),
+        field("Members", "[]Member", fields=[
+            field("MemberId", "string"),
+            nullable("InstanceId", "string"),
+            nullable("RackId", "string"),
+            field("MemberEpoch", "int32"),
+            field("ClientId", "string"),
+            field("ClientHost", "string"),
+            field("SubscribedTopicNames", "[]string"),
+            nullable("SubscribedTopicRegex", "string"),
+            field("Assignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
+            field("TargetAssignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
+            field("MemberType", "int8", "1+", default="-1"),
+        ]),
+        field("AuthorizedOperations", "int32", default="-2147483648"),
+    ]),
+])
+
+# The record values (group-coordinator module, all version 0, flexible).
+_METADATA_VALUE = record_value("ConsumerGroupMetadataValue", 3, [
+    field("Epoch", "int32"),
+    field("MetadataHash", "int64", default=0, tag=0),
+])
+
+_MEMBER_METADATA_VALUE = record_value("ConsumerGroupMemberMetadataValue", 5, [
+    field("InstanceId", "string", nullable="0+"),
+    field("RackId", "string", nullable="0+"),
+    field("ClientId", "string"),
+    field("ClientHost", "string"),
+    field("SubscribedTopicNames", "[]string"),
+    field("SubscribedTopicRegex", "string", nullable="0+"),
+    field("RebalanceTimeoutMs", "int32", default=-1),
+    field("ServerAssignor", "string", nullable="0+"),
+    field("ClassicMemberMetadata", "ClassicMemberMetadata", nullable="0+", default=None, tag=0, fields=[
+        field("SessionTimeoutMs", "int32"),
+        field("SupportedProtocols", "[]ClassicProtocol", fields=[
+            field("Name", "string"), field("Metadata", "bytes")]),
+    ]),
+])
+
+_TARGET_METADATA_VALUE = record_value("ConsumerGroupTargetAssignmentMetadataValue", 6, [
+    field("AssignmentEpoch", "int32"),
+    field("AssignmentTimestamp", "int64", default=0, tag=0),
+])
+
+_TARGET_MEMBER_VALUE = record_value("ConsumerGroupTargetAssignmentMemberValue", 7, [
+    field("TopicPartitions", "[]TopicPartition", fields=_TOPIC_PARTITIONS),
+])
+
+_ASSIGNED_PARTITIONS = [*_TOPIC_PARTITIONS,
+                        field("AssignmentEpochs", "[]int32", nullable="0+", default=None, tag=0)]
+_CURRENT_ASSIGNMENT_VALUE = record_value("ConsumerGroupCurrentMemberAssignmentValue", 8, [
+    field("MemberEpoch", "int32"),
+    field("PreviousMemberEpoch", "int32"),
+    field("State", "int8"),
+    field("AssignedPartitions", "[]TopicPartitions", fields=_ASSIGNED_PARTITIONS),
+    field("PartitionsPendingRevocation", "[]TopicPartitions", fields=_ASSIGNED_PARTITIONS),
+])
+
+DECLARED: dict[str, dict] = {spec["name"]: spec for spec in (
+    _HEARTBEAT_REQUEST, _HEARTBEAT_RESPONSE, _DESCRIBE_REQUEST, _DESCRIBE_RESPONSE,
+    _METADATA_VALUE, _MEMBER_METADATA_VALUE, _TARGET_METADATA_VALUE, _TARGET_MEMBER_VALUE,
+    _CURRENT_ASSIGNMENT_VALUE)}
+
+
+def _declared_class(metacls: type, name: str, bases: tuple, attrs: dict, **kw: Any) -> Any:
+    """kafka-python's JsonSchemaData.__new__ with its load_json step replaced by the
+    declaration named like the class (the version wrappers it makes pass init=False)."""
+    if kw.get("init", True):
+        attrs.update(_json=DECLARED[name], _struct=StructField(DECLARED[name]), __license__=None)
+    return SlotsBuilder.__new__(metacls, name, bases, attrs, **kw)
+
+
+class DeclaredMessage(ApiMessageData):
+    """Metaclass of a request or response class (``ApiMessage``) declared here."""
+
+    def __new__(metacls, name, bases, attrs, **kw):
+        return _declared_class(metacls, name, bases, attrs, **kw)
+
+
+class DeclaredData(JsonSchemaData):
+    """Metaclass of a data class (``ApiData``) declared here."""
+
+    def __new__(metacls, name, bases, attrs, **kw):
+        return _declared_class(metacls, name, bases, attrs, **kw)
+
+
+def declared(name: str, base: Any, module: str) -> Any:
+    """The class ``name`` of module ``module`` on kafka-python's ``base`` (``ApiMessage``
+    for a request or response, ``ApiData`` for a record value), from its declaration."""
+    metaclass = DeclaredMessage if isinstance(base, ApiMessageData) else DeclaredData
+    return metaclass(name, (base,), {"__module__": module})

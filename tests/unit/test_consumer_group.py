@@ -1,0 +1,336 @@
+"""The consumer-protocol group state machine (KIP-848) with an injected clock."""
+
+import random
+import uuid
+
+import pytest
+import re2
+
+from odradek.broker.groups.consumer_group import (
+    ConsumerGroup,
+    ConsumerGroupConfig,
+    ConsumerGroupState,
+    Heartbeat,
+    MemberState,
+    TopicInfo,
+    Topics,
+    validate,
+)
+from odradek.protocol.errors import ErrorCode
+
+from .test_groups_unit import FakeScheduler
+
+T1 = uuid.UUID(int=1)
+T2 = uuid.UUID(int=2)
+SESSION_MS = 1000
+REBALANCE_MS = 3000
+
+
+def _match(pattern, names):
+    compiled = re2.compile(pattern)
+    return {n for n in names if compiled.fullmatch(n)}
+
+
+def _group(max_size=100, assignors=("uniform", "range")):
+    clock = FakeScheduler()
+    config = ConsumerGroupConfig(session_timeout_ms=SESSION_MS, heartbeat_interval_ms=100,
+                                 max_size=max_size, assignors=assignors)
+    return ConsumerGroup("g", config, clock, _match), clock
+
+
+TOPICS = Topics({"t": TopicInfo(T1, 6)})
+
+
+def join(group, member_id, topics=TOPICS, names=("t",), **kw):
+    return group.heartbeat(Heartbeat(member_id, 0, rebalance_timeout_ms=REBALANCE_MS,
+                                     subscribed_topic_names=list(names), owned={}, **kw), topics)
+
+
+def beat(group, member_id, epoch, owned, topics=TOPICS):
+    return group.heartbeat(Heartbeat(member_id, epoch, owned=owned), topics)
+
+
+def _held(group):
+    """Every partition held (assigned or pending revocation) -> the members holding it."""
+    out = {}
+    for m in group.members.values():
+        for held in (m.assigned, m.pending_revocation):
+            for t, ps in held.items():
+                for p in ps:
+                    out.setdefault((t, p), []).append(m.member_id)
+    return out
+
+
+def test_first_member_gets_everything_at_epoch_one():
+    group, _ = _group()
+    r = join(group, "a")
+    assert r.error == ErrorCode.NONE and r.member_epoch == 1
+    assert r.assignment == {T1: frozenset(range(6))}
+    assert group.state == ConsumerGroupState.STABLE
+
+
+def test_partitions_move_only_after_the_owner_revokes_them():
+    group, _ = _group()
+    a = join(group, "a")
+    b = join(group, "b")
+    assert b.member_epoch == 2 and b.assignment == {}  # a still holds them all
+    # a heartbeats still owning everything: it is asked to keep only its target, same epoch.
+    r = beat(group, "a", a.member_epoch, a.assignment)
+    assert r.member_epoch == 1 and len(r.assignment[T1]) == 3
+    assert group.members["a"].state == MemberState.UNREVOKED_PARTITIONS
+    assert group.state == ConsumerGroupState.RECONCILING
+    r_b = beat(group, "b", 2, {})
+    assert r_b.assignment is None or r_b.assignment == {}  # not released yet
+    # a lets them go: it moves to epoch 2; then b gets the released partitions.
+    r = beat(group, "a", 1, r.assignment)
+    assert r.member_epoch == 2
+    r_b = beat(group, "b", 2, {})
+    assert len(r_b.assignment[T1]) == 3
+    assert not r_b.assignment[T1] & group.members["a"].assigned[T1]
+    assert group.state == ConsumerGroupState.STABLE
+    assert all(len(v) == 1 for v in _held(group).values())
+
+
+def test_epoch_errors():
+    group, _ = _group()
+    a = join(group, "a")
+    assert beat(group, "a", a.member_epoch + 1, a.assignment).error == ErrorCode.FENCED_MEMBER_EPOCH
+    assert beat(group, "zzz", 1, {}).error == ErrorCode.UNKNOWN_MEMBER_ID
+    join(group, "b")
+    r = beat(group, "a", 1, a.assignment)
+    r = beat(group, "a", 1, r.assignment)  # revoked: now at epoch 2, previous epoch 1
+    assert r.member_epoch == 2
+    # The answer at epoch 2 was lost: epoch 1 with owned within the assignment is accepted...
+    kept = group.members["a"].assigned
+    assert beat(group, "a", 1, kept).error == ErrorCode.NONE
+    # ...but not epoch 1 with partitions it no longer has, nor an older epoch.
+    assert beat(group, "a", 1, {T1: frozenset(range(6))}).error == ErrorCode.FENCED_MEMBER_EPOCH
+    assert join(group, "a").member_epoch == 2  # epoch 0 again: a rejoin, same place
+
+
+def test_session_timeout_frees_the_partitions():
+    group, clock = _group()
+    join(group, "a")
+    b = join(group, "b")
+    epoch = group.group_epoch
+    for _ in range(5):  # b keeps heartbeating, a is silent
+        clock.advance(SESSION_MS // 3)
+        b = beat(group, "b", b.member_epoch, b.assignment or {})
+    assert "a" not in group.members and group.group_epoch == epoch + 1
+    assert group.members["b"].assigned == {T1: frozenset(range(6))}
+
+
+def test_rebalance_timeout_removes_a_member_that_keeps_revoked_partitions():
+    group, clock = _group()
+    a = join(group, "a")
+    b = join(group, "b")
+    for _ in range(REBALANCE_MS // 300 + 2):
+        clock.advance(300)
+        beat(group, "a", a.member_epoch, {T1: frozenset(range(6))})  # never lets go
+        b = beat(group, "b", b.member_epoch, b.assignment or {})
+    assert "a" not in group.members
+
+
+def test_leave_and_static_membership():
+    group, clock = _group()
+    a = join(group, "a", instance_id="i1")
+    join(group, "b")
+    assert join(group, "c", instance_id="i1").error == ErrorCode.UNRELEASED_INSTANCE_ID
+    r = beat(group, "a", a.member_epoch, a.assignment)
+    beat(group, "a", a.member_epoch, r.assignment)
+    beat(group, "b", 2, {})
+    assert group.state == ConsumerGroupState.STABLE
+    held = group.members["a"].assigned
+    epoch = group.group_epoch
+    r = group.heartbeat(Heartbeat("a", -2, instance_id="i1"), TOPICS)
+    assert r.member_epoch == -2 and group.group_epoch == epoch
+    r = join(group, "a2", instance_id="i1")  # the next incarnation takes its place
+    assert r.error == ErrorCode.NONE and group.group_epoch == epoch
+    assert "a" not in group.members and group.members["a2"].assigned == held
+    assert r.member_epoch == 2 and r.assignment == held
+    assert a.member_id == "a"
+    r = group.heartbeat(Heartbeat("b", -1), TOPICS)
+    assert r.member_epoch == -1 and "b" not in group.members and group.group_epoch == epoch + 1
+
+
+def test_static_member_that_never_returns_expires():
+    group, clock = _group()
+    join(group, "a", instance_id="i1")
+    group.heartbeat(Heartbeat("a", -2, instance_id="i1"), TOPICS)
+    clock.advance(SESSION_MS + 1)
+    assert not group.members and group.state == ConsumerGroupState.EMPTY
+
+
+def test_group_max_size():
+    group, _ = _group(max_size=1)
+    join(group, "a")
+    assert join(group, "b").error == ErrorCode.GROUP_MAX_SIZE_REACHED
+
+
+def test_regex_subscription_follows_topics():
+    group, _ = _group()
+    r = group.heartbeat(Heartbeat("a", 0, rebalance_timeout_ms=REBALANCE_MS, subscribed_topic_regex="t.*",
+                                  owned={}), TOPICS)
+    assert r.assignment == {T1: frozenset(range(6))}
+    more = Topics({"t": TopicInfo(T1, 6), "t2": TopicInfo(T2, 2), "other": TopicInfo(uuid.UUID(int=3), 1)})
+    r = beat(group, "a", r.member_epoch, r.assignment, topics=more)
+    assert r.member_epoch == 2 and r.assignment == {T1: frozenset(range(6)), T2: frozenset({0, 1})}
+
+
+def test_commit_epochs():
+    group, _ = _group()
+    a = join(group, "a")
+    assert group.check_commit("a", a.member_epoch, 9, 9)[0] == ErrorCode.NONE
+    assert group.check_commit("a", a.member_epoch - 1, 9, 9)[0] == ErrorCode.STALE_MEMBER_EPOCH
+    assert group.check_commit("x", 1, 9, 9)[0] == ErrorCode.UNKNOWN_MEMBER_ID
+    assert group.check_commit("a", 1, 8, 9)[0] == ErrorCode.UNSUPPORTED_VERSION
+    assert group.check_commit("", -1, 9, 9)[0] == ErrorCode.UNKNOWN_MEMBER_ID  # not empty
+    group.heartbeat(Heartbeat("a", -1), TOPICS)
+    assert group.check_commit("", -1, 9, 9)[0] == ErrorCode.NONE  # admin commit to an empty group
+
+
+@pytest.mark.parametrize("hb,error", [
+    (Heartbeat("m", 0, subscribed_topic_names=["t"], owned={}), ErrorCode.INVALID_REQUEST),
+    (Heartbeat("m", 0, rebalance_timeout_ms=1, owned={}), ErrorCode.INVALID_REQUEST),
+    (Heartbeat("", 1, owned={}), ErrorCode.INVALID_REQUEST),
+    (Heartbeat("m", -2), ErrorCode.INVALID_REQUEST),
+    (Heartbeat("m", -3), ErrorCode.INVALID_REQUEST),
+    (Heartbeat("m", 0, rebalance_timeout_ms=1, subscribed_topic_names=["t"], owned={},
+               server_assignor="sticky"), ErrorCode.UNSUPPORTED_ASSIGNOR),
+    (Heartbeat("m", 0, rebalance_timeout_ms=1, subscribed_topic_regex="(?<=x)y", owned={}),
+     ErrorCode.INVALID_REGULAR_EXPRESSION),
+    (Heartbeat("m", 0, rebalance_timeout_ms=1, subscribed_topic_regex="[a", owned={}),
+     ErrorCode.INVALID_REGULAR_EXPRESSION),
+    (Heartbeat("m", 0, rebalance_timeout_ms=1, subscribed_topic_regex="t.*", owned={}), ErrorCode.NONE),
+])
+def test_validate(hb, error):
+    assert validate(hb, "g", 1, ("uniform", "range"), re2.compile)[0] == error
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_no_partition_is_ever_owned_by_two_clients(seed):
+    """Clients that follow the protocol (they own exactly what they were last sent) join,
+    leave, vanish and heartbeat at random; at no point do two live clients own one
+    partition, and once all heartbeat quietly every partition is owned."""
+    rng = random.Random(seed)
+    group, clock = _group()
+    topics = Topics({"t": TopicInfo(T1, 6), "u": TopicInfo(T2, 3)})
+    clients: dict[str, tuple[int, dict]] = {}  # member id -> (epoch, owned)
+
+    def check():
+        owned = [(t, p) for m, (_, o) in clients.items() if m in group.members
+                 for t, ps in o.items() for p in ps]
+        assert len(owned) == len(set(owned)), owned
+
+    def heartbeat(m):
+        epoch, owned = clients[m]
+        r = group.heartbeat(Heartbeat(m, epoch, owned=owned), topics)
+        if r.error:
+            assert r.error in (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.FENCED_MEMBER_EPOCH)
+            del clients[m]
+            return
+        clients[m] = (r.member_epoch, r.assignment if r.assignment is not None else owned)
+
+    n = 0
+    for _ in range(300):
+        action = rng.random()
+        if action < 0.15 and len(clients) < 5:
+            n += 1
+            m = f"m{n}"
+            r = group.heartbeat(Heartbeat(m, 0, rebalance_timeout_ms=REBALANCE_MS, owned={},
+                                          subscribed_topic_names=rng.choice([["t"], ["t", "u"]])), topics)
+            clients[m] = (r.member_epoch, r.assignment or {})
+        elif action < 0.2 and clients:
+            m = rng.choice(sorted(clients))
+            group.heartbeat(Heartbeat(m, -1), topics)
+            del clients[m]
+        elif action < 0.25 and clients:
+            del clients[rng.choice(sorted(clients))]  # killed: its session will expire
+        elif action < 0.35:
+            clock.advance(rng.randint(1, SESSION_MS // 2))
+        elif clients:
+            heartbeat(rng.choice(sorted(clients)))
+        check()
+    for _ in range(20):
+        for m in sorted(clients):
+            heartbeat(m)
+            check()
+        clock.advance(SESSION_MS // 4)
+    if clients:
+        owned = {(t, p) for _, o in clients.values() for t, ps in o.items() for p in ps}
+        subscribed = {topics.by_name[n].topic_id for m in group.members.values()
+                      for n in m.subscribed_topic_names}
+        assert owned == {(t, p) for t, c in ((T1, 6), (T2, 3)) if t in subscribed for p in range(c)}
+        assert group.state == ConsumerGroupState.STABLE
+
+
+def test_records_rebuild_the_group():
+    """What take_records writes, replayed into a new group (a new coordinator), gives the
+    same members, epochs, assignments and target; a departed member's records are tombstones."""
+    from odradek.broker.groups import consumer_group_records as cgr
+    from odradek.broker.groups import offsets_topic as ot
+
+    group, clock = _group()
+    log = []
+    a = join(group, "a", instance_id="i1")
+    log += group.take_records()
+    b = join(group, "b")
+    log += group.take_records()
+    r = beat(group, "a", a.member_epoch, a.assignment)
+    log += group.take_records()
+    join(group, "c")
+    group.heartbeat(Heartbeat("c", -1), TOPICS)
+    log += group.take_records()
+    assert beat(group, "a", r.member_epoch, r.assignment).error == ErrorCode.NONE
+    log += group.take_records()
+    assert b.member_epoch
+    latest = {}
+    for k, v in log:
+        latest[k] = v
+    again, _ = _group()
+    for k, v in latest.items():
+        _, group_id, record_type, member_id = ot.parse_key(k)
+        assert group_id == "g"
+        again.load_record(record_type, member_id, None if v is None else cgr.parse_value(record_type, v))
+    again.loaded(TOPICS)
+    assert (again.group_epoch, again.assignment_epoch) == (group.group_epoch, group.assignment_epoch)
+    assert set(again.members) == {"a", "b"} and again.static_members == {"i1": "a"}
+    for m in group.members.values():
+        n = again.members[m.member_id]
+        assert (n.member_epoch, n.previous_member_epoch, n.state, n.assigned, n.pending_revocation) == (
+            m.member_epoch, m.previous_member_epoch, m.state, m.assigned, m.pending_revocation)
+        assert n.subscribed_topic_names == m.subscribed_topic_names
+    assert again.target == group.target and again.partition_epochs == group.partition_epochs
+    # The members carry on with their epochs under the new coordinator.
+    r2 = beat(again, "a", group.members["a"].member_epoch, group.members["a"].assigned)
+    assert r2.error == ErrorCode.NONE and r2.member_epoch == group.members["a"].member_epoch
+
+
+def test_records_whose_write_failed_go_out_with_the_next_ones():
+    group, _ = _group()
+    join(group, "a")
+    failed = group.take_records()
+    assert failed and group.take_records() == []
+    group.write_failed(failed)
+    a = group.members["a"]
+    beat(group, "a", a.member_epoch, a.assigned)
+    assert group.take_records()[:len(failed)] == failed
+
+
+def test_added_partitions_join_the_assignment():
+    group, _ = _group()
+    r = join(group, "a")
+    grown = Topics({"t": TopicInfo(T1, 8)})
+    r = beat(group, "a", r.member_epoch, r.assignment, topics=grown)
+    assert r.member_epoch == 2 and r.assignment == {T1: frozenset(range(8))}
+    gone = Topics({})
+    r = beat(group, "a", r.member_epoch, r.assignment, topics=gone)
+    assert r.assignment == {} and r.member_epoch == 2  # revoking: same epoch until acknowledged
+    r = beat(group, "a", r.member_epoch, {}, topics=gone)
+    assert r.member_epoch == 3 and group.state == ConsumerGroupState.STABLE
+
+
+def test_v0_member_ids_look_like_kafkas():
+    group, _ = _group()
+    r = join(group, "")
+    assert len(r.member_id) == 22 and "=" not in r.member_id
