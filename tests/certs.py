@@ -1,0 +1,60 @@
+"""Test certificates, made at test time with the openssl CLI (none are committed).
+
+A CA, a server certificate with subjectAltName IP:127.0.0.1 and DNS:localhost (the Java
+client and librdkafka verify host names), and client certificates, each key PKCS#8 PEM as
+Kafka's ``ssl.keystore.type=PEM`` wants. ``server.pem`` is a keystore file: the key, then
+the chain.
+"""
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@dataclass
+class Certs:
+    dir: Path
+    ca: Path  # the CA certificate (PEM): trusted by both sides
+    server_keystore: Path  # PKCS#8 key + certificate chain
+    server_key: Path
+    server_cert: Path
+    encrypted_keystore: Path  # the same with the key encrypted by KEY_PASSWORD
+
+    KEY_PASSWORD = "keypass"
+
+    def client(self, cn: str, subject_prefix: str = "/O=acme/OU=eng") -> tuple[Path, Path]:
+        """(certificate, key) of a client certificate with subject <prefix>/CN=<cn>, which
+        Java's RFC 2253 form (last RDN first) prints CN=<cn>,OU=eng,O=acme."""
+        key, cert = self.dir / f"{cn}.key", self.dir / f"{cn}.crt"
+        if not cert.exists():
+            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-out", key.name, cwd=self.dir)
+            _openssl("req", "-new", "-key", key.name, "-subj", f"{subject_prefix}/CN={cn}",
+                     "-out", f"{cn}.csr", cwd=self.dir)
+            _openssl("x509", "-req", "-in", f"{cn}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                     "-CAcreateserial", "-days", "2", "-out", cert.name, cwd=self.dir)
+        return cert, key
+
+
+def make_certs(directory: Path) -> Certs:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-subj", "/CN=odradek-test-ca", "-days", "2", cwd=d)
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "server.key",
+             cwd=d)
+    _openssl("req", "-new", "-key", "server.key", "-subj", "/CN=localhost", "-out", "server.csr", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=d)
+    _openssl("pkcs8", "-topk8", "-in", "server.key", "-v2", "aes-256-cbc", "-passout",
+             f"pass:{Certs.KEY_PASSWORD}", "-out", "server-encrypted.key", cwd=d)
+    chain = (d / "server.crt").read_text() + (d / "ca.crt").read_text()
+    (d / "server.pem").write_text((d / "server.key").read_text() + chain)
+    (d / "server-encrypted.pem").write_text((d / "server-encrypted.key").read_text() + chain)
+    return Certs(d, d / "ca.crt", d / "server.pem", d / "server.key", d / "server.crt",
+                 d / "server-encrypted.pem")

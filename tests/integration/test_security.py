@@ -1,0 +1,379 @@
+"""TLS and SASL with real clients: kafka-python, aiokafka and confluent-kafka (librdkafka)
+against one node with four listeners, PLAINTEXT (for set-up), SSL (client certificates
+requested), SASL_PLAINTEXT and SASL_SSL, with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+Certificates are made at test time (tests/certs.py); SCRAM users are created through
+AlterUserScramCredentials over the PLAINTEXT listener.
+"""
+
+import asyncio
+import socket
+import ssl
+import struct
+import uuid
+
+import pytest
+
+from tests.brokerproc import BrokerProcess, free_port
+from tests.certs import make_certs
+from tests.clients import create_topics
+from tests.local_cluster import poll_until
+
+JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+        'password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
+SCRAM_USERS = {"SCRAM-SHA-256": ("sam", "sam-secret"), "SCRAM-SHA-512": ("sid", "sid-secret")}
+MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+CREDENTIALS = {"PLAIN": ("alice", "alice-secret"), **SCRAM_USERS}
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def secure(certs, tmp_path_factory):
+    """(broker, {protocol: port}) with SCRAM users created."""
+    ports = {p: free_port() for p in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
+    b = BrokerProcess(tmp_path_factory.mktemp("data"), port=ports["PLAINTEXT"], overrides={
+        "listeners": ",".join(f"{p}://127.0.0.1:{port}" for p, port in ports.items()),
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore),
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs.ca),
+        "listener.name.ssl.ssl.client.auth": "requested",
+        "sasl.enabled.mechanisms": ",".join(MECHANISMS),
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
+        "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "2",
+        "group.initial.rebalance.delay.ms": "0",
+    })
+    b.start()
+    try:
+        _add_scram_users(b.bootstrap)
+        yield b, ports
+    finally:
+        b.kill()
+        print(b.log_text()[-6000:])
+
+
+def _add_scram_users(bootstrap: str) -> None:
+    from confluent_kafka.admin import (
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(getattr(ScramMechanism, mech.replace("-", "_")),
+                                                                      8192), password.encode())
+               for mech, (user, password) in SCRAM_USERS.items()]
+    for f in admin.alter_user_scram_credentials(upserts).values():
+        f.result(20)
+
+
+def _client_config(protocol: str, port: int, certs, mechanism: str | None = None,
+                   password: str | None = None, client_cert: str | None = None) -> dict:
+    """confluent-kafka settings; the other clients' are derived from it."""
+    config = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": protocol}
+    if "SSL" in protocol:
+        config["ssl.ca.location"] = str(certs.ca)
+        if client_cert:
+            cert, key = certs.client(client_cert)
+            config["ssl.certificate.location"], config["ssl.key.location"] = str(cert), str(key)
+    if mechanism:
+        user, pw = CREDENTIALS[mechanism]
+        config.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password or pw})
+    return config
+
+
+def _kafka_python(config: dict) -> dict:
+    out = {"bootstrap_servers": config["bootstrap.servers"], "security_protocol": config["security.protocol"]}
+    if "ssl.ca.location" in config:
+        out["ssl_cafile"] = config["ssl.ca.location"]
+    if "ssl.certificate.location" in config:
+        out["ssl_certfile"], out["ssl_keyfile"] = config["ssl.certificate.location"], config["ssl.key.location"]
+    if "sasl.mechanism" in config:
+        out.update(sasl_mechanism=config["sasl.mechanism"], sasl_plain_username=config["sasl.username"],
+                   sasl_plain_password=config["sasl.password"])
+    return out
+
+
+def roundtrip_confluent(config: dict, topic: str, n: int = 20) -> list[bytes]:
+    from confluent_kafka import Consumer, Producer
+    p = Producer({**config, "linger.ms": 5})
+    for i in range(n):
+        p.produce(topic, value=f"v{i}".encode())
+    assert p.flush(20) == 0
+    c = Consumer({**config, "group.id": f"g-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    values: list[bytes] = []
+    try:
+        for _ in range(200):
+            if len(values) >= n:
+                break
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                values.append(m.value())
+    finally:
+        c.close()
+    return values
+
+
+def roundtrip_kafka_python(config: dict, topic: str, n: int = 20) -> list[bytes]:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    kp = _kafka_python(config)
+    p = KafkaProducer(**kp, acks="all")
+    for i in range(n):
+        p.send(topic, value=f"v{i}".encode(), partition=0)
+    p.flush(20)
+    p.close()
+    c = KafkaConsumer(**kp, auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5000)
+    c.assign([TopicPartition(topic, 0)])
+    values = [m.value for m in c]
+    c.close()
+    return values
+
+
+def roundtrip_aiokafka(config: dict, topic: str, n: int = 20) -> list[bytes]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+
+    kp = _kafka_python(config)
+    kw = {"bootstrap_servers": kp["bootstrap_servers"], "security_protocol": kp["security_protocol"]}
+    if "ssl_cafile" in kp:
+        kw["ssl_context"] = create_ssl_context(cafile=kp["ssl_cafile"], certfile=kp.get("ssl_certfile"),
+                                               keyfile=kp.get("ssl_keyfile"))
+    if "sasl_mechanism" in kp:
+        kw.update(sasl_mechanism=kp["sasl_mechanism"], sasl_plain_username=kp["sasl_plain_username"],
+                  sasl_plain_password=kp["sasl_plain_password"])
+
+    async def run():
+        p = AIOKafkaProducer(**kw, request_timeout_ms=10000)
+        await p.start()
+        try:
+            for i in range(n):
+                await p.send_and_wait(topic, f"v{i}".encode(), partition=0)
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(topic, **kw, auto_offset_reset="earliest", enable_auto_commit=False)
+        await c.start()
+        try:
+            got = await asyncio.wait_for(c.getmany(timeout_ms=5000), 15)
+            return [m.value for ms in got.values() for m in ms]
+        finally:
+            await c.stop()
+    return asyncio.run(run())
+
+
+ROUNDTRIPS = {"confluent": roundtrip_confluent, "kafka-python": roundtrip_kafka_python,
+              "aiokafka": roundtrip_aiokafka}
+CASES = ([("SSL", None, None), ("SSL", None, "alice")]
+         + [(proto, mech, None) for proto in ("SASL_PLAINTEXT", "SASL_SSL") for mech in MECHANISMS])
+
+
+@pytest.mark.parametrize("client", sorted(ROUNDTRIPS))
+@pytest.mark.parametrize(("protocol", "mechanism", "client_cert"), CASES,
+                         ids=[f"{p}-{m or c or 'anonymous'}" for p, m, c in CASES])
+def test_produce_and_consume(secure, certs, client, protocol, mechanism, client_cert):
+    broker, ports = secure
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, [topic])
+    config = _client_config(protocol, ports[protocol], certs, mechanism, client_cert=client_cert)
+    values = ROUNDTRIPS[client](config, topic)
+    assert values == [f"v{i}".encode() for i in range(20)]
+    if mechanism:
+        user = CREDENTIALS[mechanism][0]
+        assert poll_until(lambda: f"principal='User:{user}'" in broker.log_text(), 5)
+    if client_cert:
+        assert poll_until(lambda: "principal='User:CN=alice,OU=eng,O=acme'" in broker.log_text(), 5)
+
+
+def _wrong_password_fails(client: str, config: dict) -> str:
+    """The error a client reports for a wrong password (each must fail, not hang)."""
+    if client == "confluent":
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({**config, "socket.timeout.ms": 5000, "reconnect.backoff.ms": 1000})
+        try:
+            admin.list_topics(timeout=3)
+        except Exception as e:  # KafkaException(_AUTHENTICATION)
+            return str(e)
+        return ""
+    if client == "kafka-python":
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+        try:
+            KafkaConsumer(**_kafka_python(config), request_timeout_ms=8000).topics()
+        except KafkaError as e:
+            return repr(e)
+        return ""
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+    kp = _kafka_python(config)
+
+    async def run():
+        kw = {k: v for k, v in kp.items() if k.startswith("sasl") or k in ("bootstrap_servers", "security_protocol")}
+        if "ssl_cafile" in kp:
+            kw["ssl_context"] = create_ssl_context(cafile=kp["ssl_cafile"])
+        p = AIOKafkaProducer(**kw, request_timeout_ms=8000)
+        try:
+            await asyncio.wait_for(p.start(), 15)
+        except Exception as e:
+            return repr(e)
+        finally:
+            await p.stop()
+        return ""
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("client", sorted(ROUNDTRIPS))
+@pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_wrong_password_fails_cleanly(secure, certs, client, protocol, mechanism):
+    broker, ports = secure
+    config = _client_config(protocol, ports[protocol], certs, mechanism, password="wrong")
+    failures = broker.log_text().count("SASL authentication failed")
+    error = _wrong_password_fails(client, config)
+    assert error, f"{client} was let in with a wrong password"
+    # the client's own words vary ("Unable to bootstrap", "transport failure"); ours do not
+    assert poll_until(lambda: broker.log_text().count("SASL authentication failed") > failures, 5)
+
+
+# -- the protocol underneath, with a raw socket ------------------------------------------
+
+def _frame(api_key: int, version: int, body: bytes, correlation_id: int = 1, flexible: bool = False) -> bytes:
+    header = struct.pack(">hhih", api_key, version, correlation_id, 4) + b"test" + (b"\x00" if flexible else b"")
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def _recv(sock) -> bytes:
+    def exact(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError(f"closed after {len(data)} of {n} bytes")
+            data += chunk
+        return data
+    return exact(struct.unpack(">i", exact(4))[0])
+
+
+def _closed(sock) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionError:
+        return True
+
+
+def _string(s: str) -> bytes:
+    return struct.pack(">h", len(s)) + s.encode()
+
+
+def test_sasl_v0_handshake_then_raw_plain_token(secure):
+    """After SaslHandshake v0 the token is a bare size-prefixed frame, and so is the answer."""
+    _, ports = secure
+    with socket.create_connection(("127.0.0.1", ports["SASL_PLAINTEXT"]), timeout=5) as s:
+        s.sendall(_frame(17, 0, _string("PLAIN")))
+        answer = _recv(s)
+        assert struct.unpack_from(">ih", answer) == (1, 0)  # correlation id, no error
+        token = b"\x00alice\x00alice-secret"
+        s.sendall(struct.pack(">i", len(token)) + token)
+        assert _recv(s) == b""  # PLAIN's (empty) answer, bare
+        s.sendall(_frame(3, 1, struct.pack(">i", 0), correlation_id=2))  # Metadata v1, no topics
+        assert struct.unpack_from(">i", _recv(s))[0] == 2
+
+
+def test_before_authentication_only_sasl_is_served(secure):
+    _, ports = secure
+    with socket.create_connection(("127.0.0.1", ports["SASL_PLAINTEXT"]), timeout=5) as s:
+        s.sendall(_frame(3, 1, struct.pack(">i", 0)))  # Metadata before SASL
+        assert _closed(s)
+    with socket.create_connection(("127.0.0.1", ports["SASL_PLAINTEXT"]), timeout=5) as s:
+        s.sendall(struct.pack(">i", 10 * 2**20))  # a frame beyond sasl.server.max.receive.size
+        assert _closed(s)
+
+
+def test_an_unknown_mechanism_is_refused_then_closed(secure):
+    _, ports = secure
+    with socket.create_connection(("127.0.0.1", ports["SASL_PLAINTEXT"]), timeout=5) as s:
+        s.sendall(_frame(17, 1, _string("GSSAPI")))
+        answer = _recv(s)
+        cid, error, count = struct.unpack_from(">ihi", answer)
+        assert (cid, error, count) == (1, 33, 3)  # UNSUPPORTED_SASL_MECHANISM, the enabled three
+        assert _closed(s)
+
+
+def test_a_failed_authenticate_answers_then_closes(secure):
+    _, ports = secure
+    with socket.create_connection(("127.0.0.1", ports["SASL_PLAINTEXT"]), timeout=5) as s:
+        s.sendall(_frame(17, 1, _string("PLAIN")))
+        _recv(s)
+        token = b"\x00alice\x00nope"
+        s.sendall(_frame(36, 1, struct.pack(">i", len(token)) + token, correlation_id=2))
+        cid, error = struct.unpack_from(">ih", _recv(s))
+        assert (cid, error) == (2, 58)  # SASL_AUTHENTICATION_FAILED
+        assert _closed(s)
+
+
+def test_sasl_requests_on_a_plaintext_listener_are_illegal_state(secure):
+    broker, _ = secure
+    host, port = broker.bootstrap.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(_frame(17, 1, _string("PLAIN")))
+        cid, error = struct.unpack_from(">ih", _recv(s))
+        assert (cid, error) == (1, 34)  # ILLEGAL_SASL_STATE
+
+
+def test_tls_versions_and_a_client_without_the_ca_fails(secure, certs):
+    _, ports = secure
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = ssl.create_default_context(cafile=str(certs.ca))
+        ctx.minimum_version = ctx.maximum_version = version
+        with socket.create_connection(("127.0.0.1", ports["SSL"]), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                assert s.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+                s.sendall(_frame(18, 0, b""))  # ApiVersions v0
+                assert struct.unpack_from(">ih", _recv(s)) == (1, 0)
+    with socket.create_connection(("127.0.0.1", ports["SSL"]), timeout=5) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
+
+
+def test_a_large_fetch_over_tls(secure, certs):
+    """Fetch over TLS reads the file slices (no sendfile) and must deliver them whole."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    broker, ports = secure
+    topic = f"big-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, [topic])
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
+    payload = bytes(range(256)) * 400  # 100 KiB
+    for i in range(60):  # about 6 MiB: many TLS_READ_BYTES pieces
+        p.produce(topic, value=payload, key=str(i).encode())
+    assert p.flush(30) == 0
+    c = Consumer({**_client_config("SSL", ports["SSL"], certs), "group.id": "big",
+                  "enable.auto.commit": False, "fetch.max.bytes": 8 * 2**20})
+    c.assign([TopicPartition(topic, 0, 0)])
+    keys = []
+    try:
+        for _ in range(200):
+            if len(keys) >= 60:
+                break
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                assert m.value() == payload
+                keys.append(int(m.key()))
+    finally:
+        c.close()
+    assert keys == list(range(60))
+
+
+def test_scram_credentials_are_described(secure):
+    from confluent_kafka.admin import AdminClient
+    broker, _ = secure
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    described = admin.describe_user_scram_credentials(["sam", "sid", "nobody"])
+    sam = described["sam"].result(10)
+    assert [(str(i.mechanism), i.iterations) for i in sam.scram_credential_infos] == [
+        ("ScramMechanism.SCRAM_SHA_256", 8192)]
+    assert described["sid"].result(10).scram_credential_infos[0].iterations == 8192
+    with pytest.raises(Exception, match="does not exist"):
+        described["nobody"].result(10)
