@@ -166,7 +166,7 @@ class ScramServer:
                  server_nonce: str | None = None):
         self.mechanism = mechanism
         self.credentials = credentials
-        self.server_nonce = server_nonce or secrets.token_urlsafe(24)
+        self.server_nonce = server_nonce or format(secrets.randbits(130), "x")  # as Kafka's: alphanumeric
         self.complete = False
         self.user: str | None = None
         self._state = 0

@@ -58,3 +58,54 @@ def make_certs(directory: Path) -> Certs:
     (d / "server-encrypted.pem").write_text((d / "server-encrypted.key").read_text() + chain)
     return Certs(d, d / "ca.crt", d / "server.pem", d / "server.key", d / "server.crt",
                  d / "server-encrypted.pem")
+
+
+# -- a node with every security protocol, for the client tests ---------------------------
+
+JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+        'password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
+SCRAM_USERS = {"SCRAM-SHA-256": ("sam", "sam-secret"), "SCRAM-SHA-512": ("sid", "sid-secret")}
+SECURE_MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+CREDENTIALS = {"PLAIN": ("alice", "alice-secret"), **SCRAM_USERS}  # mechanism -> (user, password)
+
+
+def start_secure_broker(certs: Certs, data_dir: Path):
+    """(BrokerProcess, {protocol: port}): listeners PLAINTEXT (the bootstrap, for set-up),
+    SSL (client certificates requested), SASL_PLAINTEXT and SASL_SSL with PLAIN (JAAS) and
+    SCRAM (users made through AlterUserScramCredentials). The caller kills it."""
+    from tests.brokerproc import BrokerProcess, free_port
+
+    ports = {p: free_port() for p in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
+    b = BrokerProcess(data_dir, port=ports["PLAINTEXT"], overrides={
+        "listeners": ",".join(f"{p}://127.0.0.1:{port}" for p, port in ports.items()),
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore),
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs.ca),
+        "listener.name.ssl.ssl.client.auth": "requested",
+        "sasl.enabled.mechanisms": ",".join(SECURE_MECHANISMS),
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
+        "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "2",
+        "group.initial.rebalance.delay.ms": "0",
+    })
+    b.start()
+    try:
+        _add_scram_users(b.bootstrap)
+    except Exception:
+        b.kill()
+        raise
+    return b, ports
+
+
+def _add_scram_users(bootstrap: str) -> None:
+    from confluent_kafka.admin import (
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    upserts = [UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(getattr(ScramMechanism, mech.replace("-", "_")), 8192), password.encode())
+        for mech, (user, password) in SCRAM_USERS.items()]
+    for f in admin.alter_user_scram_credentials(upserts).values():
+        f.result(20)

@@ -5,8 +5,8 @@ The client salts the password itself (kafka-configs --add-config
 ServerKey and the iteration count (odradek.broker.sasl), as records in the replicated
 metadata log (UserScramCredentialRecord), so every node authenticates the same users.
 Checks and messages follow Kafka's: an unknown mechanism, an empty user name, iterations
-outside 4096..16384, or one user's credential named twice fail that user; the others
-still change.
+outside 4096..16384, or a user named twice in one request (even for two mechanisms, as
+Kafka 4.4 answers) fail that user; the others still change.
 """
 
 import base64
@@ -26,14 +26,11 @@ Result = AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult
 Described = DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult
 
 
-def _check(seen: set, name: str, mechanism: int, iterations: int | None) -> tuple[ErrorCode, str] | None:
+def _check(name: str, mechanism: int, iterations: int | None) -> tuple[ErrorCode, str] | None:
     if not name:
         return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"
     if mechanism not in sasl.SCRAM_NAMES:
         return ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"
-    if (name, mechanism) in seen:
-        return ErrorCode.DUPLICATE_RESOURCE, "A user credential cannot be altered twice in the same request"
-    seen.add((name, mechanism))
     if iterations is not None and iterations < sasl.MIN_ITERATIONS:
         return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations"
     if iterations is not None and iterations > sasl.MAX_ITERATIONS:
@@ -55,19 +52,22 @@ def upsertion_record(u) -> dict:
 async def handle_alter(ctx, request):
     users: list[str] = []  # one result per user, in the order first named
     errors: dict[str, tuple[ErrorCode, str]] = {}
-    seen: set = set()
     for d in request.deletions:
         users.append(d.name)
-        problem = _check(seen, d.name, d.mechanism, None)
+        problem = _check(d.name, d.mechanism, None)
         if problem and d.name not in errors:
             errors[d.name] = problem
     for u in request.upsertions:
         users.append(u.name)
-        problem = _check(seen, u.name, u.mechanism, u.iterations)
+        problem = _check(u.name, u.mechanism, u.iterations)
         if problem is None and not u.salted_password:
             problem = ErrorCode.UNACCEPTABLE_CREDENTIAL, "Salted password must not be empty"
         if problem and u.name not in errors:
             errors[u.name] = problem
+    for name in users:
+        if users.count(name) > 1:
+            errors[name] = (ErrorCode.DUPLICATE_RESOURCE,
+                            "A user credential cannot be altered twice in the same request")
     deletions = [[d.name, d.mechanism] for d in request.deletions if d.name not in errors]
     upsertions = [upsertion_record(u) for u in request.upsertions if u.name not in errors]
     if deletions or upsertions:
@@ -89,27 +89,28 @@ async def handle_alter(ctx, request):
 async def handle_describe(ctx, request):
     scram = ctx.broker.image.scram
     by_user: dict[str, list] = {}
-    for (name, mechanism), r in sorted(scram.items()):
+    # per user, SCRAM-SHA-512 before SCRAM-SHA-256, as Kafka 4.4 lists them
+    for (name, mechanism), r in sorted(scram.items(), key=lambda item: (item[0][0], -item[0][1])):
         by_user.setdefault(name, []).append(
             Described.CredentialInfo(mechanism=mechanism, iterations=r.iterations))
     if not request.users:  # null or empty: every user with a credential
-        results = [Described(user=name, error_code=ErrorCode.NONE, error_message=None, credential_infos=infos)
+        results = [Described(user=name, error_code=ErrorCode.NONE, error_message="", credential_infos=infos)
                    for name, infos in by_user.items()]
         return DescribeUserScramCredentialsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
-                                                    error_message=None, results=results)
+                                                    error_message="", results=results)
     names = [u.name for u in request.users]
     results = []
     for name in dict.fromkeys(names):
         if names.count(name) > 1:
             results.append(Described(user=name, error_code=ErrorCode.DUPLICATE_RESOURCE,
                                      error_message="Cannot describe SCRAM credentials for the same user "
-                                                   "twice in a single request", credential_infos=[]))
+                                                   f"twice in a single request: {name}", credential_infos=[]))
         elif name not in by_user:
             results.append(Described(user=name, error_code=ErrorCode.RESOURCE_NOT_FOUND,
                                      error_message=f"Attempt to describe a user credential that does not "
                                                    f"exist: {name}", credential_infos=[]))
         else:
-            results.append(Described(user=name, error_code=ErrorCode.NONE, error_message=None,
+            results.append(Described(user=name, error_code=ErrorCode.NONE, error_message="",
                                      credential_infos=by_user[name]))
     return DescribeUserScramCredentialsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
-                                                error_message=None, results=results)
+                                                error_message="", results=results)
