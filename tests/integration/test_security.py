@@ -13,27 +13,11 @@ import uuid
 
 import pytest
 
-from tests.certs import CREDENTIALS, SECURE_MECHANISMS, make_certs, start_secure_broker
+from tests.certs import CREDENTIALS, SECURE_MECHANISMS
 from tests.clients import create_topics
 from tests.local_cluster import poll_until
 
 MECHANISMS = SECURE_MECHANISMS
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def secure(certs, tmp_path_factory):
-    """(broker, {protocol: port}) with SCRAM users created."""
-    b, ports = start_secure_broker(certs, tmp_path_factory.mktemp("data"))
-    try:
-        yield b, ports
-    finally:
-        b.kill()
-        print(b.log_text()[-6000:])
 
 
 def _client_config(protocol: str, port: int, certs, mechanism: str | None = None,

@@ -13,23 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.certs import CREDENTIALS, make_certs, start_secure_broker
+from tests.certs import CREDENTIALS
 from tests.peers import kafka
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def secure(kafka_libs, certs, tmp_path_factory):
-    b, ports = start_secure_broker(certs, tmp_path_factory.mktemp("data"))
-    try:
-        yield b, ports
-    finally:
-        b.kill()
-        print(b.log_text()[-6000:])
+@pytest.fixture(autouse=True)
+def _kafka_tools(kafka_libs):
+    """Kafka's tools are run from the cached jars."""
 
 
 def client_properties(path: Path, certs, protocol: str, mechanism: str | None = None,

@@ -7,12 +7,6 @@ import pytest
 
 from odradek.broker.config import BrokerConfig, ConfigError
 from odradek.broker.tls import PrincipalMapper, certificate_principal, rfc2253_subject
-from tests.certs import make_certs
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 def ssl_config(**extra) -> dict:
