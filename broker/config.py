@@ -218,12 +218,32 @@ def parse_voters(items: list[str]) -> dict[int, tuple[str, int]]:
     return voters
 
 
+def _logical_lines(text: str):
+    """(line number, line) with Java's continuations joined: a line ending in an odd number
+    of backslashes goes on with the next, whose leading blanks are dropped."""
+    pending, start = "", 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.lstrip() if pending else raw.strip()
+        if not pending:
+            start = lineno
+            if not line or line[0] in "#!":
+                continue
+        trailing = len(line) - len(line.rstrip("\\"))
+        if trailing % 2:
+            pending += line[:-1]
+            continue
+        yield start, pending + line.rstrip()
+        pending = ""
+    if pending:
+        yield start, pending
+
+
 def parse_properties(text: str, source: str) -> dict[str, str]:
-    """Java properties, the subset server.properties files use: key=value or key: value lines."""
+    """Java properties, the subset server.properties files use: key=value or key: value
+    lines, a trailing backslash continuing a value on the next line."""
     props = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line[0] in "#!":
+    for lineno, line in _logical_lines(text):
+        if not line:
             continue
         sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
         if sep <= 0:

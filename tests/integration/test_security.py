@@ -354,3 +354,47 @@ def test_kcat(secure, certs, protocol, mechanism, client_cert):
         wrong = [*base, "-X", "sasl.password=wrong", "-L", "-m", "3"]
         refused = subprocess.run(wrong, capture_output=True, timeout=30)
         assert refused.returncode != 0 and b"uthentication" in refused.stderr
+
+
+def test_the_readme_example_config_works(certs, tmp_path):
+    """README's "Security" properties, with this test's ports and certificates, start a
+    node that kcat reaches over SASL_SSL with PLAIN and a client certificate over SSL."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from tests.brokerproc import BrokerProcess, free_port
+    from tests.conftest import require_tool
+    require_tool("kcat")
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    text = re.search(r"## Security: TLS and SASL.*?```properties\n(.*?)```", readme, re.S).group(1)
+    ports = {9092: free_port(), 9093: free_port(), 9094: free_port()}
+    for port, mine in ports.items():
+        text = text.replace(f":{port}", f":{mine}")
+    text = (text.replace("0.0.0.0", "127.0.0.1").replace("broker.example.com", "127.0.0.1")
+            .replace("/etc/odradek/server.pem", str(certs.server_keystore))
+            .replace("/etc/odradek/ca.crt", str(certs.ca)))
+    config = tmp_path / "server.properties"
+    config.write_text(text)
+    listeners = re.search(r"^listeners=(.*)$", text, re.M).group(1)
+    b = BrokerProcess(tmp_path / "data", port=ports[9092], overrides={"listeners": listeners},
+                      extra_args=["--config", str(config)])
+    b.start()
+    try:
+        sasl = ["kcat", "-b", f"127.0.0.1:{ports[9094]}", "-X", "security.protocol=SASL_SSL",
+                "-X", f"ssl.ca.location={certs.ca}", "-X", "sasl.mechanism=PLAIN",
+                "-X", "sasl.username=alice", "-X", "sasl.password=alice-secret", "-L", "-m", "10"]
+        assert subprocess.run(sasl, capture_output=True, timeout=30).returncode == 0
+        cert, key = certs.client("readme")
+        tls = ["kcat", "-b", f"127.0.0.1:{ports[9093]}", "-X", "security.protocol=SSL",
+               "-X", f"ssl.ca.location={certs.ca}", "-X", f"ssl.certificate.location={cert}",
+               "-X", f"ssl.key.location={key}", "-L", "-m", "10"]
+        assert subprocess.run(tls, capture_output=True, timeout=30).returncode == 0
+        assert "principal='User:readme'" in b.log_text()  # the mapping rule's lower-cased CN
+        no_cert = tls[:7] + ["-L", "-m", "5"]  # ssl.client.auth=required: no certificate, no entry
+        assert no_cert[-4].startswith("ssl.ca.location")
+        refused = subprocess.run(no_cert, capture_output=True, timeout=30)
+        assert refused.returncode != 0 and b"SSL" in refused.stderr
+    finally:
+        b.kill()
+        print(b.log_text()[-4000:])

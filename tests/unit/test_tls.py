@@ -103,3 +103,13 @@ def test_principal_mapping_rules():
     assert certificate_principal(subject, PrincipalMapper("DEFAULT")) == "User:CN=alice,O=acme"
     assert certificate_principal(None, PrincipalMapper("DEFAULT")) == "User:ANONYMOUS"
     assert certificate_principal(subject, PrincipalMapper(r"RULE:^O=(.*)$/$1/")) is None
+
+
+def test_properties_continuation_lines():
+    """A JAAS line is long: Java properties continue a value after a trailing backslash."""
+    from odradek.broker.config import parse_properties
+    text = ("# a comment \\\nlistener.name.sasl_ssl.plain.sasl.jaas.config=org.Plain required \\\n"
+            '    username="a" \\\n\tuser_a="b";\nnext=1\nodd=ends\\\\\n')
+    assert parse_properties(text, "t") == {
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": 'org.Plain required username="a" user_a="b";',
+        "next": "1", "odd": "ends\\\\"}
