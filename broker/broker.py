@@ -27,6 +27,7 @@ from odradek.broker.http import HttpListener
 from odradek.broker.loop_lag import LoopLagMonitor
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.metrics import BrokerStats, new_registry
+from odradek.broker.peer_auth import peer_security
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import (
     ConnectionLimits,
@@ -35,6 +36,7 @@ from odradek.broker.server import (
     start_listeners,
 )
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication import peer
 from odradek.replication.controller import Controller, LocalMetadataLog, NewTopic
 from odradek.replication.metadata import MetadataImage
 from odradek.replication.tasks import Supervisor
@@ -207,6 +209,9 @@ class Broker:
             snapshot_bytes=self.config["metadata.log.max.record.bytes.between.snapshots"])
 
     async def start(self) -> None:
+        security = peer_security(self.config)  # how this node dials its peers, if secured
+        if security is not None:
+            peer.SECURITY[self.node_id] = security
         self.meta = load_or_create(self.data_dir, self.node_id,
                                    generate_cluster_id=not self.config.voters)
         self.controller = Controller(

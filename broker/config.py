@@ -14,7 +14,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from odradek.broker.sasl import plain_users
+from odradek.broker.sasl import parse_jaas, plain_users
 from odradek.broker.tls import PrincipalMapper, server_context
 from odradek.storage.config import (
     BOOLEAN,
@@ -76,6 +76,8 @@ SECURITY_CONFIGS = (
     ConfigDef("ssl.enabled.protocols", LIST, ["TLSv1.2", "TLSv1.3"], "", one_of("TLSv1.2", "TLSv1.3")),
     ConfigDef("ssl.protocol", STRING, "TLSv1.3", ""),
     ConfigDef("ssl.cipher.suites", LIST, [], "OpenSSL cipher names for TLSv1.2; empty: the defaults"),
+    ConfigDef("ssl.endpoint.identification.algorithm", STRING, "https",
+              "https: a node checks its peers' certificates name the host it dialled; empty: not"),
     ConfigDef("ssl.principal.mapping.rules", STRING, "DEFAULT",
               "RULE:pattern/replacement/[LU],...,DEFAULT applied to the certificate's subject"),
     ConfigDef("sasl.enabled.mechanisms", LIST, ["GSSAPI"],
@@ -366,11 +368,51 @@ class BrokerConfig:
                 self.ssl_contexts[lst.name] = server_context(self, lst.name)
                 self.principal_mappers[lst.name] = PrincipalMapper(
                     self.listener_value(lst.name, "ssl.principal.mapping.rules"))
-            if lst.security_protocol != "PLAINTEXT" and lst.name in self.internode_listeners:
-                raise ConfigError(
-                    f"listener {lst.name} serves other nodes and uses {lst.security_protocol}; "
-                    "inter-node traffic is PLAINTEXT only for now: give the inter-node listener "
-                    "a PLAINTEXT protocol on a private network")
+        self.peer_principals, self.node_credentials = self._resolve_internode_security()
+
+    def _resolve_internode_security(self) -> tuple[frozenset[str] | None, tuple[str, str] | None]:
+        """Who may send our inter-node requests, and how this node authenticates to its
+        peers. PLAINTEXT: anyone who reaches the listener (None). SSL: a client certificate
+        the trust store verifies (ssl.client.auth=required; an empty set: any verified
+        principal). SASL: the node's own user, the username/password pair of the
+        listener's PLAIN JAAS line (as Kafka's inter-broker credentials), which must also
+        be one of its user_<name> entries."""
+        listeners = [lst for lst in self.listeners if lst.name in self.internode_listeners]
+        protocols = {lst.security_protocol for lst in listeners}
+        if len(protocols) > 1:
+            raise ConfigError(f"the inter-node listeners {sorted(lst.name for lst in listeners)} use "
+                              f"different security protocols {sorted(protocols)}; give them one")
+        protocol = protocols.pop() if protocols else "PLAINTEXT"
+        if protocol == "PLAINTEXT":
+            return None, None
+        for lst in listeners:
+            if lst.tls and not lst.sasl and self.listener_value(lst.name, "ssl.client.auth") != "required":
+                raise ConfigError(f"listener {lst.name} serves other nodes over SSL: set "
+                                  f"listener.name.{lst.name.lower()}.ssl.client.auth=required, so "
+                                  "that nodes prove who they are with their certificates")
+        if protocol == "SSL":
+            return frozenset(), None
+        mechanism = self["sasl.mechanism.inter.broker.protocol"]
+        if mechanism != "PLAIN":
+            raise ConfigError(f"sasl.mechanism.inter.broker.protocol={mechanism}: nodes authenticate "
+                              "to each other with PLAIN (SCRAM credentials live in the metadata log, "
+                              "which needs the quorum first)")
+        credentials = set()
+        for lst in listeners:
+            key = f"listener.name.{lst.name.lower()}.plain.sasl.jaas.config"
+            if "PLAIN" not in self.listener_value(lst.name, "sasl.enabled.mechanisms"):
+                raise ConfigError(f"listener {lst.name} serves other nodes, which use PLAIN: "
+                                  "enable it in its sasl.enabled.mechanisms")
+            _, options = parse_jaas(self.listener_values[(lst.name, "plain.sasl.jaas.config")], key)
+            user, password = options.get("username"), options.get("password")
+            if not user or password is None or self.plain_users[lst.name].get(user) != password:
+                raise ConfigError(f"{key} needs the node's own username=\"...\" password=\"...\", "
+                                  'and the same pair among its user_<name>="<password>" entries')
+            credentials.add((user, password))
+        if len(credentials) > 1:
+            raise ConfigError("the inter-node listeners name different node credentials")
+        user, password = credentials.pop()
+        return frozenset({f"User:{user}"}), (user, password)
 
     def _resolve_retention(self) -> None:
         if self.values["log.retention.ms"] is None:

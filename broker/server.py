@@ -509,6 +509,11 @@ class Connection(asyncio.BufferedProtocol):
             raise CloseConnection(f"inter-node request on client listener {self.listener_name} "
                                   f"(API key {api_key}); only {sorted(self.broker.config.internode_listeners)} "
                                   "serve other nodes")
+        peers = self.broker.config.peer_principals  # None: the inter-node listener is PLAINTEXT
+        if not handler.client_facing and peers is not None and (
+                self.principal == tls.ANONYMOUS or (peers and self.principal not in peers)):
+            raise CloseConnection(f"inter-node request (API key {api_key}) from {self.principal}, "
+                                  "which is not a node's principal")
         if not handler.min_version <= api_version <= handler.max_version:
             if api_key == API_VERSIONS_KEY and api_version > handler.max_version:
                 # KIP-511: a newer client's ApiVersions gets our ranges in a v0 body

@@ -72,6 +72,28 @@ def server_context(config, listener: str) -> ssl.SSLContext:
     return ctx
 
 
+def client_context(config, listener: str) -> ssl.SSLContext:
+    """How this node dials its peers' TLS listener: its own certificate (the listener's key
+    store, for ssl.client.auth=required), the listener's trust store to verify theirs, and
+    host names checked unless ssl.endpoint.identification.algorithm is empty (as Kafka)."""
+    def get(key):
+        return config.listener_value(listener, key)
+
+    prefix = f"listener {listener} (dialled by this node)"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    versions = sorted(_VERSIONS[v] for v in get("ssl.enabled.protocols"))
+    ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+    _load_keystore(ctx, get, prefix)
+    location, inline = get("ssl.truststore.location"), get("ssl.truststore.certificates")
+    if location or inline:
+        _load_truststore(ctx, get, prefix)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    ctx.check_hostname = bool(get("ssl.endpoint.identification.algorithm"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
 def _load_keystore(ctx: ssl.SSLContext, get, prefix: str) -> None:
     if get("ssl.keystore.type") != "PEM":
         raise ConfigError(f"{prefix}: ssl.keystore.type {get('ssl.keystore.type')} is not supported; "

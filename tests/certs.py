@@ -1,6 +1,7 @@
 """Test certificates, made at test time with the openssl CLI (none are committed).
 
-A CA, a server certificate with subjectAltName IP:127.0.0.1 and DNS:localhost (the Java
+A CA, a server certificate with subjectAltName IP:127.0.0.1 (and .2, .3: the nodes of
+a loopback cluster) and DNS:localhost (the Java
 client and librdkafka verify host names), and client certificates, each key PKCS#8 PEM as
 Kafka's ``ssl.keystore.type=PEM`` wants. ``server.pem`` is a keystore file: the key, then
 the chain.
@@ -48,7 +49,7 @@ def make_certs(directory: Path) -> Certs:
     _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "server.key",
              cwd=d)
     _openssl("req", "-new", "-key", "server.key", "-subj", "/CN=localhost", "-out", "server.csr", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,DNS:localhost\n")
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
              "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=d)
     _openssl("pkcs8", "-topk8", "-in", "server.key", "-v2", "aes-256-cbc", "-passout",

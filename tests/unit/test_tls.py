@@ -77,10 +77,28 @@ def test_security_protocol_map():
         BrokerConfig({"listeners": "SASL_PLAINTEXT://127.0.0.1:1", "sasl.enabled.mechanisms": "PLAIN"})
 
 
-def test_the_inter_node_listener_stays_plaintext_for_now():
-    with pytest.raises(ConfigError, match="serves other nodes"):
-        BrokerConfig({"listeners": "SASL_PLAINTEXT://127.0.0.1:9092", "sasl.enabled.mechanisms": "SCRAM-SHA-256",
-                      "controller.quorum.voters": "1@127.0.0.1:9092"})
+def test_inter_node_security_settings(certs):
+    """Nodes prove who they are: with SASL PLAIN (the JAAS line's own username/password,
+    also one of its users) or with a required client certificate."""
+    node = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="node" '
+            'password="pw" user_node="pw";')
+    base = {"listeners": "SASL_PLAINTEXT://127.0.0.1:9092", "controller.quorum.voters": "1@127.0.0.1:9092",
+            "sasl.enabled.mechanisms": "PLAIN", "sasl.mechanism.inter.broker.protocol": "PLAIN"}
+    config = BrokerConfig({**base, "listener.name.sasl_plaintext.plain.sasl.jaas.config": node})
+    assert config.peer_principals == {"User:node"} and config.node_credentials == ("node", "pw")
+    assert BrokerConfig({"controller.quorum.voters": "1@127.0.0.1:9092"}).peer_principals is None
+    cases = [
+        ({**base, "listener.name.sasl_plaintext.plain.sasl.jaas.config": node.replace('user_node="pw"', "")},
+         "needs the node's own"),
+        ({**base, "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256",
+          "listener.name.sasl_plaintext.plain.sasl.jaas.config": node}, "nodes authenticate"),
+        ({"listeners": "SSL://127.0.0.1:9092", "controller.quorum.voters": "1@127.0.0.1:9092",
+          "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore)},
+         "ssl.client.auth=required"),
+    ]
+    for settings, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            BrokerConfig(settings)
 
 
 def test_rfc2253_subject_of_a_real_certificate(certs):
