@@ -8,6 +8,9 @@ The session (``SaslSession``) follows Kafka's SaslServerAuthenticator:
     INITIAL --SaslHandshake v0/v1 (enabled mechanism)--> AUTHENTICATING (v0: raw tokens)
     AUTHENTICATING --token--> AUTHENTICATING (SCRAM's first round) | AUTHENTICATED | FAILED
     any other request before AUTHENTICATED: the connection closes
+    AUTHENTICATED --SaslHandshake v1 (connections.max.reauth.ms > 0)--> AUTHENTICATING again
+        (KIP-368 re-authentication: same mechanism, same principal, or it fails)
+    AUTHENTICATED past its session's end --any request but SASL's--> the connection closes
 
 After a v0 handshake the tokens arrive as bare size-prefixed frames (no request header) and
 the answers leave the same way; after v1 they come in SaslAuthenticate requests.
@@ -253,9 +256,13 @@ class SaslSession:
     """Where one connection of a SASL listener is in its authentication (see the module
     docstring). ``mechanisms``: the enabled ones; ``make(mechanism)`` builds a server."""
 
-    def __init__(self, mechanisms: list[str], make: Callable[[str], PlainServer | ScramServer]):
+    def __init__(self, mechanisms: list[str], make: Callable[[str], PlainServer | ScramServer],
+                 reauth_ms: int = 0):
         self.mechanisms = mechanisms
         self.make = make
+        self.reauth_ms = reauth_ms  # connections.max.reauth.ms: a session's length (0: forever)
+        self.expires_at: float | None = None  # when the session ends (monotonic seconds)
+        self.reauthenticating = False
         self.state = INITIAL
         self.raw_tokens = False  # after a v0 handshake: tokens arrive as bare frames
         self.mechanism: str | None = None
@@ -266,26 +273,36 @@ class SaslSession:
     def authenticated(self) -> bool:
         return self.state == AUTHENTICATED
 
+    def expired(self, now: float) -> bool:
+        return self.state == AUTHENTICATED and self.expires_at is not None and now >= self.expires_at
+
     def allows(self, api_key: int) -> bool:
-        """Whether a request with this key may be served now."""
+        """Whether a request with this key may be served now (see ``expired`` too)."""
         if self.state == AUTHENTICATED:
             return True
         if self.state == INITIAL:
             return api_key in (API_VERSIONS, SASL_HANDSHAKE)
         return self.state == AUTHENTICATING and not self.raw_tokens and api_key == SASL_AUTHENTICATE
 
+    def may_handshake(self) -> bool:
+        """A first handshake, or a re-authentication (KIP-368) when sessions expire."""
+        return self.state == INITIAL or (self.state == AUTHENTICATED and self.reauth_ms > 0)
+
     def handshake(self, mechanism: str, version: int) -> bool:
-        """A SaslHandshake: False when the mechanism is not enabled (the connection closes)."""
-        if mechanism not in self.mechanisms:
+        """A SaslHandshake: False when the mechanism is not enabled, or is another than the
+        session's on re-authentication (the connection closes)."""
+        self.reauthenticating = self.state == AUTHENTICATED
+        if mechanism not in self.mechanisms or (self.reauthenticating and mechanism != self.mechanism):
             self.state = FAILED
             return False
         self.mechanism, self.server = mechanism, self.make(mechanism)
         self.state, self.raw_tokens = AUTHENTICATING, version == 0
         return True
 
-    def authenticate(self, token: bytes) -> bytes:
+    def authenticate(self, token: bytes, now: float = 0.0) -> bytes:
         """One client token -> the server's answer. Raises AuthenticationFailed (the
-        session is then FAILED); once the mechanism completes, AUTHENTICATED."""
+        session is then FAILED); once the mechanism completes, AUTHENTICATED until
+        ``now`` + connections.max.reauth.ms."""
         if self.state != AUTHENTICATING or self.server is None:
             raise AuthenticationFailed(f"Unexpected SASL token in state {self.state}")
         try:
@@ -294,5 +311,16 @@ class SaslSession:
             self.state = FAILED
             raise
         if self.server.complete:
-            self.state, self.principal = AUTHENTICATED, f"User:{self.server.user}"
+            principal = f"User:{self.server.user}"
+            if self.reauthenticating and principal != self.principal:
+                self.state = FAILED
+                raise AuthenticationFailed(f"Cannot change principals during re-authentication from "
+                                           f"{self.principal}: {principal}")
+            self.state, self.principal = AUTHENTICATED, principal
+            self.expires_at = now + self.reauth_ms / 1000 if self.reauth_ms else None
         return answer
+
+    @property
+    def session_lifetime_ms(self) -> int:
+        """What SaslAuthenticate v1+ tells the client (0: the session does not expire)."""
+        return self.reauth_ms if self.state == AUTHENTICATED else 0

@@ -258,7 +258,8 @@ def sasl_session(broker, listener: str) -> sasl.SaslSession:
         if mechanism == sasl.PLAIN:
             return sasl.PlainServer(config.plain_users.get(listener, {}))
         return sasl.ScramServer(mechanism, lambda user: scram_credential(broker.image, user, mechanism))
-    return sasl.SaslSession(config.listener_value(listener, "sasl.enabled.mechanisms"), make)
+    return sasl.SaslSession(config.listener_value(listener, "sasl.enabled.mechanisms"), make,
+                            config.listener_value(listener, "connections.max.reauth.ms"))
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -483,7 +484,7 @@ class Connection(asyncio.BufferedProtocol):
         """After a v0 SaslHandshake: a bare token in, a bare token out (no headers)."""
         assert self.sasl is not None
         try:
-            answer = self.sasl.authenticate(bytes(frame))
+            answer = self.sasl.authenticate(bytes(frame), time.monotonic())
         except sasl.AuthenticationFailed as e:
             raise CloseConnection(f"SASL authentication failed: {e}") from None
         if self.sasl.authenticated:
@@ -494,6 +495,10 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _handle(self, frame: memoryview) -> None:
         arrived = time.perf_counter()
+        if self.sasl is not None and self.sasl.expired(time.monotonic()) and (
+                peek_header(frame)[0] not in (sasl.SASL_HANDSHAKE, sasl.SASL_AUTHENTICATE)):
+            raise CloseConnection("the SASL session ended (connections.max.reauth.ms) and the "
+                                  "client did not re-authenticate")
         if self.sasl is not None and not self.sasl.authenticated:
             if self.sasl.raw_tokens and self.sasl.state == sasl.AUTHENTICATING:
                 await self._raw_sasl_token(frame)

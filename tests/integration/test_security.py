@@ -9,6 +9,7 @@ import asyncio
 import socket
 import ssl
 import struct
+import time
 import uuid
 
 import pytest
@@ -398,3 +399,45 @@ def test_the_readme_example_config_works(certs, tmp_path):
     finally:
         b.kill()
         print(b.log_text()[-4000:])
+
+
+def test_sessions_end_and_librdkafka_reauthenticates(broker_factory):
+    """connections.max.reauth.ms (KIP-368): SaslAuthenticate v1+ says how long the session
+    lasts; librdkafka re-authenticates on the same connection before then, and a client
+    that does not is closed at its next request after it."""
+    from confluent_kafka import Producer
+
+    from tests.brokerproc import free_port
+    from tests.certs import JAAS
+    plain, sasl_port = free_port(), free_port()
+    b = broker_factory(port=plain, overrides={
+        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "sasl.enabled.mechanisms": "PLAIN", "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+        "listener.name.sasl_plaintext.connections.max.reauth.ms": "1500"})
+    topic = f"reauth-{uuid.uuid4().hex[:6]}"
+    create_topics(b.bootstrap, [topic])
+    p = Producer({"bootstrap.servers": f"127.0.0.1:{sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+                  "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret",
+                  "linger.ms": 0})
+    for i in range(16):  # about 5 s: three sessions or more
+        p.produce(topic, value=b"%d" % i)
+        assert p.flush(10) == 0
+        time.sleep(0.3)
+    authentications = [line for line in b.log_lines if "event='authenticated'" in line]
+    peers = [line.split("peer=")[1].split(" principal")[0] for line in authentications]
+    assert any(peers.count(peer) >= 3 for peer in peers), authentications  # again on one connection
+    assert "did not re-authenticate" not in b.log_text()
+
+    with socket.create_connection(("127.0.0.1", sasl_port), timeout=5) as s:
+        s.sendall(_frame(17, 1, _string("PLAIN")))
+        _recv(s)
+        token = b"\x00alice\x00alice-secret"
+        s.sendall(_frame(36, 1, struct.pack(">i", len(token)) + token, correlation_id=2))
+        answer = _recv(s)
+        cid, error = struct.unpack_from(">ih", answer)
+        assert (cid, error) == (2, 0)
+        assert struct.unpack(">q", answer[-8:])[0] == 1500  # session_lifetime_ms
+        time.sleep(1.6)
+        s.sendall(_frame(3, 1, struct.pack(">i", 0), correlation_id=3))
+        assert _closed(s)
+    assert "did not re-authenticate" in b.log_text()

@@ -115,3 +115,27 @@ def test_session_v0_raw_tokens_and_failures():
     assert session.state == sasl.FAILED and not session.allows(sasl.API_VERSIONS)
     with pytest.raises(sasl.AuthenticationFailed):
         session.authenticate(b"\x00alice\x00pw")  # no second chance on the same connection
+
+
+def test_session_expiry_and_reauthentication():
+    """KIP-368: a session lasts connections.max.reauth.ms; a handshake then starts a new
+    one, for the same principal and mechanism only."""
+    users = {"alice": "pw", "bob": "pw"}
+    session = sasl.SaslSession(["PLAIN", "SCRAM-SHA-256"], lambda m: sasl.PlainServer(users), reauth_ms=1000)
+    session.handshake("PLAIN", 1)
+    session.authenticate(b"\x00alice\x00pw", now=10.0)
+    assert session.session_lifetime_ms == 1000 and not session.expired(10.9) and session.expired(11.0)
+    assert session.may_handshake() and session.handshake("PLAIN", 1)
+    session.authenticate(b"\x00alice\x00pw", now=20.0)
+    assert session.authenticated and session.expires_at == 21.0
+    session.handshake("PLAIN", 1)
+    with pytest.raises(sasl.AuthenticationFailed, match="Cannot change principals"):
+        session.authenticate(b"\x00bob\x00pw", now=30.0)
+    other = sasl.SaslSession(["PLAIN", "SCRAM-SHA-256"], lambda m: sasl.PlainServer(users), reauth_ms=1000)
+    other.handshake("PLAIN", 1)
+    other.authenticate(b"\x00alice\x00pw", now=0.0)
+    assert not other.handshake("SCRAM-SHA-256", 1)  # another mechanism: refused
+    forever = sasl.SaslSession(["PLAIN"], lambda m: sasl.PlainServer(users))
+    forever.handshake("PLAIN", 1)
+    forever.authenticate(b"\x00alice\x00pw", now=0.0)
+    assert not forever.expired(1e9) and not forever.may_handshake() and forever.session_lifetime_ms == 0
