@@ -260,6 +260,9 @@ class BrokerConfig:
     def __init__(self, overrides: dict[str, Any] | None = None):
         self.values: dict[str, Any] = {}
         self.explicit: set[str] = set()
+        # SCRAM users to create on a new data dir (serve --add-scram, as KIP-900):
+        # (mechanism, name, password, iterations)
+        self.scram_seeds: list[tuple[str, str, str, int]] = []
         # (LISTENER NAME, key) -> value of listener.name.<name>.<key> (see listener_value)
         self.listener_values: dict[tuple[str, str], Any] = {}
         for key, raw in (overrides or {}).items():

@@ -94,6 +94,14 @@ class ScramCredential:
     server_key: bytes
     iterations: int
 
+    def record_fields(self, name: str, mechanism: str) -> dict:
+        """The fields of its UserScramCredentialRecord (bytes in base64)."""
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
+        return {"name": name, "mechanism": SCRAM_MECHANISMS[mechanism], "salt": b64(self.salt),
+                "stored_key": b64(self.stored_key), "server_key": b64(self.server_key),
+                "iterations": self.iterations}
+
 
 def _hmac(mechanism: str, key: bytes, msg: bytes) -> bytes:
     return hmac.new(key, msg, _HASHES[mechanism]).digest()
@@ -119,6 +127,34 @@ def credential_from_password(mechanism: str, password: str, iterations: int = MI
     salt = salt if salt is not None else secrets.token_bytes(32)
     return credential_from_salted_password(
         mechanism, salt, salted_password(mechanism, password, salt, iterations), iterations)
+
+
+_SEED = re.compile(r"(SCRAM-SHA-(?:256|512))=\[(.*)\]")
+
+
+def parse_scram_seed(spec: str) -> tuple[str, str, str, int]:
+    """Kafka's ``kafka-storage format --add-scram`` form (KIP-900):
+    ``SCRAM-SHA-256=[name=alice,password=alice-secret,iterations=8192]`` (quotes optional)
+    -> (mechanism, name, password, iterations). Raises ValueError saying what is wrong."""
+    m = _SEED.fullmatch(spec.strip())
+    if m is None:
+        raise ValueError(f"--add-scram {spec!r}: expected SCRAM-SHA-256=[name=...,password=...] "
+                         "(or SCRAM-SHA-512)")
+    fields = {}
+    for item in m.group(2).split(","):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--add-scram {spec!r}: {item!r} is not key=value")
+        fields[key.strip()] = value.strip().strip('"')
+    unknown = set(fields) - {"name", "password", "iterations"}
+    if unknown or not fields.get("name") or "password" not in fields:
+        raise ValueError(f"--add-scram {spec!r}: needs name and password (and optionally iterations)"
+                         + (f"; unknown {sorted(unknown)}" if unknown else ""))
+    iterations = int(fields.get("iterations", MIN_ITERATIONS)) if fields.get(
+        "iterations", "4096").isdigit() else -1
+    if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
+        raise ValueError(f"--add-scram {spec!r}: iterations must be {MIN_ITERATIONS}..{MAX_ITERATIONS}")
+    return m.group(1), fields["name"], fields["password"], iterations
 
 
 # -- mechanisms -------------------------------------------------------------------------

@@ -9,8 +9,6 @@ outside 4096..16384, or a user named twice in one request (even for two mechanis
 Kafka 4.4 answers) fail that user; the others still change.
 """
 
-import base64
-
 from kafka.protocol.admin.users import (
     AlterUserScramCredentialsRequest,
     AlterUserScramCredentialsResponse,
@@ -43,9 +41,7 @@ def upsertion_record(u) -> dict:
     mechanism = sasl.SCRAM_NAMES[u.mechanism]
     c = sasl.credential_from_salted_password(mechanism, bytes(u.salt), bytes(u.salted_password),
                                              u.iterations)
-    return {"name": u.name, "mechanism": u.mechanism, "salt": base64.b64encode(c.salt).decode(),
-            "stored_key": base64.b64encode(c.stored_key).decode(),
-            "server_key": base64.b64encode(c.server_key).decode(), "iterations": c.iterations}
+    return c.record_fields(u.name, mechanism)
 
 
 @handles(AlterUserScramCredentialsRequest, 0, 0)

@@ -441,3 +441,36 @@ def test_sessions_end_and_librdkafka_reauthenticates(broker_factory):
         s.sendall(_frame(3, 1, struct.pack(">i", 0), correlation_id=3))
         assert _closed(s)
     assert "did not re-authenticate" in b.log_text()
+
+
+def test_add_scram_seeds_a_new_data_dir_only(tmp_path):
+    """serve --add-scram (Kafka's format --add-scram, KIP-900): the user exists from the
+    first start; once an admin deletes it, a restart does not bring it back."""
+    from confluent_kafka.admin import AdminClient, ScramMechanism, UserScramCredentialDeletion
+
+    from tests.brokerproc import BrokerProcess, free_port
+    plain, sasl_port = free_port(), free_port()
+    b = BrokerProcess(tmp_path / "data", port=plain, overrides={
+        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512"},
+        extra_args=["--add-scram", "SCRAM-SHA-512=[name=seed,password=seed-pw,iterations=8192]"])
+    b.start()
+    try:
+        assert poll_until(lambda: "event='scram_seeded'" in b.log_text(), 20)
+        client = {"bootstrap.servers": f"127.0.0.1:{sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+                  "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "seed", "sasl.password": "seed-pw"}
+        assert AdminClient(client).list_topics(timeout=10).brokers
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        for f in admin.alter_user_scram_credentials(
+                [UserScramCredentialDeletion("seed", ScramMechanism.SCRAM_SHA_512)]).values():
+            f.result(10)
+        b.stop()
+        b.start()
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})  # outlives its futures
+        described = admin.describe_user_scram_credentials(["seed"])
+        with pytest.raises(Exception, match="does not exist"):
+            described["seed"].result(10)
+        assert "event='scram_seeded'" not in b.log_text()
+    finally:
+        b.kill()
+        print(b.log_text()[-4000:])

@@ -139,3 +139,17 @@ def test_session_expiry_and_reauthentication():
     forever.handshake("PLAIN", 1)
     forever.authenticate(b"\x00alice\x00pw", now=0.0)
     assert not forever.expired(1e9) and not forever.may_handshake() and forever.session_lifetime_ms == 0
+
+
+def test_add_scram_seed_specs():
+    assert sasl.parse_scram_seed("SCRAM-SHA-256=[name=alice,password=alice-secret]") == (
+        "SCRAM-SHA-256", "alice", "alice-secret", 4096)
+    assert sasl.parse_scram_seed('SCRAM-SHA-512=[name="bob",password="p",iterations=8192]') == (
+        "SCRAM-SHA-512", "bob", "p", 8192)
+    for bad, message in (("SCRAM-SHA-1=[name=a,password=b]", "expected"),
+                         ("SCRAM-SHA-256=[name=a]", "needs name and password"),
+                         ("SCRAM-SHA-256=[name=a,password=b,salt=x]", "unknown"),
+                         ("SCRAM-SHA-256=[name=a,password=b,iterations=10]", "iterations"),
+                         ("SCRAM-SHA-256=[name=a,password=b,iterations=many]", "iterations")):
+        with pytest.raises(ValueError, match=message):
+            sasl.parse_scram_seed(bad)
