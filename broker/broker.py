@@ -20,7 +20,7 @@ import signal
 import structlog
 
 from odradek.broker import config as cfg
-from odradek.broker import sasl
+from odradek.broker import sasl, tls
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
@@ -392,6 +392,19 @@ class Broker:
         elif error.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # else our image is behind
             log.warning("topic_not_created", topic=topic.name, error=error.code.name, message=error.message)
         return error
+
+    async def reload_tls(self) -> None:
+        """SIGHUP: read the TLS listeners' key and trust store files again, so certificates
+        are replaced without a restart (Kafka reloads them through a dynamic config
+        change; Odradek's broker configs are static, so the files are re-read in place)."""
+        for name, ctx in self.config.ssl_contexts.items():
+            try:
+                await asyncio.to_thread(tls.server_context, self.config, name)  # validates
+                tls.reload_into(ctx, self.config, name)
+            except ConfigError as e:
+                log.error("tls_reload_failed", listener=name, error=str(e))
+                continue
+            log.info("tls_reloaded", listener=name)
 
     async def _seed_scram(self) -> None:
         """serve --add-scram on a new data dir, as Kafka's format --add-scram (KIP-900): once

@@ -87,6 +87,8 @@ async def serve(config: BrokerConfig, data_dir: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    # SIGHUP: re-read the TLS certificates (see Broker.reload_tls)
+    loop.add_signal_handler(signal.SIGHUP, lambda: broker.tasks.spawn("reload_tls", broker.reload_tls, retries=0))
     # Everything loaded so far (kafka-python's schema classes, the metadata image)
     # lives as long as the process: keep full collections from rescanning it.
     gc.freeze()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.certs import CREDENTIALS
+from tests.local_cluster import poll_until
 from tests.peers import kafka
 
 
@@ -60,13 +61,13 @@ def test_kafka_configs_adds_a_scram_user_the_java_client_then_uses(secure, certs
     produced = tool(f"127.0.0.1:{ports['SASL_SSL']}", "kafka-console-producer", "--topic", topic,
                     "--command-config", producer, input="one\ntwo\nthree\n")
     assert produced.rc == 0, produced.stderr
-    assert f"principal='User:{user}'" in broker.log_text()
+    assert poll_until(lambda: f"principal='User:{user}'" in broker.log_text(), 5)
     consumer = client_properties(tmp_path / "consumer.properties", certs, "SSL", client_cert="javauser")
     consumed = tool(f"127.0.0.1:{ports['SSL']}", "kafka-console-consumer", "--topic", topic,
                     "--from-beginning", "--max-messages", "3", "--timeout-ms", "30000",
                     "--command-config", consumer)
     assert consumed.stdout.split() == ["one", "two", "three"], consumed.stderr
-    assert "principal='User:CN=javauser,OU=eng,O=acme'" in broker.log_text()
+    assert poll_until(lambda: "principal='User:CN=javauser,OU=eng,O=acme'" in broker.log_text(), 5)
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
