@@ -153,7 +153,7 @@ def _wrong_password_fails(client: str, config: dict) -> str:
         from kafka import KafkaConsumer
         from kafka.errors import KafkaError
         try:
-            KafkaConsumer(**_kafka_python(config), request_timeout_ms=8000).topics()
+            KafkaConsumer(**_kafka_python(config), request_timeout_ms=8000, bootstrap_timeout_ms=5000).topics()
         except KafkaError as e:
             return repr(e)
         return ""
