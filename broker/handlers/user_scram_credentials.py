@@ -85,8 +85,8 @@ async def handle_alter(ctx, request):
 async def handle_describe(ctx, request):
     scram = ctx.broker.image.scram
     by_user: dict[str, list] = {}
-    # per user, SCRAM-SHA-512 before SCRAM-SHA-256, as Kafka 4.4 lists them
-    for (name, mechanism), r in sorted(scram.items(), key=lambda item: (item[0][0], -item[0][1])):
+    # by user, then mechanism (Kafka's order follows hash maps and varies)
+    for (name, mechanism), r in sorted(scram.items()):
         by_user.setdefault(name, []).append(
             Described.CredentialInfo(mechanism=mechanism, iterations=r.iterations))
     if not request.users:  # null or empty: every user with a credential
