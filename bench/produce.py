@@ -168,8 +168,10 @@ def fill_topic(bootstrap: str, topic: str, size: int = 16 * 1024,
     return count
 
 
-def consume_throughput(bootstrap: str, topic: str, count: int, size: int = 16 * 1024, pids=()) -> dict:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
+def consume_throughput(bootstrap: str, topic: str, count: int, size: int = 16 * 1024, pids=(),
+                       security: dict | None = None) -> dict:
+    """``security``: the client's TLS/SASL settings (bench/tls.py)."""
+    c = Consumer({"bootstrap.servers": bootstrap, **(security or {}), "group.id": "bench", "enable.auto.commit": False,
                   "fetch.max.bytes": 64 * 2**20, "max.partition.fetch.bytes": 16 * 2**20,
                   "queued.max.messages.kbytes": 1_048_576})
     c.assign([TopicPartition(topic, 0, 0)])

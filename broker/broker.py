@@ -20,13 +20,16 @@ import signal
 import structlog
 
 from odradek.broker import config as cfg
+from odradek.broker import sasl, tls
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
 from odradek.broker.http import HttpListener
 from odradek.broker.loop_lag import LoopLagMonitor
+from odradek.broker.meta_properties import FILE as META_FILE
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.metrics import BrokerStats, new_registry
+from odradek.broker.peer_auth import peer_security
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import (
     ConnectionLimits,
@@ -35,6 +38,7 @@ from odradek.broker.server import (
     start_listeners,
 )
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication import peer
 from odradek.replication.controller import Controller, LocalMetadataLog, NewTopic
 from odradek.replication.metadata import MetadataImage
 from odradek.replication.tasks import Supervisor
@@ -207,6 +211,10 @@ class Broker:
             snapshot_bytes=self.config["metadata.log.max.record.bytes.between.snapshots"])
 
     async def start(self) -> None:
+        security = peer_security(self.config)  # how this node dials its peers, if secured
+        if security is not None:
+            peer.SECURITY[self.node_id] = security
+        new_data_dir = not os.path.exists(os.path.join(self.data_dir, META_FILE))
         self.meta = load_or_create(self.data_dir, self.node_id,
                                    generate_cluster_id=not self.config.voters)
         self.controller = Controller(
@@ -231,6 +239,8 @@ class Broker:
         self.replicas.start(self.metadata_log.caught_up)
         self.servers = await start_listeners(self)
         self.tasks.spawn("close_idle_connections", lambda: close_idle_connections(self))
+        if new_data_dir and self.config.scram_seeds:
+            self.tasks.spawn("seed_scram", self._seed_scram, retries=20)
         endpoints = {name: (lst.host, lst.port) for name, lst in self.config.advertised_listeners.items()}
         # A port of 0 binds an ephemeral port; advertise the one we got.
         for server, listener in zip(self.servers, self.config.listeners, strict=True):
@@ -382,6 +392,34 @@ class Broker:
         elif error.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # else our image is behind
             log.warning("topic_not_created", topic=topic.name, error=error.code.name, message=error.message)
         return error
+
+    async def reload_tls(self) -> None:
+        """SIGHUP: read the TLS listeners' key and trust store files again, so certificates
+        are replaced without a restart (Kafka reloads them through a dynamic config
+        change; Odradek's broker configs are static, so the files are re-read in place)."""
+        for name, ctx in self.config.ssl_contexts.items():
+            try:
+                await asyncio.to_thread(tls.server_context, self.config, name)  # validates
+                tls.reload_into(ctx, self.config, name)
+            except ConfigError as e:
+                log.error("tls_reload_failed", listener=name, error=str(e))
+                continue
+            log.info("tls_reloaded", listener=name)
+
+    async def _seed_scram(self) -> None:
+        """serve --add-scram on a new data dir, as Kafka's format --add-scram (KIP-900): once
+        ready, the users the metadata log lacks are created through the controller (every
+        node of a new cluster may ask; the first wins). Later starts never seed, so what
+        admins changed since stays changed."""
+        await self.ready.wait()
+        loop = asyncio.get_running_loop()
+        for mechanism, name, password, iterations in self.config.scram_seeds:
+            if (name, sasl.SCRAM_MECHANISMS[mechanism]) in self.image.scram:
+                continue
+            credential = await loop.run_in_executor(  # PBKDF2: CPU, off the loop
+                None, sasl.credential_from_password, mechanism, password, iterations)
+            await self.controller.alter_scram_credentials([], [credential.record_fields(name, mechanism)])
+            log.info("scram_seeded", user=name, mechanism=mechanism)
 
     async def stop(self) -> None:
         self._stopping = True

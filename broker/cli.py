@@ -20,6 +20,7 @@ import uvloop
 
 from odradek.broker import logs
 from odradek.broker.config import BrokerConfig, ConfigError, parse_properties
+from odradek.broker.sasl import parse_scram_seed
 
 STOP_TIMEOUT_S = 4.0  # operators (and tests) expect a stop within 5 s
 
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="a Java properties file with Kafka's keys")
     serve.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="set one configuration key (repeatable)")
+    serve.add_argument("--add-scram", action="append", default=[], metavar="SPEC",
+                       help="on a new data dir, create a SCRAM user as kafka-storage format "
+                            "--add-scram does: 'SCRAM-SHA-256=[name=alice,password=secret]' (repeatable)")
     cluster = sub.add_parser("cluster", help="inspect a running cluster")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
     status = cluster_sub.add_parser("status", help="voters, active controller, partition leaders and ISRs")
@@ -65,7 +69,12 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
         settings["node.id"] = str(args.node_id)
     if args.voters:
         settings["controller.quorum.voters"] = args.voters
-    return BrokerConfig(settings)
+    config = BrokerConfig(settings)
+    try:
+        config.scram_seeds = [parse_scram_seed(spec) for spec in args.add_scram]
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return config
 
 
 async def serve(config: BrokerConfig, data_dir: str) -> None:
@@ -78,6 +87,8 @@ async def serve(config: BrokerConfig, data_dir: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    # SIGHUP: re-read the TLS certificates (see Broker.reload_tls)
+    loop.add_signal_handler(signal.SIGHUP, lambda: broker.tasks.spawn("reload_tls", broker.reload_tls, retries=0))
     # Everything loaded so far (kafka-python's schema classes, the metadata image)
     # lives as long as the process: keep full collections from rescanning it.
     gc.freeze()

@@ -10,9 +10,12 @@ default (``segment.bytes`` <- ``log.segment.bytes``), as Kafka's synonyms do.
 """
 
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from odradek.broker.sasl import parse_jaas, plain_users
+from odradek.broker.tls import PrincipalMapper, server_context
 from odradek.storage.config import (
     BOOLEAN,
     INT,
@@ -21,6 +24,7 @@ from odradek.storage.config import (
     LIST,
     LOG_CONFIG_DEFS,
     LONG,
+    PASSWORD,
     SHORT,
     STRING,
     ConfigDef,
@@ -31,7 +35,10 @@ from odradek.storage.config import (
 )
 
 __all__ = ["BROKER_CONFIGS", "TOPIC_CONFIGS", "BrokerConfig", "ConfigDef", "ConfigError", "LIST",
-           "Listener", "parse_properties", "validate_topic_configs"]
+           "Listener", "SECURITY_PROTOCOLS", "parse_properties", "validate_topic_configs"]
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # the ones we serve
 
 COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
 
@@ -51,6 +58,38 @@ TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
               "unclean.leader.election.enable"),
 )}.items()))
 
+# TLS and SASL, under Kafka's keys. Each may also be set for one listener as
+# listener.name.<lower-case listener name>.<key> (BrokerConfig.listener_value).
+SECURITY_CONFIGS = (
+    ConfigDef("ssl.keystore.type", STRING, "JKS", "only PEM is supported", one_of("JKS", "PKCS12", "PEM")),
+    ConfigDef("ssl.keystore.location", STRING, None,
+              "PEM file with the PKCS#8 private key and the certificate chain"),
+    ConfigDef("ssl.keystore.password", PASSWORD, None, "refused with PEM, as Kafka does"),
+    ConfigDef("ssl.key.password", PASSWORD, None, "password of an encrypted private key"),
+    ConfigDef("ssl.keystore.key", PASSWORD, None, "inline PEM private key (KIP-651)"),
+    ConfigDef("ssl.keystore.certificate.chain", PASSWORD, None, "inline PEM certificate chain (KIP-651)"),
+    ConfigDef("ssl.truststore.type", STRING, "JKS", "only PEM is supported", one_of("JKS", "PKCS12", "PEM")),
+    ConfigDef("ssl.truststore.location", STRING, None, "PEM file of the CA certificates that verify clients"),
+    ConfigDef("ssl.truststore.password", PASSWORD, None, "refused with PEM, as Kafka does"),
+    ConfigDef("ssl.truststore.certificates", PASSWORD, None, "inline PEM CA certificates (KIP-651)"),
+    ConfigDef("ssl.client.auth", STRING, "none", "", one_of("none", "requested", "required")),
+    ConfigDef("ssl.enabled.protocols", LIST, ["TLSv1.2", "TLSv1.3"], "", one_of("TLSv1.2", "TLSv1.3")),
+    ConfigDef("ssl.protocol", STRING, "TLSv1.3", ""),
+    ConfigDef("ssl.cipher.suites", LIST, [], "OpenSSL cipher names for TLSv1.2; empty: the defaults"),
+    ConfigDef("ssl.endpoint.identification.algorithm", STRING, "https",
+              "https: a node checks its peers' certificates name the host it dialled; empty: not"),
+    ConfigDef("ssl.principal.mapping.rules", STRING, "DEFAULT",
+              "RULE:pattern/replacement/[LU],...,DEFAULT applied to the certificate's subject"),
+    ConfigDef("sasl.enabled.mechanisms", LIST, ["GSSAPI"],
+              f"mechanisms served on SASL listeners: {', '.join(SASL_MECHANISMS)}"),
+    ConfigDef("sasl.mechanism.inter.broker.protocol", STRING, "GSSAPI", ""),
+    ConfigDef("sasl.mechanism.controller.protocol", STRING, "GSSAPI", ""),
+    ConfigDef("sasl.server.max.receive.size", INT, 524288,
+              "largest frame before authentication completes", at_least(1)),
+    ConfigDef("connections.max.reauth.ms", LONG, 0,
+              "0: sessions never expire; else clients re-authenticate within it (KIP-368)", at_least(0)),
+)
+
 BROKER_CONFIGS = defs(
     ConfigDef("node.id", INT, 1, "this node's id", at_least(0)),
     ConfigDef("listeners", LIST, ["PLAINTEXT://127.0.0.1:9092"], "NAME://HOST:PORT,..."),
@@ -58,7 +97,9 @@ BROKER_CONFIGS = defs(
     ConfigDef("inter.broker.listener.name", STRING, "", "the listener other nodes use"),
     ConfigDef("controller.listener.names", LIST, [],
               "listeners that also serve the controller quorum's inter-node requests"),
-    ConfigDef("listener.security.protocol.map", LIST, [], "NAME:PLAINTEXT,... (only PLAINTEXT)"),
+    ConfigDef("listener.security.protocol.map", LIST, [],
+              "NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; a listener named "
+              "after a protocol uses it, and without a map any other name is PLAINTEXT"),
     ConfigDef("controller.quorum.voters", LIST, [], "ID@HOST:PORT,..."),
     ConfigDef("num.partitions", INT, 1, "partitions of auto-created topics", at_least(1)),
     ConfigDef("default.replication.factor", SHORT, 1, "", at_least(1)),
@@ -76,6 +117,7 @@ BROKER_CONFIGS = defs(
     ConfigDef("max.connections.per.ip.overrides", LIST, [], "HOST_OR_IP:COUNT,... (per-address limits)"),
     ConfigDef("connections.max.idle.ms", LONG, 600000, "idle connections are closed after this",
               at_least(1)),
+    *SECURITY_CONFIGS,
     ConfigDef("log.retention.hours", INT, 168, "", at_least(-1)),
     ConfigDef("log.retention.minutes", INT, None, "", at_least(-1)),
     ConfigDef("log.retention.check.interval.ms", LONG, 300000, "", at_least(1)),
@@ -137,6 +179,15 @@ class Listener:
     name: str
     host: str
     port: int
+    security_protocol: str = "PLAINTEXT"
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
 
     def __str__(self) -> str:
         return f"{self.name}://{self.host}:{self.port}"
@@ -182,12 +233,32 @@ def parse_voters(items: list[str]) -> dict[int, tuple[str, int]]:
     return voters
 
 
+def _logical_lines(text: str):
+    """(line number, line) with Java's continuations joined: a line ending in an odd number
+    of backslashes goes on with the next, whose leading blanks are dropped."""
+    pending, start = "", 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.lstrip() if pending else raw.strip()
+        if not pending:
+            start = lineno
+            if not line or line[0] in "#!":
+                continue
+        trailing = len(line) - len(line.rstrip("\\"))
+        if trailing % 2:
+            pending += line[:-1]
+            continue
+        yield start, pending + line.rstrip()
+        pending = ""
+    if pending:
+        yield start, pending
+
+
 def parse_properties(text: str, source: str) -> dict[str, str]:
-    """Java properties, the subset server.properties files use: key=value or key: value lines."""
+    """Java properties, the subset server.properties files use: key=value or key: value
+    lines, a trailing backslash continuing a value on the next line."""
     props = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line[0] in "#!":
+    for lineno, line in _logical_lines(text):
+        if not line:
             continue
         sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
         if sep <= 0:
@@ -202,7 +273,15 @@ class BrokerConfig:
     def __init__(self, overrides: dict[str, Any] | None = None):
         self.values: dict[str, Any] = {}
         self.explicit: set[str] = set()
+        # SCRAM users to create on a new data dir (serve --add-scram, as KIP-900):
+        # (mechanism, name, password, iterations)
+        self.scram_seeds: list[tuple[str, str, str, int]] = []
+        # (LISTENER NAME, key) -> value of listener.name.<name>.<key> (see listener_value)
+        self.listener_values: dict[tuple[str, str], Any] = {}
         for key, raw in (overrides or {}).items():
+            if key.startswith("listener.name."):
+                self._set_listener_value(key, raw)
+                continue
             if key not in BROKER_CONFIGS:
                 raise ConfigError(f"Unknown configuration {key!r}; see the README's configuration reference")
             self.values[key] = BROKER_CONFIGS[key].parse(raw)
@@ -210,7 +289,7 @@ class BrokerConfig:
         for key, d in BROKER_CONFIGS.items():
             self.values.setdefault(key, d.default)
         self._resolve_retention()
-        self.listeners = parse_listeners(self["listeners"], "listeners")
+        self.listeners = self._resolve_security(parse_listeners(self["listeners"], "listeners"))
         self.advertised_listeners = self._resolve_advertised()
         self.inter_broker_listener_name = self._resolve_inter_broker()
         self.voters = parse_voters(self["controller.quorum.voters"])
@@ -220,11 +299,7 @@ class BrokerConfig:
         self.internode_listeners = self._resolve_internode()
         self._check_consumer_group_timeouts()
         self.max_connections_per_ip_overrides = self._resolve_per_ip_overrides()
-        for name, proto in (entry.split(":", 1) for entry in self["listener.security.protocol.map"]
-                            if ":" in entry):
-            if proto.upper() != "PLAINTEXT":
-                raise ConfigError(f"listener.security.protocol.map: {name} uses {proto}; "
-                                  "only PLAINTEXT is supported")
+        self._check_security()
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -241,6 +316,132 @@ class BrokerConfig:
         if self["group.consumer.heartbeat.interval.ms"] >= self["group.consumer.session.timeout.ms"]:
             raise ConfigError("group.consumer.heartbeat.interval.ms must be less than "
                               "group.consumer.session.timeout.ms")
+    def listener(self, name: str) -> Listener:
+        return next(lst for lst in self.listeners if lst.name == name)
+
+    def listener_value(self, listener: str, key: str) -> Any:
+        """``key`` for one listener: ``listener.name.<name>.<key>`` if set, else the
+        node-wide ``key`` (as Kafka's listener-prefixed configs)."""
+        value = self.listener_values.get((listener.upper(), key))
+        if value is not None:
+            return value
+        return self.values.get(key)
+
+    def _set_listener_value(self, key: str, raw: Any) -> None:
+        """listener.name.<name>.<key>: an SSL/SASL key, or <mechanism>.sasl.jaas.config."""
+        rest = key[len("listener.name."):]
+        name, _, sub = rest.partition(".")
+        mechanism, _, jaas = sub.partition(".")
+        if jaas == "sasl.jaas.config" and mechanism.upper() in SASL_MECHANISMS:
+            self.listener_values[(name.upper(), f"{mechanism.lower()}.sasl.jaas.config")] = str(raw)
+        elif sub in {d.name for d in SECURITY_CONFIGS}:
+            self.listener_values[(name.upper(), sub)] = BROKER_CONFIGS[sub].parse(raw)
+        else:
+            raise ConfigError(f"Unknown configuration {key!r}: listener.name.<listener>. takes the "
+                              "ssl.* and sasl.* keys and <mechanism>.sasl.jaas.config "
+                              f"(mechanisms {', '.join(m.lower() for m in SASL_MECHANISMS)})")
+        self.explicit.add(key)
+
+    def _resolve_security(self, listeners: list[Listener]) -> list[Listener]:
+        """Each listener's security protocol: from listener.security.protocol.map, else its
+        name when it is a protocol's; without a map, other names are PLAINTEXT (the map
+        is then required only for the protocols' own names)."""
+        mapping = {}
+        for entry in self["listener.security.protocol.map"]:
+            name, sep, proto = entry.partition(":")
+            if not sep or proto.strip().upper() not in SECURITY_PROTOCOLS:
+                raise ConfigError(f"Invalid value {entry!r} for listener.security.protocol.map: expected "
+                                  f"NAME:PROTOCOL with PROTOCOL one of {', '.join(SECURITY_PROTOCOLS)}")
+            mapping[name.strip().upper()] = proto.strip().upper()
+        resolved = []
+        for lst in listeners:
+            proto = mapping.get(lst.name) or (lst.name if lst.name in SECURITY_PROTOCOLS else None)
+            if proto is None:
+                if mapping:
+                    raise ConfigError(f"listener {lst.name} has no security protocol in "
+                                      "listener.security.protocol.map")
+                proto = "PLAINTEXT"
+            resolved.append(Listener(lst.name, lst.host, lst.port, proto))
+        return resolved
+
+    def _check_security(self) -> None:
+        """What a TLS or SASL listener needs, checked at start so that a bad setting is a
+        message naming it, not a failed handshake later."""
+        self.ssl_contexts: dict[str, ssl.SSLContext] = {}  # TLS listener -> its server context
+        self.principal_mappers: dict[str, PrincipalMapper] = {}
+        self.plain_users: dict[str, dict[str, str]] = {}  # SASL listener -> PLAIN user -> password
+        names = {lst.name for lst in self.listeners}
+        unknown = {name for name, _ in self.listener_values} - names
+        if unknown:
+            raise ConfigError(f"listener.name.{sorted(unknown)[0].lower()}.* configures a listener "
+                              "that listeners does not define")
+        for lst in self.listeners:
+            if lst.sasl:
+                mechanisms = self.listener_value(lst.name, "sasl.enabled.mechanisms")
+                bad = [m for m in mechanisms if m not in SASL_MECHANISMS]
+                if bad or not mechanisms:
+                    raise ConfigError(
+                        f"sasl.enabled.mechanisms for listener {lst.name}: {', '.join(bad) or 'none'} "
+                        f"not supported; set it to some of {', '.join(SASL_MECHANISMS)}")
+                if "PLAIN" in mechanisms:
+                    key = f"listener.name.{lst.name.lower()}.plain.sasl.jaas.config"
+                    jaas = self.listener_values.get((lst.name, "plain.sasl.jaas.config"))
+                    if jaas is None:
+                        raise ConfigError(f"listener {lst.name} enables PLAIN and needs its users in {key} "
+                                          '(PlainLoginModule required user_<name>="<password>" ...;)')
+                    try:
+                        self.plain_users[lst.name] = plain_users(jaas, key)
+                    except ValueError as e:
+                        raise ConfigError(str(e)) from None
+            if lst.tls:
+                self.ssl_contexts[lst.name] = server_context(self, lst.name)
+                self.principal_mappers[lst.name] = PrincipalMapper(
+                    self.listener_value(lst.name, "ssl.principal.mapping.rules"))
+        self.peer_principals, self.node_credentials = self._resolve_internode_security()
+
+    def _resolve_internode_security(self) -> tuple[frozenset[str] | None, tuple[str, str] | None]:
+        """Who may send our inter-node requests, and how this node authenticates to its
+        peers. PLAINTEXT: anyone who reaches the listener (None). SSL: a client certificate
+        the trust store verifies (ssl.client.auth=required; an empty set: any verified
+        principal). SASL: the node's own user, the username/password pair of the
+        listener's PLAIN JAAS line (as Kafka's inter-broker credentials), which must also
+        be one of its user_<name> entries."""
+        listeners = [lst for lst in self.listeners if lst.name in self.internode_listeners]
+        protocols = {lst.security_protocol for lst in listeners}
+        if len(protocols) > 1:
+            raise ConfigError(f"the inter-node listeners {sorted(lst.name for lst in listeners)} use "
+                              f"different security protocols {sorted(protocols)}; give them one")
+        protocol = protocols.pop() if protocols else "PLAINTEXT"
+        if protocol == "PLAINTEXT":
+            return None, None
+        for lst in listeners:
+            if lst.tls and not lst.sasl and self.listener_value(lst.name, "ssl.client.auth") != "required":
+                raise ConfigError(f"listener {lst.name} serves other nodes over SSL: set "
+                                  f"listener.name.{lst.name.lower()}.ssl.client.auth=required, so "
+                                  "that nodes prove who they are with their certificates")
+        if protocol == "SSL":
+            return frozenset(), None
+        mechanism = self["sasl.mechanism.inter.broker.protocol"]
+        if mechanism != "PLAIN":
+            raise ConfigError(f"sasl.mechanism.inter.broker.protocol={mechanism}: nodes authenticate "
+                              "to each other with PLAIN (SCRAM credentials live in the metadata log, "
+                              "which needs the quorum first)")
+        credentials = set()
+        for lst in listeners:
+            key = f"listener.name.{lst.name.lower()}.plain.sasl.jaas.config"
+            if "PLAIN" not in self.listener_value(lst.name, "sasl.enabled.mechanisms"):
+                raise ConfigError(f"listener {lst.name} serves other nodes, which use PLAIN: "
+                                  "enable it in its sasl.enabled.mechanisms")
+            _, options = parse_jaas(self.listener_values[(lst.name, "plain.sasl.jaas.config")], key)
+            user, password = options.get("username"), options.get("password")
+            if not user or password is None or self.plain_users[lst.name].get(user) != password:
+                raise ConfigError(f"{key} needs the node's own username=\"...\" password=\"...\", "
+                                  'and the same pair among its user_<name>="<password>" entries')
+            credentials.add((user, password))
+        if len(credentials) > 1:
+            raise ConfigError("the inter-node listeners name different node credentials")
+        user, password = credentials.pop()
+        return frozenset({f"User:{user}"}), (user, password)
 
     def _resolve_retention(self) -> None:
         if self.values["log.retention.ms"] is None:

@@ -25,15 +25,25 @@ nodes (``BrokerConfig.internode_listeners``). Handlers answer every other failur
 an error code; an exception that escapes one anyway is a bug, logged with its API,
 and answered UNKNOWN_SERVER_ERROR where the response can carry it, at the top or per
 topic (else the connection closes, the only way to tell).
+
+Security (Kafka's listener model): a listener's protocol is PLAINTEXT, SSL, SASL_PLAINTEXT
+or SASL_SSL (``Listener.security_protocol``). TLS listeners wrap the transport
+(``odradek.broker.tls``); a client certificate gives the principal on SSL. On SASL
+listeners a ``SaslSession`` (``odradek.broker.sasl``) decides what is served before
+authentication (ApiVersions and the SASL requests, in frames of at most
+``sasl.server.max.receive.size``); a failed authentication is answered, then closed.
+``Connection.principal`` is what the authorizer reads ("User:ANONYMOUS" until known).
 """
 
 import asyncio
+import base64
 import collections
 import os
 import time
 
 import structlog
 
+from odradek.broker import sasl, tls
 from odradek.broker.handlers import Handler, error_response
 from odradek.protocol.api import (
     API_VERSIONS_KEY,
@@ -52,6 +62,7 @@ from odradek.protocol.framing import FrameDecoder, FrameError
 log = structlog.get_logger(__name__)
 
 COALESCE_BYTES = 256 * 1024  # flush buffered responses at this size even if requests wait
+TLS_READ_BYTES = 256 * 1024  # a file slice crosses TLS in reads of at most this
 
 
 class ConnectionLimits:
@@ -229,13 +240,43 @@ class RequestContext:
         return self.connection.listener_name
 
 
+def scram_credential(image, user: str, mechanism: str) -> sasl.ScramCredential | None:
+    """A user's SCRAM credential from the metadata image (UserScramCredentialRecord)."""
+    r = image.scram.get((user, sasl.SCRAM_MECHANISMS[mechanism]))
+    if r is None:
+        return None
+    return sasl.ScramCredential(base64.b64decode(r.salt), base64.b64decode(r.stored_key),
+                                base64.b64decode(r.server_key), r.iterations)
+
+
+def sasl_session(broker, listener: str) -> sasl.SaslSession:
+    """A new connection's SASL state on a SASL listener: PLAIN users from the listener's
+    JAAS line (``BrokerConfig.plain_users``), SCRAM credentials from the metadata image."""
+    config = broker.config
+
+    def make(mechanism: str):
+        if mechanism == sasl.PLAIN:
+            return sasl.PlainServer(config.plain_users.get(listener, {}))
+        return sasl.ScramServer(mechanism, lambda user: scram_credential(broker.image, user, mechanism))
+    return sasl.SaslSession(config.listener_value(listener, "sasl.enabled.mechanisms"), make,
+                            config.listener_value(listener, "connections.max.reauth.ms"))
+
+
 class Connection(asyncio.BufferedProtocol):
     def __init__(self, broker, listener_name: str):
         self.broker = broker
         self.listener_name = listener_name
+        listener = broker.config.listener(listener_name)
+        self.tls = listener.tls  # no sendfile: file slices are read and written through TLS
+        # the authenticated principal, which the authorizer reads
+        self.principal = tls.ANONYMOUS
+        self.sasl = sasl_session(broker, listener_name) if listener.sasl else None
+        self._close_after: str | None = None  # close once this response is sent (why)
         self.internode = listener_name in broker.config.internode_listeners  # serves keys 1000+
         self.max_queued = broker.config["queued.max.requests"]
         self.decoder = FrameDecoder(broker.config["socket.request.max.bytes"])
+        if self.sasl is not None:  # until authenticated, frames are small
+            self.decoder.max_frame = broker.config.listener_value(listener_name, "sasl.server.max.receive.size")
         self.frames: collections.deque = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.peer = None
@@ -280,7 +321,17 @@ class Connection(asyncio.BufferedProtocol):
         if self.memory.over:
             transport.pause_reading()
         sock = transport.get_extra_info("socket")
-        self._sock_fd = sock.fileno() if sock is not None else -1
+        self._sock_fd = sock.fileno() if sock is not None and not self.tls else -1
+        if self.tls and self.sasl is None:
+            principal = tls.certificate_principal(transport.get_extra_info("peercert"),
+                                                  self.broker.config.principal_mappers[self.listener_name])
+            if principal is None:
+                self.abort("no ssl.principal.mapping.rules rule maps the client certificate's subject")
+                return
+            self.principal = principal
+            if principal != tls.ANONYMOUS:
+                log.info("authenticated", peer=self.peer, principal=principal, listener=self.listener_name,
+                         mechanism="certificate")
         self.broker.connections.add(self)
         if self.broker.faults is not None and not self.broker.faults.accept(self):
             return  # odradek.testing: an isolated node closed the connection
@@ -395,6 +446,12 @@ class Connection(asyncio.BufferedProtocol):
                     await self._sender  # every earlier response is sent first
                 await self._handle(frame)
                 self.memory.release(self, 4 + len(frame))
+                if self._close_after is not None:
+                    self._flush()  # the answer (a failed authentication) goes out first
+                    log.warning("connection_closed", peer=self.peer, reason=self._close_after)
+                    self.closed = True
+                    self.transport.close()
+                    return
                 self.update_reading()
                 if not self.frames or self._out_bytes >= COALESCE_BYTES:
                     self._flush()
@@ -412,8 +469,43 @@ class Connection(asyncio.BufferedProtocol):
             log.exception("request_failed", peer=self.peer)
             self.abort("internal error while serving a request")
 
+    def close_after_response(self, reason: str) -> None:
+        """Close once the response being made is sent (a failed SASL authentication)."""
+        self._close_after = reason
+
+    def authenticated(self, principal: str) -> None:
+        """SASL completed: ``principal`` holds, and frames may be large again."""
+        self.principal = principal
+        self.decoder.max_frame = self.broker.config["socket.request.max.bytes"]
+        log.info("authenticated", peer=self.peer, principal=principal, listener=self.listener_name,
+                 mechanism=self.sasl.mechanism if self.sasl else None)
+
+    async def _raw_sasl_token(self, frame: memoryview) -> None:
+        """After a v0 SaslHandshake: a bare token in, a bare token out (no headers)."""
+        assert self.sasl is not None
+        try:
+            answer = self.sasl.authenticate(bytes(frame), time.monotonic())
+        except sasl.AuthenticationFailed as e:
+            raise CloseConnection(f"SASL authentication failed: {e}") from None
+        if self.sasl.authenticated:
+            self.authenticated(self.sasl.principal or tls.ANONYMOUS)
+        self._out.append(len(answer).to_bytes(4, "big") + answer)
+        self._out_bytes += 4 + len(answer)
+        self._flush()
+
     async def _handle(self, frame: memoryview) -> None:
         arrived = time.perf_counter()
+        if self.sasl is not None and self.sasl.expired(time.monotonic()) and (
+                peek_header(frame)[0] not in (sasl.SASL_HANDSHAKE, sasl.SASL_AUTHENTICATE)):
+            raise CloseConnection("the SASL session ended (connections.max.reauth.ms) and the "
+                                  "client did not re-authenticate")
+        if self.sasl is not None and not self.sasl.authenticated:
+            if self.sasl.raw_tokens and self.sasl.state == sasl.AUTHENTICATING:
+                await self._raw_sasl_token(frame)
+                return
+            if not self.sasl.allows(peek_header(frame)[0]):
+                raise CloseConnection(f"API key {peek_header(frame)[0]} before SASL authentication "
+                                      f"completed (state {self.sasl.state})")
         api_key, api_version, correlation_id = peek_header(frame)
         handler: Handler | None = self.broker.handlers.get(api_key)
         if handler is None:
@@ -422,6 +514,11 @@ class Connection(asyncio.BufferedProtocol):
             raise CloseConnection(f"inter-node request on client listener {self.listener_name} "
                                   f"(API key {api_key}); only {sorted(self.broker.config.internode_listeners)} "
                                   "serve other nodes")
+        peers = self.broker.config.peer_principals  # None: the inter-node listener is PLAINTEXT
+        if not handler.client_facing and peers is not None and (
+                self.principal == tls.ANONYMOUS or (peers and self.principal not in peers)):
+            raise CloseConnection(f"inter-node request (API key {api_key}) from {self.principal}, "
+                                  "which is not a node's principal")
         if not handler.min_version <= api_version <= handler.max_version:
             if api_key == API_VERSIONS_KEY and api_version > handler.max_version:
                 # KIP-511: a newer client's ApiVersions gets our ranges in a v0 body
@@ -553,6 +650,9 @@ class Connection(asyncio.BufferedProtocol):
         size = len(head) + sum(len(c) if isinstance(c, (bytes, bytearray)) else c.size
                                for c in chunks)
         first = size.to_bytes(4, "big") + head
+        if self.tls:
+            await self._send_chunks_read(first, chunks)
+            return
         if self._sock_fd < 0 or all(isinstance(c, (bytes, bytearray)) for c in chunks):
             # No socket (a transport without one) or nothing on disk: the plain path.
             self.transport.write(first + b"".join(
@@ -586,6 +686,32 @@ class Connection(asyncio.BufferedProtocol):
             if self.closed:
                 return
 
+    async def _send_chunks_read(self, first: bytes, chunks: list) -> None:
+        """The frame through the transport (TLS, which sendfile would bypass): each file
+        slice is read off the event loop in pieces of TLS_READ_BYTES, and the next piece
+        waits while the transport's buffer is above its high-water mark, so no more than
+        a piece and that buffer are held, whatever the slice's size."""
+        loop = asyncio.get_running_loop()
+        self.transport.write(first)
+        for chunk in chunks:
+            if isinstance(chunk, (bytes, bytearray)):
+                self.transport.write(chunk)
+                continue
+            done = 0
+            while done < chunk.size and not self.closed:
+                piece = await loop.run_in_executor(None, os.pread, chunk.fd,
+                                                   min(TLS_READ_BYTES, chunk.size - done),
+                                                   chunk.position + done)
+                if not piece:  # the file is shorter than the slice: the frame cannot be completed
+                    raise CloseConnection("segment shrank while being sent")
+                if self.closed:
+                    return
+                self.transport.write(piece)
+                done += len(piece)
+                self.last_active = time.monotonic()
+                if self._write_paused and self._drained is not None:
+                    await self._drained
+
     async def _writable(self) -> None:
         """Wait until the socket accepts more bytes."""
         loop = asyncio.get_running_loop()
@@ -608,6 +734,7 @@ async def start_listeners(broker) -> list[asyncio.AbstractServer]:
     for listener in broker.config.listeners:
         server = await loop.create_server(
             lambda name=listener.name: Connection(broker, name),
-            listener.host or None, listener.port, reuse_address=True)
+            listener.host or None, listener.port, reuse_address=True,
+            ssl=broker.config.ssl_contexts.get(listener.name))
         servers.append(server)
     return servers

@@ -26,6 +26,7 @@ import kafka.protocol.admin
 import kafka.protocol.consumer
 import kafka.protocol.metadata
 import kafka.protocol.producer
+import kafka.protocol.sasl
 from kafka.protocol.api_message import ApiMessage
 
 from odradek.protocol.internode import (
@@ -73,6 +74,9 @@ def _load_classes() -> dict[int, tuple[Any, Any]]:
             for cls in vars(module).values():
                 if _is_message_class(cls):
                     (requests if cls.is_request() else responses)[cls.API_KEY] = cls
+    for cls in vars(kafka.protocol.sasl).values():  # a module of its own, not a package
+        if _is_message_class(cls):
+            (requests if cls.is_request() else responses)[cls.API_KEY] = cls
     return {key: (requests[key], responses[key]) for key in requests if key in responses}
 
 

@@ -63,7 +63,9 @@ from odradek.replication.metadata import (
     ProducerIdsRecord,
     RegisterBrokerRecord,
     RemoveTopicRecord,
+    RemoveUserScramCredentialRecord,
     TopicRecord,
+    UserScramCredentialRecord,
     record_from_dict,
     record_to_dict,
 )
@@ -753,6 +755,26 @@ class Controller:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
             if not validate_only:
                 await self.commit([ConfigRecord(TOPIC, name, k, v) for k, v in changes.items()], None)
+
+    @controller_op
+    async def alter_scram_credentials(self, deletions: list, upsertions: list) -> dict:
+        """Remove ([user, mechanism]) and set (UserScramCredentialRecord fields) SCRAM
+        credentials, checked by the caller except for what only the image knows: deleting
+        a credential that does not exist fails that user (RESOURCE_NOT_FOUND), and a
+        user with an error has nothing of theirs changed, as Kafka's ScramControlManager.
+        Returns {user: [error code, message]} for the users that failed."""
+        async with self._lock:
+            failed: dict[str, list] = {}
+            for name, mechanism in deletions:
+                if (name, mechanism) not in self.image.scram:
+                    failed[name] = [int(ErrorCode.RESOURCE_NOT_FOUND),
+                                    "Attempt to delete a user credential that does not exist"]
+            records = [RemoveUserScramCredentialRecord(name, mechanism)
+                       for name, mechanism in deletions if name not in failed]
+            records += [UserScramCredentialRecord(**u) for u in upsertions if u["name"] not in failed]
+            if records:
+                await self.commit(records, failed)
+            return failed
 
     @controller_op
     async def allocate_producer_ids(self) -> range:

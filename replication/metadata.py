@@ -100,10 +100,29 @@ class OperationRecord:
     result: object = None
 
 
+@dataclass(slots=True)
+class UserScramCredentialRecord:
+    """A user's SCRAM credential for one mechanism (1: SCRAM-SHA-256, 2: SCRAM-SHA-512), as
+    KRaft's record of that name: never the password, only what verifies a proof (the
+    byte fields in base64)."""
+    name: str
+    mechanism: int
+    salt: str
+    stored_key: str
+    server_key: str
+    iterations: int
+
+
+@dataclass(slots=True)
+class RemoveUserScramCredentialRecord:
+    name: str
+    mechanism: int
+
+
 RECORD_TYPES = {cls.__name__: cls for cls in (
     RegisterBrokerRecord, BrokerFencingRecord, TopicRecord, PartitionRecord,
     PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord, ClusterIdRecord,
-    OperationRecord)}
+    OperationRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord)}
 
 
 def record_to_dict(record) -> dict:
@@ -159,6 +178,7 @@ class MetadataImage:
         # bounded by count, not time, so that every node's image holds the same ones
         self.operations: OrderedDict[str, object] = OrderedDict()
         self.offset = -1  # the last applied record's offset in the metadata log
+        self.scram: dict[tuple[str, int], UserScramCredentialRecord] = {}  # (user, mechanism)
 
     def apply(self, record, offset: int | None = None) -> None:
         getattr(self, "_apply_" + type(record).__name__)(record)
@@ -214,6 +234,12 @@ class MetadataImage:
         if len(self.operations) > RECENT_OPERATIONS:
             self.operations.popitem(last=False)
 
+    def _apply_UserScramCredentialRecord(self, r: UserScramCredentialRecord) -> None:
+        self.scram[(r.name, r.mechanism)] = r
+
+    def _apply_RemoveUserScramCredentialRecord(self, r: RemoveUserScramCredentialRecord) -> None:
+        self.scram.pop((r.name, r.mechanism), None)
+
     def topic_configs(self, name: str) -> dict[str, str]:
         return self.configs.get((TOPIC, name), {})
 
@@ -233,6 +259,7 @@ class MetadataImage:
         records += [ConfigRecord(rtype, name, key, value)
                     for (rtype, name), configs in self.configs.items() for key, value in configs.items()]
         records.append(ProducerIdsRecord(self.next_producer_id))
+        records += list(self.scram.values())
         records += [OperationRecord(request_id, result) for request_id, result in self.operations.items()]
         return records
 

@@ -9,7 +9,10 @@ to retry: Raft simply resends later) and the next request reconnects.
 import asyncio
 import itertools
 import json
+import ssl
 import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -28,6 +31,19 @@ NETWORK_FAULTS: dict[int, str] = {}
 
 class PeerUnavailable(Exception):
     """The peer could not be reached or the connection dropped."""
+
+
+@dataclass(frozen=True)
+class PeerSecurity:
+    """How a node connects to its peers when the inter-node listener is secured: TLS with
+    this context (the node's own certificate, the CAs it trusts), then ``authenticate``
+    (SASL, done by the broker, which knows the node's credentials) on the new streams
+    before any request. Set per node in SECURITY by the broker, as NETWORK_FAULTS is."""
+    ssl_context: ssl.SSLContext | None = None
+    authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None = None
+
+
+SECURITY: dict[int, PeerSecurity] = {}  # node id -> how it connects to its peers
 
 
 class Peer:
@@ -50,11 +66,21 @@ class Peer:
         async with self._connecting:
             if self._writer is not None and not self._writer.is_closing():
                 return self._writer
+            security = SECURITY.get(self.from_node)
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.host, self.port), self.connect_timeout_s)
+                    asyncio.open_connection(self.host, self.port,
+                                            ssl=security.ssl_context if security else None),
+                    self.connect_timeout_s)
             except (OSError, TimeoutError) as e:
                 raise PeerUnavailable(f"node {self.node_id} at {self.host}:{self.port}: {e}") from None
+            if security is not None and security.authenticate is not None:
+                try:
+                    await asyncio.wait_for(security.authenticate(reader, writer), self.connect_timeout_s)
+                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                    writer.close()
+                    raise PeerUnavailable(f"node {self.node_id} at {self.host}:{self.port}: "
+                                          f"authentication failed: {e}") from None
             self._writer = writer
             self._reader_task = asyncio.get_running_loop().create_task(self._read(reader, writer))
             return writer

@@ -20,6 +20,26 @@ def require_tool(name: str) -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """Test certificates (tests/certs.py), made with the openssl CLI."""
+    from tests.certs import make_certs
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def secure(certs, tmp_path_factory):
+    """(broker, {protocol: port}): one node with PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL
+    listeners and SCRAM users (tests/certs.start_secure_broker)."""
+    from tests.certs import start_secure_broker
+    b, ports = start_secure_broker(certs, tmp_path_factory.mktemp("data"))
+    try:
+        yield b, ports
+    finally:
+        b.kill()
+        print(f"--- broker {b.bootstrap} log (tail) ---\n" + b.log_text()[-6000:])
+
+
 @pytest.fixture
 def broker_factory(tmp_path):
     """Start broker processes on free ports; all are killed at the end of the test."""

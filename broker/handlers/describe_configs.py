@@ -15,6 +15,7 @@ from odradek.broker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 from odradek.replication.metadata import BROKER, TOPIC
+from odradek.storage.config import PASSWORD
 
 R = DescribeConfigsResponse
 Entry = R.DescribeConfigsResult.DescribeConfigsResourceResult
@@ -72,7 +73,8 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
         source = STATIC_BROKER_CONFIG if key in config.explicit else DEFAULT_CONFIG
         # Kafka shows its keys without a default as null until set (NO_DEFAULT_IN_KAFKA)
         unset = source == DEFAULT_CONFIG and key in NO_DEFAULT_IN_KAFKA
-        value = None if unset else render(config[key])
+        # a password's value is never shown (Kafka: null, is_sensitive)
+        value = None if unset or d.type == PASSWORD else render(config[key])
         entries.append(ConfigEntry(key, value, source, True,
                                    [(key, value, source)] if include_synonyms else [], d))
     return entries
@@ -85,7 +87,7 @@ def _result(resource, entries: list[ConfigEntry], include_documentation: bool):
         resource_name=resource.resource_name,
         configs=[Entry(name=e.name, value=e.value, read_only=e.read_only,
                        config_source=e.config_source, is_default=e.config_source == DEFAULT_CONFIG,
-                       is_sensitive=False,
+                       is_sensitive=e.definition.type == PASSWORD,
                        synonyms=[Entry.DescribeConfigsSynonym(name=n, value=v, source=s)
                                  for n, v, s in e.synonyms],
                        config_type=e.definition.type,

@@ -14,14 +14,7 @@ from tests.clients import create_topics
 from tests.local_cluster import FAST, poll_until
 from tests.rawclient import recv_frame
 
-
-class Node(BrokerProcess):
-    """A node with the listeners of its overrides (no --listen, which would replace them)."""
-
-    def command(self) -> list[str]:
-        cmd = super().command()
-        i = cmd.index("--listen")
-        return cmd[:i] + cmd[i + 2:]
+Node = BrokerProcess  # with listeners in its overrides, no --listen replaces them
 
 
 def controller_request(payload: dict) -> bytes:

@@ -484,6 +484,56 @@ def case_incremental_alter_configs_errors(side, name):
 
 
 @case
+def case_user_scram_credentials(side, name):
+    """AlterUserScramCredentials and DescribeUserScramCredentials: a user's credentials for
+    both mechanisms, each refusal, and a deletion."""
+    import hashlib
+
+    from kafka.protocol.admin.users import (
+        AlterUserScramCredentialsRequest as Alter,
+    )
+    from kafka.protocol.admin.users import (
+        DescribeUserScramCredentialsRequest as Describe,
+    )
+
+    def upsert(user, mechanism=1, iterations=8192):
+        salt = b"0123456789abcdef"
+        digest = "sha256" if mechanism != 2 else "sha512"
+        return Alter.ScramCredentialUpsertion(
+            name=user, mechanism=mechanism, iterations=iterations, salt=salt,
+            salted_password=hashlib.pbkdf2_hmac(digest, b"pw", salt, max(1, min(iterations, 8192))))
+
+    def alter(deletions=(), upsertions=()):
+        request = Alter(deletions=[Alter.ScramCredentialDeletion(name=n, mechanism=m) for n, m in deletions],
+                        upsertions=list(upsertions))
+        return plain(side.call(request, 0))
+
+    def describe(*users):
+        """(Kafka's order of users and of their mechanisms follows hash maps and varies
+        from run to run: compared sorted.)"""
+        answer = plain(side.call(Describe(users=[Describe.UserName(name=u) for u in users]), 0))
+        answer["results"].sort(key=lambda r: r["user"])
+        for r in answer["results"]:
+            r["credential_infos"].sort(key=lambda i: i["mechanism"])
+        return answer
+
+    user, other = name + "-u", name + "-v"
+    out = {"add": alter(upsertions=[upsert(user, 1)]), "add_other": alter(upsertions=[upsert(user, 2, 4096)])}
+    out["both_at_once"] = alter(upsertions=[upsert(other, 1), upsert(other, 2)])
+    out["described"] = describe(user, name + "-missing")
+    out["duplicate_describe"] = describe(user, user)
+    out["too_few_iterations"] = alter(upsertions=[upsert(other, 1, 100)])
+    out["too_many_iterations"] = alter(upsertions=[upsert(other, 1, 20000)])
+    out["unknown_mechanism"] = alter(upsertions=[upsert(other, 0)])
+    out["empty_user"] = alter(upsertions=[upsert("", 1)])
+    out["twice"] = alter(deletions=[(user, 1)], upsertions=[upsert(user, 1)])
+    out["delete_missing"] = alter(deletions=[(other, 1)])
+    out["delete"] = alter(deletions=[(user, 2)])
+    out["after_delete"] = describe(user)
+    return out
+
+
+@case
 def case_list_offsets_empty_partition(side, name):
     side.create_topic(name, 1)
     return {f"v{v}-{ts}": plain(side.call(list_offsets(name, ts), v))

@@ -1,0 +1,264 @@
+"""TLS for SSL and SASL_SSL listeners: the server context from Kafka's PEM keys, and the
+principal a client certificate maps to.
+
+Kafka's keys, per listener as ``listener.name.<name>.ssl.*`` (``BrokerConfig.listener_value``):
+
+- ``ssl.keystore.type=PEM`` with ``ssl.keystore.location`` (one PEM file holding the PKCS#8
+  private key and the certificate chain) or inline ``ssl.keystore.key`` and
+  ``ssl.keystore.certificate.chain`` (KIP-651); ``ssl.key.password`` when the key is
+  encrypted. ``ssl.keystore.password`` is refused with PEM, as Kafka refuses it.
+- ``ssl.truststore.type=PEM`` with ``ssl.truststore.location`` or ``ssl.truststore.certificates``:
+  the CA certificates that verify client certificates.
+- ``ssl.client.auth`` none / requested / required; ``ssl.enabled.protocols`` (TLSv1.2, TLSv1.3).
+
+The principal of a TLS client with a verified certificate is its subject in RFC 2253 form
+(what Java's ``X500Principal.getName()`` prints, last RDN first) mapped by
+``ssl.principal.mapping.rules``; without a certificate it is ``User:ANONYMOUS``.
+"""
+
+import base64
+import os
+import re
+import ssl
+import tempfile
+from dataclasses import dataclass
+
+from odradek.storage.config import ConfigError
+
+ANONYMOUS = "User:ANONYMOUS"
+
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
+_CLIENT_AUTH = {"none": ssl.CERT_NONE, "requested": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def normalize_pem(text: str, key: str) -> str:
+    """PEM blocks re-wrapped at 64 columns: an inline value from a properties file or -o
+    often arrives on one line (Kafka's PEM reader accepts any whitespace, so we do)."""
+    blocks = _PEM_BLOCK.findall(text)
+    if not blocks:
+        raise ConfigError(f"{key} holds no PEM block (-----BEGIN ...-----)")
+    out = []
+    for label, body in blocks:
+        data = "".join(body.split())
+        try:
+            base64.b64decode(data, validate=True)
+        except ValueError:
+            raise ConfigError(f"{key}: the {label} PEM block is not base64") from None
+        lines = [data[i:i + 64] for i in range(0, len(data), 64)]
+        out.append(f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n")
+    return "".join(out)
+
+
+def server_context(config, listener: str) -> ssl.SSLContext:
+    """The SSLContext of one TLS listener; a bad or missing setting is a ConfigError naming it."""
+    def get(key):
+        return config.listener_value(listener, key)
+
+    prefix = f"listener {listener}"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    versions = sorted(_VERSIONS[v] for v in get("ssl.enabled.protocols"))
+    if not versions:
+        raise ConfigError(f"{prefix}: ssl.enabled.protocols is empty")
+    ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+    if get("ssl.cipher.suites"):
+        try:
+            ctx.set_ciphers(":".join(get("ssl.cipher.suites")))
+        except ssl.SSLError as e:
+            raise ConfigError(f"{prefix}: ssl.cipher.suites: {e}") from None
+    _load_keystore(ctx, get, prefix)
+    _load_truststore(ctx, get, prefix)
+    ctx.verify_mode = _CLIENT_AUTH[get("ssl.client.auth")]
+    return ctx
+
+
+def reload_into(ctx: ssl.SSLContext, config, listener: str) -> None:
+    """Load the listener's key store and trust store files again into its live context:
+    new connections get the new certificate, open ones keep theirs (a trust store only
+    gains CAs this way). Validate first with ``server_context`` (off the loop): a bad
+    file then leaves the running context untouched. This step runs on the event loop on
+    purpose: a context must not change while the loop makes connections from it (the
+    files are a few KiB)."""
+    def get(key):
+        return config.listener_value(listener, key)
+
+    prefix = f"listener {listener}"
+    _load_keystore(ctx, get, prefix)
+    if get("ssl.truststore.location") or get("ssl.truststore.certificates"):
+        _load_truststore(ctx, get, prefix)
+
+
+def client_context(config, listener: str) -> ssl.SSLContext:
+    """How this node dials its peers' TLS listener: its own certificate (the listener's key
+    store, for ssl.client.auth=required), the listener's trust store to verify theirs, and
+    host names checked unless ssl.endpoint.identification.algorithm is empty (as Kafka)."""
+    def get(key):
+        return config.listener_value(listener, key)
+
+    prefix = f"listener {listener} (dialled by this node)"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    versions = sorted(_VERSIONS[v] for v in get("ssl.enabled.protocols"))
+    ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+    _load_keystore(ctx, get, prefix)
+    location, inline = get("ssl.truststore.location"), get("ssl.truststore.certificates")
+    if location or inline:
+        _load_truststore(ctx, get, prefix)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    ctx.check_hostname = bool(get("ssl.endpoint.identification.algorithm"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _load_keystore(ctx: ssl.SSLContext, get, prefix: str) -> None:
+    if get("ssl.keystore.type") != "PEM":
+        raise ConfigError(f"{prefix}: ssl.keystore.type {get('ssl.keystore.type')} is not supported; "
+                          "Odradek reads PEM (ssl.keystore.type=PEM)")
+    if get("ssl.keystore.password") is not None:
+        # Kafka's message for the same setting
+        raise ConfigError(f"{prefix}: SSL key store password cannot be specified with PEM format, "
+                          "only key password may be specified (ssl.key.password)")
+    location, key, chain = (get("ssl.keystore.location"), get("ssl.keystore.key"),
+                            get("ssl.keystore.certificate.chain"))
+    password = get("ssl.key.password")
+    if location and (key or chain):
+        raise ConfigError(f"{prefix}: set either ssl.keystore.location or ssl.keystore.key with "
+                          "ssl.keystore.certificate.chain, not both")
+    try:
+        if location:
+            ctx.load_cert_chain(location, password=password)
+        elif key and chain:
+            pem = (normalize_pem(key, "ssl.keystore.key")
+                   + normalize_pem(chain, "ssl.keystore.certificate.chain"))
+            # ssl loads a key only from a file: a private one, removed at once
+            fd, path = tempfile.mkstemp(prefix="odradek-key-", suffix=".pem")
+            try:
+                os.write(fd, pem.encode())
+                os.close(fd)
+                ctx.load_cert_chain(path, password=password)
+            finally:
+                os.unlink(path)
+        else:
+            raise ConfigError(f"{prefix} uses TLS and needs a certificate: ssl.keystore.location, or "
+                              "ssl.keystore.key with ssl.keystore.certificate.chain")
+    except (ssl.SSLError, OSError) as e:
+        what = location or "ssl.keystore.key / ssl.keystore.certificate.chain"
+        raise ConfigError(f"{prefix}: cannot load the key and certificate chain from {what}: {e} "
+                          "(an encrypted key needs ssl.key.password)") from None
+
+
+def _load_truststore(ctx: ssl.SSLContext, get, prefix: str) -> None:
+    location, inline = get("ssl.truststore.location"), get("ssl.truststore.certificates")
+    if not location and not inline:
+        if get("ssl.client.auth") != "none":
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        return
+    if get("ssl.truststore.type") != "PEM":
+        raise ConfigError(f"{prefix}: ssl.truststore.type {get('ssl.truststore.type')} is not "
+                          "supported; Odradek reads PEM (ssl.truststore.type=PEM)")
+    if get("ssl.truststore.password") is not None:
+        raise ConfigError(f"{prefix}: SSL trust store password cannot be specified for PEM format")
+    try:
+        if location:
+            ctx.load_verify_locations(cafile=location)
+        if inline:
+            ctx.load_verify_locations(cadata=normalize_pem(inline, "ssl.truststore.certificates"))
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(f"{prefix}: cannot load the trusted certificates from "
+                          f"{location or 'ssl.truststore.certificates'}: {e}") from None
+
+
+# -- principals ---------------------------------------------------------------------
+
+# Python's attribute names -> the keywords Java's RFC 2253 form uses
+_RFC2253_KEYWORDS = {
+    "commonName": "CN", "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST",
+    "organizationName": "O", "organizationalUnitName": "OU", "streetAddress": "STREET",
+    "domainComponent": "DC", "userId": "UID",
+}
+_EMAIL_OID = "1.2.840.113549.1.9.1"  # Java prints it as OID=#<DER IA5String in hex>
+
+
+def _escape(value: str) -> str:
+    out = re.sub(r'([,+"\\<>;])', r"\\\1", value)
+    if out.startswith(("#", " ")):
+        out = "\\" + out
+    if out.endswith(" ") and not out.endswith("\\ "):
+        out = out[:-1] + "\\ "
+    return out
+
+
+def rfc2253_subject(subject) -> str:
+    """``getpeercert()['subject']`` (RDNs in certificate order, each a tuple of
+    (name, value) pairs) as RFC 2253 text: last RDN first, as Java prints it."""
+    rdns = []
+    for rdn in reversed(subject):
+        parts = []
+        for name, value in rdn:
+            if name == "emailAddress":
+                raw = value.encode()
+                parts.append(f"{_EMAIL_OID}=#16{len(raw):02x}{raw.hex()}")
+            else:
+                parts.append(f"{_RFC2253_KEYWORDS.get(name, name)}={_escape(value)}")
+        rdns.append("+".join(parts))
+    return ",".join(rdns)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    pattern: re.Pattern | None  # None: DEFAULT
+    replacement: str = ""
+    case: str = ""  # "L", "U" or ""
+
+
+_RULE = re.compile(r"\s*(?:(DEFAULT)|RULE:((?:\\/|[^/])*)/((?:\\/|[^/])*)/([LU])?)\s*(?:,|$)")
+
+
+def _expand(m: re.Match, replacement: str) -> str:
+    """Java's $1... group references of a rule's replacement."""
+    return re.sub(r"\$(\d)", lambda g: m.group(int(g.group(1))) or "", replacement)
+
+
+class PrincipalMapper:
+    """Kafka's ``ssl.principal.mapping.rules``: ``RULE:pattern/replacement/[L|U]`` entries and
+    ``DEFAULT``, separated by commas and tried in order; the first whose pattern matches
+    the whole distinguished name gives the name (``$1``... its groups). No match is a
+    failed authentication, as in Kafka."""
+
+    def __init__(self, rules: str):
+        self.rules: list[_Rule] = []
+        pos, text = 0, rules.strip()
+        while pos < len(text):
+            m = _RULE.match(text, pos)
+            if m is None or m.end() == pos:
+                raise ConfigError(f"Invalid value {rules!r} for ssl.principal.mapping.rules: "
+                                  f"cannot read a rule at {text[pos:]!r}")
+            if m.group(1):
+                self.rules.append(_Rule(None))
+            else:
+                try:
+                    pattern = re.compile(m.group(2).replace("\\/", "/"))
+                except re.error as e:
+                    raise ConfigError(f"ssl.principal.mapping.rules: bad pattern {m.group(2)!r}: {e}") from None
+                self.rules.append(_Rule(pattern, m.group(3).replace("\\/", "/"), m.group(4) or ""))
+            pos = m.end()
+
+    def name(self, dn: str) -> str | None:
+        for rule in self.rules:
+            if rule.pattern is None:
+                return dn
+            m = rule.pattern.fullmatch(dn)
+            if m is None:
+                continue
+            result = _expand(m, rule.replacement)
+            return result.lower() if rule.case == "L" else result.upper() if rule.case == "U" else result
+        return None
+
+
+def certificate_principal(peercert: dict | None, mapper: PrincipalMapper) -> str | None:
+    """``User:<mapped subject>`` for a verified client certificate, ANONYMOUS without one;
+    None when no rule maps the subject (the connection must then be refused)."""
+    if not peercert or not peercert.get("subject"):
+        return ANONYMOUS
+    name = mapper.name(rfc2253_subject(peercert["subject"]))
+    return None if name is None else f"User:{name}"
