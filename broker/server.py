@@ -34,6 +34,7 @@ import time
 
 import structlog
 
+from odradek.broker.authorizer import ANONYMOUS, access, authorized_operations, denied_before
 from odradek.broker.handlers import Handler, error_response
 from odradek.protocol.api import (
     API_VERSIONS_KEY,
@@ -228,6 +229,35 @@ class RequestContext:
     def listener_name(self) -> str:
         return self.connection.listener_name
 
+    @property
+    def principal(self) -> str:
+        return self.connection.principal
+
+    @property
+    def host(self) -> str:
+        return self.connection.peer[0] if self.connection.peer else ""
+
+    def may(self, resource_type, name: str, operation=None) -> bool:
+        """Whether this request's principal may act on ``name`` as this API's row of
+        broker.authorizer.ACCESS says (or with ``operation``); always, with no authorizer."""
+        authorizer = self.broker.authorizer
+        if authorizer is None:
+            return True
+        if operation is None:
+            operation = access(self.header.api_key, resource_type).operation
+        return authorizer.allowed(self.principal, self.host, operation, resource_type, name)
+
+    def may_on_any(self, resource_type, operation) -> bool:
+        """Whether the principal may do ``operation`` on some resource of the type (Kafka's
+        authorizeByResourceType); always, with no authorizer."""
+        authorizer = self.broker.authorizer
+        return authorizer is None or authorizer.decider.allowed_on_any(self.principal, self.host, operation,
+                                                                       resource_type)
+
+    def authorized_operations(self, resource_type, name: str) -> set[int]:
+        """The codes of the operations allowed on a resource (see broker.authorizer)."""
+        return authorized_operations(self.broker.authorizer, self.principal, self.host, resource_type, name)
+
 
 class Connection(asyncio.BufferedProtocol):
     def __init__(self, broker, listener_name: str):
@@ -264,6 +294,9 @@ class Connection(asyncio.BufferedProtocol):
         self.held = 0  # bytes of this connection's requests in memory (see RequestMemory)
         # (name, version) of the client software, from ApiVersions v3+ (KIP-511), for metrics
         self.client_software = ("unknown", "unknown")
+        # Who is on the other end, for the authorizer: set once SASL or TLS authenticates;
+        # a PLAINTEXT connection is User:ANONYMOUS, as in Kafka.
+        self.principal = ANONYMOUS
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
     def connection_made(self, transport):
@@ -440,8 +473,16 @@ class Connection(asyncio.BufferedProtocol):
         faults = self.broker.faults  # odradek.testing's injected faults; None outside tests
         self._handling += 1
         try:
-            response = await (handler.handle(ctx, request) if faults is None
-                              else faults.handle(handler, ctx, request))
+            denied = (None if request is None or not handler.client_facing else
+                      denied_before(handler.api_key, self.broker.authorizer, self.principal, ctx.host, request))
+            if denied is not None:
+                response = error_response(handler.response_class, request, ctx.response_version, denied)
+                if response is None:
+                    raise CloseConnection(f"{handler.request_name} denied ({denied.name}) and its response "
+                                          "cannot carry the error")
+            else:
+                response = await (handler.handle(ctx, request) if faults is None
+                                  else faults.handle(handler, ctx, request))
         except (DecodeError, CloseConnection):
             raise
         except Exception:

@@ -4,12 +4,15 @@ Members carry their metadata, and the group its protocol name, only while the gr
 Stable (as in Kafka, since they are otherwise in flux); a member's assignment is the one
 it last received, in every state, as Kafka's describeNoMetadata keeps it. A group this coordinator does not know
 is reported as state "Dead" with no error up to v5, and from v6 (KIP-1043) with
-GROUP_ID_NOT_FOUND and Kafka's message. v3 adds authorized operations (not computed:
-INT32_MIN, "not requested"), v4 the members' group_instance_id.
+GROUP_ID_NOT_FOUND and Kafka's message. v3 adds authorized operations, filled when
+include_authorized_operations asks (else INT32_MIN, "not requested"), v4 the members'
+group_instance_id. A group the principal may not DESCRIBE is GROUP_AUTHORIZATION_FAILED
+(broker.authorizer), with nothing else of it.
 """
 
 from kafka.protocol.admin.groups import DescribeGroupsRequest, DescribeGroupsResponse
 
+from odradek.broker.authorizer import GROUP
 from odradek.broker.groups.group import GroupState
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
@@ -45,5 +48,15 @@ def _described(group_id: str, error, group, version: int) -> "D":
 async def handle(ctx, request):
     coordinator = ctx.broker.groups
     version = ctx.header.api_version
-    return R(throttle_time_ms=0, groups=[_described(g, *coordinator.describe_group(g), version)
-                                         for g in request.groups])
+    groups = []
+    for g in request.groups:
+        if not ctx.may(GROUP, g):
+            described = _described(g, ErrorCode.GROUP_AUTHORIZATION_FAILED, None, version)
+        else:
+            error, group = coordinator.describe_group(g)
+            described = _described(g, error, group, version)
+            if version >= 3 and request.include_authorized_operations and not error:
+                # (Kafka 4.4 leaves them out where the coordinator failed: not loaded, ...)
+                described.authorized_operations = ctx.authorized_operations(GROUP, g)
+        groups.append(described)
+    return R(throttle_time_ms=0, groups=groups)

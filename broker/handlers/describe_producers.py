@@ -2,10 +2,12 @@
 
 For each producer: its epoch, last sequence and the timestamp of its last batch.
 No transactions, so the coordinator epoch is -1 and there is no open transaction.
+A topic the principal may not READ is TOPIC_AUTHORIZATION_FAILED (broker.authorizer).
 """
 
 from kafka.protocol.admin import DescribeProducersRequest, DescribeProducersResponse
 
+from odradek.broker.authorizer import TOPIC
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -18,8 +20,11 @@ async def handle(ctx, request):
     topics = []
     for t in request.topics:
         partitions = []
+        allowed = ctx.may(TOPIC, t.name)
         for index in t.partition_indexes:
             try:
+                if not allowed:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 partition = ctx.broker.replicas.leader_partition(t.name, index)
             except KafkaError as e:
                 partitions.append(PartitionResponse(partition_index=index, error_code=e.code,

@@ -26,6 +26,9 @@
 - A zstd batch asked for below v10 gets UNSUPPORTED_COMPRESSION_TYPE (KIP-110).
 - Record bytes go from the segment file to the socket as file slices
   (``protocol.fetch`` splices them into the body; the server sends them).
+- Authorization (broker.authorizer): a follower (replica id >= 0) needs CLUSTER_ACTION on
+  the cluster, a consumer READ on each topic; a denied partition is
+  TOPIC_AUTHORIZATION_FAILED and nothing of it is read.
 """
 
 import asyncio
@@ -34,11 +37,13 @@ import uuid
 
 from kafka.protocol.consumer import FetchRequest
 
+from odradek.broker.authorizer import CLUSTER, TOPIC
 from odradek.broker.handlers import handles
 from odradek.broker.server import ChunkedResponse
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.fetch import FetchPartition, FetchTopic, encode_fetch_response
+from odradek.replication.acls import CLUSTER_NAME
 
 ZSTD = 4
 ZSTD_MIN_FETCH_VERSION = 10
@@ -74,7 +79,7 @@ class _Read:
         self.reads = []
 
 
-def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
+def _read_all(ctx, request, wanted, version: int, replica_id: int, denied: set) -> _Read:
     replicas = ctx.broker.replicas
     out = _Read()
     remaining = request.max_bytes
@@ -89,6 +94,8 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
             try:
                 if name is None:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
+                if name in denied:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 partition = replicas.leader_partition(name, fp.partition)
                 replicas.check_leader_epoch(partition, fp.current_leader_epoch)
                 follower = replica_id >= 0 and replicas.is_follower(partition, replica_id)
@@ -146,11 +153,16 @@ async def handle(ctx, request):
         replica_id = request.replica_state.replica_id if request.replica_state else -1
     else:
         replica_id = request.replica_id
+    named = {name for name, _, _ in wanted if name}
+    if replica_id >= 0:
+        denied = set() if ctx.may(CLUSTER, CLUSTER_NAME) else named
+    else:
+        denied = {name for name in named if not ctx.may(TOPIC, name)}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    keys = [(name, p.partition) for name, _, ps in wanted if name for p in ps]
+    keys = [(name, p.partition) for name, _, ps in wanted if name and name not in denied for p in ps]
     while True:
-        attempt = _read_all(ctx, request, wanted, version, replica_id)
+        attempt = _read_all(ctx, request, wanted, version, replica_id, denied)
         left = deadline - loop.time()
         if attempt.bytes >= request.min_bytes or attempt.error or left <= 0 or not keys:
             break

@@ -15,6 +15,11 @@ first and max timestamps), UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR. A
 compacted topic refuses records without a key (INVALID_RECORD, naming each one, as
 Kafka's LogValidator). Batches are stored as sent (compressed or not); nothing of a
 failed partition is appended.
+
+Authorization (broker.authorizer): a transactional_id needs WRITE on it, else every
+partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its
+partitions are TOPIC_AUTHORIZATION_FAILED (nothing of them is appended). As in Kafka 4
+(KIP-679) an idempotent batch needs no IDEMPOTENT_WRITE here: InitProducerId checked it.
 """
 
 import asyncio
@@ -23,6 +28,7 @@ import structlog
 from kafka.protocol.producer import ProduceRequest
 from kafka.record import MemoryRecords
 
+from odradek.broker.authorizer import TOPIC, TXN
 from odradek.broker.handlers import handles
 from odradek.broker.server import CloseConnection, Deferred
 from odradek.protocol import records as rec
@@ -136,7 +142,11 @@ async def handle(ctx, request):
     responses = []
     durable_waits = []  # (partition response, coroutine) for acks=-1, or 1 with flush.messages
     failed = False
+    txn_denied = (request.transactional_id is not None
+                  and not ctx.may(TXN, request.transactional_id))
     for topic in request.topic_data:
+        denied = (KafkaError(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) if txn_denied else
+                  None if ctx.may(TOPIC, topic.name) else KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED))
         partitions = []
         topic_config = broker.replicas.topic_config(topic.name)
         check = batch_checker(version, topic_config, now)
@@ -145,6 +155,8 @@ async def handle(ctx, request):
         for data in topic.partition_data:
             topic_stats.produce_requests += 1
             try:
+                if denied is not None:
+                    raise denied
                 if acks not in (0, 1, -1):
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
                 if compacted:

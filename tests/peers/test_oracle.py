@@ -853,6 +853,29 @@ def case_describe_cluster(side, name):
 
 
 @case
+def case_authorized_operations_without_an_authorizer(side, name):
+    """Asked for, they are every operation Kafka supports for the resource type (issue 16)."""
+    side.create_topic(name, 1)
+    M = MetadataRequest
+    topic = side.call(M(topics=[M.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False,
+                        include_topic_authorized_operations=True), 12).topics[0]
+    cluster = side.call(M(topics=[], allow_auto_topic_creation=False,
+                          include_cluster_authorized_operations=True), 10)
+    described = side.call(DescribeClusterRequest(include_cluster_authorized_operations=True), 1)
+    find_coordinator(side, name + "-empty")
+    side.call(offset_commit(name + "-empty", name), 9)
+    groups = side.call(DescribeGroupsRequest(groups=[name + "-none", name + "-empty"],
+                                             include_authorized_operations=True), 5).groups
+    def ops(bits):  # (None: not computed)
+        return None if bits is None else sorted(bits)
+    return {"metadata_topic": ops(topic.authorized_operations),
+            "metadata_cluster": ops(cluster.authorized_operations),
+            "describe_cluster": ops(described.authorized_operations),
+            "describe_groups_unknown": ops(groups[0].authorized_operations),
+            "describe_groups_empty": ops(groups[1].authorized_operations)}
+
+
+@case
 def case_produce_idempotent_and_producers(side, name):
     side.create_topic(name, 1)
     deadline = time.monotonic() + 15
