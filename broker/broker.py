@@ -28,6 +28,7 @@ from odradek.broker.http import HttpListener
 from odradek.broker.loop_lag import LoopLagMonitor
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.metrics import BrokerStats, new_registry
+from odradek.broker.quotas import ClientQuotas
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import (
     ConnectionLimits,
@@ -149,6 +150,7 @@ class Broker:
         self.handlers = load_handlers()
         self.image = MetadataImage()
         self.authorizer = Authorizer.from_config(config, self.image)  # None: ACLs are off
+        self.quotas = ClientQuotas(lambda: self.image.client_quotas)
         self.connections: set = set()
         self.limits = ConnectionLimits(config)
         self.request_memory = RequestMemory(config["queued.max.request.bytes"], self.connections)

@@ -26,6 +26,9 @@
 - A zstd batch asked for below v10 gets UNSUPPORTED_COMPRESSION_TYPE (KIP-110).
 - Record bytes go from the segment file to the socket as file slices
   (``protocol.fetch`` splices them into the body; the server sends them).
+- Client quotas (broker.quotas): a consumer's response (its record bytes) counts against
+  consumer_byte_rate; one that would go over it is answered empty with the throttle
+  time (and not counted), and the connection is muted that long, as Kafka does.
 - Authorization (broker.authorizer): a follower (replica id >= 0) needs CLUSTER_ACTION on
   the cluster, a consumer READ on each topic; a denied partition is
   TOPIC_AUTHORIZATION_FAILED and nothing of it is read.
@@ -39,6 +42,7 @@ from kafka.protocol.consumer import FetchRequest
 
 from odradek.broker.authorizer import CLUSTER, TOPIC
 from odradek.broker.handlers import handles
+from odradek.broker.quotas import CONSUMER_BYTE_RATE
 from odradek.broker.server import ChunkedResponse
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -168,6 +172,13 @@ async def handle(ctx, request):
             break
         attempt.release()
         await broker.replicas.wait_for_data(keys, left)
+    throttle_ms = 0
+    if replica_id < 0 and attempt.bytes:
+        throttle_ms = ctx.record_quota(CONSUMER_BYTE_RATE, attempt.bytes)
+        if throttle_ms:
+            ctx.unrecord_quota(CONSUMER_BYTE_RATE, attempt.bytes)
+            attempt.release()
+            return ChunkedResponse(encode_fetch_response(version, [], throttle_time_ms=throttle_ms))
     _count(broker.stats, attempt.topics, replica_id >= 0 and replica_id in broker.image.brokers)
     chunks = encode_fetch_response(version, attempt.topics)
     return ChunkedResponse(chunks, attempt.release)

@@ -16,6 +16,9 @@ compacted topic refuses records without a key (INVALID_RECORD, naming each one, 
 Kafka's LogValidator). Batches are stored as sent (compressed or not); nothing of a
 failed partition is appended.
 
+Client quotas (broker.quotas): the request's bytes count against producer_byte_rate; the
+response carries the throttle time they earn, and the connection is muted that long.
+
 Authorization (broker.authorizer): a transactional_id needs WRITE on it, else every
 partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its
 partitions are TOPIC_AUTHORIZATION_FAILED (nothing of them is appended). As in Kafka 4
@@ -30,6 +33,7 @@ from kafka.record import MemoryRecords
 
 from odradek.broker.authorizer import TOPIC, TXN
 from odradek.broker.handlers import handles
+from odradek.broker.quotas import PRODUCER_BYTE_RATE
 from odradek.broker.server import CloseConnection, Deferred
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -185,6 +189,7 @@ async def handle(ctx, request):
                 # Kafka fsyncs inside the append when flush.messages is reached, whatever acks.
                 durable_waits.append((response, partition.log.wait_durable(result)))
         responses.append((topic.name, partitions))
+    throttle_ms = ctx.record_quota(PRODUCER_BYTE_RATE, ctx.size)
     if acks == 0:
         for _, wait in durable_waits:
             wait.close()
@@ -192,8 +197,9 @@ async def handle(ctx, request):
             raise CloseConnection("acks=0 produce failed for a partition")
         return None
     if durable_waits:  # appended: the connection may start the next Produce meanwhile
-        return Deferred(_when_durable(ProduceResponse(responses), durable_waits, request.timeout_ms))
-    return ProduceResponse(responses)
+        return Deferred(_when_durable(ProduceResponse(responses, throttle_ms), durable_waits,
+                                      request.timeout_ms))
+    return ProduceResponse(responses, throttle_ms)
 
 
 async def _when_durable(response: ProduceResponse, durable_waits: list, timeout_ms: int) -> ProduceResponse:
