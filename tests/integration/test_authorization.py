@@ -16,7 +16,7 @@ from confluent_kafka.admin import AclOperation as CAclOperation
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import ConfigResource as CConfigResource
 from confluent_kafka.admin import ResourceType as CResourceType
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import (
     ACL,
     ACLFilter,
@@ -30,6 +30,7 @@ from kafka.admin import (
     ResourceType,
 )
 from kafka.errors import (
+    ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     KafkaTimeoutError,
     TopicAuthorizationFailedError,
@@ -231,3 +232,57 @@ def test_super_users_may_do_anything(broker_factory):
 def test_bad_authorizer_class_is_refused(broker_factory):
     with pytest.raises(RuntimeError, match="authorizer.class.name"):
         broker_factory(overrides={"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"})
+
+
+def test_group_listing_and_deletion_follow_group_acls(secured, admin):
+    grant(admin, ResourceType.TOPIC, "orders", ACLOperation.READ)
+    for group in ("team-a", "team-b"):
+        grant(admin, ResourceType.GROUP, group, ACLOperation.READ)
+        consumer = KafkaConsumer(bootstrap_servers=secured.bootstrap, group_id=group, enable_auto_commit=False)
+        consumer.assign([TopicPartition("orders", 0)])
+        consumer.commit({TopicPartition("orders", 0): OffsetAndMetadata(0, "", -1)})
+        consumer.close()
+
+    def listed():
+        return {g["group_id"] for g in admin.list_groups()}
+    assert listed() == {"team-a", "team-b"}  # ANONYMOUS may DESCRIBE the cluster (the fixture's ACL)
+    assert admin.delete_groups(["team-b"]) == {"team-b": "GroupAuthorizationFailedError"}
+    # without DESCRIBE on the cluster: only the groups it may describe (READ implies it)
+    grant(admin, ResourceType.CLUSTER, "kafka-cluster", ACLOperation.DESCRIBE, permission=ACLPermissionType.DENY)
+    grant(admin, ResourceType.GROUP, "team-a", ACLOperation.DESCRIBE, permission=ACLPermissionType.DENY)
+    assert listed() == {"team-b"}
+    grant(admin, ResourceType.GROUP, "team-", ACLOperation.DELETE, ACLResourcePatternType.PREFIXED)
+    assert admin.delete_groups(["team-b"]) == {"team-b": "OK"}
+
+
+def test_quota_and_acl_admin_need_their_cluster_acls(secured, admin):
+    from kafka.protocol.admin import AlterClientQuotasRequest, AlterClientQuotasResponse
+    A = AlterClientQuotasRequest.EntryData
+    alter = AlterClientQuotasRequest(entries=[A(entity=[A.EntityData(entity_type="client-id", entity_name="x")],
+                                                ops=[A.OpData(key="producer_byte_rate", value=1.0, remove=False)])],
+                                     validate_only=False)
+    with RawConnection(secured.bootstrap) as conn:
+        assert conn.roundtrip(alter, 1, AlterClientQuotasResponse).entries[0].error_code == \
+            ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        grant(admin, ResourceType.CLUSTER, "kafka-cluster", ACLOperation.ALTER_CONFIGS)
+        assert conn.roundtrip(alter, 1, AlterClientQuotasResponse).entries[0].error_code == ErrorCode.NONE
+    # and managing ACLs needs ALTER on the cluster: take it away (DENY wins)
+    grant(admin, ResourceType.CLUSTER, "kafka-cluster", ACLOperation.ALTER, permission=ACLPermissionType.DENY)
+    result = admin.create_acls([ACL("User:bob", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
+                                    ResourcePattern(ResourceType.TOPIC, "t", ACLResourcePatternType.LITERAL))])
+    assert result["failed"] == [ClusterAuthorizationFailedError]
+
+
+def test_a_follower_fetch_needs_cluster_action(secured, admin):
+    from kafka.protocol.consumer import FetchResponse
+
+    from tests.rawclient import fetch_request
+    request = fetch_request("orders", 0)
+    request.replica_id = 1  # what a follower sends (before v15)
+    grant(admin, ResourceType.TOPIC, "orders", ACLOperation.READ)  # not enough for a follower
+    with RawConnection(secured.bootstrap) as conn:
+        partition = conn.roundtrip(request, 11, FetchResponse).responses[0].partitions[0]
+        assert partition.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        grant(admin, ResourceType.CLUSTER, "kafka-cluster", ACLOperation.CLUSTER_ACTION)
+        partition = conn.roundtrip(request, 11, FetchResponse).responses[0].partitions[0]
+        assert partition.error_code == ErrorCode.NONE

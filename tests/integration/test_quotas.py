@@ -129,3 +129,13 @@ def test_a_consumer_over_its_byte_rate_gets_an_empty_throttled_fetch(broker):
     with RawConnection(broker.bootstrap) as conn:
         throttled = conn.roundtrip(fetch_request("fetched", 0), 11, FetchResponse)
     assert throttled.throttle_time_ms > 0 and throttled.responses == []
+
+
+def test_request_percentage_throttles_within_one_window(broker):
+    """Request time counts against request_percentage; its throttle is at most one window."""
+    from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+    assert alter(broker.bootstrap, {"client-id": None}, {"request_percentage": 0.0001}) == [(ErrorCode.NONE, None)]
+    with RawConnection(broker.bootstrap) as conn:
+        throttles = [conn.roundtrip(MetadataRequest(topics=None, allow_auto_topic_creation=False), 12,
+                                    MetadataResponse).throttle_time_ms for _ in range(3)]
+    assert all(0 < t <= 1000 for t in throttles), throttles
