@@ -37,7 +37,8 @@ USER, CLIENT_ID = "user", "client-id"
 ENTITY_TYPES = (USER, CLIENT_ID)
 SAMPLES = 11  # quota.window.num
 WINDOW_S = 1.0  # quota.window.size.seconds
-IDLE_EXPIRY_S = 3600.0  # Kafka expires a client's quota sensors after an hour unused
+IDLE_EXPIRY_S = 3600.0
+INT32_MAX = 2**31 - 1  # Kafka expires a client's quota sensors after an hour unused
 
 
 @dataclass(slots=True)
@@ -145,11 +146,11 @@ def throttle_ms(rate: Rate, quota: float, now: float, bounded: bool = False) -> 
     fall back to the quota (Kafka's QuotaUtils.throttleTime); bounded by one window for
     request time (ClientRequestQuotaManager)."""
     observed = rate.rate(now)
-    if quota <= 0:
+    if quota <= 0:  # a quota of 0: nothing may pass; wait until the usage has aged out
         return int(rate.span(now) * 1000) if observed > 0 else 0
     if observed <= quota:
         return 0
     ms = (observed - quota) / quota * rate.span(now) * 1000
     if bounded:
         ms = min(ms, rate.window_s * 1000)
-    return int(round(ms))
+    return int(min(round(ms), INT32_MAX))  # throttle_time_ms is an int32 on the wire

@@ -176,7 +176,8 @@ def parse_principal(text: str) -> tuple[str, str] | None:
 
 
 def binding_error(b: AclBinding) -> str | None:
-    """Why ``b`` cannot be created, in Kafka's words (None: it can)."""
+    """Why ``b`` cannot be created, in Kafka's words (AclControlManager.validateNewAcl;
+    None: it can)."""
     try:
         resource_type = ResourceType(b.resource_type)
         pattern_type = PatternType(b.pattern_type)
@@ -184,18 +185,18 @@ def binding_error(b: AclBinding) -> str | None:
         permission = PermissionType(b.permission_type)
     except ValueError:
         return "Invalid ACL: unknown code"
-    if resource_type not in SUPPORTED_OPERATIONS:
-        return f"Invalid resource type {resource_type.name}"
+    # (Kafka's AclControlManager checks no more: an operation a type does not support, or a
+    # CLUSTER named otherwise than kafka-cluster, is accepted and simply never matches.)
+    if resource_type in (ResourceType.UNKNOWN, ResourceType.ANY):
+        return f"Invalid resourceType {resource_type.name}"
     if pattern_type not in (PatternType.LITERAL, PatternType.PREFIXED):
-        return f"Invalid pattern type {pattern_type.name}"
-    if operation != Op.ALL and operation not in SUPPORTED_OPERATIONS[resource_type]:
-        return f"Invalid operation {operation.name} for resource type {resource_type.name}"
+        return f"Invalid patternType {pattern_type.name}"
+    if operation in (Op.UNKNOWN, Op.ANY):
+        return f"Invalid operation {operation.name}"
     if permission not in (PermissionType.ALLOW, PermissionType.DENY):
-        return f"Invalid permission type {permission.name}"
+        return f"Invalid permissionType {permission.name}"
     if not b.resource_name:
         return "Resource name should not be empty"
-    if resource_type == ResourceType.CLUSTER and b.resource_name != CLUSTER_NAME:
-        return f"The only valid name for the CLUSTER resource is {CLUSTER_NAME}"
     if parse_principal(b.principal) is None:
         return f"Could not parse principal from `{b.principal}` (no colon is present separating " \
                "the principal type from the principal name)"

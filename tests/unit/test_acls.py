@@ -111,9 +111,11 @@ def test_binding_validation():
     assert binding_error(acl("t", Op.ANY)) is not None
     assert binding_error(acl("t", Op.READ, pattern=PatternType.MATCH)) is not None
     assert binding_error(acl("t", Op.READ, principal="alice")) is not None
-    assert binding_error(acl("t", Op.CLUSTER_ACTION)) is not None  # not a topic operation
-    assert binding_error(acl("other", Op.ALTER, rtype=CLUSTER)) is not None
+    assert binding_error(acl("t", Op.READ, perm=PermissionType.ANY)) is not None
+    assert binding_error(acl("t", Op.READ, rtype=ResourceType.ANY)) is not None
     assert binding_error(acl(CLUSTER_NAME, Op.ALTER, rtype=CLUSTER)) is None
+    # as Kafka's controller: accepted, though never matched by a topic request
+    assert binding_error(acl("t", Op.CLUSTER_ACTION)) is None
     assert binding_error(acl("", Op.READ)) is not None
 
 

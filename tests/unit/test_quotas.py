@@ -71,3 +71,9 @@ def test_a_client_held_to_its_throttle_times_gets_the_quota():
             sent_after_warmup += 5000
         now += max(throttle / 1000, 0.01)
     assert abs(sent_after_warmup / 40.0 - 10_000) / 10_000 < 0.1
+
+
+def test_throttle_fits_an_int32():
+    r = Rate()
+    r.record(0.0, 10**12)
+    assert throttle_ms(r, 1.0, 0.0) == 2**31 - 1
