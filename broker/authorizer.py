@@ -41,6 +41,10 @@ TOPIC_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED
 GROUP_DENIED = ErrorCode.GROUP_AUTHORIZATION_FAILED
 CLUSTER_DENIED = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
 TXN_DENIED = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+# Kafka's messages for these codes (its exceptions' defaults), where a response has a message
+DENIED_MESSAGE = {TOPIC_DENIED: "Topic authorization failed.", GROUP_DENIED: "Group authorization failed.",
+                  CLUSTER_DENIED: "Cluster authorization failed.",
+                  TXN_DENIED: "Transactional Id authorization failed."}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     8: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),  # OffsetCommit
     9: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),  # OffsetFetch
     10: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED), Access(TXN, Op.DESCRIBE, TXN_DENIED)),  # FindCoordinator
-    11: _access(Access(GROUP, Op.READ, GROUP_DENIED, _group_id)),  # JoinGroup
+    11: _access(Access(GROUP, Op.READ, GROUP_DENIED)),  # JoinGroup (in the handler: v7+ null protocol name)
     12: _access(Access(GROUP, Op.READ, GROUP_DENIED, _group_id)),  # Heartbeat
     13: _access(Access(GROUP, Op.READ, GROUP_DENIED, _group_id)),  # LeaveGroup
     14: _access(Access(GROUP, Op.READ, GROUP_DENIED, _group_id)),  # SyncGroup
@@ -92,7 +96,7 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     22: _access(Access(TXN, Op.WRITE, TXN_DENIED), Access(CLUSTER, Op.IDEMPOTENT_WRITE, CLUSTER_DENIED)),
     # OffsetForLeaderEpoch: CLUSTER_ACTION on the cluster (followers), else DESCRIBE per topic.
     23: _access(Access(CLUSTER, Op.CLUSTER_ACTION, TOPIC_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
-    29: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED, _cluster)),  # DescribeAcls
+    29: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED)),  # DescribeAcls
     30: _access(Access(CLUSTER, Op.ALTER, CLUSTER_DENIED)),  # CreateAcls (per creation)
     31: _access(Access(CLUSTER, Op.ALTER, CLUSTER_DENIED)),  # DeleteAcls (per filter)
     # DescribeConfigs / AlterConfigs / IncrementalAlterConfigs: broker resources on the
@@ -107,10 +111,12 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     # (In the handler: v0 has no top-level error, so each partition carries it.)
     43: _access(Access(CLUSTER, Op.ALTER, CLUSTER_DENIED)),
     47: _access(Access(GROUP, Op.DELETE, GROUP_DENIED, _group_id), Access(TOPIC, Op.READ, TOPIC_DENIED)),  # OffsetDelete
-    48: _access(Access(CLUSTER, Op.DESCRIBE_CONFIGS, CLUSTER_DENIED, _cluster)),  # DescribeClientQuotas
+    48: _access(Access(CLUSTER, Op.DESCRIBE_CONFIGS, CLUSTER_DENIED)),  # DescribeClientQuotas
     49: _access(Access(CLUSTER, Op.ALTER_CONFIGS, CLUSTER_DENIED)),  # AlterClientQuotas (per entry)
     55: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED, _cluster)),  # DescribeQuorum
-    60: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED, _cluster)),  # DescribeCluster
+    # DescribeCluster: not authorized (Kafka's code); DESCRIBE decides whether the cluster's
+    # authorized operations are filled (else empty).
+    60: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED)),
     61: _access(Access(TOPIC, Op.READ, TOPIC_DENIED)),  # DescribeProducers
     75: _access(Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),  # DescribeTopicPartitions
 }
@@ -124,6 +130,12 @@ def access(api_key: int, resource_type: ResourceType) -> Access:
         if entry.resource_type == resource_type:
             return entry
     raise KeyError(f"API key {api_key} has no {resource_type.name} entry in ACCESS")
+
+
+def needs_permission(ctx, operation: AclOperation) -> str:
+    """Kafka's message for a request refused as a whole ("Request ... needs ALTER permission."),
+    which names its request object; ours names the principal."""
+    return f"Request from {ctx.principal} needs {operation.name} permission."
 
 
 def parse_super_users(text: str) -> list[str]:

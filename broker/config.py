@@ -120,6 +120,9 @@ BROKER_CONFIGS = defs(
       for d in TOPIC_CONFIGS.values() if d.synonym and d.synonym != d.name),
     *(d for d in TOPIC_CONFIGS.values() if d.synonym == d.name),
 )
+# Keys the authorizer reads, not Kafka's broker config (KafkaConfig): its DescribeConfigs
+# never lists them.
+AUTHORIZER_KEYS = frozenset({"super.users", "allow.everyone.if.no.acl.found"})
 # log.retention.ms has no default of its own: hours and minutes fill it in, as in Kafka.
 BROKER_CONFIGS["log.retention.ms"] = ConfigDef("log.retention.ms", LONG, None, "", at_least(-1))
 

@@ -13,7 +13,7 @@ import math
 
 from kafka.protocol.admin import AlterClientQuotasRequest, AlterClientQuotasResponse
 
-from odradek.broker.authorizer import CLUSTER
+from odradek.broker.authorizer import CLUSTER, DENIED_MESSAGE
 from odradek.broker.handlers import handles, time_left
 from odradek.broker.handlers.create_acls import TIMEOUT_MS
 from odradek.broker.quotas import ENTITY_TYPES, QUOTA_KEYS, REQUEST_PERCENTAGE
@@ -50,7 +50,7 @@ async def handle(ctx, request):
     allowed = ctx.may(CLUSTER, CLUSTER_NAME)
     codes, changes = [], []
     for entry in request.entries:
-        error = None if allowed else "Authorization failed."
+        error = None if allowed else DENIED_MESSAGE[ErrorCode.CLUSTER_AUTHORIZATION_FAILED]
         code = ErrorCode.NONE if allowed else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
         if allowed and (error := entry_error(entry)) is not None:
             code = ErrorCode.INVALID_REQUEST

@@ -11,7 +11,7 @@ v0 is not served, as in Kafka 4.
 
 from kafka.protocol.admin import CreateAclsRequest, CreateAclsResponse
 
-from odradek.broker.authorizer import CLUSTER
+from odradek.broker.authorizer import CLUSTER, access, needs_permission
 from odradek.broker.handlers import handles, time_left
 from odradek.broker.handlers.describe_acls import NO_AUTHORIZER
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -31,7 +31,8 @@ async def handle(ctx, request):
     if ctx.broker.authorizer is None:
         return _results(len(request.creations), ErrorCode.SECURITY_DISABLED, NO_AUTHORIZER)
     if not ctx.may(CLUSTER, CLUSTER_NAME):
-        return _results(len(request.creations), ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)
+        return _results(len(request.creations), ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                        needs_permission(ctx, access(30, CLUSTER).operation))
     bindings = [[c.resource_type, c.resource_name, c.resource_pattern_type, c.principal, c.host,
                  c.operation, c.permission_type] for c in request.creations]
     try:

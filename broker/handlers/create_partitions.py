@@ -32,7 +32,7 @@ async def handle(ctx, request):
     for t in request.topics:
         try:
             if not ctx.may(TOPIC, t.name):
-                raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
+                raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)  # (no message, as Kafka)
             assignments = [list(a.broker_ids) for a in t.assignments] if t.assignments else None
             await ctx.broker.controller.create_partitions(t.name, t.count, assignments,
                                                           request.validate_only, timeout_s=timeout_s())

@@ -72,7 +72,8 @@ async def handle(ctx, request):
                       num_partitions=-1, replication_factor=-1, configs=[])
                for name in sorted(duplicates)]
     results += [Result(name=name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                       error_message="Authorization failed.", num_partitions=-1, replication_factor=-1,
+                       error_message="Authorization failed.",  # (Kafka's words here)
+                       num_partitions=-1, replication_factor=-1,
                        configs=[]) for name in denied]
     for t, error in zip(wanted, errors, strict=True):
         if error is not None:

@@ -10,7 +10,7 @@ from dataclasses import astuple
 
 from kafka.protocol.admin import DeleteAclsRequest, DeleteAclsResponse
 
-from odradek.broker.authorizer import CLUSTER
+from odradek.broker.authorizer import CLUSTER, access, needs_permission
 from odradek.broker.handlers import handles, time_left
 from odradek.broker.handlers.create_acls import TIMEOUT_MS
 from odradek.broker.handlers.describe_acls import NO_AUTHORIZER, acl_filter
@@ -31,7 +31,8 @@ async def handle(ctx, request):
     if ctx.broker.authorizer is None:
         return _failed(len(request.filters), ErrorCode.SECURITY_DISABLED, NO_AUTHORIZER)
     if not ctx.may(CLUSTER, CLUSTER_NAME):
-        return _failed(len(request.filters), ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)
+        return _failed(len(request.filters), ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                       needs_permission(ctx, access(31, CLUSTER).operation))
     filters = [acl_filter(f) for f in request.filters]
     invalid = {i: f.invalid() for i, f in enumerate(filters) if f.invalid() is not None}
     valid = [list(astuple(f)) for i, f in enumerate(filters) if i not in invalid]

@@ -10,7 +10,7 @@ import uuid
 
 from kafka.protocol.admin import DeleteTopicsRequest, DeleteTopicsResponse
 
-from odradek.broker.authorizer import TOPIC
+from odradek.broker.authorizer import DENIED_MESSAGE, TOPIC
 from odradek.broker.handlers import handles, time_left
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -40,7 +40,7 @@ async def handle(ctx, request):
         if not ctx.may(TOPIC, name):
             results.append(R.DeletableTopicResult(name=name, topic_id=topic_id,
                                                   error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                                                  error_message="Authorization failed."))
+                                                  error_message=DENIED_MESSAGE[ErrorCode.TOPIC_AUTHORIZATION_FAILED]))
             continue
         try:
             await broker.controller.delete_topic(name, timeout_s=timeout_s())

@@ -9,9 +9,10 @@ A filter with an UNKNOWN field is INVALID_REQUEST. v0 is not served, as in Kafka
 
 from kafka.protocol.admin import DescribeAclsRequest, DescribeAclsResponse
 
+from odradek.broker.authorizer import CLUSTER, access, needs_permission
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
-from odradek.replication.acls import AclFilter
+from odradek.replication.acls import CLUSTER_NAME, AclFilter
 
 NO_AUTHORIZER = "No Authorizer is configured."  # Kafka's message
 R = DescribeAclsResponse
@@ -28,6 +29,9 @@ async def handle(ctx, request):
     if ctx.broker.authorizer is None:
         return R(throttle_time_ms=0, error_code=ErrorCode.SECURITY_DISABLED,
                  error_message=NO_AUTHORIZER, resources=[])
+    if not ctx.may(CLUSTER, CLUSTER_NAME):
+        return R(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                 error_message=needs_permission(ctx, access(29, CLUSTER).operation), resources=[])
     f = acl_filter(request)
     invalid = f.invalid()
     if invalid is not None:

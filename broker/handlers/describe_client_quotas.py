@@ -4,15 +4,17 @@ Each component names an entity type (``user`` or ``client-id``) and how its name
 match: 0 exactly ``match``, 1 the type's default entity (``<default>``), 2 any name.
 ``strict`` asks for entities with exactly the components' types; otherwise they may have
 more. A type named twice, an unknown one or a bad match type is INVALID_REQUEST. The
-principal needs DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED, checked
-before: broker.authorizer). Quotas are records of the metadata log (broker.quotas).
+principal needs DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED:
+broker.authorizer). Quotas are records of the metadata log (broker.quotas).
 """
 
 from kafka.protocol.admin import DescribeClientQuotasRequest, DescribeClientQuotasResponse
 
+from odradek.broker.authorizer import CLUSTER
 from odradek.broker.handlers import handles
 from odradek.broker.quotas import ENTITY_TYPES
 from odradek.protocol.errors import ErrorCode
+from odradek.replication.acls import CLUSTER_NAME
 
 R = DescribeClientQuotasResponse
 EXACT, DEFAULT, ANY = 0, 1, 2
@@ -35,6 +37,9 @@ def matches(names: dict, components, strict: bool) -> bool:
 
 @handles(DescribeClientQuotasRequest, 0, 1)
 async def handle(ctx, request):
+    if not ctx.may(CLUSTER, CLUSTER_NAME):
+        return R(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None,
+                 entries=None)
     types = [c.entity_type for c in request.components]
     if len(set(types)) != len(types):
         return _invalid("Duplicate entity type in filter")

@@ -4,19 +4,16 @@ Brokers are listed with their endpoints on the listener the request came in on.
 endpoint_type 1 (brokers) is the only kind this listener serves (v1+): asking it for
 controllers (2) is MISMATCHED_ENDPOINT_TYPE, with Kafka's message and an empty cluster id.
 v2 (KIP-1073) lists fenced brokers too when include_fenced_brokers asks for them, each
-with is_fenced. Needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED, checked before:
-broker.authorizer); the cluster's authorized operations are filled when
-include_cluster_authorized_operations asks (with no authorizer, every cluster operation
-Kafka supports: 8096).
+with is_fenced. Not authorized, as in Kafka; the cluster's authorized operations are filled
+when include_cluster_authorized_operations asks: none without DESCRIBE on the cluster, and
+with no authorizer every cluster operation Kafka supports (broker.authorizer).
 """
 
 from kafka.protocol.admin import DescribeClusterRequest, DescribeClusterResponse
 
-from odradek.broker.authorizer import CLUSTER
 from odradek.broker.handlers import handles
-from odradek.broker.handlers.metadata import live_brokers
+from odradek.broker.handlers.metadata import cluster_operations, live_brokers
 from odradek.protocol.errors import ErrorCode
-from odradek.replication.acls import CLUSTER_NAME
 
 R = DescribeClusterResponse
 BROKERS_ENDPOINT_TYPE = 1
@@ -43,5 +40,6 @@ async def handle(ctx, request):
     return R(throttle_time_ms=0, error_code=ErrorCode.NONE, error_message=None,
              endpoint_type=BROKERS_ENDPOINT_TYPE, cluster_id=broker.cluster_id,
              controller_id=broker.controller_id, brokers=brokers,
-             authorized_operations=(ctx.authorized_operations(CLUSTER, CLUSTER_NAME)
-                                    if request.include_cluster_authorized_operations else None))
+             authorized_operations=cluster_operations(ctx) if request.include_cluster_authorized_operations
+             else None)
+

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from kafka.protocol.admin import DescribeConfigsRequest, DescribeConfigsResponse
 
-from odradek.broker.authorizer import CLUSTER
+from odradek.broker.authorizer import CLUSTER, DENIED_MESSAGE
 from odradek.broker.authorizer import TOPIC as ACL_TOPIC
-from odradek.broker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
+from odradek.broker.config import AUTHORIZER_KEYS, BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 from odradek.replication.acls import CLUSTER_NAME
@@ -74,6 +74,8 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
     config = broker.config
     entries = []
     for key, d in BROKER_CONFIGS.items():
+        if key in AUTHORIZER_KEYS:
+            continue
         source = STATIC_BROKER_CONFIG if key in config.explicit else DEFAULT_CONFIG
         # Kafka shows its keys without a default as null until set (NO_DEFAULT_IN_KAFKA)
         unset = source == DEFAULT_CONFIG and key in NO_DEFAULT_IN_KAFKA
@@ -119,7 +121,7 @@ async def handle(ctx, request):
     for resource in request.resources:
         denied = config_access_error(ctx, resource.resource_type, resource.resource_name)
         if denied is not None:
-            results.append(_error(resource, denied, ""))
+            results.append(_error(resource, denied, DENIED_MESSAGE[denied]))
             continue
         if resource.resource_type == TOPIC:
             if resource.resource_name not in broker.image.topics:

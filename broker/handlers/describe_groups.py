@@ -52,6 +52,7 @@ async def handle(ctx, request):
     for g in request.groups:
         if not ctx.may(GROUP, g):
             described = _described(g, ErrorCode.GROUP_AUTHORIZATION_FAILED, None, version)
+            described.group_state = ""  # (as Kafka: nothing of a group it may not describe)
         else:
             error, group = coordinator.describe_group(g)
             described = _described(g, error, group, version)

@@ -7,7 +7,7 @@ A topic the principal may not READ is TOPIC_AUTHORIZATION_FAILED (broker.authori
 
 from kafka.protocol.admin import DescribeProducersRequest, DescribeProducersResponse
 
-from odradek.broker.authorizer import TOPIC
+from odradek.broker.authorizer import DENIED_MESSAGE, TOPIC
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -28,7 +28,8 @@ async def handle(ctx, request):
                 partition = ctx.broker.replicas.leader_partition(t.name, index)
             except KafkaError as e:
                 partitions.append(PartitionResponse(partition_index=index, error_code=e.code,
-                                                    error_message=None, active_producers=[]))
+                                                    error_message=DENIED_MESSAGE.get(e.code),
+                                                    active_producers=[]))
                 continue
             producers = [PartitionResponse.ProducerState(
                 producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,

@@ -116,7 +116,7 @@ async def handle(ctx, request):
         topic = image.topics.get(name)
         operations = operations_bits(ctx.authorized_operations(TOPIC, name))  # a plain int32 here
         if name not in allowed:
-            topics.append(_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, name, operations))
+            topics.append(_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, name, NOT_COMPUTED))
             continue
         if topic is None:
             code = (ErrorCode.INVALID_TOPIC_EXCEPTION if topic_name_error(name)

@@ -53,7 +53,9 @@ ZSTD = 4
 ZSTD_MIN_FETCH_VERSION = 10
 READ_COMMITTED = 1
 ZERO_UUID = uuid.UUID(int=0)
-UNKNOWN_PARTITION_CODES = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID)
+# (and a denied topic, which Kafka answers as one it does not know)
+UNKNOWN_PARTITION_CODES = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID,
+                           ErrorCode.TOPIC_AUTHORIZATION_FAILED)
 
 
 def _has_zstd(slices) -> bool:

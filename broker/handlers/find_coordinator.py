@@ -14,7 +14,7 @@ key, else GROUP_AUTHORIZATION_FAILED (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for
 
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
-from odradek.broker.authorizer import GROUP, TXN
+from odradek.broker.authorizer import DENIED_MESSAGE, GROUP, TXN
 from odradek.broker.broker import CONTROLLER_WAIT_S
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
@@ -54,8 +54,10 @@ async def handle(ctx, request):
     coordinators = []
     for key in request.coordinator_keys:
         error, node_id, host, port = _lookup(ctx, key, key_type)
-        # Kafka 4.4 sends an empty message with NONE from v4 (batched) on.
+        # Kafka 4.4 sends an empty message with NONE, and with an authorization error, from v4
+        # (batched) on.
         coordinators.append(R.Coordinator(key=key, node_id=node_id, host=host, port=port,
                                           error_code=error,
-                                          error_message="" if not error else error.name))
+                                          error_message="" if not error or error in DENIED_MESSAGE
+                                          else error.name))
     return R(throttle_time_ms=0, coordinators=coordinators)

@@ -75,6 +75,14 @@ def topic_metadata(broker, topic) -> R.MetadataResponseTopic:
         authorized_operations=None)  # None encodes INT32_MIN: "not requested"
 
 
+def cluster_operations(ctx) -> set[int]:
+    """The cluster's authorized operations as Kafka answers them (Metadata, DescribeCluster):
+    none unless the principal may DESCRIBE the cluster."""
+    if not ctx.may(CLUSTER, CLUSTER_NAME, Op.DESCRIBE):
+        return set()
+    return ctx.authorized_operations(CLUSTER, CLUSTER_NAME)
+
+
 def _error_topic(code: ErrorCode, name: str | None, topic_id: uuid.UUID | None = None):
     return R.MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id or uuid.UUID(int=0),
                                    is_internal=False, partitions=[], authorized_operations=None)
@@ -123,8 +131,8 @@ async def handle(ctx, request):
         for topic_ in topics:
             if topic_.error_code != ErrorCode.TOPIC_AUTHORIZATION_FAILED and topic_.name is not None:
                 topic_.authorized_operations = ctx.authorized_operations(TOPIC, topic_.name)
-    cluster_operations = (ctx.authorized_operations(CLUSTER, CLUSTER_NAME)
+    cluster_authorized = (cluster_operations(ctx)
                           if 8 <= version <= 10 and request.include_cluster_authorized_operations else None)
     return R(throttle_time_ms=0, error_code=ErrorCode.NONE, brokers=broker_list(broker, ctx.listener_name),
              cluster_id=broker.cluster_id, controller_id=broker.controller_id if ready else -1,
-             topics=topics, authorized_operations=cluster_operations)
+             topics=topics, authorized_operations=cluster_authorized)

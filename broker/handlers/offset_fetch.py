@@ -38,13 +38,15 @@ def _partitions(cls, offsets: dict, error: ErrorCode, denied: bool = False) -> l
     return out
 
 
-def _fetch(ctx, group_id: str, topics):
+def _fetch(ctx, group_id: str, topics, version: int):
     """(group error, {topic: {partition: offset or None}}, topics denied to the principal)."""
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics
                                           if t.name is not None]
     denied = {name for name, _ in wanted or () if not ctx.may(TOPIC, name)}
     if not ctx.may(GROUP, group_id):
         error, found = ErrorCode.GROUP_AUTHORIZATION_FAILED, {}
+        if version >= TOP_LEVEL_ERROR_VERSION:
+            return error, {}, set()  # (Kafka lists nothing of a group it may not describe)
     else:
         error, found = ctx.broker.groups.fetch_offsets(
             group_id, None if wanted is None else [w for w in wanted if w[0] not in denied])
@@ -75,7 +77,7 @@ async def handle(ctx, request):
                     t.name = topic_name(image, t.topic_id)
                     if t.name is None:
                         unknown.append(t)
-            error, found, denied = _fetch(ctx, g.group_id, g.topics)
+            error, found, denied = _fetch(ctx, g.group_id, g.topics, version)
             P = T.OffsetFetchResponsePartitions
             topics = [T(name=None if by_id else name,
                         topic_id=image.topics[name].uuid if by_id and name in image.topics else None,
@@ -87,7 +89,7 @@ async def handle(ctx, request):
             groups.append(G(group_id=g.group_id, error_code=error, topics=topics))
         return R(throttle_time_ms=0, groups=groups)
     T = R.OffsetFetchResponseTopic
-    error, found, denied = _fetch(ctx, request.group_id, request.topics)
+    error, found, denied = _fetch(ctx, request.group_id, request.topics, version)
     partition_error = error if version < TOP_LEVEL_ERROR_VERSION else ErrorCode.NONE
     return R(throttle_time_ms=0, error_code=error, topics=[
         T(name=name, partitions=_partitions(T.OffsetFetchResponsePartition, offsets, partition_error,
