@@ -1,9 +1,9 @@
 """AlterClientQuotas (v0-v1): set or remove client quotas, as records of the metadata log.
 
 An entity is a ``user`` and/or a ``client-id``, each named or the default (a null name);
-keys are ``producer_byte_rate`` and ``consumer_byte_rate`` (whole bytes per second) and
-``request_percentage``. A bad entity (empty, a type twice, another type: ``ip`` quotas
-are not enforced here) or a bad key or value is INVALID_REQUEST for that entry; the
+a type named twice keeps its last name, as Kafka reads it. Keys are ``producer_byte_rate``
+and ``consumer_byte_rate`` (whole bytes per second) and ``request_percentage``. A bad
+entity (empty, or another type: ``ip`` quotas are not enforced here) or a bad key or value is INVALID_REQUEST for that entry; the
 other entries apply. validate_only checks and changes nothing. The principal needs
 ALTER_CONFIGS on the cluster, else each entry is CLUSTER_AUTHORIZATION_FAILED
 (broker.authorizer). Enforcement: broker.quotas.
@@ -28,8 +28,6 @@ def entry_error(entry) -> str | None:
     types = [e.entity_type for e in entry.entity]
     if not types:
         return "Invalid empty client quota entity"
-    if len(set(types)) != len(types):
-        return "Invalid client quota entity: duplicate entity type"
     for t in types:
         if t not in ENTITY_TYPES:
             return f"Unsupported client quota entity type {t!r} (use user or client-id)"
@@ -41,7 +39,7 @@ def entry_error(entry) -> str | None:
         if not math.isfinite(op.value) or op.value < 0:
             return f"Invalid value {op.value} for configuration {op.key}: must be at least 0"
         if op.key != REQUEST_PERCENTAGE and op.value != math.floor(op.value):
-            return f"Configuration {op.key} must be a Long value"
+            return f"{op.key} cannot be a fractional value."  # Kafka's words
     return None
 
 
@@ -50,13 +48,13 @@ async def handle(ctx, request):
     allowed = ctx.may(CLUSTER, CLUSTER_NAME)
     codes, changes = [], []
     for entry in request.entries:
+        entity = entity_of(entry)
         error = None if allowed else DENIED_MESSAGE[ErrorCode.CLUSTER_AUTHORIZATION_FAILED]
         code = ErrorCode.NONE if allowed else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
         if allowed and (error := entry_error(entry)) is not None:
             code = ErrorCode.INVALID_REQUEST
         codes.append((code, error))
         if code == ErrorCode.NONE:
-            entity = {e.entity_type: e.entity_name for e in entry.entity}
             changes += [[entity, op.key, None if op.remove else float(op.value)] for op in entry.ops]
     if changes:
         try:
@@ -66,5 +64,11 @@ async def handle(ctx, request):
             codes = [(e.code, e.message) if code == ErrorCode.NONE else (code, m) for code, m in codes]
     return R(throttle_time_ms=0, entries=[
         R.EntryData(error_code=code, error_message=message, entity=[
-            R.EntryData.EntityData(entity_type=e.entity_type, entity_name=e.entity_name) for e in entry.entity])
+            R.EntryData.EntityData(entity_type=t, entity_name=n) for t, n in sorted(entity_of(entry).items())])
         for (code, message), entry in zip(codes, request.entries, strict=True)])
+
+
+def entity_of(entry) -> dict[str, str | None]:
+    """An entry's entity as Kafka reads it: a map, where a type named twice keeps its last
+    name; it is answered in type order, as Kafka echoes it."""
+    return {e.entity_type: e.entity_name for e in entry.entity}

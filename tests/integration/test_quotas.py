@@ -40,7 +40,7 @@ def describe(bootstrap: str, components: list, strict: bool = False):
     with RawConnection(bootstrap) as conn:
         response = conn.roundtrip(request, 1, DescribeClientQuotasResponse)
     return response.error_code, {tuple((e.entity_type, e.entity_name) for e in entry.entity):
-                                 {v.key: v.value for v in entry.values} for entry in response.entries}
+                                 {v.key: v.value for v in entry.values} for entry in response.entries or []}
 
 
 def test_alter_and_describe_quotas_survive_a_restart(broker):
