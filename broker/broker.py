@@ -21,6 +21,7 @@ import structlog
 
 from odradek.broker import config as cfg
 from odradek.broker import sasl, tls
+from odradek.broker.authorizer import Authorizer
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
@@ -30,6 +31,7 @@ from odradek.broker.meta_properties import FILE as META_FILE
 from odradek.broker.meta_properties import adopt_cluster_id, load_or_create, new_uuid
 from odradek.broker.metrics import BrokerStats, new_registry
 from odradek.broker.peer_auth import peer_security
+from odradek.broker.quotas import ClientQuotas
 from odradek.broker.replica_manager import ReplicaManager
 from odradek.broker.server import (
     ConnectionLimits,
@@ -150,11 +152,13 @@ class Broker:
         self.data_dir = os.path.abspath(data_dir)
         self.node_id: int = config["node.id"]
         self.handlers = load_handlers()
+        self.image = MetadataImage()
+        self.authorizer = Authorizer.from_config(config, self.image)  # None: ACLs are off
+        self.quotas = ClientQuotas(lambda: self.image.client_quotas)
         self.connections: set = set()
         self.limits = ConnectionLimits(config)
         self.request_memory = RequestMemory(config["queued.max.request.bytes"], self.connections)
         self.servers: list[asyncio.AbstractServer] = []
-        self.image = MetadataImage()
         self.meta = None
         self.controller: Controller | None = None
         self.metadata_log = None  # a LocalMetadataLog, or a cluster's RaftMetadataLog
@@ -233,6 +237,8 @@ class Broker:
             self.tasks.spawn("test_faults", lambda: poll_test_faults(*faults))
         self.controller.subscribers.append(self.replicas.on_metadata)
         self.controller.subscribers.append(self._check_cluster_id)
+        if self.authorizer is not None:
+            self.controller.subscribers.append(self.authorizer.on_metadata)
         self.groups = GroupCoordinator(self)
         self.groups.start()  # before the replicas start: it follows their leadership from the first
         await self.metadata_log.start()

@@ -118,6 +118,11 @@ BROKER_CONFIGS = defs(
     ConfigDef("connections.max.idle.ms", LONG, 600000, "idle connections are closed after this",
               at_least(1)),
     *SECURITY_CONFIGS,
+    ConfigDef("authorizer.class.name", STRING, "",
+              "org.apache.kafka.metadata.authorizer.StandardAuthorizer turns ACLs on; empty: off"),
+    ConfigDef("super.users", STRING, "", "principals allowed everything: User:a;User:b"),
+    ConfigDef("allow.everyone.if.no.acl.found", BOOLEAN, False,
+              "allow a resource that no ACL names to everyone"),
     ConfigDef("log.retention.hours", INT, 168, "", at_least(-1)),
     ConfigDef("log.retention.minutes", INT, None, "", at_least(-1)),
     ConfigDef("log.retention.check.interval.ms", LONG, 300000, "", at_least(1)),
@@ -170,6 +175,9 @@ BROKER_CONFIGS = defs(
       for d in TOPIC_CONFIGS.values() if d.synonym and d.synonym != d.name),
     *(d for d in TOPIC_CONFIGS.values() if d.synonym == d.name),
 )
+# Keys the authorizer reads, not Kafka's broker config (KafkaConfig): its DescribeConfigs
+# never lists them.
+AUTHORIZER_KEYS = frozenset({"super.users", "allow.everyone.if.no.acl.found"})
 # log.retention.ms has no default of its own: hours and minutes fill it in, as in Kafka.
 BROKER_CONFIGS["log.retention.ms"] = ConfigDef("log.retention.ms", LONG, None, "", at_least(-1))
 

@@ -44,7 +44,9 @@ import time
 import structlog
 
 from odradek.broker import sasl, tls
+from odradek.broker.authorizer import access, authorized_operations, denied_before
 from odradek.broker.handlers import Handler, error_response
+from odradek.broker.quotas import REQUEST_PERCENTAGE
 from odradek.protocol.api import (
     API_VERSIONS_KEY,
     PRODUCE_KEY,
@@ -224,20 +226,71 @@ class Deferred:
 
 
 class RequestContext:
-    __slots__ = ("header", "broker", "connection", "response_version", "arrived", "handled")
+    __slots__ = ("header", "broker", "connection", "response_version", "arrived", "handled", "size",
+                 "throttle_ms")
 
     def __init__(self, header: RequestHeader, broker, connection: "Connection",
-                 arrived: float = 0.0):
+                 arrived: float = 0.0, size: int = 0):
         self.header = header
         self.broker = broker
         self.connection = connection
         self.response_version = header.api_version
         self.arrived = arrived  # perf_counter() when its handling began, for TotalTimeMs
         self.handled = arrived  # when its handler returned: LocalTimeMs, then RemoteTimeMs
+        self.size = size  # the request's bytes (its frame), for producer_byte_rate as Kafka counts it
+        self.throttle_ms = 0  # what client quotas make this client wait (broker.quotas)
 
     @property
     def listener_name(self) -> str:
         return self.connection.listener_name
+
+    @property
+    def principal(self) -> str:
+        return self.connection.principal
+
+    @property
+    def host(self) -> str:
+        return self.connection.peer[0] if self.connection.peer else ""
+
+    def may(self, resource_type, name: str, operation=None) -> bool:
+        """Whether this request's principal may act on ``name`` as this API's row of
+        broker.authorizer.ACCESS says (or with ``operation``); always, with no authorizer."""
+        authorizer = self.broker.authorizer
+        if authorizer is None:
+            return True
+        if operation is None:
+            operation = access(self.header.api_key, resource_type).operation
+        return authorizer.allowed(self.principal, self.host, operation, resource_type, name)
+
+    def may_on_any(self, resource_type, operation) -> bool:
+        """Whether the principal may do ``operation`` on some resource of the type (Kafka's
+        authorizeByResourceType); always, with no authorizer."""
+        authorizer = self.broker.authorizer
+        return authorizer is None or authorizer.decider.allowed_on_any(self.principal, self.host, operation,
+                                                                       resource_type)
+
+    def record_quota(self, key: str, amount: float) -> int:
+        """Count ``amount`` against this client's quota ``key`` (broker.quotas); the throttle
+        time it earns (ms), which the connection then waits out (muted)."""
+        if not self.broker.image.client_quotas:
+            return 0  # (the common case, on every request: no quota is set anywhere)
+        ms = self.broker.quotas.record(key, self.quota_user, self.header.client_id or "", amount,
+                                       time.monotonic())
+        self.throttle_ms = max(self.throttle_ms, ms)
+        return ms
+
+    def unrecord_quota(self, key: str, amount: float) -> None:
+        self.broker.quotas.unrecord(key, self.quota_user, self.header.client_id or "", amount,
+                                    time.monotonic())
+
+    @property
+    def quota_user(self) -> str:
+        """The user of quota entities: the principal's name (User:alice -> alice), as Kafka."""
+        return self.principal.partition(":")[2]
+
+    def authorized_operations(self, resource_type, name: str) -> set[int]:
+        """The codes of the operations allowed on a resource (see broker.authorizer)."""
+        return authorized_operations(self.broker.authorizer, self.principal, self.host, resource_type, name)
 
 
 def scram_credential(image, user: str, mechanism: str) -> sasl.ScramCredential | None:
@@ -268,7 +321,8 @@ class Connection(asyncio.BufferedProtocol):
         self.listener_name = listener_name
         listener = broker.config.listener(listener_name)
         self.tls = listener.tls  # no sendfile: file slices are read and written through TLS
-        # the authenticated principal, which the authorizer reads
+        # Who is on the other end, for the authorizer: set once SASL or TLS authenticates;
+        # until then (and on PLAINTEXT) User:ANONYMOUS, as in Kafka.
         self.principal = tls.ANONYMOUS
         self.sasl = sasl_session(broker, listener_name) if listener.sasl else None
         self._close_after: str | None = None  # close once this response is sent (why)
@@ -305,6 +359,7 @@ class Connection(asyncio.BufferedProtocol):
         self.held = 0  # bytes of this connection's requests in memory (see RequestMemory)
         # (name, version) of the client software, from ApiVersions v3+ (KIP-511), for metrics
         self.client_software = ("unknown", "unknown")
+        self._muted_until = 0.0  # time.monotonic() until which a quota's throttle mutes this connection
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
     def connection_made(self, transport):
@@ -401,11 +456,14 @@ class Connection(asyncio.BufferedProtocol):
                 or self.held - self.decoder.buffered >= self.memory.share)
 
     def update_reading(self):
-        """Read unless this connection waits on itself or the total of queued request
-        bytes is over its limit (RequestMemory)."""
+        """Read unless this connection waits on itself, is muted by a quota's throttle, or the
+        total of queued request bytes is over its limit (RequestMemory)."""
         if self.closed:
             return
-        if self.waits_on_itself():
+        if self._muted_until > time.monotonic():
+            self.memory.step_down(self)
+            self.transport.pause_reading()  # _serve reads on once the throttle time is over
+        elif self.waits_on_itself():
             self.memory.step_down(self)
             self.transport.pause_reading()
         elif not self.memory.may_read(self):
@@ -434,6 +492,12 @@ class Connection(asyncio.BufferedProtocol):
     async def _serve(self):
         try:
             while not self.closed:
+                if self._muted_until > time.monotonic():
+                    # A quota's throttle time (broker.quotas): nothing is read or served. A timer
+                    # may fire a little early, and update_reading would then pause again for good.
+                    while (muted := self._muted_until - time.monotonic()) > 0:
+                        await asyncio.sleep(muted + 0.001)
+                    self.update_reading()
                 while not self.frames:
                     self._wakeup.clear()
                     await self._wakeup.wait()
@@ -531,14 +595,22 @@ class Connection(asyncio.BufferedProtocol):
         header, pos = decode_header(frame, is_flexible(handler.request_class, api_version))
         log.debug("request", api_key=api_key, api_version=api_version, client_id=header.client_id)
         request = decode_body(handler.request_class, api_version, frame[pos:])
-        await self._respond(handler, RequestContext(header, self.broker, self, arrived), request)
+        await self._respond(handler, RequestContext(header, self.broker, self, arrived, 4 + len(frame)), request)
 
     async def _respond(self, handler: Handler, ctx: RequestContext, request) -> None:
         faults = self.broker.faults  # odradek.testing's injected faults; None outside tests
         self._handling += 1
         try:
-            response = await (handler.handle(ctx, request) if faults is None
-                              else faults.handle(handler, ctx, request))
+            denied = (None if request is None or not handler.client_facing else
+                      denied_before(handler.api_key, self.broker.authorizer, self.principal, ctx.host, request))
+            if denied is not None:
+                response = error_response(handler.response_class, request, ctx.response_version, denied)
+                if response is None:
+                    raise CloseConnection(f"{handler.request_name} denied ({denied.name}) and its response "
+                                          "cannot carry the error")
+            else:
+                response = await (handler.handle(ctx, request) if faults is None
+                                  else faults.handle(handler, ctx, request))
         except (DecodeError, CloseConnection):
             raise
         except Exception:
@@ -546,6 +618,8 @@ class Connection(asyncio.BufferedProtocol):
         finally:
             self._handling -= 1
         ctx.handled = time.perf_counter()
+        if handler.client_facing and request is not None:
+            self._throttle(ctx, response)
         if isinstance(response, Deferred) or self._sender is not None:
             if isinstance(response, Deferred):
                 future = asyncio.ensure_future(response.awaitable)
@@ -557,6 +631,19 @@ class Connection(asyncio.BufferedProtocol):
                 self._sender = asyncio.get_running_loop().create_task(self._send_pending())
             return
         await self._send(handler, ctx, response)
+
+    def _throttle(self, ctx: RequestContext, response) -> None:
+        """Client quotas (broker.quotas): count the handler's time against request_percentage,
+        put the throttle time in the response (a handler that counted bytes may have set it
+        already) and mute this connection for that long, as Kafka does (KIP-219)."""
+        ctx.record_quota(REQUEST_PERCENTAGE, (ctx.handled - ctx.arrived) * 100)
+        if ctx.throttle_ms <= 0:
+            return
+        if response is not None and not isinstance(response, (Deferred, ChunkedResponse)) \
+                and hasattr(response, "throttle_time_ms"):
+            response.throttle_time_ms = max(response.throttle_time_ms or 0, ctx.throttle_ms)
+        self._muted_until = max(self._muted_until, time.monotonic() + ctx.throttle_ms / 1000)
+        self.update_reading()
 
     async def _send_pending(self) -> None:
         """Send deferred responses, and those queued behind them, in request order."""

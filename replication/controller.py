@@ -43,17 +43,20 @@ import struct
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 
 import crc32c
 import structlog
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.internode import CONTROLLER_API_KEY
+from odradek.replication.acls import AclBinding, AclFilter, binding_error
 from odradek.replication.elections import PartitionView, elect, partitions_to_rebalance
 from odradek.replication.metadata import (
     TOPIC,
+    AccessControlEntryRecord,
     BrokerFencingRecord,
+    ClientQuotaRecord,
     ClusterIdRecord,
     ConfigRecord,
     MetadataImage,
@@ -62,6 +65,7 @@ from odradek.replication.metadata import (
     PartitionRecord,
     ProducerIdsRecord,
     RegisterBrokerRecord,
+    RemoveAccessControlEntryRecord,
     RemoveTopicRecord,
     RemoveUserScramCredentialRecord,
     TopicRecord,
@@ -755,6 +759,54 @@ class Controller:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
             if not validate_only:
                 await self.commit([ConfigRecord(TOPIC, name, k, v) for k, v in changes.items()], None)
+
+    # -- ACLs and quotas -------------------------------------------------------------
+    @controller_op
+    async def create_acls(self, bindings: list) -> list[KafkaError | None]:
+        """One result per binding (a list of AclBinding fields): None for created (or
+        already there, as Kafka answers), else why it is invalid."""
+        results: list[KafkaError | None] = []
+        records: list = []
+        async with self._lock:
+            existing = {r.binding() for r in self.image.acls.values()}
+            for fields_ in bindings:
+                b = AclBinding(*fields_)
+                error = binding_error(b)
+                if error is not None:
+                    results.append(KafkaError(ErrorCode.INVALID_REQUEST, error))
+                    continue
+                results.append(None)
+                if b not in existing:
+                    existing.add(b)
+                    records.append(AccessControlEntryRecord(*fields_, id=uuid.uuid4().hex))
+            await self.commit(records, results)
+        return results
+
+    @controller_op
+    async def delete_acls(self, filters: list) -> list[list]:
+        """Per filter (a list of AclFilter fields), the bindings it matched and removed
+        (each a list of AclBinding fields); a binding is removed once, by the first."""
+        results: list[list] = []
+        removed: set[str] = set()
+        async with self._lock:
+            for fields_ in filters:
+                f = AclFilter(*fields_)
+                matched = [(id_, r) for id_, r in self.image.acls.items()
+                           if id_ not in removed and f.matches(r.binding())]
+                removed.update(id_ for id_, _ in matched)
+                results.append([list(astuple(r.binding())) for _, r in matched])
+            await self.commit([RemoveAccessControlEntryRecord(id_) for id_ in removed], results)
+        return results
+
+    @controller_op
+    async def alter_client_quotas(self, changes: list, validate_only: bool = False) -> None:
+        """Set or remove quotas: ``changes`` is a list of [entity, key, value-or-None]
+        already checked by the handler (which knows the keys)."""
+        if validate_only:
+            return
+        async with self._lock:
+            await self.commit([ClientQuotaRecord(dict(entity), key, value) for entity, key, value in changes],
+                              None)
 
     @controller_op
     async def alter_scram_credentials(self, deletions: list, upsertions: list) -> dict:

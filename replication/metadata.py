@@ -13,7 +13,9 @@ with a ``type`` key: metadata is small and rare, and JSON keeps the log readable
 
 import uuid
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, astuple, dataclass, field, fields
+
+from odradek.replication.acls import AclBinding
 
 TOPIC = 2  # DescribeConfigs resource types
 BROKER = 4
@@ -117,12 +119,40 @@ class UserScramCredentialRecord:
 class RemoveUserScramCredentialRecord:
     name: str
     mechanism: int
+@dataclass(frozen=True, slots=True)
+class AccessControlEntryRecord(AclBinding):
+    """An ACL binding (replication.acls), under an id that its removal names."""
+    id: str = ""
+
+    def binding(self) -> AclBinding:
+        return AclBinding(*astuple(self)[:-1])
+
+
+@dataclass(slots=True)
+class RemoveAccessControlEntryRecord:
+    id: str
+
+
+@dataclass(slots=True)
+class ClientQuotaRecord:
+    """A client quota (producer_byte_rate, consumer_byte_rate, request_percentage) set
+    (value) or removed (None) for an entity: {"user": name, "client-id": name}, where a
+    None name is that type's default entity (Kafka's <default>)."""
+    entity: dict[str, str | None]
+    key: str
+    value: float | None
 
 
 RECORD_TYPES = {cls.__name__: cls for cls in (
     RegisterBrokerRecord, BrokerFencingRecord, TopicRecord, PartitionRecord,
     PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord, ClusterIdRecord,
-    OperationRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord)}
+    OperationRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord,
+    AccessControlEntryRecord, RemoveAccessControlEntryRecord, ClientQuotaRecord)}
+
+
+def quota_entity_key(entity: dict[str, str | None]) -> tuple:
+    """A quota entity as a hashable key: its (type, name) pairs in type order."""
+    return tuple(sorted(entity.items()))
 
 
 def record_to_dict(record) -> dict:
@@ -174,6 +204,9 @@ class MetadataImage:
         self.configs: dict[tuple[int, str], dict[str, str]] = {}
         self.next_producer_id = 0
         self.cluster_id: str | None = None
+        self.acls: dict[str, AccessControlEntryRecord] = {}  # id -> binding
+        # quota_entity_key(entity) -> {quota key: value}
+        self.client_quotas: dict[tuple, dict[str, float]] = {}
         # request id -> result of the last RECENT_OPERATIONS operations (see OperationRecord);
         # bounded by count, not time, so that every node's image holds the same ones
         self.operations: OrderedDict[str, object] = OrderedDict()
@@ -240,6 +273,22 @@ class MetadataImage:
     def _apply_RemoveUserScramCredentialRecord(self, r: RemoveUserScramCredentialRecord) -> None:
         self.scram.pop((r.name, r.mechanism), None)
 
+    def _apply_AccessControlEntryRecord(self, r: AccessControlEntryRecord) -> None:
+        self.acls[r.id] = r
+
+    def _apply_RemoveAccessControlEntryRecord(self, r: RemoveAccessControlEntryRecord) -> None:
+        self.acls.pop(r.id, None)
+
+    def _apply_ClientQuotaRecord(self, r: ClientQuotaRecord) -> None:
+        key = quota_entity_key(r.entity)
+        quotas = self.client_quotas.setdefault(key, {})
+        if r.value is None:
+            quotas.pop(r.key, None)
+            if not quotas:
+                del self.client_quotas[key]
+        else:
+            quotas[r.key] = float(r.value)
+
     def topic_configs(self, name: str) -> dict[str, str]:
         return self.configs.get((TOPIC, name), {})
 
@@ -258,6 +307,9 @@ class MetadataImage:
                         for p in t.partitions.values()]
         records += [ConfigRecord(rtype, name, key, value)
                     for (rtype, name), configs in self.configs.items() for key, value in configs.items()]
+        records += list(self.acls.values())
+        records += [ClientQuotaRecord(dict(key), name, value)
+                    for key, quotas in self.client_quotas.items() for name, value in quotas.items()]
         records.append(ProducerIdsRecord(self.next_producer_id))
         records += list(self.scram.values())
         records += [OperationRecord(request_id, result) for request_id, result in self.operations.items()]

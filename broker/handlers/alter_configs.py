@@ -4,6 +4,8 @@ AlterConfigs replaces a topic's whole set of overrides (keys not named go back t
 their defaults); IncrementalAlterConfigs SETs, DELETEs, APPENDs to or SUBTRACTs from
 single keys (APPEND and SUBTRACT only for list keys such as cleanup.policy). Every
 value is validated before anything changes. Broker configs are static.
+Authorization (broker.authorizer): ALTER_CONFIGS on the topic, or on the cluster for a
+broker, else TOPIC_AUTHORIZATION_FAILED / CLUSTER_AUTHORIZATION_FAILED for that resource.
 """
 
 from kafka.protocol.admin import (
@@ -15,6 +17,7 @@ from kafka.protocol.admin import (
 
 from odradek.broker.config import LIST, TOPIC_CONFIGS
 from odradek.broker.handlers import handles
+from odradek.broker.handlers.describe_configs import config_access_error
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.metadata import TOPIC
 
@@ -52,6 +55,9 @@ async def _alter(ctx, request, response_class, incremental: bool):
     results = []
     for resource in request.resources:
         try:
+            denied = config_access_error(ctx, resource.resource_type, resource.resource_name)
+            if denied is not None:
+                raise KafkaError(denied)
             if incremental:
                 changes, replace = _incremental_changes(ctx.broker, resource), False
             else:

@@ -10,15 +10,19 @@ be created); timeout_ms <= 0 waits the controller's default.
 A request for more than 10,000 partitions in all fails every topic with POLICY_VIOLATION
 before anything is created (Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH):
 a typo of a partition count must not make the controller build a million partitions.
+Authorization (broker.authorizer): CREATE on the cluster, else CREATE on each topic;
+a topic denied both is TOPIC_AUTHORIZATION_FAILED and the others are created.
 """
 
 import uuid
 
 from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 
+from odradek.broker.authorizer import CLUSTER, TOPIC
 from odradek.broker.handlers import handles
 from odradek.broker.handlers.describe_configs import topic_config_entries
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication.acls import CLUSTER_NAME
 from odradek.replication.controller import NewTopic
 
 R = CreateTopicsResponse
@@ -52,6 +56,9 @@ async def handle(ctx, request):
     for t in request.topics:
         (duplicates if t.name in seen else seen).add(t.name)
     wanted = [t for t in request.topics if t.name not in duplicates]
+    cluster_allowed = ctx.may(CLUSTER, CLUSTER_NAME)
+    denied = [t.name for t in wanted if not cluster_allowed and not ctx.may(TOPIC, t.name)]
+    wanted = [t for t in wanted if t.name not in denied]
     try:
         errors = await broker.controller.create_topics(
             [NewTopic(t.name, t.num_partitions, t.replication_factor,
@@ -64,6 +71,10 @@ async def handle(ctx, request):
                       error_message=f"Topic {name} is named more than once in the request",
                       num_partitions=-1, replication_factor=-1, configs=[])
                for name in sorted(duplicates)]
+    results += [Result(name=name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                       error_message="Authorization failed.",  # (Kafka's words here)
+                       num_partitions=-1, replication_factor=-1,
+                       configs=[]) for name in denied]
     for t, error in zip(wanted, errors, strict=True):
         if error is not None:
             results.append(Result(name=t.name, error_code=error.code, error_message=error.message,

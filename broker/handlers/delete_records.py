@@ -8,12 +8,14 @@ offset: followers take it from their next fetch, so once answered no replica tha
 could lead next still serves the deleted records. The response's low_watermark is
 that low watermark; a partition whose replicas did not move in time gets
 REQUEST_TIMED_OUT (its leader's log start has moved all the same).
+A topic the principal may not DELETE is TOPIC_AUTHORIZATION_FAILED (broker.authorizer).
 """
 
 import asyncio
 
 from kafka.protocol.admin import DeleteRecordsRequest, DeleteRecordsResponse
 
+from odradek.broker.authorizer import TOPIC
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -29,8 +31,11 @@ async def handle(ctx, request):
     topics = []
     for t in request.topics:
         results = []
+        allowed = ctx.may(TOPIC, t.name)
         for p in t.partitions:
             try:
+                if not allowed:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 partition = replicas.leader_partition(t.name, p.partition_index)
                 hw = partition.log.high_watermark
                 offset = hw if p.offset == -1 else p.offset

@@ -3,12 +3,14 @@ out by the controller, which answers TOPIC_DELETION_DISABLED when its delete.top
 is false.
 
 A deletion the controller has not confirmed within the request's timeout_ms gets
-REQUEST_TIMED_OUT (it may still happen)."""
+REQUEST_TIMED_OUT (it may still happen).A topic the principal may not DELETE is TOPIC_AUTHORIZATION_FAILED (broker.authorizer).
+"""
 
 import uuid
 
 from kafka.protocol.admin import DeleteTopicsRequest, DeleteTopicsResponse
 
+from odradek.broker.authorizer import DENIED_MESSAGE, TOPIC
 from odradek.broker.handlers import handles, time_left
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -35,6 +37,11 @@ async def handle(ctx, request):
                 continue
             name = topic.name
         topic = broker.image.topics.get(name)
+        if not ctx.may(TOPIC, name):
+            results.append(R.DeletableTopicResult(name=name, topic_id=topic_id,
+                                                  error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                                  error_message=DENIED_MESSAGE[ErrorCode.TOPIC_AUTHORIZATION_FAILED]))
+            continue
         try:
             await broker.controller.delete_topic(name, timeout_s=timeout_s())
             code, message = ErrorCode.NONE, None

@@ -4,13 +4,15 @@ Brokers are listed with their endpoints on the listener the request came in on.
 endpoint_type 1 (brokers) is the only kind this listener serves (v1+): asking it for
 controllers (2) is MISMATCHED_ENDPOINT_TYPE, with Kafka's message and an empty cluster id.
 v2 (KIP-1073) lists fenced brokers too when include_fenced_brokers asks for them, each
-with is_fenced.
+with is_fenced. Not authorized, as in Kafka; the cluster's authorized operations are filled
+when include_cluster_authorized_operations asks: none without DESCRIBE on the cluster, and
+with no authorizer every cluster operation Kafka supports (broker.authorizer).
 """
 
 from kafka.protocol.admin import DescribeClusterRequest, DescribeClusterResponse
 
 from odradek.broker.handlers import handles
-from odradek.broker.handlers.metadata import live_brokers
+from odradek.broker.handlers.metadata import cluster_operations, live_brokers
 from odradek.protocol.errors import ErrorCode
 
 R = DescribeClusterResponse
@@ -37,4 +39,7 @@ async def handle(ctx, request):
                for b in listed]
     return R(throttle_time_ms=0, error_code=ErrorCode.NONE, error_message=None,
              endpoint_type=BROKERS_ENDPOINT_TYPE, cluster_id=broker.cluster_id,
-             controller_id=broker.controller_id, brokers=brokers, authorized_operations=None)
+             controller_id=broker.controller_id, brokers=brokers,
+             authorized_operations=cluster_operations(ctx) if request.include_cluster_authorized_operations
+             else None)
+

@@ -5,15 +5,20 @@ from its broker-level synonym when the operator set it (STATIC_BROKER_CONFIG), e
 the default (DEFAULT_CONFIG); with include_synonyms (v1+) that chain is listed, most
 specific first, as Kafka does.
 Broker configs are static (read-only): they are set on the command line.
+Authorization (broker.authorizer): DESCRIBE_CONFIGS on the topic, or on the cluster for a
+broker, else TOPIC_AUTHORIZATION_FAILED / CLUSTER_AUTHORIZATION_FAILED for that resource.
 """
 
 from dataclasses import dataclass
 
 from kafka.protocol.admin import DescribeConfigsRequest, DescribeConfigsResponse
 
-from odradek.broker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
+from odradek.broker.authorizer import CLUSTER, DENIED_MESSAGE
+from odradek.broker.authorizer import TOPIC as ACL_TOPIC
+from odradek.broker.config import AUTHORIZER_KEYS, BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
+from odradek.replication.acls import CLUSTER_NAME
 from odradek.replication.metadata import BROKER, TOPIC
 from odradek.storage.config import PASSWORD
 
@@ -70,6 +75,8 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
     config = broker.config
     entries = []
     for key, d in BROKER_CONFIGS.items():
+        if key in AUTHORIZER_KEYS:
+            continue
         source = STATIC_BROKER_CONFIG if key in config.explicit else DEFAULT_CONFIG
         # Kafka shows its keys without a default as null until set (NO_DEFAULT_IN_KAFKA)
         unset = source == DEFAULT_CONFIG and key in NO_DEFAULT_IN_KAFKA
@@ -95,6 +102,14 @@ def _result(resource, entries: list[ConfigEntry], include_documentation: bool):
                  for e in entries if keys is None or e.name in keys])
 
 
+def config_access_error(ctx, resource_type: int, name: str) -> ErrorCode | None:
+    """The authorization error for a config resource: a topic's configs are the topic's,
+    a broker's (or broker logger's) the cluster's (broker.authorizer's row for the API)."""
+    if resource_type == TOPIC:
+        return None if ctx.may(ACL_TOPIC, name) else ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    return None if ctx.may(CLUSTER, CLUSTER_NAME) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+
+
 def _error(resource, code: ErrorCode, message: str):
     return R.DescribeConfigsResult(error_code=code, error_message=message,
                                    resource_type=resource.resource_type,
@@ -106,6 +121,10 @@ async def handle(ctx, request):
     broker = ctx.broker
     results = []
     for resource in request.resources:
+        denied = config_access_error(ctx, resource.resource_type, resource.resource_name)
+        if denied is not None:
+            results.append(_error(resource, denied, DENIED_MESSAGE[denied]))
+            continue
         if resource.resource_type == TOPIC:
             if resource.resource_name not in broker.image.topics:
                 # Kafka 4.4 answers with an empty message (the code says it all).

@@ -4,15 +4,18 @@ Members carry their metadata, and the group its protocol name, only while the gr
 Stable (as in Kafka, since they are otherwise in flux); a member's assignment is the one
 it last received, in every state, as Kafka's describeNoMetadata keeps it. A group this coordinator does not know
 is reported as state "Dead" with no error up to v5, and from v6 (KIP-1043) with
-GROUP_ID_NOT_FOUND and Kafka's message. v3 adds authorized operations (not computed:
-INT32_MIN, "not requested"), v4 the members' group_instance_id. A consumer-protocol group
-(KIP-848) is not described here (the admin client uses ConsumerGroupDescribe): as by
-Kafka 4.4, it is "Dead" with no error up to v5 and from v6 GROUP_ID_NOT_FOUND, "Group G is
-not a classic group."
+GROUP_ID_NOT_FOUND and Kafka's message. v3 adds authorized operations, filled when
+include_authorized_operations asks (else INT32_MIN, "not requested"), v4 the members'
+group_instance_id. A group the principal may not DESCRIBE is GROUP_AUTHORIZATION_FAILED
+(broker.authorizer), with nothing else of it. A consumer-protocol group (KIP-848) is not
+described here (the admin client uses ConsumerGroupDescribe): as by Kafka 4.4, it is
+"Dead" with no error up to v5 and from v6 GROUP_ID_NOT_FOUND, "Group G is not a classic
+group."
 """
 
 from kafka.protocol.admin.groups import DescribeGroupsRequest, DescribeGroupsResponse
 
+from odradek.broker.authorizer import GROUP
 from odradek.broker.groups.group import GroupState
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
@@ -50,6 +53,18 @@ def _described(group_id: str, error, group, version: int, consumer_protocol: boo
 async def handle(ctx, request):
     coordinator = ctx.broker.groups
     version = ctx.header.api_version
-    return R(throttle_time_ms=0, groups=[
-        _described(g, *coordinator.describe_group(g), version, g in coordinator.consumer_groups)
-        for g in request.groups])
+    groups = []
+    for g in request.groups:
+        if not ctx.may(GROUP, g):
+            described = _described(g, ErrorCode.GROUP_AUTHORIZATION_FAILED, None, version, False)
+            described.group_state = ""  # (as Kafka: nothing of a group it may not describe)
+        else:
+            error, group = coordinator.describe_group(g)
+            consumer_protocol = g in coordinator.consumer_groups
+            described = _described(g, error, group, version, consumer_protocol)
+            if version >= 3 and request.include_authorized_operations and not error \
+                    and not consumer_protocol:
+                # (Kafka 4.4 leaves them out where the coordinator failed: not loaded, ...)
+                described.authorized_operations = ctx.authorized_operations(GROUP, g)
+        groups.append(described)
+    return R(throttle_time_ms=0, groups=groups)

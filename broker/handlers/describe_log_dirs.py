@@ -10,14 +10,18 @@ named topics and partitions that are not here are left out, as Kafka leaves them
 From v4 the volume's total and usable bytes (statvfs). Versions start at 1: Kafka 4
 removed v0 (KIP-896). v5 (Kafka 4.4: is_cordoned) is not in the spec snapshot that
 tests/integration/test_spec.py checks codecs against, so it is not offered yet.
+Without DESCRIBE on the cluster the answer is empty, with CLUSTER_AUTHORIZATION_FAILED
+from v3 (KIP-784), as Kafka answers (broker.authorizer).
 """
 
 import os
 
 from kafka.protocol.admin import DescribeLogDirsRequest, DescribeLogDirsResponse
 
+from odradek.broker.authorizer import CLUSTER
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
+from odradek.replication.acls import CLUSTER_NAME
 
 R = DescribeLogDirsResponse
 
@@ -35,6 +39,8 @@ def wanted_partitions(hosted: list[tuple[str, int]], topics) -> dict[str, list[i
 @handles(DescribeLogDirsRequest, 1, 4)
 async def handle(ctx, request):
     broker = ctx.broker
+    if not ctx.may(CLUSTER, CLUSTER_NAME):
+        return R(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, results=[])
     partitions = broker.replicas.partitions
     topics = []
     for topic, indexes in wanted_partitions(list(partitions), request.topics).items():

@@ -2,10 +2,12 @@
 
 For each producer: its epoch, last sequence and the timestamp of its last batch.
 No transactions, so the coordinator epoch is -1 and there is no open transaction.
+A topic the principal may not READ is TOPIC_AUTHORIZATION_FAILED (broker.authorizer).
 """
 
 from kafka.protocol.admin import DescribeProducersRequest, DescribeProducersResponse
 
+from odradek.broker.authorizer import DENIED_MESSAGE, TOPIC
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -18,12 +20,16 @@ async def handle(ctx, request):
     topics = []
     for t in request.topics:
         partitions = []
+        allowed = ctx.may(TOPIC, t.name)
         for index in t.partition_indexes:
             try:
+                if not allowed:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 partition = ctx.broker.replicas.leader_partition(t.name, index)
             except KafkaError as e:
                 partitions.append(PartitionResponse(partition_index=index, error_code=e.code,
-                                                    error_message=None, active_producers=[]))
+                                                    error_message=DENIED_MESSAGE.get(e.code),
+                                                    active_producers=[]))
                 continue
             producers = [PartitionResponse.ProducerState(
                 producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,

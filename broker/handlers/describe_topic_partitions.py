@@ -14,6 +14,11 @@ next_cursor names the next topic at partition 0. Named topics that do not exist 
 with UNKNOWN_TOPIC_OR_PARTITION (or INVALID_TOPIC_EXCEPTION for an illegal name) while the
 limit lasts. A cursor whose topic is not among the named ones, or whose partition is
 negative, makes the whole request INVALID_REQUEST, each named topic carrying that error.
+
+Authorization (broker.authorizer): a named topic the principal may not DESCRIBE is
+TOPIC_AUTHORIZATION_FAILED with no partitions; unnamed, such topics are left out. Every
+topic carries the principal's authorized operations on it (with no authorizer, all of
+the topic operations Kafka supports: 3576).
 """
 
 import uuid
@@ -21,9 +26,11 @@ from dataclasses import dataclass
 
 from kafka.protocol.admin import DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse
 
+from odradek.broker.authorizer import TOPIC
 from odradek.broker.handlers import handles
 from odradek.broker.handlers.metadata import INTERNAL_TOPICS
 from odradek.protocol.errors import ErrorCode
+from odradek.replication.acls import operations_bits
 from odradek.replication.controller import topic_name_error
 
 R = DescribeTopicPartitionsResponse
@@ -31,7 +38,6 @@ MAX_PARTITIONS = 2000  # max.request.partition.size.limit
 # Kafka fills topic_authorized_operations in every answer, unasked: without an authorizer
 # that is every topic operation (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
 # DESCRIBE_CONFIGS, ALTER_CONFIGS: bits 3-8, 10, 11).
-ALL_TOPIC_OPERATIONS = 3576
 NOT_COMPUTED = -2147483648  # INT32_MIN, as in Kafka's answer to an invalid request
 ZERO_UUID = uuid.UUID(int=0)
 
@@ -78,8 +84,7 @@ def _partition(p, live: set[int]) -> R.DescribeTopicPartitionsResponseTopic.Desc
         offline_replicas=[r for r in p.replicas if r not in live])
 
 
-def _topic(code: ErrorCode, name: str, topic_id: uuid.UUID = ZERO_UUID, partitions=(),
-           operations: int = ALL_TOPIC_OPERATIONS):
+def _topic(code: ErrorCode, name: str, operations: int, topic_id: uuid.UUID = ZERO_UUID, partitions=()):
     return R.DescribeTopicPartitionsResponseTopic(
         error_code=code, name=name, topic_id=topic_id, is_internal=name in INTERNAL_TOPICS,
         partitions=list(partitions), topic_authorized_operations=operations)
@@ -98,23 +103,29 @@ async def handle(ctx, request):
     if (cursor is not None and cursor[1] < 0) or (named and cursor is not None
                                                    and cursor[0] not in named):
         return R(throttle_time_ms=0, next_cursor=None,
-                 topics=[_topic(ErrorCode.INVALID_REQUEST, n, operations=NOT_COMPUTED)
+                 topics=[_topic(ErrorCode.INVALID_REQUEST, n, NOT_COMPUTED)
                          for n in named])
-    names = named or sorted(image.topics)
-    counts = [(n, len(image.topics[n].partitions) if n in image.topics else None) for n in names]
+    names = named or [n for n in sorted(image.topics) if ctx.may(TOPIC, n)]
+    allowed = {n for n in names if ctx.may(TOPIC, n)}
+    counts = [(n, len(image.topics[n].partitions) if n in image.topics and n in allowed else None)
+              for n in names]
     result = page(counts, cursor, request.response_partition_limit, fetch_all=not named)
     live = {b.node_id for b in image.brokers.values() if not b.fenced}
     topics = []
     for name, start, end in result.topics:
         topic = image.topics.get(name)
+        operations = operations_bits(ctx.authorized_operations(TOPIC, name))  # a plain int32 here
+        if name not in allowed:
+            topics.append(_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, name, NOT_COMPUTED))
+            continue
         if topic is None:
             code = (ErrorCode.INVALID_TOPIC_EXCEPTION if topic_name_error(name)
                     else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-            topics.append(_topic(code, name))
+            topics.append(_topic(code, name, operations))
             continue
         partitions = [_partition(topic.partitions[i], live) for i in range(start, end)
                       if i in topic.partitions]
-        topics.append(_topic(ErrorCode.NONE, name, topic.uuid, partitions))
+        topics.append(_topic(ErrorCode.NONE, name, operations, topic.uuid, partitions))
     next_cursor = None if result.next_cursor is None else R.Cursor(
         topic_name=result.next_cursor[0], partition_index=result.next_cursor[1])
     return R(throttle_time_ms=0, topics=topics, next_cursor=next_cursor)

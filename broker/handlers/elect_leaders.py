@@ -7,14 +7,18 @@ answer, as Kafka does. A partition named twice (even in two entries of its topic
 INVALID_REQUEST and takes no part in the election. A controller that does not confirm
 within timeout_ms answers REQUEST_TIMED_OUT at the top level (v1+) and for every
 partition named, as Kafka's ElectLeadersRequest.getErrorResponse does.
+Without ALTER on the cluster (Kafka's code; its table says CLUSTER_ACTION) every partition
+and the top-level error are CLUSTER_AUTHORIZATION_FAILED (broker.authorizer).
 """
 
 from collections import Counter
 
 from kafka.protocol.admin import ElectLeadersRequest, ElectLeadersResponse
 
+from odradek.broker.authorizer import CLUSTER
 from odradek.broker.handlers import handles, time_left
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication.acls import CLUSTER_NAME
 from odradek.replication.elections import PREFERRED
 
 R = ElectLeadersResponse
@@ -51,6 +55,9 @@ async def handle(ctx, request):
     election_type = PREFERRED if election_type is None else election_type
     wanted, duplicates = (None, []) if request.topic_partitions is None else \
         split_duplicates(request.topic_partitions)
+    if not ctx.may(CLUSTER, CLUSTER_NAME):
+        code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        return _response(code, merge([], [[t, p, code, None] for t, p in (wanted or []) + duplicates]))
     try:
         results = await ctx.broker.controller.elect_leaders(election_type, wanted,
                                                             timeout_s=time_left(request.timeout_ms)())

@@ -26,6 +26,12 @@
 - A zstd batch asked for below v10 gets UNSUPPORTED_COMPRESSION_TYPE (KIP-110).
 - Record bytes go from the segment file to the socket as file slices
   (``protocol.fetch`` splices them into the body; the server sends them).
+- Client quotas (broker.quotas): a consumer's response (its record bytes) counts against
+  consumer_byte_rate; one that would go over it is answered empty with the throttle
+  time (and not counted), and the connection is muted that long, as Kafka does.
+- Authorization (broker.authorizer): a follower (replica id >= 0) needs CLUSTER_ACTION on
+  the cluster, a consumer READ on each topic; a denied partition is
+  TOPIC_AUTHORIZATION_FAILED and nothing of it is read.
 """
 
 import asyncio
@@ -34,17 +40,22 @@ import uuid
 
 from kafka.protocol.consumer import FetchRequest
 
+from odradek.broker.authorizer import CLUSTER, TOPIC
 from odradek.broker.handlers import handles
+from odradek.broker.quotas import CONSUMER_BYTE_RATE
 from odradek.broker.server import ChunkedResponse
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.fetch import FetchPartition, FetchTopic, encode_fetch_response
+from odradek.replication.acls import CLUSTER_NAME
 
 ZSTD = 4
 ZSTD_MIN_FETCH_VERSION = 10
 READ_COMMITTED = 1
 ZERO_UUID = uuid.UUID(int=0)
-UNKNOWN_PARTITION_CODES = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID)
+# (and a denied topic, which Kafka answers as one it does not know)
+UNKNOWN_PARTITION_CODES = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID,
+                           ErrorCode.TOPIC_AUTHORIZATION_FAILED)
 
 
 def _has_zstd(slices) -> bool:
@@ -74,7 +85,7 @@ class _Read:
         self.reads = []
 
 
-def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
+def _read_all(ctx, request, wanted, version: int, replica_id: int, denied: set) -> _Read:
     replicas = ctx.broker.replicas
     out = _Read()
     remaining = request.max_bytes
@@ -89,6 +100,8 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int) -> _Read:
             try:
                 if name is None:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
+                if name in denied:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 partition = replicas.leader_partition(name, fp.partition)
                 replicas.check_leader_epoch(partition, fp.current_leader_epoch)
                 follower = replica_id >= 0 and replicas.is_follower(partition, replica_id)
@@ -146,16 +159,28 @@ async def handle(ctx, request):
         replica_id = request.replica_state.replica_id if request.replica_state else -1
     else:
         replica_id = request.replica_id
+    named = {name for name, _, _ in wanted if name}
+    if replica_id >= 0:
+        denied = set() if ctx.may(CLUSTER, CLUSTER_NAME) else named
+    else:
+        denied = {name for name in named if not ctx.may(TOPIC, name)}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    keys = [(name, p.partition) for name, _, ps in wanted if name for p in ps]
+    keys = [(name, p.partition) for name, _, ps in wanted if name and name not in denied for p in ps]
     while True:
-        attempt = _read_all(ctx, request, wanted, version, replica_id)
+        attempt = _read_all(ctx, request, wanted, version, replica_id, denied)
         left = deadline - loop.time()
         if attempt.bytes >= request.min_bytes or attempt.error or left <= 0 or not keys:
             break
         attempt.release()
         await broker.replicas.wait_for_data(keys, left)
+    throttle_ms = 0
+    if replica_id < 0 and attempt.bytes:
+        throttle_ms = ctx.record_quota(CONSUMER_BYTE_RATE, attempt.bytes)
+        if throttle_ms:
+            ctx.unrecord_quota(CONSUMER_BYTE_RATE, attempt.bytes)
+            attempt.release()
+            return ChunkedResponse(encode_fetch_response(version, [], throttle_time_ms=throttle_ms))
     _count(broker.stats, attempt.topics, replica_id >= 0 and replica_id in broker.image.brokers)
     chunks = encode_fetch_response(version, attempt.topics)
     return ChunkedResponse(chunks, attempt.release)

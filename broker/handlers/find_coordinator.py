@@ -8,21 +8,29 @@ COORDINATOR_NOT_AVAILABLE, since there is no transaction coordinator. The addres
 is the coordinator's endpoint on the listener the request came in on. While
 ``__consumer_offsets`` is being created (at most CONTROLLER_WAIT_S is waited for it)
 or has no leader, the answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
+Authorization (broker.authorizer): DESCRIBE on the group (or transactional id) of each
+key, else GROUP_AUTHORIZATION_FAILED (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for it.
 """
 
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
+from odradek.broker.authorizer import DENIED_MESSAGE, GROUP, TXN
 from odradek.broker.broker import CONTROLLER_WAIT_S
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 
 R = FindCoordinatorResponse
 GROUP_KEY_TYPE = 0
+TXN_KEY_TYPE = 1
 BATCHED_VERSION = 4
 
 
 def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, int, str, int]:
     """(error, node_id, host, port) of the coordinator for ``key``."""
+    if key_type == GROUP_KEY_TYPE and not ctx.may(GROUP, key):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, -1, "", -1
+    if key_type == TXN_KEY_TYPE and not ctx.may(TXN, key):
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, "", -1
     if key_type != GROUP_KEY_TYPE:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1
     node = ctx.broker.groups.coordinator_node(key)
@@ -46,8 +54,10 @@ async def handle(ctx, request):
     coordinators = []
     for key in request.coordinator_keys:
         error, node_id, host, port = _lookup(ctx, key, key_type)
-        # Kafka 4.4 sends an empty message with NONE from v4 (batched) on.
+        # Kafka 4.4 sends an empty message with NONE, and with an authorization error, from v4
+        # (batched) on.
         coordinators.append(R.Coordinator(key=key, node_id=node_id, host=host, port=port,
                                           error_code=error,
-                                          error_message="" if not error else error.name))
+                                          error_message="" if not error or error in DENIED_MESSAGE
+                                          else error.name))
     return R(throttle_time_ms=0, coordinators=coordinators)

@@ -13,7 +13,9 @@ UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED.
 
 from kafka.protocol.consumer.group import JoinGroupRequest, JoinGroupResponse
 
-from odradek.broker.handlers import handles
+from odradek.broker.authorizer import GROUP
+from odradek.broker.handlers import error_response, handles
+from odradek.protocol.errors import ErrorCode
 
 R = JoinGroupResponse
 MEMBER_ID_REQUIRED_VERSION = 4
@@ -29,6 +31,10 @@ def client_host(ctx) -> str:
 @handles(JoinGroupRequest, 0, 9)
 async def handle(ctx, request):
     version = ctx.header.api_version
+    if not ctx.may(GROUP, request.group_id):
+        response = error_response(R, request, version, ErrorCode.GROUP_AUTHORIZATION_FAILED)
+        response.protocol_name = None if version >= 7 else ""  # (as Kafka: null where it may be)
+        return response
     rebalance_timeout_ms = request.session_timeout_ms if version == 0 else request.rebalance_timeout_ms
     result = await ctx.broker.groups.join_group(
         request.group_id, request.member_id,

@@ -5,13 +5,16 @@ adds types_filter and each group's type: "classic", or "consumer" for the groups
 the consumer group protocol (KIP-848), whose protocol type is "consumer" and whose
 states are Kafka's Empty, Assigning, Reconciling, Stable. While a partition of ours is
 loading the answer is COORDINATOR_LOAD_IN_PROGRESS, as in Kafka. Groups deleted or
-expired are not listed.
+expired are not listed. Authorization (broker.authorizer): DESCRIBE on the cluster lists
+every group, else only those the principal may DESCRIBE; never an authorization error.
 """
 
 from kafka.protocol.admin.groups import ListGroupsRequest, ListGroupsResponse
 
+from odradek.broker.authorizer import CLUSTER, GROUP
 from odradek.broker.groups.consumer_group import CONSUMER_PROTOCOL_TYPE
 from odradek.broker.handlers import handles
+from odradek.replication.acls import CLUSTER_NAME
 
 R = ListGroupsResponse
 CLASSIC_TYPE = "classic"
@@ -31,6 +34,8 @@ async def handle(ctx, request):
     if not error and (not types or CONSUMER_TYPE in types):
         listed += [(g.group_id, CONSUMER_PROTOCOL_TYPE, g.state.value, CONSUMER_TYPE)
                    for g in coordinator.list_consumer_groups()]
+    if not ctx.may(CLUSTER, CLUSTER_NAME):
+        listed = [g for g in listed if ctx.may(GROUP, g[0])]
     return R(throttle_time_ms=0, error_code=error, groups=[
         R.ListedGroup(group_id=group_id, protocol_type=protocol_type, group_state=state, group_type=kind)
         for group_id, protocol_type, state, kind in listed if not states or state.lower() in states])

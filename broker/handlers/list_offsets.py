@@ -12,10 +12,12 @@ earliest local) is the log start offset, and -5 (v9+, latest tiered) and -6 (v11
 earliest pending upload) find nothing (offset -1), as Kafka answers for a topic
 without remote storage. v10's timeout_ms bounds remote lookups, which never happen
 here. A partition named twice in one request is INVALID_REQUEST for both, as in Kafka.
+A topic the principal may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED (broker.authorizer).
 """
 
 from kafka.protocol.consumer import ListOffsetsRequest, ListOffsetsResponse
 
+from odradek.broker.authorizer import TOPIC
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -59,11 +61,14 @@ async def handle(ctx, request):
     topics = []
     for t in request.topics:
         partitions = []
+        allowed = ctx.may(TOPIC, t.name)
         indexes = [p.partition_index for p in t.partitions]
         for i, p in enumerate(t.partitions):
             if p.partition_index in indexes[:i]:
                 continue  # answered once, as Kafka does
             try:
+                if not allowed:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 if indexes.count(p.partition_index) > 1:
                     raise KafkaError(ErrorCode.INVALID_REQUEST, "partition named twice")
                 partition = replicas.leader_partition(t.name, p.partition_index)

@@ -13,6 +13,13 @@ sends only when it finds the client in the wrong cluster; this one always sends 
 Each broker is listed with its endpoint on the listener this request came in on,
 so clients on the host and in containers each get addresses they can reach.
 
+Authorization (broker.authorizer), as Kafka's handler: a listing of every topic shows only
+those the principal may DESCRIBE; a named one it may not is TOPIC_AUTHORIZATION_FAILED
+(whether or not it exists), and so is an unknown one it may not create (CREATE on the
+cluster, else on the topic) when auto-creation is asked. From v8 the topics' authorized
+operations are filled when include_topic_authorized_operations asks, and v8-v10's
+cluster's when include_cluster_authorized_operations asks (v11 dropped that field).
+
 Until this node is registered and its metadata log has caught up with the quorum
 (``broker.ready``), it has no cluster to describe yet: a new cluster's node would
 list no brokers, and librdkafka's admin client then waited ~10 s before it asked
@@ -29,9 +36,11 @@ import uuid
 
 from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 
+from odradek.broker.authorizer import CLUSTER, TOPIC, Op
 from odradek.broker.broker import READY_WAIT_S
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
+from odradek.replication.acls import CLUSTER_NAME
 from odradek.replication.controller import NewTopic, topic_name_error
 
 R = MetadataResponse
@@ -66,6 +75,14 @@ def topic_metadata(broker, topic) -> R.MetadataResponseTopic:
         authorized_operations=None)  # None encodes INT32_MIN: "not requested"
 
 
+def cluster_operations(ctx) -> set[int]:
+    """The cluster's authorized operations as Kafka answers them (Metadata, DescribeCluster):
+    none unless the principal may DESCRIBE the cluster."""
+    if not ctx.may(CLUSTER, CLUSTER_NAME, Op.DESCRIBE):
+        return set()
+    return ctx.authorized_operations(CLUSTER, CLUSTER_NAME)
+
+
 def _error_topic(code: ErrorCode, name: str | None, topic_id: uuid.UUID | None = None):
     return R.MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id or uuid.UUID(int=0),
                                    is_internal=False, partitions=[], authorized_operations=None)
@@ -82,7 +99,7 @@ async def handle(ctx, request):
     version = ctx.header.api_version
     wanted = request.topics
     if wanted is None or (version == 0 and not wanted):
-        topics = [topic_metadata(broker, t) for t in image.topics.values()]
+        topics = [topic_metadata(broker, t) for t in image.topics.values() if ctx.may(TOPIC, t.name)]
     else:
         unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if ready else ErrorCode.LEADER_NOT_AVAILABLE
         allow_create = (ready and broker.config["auto.create.topics.enable"]
@@ -91,16 +108,31 @@ async def handle(ctx, request):
         for t in wanted:
             if t.name is None:  # v10+: by topic id
                 topic = image.topics_by_id.get(str(t.topic_id))
+                if topic is not None and not ctx.may(TOPIC, topic.name):
+                    # (topic ids are not secret: Kafka answers this too)
+                    topics.append(_error_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, None, t.topic_id))
+                    continue
                 topics.append(topic_metadata(broker, topic) if topic else
                               _error_topic(ErrorCode.UNKNOWN_TOPIC_ID, None, t.topic_id))
                 continue
             topic = image.topics.get(t.name)
+            if not ctx.may(TOPIC, t.name) or (
+                    topic is None and allow_create and not ctx.may(CLUSTER, CLUSTER_NAME, Op.CREATE)
+                    and not ctx.may(TOPIC, t.name, Op.CREATE)):
+                topics.append(_error_topic(ErrorCode.TOPIC_AUTHORIZATION_FAILED, t.name))
+                continue
             if topic is None and topic_name_error(t.name):
                 topics.append(_error_topic(ErrorCode.INVALID_TOPIC_EXCEPTION, t.name))
                 continue
             if topic is None and allow_create:
                 broker.create_topic_in_background(NewTopic(t.name))
             topics.append(topic_metadata(broker, topic) if topic else _error_topic(unknown, t.name))
+    if version >= 8 and request.include_topic_authorized_operations:
+        for topic_ in topics:
+            if topic_.error_code != ErrorCode.TOPIC_AUTHORIZATION_FAILED and topic_.name is not None:
+                topic_.authorized_operations = ctx.authorized_operations(TOPIC, topic_.name)
+    cluster_authorized = (cluster_operations(ctx)
+                          if 8 <= version <= 10 and request.include_cluster_authorized_operations else None)
     return R(throttle_time_ms=0, error_code=ErrorCode.NONE, brokers=broker_list(broker, ctx.listener_name),
              cluster_id=broker.cluster_id, controller_id=broker.controller_id if ready else -1,
-             topics=topics, authorized_operations=None)
+             topics=topics, authorized_operations=cluster_authorized)

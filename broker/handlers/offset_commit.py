@@ -17,12 +17,16 @@ it must be the member's current one (STALE_MEMBER_EPOCH), the member known
 (UNKNOWN_MEMBER_ID), and such members must use v9+ (UNSUPPORTED_VERSION);
 v10 (KIP-848) names topics by id only: an id this cluster does not know is UNKNOWN_TOPIC_ID
 on each of its partitions, and the others are committed.
+Authorization (broker.authorizer): READ on the group, else every partition is
+GROUP_AUTHORIZATION_FAILED and nothing is written; READ on each topic, else its
+partitions are TOPIC_AUTHORIZATION_FAILED and the others are committed.
 """
 
 import uuid
 
 from kafka.protocol.consumer.group import OffsetCommitRequest, OffsetCommitResponse
 
+from odradek.broker.authorizer import GROUP, TOPIC
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 
@@ -43,20 +47,29 @@ async def handle(ctx, request):
     version = ctx.header.api_version
     by_id = version >= TOPIC_ID_VERSION
     names = [topic_name(ctx.broker.image, t.topic_id) if by_id else t.name for t in request.topics]
+    group_allowed = ctx.may(GROUP, request.group_id)
+    denied = {name for name in names if name is not None and not ctx.may(TOPIC, name)}
     offsets = [(name, p.partition_index, p.committed_offset,
                 p.committed_leader_epoch if version >= 6 else -1, p.committed_metadata)
-               for name, t in zip(names, request.topics, strict=True) if name is not None
+               for name, t in zip(names, request.topics, strict=True) if name is not None and name not in denied
                for p in t.partitions]
-    results = await ctx.broker.groups.commit_offsets(
-        request.group_id,
-        generation_id=request.generation_id_or_member_epoch if version >= 1 else -1,
-        member_id=request.member_id if version >= 1 else "",
-        group_instance_id=request.group_instance_id if version >= 7 else None,
-        offsets=offsets, api_version=version)
+    results = {(name, p.partition_index): ErrorCode.TOPIC_AUTHORIZATION_FAILED
+               for name, t in zip(names, request.topics, strict=True) if name in denied
+               for p in t.partitions}
+    if not group_allowed:
+        results = {(name, p.partition_index): ErrorCode.GROUP_AUTHORIZATION_FAILED
+                   for name, t in zip(names, request.topics, strict=True) for p in t.partitions}
+    else:
+        results |= await ctx.broker.groups.commit_offsets(
+            request.group_id,
+            generation_id=request.generation_id_or_member_epoch if version >= 1 else -1,
+            member_id=request.member_id if version >= 1 else "",
+            group_instance_id=request.group_instance_id if version >= 7 else None,
+            offsets=offsets, api_version=version)
     return R(throttle_time_ms=0, topics=[
         Topic(name=t.name if not by_id else None, topic_id=t.topic_id if by_id else None,
               partitions=[Partition(partition_index=p.partition_index,
-                                    error_code=results[(name, p.partition_index)] if name is not None
-                                    else ErrorCode.UNKNOWN_TOPIC_ID)
+                                    error_code=results.get((name, p.partition_index),
+                                                           ErrorCode.UNKNOWN_TOPIC_ID))
                           for p in t.partitions])
         for name, t in zip(names, request.topics, strict=True)])

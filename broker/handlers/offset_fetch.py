@@ -10,10 +10,14 @@ transactional commits. v9's member id and epoch belong to KIP-848 groups: a cons
 member's must be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH); a null id with epoch
 -1 (the admin client) is always answered; they are not checked for classic groups. v10 (KIP-848) names topics by id, in requests and
 answers: an id this cluster does not know answers UNKNOWN_TOPIC_ID on each partition asked.
+Authorization (broker.authorizer): DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED
+where the group-level errors go; DESCRIBE on each topic, else its partitions asked for are
+TOPIC_AUTHORIZATION_FAILED, and a fetch of every offset leaves such topics out.
 """
 
 from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
 
+from odradek.broker.authorizer import GROUP, TOPIC
 from odradek.broker.handlers import handles
 from odradek.broker.handlers.offset_commit import TOPIC_ID_VERSION, topic_name
 from odradek.protocol.errors import ErrorCode
@@ -24,7 +28,9 @@ MEMBER_EPOCH_VERSION = 9
 TOP_LEVEL_ERROR_VERSION = 2
 
 
-def _partitions(cls, offsets: dict, error: ErrorCode) -> list:
+def _partitions(cls, offsets: dict, error: ErrorCode, denied: bool = False) -> list:
+    if denied:
+        error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
     out = []
     for partition, value in offsets.items():
         out.append(cls(partition_index=partition,
@@ -34,14 +40,30 @@ def _partitions(cls, offsets: dict, error: ErrorCode) -> list:
     return out
 
 
-def _fetch(ctx, group_id: str, topics, member_id: str | None = None, member_epoch: int = -1):
+def _fetch(ctx, group_id: str, topics, version: int, member_id: str | None = None,
+           member_epoch: int = -1):
+    """(group error, {topic: {partition: offset or None}}, topics denied to the principal).
+    ``member_id`` and ``member_epoch`` (v9+) are checked for consumer-protocol groups."""
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics
                                           if t.name is not None]
-    error, found = ctx.broker.groups.fetch_offsets(group_id, wanted, member_id, member_epoch)
-    if error and wanted is not None:
+    denied = {name for name, _ in wanted or () if not ctx.may(TOPIC, name)}
+    if not ctx.may(GROUP, group_id):
+        error, found = ErrorCode.GROUP_AUTHORIZATION_FAILED, {}
+        if version >= TOP_LEVEL_ERROR_VERSION:
+            return error, {}, set()  # (Kafka lists nothing of a group it may not describe)
+    else:
+        error, found = ctx.broker.groups.fetch_offsets(
+            group_id, None if wanted is None else [w for w in wanted if w[0] not in denied],
+            member_id, member_epoch)
+    if wanted is None:
+        found = {name: offsets for name, offsets in found.items() if ctx.may(TOPIC, name)}
+    elif error:
         # Show the failure on the partitions asked for (the only place v0-v1 have).
         found = {name: dict.fromkeys(partitions) for name, partitions in wanted}
-    return error, found
+        denied = set()
+    else:
+        found |= {name: dict.fromkeys(partitions) for name, partitions in wanted if name in denied}
+    return error, found, denied
 
 
 @handles(OffsetFetchRequest, 1, 10)
@@ -60,12 +82,12 @@ async def handle(ctx, request):
                     t.name = topic_name(image, t.topic_id)
                     if t.name is None:
                         unknown.append(t)
-            error, found = (_fetch(ctx, g.group_id, g.topics, g.member_id, g.member_epoch)
-                            if version >= MEMBER_EPOCH_VERSION else _fetch(ctx, g.group_id, g.topics))
+            member = (g.member_id, g.member_epoch) if version >= MEMBER_EPOCH_VERSION else (None, -1)
+            error, found, denied = _fetch(ctx, g.group_id, g.topics, version, *member)
             P = T.OffsetFetchResponsePartitions
             topics = [T(name=None if by_id else name,
                         topic_id=image.topics[name].uuid if by_id and name in image.topics else None,
-                        partitions=_partitions(P, offsets, ErrorCode.NONE))
+                        partitions=_partitions(P, offsets, ErrorCode.NONE, name in denied))
                       for name, offsets in found.items()
                       if not by_id or name in image.topics]
             topics += [T(topic_id=t.topic_id, partitions=_partitions(
@@ -73,8 +95,9 @@ async def handle(ctx, request):
             groups.append(G(group_id=g.group_id, error_code=error, topics=topics))
         return R(throttle_time_ms=0, groups=groups)
     T = R.OffsetFetchResponseTopic
-    error, found = _fetch(ctx, request.group_id, request.topics)
+    error, found, denied = _fetch(ctx, request.group_id, request.topics, version)
     partition_error = error if version < TOP_LEVEL_ERROR_VERSION else ErrorCode.NONE
     return R(throttle_time_ms=0, error_code=error, topics=[
-        T(name=name, partitions=_partitions(T.OffsetFetchResponsePartition, offsets, partition_error))
+        T(name=name, partitions=_partitions(T.OffsetFetchResponsePartition, offsets, partition_error,
+                                            name in denied))
         for name, offsets in found.items()])

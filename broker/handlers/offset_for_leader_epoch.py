@@ -7,12 +7,16 @@ truncates its log to that offset before fetching again, instead of trusting its
 own high watermark (KIP-101/KIP-279); consumers use it to detect truncation
 (KIP-320). current_leader_epoch (v2+) fences stale requests (FENCED_LEADER_EPOCH,
 UNKNOWN_LEADER_EPOCH); only the leader answers (NOT_LEADER_OR_FOLLOWER).
+Authorization (broker.authorizer): CLUSTER_ACTION on the cluster (a follower), else
+DESCRIBE on each topic; a denied topic is TOPIC_AUTHORIZATION_FAILED.
 """
 
 from kafka.protocol.consumer import OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse
 
+from odradek.broker.authorizer import CLUSTER, TOPIC
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.replication.acls import CLUSTER_NAME
 
 R = OffsetForLeaderEpochResponse
 Result = R.OffsetForLeaderTopicResult.EpochEndOffset
@@ -22,10 +26,14 @@ Result = R.OffsetForLeaderTopicResult.EpochEndOffset
 async def handle(ctx, request):
     replicas = ctx.broker.replicas
     topics = []
+    cluster_allowed = ctx.may(CLUSTER, CLUSTER_NAME)
     for t in request.topics:
         results = []
+        allowed = cluster_allowed or ctx.may(TOPIC, t.topic)
         for p in t.partitions:
             try:
+                if not allowed:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 partition = replicas.leader_partition(t.topic, p.partition)
                 replicas.check_leader_epoch(partition, p.current_leader_epoch)
                 epoch, end_offset = partition.log.end_offset_for_epoch(p.leader_epoch)

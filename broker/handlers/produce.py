@@ -15,6 +15,14 @@ first and max timestamps), UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR. A
 compacted topic refuses records without a key (INVALID_RECORD, naming each one, as
 Kafka's LogValidator). Batches are stored as sent (compressed or not); nothing of a
 failed partition is appended.
+
+Client quotas (broker.quotas): the request's bytes count against producer_byte_rate; the
+response carries the throttle time they earn, and the connection is muted that long.
+
+Authorization (broker.authorizer): a transactional_id needs WRITE on it, else every
+partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its
+partitions are TOPIC_AUTHORIZATION_FAILED (nothing of them is appended). As in Kafka 4
+(KIP-679) an idempotent batch needs no IDEMPOTENT_WRITE here: InitProducerId checked it.
 """
 
 import asyncio
@@ -23,7 +31,9 @@ import structlog
 from kafka.protocol.producer import ProduceRequest
 from kafka.record import MemoryRecords
 
+from odradek.broker.authorizer import TOPIC, TXN
 from odradek.broker.handlers import handles
+from odradek.broker.quotas import PRODUCER_BYTE_RATE
 from odradek.broker.server import CloseConnection, Deferred
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -76,7 +86,8 @@ def _records_of(records):
 NO_LOG_START_OFFSET = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADER_OR_FOLLOWER,
                        ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE,
                        ErrorCode.CORRUPT_MESSAGE, ErrorCode.KAFKA_STORAGE_ERROR,
-                       ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_REQUIRED_ACKS)
+                       ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_REQUIRED_ACKS,
+                       ErrorCode.TOPIC_AUTHORIZATION_FAILED, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
 SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
 
 log = structlog.get_logger(__name__)
@@ -136,7 +147,11 @@ async def handle(ctx, request):
     responses = []
     durable_waits = []  # (partition response, coroutine) for acks=-1, or 1 with flush.messages
     failed = False
+    txn_denied = (request.transactional_id is not None
+                  and not ctx.may(TXN, request.transactional_id))
     for topic in request.topic_data:
+        denied = (KafkaError(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) if txn_denied else
+                  None if ctx.may(TOPIC, topic.name) else KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED))
         partitions = []
         topic_config = broker.replicas.topic_config(topic.name)
         check = batch_checker(version, topic_config, now)
@@ -145,6 +160,8 @@ async def handle(ctx, request):
         for data in topic.partition_data:
             topic_stats.produce_requests += 1
             try:
+                if denied is not None:
+                    raise denied
                 if acks not in (0, 1, -1):
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
                 if compacted:
@@ -173,6 +190,7 @@ async def handle(ctx, request):
                 # Kafka fsyncs inside the append when flush.messages is reached, whatever acks.
                 durable_waits.append((response, partition.log.wait_durable(result)))
         responses.append((topic.name, partitions))
+    throttle_ms = ctx.record_quota(PRODUCER_BYTE_RATE, ctx.size)
     if acks == 0:
         for _, wait in durable_waits:
             wait.close()
@@ -180,8 +198,9 @@ async def handle(ctx, request):
             raise CloseConnection("acks=0 produce failed for a partition")
         return None
     if durable_waits:  # appended: the connection may start the next Produce meanwhile
-        return Deferred(_when_durable(ProduceResponse(responses), durable_waits, request.timeout_ms))
-    return ProduceResponse(responses)
+        return Deferred(_when_durable(ProduceResponse(responses, throttle_ms), durable_waits,
+                                      request.timeout_ms))
+    return ProduceResponse(responses, throttle_ms)
 
 
 async def _when_durable(response: ProduceResponse, durable_waits: list, timeout_ms: int) -> ProduceResponse:

@@ -903,6 +903,65 @@ def case_describe_cluster(side, name):
 
 
 @case
+def case_authorized_operations_without_an_authorizer(side, name):
+    """Asked for, they are every operation Kafka supports for the resource type (issue 16)."""
+    side.create_topic(name, 1)
+    M = MetadataRequest
+    topic = side.call(M(topics=[M.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False,
+                        include_topic_authorized_operations=True), 12).topics[0]
+    cluster = side.call(M(topics=[], allow_auto_topic_creation=False,
+                          include_cluster_authorized_operations=True), 10)
+    described = side.call(DescribeClusterRequest(include_cluster_authorized_operations=True), 1)
+    find_coordinator(side, name + "-empty")
+    side.call(offset_commit(name + "-empty", name), 9)
+    groups = side.call(DescribeGroupsRequest(groups=[name + "-none", name + "-empty"],
+                                             include_authorized_operations=True), 5).groups
+    def ops(bits):  # (None: not computed)
+        return None if bits is None else sorted(bits)
+    return {"metadata_topic": ops(topic.authorized_operations),
+            "metadata_cluster": ops(cluster.authorized_operations),
+            "describe_cluster": ops(described.authorized_operations),
+            "describe_groups_unknown": ops(groups[0].authorized_operations),
+            "describe_groups_empty": ops(groups[1].authorized_operations)}
+
+
+@case
+def case_client_quotas(side, name):
+    """AlterClientQuotas / DescribeClientQuotas, good and bad entries (issue 16)."""
+    from kafka.protocol.admin import AlterClientQuotasRequest, DescribeClientQuotasRequest
+    A = AlterClientQuotasRequest.EntryData
+    D = DescribeClientQuotasRequest
+
+    def alter(entity, ops, validate_only=False):
+        return plain(side.call(AlterClientQuotasRequest(entries=[A(
+            entity=[A.EntityData(entity_type=t, entity_name=n) for t, n in entity],
+            ops=[A.OpData(key=k, value=v or 0.0, remove=v is None) for k, v in ops])],
+            validate_only=validate_only), 1))
+
+    def describe(components, strict=False):
+        return plain(side.call(D(components=[D.ComponentData(entity_type=t, match_type=m, match=n)
+                                             for t, m, n in components], strict=strict), 1))
+    out = {"set": alter([("client-id", name)], [("producer_byte_rate", 1024.0), ("request_percentage", 12.5)]),
+           "set_user_default_client": alter([("user", name), ("client-id", None)], [("consumer_byte_rate", 2048.0)]),
+           "unknown_key": alter([("client-id", name)], [("no_such_quota", 1.0)]),
+           "fractional_rate": alter([("client-id", name)], [("producer_byte_rate", 1.5)]),
+           "empty_entity": alter([], [("producer_byte_rate", 1.0)]),
+           "duplicate_type": alter([("user", "a"), ("user", "b")], [("producer_byte_rate", 1.0)]),
+           "validate_only": alter([("client-id", name + "-v")], [("producer_byte_rate", 1.0)], True)}
+    out["exact"] = describe([("client-id", 0, name)])
+    out["exact_strict"] = describe([("client-id", 0, name)], strict=True)
+    out["user"] = describe([("user", 0, name)])
+    out["user_default_client"] = describe([("user", 0, name), ("client-id", 1, None)], strict=True)
+    out["never_set"] = describe([("client-id", 0, name + "-v")])
+    out["duplicate_filter"] = describe([("user", 0, "x"), ("user", 2, None)])
+    out["remove"] = alter([("client-id", name)], [("producer_byte_rate", None)])
+    out["after_remove"] = describe([("client-id", 0, name)])
+    alter([("client-id", name)], [("request_percentage", None)])
+    alter([("user", name), ("client-id", None)], [("consumer_byte_rate", None)])
+    return out
+
+
+@case
 def case_produce_idempotent_and_producers(side, name):
     side.create_topic(name, 1)
     deadline = time.monotonic() + 15

@@ -184,6 +184,30 @@ def test_configs_describe_and_alter_topic_configs(kafka_peer, odradek):
                 "--entity-name", "1")
 
 
+def test_configs_client_quotas(kafka_peer, odradek):
+    """kafka-configs --entity-type clients/users: AlterClientQuotas and DescribeClientQuotas."""
+    app = ("--entity-type", "clients", "--entity-name", "tools-quota-app")
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *app,
+                "--add-config", "producer_byte_rate=1048576,consumer_byte_rate=2097152")
+    out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *app)
+    assert "producer_byte_rate=1048576.0" in out and "consumer_byte_rate=2097152.0" in out
+    user_app = ("--entity-type", "users", "--entity-name", "tools-quota-user", *app)
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *user_app,
+                "--add-config", "request_percentage=25.5")
+    assert "request_percentage=25.5" in assert_same(kafka_peer, odradek, "kafka-configs", "--describe",
+                                                    *user_app)
+    default_clients = ("--entity-type", "clients", "--entity-default")
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *default_clients,
+                "--add-config", "producer_byte_rate=4194304")
+    assert "producer_byte_rate=4194304.0" in assert_same(kafka_peer, odradek, "kafka-configs", "--describe",
+                                                         *default_clients)
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *app, "--delete-config", "consumer_byte_rate")
+    out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *app)
+    assert "consumer_byte_rate" not in out and "producer_byte_rate=1048576.0" in out
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):  # clean up the shared Kafka peer
+        run(b, "kafka-configs", "--alter", *default_clients, "--delete-config", "producer_byte_rate")
+
+
 # --- console producer and consumer, kafka-consumer-groups ------------------------------
 
 def test_console_producer_and_consumer_with_keys_headers_and_a_group(kafka_peer, odradek):
