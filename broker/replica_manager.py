@@ -267,6 +267,14 @@ class ReplicaManager:
             self._topic_configs[topic] = config
         return config
 
+    def reconfigure(self) -> None:
+        """Dynamic broker configs changed (Broker.on_metadata): every hosted log takes its
+        topic's effective config again, and producer expiry its new interval."""
+        self._topic_configs.clear()
+        for (topic, _), partition in self.partitions.items():
+            partition.log.update_config(log_config_for(self.config, self.image.topic_configs(topic)))
+            partition.producer_state.expiration_ms = self.config["producer.id.expiration.ms"]
+
     def on_metadata(self, records: list) -> None:
         if not self.following_image:
             return  # start() syncs once the metadata log has caught up

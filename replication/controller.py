@@ -52,6 +52,7 @@ from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.internode import CONTROLLER_API_KEY
 from odradek.replication.elections import PartitionView, elect, partitions_to_rebalance
 from odradek.replication.metadata import (
+    BROKER,
     TOPIC,
     BrokerFencingRecord,
     ClusterIdRecord,
@@ -239,6 +240,7 @@ class Controller:
 
     def __init__(self, image: MetadataImage, *, num_partitions: int,
                  default_replication_factor: int, validate_topic_configs: Callable[[dict], None],
+                 validate_broker_configs: Callable[[dict], None] = lambda changes: None,
                  broker_session_timeout_ms: int = 9000, unclean_leader_election: bool = False,
                  delete_topic_enable: bool = True):
         self.metadata_log = None  # LocalMetadataLog or RaftMetadataLog, set by the broker
@@ -246,6 +248,7 @@ class Controller:
         self.num_partitions = num_partitions
         self.default_replication_factor = default_replication_factor
         self.validate_topic_configs = validate_topic_configs
+        self.validate_broker_configs = validate_broker_configs
         self.broker_session_timeout_ms = broker_session_timeout_ms
         self.unclean_leader_election = unclean_leader_election
         # Checked here, not only by DeleteTopics: an operation may arrive forwarded.
@@ -730,23 +733,35 @@ class Controller:
     @controller_op
     async def alter_configs(self, resource_type: int, name: str, changes: dict[str, str | None],
                             replace: bool, validate_only: bool = False) -> None:
-        """Set (value) or delete (None) topic config keys; ``replace`` drops keys not named."""
+        """Set (value) or delete (None) config keys of a topic, of a broker (its id) or of
+        every broker (the name ""); ``replace`` drops keys not named. Kafka answers a bad
+        topic config INVALID_CONFIG and a bad broker config INVALID_REQUEST."""
         async with self._lock:
-            if resource_type != TOPIC:
+            if resource_type == TOPIC:
+                if name not in self.image.topics:
+                    raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                     f"Topic '{name}' does not exist.")
+                validate, code = self.validate_topic_configs, ErrorCode.INVALID_CONFIG
+            elif resource_type == BROKER:
+                if name != "" and not name.isdigit():
+                    raise KafkaError(ErrorCode.INVALID_REQUEST,
+                                     f"Invalid broker name {name!r}: a broker id, or empty for "
+                                     "the cluster-wide default")
+                validate, code = self.validate_broker_configs, ErrorCode.INVALID_REQUEST
+            else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST,
-                                 "Only topic configs can be altered; broker configs are static "
-                                 "(set them with --config or -o and restart)")
-            if name not in self.image.topics:
-                raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                 f"Topic '{name}' does not exist.")
+                                 f"Resource type {resource_type} is not supported "
+                                 "(use 2 for a topic or 4 for a broker)")
             if replace:
-                changes = {**{k: None for k in self.image.topic_configs(name)}, **changes}
+                changes = {**{k: None for k in self.image.configs.get((resource_type, name), {})},
+                           **changes}
             try:
-                self.validate_topic_configs(changes)
+                validate(changes)
             except ValueError as e:
-                raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
+                raise KafkaError(code, str(e)) from None
             if not validate_only:
-                await self.commit([ConfigRecord(TOPIC, name, k, v) for k, v in changes.items()], None)
+                await self.commit([ConfigRecord(resource_type, name, k, v) for k, v in changes.items()],
+                                  None)
 
     @controller_op
     async def allocate_producer_ids(self) -> range:

@@ -1,5 +1,6 @@
 """A minimal raw Kafka client for tests that need exact requests (kafka-python's schemas)."""
 
+from kafka.protocol.admin import DescribeConfigsRequest, IncrementalAlterConfigsRequest
 from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
@@ -37,3 +38,19 @@ def fetch(bootstrap: str, topic: str, partition: int, offset: int = 0, version: 
     with RawConnection(bootstrap) as conn:
         resp = conn.roundtrip(fetch_request(topic, partition, offset, **kwargs), version, FetchResponse)
     return resp.responses[0].partitions[0]
+
+
+def describe_configs(resource_type: int, name: str, keys=None, synonyms=True):
+    D = DescribeConfigsRequest
+    return D(resources=[D.DescribeConfigsResource(resource_type=resource_type, resource_name=name,
+                                                  configuration_keys=keys)],
+             include_synonyms=synonyms, include_documentation=False)
+
+
+def incremental_alter(resource_type: int, name: str, *ops, validate_only=False):
+    """`ops`: (config name, operation 0 set / 1 delete / 2 append / 3 subtract, value)."""
+    IA = IncrementalAlterConfigsRequest
+    return IA(resources=[IA.AlterConfigsResource(
+        resource_type=resource_type, resource_name=name, configs=[
+            IA.AlterConfigsResource.AlterableConfig(name=k, config_operation=op, value=v)
+            for k, op, v in ops])], validate_only=validate_only)

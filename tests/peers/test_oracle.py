@@ -26,8 +26,6 @@ import pytest
 from kafka.protocol.admin.cluster import DescribeClusterRequest
 from kafka.protocol.admin.configs import (
     AlterConfigsRequest,
-    DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest,
 )
 from kafka.protocol.admin.groups import (
     DeleteGroupsRequest,
@@ -60,6 +58,7 @@ from odradek.protocol.records import Record, build_batch
 from tests.brokerproc import BrokerProcess
 from tests.peers import ledger
 from tests.peers.oracle import Side, differences, normalise, plain
+from tests.rawclient import describe_configs, incremental_alter
 
 ODRADEK_OWN_KEYS = (
     "log.json, log.level and http.listener are Odradek's own broker keys (its structured "
@@ -91,15 +90,15 @@ LEDGERED: dict[tuple[str, str], str] = {
         "compared.",
     ("create_topics_validate_only_then_twice", ".*.topics[[]*[]].configs[[]*[]].config_source"):
         "min.insync.replicas: `kafka-storage format` in 4.x writes it as a cluster-wide "
-        "dynamic default (source DYNAMIC_DEFAULT_BROKER_CONFIG); Odradek has no dynamic "
-        "broker configs and reports its static default.",
+        "dynamic default (source DYNAMIC_DEFAULT_BROKER_CONFIG, for ELR); Odradek has no ELR, "
+        "sets no such default and reports its static default.",
     ("describe_configs_topic_all_keys", ".all.results[[]0[]].config_names"):
         "Kafka 4.4 has topic configs Odradek does not implement (see "
         "create_topics_validate_only_then_twice).",
     ("describe_configs_topic_all_keys", ".all.min.insync.replicas[[]0[]].*"):
         "min.insync.replicas: Kafka 4.x's storage format writes a cluster-wide dynamic default "
-        "(source DYNAMIC_DEFAULT_BROKER_CONFIG, listed as a synonym); Odradek has no dynamic "
-        "broker configs.",
+        "(source DYNAMIC_DEFAULT_BROKER_CONFIG, listed as a synonym, for ELR); Odradek has no "
+        "ELR and sets no such default.",
     ("create_partitions", ".*.results[[]0[]].error_message"):
         "Error codes agree; the controller's messages are worded otherwise (and Kafka sends "
         "none for an unknown topic).",
@@ -108,9 +107,8 @@ LEDGERED: dict[tuple[str, str], str] = {
     ("delete_topics", ".*.responses[[]*[]].error_message"):
         "Error codes agree; Kafka sends the error code's default message, Odradek's controller "
         "names the topic.",
-    ("incremental_alter_configs_lists", ".broker_unknown.*"):
-        "Dynamic broker configs are not served yet: Odradek refuses to alter a broker config "
-        "(INVALID_REQUEST); Kafka accepts any key for a broker, including unknown ones.",
+    ("dynamic_broker_configs", ".bad_value.responses[[]0[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise.",
     ("describe_configs_broker_all_keys", ".values.queued.max.request.bytes"):
         "Kafka's default -1 leaves the bytes of queued requests unbounded; Odradek bounds them "
         "at 100 MiB by default, so that many connections sending large frames cannot take "
@@ -122,10 +120,9 @@ LEDGERED: dict[tuple[str, str], str] = {
         "every imbalanced partition back to its preferred replica); Odradek keeps the older "
         "controller's rule and key (README, Leader election).",
     ("describe_configs_broker_all_keys", ".values.log.level"): ODRADEK_OWN_KEYS,
-    ("describe_configs_broker", ".keys.results[[]0[]].configs[[]*[]].*"):
-        "Dynamic broker configs (kafka-configs --alter --entity-type brokers) are not served "
-        "yet: Odradek reports every broker config read-only and static, Kafka marks the "
-        "cluster-wide dynamic ones writable and min.insync.replicas a dynamic default.",
+    ("describe_configs_broker", ".keys.results[[]0[]].configs[[]4[]].*"):
+        "min.insync.replicas: Kafka 4.x's storage format writes a cluster-wide dynamic default "
+        "(ELR, which Odradek does not have), so Kafka reports that source and synonym.",
 }
 
 CASES = {}
@@ -279,22 +276,6 @@ def create_topics(*topics, validate_only=False):
         name=name, num_partitions=n, replication_factor=rf, assignments=[],
         configs=[C.CreatableTopic.CreatableTopicConfig(name=k, value=v) for k, v in configs.items()])
         for name, n, rf, configs in topics], timeout_ms=10000, validate_only=validate_only)
-
-
-def describe_configs(resource_type: int, name: str, keys=None, synonyms=True):
-    D = DescribeConfigsRequest
-    return D(resources=[D.DescribeConfigsResource(resource_type=resource_type, resource_name=name,
-                                                  configuration_keys=keys)],
-             include_synonyms=synonyms, include_documentation=False)
-
-
-def incremental_alter(resource_type: int, name: str, *ops, validate_only=False):
-    """`ops`: (config name, operation 0 set / 1 delete / 2 append / 3 subtract, value)."""
-    IA = IncrementalAlterConfigsRequest
-    return IA(resources=[IA.AlterConfigsResource(
-        resource_type=resource_type, resource_name=name, configs=[
-            IA.AlterConfigsResource.AlterableConfig(name=k, config_operation=op, value=v)
-            for k, op, v in ops])], validate_only=validate_only)
 
 
 def delete_records(topic: str, offset: int, partition: int = 0):
@@ -464,6 +445,54 @@ def case_describe_configs_broker(side, name):
     keys = ["log.retention.hours", "num.partitions", "auto.create.topics.enable",
             "min.insync.replicas", "log.segment.bytes", "message.max.bytes"]
     return {"keys": plain(side.call(describe_configs(BROKER, "1", keys), 4)) | {"node": None}}
+
+
+def described_broker_once(side, resource: str, keys, expected: dict[str, str | None], timeout: float = 5):
+    """DescribeConfigs of a broker resource once its `expected` keys show (see described_once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = plain(side.call(describe_configs(BROKER, resource, keys), 4))
+        values = {c["name"]: c["value"] for c in answer["results"][0]["configs"]}
+        if all(values.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.05)
+
+
+@case
+def case_dynamic_broker_configs(side, name):
+    """kafka-configs --alter --entity-type brokers: per broker and cluster-wide (""), a topic's
+    key following its broker synonym, read-only keys and bad values refused; the shared
+    peer's broker configs are deleted again whatever happens."""
+    side.create_topic(name, 1)
+    keys = ["log.retention.ms", "message.max.bytes", "log.cleaner.threads", "num.io.threads",
+            "log.retention.hours", "num.partitions"]
+    out = {}
+    try:
+        out["node"] = plain(side.call(incremental_alter(
+            BROKER, "1", ("log.retention.ms", 0, "7200000"), ("message.max.bytes", 0, "2000000")), 1))
+        out["default"] = plain(side.call(incremental_alter(
+            BROKER, "", ("log.retention.ms", 0, "3600000"), ("log.cleaner.threads", 0, "2"),
+            ("num.io.threads", 0, "4")), 1))
+        out["read_only"] = plain(side.call(incremental_alter(BROKER, "1", ("num.partitions", 0, "3")), 1))
+        out["read_only_validate"] = plain(side.call(incremental_alter(
+            BROKER, "", ("log.retention.hours", 0, "3"), validate_only=True), 1))
+        out["bad_value"] = plain(side.call(incremental_alter(BROKER, "1", ("message.max.bytes", 0, "x")), 1))
+        out["described_node"] = described_broker_once(
+            side, "1", keys, {"log.retention.ms": "7200000", "log.cleaner.threads": "2"})
+        described = described_broker_once(side, "", None, {"num.io.threads": "4"})
+        # Kafka's storage format sets min.insync.replicas as a cluster-wide default (ELR; ledgered
+        # in describe_configs_topic_all_keys): the keys this case set are compared.
+        described["results"][0]["configs"] = [c for c in described["results"][0]["configs"]
+                                              if c["name"] != "min.insync.replicas"]
+        out["described_default"] = described
+        out["topic"] = described_once(side, name, {"retention.ms": "7200000", "max.message.bytes": "2000000"})
+    finally:
+        side.call(incremental_alter(BROKER, "1", ("log.retention.ms", 1, None), ("message.max.bytes", 1, None)), 1)
+        side.call(incremental_alter(BROKER, "", ("log.retention.ms", 1, None), ("log.cleaner.threads", 1, None),
+                                    ("num.io.threads", 1, None)), 1)
+    out["after"] = described_broker_once(side, "1", keys, {"log.retention.ms": None,
+                                                           "log.cleaner.threads": "1"})
+    return out
 
 
 @case

@@ -62,10 +62,13 @@ def normalise(text: str, bootstrap: str) -> str:
 def kafka_cluster_defaults(text: str) -> str:
     """Kafka 4.4 finalizes eligible.leader.replicas.version, which sets min.insync.replicas
     as a cluster-wide dynamic default that kafka-topics --describe lists among a topic's
-    Configs and kafka-configs among the synonyms. Odradek has no ELR and no cluster-wide
-    dynamic configs (ledgered)."""
+    Configs, kafka-configs among the synonyms and among the cluster's defaults. Odradek has
+    no ELR, so no such default (ledgered)."""
     text = re.sub(r"(Configs: .*?)min\.insync\.replicas=1,?", r"\1", text)
     text = re.sub(r"(Configs: .*?),(\s|$)", r"\1\2", text)
+    text = re.sub(r"^ *min\.insync\.replicas=1 sensitive=false "
+                  r"synonyms=\{DYNAMIC_DEFAULT_BROKER_CONFIG:min\.insync\.replicas=1\}\n", "", text,
+                  flags=re.M)
     return text.replace("DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=1, ", "")
 
 
@@ -178,9 +181,64 @@ def test_configs_describe_and_alter_topic_configs(kafka_peer, odradek):
     kafka_lines = {line.split("=")[0]: line for line in k.splitlines()[1:]}
     odradek_lines = {line.split("=")[0]: line for line in o.splitlines()[1:]}
     assert {key: kafka_lines.get(key) for key in odradek_lines} == odradek_lines
-    # Brokers: no dynamic configs on either.
+    # Brokers: no dynamic configs on either (test_configs_alter_and_describe_broker_configs).
     assert_same(kafka_peer, odradek, "kafka-configs", "--describe", "--entity-type", "brokers",
                 "--entity-name", "1")
+
+
+BROKER_ONE = ("--entity-type", "brokers", "--entity-name", "1")
+BROKER_DEFAULT = ("--entity-type", "brokers", "--entity-default")
+
+
+def test_configs_alter_and_describe_broker_configs(kafka_peer, odradek):
+    """Dynamic broker configs, per broker and cluster-wide, as kafka-configs sets and shows
+    them; the shared Kafka peer gets its broker configs back afterwards."""
+    node_keys, default_keys = "log.retention.ms,message.max.bytes", \
+        "log.retention.ms,log.cleaner.threads,num.io.threads,leader.replication.throttled.rate"
+    try:
+        assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *BROKER_ONE,
+                    "--add-config", "log.retention.ms=7200000,message.max.bytes=2000000")
+        assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *BROKER_DEFAULT, "--add-config",
+                    "log.retention.ms=3600000,log.cleaner.threads=2,num.io.threads=4,"
+                    "leader.replication.throttled.rate=1000000")
+        out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *BROKER_ONE)
+        assert ("log.retention.ms=7200000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention."
+                "ms=7200000, DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000, "
+                "DEFAULT_CONFIG:log.retention.hours=168}") in out
+        out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *BROKER_DEFAULT)
+        assert configs(out) == {"leader.replication.throttled.rate": "1000000",
+                                "log.cleaner.threads": "2", "log.retention.ms": "3600000",
+                                "num.io.threads": "4"}
+        # Every key Odradek knows, Kafka describes alike, but those the set-ups choose.
+        k, o = both(kafka_peer, odradek, "kafka-configs", "--describe", "--all", *BROKER_ONE)
+        kafka_lines = {line.split("=")[0]: line for line in k.splitlines()[1:]}
+        odradek_lines = {line.split("=")[0]: line for line in o.splitlines()[1:]}
+        for key in ("log.retention.ms", "message.max.bytes", "log.cleaner.threads", "num.io.threads",
+                    "log.retention.hours", "num.partitions", "log.cleaner.io.max.bytes.per.second",
+                    "log.cleaner.io.buffer.load.factor", "log.roll.ms", "log.segment.bytes"):
+            assert odradek_lines[key] == kafka_lines[key]
+        # A topic's keys follow their broker synonyms.
+        t = "tools-broker-configs"
+        for b in (kafka_peer.bootstrap, odradek.bootstrap):
+            run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "1")
+        k, o = both(kafka_peer, odradek, "kafka-configs", "--describe", "--all",
+                    "--entity-type", "topics", "--entity-name", t)
+        for key in ("retention.ms", "max.message.bytes", "segment.ms"):
+            (line,) = [line for line in o.splitlines() if line.startswith(key + "=")]
+            assert line in k.splitlines()
+        # Read-only keys and bad values: Kafka's error on both.
+        for b in (kafka_peer.bootstrap, odradek.bootstrap):
+            bad = run(b, "kafka-configs", "--alter", *BROKER_ONE, "--add-config", "num.partitions=3", rc=1)
+            assert "InvalidRequestException: Cannot update these configs dynamically: [num.partitions]" \
+                in bad.stderr
+            bad = run(b, "kafka-configs", "--alter", *BROKER_DEFAULT, "--add-config",
+                      "message.max.bytes=abc", rc=1)
+            assert "InvalidRequestException: Invalid value" in bad.stderr
+    finally:
+        for b in (kafka_peer.bootstrap, odradek.bootstrap):
+            run(b, "kafka-configs", "--alter", *BROKER_ONE, "--delete-config", node_keys, rc=None)
+            run(b, "kafka-configs", "--alter", *BROKER_DEFAULT, "--delete-config", default_keys, rc=None)
+    assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *BROKER_DEFAULT)
 
 
 # --- console producer and consumer, kafka-consumer-groups ------------------------------
