@@ -5,37 +5,16 @@ sources and synonyms, and still there after a restart."""
 import pytest
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
-from kafka.protocol.admin import (
-    AlterConfigsRequest,
-    AlterConfigsResponse,
-    DescribeConfigsResponse,
-    IncrementalAlterConfigsResponse,
-)
+from kafka.protocol.admin import AlterConfigsRequest, AlterConfigsResponse
 
-from tests.rawclient import RawConnection, describe_configs, incremental_alter
+from tests.rawclient import RawConnection
+from tests.rawclient import alter_broker_configs as alter
+from tests.rawclient import described_configs as describe
 
 BROKER, TOPIC = 4, 2
 SET, DELETE = 0, 1
 DYNAMIC_BROKER, DYNAMIC_DEFAULT, DEFAULT = 2, 3, 5
 INVALID_REQUEST = 42
-
-
-def alter(bootstrap: str, name: str, *ops, validate_only=False):
-    with RawConnection(bootstrap) as conn:
-        resp = conn.roundtrip(incremental_alter(BROKER, name, *ops, validate_only=validate_only), 1,
-                              IncrementalAlterConfigsResponse)
-    (r,) = resp.responses
-    return r.error_code, r.error_message
-
-
-def describe(bootstrap: str, resource_type: int, name: str, keys=None) -> dict:
-    """name -> (value, source, read_only, sensitive, [(synonym, value, source)])."""
-    with RawConnection(bootstrap) as conn:
-        resp = conn.roundtrip(describe_configs(resource_type, name, keys), 4, DescribeConfigsResponse)
-    (r,) = resp.results
-    assert r.error_code == 0, r
-    return {c.name: (c.value, c.config_source, c.read_only, c.is_sensitive,
-                     [(s.name, s.value, s.source) for s in c.synonyms]) for c in r.configs}
 
 
 def send(bootstrap: str, topic: str, size: int):
