@@ -50,6 +50,7 @@ import structlog
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.internode import CONTROLLER_API_KEY
+from odradek.replication import features
 from odradek.replication.elections import PartitionView, elect, partitions_to_rebalance
 from odradek.replication.metadata import (
     BROKER,
@@ -57,6 +58,7 @@ from odradek.replication.metadata import (
     BrokerFencingRecord,
     ClusterIdRecord,
     ConfigRecord,
+    FeatureLevelRecord,
     MetadataImage,
     OperationRecord,
     PartitionChangeRecord,
@@ -424,6 +426,9 @@ class Controller:
             records = []
             if self.image.cluster_id is None and cluster_id:
                 records.append(ClusterIdRecord(cluster_id))
+            # A new cluster, or one formed before feature flags: finalize the bootstrap levels.
+            records += [FeatureLevelRecord(name, level) for name, level in features.bootstrap_levels().items()
+                        if name not in self.image.features]
             if not (current and current.endpoints == endpoints and current.rack == rack):
                 records.append(RegisterBrokerRecord(
                     node_id, {k: list(v) for k, v in endpoints.items()}, rack))
@@ -762,6 +767,22 @@ class Controller:
             if not validate_only:
                 await self.commit([ConfigRecord(resource_type, name, k, v) for k, v in changes.items()],
                                   None)
+
+    @controller_op
+    async def update_features(self, updates: list, validate_only: bool = False) -> None:
+        """UpdateFeatures: ``updates`` as [feature, level, upgrade type]. All or nothing: the
+        first refused update fails the request (INVALID_UPDATE_VERSION), as in Kafka."""
+        async with self._lock:
+            after = {**self.image.features, **{name: level for name, level, _ in updates}}
+            for name, level, upgrade_type in updates:
+                problem = features.check_update(name, level, upgrade_type, self.image.features.get(name, 0),
+                                                after, self.metadata_log.leader_id)
+                if problem is not None:
+                    raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION,
+                                     "The update failed for all features since the following "
+                                     f"feature had an error: {problem}")
+            if not validate_only:
+                await self.commit([FeatureLevelRecord(name, level) for name, level, _ in updates], None)
 
     @controller_op
     async def allocate_producer_ids(self) -> range:

@@ -87,6 +87,13 @@ class ProducerIdsRecord:
 
 
 @dataclass(slots=True)
+class FeatureLevelRecord:
+    """A feature's finalized level (KIP-584); level 0 takes the feature out."""
+    name: str
+    feature_level: int
+
+
+@dataclass(slots=True)
 class OperationRecord:
     """A controller operation's result, committed with the operation's records.
 
@@ -103,7 +110,7 @@ class OperationRecord:
 RECORD_TYPES = {cls.__name__: cls for cls in (
     RegisterBrokerRecord, BrokerFencingRecord, TopicRecord, PartitionRecord,
     PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord, ClusterIdRecord,
-    OperationRecord)}
+    FeatureLevelRecord, OperationRecord)}
 
 
 def record_to_dict(record) -> dict:
@@ -155,6 +162,7 @@ class MetadataImage:
         self.configs: dict[tuple[int, str], dict[str, str]] = {}
         self.next_producer_id = 0
         self.cluster_id: str | None = None
+        self.features: dict[str, int] = {}  # finalized feature levels (KIP-584), none at 0
         # request id -> result of the last RECENT_OPERATIONS operations (see OperationRecord);
         # bounded by count, not time, so that every node's image holds the same ones
         self.operations: OrderedDict[str, object] = OrderedDict()
@@ -206,6 +214,12 @@ class MetadataImage:
     def _apply_ClusterIdRecord(self, r: ClusterIdRecord) -> None:
         self.cluster_id = r.cluster_id
 
+    def _apply_FeatureLevelRecord(self, r: FeatureLevelRecord) -> None:
+        if r.feature_level > 0:
+            self.features[r.name] = r.feature_level
+        else:
+            self.features.pop(r.name, None)
+
     def _apply_ProducerIdsRecord(self, r: ProducerIdsRecord) -> None:
         self.next_producer_id = r.next_producer_id
 
@@ -220,6 +234,7 @@ class MetadataImage:
     def to_records(self) -> list:
         """Records that rebuild this image from empty: the snapshot form of the log."""
         records = [ClusterIdRecord(self.cluster_id)] if self.cluster_id else []
+        records += [FeatureLevelRecord(name, level) for name, level in self.features.items()]
         for b in self.brokers.values():
             records.append(RegisterBrokerRecord(b.node_id, {k: list(v) for k, v in b.endpoints.items()},
                                                 b.rack))

@@ -5,12 +5,20 @@ librdkafka v3). We cannot decode that body, so the server calls us with
 ``request=None`` and we answer UNSUPPORTED_VERSION with our ranges in a v0 body;
 the client retries at a version we listed and the connection stays open.
 Inter-node APIs are never offered to clients.
+
+v3+ carry the feature flags (KIP-584), which `kafka-features describe` and Admin's
+describeFeatures read: the features this node implements (replication/features.py), the
+levels the metadata log finalized, and, as their epoch, the metadata offset this node's
+image has applied (Kafka answers the same: its image's offset).
 """
 
 from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 
 from odradek.broker.handlers import HANDLERS, handles
 from odradek.protocol.errors import ErrorCode
+from odradek.replication import features
+
+R = ApiVersionsResponse
 
 
 def api_keys() -> list:
@@ -28,4 +36,13 @@ async def handle(ctx, request):
     if request is None:
         ctx.response_version = 0
         error = ErrorCode.UNSUPPORTED_VERSION
-    return ApiVersionsResponse(error_code=error, api_keys=api_keys(), throttle_time_ms=0)
+    image = ctx.broker.image
+    return R(error_code=error, api_keys=api_keys(), throttle_time_ms=0,
+             supported_features=[R.SupportedFeatureKey(name=f.name, min_version=f.min_level,
+                                                       max_version=f.max_level)
+                                 for f in features.supported()],
+             finalized_features_epoch=image.offset if image.features else -1,
+             finalized_features=[R.FinalizedFeatureKey(name=name, max_version_level=level,
+                                                       min_version_level=level)
+                                 for name, level in image.features.items()],
+             zk_migration_ready=False)

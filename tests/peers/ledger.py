@@ -46,7 +46,6 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     (38, 39, 40, 41): "Delegation tokens are not built.",
     (45, 46): "Partition reassignment is not served yet (kafka-reassign-partitions).",
     (48, 49, 50, 51): "Client quotas and SCRAM credentials are not built.",
-    (57,): "Feature updates (KIP-584) are not served: no feature is finalized yet.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "
                       "Odradek's nodes speak their own inter-node protocol.",
     (68, 69): "The consumer group protocol of KIP-848 is not built yet (classic groups are).",

@@ -23,10 +23,9 @@ import time
 import uuid
 
 import pytest
+from kafka.protocol.admin import UpdateFeaturesRequest
 from kafka.protocol.admin.cluster import DescribeClusterRequest
-from kafka.protocol.admin.configs import (
-    AlterConfigsRequest,
-)
+from kafka.protocol.admin.configs import AlterConfigsRequest
 from kafka.protocol.admin.groups import (
     DeleteGroupsRequest,
     DescribeGroupsRequest,
@@ -72,9 +71,12 @@ ODRADEK_OWN_KEYS = (
 LEDGERED: dict[tuple[str, str], str] = {
     ("api_versions_features", ".v[34].*features*"):
         "Feature flags (KIP-584) are advertised only once the protocols they gate are complete "
-        "(ARCHITECTURE.md): Odradek offers none yet, so neither metadata.version nor "
-        "group/share/transaction/streams.version; `kafka-features describe` shows an empty "
-        "list. Kafka 4.4 finalizes them all at format time.",
+        "(ARCHITECTURE.md): Odradek offers metadata.version up to 4.2-IV1 (level 29; 4.3-IV0 "
+        "brings cordoned log directories) and none of group/share/transaction/streams/"
+        "eligible.leader.replicas/kraft.version yet. Kafka 4.4 finalizes them all at format time, "
+        "metadata.version at 4.4-IV2 (33).",
+    ("update_features", ".*.*error_message"):
+        "Error codes agree; the messages name each side's metadata.version (33 and 29).",
     ("fetch_sessions", ".open.session_id"):
         "Fetch sessions (KIP-227) are declined: every answer has session id 0, so clients keep "
         "sending full fetch requests (correct, a little more bandwidth with many partitions); "
@@ -976,6 +978,26 @@ def case_api_versions_features(side, name):
     """ApiVersions v3/v4 apart from the API list (compared by test_api_versions_are_within_kafkas)."""
     request = ApiVersionsRequest(client_software_name="odradek-oracle", client_software_version="1")
     return {f"v{v}": plain(side.call(request, v)) | {"api_keys": None} for v in (3, 4)}
+
+
+@case
+def case_update_features(side, name):
+    """UpdateFeatures refusals, all validate_only (the peer is shared): v1 answers per feature
+    too, v2 only at the top level."""
+    UF = UpdateFeaturesRequest
+
+    def update(version, *updates):
+        return plain(side.call(UF(timeout_ms=5000, validate_only=True, feature_updates=[
+            UF.FeatureUpdateKey(feature=f, max_version_level=level, upgrade_type=kind)
+            for f, level, kind in updates]), version))
+    out = {}
+    for v in (1, 2):
+        out[f"v{v}_unknown"] = update(v, ("foo.bar", 1, 1))
+        out[f"v{v}_downgrade_as_upgrade"] = update(v, ("metadata.version", 21, 1))
+        out[f"v{v}_safe_downgrade"] = update(v, ("metadata.version", 21, 2))
+        out[f"v{v}_one_bad_of_two"] = update(v, ("group.version", 0, 2), ("foo.bar", 1, 1))
+        out[f"v{v}_disable_what_is_off"] = update(v, ("no.such.version", 0, 2))
+    return out
 
 
 @case

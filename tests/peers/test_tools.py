@@ -390,8 +390,10 @@ def test_cluster_id_quorum_features_and_api_versions(kafka_peer, odradek):
     # The leader reports itself fetched and caught up now, as Kafka's does.
     assert int(last_fetch) > T0 and int(last_caught_up) > T0
 
-    # Odradek finalizes no features (ledgered): the command works and lists none.
-    assert run(odradek.bootstrap, "kafka-features", "describe").stdout == ""
+    # Odradek implements metadata.version only, up to 4.2-IV1 (replication/features.py).
+    out = normalise(run(odradek.bootstrap, "kafka-features", "describe").stdout, odradek.bootstrap)
+    assert re.fullmatch(r"Feature: metadata.version SupportedMinVersion: 3.3-IV3 SupportedMaxVersion: "
+                        r"4.2-IV1 FinalizedVersionLevel: 4.2-IV1 Epoch: \d+", out), out
 
     k, o = both(kafka_peer, odradek, "kafka-broker-api-versions")
     served = dict(re.findall(r"^(\w+)\(\d+\): (.*?),?$", o, re.M))
@@ -400,6 +402,34 @@ def test_cluster_id_quorum_features_and_api_versions(kafka_peer, odradek):
     for api in ("Produce", "Fetch", "Metadata", "DescribeTopicPartitions", "DescribeConfigs"):
         assert "usable" in served[api], api
     assert "<broker> (id: 1 rack: null isFenced: false) -> (" in o
+
+
+def test_features_upgrade_and_downgrade_as_kafka_refuses_them(kafka_peer, odradek):
+    """kafka-features upgrade/downgrade/disable (UpdateFeatures): Kafka's answers and words.
+    The peer's metadata.version is 4.4-IV2 (33), Odradek's 4.2-IV1 (29): the levels in the
+    messages are normalised. Only dry runs reach the shared peer."""
+    def same(*args, rc):
+        k, o = both(kafka_peer, odradek, "kafka-features", *args, rc=rc)
+        assert re.sub(r"\b(33|29)\b", "<current>", o) == re.sub(r"\b(33|29)\b", "<current>", k), args
+        return o
+    assert "foo.bar to 1. The update failed for all features since the following feature had an " \
+           "error: Invalid update version 1 for feature foo.bar. Local controller 1 does not " \
+           "support this feature." in same("upgrade", "--feature", "foo.bar=1", "--dry-run", rc=1)
+    assert "Refusing to perform the requested downgrade because it might delete metadata " \
+           "information." in same("downgrade", "--feature", "metadata.version=21", "--dry-run", rc=1)
+    same("downgrade", "--feature", "metadata.version=21", "--unsafe", "--dry-run", rc=1)
+    same("upgrade", "--feature", "metadata.version=20", "--dry-run", rc=1)
+    same("disable", "--feature", "group.version", "--dry-run", rc=0)
+    # Beyond what Odradek implements (Kafka would take it).
+    out = run(odradek.bootstrap, "kafka-features", "upgrade", "--feature", "metadata.version=30", rc=1)
+    assert "Local controller 1 only supports versions 7-29" in out.stdout
+    assert run(odradek.bootstrap, "kafka-features", "upgrade", "--feature", "metadata.version=29"
+               ).stdout.strip() == "metadata.version was upgraded to 29."
+    # --release-version 4.2 would also finalize features Odradek does not implement: refused.
+    out = run(odradek.bootstrap, "kafka-features", "upgrade", "--release-version", "4.2", rc=1).stdout
+    assert "Invalid update version 1 for feature group.version. Local controller 1 does not support " \
+           "this feature." in out
+    assert "FinalizedVersionLevel: 4.2-IV1" in run(odradek.bootstrap, "kafka-features", "describe").stdout
 
 
 # --- kafka-dump-log on Odradek's segments ----------------------------------------------
