@@ -52,6 +52,12 @@ TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
     ConfigDef("min.insync.replicas", INT, 1, "", at_least(1), "min.insync.replicas"),
     ConfigDef("unclean.leader.election.enable", BOOLEAN, False, "", None,
               "unclean.leader.election.enable"),
+    # kafka-reassign-partitions sets these with --throttle and always clears them afterwards;
+    # accepted, not enforced (Odradek does not throttle replication).
+    ConfigDef("leader.replication.throttled.replicas", LIST, [],
+              "PARTITION:BROKER,... or *; accepted, replication is not throttled"),
+    ConfigDef("follower.replication.throttled.replicas", LIST, [],
+              "PARTITION:BROKER,... or *; accepted, replication is not throttled"),
 )}.items()))
 
 BROKER_CONFIGS = defs(

@@ -192,8 +192,11 @@ class ReplicaManager:
             state = partition.isr_state
             if state is None or state.leader_epoch != p.leader_epoch:
                 self._become_leader(partition, p)
-            elif (state.isr, state.partition_epoch) != (p.isr, p.partition_epoch):
-                self._isr_committed(partition, state, p.isr, p.partition_epoch)
+            else:
+                if state.replicas != p.replicas:  # a reassignment's step
+                    state.on_replicas_changed(p.replicas, self.clock_ms())
+                if (state.isr, state.partition_epoch) != (p.isr, p.partition_epoch):
+                    self._isr_committed(partition, state, p.isr, p.partition_epoch)
             if not was_leader:
                 self._notify(partition, True)
             return

@@ -50,7 +50,7 @@ import structlog
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.internode import CONTROLLER_API_KEY
-from odradek.replication import features
+from odradek.replication import features, reassignment
 from odradek.replication.elections import PartitionView, elect, partitions_to_rebalance
 from odradek.replication.metadata import (
     BROKER,
@@ -487,8 +487,59 @@ class Controller:
                 raise KafkaError(ErrorCode.INVALID_REQUEST,
                                  f"ISR {isr} must hold the leader, only replicas, and only live new members")
             new_epoch = p.partition_epoch + 1  # every PartitionChangeRecord moves it by one
-            await self.commit([PartitionChangeRecord(topic_id, partition, isr=list(isr))], new_epoch)
+            records = [PartitionChangeRecord(topic_id, partition, isr=list(isr))]
+            # The replicas a reassignment adds are in sync: it completes (a second change).
+            done = reassignment.maybe_complete(reassignment.Change(
+                p.replicas, list(isr), p.leader, p.adding_replicas, p.removing_replicas), live)
+            if done is not None:
+                records.append(self._reassignment_record(p, done))
+                log.info("reassignment_completed", topic=topic.name, partition=partition,
+                         replicas=done.replicas, leader=done.leader)
+            await self.commit(records, new_epoch)
             return new_epoch
+
+    @staticmethod
+    def _reassignment_record(p, step: reassignment.Change) -> PartitionChangeRecord:
+        return PartitionChangeRecord(p.topic_id, p.partition,
+                                     leader=step.leader if step.leader != p.leader else None,
+                                     isr=step.isr, replicas=step.replicas,
+                                     adding_replicas=step.adding, removing_replicas=step.removing)
+
+    @controller_op
+    async def alter_partition_reassignments(self, partitions: list, allow_replication_factor_change: bool = True
+                                            ) -> list:
+        """AlterPartitionReassignments: ``partitions`` as [topic, partition, target replicas or
+        None to cancel]. Returns [topic, partition, error code, message] per entry, in order;
+        the accepted ones are committed together (replication/reassignment.py decides)."""
+        async with self._lock:
+            live = set(self._live_brokers())
+            results, records = [], []
+            for name, index, target in partitions:
+                topic = self.image.topics.get(name)
+                p = topic.partitions.get(index) if topic else None
+                try:
+                    if p is None:  # Kafka's words
+                        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                         f"Unable to find a topic named {name}." if topic is None
+                                         else f"Unable to find partition {name}:{index}.")
+                    if target is None:
+                        step = reassignment.cancel(p.replicas, p.isr, p.leader, p.adding_replicas,
+                                                   p.removing_replicas, live)
+                    else:
+                        reassignment.check_target(target, self.image.brokers)
+                        original = reassignment.original_replicas(p.replicas, p.adding_replicas)
+                        if not allow_replication_factor_change and len(target) != len(original):
+                            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                                             "The replication factor is changed from "
+                                             f"{len(original)} to {len(target)}")
+                        step = reassignment.start(p.replicas, p.isr, p.leader, p.adding_replicas,
+                                                  list(target), live)
+                    records.append(self._reassignment_record(p, step))
+                    results.append([name, index, int(ErrorCode.NONE), None])
+                except KafkaError as e:
+                    results.append([name, index, int(e.code), e.message])
+            await self.commit(records, results)
+            return results
 
     @controller_op
     async def elect_leaders(self, election_type: int, partitions: list | None) -> list:

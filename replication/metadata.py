@@ -49,16 +49,21 @@ class PartitionRecord:
     leader: int
     leader_epoch: int = 0
     partition_epoch: int = 0
+    adding_replicas: list[int] = field(default_factory=list)  # a reassignment's (KIP-455)
+    removing_replicas: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class PartitionChangeRecord:
-    """A change of leader and/or ISR. The leader epoch moves only with the leader;
-    the partition epoch moves with every change."""
+    """A change of leader, ISR and/or replicas (a reassignment's steps). The leader epoch
+    moves only with the leader; the partition epoch moves with every change."""
     topic_id: str
     partition: int
     leader: int | None = None  # None: unchanged
     isr: list[int] | None = None
+    replicas: list[int] | None = None
+    adding_replicas: list[int] | None = None
+    removing_replicas: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -131,6 +136,8 @@ class PartitionState:
     leader: int
     leader_epoch: int
     partition_epoch: int
+    adding_replicas: list[int] = field(default_factory=list)
+    removing_replicas: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -188,7 +195,7 @@ class MetadataImage:
     def _apply_PartitionRecord(self, r: PartitionRecord) -> None:
         self.topics_by_id[r.topic_id].partitions[r.partition] = PartitionState(
             r.topic_id, r.partition, list(r.replicas), list(r.isr), r.leader,
-            r.leader_epoch, r.partition_epoch)
+            r.leader_epoch, r.partition_epoch, list(r.adding_replicas), list(r.removing_replicas))
 
     def _apply_PartitionChangeRecord(self, r: PartitionChangeRecord) -> None:
         p = self.topics_by_id[r.topic_id].partitions[r.partition]
@@ -197,6 +204,12 @@ class MetadataImage:
             p.leader_epoch += 1
         if r.isr is not None:
             p.isr = list(r.isr)
+        if r.replicas is not None:
+            p.replicas = list(r.replicas)
+        if r.adding_replicas is not None:
+            p.adding_replicas = list(r.adding_replicas)
+        if r.removing_replicas is not None:
+            p.removing_replicas = list(r.removing_replicas)
         p.partition_epoch += 1
 
     def _apply_RemoveTopicRecord(self, r: RemoveTopicRecord) -> None:
@@ -243,7 +256,8 @@ class MetadataImage:
         for t in self.topics.values():
             records.append(TopicRecord(t.name, t.topic_id))
             records += [PartitionRecord(p.topic_id, p.partition, list(p.replicas), list(p.isr), p.leader,
-                                        p.leader_epoch, p.partition_epoch)
+                                        p.leader_epoch, p.partition_epoch, list(p.adding_replicas),
+                                        list(p.removing_replicas))
                         for p in t.partitions.values()]
         records += [ConfigRecord(rtype, name, key, value)
                     for (rtype, name), configs in self.configs.items() for key, value in configs.items()]

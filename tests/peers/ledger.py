@@ -44,7 +44,6 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     34: "AlterReplicaLogDirs is not served yet: each node has one log directory.",
     35: "DescribeLogDirs v5 adds is_cordoned (cordoned log directories), not built.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
-    (45, 46): "Partition reassignment is not served yet (kafka-reassign-partitions).",
     (48, 49, 50, 51): "Client quotas and SCRAM credentials are not built.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "
                       "Odradek's nodes speak their own inter-node protocol.",

@@ -23,7 +23,11 @@ import time
 import uuid
 
 import pytest
-from kafka.protocol.admin import UpdateFeaturesRequest
+from kafka.protocol.admin import (
+    AlterPartitionReassignmentsRequest,
+    ListPartitionReassignmentsRequest,
+    UpdateFeaturesRequest,
+)
 from kafka.protocol.admin.cluster import DescribeClusterRequest
 from kafka.protocol.admin.configs import AlterConfigsRequest
 from kafka.protocol.admin.groups import (
@@ -998,6 +1002,32 @@ def case_update_features(side, name):
         out[f"v{v}_one_bad_of_two"] = update(v, ("group.version", 0, 2), ("foo.bar", 1, 1))
         out[f"v{v}_disable_what_is_off"] = update(v, ("no.such.version", 0, 2))
     return out
+
+
+@case
+def case_partition_reassignments(side, name):
+    """AlterPartitionReassignments' refusals and ListPartitionReassignments on one node (the
+    moves themselves are tested on three, tests/peers/test_tools.py)."""
+    side.create_topic(name, 2)
+    A, L = AlterPartitionReassignmentsRequest, ListPartitionReassignmentsRequest
+
+    def alter(version, *moves, **kwargs):
+        by_topic: dict[str, list] = {}
+        for topic, partition, replicas in moves:
+            by_topic.setdefault(topic, []).append(
+                A.ReassignableTopic.ReassignablePartition(partition_index=partition, replicas=replicas))
+        return plain(side.call(A(timeout_ms=10000, topics=[A.ReassignableTopic(name=t, partitions=ps)
+                                                           for t, ps in by_topic.items()], **kwargs), version))
+    return {
+        "refusals": alter(0, (name, 0, []), (name, 1, [1, 1]), (name + "-none", 0, [1])),
+        "unregistered": alter(0, (name, 0, [1, 7])),
+        "cancel_none": alter(1, (name, 0, None), allow_replication_factor_change=True),
+        "rf_change": alter(1, (name, 1, [1, 1]), allow_replication_factor_change=False),
+        "same_replicas": alter(0, (name, 0, [1])),
+        "list_all": plain(side.call(L(timeout_ms=10000, topics=None), 0)),
+        "list_named": plain(side.call(L(timeout_ms=10000, topics=[L.ListPartitionReassignmentsTopics(
+            name=name, partition_indexes=[0, 1, 5])]), 0)),
+    }
 
 
 @case

@@ -588,3 +588,77 @@ def test_producer_and_consumer_perf_tools(odradek):
     values = dict(zip([h.strip() for h in header.split(",")], [v.strip() for v in row.split(",")],
                       strict=True))
     assert int(values["data.consumed.in.nMsg"]) == 2000
+
+
+def reassignment_file(tmp_path, name: str, moves: dict[tuple[str, int], list[int]]) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": t, "partition": p, "replicas": replicas} for (t, p), replicas in moves.items()]}))
+    return str(path)
+
+
+def replicas_and_isr(cluster, topic: str) -> dict[int, tuple[list[int], list[int], int]]:
+    md = cluster.admin().list_topics(topic, timeout=5)
+    return {i: (list(p.replicas), sorted(p.isrs), p.leader) for i, p in md.topics[topic].partitions.items()}
+
+
+def test_reassign_partitions_moves_replicas_and_cancels(odradek_cluster, tmp_path):
+    """Slow (three nodes; a kill): kafka-reassign-partitions --execute (with a throttle, which
+    --verify clears), --verify, --list and --cancel. New replicas copy the log and join the
+    ISR before the old ones leave; the records stay readable throughout."""
+    c, t = odradek_cluster, "tools-reassign"
+    c.start()
+    c.wait_formed()
+    run(c.bootstrap, "kafka-topics", "--create", "--topic", t, "--replica-assignment", "1,1")
+    lines = "".join(f"key-{i}\tvalue-{i}\n" for i in range(20))
+    run(c.bootstrap, "kafka-console-producer", "--topic", t, "--reader-property", "parse.key=true",
+        input=lines)
+    move = reassignment_file(tmp_path, "move.json", {(t, 0): [2, 3], (t, 1): [1, 2]})
+    out = run(c.bootstrap, "kafka-reassign-partitions", "--reassignment-json-file", move, "--execute",
+              "--throttle", "50000000").stdout
+    assert "Successfully started partition reassignments for tools-reassign-0,tools-reassign-1" in out
+    assert '"replicas":[1]' in out  # the current assignment, printed for a rollback
+
+    def verified():
+        out = run(c.bootstrap, "kafka-reassign-partitions", "--reassignment-json-file", move,
+                  "--verify").stdout
+        return out if "is still in progress" not in out else None
+    out = c.wait_for(verified, 60, "the reassignment to complete")
+    assert "Reassignment of partition tools-reassign-0 is completed." in out
+    assert "Reassignment of partition tools-reassign-1 is completed." in out
+    assert "Clearing broker-level throttles on brokers 1,2,3" in out
+    assert "Clearing topic-level throttles on topic tools-reassign" in out
+    state = replicas_and_isr(c, t)
+    assert state[0][:2] == ([2, 3], [2, 3]) and state[0][2] in (2, 3)
+    assert state[1][:2] == ([1, 2], [1, 2])
+    # Node 1 no longer holds partition 0; nodes 2 and 3 hold its records.
+    c.wait_for(lambda: not (Path(c.nodes[1].data_dir) / f"{t}-0").exists(), 10, "node 1's copy deleted")
+    assert all((Path(c.nodes[n].data_dir) / f"{t}-0" / "00000000000000000000.log").stat().st_size > 0
+               for n in (2, 3))
+    consumed = run(c.bootstrap, "kafka-console-consumer", "--topic", t, "--from-beginning",
+                   "--max-messages", "20", "--timeout-ms", "30000").stdout
+    assert sorted(consumed.split()) == sorted(f"value-{i}" for i in range(20))
+    assert run(c.bootstrap, "kafka-reassign-partitions", "--list").stdout.strip() == \
+        "No partition reassignments found."
+
+    # A new replica on a node that is down never catches up: in progress until cancelled.
+    c.kill(3)
+    grow = reassignment_file(tmp_path, "grow.json", {(t, 1): [1, 2, 3]})
+    run(c.live_bootstrap, "kafka-reassign-partitions", "--reassignment-json-file", grow, "--execute")
+    listed = run(c.live_bootstrap, "kafka-reassign-partitions", "--list").stdout
+    assert "Current partition reassignments:\ntools-reassign-1: replicas: 1,2,3. adding: 3.\n" \
+        in listed, listed
+    # (The tool's --cancel would then clear throttles on every broker, and wait on node 3.)
+    from kafka.protocol.admin import AlterPartitionReassignmentsRequest as A
+    from kafka.protocol.admin import AlterPartitionReassignmentsResponse
+
+    from tests.rawclient import RawConnection
+    with RawConnection(c.nodes[1].bootstrap) as conn:
+        answer = conn.roundtrip(A(timeout_ms=10000, topics=[A.ReassignableTopic(name=t, partitions=[
+            A.ReassignableTopic.ReassignablePartition(partition_index=1, replicas=None)])]), 0,
+            AlterPartitionReassignmentsResponse)
+    assert [(r.name, [(p.partition_index, p.error_code) for p in r.partitions])
+            for r in answer.responses] == [(t, [(1, 0)])]
+    c.wait_for(lambda: replicas_and_isr(c, t)[1][:2] == ([1, 2], [1, 2]), 10, "the original replicas")
+    assert run(c.live_bootstrap, "kafka-reassign-partitions", "--list").stdout.strip() == \
+        "No partition reassignments found."
