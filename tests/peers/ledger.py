@@ -41,8 +41,6 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     42: "DeleteGroups v3 adds a per-group error message; kafka-python, the codec, stops at v2.",
     (17, 36): "SASL is not served yet: PLAINTEXT listeners only.",
     (24, 25, 26, 27, 28, 65, 66): "Transactions are not built yet (idempotent producers are).",
-    34: "AlterReplicaLogDirs is not served yet: each node has one log directory.",
-    35: "DescribeLogDirs v5 adds is_cordoned (cordoned log directories), not built.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
     (48, 49, 50, 51): "Client quotas and SCRAM credentials are not built.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "

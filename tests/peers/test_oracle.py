@@ -25,6 +25,8 @@ import uuid
 import pytest
 from kafka.protocol.admin import (
     AlterPartitionReassignmentsRequest,
+    AlterReplicaLogDirsRequest,
+    DescribeLogDirsRequest,
     ListPartitionReassignmentsRequest,
     UpdateFeaturesRequest,
 )
@@ -1028,6 +1030,27 @@ def case_partition_reassignments(side, name):
         "list_named": plain(side.call(L(timeout_ms=10000, topics=[L.ListPartitionReassignmentsTopics(
             name=name, partition_indexes=[0, 1, 5])]), 0)),
     }
+
+
+@case
+def case_log_dirs(side, name):
+    """DescribeLogDirs v4-v5 of an empty topic and AlterReplicaLogDirs into the node's own log
+    directory (where its replicas are: nothing moves) and into one it does not have."""
+    side.create_topic(name, 2)
+    D, A = DescribeLogDirsRequest, AlterReplicaLogDirsRequest
+    out = {}
+    for v in (4, 5):
+        answer = plain(side.call(D(topics=[D.DescribableLogDirTopic(topic=name, partitions=[0, 1, 7])]), v))
+        for result in answer["results"]:
+            out["log_dir"] = result["log_dir"]
+            result.update(log_dir="<dir>", total_bytes=result["total_bytes"] > 0,
+                          usable_bytes=result["usable_bytes"] > 0)
+        out[f"describe_v{v}"] = answer
+    for label, path in (("own", out.pop("log_dir")), ("unknown", "/no/such/dir")):
+        out[f"alter_{label}"] = plain(side.call(A(dirs=[A.AlterReplicaLogDir(path=path, topics=[
+            A.AlterReplicaLogDir.AlterReplicaLogDirTopic(name=name, partitions=[0, 1]),
+            A.AlterReplicaLogDir.AlterReplicaLogDirTopic(name=name + "-none", partitions=[0])])]), 2))
+    return out
 
 
 @case
