@@ -1018,8 +1018,10 @@ def case_partition_reassignments(side, name):
         for topic, partition, replicas in moves:
             by_topic.setdefault(topic, []).append(
                 A.ReassignableTopic.ReassignablePartition(partition_index=partition, replicas=replicas))
-        return plain(side.call(A(timeout_ms=10000, topics=[A.ReassignableTopic(name=t, partitions=ps)
-                                                           for t, ps in by_topic.items()], **kwargs), version))
+        answer = plain(side.call(A(timeout_ms=10000, topics=[A.ReassignableTopic(name=t, partitions=ps)
+                                                             for t, ps in by_topic.items()], **kwargs), version))
+        answer["responses"].sort(key=lambda r: r["name"])  # Kafka's order is a hash map's
+        return answer
     return {
         "refusals": alter(0, (name, 0, []), (name, 1, [1, 1]), (name + "-none", 0, [1])),
         "unregistered": alter(0, (name, 0, [1, 7])),
@@ -1047,9 +1049,11 @@ def case_log_dirs(side, name):
                           usable_bytes=result["usable_bytes"] > 0)
         out[f"describe_v{v}"] = answer
     for label, path in (("own", out.pop("log_dir")), ("unknown", "/no/such/dir")):
-        out[f"alter_{label}"] = plain(side.call(A(dirs=[A.AlterReplicaLogDir(path=path, topics=[
+        answer = plain(side.call(A(dirs=[A.AlterReplicaLogDir(path=path, topics=[
             A.AlterReplicaLogDir.AlterReplicaLogDirTopic(name=name, partitions=[0, 1]),
             A.AlterReplicaLogDir.AlterReplicaLogDirTopic(name=name + "-none", partitions=[0])])]), 2))
+        answer["results"].sort(key=lambda r: r["topic_name"])  # Kafka's order is a hash map's
+        out[f"alter_{label}"] = answer
     return out
 
 
