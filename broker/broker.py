@@ -42,7 +42,7 @@ from odradek.broker.server import (
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication import peer
 from odradek.replication.controller import Controller, LocalMetadataLog, NewTopic
-from odradek.replication.metadata import MetadataImage
+from odradek.replication.metadata import BROKER, ConfigRecord, MetadataImage
 from odradek.replication.tasks import Supervisor
 from odradek.storage.io import FaultyIO
 
@@ -225,6 +225,7 @@ class Broker:
             self.image, num_partitions=self.config["num.partitions"],
             default_replication_factor=self.config["default.replication.factor"],
             validate_topic_configs=cfg.validate_topic_configs,
+            validate_broker_configs=cfg.validate_broker_configs,
             broker_session_timeout_ms=self.config["broker.session.timeout.ms"],
             unclean_leader_election=self.config["unclean.leader.election.enable"],
             delete_topic_enable=self.config["delete.topic.enable"])
@@ -235,6 +236,8 @@ class Broker:
                                        controller=self.controller, io=faults and faults[0])
         if faults:
             self.tasks.spawn("test_faults", lambda: poll_test_faults(*faults))
+        # First: the others see the dynamic broker configs the same records set.
+        self.controller.subscribers.append(self._apply_dynamic_configs)
         self.controller.subscribers.append(self.replicas.on_metadata)
         self.controller.subscribers.append(self._check_cluster_id)
         if self.authorizer is not None:
@@ -303,6 +306,22 @@ class Broker:
         return (self.ready.is_set() and self.registered.is_set() and not self._stopping
                 and bool(self.servers)
                 and all(s.is_serving() for s in self.servers))
+
+    def _apply_dynamic_configs(self, records: list) -> None:
+        """(A controller subscriber.) Dynamic broker configs committed for this node or for
+        every node take effect at once: the topic defaults of every hosted log, connection
+        quotas, producer expiry, the controller's unclean election default."""
+        if not any(isinstance(r, ConfigRecord) and r.resource_type == BROKER
+                   and r.resource_name in ("", str(self.node_id)) for r in records):
+            return
+        changed = self.config.set_dynamic(self.image.configs.get((BROKER, ""), {}),
+                                          self.image.configs.get((BROKER, str(self.node_id)), {}))
+        if not changed:
+            return
+        log.info("dynamic_broker_configs_applied", keys=changed)
+        self.limits.reconfigure(self.config)
+        self.controller.unclean_leader_election = self.config["unclean.leader.election.enable"]
+        self.replicas.reconfigure()
 
     def _check_cluster_id(self, records: list) -> None:
         """Keep meta.properties' cluster id in step with the quorum's (refusing a foreign one)."""

@@ -18,6 +18,7 @@ from odradek.broker.sasl import parse_jaas, plain_users
 from odradek.broker.tls import PrincipalMapper, server_context
 from odradek.storage.config import (
     BOOLEAN,
+    DOUBLE,
     INT,
     INT32_MAX,
     INT64_MAX,
@@ -34,12 +35,14 @@ from odradek.storage.config import (
     one_of,
 )
 
-__all__ = ["BROKER_CONFIGS", "TOPIC_CONFIGS", "BrokerConfig", "ConfigDef", "ConfigError", "LIST",
-           "Listener", "SECURITY_PROTOCOLS", "parse_properties", "validate_topic_configs"]
+__all__ = ["BROKER_CONFIGS", "DYNAMIC_BROKER_CONFIGS", "DYNAMIC_ONLY_CONFIGS", "TOPIC_CONFIGS",
+           "BrokerConfig", "ConfigDef", "ConfigError", "LIST", "Listener", "SECURITY_PROTOCOLS",
+           "parse_properties", "validate_broker_configs", "validate_topic_configs"]
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # the ones we serve
 
+ACCEPTED = "accepted for compatibility; changes nothing in Odradek"
 COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
 
 # Every topic key: the log's own (storage.config) and those the broker applies.
@@ -56,6 +59,12 @@ TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
     ConfigDef("min.insync.replicas", INT, 1, "", at_least(1), "min.insync.replicas"),
     ConfigDef("unclean.leader.election.enable", BOOLEAN, False, "", None,
               "unclean.leader.election.enable"),
+    # kafka-reassign-partitions sets these with --throttle and always clears them afterwards;
+    # accepted, not enforced (Odradek does not throttle replication).
+    ConfigDef("leader.replication.throttled.replicas", LIST, [],
+              "PARTITION:BROKER,... or *; accepted, replication is not throttled"),
+    ConfigDef("follower.replication.throttled.replicas", LIST, [],
+              "PARTITION:BROKER,... or *; accepted, replication is not throttled"),
 )}.items()))
 
 # TLS and SASL, under Kafka's keys. Each may also be set for one listener as
@@ -163,6 +172,21 @@ BROKER_CONFIGS = defs(
     ConfigDef("metadata.log.max.record.bytes.between.snapshots", LONG, 20971520,
               "metadata applied between snapshots of the image", at_least(1)),
     ConfigDef("producer.id.expiration.ms", INT, 86400000, "", at_least(1)),
+    # Kafka's thread pools and log cleaner tuning: accepted (statically and dynamically, with
+    # Kafka's defaults and rules) so that operators' files and kafka-configs work; Odradek
+    # runs one event loop and has no log cleaner yet, so they change nothing.
+    *(ConfigDef(name, INT, default, ACCEPTED, at_least(1)) for name, default in (
+        ("num.io.threads", 8), ("num.network.threads", 3), ("num.recovery.threads.per.data.dir", 2),
+        ("num.replica.fetchers", 1), ("background.threads", 10), ("log.cleaner.threads", 1))),
+    ConfigDef("log.cleaner.backoff.ms", LONG, 15000, ACCEPTED, at_least(0)),
+    ConfigDef("log.cleaner.dedupe.buffer.size", LONG, 134217728, ACCEPTED),
+    ConfigDef("log.cleaner.io.buffer.size", INT, 524288, ACCEPTED, at_least(0)),
+    ConfigDef("log.cleaner.io.buffer.load.factor", DOUBLE, 0.9, ACCEPTED),
+    ConfigDef("log.cleaner.io.max.bytes.per.second", DOUBLE, 1.7976931348623157e308, ACCEPTED),
+    ConfigDef("log.cleaner.min.cleanable.ratio", DOUBLE, 0.5, ACCEPTED,
+              lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
+    ConfigDef("log.cleaner.min.compaction.lag.ms", LONG, 0, ACCEPTED, at_least(0)),
+    ConfigDef("log.cleaner.max.compaction.lag.ms", LONG, INT64_MAX, ACCEPTED, at_least(1)),
     # Odradek's own: Prometheus' port list gives 9404 to the JMX exporter, which is how
     # Kafka's metrics are usually scraped (Strimzi, Confluent's examples).
     ConfigDef("http.listener", STRING, "127.0.0.1:9404",
@@ -180,6 +204,29 @@ BROKER_CONFIGS = defs(
 AUTHORIZER_KEYS = frozenset({"super.users", "allow.everyone.if.no.acl.found"})
 # log.retention.ms has no default of its own: hours and minutes fill it in, as in Kafka.
 BROKER_CONFIGS["log.retention.ms"] = ConfigDef("log.retention.ms", LONG, None, "", at_least(-1))
+
+# The broker keys an operator may change at run time (kafka-configs --alter --entity-type
+# brokers, per broker or as the cluster-wide default), as in Kafka's DynamicBrokerConfig:
+# the topic defaults (every topic's effective config follows at once), connection quotas,
+# producer expiry, and the thread and cleaner keys Odradek only accepts. Kafka's other
+# dynamic keys (listeners, SSL and SASL settings, metric reporters, per-address connection
+# overrides) are refused here, as any read-only key: "Cannot update these configs dynamically".
+DYNAMIC_BROKER_CONFIGS = frozenset({
+    *(d.synonym for d in TOPIC_CONFIGS.values() if d.synonym),
+    "max.connections", "max.connections.per.ip", "producer.id.expiration.ms",
+    "num.io.threads", "num.network.threads", "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers", "background.threads",
+    *(k for k in BROKER_CONFIGS if k.startswith("log.cleaner.")),
+})
+# Dynamic keys outside Kafka's static broker config (DynamicConfig.Broker): DescribeConfigs
+# lists them only once set. Throttles are accepted, not enforced (kafka-reassign-partitions
+# always sets and clears them).
+DYNAMIC_ONLY_CONFIGS = defs(*(ConfigDef(name, LONG, INT64_MAX, "accepted; Odradek does not throttle",
+                                        at_least(0)) for name in (
+    "leader.replication.throttled.rate", "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second")))
+# A broker key's synonyms, most specific first: Kafka describes each with the first set.
+BROKER_SYNONYMS = {"log.retention.ms": ("log.retention.ms", "log.retention.minutes", "log.retention.hours")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +333,11 @@ class BrokerConfig:
         self.scram_seeds: list[tuple[str, str, str, int]] = []
         # (LISTENER NAME, key) -> value of listener.name.<name>.<key> (see listener_value)
         self.listener_values: dict[tuple[str, str], Any] = {}
+        # Dynamic broker configs from the metadata log (``set_dynamic``), raw strings by key:
+        # this node's own, then the cluster-wide default; both lie over the static values.
+        self.dynamic_node: dict[str, str] = {}
+        self.dynamic_default: dict[str, str] = {}
+        self._dynamic: dict[str, Any] = {}  # typed effective dynamic values
         for key, raw in (overrides or {}).items():
             if key.startswith("listener.name."):
                 self._set_listener_value(key, raw)
@@ -310,6 +362,8 @@ class BrokerConfig:
         self._check_security()
 
     def __getitem__(self, key: str) -> Any:
+        if key in self._dynamic:
+            return self._dynamic[key]
         return self.values[key]
 
     def _check_consumer_group_timeouts(self) -> None:
@@ -324,6 +378,7 @@ class BrokerConfig:
         if self["group.consumer.heartbeat.interval.ms"] >= self["group.consumer.session.timeout.ms"]:
             raise ConfigError("group.consumer.heartbeat.interval.ms must be less than "
                               "group.consumer.session.timeout.ms")
+
     def listener(self, name: str) -> Listener:
         return next(lst for lst in self.listeners if lst.name == name)
 
@@ -451,6 +506,27 @@ class BrokerConfig:
         user, password = credentials.pop()
         return frozenset({f"User:{user}"}), (user, password)
 
+    def set_dynamic(self, default: dict[str, str], node: dict[str, str]) -> list[str]:
+        """Take the dynamic configs the metadata log holds for this node and for the cluster;
+        return the keys whose effective value changed. A stored value that does not parse
+        (written by a newer version, say) is skipped with the static value kept."""
+        before = dict(self._dynamic)
+        self.dynamic_default, self.dynamic_node = dict(default), dict(node)
+        typed: dict[str, Any] = {}
+        for layer in (default, node):
+            for key, raw in layer.items():
+                if key not in DYNAMIC_BROKER_CONFIGS and key not in DYNAMIC_ONLY_CONFIGS:
+                    continue  # a key Kafka does not know: kept in the log, described, unused
+                d = BROKER_CONFIGS.get(key) or DYNAMIC_ONLY_CONFIGS[key]
+                try:
+                    typed[key] = d.parse(raw)
+                except ConfigError:
+                    continue
+        self._dynamic = typed
+        changed = {k for k in before.keys() | typed.keys()  # (throttles have no static value)
+                   if before.get(k, self.values.get(k)) != typed.get(k, self.values.get(k))}
+        return sorted(changed)
+
     def _resolve_retention(self) -> None:
         if self.values["log.retention.ms"] is None:
             minutes = self.values["log.retention.minutes"]
@@ -521,6 +597,8 @@ class BrokerConfig:
     def topic_default(self, key: str) -> Any:
         """The broker-wide default of a topic-level key (its synonym's value)."""
         d = TOPIC_CONFIGS[key]
+        if d.synonym in self._dynamic:
+            return self._dynamic[d.synonym]
         return self.values.get(d.synonym, d.default)
 
     def topic_config(self, overrides: dict[str, str]) -> dict[str, Any]:
@@ -536,3 +614,15 @@ def validate_topic_configs(configs: dict[str, str | None]) -> None:
             raise ConfigError(f"Unknown topic config name: {key}")
         if value is not None:
             TOPIC_CONFIGS[key].parse(value)
+
+
+def validate_broker_configs(configs: dict[str, str | None]) -> None:
+    """Raise ConfigError for the first key that cannot change at run time (Kafka's words) or
+    bad value (None means 'delete'). Keys Kafka does not know are accepted, as Kafka does."""
+    fixed = sorted(k for k in configs if k in BROKER_CONFIGS and k not in DYNAMIC_BROKER_CONFIGS)
+    if fixed:
+        raise ConfigError(f"Cannot update these configs dynamically: [{', '.join(fixed)}]")
+    for key, value in configs.items():
+        d = BROKER_CONFIGS.get(key) or DYNAMIC_ONLY_CONFIGS.get(key)
+        if d is not None and value is not None:
+            d.parse(value)

@@ -193,8 +193,11 @@ class ReplicaManager:
             state = partition.isr_state
             if state is None or state.leader_epoch != p.leader_epoch:
                 self._become_leader(partition, p)
-            elif (state.isr, state.partition_epoch) != (p.isr, p.partition_epoch):
-                self._isr_committed(partition, state, p.isr, p.partition_epoch)
+            else:
+                if state.replicas != p.replicas:  # a reassignment's step
+                    state.on_replicas_changed(p.replicas, self.clock_ms())
+                if (state.isr, state.partition_epoch) != (p.isr, p.partition_epoch):
+                    self._isr_committed(partition, state, p.isr, p.partition_epoch)
             if not was_leader:
                 self._notify(partition, True)
             return
@@ -267,6 +270,14 @@ class ReplicaManager:
             config = self.config.topic_config(self.image.topic_configs(topic))
             self._topic_configs[topic] = config
         return config
+
+    def reconfigure(self) -> None:
+        """Dynamic broker configs changed (Broker.on_metadata): every hosted log takes its
+        topic's effective config again, and producer expiry its new interval."""
+        self._topic_configs.clear()
+        for (topic, _), partition in self.partitions.items():
+            partition.log.update_config(log_config_for(self.config, self.image.topic_configs(topic)))
+            partition.producer_state.expiration_ms = self.config["producer.id.expiration.ms"]
 
     def on_metadata(self, records: list) -> None:
         if not self.following_image:

@@ -78,13 +78,18 @@ class ConnectionLimits:
     LOG_EVERY_S = 1.0  # a flood of refused connections logs one line per second
 
     def __init__(self, config):
-        self.max_connections = config["max.connections"]
-        self.max_per_ip = config["max.connections.per.ip"]
+        self.reconfigure(config)
         self.overrides = config.max_connections_per_ip_overrides
         self.total = 0
         self.per_ip: collections.Counter = collections.Counter()
         self._logged_at = -self.LOG_EVERY_S
         self._unlogged = 0
+
+    def reconfigure(self, config) -> None:
+        """Take the limits again (dynamic broker configs); open connections beyond a lowered
+        limit stay, as in Kafka: only new ones are refused."""
+        self.max_connections = config["max.connections"]
+        self.max_per_ip = config["max.connections.per.ip"]
 
     def admit(self, ip: str, exempt: bool) -> str | None:
         """Count a new connection from ``ip``, or return why it must be closed."""

@@ -50,15 +50,18 @@ import structlog
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.internode import CONTROLLER_API_KEY
+from odradek.replication import features, reassignment
 from odradek.replication.acls import AclBinding, AclFilter, binding_error
 from odradek.replication.elections import PartitionView, elect, partitions_to_rebalance
 from odradek.replication.metadata import (
+    BROKER,
     TOPIC,
     AccessControlEntryRecord,
     BrokerFencingRecord,
     ClientQuotaRecord,
     ClusterIdRecord,
     ConfigRecord,
+    FeatureLevelRecord,
     MetadataImage,
     OperationRecord,
     PartitionChangeRecord,
@@ -248,6 +251,7 @@ class Controller:
 
     def __init__(self, image: MetadataImage, *, num_partitions: int,
                  default_replication_factor: int, validate_topic_configs: Callable[[dict], None],
+                 validate_broker_configs: Callable[[dict], None] = lambda changes: None,
                  broker_session_timeout_ms: int = 9000, unclean_leader_election: bool = False,
                  delete_topic_enable: bool = True):
         self.metadata_log = None  # LocalMetadataLog or RaftMetadataLog, set by the broker
@@ -255,6 +259,7 @@ class Controller:
         self.num_partitions = num_partitions
         self.default_replication_factor = default_replication_factor
         self.validate_topic_configs = validate_topic_configs
+        self.validate_broker_configs = validate_broker_configs
         self.broker_session_timeout_ms = broker_session_timeout_ms
         self.unclean_leader_election = unclean_leader_election
         # Checked here, not only by DeleteTopics: an operation may arrive forwarded.
@@ -430,6 +435,9 @@ class Controller:
             records = []
             if self.image.cluster_id is None and cluster_id:
                 records.append(ClusterIdRecord(cluster_id))
+            # A new cluster, or one formed before feature flags: finalize the bootstrap levels.
+            records += [FeatureLevelRecord(name, level) for name, level in features.bootstrap_levels().items()
+                        if name not in self.image.features]
             if not (current and current.endpoints == endpoints and current.rack == rack):
                 records.append(RegisterBrokerRecord(
                     node_id, {k: list(v) for k, v in endpoints.items()}, rack))
@@ -491,8 +499,59 @@ class Controller:
                 raise KafkaError(ErrorCode.INVALID_REQUEST,
                                  f"ISR {isr} must hold the leader, only replicas, and only live new members")
             new_epoch = p.partition_epoch + 1  # every PartitionChangeRecord moves it by one
-            await self.commit([PartitionChangeRecord(topic_id, partition, isr=list(isr))], new_epoch)
+            records = [PartitionChangeRecord(topic_id, partition, isr=list(isr))]
+            # The replicas a reassignment adds are in sync: it completes (a second change).
+            done = reassignment.maybe_complete(reassignment.Change(
+                p.replicas, list(isr), p.leader, p.adding_replicas, p.removing_replicas), live)
+            if done is not None:
+                records.append(self._reassignment_record(p, done))
+                log.info("reassignment_completed", topic=topic.name, partition=partition,
+                         replicas=done.replicas, leader=done.leader)
+            await self.commit(records, new_epoch)
             return new_epoch
+
+    @staticmethod
+    def _reassignment_record(p, step: reassignment.Change) -> PartitionChangeRecord:
+        return PartitionChangeRecord(p.topic_id, p.partition,
+                                     leader=step.leader if step.leader != p.leader else None,
+                                     isr=step.isr, replicas=step.replicas,
+                                     adding_replicas=step.adding, removing_replicas=step.removing)
+
+    @controller_op
+    async def alter_partition_reassignments(self, partitions: list, allow_replication_factor_change: bool = True
+                                            ) -> list:
+        """AlterPartitionReassignments: ``partitions`` as [topic, partition, target replicas or
+        None to cancel]. Returns [topic, partition, error code, message] per entry, in order;
+        the accepted ones are committed together (replication/reassignment.py decides)."""
+        async with self._lock:
+            live = set(self._live_brokers())
+            results, records = [], []
+            for name, index, target in partitions:
+                topic = self.image.topics.get(name)
+                p = topic.partitions.get(index) if topic else None
+                try:
+                    if p is None:  # Kafka's words
+                        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                         f"Unable to find a topic named {name}." if topic is None
+                                         else f"Unable to find partition {name}:{index}.")
+                    if target is None:
+                        step = reassignment.cancel(p.replicas, p.isr, p.leader, p.adding_replicas,
+                                                   p.removing_replicas, live)
+                    else:
+                        reassignment.check_target(target, self.image.brokers)
+                        original = reassignment.original_replicas(p.replicas, p.adding_replicas)
+                        if not allow_replication_factor_change and len(target) != len(original):
+                            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                                             "The replication factor is changed from "
+                                             f"{len(original)} to {len(target)}")
+                        step = reassignment.start(p.replicas, p.isr, p.leader, p.adding_replicas,
+                                                  list(target), live)
+                    records.append(self._reassignment_record(p, step))
+                    results.append([name, index, int(ErrorCode.NONE), None])
+                except KafkaError as e:
+                    results.append([name, index, int(e.code), e.message])
+            await self.commit(records, results)
+            return results
 
     @controller_op
     async def elect_leaders(self, election_type: int, partitions: list | None) -> list:
@@ -742,23 +801,51 @@ class Controller:
     @controller_op
     async def alter_configs(self, resource_type: int, name: str, changes: dict[str, str | None],
                             replace: bool, validate_only: bool = False) -> None:
-        """Set (value) or delete (None) topic config keys; ``replace`` drops keys not named."""
+        """Set (value) or delete (None) config keys of a topic, of a broker (its id) or of
+        every broker (the name ""); ``replace`` drops keys not named. Kafka answers a bad
+        topic config INVALID_CONFIG and a bad broker config INVALID_REQUEST."""
         async with self._lock:
-            if resource_type != TOPIC:
+            if resource_type == TOPIC:
+                if name not in self.image.topics:
+                    raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                     f"Topic '{name}' does not exist.")
+                validate, code = self.validate_topic_configs, ErrorCode.INVALID_CONFIG
+            elif resource_type == BROKER:
+                if name != "" and not name.isdigit():
+                    raise KafkaError(ErrorCode.INVALID_REQUEST,
+                                     f"Invalid broker name {name!r}: a broker id, or empty for "
+                                     "the cluster-wide default")
+                validate, code = self.validate_broker_configs, ErrorCode.INVALID_REQUEST
+            else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST,
-                                 "Only topic configs can be altered; broker configs are static "
-                                 "(set them with --config or -o and restart)")
-            if name not in self.image.topics:
-                raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                 f"Topic '{name}' does not exist.")
+                                 f"Resource type {resource_type} is not supported "
+                                 "(use 2 for a topic or 4 for a broker)")
             if replace:
-                changes = {**{k: None for k in self.image.topic_configs(name)}, **changes}
+                changes = {**{k: None for k in self.image.configs.get((resource_type, name), {})},
+                           **changes}
             try:
-                self.validate_topic_configs(changes)
+                validate(changes)
             except ValueError as e:
-                raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
+                raise KafkaError(code, str(e)) from None
             if not validate_only:
-                await self.commit([ConfigRecord(TOPIC, name, k, v) for k, v in changes.items()], None)
+                await self.commit([ConfigRecord(resource_type, name, k, v) for k, v in changes.items()],
+                                  None)
+
+    @controller_op
+    async def update_features(self, updates: list, validate_only: bool = False) -> None:
+        """UpdateFeatures: ``updates`` as [feature, level, upgrade type]. All or nothing: the
+        first refused update fails the request (INVALID_UPDATE_VERSION), as in Kafka."""
+        async with self._lock:
+            after = {**self.image.features, **{name: level for name, level, _ in updates}}
+            for name, level, upgrade_type in updates:
+                problem = features.check_update(name, level, upgrade_type, self.image.features.get(name, 0),
+                                                after, self.metadata_log.leader_id)
+                if problem is not None:
+                    raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION,
+                                     "The update failed for all features since the following "
+                                     f"feature had an error: {problem}")
+            if not validate_only:
+                await self.commit([FeatureLevelRecord(name, level) for name, level, _ in updates], None)
 
     # -- ACLs and quotas -------------------------------------------------------------
     @controller_op

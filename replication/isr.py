@@ -165,6 +165,23 @@ class IsrState:
         return sum(1 for r in self.isr
                    if r == self.node_id or now_ms - self.followers[r].last_caught_up_ms <= self.lag_time_max_ms)
 
+    def on_replicas_changed(self, replicas: list[int], now_ms: int) -> None:
+        """A reassignment changed the replica set under this leader: a new replica gets a
+        full lag period before it is judged, as at a new leader; one that left stops
+        counting (the controller takes it out of the ISR in the same change)."""
+        self.now_ms = now_ms
+        self.replicas = list(replicas)
+        for r in replicas:
+            if r != self.node_id:
+                self.followers.setdefault(r, FollowerState(last_caught_up_ms=now_ms))
+        for r in [r for r in self.followers if r not in replicas]:
+            del self.followers[r]
+        # (The controller's change drops them from the ISR too; until it is applied here,
+        # the ISR and a pending change must name only replicas that have a state.)
+        self.isr = [r for r in self.isr if r in replicas]
+        if self.pending_isr is not None:
+            self.pending_isr = [r for r in self.pending_isr if r in replicas]
+
     def on_isr_rejected(self) -> None:
         """The controller refused our change (stale epoch, a fenced replica): wait for the
         new metadata or the follower's next fetch."""

@@ -51,16 +51,21 @@ class PartitionRecord:
     leader: int
     leader_epoch: int = 0
     partition_epoch: int = 0
+    adding_replicas: list[int] = field(default_factory=list)  # a reassignment's (KIP-455)
+    removing_replicas: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class PartitionChangeRecord:
-    """A change of leader and/or ISR. The leader epoch moves only with the leader;
-    the partition epoch moves with every change."""
+    """A change of leader, ISR and/or replicas (a reassignment's steps). The leader epoch
+    moves only with the leader; the partition epoch moves with every change."""
     topic_id: str
     partition: int
     leader: int | None = None  # None: unchanged
     isr: list[int] | None = None
+    replicas: list[int] | None = None
+    adding_replicas: list[int] | None = None
+    removing_replicas: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -86,6 +91,13 @@ class ClusterIdRecord:
 class ProducerIdsRecord:
     """The next block of producer ids starts here (ids stay unique across restarts)."""
     next_producer_id: int
+
+
+@dataclass(slots=True)
+class FeatureLevelRecord:
+    """A feature's finalized level (KIP-584); level 0 takes the feature out."""
+    name: str
+    feature_level: int
 
 
 @dataclass(slots=True)
@@ -147,7 +159,7 @@ RECORD_TYPES = {cls.__name__: cls for cls in (
     RegisterBrokerRecord, BrokerFencingRecord, TopicRecord, PartitionRecord,
     PartitionChangeRecord, RemoveTopicRecord, ConfigRecord, ProducerIdsRecord, ClusterIdRecord,
     OperationRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord,
-    AccessControlEntryRecord, RemoveAccessControlEntryRecord, ClientQuotaRecord)}
+    AccessControlEntryRecord, RemoveAccessControlEntryRecord, ClientQuotaRecord, FeatureLevelRecord)}
 
 
 def quota_entity_key(entity: dict[str, str | None]) -> tuple:
@@ -173,6 +185,8 @@ class PartitionState:
     leader: int
     leader_epoch: int
     partition_epoch: int
+    adding_replicas: list[int] = field(default_factory=list)
+    removing_replicas: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -207,6 +221,7 @@ class MetadataImage:
         self.acls: dict[str, AccessControlEntryRecord] = {}  # id -> binding
         # quota_entity_key(entity) -> {quota key: value}
         self.client_quotas: dict[tuple, dict[str, float]] = {}
+        self.features: dict[str, int] = {}  # finalized feature levels (KIP-584), none at 0
         # request id -> result of the last RECENT_OPERATIONS operations (see OperationRecord);
         # bounded by count, not time, so that every node's image holds the same ones
         self.operations: OrderedDict[str, object] = OrderedDict()
@@ -233,7 +248,7 @@ class MetadataImage:
     def _apply_PartitionRecord(self, r: PartitionRecord) -> None:
         self.topics_by_id[r.topic_id].partitions[r.partition] = PartitionState(
             r.topic_id, r.partition, list(r.replicas), list(r.isr), r.leader,
-            r.leader_epoch, r.partition_epoch)
+            r.leader_epoch, r.partition_epoch, list(r.adding_replicas), list(r.removing_replicas))
 
     def _apply_PartitionChangeRecord(self, r: PartitionChangeRecord) -> None:
         p = self.topics_by_id[r.topic_id].partitions[r.partition]
@@ -242,6 +257,12 @@ class MetadataImage:
             p.leader_epoch += 1
         if r.isr is not None:
             p.isr = list(r.isr)
+        if r.replicas is not None:
+            p.replicas = list(r.replicas)
+        if r.adding_replicas is not None:
+            p.adding_replicas = list(r.adding_replicas)
+        if r.removing_replicas is not None:
+            p.removing_replicas = list(r.removing_replicas)
         p.partition_epoch += 1
 
     def _apply_RemoveTopicRecord(self, r: RemoveTopicRecord) -> None:
@@ -258,6 +279,12 @@ class MetadataImage:
 
     def _apply_ClusterIdRecord(self, r: ClusterIdRecord) -> None:
         self.cluster_id = r.cluster_id
+
+    def _apply_FeatureLevelRecord(self, r: FeatureLevelRecord) -> None:
+        if r.feature_level > 0:
+            self.features[r.name] = r.feature_level
+        else:
+            self.features.pop(r.name, None)
 
     def _apply_ProducerIdsRecord(self, r: ProducerIdsRecord) -> None:
         self.next_producer_id = r.next_producer_id
@@ -295,6 +322,7 @@ class MetadataImage:
     def to_records(self) -> list:
         """Records that rebuild this image from empty: the snapshot form of the log."""
         records = [ClusterIdRecord(self.cluster_id)] if self.cluster_id else []
+        records += [FeatureLevelRecord(name, level) for name, level in self.features.items()]
         for b in self.brokers.values():
             records.append(RegisterBrokerRecord(b.node_id, {k: list(v) for k, v in b.endpoints.items()},
                                                 b.rack))
@@ -303,7 +331,8 @@ class MetadataImage:
         for t in self.topics.values():
             records.append(TopicRecord(t.name, t.topic_id))
             records += [PartitionRecord(p.topic_id, p.partition, list(p.replicas), list(p.isr), p.leader,
-                                        p.leader_epoch, p.partition_epoch)
+                                        p.leader_epoch, p.partition_epoch, list(p.adding_replicas),
+                                        list(p.removing_replicas))
                         for p in t.partitions.values()]
         records += [ConfigRecord(rtype, name, key, value)
                     for (rtype, name), configs in self.configs.items() for key, value in configs.items()]

@@ -346,7 +346,10 @@ class Log:
         self._check_writable()
         with memoryview(records) as received:
             view = received if received.itemsize == 1 and received.ndim == 1 else received.cast("B")
-            batches = validate_batches(view, self.config.max_message_bytes)
+            # No size limit: the leader checked it on accepting the batch, and a lower limit
+            # here (changed since, or this node's own) must not stall the copy (Kafka's
+            # ignoreRecordSize for replication).
+            batches = validate_batches(view, None)
             if not batches:
                 raise InvalidRecordError("no record batch to append")
             expected = self.log_end_offset

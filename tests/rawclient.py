@@ -1,5 +1,11 @@
 """A minimal raw Kafka client for tests that need exact requests (kafka-python's schemas)."""
 
+from kafka.protocol.admin import (
+    DescribeConfigsRequest,
+    DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
 from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
@@ -37,3 +43,39 @@ def fetch(bootstrap: str, topic: str, partition: int, offset: int = 0, version: 
     with RawConnection(bootstrap) as conn:
         resp = conn.roundtrip(fetch_request(topic, partition, offset, **kwargs), version, FetchResponse)
     return resp.responses[0].partitions[0]
+
+
+def describe_configs(resource_type: int, name: str, keys=None, synonyms=True):
+    D = DescribeConfigsRequest
+    return D(resources=[D.DescribeConfigsResource(resource_type=resource_type, resource_name=name,
+                                                  configuration_keys=keys)],
+             include_synonyms=synonyms, include_documentation=False)
+
+
+def incremental_alter(resource_type: int, name: str, *ops, validate_only=False):
+    """`ops`: (config name, operation 0 set / 1 delete / 2 append / 3 subtract, value)."""
+    IA = IncrementalAlterConfigsRequest
+    return IA(resources=[IA.AlterConfigsResource(
+        resource_type=resource_type, resource_name=name, configs=[
+            IA.AlterConfigsResource.AlterableConfig(name=k, config_operation=op, value=v)
+            for k, op, v in ops])], validate_only=validate_only)
+
+
+def alter_broker_configs(bootstrap: str, name: str, *ops, validate_only=False):
+    """IncrementalAlterConfigs v1 of broker `name` ("" for every broker): (error code, message)."""
+    with RawConnection(bootstrap) as conn:
+        resp = conn.roundtrip(incremental_alter(4, name, *ops, validate_only=validate_only), 1,
+                              IncrementalAlterConfigsResponse)
+    (r,) = resp.responses
+    return r.error_code, r.error_message
+
+
+def described_configs(bootstrap: str, resource_type: int, name: str, keys=None) -> dict:
+    """DescribeConfigs v4 of one resource:
+    name -> (value, source, read_only, sensitive, [(synonym, value, source)])."""
+    with RawConnection(bootstrap) as conn:
+        resp = conn.roundtrip(describe_configs(resource_type, name, keys), 4, DescribeConfigsResponse)
+    (r,) = resp.results
+    assert r.error_code == 0, r
+    return {c.name: (c.value, c.config_source, c.read_only, c.is_sensitive,
+                     [(s.name, s.value, s.source) for s in c.synonyms]) for c in r.configs}

@@ -3,7 +3,11 @@
 AlterConfigs replaces a topic's whole set of overrides (keys not named go back to
 their defaults); IncrementalAlterConfigs SETs, DELETEs, APPENDs to or SUBTRACTs from
 single keys (APPEND and SUBTRACT only for list keys such as cleanup.policy). Every
-value is validated before anything changes. Broker configs are static.
+value is validated before anything changes.
+
+A broker resource (its id, or "" for the cluster-wide default) holds dynamic broker
+configs: the controller validates them (only the keys Kafka lets change at run time) and
+commits them to the metadata log, from which every node applies them (Broker.on_metadata).
 Authorization (broker.authorizer): ALTER_CONFIGS on the topic, or on the cluster for a
 broker, else TOPIC_AUTHORIZATION_FAILED / CLUSTER_AUTHORIZATION_FAILED for that resource.
 """
@@ -15,17 +19,18 @@ from kafka.protocol.admin import (
     IncrementalAlterConfigsResponse,
 )
 
-from odradek.broker.config import LIST, TOPIC_CONFIGS
+from odradek.broker.config import BROKER_CONFIGS, LIST, TOPIC_CONFIGS
 from odradek.broker.handlers import handles
 from odradek.broker.handlers.describe_configs import config_access_error
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.replication.metadata import TOPIC
+from odradek.replication.metadata import BROKER
 
 SET, DELETE, APPEND, SUBTRACT = range(4)
 
 
 def _incremental_changes(broker, resource) -> dict[str, str | None]:
-    current = broker.image.topic_configs(resource.resource_name) if resource.resource_type == TOPIC else {}
+    current = broker.image.configs.get((resource.resource_type, resource.resource_name), {})
+    definitions = BROKER_CONFIGS if resource.resource_type == BROKER else TOPIC_CONFIGS
     changes: dict[str, str | None] = {}
     for c in resource.configs:
         if c.config_operation == SET:
@@ -33,7 +38,7 @@ def _incremental_changes(broker, resource) -> dict[str, str | None]:
         elif c.config_operation == DELETE:
             changes[c.name] = None
         elif c.config_operation in (APPEND, SUBTRACT):
-            d = TOPIC_CONFIGS.get(c.name)
+            d = definitions.get(c.name)
             if d is None or d.type != LIST:
                 raise KafkaError(ErrorCode.INVALID_CONFIG,
                                  f"APPEND and SUBTRACT apply only to list configs, not {c.name}")

@@ -6,19 +6,22 @@ librdkafka v3). We cannot decode that body, so the server calls us with
 the client retries at a version we listed and the connection stays open.
 Inter-node APIs are never offered to clients.
 
-v3+ carry the KIP-584 features: the versions this node supports and the levels
-finalized for the cluster. group.version=1 says the consumer group protocol (KIP-848,
-ConsumerGroupHeartbeat) is on; the finalized epoch is the metadata image's offset, as
-Kafka's. (Finalized levels are not yet records of the metadata log: they are fixed.)
+v3+ carry the feature flags (KIP-584), which `kafka-features describe` and Admin's
+describeFeatures read: the features this node implements (replication/features.py), the
+levels the metadata log finalized, and, as their epoch, the metadata offset this node's
+image has applied (Kafka answers the same: its image's offset).
+group.version 1 says the consumer group protocol (KIP-848, ConsumerGroupHeartbeat) is on.
 """
 
 from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 
 from odradek.broker.handlers import HANDLERS, handles
 from odradek.protocol.errors import ErrorCode
+from odradek.replication import features
+
+R = ApiVersionsResponse
 
 # feature -> (min supported, max supported, finalized level)
-FEATURES = {"group.version": (0, 1, 1)}
 
 
 def api_keys() -> list:
@@ -36,11 +39,13 @@ async def handle(ctx, request):
     if request is None:
         ctx.response_version = 0
         error = ErrorCode.UNSUPPORTED_VERSION
-    R = ApiVersionsResponse
+    image = ctx.broker.image
     return R(error_code=error, api_keys=api_keys(), throttle_time_ms=0,
-             supported_features=[R.SupportedFeatureKey(name=n, min_version=lo, max_version=hi)
-                                 for n, (lo, hi, _) in FEATURES.items()],
-             finalized_features_epoch=max(ctx.broker.image.offset, 0),
-             finalized_features=[R.FinalizedFeatureKey(name=n, min_version_level=level,
-                                                       max_version_level=level)
-                                 for n, (_, _, level) in FEATURES.items()])
+             supported_features=[R.SupportedFeatureKey(name=f.name, min_version=f.min_level,
+                                                       max_version=f.max_level)
+                                 for f in features.supported()],
+             finalized_features_epoch=image.offset if image.features else -1,
+             finalized_features=[R.FinalizedFeatureKey(name=name, max_version_level=level,
+                                                       min_version_level=level)
+                                 for name, level in image.features.items()],
+             zk_migration_ready=False)

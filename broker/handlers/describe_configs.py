@@ -1,26 +1,43 @@
 """DescribeConfigs (v1-v4; v0 went with Kafka 4.0, KIP-896): topic and broker configs with their sources and synonyms.
 
-A topic key's value comes from the topic's own override (source TOPIC_CONFIG), else
-from its broker-level synonym when the operator set it (STATIC_BROKER_CONFIG), else
-the default (DEFAULT_CONFIG); with include_synonyms (v1+) that chain is listed, most
-specific first, as Kafka does.
-Broker configs are static (read-only): they are set on the command line.
+A broker key's value comes from, most specific first: this broker's dynamic config
+(DYNAMIC_BROKER_CONFIG), the cluster-wide dynamic default (DYNAMIC_DEFAULT_BROKER_CONFIG),
+the node's own settings (STATIC_BROKER_CONFIG), Kafka's default (DEFAULT_CONFIG). A topic
+key's comes from the topic's override (DYNAMIC_TOPIC_CONFIG), else from its broker synonym
+by that same chain. With include_synonyms the chain is listed as Kafka builds it: source by
+source, each over the key's synonyms (log.retention.ms, .minutes, .hours), dropping what
+comes before the first entry of the key itself (so a default of log.retention.hours alone
+is not listed under log.retention.ms).
+
+The broker resource "" is the cluster-wide default: only the keys set there are listed.
+Dynamic keys are writable (read_only false); a key Kafka does not know, set dynamically,
+is listed as Kafka lists it: sensitive, without its value.
 Authorization (broker.authorizer): DESCRIBE_CONFIGS on the topic, or on the cluster for a
 broker, else TOPIC_AUTHORIZATION_FAILED / CLUSTER_AUTHORIZATION_FAILED for that resource.
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from kafka.protocol.admin import DescribeConfigsRequest, DescribeConfigsResponse
 
 from odradek.broker.authorizer import CLUSTER, DENIED_MESSAGE
 from odradek.broker.authorizer import TOPIC as ACL_TOPIC
-from odradek.broker.config import AUTHORIZER_KEYS, BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
+from odradek.broker.config import (
+    AUTHORIZER_KEYS,
+    BROKER_CONFIGS,
+    BROKER_SYNONYMS,
+    DYNAMIC_BROKER_CONFIGS,
+    DYNAMIC_ONLY_CONFIGS,
+    TOPIC_CONFIGS,
+    ConfigDef,
+    ConfigError,
+)
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 from odradek.replication.acls import CLUSTER_NAME
 from odradek.replication.metadata import BROKER, TOPIC
-from odradek.storage.config import PASSWORD
+from odradek.storage.config import PASSWORD, STRING
 
 R = DescribeConfigsResponse
 Entry = R.DescribeConfigsResult.DescribeConfigsResourceResult
@@ -31,18 +48,56 @@ Entry = R.DescribeConfigsResult.DescribeConfigsResourceResult
 NO_DEFAULT_IN_KAFKA = frozenset({"log.retention.ms", "log.roll.ms", "log.flush.interval.ms"})
 
 # ConfigSource values of DescribeConfigs v1+
-TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, \
+    DEFAULT_CONFIG = 1, 2, 3, 4, 5
+UNKNOWN_KEY = ConfigDef("", STRING, None)  # a dynamic key Kafka does not define
 
 
 def render(value) -> str | None:
-    """A typed config value as Kafka prints it."""
+    """A typed config value as Kafka prints it (doubles as Java's Double.toString)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
         return ",".join(value)
+    if isinstance(value, float):
+        return java_double(value)
     return str(value)
+
+
+def java_double(value: float) -> str:
+    """Java's Double.toString: shortest digits, scientific (1.0E7) outside [1e-3, 1e7)."""
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        return repr(value)
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()  # repr: shortest digits
+    text = "".join(map(str, digits))
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{len(digits) - 1 + int(exponent)}"
+
+
+def _rendered(d: ConfigDef, raw: str) -> str | None:
+    try:
+        return render(d.parse(raw))
+    except ConfigError:
+        return raw
+
+
+def broker_chain(config, key: str) -> list[tuple[str, str | None, int]]:
+    """Kafka's synonyms of broker key ``key``: source by source, each over its synonyms,
+    from the first entry of ``key`` itself on (ConfigHelper's dropWhile)."""
+    names = BROKER_SYNONYMS.get(key, (key,))
+    chain = []
+    for layer, source in ((config.dynamic_node, DYNAMIC_BROKER_CONFIG),
+                          (config.dynamic_default, DYNAMIC_DEFAULT_BROKER_CONFIG)):
+        chain += [(n, _rendered(BROKER_CONFIGS.get(n) or DYNAMIC_ONLY_CONFIGS.get(n, UNKNOWN_KEY),
+                                layer[n]), source) for n in names if n in layer]
+    chain += [(n, render(config.values[n]), STATIC_BROKER_CONFIG) for n in names if n in config.explicit]
+    chain += [(n, render(BROKER_CONFIGS[n].default), DEFAULT_CONFIG) for n in names
+              if n in BROKER_CONFIGS and BROKER_CONFIGS[n].default is not None
+              and n not in NO_DEFAULT_IN_KAFKA]
+    while chain and chain[0][0] != key:
+        chain.pop(0)
+    return chain
 
 
 @dataclass(slots=True)
@@ -53,37 +108,65 @@ class ConfigEntry:
     read_only: bool
     synonyms: list[tuple[str, str | None, int]]
     definition: ConfigDef
+    sensitive: bool = False
 
 
 def topic_config_entries(broker, overrides: dict[str, str], include_synonyms: bool) -> list[ConfigEntry]:
     entries = []
     config = broker.config
+    effective = config.topic_config(overrides)
     for key, d in TOPIC_CONFIGS.items():
-        chain = []
-        if key in overrides:
-            chain.append((key, render(d.parse(overrides[key])), TOPIC_CONFIG))
-        if d.synonym in config.explicit:
-            chain.append((d.synonym, render(config[d.synonym]), STATIC_BROKER_CONFIG))
-        if d.synonym not in NO_DEFAULT_IN_KAFKA:
-            chain.append((d.synonym or key, render(d.default), DEFAULT_CONFIG))
-        value, source = (chain[0][1], chain[0][2]) if chain else (render(d.default), DEFAULT_CONFIG)
-        entries.append(ConfigEntry(key, value, source, False, chain if include_synonyms else [], d))
+        chain = [(key, render(d.parse(overrides[key])), TOPIC_CONFIG)] if key in overrides else []
+        chain += broker_chain(config, d.synonym or key)
+        source = chain[0][2] if chain else DEFAULT_CONFIG
+        entries.append(ConfigEntry(key, render(effective[key]), source, False,
+                                   chain if include_synonyms else [], d))
     return entries
 
 
 def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
+    """This broker's every key, then the dynamic keys set for it that Kafka lists only when set."""
     config = broker.config
     entries = []
     for key, d in BROKER_CONFIGS.items():
         if key in AUTHORIZER_KEYS:
             continue
-        source = STATIC_BROKER_CONFIG if key in config.explicit else DEFAULT_CONFIG
+        chain = broker_chain(config, key)
+        if d.type == PASSWORD:  # a password's value is never shown (Kafka: null, is_sensitive)
+            chain = [(name, None, source) for name, _, source in chain]
         # Kafka shows its keys without a default as null until set (NO_DEFAULT_IN_KAFKA)
-        unset = source == DEFAULT_CONFIG and key in NO_DEFAULT_IN_KAFKA
-        # a password's value is never shown (Kafka: null, is_sensitive)
+        unset = not chain and key in NO_DEFAULT_IN_KAFKA
         value = None if unset or d.type == PASSWORD else render(config[key])
-        entries.append(ConfigEntry(key, value, source, True,
-                                   [(key, value, source)] if include_synonyms else [], d))
+        entries.append(ConfigEntry(key, value, chain[0][2] if chain else DEFAULT_CONFIG,
+                                   key not in DYNAMIC_BROKER_CONFIGS,
+                                   chain if include_synonyms else [], d))
+    for key in sorted((config.dynamic_node.keys() | config.dynamic_default.keys()) - BROKER_CONFIGS.keys()):
+        entries.append(_extra_entry(config, key, broker_chain(config, key), include_synonyms))
+    return entries
+
+
+def _extra_entry(config, key: str, chain: list, include_synonyms: bool) -> ConfigEntry:
+    """A dynamic key outside BROKER_CONFIGS: a throttle, or one Kafka does not know (then
+    sensitive, as Kafka treats an unknown key, and without its value)."""
+    d = DYNAMIC_ONLY_CONFIGS.get(key)
+    if d is None:
+        chain = [(n, None, s) for n, _, s in chain]
+    return ConfigEntry(key, chain[0][1], chain[0][2], False, chain if include_synonyms else [],
+                       d or UNKNOWN_KEY, sensitive=d is None)
+
+
+def default_broker_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
+    """The cluster-wide default resource (""): only the keys set there."""
+    config = broker.config
+    entries = []
+    for key in sorted(config.dynamic_default):
+        chain = [(key, _rendered(BROKER_CONFIGS.get(key) or DYNAMIC_ONLY_CONFIGS.get(key, UNKNOWN_KEY),
+                                 config.dynamic_default[key]), DYNAMIC_DEFAULT_BROKER_CONFIG)]
+        if key in BROKER_CONFIGS:
+            entries.append(ConfigEntry(key, chain[0][1], DYNAMIC_DEFAULT_BROKER_CONFIG, False,
+                                       chain if include_synonyms else [], BROKER_CONFIGS[key]))
+        else:
+            entries.append(_extra_entry(config, key, chain, include_synonyms))
     return entries
 
 
@@ -94,7 +177,7 @@ def _result(resource, entries: list[ConfigEntry], include_documentation: bool):
         resource_name=resource.resource_name,
         configs=[Entry(name=e.name, value=e.value, read_only=e.read_only,
                        config_source=e.config_source, is_default=e.config_source == DEFAULT_CONFIG,
-                       is_sensitive=e.definition.type == PASSWORD,
+                       is_sensitive=e.sensitive or e.definition.type == PASSWORD,
                        synonyms=[Entry.DescribeConfigsSynonym(name=n, value=v, source=s)
                                  for n, v, s in e.synonyms],
                        config_type=e.definition.type,
@@ -133,7 +216,11 @@ async def handle(ctx, request):
             entries = topic_config_entries(broker, broker.image.topic_configs(resource.resource_name),
                                            request.include_synonyms)
         elif resource.resource_type == BROKER:
-            if resource.resource_name not in ("", str(broker.node_id)):
+            if resource.resource_name == "":
+                entries = default_broker_entries(broker, request.include_synonyms)
+                results.append(_result(resource, entries, request.include_documentation))
+                continue
+            if resource.resource_name != str(broker.node_id):
                 results.append(_error(resource, ErrorCode.INVALID_REQUEST,
                                       f"Broker {resource.resource_name} is not this node "
                                       f"({broker.node_id}); ask that broker"))

@@ -7,9 +7,9 @@ its .log segments) and offset lag, max(high watermark - log end offset, 0) as Ka
 computes it for a current (not future) log, so 0. No log is ever a future one: replicas
 never move between directories. Topics null means every partition, internal ones too;
 named topics and partitions that are not here are left out, as Kafka leaves them.
-From v4 the volume's total and usable bytes (statvfs). Versions start at 1: Kafka 4
-removed v0 (KIP-896). v5 (Kafka 4.4: is_cordoned) is not in the spec snapshot that
-tests/integration/test_spec.py checks codecs against, so it is not offered yet.
+From v4 the volume's total and usable bytes (statvfs); v5 (Kafka 4.4) says whether the
+directory is cordoned (KIP-1066: no new replicas placed there), which Odradek's never is.
+Versions start at 1: Kafka 4 removed v0 (KIP-896).
 Without DESCRIBE on the cluster the answer is empty, with CLUSTER_AUTHORIZATION_FAILED
 from v3 (KIP-784), as Kafka answers (broker.authorizer).
 """
@@ -36,7 +36,7 @@ def wanted_partitions(hosted: list[tuple[str, int]], topics) -> dict[str, list[i
     return out
 
 
-@handles(DescribeLogDirsRequest, 1, 4)
+@handles(DescribeLogDirsRequest, 1, 5)
 async def handle(ctx, request):
     broker = ctx.broker
     if not ctx.may(CLUSTER, CLUSTER_NAME):
@@ -54,5 +54,6 @@ async def handle(ctx, request):
     volume = os.statvfs(broker.data_dir)
     result = R.DescribeLogDirsResult(
         error_code=ErrorCode.NONE, log_dir=broker.data_dir, topics=topics,
-        total_bytes=volume.f_blocks * volume.f_frsize, usable_bytes=volume.f_bavail * volume.f_frsize)
+        total_bytes=volume.f_blocks * volume.f_frsize, usable_bytes=volume.f_bavail * volume.f_frsize,
+        is_cordoned=False)
     return R(throttle_time_ms=0, error_code=ErrorCode.NONE, results=[result])

@@ -40,12 +40,7 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     22: "InitProducerId v6 (KIP-939, two-phase commit) belongs to transactions.",
     42: "DeleteGroups v3 adds a per-group error message; kafka-python, the codec, stops at v2.",
     (24, 25, 26, 27, 28, 65, 66): "Transactions are not built yet (idempotent producers are).",
-    34: "AlterReplicaLogDirs is not served yet: each node has one log directory.",
-    35: "DescribeLogDirs v5 adds is_cordoned (cordoned log directories), not built.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
-    (45, 46): "Partition reassignment is not served yet (kafka-reassign-partitions).",
-    (48, 49): "Client quotas are not built.",
-    (57,): "Feature updates (KIP-584) are not served: no feature is finalized yet.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "
                       "Odradek's nodes speak their own inter-node protocol.",
     (71, 72): "Client telemetry (KIP-714) is not collected.",

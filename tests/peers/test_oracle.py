@@ -23,12 +23,15 @@ import time
 import uuid
 
 import pytest
-from kafka.protocol.admin.cluster import DescribeClusterRequest
-from kafka.protocol.admin.configs import (
-    AlterConfigsRequest,
-    DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest,
+from kafka.protocol.admin import (
+    AlterPartitionReassignmentsRequest,
+    AlterReplicaLogDirsRequest,
+    DescribeLogDirsRequest,
+    ListPartitionReassignmentsRequest,
+    UpdateFeaturesRequest,
 )
+from kafka.protocol.admin.cluster import DescribeClusterRequest
+from kafka.protocol.admin.configs import AlterConfigsRequest
 from kafka.protocol.admin.groups import (
     DeleteGroupsRequest,
     DescribeGroupsRequest,
@@ -60,12 +63,13 @@ from odradek.protocol.records import Record, build_batch
 from tests.brokerproc import BrokerProcess
 from tests.peers import ledger
 from tests.peers.oracle import Side, differences, normalise, plain
+from tests.rawclient import describe_configs, incremental_alter
 
 ODRADEK_OWN_KEYS = (
     "log.json, log.level and http.listener are Odradek's own broker keys (its structured "
     "log's format and level, its metrics and health listener; Kafka configures log4j "
-    "outside server.properties and serves metrics through JMX). Of Kafka 4.4's 351 broker keys "
-    "Odradek knows 49; their defaults agree.")
+    "outside server.properties and serves metrics through JMX). Of Kafka 4.4's 350 broker keys "
+    "Odradek knows 71; their defaults agree.")
 
 # Known differences from Kafka 4.4, each with its reason: (case, glob of the differing
 # field paths) -> why. A ledgered difference must still occur (else the entry is stale and
@@ -73,9 +77,12 @@ ODRADEK_OWN_KEYS = (
 LEDGERED: dict[tuple[str, str], str] = {
     ("api_versions_features", ".v[34].*features*"):
         "Feature flags (KIP-584) are advertised only once the protocols they gate are complete "
-        "(ARCHITECTURE.md): Odradek offers group.version 1 (the consumer group protocol, "
-        "KIP-848) and none of metadata.version or share/transaction/streams.version. Kafka 4.4 "
-        "finalizes them all at format time.",
+        "(ARCHITECTURE.md): Odradek offers metadata.version up to 4.2-IV1 (level 29; 4.3-IV0 "
+        "brings cordoned log directories) and group.version 1 (the consumer group protocol, "
+        "KIP-848), and none of share/transaction/streams/eligible.leader.replicas/kraft.version "
+        "yet. Kafka 4.4 finalizes them all at format time, metadata.version at 4.4-IV2 (33).",
+    ("update_features", ".*.*error_message"):
+        "Error codes agree; the messages name each side's metadata.version (33 and 29).",
     ("fetch_sessions", ".open.session_id"):
         "Fetch sessions (KIP-227) are declined: every answer has session id 0, so clients keep "
         "sending full fetch requests (correct, a little more bandwidth with many partitions); "
@@ -91,15 +98,15 @@ LEDGERED: dict[tuple[str, str], str] = {
         "compared.",
     ("create_topics_validate_only_then_twice", ".*.topics[[]*[]].configs[[]*[]].config_source"):
         "min.insync.replicas: `kafka-storage format` in 4.x writes it as a cluster-wide "
-        "dynamic default (source DYNAMIC_DEFAULT_BROKER_CONFIG); Odradek has no dynamic "
-        "broker configs and reports its static default.",
+        "dynamic default (source DYNAMIC_DEFAULT_BROKER_CONFIG, for ELR); Odradek has no ELR, "
+        "sets no such default and reports its static default.",
     ("describe_configs_topic_all_keys", ".all.results[[]0[]].config_names"):
         "Kafka 4.4 has topic configs Odradek does not implement (see "
         "create_topics_validate_only_then_twice).",
     ("describe_configs_topic_all_keys", ".all.min.insync.replicas[[]0[]].*"):
         "min.insync.replicas: Kafka 4.x's storage format writes a cluster-wide dynamic default "
-        "(source DYNAMIC_DEFAULT_BROKER_CONFIG, listed as a synonym); Odradek has no dynamic "
-        "broker configs.",
+        "(source DYNAMIC_DEFAULT_BROKER_CONFIG, listed as a synonym, for ELR); Odradek has no "
+        "ELR and sets no such default.",
     ("create_partitions", ".*.results[[]0[]].error_message"):
         "Error codes agree; the controller's messages are worded otherwise (and Kafka sends "
         "none for an unknown topic).",
@@ -108,9 +115,8 @@ LEDGERED: dict[tuple[str, str], str] = {
     ("delete_topics", ".*.responses[[]*[]].error_message"):
         "Error codes agree; Kafka sends the error code's default message, Odradek's controller "
         "names the topic.",
-    ("incremental_alter_configs_lists", ".broker_unknown.*"):
-        "Dynamic broker configs are not served yet: Odradek refuses to alter a broker config "
-        "(INVALID_REQUEST); Kafka accepts any key for a broker, including unknown ones.",
+    ("dynamic_broker_configs", ".bad_value.responses[[]0[]].error_message"):
+        "Error codes agree; the controller's messages are worded otherwise.",
     ("describe_configs_broker_all_keys", ".values.queued.max.request.bytes"):
         "Kafka's default -1 leaves the bytes of queued requests unbounded; Odradek bounds them "
         "at 100 MiB by default, so that many connections sending large frames cannot take "
@@ -122,10 +128,9 @@ LEDGERED: dict[tuple[str, str], str] = {
         "every imbalanced partition back to its preferred replica); Odradek keeps the older "
         "controller's rule and key (README, Leader election).",
     ("describe_configs_broker_all_keys", ".values.log.level"): ODRADEK_OWN_KEYS,
-    ("describe_configs_broker", ".keys.results[[]0[]].configs[[]*[]].*"):
-        "Dynamic broker configs (kafka-configs --alter --entity-type brokers) are not served "
-        "yet: Odradek reports every broker config read-only and static, Kafka marks the "
-        "cluster-wide dynamic ones writable and min.insync.replicas a dynamic default.",
+    ("describe_configs_broker", ".keys.results[[]0[]].configs[[]4[]].*"):
+        "min.insync.replicas: Kafka 4.x's storage format writes a cluster-wide dynamic default "
+        "(ELR, which Odradek does not have), so Kafka reports that source and synonym.",
 }
 
 CASES = {}
@@ -279,22 +284,6 @@ def create_topics(*topics, validate_only=False):
         name=name, num_partitions=n, replication_factor=rf, assignments=[],
         configs=[C.CreatableTopic.CreatableTopicConfig(name=k, value=v) for k, v in configs.items()])
         for name, n, rf, configs in topics], timeout_ms=10000, validate_only=validate_only)
-
-
-def describe_configs(resource_type: int, name: str, keys=None, synonyms=True):
-    D = DescribeConfigsRequest
-    return D(resources=[D.DescribeConfigsResource(resource_type=resource_type, resource_name=name,
-                                                  configuration_keys=keys)],
-             include_synonyms=synonyms, include_documentation=False)
-
-
-def incremental_alter(resource_type: int, name: str, *ops, validate_only=False):
-    """`ops`: (config name, operation 0 set / 1 delete / 2 append / 3 subtract, value)."""
-    IA = IncrementalAlterConfigsRequest
-    return IA(resources=[IA.AlterConfigsResource(
-        resource_type=resource_type, resource_name=name, configs=[
-            IA.AlterConfigsResource.AlterableConfig(name=k, config_operation=op, value=v)
-            for k, op, v in ops])], validate_only=validate_only)
 
 
 def delete_records(topic: str, offset: int, partition: int = 0):
@@ -464,6 +453,54 @@ def case_describe_configs_broker(side, name):
     keys = ["log.retention.hours", "num.partitions", "auto.create.topics.enable",
             "min.insync.replicas", "log.segment.bytes", "message.max.bytes"]
     return {"keys": plain(side.call(describe_configs(BROKER, "1", keys), 4)) | {"node": None}}
+
+
+def described_broker_once(side, resource: str, keys, expected: dict[str, str | None], timeout: float = 5):
+    """DescribeConfigs of a broker resource once its `expected` keys show (see described_once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = plain(side.call(describe_configs(BROKER, resource, keys), 4))
+        values = {c["name"]: c["value"] for c in answer["results"][0]["configs"]}
+        if all(values.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.05)
+
+
+@case
+def case_dynamic_broker_configs(side, name):
+    """kafka-configs --alter --entity-type brokers: per broker and cluster-wide (""), a topic's
+    key following its broker synonym, read-only keys and bad values refused; the shared
+    peer's broker configs are deleted again whatever happens."""
+    side.create_topic(name, 1)
+    keys = ["log.retention.ms", "message.max.bytes", "log.cleaner.threads", "num.io.threads",
+            "log.retention.hours", "num.partitions"]
+    out = {}
+    try:
+        out["node"] = plain(side.call(incremental_alter(
+            BROKER, "1", ("log.retention.ms", 0, "7200000"), ("message.max.bytes", 0, "2000000")), 1))
+        out["default"] = plain(side.call(incremental_alter(
+            BROKER, "", ("log.retention.ms", 0, "3600000"), ("log.cleaner.threads", 0, "2"),
+            ("num.io.threads", 0, "4")), 1))
+        out["read_only"] = plain(side.call(incremental_alter(BROKER, "1", ("num.partitions", 0, "3")), 1))
+        out["read_only_validate"] = plain(side.call(incremental_alter(
+            BROKER, "", ("log.retention.hours", 0, "3"), validate_only=True), 1))
+        out["bad_value"] = plain(side.call(incremental_alter(BROKER, "1", ("message.max.bytes", 0, "x")), 1))
+        out["described_node"] = described_broker_once(
+            side, "1", keys, {"log.retention.ms": "7200000", "log.cleaner.threads": "2"})
+        described = described_broker_once(side, "", None, {"num.io.threads": "4"})
+        # Kafka's storage format sets min.insync.replicas as a cluster-wide default (ELR; ledgered
+        # in describe_configs_topic_all_keys): the keys this case set are compared.
+        described["results"][0]["configs"] = [c for c in described["results"][0]["configs"]
+                                              if c["name"] != "min.insync.replicas"]
+        out["described_default"] = described
+        out["topic"] = described_once(side, name, {"retention.ms": "7200000", "max.message.bytes": "2000000"})
+    finally:
+        side.call(incremental_alter(BROKER, "1", ("log.retention.ms", 1, None), ("message.max.bytes", 1, None)), 1)
+        side.call(incremental_alter(BROKER, "", ("log.retention.ms", 1, None), ("log.cleaner.threads", 1, None),
+                                    ("num.io.threads", 1, None)), 1)
+    out["after"] = described_broker_once(side, "1", keys, {"log.retention.ms": None,
+                                                           "log.cleaner.threads": "1"})
+    return out
 
 
 @case
@@ -1056,6 +1093,77 @@ def case_api_versions_features(side, name):
     """ApiVersions v3/v4 apart from the API list (compared by test_api_versions_are_within_kafkas)."""
     request = ApiVersionsRequest(client_software_name="odradek-oracle", client_software_version="1")
     return {f"v{v}": plain(side.call(request, v)) | {"api_keys": None} for v in (3, 4)}
+
+
+@case
+def case_update_features(side, name):
+    """UpdateFeatures refusals, all validate_only (the peer is shared): v1 answers per feature
+    too, v2 only at the top level."""
+    UF = UpdateFeaturesRequest
+
+    def update(version, *updates):
+        return plain(side.call(UF(timeout_ms=5000, validate_only=True, feature_updates=[
+            UF.FeatureUpdateKey(feature=f, max_version_level=level, upgrade_type=kind)
+            for f, level, kind in updates]), version))
+    out = {}
+    for v in (1, 2):
+        out[f"v{v}_unknown"] = update(v, ("foo.bar", 1, 1))
+        out[f"v{v}_downgrade_as_upgrade"] = update(v, ("metadata.version", 21, 1))
+        out[f"v{v}_safe_downgrade"] = update(v, ("metadata.version", 21, 2))
+        out[f"v{v}_one_bad_of_two"] = update(v, ("group.version", 0, 2), ("foo.bar", 1, 1))
+        out[f"v{v}_disable_what_is_off"] = update(v, ("no.such.version", 0, 2))
+    return out
+
+
+@case
+def case_partition_reassignments(side, name):
+    """AlterPartitionReassignments' refusals and ListPartitionReassignments on one node (the
+    moves themselves are tested on three, tests/peers/test_tools.py)."""
+    side.create_topic(name, 2)
+    A, L = AlterPartitionReassignmentsRequest, ListPartitionReassignmentsRequest
+
+    def alter(version, *moves, **kwargs):
+        by_topic: dict[str, list] = {}
+        for topic, partition, replicas in moves:
+            by_topic.setdefault(topic, []).append(
+                A.ReassignableTopic.ReassignablePartition(partition_index=partition, replicas=replicas))
+        answer = plain(side.call(A(timeout_ms=10000, topics=[A.ReassignableTopic(name=t, partitions=ps)
+                                                             for t, ps in by_topic.items()], **kwargs), version))
+        answer["responses"].sort(key=lambda r: r["name"])  # Kafka's order is a hash map's
+        return answer
+    return {
+        "refusals": alter(0, (name, 0, []), (name, 1, [1, 1]), (name + "-none", 0, [1])),
+        "unregistered": alter(0, (name, 0, [1, 7])),
+        "cancel_none": alter(1, (name, 0, None), allow_replication_factor_change=True),
+        "rf_change": alter(1, (name, 1, [1, 1]), allow_replication_factor_change=False),
+        "same_replicas": alter(0, (name, 0, [1])),
+        "list_all": plain(side.call(L(timeout_ms=10000, topics=None), 0)),
+        "list_named": plain(side.call(L(timeout_ms=10000, topics=[L.ListPartitionReassignmentsTopics(
+            name=name, partition_indexes=[0, 1, 5])]), 0)),
+    }
+
+
+@case
+def case_log_dirs(side, name):
+    """DescribeLogDirs v4-v5 of an empty topic and AlterReplicaLogDirs into the node's own log
+    directory (where its replicas are: nothing moves) and into one it does not have."""
+    side.create_topic(name, 2)
+    D, A = DescribeLogDirsRequest, AlterReplicaLogDirsRequest
+    out = {}
+    for v in (4, 5):
+        answer = plain(side.call(D(topics=[D.DescribableLogDirTopic(topic=name, partitions=[0, 1, 7])]), v))
+        for result in answer["results"]:
+            out["log_dir"] = result["log_dir"]
+            result.update(log_dir="<dir>", total_bytes=result["total_bytes"] > 0,
+                          usable_bytes=result["usable_bytes"] > 0)
+        out[f"describe_v{v}"] = answer
+    for label, path in (("own", out.pop("log_dir")), ("unknown", "/no/such/dir")):
+        answer = plain(side.call(A(dirs=[A.AlterReplicaLogDir(path=path, topics=[
+            A.AlterReplicaLogDir.AlterReplicaLogDirTopic(name=name, partitions=[0, 1]),
+            A.AlterReplicaLogDir.AlterReplicaLogDirTopic(name=name + "-none", partitions=[0])])]), 2))
+        answer["results"].sort(key=lambda r: r["topic_name"])  # Kafka's order is a hash map's
+        out[f"alter_{label}"] = answer
+    return out
 
 
 @case

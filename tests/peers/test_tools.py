@@ -63,10 +63,13 @@ def normalise(text: str, bootstrap: str) -> str:
 def kafka_cluster_defaults(text: str) -> str:
     """Kafka 4.4 finalizes eligible.leader.replicas.version, which sets min.insync.replicas
     as a cluster-wide dynamic default that kafka-topics --describe lists among a topic's
-    Configs and kafka-configs among the synonyms. Odradek has no ELR and no cluster-wide
-    dynamic configs (ledgered)."""
+    Configs, kafka-configs among the synonyms and among the cluster's defaults. Odradek has
+    no ELR, so no such default (ledgered)."""
     text = re.sub(r"(Configs: .*?)min\.insync\.replicas=1,?", r"\1", text)
     text = re.sub(r"(Configs: .*?),(\s|$)", r"\1\2", text)
+    text = re.sub(r"^ *min\.insync\.replicas=1 sensitive=false "
+                  r"synonyms=\{DYNAMIC_DEFAULT_BROKER_CONFIG:min\.insync\.replicas=1\}\n", "", text,
+                  flags=re.M)
     return text.replace("DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=1, ", "")
 
 
@@ -179,7 +182,7 @@ def test_configs_describe_and_alter_topic_configs(kafka_peer, odradek):
     kafka_lines = {line.split("=")[0]: line for line in k.splitlines()[1:]}
     odradek_lines = {line.split("=")[0]: line for line in o.splitlines()[1:]}
     assert {key: kafka_lines.get(key) for key in odradek_lines} == odradek_lines
-    # Brokers: no dynamic configs on either.
+    # Brokers: no dynamic configs on either (test_configs_alter_and_describe_broker_configs).
     assert_same(kafka_peer, odradek, "kafka-configs", "--describe", "--entity-type", "brokers",
                 "--entity-name", "1")
 
@@ -206,6 +209,61 @@ def test_configs_client_quotas(kafka_peer, odradek):
     assert "consumer_byte_rate" not in out and "producer_byte_rate=1048576.0" in out
     for b in (kafka_peer.bootstrap, odradek.bootstrap):  # clean up the shared Kafka peer
         run(b, "kafka-configs", "--alter", *default_clients, "--delete-config", "producer_byte_rate")
+
+
+BROKER_ONE = ("--entity-type", "brokers", "--entity-name", "1")
+BROKER_DEFAULT = ("--entity-type", "brokers", "--entity-default")
+
+
+def test_configs_alter_and_describe_broker_configs(kafka_peer, odradek):
+    """Dynamic broker configs, per broker and cluster-wide, as kafka-configs sets and shows
+    them; the shared Kafka peer gets its broker configs back afterwards."""
+    node_keys, default_keys = "log.retention.ms,message.max.bytes", \
+        "log.retention.ms,log.cleaner.threads,num.io.threads,leader.replication.throttled.rate"
+    try:
+        assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *BROKER_ONE,
+                    "--add-config", "log.retention.ms=7200000,message.max.bytes=2000000")
+        assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *BROKER_DEFAULT, "--add-config",
+                    "log.retention.ms=3600000,log.cleaner.threads=2,num.io.threads=4,"
+                    "leader.replication.throttled.rate=1000000")
+        out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *BROKER_ONE)
+        assert ("log.retention.ms=7200000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention."
+                "ms=7200000, DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000, "
+                "DEFAULT_CONFIG:log.retention.hours=168}") in out
+        out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *BROKER_DEFAULT)
+        assert configs(out) == {"leader.replication.throttled.rate": "1000000",
+                                "log.cleaner.threads": "2", "log.retention.ms": "3600000",
+                                "num.io.threads": "4"}
+        # Every key Odradek knows, Kafka describes alike, but those the set-ups choose.
+        k, o = both(kafka_peer, odradek, "kafka-configs", "--describe", "--all", *BROKER_ONE)
+        kafka_lines = {line.split("=")[0]: line for line in k.splitlines()[1:]}
+        odradek_lines = {line.split("=")[0]: line for line in o.splitlines()[1:]}
+        for key in ("log.retention.ms", "message.max.bytes", "log.cleaner.threads", "num.io.threads",
+                    "log.retention.hours", "num.partitions", "log.cleaner.io.max.bytes.per.second",
+                    "log.cleaner.io.buffer.load.factor", "log.roll.ms", "log.segment.bytes"):
+            assert odradek_lines[key] == kafka_lines[key]
+        # A topic's keys follow their broker synonyms.
+        t = "tools-broker-configs"
+        for b in (kafka_peer.bootstrap, odradek.bootstrap):
+            run(b, "kafka-topics", "--create", "--topic", t, "--partitions", "1")
+        k, o = both(kafka_peer, odradek, "kafka-configs", "--describe", "--all",
+                    "--entity-type", "topics", "--entity-name", t)
+        for key in ("retention.ms", "max.message.bytes", "segment.ms"):
+            (line,) = [line for line in o.splitlines() if line.startswith(key + "=")]
+            assert line in k.splitlines()
+        # Read-only keys and bad values: Kafka's error on both.
+        for b in (kafka_peer.bootstrap, odradek.bootstrap):
+            bad = run(b, "kafka-configs", "--alter", *BROKER_ONE, "--add-config", "num.partitions=3", rc=1)
+            assert "InvalidRequestException: Cannot update these configs dynamically: [num.partitions]" \
+                in bad.stderr
+            bad = run(b, "kafka-configs", "--alter", *BROKER_DEFAULT, "--add-config",
+                      "message.max.bytes=abc", rc=1)
+            assert "InvalidRequestException: Invalid value" in bad.stderr
+    finally:
+        for b in (kafka_peer.bootstrap, odradek.bootstrap):
+            run(b, "kafka-configs", "--alter", *BROKER_ONE, "--delete-config", node_keys, rc=None)
+            run(b, "kafka-configs", "--alter", *BROKER_DEFAULT, "--delete-config", default_keys, rc=None)
+    assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *BROKER_DEFAULT)
 
 
 # --- console producer and consumer, kafka-consumer-groups ------------------------------
@@ -419,12 +477,15 @@ def test_cluster_id_quorum_features_and_api_versions(kafka_peer, odradek):
     # The leader reports itself fetched and caught up now, as Kafka's does.
     assert int(last_fetch) > T0 and int(last_caught_up) > T0
 
-    # Odradek finalizes group.version alone (ledgered: Kafka finalizes them all); its line
-    # reads as Kafka's, but for the epoch (the metadata offset).
+    # Odradek implements metadata.version up to 4.2-IV1 and group.version 1 (KIP-848)
+    # (replication/features.py); the group.version line reads as Kafka's, but for the epoch.
     k, o = (re.sub(r"Epoch: \d+", "Epoch: <n>", x)
             for x in both(kafka_peer, odradek, "kafka-features", "describe"))
+    lines = normalise(o, odradek.bootstrap).splitlines()
+    assert re.fullmatch(r"Feature: metadata.version SupportedMinVersion: 3.3-IV3 SupportedMaxVersion: "
+                        r"4.2-IV1 FinalizedVersionLevel: 4.2-IV1 Epoch: <n>", lines[1]), o
     group_version = [line for line in k.splitlines() if line.startswith("Feature: group.version")]
-    assert o.splitlines() == group_version and "FinalizedVersionLevel: 1" in o, (o, k)
+    assert lines[:1] == group_version and "FinalizedVersionLevel: 1" in lines[0], (o, k)
 
     k, o = both(kafka_peer, odradek, "kafka-broker-api-versions")
     served = dict(re.findall(r"^(\w+)\(\d+\): (.*?),?$", o, re.M))
@@ -433,6 +494,34 @@ def test_cluster_id_quorum_features_and_api_versions(kafka_peer, odradek):
     for api in ("Produce", "Fetch", "Metadata", "DescribeTopicPartitions", "DescribeConfigs"):
         assert "usable" in served[api], api
     assert "<broker> (id: 1 rack: null isFenced: false) -> (" in o
+
+
+def test_features_upgrade_and_downgrade_as_kafka_refuses_them(kafka_peer, odradek):
+    """kafka-features upgrade/downgrade/disable (UpdateFeatures): Kafka's answers and words.
+    The peer's metadata.version is 4.4-IV2 (33), Odradek's 4.2-IV1 (29): the levels in the
+    messages are normalised. Only dry runs reach the shared peer."""
+    def same(*args, rc):
+        k, o = both(kafka_peer, odradek, "kafka-features", *args, rc=rc)
+        assert re.sub(r"\b(33|29)\b", "<current>", o) == re.sub(r"\b(33|29)\b", "<current>", k), args
+        return o
+    assert "foo.bar to 1. The update failed for all features since the following feature had an " \
+           "error: Invalid update version 1 for feature foo.bar. Local controller 1 does not " \
+           "support this feature." in same("upgrade", "--feature", "foo.bar=1", "--dry-run", rc=1)
+    assert "Refusing to perform the requested downgrade because it might delete metadata " \
+           "information." in same("downgrade", "--feature", "metadata.version=21", "--dry-run", rc=1)
+    same("downgrade", "--feature", "metadata.version=21", "--unsafe", "--dry-run", rc=1)
+    same("upgrade", "--feature", "metadata.version=20", "--dry-run", rc=1)
+    same("disable", "--feature", "group.version", "--dry-run", rc=0)
+    # Beyond what Odradek implements (Kafka would take it).
+    out = run(odradek.bootstrap, "kafka-features", "upgrade", "--feature", "metadata.version=30", rc=1)
+    assert "Local controller 1 only supports versions 7-29" in out.stdout
+    assert run(odradek.bootstrap, "kafka-features", "upgrade", "--feature", "metadata.version=29"
+               ).stdout.strip() == "metadata.version was upgraded to 29."
+    # --release-version 4.2 would also finalize features Odradek does not implement: refused.
+    out = run(odradek.bootstrap, "kafka-features", "upgrade", "--release-version", "4.2", rc=1).stdout
+    assert "Invalid update version 1 for feature group.version. Local controller 1 does not support " \
+           "this feature." in out
+    assert "FinalizedVersionLevel: 4.2-IV1" in run(odradek.bootstrap, "kafka-features", "describe").stdout
 
 
 # --- kafka-dump-log on Odradek's segments ----------------------------------------------
@@ -591,3 +680,77 @@ def test_producer_and_consumer_perf_tools(odradek):
     values = dict(zip([h.strip() for h in header.split(",")], [v.strip() for v in row.split(",")],
                       strict=True))
     assert int(values["data.consumed.in.nMsg"]) == 2000
+
+
+def reassignment_file(tmp_path, name: str, moves: dict[tuple[str, int], list[int]]) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": t, "partition": p, "replicas": replicas} for (t, p), replicas in moves.items()]}))
+    return str(path)
+
+
+def replicas_and_isr(cluster, topic: str) -> dict[int, tuple[list[int], list[int], int]]:
+    md = cluster.admin().list_topics(topic, timeout=5)
+    return {i: (list(p.replicas), sorted(p.isrs), p.leader) for i, p in md.topics[topic].partitions.items()}
+
+
+def test_reassign_partitions_moves_replicas_and_cancels(odradek_cluster, tmp_path):
+    """Slow (three nodes; a kill): kafka-reassign-partitions --execute (with a throttle, which
+    --verify clears), --verify, --list and --cancel. New replicas copy the log and join the
+    ISR before the old ones leave; the records stay readable throughout."""
+    c, t = odradek_cluster, "tools-reassign"
+    c.start()
+    c.wait_formed()
+    run(c.bootstrap, "kafka-topics", "--create", "--topic", t, "--replica-assignment", "1,1")
+    lines = "".join(f"key-{i}\tvalue-{i}\n" for i in range(20))
+    run(c.bootstrap, "kafka-console-producer", "--topic", t, "--reader-property", "parse.key=true",
+        input=lines)
+    move = reassignment_file(tmp_path, "move.json", {(t, 0): [2, 3], (t, 1): [1, 2]})
+    out = run(c.bootstrap, "kafka-reassign-partitions", "--reassignment-json-file", move, "--execute",
+              "--throttle", "50000000").stdout
+    assert "Successfully started partition reassignments for tools-reassign-0,tools-reassign-1" in out
+    assert '"replicas":[1]' in out  # the current assignment, printed for a rollback
+
+    def verified():
+        out = run(c.bootstrap, "kafka-reassign-partitions", "--reassignment-json-file", move,
+                  "--verify").stdout
+        return out if "is still in progress" not in out else None
+    out = c.wait_for(verified, 60, "the reassignment to complete")
+    assert "Reassignment of partition tools-reassign-0 is completed." in out
+    assert "Reassignment of partition tools-reassign-1 is completed." in out
+    assert "Clearing broker-level throttles on brokers 1,2,3" in out
+    assert "Clearing topic-level throttles on topic tools-reassign" in out
+    state = replicas_and_isr(c, t)
+    assert state[0][:2] == ([2, 3], [2, 3]) and state[0][2] in (2, 3)
+    assert state[1][:2] == ([1, 2], [1, 2])
+    # Node 1 no longer holds partition 0; nodes 2 and 3 hold its records.
+    c.wait_for(lambda: not (Path(c.nodes[1].data_dir) / f"{t}-0").exists(), 10, "node 1's copy deleted")
+    assert all((Path(c.nodes[n].data_dir) / f"{t}-0" / "00000000000000000000.log").stat().st_size > 0
+               for n in (2, 3))
+    consumed = run(c.bootstrap, "kafka-console-consumer", "--topic", t, "--from-beginning",
+                   "--max-messages", "20", "--timeout-ms", "30000").stdout
+    assert sorted(consumed.split()) == sorted(f"value-{i}" for i in range(20))
+    assert run(c.bootstrap, "kafka-reassign-partitions", "--list").stdout.strip() == \
+        "No partition reassignments found."
+
+    # A new replica on a node that is down never catches up: in progress until cancelled.
+    c.kill(3)
+    grow = reassignment_file(tmp_path, "grow.json", {(t, 1): [1, 2, 3]})
+    run(c.live_bootstrap, "kafka-reassign-partitions", "--reassignment-json-file", grow, "--execute")
+    listed = run(c.live_bootstrap, "kafka-reassign-partitions", "--list").stdout
+    assert "Current partition reassignments:\ntools-reassign-1: replicas: 1,2,3. adding: 3.\n" \
+        in listed, listed
+    # (The tool's --cancel would then clear throttles on every broker, and wait on node 3.)
+    from kafka.protocol.admin import AlterPartitionReassignmentsRequest as A
+    from kafka.protocol.admin import AlterPartitionReassignmentsResponse
+
+    from tests.rawclient import RawConnection
+    with RawConnection(c.nodes[1].bootstrap) as conn:
+        answer = conn.roundtrip(A(timeout_ms=10000, topics=[A.ReassignableTopic(name=t, partitions=[
+            A.ReassignableTopic.ReassignablePartition(partition_index=1, replicas=None)])]), 0,
+            AlterPartitionReassignmentsResponse)
+    assert [(r.name, [(p.partition_index, p.error_code) for p in r.partitions])
+            for r in answer.responses] == [(t, [(1, 0)])]
+    c.wait_for(lambda: replicas_and_isr(c, t)[1][:2] == ([1, 2], [1, 2]), 10, "the original replicas")
+    assert run(c.live_bootstrap, "kafka-reassign-partitions", "--list").stdout.strip() == \
+        "No partition reassignments found."

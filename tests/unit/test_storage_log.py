@@ -305,6 +305,20 @@ def test_follower_append_keeps_offsets_and_epochs(tmp_path) -> None:
     assert info.value.error_code == 87
 
 
+def test_a_follower_takes_batches_above_its_own_max_message_bytes(tmp_path) -> None:
+    """The leader checked the size when it accepted the batch; a follower whose limit is lower
+    (a topic's max.message.bytes lowered since, or a node's own message.max.bytes) must still
+    copy it, or it stalls and leaves the ISR for good (Kafka: ignoreRecordSize)."""
+    leader = make_log(tmp_path / "leader")
+    leader.append(batch(1, size=3000), leader_epoch=1)
+    follower = make_log(tmp_path / "follower", max_message_bytes=1000)
+    follower.append_as_follower(read_all(leader))
+    assert read_all(follower) == read_all(leader)
+    with pytest.raises(Exception) as info:
+        follower.append(batch(2, size=3000), leader_epoch=1)
+    assert info.value.error_code == 10  # MESSAGE_TOO_LARGE: its own producers still meet it
+
+
 async def test_group_commit_shares_fsyncs(tmp_path) -> None:
     io = FaultyIO()
     io.fsync_delay = 0.01  # a slow disk makes appenders pile up behind one fsync
