@@ -15,6 +15,12 @@ first and max timestamps), UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR. A
 compacted topic refuses records without a key (INVALID_RECORD, naming each one, as
 Kafka's LogValidator). Batches are stored as sent (compressed or not); nothing of a
 failed partition is appended.
+
+Transactional batches are accepted; when this node coordinates the producer's
+transactional id, the partition must have been added to its ongoing transaction
+(KIP-890 part 1: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH for another epoch),
+so a late write cannot open a transaction that never ends. Control batches (markers) are
+the leader's own: a client's gets INVALID_RECORD.
 """
 
 import asyncio
@@ -92,9 +98,8 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
         if header.compression == ZSTD and version < ZSTD_MIN_PRODUCE_VERSION:
             raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
                              f"zstd batches need Produce v{ZSTD_MIN_PRODUCE_VERSION}+, got v{version}")
-        if header.is_transactional or header.is_control:
-            raise KafkaError(ErrorCode.INVALID_RECORD,
-                             "Transactional and control batches are not supported")
+        if header.is_control:
+            raise KafkaError(ErrorCode.INVALID_RECORD, "Clients cannot write control batches")
         if create_time and (now_ms - header.base_timestamp > before
                             or header.max_timestamp - now_ms > after):
             # Checked on the batch header, not per record: name the batch's earliest or
@@ -105,6 +110,19 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
                              f"message with offset {header.last_offset_delta if late else 0} is out of "
                              f"range. The timestamp should be within [{now_ms - before}, {now_ms + after}]")
     return check
+
+
+def _with_txn_check(broker, topic: str, index: int, check):
+    """``check``, then for a transactional batch KIP-890's verification with the local
+    transaction coordinator (skipped when another node coordinates the producer)."""
+    def checked(header: rec.BatchHeader) -> None:
+        check(header)
+        if header.is_transactional and broker.transactions is not None:
+            error = broker.transactions.verify(header.producer_id, header.producer_epoch, (topic, index))
+            if error:
+                raise KafkaError(error, f"Producer {header.producer_id} has not added {topic}-{index} "
+                                        "to an ongoing transaction")
+    return checked
 
 
 def _log_start_offset(replicas, topic: str, index: int, code: ErrorCode) -> int:
@@ -150,7 +168,8 @@ async def handle(ctx, request):
                 if compacted:
                     check_keys_for_compaction(topic.name, data.index, data.records)
                 partition, result = broker.replicas.append_records(
-                    topic.name, data.index, data.records, required_acks=acks, check=check)
+                    topic.name, data.index, data.records, required_acks=acks,
+                    check=_with_txn_check(broker, topic.name, data.index, check))
             except KafkaError as e:
                 failed = True
                 topic_stats.failed_produce += 1

@@ -34,13 +34,15 @@ OUTPUT = ROOT / "COMPATIBILITY.md"
 VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     0: "Produce v12 is v11 plus transactions v2 (KIP-890 part 2: the produce request "
        "implicitly adds the partition to the transaction); v13 names topics by id and "
-       "comes after v12. Both wait for the transaction coordinator.",
+       "comes after v12. Transactions v1 are served; v2 is not built yet.",
     18: "ApiVersions v5 (KIP-1242: cluster and node id checks, REBOOTSTRAP_REQUIRED): "
         "kafka-python, the codec, stops at v4.",
     22: "InitProducerId v6 (KIP-939, two-phase commit) belongs to transactions.",
     42: "DeleteGroups v3 adds a per-group error message; kafka-python, the codec, stops at v2.",
     (17, 36): "SASL is not served yet: PLAINTEXT listeners only.",
-    (24, 25, 26, 27, 28, 65, 66): "Transactions are not built yet (idempotent producers are).",
+    (26, 28): "EndTxn v5 and TxnOffsetCommit v5-v6 belong to transactions v2 (KIP-890 part 2: "
+              "an epoch bump per transaction), not built: transactions v1 are served, and "
+              "transaction.version is not advertised, so clients use v1.",
     34: "AlterReplicaLogDirs is not served yet: each node has one log directory.",
     35: "DescribeLogDirs v5 adds is_cordoned (cordoned log directories), not built.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
@@ -63,13 +65,20 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/integration/test_data_path.py", ""),
         ("consumer groups", "tests/integration/test_groups.py", ""),
         ("admin: topics and configs", "tests/integration/test_clients_admin.py", ""),
+        ("transactional producer: commit and abort; read_committed consumer",
+         "tests/integration/test_transactions.py", "test_kafka_python_transactional_producer"),
         ("reads records produced by the Java client byte for byte",
          "tests/peers/test_java_client.py", "test_java_records_read_identically_by_python_clients"),
     ],
-    "aiokafka": [("produce, consume, groups", "tests/integration/test_data_path.py", "")],
+    "aiokafka": [("produce, consume, groups", "tests/integration/test_data_path.py", ""),
+                 ("read_committed and read_uncommitted consumers of transactions",
+                  "tests/integration/test_transactions.py",
+                  "test_confluent_commit_and_abort_read_by_every_client")],
     "confluent-kafka": [
         ("produce and consume every codec, idempotence", "tests/integration/test_data_path.py", ""),
         ("admin: topics, configs, delete records", "tests/integration/test_clients_admin.py", ""),
+        ("transactions: commit, abort, read_committed, send_offsets_to_transaction, fencing, "
+         "timeouts, a kill -9 mid-transaction", "tests/integration/test_transactions.py", ""),
         ("records produced by Java read byte for byte, and the reverse",
          "tests/peers/test_java_client.py", "test_java_records_read_identically_by_python_clients"),
     ],
