@@ -16,7 +16,9 @@ compacted topic refuses records without a key (INVALID_RECORD, naming each one, 
 Kafka's LogValidator). Batches are stored as sent (compressed or not); nothing of a
 failed partition is appended.
 
-Transactional batches are accepted; when this node coordinates the producer's
+Transactional batches are accepted from a request that names its transactional id
+(otherwise every partition gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka's
+authorization of the id answers a null one); when this node coordinates the producer's
 transactional id, the partition must have been added to its ongoing transaction
 (KIP-890 part 1: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH for another epoch),
 so a late write cannot open a transaction that never ends. Control batches (markers) are
@@ -84,6 +86,7 @@ NO_LOG_START_OFFSET = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADE
                        ErrorCode.CORRUPT_MESSAGE, ErrorCode.KAFKA_STORAGE_ERROR,
                        ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_REQUIRED_ACKS)
 SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
+NOT_ADDED = "Partition was not added to the transaction"  # Kafka's message for KIP-890's refusal
 
 log = structlog.get_logger(__name__)
 
@@ -120,8 +123,7 @@ def _with_txn_check(broker, topic: str, index: int, check):
         if header.is_transactional and broker.transactions is not None:
             error = broker.transactions.verify(header.producer_id, header.producer_epoch, (topic, index))
             if error:
-                raise KafkaError(error, f"Producer {header.producer_id} has not added {topic}-{index} "
-                                        "to an ongoing transaction")
+                raise KafkaError(error, NOT_ADDED if error == ErrorCode.INVALID_TXN_STATE else None)
     return checked
 
 
@@ -135,8 +137,11 @@ def _log_start_offset(replicas, topic: str, index: int, code: ErrorCode) -> int:
 
 
 def _failure(index: int, e: KafkaError, log_start_offset: int) -> PartitionProduceResponse:
-    """Kafka carries a message only with record errors (INVALID_RECORD and its kin); the
-    rest (unknown partition, bad acks, ...) say it with the code alone."""
+    """Kafka carries a message only with record errors (INVALID_RECORD and its kin) and
+    the refusal of a partition not added to the transaction; the rest (unknown
+    partition, bad acks, ...) say it with the code alone."""
+    if e.message == NOT_ADDED:  # refused before the log was looked at: no log start offset
+        return PartitionProduceResponse(index, e.code, error_message=NOT_ADDED)
     if e.code not in RECORD_LEVEL_ERRORS:
         return PartitionProduceResponse(index, e.code, log_start_offset=log_start_offset)
     errors = e.record_errors if isinstance(e, RecordErrors) else [(0, e.message)]
@@ -144,11 +149,24 @@ def _failure(index: int, e: KafkaError, log_start_offset: int) -> PartitionProdu
                                     record_errors=errors, error_message=rejected_message(e.code, errors))
 
 
+def _has_transactional_records(request) -> bool:
+    """Whether any partition's (first) batch is transactional, read from its header."""
+    return any(len(data.records or b"") >= rec.HEADER_SIZE
+               and rec.parse_header(data.records).is_transactional
+               for topic in request.topic_data for data in topic.partition_data)
+
+
 @handles(ProduceRequest, 3, 11)
 async def handle(ctx, request):
     broker = ctx.broker
     version = ctx.header.api_version
     acks = request.acks
+    if request.transactional_id is None and _has_transactional_records(request):
+        if acks == 0:
+            raise CloseConnection("acks=0 transactional produce without a transactional id")
+        return ProduceResponse([(topic.name, [
+            PartitionProduceResponse(data.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            for data in topic.partition_data]) for topic in request.topic_data])
     now = broker.replicas.clock_ms()
     stats = broker.stats
     responses = []

@@ -337,6 +337,12 @@ def _txn_batch(pid, epoch, seq, value: bytes) -> bytes:
                            producer_epoch=epoch, base_sequence=seq, transactional=True)
 
 
+def txn_produce(topic: str, partition: int, batch: bytes, tid: str = "raw-tx"):
+    request = produce_request(topic, {partition: batch})
+    request.transactional_id = tid
+    return request
+
+
 def test_bad_input_gets_kafkas_errors_and_writes_nothing(txn_broker):
     bootstrap = txn_broker.bootstrap
     topic = _name("t")
@@ -356,18 +362,22 @@ def test_bad_input_gets_kafkas_errors_and_writes_nothing(txn_broker):
                   for t in r.results_by_topic_v3_and_below for p in t.results_by_partition}
         assert errors == {(topic, 0): ErrorCode.OPERATION_NOT_ATTEMPTED,
                           ("no-such-topic", 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
-        # a transactional batch for a partition the transaction does not hold: refused
+        # a transactional batch without the request's transactional id
         resp = conn.roundtrip(produce_request(topic, {0: _txn_batch(pid, epoch, 0, b"x")}), 9, ProduceResponse)
+        assert resp.responses[0].partition_responses[0].error_code == \
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        # a transactional batch for a partition the transaction does not hold: refused
+        resp = conn.roundtrip(txn_produce(topic, 0, _txn_batch(pid, epoch, 0, b"x")), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
         assert _add(conn, "raw-tx", pid, epoch, topic, [0]) == {(topic, 0): 0}
         # partition 1 still is not in it
-        resp = conn.roundtrip(produce_request(topic, {1: _txn_batch(pid, epoch, 0, b"x")}), 9, ProduceResponse)
+        resp = conn.roundtrip(txn_produce(topic, 1, _txn_batch(pid, epoch, 0, b"x")), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
-        resp = conn.roundtrip(produce_request(topic, {0: _txn_batch(pid, epoch, 0, b"in")}), 9, ProduceResponse)
+        resp = conn.roundtrip(txn_produce(topic, 0, _txn_batch(pid, epoch, 0, b"in")), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == 0
         # a client's control batch is refused
         marker = rec.build_marker_batch(pid, epoch, True, 0, 1)
-        resp = conn.roundtrip(produce_request(topic, {0: marker}), 9, ProduceResponse)
+        resp = conn.roundtrip(txn_produce(topic, 0, marker), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_RECORD
         # EndTxn with a stale epoch or a wrong producer id
         for version, expected in ((1, ErrorCode.INVALID_PRODUCER_EPOCH), (3, ErrorCode.PRODUCER_FENCED)):
