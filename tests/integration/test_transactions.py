@@ -30,7 +30,7 @@ from kafka.protocol.producer import (
 
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode
-from tests.clients import create_topics
+from tests.clients import confluent_values, create_topics
 from tests.rawclient import RawConnection, fetch, produce_request
 
 OVERRIDES = {
@@ -53,30 +53,6 @@ def _name(prefix: str) -> str:
 def confluent_producer(bootstrap: str, tid: str, **extra):
     from confluent_kafka import Producer
     return Producer({"bootstrap.servers": bootstrap, "transactional.id": tid, "linger.ms": 5, **extra})
-
-
-def confluent_values(bootstrap: str, topic: str, isolation: str, expect: int, timeout_s: float = 15,
-                     settle_s: float = 1.0) -> list[bytes]:
-    """Values read from the start with a confluent-kafka consumer, until ``expect`` arrived
-    and ``settle_s`` passed without more (so an extra record would be seen)."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": _name("g"), "enable.auto.commit": False,
-                  "isolation.level": isolation})
-    c.assign([TopicPartition(topic, 0, 0)])
-    got, deadline, quiet_until = [], time.time() + timeout_s, None
-    try:
-        while time.time() < deadline:
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                got.append(m.value())
-                quiet_until = None
-            if len(got) >= expect:
-                quiet_until = quiet_until or time.time() + settle_s
-                if time.time() >= quiet_until:
-                    break
-    finally:
-        c.close()
-    return got
 
 
 def kafka_python_values(bootstrap: str, topic: str, isolation: str, idle_ms: int = 3000) -> list[bytes]:
