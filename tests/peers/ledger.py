@@ -96,6 +96,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_admin_manages_topics"),
     ],
     "Kafka's tools (4.4)": [
+        ("kafka-transactions: list, describe, describe-producers, find-hanging, abort",
+         "tests/peers/test_transactions_tool.py", "test_kafka_transactions_lists_describes_and_aborts"),
         ("tools run against a Kafka 4.4 peer (the tools' tests against Odradek: the "
          "kafka-peer branch)", "tests/peers/test_kafka_peer.py",
          "test_the_peer_serves_and_a_tool_prints_only_its_answer_on_stdout"),
