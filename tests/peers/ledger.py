@@ -94,6 +94,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_group_survives_a_killed_member"),
         ("admin: create, describe, alter configs, list offsets, group offsets, delete",
          "tests/peers/test_java_client.py", "test_java_admin_manages_topics"),
+        ("transactions (v1): commit, abort, fencing by a second producer, read_committed",
+         "tests/peers/test_java_client.py", "test_java_transactions_commit_abort_and_fencing"),
     ],
     "Kafka's tools (4.4)": [
         ("kafka-transactions: list, describe, describe-producers, find-hanging, abort",
