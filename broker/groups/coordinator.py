@@ -384,6 +384,13 @@ class GroupCoordinator(PartitionCoordinator):
             p.latest[key] = ot.offset_value(value)
             self._group(group_id, create=True).offsets[tp] = value
 
+    def pending_txn_offsets(self, group_id: str) -> set[tuple[str, int]]:
+        """The group's partitions with an offset committed in a transaction not yet ended."""
+        p = self.partitions.get(self.partition_for(group_id))
+        if p is None:
+            return set()
+        return {tp for pending in p.pending_txn.values() for g, tp, _ in pending.values() if g == group_id}
+
     def complete_txn_offsets(self, partition_index: int, producer_id: int, commit: bool) -> None:
         """A transaction marker was written to this __consumer_offsets partition."""
         p = self.partitions.get(partition_index)

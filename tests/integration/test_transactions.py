@@ -423,3 +423,60 @@ def test_transaction_state_and_aborted_index_survive_kill_9(broker_factory, tmp_
     q.produce(topic, value=b"new", partition=0)
     q.commit_transaction(15)
     assert confluent_values(b2.bootstrap, topic, "read_committed", 1) == [b"new"]
+
+
+def _offset_fetch(conn, group: str, topic: str, require_stable: bool):
+    from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
+    F = OffsetFetchRequest
+    r = conn.roundtrip(F(group_id=group, topics=[F.OffsetFetchRequestTopic(name=topic, partition_indexes=[0])],
+                         require_stable=require_stable), 7, OffsetFetchResponse)
+    p = r.topics[0].partitions[0]
+    return p.error_code, p.committed_offset
+
+
+def _txn_offset_commit(conn, tid, group, pid, epoch, topic, offset):
+    T = TxnOffsetCommitRequest
+    r = conn.roundtrip(T(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch,
+                         generation_id=-1, member_id="", group_instance_id=None, topics=[
+                             T.TxnOffsetCommitRequestTopic(name=topic, partitions=[
+                                 T.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                                     partition_index=0, committed_offset=offset, committed_leader_epoch=-1,
+                                     committed_metadata="")])]), 3, TxnOffsetCommitResponse)
+    return r.topics[0].partitions[0].error_code
+
+
+def test_transactional_offsets_are_unstable_until_the_end_and_survive_kill_9(broker_factory, tmp_path):
+    from kafka.protocol.producer import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
+    data = tmp_path / "data"
+    b = broker_factory(data_dir=data, overrides=dict(OVERRIDES))
+    topic, group, tid = _name("t"), _name("g"), _name("tx")
+    create_topics(b.bootstrap, [topic])
+    with RawConnection(b.bootstrap) as conn:
+        init = _init(conn, tid)
+        pid, epoch = init.producer_id, init.producer_epoch
+        deadline = time.time() + 15
+        while (r := conn.roundtrip(AddOffsetsToTxnRequest(transactional_id=tid, producer_id=pid,
+                                                          producer_epoch=epoch, group_id=group), 2,
+                                   AddOffsetsToTxnResponse)).error_code and time.time() < deadline:
+            time.sleep(0.2)  # __consumer_offsets is created on the way
+        assert r.error_code == 0
+        while _txn_offset_commit(conn, tid, group, pid, epoch, topic, 7) and time.time() < deadline:
+            time.sleep(0.2)
+        # pending in the open transaction: KIP-447's require_stable says so
+        assert _offset_fetch(conn, group, topic, require_stable=True) == (ErrorCode.UNSTABLE_OFFSET_COMMIT, -1)
+        assert _offset_fetch(conn, group, topic, require_stable=False) == (0, -1)
+    b.kill()
+    b2 = broker_factory(data_dir=data, port=b.port, overrides=dict(OVERRIDES))
+    with RawConnection(b2.bootstrap) as conn:
+        # both coordinators reloaded: the pending offset from __consumer_offsets' transactional
+        # batch, the Ongoing transaction from __transaction_state
+        deadline = time.time() + 20
+        while (got := _offset_fetch(conn, group, topic, True))[0] != ErrorCode.UNSTABLE_OFFSET_COMMIT:
+            assert time.time() < deadline, got
+            time.sleep(0.2)
+        while (r := conn.roundtrip(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch,
+                                                 committed=True), 3, EndTxnResponse)).error_code \
+                and time.time() < deadline:
+            time.sleep(0.2)
+        assert r.error_code == 0
+        assert _offset_fetch(conn, group, topic, require_stable=True) == (0, 7)
