@@ -480,3 +480,35 @@ def test_transactional_offsets_are_unstable_until_the_end_and_survive_kill_9(bro
             time.sleep(0.2)
         assert r.error_code == 0
         assert _offset_fetch(conn, group, topic, require_stable=True) == (0, 7)
+
+
+def test_aiokafka_transactional_producer_on_v0_apis(txn_broker):
+    """aiokafka 0.14 speaks v0 of the transaction APIs (no KIP-447 group metadata)."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioTP
+    bootstrap = txn_broker.bootstrap
+    topic, source, group = _name("t"), _name("in"), _name("g")
+    create_topics(bootstrap, [topic, source])
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=_name("tx"))
+        await p.start()
+        try:
+            async with p.transaction():
+                await p.send_and_wait(topic, b"k1", partition=0)
+                await p.send_offsets_to_transaction({AioTP(source, 0): 5}, group)
+            await p.begin_transaction()
+            await p.send_and_wait(topic, b"gone", partition=0)
+            await p.abort_transaction()
+            async with p.transaction():
+                await p.send_and_wait(topic, b"k2", partition=0)
+        finally:
+            await p.stop()
+    asyncio.run(run())
+    assert confluent_values(bootstrap, topic, "read_committed", 2) == [b"k1", b"k2"]
+    assert aiokafka_values(bootstrap, topic, "read_uncommitted", 3) == [b"k1", b"gone", b"k2"]
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    [committed] = c.committed([TopicPartition(source, 0)], 10)
+    c.close()
+    assert committed.offset == 5

@@ -73,7 +73,9 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
     "aiokafka": [("produce, consume, groups", "tests/integration/test_data_path.py", ""),
                  ("read_committed and read_uncommitted consumers of transactions",
                   "tests/integration/test_transactions.py",
-                  "test_confluent_commit_and_abort_read_by_every_client")],
+                  "test_confluent_commit_and_abort_read_by_every_client"),
+                 ("transactional producer (v0 APIs): commit, abort, send_offsets_to_transaction",
+                  "tests/integration/test_transactions.py", "test_aiokafka_transactional_producer_on_v0_apis")],
     "confluent-kafka": [
         ("produce and consume every codec, idempotence", "tests/integration/test_data_path.py", ""),
         ("admin: topics, configs, delete records", "tests/integration/test_clients_admin.py", ""),
