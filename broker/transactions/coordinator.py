@@ -22,6 +22,9 @@ partitions this node leads (the group coordinator's design, broker.groups.coordi
 - Timeouts: every transaction.abort.timed.out.transaction.cleanup.interval.ms, Ongoing
   transactions older than their timeout are aborted with the producer epoch bumped, so
   the producer is fenced (its next request fails and it must start again).
+- Expiry: every transaction.remove.expired.transaction.cleanup.interval.ms, ids without
+  a transaction and unused for transactional.id.expiration.ms get a tombstone and are
+  forgotten (InitProducerId then starts them afresh with a new producer id).
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class TransactionCoordinator(PartitionCoordinator):
         self.segment_bytes: int = config["transaction.state.log.segment.bytes"]
         self.max_timeout_ms: int = config["transaction.max.timeout.ms"]
         self.abort_interval_ms: int = config["transaction.abort.timed.out.transaction.cleanup.interval.ms"]
+        self.expiration_ms: int = config["transactional.id.expiration.ms"]
+        self.expire_interval_ms: int = config["transaction.remove.expired.transaction.cleanup.interval.ms"]
         self.scheduler = scheduler or AsyncioScheduler()
         self.txns: dict[str, TxnMetadata] = {}
         self.by_producer: dict[int, str] = {}  # producer id -> transactional id (verification)
@@ -93,6 +98,8 @@ class TransactionCoordinator(PartitionCoordinator):
     def start(self) -> None:
         super().start()
         self.tasks.spawn("abort_timed_out", self._abort_loop)
+        self.tasks.spawn("expire_transactional_ids", lambda: self._every(
+            self.expire_interval_ms, self.expire_ids, "transactional_id_expiry_failed"))
 
     async def close(self) -> None:
         for peer in self.peers.values():
@@ -125,15 +132,14 @@ class TransactionCoordinator(PartitionCoordinator):
         self.partitions.pop(p.index, None)
         if p.task is not None and not p.task.done():
             p.task.cancel()
-        for tid in p.ids:
-            meta = self.txns.pop(tid, None)
-            if meta is not None and self.by_producer.get(meta.producer_id) == tid:
-                del self.by_producer[meta.producer_id]
+        ids = list(p.ids)
+        for tid in ids:
+            self._forget(p, tid)
             task = self.completions.pop(tid, None)
             if task is not None:
                 task.cancel()
             self.pending.discard(tid)
-        log.info("transaction_partition_unloaded", partition=p.index, transactional_ids=len(p.ids))
+        log.info("transaction_partition_unloaded", partition=p.index, transactional_ids=len(ids))
 
     async def _load(self, p: TxnPartition) -> None:
         started = time.monotonic()
@@ -167,13 +173,15 @@ class TransactionCoordinator(PartitionCoordinator):
         p.ids.add(meta.transactional_id)
 
     # -- writing -----------------------------------------------------------------------
-    async def _persist(self, meta: TxnMetadata) -> ErrorCode:
-        """Write ``meta`` to the id's partition; apply it once committed."""
+    async def _persist(self, meta: TxnMetadata, tombstone: bool = False) -> ErrorCode:
+        """Write ``meta`` to the id's partition (or a tombstone for its id); apply it once
+        committed."""
         tid = meta.transactional_id
         p = self.partitions.get(self.partition_for(tid))
         if p is None:
             return ErrorCode.NOT_COORDINATOR
-        batch = rec.build_batch([rec.Record(tl.key(tid), tl.value(meta), (), self.scheduler.now_ms())])
+        value = None if tombstone else tl.value(meta)
+        batch = rec.build_batch([rec.Record(tl.key(tid), value, (), self.scheduler.now_ms())])
         try:
             partition, result = self.replicas.append_records(TRANSACTION_TOPIC, p.index, batch, required_acks=-1)
             await self.replicas.wait_committed(partition, result)
@@ -185,8 +193,17 @@ class TransactionCoordinator(PartitionCoordinator):
             return ErrorCode.NOT_COORDINATOR
         if self.partitions.get(p.index) is not p:
             return ErrorCode.NOT_COORDINATOR
-        self._apply(p, meta)
+        if tombstone:
+            self._forget(p, tid)
+        else:
+            self._apply(p, meta)
         return ErrorCode.NONE
+
+    def _forget(self, p: TxnPartition, tid: str) -> None:
+        meta = self.txns.pop(tid, None)
+        if meta is not None and self.by_producer.get(meta.producer_id) == tid:
+            del self.by_producer[meta.producer_id]
+        p.ids.discard(tid)
 
     async def _transition(self, decision: st.Decision) -> ErrorCode:
         """Persist a decision's target under the id's pending flag; the client's answer."""
@@ -401,6 +418,22 @@ class TransactionCoordinator(PartitionCoordinator):
             self._start_completion(self.txns[tid])
             aborted += 1
         return aborted
+
+    async def expire_ids(self) -> int:
+        """Tombstone every id unused for transactional.id.expiration.ms."""
+        now = self.scheduler.now_ms()
+        removed = 0
+        for tid, meta in list(self.txns.items()):
+            if tid in self.pending or self.id_error(tid) or not st.expired(meta, now, self.expiration_ms):
+                continue
+            self.pending.add(tid)
+            try:
+                if await self._persist(meta, tombstone=True) == ErrorCode.NONE:
+                    removed += 1
+                    log.info("transactional_id_expired", transactional_id=tid, producer_id=meta.producer_id)
+            finally:
+                self.pending.discard(tid)
+        return removed
 
     # -- admin ---------------------------------------------------------------------------
     def describe(self, tid: str) -> tuple[ErrorCode, TxnMetadata | None]:

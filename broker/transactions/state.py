@@ -29,6 +29,7 @@ The transitions follow Kafka's TransactionCoordinator (transaction version 1):
   NONE; the wrong outcome is INVALID_TXN_STATE.
 - Markers written: CompleteCommit / CompleteAbort, partitions cleared.
 - Timeout: an Ongoing transaction older than its timeout is aborted with the epoch bumped.
+- Expiry: an id in Empty or Complete* unused for transactional.id.expiration.ms is removed.
 """
 
 from __future__ import annotations
@@ -212,6 +213,13 @@ def complete(meta: TxnMetadata, now_ms: int) -> TxnMetadata:
     """The markers of a Prepare* state are written: CompleteCommit / CompleteAbort."""
     done = TxnState.COMPLETE_COMMIT if meta.state == TxnState.PREPARE_COMMIT else TxnState.COMPLETE_ABORT
     return meta.replace(state=done, partitions=frozenset(), last_update_ms=now_ms)
+
+
+def expired(meta: TxnMetadata, now_ms: int, expiration_ms: int) -> bool:
+    """transactional.id.expiration.ms: an id with no transaction open or ending, not used
+    for that long, is forgotten (Kafka writes a tombstone for it)."""
+    return (meta.state in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)
+            and now_ms - meta.last_update_ms >= expiration_ms)
 
 
 def timed_out(meta: TxnMetadata, now_ms: int) -> bool:

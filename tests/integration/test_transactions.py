@@ -102,11 +102,11 @@ def end_offsets(bootstrap: str, topic: str) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def fresh_topic_and_producer(bootstrap: str, **extra):
-    """A new topic and an initialized confluent-kafka transactional producer."""
+def fresh_topic_and_producer(bootstrap: str, tid: str | None = None, **extra):
+    """A new topic and an initialized confluent-kafka transactional producer (of ``tid``)."""
     topic = _name("t")
     create_topics(bootstrap, [topic])
-    p = confluent_producer(bootstrap, _name("tx"), **extra)
+    p = confluent_producer(bootstrap, tid or _name("tx"), **extra)
     p.init_transactions(15)
     return topic, p
 
@@ -388,11 +388,8 @@ def test_bad_input_gets_kafkas_errors_and_writes_nothing(txn_broker):
 def test_transaction_state_and_aborted_index_survive_kill_9(broker_factory, tmp_path):
     data = tmp_path / "data"
     b = broker_factory(data_dir=data, overrides=dict(OVERRIDES))
-    topic = _name("t")
     tid = _name("tx")
-    create_topics(b.bootstrap, [topic])
-    p = confluent_producer(b.bootstrap, tid)
-    p.init_transactions(15)
+    topic, p = fresh_topic_and_producer(b.bootstrap, tid)
     p.begin_transaction()
     p.produce(topic, value=b"aborted", partition=0)
     p.flush(10)
@@ -557,3 +554,26 @@ def test_consume_transform_produce_with_a_killed_member_is_exact(broker_factory)
     assert sorted(got) == sorted(expected)  # every input once: nothing lost, nothing twice
     everything = confluent_values(b.bootstrap, sink, "read_uncommitted", 301, partitions=3, timeout_s=10)
     assert len(everything) > 300  # the victim's aborted output is in the log, hidden from read_committed
+
+
+def test_unused_transactional_id_expires(broker_factory):
+    from kafka.protocol.admin import DescribeTransactionsRequest, DescribeTransactionsResponse
+    b = broker_factory(overrides={**OVERRIDES, "transactional.id.expiration.ms": "1500",
+                                  "transaction.remove.expired.transaction.cleanup.interval.ms": "300"})
+    tid = _name("tx")
+    topic, p = fresh_topic_and_producer(b.bootstrap, tid)
+    p.begin_transaction()
+    p.produce(topic, value=b"v", partition=0)
+    p.commit_transaction(15)
+    with RawConnection(b.bootstrap) as conn:
+        def state():
+            r = conn.roundtrip(DescribeTransactionsRequest(transactional_ids=[tid]), 0, DescribeTransactionsResponse)
+            return r.transaction_states[0].error_code, r.transaction_states[0].transaction_state
+        assert state() == (0, "CompleteCommit")
+        deadline = time.time() + 15
+        while state()[0] == 0 and time.time() < deadline:
+            time.sleep(0.3)
+        assert state() == (ErrorCode.TRANSACTIONAL_ID_NOT_FOUND, "")
+        # the id starts afresh: a new producer id at epoch 0
+        again = _init(conn, tid)
+        assert again.error_code == 0 and again.producer_epoch == 0

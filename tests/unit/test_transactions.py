@@ -121,6 +121,15 @@ def test_timeout_aborts_with_the_epoch_bumped():
     assert st.can_transition(m.state, target.state)
 
 
+def test_expiry_forgets_only_ids_without_a_transaction():
+    idle = ongoing(start=0).replace(state=TxnState.COMPLETE_COMMIT, last_update_ms=1000)
+    assert not st.expired(idle, 1999, 1000)
+    assert st.expired(idle, 2000, 1000)
+    assert st.expired(idle.replace(state=TxnState.EMPTY), 2000, 1000)
+    for busy in (TxnState.ONGOING, TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+        assert not st.expired(idle.replace(state=busy), 10**9, 1000)
+
+
 def test_transitions_follow_kafkas_table():
     assert st.can_transition(TxnState.ONGOING, TxnState.PREPARE_COMMIT)
     assert not st.can_transition(TxnState.EMPTY, TxnState.PREPARE_COMMIT)
