@@ -21,7 +21,10 @@ Transactional batches are accepted from a request that names its transactional i
 authorization of the id answers a null one); when this node coordinates the producer's
 transactional id, the partition must have been added to its ongoing transaction
 (KIP-890 part 1: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH for another epoch),
-so a late write cannot open a transaction that never ends. Control batches (markers) are
+so a late write cannot open a transaction that never ends; when another node coordinates
+it, that node is asked (AddPartitionsToTxn v4, verify_only) for the partitions where the
+producer has no transaction open yet, NOT_ENOUGH_REPLICAS (retriable) when it cannot
+answer. Control batches (markers) are
 the leader's own: a client's gets INVALID_RECORD.
 """
 
@@ -115,13 +118,42 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
     return check
 
 
-def _with_txn_check(broker, topic: str, index: int, check):
-    """``check``, then for a transactional batch KIP-890's verification with the local
-    transaction coordinator (skipped when another node coordinates the producer)."""
+async def _verify_remotely(broker, request) -> dict[tuple[str, int], ErrorCode]:
+    """KIP-890 part 1 when another node coordinates the request's transactional id: ask it
+    about the partitions led here whose producer has no transaction open here yet (once
+    one is open, its batches were verified when it opened)."""
+    tid = request.transactional_id
+    coordinator = broker.transactions.coordinator_node(tid) if tid is not None else None
+    if coordinator is not None and coordinator.node_id == broker.node_id:
+        return {}  # the local check in _with_txn_check
+    by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for topic in request.topic_data:
+        for data in topic.partition_data:
+            if len(data.records or b"") < rec.HEADER_SIZE:
+                continue
+            header = rec.parse_header(data.records)
+            partition = broker.replicas.partitions.get((topic.name, data.index))
+            if not header.is_transactional or partition is None or partition.isr_state is None:
+                continue
+            entry = partition.producer_state.producers.get(header.producer_id)
+            if entry is not None and entry.txn_first_offset >= 0 and entry.epoch == header.producer_epoch:
+                continue
+            by_producer.setdefault((header.producer_id, header.producer_epoch), []).append((topic.name, data.index))
+    out: dict[tuple[str, int], ErrorCode] = {}
+    for (producer_id, epoch), tps in by_producer.items():
+        out.update(await broker.transactions.verify_remote(tid, producer_id, epoch, tps))
+    return out
+
+
+def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[str, int], ErrorCode]):
+    """``check``, then for a transactional batch KIP-890's verification: with the local
+    transaction coordinator, or the answer of the remote one (``_verify_remotely``)."""
     def checked(header: rec.BatchHeader) -> None:
         check(header)
         if header.is_transactional and broker.transactions is not None:
-            error = broker.transactions.verify(header.producer_id, header.producer_epoch, (topic, index))
+            error = remote.get((topic, index))
+            if error is None:
+                error = broker.transactions.verify(header.producer_id, header.producer_epoch, (topic, index))
             if error:
                 raise KafkaError(error, NOT_ADDED if error == ErrorCode.INVALID_TXN_STATE else None)
     return checked
@@ -167,6 +199,7 @@ async def handle(ctx, request):
         return ProduceResponse([(topic.name, [
             PartitionProduceResponse(data.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
             for data in topic.partition_data]) for topic in request.topic_data])
+    remote = await _verify_remotely(broker, request) if request.transactional_id is not None else {}
     now = broker.replicas.clock_ms()
     stats = broker.stats
     responses = []
@@ -187,7 +220,7 @@ async def handle(ctx, request):
                     check_keys_for_compaction(topic.name, data.index, data.records)
                 partition, result = broker.replicas.append_records(
                     topic.name, data.index, data.records, required_acks=acks,
-                    check=_with_txn_check(broker, topic.name, data.index, check))
+                    check=_with_txn_check(broker, topic.name, data.index, check, remote))
             except KafkaError as e:
                 failed = True
                 topic_stats.failed_produce += 1

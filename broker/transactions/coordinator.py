@@ -33,7 +33,12 @@ import asyncio
 import time
 
 import structlog
-from kafka.protocol.producer import WriteTxnMarkersRequest, WriteTxnMarkersResponse
+from kafka.protocol.producer import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
+)
 
 from odradek.broker.groups.coordinator import (
     COORDINATOR_WRITE_ERRORS,
@@ -55,6 +60,7 @@ TRANSACTION_TOPIC = tl.TRANSACTION_TOPIC
 MARKER_RETRY_S = 0.2
 END_TXN_WAIT_S = 10.0  # EndTxn answers once the markers are written, or after this
 WRITE_TXN_MARKERS_VERSION = 1
+VERIFY_VERSION = 4  # AddPartitionsToTxn's first batched version, with verify_only
 
 
 
@@ -366,18 +372,57 @@ class TransactionCoordinator(PartitionCoordinator):
                 log.info("transaction_marker_retry", topic=tp[0], partition=tp[1], error=error.name)
         return done
 
-    async def _markers_remote(self, leader: int, tps, producer_id, producer_epoch, commit,
-                              coordinator_epoch) -> dict:
-        node = self.broker.image.brokers.get(leader)
+    def _peer(self, node_id: int) -> Peer | None:
+        """A connection to another live node's inter-broker listener (kept for reuse)."""
+        node = self.broker.image.brokers.get(node_id)
         if node is None or node.fenced:
-            return {}
+            return None
         endpoint = node.endpoints.get(self.broker.config.inter_broker_listener_name) \
             or next(iter(node.endpoints.values()))
-        peer = self.peers.get(leader)
+        peer = self.peers.get(node_id)
         if peer is None or (peer.host, peer.port) != tuple(endpoint):
             if peer is not None:
                 peer.close()
-            peer = self.peers[leader] = Peer(leader, endpoint[0], endpoint[1], from_node=self.broker.node_id)
+            peer = self.peers[node_id] = Peer(node_id, endpoint[0], endpoint[1], from_node=self.broker.node_id)
+        return peer
+
+    async def verify_remote(self, tid: str, producer_id: int, producer_epoch: int,
+                            tps: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:
+        """KIP-890 part 1 when another node coordinates ``tid``: AddPartitionsToTxn v4 with
+        verify_only to it; an error per partition. When the coordinator cannot be asked,
+        NOT_ENOUGH_REPLICAS (retriable), as Kafka's AddPartitionsToTxnManager answers."""
+        unavailable = dict.fromkeys(tps, ErrorCode.NOT_ENOUGH_REPLICAS)
+        node = self.coordinator_node(tid)
+        peer = self._peer(node.node_id) if node is not None else None
+        if peer is None:
+            return unavailable
+        A = AddPartitionsToTxnRequest
+        topics: dict[str, list[int]] = {}
+        for topic, index in tps:
+            topics.setdefault(topic, []).append(index)
+        request = A(transactions=[A.AddPartitionsToTxnTransaction(
+            transactional_id=tid, producer_id=producer_id, producer_epoch=producer_epoch, verify_only=True,
+            topics=[A.AddPartitionsToTxnTopic(name=t, partitions=ps) for t, ps in topics.items()])])
+        try:
+            response = await peer.send(request, VERIFY_VERSION, AddPartitionsToTxnResponse, timeout_s=5.0)
+        except (PeerUnavailable, OSError):
+            return unavailable
+        out = {}
+        for result in response.results_by_transaction:
+            for t in result.topic_results:
+                for part in t.results_by_partition:
+                    code = ErrorCode(part.partition_error_code)
+                    if code in (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                                ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.CONCURRENT_TRANSACTIONS):
+                        code = ErrorCode.NOT_ENOUGH_REPLICAS
+                    out[(t.name, part.partition_index)] = code
+        return {tp: out.get(tp, ErrorCode.NOT_ENOUGH_REPLICAS) for tp in tps}
+
+    async def _markers_remote(self, leader: int, tps, producer_id, producer_epoch, commit,
+                              coordinator_epoch) -> dict:
+        peer = self._peer(leader)
+        if peer is None:
+            return {}
         topics: dict[str, list[int]] = {}
         for topic, index in tps:
             topics.setdefault(topic, []).append(index)

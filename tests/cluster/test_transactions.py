@@ -76,3 +76,31 @@ def test_transactions_across_leaders_and_a_coordinator_failover(cluster):
     expected = sorted([b"c%d" % i for i in range(6)] + [b"n%d" % i for i in range(3)])
     assert committed_values(cluster.live_bootstrap, "tx3", 3, 9) == expected
     assert transaction_coordinator(cluster.live_bootstrap, tid) != coordinator
+
+
+def test_a_leader_asks_a_remote_coordinator_before_a_transactional_write(cluster):
+    """KIP-890 part 1 across nodes: the partition leader verifies with the transaction's
+    coordinator on another node (AddPartitionsToTxn verify_only) that the partition was
+    added; a write to one that was not is refused and nothing is written."""
+    from kafka.protocol.producer import ProduceResponse
+
+    from odradek.protocol.errors import ErrorCode
+    from tests.integration.test_transactions import _add, _init, _txn_batch, txn_produce
+    cluster.start()
+    cluster.wait_formed()
+    create_topics(cluster.live_bootstrap, ["v3"], 3, 3)
+    tid = "raw-tx"
+    coordinator = transaction_coordinator(cluster.live_bootstrap, tid)
+    leaders = {p.id: p.leader for p in cluster.admin().list_topics(timeout=10).topics["v3"].partitions.values()}
+    index = next(i for i, leader in leaders.items() if leader != coordinator)
+    with RawConnection(cluster.nodes[coordinator].bootstrap) as conn:
+        init = _init(conn, tid)
+        pid, epoch = init.producer_id, init.producer_epoch
+        with RawConnection(cluster.nodes[leaders[index]].bootstrap) as leader:
+            resp = leader.roundtrip(txn_produce("v3", index, _txn_batch(pid, epoch, 0, b"x"), tid), 9, ProduceResponse)
+            assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
+            assert _add(conn, tid, pid, epoch, "v3", [index]) == {("v3", index): 0}
+            resp = leader.roundtrip(txn_produce("v3", index, _txn_batch(pid, epoch, 0, b"in"), tid), 9,
+                                    ProduceResponse)
+            assert resp.responses[0].partition_responses[0].error_code == 0
+            assert resp.responses[0].partition_responses[0].base_offset == 0
