@@ -92,8 +92,11 @@ class Partition:
         return self.producer_state.last_stable_offset(self.log.high_watermark)
 
     def set_high_watermark(self, high_watermark: int) -> None:
-        """Publish a new high watermark: consumers see more, acks=-1 waiters complete."""
+        """Publish a new high watermark: consumers see more, acks=-1 waiters complete,
+        completed transactions below it stop holding the last stable offset back (on
+        followers too, which would otherwise keep them all)."""
         self.log.high_watermark = high_watermark
+        self.producer_state.on_high_watermark(self.log.high_watermark)
         waiters = self.hw_waiters  # only the ones now below the high watermark are touched
         while waiters and waiters[0][0] < high_watermark:
             fut = waiters.popleft()[1]
