@@ -124,10 +124,13 @@ class PartitionCoordinator:
 
     async def _log_chunks(self, p) -> AsyncIterator[bytes]:
         """The led partition's log from its start, in whole batches of about
-        LOAD_CHUNK_BYTES; loading is background work: requests go through between chunks."""
+        LOAD_CHUNK_BYTES; loading is background work: requests go through between chunks.
+        It reads to the log end as it is when it gets there (no await between that check
+        and the caller's end of loading), so a transaction marker appended meanwhile is
+        read too, not missed by both the load and the live path."""
         log_ = p.partition.log
-        offset, end = log_.log_start_offset, log_.log_end_offset
-        while offset < end:
+        offset = log_.log_start_offset
+        while offset < log_.log_end_offset:
             read = self.replicas.read(self.TOPIC, p.index, offset, LOAD_CHUNK_BYTES,
                                       min_one=True, up_to_high_watermark=False)
             with read:
