@@ -39,6 +39,7 @@ from odradek.broker.server import (
     close_idle_connections,
     start_listeners,
 )
+from odradek.broker.transactions import TransactionCoordinator
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication import peer
 from odradek.replication.controller import Controller, LocalMetadataLog, NewTopic
@@ -108,8 +109,8 @@ class Lease:
     with acks=all.
     """
 
-    def __init__(self, groups: GroupCoordinator, image: MetadataImage, session_timeout_ms: int):
-        self.groups = groups
+    def __init__(self, coordinators: list, image: MetadataImage, session_timeout_ms: int):
+        self.coordinators = coordinators  # the group and transaction coordinators
         self.image = image
         self.session_s = session_timeout_ms / 1000
         self._timer: asyncio.TimerHandle | None = None
@@ -120,7 +121,7 @@ class Lease:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_at(sent_at + self.session_s, self._lapsed)
-        if not self.groups.held and self._resume_at is None:
+        if not self.coordinators[0].held and self._resume_at is None:
             self._resume_at = controller_offset
         self._resume_if_caught_up()
 
@@ -133,13 +134,15 @@ class Lease:
         if self._resume_at is not None and self.image.offset >= self._resume_at:
             self._resume_at = None
             log.info("lease_renewed", image_offset=self.image.offset)
-            self.groups.hold(True)
+            for coordinator in self.coordinators:
+                coordinator.hold(True)
 
     def _lapsed(self) -> None:
         self._timer = self._resume_at = None
         log.warning("lease_lapsed", session_timeout_s=self.session_s,
                     reason="no heartbeat answered by the controller: coordinating no group until one is")
-        self.groups.hold(False)
+        for coordinator in self.coordinators:
+            coordinator.hold(False)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -164,6 +167,7 @@ class Broker:
         self.metadata_log = None  # a LocalMetadataLog, or a cluster's RaftMetadataLog
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
+        self.transactions: TransactionCoordinator | None = None
         self.registered = asyncio.Event()
         self.ready = asyncio.Event()  # registered, and the image caught up and holding this node
         self.lease: Lease | None = None  # a cluster node's, see Lease
@@ -244,6 +248,8 @@ class Broker:
             self.controller.subscribers.append(self.authorizer.on_metadata)
         self.groups = GroupCoordinator(self)
         self.groups.start()  # before the replicas start: it follows their leadership from the first
+        self.transactions = TransactionCoordinator(self)
+        self.transactions.start()
         await self.metadata_log.start()
         self.replicas.start(self.metadata_log.caught_up)
         self.servers = await start_listeners(self)
@@ -259,7 +265,7 @@ class Broker:
         await self._start_http()
         self.tasks.spawn("become_ready", self._become_ready)
         if self.config.voters:
-            self.lease = Lease(self.groups, self.image, self.config["broker.session.timeout.ms"])
+            self.lease = Lease([self.groups, self.transactions], self.image, self.config["broker.session.timeout.ms"])
             self.controller.subscribers.append(self.lease.on_metadata)
             self.tasks.spawn("register_and_heartbeat", lambda: self._register_and_heartbeat(endpoints))
             self.tasks.spawn("fencing", self.controller.run_fencing)
@@ -462,6 +468,7 @@ class Broker:
             conn.transport.abort()
         for server in self.servers:
             await server.wait_closed()
+        await self.transactions.close()
         await self.groups.close()
         await self.replicas.close()
         await self.metadata_log.stop()

@@ -39,11 +39,13 @@ from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
 from odradek.storage.producer_state import (
+    CompletedTxn,
     DuplicateBatch,
     ProducerStateError,
     ProducerStateManager,
     iter_log_headers,
 )
+from odradek.storage.txn_index import AbortedTxn, AbortedTxnIndex
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +72,12 @@ class Partition:
     # The newest producer-state snapshot write (in a thread): the next waits for it, and a
     # truncation does, so no snapshot lands above a log end it just cut.
     snapshot_write: asyncio.Task | None = None
+    # The aborted transactions of this log (storage.txn_index); by default unloaded, empty.
+    txn_index: AbortedTxnIndex = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.txn_index is None:
+            self.txn_index = AbortedTxnIndex(self.log.dir)
 
     def wake(self) -> None:
         for fut in self.waiters:
@@ -77,9 +85,18 @@ class Partition:
                 fut.set_result(None)
         self.waiters.clear()
 
+    @property
+    def last_stable_offset(self) -> int:
+        """Where read_committed consumers stop: the first offset of the earliest open
+        transaction (or one whose marker is not yet replicated), at most the high watermark."""
+        return self.producer_state.last_stable_offset(self.log.high_watermark)
+
     def set_high_watermark(self, high_watermark: int) -> None:
-        """Publish a new high watermark: consumers see more, acks=-1 waiters complete."""
+        """Publish a new high watermark: consumers see more, acks=-1 waiters complete,
+        completed transactions below it stop holding the last stable offset back (on
+        followers too, which would otherwise keep them all)."""
         self.log.high_watermark = high_watermark
+        self.producer_state.on_high_watermark(self.log.high_watermark)
         waiters = self.hw_waiters  # only the ones now below the high watermark are touched
         isr_size = len(self.isr_state.isr) if self.isr_state is not None else 0
         while waiters and waiters[0][0] < high_watermark:
@@ -172,8 +189,10 @@ class ReplicaManager:
                     log_ = self.log_manager.get_or_create_log(topic.name, p.partition,
                                                               log_config_for(self.config, overrides))
                     log_.update_config(log_config_for(self.config, overrides))
+                    txn_index = AbortedTxnIndex(log_.dir)
                     partition = Partition(topic.name, p.partition, log_, p.leader_epoch,
-                                          self._load_producer_state(log_), -1, topic.topic_id)
+                                          self._load_producer_state(log_, txn_index), -1,
+                                          topic.topic_id, txn_index=txn_index)
                     self.partitions[key] = partition
                 self._update_role(partition, p)
         # Only partitions the image took away are deleted, never logs it does not
@@ -254,10 +273,35 @@ class ReplicaManager:
         for fetcher in self.fetchers.values():
             fetcher.unfollow(partition.topic, partition.index)
 
-    def _load_producer_state(self, log_: Log) -> ProducerStateManager:
+    def _load_producer_state(self, log_: Log, txn_index: AbortedTxnIndex | None = None
+                             ) -> ProducerStateManager:
+        """Replay the producer state (blocking); ``txn_index`` is loaded from its files, cut
+        where the replay starts and given the aborted transactions the replay completes."""
         state = ProducerStateManager(log_.dir, self.config["producer.id.expiration.ms"])
-        state.load(log_.log_end_offset, lambda offset: iter_log_headers(log_, offset), self.clock_ms())
+        if txn_index is None:
+            txn_index = AbortedTxnIndex(log_.dir)
+        txn_index.load()
+
+        def completed(done: CompletedTxn | None, offset: int) -> None:
+            if done is None:
+                txn_index.truncate(offset)
+            else:
+                self._index_completed(log_, state, txn_index, done)
+        state.load(log_.log_end_offset, lambda offset: iter_log_headers(log_, offset), self.clock_ms(),
+                   completed)
         return state
+
+    @staticmethod
+    def _index_completed(log_: Log, state: ProducerStateManager, txn_index: AbortedTxnIndex,
+                         done: CompletedTxn) -> None:
+        """An aborted transaction goes into the ``.txnindex`` of its marker's segment."""
+        if not done.is_aborted:
+            return
+        segment = log_.segments[log_._segment_index(done.last_offset)]
+        first = state.first_unstable_offset()
+        lso = done.last_offset if first is None else min(first, done.last_offset)
+        txn_index.append(AbortedTxn(done.producer_id, done.first_offset, done.last_offset, lso),
+                         segment.base_offset)
 
     def _notify(self, partition: Partition, is_leader: bool) -> None:
         for listener in self.leadership_listeners:
@@ -326,14 +370,15 @@ class ReplicaManager:
                          f"Leader epoch {requested} is newer than {partition.leader_epoch}")
 
     def append_records(self, topic: str, index: int, records, *, required_acks: int = 1,
-                       check: Callable[[rec.BatchHeader], None] | None = None):
+                       check: Callable[[rec.BatchHeader], None] | None = None, client: bool = True):
         """Validate and append a Produce partition's batch as leader; KafkaError on failure.
 
         ``check`` sees the batch header after it passed validation (policy checks
         that depend on the request version or topic config); then the producer
         state checks it. Nothing is written if either raises. A retry of a recent
         batch of an idempotent producer appends nothing and returns the offsets
-        it got the first time.
+        it got the first time. ``client`` False: a coordinator's own batch, without
+        sequences (its producer's epoch is still checked).
         """
         p = self.leader_partition(topic, index)
         if not records:
@@ -354,7 +399,7 @@ class ReplicaManager:
             if check is not None:
                 check(header)
             if header.producer_id >= 0:
-                p.producer_state.check(header)
+                p.producer_state.check(header, sequences=client)
             headers.append(header)
 
         active_segment = p.log.segments[-1]
@@ -370,17 +415,45 @@ class ReplicaManager:
                                    b.last_offset - b.first_offset + 1, 0)
         except (rec.RecordError, KafkaStorageError, ProducerStateError) as e:
             raise _error_of(e) from None
+        (header,) = headers
+        self._after_leader_append(p, active_segment, header, result)
+        return p, result
+
+    def _after_leader_append(self, p: Partition, active_segment, header: rec.BatchHeader,
+                             result: AppendResult, control: int = -1) -> None:
         if p.log.segments[-1] is not active_segment:
             # Rolled: snapshot the state as of the new segment's start (Kafka's roll does),
             # so recovery replays at most one segment's batch headers.
             self._snapshot_producer_state(p, result.base_offset)
-        (header,) = headers
         if header.producer_id >= 0:
-            p.producer_state.update(header, result.base_offset, self.clock_ms())
+            done = p.producer_state.update(header, result.base_offset, self.clock_ms(), control)
+            if done is not None:
+                self._index_completed(p.log, p.producer_state, p.txn_index, done)
         if p.isr_state.on_append(p.log.log_end_offset):
             p.set_high_watermark(p.isr_state.high_watermark)
         else:
             p.wake()  # followers long-polling for new data
+
+    def write_marker(self, topic: str, index: int, producer_id: int, producer_epoch: int,
+                     commit: bool, coordinator_epoch: int):
+        """Append a COMMIT or ABORT marker for a producer as leader (WriteTxnMarkers):
+        (partition, result) to wait on with ``wait_committed``; KafkaError on failure.
+        A marker from an epoch older than the producer's is INVALID_PRODUCER_EPOCH."""
+        p = self.leader_partition(topic, index)
+        entry = p.producer_state.producers.get(producer_id)
+        if entry is not None and producer_epoch < entry.epoch:
+            raise KafkaError(ErrorCode.INVALID_PRODUCER_EPOCH,
+                             f"Marker epoch {producer_epoch} is older than {entry.epoch}")
+        batch = rec.build_marker_batch(producer_id, producer_epoch, commit, coordinator_epoch,
+                                       self.clock_ms())
+        headers: list[rec.BatchHeader] = []
+        active_segment = p.log.segments[-1]
+        try:
+            result = p.log.append(batch, leader_epoch=p.leader_epoch, check=headers.append)
+        except (rec.RecordError, KafkaStorageError) as e:
+            raise _error_of(e) from None
+        self._after_leader_append(p, active_segment, headers[0], result,
+                                  rec.CONTROL_COMMIT if commit else rec.CONTROL_ABORT)
         return p, result
 
     def _snapshot_producer_state(self, p: Partition, offset: int) -> None:
@@ -547,6 +620,7 @@ class ReplicaManager:
             # Nothing of the old log is left to replay: forget every producer and snapshot,
             # as Kafka's truncateFullyAndStartAt does (a reload brought an old snapshot back).
             p.producer_state.truncate_fully()
+            p.txn_index.truncate(0)
 
     async def _follower_after_snapshots(self, topic: str, index: int) -> Partition | None:
         """The partition if this node follows it, once its snapshot writes (from when it
@@ -564,11 +638,13 @@ class ReplicaManager:
         leaders and this follower's fetcher awaits the replay (only a flush.* fsync may
         hold one of its segments at the same time)."""
         end = p.log.log_end_offset
+        txn_index = AbortedTxnIndex(p.log.dir)
         state = await asyncio.get_running_loop().run_in_executor(
-            None, self._load_producer_state, p.log)
+            None, self._load_producer_state, p.log, txn_index)
         if p.log.log_end_offset > end:
-            state.replay(iter_log_headers(p.log, end), self.clock_ms())
-        p.producer_state = state
+            state.replay(iter_log_headers(p.log, end), self.clock_ms(),
+                         lambda done, _: done and self._index_completed(p.log, state, txn_index, done))
+        p.producer_state, p.txn_index = state, txn_index
 
     def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int,
                            leader_log_start_offset: int = -1) -> None:
@@ -587,7 +663,10 @@ class ReplicaManager:
             while pos < len(records):  # the producer state follows the leader's batches
                 header = rec.parse_header(records, pos)
                 if header.producer_id >= 0 and header.base_offset >= base:
-                    p.producer_state.update(header, header.base_offset, now)
+                    control = rec.control_type(records, pos) if header.is_control else -1
+                    done = p.producer_state.update(header, header.base_offset, now, control)
+                    if done is not None:
+                        self._index_completed(p.log, p.producer_state, p.txn_index, done)
                 pos += header.size
         p.set_high_watermark(min(leader_high_watermark, p.log.log_end_offset))
         if leader_log_start_offset > p.log.log_start_offset:
@@ -595,11 +674,14 @@ class ReplicaManager:
 
     # -- fetch --------------------------------------------------------------------
     def read(self, topic: str, index: int, fetch_offset: int, max_bytes: int, min_one: bool,
-             up_to_high_watermark: bool = True):
+             up_to_high_watermark: bool = True, max_offset: int | None = None):
+        """Batches from ``fetch_offset``: up to the high watermark (consumers), the log end
+        (followers, coordinators), or ``max_offset`` (read_committed: the last stable offset)."""
         p = self.leader_partition(topic, index)
+        if max_offset is None and up_to_high_watermark:
+            max_offset = p.log.high_watermark
         try:
-            return p.log.read(fetch_offset, max_bytes,
-                              p.log.high_watermark if up_to_high_watermark else None, min_one)
+            return p.log.read(fetch_offset, max_bytes, max_offset, min_one)
         except OffsetOutOfRangeError as e:
             raise _error_of(e) from None
 

@@ -513,6 +513,7 @@ def build_batch(
     producer_epoch: int = -1,
     base_sequence: int = -1,
     transactional: bool = False,
+    control: bool = False,
 ) -> bytes:
     """Encode an uncompressed magic-2 batch from (key, value, headers, timestamp) records."""
     recs = [Record(*r) for r in records]
@@ -533,7 +534,7 @@ def build_batch(
         body += _varint(len(inner)) + inner
     attributes = (TIMESTAMP_TYPE_BIT if timestamp_type == LOG_APPEND_TIME else 0) | (
         TRANSACTIONAL_BIT if transactional else 0
-    )
+    ) | (CONTROL_BIT if control else 0)
     buf = bytearray(HEADER_SIZE) + body
     _HEADER.pack_into(
         buf, 0, base_offset, len(buf) - LOG_OVERHEAD, partition_leader_epoch, MAGIC, 0,
@@ -542,3 +543,44 @@ def build_batch(
     )  # fmt: skip
     _UINT32.pack_into(buf, _OFF_CRC, compute_crc(buf, 0, len(buf)))
     return bytes(buf)
+
+
+# -- control batches (transaction markers) ---------------------------------------------
+#
+# A transaction marker is a control batch (attributes: transactional and control bits,
+# base_sequence -1) of one record, written by the partition leader, never by a client:
+#
+#     key   = version int16 (0) | type int16 (0 ABORT, 1 COMMIT)
+#     value = version int16 (0) | coordinator_epoch int32      (Kafka's EndTransactionMarker)
+
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+_CONTROL_KEY = struct.Struct(">hh")
+_MARKER_VALUE = struct.Struct(">hi")
+
+
+def build_marker_batch(producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
+                       timestamp: int) -> bytes:
+    """A COMMIT or ABORT marker batch for one producer (base offset stamped on append)."""
+    key = _CONTROL_KEY.pack(0, CONTROL_COMMIT if commit else CONTROL_ABORT)
+    value = _MARKER_VALUE.pack(0, coordinator_epoch)
+    return build_batch([Record(key, value, (), timestamp)], producer_id=producer_id,
+                       producer_epoch=producer_epoch, transactional=True, control=True)
+
+
+def control_type(batch: bytes | bytearray | memoryview, pos: int = 0) -> int:
+    """The control record type (CONTROL_ABORT, CONTROL_COMMIT, ...) of the control batch at
+    ``pos``: its first record's key. -1 when it cannot be read."""
+    try:
+        p = pos + HEADER_SIZE
+        _, p = _read_varint(batch, p)  # record length
+        p += 1  # attributes
+        _, p = _read_varint(batch, p)  # timestamp delta
+        _, p = _read_varint(batch, p)  # offset delta
+        key_len, p = _read_varint(batch, p)
+        if key_len < _CONTROL_KEY.size or p + key_len > len(batch):
+            return -1
+        return _CONTROL_KEY.unpack_from(batch, p)[1]
+    except (IndexError, struct.error, CorruptRecordError):
+        return -1
+

@@ -183,7 +183,7 @@ class Log:
         for leftover in [*self.dir.glob("*" + DELETED_SUFFIX), *self.dir.glob("*.tmp")]:
             leftover.unlink()  # a crash interrupted a deletion or a checkpoint write
         bases = sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
-        for suffix in (".index", ".timeindex"):
+        for suffix in (".index", ".timeindex", ".txnindex"):
             for orphan in self.dir.glob("*" + suffix):
                 if not orphan.stem.isdigit() or int(orphan.stem) not in bases:
                     orphan.unlink()

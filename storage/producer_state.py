@@ -15,6 +15,14 @@ per partition). The rules on append, as Kafka applies them since KIP-360:
 - a producer this partition has no state for (new here, or expired after
   producer.id.expiration.ms) is accepted at any sequence.
 
+Transactions (KIP-98): a producer's first transactional batch opens its transaction
+here (``txn_first_offset``); the leader's COMMIT or ABORT marker (a control batch)
+closes it and yields a ``CompletedTxn``, which the caller adds to the aborted-transaction
+index when aborted. A producer with an open transaction may not write outside it
+(INVALID_TXN_STATE). The first unstable offset is the first offset of the earliest
+transaction that is open, or completed with a marker not yet below the high watermark;
+the last stable offset is the smaller of it and the high watermark.
+
 The state is rebuilt from the log: from the newest snapshot at or below the log
 end, then by replaying batch headers after it (no record is read). Snapshots are
 ``<20-digit offset>.snapshot`` files in the partition directory: JSON with a CRC32C
@@ -58,6 +66,18 @@ class OutOfOrderSequenceError(ProducerStateError):
     error_code = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
+class InvalidTxnStateError(ProducerStateError):
+    error_code = ErrorCode.INVALID_TXN_STATE
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    producer_id: int
+    first_offset: int
+    last_offset: int  # the marker's offset
+    is_aborted: bool
+
+
 @dataclass(frozen=True, slots=True)
 class BatchMetadata:
     first_seq: int
@@ -73,6 +93,7 @@ class ProducerEntry:
     epoch: int
     batches: deque = field(default_factory=lambda: deque(maxlen=BATCHES_RETAINED))
     last_update_ms: int = 0
+    txn_first_offset: int = -1  # first offset of its open transaction here; -1: none
 
     @property
     def last_seq(self) -> int:
@@ -100,10 +121,14 @@ class ProducerStateManager:
         self.directory = Path(directory)
         self.expiration_ms = expiration_ms
         self.producers: dict[int, ProducerEntry] = {}
+        self.ongoing: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        # completed transactions whose marker is not yet below the high watermark
+        self.unreplicated: deque[CompletedTxn] = deque()
 
     # -- append --------------------------------------------------------------------
-    def check(self, header: BatchHeader) -> None:
-        """Validate a client batch; raises DuplicateBatch or a ProducerStateError."""
+    def check(self, header: BatchHeader, sequences: bool = True) -> None:
+        """Validate a batch; raises DuplicateBatch or a ProducerStateError. A coordinator's
+        own transactional batch (TxnOffsetCommit) has no sequence: ``sequences`` False."""
         entry = self.producers.get(header.producer_id)
         if entry is None:
             return  # no state here: any sequence (KIP-360)
@@ -111,6 +136,12 @@ class ProducerStateManager:
             raise InvalidProducerEpochError(
                 f"Producer {header.producer_id} epoch {header.producer_epoch} is older than "
                 f"{entry.epoch}")
+        if entry.txn_first_offset >= 0 and not header.is_transactional:
+            raise InvalidTxnStateError(
+                f"Expected transactional write from producer {header.producer_id} at offset "
+                f"{entry.txn_first_offset}, got a non-transactional one")
+        if not sequences:
+            return
         first, last = header.base_sequence, _last_seq(header)
         if header.producer_epoch == entry.epoch:
             for batch in entry.batches:
@@ -125,20 +156,65 @@ class ProducerStateManager:
                 f"Producer {header.producer_id}: new epoch {header.producer_epoch} must start "
                 f"at sequence 0, not {first}")
 
-    def update(self, header: BatchHeader, base_offset: int, now_ms: int) -> None:
-        """Record a batch that is now in the log at ``base_offset``."""
+    def update(self, header: BatchHeader, base_offset: int, now_ms: int,
+               control_type: int = -1) -> CompletedTxn | None:
+        """Record a batch that is now in the log at ``base_offset``; for a transaction
+        marker (``control_type`` 0 ABORT, 1 COMMIT) the transaction it completed, if any."""
         entry = self.producers.get(header.producer_id)
+        if header.is_control:
+            return self._marker(entry, header, base_offset, now_ms, control_type)
         if entry is None or entry.epoch != header.producer_epoch:
-            entry = ProducerEntry(header.producer_id, header.producer_epoch)
+            txn_first = entry.txn_first_offset if entry is not None else -1
+            entry = ProducerEntry(header.producer_id, header.producer_epoch, txn_first_offset=txn_first)
             self.producers[header.producer_id] = entry
         entry.batches.append(BatchMetadata(header.base_sequence, _last_seq(header), base_offset,
                                            base_offset + header.last_offset_delta,
                                            header.max_timestamp))
         entry.last_update_ms = now_ms
+        if header.is_transactional and entry.txn_first_offset < 0:
+            entry.txn_first_offset = base_offset
+            self.ongoing[header.producer_id] = base_offset
+        return None
+
+    def _marker(self, entry: ProducerEntry | None, header: BatchHeader, offset: int, now_ms: int,
+                control_type: int) -> CompletedTxn | None:
+        """A COMMIT or ABORT marker: the producer's epoch moves to the marker's (batches of
+        an older epoch no longer count), its open transaction here completes."""
+        if entry is None:
+            entry = self.producers[header.producer_id] = ProducerEntry(header.producer_id, header.producer_epoch)
+        elif header.producer_epoch > entry.epoch:
+            entry.epoch = header.producer_epoch
+            entry.batches.clear()
+        entry.last_update_ms = now_ms
+        if control_type not in (0, 1):
+            return None
+        first = entry.txn_first_offset if entry.txn_first_offset >= 0 else offset
+        entry.txn_first_offset = -1
+        self.ongoing.pop(header.producer_id, None)
+        done = CompletedTxn(header.producer_id, first, offset, control_type == 0)
+        self.unreplicated.append(done)
+        return done
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the earliest open (or not yet replicated) transaction."""
+        firsts = list(self.ongoing.values())
+        if self.unreplicated:
+            firsts.append(min(t.first_offset for t in self.unreplicated))
+        return min(firsts) if firsts else None
+
+    def on_high_watermark(self, high_watermark: int) -> None:
+        """Completed transactions whose marker is now below the high watermark are stable."""
+        while self.unreplicated and self.unreplicated[0].last_offset < high_watermark:
+            self.unreplicated.popleft()
+
+    def last_stable_offset(self, high_watermark: int) -> int:
+        self.on_high_watermark(high_watermark)
+        first = self.first_unstable_offset()
+        return high_watermark if first is None else min(first, high_watermark)
 
     def remove_expired(self, now_ms: int) -> list[int]:
         expired = [pid for pid, e in self.producers.items()
-                   if now_ms - e.last_update_ms >= self.expiration_ms]
+                   if now_ms - e.last_update_ms >= self.expiration_ms and e.txn_first_offset < 0]
         for pid in expired:
             del self.producers[pid]
         return expired
@@ -159,7 +235,7 @@ class ProducerStateManager:
         """The snapshot file's bytes for the state now, as of just before ``offset``."""
         body = json.dumps({"offset": offset, "producers": [
             {"producer_id": e.producer_id, "epoch": e.epoch, "last_update_ms": e.last_update_ms,
-             "batches": [[b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp]
+             "txn_first_offset": e.txn_first_offset, "batches": [[b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp]
                          for b in e.batches]} for e in self.producers.values()]}).encode()
         return b"%d\n" % crc32c.crc32c(body) + body
 
@@ -179,7 +255,8 @@ class ProducerStateManager:
             return None
         producers = {}
         for p in data["producers"]:
-            entry = ProducerEntry(p["producer_id"], p["epoch"], last_update_ms=p["last_update_ms"])
+            entry = ProducerEntry(p["producer_id"], p["epoch"], last_update_ms=p["last_update_ms"],
+                                  txn_first_offset=p.get("txn_first_offset", -1))
             entry.batches.extend(BatchMetadata(*b) for b in p["batches"])
             producers[entry.producer_id] = entry
         return producers
@@ -197,15 +274,18 @@ class ProducerStateManager:
         deleted with the leader's log, and once this replica leads, the producer's next
         batch would be OUT_OF_ORDER_SEQUENCE_NUMBER instead of accepted as from a
         producer this partition has no state for."""
-        self.producers = {}
+        self.producers, self.ongoing, self.unreplicated = {}, {}, deque()
         for offset in self.snapshot_offsets():
             self._path(offset).unlink(missing_ok=True)
 
-    def load(self, log_end_offset: int, headers_from: Callable[[int], Iterable], now_ms: int) -> int:
+    def load(self, log_end_offset: int, headers_from: Callable[[int], Iterable], now_ms: int,
+             on_completed: Callable[[CompletedTxn | None, int], None] | None = None) -> int:
         """Rebuild from the newest good snapshot <= log end plus the batches after it.
 
-        ``headers_from(offset)`` yields (base_offset, header) of the log's batches
-        from ``offset`` on. Returns the offset replay started from.
+        ``headers_from(offset)`` yields (base_offset, header, control type) of the log's
+        batches from ``offset`` on. Returns the offset replay started from.
+        ``on_completed(None, start)`` is called first (the aborted-transaction index drops
+        what replay will write again), then once per completed transaction.
         """
         self.truncate_snapshots(log_end_offset)
         start, self.producers = 0, {}
@@ -214,18 +294,30 @@ class ProducerStateManager:
             if loaded is not None:
                 start, self.producers = offset, loaded
                 break
-        self.replay(headers_from(start), now_ms)
+        self.ongoing = {e.producer_id: e.txn_first_offset for e in self.producers.values()
+                        if e.txn_first_offset >= 0}
+        self.unreplicated = deque()
+        if on_completed is not None:
+            on_completed(None, start)
+        self.replay(headers_from(start), now_ms, on_completed)
         return start
 
-    def replay(self, batches: Iterable[tuple[int, BatchHeader]], now_ms: int) -> None:
-        for base_offset, header in batches:
+    def replay(self, batches: Iterable[tuple[int, BatchHeader, int]], now_ms: int,
+               on_completed: Callable[[CompletedTxn | None, int], None] | None = None) -> None:
+        """Apply (base_offset, header, control type) of batches; ``on_completed`` sees each
+        transaction a marker completes (with the marker's offset)."""
+        for base_offset, header, control in batches:
             if header.producer_id >= 0:
-                self.update(header, base_offset, now_ms)
+                done = self.update(header, base_offset, now_ms, control)
+                if done is not None and on_completed is not None:
+                    on_completed(done, base_offset)
 
 
-def iter_log_headers(log, from_offset: int, chunk_bytes: int = 8 * 2**20) -> Iterator[tuple[int, BatchHeader]]:
-    """(base_offset, header) of every batch of ``log`` from ``from_offset``, reading headers only."""
-    from odradek.protocol.records import HEADER_SIZE, parse_header
+def iter_log_headers(log, from_offset: int, chunk_bytes: int = 8 * 2**20
+                     ) -> Iterator[tuple[int, BatchHeader, int]]:
+    """(base_offset, header, control type) of every batch of ``log`` from ``from_offset``,
+    reading headers only (and the one record of a control batch: its type; -1 otherwise)."""
+    from odradek.protocol.records import HEADER_SIZE, control_type, parse_header
 
     offset = max(from_offset, log.log_start_offset)
     while offset < log.log_end_offset:
@@ -237,6 +329,9 @@ def iter_log_headers(log, from_offset: int, chunk_bytes: int = 8 * 2**20) -> Ite
                 while pos + HEADER_SIZE <= end:
                     header = parse_header(os.pread(s.fd, HEADER_SIZE, pos))
                     if header.next_offset > offset:
-                        yield header.base_offset, header
+                        control = -1
+                        if header.is_control:
+                            control = control_type(os.pread(s.fd, min(header.size, 256), pos))
+                        yield header.base_offset, header, control
                         offset = header.next_offset
                     pos += header.size

@@ -71,6 +71,9 @@ class LogSegment:
         self.time_index = TimeIndex(
             stem.with_suffix(".timeindex"), base_offset, config.segment_index_bytes, mutable=active
         )
+        # the aborted-transaction index of the markers in this segment (storage.txn_index),
+        # written by the partition's AbortedTxnIndex; deleted with the segment
+        self.txn_index_path = stem.with_suffix(".txnindex")
         self.created_ms = now_ms
         self.indexes_synced = True
         self.refs = 0
@@ -407,6 +410,10 @@ class LogSegment:
                 self.log_path = new
                 for index in (self.offset_index, self.time_index):
                     index.rename(index.path.with_name(index.path.name + DELETED_SUFFIX))
+                if self.txn_index_path.exists():
+                    new = self.txn_index_path.with_name(self.txn_index_path.name + DELETED_SUFFIX)
+                    os.rename(self.txn_index_path, new)
+                    self.txn_index_path = new
             except FileNotFoundError:
                 pass  # the whole directory is going away
         if self.refs == 0:
@@ -414,7 +421,7 @@ class LogSegment:
 
     def _destroy(self) -> None:
         self.close()
-        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+        for path in (self.log_path, self.offset_index.path, self.time_index.path, self.txn_index_path):
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -45,6 +45,31 @@ def read_values(bootstrap: str, topic: str, partitions: int = 1, idle_ms: int = 
     return values
 
 
+def confluent_values(bootstrap: str, topic: str, isolation: str, expect: int, partitions: int = 1,
+                     timeout_s: float = 15, settle_s: float = 1.0) -> list[bytes]:
+    """Values read from the start of the topic's partitions with a confluent-kafka consumer
+    at this isolation.level, until ``expect`` arrived and ``settle_s`` passed without more
+    (so an extra record would be seen), or ``timeout_s``."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{time.time()}",
+                  "enable.auto.commit": False, "isolation.level": isolation})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got, deadline, quiet_until = [], time.time() + timeout_s, None
+    try:
+        while time.time() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.append(m.value())
+                quiet_until = None
+            if len(got) >= expect:
+                quiet_until = quiet_until or time.time() + settle_s
+                if time.time() >= quiet_until:
+                    break
+    finally:
+        c.close()
+    return got
+
+
 def produce_kafka_python(bootstrap, topic, records, codec):
     from kafka import KafkaProducer
     p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type=codec,

@@ -20,6 +20,11 @@
   (and more than a floor), the live state is written again as a snapshot, in one
   go so no commit interleaves, and the log start moves to the snapshot. Replaying
   from the log start therefore always rebuilds the state.
+- Transactional offsets (TxnOffsetCommit, KIP-98/447): written as a transactional batch
+  of the producer (no sequence), held pending per producer and applied or dropped when
+  the transaction's COMMIT or ABORT marker lands on the partition
+  (``complete_txn_offsets``); replay does the same from the log. No snapshot is taken
+  while a partition has pending transactional offsets (it would drop their records).
 - Expiry (offsets.retention.minutes, checked every offsets.retention.check.interval.ms):
   Kafka's rule (see ``Group.expired_offsets``); expired offsets get tombstones, and an
   empty group left without offsets is removed.
@@ -27,6 +32,8 @@
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import re2
 import structlog
@@ -69,14 +76,19 @@ REGEX_CACHE_SIZE = 1024
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a client's bad regex is its error, not ours to log
 
-# Kafka's mapping of append failures to what a group client understands.
-_WRITE_ERRORS = {
+# Kafka's mapping of a coordinator's append failures to what its clients understand
+# (the transaction coordinator uses it too)
+COORDINATOR_WRITE_ERRORS = {
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: ErrorCode.COORDINATOR_NOT_AVAILABLE,
     ErrorCode.NOT_ENOUGH_REPLICAS: ErrorCode.COORDINATOR_NOT_AVAILABLE,
     ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND: ErrorCode.COORDINATOR_NOT_AVAILABLE,
     ErrorCode.REQUEST_TIMED_OUT: ErrorCode.COORDINATOR_NOT_AVAILABLE,
     ErrorCode.NOT_LEADER_OR_FOLLOWER: ErrorCode.NOT_COORDINATOR,
     ErrorCode.KAFKA_STORAGE_ERROR: ErrorCode.NOT_COORDINATOR,
+}
+# ... and of a group's
+_WRITE_ERRORS = {
+    **COORDINATOR_WRITE_ERRORS,
     ErrorCode.MESSAGE_TOO_LARGE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
     ErrorCode.RECORD_LIST_TOO_LARGE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
 }
@@ -92,6 +104,135 @@ class AsyncioScheduler:
         return asyncio.get_running_loop().call_later(max(delay_ms, 0) / 1000, callback)
 
 
+class PartitionCoordinator:
+    """What the group and transaction coordinators share: each coordinates the keys of
+    the partitions of its internal topic (``TOPIC``) that this node leads, loading a
+    partition's state (``_load``) when it becomes leader and dropping it (``_unload``)
+    when it stops, or while the broker's lease has lapsed (``hold``)."""
+
+    TOPIC = ""
+    broker: Any
+    partitions: dict
+    held: bool
+    tasks: Supervisor
+
+    @property
+    def replicas(self):
+        return self.broker.replicas
+
+    def start(self) -> None:
+        """Follow leadership (before the replica manager starts, so no partition is missed)."""
+        self.broker.replicas.leadership_listeners.append(self.on_leadership)
+
+    async def close(self) -> None:
+        for p in list(self.partitions.values()):
+            self._unload(p)
+        await self.tasks.close()
+
+    @staticmethod
+    async def _every(interval_ms: int, work: Callable[[], Awaitable], failure_event: str) -> None:
+        """Run ``work`` every ``interval_ms`` for ever; a failure is logged, not fatal."""
+        while True:
+            await asyncio.sleep(interval_ms / 1000)
+            try:
+                await work()
+            except Exception:
+                log.exception(failure_event)
+
+    async def _log_chunks(self, p) -> AsyncIterator[bytes]:
+        """The led partition's log from its start, in whole batches of about
+        LOAD_CHUNK_BYTES; loading is background work: requests go through between chunks.
+        It reads to the log end as it is when it gets there (no await between that check
+        and the caller's end of loading), so a transaction marker appended meanwhile is
+        read too, not missed by both the load and the live path."""
+        log_ = p.partition.log
+        offset = log_.log_start_offset
+        while offset < log_.log_end_offset:
+            read = self.replicas.read(self.TOPIC, p.index, offset, LOAD_CHUNK_BYTES,
+                                      min_one=True, up_to_high_watermark=False)
+            with read:
+                data = read.read_bytes()
+            if not data:
+                return
+            yield data
+            for _, header in rec.iter_batches(data, None):
+                offset = header.next_offset
+            await asyncio.sleep(0)
+
+    def _key_error(self, key: str | None, invalid: ErrorCode) -> ErrorCode:
+        """``invalid`` for an empty key, NOT_COORDINATOR when its partition is not led
+        here, COORDINATOR_LOAD_IN_PROGRESS while it loads."""
+        if not key:
+            return invalid
+        p = self.partitions.get(self.partition_for(key))
+        if p is None:
+            return ErrorCode.NOT_COORDINATOR
+        if p.loading:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        return ErrorCode.NONE
+
+    def partition_for(self, key: str) -> int:
+        raise NotImplementedError
+
+    def _new_partition(self, partition) -> Any:
+        raise NotImplementedError
+
+    async def _load(self, p) -> None:
+        raise NotImplementedError
+
+    def _unload(self, p) -> None:
+        raise NotImplementedError
+
+    async def _ensure_topic(self, num_partitions: int, replication_factor: int,
+                            configs: dict | Callable[[int], dict], wait_s: float) -> None:
+        """Create the topic if it does not exist, waiting at most ``wait_s`` for it (the
+        creation goes on; FindCoordinator answers not available meanwhile), with the
+        replication factor capped at the live brokers so a one-node cluster works (``configs``
+        may depend on it: a function of the replication factor). A node
+        still catching up on the metadata log cannot tell (its image may lack the topic),
+        and may have no controller to ask: it leaves it."""
+        if self.TOPIC in self.broker.image.topics or not self.broker.metadata_log.caught_up.is_set():
+            return
+        live = sum(1 for b in self.broker.image.brokers.values() if not b.fenced)
+        rf = max(1, min(replication_factor, live))
+        await asyncio.wait({self.broker.create_topic_in_background(NewTopic(
+            self.TOPIC, num_partitions, rf, configs=configs(rf) if callable(configs) else dict(configs)))},
+            timeout=wait_s)
+
+    def coordinator_node(self, key: str):
+        """The broker registration of the key's coordinator, or None if it has none now."""
+        topic = self.broker.image.topics.get(self.TOPIC)
+        if topic is None:
+            return None
+        p = topic.partitions.get(self.partition_for(key))
+        node = self.broker.image.brokers.get(p.leader) if p is not None else None
+        return node if node is not None and not node.fenced else None
+
+    def hold(self, held: bool) -> None:
+        """Coordinate the keys of the partitions this node leads (True), or none (False)."""
+        if held == self.held:
+            return
+        self.held = held
+        if not held:
+            for p in list(self.partitions.values()):
+                self._unload(p)
+            return
+        for partition in self.broker.replicas.partitions.values():
+            if partition.topic == self.TOPIC and partition.isr_state is not None:
+                self.on_leadership(partition, True)
+
+    def on_leadership(self, partition, is_leader: bool) -> None:
+        if partition.topic != self.TOPIC:
+            return
+        current = self.partitions.get(partition.index)
+        if is_leader and current is None and self.held:
+            p = self._new_partition(partition)
+            self.partitions[partition.index] = p
+            p.task = self.tasks.spawn(f"load {self.TOPIC}-{p.index}", lambda: self._load(p))
+        elif not is_leader and current is not None:
+            self._unload(current)
+
+
 class OffsetsPartition:
     """One led partition of __consumer_offsets."""
 
@@ -103,13 +244,18 @@ class OffsetsPartition:
         self.snapshot_task: asyncio.Task | None = None
         self.latest: dict[bytes, bytes] = {}  # key -> value of every live key in the log
         self.group_ids: set[str] = set()
+        # producer id -> record key -> (group id, (topic, partition), value) of its open
+        # transaction's offset commits
+        self.pending_txn: dict[int, dict[bytes, tuple[str, tuple[str, int], ot.OffsetAndMetadata]]] = {}
 
 
 def _record_key(group_id: str, tp: tuple[str, int]) -> bytes:
     return ot.offset_key(group_id, tp[0], tp[1])
 
 
-class GroupCoordinator:
+class GroupCoordinator(PartitionCoordinator):
+    TOPIC = OFFSETS_TOPIC
+
     def __init__(self, broker, scheduler=None):
         self.broker = broker
         config = broker.config
@@ -136,56 +282,22 @@ class GroupCoordinator:
         self.tasks = Supervisor("group_coordinator")
         self.held = True  # see hold()
 
-    @property
-    def replicas(self):
-        return self.broker.replicas
-
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        """Follow leadership (before the replica manager starts, so no partition is missed)."""
-        self.broker.replicas.leadership_listeners.append(self.on_leadership)
+        super().start()
         self.tasks.spawn("expire_offsets", self._expire_loop)
-
-    async def close(self) -> None:
-        for p in list(self.partitions.values()):
-            self._unload(p)
-        await self.tasks.close()
 
     # -- the topic and who coordinates -------------------------------------------------
     def partition_for(self, group_id: str) -> int:
         return ot.partition_for(group_id, self.num_partitions)
 
     async def ensure_offsets_topic(self, wait_s: float) -> None:
-        """Create ``__consumer_offsets`` if it does not exist, waiting at most ``wait_s`` for
-        it (the creation goes on; FindCoordinator answers not available meanwhile). A node
-        still catching up on the metadata log cannot tell (its image may lack the topic),
-        and may have no controller to ask: it leaves it."""
-        if OFFSETS_TOPIC in self.broker.image.topics or not self.broker.metadata_log.caught_up.is_set():
-            return
-        live = sum(1 for b in self.broker.image.brokers.values() if not b.fenced)
-        rf = max(1, min(self.replication_factor, live))
-        await asyncio.wait({self.broker.create_topic_in_background(NewTopic(
-            OFFSETS_TOPIC, self.num_partitions, rf, configs=dict(OFFSETS_TOPIC_CONFIGS)))}, timeout=wait_s)
-
-    def coordinator_node(self, group_id: str):
-        """The broker registration of the group's coordinator, or None if it has none now."""
-        topic = self.broker.image.topics.get(OFFSETS_TOPIC)
-        if topic is None:
-            return None
-        p = topic.partitions.get(self.partition_for(group_id))
-        node = self.broker.image.brokers.get(p.leader) if p is not None else None
-        return node if node is not None and not node.fenced else None
+        """Create ``__consumer_offsets`` if it does not exist (see ``_ensure_topic``)."""
+        await self._ensure_topic(self.num_partitions, self.replication_factor, OFFSETS_TOPIC_CONFIGS, wait_s)
 
     def group_error(self, group_id: str | None) -> ErrorCode:
         """The errors every group request shares: a bad id, not the coordinator, still loading."""
-        if not group_id:
-            return ErrorCode.INVALID_GROUP_ID
-        p = self.partitions.get(self.partition_for(group_id))
-        if p is None:
-            return ErrorCode.NOT_COORDINATOR
-        if p.loading:
-            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
-        return ErrorCode.NONE
+        return self._key_error(group_id, ErrorCode.INVALID_GROUP_ID)
 
     def _group(self, group_id: str, create: bool = False) -> Group | None:
         group = self.groups.get(group_id)
@@ -213,29 +325,8 @@ class GroupCoordinator:
             self._drop_group(group)
 
     # -- leadership, loading -----------------------------------------------------------
-    def hold(self, held: bool) -> None:
-        """Coordinate the groups of the partitions this node leads (True), or none (False)."""
-        if held == self.held:
-            return
-        self.held = held
-        if not held:
-            for p in list(self.partitions.values()):
-                self._unload(p)
-            return
-        for partition in self.replicas.partitions.values():
-            if partition.topic == OFFSETS_TOPIC and partition.isr_state is not None:
-                self.on_leadership(partition, True)
-
-    def on_leadership(self, partition, is_leader: bool) -> None:
-        if partition.topic != OFFSETS_TOPIC:
-            return
-        current = self.partitions.get(partition.index)
-        if is_leader and current is None and self.held:
-            p = OffsetsPartition(partition)
-            self.partitions[partition.index] = p
-            p.task = self.tasks.spawn(f"load {OFFSETS_TOPIC}-{p.index}", lambda: self._load(p))
-        elif not is_leader and current is not None:
-            self._unload(current)
+    def _new_partition(self, partition) -> OffsetsPartition:
+        return OffsetsPartition(partition)
 
     def _unload(self, p: OffsetsPartition) -> None:
         self.partitions.pop(p.index, None)
@@ -253,23 +344,21 @@ class GroupCoordinator:
 
     async def _load(self, p: OffsetsPartition) -> None:
         started = time.monotonic()
-        log_ = p.partition.log
-        offset, end = log_.log_start_offset, log_.log_end_offset
         records = 0
         # A failure propagates: the supervisor logs it and loads the partition again.
-        while offset < end:
-            read = self.replicas.read(OFFSETS_TOPIC, p.index, offset, LOAD_CHUNK_BYTES,
-                                      min_one=True, up_to_high_watermark=False)
-            with read:
-                data = read.read_bytes()
-            if not data:
-                break
-            for _, key, value in ot.iter_records(data):
-                records += 1
-                self._replay(p, key, value)
-            for _, header in rec.iter_batches(data, None):
-                offset = header.next_offset
-            await asyncio.sleep(0)  # loading is background work: let requests through
+        async for data in self._log_chunks(p):
+            for pos, header in rec.iter_batches(data, None):
+                if header.is_control:
+                    self._txn_marker(p, header.producer_id, rec.control_type(data, pos) == rec.CONTROL_COMMIT)
+                    continue
+                if header.compression:
+                    continue
+                for _, key, value in ot.batch_records(data, pos, header):
+                    records += 1
+                    if header.is_transactional:
+                        self._replay_pending(p, header.producer_id, key, value)
+                    else:
+                        self._replay(p, key, value)
         topics = self._topics()
         for group_id in p.group_ids:
             self.groups[group_id].start_session_timers()
@@ -325,20 +414,68 @@ class GroupCoordinator:
         except ot.RecordFormatError as e:
             log.warning("offsets_record_skipped", partition=p.index, reason=str(e))
 
+    def _replay_pending(self, p: OffsetsPartition, producer_id: int, key: bytes | None,
+                        value: bytes | None) -> None:
+        """A transactional offset commit read back from the log: pending until its marker."""
+        if key is None or value is None:
+            return
+        try:
+            parsed = ot.parse_key(key)
+            if parsed[0] == "offset":
+                _, group_id, topic, partition = parsed
+                p.pending_txn.setdefault(producer_id, {})[key] = (
+                    group_id, (topic, partition), ot.parse_offset_value(value))
+        except ot.RecordFormatError as e:
+            log.warning("offsets_record_skipped", partition=p.index, reason=str(e))
+
+    def _txn_marker(self, p: OffsetsPartition, producer_id: int, commit: bool) -> None:
+        """Apply (COMMIT) or drop (ABORT) a producer's pending transactional offsets."""
+        pending = p.pending_txn.pop(producer_id, None)
+        if not pending or not commit:
+            return
+        for key, (group_id, tp, value) in pending.items():
+            p.latest[key] = ot.offset_value(value)
+            self._group(group_id, create=True).offsets[tp] = value
+
+    def pending_txn_offsets(self, group_id: str) -> set[tuple[str, int]]:
+        """The group's partitions with an offset committed in a transaction not yet ended."""
+        p = self.partitions.get(self.partition_for(group_id))
+        if p is None:
+            return set()
+        return {tp for pending in p.pending_txn.values() for g, tp, _ in pending.values() if g == group_id}
+
+    def complete_txn_offsets(self, partition_index: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker was written to this __consumer_offsets partition."""
+        p = self.partitions.get(partition_index)
+        if p is not None and not p.loading:
+            self._txn_marker(p, producer_id, commit)
+
     # -- writing -----------------------------------------------------------------------
-    async def _write(self, group_id: str, entries: list[tuple[bytes, bytes | None]]) -> ErrorCode:
-        """Append records for this group's partition; NONE once committed."""
+    async def _write(self, group_id: str, entries: list[tuple[bytes, bytes | None]],
+                     producer: tuple[int, int] | None = None) -> ErrorCode:
+        """Append records for this group's partition; NONE once committed. ``producer``
+        (id, epoch): a transactional batch of that producer (TxnOffsetCommit)."""
         p = self.partitions.get(self.partition_for(group_id))
         if p is None:
             return ErrorCode.NOT_COORDINATOR
         now = self.scheduler.now_ms()
-        batch = rec.build_batch([rec.Record(k, v, (), now) for k, v in entries])
+        records = [rec.Record(k, v, (), now) for k, v in entries]
+        if producer is None:
+            batch = rec.build_batch(records)
+        else:
+            batch = rec.build_batch(records, producer_id=producer[0], producer_epoch=producer[1],
+                                    transactional=True)
         try:
-            partition, result = self.replicas.append_records(OFFSETS_TOPIC, p.index, batch)
+            partition, result = self.replicas.append_records(OFFSETS_TOPIC, p.index, batch,
+                                                             client=False)
         except KafkaError as e:
             log.warning("offsets_write_failed", partition=p.index, error=e.code.name)
+            if e.code == ErrorCode.INVALID_PRODUCER_EPOCH:
+                return ErrorCode.PRODUCER_FENCED
             return _WRITE_ERRORS.get(e.code, ErrorCode.UNKNOWN_SERVER_ERROR)
         for k, v in entries:
+            if producer is not None:
+                continue
             if v is None:
                 p.latest.pop(k, None)
             else:
@@ -365,7 +502,7 @@ class GroupCoordinator:
     def _maybe_snapshot(self, p: OffsetsPartition) -> None:
         log_ = p.partition.log
         size = log_.log_end_offset - log_.log_start_offset
-        if p.snapshot_task is None and size > max(SNAPSHOT_FLOOR, SNAPSHOT_FACTOR * len(p.latest)):
+        if p.snapshot_task is None and not p.pending_txn and size > max(SNAPSHOT_FLOOR, SNAPSHOT_FACTOR * len(p.latest)):
             p.snapshot_task = self.tasks.spawn(f"snapshot {OFFSETS_TOPIC}-{p.index}",
                                                lambda: self._snapshot(p), retries=0)
 
@@ -494,22 +631,9 @@ class GroupCoordinator:
                 error = group.check_commit(member_id, group_instance_id, generation_id)
         if error:
             return dict.fromkeys(tps, error)
-        results: dict[tuple[str, int], ErrorCode] = {}
-        entries, accepted = [], {}
-        now = self.scheduler.now_ms()
-        topics = self.broker.image.topics
-        for topic, partition, offset, leader_epoch, metadata in offsets:
-            metadata = metadata or ""
-            if len(metadata) > self.metadata_max_bytes:
-                results[(topic, partition)] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-                continue
-            t = topics.get(topic)
-            if t is None or partition not in t.partitions:
-                results[(topic, partition)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                continue
-            value = ot.OffsetAndMetadata(offset, leader_epoch, metadata, now)
-            accepted[(topic, partition)] = value
-            entries.append((_record_key(group_id, (topic, partition)), ot.offset_value(value)))
+        results, valid = self._valid_offsets(offsets)
+        accepted = {tp: value for tp, value in valid}
+        entries = [(_record_key(group_id, tp), ot.offset_value(value)) for tp, value in valid]
         if entries:
             error = await self._write(group_id, entries)
             current = self.groups.get(group_id)
@@ -521,6 +645,57 @@ class GroupCoordinator:
                 results[tp] = error
         if group is not None:
             self._forget_if_unused(group)
+        return results
+
+    def _valid_offsets(self, offsets: list[tuple]) -> tuple[dict[tuple[str, int], ErrorCode], list]:
+        """(errors of the refused partitions, [(tp, OffsetAndMetadata)] of the others):
+        OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION."""
+        results: dict[tuple[str, int], ErrorCode] = {}
+        valid = []
+        now = self.scheduler.now_ms()
+        topics = self.broker.image.topics
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            metadata = metadata or ""
+            t = topics.get(topic)
+            if len(metadata) > self.metadata_max_bytes:
+                results[(topic, partition)] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+            elif t is None or partition not in t.partitions:
+                results[(topic, partition)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                valid.append(((topic, partition), ot.OffsetAndMetadata(offset, leader_epoch, metadata, now)))
+        return results, valid
+
+    async def commit_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int,
+                                 generation_id: int, member_id: str, group_instance_id: str | None,
+                                 offsets: list[tuple]) -> dict[tuple[str, int], ErrorCode]:
+        """TxnOffsetCommit: (topic, partition, offset, leader_epoch, metadata) tuples held
+        pending in the producer's transaction; an error per partition. KIP-447: a member id
+        and generation, when given, must be the group's."""
+        tps = [(o[0], o[1]) for o in offsets]
+        error = self.group_error(group_id)
+        if not error:
+            group = self._group(group_id)
+            as_member = bool(member_id) or generation_id >= 0 or group_instance_id is not None
+            if group is not None and group.state == GroupState.DEAD:
+                error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+            elif group is not None and as_member and not (generation_id < 0 and group.state == GroupState.EMPTY):
+                error = group.check_member(member_id, group_instance_id, generation_id)
+            elif group is None and generation_id >= 0:
+                error = ErrorCode.ILLEGAL_GENERATION
+        if error:
+            return dict.fromkeys(tps, error)
+        results, valid = self._valid_offsets(offsets)
+        accepted = {_record_key(group_id, tp): (group_id, tp, value) for tp, value in valid}
+        entries = [(key, ot.offset_value(value)) for key, (_, _, value) in accepted.items()]
+        if entries:
+            error = await self._write(group_id, entries, producer=(producer_id, producer_epoch))
+            p = self.partitions.get(self.partition_for(group_id))
+            if not error and p is not None:
+                p.pending_txn.setdefault(producer_id, {}).update(accepted)
+            elif not error:
+                error = ErrorCode.NOT_COORDINATOR
+            for _, tp, _ in accepted.values():
+                results[tp] = error
         return results
 
     def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None,
@@ -700,12 +875,7 @@ class GroupCoordinator:
 
     # -- expiry ------------------------------------------------------------------------------
     async def _expire_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.retention_check_ms / 1000)
-            try:
-                await self.expire_offsets()
-            except Exception:
-                log.exception("offsets_expiry_failed")
+        await self._every(self.retention_check_ms, self.expire_offsets, "offsets_expiry_failed")
 
     async def expire_offsets(self) -> int:
         """One expiry pass over the loaded groups; returns the offsets removed."""

@@ -263,14 +263,19 @@ def iter_records(buf: bytes):
     for pos, header in rec.iter_batches(buf, None):
         if header.compression or header.is_control:
             continue
-        p = pos + rec.HEADER_SIZE
-        for _ in range(header.records_count):
-            length, p = _varint(buf, p)
-            end = p + length
-            p += 1  # attributes
-            _, p = _varint(buf, p)  # timestamp delta
-            offset_delta, p = _varint(buf, p)
-            key, p = _varbytes(buf, p)
-            value, p = _varbytes(buf, p)
-            yield header.base_offset + offset_delta, key, value
-            p = end  # headers: the coordinator writes none
+        yield from batch_records(buf, pos, header)
+
+
+def batch_records(buf: bytes, pos: int, header):
+    """(offset, key, value) of each record of the uncompressed batch at ``pos``."""
+    p = pos + rec.HEADER_SIZE
+    for _ in range(header.records_count):
+        length, p = _varint(buf, p)
+        end = p + length
+        p += 1  # attributes
+        _, p = _varint(buf, p)  # timestamp delta
+        offset_delta, p = _varint(buf, p)
+        key, p = _varbytes(buf, p)
+        value, p = _varbytes(buf, p)
+        yield header.base_offset + offset_delta, key, value
+        p = end  # headers: the coordinator writes none

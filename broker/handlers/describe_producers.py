@@ -1,7 +1,8 @@
 """DescribeProducers (v0): the active idempotent producers of partitions, for operators.
 
-For each producer: its epoch, last sequence and the timestamp of its last batch.
-No transactions, so the coordinator epoch is -1 and there is no open transaction.
+For each producer: its epoch, last sequence, the timestamp of its last batch and the
+first offset of its open transaction on the partition (-1: none; kafka-transactions
+find-hanging reads it). The coordinator epoch of its last marker is not kept: -1.
 A topic the principal may not READ is TOPIC_AUTHORIZATION_FAILED (broker.authorizer).
 """
 
@@ -34,7 +35,7 @@ async def handle(ctx, request):
             producers = [PartitionResponse.ProducerState(
                 producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,
                 last_timestamp=e.batches[-1].timestamp if e.batches else -1,
-                coordinator_epoch=-1, current_txn_start_offset=-1)
+                coordinator_epoch=-1, current_txn_start_offset=e.txn_first_offset)
                 for e in partition.producer_state.producers.values()]
             partitions.append(PartitionResponse(partition_index=index, error_code=ErrorCode.NONE,
                                                 error_message=None, active_producers=producers))

@@ -6,8 +6,11 @@
 - Limits: max_bytes for the response, partition_max_bytes per partition, and
   KIP-74: the first partition with data returns at least one whole batch even
   when it is larger than either limit, so a consumer never gets stuck.
-- Consumers read up to the high watermark; with no transactions the last stable
-  offset equals it and read_committed gets an empty aborted-transactions list.
+- Consumers read up to the high watermark; read_committed ones (isolation_level 1)
+  up to the last stable offset (the first offset of the earliest open transaction),
+  with the aborted transactions that overlap what they read (from the partition's
+  ``.txnindex``), so the client drops those records. Control batches (markers) are
+  served in place: clients skip them.
   Followers read up to the log end; their fetch offset tells the leader how far
   they have replicated (replication.isr). A follower is a replica id that names a
   registered broker in the partition's replica set; any other replica id (a broker
@@ -109,11 +112,17 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int, denied: set) 
                     replicas.on_follower_fetch(name, fp.partition, replica_id, fp.fetch_offset,
                                                fp.log_start_offset)
                 log_ = partition.log
-                result.high_watermark = result.last_stable_offset = log_.high_watermark
+                result.high_watermark = log_.high_watermark
+                result.last_stable_offset = lso = partition.last_stable_offset
                 result.log_start_offset = log_.log_start_offset
                 read = replicas.read(name, fp.partition, fp.fetch_offset,
                                      max(0, min(fp.partition_max_bytes, remaining)),
-                                     min_one=out.bytes == 0, up_to_high_watermark=not follower)
+                                     min_one=out.bytes == 0, up_to_high_watermark=not follower,
+                                     max_offset=lso if read_committed and not follower else None)
+                if read_committed and not follower:
+                    result.aborted_transactions = [
+                        (t.producer_id, t.first_offset)
+                        for t in partition.txn_index.collect(fp.fetch_offset, lso)]
             except KafkaError as e:
                 # As Kafka answers a consumer's failed read: no offsets; and a partition it
                 # does not know at all gets an empty aborted-transactions list rather than

@@ -1,10 +1,11 @@
-"""FindCoordinator (v0-v6): which broker coordinates a group.
+"""FindCoordinator (v0-v6): which broker coordinates a group or a transactional id.
 
-The coordinator is the leader of the group's ``__consumer_offsets`` partition; the
-topic is created on the first request (see broker.groups.coordinator). v0-v3 ask
-for one key, v4+ for a batch (``coordinator_keys``) answered one entry per key.
-Only group keys (key_type 0) are served: transaction keys (1) get
-COORDINATOR_NOT_AVAILABLE, since there is no transaction coordinator. The address
+The coordinator of a group (key_type 0) is the leader of the group's
+``__consumer_offsets`` partition, that of a transactional id (key_type 1) the leader
+of its ``__transaction_state`` partition; the topic is created on the first request
+(see broker.groups.coordinator, broker.transactions.coordinator). v0-v3 ask for one
+key, v4+ for a batch (``coordinator_keys``) answered one entry per key. Other key
+types (share groups, 2) get COORDINATOR_NOT_AVAILABLE. The address
 is the coordinator's endpoint on the listener the request came in on. While
 ``__consumer_offsets`` is being created (at most CONTROLLER_WAIT_S is waited for it)
 or has no leader, the answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
@@ -21,7 +22,7 @@ from odradek.protocol.errors import ErrorCode
 
 R = FindCoordinatorResponse
 GROUP_KEY_TYPE = 0
-TXN_KEY_TYPE = 1
+TRANSACTION_KEY_TYPE = 1
 BATCHED_VERSION = 4
 
 
@@ -29,11 +30,16 @@ def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, int, str, int]:
     """(error, node_id, host, port) of the coordinator for ``key``."""
     if key_type == GROUP_KEY_TYPE and not ctx.may(GROUP, key):
         return ErrorCode.GROUP_AUTHORIZATION_FAILED, -1, "", -1
-    if key_type == TXN_KEY_TYPE and not ctx.may(TXN, key):
+    if key_type == TRANSACTION_KEY_TYPE and not ctx.may(TXN, key):
         return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, "", -1
-    if key_type != GROUP_KEY_TYPE:
+    if key_type == GROUP_KEY_TYPE:
+        node = ctx.broker.groups.coordinator_node(key)
+    elif key_type == TRANSACTION_KEY_TYPE:
+        if not key:
+            return ErrorCode.INVALID_REQUEST, -1, "", -1
+        node = ctx.broker.transactions.coordinator_node(key)
+    else:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1
-    node = ctx.broker.groups.coordinator_node(key)
     if node is None or ctx.listener_name not in node.endpoints:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1
     host, port = node.endpoints[ctx.listener_name]
@@ -46,6 +52,8 @@ async def handle(ctx, request):
     key_type = request.key_type if version >= 1 else GROUP_KEY_TYPE
     if key_type == GROUP_KEY_TYPE:  # once per request, however many keys it names
         await ctx.broker.groups.ensure_offsets_topic(CONTROLLER_WAIT_S)
+    elif key_type == TRANSACTION_KEY_TYPE:
+        await ctx.broker.transactions.ensure_topic(CONTROLLER_WAIT_S)
     if version < BATCHED_VERSION:
         error, node_id, host, port = _lookup(ctx, request.key, key_type)
         return R(throttle_time_ms=0, error_code=error,

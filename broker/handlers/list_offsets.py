@@ -1,7 +1,7 @@
 """ListOffsets (v1-v11): offsets by time (v0 went with Kafka 4.0, KIP-896).
 
-timestamp -2: the log start offset (earliest); -1: the high watermark (latest;
-the last stable offset is the same without transactions); -3 (v7+, KIP-734): the
+timestamp -2: the log start offset (earliest); -1: the high watermark (latest), or
+for isolation_level 1 (read_committed) the last stable offset; -3 (v7+, KIP-734): the
 offset and timestamp of the first record carrying the largest timestamp; otherwise
 the offset and timestamp of the first record whose timestamp is at or after the
 one asked for, or -1 when there is none. Both read into the batch the indexes find,
@@ -27,7 +27,7 @@ EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
 EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -4, -5, -6
 
 
-def lookup(partition, timestamp: int) -> tuple[int, int, int]:
+def lookup(partition, timestamp: int, read_committed: bool = False) -> tuple[int, int, int]:
     """(timestamp, offset, leader epoch) for a ListOffsets query on one partition.
 
     The epoch beside an offset the log found is that of the leader that wrote it (Kafka
@@ -45,7 +45,8 @@ def lookup(partition, timestamp: int) -> tuple[int, int, int]:
         # KIP-207: a new leader's high watermark may lag until its followers report.
         raise KafkaError(ErrorCode.OFFSET_NOT_AVAILABLE, "The new leader's high watermark is not known yet")
     if timestamp == LATEST:
-        return -1, log_.high_watermark, partition.leader_epoch
+        latest = partition.last_stable_offset if read_committed else log_.high_watermark
+        return -1, latest, partition.leader_epoch
     if timestamp == MAX_TIMESTAMP:
         found = log_.max_timestamp()
     else:
@@ -73,7 +74,8 @@ async def handle(ctx, request):
                     raise KafkaError(ErrorCode.INVALID_REQUEST, "partition named twice")
                 partition = replicas.leader_partition(t.name, p.partition_index)
                 replicas.check_leader_epoch(partition, p.current_leader_epoch)
-                timestamp, offset, epoch = lookup(partition, p.timestamp)
+                timestamp, offset, epoch = lookup(partition, p.timestamp,
+                                                  request.isolation_level == 1)
                 code = ErrorCode.NONE
             except KafkaError as e:
                 code, timestamp, offset, epoch = e.code, -1, -1, -1

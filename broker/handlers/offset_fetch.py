@@ -5,10 +5,13 @@ epoch -1 (no error). ``topics`` null (v2+) asks for every committed offset of th
 group. Group-level errors (INVALID_GROUP_ID, NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS) go in each partition for v0-v1, which have no
 top-level error, at the top level for v2-v7, and per group for v8+, which asks for
-several groups at once. require_stable (v7+) needs nothing: there are no
-transactional commits. v9's member id and epoch belong to KIP-848 groups: a consumer-protocol
-member's must be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH); a null id with epoch
--1 (the admin client) is always answered; they are not checked for classic groups. v10 (KIP-848) names topics by id, in requests and
+several groups at once. require_stable (v7+, KIP-447): a partition with an offset
+committed in a transaction not yet ended (TxnOffsetCommit) answers UNSTABLE_OFFSET_COMMIT
+and offset -1, so a consumer that read_committed retries instead of starting from an
+offset the transaction is about to replace. v9's member id and epoch belong to KIP-848
+groups: a consumer-protocol member's must be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH);
+a null id with epoch -1 (the admin client) is always answered; they are not checked for
+classic groups. v10 (KIP-848) names topics by id, in requests and
 answers: an id this cluster does not know answers UNKNOWN_TOPIC_ID on each partition asked.
 Authorization (broker.authorizer): DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED
 where the group-level errors go; DESCRIBE on each topic, else its partitions asked for are
@@ -33,26 +36,34 @@ def _partitions(cls, offsets: dict, error: ErrorCode, denied: bool = False) -> l
         error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
     out = []
     for partition, value in offsets.items():
+        unstable = value is UNSTABLE
+        value = None if unstable else value
         out.append(cls(partition_index=partition,
                        committed_offset=value.offset if value else -1,
                        committed_leader_epoch=value.leader_epoch if value else -1,
-                       metadata=value.metadata if value else "", error_code=error))
+                       metadata=value.metadata if value else "",
+                       error_code=ErrorCode.UNSTABLE_OFFSET_COMMIT if unstable else error))
     return out
 
 
-def _fetch(ctx, group_id: str, topics, version: int, member_id: str | None = None,
-           member_epoch: int = -1):
-    """(group error, {topic: {partition: offset or None}}, topics denied to the principal).
-    ``member_id`` and ``member_epoch`` (v9+) are checked for consumer-protocol groups."""
+UNSTABLE = object()  # in place of an offset: one pending in a transaction (require_stable)
+
+
+def _fetch(ctx, group_id: str, topics, version: int, require_stable: bool = False,
+           member_id: str | None = None, member_epoch: int = -1):
+    """(group error, {topic: {partition: offset, UNSTABLE or None}}, topics denied to the
+    principal). ``member_id`` and ``member_epoch`` (v9+) are checked for consumer-protocol
+    groups."""
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics
                                           if t.name is not None]
+    groups = ctx.broker.groups
     denied = {name for name, _ in wanted or () if not ctx.may(TOPIC, name)}
     if not ctx.may(GROUP, group_id):
         error, found = ErrorCode.GROUP_AUTHORIZATION_FAILED, {}
         if version >= TOP_LEVEL_ERROR_VERSION:
             return error, {}, set()  # (Kafka lists nothing of a group it may not describe)
     else:
-        error, found = ctx.broker.groups.fetch_offsets(
+        error, found = groups.fetch_offsets(
             group_id, None if wanted is None else [w for w in wanted if w[0] not in denied],
             member_id, member_epoch)
     if wanted is None:
@@ -63,6 +74,10 @@ def _fetch(ctx, group_id: str, topics, version: int, member_id: str | None = Non
         denied = set()
     else:
         found |= {name: dict.fromkeys(partitions) for name, partitions in wanted if name in denied}
+    if require_stable and not error:
+        for topic, partition in groups.pending_txn_offsets(group_id):
+            if topic not in denied and (wanted is None or partition in found.get(topic, {})):
+                found.setdefault(topic, {})[partition] = UNSTABLE
     return error, found, denied
 
 
@@ -83,7 +98,8 @@ async def handle(ctx, request):
                     if t.name is None:
                         unknown.append(t)
             member = (g.member_id, g.member_epoch) if version >= MEMBER_EPOCH_VERSION else (None, -1)
-            error, found, denied = _fetch(ctx, g.group_id, g.topics, version, *member)
+            error, found, denied = _fetch(ctx, g.group_id, g.topics, version, request.require_stable,
+                                          *member)
             P = T.OffsetFetchResponsePartitions
             topics = [T(name=None if by_id else name,
                         topic_id=image.topics[name].uuid if by_id and name in image.topics else None,
@@ -95,7 +111,8 @@ async def handle(ctx, request):
             groups.append(G(group_id=g.group_id, error_code=error, topics=topics))
         return R(throttle_time_ms=0, groups=groups)
     T = R.OffsetFetchResponseTopic
-    error, found, denied = _fetch(ctx, request.group_id, request.topics, version)
+    error, found, denied = _fetch(ctx, request.group_id, request.topics, version,
+                                  version >= 7 and request.require_stable)
     partition_error = error if version < TOP_LEVEL_ERROR_VERSION else ErrorCode.NONE
     return R(throttle_time_ms=0, error_code=error, topics=[
         T(name=name, partitions=_partitions(T.OffsetFetchResponsePartition, offsets, partition_error,

@@ -16,6 +16,17 @@ compacted topic refuses records without a key (INVALID_RECORD, naming each one, 
 Kafka's LogValidator). Batches are stored as sent (compressed or not); nothing of a
 failed partition is appended.
 
+Transactional batches are accepted from a request that names its transactional id
+(otherwise every partition gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka's
+authorization of the id answers a null one); when this node coordinates the producer's
+transactional id, the partition must have been added to its ongoing transaction
+(KIP-890 part 1: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH for another epoch),
+so a late write cannot open a transaction that never ends; when another node coordinates
+it, that node is asked (AddPartitionsToTxn v4, verify_only) for the partitions where the
+producer has no transaction open yet, NOT_ENOUGH_REPLICAS (retriable) when it cannot
+answer. Control batches (markers) are
+the leader's own: a client's gets INVALID_RECORD.
+
 Client quotas (broker.quotas): the request's bytes count against producer_byte_rate; the
 response carries the throttle time they earn, and the connection is muted that long.
 
@@ -89,6 +100,7 @@ NO_LOG_START_OFFSET = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADE
                        ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_REQUIRED_ACKS,
                        ErrorCode.TOPIC_AUTHORIZATION_FAILED, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
 SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
+NOT_ADDED = "Partition was not added to the transaction"  # Kafka's message for KIP-890's refusal
 
 log = structlog.get_logger(__name__)
 
@@ -103,9 +115,8 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
         if header.compression == ZSTD and version < ZSTD_MIN_PRODUCE_VERSION:
             raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
                              f"zstd batches need Produce v{ZSTD_MIN_PRODUCE_VERSION}+, got v{version}")
-        if header.is_transactional or header.is_control:
-            raise KafkaError(ErrorCode.INVALID_RECORD,
-                             "Transactional and control batches are not supported")
+        if header.is_control:
+            raise KafkaError(ErrorCode.INVALID_RECORD, "Clients cannot write control batches")
         if create_time and (now_ms - header.base_timestamp > before
                             or header.max_timestamp - now_ms > after):
             # Checked on the batch header, not per record: name the batch's earliest or
@@ -118,6 +129,47 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
     return check
 
 
+async def _verify_remotely(broker, request) -> dict[tuple[str, int], ErrorCode]:
+    """KIP-890 part 1 when another node coordinates the request's transactional id: ask it
+    about the partitions led here whose producer has no transaction open here yet (once
+    one is open, its batches were verified when it opened)."""
+    tid = request.transactional_id
+    coordinator = broker.transactions.coordinator_node(tid) if tid is not None else None
+    if coordinator is not None and coordinator.node_id == broker.node_id:
+        return {}  # the local check in _with_txn_check
+    by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for topic in request.topic_data:
+        for data in topic.partition_data:
+            if len(data.records or b"") < rec.HEADER_SIZE:
+                continue
+            header = rec.parse_header(data.records)
+            partition = broker.replicas.partitions.get((topic.name, data.index))
+            if not header.is_transactional or partition is None or partition.isr_state is None:
+                continue
+            entry = partition.producer_state.producers.get(header.producer_id)
+            if entry is not None and entry.txn_first_offset >= 0 and entry.epoch == header.producer_epoch:
+                continue
+            by_producer.setdefault((header.producer_id, header.producer_epoch), []).append((topic.name, data.index))
+    out: dict[tuple[str, int], ErrorCode] = {}
+    for (producer_id, epoch), tps in by_producer.items():
+        out.update(await broker.transactions.verify_remote(tid, producer_id, epoch, tps))
+    return out
+
+
+def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[str, int], ErrorCode]):
+    """``check``, then for a transactional batch KIP-890's verification: with the local
+    transaction coordinator, or the answer of the remote one (``_verify_remotely``)."""
+    def checked(header: rec.BatchHeader) -> None:
+        check(header)
+        if header.is_transactional and broker.transactions is not None:
+            error = remote.get((topic, index))
+            if error is None:
+                error = broker.transactions.verify(header.producer_id, header.producer_epoch, (topic, index))
+            if error:
+                raise KafkaError(error, NOT_ADDED if error == ErrorCode.INVALID_TXN_STATE else None)
+    return checked
+
+
 def _log_start_offset(replicas, topic: str, index: int, code: ErrorCode) -> int:
     if code in NO_LOG_START_OFFSET:
         return -1
@@ -128,8 +180,11 @@ def _log_start_offset(replicas, topic: str, index: int, code: ErrorCode) -> int:
 
 
 def _failure(index: int, e: KafkaError, log_start_offset: int) -> PartitionProduceResponse:
-    """Kafka carries a message only with record errors (INVALID_RECORD and its kin); the
-    rest (unknown partition, bad acks, ...) say it with the code alone."""
+    """Kafka carries a message only with record errors (INVALID_RECORD and its kin) and
+    the refusal of a partition not added to the transaction; the rest (unknown
+    partition, bad acks, ...) say it with the code alone."""
+    if e.message == NOT_ADDED:  # refused before the log was looked at: no log start offset
+        return PartitionProduceResponse(index, e.code, error_message=NOT_ADDED)
     if e.code not in RECORD_LEVEL_ERRORS:
         return PartitionProduceResponse(index, e.code, log_start_offset=log_start_offset)
     errors = e.record_errors if isinstance(e, RecordErrors) else [(0, e.message)]
@@ -137,11 +192,25 @@ def _failure(index: int, e: KafkaError, log_start_offset: int) -> PartitionProdu
                                     record_errors=errors, error_message=rejected_message(e.code, errors))
 
 
+def _has_transactional_records(request) -> bool:
+    """Whether any partition's (first) batch is transactional, read from its header."""
+    return any(len(data.records or b"") >= rec.HEADER_SIZE
+               and rec.parse_header(data.records).is_transactional
+               for topic in request.topic_data for data in topic.partition_data)
+
+
 @handles(ProduceRequest, 3, 11)
 async def handle(ctx, request):
     broker = ctx.broker
     version = ctx.header.api_version
     acks = request.acks
+    if request.transactional_id is None and _has_transactional_records(request):
+        if acks == 0:
+            raise CloseConnection("acks=0 transactional produce without a transactional id")
+        return ProduceResponse([(topic.name, [
+            PartitionProduceResponse(data.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            for data in topic.partition_data]) for topic in request.topic_data])
+    remote = await _verify_remotely(broker, request) if request.transactional_id is not None else {}
     now = broker.replicas.clock_ms()
     stats = broker.stats
     responses = []
@@ -167,7 +236,8 @@ async def handle(ctx, request):
                 if compacted:
                     check_keys_for_compaction(topic.name, data.index, data.records)
                 partition, result = broker.replicas.append_records(
-                    topic.name, data.index, data.records, required_acks=acks, check=check)
+                    topic.name, data.index, data.records, required_acks=acks,
+                    check=_with_txn_check(broker, topic.name, data.index, check, remote))
             except KafkaError as e:
                 failed = True
                 topic_stats.failed_produce += 1

@@ -23,7 +23,9 @@ from tests.conftest import CI
 SPEC_DIR = os.path.join(os.path.dirname(ROOT), "shared", "kafka-spec", "message")
 # kafka-python's names for fields Kafka calls otherwise; the wire format is the same.
 RENAMES = {"clusterauthorizedoperations": "authorizedoperations",
-           "topicauthorizedoperations": "authorizedoperations"}
+           "topicauthorizedoperations": "authorizedoperations",
+           # TxnOffsetCommit v3+: Kafka 4.4 renamed GenerationId (KIP-848's member epoch)
+           "generationidormemberepoch": "generationid"}
 WIRE_TYPE = {"bitfield": "int32"}  # kafka-python decodes these int32s as sets of bits
 
 

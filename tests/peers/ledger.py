@@ -34,12 +34,14 @@ OUTPUT = ROOT / "COMPATIBILITY.md"
 VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     0: "Produce v12 is v11 plus transactions v2 (KIP-890 part 2: the produce request "
        "implicitly adds the partition to the transaction); v13 names topics by id and "
-       "comes after v12. Both wait for the transaction coordinator.",
+       "comes after v12. Transactions v1 are served; v2 is not built yet.",
     18: "ApiVersions v5 (KIP-1242: cluster and node id checks, REBOOTSTRAP_REQUIRED): "
         "kafka-python, the codec, stops at v4.",
     22: "InitProducerId v6 (KIP-939, two-phase commit) belongs to transactions.",
     42: "DeleteGroups v3 adds a per-group error message; kafka-python, the codec, stops at v2.",
-    (24, 25, 26, 27, 28, 65, 66): "Transactions are not built yet (idempotent producers are).",
+    (26, 28): "EndTxn v5 and TxnOffsetCommit v5-v6 belong to transactions v2 (KIP-890 part 2: "
+              "an epoch bump per transaction), not built: transactions v1 are served, and "
+              "transaction.version is not advertised, so clients use v1.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "
                       "Odradek's nodes speak their own inter-node protocol.",
@@ -58,12 +60,19 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
         ("admin: topics and configs", "tests/integration/test_clients_admin.py", ""),
         ("TLS (with and without client certificates), SASL PLAIN, SCRAM-SHA-256/512, wrong passwords",
          "tests/integration/test_security.py", ""),
+        ("transactional producer: commit and abort; read_committed consumer",
+         "tests/integration/test_transactions.py", "test_kafka_python_transactional_producer"),
         ("reads records produced by the Java client byte for byte",
          "tests/peers/test_java_client.py", "test_java_records_read_identically_by_python_clients"),
     ],
     "aiokafka": [("produce, consume, groups", "tests/integration/test_data_path.py", ""),
+                 ("read_committed and read_uncommitted consumers of transactions",
+                  "tests/integration/test_transactions.py",
+                  "test_confluent_commit_and_abort_read_by_every_client"),
+                 ("transactional producer (v0 APIs): commit, abort, send_offsets_to_transaction",
+                  "tests/integration/test_transactions.py", "test_aiokafka_transactional_producer_on_v0_apis"),
                  ("TLS (with and without client certificates), SASL PLAIN, SCRAM-SHA-256/512, wrong passwords",
-                   "tests/integration/test_security.py", "")],
+                  "tests/integration/test_security.py", "")],
     "confluent-kafka": [
         ("produce and consume every codec, idempotence", "tests/integration/test_data_path.py", ""),
         ("admin: topics, configs, delete records", "tests/integration/test_clients_admin.py", ""),
@@ -77,6 +86,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/integration/test_security.py", ""),
         ("re-authentication (connections.max.reauth.ms)", "tests/integration/test_security.py",
          "test_sessions_end_and_librdkafka_reauthenticates"),
+        ("transactions: commit, abort, read_committed, send_offsets_to_transaction, fencing, "
+         "timeouts, a kill -9 mid-transaction", "tests/integration/test_transactions.py", ""),
         ("records produced by Java read byte for byte, and the reverse",
          "tests/peers/test_java_client.py", "test_java_records_read_identically_by_python_clients"),
     ],
@@ -97,8 +108,12 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_admin_manages_topics"),
         ("SASL_SSL with SCRAM, SSL with a PEM client key store, SASL PLAIN, a wrong password",
          "tests/peers/test_security_tools.py", ""),
+        ("transactions (v1): commit, abort, fencing by a second producer, read_committed",
+         "tests/peers/test_java_client.py", "test_java_transactions_commit_abort_and_fencing"),
     ],
     "Kafka's tools (4.4)": [
+        ("kafka-transactions: list, describe, describe-producers, find-hanging, abort",
+         "tests/peers/test_transactions_tool.py", "test_kafka_transactions_lists_describes_and_aborts"),
         ("tools run against a Kafka 4.4 peer (the tools' tests against Odradek: the "
          "kafka-peer branch)", "tests/peers/test_kafka_peer.py",
          "test_the_peer_serves_and_a_tool_prints_only_its_answer_on_stdout"),

@@ -296,3 +296,18 @@ def test_java_admin_manages_topics(java, odradek, kafka_peer):
     ours = java("admin", odradek.bootstrap, topic)
     assert ours == java("admin", kafka_peer.bootstrap, topic)
     assert "DELETED true" in ours and f"CREATED {topic}" in ours
+
+
+def test_java_transactions_commit_abort_and_fencing(java, odradek):
+    """kafka-clients 4.4 runs transactions v1 here (no transaction.version is advertised):
+    commit, abort, a second producer with the same transactional.id fencing the first,
+    read_committed and read_uncommitted consumers."""
+    topic = f"java-txn-{uuid.uuid4().hex[:6]}"
+    side = Side("odradek", odradek.bootstrap)
+    side.create_topic(topic, 1)
+    side.close()
+    out = java("txn", odradek.bootstrap, topic, f"{topic}-id")
+    assert "FENCED ProducerFencedException" in out or "FENCED InvalidProducerEpochException" in out, out
+    assert [line.split()[1] for line in out if line.startswith("COMMITTED ")] == ["c0", "c1", "c2", "d0"]
+    assert [line.split()[1] for line in out if line.startswith("UNCOMMITTED ")] == \
+        ["c0", "c1", "c2", "a0", "a1", "d0", "zombie"]

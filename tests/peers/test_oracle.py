@@ -57,7 +57,12 @@ from kafka.protocol.consumer.group import (
     SyncGroupResponse,
 )
 from kafka.protocol.metadata import ApiVersionsRequest, FindCoordinatorRequest, MetadataRequest
-from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest
+from kafka.protocol.producer import (
+    AddPartitionsToTxnRequest,
+    EndTxnRequest,
+    InitProducerIdRequest,
+    ProduceRequest,
+)
 
 from odradek.protocol.records import Record, build_batch
 from tests.brokerproc import BrokerProcess
@@ -1388,4 +1393,98 @@ def case_produce_acks0_failure_closes_the_connection(side, name):
         except ConnectionError:
             out[label] = "connection closed"
         side.reconnect()
+    return out
+
+
+def txn_init(side, tid: str, timeout_ms: int = 60000, version: int = 4):
+    """InitProducerId for a transactional id once its coordinator answers (a fresh broker
+    creates and loads __transaction_state on the first FindCoordinator with key_type 1)."""
+    deadline = time.monotonic() + 20
+    while True:
+        side.call(FindCoordinatorRequest(key_type=1, coordinator_keys=[tid]), 4)
+        answer = side.call(InitProducerIdRequest(transactional_id=tid, transaction_timeout_ms=timeout_ms,
+                                                 producer_id=-1, producer_epoch=-1), version)
+        if answer.error_code not in (*COORDINATOR_NOT_READY, 51):  # 51: CONCURRENT_TRANSACTIONS
+            return answer
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.1)
+
+
+def add_partitions(tid, pid, epoch, topics: dict[str, list[int]]):
+    A = AddPartitionsToTxnRequest
+    return A(v3_and_below_transactional_id=tid, v3_and_below_producer_id=pid, v3_and_below_producer_epoch=epoch,
+             v3_and_below_topics=[A.AddPartitionsToTxnTopic(name=t, partitions=ps) for t, ps in topics.items()])
+
+
+@case
+def case_transactions_v1(side, name):
+    """A transaction through the raw APIs: errors for bad input, then commit and abort, and
+    what read_committed fetches and ListOffsets answer."""
+    side.create_topic(name, 2)
+    tid = name + "-tx"
+    init = txn_init(side, tid)
+    out = {"init": plain(init),
+           "coordinator": plain(side.call(FindCoordinatorRequest(key_type=1, coordinator_keys=[tid]), 4)),
+           "init_timeout_too_long": plain(txn_init(side, name + "-tx2", timeout_ms=900001))}
+    pid, epoch = init.producer_id, init.producer_epoch
+
+    def settled(call):
+        """The answer once no transaction of the id is completing (Kafka answers EndTxn
+        before its markers are written, Odradek after: CONCURRENT_TRANSACTIONS meanwhile)."""
+        deadline = time.monotonic() + 10
+        while (answer := call())["error_code" if "error_code" in answer else "results_by_topic_v3_and_below"] \
+                in (51, [{"name": name, "results_by_partition": [{"partition_index": 0,
+                                                                   "partition_error_code": 51}]}]):
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.1)
+        return answer
+
+    def txn_produce(records, partition=0, transactional_id=tid):
+        request = produce(name, records, partition=partition)
+        request.transactional_id = transactional_id
+        return plain(side.call(request, 9))
+
+    def txn_batch(seq, value=b"v"):
+        return build_batch([Record(b"k", value, (), T0)], producer_id=pid, producer_epoch=epoch,
+                           base_sequence=seq, transactional=True)
+
+    def end(commit, version=3, epoch_=None):
+        return plain(side.call(EndTxnRequest(transactional_id=tid, producer_id=pid,
+                                             producer_epoch=epoch if epoch_ is None else epoch_,
+                                             committed=commit), version))
+    out["end_empty"] = end(True)
+    out["add_unknown_topic"] = plain(side.call(add_partitions(tid, pid, epoch, {name: [0], name + "-none": [0]}), 3))
+    out["add_wrong_producer"] = plain(side.call(add_partitions(tid, pid + 1, epoch, {name: [0]}), 3))
+    out["add_stale_epoch_v1"] = plain(side.call(add_partitions(tid, pid, epoch - 1, {name: [0]}), 1))
+    out["add_stale_epoch_v3"] = plain(side.call(add_partitions(tid, pid, epoch - 1, {name: [0]}), 3))
+    out["add"] = plain(side.call(add_partitions(tid, pid, epoch, {name: [0]}), 3))
+    out["produce_without_transactional_id"] = txn_produce(txn_batch(0, b"x"), transactional_id=None)
+    out["produce_not_added"] = txn_produce(txn_batch(0, b"x"), partition=1)
+    out["produce"] = txn_produce(txn_batch(0, b"committed"))
+    out["end_stale_epoch_v1"] = end(True, 1, epoch - 1)
+    out["end_stale_epoch_v3"] = end(True, 3, epoch - 1)
+    out["commit"] = end(True)
+    out["commit_again"] = settled(lambda: end(True))
+    out["abort_after_commit"] = end(False)
+    out["add_2"] = settled(lambda: plain(side.call(add_partitions(tid, pid, epoch, {name: [0]}), 3)))
+    out["produce_2"] = txn_produce(txn_batch(1, b"aborted"))
+    out["abort"] = end(False)
+    out["abort_again"] = settled(lambda: end(False))
+    L = ListOffsetsRequest
+    for isolation in (0, 1):
+        out[f"latest_isolation_{isolation}"] = plain(side.call(L(
+            replica_id=-1, isolation_level=isolation, topics=[L.ListOffsetsTopic(name=name, partitions=[
+                L.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1,
+                                                        timestamp=-1)])]), 5))
+    F = FetchRequest  # from the aborted batch (Kafka may answer less than the whole log from 0)
+    answer = side.call(F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=10**6, isolation_level=1,
+                         session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=name, partitions=[
+                             F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=2,
+                                                         log_start_offset=-1, partition_max_bytes=10**6)])],
+                         forgotten_topics_data=[], rack_id=""), 11)
+    part = answer.responses[0].partitions[0]
+    out["fetch_read_committed"] = {"high_watermark": part.high_watermark,
+                                   "last_stable_offset": part.last_stable_offset,
+                                   "aborted": [(a.first_offset) for a in part.aborted_transactions or []],
+                                   "error_code": part.error_code}
     return out

@@ -62,7 +62,7 @@ def test_snapshot_roundtrip_replay_and_damaged_snapshot(tmp_path):
     s = ProducerStateManager(tmp_path)
     end = appended(s, header(pid=1, seq=0, count=2), header(pid=2, seq=0))
     s.take_snapshot(end)
-    log = [(end, header(pid=1, seq=2, count=3))]  # appended after the snapshot
+    log = [(end, header(pid=1, seq=2, count=3), -1)]  # appended after the snapshot (no marker)
 
     restored = ProducerStateManager(tmp_path)
     start = restored.load(end + 3, lambda offset: [b for b in log if b[0] >= offset], now_ms=5)
@@ -71,7 +71,7 @@ def test_snapshot_roundtrip_replay_and_damaged_snapshot(tmp_path):
 
     path = tmp_path / f"{end:020d}.snapshot"
     path.write_bytes(path.read_bytes()[:-3] + b"xyz")
-    full_log = [(0, header(pid=1, seq=0, count=2)), (2, header(pid=2, seq=0)), *log]
+    full_log = [(0, header(pid=1, seq=0, count=2), -1), (2, header(pid=2, seq=0), -1), *log]
     fallback = ProducerStateManager(tmp_path)
     assert fallback.load(end + 3, lambda offset: [b for b in full_log if b[0] >= offset], 5) == 0
     assert fallback.producers[1].last_seq == 4

@@ -126,3 +126,23 @@ async def test_acks_all_write_is_refused_if_the_isr_fell_below_min_insync_before
         assert failed.value.code == ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
     finally:
         replicas.log_manager.close()
+
+
+async def test_a_follower_forgets_completed_transactions_below_the_high_watermark(node1):
+    """Markers a follower appends complete transactions that hold the last stable offset
+    back only until the high watermark passes them: the follower's high watermark must
+    release them, or a follower (which serves no read_committed consumer to do it) keeps
+    every completed transaction of the partition in memory."""
+    from odradek.protocol.records import build_marker_batch
+    node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=2, isr=[2]))
+    node1.sync_with_image()
+    txn = build_batch([(None, b"v", [], 0)], producer_id=7, producer_epoch=0, base_sequence=0,
+                      transactional=True, partition_leader_epoch=1)
+    marker = bytearray(build_marker_batch(7, 0, commit=False, coordinator_epoch=0, timestamp=0))
+    marker[0:8] = (1).to_bytes(8, "big")  # the leader's offsets: the marker follows the record
+    node1.append_as_follower("t", 0, txn + bytes(marker), 1)
+    p = node1.partitions[("t", 0)]
+    assert len(p.producer_state.unreplicated) == 1  # the marker (offset 1) is above the HW
+    assert [e.first_offset for e in p.txn_index.entries] == [0]  # aborted: indexed
+    node1.append_as_follower("t", 0, b"", 2)
+    assert not p.producer_state.unreplicated and p.last_stable_offset == 2

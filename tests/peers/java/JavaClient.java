@@ -18,6 +18,11 @@
 //   member BOOTSTRAP TOPIC GROUP [classic|consumer]   one consumer, member-0, polling until killed;
 //       prints "VICTIM_ASSIGNED partitions" on each assignment
 //   admin BOOTSTRAP TOPIC                  create, describe, alter configs, delete topics
+//   txn BOOTSTRAP TOPIC TXN_ID              a transactional producer commits (c0-c2), aborts
+//       (a0, a1, sent first), commits (d0); a second producer with the same transactional.id
+//       fences it mid-transaction (its commit fails: prints "FENCED exception-class");
+//       then a read_committed consumer prints "COMMITTED value" per record it reads and a
+//       read_uncommitted one "UNCOMMITTED value"
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.*;
@@ -47,6 +52,7 @@ public class JavaClient {
                     args.length > 5 && args[5].equals("killed"), args.length > 6 ? args[6] : "classic");
             case "member" -> member(args[1], args[2], args[3], args.length > 4 ? args[4] : "classic");
             case "admin" -> admin(args[1], args[2]);
+            case "txn" -> txn(args[1], args[2], args[3]);
             default -> throw new IllegalArgumentException(args[0]);
         }
         System.out.flush();
@@ -363,5 +369,60 @@ public class JavaClient {
             Thread.sleep(50);
         } while (System.currentTimeMillis() < deadline);
         System.out.println("CONFIG " + r.type() + " " + key + "=" + e.value() + " source=" + e.source());
+    }
+
+    static KafkaProducer<byte[], byte[]> transactional(String bootstrap, String txnId) {
+        Properties p = common(bootstrap);
+        p.put("transactional.id", txnId);
+        p.put("transaction.timeout.ms", "60000");
+        var producer = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
+        producer.initTransactions();
+        return producer;
+    }
+
+    static void sendValues(KafkaProducer<byte[], byte[]> producer, String topic, String... values) throws Exception {
+        for (String v : values) producer.send(new ProducerRecord<>(topic, 0, null, v.getBytes(StandardCharsets.UTF_8)));
+        producer.flush();
+    }
+
+    static void txn(String bootstrap, String topic, String txnId) throws Exception {
+        var first = transactional(bootstrap, txnId);
+        first.beginTransaction();
+        sendValues(first, topic, "c0", "c1", "c2");
+        first.commitTransaction();
+        first.beginTransaction();
+        sendValues(first, topic, "a0", "a1");
+        first.abortTransaction();
+        first.beginTransaction();
+        sendValues(first, topic, "d0");
+        first.commitTransaction();
+        first.beginTransaction();
+        sendValues(first, topic, "zombie");
+        try (var second = transactional(bootstrap, txnId)) {  // fences the first, aborts "zombie"
+            try {
+                first.commitTransaction();
+                System.out.println("NOT_FENCED");
+            } catch (KafkaException e) {
+                System.out.println("FENCED " + e.getClass().getSimpleName());
+            }
+        }
+        first.close(Duration.ZERO);
+        for (String isolation : new String[]{"read_committed", "read_uncommitted"}) {
+            Properties p = common(bootstrap);
+            p.put("isolation.level", isolation);
+            p.put("enable.auto.commit", "false");
+            try (var consumer = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+                var tp = new TopicPartition(topic, 0);
+                consumer.assign(List.of(tp));
+                consumer.seekToBeginning(List.of(tp));
+                long deadline = System.currentTimeMillis() + 5_000;
+                while (System.currentTimeMillis() < deadline) {
+                    for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(300))) {
+                        System.out.println((isolation.equals("read_committed") ? "COMMITTED " : "UNCOMMITTED ")
+                                + new String(r.value(), StandardCharsets.UTF_8));
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,70 @@
+"""AddPartitionsToTxn (v0-v5): partitions join a producer's ongoing transaction.
+
+The transaction coordinator of the id answers (broker.transactions): the transaction
+becomes (or stays) Ongoing with these partitions. A topic or partition the cluster does
+not know is UNKNOWN_TOPIC_OR_PARTITION and the request's other partitions get
+OPERATION_NOT_ATTEMPTED, with nothing added, as in Kafka. Other errors are every
+partition's: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, CONCURRENT_TRANSACTIONS
+(markers of the previous transaction still being written: clients retry),
+INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2).
+
+v0-v3 carry one transaction (clients); v4+ a batch of them (KIP-890: brokers), with
+verify_only asking whether the partitions are already in the ongoing transaction
+(INVALID_TXN_STATE for those that are not) without adding them.
+"""
+
+from kafka.protocol.producer import AddPartitionsToTxnRequest, AddPartitionsToTxnResponse
+
+from odradek.broker.handlers import handles
+from odradek.broker.transactions import state as st
+from odradek.broker.transactions.coordinator import client_error
+from odradek.protocol.errors import ErrorCode
+
+R = AddPartitionsToTxnResponse
+TopicResult = R.AddPartitionsToTxnTopicResult
+PartitionResult = TopicResult.AddPartitionsToTxnPartitionResult
+FENCED_VERSION = 2
+BATCHED_VERSION = 4
+
+
+def _results(errors: dict[tuple[str, int], ErrorCode]) -> list:
+    by_topic: dict[str, list] = {}
+    for (topic, index), error in errors.items():
+        by_topic.setdefault(topic, []).append(PartitionResult(partition_index=index, partition_error_code=error))
+    return [TopicResult(name=t, results_by_partition=ps) for t, ps in by_topic.items()]
+
+
+async def add(ctx, tid: str, producer_id: int, epoch: int, topics, verify_only: bool, version: int
+              ) -> dict[tuple[str, int], ErrorCode]:
+    coordinator = ctx.broker.transactions
+    wanted = [(t.name, p) for t in topics for p in t.partitions]
+    image_topics = ctx.broker.image.topics
+    unknown = {tp for tp in wanted
+               if tp[0] not in image_topics or tp[1] not in image_topics[tp[0]].partitions}
+    if unknown:
+        return {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
+                for tp in wanted}
+    if verify_only:
+        error = coordinator.id_error(tid)
+        if error:
+            return dict.fromkeys(wanted, error)
+        meta = coordinator.txns.get(tid)
+        return {tp: st.verify_partition(meta, producer_id, epoch, tp) for tp in wanted}
+    error = await coordinator.add_partitions(tid, producer_id, epoch, set(wanted))
+    return dict.fromkeys(wanted, client_error(error, version, FENCED_VERSION))
+
+
+@handles(AddPartitionsToTxnRequest, 0, 5)
+async def handle(ctx, request):
+    version = ctx.header.api_version
+    if version < BATCHED_VERSION:
+        errors = await add(ctx, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
+                           request.v3_and_below_producer_epoch, request.v3_and_below_topics, False, version)
+        return R(throttle_time_ms=0, results_by_topic_v3_and_below=_results(errors))
+    results = []
+    for txn in request.transactions:
+        errors = await add(ctx, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics,
+                           txn.verify_only, version)
+        results.append(R.AddPartitionsToTxnResult(transactional_id=txn.transactional_id,
+                                                   topic_results=_results(errors)))
+    return R(throttle_time_ms=0, error_code=ErrorCode.NONE, results_by_transaction=results)

@@ -1,0 +1,48 @@
+"""TxnOffsetCommit (v0-v4): a group's offsets, committed with a producer's transaction.
+
+Sent to the group's coordinator after AddOffsetsToTxn. The offsets are written to
+``__consumer_offsets`` as the producer's transactional batch and held pending until the
+transaction's marker lands there (applied on COMMIT, dropped on ABORT; see
+broker.groups.coordinator). When this node also coordinates the transactional id, the
+producer id and epoch are checked against it (INVALID_PRODUCER_ID_MAPPING,
+PRODUCER_FENCED; INVALID_PRODUCER_EPOCH before v3). KIP-447 (v3+): a member id or
+generation, when given, must be the group's current ones (UNKNOWN_MEMBER_ID,
+ILLEGAL_GENERATION, FENCED_INSTANCE_ID), so a zombie member cannot commit. v5 belongs
+to transactions v2, not served.
+"""
+
+from kafka.protocol.producer import TxnOffsetCommitRequest, TxnOffsetCommitResponse
+
+from odradek.broker.handlers import handles
+from odradek.broker.transactions.coordinator import client_error
+
+R = TxnOffsetCommitResponse
+Topic = R.TxnOffsetCommitResponseTopic
+Partition = Topic.TxnOffsetCommitResponsePartition
+FENCED_VERSION = 3
+KIP_447_VERSION = 3
+
+
+@handles(TxnOffsetCommitRequest, 0, 4)
+async def handle(ctx, request):
+    version = ctx.header.api_version
+    broker = ctx.broker
+    tps = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+    error = broker.transactions.check_producer(request.transactional_id, request.producer_id,
+                                               request.producer_epoch)
+    if error:
+        results = dict.fromkeys(tps, error)
+    else:
+        offsets = [(t.name, p.partition_index, p.committed_offset,
+                    p.committed_leader_epoch if version >= 2 else -1, p.committed_metadata)
+                   for t in request.topics for p in t.partitions]
+        member = ((request.generation_id, request.member_id, request.group_instance_id)
+                  if version >= KIP_447_VERSION else (-1, "", None))
+        results = await broker.groups.commit_txn_offsets(
+            request.group_id, request.producer_id, request.producer_epoch, *member, offsets)
+    return R(throttle_time_ms=0, topics=[
+        Topic(name=t.name, partitions=[
+            Partition(partition_index=p.partition_index,
+                      error_code=client_error(results[(t.name, p.partition_index)], version, FENCED_VERSION))
+            for p in t.partitions])
+        for t in request.topics])

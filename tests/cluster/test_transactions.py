@@ -1,0 +1,106 @@
+"""Transactions on three nodes (127.0.0.N): markers written by remote partition leaders
+(WriteTxnMarkers between nodes), and the transaction coordinator moving with the
+leadership of its ``__transaction_state`` partition when its node is killed."""
+
+import time
+
+import pytest
+from confluent_kafka import Producer
+from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
+
+from tests.clients import confluent_values, create_topics
+from tests.local_cluster import Cluster
+from tests.rawclient import RawConnection
+
+OVERRIDES = {"transaction.state.log.num.partitions": "3", "offsets.topic.num.partitions": "3"}
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path, overrides=OVERRIDES)
+    yield c
+    c.stop_all()
+    for n in c.nodes:
+        print(f"--- node {n} ---\n" + "".join(c.logs[n][-200:]))
+
+
+def committed_values(bootstrap: str, topic: str, partitions: int, expect: int) -> list[bytes]:
+    return sorted(confluent_values(bootstrap, topic, "read_committed", expect, partitions, timeout_s=30,
+                                   settle_s=2))
+
+
+def transaction_coordinator(bootstrap: str, tid: str) -> int:
+    with RawConnection(bootstrap.split(",")[0]) as conn:
+        deadline = time.time() + 30
+        while True:
+            r = conn.roundtrip(FindCoordinatorRequest(key=tid, key_type=1), 3, FindCoordinatorResponse)
+            if r.error_code == 0:
+                return r.node_id
+            assert time.time() < deadline, r
+            time.sleep(0.3)
+
+
+def test_transactions_across_leaders_and_a_coordinator_failover(cluster):
+    cluster.start()
+    cluster.wait_formed()
+    create_topics(cluster.live_bootstrap, ["tx3"], 3, 3)
+    tid = "three-node-tx"
+    p = Producer({"bootstrap.servers": cluster.live_bootstrap, "transactional.id": tid})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(6):  # three partitions, led by different nodes: remote markers
+        p.produce("tx3", b"c%d" % i, partition=i % 3)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce("tx3", b"a%d" % i, partition=i % 3)
+    p.flush(10)
+    p.abort_transaction(30)
+    assert committed_values(cluster.live_bootstrap, "tx3", 3, 6) == sorted(b"c%d" % i for i in range(6))
+
+    # an open transaction, then its coordinator dies
+    p.begin_transaction()
+    for i in range(3):
+        p.produce("tx3", b"open%d" % i, partition=i % 3)
+    p.flush(10)
+    coordinator = transaction_coordinator(cluster.live_bootstrap, tid)
+    cluster.kill(coordinator)
+    # a new producer with the id finds the new coordinator, which loaded the state and
+    # aborts the open transaction before it answers
+    q = Producer({"bootstrap.servers": cluster.live_bootstrap, "transactional.id": tid})
+    q.init_transactions(60)
+    q.begin_transaction()
+    for i in range(3):
+        q.produce("tx3", b"n%d" % i, partition=i % 3)
+    q.commit_transaction(60)
+    expected = sorted([b"c%d" % i for i in range(6)] + [b"n%d" % i for i in range(3)])
+    assert committed_values(cluster.live_bootstrap, "tx3", 3, 9) == expected
+    assert transaction_coordinator(cluster.live_bootstrap, tid) != coordinator
+
+
+def test_a_leader_asks_a_remote_coordinator_before_a_transactional_write(cluster):
+    """KIP-890 part 1 across nodes: the partition leader verifies with the transaction's
+    coordinator on another node (AddPartitionsToTxn verify_only) that the partition was
+    added; a write to one that was not is refused and nothing is written."""
+    from kafka.protocol.producer import ProduceResponse
+
+    from odradek.protocol.errors import ErrorCode
+    from tests.integration.test_transactions import _add, _init, _txn_batch, txn_produce
+    cluster.start()
+    cluster.wait_formed()
+    create_topics(cluster.live_bootstrap, ["v3"], 3, 3)
+    tid = "raw-tx"
+    coordinator = transaction_coordinator(cluster.live_bootstrap, tid)
+    leaders = {p.id: p.leader for p in cluster.admin().list_topics(timeout=10).topics["v3"].partitions.values()}
+    index = next(i for i, leader in leaders.items() if leader != coordinator)
+    with RawConnection(cluster.nodes[coordinator].bootstrap) as conn:
+        init = _init(conn, tid)
+        pid, epoch = init.producer_id, init.producer_epoch
+        with RawConnection(cluster.nodes[leaders[index]].bootstrap) as leader:
+            resp = leader.roundtrip(txn_produce("v3", index, _txn_batch(pid, epoch, 0, b"x"), tid), 9, ProduceResponse)
+            assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
+            assert _add(conn, tid, pid, epoch, "v3", [index]) == {("v3", index): 0}
+            resp = leader.roundtrip(txn_produce("v3", index, _txn_batch(pid, epoch, 0, b"in"), tid), 9,
+                                    ProduceResponse)
+            assert resp.responses[0].partition_responses[0].error_code == 0
+            assert resp.responses[0].partition_responses[0].base_offset == 0

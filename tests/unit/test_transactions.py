@@ -1,0 +1,153 @@
+"""The transaction coordinator's pure parts: the partition of a transactional id, the
+state machine (Kafka's TransactionCoordinator rules) and the __transaction_state records."""
+
+import pytest
+
+from odradek.broker.transactions import state as st
+from odradek.broker.transactions import txn_log as tl
+from odradek.broker.transactions.state import TxnMetadata, TxnState
+from odradek.protocol.errors import ErrorCode
+
+MAX = 900_000
+
+
+def test_partition_for_is_javas_hash_code_with_kafkas_abs():
+    assert tl.partition_for("hello", 50) == 99162322 % 50  # "hello".hashCode() == 99162322
+    assert tl.partition_for("", 50) == 0
+    # "polygenelubricants".hashCode() == Integer.MIN_VALUE: Utils.abs maps it to 0
+    assert tl.partition_for("polygenelubricants", 50) == 0
+    # a negative hash: "my-transactional-id".hashCode() == -959806496
+    assert tl.partition_for("my-transactional-id", 50) == 959806496 % 50
+
+
+def counter(start=100):
+    ids = iter(range(start, start + 100))
+    return lambda: next(ids)
+
+
+def ongoing(tid="t", pid=5, epoch=3, parts=(("a", 0),), start=1000):
+    return TxnMetadata(tid, pid, epoch, 60000, TxnState.ONGOING, frozenset(parts), start, start)
+
+
+def test_init_new_id_gets_a_fresh_producer_at_epoch_0():
+    d = st.init_producer_id(None, "t", 60000, MAX, -1, -1, 10, counter())
+    assert not d.error and d.target.state == TxnState.EMPTY
+    assert (d.target.producer_id, d.target.producer_epoch) == (100, 0)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, MAX + 1])
+def test_init_refuses_timeouts_outside_the_brokers_bound(timeout):
+    assert st.init_producer_id(None, "t", timeout, MAX, -1, -1, 10, counter()).error == \
+        ErrorCode.INVALID_TRANSACTION_TIMEOUT
+
+
+def test_init_bumps_the_epoch_and_from_ongoing_fences_and_aborts():
+    done = ongoing().replace(state=TxnState.COMPLETE_COMMIT, partitions=frozenset())
+    d = st.init_producer_id(done, "t", 60000, MAX, -1, -1, 10, counter())
+    assert (d.target.producer_id, d.target.producer_epoch, d.target.state) == (5, 4, TxnState.EMPTY)
+    d = st.init_producer_id(ongoing(), "t", 60000, MAX, -1, -1, 10, counter())
+    assert d.target.state == TxnState.PREPARE_ABORT and d.target.producer_epoch == 4
+    assert d.target.partitions == ongoing().partitions  # the markers go to them
+    assert d.answer == ErrorCode.CONCURRENT_TRANSACTIONS
+    for busy in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE):
+        d = st.init_producer_id(ongoing().replace(state=busy), "t", 60000, MAX, -1, -1, 10, counter())
+        assert d.error == ErrorCode.CONCURRENT_TRANSACTIONS
+
+
+def test_init_exhausted_epoch_gets_a_new_producer_id():
+    meta = ongoing(epoch=st.MAX_EPOCH - 1).replace(state=TxnState.EMPTY)
+    d = st.init_producer_id(meta, "t", 60000, MAX, -1, -1, 10, counter())
+    assert (d.target.producer_id, d.target.producer_epoch) == (100, 0)
+
+
+def test_init_kip_360_checks_the_producer_it_was():
+    meta = ongoing().replace(state=TxnState.COMPLETE_ABORT)
+    assert st.init_producer_id(meta, "t", 60000, MAX, 6, 3, 10, counter()).error == ErrorCode.PRODUCER_FENCED
+    assert st.init_producer_id(meta, "t", 60000, MAX, 5, 1, 10, counter()).error == ErrorCode.PRODUCER_FENCED
+    d = st.init_producer_id(meta, "t", 60000, MAX, 5, 3, 10, counter())
+    assert not d.error and d.target.producer_epoch == 4
+    # a retry with the epoch before the bump gets the same answer, no second bump
+    retry = st.init_producer_id(d.target, "t", 60000, MAX, 5, 3, 10, counter())
+    assert retry.target == d.target
+
+
+def test_add_partitions_opens_and_extends_the_transaction():
+    empty = ongoing().replace(state=TxnState.EMPTY, partitions=frozenset(), txn_start_ms=-1)
+    d = st.add_partitions(empty, 5, 3, {("a", 0)}, 50)
+    assert d.target.state == TxnState.ONGOING and d.target.txn_start_ms == 50
+    d2 = st.add_partitions(d.target, 5, 3, {("b", 1)}, 60)
+    assert d2.target.partitions == {("a", 0), ("b", 1)} and d2.target.txn_start_ms == 50
+    assert st.add_partitions(d2.target, 5, 3, {("a", 0)}, 70) == st.Decision()  # nothing to write
+    assert st.add_partitions(d.target, 5, 2, {("a", 0)}, 70).error == ErrorCode.PRODUCER_FENCED
+    assert st.add_partitions(d.target, 9, 3, {("a", 0)}, 70).error == ErrorCode.INVALID_PRODUCER_ID_MAPPING
+    assert st.add_partitions(None, 9, 3, {("a", 0)}, 70).error == ErrorCode.INVALID_PRODUCER_ID_MAPPING
+    prepare = d.target.replace(state=TxnState.PREPARE_COMMIT)
+    assert st.add_partitions(prepare, 5, 3, {("a", 0)}, 70).error == ErrorCode.CONCURRENT_TRANSACTIONS
+
+
+def test_end_txn_rules():
+    m = ongoing()
+    commit = st.end_txn(m, 5, 3, True, 10).target
+    assert commit.state == TxnState.PREPARE_COMMIT
+    assert st.end_txn(m, 5, 2, True, 10).error == ErrorCode.PRODUCER_FENCED  # stale epoch
+    assert st.end_txn(commit, 5, 3, True, 10).error == ErrorCode.CONCURRENT_TRANSACTIONS
+    assert st.end_txn(commit, 5, 3, False, 10).error == ErrorCode.INVALID_TXN_STATE
+    done = st.complete(commit, 20)
+    assert done.state == TxnState.COMPLETE_COMMIT and not done.partitions
+    assert st.end_txn(done, 5, 3, True, 30) == st.Decision()  # a retry: NONE, nothing written
+    assert st.end_txn(done, 5, 3, False, 30).error == ErrorCode.INVALID_TXN_STATE
+    aborted = st.complete(st.end_txn(m, 5, 3, False, 10).target, 20)
+    assert aborted.state == TxnState.COMPLETE_ABORT
+    assert st.end_txn(aborted, 5, 3, True, 30).error == ErrorCode.INVALID_TXN_STATE
+    empty = m.replace(state=TxnState.EMPTY)
+    assert st.end_txn(empty, 5, 3, True, 30).error == ErrorCode.INVALID_TXN_STATE
+
+
+def test_verify_partition_kip_890():
+    m = ongoing()
+    assert st.verify_partition(m, 5, 3, ("a", 0)) == ErrorCode.NONE
+    assert st.verify_partition(m, 5, 3, ("a", 1)) == ErrorCode.INVALID_TXN_STATE
+    assert st.verify_partition(m, 5, 2, ("a", 0)) == ErrorCode.INVALID_PRODUCER_EPOCH
+    assert st.verify_partition(m.replace(state=TxnState.PREPARE_COMMIT), 5, 3, ("a", 0)) == \
+        ErrorCode.INVALID_TXN_STATE
+
+
+def test_timeout_aborts_with_the_epoch_bumped():
+    m = ongoing(start=1000)
+    assert not st.timed_out(m, 1000 + 60000)
+    assert st.timed_out(m, 1000 + 60001)
+    target = st.abort_timed_out(m, 70000, counter())
+    assert target.state == TxnState.PREPARE_ABORT and target.producer_epoch == 4
+    assert st.can_transition(m.state, target.state)
+
+
+def test_expiry_forgets_only_ids_without_a_transaction():
+    idle = ongoing(start=0).replace(state=TxnState.COMPLETE_COMMIT, last_update_ms=1000)
+    assert not st.expired(idle, 1999, 1000)
+    assert st.expired(idle, 2000, 1000)
+    assert st.expired(idle.replace(state=TxnState.EMPTY), 2000, 1000)
+    for busy in (TxnState.ONGOING, TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+        assert not st.expired(idle.replace(state=busy), 10**9, 1000)
+
+
+def test_transitions_follow_kafkas_table():
+    assert st.can_transition(TxnState.ONGOING, TxnState.PREPARE_COMMIT)
+    assert not st.can_transition(TxnState.EMPTY, TxnState.PREPARE_COMMIT)
+    assert not st.can_transition(TxnState.PREPARE_COMMIT, TxnState.COMPLETE_ABORT)
+    assert TxnState.PREPARE_EPOCH_FENCE.kafka_name == "PrepareEpochFence"
+
+
+def test_transaction_log_records_roundtrip():
+    m = ongoing(parts=(("a", 0), ("a", 2), ("b", 1)))
+    key = tl.key("t")
+    assert key == b"\x00\x00\x00\x01t"
+    assert tl.parse_key(key) == "t"
+    back = tl.parse_value("t", tl.value(m))
+    assert back == m.replace(last_producer_epoch=-1)
+    # v0 layout: version, producer id, epoch, timeout, status, partitions, last update, start
+    assert tl.value(m)[:17] == b"\x00\x00" + (5).to_bytes(8, "big") + (3).to_bytes(2, "big") + \
+        (60000).to_bytes(4, "big") + b"\x01"
+    with pytest.raises(tl.RecordFormatError):
+        tl.parse_value("t", b"\x00\x07")
+    with pytest.raises(tl.RecordFormatError):
+        tl.parse_value("t", tl.value(m)[:20])
