@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:9092
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint bench raft-sim fuzz venv clean
+.PHONY: run test test-fast lint bench raft-sim fuzz compaction-kill venv clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ lint: $(VENV)/.stamp-test
 FUZZ_SECONDS ?= 600
 fuzz: $(VENV)/.stamp-test
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -s --timeout=0 tests/integration/test_fuzz.py
+
+# The seeded SIGKILL-during-cleaning test (tests/integration/test_compaction.py) with more
+# runs than make test gives it (3).
+COMPACTION_KILL_RUNS ?= 30
+compaction-kill: $(VENV)/.stamp-test
+	COMPACTION_KILL_RUNS=$(COMPACTION_KILL_RUNS) $(PY) -m pytest -q tests/integration/test_compaction.py -k sigkill
 
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench

@@ -15,6 +15,7 @@ from typing import Any
 
 from odradek.storage.config import (
     BOOLEAN,
+    DOUBLE,
     INT,
     INT32_MAX,
     INT64_MAX,
@@ -40,7 +41,6 @@ TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
     ConfigDef("compression.type", STRING, "producer",
               "only 'producer' (store batches as sent) is supported", one_of("producer"),
               "compression.type"),
-    ConfigDef("delete.retention.ms", LONG, 86400000, "", at_least(0), "log.cleaner.delete.retention.ms"),
     ConfigDef("message.timestamp.before.max.ms", LONG, INT64_MAX, "", at_least(0),
               "log.message.timestamp.before.max.ms"),
     # One hour since Kafka 4.0 (KIP-1079): a timestamp far in the future is refused.
@@ -103,6 +103,20 @@ BROKER_CONFIGS = defs(
     ConfigDef("metadata.log.max.record.bytes.between.snapshots", LONG, 20971520,
               "metadata applied between snapshots of the image", at_least(1)),
     ConfigDef("producer.id.expiration.ms", INT, 86400000, "", at_least(1)),
+    # The log cleaner (storage.cleaner). log.cleaner.enable is deprecated since Kafka 4.1
+    # and the cleaner always runs there; accepted here for old server.properties files.
+    ConfigDef("log.cleaner.enable", BOOLEAN, True, "accepted; the cleaner always runs (Kafka 4.1)"),
+    ConfigDef("log.cleaner.threads", INT, 1, "threads cleaning logs at once", at_least(0)),
+    ConfigDef("log.cleaner.io.max.bytes.per.second", DOUBLE, 1.7976931348623157e308,
+              "read plus write bytes per second of all cleaner threads together", at_least(0)),
+    ConfigDef("log.cleaner.dedupe.buffer.size", LONG, 134217728,
+              "memory for the offset maps of all cleaner threads", at_least(0)),
+    ConfigDef("log.cleaner.io.buffer.size", INT, 524288, "accepted (Kafka's read buffer size)",
+              at_least(0)),
+    ConfigDef("log.cleaner.io.buffer.load.factor", DOUBLE, 0.9, "share of the offset map filled",
+              lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
+    ConfigDef("log.cleaner.backoff.ms", LONG, 15000, "sleep when no log needs cleaning",
+              at_least(0)),
     # Odradek's own: Prometheus' port list gives 9404 to the JMX exporter, which is how
     # Kafka's metrics are usually scraped (Strimzi, Confluent's examples).
     ConfigDef("http.listener", STRING, "127.0.0.1:9404",

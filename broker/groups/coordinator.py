@@ -236,7 +236,7 @@ class GroupCoordinator:
             for _, key, value in ot.iter_records(data):
                 records += 1
                 self._replay(p, key, value)
-            for _, header in rec.iter_batches(data, None):
+            for _, header in rec.iter_batches(data, None, produced=False):
                 offset = header.next_offset
             await asyncio.sleep(0)  # loading is background work: let requests through
         for group_id in p.group_ids:
