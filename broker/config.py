@@ -82,6 +82,8 @@ BROKER_CONFIGS = defs(
     ConfigDef("offsets.topic.num.partitions", INT, 50, "", at_least(1)),
     ConfigDef("offsets.topic.replication.factor", SHORT, 3,
               "capped at the number of live brokers", at_least(1)),
+    ConfigDef("offsets.topic.segment.bytes", INT, 104857600, "segment.bytes of __consumer_offsets",
+              at_least(1)),
     ConfigDef("offsets.retention.minutes", INT, 10080, "", at_least(1)),
     ConfigDef("offsets.retention.check.interval.ms", LONG, 600000, "", at_least(1)),
     ConfigDef("offset.metadata.max.bytes", INT, 4096, "longest commit metadata", at_least(0)),
