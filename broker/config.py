@@ -39,7 +39,8 @@ COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"
 # Every topic key: the log's own (storage.config) and those the broker applies.
 TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
     ConfigDef("compression.type", STRING, "producer",
-              "only 'producer' (store batches as sent) is supported", one_of("producer"),
+              "producer: store batches as sent (zero-copy); a codec or uncompressed: the broker "
+              "rewrites batches sent in another codec", one_of(*COMPRESSION_TYPES),
               "compression.type"),
     ConfigDef("message.timestamp.before.max.ms", LONG, INT64_MAX, "", at_least(0),
               "log.message.timestamp.before.max.ms"),

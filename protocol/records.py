@@ -685,3 +685,37 @@ def encode_batch(
     )  # fmt: skip
     _UINT32.pack_into(buf, _OFF_CRC, compute_crc(buf, 0, len(buf)))
     return bytes(buf)
+
+
+def recompress_batches(buf: bytes | bytearray | memoryview, codec: int,
+                       max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES) -> bytes | None:
+    """Produced batches rewritten in ``codec`` (0: uncompressed), as Kafka's broker does for
+    a topic whose compression.type names a codec: each batch not already in it gets its
+    records re-encoded (offset deltas 0..n-1, producer id, epoch and sequence kept); the
+    log stamps offsets as for any batch.  None when nothing needs rewriting, or when the
+    batches do not validate (the append then refuses them as sent)."""
+    try:
+        batches = validate_batches(buf, max_message_bytes)
+    except RecordError:
+        return None
+    if all(header.compression == codec for _, header in batches):
+        return None
+    out = []
+    for pos, header in batches:
+        data = bytes(buf[pos : pos + header.size])
+        if header.compression == codec:
+            out.append(data)
+            continue
+        try:
+            records = read_records(data)
+        except RecordError:
+            return None
+        out.append(encode_batch(
+            records, base_offset=header.base_offset, last_offset_delta=header.last_offset_delta,
+            partition_leader_epoch=header.partition_leader_epoch,
+            attributes=(header.attributes & ~COMPRESSION_MASK) | codec,
+            base_timestamp=header.base_timestamp, max_timestamp=header.max_timestamp,
+            producer_id=header.producer_id, producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+        ))  # fmt: skip
+    return b"".join(out)
