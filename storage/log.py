@@ -41,7 +41,7 @@ from odradek.protocol.records import (
     validate_batches,
 )
 from odradek.storage.checkpoint import fsync_dir
-from odradek.storage.cleaner import SWAP_SUFFIX, recover_swaps
+from odradek.storage.cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, recover_swaps
 from odradek.storage.config import INT32_MAX, LogConfig
 from odradek.storage.epoch import LeaderEpochCache
 from odradek.storage.errors import CorruptIndexError, KafkaStorageError, OffsetOutOfRangeError
@@ -403,13 +403,15 @@ class Log:
             self._arm_flush_timer()
 
     def replace_segments(self, old: list[LogSegment], sizes: list[int], cleaned: LogSegment) -> bool:
-        """Install the log cleaner's ``cleaned`` segment (files ``*.swap``) in place of
+        """Install the log cleaner's ``cleaned`` segment (files ``*.cleaned``) in place of
         ``old``, on the loop; False (nothing done) if the log changed since ``old`` was read:
         a segment gone (retention, truncation, DeleteRecords) or grown/cut (``sizes``).
 
-        Kafka's order: the old segments are renamed ``*.deleted`` (fetches in flight keep
-        reading them: unlinked when released), then the swap takes the final names.  The
-        caller fsyncs the directory afterwards, off the loop.
+        Kafka's order: ``*.cleaned`` becomes ``*.swap``, the old segments are renamed
+        ``*.deleted`` (fetches in flight keep reading them: unlinked when released), then
+        the swap takes the final names.  A crash between any two renames is completed at
+        the next load (storage.cleaner.recover_swaps).  The caller fsyncs the directory
+        afterwards, off the loop.
         """
         try:
             i = next(j for j, s in enumerate(self.segments) if s is old[0])
@@ -423,6 +425,7 @@ class Log:
             or any(s.deleted or s.size != size for s, size in zip(old, sizes, strict=True))
         ):
             return False
+        cleaned.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
         for segment in old:
             segment.delete()
         cleaned.rename_suffix(SWAP_SUFFIX, "")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from odradek.protocol.records import build_batch
 from tests.clients import create_topics
@@ -37,7 +37,15 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 20) -> tuple[int, li
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "compaction-check",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:  # a new leader answers OFFSET_NOT_AVAILABLE until its high watermark caught up
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+                break
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         out: list = []
         deadline = time.monotonic() + timeout_s

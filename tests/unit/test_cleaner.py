@@ -359,7 +359,10 @@ def test_truncation_mid_pass_aborts_the_install(tmp_path) -> None:
     manager.close()
 
 
-def test_recovery_rolls_back_cleaned_files_and_completes_swaps(tmp_path) -> None:
+@pytest.mark.parametrize("crash_after", ["cleaned", "swap", "old_deleted"])
+def test_recovery_rolls_back_cleaned_files_and_completes_swaps(tmp_path, crash_after) -> None:
+    """A crash at each step of an install: .cleaned files are rolled back (the log is as
+    before), a .swap is completed (the log is compacted), never a lost or doubled offset."""
     clock = [NOW]
     manager = open_manager(tmp_path, clock)
     lg = manager.get_or_create_log("t", 0)
@@ -368,19 +371,27 @@ def test_recovery_rolls_back_cleaned_files_and_completes_swaps(tmp_path) -> None
     directory = lg.dir
     job = manager.cleaner.grab()
     job.build_map()
-    groups = job.groups()
-    cleaned = job.clean_group(groups[0], lg.config, manager.io)  # written and renamed .swap
-    # a crash here: the .swap must be completed; a stray .cleaned must go
-    (directory / "00000000000000000099.log.cleaned").write_bytes(b"junk")
+    group = job.groups()[0]
+    cleaned = job.clean_group(group, lg.config, manager.io)
+    if crash_after != "cleaned":
+        cleaned.rename_suffix(".cleaned", ".swap")
+    if crash_after == "old_deleted":
+        first = job.segments[group[0]]
+        for suffix in (".log", ".index", ".timeindex"):
+            path = directory / (first.log_path.stem + suffix)
+            path.rename(path.with_name(path.name + ".deleted"))
     cleaned.close()
     for s in job.segments:
         s.release()
     manager.close(clean=False)
     manager = open_manager(tmp_path, clock)
     lg = manager.get_log("t", 0)
-    assert not [p for p in os.listdir(directory) if p.endswith((".swap", ".cleaned"))]
+    assert not [p for p in os.listdir(directory) if p.endswith((".swap", ".cleaned", ".deleted"))]
     records = records_of(lg)
-    assert set(records) <= set(original)
+    if crash_after == "cleaned":
+        assert records == original
+    else:
+        assert set(records) <= set(original) and len(records) < len(original)
     assert_compacted_subset(records, latest)
     manager.close()
 
