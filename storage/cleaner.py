@@ -54,7 +54,7 @@ threads together (Kafka's Throttler).
 
 Transactions: control batches are kept as they are and transactional data batches follow
 the key rules (see ``plan_batch``); Kafka's rules for aborted data and markers past their
-horizon belong with the transaction state (``TRANSACTION_HOOK``).
+horizon belong with the transaction state (the TRANSACTIONS comment in ``plan_batch``).
 """
 
 from __future__ import annotations
@@ -105,9 +105,6 @@ MAP_ENTRY_BYTES = 150
 READ_CHUNK = 1 << 20  # bytes read from a segment at a time
 WRITE_CHUNK = 1 << 20  # bytes of cleaned batches buffered before a write
 DOUBLE_MAX = 1.7976931348623157e308  # log.cleaner.io.max.bytes.per.second's default: no limit
-# Where Kafka's transactional rules go once transactions exist: aborted data batches are
-# dropped, and markers (control batches) removed once their delete horizon passed.
-TRANSACTION_HOOK = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,9 +299,16 @@ def plan_batch(
     without a horizon sets one: now + delete.retention.ms.  A batch with nothing left is
     dropped, unless it is the last batch of its producer, which stays empty (its header
     carries producer id, epoch and sequences).  Control batches (transaction markers) stay
-    whole: their rules come with transactions (TRANSACTION_HOOK).  ``records`` None: not
+    whole: their rules come with transactions (TRANSACTIONS below).  ``records`` None: not
     readable here (a codec not installed): the batch stays whole.
     """
+    # TRANSACTIONS: once transactions exist (their issue adds this, with tests), Kafka's
+    # rules go here, given the aborted-transaction index of the cleaned range: a data batch
+    # of an aborted transaction is dropped; a control batch (COMMIT/ABORT marker) whose
+    # transaction has no data left gets a delete horizon and is dropped once it passed
+    # (LogCleaner.CleanedTransactionMetadata, MemoryRecords.filterTo's
+    # containsMarkerForEmptyTxn); the offset map skips aborted records.  Until then control
+    # batches stay whole and transactional data follows the key rules like any other.
     if header.attributes & CONTROL_BIT or records is None:
         return BatchPlan(COPY, [], None)
     horizon = header.delete_horizon_ms

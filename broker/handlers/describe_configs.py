@@ -36,6 +36,10 @@ def render(value) -> str | None:
         return "true" if value else "false"
     if isinstance(value, list):
         return ",".join(value)
+    if isinstance(value, float):
+        # Java's Double.toString: 0.5, 1.7976931348623157E308 (Python: ...e+308)
+        mantissa, _, exponent = repr(value).partition("e")
+        return f"{mantissa if '.' in mantissa else mantissa + '.0'}E{int(exponent)}" if exponent else mantissa
     return str(value)
 
 

@@ -403,3 +403,17 @@ def assert_compacted_subset(records, latest) -> None:
     present = {(o, k, v) for o, k, v in records}
     for key, (offset, value) in latest.items():
         assert (offset, key, value) in present
+
+
+def test_cleaner_keys_have_kafkas_defaults_and_rendering() -> None:
+    from odradek.broker.config import BrokerConfig
+    from odradek.broker.handlers.describe_configs import render
+    config = BrokerConfig({})
+    assert (config["log.cleaner.threads"], config["log.cleaner.dedupe.buffer.size"],
+            config["log.cleaner.backoff.ms"], config["log.cleaner.enable"]) == (1, 134217728, 15000, True)
+    assert render(config["log.cleaner.io.max.bytes.per.second"]) == "1.7976931348623157E308"
+    topic = config.topic_config({"min.cleanable.dirty.ratio": "0.2"})
+    assert (render(topic["min.cleanable.dirty.ratio"]), topic["delete.retention.ms"],
+            topic["max.compaction.lag.ms"]) == ("0.2", 86400000, 2**63 - 1)
+    with pytest.raises(ValueError, match="min.cleanable.dirty.ratio"):
+        config.topic_config({"min.cleanable.dirty.ratio": "1.5"})
