@@ -367,7 +367,7 @@ class Throttler:
 
     def __init__(self, rate: float, *, check_interval_s: float = 0.3,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+                 sleep: Callable[[float], object] = time.sleep) -> None:  # fmt: skip
         self.rate = rate
         self.check_interval_s = check_interval_s
         self._clock, self._sleep = clock, sleep
@@ -561,6 +561,7 @@ class CleaningJob:
             self.check()
             for _, header, data in read_batches(self.segments[i], self.sizes[i], self.check):
                 self.stats.bytes_read += header.size
+                self.throttler.maybe_throttle(header.size)  # reads and writes count (Kafka's)
                 try:
                     records: list[RawRecord] | None = read_records(data) if header.records_count else []
                 except RecordError:
@@ -655,9 +656,11 @@ class LogCleaner:
         self.uncleanable: set = set()  # failed unexpectedly: skipped until a restart
         self.busy: set = set()
         self.abort = threading.Event()
-        self.throttler = Throttler(config.io_max_bytes_per_second)
+        # its pauses end early when the cleaner stops (close() waits for the threads)
+        self.throttler = Throttler(config.io_max_bytes_per_second, sleep=self.abort.wait)
         self._executor = ThreadPoolExecutor(max(1, config.threads), thread_name_prefix="odradek-cleaner")
         self._checkpoint_lock = threading.Lock()
+        self._closed = False
         self.passes = 0  # completed passes (tests and metrics)
         self.bytes_cleaned = 0
         self.last_stats: PassStats | None = None
@@ -759,6 +762,9 @@ class LogCleaner:
         if self.config.threads <= 0:
             log.warning("log_cleaner_disabled", reason="log.cleaner.threads=0")
             return
+        if self._closed:
+            return
+        self.abort.clear()  # a supervisor may run this again after a failure
         running: set[asyncio.Task] = set()
         try:
             while True:
@@ -780,5 +786,6 @@ class LogCleaner:
 
     def close(self) -> None:
         """Stop: passes in flight end at their next check; waits for the threads."""
+        self._closed = True
         self.abort.set()
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -3,7 +3,8 @@ write and read them (storage.cleaner).
 
 The broker runs with log.cleaner.backoff.ms=100 so passes come quickly; segments are small
 so a changelog spans many of them.  The SIGKILL test runs COMPACTION_KILL_RUNS seeded runs
-(3 by default; ``make compaction-kill`` runs more).
+(3 by default; ``make compaction-kill`` runs 30), each killing a throttled pass at a random
+moment (``-s`` prints which .cleaned files each kill left).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 20) -> tuple[int, li
 
 
 def write_changelog(bootstrap: str, topic: str, rng: random.Random, count: int, keys: int,
-                    compression: str = "none") -> dict[bytes, tuple[int, bytes | None]]:
+                    compression: str = "none", **producer_config) -> dict[bytes, tuple[int, bytes | None]]:
     """Keys written many times with tombstones among them, by an idempotent producer;
     returns each key's latest (offset, value) as acknowledged."""
     latest: dict[bytes, tuple[int, bytes | None]] = {}
@@ -77,7 +78,7 @@ def write_changelog(bootstrap: str, topic: str, rng: random.Random, count: int, 
             latest[msg.key()] = (msg.offset(), msg.value())
 
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                         "compression.type": compression, "linger.ms": 5})
+                         "compression.type": compression, "linger.ms": 5, **producer_config})
     for i in range(count):
         key = b"key-%d" % rng.randrange(keys)
         value = None if rng.random() < 0.2 else b"value-%d-" % i + b"x" * rng.randrange(60)
@@ -159,20 +160,32 @@ def test_idempotent_producer_keeps_deduplicating_after_its_batches_are_cleaned(b
     assert produce(broker.bootstrap, "idem", {0: idempotent(77, 200, b"k")})[0].error_code == 0
 
 
-KILL_RUNS = int(os.environ.get("COMPACTION_KILL_RUNS", "3"))
+KILL_RUNS = int(os.environ.get("COMPACTION_KILL_RUNS", "3"))  # make compaction-kill: 30
 
 
 @pytest.mark.parametrize("seed", range(KILL_RUNS))
 def test_sigkill_during_cleaning_leaves_a_valid_log(broker_factory, seed):
-    """Killed at a random moment of cleaning (throttled to make it last), the broker
-    restarts with a log in which every key's latest record is at its offset, offsets
-    strictly increase, and nothing is left of .cleaned/.swap files once cleaned again."""
+    """Killed at a random moment of a cleaning pass (held back until the log is written,
+    then throttled to make it last), the broker restarts with a log in which every key's
+    latest record is at its offset and offsets strictly increase; the .cleaned or .swap
+    files the kill left are rolled back or completed."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
     rng = random.Random(seed)
-    broker = broker_factory(overrides={**BROKER, "log.cleaner.io.max.bytes.per.second": "400000"})
-    create_topics(broker.bootstrap, ["crashy"], config={**TOPIC_CONFIG, "delete.retention.ms": "600000"})
-    latest = write_changelog(broker.bootstrap, "crashy", rng, 3000, 100)
-    time.sleep(rng.uniform(0.0, 2.5))
+    broker = broker_factory(overrides={**BROKER, "log.cleaner.io.max.bytes.per.second": "40000"})
+    held = {**TOPIC_CONFIG, "delete.retention.ms": "600000", "min.cleanable.dirty.ratio": "1.0"}
+    create_topics(broker.bootstrap, ["crashy"], config=held)  # a ratio of 1.0 is never exceeded
+    # small batches: many segments, so the kill falls among the pass's groups too
+    latest = write_changelog(broker.bootstrap, "crashy", rng, 3000, 100, **{"batch.size": 1500})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    start = ConfigResource("TOPIC", "crashy", incremental_configs=[ConfigEntry(
+        "min.cleanable.dirty.ratio", "0.01", incremental_operation=AlterConfigOpType.SET)])
+    for f in admin.incremental_alter_configs([start]).values():
+        f.result(10)
+    time.sleep(rng.uniform(0.2, 7.0))  # the pass reads ~280 KB at 40 KB/s: the map, then groups
     broker.kill()
+    left = [n for n in os.listdir(Path(broker.data_dir) / "crashy-0") if n.endswith((".cleaned", ".swap"))]
+    print(f"seed {seed}: killed with {left or 'no'} cleaner files")  # where the kill fell
+    del broker.overrides["log.cleaner.io.max.bytes.per.second"]  # the rest at full speed
     broker.restart()
     low, records = read_all(broker.bootstrap, "crashy")
     assert low == 0
