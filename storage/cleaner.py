@@ -100,7 +100,8 @@ CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 # Bytes of memory one offset-map entry costs here: a dict slot plus a 16-byte digest
-# and an int (Kafka's SkimpyOffsetMap packs 24). Measured with tracemalloc on CPython 3.11.
+# and an int (Kafka's SkimpyOffsetMap packs 24). tracemalloc on CPython 3.11 measured 133
+# for 200,000 entries (a dict's size doubles in steps, so some fills cost more).
 MAP_ENTRY_BYTES = 150
 READ_CHUNK = 1 << 20  # bytes read from a segment at a time
 WRITE_CHUNK = 1 << 20  # bytes of cleaned batches buffered before a write
