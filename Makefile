@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:9092
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint bench raft-sim fuzz screenshots venv clean
+.PHONY: run test test-fast lint bench raft-sim fuzz screenshots compaction-kill venv clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ fuzz: $(VENV)/.stamp-test
 # The README's pictures of the web console, taken by its browser test in headless Chromium.
 screenshots: $(VENV)/.stamp-test
 	ODRADEK_SCREENSHOTS=broker/console/screenshots $(PY) -m pytest -q tests/integration/test_console.py -k chromium
+
+# The seeded SIGKILL-during-cleaning test (tests/integration/test_compaction.py) with more
+# runs than make test gives it (3).
+COMPACTION_KILL_RUNS ?= 30
+compaction-kill: $(VENV)/.stamp-test
+	COMPACTION_KILL_RUNS=$(COMPACTION_KILL_RUNS) $(PY) -m pytest -q tests/integration/test_compaction.py -k sigkill
 
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench

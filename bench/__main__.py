@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["storage", "zerocopy", "produce", "tls", "cluster", "testing", "loop_lag", "side_by_side"]
+MODULES = ["storage", "zerocopy", "produce", "tls", "cluster", "testing", "loop_lag", "cleaner",
+           "side_by_side"]
 ALIASES = {"kafka": "side_by_side", "side-by-side": "side_by_side"}
 
 

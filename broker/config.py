@@ -48,9 +48,9 @@ COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"
 # Every topic key: the log's own (storage.config) and those the broker applies.
 TOPIC_CONFIGS = dict(sorted({**LOG_CONFIG_DEFS, **defs(
     ConfigDef("compression.type", STRING, "producer",
-              "only 'producer' (store batches as sent) is supported", one_of("producer"),
+              "producer: store batches as sent (zero-copy); a codec or uncompressed: the broker "
+              "rewrites batches sent in another codec", one_of(*COMPRESSION_TYPES),
               "compression.type"),
-    ConfigDef("delete.retention.ms", LONG, 86400000, "", at_least(0), "log.cleaner.delete.retention.ms"),
     ConfigDef("message.timestamp.before.max.ms", LONG, INT64_MAX, "", at_least(0),
               "log.message.timestamp.before.max.ms"),
     # One hour since Kafka 4.0 (KIP-1079): a timestamp far in the future is refused.
@@ -138,6 +138,8 @@ BROKER_CONFIGS = defs(
     ConfigDef("offsets.topic.num.partitions", INT, 50, "", at_least(1)),
     ConfigDef("offsets.topic.replication.factor", SHORT, 3,
               "capped at the number of live brokers", at_least(1)),
+    ConfigDef("offsets.topic.segment.bytes", INT, 104857600, "segment.bytes of __consumer_offsets",
+              at_least(1)),
     ConfigDef("offsets.retention.minutes", INT, 10080, "", at_least(1)),
     ConfigDef("transaction.state.log.num.partitions", INT, 50, "", at_least(1)),
     ConfigDef("transaction.state.log.replication.factor", SHORT, 3,
@@ -185,21 +187,25 @@ BROKER_CONFIGS = defs(
     ConfigDef("metadata.log.max.record.bytes.between.snapshots", LONG, 20971520,
               "metadata applied between snapshots of the image", at_least(1)),
     ConfigDef("producer.id.expiration.ms", INT, 86400000, "", at_least(1)),
-    # Kafka's thread pools and log cleaner tuning: accepted (statically and dynamically, with
-    # Kafka's defaults and rules) so that operators' files and kafka-configs work; Odradek
-    # runs one event loop and has no log cleaner yet, so they change nothing.
+    # Kafka's thread pools: accepted (statically and dynamically, with Kafka's defaults and
+    # rules) so that operators' files and kafka-configs work; Odradek runs one event loop.
     *(ConfigDef(name, INT, default, ACCEPTED, at_least(1)) for name, default in (
         ("num.io.threads", 8), ("num.network.threads", 3), ("num.recovery.threads.per.data.dir", 2),
-        ("num.replica.fetchers", 1), ("background.threads", 10), ("log.cleaner.threads", 1))),
-    ConfigDef("log.cleaner.backoff.ms", LONG, 15000, ACCEPTED, at_least(0)),
-    ConfigDef("log.cleaner.dedupe.buffer.size", LONG, 134217728, ACCEPTED),
-    ConfigDef("log.cleaner.io.buffer.size", INT, 524288, ACCEPTED, at_least(0)),
-    ConfigDef("log.cleaner.io.buffer.load.factor", DOUBLE, 0.9, ACCEPTED),
-    ConfigDef("log.cleaner.io.max.bytes.per.second", DOUBLE, 1.7976931348623157e308, ACCEPTED),
-    ConfigDef("log.cleaner.min.cleanable.ratio", DOUBLE, 0.5, ACCEPTED,
-              lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
-    ConfigDef("log.cleaner.min.compaction.lag.ms", LONG, 0, ACCEPTED, at_least(0)),
-    ConfigDef("log.cleaner.max.compaction.lag.ms", LONG, INT64_MAX, ACCEPTED, at_least(1)),
+        ("num.replica.fetchers", 1), ("background.threads", 10))),
+    # The log cleaner (storage.cleaner). log.cleaner.enable is deprecated since Kafka 4.1
+    # and the cleaner always runs there; accepted here for old server.properties files.
+    ConfigDef("log.cleaner.enable", BOOLEAN, True, "accepted; the cleaner always runs (Kafka 4.1)"),
+    ConfigDef("log.cleaner.threads", INT, 1, "threads cleaning logs at once", at_least(0)),
+    ConfigDef("log.cleaner.io.max.bytes.per.second", DOUBLE, 1.7976931348623157e308,
+              "read plus write bytes per second of all cleaner threads together", at_least(0)),
+    ConfigDef("log.cleaner.dedupe.buffer.size", LONG, 134217728,
+              "memory for the offset maps of all cleaner threads", at_least(0)),
+    ConfigDef("log.cleaner.io.buffer.size", INT, 524288, "accepted (Kafka's read buffer size)",
+              at_least(0)),
+    ConfigDef("log.cleaner.io.buffer.load.factor", DOUBLE, 0.9, "share of the offset map filled",
+              lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
+    ConfigDef("log.cleaner.backoff.ms", LONG, 15000, "sleep when no log needs cleaning",
+              at_least(0)),
     # Odradek's own: Prometheus' port list gives 9404 to the JMX exporter, which is how
     # Kafka's metrics are usually scraped (Strimzi, Confluent's examples).
     ConfigDef("http.listener", STRING, "127.0.0.1:9404",

@@ -37,6 +37,7 @@ from odradek.replication.isr import IsrState
 from odradek.replication.metadata import TOPIC, ConfigRecord, MetadataImage
 from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
+from odradek.storage.cleaner import CleanerConfig
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
 from odradek.storage.producer_state import (
     CompletedTxn,
@@ -136,7 +137,13 @@ class ReplicaManager:
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.log_manager = LogManager(
             data_dir, log_config_for(config, {}), io=io,
-            retention_check_interval_ms=config["log.retention.check.interval.ms"])
+            retention_check_interval_ms=config["log.retention.check.interval.ms"],
+            cleaner_config=CleanerConfig(
+                threads=config["log.cleaner.threads"],
+                dedupe_buffer_size=config["log.cleaner.dedupe.buffer.size"],
+                io_max_bytes_per_second=config["log.cleaner.io.max.bytes.per.second"],
+                backoff_ms=config["log.cleaner.backoff.ms"],
+                load_factor=config["log.cleaner.io.buffer.load.factor"]))
         self.controller = controller  # for ISR changes (AlterPartition)
         self.fetchers: dict[int, ReplicaFetcher] = {}  # by leader node id
         self.partitions: dict[tuple[str, int], Partition] = {}

@@ -69,6 +69,7 @@ COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_BIT = 0x08
 TRANSACTIONAL_BIT = 0x10
 CONTROL_BIT = 0x20
+DELETE_HORIZON_BIT = 0x40  # KIP-534: base_timestamp holds the log cleaner's delete horizon
 
 CREATE_TIME = 0
 LOG_APPEND_TIME = 1
@@ -170,6 +171,12 @@ class BatchHeader(NamedTuple):
     def is_control(self) -> bool:
         return bool(self.attributes & CONTROL_BIT)
 
+    @property
+    def delete_horizon_ms(self) -> int | None:
+        """KIP-534: when the log cleaner may drop this batch's tombstones (its base
+        timestamp, when attribute bit 6 says so), else None."""
+        return self.base_timestamp if self.attributes & DELETE_HORIZON_BIT else None
+
 
 def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
     """Decode the 61-byte header at ``pos``; checks only that 61 bytes exist."""
@@ -196,6 +203,8 @@ def validate_batch(
     buf: bytes | bytearray | memoryview,
     pos: int = 0,
     max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    produced: bool = True,
 ) -> BatchHeader:
     """Check the batch at ``pos`` at batch level and return its header.
 
@@ -203,15 +212,21 @@ def validate_batch(
     length is sane, the size is within ``max_message_bytes`` (None: no limit,
     used by recovery, where the topic config may have shrunk since the write),
     magic is 2, the CRC32C matches, and records_count == last_offset_delta + 1 > 0.
-    Records are not walked.
+    Records are not walked.  ``produced=False`` is for batches already in a log (recovery,
+    a follower, a coordinator loading its partition): the log cleaner leaves gaps inside
+    a batch and keeps an idempotent producer's last batch even with no record left, so
+    there 0 <= records_count <= last_offset_delta + 1 (Kafka checks the exact count only
+    on what clients produce).
     """
     with memoryview(buf) as view:
         if view.itemsize != 1 or view.ndim != 1:
             view = view.cast("B")
-        return _validate(view, pos, len(view), max_message_bytes)
+        return _validate(view, pos, len(view), max_message_bytes, produced)
 
 
-def _validate(view: memoryview, pos: int, end: int, max_message_bytes: int | None) -> BatchHeader:
+def _validate(
+    view: memoryview, pos: int, end: int, max_message_bytes: int | None, produced: bool = True
+) -> BatchHeader:
     """validate_batch on a byte memoryview (the hot path of every append: one CRC pass)."""
     available = end - pos
     if available >= HEADER_SIZE:
@@ -236,7 +251,7 @@ def _validate(view: memoryview, pos: int, end: int, max_message_bytes: int | Non
     if crc != fields[4]:
         raise CorruptRecordError(f"record batch CRC {crc:#010x} != stored {fields[4]:#010x}")
     count = fields[12]
-    if count <= 0 or count != fields[6] + 1:
+    if (count <= 0 or count != fields[6] + 1) and (produced or not 0 <= count <= fields[6] + 1):
         raise InvalidRecordError(
             f"record batch count {count} inconsistent with last_offset_delta {fields[6]}"
         )
@@ -246,28 +261,33 @@ def _validate(view: memoryview, pos: int, end: int, max_message_bytes: int | Non
 def validate_batches(
     buf: bytes | bytearray | memoryview,
     max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    produced: bool = True,
 ) -> list[tuple[int, BatchHeader]]:
     """``list(iter_batches(buf, max_message_bytes))``, faster: the append hot path.
 
     A one-dimensional byte memoryview is used as is (no wrapping view).
     """
     if type(buf) is memoryview and buf.itemsize == 1 and buf.ndim == 1:
-        return _validate_all(buf, max_message_bytes)  # the Log's own view: no second one
+        return _validate_all(buf, max_message_bytes, produced)  # the Log's own view
     with memoryview(buf) as view:
         return _validate_all(
-            view if view.itemsize == 1 and view.ndim == 1 else view.cast("B"), max_message_bytes
-        )
+            view if view.itemsize == 1 and view.ndim == 1 else view.cast("B"), max_message_bytes,
+            produced,
+        )  # fmt: skip
 
 
-def _validate_all(view: memoryview, max_message_bytes: int | None) -> list[tuple[int, BatchHeader]]:
+def _validate_all(
+    view: memoryview, max_message_bytes: int | None, produced: bool = True
+) -> list[tuple[int, BatchHeader]]:
     end = len(view)
     if not end:
         return []
-    header = _validate(view, 0, end, max_message_bytes)
+    header = _validate(view, 0, end, max_message_bytes, produced)
     out = [(0, header)]
     pos = LOG_OVERHEAD + header[1]
     while pos < end:  # a Produce partition usually holds one batch: never entered
-        header = _validate(view, pos, end, max_message_bytes)
+        header = _validate(view, pos, end, max_message_bytes, produced)
         out.append((pos, header))
         pos += LOG_OVERHEAD + header[1]
     return out
@@ -276,6 +296,8 @@ def _validate_all(view: memoryview, max_message_bytes: int | None) -> list[tuple
 def iter_batches(
     buf: bytes | bytearray | memoryview,
     max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    produced: bool = True,
 ) -> Iterator[tuple[int, BatchHeader]]:
     """Yield ``(position, header)`` for each validated batch in ``buf``.
 
@@ -286,7 +308,7 @@ def iter_batches(
     """
     pos, end = 0, len(buf)
     while pos < end:
-        header = validate_batch(buf, pos, max_message_bytes)
+        header = validate_batch(buf, pos, max_message_bytes, produced=produced)
         yield pos, header
         pos += header.size
 
@@ -514,35 +536,26 @@ def build_batch(
     base_sequence: int = -1,
     transactional: bool = False,
     control: bool = False,
+    compression: int = 0,
 ) -> bytes:
-    """Encode an uncompressed magic-2 batch from (key, value, headers, timestamp) records."""
+    """Encode a magic-2 batch from (key, value, headers, timestamp) records (tests, tools)."""
     recs = [Record(*r) for r in records]
     if not recs:
         raise ValueError("a record batch needs at least one record")
     base_timestamp = recs[0].timestamp
-    body = bytearray()
-    for delta, rec in enumerate(recs):
-        inner = bytearray(b"\x00")  # record attributes: unused
-        inner += _varint(rec.timestamp - base_timestamp)
-        inner += _varint(delta)
-        inner += _varbytes(rec.key)
-        inner += _varbytes(rec.value)
-        inner += _varint(len(rec.headers))
-        for hkey, hvalue in rec.headers:
-            inner += _varbytes(hkey.encode())
-            inner += _varbytes(hvalue)
-        body += _varint(len(inner)) + inner
+    raw = [
+        RawRecord(base_offset + delta, rec.timestamp, rec.key, rec.value, _encode_headers(rec.headers))
+        for delta, rec in enumerate(recs)
+    ]
     attributes = (TIMESTAMP_TYPE_BIT if timestamp_type == LOG_APPEND_TIME else 0) | (
         TRANSACTIONAL_BIT if transactional else 0
-    ) | (CONTROL_BIT if control else 0)
-    buf = bytearray(HEADER_SIZE) + body
-    _HEADER.pack_into(
-        buf, 0, base_offset, len(buf) - LOG_OVERHEAD, partition_leader_epoch, MAGIC, 0,
-        attributes, len(recs) - 1, base_timestamp, max(r.timestamp for r in recs),
-        producer_id, producer_epoch, base_sequence, len(recs),
+    ) | (CONTROL_BIT if control else 0) | compression
+    return encode_batch(
+        raw, base_offset=base_offset, last_offset_delta=len(recs) - 1,
+        partition_leader_epoch=partition_leader_epoch, attributes=attributes,
+        base_timestamp=base_timestamp, max_timestamp=max(r.timestamp for r in recs),
+        producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
     )  # fmt: skip
-    _UINT32.pack_into(buf, _OFF_CRC, compute_crc(buf, 0, len(buf)))
-    return bytes(buf)
 
 
 # -- control batches (transaction markers) ---------------------------------------------
@@ -584,3 +597,166 @@ def control_type(batch: bytes | bytearray | memoryview, pos: int = 0) -> int:
     except (IndexError, struct.error, CorruptRecordError):
         return -1
 
+
+def _encode_headers(headers: Iterable[tuple[str, bytes | None]]) -> bytes:
+    items = list(headers)
+    out = bytearray(_varint(len(items)))
+    for hkey, hvalue in items:
+        out += _varbytes(hkey.encode())
+        out += _varbytes(hvalue)
+    return bytes(out)
+
+
+class RawRecord(NamedTuple):
+    """One record as stored, for the log cleaner: what it decides on, and what it needs to
+    write the record again (its headers stay encoded, its attributes byte as read)."""
+
+    offset: int
+    timestamp: int  # base_timestamp + timestamp_delta, whatever the timestamp type
+    key: bytes | None
+    value: bytes | None
+    headers: bytes = b"\x00"  # headers_count varint + the headers
+    attributes: int = 0
+
+
+class UnsupportedCodecError(RecordError):
+    """A compressed batch whose codec library is not installed here."""
+
+
+def read_records(buf: bytes | bytearray | memoryview, pos: int = 0) -> list[RawRecord]:
+    """Every record of the validated batch at ``pos`` (decompressed first), in full.
+
+    Raises UnsupportedCodecError when the codec is not installed here (or the records
+    inflate past MAX_DECOMPRESSED_BYTES) and CorruptRecordError when they do not parse.
+    """
+    header = parse_header(buf, pos)
+    with memoryview(buf) as view:
+        body = view.cast("B")[pos + HEADER_SIZE : pos + header.size]
+        data = _decompress(header.compression, body) if header.compression else bytes(body)
+        body.release()
+    if data is None:
+        raise UnsupportedCodecError(
+            f"batch at offset {header.base_offset}: codec {CODEC_NAMES[header.compression % 5]} "
+            "is not readable here"
+        )
+    out, at, size = [], 0, len(data)
+    base_offset, base_timestamp = header.base_offset, header.base_timestamp
+    try:
+        for _ in range(header.records_count):
+            length, body_at = _read_varint(data, at)
+            end = body_at + length
+            if length <= 0 or end > size:
+                raise CorruptRecordError(f"record of {length} bytes overruns its batch")
+            attributes = data[body_at]
+            timestamp_delta, at = _read_varint(data, body_at + 1)
+            offset_delta, at = _read_varint(data, at)
+            key, at = _read_varbytes(data, at)
+            value, at = _read_varbytes(data, at)
+            if at > end:
+                raise CorruptRecordError("record fields overrun the record")
+            out.append(RawRecord(base_offset + offset_delta, base_timestamp + timestamp_delta,
+                                 key, value, data[at:end], attributes))  # fmt: skip
+            at = end
+    except IndexError:
+        raise CorruptRecordError("record batch ends inside a record") from None
+    return out
+
+
+def _read_varbytes(data: bytes, at: int) -> tuple[bytes | None, int]:
+    length, at = _read_varint(data, at)
+    if length < 0:
+        return None, at
+    if at + length > len(data):
+        raise CorruptRecordError("record field overruns its batch")
+    return data[at : at + length], at + length
+
+
+def compress(codec: int, data: bytes) -> bytes:
+    """``data`` compressed with batch codec ``codec`` (1 gzip, 2 snappy, 3 lz4, 4 zstd),
+    framed as Kafka's Java producer frames it; UnsupportedCodecError if not installed."""
+    import kafka.codec as codecs  # kafka-python's codecs, with their optional libraries
+
+    if codec == 1:
+        return codecs.gzip_encode(data)
+    if codec == 2 and codecs.has_snappy():
+        return codecs.snappy_encode(data)  # xerial framing, as Java writes it
+    if codec == 3 and codecs.has_lz4():
+        return codecs.lz4_encode(data)
+    if codec == 4 and codecs.has_zstd():
+        return codecs.zstd_encode(data)
+    raise UnsupportedCodecError(f"codec {codec} cannot be written here")
+
+
+def encode_batch(
+    records: Iterable[RawRecord],
+    *,
+    base_offset: int,
+    last_offset_delta: int,
+    partition_leader_epoch: int,
+    attributes: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    producer_id: int,
+    producer_epoch: int,
+    base_sequence: int,
+) -> bytes:
+    """A magic-2 batch of ``records`` (offset deltas from ``base_offset``, timestamp deltas
+    from ``base_timestamp``), compressed with the codec in ``attributes``; the record count
+    may be below ``last_offset_delta + 1`` (the log cleaner's batches, Kafka's too)."""
+    body = bytearray()
+    count = 0
+    for rec in records:
+        inner = bytearray((rec.attributes,))
+        inner += _varint(rec.timestamp - base_timestamp)
+        inner += _varint(rec.offset - base_offset)
+        inner += _varbytes(rec.key)
+        inner += _varbytes(rec.value)
+        inner += rec.headers
+        body += _varint(len(inner)) + inner
+        count += 1
+    codec = attributes & COMPRESSION_MASK
+    payload = compress(codec, bytes(body)) if codec and count else body
+    if not count:
+        attributes &= ~COMPRESSION_MASK  # Kafka writes an empty batch uncompressed
+    buf = bytearray(HEADER_SIZE) + payload
+    _HEADER.pack_into(
+        buf, 0, base_offset, len(buf) - LOG_OVERHEAD, partition_leader_epoch, MAGIC, 0,
+        attributes, last_offset_delta, base_timestamp, max_timestamp,
+        producer_id, producer_epoch, base_sequence, count,
+    )  # fmt: skip
+    _UINT32.pack_into(buf, _OFF_CRC, compute_crc(buf, 0, len(buf)))
+    return bytes(buf)
+
+
+def recompress_batches(buf: bytes | bytearray | memoryview, codec: int,
+                       max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES) -> bytes | None:
+    """Produced batches rewritten in ``codec`` (0: uncompressed), as Kafka's broker does for
+    a topic whose compression.type names a codec: each batch not already in it gets its
+    records re-encoded (offset deltas 0..n-1, producer id, epoch and sequence kept); the
+    log stamps offsets as for any batch.  None when nothing needs rewriting, or when the
+    batches do not validate (the append then refuses them as sent)."""
+    try:
+        batches = validate_batches(buf, max_message_bytes)
+    except RecordError:
+        return None
+    if all(header.compression == codec for _, header in batches):
+        return None
+    out = []
+    for pos, header in batches:
+        data = bytes(buf[pos : pos + header.size])
+        if header.compression == codec:
+            out.append(data)
+            continue
+        try:
+            records = read_records(data)
+        except RecordError:
+            return None
+        out.append(encode_batch(
+            records, base_offset=header.base_offset, last_offset_delta=header.last_offset_delta,
+            partition_leader_epoch=header.partition_leader_epoch,
+            attributes=(header.attributes & ~COMPRESSION_MASK) | codec,
+            base_timestamp=header.base_timestamp, max_timestamp=header.max_timestamp,
+            producer_id=header.producer_id, producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+        ))  # fmt: skip
+    return b"".join(out)

@@ -7,6 +7,7 @@ Layout of a data directory::
       recovery-point-offset-checkpoint     \\
       replication-offset-checkpoint         > Kafka checkpoint files (storage.checkpoint)
       log-start-offset-checkpoint          /
+      cleaner-offset-checkpoint            how far each compacted log is cleaned (storage.cleaner)
       orders-0/
         00000000000000000000.log           record batches (protocol.records), as appended
         00000000000000000000.index         sparse offset -> file position

@@ -97,6 +97,10 @@ def one_of(*choices: str) -> Callable[[Any], str | None]:
     return check
 
 
+def between(low: float, high: float) -> Callable[[Any], str | None]:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high}"
+
+
 def defs(*items: ConfigDef) -> dict[str, ConfigDef]:
     return {d.name: d for d in items}
 
@@ -127,9 +131,20 @@ LOG_CONFIG_DEFS: dict[str, ConfigDef] = defs(
               at_least(0), "log.segment.delete.delay.ms"),
     ConfigDef("cleanup.policy", LIST, ["delete"],
               "delete: retention.ms and retention.bytes delete old segments. compact: they never "
-              "do (the log cleaner is not implemented yet, so nothing is compacted either); "
-              "only DeleteRecords moves the log start. compact,delete: both.",
+              "do; the log cleaner keeps the latest record of each key (storage.cleaner). "
+              "compact,delete: both.",
               one_of("delete", "compact"), "log.cleanup.policy"),
+    ConfigDef("delete.retention.ms", LONG, 86400000,
+              "How long a tombstone stays readable after the cleaner first cleaned it.",
+              at_least(0), "log.cleaner.delete.retention.ms"),
+    ConfigDef("min.cleanable.dirty.ratio", DOUBLE, 0.5,
+              "Clean a log once its dirty bytes are this share of its cleanable bytes.",
+              between(0.0, 1.0), "log.cleaner.min.cleanable.ratio"),
+    ConfigDef("min.compaction.lag.ms", LONG, 0, "A record stays uncompacted at least this long.",
+              at_least(0), "log.cleaner.min.compaction.lag.ms"),
+    ConfigDef("max.compaction.lag.ms", LONG, INT64_MAX,
+              "A record becomes cleanable at the latest this long after it was written.",
+              at_least(1), "log.cleaner.max.compaction.lag.ms"),
 )
 
 
@@ -149,11 +164,20 @@ class LogConfig:
     message_timestamp_type: str = "CreateTime"
     file_delete_delay_ms: int = 60000
     cleanup_policy: list[str] = field(default_factory=lambda: ["delete"])
+    delete_retention_ms: int = 86400000
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = INT64_MAX
 
     @property
     def delete(self) -> bool:
         """Whether retention (time and size) may delete segments: Kafka's LogConfig.delete."""
         return "delete" in self.cleanup_policy
+
+    @property
+    def compact(self) -> bool:
+        """Whether the log cleaner compacts this log: Kafka's LogConfig.compact."""
+        return "compact" in self.cleanup_policy
 
     @classmethod
     def from_mapping(

@@ -41,6 +41,7 @@ from odradek.protocol.records import (
     validate_batches,
 )
 from odradek.storage.checkpoint import fsync_dir
+from odradek.storage.cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, recover_swaps
 from odradek.storage.config import INT32_MAX, LogConfig
 from odradek.storage.epoch import LeaderEpochCache
 from odradek.storage.errors import CorruptIndexError, KafkaStorageError, OffsetOutOfRangeError
@@ -168,6 +169,9 @@ class Log:
         self._failed: KafkaStorageError | None = None
         self._dir_dirty = False
         self.recovery_point = recovery_point
+        # the lowest offset a truncation cut to since the log cleaner last looked (it makes
+        # what the truncation left of the clean section dirty again)
+        self.truncated_below: int | None = None
         self._load(log_start_offset, needs_recovery)
         self._log_start_offset = min(
             max(log_start_offset, self.segments[0].base_offset), self.log_end_offset
@@ -182,6 +186,7 @@ class Log:
     def _load(self, log_start_offset: int, needs_recovery: bool) -> None:
         for leftover in [*self.dir.glob("*" + DELETED_SUFFIX), *self.dir.glob("*.tmp")]:
             leftover.unlink()  # a crash interrupted a deletion or a checkpoint write
+        recover_swaps(self.dir, self.config, self.io, self._clock_ms())  # the log cleaner's
         bases = sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
         for suffix in (".index", ".timeindex", ".txnindex"):
             for orphan in self.dir.glob("*" + suffix):
@@ -210,7 +215,8 @@ class Log:
             else:
                 truncated = segment.recover(self._learn_epoch)
             following = self.segments[i + 1] if i + 1 < len(self.segments) else None
-            if following is not None and (truncated or following.base_offset != segment.next_offset):
+            # a gap before the following segment is normal (the log cleaner removes records)
+            if following is not None and (truncated or following.base_offset < segment.next_offset):
                 log.warning(
                     "recovery_dropped_segments", dir=str(self.dir), after=segment.next_offset,
                     segments=[s.base_offset for s in self.segments[i + 1 :]],
@@ -348,13 +354,14 @@ class Log:
             view = received if received.itemsize == 1 and received.ndim == 1 else received.cast("B")
             # No size limit: the leader checked it on accepting the batch, and a lower limit
             # here (changed since, or this node's own) must not stall the copy (Kafka's
-            # ignoreRecordSize for replication).
-            batches = validate_batches(view, None)
+            # ignoreRecordSize for replication). The leader's batches may have been cleaned:
+            # gaps inside and between batches.
+            batches = validate_batches(view, None, produced=False)
             if not batches:
                 raise InvalidRecordError("no record batch to append")
             expected = self.log_end_offset
             for _, header in batches:
-                if header.base_offset != expected:
+                if header.base_offset < expected:
                     raise InvalidRecordError(
                         f"follower append at offset {header.base_offset}, log end is {expected}"
                     )
@@ -397,6 +404,37 @@ class Log:
                 self._request_flush()
         elif config.flush_ms < FLUSH_MS_NEVER and _running_loop() is not None:
             self._arm_flush_timer()
+
+    def replace_segments(self, old: list[LogSegment], sizes: list[int], cleaned: LogSegment) -> bool:
+        """Install the log cleaner's ``cleaned`` segment (files ``*.cleaned``) in place of
+        ``old``, on the loop; False (nothing done) if the log changed since ``old`` was read:
+        a segment gone (retention, truncation, DeleteRecords) or grown/cut (``sizes``).
+
+        Kafka's order: ``*.cleaned`` becomes ``*.swap``, the old segments are renamed
+        ``*.deleted`` (fetches in flight keep reading them: unlinked when released), then
+        the swap takes the final names.  A crash between any two renames is completed at
+        the next load (storage.cleaner.recover_swaps).  The caller fsyncs the directory
+        afterwards, off the loop.
+        """
+        try:
+            i = next(j for j, s in enumerate(self.segments) if s is old[0])
+        except StopIteration:
+            return False
+        current = self.segments[i : i + len(old)]
+        if (
+            self._closed
+            or i + len(old) >= len(self.segments)  # never the active segment
+            or any(a is not b for a, b in zip(current, old, strict=True))
+            or any(s.deleted or s.size != size for s, size in zip(old, sizes, strict=True))
+        ):
+            return False
+        cleaned.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
+        for segment in old:
+            segment.delete()
+        cleaned.rename_suffix(SWAP_SUFFIX, "")
+        self.segments[i : i + len(old)] = [cleaned]
+        self._dir_dirty = True
+        return True
 
     def roll(self) -> LogSegment:
         """Start a new segment now (tests, admin); a no-op on an empty active segment."""
@@ -655,6 +693,8 @@ class Log:
         """
         if offset >= self.log_end_offset:
             return None
+        if self.truncated_below is None or offset < self.truncated_below:
+            self.truncated_below = offset
         now = self._clock_ms()
         full = offset < self._log_start_offset or offset <= self.segments[0].base_offset
         if not full:
@@ -691,6 +731,7 @@ class Log:
         for segment in self.segments:
             segment.delete()
         self.segments = [self._new_segment(offset, self._clock_ms())]
+        self.truncated_below = -1  # nothing is clean any more
         self._log_start_offset = offset
         self.recovery_point = offset
         self.high_watermark = offset

@@ -10,14 +10,15 @@ It owns the data directory's checkpoint files (format in storage.checkpoint):
     recovery-point-offset-checkpoint   offsets below which a log was fsynced
     replication-offset-checkpoint      high watermarks
     log-start-offset-checkpoint        log start offsets (DeleteRecords)
+    cleaner-offset-checkpoint          how far each compacted log is cleaned (storage.cleaner)
 
 written by ``checkpoint()``: periodically from ``run()``, after DeleteRecords,
 and at close.  A crash between two checkpoints only costs re-validation (stale
 recovery point) or a high watermark that replication raises again.
 
 ``run()`` is the background coroutine: retention every
-log.retention.check.interval.ms and checkpoints every
-log.flush.offset.checkpoint.interval.ms.
+log.retention.check.interval.ms, checkpoints every
+log.flush.offset.checkpoint.interval.ms, and the log cleaner (storage.cleaner).
 
 Nothing here blocks the event loop on the disk while one runs: checkpoints, the
 directory fsync of a new partition and the removal of a deleted one (renamed to
@@ -39,6 +40,7 @@ from pathlib import Path
 import structlog
 
 from odradek.storage.checkpoint import fsync_dir, read_offsets, write_offsets
+from odradek.storage.cleaner import CleanerConfig, LogCleaner
 from odradek.storage.config import LogConfig
 from odradek.storage.io import FileIO
 from odradek.storage.log import Log, wall_clock_ms
@@ -65,6 +67,7 @@ class LogManager:
         clock_ms: Callable[[], int] = wall_clock_ms,
         retention_check_interval_ms: int = 300000,  # log.retention.check.interval.ms
         checkpoint_interval_ms: int = 60000,  # log.flush.offset.checkpoint.interval.ms
+        cleaner_config: CleanerConfig | None = None,  # log.cleaner.*
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +84,8 @@ class LogManager:
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
         self.was_clean_shutdown = marker.exists()
         self._load_logs()
+        self.cleaner = LogCleaner(lambda: self.logs, self.data_dir, cleaner_config or CleanerConfig(),
+                                  self.io, clock_ms)  # fmt: skip
         if self.was_clean_shutdown:
             marker.unlink()
             fsync_dir(self.data_dir)  # a crash from now on must read as unclean
@@ -189,7 +194,14 @@ class LogManager:
                           {tp: lg.log_start_offset for tp, lg in logs}, self.io)
 
     async def run(self) -> None:
-        """Retention and checkpoints until cancelled; start it as a task."""
+        """Retention, checkpoints and the log cleaner until cancelled; start it as a task."""
+        cleaner = asyncio.ensure_future(self.cleaner.run())
+        try:
+            await self._run_retention()
+        finally:
+            cleaner.cancel()
+
+    async def _run_retention(self) -> None:
         loop = asyncio.get_running_loop()
         next_retention = next_checkpoint = loop.time()
         while True:
@@ -219,6 +231,7 @@ class LogManager:
         if self._closed:
             return
         self._closed = True
+        self.cleaner.close()  # before the logs: its threads read their segments
         for lg in self.logs.values():
             lg.close(clean=clean)
         if clean:

@@ -73,3 +73,13 @@ def http_node(tmp_path):
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="module")
+def data_broker(tmp_path_factory):
+    """One broker for a module's tests, taking records up to tests.clients.MAX_BYTES."""
+    from tests import clients
+    b = BrokerProcess(tmp_path_factory.mktemp("data"),
+                      overrides={"message.max.bytes": str(clients.MAX_BYTES)}).start()
+    yield b
+    b.kill()

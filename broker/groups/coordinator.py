@@ -15,16 +15,15 @@
   its image can take a while to show that it lost the partition.
 - Writes: commits and group metadata are appended as one uncompressed batch and
   acknowledged only after ``wait_committed`` (the ISR, once replication exists).
-- Compaction, done here because the log has none: each partition keeps the latest
-  value of every live key; when the log holds several times more records than that
-  (and more than a floor), the live state is written again as a snapshot, in one
-  go so no commit interleaves, and the log start moves to the snapshot. Replaying
-  from the log start therefore always rebuilds the state.
+- Compaction: the topic is compacted (cleanup.policy=compact) and the log cleaner
+  (storage.cleaner) keeps the latest record of every key, tombstones until
+  delete.retention.ms, offsets unchanged; replaying from the log start therefore always
+  rebuilds the state, as in Kafka. Segments roll at offsets.topic.segment.bytes.
 - Transactional offsets (TxnOffsetCommit, KIP-98/447): written as a transactional batch
   of the producer (no sequence), held pending per producer and applied or dropped when
   the transaction's COMMIT or ABORT marker lands on the partition
-  (``complete_txn_offsets``); replay does the same from the log. No snapshot is taken
-  while a partition has pending transactional offsets (it would drop their records).
+  (``complete_txn_offsets``); replay does the same from the log. The cleaner keeps
+  transactional records and markers as they are (storage.cleaner).
 - Expiry (offsets.retention.minutes, checked every offsets.retention.check.interval.ms):
   Kafka's rule (see ``Group.expired_offsets``); expired offsets get tombstones, and an
   empty group left without offsets is removed.
@@ -62,14 +61,10 @@ log = structlog.get_logger(__name__)
 OFFSETS_TOPIC = ot.OFFSETS_TOPIC
 OFFSETS_TOPIC_CONFIGS = {
     "cleanup.policy": "compact",
-    "segment.bytes": "104857600",
     # Belt and braces: retention never deletes from a compact topic (storage honours
     # cleanup.policy), and -1 says so in DescribeConfigs too.
     "retention.ms": "-1",
 }
-SNAPSHOT_FACTOR = 4  # snapshot once the log holds this many records per live key ...
-SNAPSHOT_FLOOR = 1000  # ... and more than this many records
-SNAPSHOT_BATCH_BYTES = 512 * 1024  # well under the topic's max.message.bytes
 LOAD_CHUNK_BYTES = 1 << 20
 MEMBER_EPOCH_COMMIT_VERSION = 9  # OffsetCommit carries a member epoch from v9 (KIP-848)
 REGEX_CACHE_SIZE = 1024
@@ -155,7 +150,7 @@ class PartitionCoordinator:
             if not data:
                 return
             yield data
-            for _, header in rec.iter_batches(data, None):
+            for _, header in rec.iter_batches(data, None, produced=False):
                 offset = header.next_offset
             await asyncio.sleep(0)
 
@@ -241,8 +236,6 @@ class OffsetsPartition:
         self.index: int = partition.index
         self.loading = True
         self.task: asyncio.Task | None = None
-        self.snapshot_task: asyncio.Task | None = None
-        self.latest: dict[bytes, bytes] = {}  # key -> value of every live key in the log
         self.group_ids: set[str] = set()
         # producer id -> record key -> (group id, (topic, partition), value) of its open
         # transaction's offset commits
@@ -293,7 +286,9 @@ class GroupCoordinator(PartitionCoordinator):
 
     async def ensure_offsets_topic(self, wait_s: float) -> None:
         """Create ``__consumer_offsets`` if it does not exist (see ``_ensure_topic``)."""
-        await self._ensure_topic(self.num_partitions, self.replication_factor, OFFSETS_TOPIC_CONFIGS, wait_s)
+        configs = {**OFFSETS_TOPIC_CONFIGS,
+                   "segment.bytes": str(self.broker.config["offsets.topic.segment.bytes"])}
+        await self._ensure_topic(self.num_partitions, self.replication_factor, configs, wait_s)
 
     def group_error(self, group_id: str | None) -> ErrorCode:
         """The errors every group request shares: a bad id, not the coordinator, still loading."""
@@ -330,9 +325,8 @@ class GroupCoordinator(PartitionCoordinator):
 
     def _unload(self, p: OffsetsPartition) -> None:
         self.partitions.pop(p.index, None)
-        for task in (p.task, p.snapshot_task):
-            if task is not None and not task.done():
-                task.cancel()
+        if p.task is not None and not p.task.done():
+            p.task.cancel()
         for group_id in p.group_ids:
             group = self.groups.pop(group_id, None)
             if group is not None:
@@ -347,11 +341,9 @@ class GroupCoordinator(PartitionCoordinator):
         records = 0
         # A failure propagates: the supervisor logs it and loads the partition again.
         async for data in self._log_chunks(p):
-            for pos, header in rec.iter_batches(data, None):
+            for pos, header in rec.iter_batches(data, None, produced=False):
                 if header.is_control:
                     self._txn_marker(p, header.producer_id, rec.control_type(data, pos) == rec.CONTROL_COMMIT)
-                    continue
-                if header.compression:
                     continue
                 for _, key, value in ot.batch_records(data, pos, header):
                     records += 1
@@ -375,10 +367,6 @@ class GroupCoordinator(PartitionCoordinator):
             return
         try:
             parsed = ot.parse_key(key)
-            if value is None:
-                p.latest.pop(key, None)
-            else:
-                p.latest[key] = value
             if parsed[0] == "consumer_group":
                 _, group_id, record_type, member_id = parsed
                 consumer_group = self.consumer_groups.get(group_id)
@@ -433,8 +421,7 @@ class GroupCoordinator(PartitionCoordinator):
         pending = p.pending_txn.pop(producer_id, None)
         if not pending or not commit:
             return
-        for key, (group_id, tp, value) in pending.items():
-            p.latest[key] = ot.offset_value(value)
+        for _key, (group_id, tp, value) in pending.items():
             self._group(group_id, create=True).offsets[tp] = value
 
     def pending_txn_offsets(self, group_id: str) -> set[tuple[str, int]]:
@@ -473,13 +460,6 @@ class GroupCoordinator(PartitionCoordinator):
             if e.code == ErrorCode.INVALID_PRODUCER_EPOCH:
                 return ErrorCode.PRODUCER_FENCED
             return _WRITE_ERRORS.get(e.code, ErrorCode.UNKNOWN_SERVER_ERROR)
-        for k, v in entries:
-            if producer is not None:
-                continue
-            if v is None:
-                p.latest.pop(k, None)
-            else:
-                p.latest[k] = v
         try:
             await self.replicas.wait_committed(partition, result)
         except KafkaError as e:
@@ -487,7 +467,6 @@ class GroupCoordinator(PartitionCoordinator):
         except OSError:
             log.exception("offsets_write_not_durable", partition=p.index)
             return ErrorCode.NOT_COORDINATOR
-        self._maybe_snapshot(p)
         return ErrorCode.NONE
 
     def _persist(self, group: Group, assignment: dict | None, done) -> None:
@@ -498,49 +477,6 @@ class GroupCoordinator(PartitionCoordinator):
             done(await self._write(group.group_id, [(ot.group_key(group.group_id), value)]))
         # Retried if it fails unexpectedly: the group waits on ``done`` (members in SyncGroup).
         self.tasks.spawn(f"persist group {group.group_id}", run)
-
-    def _maybe_snapshot(self, p: OffsetsPartition) -> None:
-        log_ = p.partition.log
-        size = log_.log_end_offset - log_.log_start_offset
-        if p.snapshot_task is None and not p.pending_txn and size > max(SNAPSHOT_FLOOR, SNAPSHOT_FACTOR * len(p.latest)):
-            p.snapshot_task = self.tasks.spawn(f"snapshot {OFFSETS_TOPIC}-{p.index}",
-                                               lambda: self._snapshot(p), retries=0)
-
-    async def _snapshot(self, p: OffsetsPartition) -> None:
-        written = False
-        try:
-            log_ = p.partition.log
-            if log_.segments[-1].size:
-                log_.roll()  # so the whole old prefix can be deleted as segments
-            start = log_.log_end_offset
-            # Every chunk is appended before the first await: nothing interleaves, so no
-            # record after ``start`` is older than the snapshot's value for its key.
-            last, chunk, size = None, [], 0
-            now = self.scheduler.now_ms()
-            for key, value in list(p.latest.items()):
-                chunk.append(rec.Record(key, value, (), now))
-                size += len(key) + len(value) + 16
-                if size >= SNAPSHOT_BATCH_BYTES:
-                    last = self.replicas.append_records(OFFSETS_TOPIC, p.index, rec.build_batch(chunk))
-                    chunk, size = [], 0
-            if chunk:
-                last = self.replicas.append_records(OFFSETS_TOPIC, p.index, rec.build_batch(chunk))
-            if last is not None:
-                await self.replicas.wait_committed(*last)
-            new_start = await self.replicas.log_manager.delete_records(OFFSETS_TOPIC, p.index, start)
-            log.info("offsets_snapshot_written", partition=p.index, live_keys=len(p.latest),
-                     log_start_offset=new_start)
-            written = True
-        except KafkaError as e:
-            log.warning("offsets_snapshot_failed", partition=p.index, error=e.code.name)
-        except Exception:
-            log.exception("offsets_snapshot_failed", partition=p.index)
-        finally:
-            p.snapshot_task = None
-        # Commits that came while this ran (its checkpoint may take a while) checked for
-        # no snapshot: look now, or a partition that goes quiet keeps them all.
-        if written and self.partitions.get(p.index) is p:
-            self._maybe_snapshot(p)
 
     # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup -------------------------------------
     async def join_group(self, group_id: str, member_id: str, **kwargs) -> JoinResult:

@@ -232,50 +232,16 @@ def parse_group_value(value: bytes) -> GroupRecord:
 
 # -- records inside batches -----------------------------------------------------------
 
-def _varint(buf, pos: int) -> tuple[int, int]:
-    """A zig-zag varint (up to 64 bits)."""
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise RecordFormatError("varint runs past the end of the batch")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
-def _varbytes(buf, pos: int) -> tuple[bytes | None, int]:
-    n, pos = _varint(buf, pos)
-    if n < 0:
-        return None, pos
-    if pos + n > len(buf):
-        raise RecordFormatError("record field runs past the end of the batch")
-    return bytes(buf[pos:pos + n]), pos + n
-
-
 def iter_records(buf: bytes):
-    """Yield (offset, key, value) for every record of the uncompressed batches in ``buf``.
-
-    Compressed or control batches are skipped: the coordinator never writes them.
-    """
-    for pos, header in rec.iter_batches(buf, None):
-        if header.compression or header.is_control:
+    """Yield (offset, key, value) for every record of the batches in ``buf``, as the log
+    cleaner may have left them (gaps, empty batches). Control batches are skipped."""
+    for pos, header in rec.iter_batches(buf, None, produced=False):
+        if header.is_control:
             continue
         yield from batch_records(buf, pos, header)
 
 
 def batch_records(buf: bytes, pos: int, header):
-    """(offset, key, value) of each record of the uncompressed batch at ``pos``."""
-    p = pos + rec.HEADER_SIZE
-    for _ in range(header.records_count):
-        length, p = _varint(buf, p)
-        end = p + length
-        p += 1  # attributes
-        _, p = _varint(buf, p)  # timestamp delta
-        offset_delta, p = _varint(buf, p)
-        key, p = _varbytes(buf, p)
-        value, p = _varbytes(buf, p)
-        yield header.base_offset + offset_delta, key, value
-        p = end  # headers: the coordinator writes none
+    """(offset, key, value) of each record of the batch at ``pos`` (decompressed if it is)."""
+    for record in rec.read_records(buf, pos):
+        yield record.offset, record.key, record.value

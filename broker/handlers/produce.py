@@ -13,8 +13,10 @@ INVALID_RECORD, MESSAGE_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE (zstd before v7)
 INVALID_TIMESTAMP (message.timestamp.before/after.max.ms, checked on each batch's
 first and max timestamps), UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR. A
 compacted topic refuses records without a key (INVALID_RECORD, naming each one, as
-Kafka's LogValidator). Batches are stored as sent (compressed or not); nothing of a
-failed partition is appended.
+Kafka's LogValidator). Batches are stored as sent (compressed or not) under the
+default compression.type=producer; a topic whose compression.type names a codec (or
+uncompressed) gets each batch sent in another codec rewritten in it, in a thread, as
+Kafka's broker recompresses. Nothing of a failed partition is appended.
 
 Transactional batches are accepted from a request that names its transactional id
 (otherwise every partition gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka's
@@ -52,6 +54,8 @@ from odradek.protocol.produce import PartitionProduceResponse, ProduceResponse
 
 ZSTD = 4
 ZSTD_MIN_PRODUCE_VERSION = 7  # KIP-110
+# compression.type -> the batch codec the broker rewrites batches in; "producer" is absent
+TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 # Kafka's RecordValidationException: the record errors say what was wrong with which
 # record; the partition's message sums them up (rejected_message).
 RECORD_LEVEL_ERRORS = (ErrorCode.INVALID_TIMESTAMP, ErrorCode.INVALID_RECORD)
@@ -225,6 +229,7 @@ async def handle(ctx, request):
         topic_config = broker.replicas.topic_config(topic.name)
         check = batch_checker(version, topic_config, now)
         compacted = "compact" in topic_config["cleanup.policy"]
+        codec = TOPIC_CODECS.get(topic_config["compression.type"])  # None: as the producer sent
         topic_stats = stats.topic(topic.name)
         for data in topic.partition_data:
             topic_stats.produce_requests += 1
@@ -235,6 +240,14 @@ async def handle(ctx, request):
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}: use 0, 1 or -1")
                 if compacted:
                     check_keys_for_compaction(topic.name, data.index, data.records)
+                if codec is not None and data.records:
+                    # CPU work (decompress, compress): off the loop. This connection's next
+                    # request waits for this one, so appends keep their order.
+                    rewritten = await asyncio.get_running_loop().run_in_executor(
+                        None, rec.recompress_batches, data.records, codec,
+                        topic_config["max.message.bytes"])
+                    if rewritten is not None:
+                        data.records = rewritten
                 partition, result = broker.replicas.append_records(
                     topic.name, data.index, data.records, required_acks=acks,
                     check=_with_txn_check(broker, topic.name, data.index, check, remote))

@@ -40,15 +40,6 @@ def _normalise(records, keep_timestamp=True):
              **({"timestamp": r["timestamp"]} if keep_timestamp else {})} for r in records]
 
 
-@pytest.fixture(scope="module")
-def data_broker(tmp_path_factory):
-    from tests.brokerproc import BrokerProcess
-    b = BrokerProcess(tmp_path_factory.mktemp("data"),
-                      overrides={"message.max.bytes": str(clients.MAX_BYTES)}).start()
-    yield b
-    b.kill()
-
-
 @pytest.mark.parametrize("producer", list(clients.PRODUCERS))
 def test_cross_client_matrix(data_broker, producer):
     """Records from this producer, in each codec, read back identically by every consumer."""

@@ -300,3 +300,18 @@ def test_max_timestamp_header_rewrites_the_max_and_the_crc() -> None:
     fixed = validate_batch(rewritten)  # the CRC holds
     assert (fixed.base_offset, fixed.partition_leader_epoch, fixed.max_timestamp) == (40, 3, 9)
     assert fixed.timestamp_type == 0 and fixed.attributes == parse_header(buf).attributes
+
+
+def test_recompress_batches_rewrites_other_codecs_only() -> None:
+    from odradek.protocol.records import read_records, recompress_batches
+    batch = build_batch([(b"k%d" % i, b"v" * 50, (), 1000 + i) for i in range(5)], producer_id=3,
+                        producer_epoch=1, base_sequence=9, compression=1)
+    assert recompress_batches(batch, 1) is None  # already gzip
+    out = recompress_batches(batch, 4)
+    header = validate_batch(out)
+    assert (header.compression, header.records_count, header.base_sequence) == (4, 5, 9)
+    assert read_records(out) == read_records(batch)
+    assert validate_batch(recompress_batches(batch, 0)).compression == 0
+    corrupt = bytearray(batch)
+    corrupt[-1] ^= 1
+    assert recompress_batches(bytes(corrupt), 4) is None  # the append refuses it as sent
