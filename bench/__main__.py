@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["storage", "zerocopy", "produce", "cluster", "testing", "loop_lag", "side_by_side"]
+MODULES = ["storage", "zerocopy", "produce", "cluster", "testing", "loop_lag", "partitions",
+           "side_by_side"]
 ALIASES = {"kafka": "side_by_side", "side-by-side": "side_by_side"}
 
 

@@ -38,6 +38,7 @@ from odradek.replication.metadata import TOPIC, ConfigRecord, MetadataImage
 from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
+from odradek.storage.handles import out_of_descriptors_hint, soft_limit
 from odradek.storage.producer_state import (
     DuplicateBatch,
     ProducerStateError,
@@ -118,7 +119,11 @@ class ReplicaManager:
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.log_manager = LogManager(
             data_dir, log_config_for(config, {}), io=io,
-            retention_check_interval_ms=config["log.retention.check.interval.ms"])
+            retention_check_interval_ms=config["log.retention.check.interval.ms"],
+            max_open_files=config["log.max.open.files"])
+        # Topics whose partitions this node could not create (out of descriptors, a disk
+        # error), by name: CreateTopics rolls them back and answers the error.
+        self.creation_failures: dict[str, KafkaError] = {}
         self.controller = controller  # for ISR changes (AlterPartition)
         self.fetchers: dict[int, ReplicaFetcher] = {}  # by leader node id
         self.partitions: dict[tuple[str, int], Partition] = {}
@@ -168,12 +173,9 @@ class ReplicaManager:
                 wanted.add(key)
                 partition = self.partitions.get(key)
                 if partition is None:
-                    log_ = self.log_manager.get_or_create_log(topic.name, p.partition,
-                                                              log_config_for(self.config, overrides))
-                    log_.update_config(log_config_for(self.config, overrides))
-                    partition = Partition(topic.name, p.partition, log_, p.leader_epoch,
-                                          self._load_producer_state(log_), -1, topic.topic_id)
-                    self.partitions[key] = partition
+                    partition = self._host(topic, p, overrides)
+                    if partition is None:
+                        continue
                 self._update_role(partition, p)
         # Only partitions the image took away are deleted, never logs it does not
         # mention yet: a replay or a quorum catching up shows a partial image.
@@ -184,6 +186,31 @@ class ReplicaManager:
                                               f"{partition.topic}-{partition.index} was removed"))
             self._notify(partition, False)
             self.log_manager.delete_log(*key)
+
+    def _host(self, topic, p, overrides: dict) -> Partition | None:
+        """Open (or create) the partition's log; None if the disk or the open-file limit
+        refuses (logged, and noted for CreateTopics): the partition stays offline here."""
+        config = log_config_for(self.config, overrides)
+        new = self.log_manager.get_log(topic.name, p.partition) is None \
+            and not self.log_manager.log_dir(topic.name, p.partition).exists()
+        try:
+            log_ = self.log_manager.get_or_create_log(topic.name, p.partition, config)
+            log_.update_config(config)
+            state = self._load_producer_state(log_)
+        except (OSError, KafkaStorageError) as e:
+            error = KafkaError(ErrorCode.KAFKA_STORAGE_ERROR,
+                               f"Cannot open partition {topic.name}-{p.partition}: {e}"
+                               + out_of_descriptors_hint(e))
+            self.creation_failures.setdefault(topic.name, error)
+            if new and self.log_manager.get_log(topic.name, p.partition) is not None:
+                self.log_manager.delete_log(topic.name, p.partition)  # nothing left half-way
+            log.error("partition_open_failed", topic=topic.name, partition=p.partition,
+                      error=str(e), open_file_limit=soft_limit())
+            return None
+        partition = Partition(topic.name, p.partition, log_, p.leader_epoch, state, -1,
+                              topic.topic_id)
+        self.partitions[(topic.name, p.partition)] = partition
+        return partition
 
     def _update_role(self, partition: Partition, p) -> None:
         was_leader = partition.isr_state is not None

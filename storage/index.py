@@ -38,24 +38,43 @@ class _MmapIndex:
         self.max_entries = max(1, max_bytes // self.ENTRY.size)
         self._lock = threading.Lock()
         self.existed = path.exists()
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        length = os.fstat(self.fd).st_size
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            length = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
         self.size_ok = length % self.ENTRY.size == 0
         self.entries = length // self.ENTRY.size if self.size_ok else 0
         self.mutable = False
+        self._length = length  # the file's length: what a mapping covers
         self._mm: mmap.mmap | None = None
         self._last_key: int | None = None  # field 0 of the last entry; None: not cached
         self._pack_into = self.ENTRY.pack_into
         self._entry_size = self.ENTRY.size
         if mutable:
             self.make_mutable()
-        else:
-            self._map(length)
 
     # --- mapping ---------------------------------------------------------------
+    # Mapped on first use, unmapped by close() (the segment LRU, storage.handles).
+    # No descriptor is kept beside the mapping: mmap holds its own duplicate, so the
+    # file is opened only to map it, and truncated and fsynced by path.
 
-    def _map(self, length: int) -> None:
-        self._mm = mmap.mmap(self.fd, length, access=mmap.ACCESS_READ) if length else None
+    def _map(self) -> mmap.mmap | None:
+        """The mapping, made now if there is none (an empty file has none)."""
+        if self._mm is None and self._length:
+            with self._lock:
+                if self._mm is None:
+                    fd = os.open(self.path, os.O_RDWR)
+                    try:
+                        access = mmap.ACCESS_WRITE if self.mutable else mmap.ACCESS_READ
+                        self._mm = mmap.mmap(fd, self._length, access=access)
+                    finally:
+                        os.close(fd)
+        return self._mm
+
+    @property
+    def mapped(self) -> bool:
+        return self._mm is not None
 
     def _unmap(self) -> None:
         if self._mm is not None:
@@ -63,13 +82,13 @@ class _MmapIndex:
             self._mm = None
 
     def make_mutable(self) -> None:
-        """Preallocate to the full size and map read-write (the active segment)."""
+        """Preallocate to the full size; mapped read-write from then on (the active segment)."""
         with self._lock:
             self._unmap()
             self.entries = min(self.entries, self.max_entries)
             self._last_key = None
-            os.ftruncate(self.fd, self.max_entries * self.ENTRY.size)
-            self._mm = mmap.mmap(self.fd, self.max_entries * self.ENTRY.size)
+            self._length = self.max_entries * self.ENTRY.size
+            os.truncate(self.path, self._length)
             self.mutable = True
 
     def trim(self) -> None:
@@ -79,24 +98,29 @@ class _MmapIndex:
         every roll. Unmapping a shared mapping keeps its dirty pages in the page cache;
         the flusher's fsync of the rolled segment's indexes makes them durable."""
         with self._lock:
-            self._unmap()  # before ftruncate: truncating under a live mapping risks SIGBUS
-            os.ftruncate(self.fd, self.entries * self.ENTRY.size)
+            self._unmap()  # before truncating: truncating under a live mapping risks SIGBUS
+            self._length = self.entries * self.ENTRY.size
+            os.truncate(self.path, self._length)
             self.mutable = False
-            self._map(self.entries * self.ENTRY.size)
 
     def flush(self) -> None:
         with self._lock:
             if self._mm is not None and self.mutable:
                 self._mm.flush()
-            elif self.fd >= 0:
-                os.fsync(self.fd)
+                return
+            # unmapped (or read-only): the pages a mapping dirtied are in the page cache
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                return  # deleted meanwhile: nothing to make durable
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         with self._lock:
             self._unmap()
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
 
     def rename(self, path: Path) -> None:
         os.rename(self.path, path)
@@ -105,7 +129,7 @@ class _MmapIndex:
     # --- entries ---------------------------------------------------------------
 
     def entry(self, i: int) -> tuple:
-        return self.ENTRY.unpack_from(self._mm, i * self.ENTRY.size)
+        return self.ENTRY.unpack_from(self._mm or self._map(), i * self.ENTRY.size)
 
     @property
     def is_full(self) -> bool:
@@ -123,7 +147,7 @@ class _MmapIndex:
             last = self._load_last_key()
         # a trimmed (immutable) or full index just stays sparser: lookups stay correct
         if key > last and self.mutable and self.entries < self.max_entries:
-            self._pack_into(self._mm, self.entries * self._entry_size, key, second)
+            self._pack_into(self._mm or self._map(), self.entries * self._entry_size, key, second)
             self.entries += 1
             self._last_key = key
 
@@ -151,7 +175,7 @@ class _MmapIndex:
     def all_entries(self) -> list[tuple]:
         if not self.entries:
             return []
-        with memoryview(self._mm) as view:
+        with memoryview(self._map()) as view:
             return list(self.ENTRY.iter_unpack(view[: self.entries * self.ENTRY.size]))
 
 

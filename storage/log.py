@@ -44,8 +44,9 @@ from odradek.storage.checkpoint import fsync_dir
 from odradek.storage.config import INT32_MAX, LogConfig
 from odradek.storage.epoch import LeaderEpochCache
 from odradek.storage.errors import CorruptIndexError, KafkaStorageError, OffsetOutOfRangeError
+from odradek.storage.handles import OpenFiles, segment_budget, soft_limit
 from odradek.storage.io import FileIO
-from odradek.storage.segment import DELETED_SUFFIX, LogSegment
+from odradek.storage.segment import DELETED_SUFFIX, LogSegment, segment_name
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +56,18 @@ FLUSH_MS_NEVER = 10**12  # flush.ms at or above this (Kafka's default is Long.MA
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+_default_open_files: OpenFiles | None = None
+
+
+def default_open_files() -> OpenFiles:
+    """The segment LRU of logs opened without a LogManager (tools, tests): half the
+    process's open-file limit."""
+    global _default_open_files
+    if _default_open_files is None:
+        _default_open_files = OpenFiles(segment_budget(soft_limit(), -1))
+    return _default_open_files
 
 
 class AppendResult(NamedTuple):
@@ -147,17 +160,20 @@ class Log:
         io: FileIO | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
         checkpoint_hook: Callable[[], None] | None = None,
+        open_files: OpenFiles | None = None,
     ) -> None:
         self.dir = Path(directory)
+        # the segment LRU (storage.handles); a LogManager shares one among its logs
+        self.open_files = open_files or default_open_files()
         # called (blocking) when truncate_to lowers the log start offset, which a
         # lazily written log-start-offset-checkpoint must not be allowed to undo
         self.checkpoint_hook = checkpoint_hook
+        created = not self.dir.exists()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.topic, self.partition = topic, partition
         self.config = config
         self.io = io or FileIO()
         self._clock_ms = clock_ms
-        self.leader_epoch_cache = LeaderEpochCache(self.dir)
         self.segments: list[LogSegment] = []
         self._flush_waiters: list[tuple[int, asyncio.Future]] = []  # (offset, waiter)
         self._flushing = False  # an fsync runs in a flusher thread
@@ -168,7 +184,17 @@ class Log:
         self._failed: KafkaStorageError | None = None
         self._dir_dirty = False
         self.recovery_point = recovery_point
-        self._load(log_start_offset, needs_recovery)
+        try:
+            self.leader_epoch_cache = LeaderEpochCache(self.dir)
+            self._load(log_start_offset, needs_recovery)
+        except BaseException:
+            # out of descriptors (or a disk error): leave nothing open, and no directory
+            # that a failed creation made (a restart would load it as a partition)
+            for segment in self.segments:
+                segment.close()
+            if created:
+                self._remove_new_dir(log_start_offset)
+            raise
         self._log_start_offset = min(
             max(log_start_offset, self.segments[0].base_offset), self.log_end_offset
         )
@@ -176,6 +202,17 @@ class Log:
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
         self._high_watermark = 0
         self.high_watermark = high_watermark
+
+    def _remove_new_dir(self, base_offset: int) -> None:
+        """Remove the directory a failed creation made. Out of descriptors, rmtree cannot
+        even list it: unlink the only files a new log has by name (no descriptor needed)."""
+        stem = self.dir / segment_name(base_offset)
+        for suffix in (".log", ".index", ".timeindex"):
+            stem.with_suffix(suffix).unlink(missing_ok=True)
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- loading -----------------------------------------------------------------
 
@@ -191,10 +228,10 @@ class Log:
         if not bases:
             self.segments = [self._new_segment(log_start_offset, now)]
             return
-        self.segments = [
-            LogSegment(self.dir, b, self.config, self.io, active=i == len(bases) - 1, now_ms=now)
-            for i, b in enumerate(bases)
-        ]
+        for i, b in enumerate(bases):  # appended one by one: a failure closes those opened
+            self.segments.append(LogSegment(
+                self.dir, b, self.config, self.io, active=i == len(bases) - 1, now_ms=now,
+                open_files=self.open_files))
         # after an unclean stop, everything from the segment holding the recovery point on
         first_unsafe = len(bases)
         if needs_recovery:
@@ -228,7 +265,8 @@ class Log:
 
     def _new_segment(self, base_offset: int, now_ms: int) -> LogSegment:
         self._dir_dirty = True
-        return LogSegment(self.dir, base_offset, self.config, self.io, active=True, now_ms=now_ms)
+        return LogSegment(self.dir, base_offset, self.config, self.io, active=True, now_ms=now_ms,
+                          open_files=self.open_files)
 
     # --- offsets -----------------------------------------------------------------
 
