@@ -39,6 +39,7 @@ from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
 from odradek.storage.handles import out_of_descriptors_hint, soft_limit
+from odradek.storage.manager import in_parallel
 from odradek.storage.producer_state import (
     DuplicateBatch,
     ProducerStateError,
@@ -629,5 +630,7 @@ class ReplicaManager:
             fetcher.close()
         for p in self.partitions.values():
             p.wake()
-            p.producer_state.take_snapshot(p.log.log_end_offset)  # a clean restart replays nothing
+        # a clean restart replays nothing
+        in_parallel(lambda p: p.producer_state.take_snapshot(p.log.log_end_offset),
+                    list(self.partitions.values()))
         self.log_manager.close()

@@ -33,8 +33,10 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
@@ -60,6 +62,17 @@ _PARTITION_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
 DELETE_DIR_SUFFIX = "-delete"  # Kafka's suffix for a partition directory being removed
 
 TopicPartition = tuple[str, int]
+_T = TypeVar("_T")
+SHUTDOWN_THREADS = 16  # fsyncs at a clean close, many at once: the disk batches them
+
+
+def in_parallel(work: Callable[[_T], object], items: Iterable[_T]) -> None:
+    """``work(item)`` for every item on SHUTDOWN_THREADS threads; the first error is raised
+    once all are done. For a clean close: each partition's fsyncs one after another took
+    160 s for 10,000 partitions (about 8 fsyncs each), and the disk serves many at once."""
+    with ThreadPoolExecutor(SHUTDOWN_THREADS, thread_name_prefix="odradek-close") as pool:
+        for _ in pool.map(work, items):
+            pass
 
 
 class LogManager:
@@ -241,8 +254,7 @@ class LogManager:
         if self._closed:
             return
         self._closed = True
-        for lg in self.logs.values():
-            lg.close(clean=clean)
+        in_parallel(lambda lg: lg.close(clean=clean), list(self.logs.values()))
         if clean:
             self.checkpoint()
             (self.data_dir / CLEAN_SHUTDOWN_FILE).touch()

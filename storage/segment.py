@@ -257,6 +257,9 @@ class LogSegment(Closable):
     @_uses_files
     def read_header(self, position: int) -> BatchHeader:
         """The header at ``position``, checked to lie wholly inside the file."""
+        return self._read_header(position)
+
+    def _read_header(self, position: int) -> BatchHeader:
         data = os.pread(self.fd, HEADER_SIZE, position)
         header = parse_header(data)
         if header.batch_length < MIN_BATCH_LENGTH or position + header.size > self.size:
@@ -267,10 +270,16 @@ class LogSegment(Closable):
         return header
 
     def headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
-        while position < self.size:
-            header = self.read_header(position)
-            yield position, header
-            position += header.size
+        """(position, header) of each batch from ``position``; the segment stays pinned
+        until the iteration ends (or the iterator is dropped)."""
+        self.acquire()
+        try:
+            while position < self.size:
+                header = self._read_header(position)
+                yield position, header
+                position += header.size
+        finally:
+            self.release()
 
     @_uses_files
     def find_batch(self, offset: int) -> tuple[int, BatchHeader] | None:
