@@ -9,9 +9,9 @@ segment's base offset::
 An entry is added at most every ``index.interval.bytes`` of log, pointing at
 the start of a batch; a lookup bisects the entries and the caller walks batch
 headers from there.  The active segment's index is preallocated to
-``segment.index.bytes`` and mapped read-write; at roll or close it is trimmed
-to its real size, unmapping first because truncating a file under a live mmap
-turns the next access into SIGBUS.  All map/unmap/flush happen under a lock,
+``segment.index.bytes`` and mapped read-write; at roll it is sealed (no more
+entries) and later, in a thread, trimmed to its real size under the live
+mapping, which is safe because no access reaches past the entries.  All map/unmap/flush happen under a lock,
 since fsync runs in an executor thread.
 """
 
@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 from odradek.storage.errors import CorruptIndexError
+from odradek.storage.io import FileIO
 
 _NO_KEY = -(2**64)  # below every offset and timestamp: an empty index takes any first entry
 
@@ -32,8 +33,10 @@ class _MmapIndex:
     ENTRY: struct.Struct
     OFFSET_FIELD: int  # which field holds the relative offset
 
-    def __init__(self, path: Path, base_offset: int, max_bytes: int, *, mutable: bool) -> None:
+    def __init__(self, path: Path, base_offset: int, max_bytes: int, *, mutable: bool,
+                 io: FileIO | None = None) -> None:
         self.path = path
+        self.io = io or FileIO()
         self.base_offset = base_offset
         self.max_entries = max(1, max_bytes // self.ENTRY.size)
         self._lock = threading.Lock()
@@ -88,20 +91,40 @@ class _MmapIndex:
             self.entries = min(self.entries, self.max_entries)
             self._last_key = None
             self._length = self.max_entries * self.ENTRY.size
-            os.truncate(self.path, self._length)
+            self._truncate(self._length)
             self.mutable = True
 
-    def trim(self) -> None:
-        """Cut the file to its entries and map it read-only (the segment stopped growing).
-
-        No msync here: it is a synchronous disk write, and trim runs on the event loop at
-        every roll. Unmapping a shared mapping keeps its dirty pages in the page cache;
-        the flusher's fsync of the rolled segment's indexes makes them durable."""
+    def seal(self) -> None:
+        """The segment stopped growing: no entry is added from now on. Quick, for the event
+        loop at a roll; ``trim`` cuts the file later, in a thread."""
         with self._lock:
-            self._unmap()  # before truncating: truncating under a live mapping risks SIGBUS
-            self._length = self.entries * self.ENTRY.size
-            os.truncate(self.path, self._length)
             self.mutable = False
+
+    def trim(self) -> None:
+        """Cut the file to its entries (blocking; a no-op once done or while mutable).
+
+        The mapping stays: it covers the old, longer file, but every access is below
+        ``entries``, inside the cut file, so none meets the SIGBUS of a page past the end
+        (make_mutable, which could append past it, takes the same lock and remaps). No
+        msync: the dirty pages stay in the page cache, and the flusher's fsync of the
+        rolled segment's indexes makes them durable."""
+        with self._lock:
+            length = self.entries * self.ENTRY.size
+            if self.mutable or self._length == length:
+                return
+            self.mutable = False
+            self._truncate(length)
+            self._length = length
+
+    def _truncate(self, length: int) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return  # deleted meanwhile
+        try:
+            self.io.ftruncate_index(fd, length)
+        finally:
+            os.close(fd)
 
     def flush(self) -> None:
         with self._lock:

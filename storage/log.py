@@ -439,11 +439,22 @@ class Log:
         return self._roll(self._clock_ms()) if active.size else active
 
     def _roll(self, now: int) -> LogSegment:
-        self.segments[-1].on_roll()
+        rolled = self.segments[-1]
+        loop = _running_loop()
+        # cutting the rolled indexes waits on the filesystem's journal (5 ms median, tens of
+        # ms on a busy disk): on the event loop only the seal, the cut in a flusher thread
+        rolled.on_roll(trim=loop is None)
+        if loop is not None:
+            _FLUSHER.submit(loop, rolled.trim_indexes, (), self._trimmed, (rolled,))
         segment = self._new_segment(self.log_end_offset, now)
         self.segments.append(segment)
         log.debug("segment_rolled", dir=str(self.dir), base_offset=segment.base_offset)
         return segment
+
+    def _trimmed(self, rolled: LogSegment, exc: BaseException | None) -> None:
+        if exc is not None:  # the index stays longer than its entries: rebuilt at the next start
+            log.warning("index_trim_failed", dir=str(self.dir), base_offset=rolled.base_offset,
+                        error=repr(exc))
 
     # --- durability --------------------------------------------------------------
 
@@ -830,6 +841,8 @@ class Log:
         self._stop_background()
         if clean:
             self.segments[-1].on_roll()  # trimmed indexes are trusted at the next open
+            for segment in self.segments:
+                segment.trim_indexes()  # a cut a roll left to a thread that has not run yet
             if self._failed is None:
                 self._fsync(self._unflushed_segments(), None)
                 self.recovery_point = self.log_end_offset

@@ -99,10 +99,12 @@ class LogSegment(Closable):
         self.indexes_synced = True
         # the indexes open their files only for a moment (mapped on use); then the .log
         self.offset_index = open_files.run(lambda: OffsetIndex(
-            stem.with_suffix(".index"), base_offset, config.segment_index_bytes, mutable=active
+            stem.with_suffix(".index"), base_offset, config.segment_index_bytes, mutable=active,
+            io=io,
         ))
         self.time_index = open_files.run(lambda: TimeIndex(
-            stem.with_suffix(".timeindex"), base_offset, config.segment_index_bytes, mutable=active
+            stem.with_suffix(".timeindex"), base_offset, config.segment_index_bytes, mutable=active,
+            io=io,
         ))
         self.acquire()  # opens the .log, creating it when new
         try:
@@ -230,13 +232,22 @@ class LogSegment(Closable):
         return now_ms - self.created_ms > self.config.segment_ms
 
     @_uses_files
-    def on_roll(self) -> None:
-        """The segment stops growing: record the final max timestamp, trim indexes."""
+    def on_roll(self, *, trim: bool = True) -> None:
+        """The segment stops growing: record the final max timestamp, seal the indexes and
+        cut them to their entries (``trim=False``: the caller runs ``trim_indexes`` later,
+        off the event loop)."""
         if self.size:
             self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.offset_index.seal()
+        self.time_index.seal()
+        if trim:
+            self.trim_indexes()
+        self.indexes_synced = False
+
+    def trim_indexes(self) -> None:
+        """Cut both sealed indexes to their entries (blocking; by path, any thread)."""
         self.offset_index.trim()
         self.time_index.trim()
-        self.indexes_synced = False
 
     @_uses_files
     def flush(self, *, indexes: bool) -> None:
