@@ -137,11 +137,6 @@ class OpenFiles:
     def capacity(self) -> int:
         return self.budget.capacity
 
-    def resize(self, capacity: int) -> None:
-        with self.lock:
-            self.budget.capacity = max(1, capacity)
-            self._close(self.budget._shed_over(keep=None))
-
     def open(self, item: Closable, cost: int, opener: Callable[[], None]) -> None:
         """Run ``opener`` (which opens ``item``'s descriptors) within the budget.
 
