@@ -9,7 +9,7 @@ import importlib
 import sys
 
 MODULES = ["storage", "zerocopy", "produce", "tls", "cluster", "testing", "loop_lag", "cleaner",
-           "side_by_side"]
+           "partitions", "side_by_side"]
 ALIASES = {"kafka": "side_by_side", "side-by-side": "side_by_side"}
 
 

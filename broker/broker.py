@@ -45,7 +45,9 @@ from odradek.replication import peer
 from odradek.replication.controller import Controller, LocalMetadataLog, NewTopic
 from odradek.replication.metadata import BROKER, ConfigRecord, MetadataImage
 from odradek.replication.tasks import Supervisor
+from odradek.storage.handles import limit_advice, raise_soft_limit
 from odradek.storage.io import FaultyIO
+from odradek.storage.manager import LogManager
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +71,17 @@ def fault_io_for_tests() -> tuple[FaultyIO, str] | None:
     """
     path = os.environ.get(TEST_FAULTS_ENV)
     return (FaultyIO(), path) if path else None
+
+
+def log_descriptor_budget(logs: LogManager, soft: int, hard: int) -> None:
+    """At start: the open-file limit and the segment files' share of it, with what to raise
+    when it is small for the partitions here."""
+    budget, partitions = logs.open_files.capacity, len(logs.logs)
+    log.info("descriptor_budget", open_file_limit=soft, hard_limit=hard,
+             segment_descriptors=budget, partitions=partitions)
+    advice = limit_advice(soft, budget, partitions)
+    if advice is not None:
+        log.warning("open_file_limit_low", hint=advice)
 
 
 async def poll_test_faults(io: FaultyIO, path: str) -> None:
@@ -236,8 +249,10 @@ class Broker:
         self.metadata_log = self._new_metadata_log()
         self.controller.metadata_log = self.metadata_log
         faults = fault_io_for_tests()
+        soft, hard = raise_soft_limit()  # before the logs open: their budget derives from it
         self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir,
                                        controller=self.controller, io=faults and faults[0])
+        log_descriptor_budget(self.replicas.log_manager, soft, hard)
         if faults:
             self.tasks.spawn("test_faults", lambda: poll_test_faults(*faults))
         # First: the others see the dynamic broker configs the same records set.

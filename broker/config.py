@@ -135,6 +135,10 @@ BROKER_CONFIGS = defs(
     ConfigDef("log.retention.hours", INT, 168, "", at_least(-1)),
     ConfigDef("log.retention.minutes", INT, None, "", at_least(-1)),
     ConfigDef("log.retention.check.interval.ms", LONG, 300000, "", at_least(1)),
+    ConfigDef("log.max.open.files", INT, -1,
+              "descriptors that segment files may hold open, least recently used closed first; "
+              "-1: half the open-file limit, ulimit -n (Odradek's own)",
+              lambda v: None if v == -1 or v >= 3 else "must be -1 or at least 3"),
     ConfigDef("offsets.topic.num.partitions", INT, 50, "", at_least(1)),
     ConfigDef("offsets.topic.replication.factor", SHORT, 3,
               "capped at the number of live brokers", at_least(1)),

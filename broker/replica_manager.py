@@ -39,6 +39,8 @@ from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from odradek.storage.cleaner import CleanerConfig
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
+from odradek.storage.handles import out_of_descriptors_hint, soft_limit
+from odradek.storage.manager import in_parallel
 from odradek.storage.producer_state import (
     CompletedTxn,
     DuplicateBatch,
@@ -143,7 +145,11 @@ class ReplicaManager:
                 dedupe_buffer_size=config["log.cleaner.dedupe.buffer.size"],
                 io_max_bytes_per_second=config["log.cleaner.io.max.bytes.per.second"],
                 backoff_ms=config["log.cleaner.backoff.ms"],
-                load_factor=config["log.cleaner.io.buffer.load.factor"]))
+                load_factor=config["log.cleaner.io.buffer.load.factor"]),
+            max_open_files=config["log.max.open.files"])
+        # Topics whose partitions this node could not create (out of descriptors, a disk
+        # error), by name: CreateTopics rolls them back and answers the error.
+        self.creation_failures: dict[str, KafkaError] = {}
         self.controller = controller  # for ISR changes (AlterPartition)
         self.fetchers: dict[int, ReplicaFetcher] = {}  # by leader node id
         self.partitions: dict[tuple[str, int], Partition] = {}
@@ -193,14 +199,9 @@ class ReplicaManager:
                 wanted.add(key)
                 partition = self.partitions.get(key)
                 if partition is None:
-                    log_ = self.log_manager.get_or_create_log(topic.name, p.partition,
-                                                              log_config_for(self.config, overrides))
-                    log_.update_config(log_config_for(self.config, overrides))
-                    txn_index = AbortedTxnIndex(log_.dir)
-                    partition = Partition(topic.name, p.partition, log_, p.leader_epoch,
-                                          self._load_producer_state(log_, txn_index), -1,
-                                          topic.topic_id, txn_index=txn_index)
-                    self.partitions[key] = partition
+                    partition = self._host(topic, p, overrides)
+                    if partition is None:
+                        continue
                 self._update_role(partition, p)
         # Only partitions the image took away are deleted, never logs it does not
         # mention yet: a replay or a quorum catching up shows a partial image.
@@ -211,6 +212,32 @@ class ReplicaManager:
                                               f"{partition.topic}-{partition.index} was removed"))
             self._notify(partition, False)
             self.log_manager.delete_log(*key)
+
+    def _host(self, topic, p, overrides: dict) -> Partition | None:
+        """Open (or create) the partition's log; None if the disk or the open-file limit
+        refuses (logged, and noted for CreateTopics): the partition stays offline here."""
+        config = log_config_for(self.config, overrides)
+        new = self.log_manager.get_log(topic.name, p.partition) is None \
+            and not self.log_manager.log_dir(topic.name, p.partition).exists()
+        try:
+            log_ = self.log_manager.get_or_create_log(topic.name, p.partition, config)
+            log_.update_config(config)
+            txn_index = AbortedTxnIndex(log_.dir)
+            state = self._load_producer_state(log_, txn_index)
+        except (OSError, KafkaStorageError) as e:
+            error = KafkaError(ErrorCode.KAFKA_STORAGE_ERROR,
+                               f"Cannot open partition {topic.name}-{p.partition}: {e}"
+                               + out_of_descriptors_hint(e))
+            self.creation_failures.setdefault(topic.name, error)
+            if new and self.log_manager.get_log(topic.name, p.partition) is not None:
+                self.log_manager.delete_log(topic.name, p.partition)  # nothing left half-way
+            log.error("partition_open_failed", topic=topic.name, partition=p.partition,
+                      error=str(e), open_file_limit=soft_limit())
+            return None
+        partition = Partition(topic.name, p.partition, log_, p.leader_epoch, state, -1,
+                              topic.topic_id, txn_index=txn_index)
+        self.partitions[(topic.name, p.partition)] = partition
+        return partition
 
     def _update_role(self, partition: Partition, p) -> None:
         was_leader = partition.isr_state is not None
@@ -712,5 +739,7 @@ class ReplicaManager:
             fetcher.close()
         for p in self.partitions.values():
             p.wake()
-            p.producer_state.take_snapshot(p.log.log_end_offset)  # a clean restart replays nothing
+        # a clean restart replays nothing
+        in_parallel(lambda p: p.producer_state.take_snapshot(p.log.log_end_offset),
+                    list(self.partitions.values()))
         self.log_manager.close()

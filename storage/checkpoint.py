@@ -18,6 +18,7 @@ fsyncs: callers on the event loop run it in a thread (the flusher or an executor
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -76,7 +77,11 @@ def read_checkpoint(path: Path, fields: int) -> list[list[str]]:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise  # out of descriptors says nothing about the file: it must not read as corrupt
+        raise CheckpointError(f"{path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
     try:
         version, count = int(lines[0]), int(lines[1])

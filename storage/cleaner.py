@@ -88,6 +88,7 @@ from odradek.protocol.records import (
 )
 from odradek.storage.checkpoint import fsync_dir, read_offsets, write_offsets
 from odradek.storage.config import INT32_MAX, LogConfig
+from odradek.storage.handles import OpenFiles
 from odradek.storage.io import FileIO
 from odradek.storage.segment import LogSegment, segment_name
 
@@ -526,7 +527,8 @@ class CleaningJob:
             for tail in (CLEANED_SUFFIX, SWAP_SUFFIX):
                 (directory / (stem + suffix + tail)).unlink(missing_ok=True)  # an aborted pass's
         cleaned = LogSegment(directory, first.base_offset, config, io, active=True,
-                             now_ms=self.now_ms, suffix=CLEANED_SUFFIX)  # fmt: skip
+                             now_ms=self.now_ms, open_files=first.open_files,
+                             suffix=CLEANED_SUFFIX)  # fmt: skip
         try:
             self._write_group(indices, cleaned)
             cleaned.on_roll()
@@ -599,7 +601,8 @@ class CleaningJob:
 # --- crash recovery -----------------------------------------------------------------------
 
 
-def recover_swaps(directory: Path, config: LogConfig, io: FileIO, now_ms: int) -> None:
+def recover_swaps(directory: Path, config: LogConfig, io: FileIO, now_ms: int,
+                  open_files: OpenFiles) -> None:
     """Finish or roll back a cleaning a crash interrupted (Kafka's LogLoader), before the
     log's segments are opened: ``*.cleaned`` files go (the segments they were cleaned from
     are whole); each ``*.log.swap`` replaces the segments whose base offset lies in
@@ -618,7 +621,7 @@ def recover_swaps(directory: Path, config: LogConfig, io: FileIO, now_ms: int) -
     for path in swaps:
         base = int(path.name.split(".")[0])
         segment = LogSegment(directory, base, config, io, active=False, now_ms=now_ms,
-                             suffix=SWAP_SUFFIX)  # fmt: skip
+                             open_files=open_files, suffix=SWAP_SUFFIX)  # fmt: skip
         segment.recover(lambda header: None)
         opened.append(segment)
     low = min(s.base_offset for s in opened)

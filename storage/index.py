@@ -9,9 +9,9 @@ segment's base offset::
 An entry is added at most every ``index.interval.bytes`` of log, pointing at
 the start of a batch; a lookup bisects the entries and the caller walks batch
 headers from there.  The active segment's index is preallocated to
-``segment.index.bytes`` and mapped read-write; at roll or close it is trimmed
-to its real size, unmapping first because truncating a file under a live mmap
-turns the next access into SIGBUS.  All map/unmap/flush happen under a lock,
+``segment.index.bytes`` and mapped read-write; at roll it is sealed (no more
+entries) and later, in a thread, trimmed to its real size under the live
+mapping, which is safe because no access reaches past the entries.  All map/unmap/flush happen under a lock,
 since fsync runs in an executor thread.
 """
 
@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 from odradek.storage.errors import CorruptIndexError
+from odradek.storage.io import FileIO
 
 _NO_KEY = -(2**64)  # below every offset and timestamp: an empty index takes any first entry
 
@@ -32,30 +33,51 @@ class _MmapIndex:
     ENTRY: struct.Struct
     OFFSET_FIELD: int  # which field holds the relative offset
 
-    def __init__(self, path: Path, base_offset: int, max_bytes: int, *, mutable: bool) -> None:
+    def __init__(self, path: Path, base_offset: int, max_bytes: int, *, mutable: bool,
+                 io: FileIO | None = None) -> None:
         self.path = path
+        self.io = io or FileIO()
         self.base_offset = base_offset
         self.max_entries = max(1, max_bytes // self.ENTRY.size)
         self._lock = threading.Lock()
         self.existed = path.exists()
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        length = os.fstat(self.fd).st_size
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            length = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
         self.size_ok = length % self.ENTRY.size == 0
         self.entries = length // self.ENTRY.size if self.size_ok else 0
         self.mutable = False
+        self._length = length  # the file's length: what a mapping covers
         self._mm: mmap.mmap | None = None
         self._last_key: int | None = None  # field 0 of the last entry; None: not cached
         self._pack_into = self.ENTRY.pack_into
         self._entry_size = self.ENTRY.size
         if mutable:
             self.make_mutable()
-        else:
-            self._map(length)
 
     # --- mapping ---------------------------------------------------------------
+    # Mapped on first use, unmapped by close() (the segment LRU, storage.handles).
+    # No descriptor is kept beside the mapping: mmap holds its own duplicate, so the
+    # file is opened only to map it, and truncated and fsynced by path.
 
-    def _map(self, length: int) -> None:
-        self._mm = mmap.mmap(self.fd, length, access=mmap.ACCESS_READ) if length else None
+    def _map(self) -> mmap.mmap | None:
+        """The mapping, made now if there is none (an empty file has none)."""
+        if self._mm is None and self._length:
+            with self._lock:
+                if self._mm is None:
+                    fd = os.open(self.path, os.O_RDWR)
+                    try:
+                        access = mmap.ACCESS_WRITE if self.mutable else mmap.ACCESS_READ
+                        self._mm = mmap.mmap(fd, self._length, access=access)
+                    finally:
+                        os.close(fd)
+        return self._mm
+
+    @property
+    def mapped(self) -> bool:
+        return self._mm is not None
 
     def _unmap(self) -> None:
         if self._mm is not None:
@@ -63,40 +85,65 @@ class _MmapIndex:
             self._mm = None
 
     def make_mutable(self) -> None:
-        """Preallocate to the full size and map read-write (the active segment)."""
+        """Preallocate to the full size; mapped read-write from then on (the active segment)."""
         with self._lock:
             self._unmap()
             self.entries = min(self.entries, self.max_entries)
             self._last_key = None
-            os.ftruncate(self.fd, self.max_entries * self.ENTRY.size)
-            self._mm = mmap.mmap(self.fd, self.max_entries * self.ENTRY.size)
+            self._length = self.max_entries * self.ENTRY.size
+            self._truncate(self._length)
             self.mutable = True
 
-    def trim(self) -> None:
-        """Cut the file to its entries and map it read-only (the segment stopped growing).
-
-        No msync here: it is a synchronous disk write, and trim runs on the event loop at
-        every roll. Unmapping a shared mapping keeps its dirty pages in the page cache;
-        the flusher's fsync of the rolled segment's indexes makes them durable."""
+    def seal(self) -> None:
+        """The segment stopped growing: no entry is added from now on. Quick, for the event
+        loop at a roll; ``trim`` cuts the file later, in a thread."""
         with self._lock:
-            self._unmap()  # before ftruncate: truncating under a live mapping risks SIGBUS
-            os.ftruncate(self.fd, self.entries * self.ENTRY.size)
             self.mutable = False
-            self._map(self.entries * self.ENTRY.size)
+
+    def trim(self) -> None:
+        """Cut the file to its entries (blocking; a no-op once done or while mutable).
+
+        The mapping stays: it covers the old, longer file, but every access is below
+        ``entries``, inside the cut file, so none meets the SIGBUS of a page past the end
+        (make_mutable, which could append past it, takes the same lock and remaps). No
+        msync: the dirty pages stay in the page cache, and the flusher's fsync of the
+        rolled segment's indexes makes them durable."""
+        with self._lock:
+            length = self.entries * self.ENTRY.size
+            if self.mutable or self._length == length:
+                return
+            self.mutable = False
+            self._truncate(length)
+            self._length = length
+
+    def _truncate(self, length: int) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return  # deleted meanwhile
+        try:
+            self.io.ftruncate_index(fd, length)
+        finally:
+            os.close(fd)
 
     def flush(self) -> None:
         with self._lock:
             if self._mm is not None and self.mutable:
                 self._mm.flush()
-            elif self.fd >= 0:
-                os.fsync(self.fd)
+                return
+            # unmapped (or read-only): the pages a mapping dirtied are in the page cache
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                return  # deleted meanwhile: nothing to make durable
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         with self._lock:
             self._unmap()
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
 
     def rename(self, path: Path) -> None:
         os.rename(self.path, path)
@@ -105,7 +152,7 @@ class _MmapIndex:
     # --- entries ---------------------------------------------------------------
 
     def entry(self, i: int) -> tuple:
-        return self.ENTRY.unpack_from(self._mm, i * self.ENTRY.size)
+        return self.ENTRY.unpack_from(self._mm or self._map(), i * self.ENTRY.size)
 
     @property
     def is_full(self) -> bool:
@@ -123,7 +170,7 @@ class _MmapIndex:
             last = self._load_last_key()
         # a trimmed (immutable) or full index just stays sparser: lookups stay correct
         if key > last and self.mutable and self.entries < self.max_entries:
-            self._pack_into(self._mm, self.entries * self._entry_size, key, second)
+            self._pack_into(self._mm or self._map(), self.entries * self._entry_size, key, second)
             self.entries += 1
             self._last_key = key
 
@@ -151,7 +198,7 @@ class _MmapIndex:
     def all_entries(self) -> list[tuple]:
         if not self.entries:
             return []
-        with memoryview(self._mm) as view:
+        with memoryview(self._map()) as view:
             return list(self.ENTRY.iter_unpack(view[: self.entries * self.ENTRY.size]))
 
 

@@ -30,6 +30,9 @@ class FileIO:
     ftruncate = staticmethod(os.ftruncate)
     # small files replaced whole and directories (storage.checkpoint.write_atomically)
     fsync_metadata = staticmethod(os.fsync)
+    # an index file preallocated or cut to its entries (storage.index; written through a
+    # mapping, so not journaled as a .log is in FaultyIO's power-loss mode)
+    ftruncate_index = staticmethod(os.ftruncate)
 
 
 class FaultyIO(FileIO):
@@ -51,6 +54,8 @@ class FaultyIO(FileIO):
       power cut would.  Models append-only files (the ``.log`` segments).
     - ``fsync_noop``: fsync is counted but does nothing (a broken fsync), to
       show that a crash test can catch it.
+    - ``index_truncations``: (thread id, length) of each ftruncate of an index file,
+      so a test can see which ran on the event loop's thread.
     """
 
     def __init__(self, durable_journal: str | os.PathLike[str] | None = None) -> None:
@@ -63,6 +68,7 @@ class FaultyIO(FileIO):
         self.metadata_fsync_calls = 0
         self._lock = threading.Lock()
         self.fsync_noop = False
+        self.index_truncations: list[tuple[int, int]] = []
         self._journal = open(durable_journal, "a") if durable_journal is not None else None
         self._durable: dict[str, int] = {}  # path -> length known to be on disk
 
@@ -127,6 +133,11 @@ class FaultyIO(FileIO):
         size = os.fstat(fd).st_size  # before: a write racing the fsync may not be covered
         super().fsync(fd)
         self._note(fd, size)
+
+    def ftruncate_index(self, fd: int, length: int) -> None:  # type: ignore[override]
+        with self._lock:
+            self.index_truncations.append((threading.get_ident(), length))
+        super().ftruncate_index(fd, length)
 
     def ftruncate(self, fd: int, length: int) -> None:
         self._note(fd, None)

@@ -45,8 +45,9 @@ from odradek.storage.cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, recover_swaps
 from odradek.storage.config import INT32_MAX, LogConfig
 from odradek.storage.epoch import LeaderEpochCache
 from odradek.storage.errors import CorruptIndexError, KafkaStorageError, OffsetOutOfRangeError
+from odradek.storage.handles import OpenFiles, segment_budget, soft_limit
 from odradek.storage.io import FileIO
-from odradek.storage.segment import DELETED_SUFFIX, LogSegment
+from odradek.storage.segment import DELETED_SUFFIX, LogSegment, segment_name
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +57,18 @@ FLUSH_MS_NEVER = 10**12  # flush.ms at or above this (Kafka's default is Long.MA
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+_default_open_files: OpenFiles | None = None
+
+
+def default_open_files() -> OpenFiles:
+    """The segment LRU of logs opened without a LogManager (tools, tests): half the
+    process's open-file limit."""
+    global _default_open_files
+    if _default_open_files is None:
+        _default_open_files = OpenFiles(segment_budget(soft_limit(), -1))
+    return _default_open_files
 
 
 class AppendResult(NamedTuple):
@@ -148,17 +161,20 @@ class Log:
         io: FileIO | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
         checkpoint_hook: Callable[[], None] | None = None,
+        open_files: OpenFiles | None = None,
     ) -> None:
         self.dir = Path(directory)
+        # the segment LRU (storage.handles); a LogManager shares one among its logs
+        self.open_files = open_files or default_open_files()
         # called (blocking) when truncate_to lowers the log start offset, which a
         # lazily written log-start-offset-checkpoint must not be allowed to undo
         self.checkpoint_hook = checkpoint_hook
+        created = not self.dir.exists()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.topic, self.partition = topic, partition
         self.config = config
         self.io = io or FileIO()
         self._clock_ms = clock_ms
-        self.leader_epoch_cache = LeaderEpochCache(self.dir)
         self.segments: list[LogSegment] = []
         self._flush_waiters: list[tuple[int, asyncio.Future]] = []  # (offset, waiter)
         self._flushing = False  # an fsync runs in a flusher thread
@@ -172,7 +188,17 @@ class Log:
         # the lowest offset a truncation cut to since the log cleaner last looked (it makes
         # what the truncation left of the clean section dirty again)
         self.truncated_below: int | None = None
-        self._load(log_start_offset, needs_recovery)
+        try:
+            self.leader_epoch_cache = LeaderEpochCache(self.dir)
+            self._load(log_start_offset, needs_recovery)
+        except BaseException:
+            # out of descriptors (or a disk error): leave nothing open, and no directory
+            # that a failed creation made (a restart would load it as a partition)
+            for segment in self.segments:
+                segment.close()
+            if created:
+                self._remove_new_dir(log_start_offset)
+            raise
         self._log_start_offset = min(
             max(log_start_offset, self.segments[0].base_offset), self.log_end_offset
         )
@@ -181,12 +207,23 @@ class Log:
         self._high_watermark = 0
         self.high_watermark = high_watermark
 
+    def _remove_new_dir(self, base_offset: int) -> None:
+        """Remove the directory a failed creation made. Out of descriptors, rmtree cannot
+        even list it: unlink the only files a new log has by name (no descriptor needed)."""
+        stem = self.dir / segment_name(base_offset)
+        for suffix in (".log", ".index", ".timeindex"):
+            stem.with_suffix(suffix).unlink(missing_ok=True)
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
     # --- loading -----------------------------------------------------------------
 
     def _load(self, log_start_offset: int, needs_recovery: bool) -> None:
         for leftover in [*self.dir.glob("*" + DELETED_SUFFIX), *self.dir.glob("*.tmp")]:
             leftover.unlink()  # a crash interrupted a deletion or a checkpoint write
-        recover_swaps(self.dir, self.config, self.io, self._clock_ms())  # the log cleaner's
+        recover_swaps(self.dir, self.config, self.io, self._clock_ms(), self.open_files)  # the log cleaner's
         bases = sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
         for suffix in (".index", ".timeindex", ".txnindex"):
             for orphan in self.dir.glob("*" + suffix):
@@ -196,10 +233,10 @@ class Log:
         if not bases:
             self.segments = [self._new_segment(log_start_offset, now)]
             return
-        self.segments = [
-            LogSegment(self.dir, b, self.config, self.io, active=i == len(bases) - 1, now_ms=now)
-            for i, b in enumerate(bases)
-        ]
+        for i, b in enumerate(bases):  # appended one by one: a failure closes those opened
+            self.segments.append(LogSegment(
+                self.dir, b, self.config, self.io, active=i == len(bases) - 1, now_ms=now,
+                open_files=self.open_files))
         # after an unclean stop, everything from the segment holding the recovery point on
         first_unsafe = len(bases)
         if needs_recovery:
@@ -234,7 +271,8 @@ class Log:
 
     def _new_segment(self, base_offset: int, now_ms: int) -> LogSegment:
         self._dir_dirty = True
-        return LogSegment(self.dir, base_offset, self.config, self.io, active=True, now_ms=now_ms)
+        return LogSegment(self.dir, base_offset, self.config, self.io, active=True, now_ms=now_ms,
+                          open_files=self.open_files)
 
     # --- offsets -----------------------------------------------------------------
 
@@ -442,11 +480,22 @@ class Log:
         return self._roll(self._clock_ms()) if active.size else active
 
     def _roll(self, now: int) -> LogSegment:
-        self.segments[-1].on_roll()
+        rolled = self.segments[-1]
+        loop = _running_loop()
+        # cutting the rolled indexes waits on the filesystem's journal (5 ms median, tens of
+        # ms on a busy disk): on the event loop only the seal, the cut in a flusher thread
+        rolled.on_roll(trim=loop is None)
+        if loop is not None:
+            _FLUSHER.submit(loop, rolled.trim_indexes, (), self._trimmed, (rolled,))
         segment = self._new_segment(self.log_end_offset, now)
         self.segments.append(segment)
         log.debug("segment_rolled", dir=str(self.dir), base_offset=segment.base_offset)
         return segment
+
+    def _trimmed(self, rolled: LogSegment, exc: BaseException | None) -> None:
+        if exc is not None:  # the index stays longer than its entries: rebuilt at the next start
+            log.warning("index_trim_failed", dir=str(self.dir), base_offset=rolled.base_offset,
+                        error=repr(exc))
 
     # --- durability --------------------------------------------------------------
 
@@ -836,6 +885,8 @@ class Log:
         self._stop_background()
         if clean:
             self.segments[-1].on_roll()  # trimmed indexes are trusted at the next open
+            for segment in self.segments:
+                segment.trim_indexes()  # a cut a roll left to a thread that has not run yet
             if self._failed is None:
                 self._fsync(self._unflushed_segments(), None)
                 self.recovery_point = self.log_end_offset

@@ -34,14 +34,23 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
 from odradek.storage.checkpoint import fsync_dir, read_offsets, write_offsets
 from odradek.storage.cleaner import CleanerConfig, LogCleaner
 from odradek.storage.config import LogConfig
+from odradek.storage.handles import (
+    OUT_OF_DESCRIPTORS,
+    OpenFiles,
+    out_of_descriptors_hint,
+    segment_budget,
+    soft_limit,
+)
 from odradek.storage.io import FileIO
 from odradek.storage.log import Log, wall_clock_ms
 
@@ -55,6 +64,17 @@ _PARTITION_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
 DELETE_DIR_SUFFIX = "-delete"  # Kafka's suffix for a partition directory being removed
 
 TopicPartition = tuple[str, int]
+_T = TypeVar("_T")
+SHUTDOWN_THREADS = 16  # fsyncs at a clean close, many at once: the disk batches them
+
+
+def in_parallel(work: Callable[[_T], object], items: Iterable[_T]) -> None:
+    """``work(item)`` for every item on SHUTDOWN_THREADS threads; the first error is raised
+    once all are done. For a clean close: each partition's fsyncs one after another took
+    160 s for 10,000 partitions (about 8 fsyncs each), and the disk serves many at once."""
+    with ThreadPoolExecutor(SHUTDOWN_THREADS, thread_name_prefix="odradek-close") as pool:
+        for _ in pool.map(work, items):
+            pass
 
 
 class LogManager:
@@ -68,6 +88,7 @@ class LogManager:
         retention_check_interval_ms: int = 300000,  # log.retention.check.interval.ms
         checkpoint_interval_ms: int = 60000,  # log.flush.offset.checkpoint.interval.ms
         cleaner_config: CleanerConfig | None = None,  # log.cleaner.*
+        max_open_files: int = -1,  # log.max.open.files; -1: half the open-file limit
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +101,8 @@ class LogManager:
         self.retention_check_interval_ms = retention_check_interval_ms
         self.checkpoint_interval_ms = checkpoint_interval_ms
         self.logs: dict[TopicPartition, Log] = {}
+        # the descriptor budget of every segment file here (storage.handles)
+        self.open_files = OpenFiles(segment_budget(soft_limit(), max_open_files))
         self._closed = False
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
         self.was_clean_shutdown = marker.exists()
@@ -102,24 +125,36 @@ class LogManager:
             if not path.is_dir() or match is None:
                 continue
             tp = (match["topic"], int(match["partition"]))
-            self.logs[tp] = self._open_log(
-                tp,
-                self.default_config,
-                recovery_point=recovery_points.get(tp, 0),
-                log_start_offset=log_starts.get(tp, 0),
-                high_watermark=high_watermarks.get(tp, 0),
-                needs_recovery=not self.was_clean_shutdown,
-            )
+            try:
+                self.logs[tp] = self._open_log(
+                    tp,
+                    self.default_config,
+                    recovery_point=recovery_points.get(tp, 0),
+                    log_start_offset=log_starts.get(tp, 0),
+                    high_watermark=high_watermarks.get(tp, 0),
+                    needs_recovery=not self.was_clean_shutdown,
+                )
+            except OSError as exc:
+                if exc.errno not in OUT_OF_DESCRIPTORS:
+                    raise
+                # the node starts without it (offline here, its files untouched); the
+                # replica manager tries again when it hosts the partition
+                log.error("log_load_failed", topic=tp[0], partition=tp[1], error=str(exc),
+                          hint=out_of_descriptors_hint(exc).strip(" ()"))
         log.info(
             "logs_loaded", data_dir=str(self.data_dir), count=len(self.logs),
             clean_shutdown=self.was_clean_shutdown,
         )  # fmt: skip
 
+    def log_dir(self, topic: str, partition: int) -> Path:
+        return self.data_dir / f"{topic}-{partition}"
+
     def _open_log(self, tp: TopicPartition, config: LogConfig, **state) -> Log:
         topic, partition = tp
         return Log(
-            self.data_dir / f"{topic}-{partition}", config, topic=topic, partition=partition,
-            io=self.io, clock_ms=self._clock_ms, checkpoint_hook=self.checkpoint, **state,
+            self.log_dir(topic, partition), config, topic=topic, partition=partition,
+            io=self.io, clock_ms=self._clock_ms, checkpoint_hook=self.checkpoint,
+            open_files=self.open_files, **state,
         )  # fmt: skip
 
     # --- partitions ----------------------------------------------------------------
@@ -232,8 +267,7 @@ class LogManager:
             return
         self._closed = True
         self.cleaner.close()  # before the logs: its threads read their segments
-        for lg in self.logs.values():
-            lg.close(clean=clean)
+        in_parallel(lambda lg: lg.close(clean=clean), list(self.logs.values()))
         if clean:
             self.checkpoint()
             (self.data_dir / CLEAN_SHUTDOWN_FILE).touch()

@@ -10,14 +10,22 @@ A segment that is deleted while fetch slices still point into it is renamed to
 ``*.deleted`` at once (so a restart never resurrects it) and its descriptors
 are closed and files unlinked when the last reference is released.  This
 reference count replaces Kafka's ``file.delete.delay.ms`` grace period.
+
+Descriptors are a bounded budget (storage.handles): a segment opens its ``.log``
+and maps its indexes on use, and the segment LRU closes the least recently used
+ones.  Every method that touches the files pins the segment for its duration
+(``@_uses_files``), as a fetch slice or a running fsync does until released, so
+nothing closes a descriptor under a reader or writer, in any thread.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 
@@ -33,6 +41,7 @@ from odradek.protocol.records import (
 )
 from odradek.storage.config import LogConfig
 from odradek.storage.errors import CorruptIndexError, KafkaStorageError
+from odradek.storage.handles import DESCRIPTORS_PER_SEGMENT, Closable, OpenFiles
 from odradek.storage.index import OffsetIndex, TimeIndex
 from odradek.storage.io import IOV_MAX, FileIO
 
@@ -45,7 +54,24 @@ def segment_name(base_offset: int) -> str:
     return f"{base_offset:020d}"
 
 
-class LogSegment:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _uses_files(method: _F) -> _F:
+    """Pin the segment (its files open) while ``method`` runs."""
+
+    @functools.wraps(method)
+    def pinned(self: LogSegment, *args: Any, **kwargs: Any) -> Any:
+        self.acquire()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.release()
+
+    return pinned  # type: ignore[return-value]
+
+
+class LogSegment(Closable):
     def __init__(
         self,
         directory: Path,
@@ -55,6 +81,7 @@ class LogSegment:
         *,
         active: bool,
         now_ms: int,
+        open_files: OpenFiles,
         suffix: str = "",
     ) -> None:
         """``suffix`` names files the log cleaner writes (``.cleaned``, then ``.swap``)
@@ -62,27 +89,34 @@ class LogSegment:
         self.base_offset = base_offset
         self.config = config
         self.io = io
+        self.open_files = open_files
         # a FileIO subclass that overrides pwrite only (a fault injector) keeps seeing every write
         self._vectored = type(io).pwritev is not FileIO.pwritev or type(io).pwrite is FileIO.pwrite
         stem = directory / segment_name(base_offset)
         self.log_path = directory / (stem.name + ".log" + suffix)
-        self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
-        self.size = os.fstat(self.fd).st_size
-        self.offset_index = OffsetIndex(
-            directory / (stem.name + ".index" + suffix), base_offset, config.segment_index_bytes,
-            mutable=active,
-        )  # fmt: skip
-        self.time_index = TimeIndex(
-            directory / (stem.name + ".timeindex" + suffix), base_offset,
-            config.segment_index_bytes, mutable=active,
-        )  # fmt: skip
+        self.fd = -1  # open only while the segment LRU keeps it so (see _open_files)
         # the aborted-transaction index of the markers in this segment (storage.txn_index),
         # written by the partition's AbortedTxnIndex; deleted with the segment
         self.txn_index_path = stem.with_suffix(".txnindex")
-        self.created_ms = now_ms
-        self.indexes_synced = True
         self.refs = 0
         self.deleted = False
+        self.size = 0
+        self.created_ms = now_ms
+        self.indexes_synced = True
+        # the indexes open their files only for a moment (mapped on use); then the .log
+        self.offset_index = open_files.run(lambda: OffsetIndex(
+            directory / (stem.name + ".index" + suffix), base_offset, config.segment_index_bytes,
+            mutable=active, io=io,
+        ))
+        self.time_index = open_files.run(lambda: TimeIndex(
+            directory / (stem.name + ".timeindex" + suffix), base_offset,
+            config.segment_index_bytes, mutable=active, io=io,
+        ))
+        self.acquire()  # opens the .log, creating it when new
+        try:
+            self.size = os.fstat(self.fd).st_size
+        finally:
+            self.release()
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -109,6 +143,7 @@ class LogSegment:
             [(pos, h.base_offset, h.size, h.max_timestamp, h.next_offset) for pos, h in batches],
         )  # fmt: skip
 
+    @_uses_files
     def append_vectored(
         self, buffers: list, size: int, batches: list[tuple[int, int, int, int, int]]
     ) -> None:
@@ -202,14 +237,25 @@ class LogSegment:
             return incoming_max_timestamp - base > self.config.segment_ms
         return now_ms - self.created_ms > self.config.segment_ms
 
-    def on_roll(self) -> None:
-        """The segment stops growing: record the final max timestamp, trim indexes."""
+    @_uses_files
+    def on_roll(self, *, trim: bool = True) -> None:
+        """The segment stops growing: record the final max timestamp, seal the indexes and
+        cut them to their entries (``trim=False``: the caller runs ``trim_indexes`` later,
+        off the event loop)."""
         if self.size:
             self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
-        self.offset_index.trim()
-        self.time_index.trim()
+        self.offset_index.seal()
+        self.time_index.seal()
+        if trim:
+            self.trim_indexes()
         self.indexes_synced = False
 
+    def trim_indexes(self) -> None:
+        """Cut both sealed indexes to their entries (blocking; by path, any thread)."""
+        self.offset_index.trim()
+        self.time_index.trim()
+
+    @_uses_files
     def flush(self, *, indexes: bool) -> None:
         """fsync the .log, and the indexes if asked.
 
@@ -225,8 +271,12 @@ class LogSegment:
 
     # --- reading ---------------------------------------------------------------
 
+    @_uses_files
     def read_header(self, position: int) -> BatchHeader:
         """The header at ``position``, checked to lie wholly inside the file."""
+        return self._read_header(position)
+
+    def _read_header(self, position: int) -> BatchHeader:
         data = os.pread(self.fd, HEADER_SIZE, position)
         header = parse_header(data)
         if header.batch_length < MIN_BATCH_LENGTH or position + header.size > self.size:
@@ -237,11 +287,18 @@ class LogSegment:
         return header
 
     def headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
-        while position < self.size:
-            header = self.read_header(position)
-            yield position, header
-            position += header.size
+        """(position, header) of each batch from ``position``; the segment stays pinned
+        until the iteration ends (or the iterator is dropped)."""
+        self.acquire()
+        try:
+            while position < self.size:
+                header = self._read_header(position)
+                yield position, header
+                position += header.size
+        finally:
+            self.release()
 
+    @_uses_files
     def find_batch(self, offset: int) -> tuple[int, BatchHeader] | None:
         """The first batch whose last offset is >= ``offset``, or None."""
         if offset >= self.next_offset:
@@ -252,6 +309,7 @@ class LogSegment:
                 return position, header
         return None
 
+    @_uses_files
     def read_range(
         self, fetch_offset: int, max_offset: int, max_bytes: int, min_one_batch: bool
     ) -> tuple[int, int, bool]:
@@ -285,15 +343,21 @@ class LogSegment:
         """
         if self.max_timestamp < timestamp:
             return
-        entry = self.time_index.lookup(timestamp)
-        from_offset = max(entry[1] if entry else self.base_offset, start_offset)
-        for position, header in self.headers_from(self.offset_index.lookup(from_offset)[1]):
+        for position, header in self.headers_from(self._time_search_start(timestamp, start_offset)):
             if header.max_timestamp >= timestamp and header.last_offset >= start_offset:
                 yield position, header
 
+    @_uses_files
+    def _time_search_start(self, timestamp: int, start_offset: int) -> int:
+        entry = self.time_index.lookup(timestamp)
+        from_offset = max(entry[1] if entry else self.base_offset, start_offset)
+        return self.offset_index.lookup(from_offset)[1]
+
+    @_uses_files
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         return os.pread(self.fd, header.size, position)
 
+    @_uses_files
     def largest_timestamp_ms(self) -> int:
         """For retention.ms: the max timestamp, or the file's mtime when batches have none."""
         if self.max_timestamp >= 0:
@@ -302,6 +366,7 @@ class LogSegment:
 
     # --- loading and recovery ----------------------------------------------------
 
+    @_uses_files
     def load(self) -> None:
         """Trust the indexes (after a clean shutdown): check them, walk the tail.
 
@@ -319,6 +384,7 @@ class LogSegment:
         if self.missed_index_entries:
             raise CorruptIndexError(f"{self.offset_index.path}: entries missing at the end")
 
+    @_uses_files
     def recover(self, on_batch: Callable[[BatchHeader], None]) -> int:
         """Re-validate every batch and rebuild both indexes; cut at the first bad one.
 
@@ -363,6 +429,7 @@ class LogSegment:
             self.on_roll()
         return truncated
 
+    @_uses_files
     def truncate_to(self, offset: int) -> int:
         """Drop the batch holding ``offset`` and everything after; returns bytes dropped."""
         found = self.find_batch(offset)
@@ -376,6 +443,7 @@ class LogSegment:
         self.load_tail()
         return dropped
 
+    @_uses_files
     def load_tail(self) -> None:
         """Re-derive next offset and max timestamp from the (truncated) indexes and tail."""
         self._reset_state()
@@ -397,12 +465,40 @@ class LogSegment:
     # --- lifetime ----------------------------------------------------------------
 
     def acquire(self) -> None:
-        self.refs += 1
+        """Pin the segment with its files open (reopened if the LRU closed them)."""
+        open_files = self.open_files
+        with open_files.lock:
+            self.refs += 1
+            open_files.budget.pin(self)
+            if self.fd < 0:
+                try:
+                    open_files.open(self, DESCRIPTORS_PER_SEGMENT, self._open_files)
+                except BaseException:
+                    self.refs -= 1
+                    open_files.unpin(self)
+                    raise
 
     def release(self) -> None:
-        self.refs -= 1
-        if self.deleted and self.refs == 0:
-            self._destroy()
+        open_files = self.open_files
+        with open_files.lock:
+            self.refs -= 1
+            if self.deleted and self.refs == 0:
+                self._destroy()
+            open_files.unpin(self)
+
+    def _open_files(self) -> None:
+        if self.deleted:
+            raise KafkaStorageError(f"{self.log_path} was deleted")
+        self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def close_handles(self) -> None:
+        """Close the .log and unmap the indexes (the LRU's call: the segment is unpinned);
+        the next use reopens them."""
+        self.offset_index.close()
+        self.time_index.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def rename_suffix(self, old: str, new: str) -> None:
         """Rename the three files from ``<name><old>`` to ``<name><new>`` (the log last, so
@@ -443,9 +539,7 @@ class LogSegment:
                 pass
 
     def close(self) -> None:
-        self.offset_index.close()
-        self.time_index.close()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        with self.open_files.lock:
+            self.close_handles()
+            self.open_files.budget.closed(self)
 

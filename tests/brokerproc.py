@@ -6,6 +6,7 @@ process over a real socket.
 """
 
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -30,7 +31,7 @@ class BrokerProcess:
     def __init__(self, data_dir: str, port: int | None = None, host: str = "127.0.0.1",
                  node_id: int = 1, overrides: dict[str, str] | None = None,
                  extra_args: list[str] | None = None, netns: str | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, open_file_limit: int | None = None):
         self.data_dir = str(data_dir)
         self.host = host
         self.port = port or free_port(host)
@@ -40,6 +41,7 @@ class BrokerProcess:
         self.extra_args = list(extra_args or [])
         self.netns = netns  # run inside this network namespace (ip netns), see tests/reliability
         self.env = dict(env or {})  # added to the inherited environment
+        self.open_file_limit = open_file_limit  # RLIMIT_NOFILE (soft and hard) of the process
         self.proc: subprocess.Popen | None = None
         self.log_lines: list[str] = []
         self._reader: threading.Thread | None = None
@@ -63,7 +65,8 @@ class BrokerProcess:
         prefix = ["nsenter", f"--net=/run/netns/{self.netns}", "--"] if self.netns else []
         self.proc = subprocess.Popen(prefix + self.command(), cwd=ROOT, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **self.env} if self.env else None)
+                                     env={**os.environ, **self.env} if self.env else None,
+                                     preexec_fn=self._limit_open_files if self.open_file_limit else None)
         listening = threading.Event()
 
         def read():
@@ -80,6 +83,17 @@ class BrokerProcess:
                 self.kill()
                 raise RuntimeError("broker did not start:\n" + "".join(self.log_lines[-40:]))
         return self
+
+    def _limit_open_files(self) -> None:
+        """In the child before exec: ``ulimit -n`` (soft and hard, so the broker cannot raise it)."""
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_file_limit, self.open_file_limit))
+
+    def data_dir_path(self) -> "pathlib.Path":
+        return pathlib.Path(self.data_dir)
+
+    def open_descriptors(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM and wait; returns the exit status."""

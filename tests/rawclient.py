@@ -1,15 +1,21 @@
 """A minimal raw Kafka client for tests that need exact requests (kafka-python's schemas)."""
 
+import time
+
 from kafka.protocol.admin import (
+    CreateTopicsRequest,
     DescribeConfigsRequest,
     DescribeConfigsResponse,
     IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 )
 from kafka.protocol.consumer import FetchRequest, FetchResponse
+from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
 from odradek.broker.client import KafkaConnection, recv_frame  # noqa: F401  (recv_frame: re-exported)
+from odradek.protocol.errors import ErrorCode
+from odradek.protocol.records import build_batch
 
 RawConnection = KafkaConnection  # the tests' name for it
 
@@ -79,3 +85,40 @@ def described_configs(bootstrap: str, resource_type: int, name: str, keys=None) 
     assert r.error_code == 0, r
     return {c.name: (c.value, c.config_source, c.read_only, c.is_sensitive,
                      [(s.name, s.value, s.source) for s in c.synonyms]) for c in r.configs}
+
+
+C = CreateTopicsRequest
+
+
+def create_request(names: list[str], partitions: int) -> CreateTopicsRequest:
+    return C(topics=[C.CreatableTopic(name=n, num_partitions=partitions, replication_factor=1,
+                                      assignments=[], configs=[]) for n in names],
+             timeout_ms=60000, validate_only=False)
+
+
+def topic_names(conn: RawConnection) -> set[str]:
+    metadata = conn.roundtrip(MetadataRequest(topics=None, allow_auto_topic_creation=False,
+                                              include_cluster_authorized_operations=False,
+                                              include_topic_authorized_operations=False),
+                              9, MetadataResponse)
+    return {t.name for t in metadata.topics}
+
+
+def produce_and_fetch(conn: RawConnection, topic: str, partition: int, value: bytes) -> list[int]:
+    """Append ``value`` and fetch the partition from 0: the offsets read back."""
+    batch = build_batch([(b"k", value, (), int(time.time() * 1000))])
+    produced = conn.roundtrip(produce_request(topic, {partition: batch}), 9, ProduceResponse)
+    assert produced.responses[0].partition_responses[0].error_code == ErrorCode.NONE
+    return fetch_offsets(conn, topic, partition)
+
+
+def fetch_offsets(conn: RawConnection, topic: str, partition: int) -> list[int]:
+    fetched = conn.roundtrip(fetch_request(topic, partition), 11, FetchResponse)
+    part = fetched.responses[0].partitions[0]
+    assert part.error_code == ErrorCode.NONE
+    records = bytes(part.records or b"")
+    offsets, pos = [], 0
+    while pos + 12 <= len(records):  # base offset int64, batch length int32
+        offsets.append(int.from_bytes(records[pos:pos + 8], "big"))
+        pos += 12 + int.from_bytes(records[pos + 8:pos + 12], "big")
+    return offsets

@@ -12,6 +12,12 @@ before anything is created (Kafka's ReplicationControlManager.MAX_PARTITIONS_PER
 a typo of a partition count must not make the controller build a million partitions.
 Authorization (broker.authorizer): CREATE on the cluster, else CREATE on each topic;
 a topic denied both is TOPIC_AUTHORIZATION_FAILED and the others are created.
+
+Out of file descriptors, a topic fails with KAFKA_STORAGE_ERROR naming the open-file limit,
+and nothing of it stays: the request is refused before the controller sees it when this
+node has no descriptors to spare even after its segment LRU closed every idle file
+(storage.handles), and a topic whose partitions this node then failed to open is deleted
+again before the answer.
 """
 
 import uuid
@@ -24,10 +30,27 @@ from odradek.broker.handlers.describe_configs import topic_config_entries
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.acls import CLUSTER_NAME
 from odradek.replication.controller import NewTopic
+from odradek.storage.handles import count_open_descriptors, descriptor_headroom, soft_limit
 
 R = CreateTopicsResponse
 Result = R.CreatableTopicResult
 MAX_PARTITIONS_PER_BATCH = 10_000  # Kafka's ReplicationControlManager
+# Descriptors a partition's creation uses for a moment (its .log, each index while it is
+# set up, the leader-epoch file, a directory fsync), with room for a connection or two.
+CREATE_HEADROOM = 16
+
+
+def _descriptor_shortage(broker) -> str | None:
+    """Why this node cannot create partitions now (out of descriptors), or None."""
+    limit, open_now = soft_limit(), count_open_descriptors()
+    if open_now < 0:
+        return None  # no /proc: an EMFILE during creation is still rolled back
+    headroom = descriptor_headroom(limit, open_now,
+                                   broker.replicas.log_manager.open_files.evictable())
+    if headroom >= CREATE_HEADROOM:
+        return None
+    return (f"Out of file descriptors: {open_now} open of the open-file limit {limit}. Raise it "
+            "with `ulimit -n` (LimitNOFILE= in a systemd unit) or close connections.")
 
 
 def total_partitions(request, default_partitions: int) -> int:
@@ -59,6 +82,12 @@ async def handle(ctx, request):
     cluster_allowed = ctx.may(CLUSTER, CLUSTER_NAME)
     denied = [t.name for t in wanted if not cluster_allowed and not ctx.may(TOPIC, t.name)]
     wanted = [t for t in wanted if t.name not in denied]
+    shortage = None if request.validate_only else _descriptor_shortage(broker)
+    if shortage is not None:
+        return R(throttle_time_ms=0, topics=[
+            Result(name=t.name, error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=shortage,
+                   num_partitions=-1, replication_factor=-1, configs=[])
+            for t in request.topics])
     try:
         errors = await broker.controller.create_topics(
             [NewTopic(t.name, t.num_partitions, t.replication_factor,
@@ -67,6 +96,14 @@ async def handle(ctx, request):
              for t in wanted], validate_only=request.validate_only, timeout_s=request.timeout_ms / 1000)
     except KafkaError as e:  # none confirmed in time (REQUEST_TIMED_OUT)
         errors = [e] * len(wanted)
+    for i, t in enumerate(wanted):
+        failed = broker.replicas.creation_failures.pop(t.name, None)
+        if failed is not None and errors[i] is None:
+            errors[i] = failed
+            try:  # roll back: no topic that this node cannot serve
+                await broker.controller.delete_topic(t.name, timeout_s=request.timeout_ms / 1000)
+            except KafkaError as e:
+                errors[i] = KafkaError(failed.code, f"{failed.message}; its rollback failed: {e.message}")
     results = [Result(name=name, error_code=ErrorCode.INVALID_REQUEST,
                       error_message=f"Topic {name} is named more than once in the request",
                       num_partitions=-1, replication_factor=-1, configs=[])
