@@ -220,7 +220,8 @@ class Broker:
         self.controller.metadata_log = self.metadata_log
         faults = fault_io_for_tests()
         self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir,
-                                       controller=self.controller, io=faults and faults[0])
+                                       controller=self.controller, io=faults and faults[0],
+                                       on_flush=self.stats.flush.observe)
         if faults:
             self.tasks.spawn("test_faults", lambda: poll_test_faults(*faults))
         self.controller.subscribers.append(self.replicas.on_metadata)

@@ -14,9 +14,14 @@ per request anyway, and so no idle HTTP connection is ever held.
 - ``/livez``: 200 while the process serves at all.
 - ``/readyz``: 200 once the node is registered, caught up with the metadata log and
   its listeners serve (``Broker.is_ready``); 503 before, and while stopping.
+- ``/connections``: JSON, ``{"node_id": N, "connections": [...]}``, each client
+  connection's listener, peer, client id, client software (KIP-511), principal,
+  request count and age; what ``odradek cluster connections`` prints. Kafka keeps
+  this in JMX only; no Kafka request lists a broker's connections.
 """
 
 import asyncio
+import json
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -95,4 +100,9 @@ class HttpListener:
             ready = self.broker.is_ready()
             return _response(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
                              head_only=head_only)
-        return _response(404, b"not found: /metrics, /livez, /readyz\n", head_only=head_only)
+        if target == b"/connections":
+            body = json.dumps({"node_id": self.broker.node_id,
+                               "connections": [c.describe() for c in self.broker.connections]})
+            return _response(200, body.encode(), "application/json", head_only)
+        return _response(404, b"not found: /metrics, /livez, /readyz, /connections\n",
+                         head_only=head_only)

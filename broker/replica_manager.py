@@ -111,14 +111,16 @@ def _error_of(e: Exception) -> KafkaError:
 
 class ReplicaManager:
     def __init__(self, config: BrokerConfig, image: MetadataImage, node_id: int, data_dir: str,
-                 clock_ms: Callable[[], int] | None = None, controller=None, io=None):
+                 clock_ms: Callable[[], int] | None = None, controller=None, io=None,
+                 on_flush: Callable[[float], None] | None = None):
         self.config = config
         self.image = image
         self.node_id = node_id
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.log_manager = LogManager(
             data_dir, log_config_for(config, {}), io=io,
-            retention_check_interval_ms=config["log.retention.check.interval.ms"])
+            retention_check_interval_ms=config["log.retention.check.interval.ms"],
+            on_flush=on_flush)
         self.controller = controller  # for ISR changes (AlterPartition)
         self.fetchers: dict[int, ReplicaFetcher] = {}  # by leader node id
         self.partitions: dict[tuple[str, int], Partition] = {}

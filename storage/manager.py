@@ -65,7 +65,9 @@ class LogManager:
         clock_ms: Callable[[], int] = wall_clock_ms,
         retention_check_interval_ms: int = 300000,  # log.retention.check.interval.ms
         checkpoint_interval_ms: int = 60000,  # log.flush.offset.checkpoint.interval.ms
+        on_flush: Callable[[float], None] | None = None,  # each log fsync's ms, see Log
     ) -> None:
+        self.on_flush = on_flush
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # The periodic checkpoint runs on an executor thread and close() writes one too:
@@ -114,7 +116,8 @@ class LogManager:
         topic, partition = tp
         return Log(
             self.data_dir / f"{topic}-{partition}", config, topic=topic, partition=partition,
-            io=self.io, clock_ms=self._clock_ms, checkpoint_hook=self.checkpoint, **state,
+            io=self.io, clock_ms=self._clock_ms, checkpoint_hook=self.checkpoint,
+            on_flush=self.on_flush, **state,
         )  # fmt: skip
 
     # --- partitions ----------------------------------------------------------------
