@@ -436,18 +436,41 @@ def cluster_nodes(args) -> Report:
                                for n in data["nodes"]])
 
 
-def _quorum(a: KafkaAdminClient) -> dict:
-    q = a.describe_metadata_quorum()["topics"][0]["partitions"][0]
-    if q.get("error") not in (None, Errors.NoError):
-        raise explain(q["error"]("DescribeQuorum"), "")
-    return {"leader_id": q["leader_id"], "leader_epoch": q["leader_epoch"],
-            "high_watermark": q["high_watermark"],
-            "voters": [{"node_id": v["replica_id"], "log_end_offset": v["log_end_offset"],
-                        "lag": max(0, q["high_watermark"] - v["log_end_offset"])
-                        if v["log_end_offset"] >= 0 else None}
-                       for v in q["current_voters"]],
-            "observers": [{"node_id": v["replica_id"], "log_end_offset": v["log_end_offset"]}
-                          for v in q["observers"]]}
+def _node_view(args, with_metadata: bool) -> tuple[dict, object | None]:
+    """DescribeQuorum (and Metadata) from the one node ``--bootstrap`` names, over one socket
+    (odradek.broker.client): that node's own view, which is what an operator checking a
+    partitioned or failing-over cluster asks for, and it answers while other nodes are
+    unreachable (an admin client would go on to their advertised addresses)."""
+    from kafka.protocol.admin import DescribeQuorumRequest, DescribeQuorumResponse
+    from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+
+    from odradek.broker.client import KafkaConnection
+
+    address = args.bootstrap.split(",")[0]
+    topic = DescribeQuorumRequest.TopicData
+    try:
+        with KafkaConnection(address, timeout=args.timeout) as conn:
+            quorum = conn.roundtrip(DescribeQuorumRequest(topics=[topic(
+                topic_name="__cluster_metadata", partitions=[topic.PartitionData(partition_index=0)])]),
+                2, DescribeQuorumResponse)
+            metadata = conn.roundtrip(MetadataRequest(topics=None, allow_auto_topic_creation=False),
+                                      12, MetadataResponse) if with_metadata else None
+    except (OSError, ConnectionError) as e:
+        raise CliError(f"cannot reach {address}: {e}; is a node listening there? "
+                       "Give another with --bootstrap HOST:PORT") from None
+    if quorum.error_code:
+        raise explain(Errors.for_code(quorum.error_code)("DescribeQuorum"), address)
+    q = quorum.topics[0].partitions[0]
+    if q.error_code:
+        raise explain(Errors.for_code(q.error_code)("DescribeQuorum"), address)
+    view = {"leader_id": q.leader_id, "leader_epoch": q.leader_epoch,
+            "high_watermark": q.high_watermark,
+            "voters": [{"node_id": v.replica_id, "log_end_offset": v.log_end_offset,
+                        "lag": max(0, q.high_watermark - v.log_end_offset)
+                        if v.log_end_offset >= 0 else None} for v in q.current_voters],
+            "observers": [{"node_id": v.replica_id, "log_end_offset": v.log_end_offset}
+                          for v in q.observers]}
+    return view, metadata
 
 
 def _quorum_table(report: Report, q: dict) -> None:
@@ -458,25 +481,25 @@ def _quorum_table(report: Report, q: dict) -> None:
 
 
 def cluster_quorum(args) -> Report:
-    with admin(args) as a:
-        q = _quorum(a)
+    q, _ = _node_view(args, with_metadata=False)
     report = Report(q)
     _quorum_table(report, q)
     return report
 
 
 def cluster_status(args) -> Report:
-    """The quorum, the nodes, and every partition's leader and ISR, with the partitions
-    that are under-replicated or without a leader counted."""
-    with admin(args) as a:
-        q = _quorum(a)
-        cluster = a.describe_cluster()
-        topics = sorted(a.describe_topics(), key=lambda t: t["name"])
-    partitions = [{"topic": t["name"], "partition": p["partition_index"], "leader": p["leader_id"],
-                   "leader_epoch": p["leader_epoch"], "replicas": p["replica_nodes"], "isr": p["isr_nodes"]}
-                  for t in topics for p in sorted(t["partitions"], key=lambda p: p["partition_index"])]
-    data = {"cluster_id": cluster["cluster_id"], "active_controller": q["leader_id"], "quorum": q,
-            "nodes": sorted(b["broker_id"] for b in cluster["brokers"]),
+    """The quorum, the nodes, and every partition's leader and ISR as the ``--bootstrap``
+    node sees them, with the partitions under-replicated or without a leader counted."""
+    q, metadata = _node_view(args, with_metadata=True)
+    topics = sorted(metadata.topics, key=lambda t: t.name)
+    partitions = [{"topic": t.name, "partition": p.partition_index, "leader": p.leader_id,
+                   "leader_epoch": p.leader_epoch, "replicas": list(p.replica_nodes),
+                   "isr": list(p.isr_nodes)}
+                  for t in topics for p in sorted(t.partitions, key=lambda p: p.partition_index)]
+    data = {"cluster_id": metadata.cluster_id, "active_controller": q["leader_id"], "quorum": q,
+            "nodes": sorted(b.node_id for b in metadata.brokers),
+            "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port}
+                        for b in sorted(metadata.brokers, key=lambda b: b.node_id)],
             "under_replicated": sum(len(p["isr"]) < len(p["replicas"]) for p in partitions),
             "offline": sum(p["leader"] < 0 for p in partitions),
             "partitions": partitions}
@@ -486,7 +509,9 @@ def cluster_status(args) -> Report:
                  [[q["leader_id"] if q["leader_id"] >= 0 else "none", data["nodes"], len(partitions),
                    data["under_replicated"], data["offline"]]])
     _quorum_table(report, q)
-    internal = {t["name"] for t in topics if t["is_internal"]}
+    report.table("brokers", ["NODE", "ADDRESS"],
+                 [[b["node_id"], f"{b['host']}:{b['port']}"] for b in data["brokers"]])
+    internal = {t.name for t in topics if t.is_internal}
     report.table("partitions", ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR"],
                  [[f"{p['topic']}-{p['partition']}", p["leader"], p["leader_epoch"], p["replicas"],
                    p["isr"]] for p in partitions if args.internal or p["topic"] not in internal])
