@@ -18,6 +18,7 @@ per request anyway, and so no idle HTTP connection is ever held.
   connection's listener, peer, client id, client software (KIP-511), principal,
   request count and age; what ``odradek cluster connections`` prints. Kafka keeps
   this in JMX only; no Kafka request lists a broker's connections.
+- ``/console``: the read-only web console (broker.console).
 """
 
 import asyncio
@@ -25,6 +26,8 @@ import json
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from odradek.broker import console
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +90,7 @@ class HttpListener:
         parts = head.split(b"\r\n", 1)[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             return _response(400, b"bad request line\n")
-        method, target = parts[0], parts[1].split(b"?", 1)[0]
+        method, (target, _, query) = parts[0], parts[1].partition(b"?")
         if method not in (b"GET", b"HEAD"):
             return _response(405, b"only GET and HEAD\n")
         head_only = method == b"HEAD"
@@ -100,9 +103,12 @@ class HttpListener:
             ready = self.broker.is_ready()
             return _response(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
                              head_only=head_only)
+        if target == b"/console" or target.startswith(b"/console/"):
+            status, page = console.render(self.broker, target.decode("latin-1"), query.decode("latin-1"))
+            return _response(status, page, "text/html; charset=utf-8", head_only)
         if target == b"/connections":
             body = json.dumps({"node_id": self.broker.node_id,
                                "connections": [c.describe() for c in self.broker.connections]})
             return _response(200, body.encode(), "application/json", head_only)
-        return _response(404, b"not found: /metrics, /livez, /readyz, /connections\n",
+        return _response(404, b"not found: /metrics, /livez, /readyz, /connections, /console\n",
                          head_only=head_only)
