@@ -64,6 +64,12 @@ def produce(args) -> int:
     failures: list[Exception] = []
     progress = None
     try:
+        try:
+            producer.partitions_for(args.topic)
+        except Errors.KafkaTimeoutError:
+            raise CliError(f"no partitions of {args.topic} within {args.timeout:g} s: create the "
+                           f"topic first (`odradek topics create {args.topic}`), or check "
+                           "`odradek cluster status` for partitions without a leader") from None
         if args.file and (args.progress or sys.stderr.isatty()):
             from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 

@@ -225,3 +225,12 @@ def test_unreachable_cluster_says_what_to_do():
     assert result.returncode == 1
     assert "cannot reach a broker" in result.stderr and "--bootstrap" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_produce_to_a_missing_topic_says_to_create_it(broker_factory):
+    b = broker_factory(overrides={"auto.create.topics.enable": "false"})
+    result = subprocess.run([sys.executable, "-m", "odradek.broker", "produce", "absent", "--bootstrap",
+                             b.bootstrap, "--timeout", "2"], cwd=ROOT, capture_output=True, text=True,
+                            input="x\n", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "odradek topics create absent" in result.stderr and "Traceback" not in result.stderr
