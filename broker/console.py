@@ -14,14 +14,21 @@ Rendering reads in-memory state only, so it runs on the event loop like /metrics
 - ``/console/groups`` and ``/console/groups/ID``: the groups coordinated here, their state,
   members and lag per partition (committed offset against the high watermark here).
 - ``/console/connections``: client connections with client software and principal.
+- ``/console/messages/TOPIC/PARTITION?offset=N|time=T&count=C``: a few records of a partition
+  hosted here (``messages``, async: the bytes are read and decoded on an executor thread).
 """
 
+import asyncio
 import html
 import urllib.parse
 from collections.abc import Collection
+from datetime import UTC, datetime
 
 MAX_ROWS = 1000
 REFRESH_S = 5
+MAX_MESSAGES = 100  # records one message page shows at most
+MESSAGE_BYTES = 1 << 20  # bytes of batches one message page reads at most
+SHOWN_CHARS = 200  # of a key or value
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2430}
@@ -128,15 +135,18 @@ def topic(broker, name: str) -> tuple[str, str] | None:
     rows = []
     for index, p in sorted(t.partitions.items()):
         h = _hosted(broker, name, index)
+        browse = (_link(f"/console/messages/{urllib.parse.quote(name)}/{index}", "browse")
+                  if h else "-")
         rows.append([index, p.leader, p.leader_epoch, p.replicas, p.isr,
                      h.log.log_start_offset if h else None, h.log.log_end_offset if h else None,
                      h.log.high_watermark if h else None,
-                     sum(s.size for s in h.log.segments) if h else None])
+                     sum(s.size for s in h.log.segments) if h else None, browse])
     configs = broker.image.topic_configs(name)
     body = (f'<p class="note">topic id {_e(t.topic_id)}; offsets and sizes of the partitions '
             f"hosted on node {_e(broker.node_id)}</p>"
             + _table(["partition", "leader", "leader epoch", "replicas", "isr", "log start offset",
-                      "log end offset", "high watermark", "bytes"], rows, table_id="partitions")
+                      "log end offset", "high watermark", "bytes", "records"], rows, {9},
+                     table_id="partitions")
             + "<h2>Configs set on the topic</h2>"
             + _table(["key", "value"], [[k, v] for k, v in sorted(configs.items())], table_id="configs"))
     return f"Topic {name}", body
@@ -188,6 +198,81 @@ def connections(broker) -> tuple[str, str]:
     rows.sort(key=lambda r: (r[0], str(r[1])))
     return "Connections", _table(["listener", "peer", "client id", "software", "version", "principal",
                                   "requests", "age (s)"], rows, table_id="connections")
+
+
+def _shown(data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    text = data.decode(errors="replace")
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
+def _decode(read, first: int, count: int) -> list[list]:
+    """On an executor thread: the batches' bytes as rows, from offset ``first`` on."""
+    from kafka.record import MemoryRecords
+
+    with read:
+        records = MemoryRecords(read.read_bytes())
+    rows: list[list] = []
+    while records.has_next() and len(rows) < count:
+        batch = records.next_batch()
+        if batch is None:
+            break
+        for r in batch:
+            if r.offset >= first and len(rows) < count:
+                moment = datetime.fromtimestamp(r.timestamp / 1000, UTC).isoformat(timespec="milliseconds")
+                rows.append([r.offset, moment, _shown(r.key), _shown(r.value),
+                             " ".join(f"{k}={_shown(v)}" for k, v in r.headers or [])])
+    return rows
+
+
+def _int(query: dict, key: str, default: int | None) -> int | None:
+    try:
+        return int(query[key][0]) if key in query else default
+    except ValueError:
+        return default
+
+
+async def messages(broker, topic_name: str, index: int, query: dict) -> tuple[str, str] | None:
+    """Up to ``count`` records of a partition hosted here, from ``offset`` or the first at or
+    after ``time`` (ms), else the last ``count`` below the high watermark."""
+    h = _hosted(broker, topic_name, index)
+    if h is None:
+        return None
+    log = h.log
+    count = max(1, min(_int(query, "count", 20) or 20, MAX_MESSAGES))
+    end = log.high_watermark
+    offset = _int(query, "offset", None)
+    timestamp = _int(query, "time", None)
+    if timestamp is not None:
+        found = log.offset_for_timestamp(timestamp)
+        offset = found[0] if found is not None else end
+    if offset is None:
+        offset = end - count
+    offset = min(max(offset, log.log_start_offset), end)
+    rows: list[list] = []
+    if offset < end:
+        read = log.read(offset, MESSAGE_BYTES, max_offset=end)
+        rows = await asyncio.get_running_loop().run_in_executor(None, _decode, read, offset, count)
+    base = f"/console/messages/{urllib.parse.quote(topic_name)}/{index}"
+    nav = " ".join(_link(f"{base}?offset={o}&count={count}", label) for o, label in (
+        (log.log_start_offset, "first"), (max(log.log_start_offset, offset - count), "previous"),
+        (offset + len(rows), "next"), (max(log.log_start_offset, end - count), "last")))
+    body = (f'<p class="note">offsets {_e(log.log_start_offset)} to {_e(end)} (high watermark); '
+            f"from offset {_e(offset)}: {nav}</p>"
+            + _table(["offset", "timestamp", "key", "value", "headers"], rows, table_id="messages"))
+    return f"{topic_name}-{index} records", body
+
+
+async def render_async(broker, target: str, query: str) -> tuple[int, bytes]:
+    """Pages that read from disk (the message browser); the rest through ``render``."""
+    parts = [urllib.parse.unquote(p) for p in target.removeprefix("/console").split("/") if p]
+    found = None
+    if len(parts) == 3 and parts[0] == "messages" and parts[2].isdigit():
+        found = await messages(broker, parts[1], int(parts[2]), urllib.parse.parse_qs(query))
+    if found is None:
+        return 404, _page("Not found", f"<p>no partition hosted here at {_e(target)}</p>", False)
+    return 200, _page(*found, False)
 
 
 def render(broker, target: str, query: str) -> tuple[int, bytes]:

@@ -76,7 +76,7 @@ class HttpListener:
                 return
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 return  # gone, or too slow: close
-            writer.write(self._answer(head))
+            writer.write(await self._answer(head))
             await asyncio.wait_for(writer.drain(), READ_TIMEOUT_S)
         except (TimeoutError, ConnectionError):
             pass
@@ -86,7 +86,7 @@ class HttpListener:
             self.open -= 1
             writer.close()
 
-    def _answer(self, head: bytes) -> bytes:
+    async def _answer(self, head: bytes) -> bytes:
         parts = head.split(b"\r\n", 1)[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             return _response(400, b"bad request line\n")
@@ -103,6 +103,10 @@ class HttpListener:
             ready = self.broker.is_ready()
             return _response(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
                              head_only=head_only)
+        if target.startswith(b"/console/messages/"):  # reads record batches on an executor thread
+            status, page = await console.render_async(self.broker, target.decode("latin-1"),
+                                                      query.decode("latin-1"))
+            return _response(status, page, "text/html; charset=utf-8", head_only)
         if target == b"/console" or target.startswith(b"/console/"):
             status, page = console.render(self.broker, target.decode("latin-1"), query.decode("latin-1"))
             return _response(status, page, "text/html; charset=utf-8", head_only)

@@ -75,6 +75,16 @@ def test_console_pages_show_what_the_clients_did(node, browser, tmp_path):
         [p0] = cells(browser, "partitions")
         assert p0[:5] == ["0", "1", "0", "1", "1"] and p0[5:8] == ["0", "7", "7"] and int(p0[8]) > 7 * 61
         browser.save_screenshot(os.path.join(shots, "console-topic.png"))
+        browser.find_element(By.LINK_TEXT, "browse").click()  # the message browser
+        shown = cells(browser, "messages")
+        assert [(r[0], r[3]) for r in shown] == [(str(i), f"v{i}") for i in range(7)]
+        browser.save_screenshot(os.path.join(shots, "console-messages.png"))
+        browser.get(base + "/console/messages/shown/0?offset=5&count=1")
+        assert [(r[0], r[3]) for r in cells(browser, "messages")] == [("5", "v5")]
+        browser.find_element(By.LINK_TEXT, "next").click()
+        assert [(r[0], r[3]) for r in cells(browser, "messages")] == [("6", "v6")]
+        browser.get(base + "/console/messages/shown/0?time=99999999999999&count=abc")
+        assert browser.find_elements(By.ID, "messages") == []  # nothing at or after that time
 
         browser.find_element(By.LINK_TEXT, "Consumer groups").click()
         [g] = cells(browser, "groups")
@@ -104,5 +114,7 @@ def test_console_pages_show_what_the_clients_did(node, browser, tmp_path):
         consumer.close()
         producer.close()
     assert get(base + "/console/topics/absent")[0] == 404
+    assert get(base + "/console/messages/absent/0")[0] == 404
+    assert get(base + "/console/messages/shown/9")[0] == 404
     assert get(base + "/console/topics/%3Cscript%3E")[0] == 404
     assert "<script>" not in get(base + "/console/topics/%3Cscript%3E")[1].split("</style>")[1]
