@@ -20,6 +20,7 @@ import signal
 import structlog
 
 from odradek.broker import config as cfg
+from odradek.broker import console
 from odradek.broker.config import ConfigError
 from odradek.broker.groups import GroupCoordinator
 from odradek.broker.handlers import load_handlers
@@ -169,6 +170,7 @@ class Broker:
         self.stats = BrokerStats(lambda name: name in self.image.topics)
         self.metrics_registry = new_registry(self)
         self.http: HttpListener | None = None
+        self.console_history = console.History()  # the console's charts (sampled with http on)
         self._stopping = False
 
     @property
@@ -261,6 +263,8 @@ class Broker:
                         hint="clients can send inter-node requests here; give other nodes a listener "
                              "of their own (inter.broker.listener.name) and the voters its port")
         self.tasks.spawn("loop_lag", self.loop_lag.run)
+        if self.http is not None:
+            self.tasks.spawn("console_history", lambda: console.run_sampler(self))
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
                  voters=sorted(self.config.voters) or None)
 

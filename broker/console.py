@@ -19,7 +19,9 @@ Rendering reads in-memory state only, so it runs on the event loop like /metrics
 """
 
 import asyncio
+import collections
 import html
+import time
 import urllib.parse
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -29,6 +31,63 @@ REFRESH_S = 5
 MAX_MESSAGES = 100  # records one message page shows at most
 MESSAGE_BYTES = 1 << 20  # bytes of batches one message page reads at most
 SHOWN_CHARS = 200  # of a key or value
+SAMPLE_EVERY_S = 5
+SAMPLES = 120  # ten minutes of charts
+
+
+class History:
+    """The last ``SAMPLES`` samples, one every ``SAMPLE_EVERY_S``, of each topic's bytes in
+    (a counter) and each group's total lag, for the console's charts. Bounded: a sample
+    holds only topics and groups that exist at that moment."""
+
+    def __init__(self, samples: int = SAMPLES):
+        self.samples: collections.deque[tuple[float, dict[str, int], dict[str, int]]] = \
+            collections.deque(maxlen=samples)
+
+    def record(self, now: float, bytes_in: dict[str, int], lag: dict[str, int]) -> None:
+        self.samples.append((now, dict(bytes_in), dict(lag)))
+
+    def rates(self, topic_name: str) -> list[float]:
+        """Bytes in per second between consecutive samples (0 across a counter reset)."""
+        out = []
+        for (t0, a, _), (t1, b, _) in zip(self.samples, list(self.samples)[1:], strict=False):
+            delta = b.get(topic_name, 0) - a.get(topic_name, 0)
+            out.append(max(0.0, delta / (t1 - t0)) if t1 > t0 else 0.0)
+        return out
+
+    def lags(self, group_id: str) -> list[float]:
+        return [float(lag.get(group_id, 0)) for _, _, lag in self.samples]
+
+
+def sample(broker) -> None:
+    """One sample of ``broker`` into ``broker.console_history``."""
+    lag = {}
+    if broker.groups is not None:
+        for group_id, g in broker.groups.groups.items():
+            lag[group_id] = sum(r[4] for r in _lag(broker, g) if r[4] is not None)
+    broker.console_history.record(time.monotonic(), {name: t.bytes_in for name, t in
+                                                      broker.stats.topics.items()}, lag)
+
+
+async def run_sampler(broker) -> None:
+    """Sample every ``SAMPLE_EVERY_S`` until cancelled (a task of the broker's supervisor)."""
+    while True:
+        sample(broker)
+        await asyncio.sleep(SAMPLE_EVERY_S)
+
+
+def sparkline(values: list[float], label: str, width: int = 240, height: int = 40) -> str:
+    """An inline SVG line of ``values`` (no script, no external resource)."""
+    if len(values) < 2:
+        return '<span class="note">collecting…</span>'
+    top = max(values) or 1.0
+    step = width / (len(values) - 1)
+    points = " ".join(f"{i * step:.1f},{height - 2 - v / top * (height - 4):.1f}"
+                      for i, v in enumerate(values))
+    return (f'<svg class="chart" width="{width}" height="{height}" role="img" '
+            f'aria-label="{html.escape(label)}" data-last="{values[-1]:.1f}">'
+            f'<polyline fill="none" stroke="#2f6fdf" stroke-width="1.5" points="{points}"/></svg>'
+            f' <span class="note">{values[-1]:.1f} (max {top:.1f})</span>')
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2430}
@@ -122,9 +181,11 @@ def topics(broker) -> tuple[str, str]:
                      max((len(p.replicas) for p in parts), default=0),
                      sum(len(p.isr) < len(p.replicas) for p in parts),
                      sum(h.log.log_end_offset for h in hosted),
-                     sum(s.size for h in hosted for s in h.log.segments)])
+                     sum(s.size for h in hosted for s in h.log.segments),
+                     sparkline(broker.console_history.rates(name), f"bytes in per second of {name}")])
     return "Topics", _table(["topic", "partitions", "replication factor", "under-replicated",
-                             "log end offsets (hosted here)", "bytes (hosted here)"], rows, {0},
+                             "log end offsets (hosted here)", "bytes (hosted here)",
+                             f"bytes in/s, last {SAMPLES * SAMPLE_EVERY_S // 60} min"], rows, {0, 6},
                             table_id="topics")
 
 
@@ -186,8 +247,9 @@ def group(broker, group_id: str) -> tuple[str, str] | None:
                    table_id="group")
             + "<h2>Members</h2>" + _table(["member", "client id", "host", "group instance id"], members,
                                            table_id="members")
-            + "<h2>Lag</h2>" + _table(["topic", "partition", "committed offset", "high watermark",
-                                       "lag"], _lag(broker, g), table_id="lag"))
+            + "<h2>Lag</h2>" + sparkline(broker.console_history.lags(group_id), f"lag of {group_id}")
+            + _table(["topic", "partition", "committed offset", "high watermark", "lag"],
+                     _lag(broker, g), table_id="lag"))
     return f"Group {group_id}", body
 
 

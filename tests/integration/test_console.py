@@ -110,6 +110,15 @@ def test_console_pages_show_what_the_clients_did(node, browser, tmp_path):
                 return None
 
         assert poll_until(lambda: lag_shown() == "5", 15, 0.5)
+
+        def chart_last():  # the lag chart, sampled every 5 s
+            try:
+                return browser.find_element(By.CSS_SELECTOR, "svg.chart").get_attribute("data-last")
+            except Exception:
+                return None
+
+        assert poll_until(lambda: chart_last() == "5.0", 20, 0.5)
+        browser.save_screenshot(os.path.join(shots, "console-group-chart.png"))
     finally:
         consumer.close()
         producer.close()
