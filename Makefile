@@ -119,4 +119,27 @@ cluster-up: docker-image
 	done; echo "cluster healthy; bootstrap 127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092"
 
 cluster-down:
-	$(COMPOSE) down
+	$(COMPOSE) --profile monitoring down
+
+# Prometheus beside the cluster (docker-compose's `monitoring` profile), from Debian's
+# prometheus package: a base image with it (debootstrap --include=prometheus, as root,
+# kept once built), then the image, with no network inside the build.
+.PHONY: docker-prometheus-base monitoring-up
+PROMETHEUS_BASE_IMAGE ?= odradek-prometheus-base:bookworm
+PROMETHEUS_IMAGE ?= odradek-prometheus:latest
+docker-prometheus-base:
+	@if $(DOCKER) image inspect $(PROMETHEUS_BASE_IMAGE) >/dev/null 2>&1; then \
+		echo "$(PROMETHEUS_BASE_IMAGE) exists"; \
+	else \
+		set -e; rootfs=$$(mktemp -d); trap 'rm -rf "$$rootfs" "$$rootfs.tar"' EXIT; \
+		debootstrap --variant=minbase --include=prometheus bookworm "$$rootfs" $(DEBIAN_MIRROR) >"$$rootfs.log" 2>&1 \
+			|| { tail -20 "$$rootfs.log"; exit 1; }; \
+		rm -rf "$$rootfs"/var/cache/apt/archives/*.deb "$$rootfs"/var/lib/apt/lists/* "$$rootfs.log"; \
+		tar -C "$$rootfs" -cf "$$rootfs.tar" .; \
+		$(DOCKER) import "$$rootfs.tar" $(PROMETHEUS_BASE_IMAGE); \
+	fi
+
+monitoring-up: cluster-up docker-prometheus-base
+	$(DOCKER) build -q --build-arg BASE_IMAGE=$(PROMETHEUS_BASE_IMAGE) -t $(PROMETHEUS_IMAGE) broker/deploy/prometheus
+	ODRADEK_IMAGE=$(ODRADEK_IMAGE) ODRADEK_PROMETHEUS_IMAGE=$(PROMETHEUS_IMAGE) $(COMPOSE) --profile monitoring up -d --no-build
+	@echo "Prometheus on http://127.0.0.1:9090; Grafana: import broker/deploy/grafana/odradek.json"

@@ -251,7 +251,8 @@ class Broker:
         faults = fault_io_for_tests()
         soft, hard = raise_soft_limit()  # before the logs open: their budget derives from it
         self.replicas = ReplicaManager(self.config, self.image, self.node_id, self.data_dir,
-                                       controller=self.controller, io=faults and faults[0])
+                                       controller=self.controller, io=faults and faults[0],
+                                       on_flush=self.stats.flush.observe)
         log_descriptor_budget(self.replicas.log_manager, soft, hard)
         if faults:
             self.tasks.spawn("test_faults", lambda: poll_test_faults(*faults))

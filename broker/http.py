@@ -14,11 +14,16 @@ per request anyway, and so no idle HTTP connection is ever held.
 - ``/livez``: 200 while the process serves at all.
 - ``/readyz``: 200 once the node is registered, caught up with the metadata log and
   its listeners serve (``Broker.is_ready``); 503 before, and while stopping.
+- ``/connections``: JSON, ``{"node_id": N, "connections": [...]}``, each client
+  connection's listener, peer, client id, client software (KIP-511), principal,
+  request count and age; what ``odradek cluster connections`` prints. Kafka keeps
+  this in JMX only; no Kafka request lists a broker's connections.
 - ``/console``: the read-only web console (broker.console), and its JSON under
   ``/console/api``.
 """
 
 import asyncio
+import json
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -107,4 +112,9 @@ class HttpListener:
             status, body, content_type = await app.answer(
                 self.broker, self.history, target.decode("latin-1"), query.decode("latin-1"))
             return _response(status, body, content_type, head_only)
-        return _response(404, b"not found: /metrics, /livez, /readyz, /console\n", head_only=head_only)
+        if target == b"/connections":
+            listing = {"node_id": self.broker.node_id,
+                       "connections": [c.describe() for c in self.broker.connections]}
+            return _response(200, json.dumps(listing).encode(), "application/json", head_only)
+        return _response(404, b"not found: /metrics, /livez, /readyz, /connections, /console\n",
+                         head_only=head_only)

@@ -103,6 +103,7 @@ class BrokerStats:
         self.topics: dict[str, TopicStats] = {}
         self.requests: dict[str, RequestStats] = {}  # by Kafka's request name
         self.topic_exists = topic_exists
+        self.flush = Histogram()  # ms per log fsync (Kafka's LogFlushRateAndTimeMs)
         self._elsewhere = TopicStats()  # what topics that do not exist add up to: not shown
 
     def topic(self, name: str) -> TopicStats:
@@ -156,6 +157,7 @@ class BrokerCollector:
         yield from self._connections(b)
         if b.groups is not None and b.replicas is not None:
             yield from self._group_lag(b)
+        yield from self._loop_and_disk(b)
         ready = GaugeMetricFamily("odradek_broker_ready",
                                   "1 once registered, caught up with the metadata log and listening")
         ready.add_metric([], 1 if b.is_ready() else 0)
@@ -200,6 +202,22 @@ class BrokerCollector:
                 h = getattr(r, attr)
                 family.add_metric([name], h.cumulative(), h.sum)
         yield from (requests, errors, *(family for family, _ in times))
+
+    @staticmethod
+    def _loop_and_disk(b):
+        """The event loop's lag (no Kafka counterpart: Kafka's network threads report
+        their idle ratio instead) and Kafka's LogFlushStats."""
+        g = GaugeMetricFamily("odradek_event_loop_lag_max_ms", "the longest the event loop ran "
+                              f"late in the last {b.loop_lag.window_s} s (a blocking call stalls "
+                              "every connection that long)")
+        g.add_metric([], b.loop_lag.max_lag_ms())
+        yield g
+        h = b.stats.flush
+        family = HistogramMetricFamily("kafka_log_logflushstats_logflushrateandtimems",
+                                       "ms per fsync of a partition's log (flush.messages, flush.ms, "
+                                       "segment rolls), from its start to its end on the flusher")
+        family.add_metric([], h.cumulative(), h.sum)
+        yield family
 
     @staticmethod
     def _replicas(b):
@@ -281,9 +299,11 @@ class BrokerCollector:
     def _connections(b):
         prefix = "kafka_server_socket_server_metrics_"
         by_listener, by_client = collections.Counter(), collections.Counter()
+        by_principal: collections.Counter = collections.Counter()
         for conn in b.connections:
             by_listener[conn.listener_name] += 1
             by_client[(conn.listener_name, *conn.client_software)] += 1
+            by_principal[(conn.listener_name, getattr(conn, "principal", "User:ANONYMOUS"))] += 1
         g = GaugeMetricFamily(prefix + "connection_count", "open connections", labels=["listener"])
         for lst in b.config.listeners:
             g.add_metric([lst.name], by_listener[lst.name])
@@ -292,6 +312,11 @@ class BrokerCollector:
                               "ApiVersions v3+ named (KIP-511)",
                               labels=["listener", "clientSoftwareName", "clientSoftwareVersion"])
         for labels, n in by_client.items():
+            g.add_metric(list(labels), n)
+        yield g
+        g = GaugeMetricFamily(prefix + "principal_connection_count", "open connections by the "
+                              "principal they authenticated as", labels=["listener", "principal"])
+        for labels, n in by_principal.items():
             g.add_metric(list(labels), n)
         yield g
 

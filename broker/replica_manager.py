@@ -132,7 +132,8 @@ def _error_of(e: Exception) -> KafkaError:
 
 class ReplicaManager:
     def __init__(self, config: BrokerConfig, image: MetadataImage, node_id: int, data_dir: str,
-                 clock_ms: Callable[[], int] | None = None, controller=None, io=None):
+                 clock_ms: Callable[[], int] | None = None, controller=None, io=None,
+                 on_flush: Callable[[float], None] | None = None):
         self.config = config
         self.image = image
         self.node_id = node_id
@@ -146,7 +147,7 @@ class ReplicaManager:
                 io_max_bytes_per_second=config["log.cleaner.io.max.bytes.per.second"],
                 backoff_ms=config["log.cleaner.backoff.ms"],
                 load_factor=config["log.cleaner.io.buffer.load.factor"]),
-            max_open_files=config["log.max.open.files"])
+            max_open_files=config["log.max.open.files"], on_flush=on_flush)
         # Topics whose partitions this node could not create (out of descriptors, a disk
         # error), by name: CreateTopics rolls them back and answers the error.
         self.creation_failures: dict[str, KafkaError] = {}

@@ -237,6 +237,7 @@ class RequestContext:
     def __init__(self, header: RequestHeader, broker, connection: "Connection",
                  arrived: float = 0.0, size: int = 0):
         self.header = header
+        self.size = size  # the request frame's bytes, for the request trace
         self.broker = broker
         self.connection = connection
         self.response_version = header.api_version
@@ -365,6 +366,11 @@ class Connection(asyncio.BufferedProtocol):
         # (name, version) of the client software, from ApiVersions v3+ (KIP-511), for metrics
         self.client_software = ("unknown", "unknown")
         self._muted_until = 0.0  # time.monotonic() until which a quota's throttle mutes this connection
+        self.client_id: str | None = None  # of the last request (clients keep one per connection)
+        self.requests = 0
+        self.connected_at = time.time()
+        # one debug line per request (log.level=debug): see _trace
+        self.trace = broker.config["log.level"].lower() == "debug"
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
     def connection_made(self, transport):
@@ -598,7 +604,8 @@ class Connection(asyncio.BufferedProtocol):
             raise DecodeError(f"API key {api_key} version {api_version} is not served "
                               f"({handler.min_version}..{handler.max_version})")
         header, pos = decode_header(frame, is_flexible(handler.request_class, api_version))
-        log.debug("request", api_key=api_key, api_version=api_version, client_id=header.client_id)
+        self.client_id = header.client_id
+        self.requests += 1
         request = decode_body(handler.request_class, api_version, frame[pos:])
         await self._respond(handler, RequestContext(header, self.broker, self, arrived, 4 + len(frame)), request)
 
@@ -686,10 +693,34 @@ class Connection(asyncio.BufferedProtocol):
                                   "has no error code to say so")
         return response
 
+    def _trace(self, handler: Handler, ctx: RequestContext, now: float, error_code) -> None:
+        """The live view of the protocol (log.level=debug): who sent what, how big, how long.
+        Logged when the response leaves, so the latency is the whole of it."""
+        software, software_version = self.client_software
+        log.debug("request", client_id=self.client_id, client_software=software,
+                  client_software_version=software_version,
+                  principal=getattr(self, "principal", "User:ANONYMOUS"),
+                  listener=self.listener_name, peer=self.peer, api=handler.request_name,
+                  api_version=ctx.header.api_version, correlation_id=ctx.header.correlation_id,
+                  request_bytes=ctx.size, latency_ms=round((now - ctx.arrived) * 1000, 3),
+                  error_code=error_code)
+
+    def describe(self) -> dict:
+        """This connection for /connections and ``odradek cluster connections``."""
+        software, software_version = self.client_software
+        peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else None
+        return {"listener": self.listener_name, "peer": peer, "client_id": self.client_id,
+                "client_software_name": software, "client_software_version": software_version,
+                "principal": getattr(self, "principal", "User:ANONYMOUS"), "requests": self.requests,
+                "age_s": round(time.time() - self.connected_at, 1)}
+
     async def _send(self, handler: Handler, ctx: RequestContext, response) -> None:
+        now = time.perf_counter()
+        error_code = getattr(response, "error_code", None) if handler.top_error else None
         self.broker.stats.request_done(handler.request_name, ctx.header.api_version, ctx.arrived,
-                                       ctx.handled, time.perf_counter(),
-                                       getattr(response, "error_code", None) if handler.top_error else None)
+                                       ctx.handled, now, error_code)
+        if self.trace:
+            self._trace(handler, ctx, now, error_code)
         if response is None or self.closed:
             return  # acks=0 produce: no response at all
         version = ctx.response_version

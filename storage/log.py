@@ -162,10 +162,14 @@ class Log:
         clock_ms: Callable[[], int] = wall_clock_ms,
         checkpoint_hook: Callable[[], None] | None = None,
         open_files: OpenFiles | None = None,
+        on_flush: Callable[[float], None] | None = None,
     ) -> None:
         self.dir = Path(directory)
         # the segment LRU (storage.handles); a LogManager shares one among its logs
         self.open_files = open_files or default_open_files()
+        # called on the loop with each fsync's milliseconds (Kafka's LogFlushRateAndTimeMs)
+        self.on_flush = on_flush
+        self._flush_started = 0.0
         # called (blocking) when truncate_to lowers the log start offset, which a
         # lazily written log-start-offset-checkpoint must not be allowed to undo
         self.checkpoint_hook = checkpoint_hook
@@ -562,6 +566,7 @@ class Log:
         for s in segments:
             s.acquire()  # keep descriptors open even if retention deletes them meanwhile
         self._flushing = True
+        self._flush_started = time.perf_counter()
         _FLUSHER.submit(
             asyncio.get_running_loop(), self._fsync, (segments, self.segments[-1]),
             self._flush_done, (end, segments),
@@ -574,6 +579,8 @@ class Log:
         for s in segments:
             s.release()
         self._flushing = False
+        if self.on_flush is not None and exc is None:
+            self.on_flush((time.perf_counter() - self._flush_started) * 1000)
         if exc is not None:
             if isinstance(exc, OSError) and self._closed:
                 # close() closed the descriptors under this fsync (a clean close

@@ -89,7 +89,9 @@ class LogManager:
         checkpoint_interval_ms: int = 60000,  # log.flush.offset.checkpoint.interval.ms
         cleaner_config: CleanerConfig | None = None,  # log.cleaner.*
         max_open_files: int = -1,  # log.max.open.files; -1: half the open-file limit
+        on_flush: Callable[[float], None] | None = None,  # each log fsync's ms, see Log
     ) -> None:
+        self.on_flush = on_flush
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # The periodic checkpoint runs on an executor thread and close() writes one too:
@@ -154,7 +156,7 @@ class LogManager:
         return Log(
             self.log_dir(topic, partition), config, topic=topic, partition=partition,
             io=self.io, clock_ms=self._clock_ms, checkpoint_hook=self.checkpoint,
-            open_files=self.open_files, **state,
+            open_files=self.open_files, on_flush=self.on_flush, **state,
         )  # fmt: skip
 
     # --- partitions ----------------------------------------------------------------

@@ -3,7 +3,8 @@ import shutil
 
 import pytest
 
-from tests.brokerproc import BrokerProcess, free_port
+from tests.brokerproc import BrokerProcess
+from tests.metrics_http import start_with_http
 
 CI = os.environ.get("CI") == "true"
 collect_ignore = ["sample_app"]  # its own suite, run in a venv of its own by integration/test_sample_app.py
@@ -66,11 +67,7 @@ def broker(broker_factory):
 @pytest.fixture
 def http_node(tmp_path):
     """A broker process with its HTTP listener on (``.http`` is its base URL)."""
-    http_port = free_port()
-    b = BrokerProcess(tmp_path / "data", overrides={"http.listener": f"127.0.0.1:{http_port}",
-                                                    "group.initial.rebalance.delay.ms": "0"})
-    b.http = f"http://127.0.0.1:{http_port}"
-    b.start()
+    b = start_with_http(tmp_path / "data")
     yield b
     b.stop()
 

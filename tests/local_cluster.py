@@ -6,6 +6,7 @@ drop and delay every directed link; ``tmpfs_mb`` then mounts a tmpfs of that siz
 data dir (a disk that can fill up). Such a cluster must be ``close``d.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -114,14 +115,17 @@ class Cluster:
     def live(self) -> list[int]:
         return [n for n, b in self.nodes.items() if b.proc is not None and b.proc.poll() is None]
 
-    def status(self, via: int | None = None) -> str:
+    def status(self, via: int | None = None) -> dict:
+        """`odradek cluster status --json` as node ``via`` sees it ({} if it does not answer)."""
         node = self.nodes[via or self.live()[0]]
-        return subprocess.run([sys.executable, "-m", "odradek.broker", "cluster", "status", "--bootstrap",
-                               node.bootstrap], capture_output=True, text=True, timeout=20).stdout
+        result = subprocess.run([sys.executable, "-m", "odradek.broker", "cluster", "status", "--json",
+                                 "--timeout", "10", "--bootstrap", node.bootstrap],
+                                capture_output=True, text=True, timeout=20)
+        return json.loads(result.stdout) if result.returncode == 0 else {}
 
     def active_controller(self, via: int | None = None) -> int | None:
-        m = re.search(r"active controller: (\d+)", self.status(via))
-        return int(m.group(1)) if m else None
+        leader = self.status(via).get("active_controller", -1)
+        return leader if leader >= 0 else None
 
     def wait_for(self, predicate, timeout_s: float = 30, what: str = "condition"):
         value = poll_until(predicate, timeout_s)

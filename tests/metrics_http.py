@@ -24,3 +24,14 @@ def scrape(base: str) -> dict[tuple[str, frozenset], float]:
 
 def sample(samples: dict, name: str, **labels) -> float | None:
     return samples.get((name, frozenset(labels.items())))
+
+
+def start_with_http(data_dir, overrides: dict[str, str] | None = None):
+    """A broker process with its HTTP listener on a free port; ``.http`` is its base URL."""
+    from tests.brokerproc import BrokerProcess, free_port
+
+    http_port = free_port()
+    b = BrokerProcess(data_dir, overrides={"http.listener": f"127.0.0.1:{http_port}",
+                                           "group.initial.rebalance.delay.ms": "0", **(overrides or {})})
+    b.http = f"http://127.0.0.1:{http_port}"
+    return b.start()

@@ -1,5 +1,6 @@
 """The command-line contract: settings, exit statuses, data-dir identity, clean stop."""
 
+import signal
 import subprocess
 import sys
 import time
@@ -98,3 +99,25 @@ def test_cluster_id_is_kept(tmp_path, broker_factory):
 def test_python_m_broker_help():
     result = run_cli("serve", "--help")
     assert result.returncode == 0 and "--data-dir" in result.stdout
+
+
+def test_systemd_notify_ready_once_serving_and_stopping_on_sigterm(tmp_path):
+    """Type=notify (deploy/odradek.service): READY=1 once the listeners serve, STOPPING=1 when
+    SIGTERM arrives; a unix datagram socket stands in for systemd's NOTIFY_SOCKET."""
+    import socket
+
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(path)
+        systemd.settimeout(20)
+        b = BrokerProcess(tmp_path / "d", env={"NOTIFY_SOCKET": path})
+        b.start()
+        try:
+            ready = systemd.recv(4096).decode().split("\n")
+            assert "READY=1" in ready and f"MAINPID={b.proc.pid}" in ready
+            socket.create_connection(("127.0.0.1", b.port), timeout=5).close()  # it serves
+            b.proc.send_signal(signal.SIGTERM)
+            assert systemd.recv(4096) == b"STOPPING=1"
+            assert b.proc.wait(timeout=10) == 0
+        finally:
+            b.kill()

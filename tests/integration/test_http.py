@@ -1,6 +1,7 @@
 """The HTTP listener (http.listener) of a real broker process: /metrics in Prometheus'
 format with Kafka's names, /livez, /readyz, and hostile HTTP input."""
 
+import json
 import socket
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -96,6 +97,36 @@ def test_failed_produce_and_fetch_and_bytes_out(http_node):
     assert sample(samples, prefix + "totalfetchrequests_total", topic="failing") == 2
     assert sample(samples, prefix + "bytesout_total", topic="failing") > 61
     assert not [k for k in samples if ("topic", "made-up-topic") in k[1]]
+
+
+def test_loop_lag_fsync_times_connections_by_principal_and_the_connections_endpoint(http_node):
+    """A topic with flush.messages=1 fsyncs before each acknowledgement: every one is timed
+    in Kafka's LogFlushRateAndTimeMs. The loop-lag gauge and the principal count are there."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=http_node.bootstrap, client_id="flusher")
+    try:
+        admin.create_topics([NewTopic("synced", 1, 1, topic_configs={"flush.messages": "1"})])
+        producer = KafkaProducer(bootstrap_servers=http_node.bootstrap, linger_ms=0)
+        for i in range(5):
+            producer.send("synced", f"v{i}".encode()).get(timeout=10)
+        producer.close()
+        samples = scrape(http_node.http)
+        flushes = sample(samples, "kafka_log_logflushstats_logflushrateandtimems_count")
+        assert flushes >= 5
+        assert sample(samples, "kafka_log_logflushstats_logflushrateandtimems_bucket", le="+Inf") == flushes
+        assert sample(samples, "kafka_log_logflushstats_logflushrateandtimems_sum") > 0
+        assert sample(samples, "odradek_event_loop_lag_max_ms") >= 0
+        assert sample(samples, "kafka_server_socket_server_metrics_principal_connection_count",
+                      listener="PLAINTEXT", principal="User:ANONYMOUS") >= 1  # the admin client's
+        status, body = get(http_node.http + "/connections")
+        assert status == 200
+        described = json.loads(body)
+        assert described["node_id"] == 1
+        assert any(c["client_id"] == "flusher" and c["client_software_name"] == "kafka-python"
+                   for c in described["connections"])
+    finally:
+        admin.close()
 
 
 def test_consumer_group_lag(http_node):
