@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(run=serve.run)
 
     common = [_common()]
-    from odradek.broker.cli import admin, records
+    from odradek.broker.cli import admin, records, security
 
     def group(name: str, help: str):
         p = sub.add_parser(name, help=help)
@@ -162,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--http", default=os.environ.get("ODRADEK_HTTP", DEFAULT_HTTP),
                    help="HOST:PORT[,...] of the nodes' http.listener (default $ODRADEK_HTTP or "
                         f"{DEFAULT_HTTP})")
+    security.add_commands(group, leaf)
     return parser
 
 

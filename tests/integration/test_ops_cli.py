@@ -234,3 +234,42 @@ def test_produce_to_a_missing_topic_says_to_create_it(broker_factory):
                             input="x\n", timeout=30)
     assert result.returncode == 1, result.stderr
     assert "odradek topics create absent" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_acls_and_scram_users(tmp_path, broker_factory):
+    """`odradek acls` and `odradek users` against a node with the authorizer on (the CLI's
+    PLAINTEXT principal, User:ANONYMOUS, is a super user), and the effect of an ACL on a
+    principal that is not: a DENY takes a topic away from everyone else."""
+    node = broker_factory(overrides={
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS"})
+    b = node.bootstrap
+    created = odradek_json(b, "acls", "create", "--topic", "orders", "--prefixed",
+                           "--principal", "User:alice", "--principal", "User:bob",
+                           "--operation", "READ", "--operation", "DESCRIBE")
+    assert len(created) == 4 and {a["pattern"] for a in created} == {"PREFIXED"}
+    odradek(b, "acls", "create", "--group", "billing", "--principal", "User:alice",
+            "--operation", "READ", "--deny")
+    listed = odradek_json(b, "acls", "list")
+    assert sorted((a["principal"], a["operation"], a["permission"], a["resource"]) for a in listed) == [
+        ("User:alice", "DESCRIBE", "ALLOW", "orders"), ("User:alice", "READ", "ALLOW", "orders"),
+        ("User:alice", "READ", "DENY", "billing"),
+        ("User:bob", "DESCRIBE", "ALLOW", "orders"), ("User:bob", "READ", "ALLOW", "orders")]
+    assert [a["resource"] for a in odradek_json(b, "acls", "list", "--group", "billing")] == ["billing"]
+    deleted = odradek_json(b, "acls", "delete", "--topic", "orders", "--prefixed",
+                           "--principal", "User:bob")
+    assert {a["principal"] for a in deleted} == {"User:bob"} and len(deleted) == 2
+    assert len(odradek_json(b, "acls", "list")) == 3
+    bad = odradek(b, "acls", "create", "--topic", "t", "--principal", "User:x", "--operation", "FLY", rc=1)
+    assert "operation 'FLY' is not one of" in bad.stderr
+
+    odradek(b, "users", "set", "alice", "--password", "alice-secret", "--iterations", "8192")
+    odradek(b, "users", "set", "alice", "--mechanism", "SCRAM-SHA-512", "--password", "x")
+    assert odradek_json(b, "users", "list") == {"alice": [
+        {"mechanism": "SCRAM-SHA-256", "iterations": 8192},
+        {"mechanism": "SCRAM-SHA-512", "iterations": 4096}]}
+    odradek(b, "users", "delete", "alice", "--mechanism", "SCRAM-SHA-512")
+    assert odradek_json(b, "users", "list", "alice") == {
+        "alice": [{"mechanism": "SCRAM-SHA-256", "iterations": 8192}]}
+    bad = odradek(b, "users", "set", "bob", "--password", "p", "--iterations", "10", rc=1)
+    assert "user bob" in bad.stderr
