@@ -186,14 +186,14 @@ def test_cluster_and_topic_admin_operations(secured, admin):
 
 
 def test_transactional_id_needs_its_acl(secured, admin):
-    """Transactions are not served, but their ids are authorized first, as in Kafka."""
+    """A transactional id is authorized before its coordinator is looked up, as in Kafka."""
     find = FindCoordinatorRequest(key="tx-1", key_type=1, coordinator_keys=["tx-1"])
     with RawConnection(secured.bootstrap) as conn:
         [c] = conn.roundtrip(find, 4, FindCoordinatorResponse).coordinators
         assert c.error_code == ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
         grant(admin, ResourceType.TRANSACTIONAL_ID, "tx-", ACLOperation.WRITE, ACLResourcePatternType.PREFIXED)
         [c] = conn.roundtrip(find, 4, FindCoordinatorResponse).coordinators
-        assert c.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE  # authorized: no coordinator
+        assert (c.error_code, c.node_id) == (ErrorCode.NONE, 1)  # authorized: the coordinator
 
 
 def test_authorized_operations_with_confluent_kafka(secured, admin):
