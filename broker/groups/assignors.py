@@ -26,7 +26,8 @@ Assignment = dict[uuid.UUID, frozenset[int]]
 
 UNIFORM = "uniform"
 RANGE = "range"
-# Kafka's default group.consumer.assignors names the classes; both spellings are accepted.
+# group.consumer.assignors takes Kafka 4.4's short names (its default: uniform,range) or
+# the assignors' class names (older Kafka's default): both spellings are accepted.
 CLASS_NAMES = {
     "org.apache.kafka.coordinator.group.assignor.UniformAssignor": UNIFORM,
     "org.apache.kafka.coordinator.group.assignor.RangeAssignor": RANGE,

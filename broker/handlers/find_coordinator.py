@@ -50,9 +50,12 @@ def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, int, str, int]:
 async def handle(ctx, request):
     version = ctx.header.api_version
     key_type = request.key_type if version >= 1 else GROUP_KEY_TYPE
-    if key_type == GROUP_KEY_TYPE:  # once per request, however many keys it names
+    keys = [request.key] if version < BATCHED_VERSION else list(request.coordinator_keys)
+    # The internal topic is created once per request, however many keys it names, and only
+    # for a key the principal may use: as in Kafka, a denied request creates nothing.
+    if key_type == GROUP_KEY_TYPE and any(ctx.may(GROUP, k) for k in keys):
         await ctx.broker.groups.ensure_offsets_topic(CONTROLLER_WAIT_S)
-    elif key_type == TRANSACTION_KEY_TYPE:
+    elif key_type == TRANSACTION_KEY_TYPE and any(ctx.may(TXN, k) for k in keys):
         await ctx.broker.transactions.ensure_topic(CONTROLLER_WAIT_S)
     if version < BATCHED_VERSION:
         error, node_id, host, port = _lookup(ctx, request.key, key_type)
