@@ -11,17 +11,17 @@ import pytest
 from tests.conftest import CI
 from tests.reliability.scenarios import network_problem, run
 
-# (scenario, fault duration in seconds): 30-70 s each on two cores, about 8 minutes in all.
+# (scenario, fault duration in seconds): 25-50 s each on two cores, about 4 minutes in all,
+# so that make test stays within 30 minutes. double-failover, torn-tail and
+# leader-cut-from-followers run in `make chaos` (so does every scenario, for longer);
+# leader-killed-5x, all-killed and leader-isolated cover the same ground here.
 CI_MIX = [
     ("leader-killed-5x", 6),
     ("leader-paused", 8),
     ("follower-paused", 8),
-    ("double-failover", 8),
     ("all-killed", 8),
-    ("torn-tail", 8),
     ("produce-responses-dropped", 8),
     ("leader-isolated", 8),
-    ("leader-cut-from-followers", 8),
     ("random-mix", 25),
 ]
 
