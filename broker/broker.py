@@ -229,7 +229,8 @@ class Broker:
             image_records=self.image.to_records,
             config=RaftConfig(election_timeout_ms=election_ms,
                               heartbeat_interval_ms=max(10, election_ms // 10)),
-            snapshot_bytes=self.config["metadata.log.max.record.bytes.between.snapshots"])
+            snapshot_bytes=self.config["metadata.log.max.record.bytes.between.snapshots"],
+            observer=not self.config.is_voter)
 
     async def start(self) -> None:
         security = peer_security(self.config)  # how this node dials its peers, if secured
@@ -278,6 +279,8 @@ class Broker:
             if endpoints[listener.name][1] == 0:
                 endpoints[listener.name] = (endpoints[listener.name][0],
                                             server.sockets[0].getsockname()[1])
+        if getattr(self.metadata_log, "observer", False):
+            self.metadata_log.reply_to = endpoints[self.config.inter_broker_listener_name]
         await self._start_http()
         self.tasks.spawn("become_ready", self._become_ready)
         if self.config.voters:

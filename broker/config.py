@@ -110,6 +110,9 @@ BROKER_CONFIGS = defs(
               "NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; a listener named "
               "after a protocol uses it, and without a map any other name is PLAINTEXT"),
     ConfigDef("controller.quorum.voters", LIST, [], "ID@HOST:PORT,..."),
+    ConfigDef("process.roles", LIST, ["broker", "controller"],
+              "broker,controller: a voter of the controller quorum that also serves clients; "
+              "broker: not a voter (it follows the voters' metadata log), only in a cluster"),
     ConfigDef("num.partitions", INT, 1, "partitions of auto-created topics", at_least(1)),
     ConfigDef("default.replication.factor", SHORT, 1, "", at_least(1)),
     ConfigDef("auto.create.topics.enable", BOOLEAN, True),
@@ -374,9 +377,7 @@ class BrokerConfig:
         self.advertised_listeners = self._resolve_advertised()
         self.inter_broker_listener_name = self._resolve_inter_broker()
         self.voters = parse_voters(self["controller.quorum.voters"])
-        if self.voters and self["node.id"] not in self.voters:
-            raise ConfigError(f"node.id {self['node.id']} is not one of the voters "
-                              f"{sorted(self.voters)} (controller.quorum.voters / --voters)")
+        self.is_voter = self._resolve_process_roles()
         self.internode_listeners = self._resolve_internode()
         self._check_consumer_group_timeouts()
         self.max_connections_per_ip_overrides = self._resolve_per_ip_overrides()
@@ -577,6 +578,32 @@ class BrokerConfig:
             raise ConfigError(f"inter.broker.listener.name {name!r} is not one of listeners")
         return name
 
+    def _resolve_process_roles(self) -> bool:
+        """process.roles: is this node a voter of the controller quorum? A broker-only node
+        (Kafka's process.roles=broker) follows the voters' log as a Raft observer. Odradek
+        has no controller-only nodes: every voter also serves clients."""
+        roles = {role.strip().lower() for role in self["process.roles"]}
+        if not roles or roles - {"broker", "controller"}:
+            raise ConfigError(f"Invalid value {','.join(self['process.roles'])!r} for process.roles: "
+                              "expected broker,controller or broker")
+        if "broker" not in roles:
+            raise ConfigError("process.roles=controller (a controller-only node) is not supported: "
+                              "every Odradek controller also serves clients; use broker,controller")
+        node_id = self["node.id"]
+        if "controller" not in roles:
+            if not self.voters:
+                raise ConfigError("process.roles=broker needs controller.quorum.voters (--voters): "
+                                  "the controllers whose metadata log this node follows")
+            if node_id in self.voters:
+                raise ConfigError(f"node.id {node_id} is one of controller.quorum.voters, but "
+                                  "process.roles=broker: a broker-only node is not a voter")
+            return False
+        if self.voters and node_id not in self.voters:
+            raise ConfigError(f"node.id {node_id} is not one of the voters "
+                              f"{sorted(self.voters)} (controller.quorum.voters / --voters); "
+                              "a node that is not a voter has process.roles=broker")
+        return True
+
     def _resolve_internode(self) -> frozenset[str]:
         """The listeners that serve our inter-node request keys (1000 and above): the
         inter-broker listener and the controller listeners. A node without voters has no
@@ -589,6 +616,8 @@ class BrokerConfig:
         if not self.voters:
             return frozenset()
         names.add(self.inter_broker_listener_name)
+        if not self.is_voter:
+            return frozenset(names)
         port = self.voters[self["node.id"]][1]
         on_port = {lst.name for lst in self.listeners if lst.port == port}
         if on_port and not on_port & names:

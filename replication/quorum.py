@@ -1,6 +1,8 @@
 """The metadata log replicated by the controller quorum: the Raft core's driver.
 
-Every node is a voter. This driver owns one ``RaftNode`` and is the only code that
+A node is a voter (process.roles=broker,controller) or an observer (process.roles=broker):
+an observer replicates the log without a vote (see raft.py). The leader learns an
+observer's address from the ``reply_to`` its Raft messages carry. This driver owns one ``RaftNode`` and is the only code that
 calls it: inputs (Raft messages from peers, proposals, timer ticks) go through one
 queue and one task, and every ``Ready`` is handled in the order the core demands:
 persist and fsync (``RaftStore``, in a thread, off the event loop), then send the
@@ -66,8 +68,13 @@ class RaftMetadataLog:
     def __init__(self, node_id: int, directory_id: str, voters: dict[int, tuple[str, int]],
                  directory: str, *, apply_records: Callable[[list, int], None],
                  restore_image: Callable[[list, int], None], image_records: Callable[[], list],
-                 config: RaftConfig | None = None, snapshot_bytes: int = SNAPSHOT_BYTES):
+                 config: RaftConfig | None = None, snapshot_bytes: int = SNAPSHOT_BYTES,
+                 observer: bool = False):
         self.node_id = node_id
+        self.observer = observer
+        # On an observer: where the leader reaches this node's inter-node listener (the
+        # broker sets it once its listeners are bound).
+        self.reply_to: tuple[str, int] | None = None
         self.directory_id = directory_id
         self.voters = voters
         self.store = RaftStore(directory)
@@ -104,7 +111,8 @@ class RaftMetadataLog:
             self.restore_image(self._decode(state.snapshot.data), state.snapshot.last_index)
             self._applied = self._snapshot_index = state.snapshot.last_index
         self.node = RaftNode(self.node_id, self.directory_id, self.voters, now_ms=_now_ms(),
-                             rng=random.Random(), config=self.config, state=state)
+                             rng=random.Random(), config=self.config, state=state,
+                             observer=self.observer)
         self.tasks.spawn("driver", self._run)
 
     async def stop(self) -> None:
@@ -127,11 +135,12 @@ class RaftMetadataLog:
         return self.node is not None and self.node.is_leader and self._active_term == self.node.term
 
     def describe(self) -> dict:
-        """DescribeQuorum's view: leader, term, commit index, voters' progress."""
+        """DescribeQuorum's view: leader, term, commit index, the progress of the voters
+        and of the observers (known on the leader only)."""
         node = self.node
         progress = node.replica_progress() if node.is_leader else {}
-        voters = []
-        for node_id, directory_id in sorted(node.voters.items()):
+
+        def state(node_id: int, directory_id: str | None) -> dict:
             if node_id == self.node_id:
                 log_end, fetch_ms = node.last_index + 1, -1
             elif node_id in progress:
@@ -139,14 +148,27 @@ class RaftMetadataLog:
                 log_end += 1
             else:
                 log_end, fetch_ms = -1, -1
-            voters.append({"node_id": node_id, "directory_id": directory_id, "log_end_offset": log_end,
-                           "last_fetch_ms": fetch_ms, "last_caught_up_ms": fetch_ms})
+            return {"node_id": node_id, "directory_id": directory_id, "log_end_offset": log_end,
+                    "last_fetch_ms": fetch_ms, "last_caught_up_ms": fetch_ms}
+
         return {"leader_id": -1 if node.leader_id is None else node.leader_id,
-                "leader_epoch": node.term, "high_watermark": node.commit_index + 1, "voters": voters}
+                "leader_epoch": node.term, "high_watermark": node.commit_index + 1,
+                "voters": [state(n, d) for n, d in sorted(node.voters.items())],
+                "observers": [state(n, None) for n in node.observers] if node.is_leader else []}
 
     def receive(self, payload: dict) -> None:
-        """A Raft message from a peer (the RAFT inter-node handler calls this)."""
-        self._inputs.put_nowait(("message", message_from_dict(payload)))
+        """A Raft message from a peer (the RAFT inter-node handler calls this). An observer's
+        carries ``reply_to``, its inter-node address: a voter's address never changes here."""
+        message = message_from_dict(payload)
+        reply_to = payload.get("reply_to")
+        if reply_to is not None and message.from_ not in self.voters:
+            host, port = reply_to
+            known = self.raft_peers.get(message.from_)
+            if known is None or (known.host, known.port) != (host, port):
+                if known is not None:
+                    known.close()
+                self.raft_peers[message.from_] = Peer(message.from_, host, port, from_node=self.node_id)
+        self._inputs.put_nowait(("message", message))
 
     async def append(self, records: list) -> None:
         """Commit ``records`` as one entry; returns once committed and applied here."""
@@ -276,9 +298,11 @@ class RaftMetadataLog:
         peer = self.raft_peers.get(message.to)
         if peer is None:
             return
+        payload = message_to_dict(message)
+        if self.reply_to is not None:
+            payload["reply_to"] = list(self.reply_to)
         try:
-            await peer.request(RAFT_API_KEY, message_to_dict(message),
-                               timeout_s=self.config.election_timeout_ms / 1000)
+            await peer.request(RAFT_API_KEY, payload, timeout_s=self.config.election_timeout_ms / 1000)
         except PeerUnavailable:
             pass  # Raft resends what matters
 

@@ -34,6 +34,16 @@ Protocol
     follower that needs a dropped entry receives the image instead (InstallSnapshot).
     Leader transfer: resign() hands leadership to a caught-up voter (TimeoutNow).
 
+Observers (KRaft's process.roles=broker)
+    A node that is not a voter replicates the log without ever voting, campaigning or
+    counting towards commitment: RaftNode(..., observer=True). Replication is pushed, so
+    the observer pulls once: whenever it has not heard from a leader for an election
+    timeout it sends ObserverFetch to the leader it knows, or to every voter, and the
+    leader then replicates to it as to a follower. A leader forgets an observer it has not
+    heard from for OBSERVER_EXPIRY_TIMEOUTS election timeouts; a new leader learns of it at
+    its next ObserverFetch. Voters accept only ObserverFetch and replication acks from a
+    node outside the voter set, so an observer can never influence an election.
+
 Wiped data directories (KIP-853)
     A voter whose data directory is wiped forgets its vote and its log. It could vote twice
     in one term, or stand in for a replica that held a committed entry it no longer has.
@@ -93,6 +103,7 @@ from odradek.replication.raft_messages import (
     LogEntry,
     Message,
     NotLeader,
+    ObserverFetch,
     PersistentState,
     Ready,
     Snapshot,
@@ -121,6 +132,10 @@ class RaftConfig:
     max_entries_per_append: int = 64
 
 
+# A leader drops an observer it has not heard from for this many election timeouts.
+OBSERVER_EXPIRY_TIMEOUTS = 5
+
+
 @dataclass(slots=True)
 class _Progress:
     """The leader's view of one follower."""
@@ -145,11 +160,16 @@ class RaftNode:
         rng: random.Random,
         config: RaftConfig | None = None,
         state: PersistentState | None = None,
+        observer: bool = False,
     ) -> None:
         self._id = node_id
         self._dir = directory_id
         self._voter_ids = frozenset(voters)
-        if node_id not in self._voter_ids:
+        self.observer = observer
+        if observer and node_id in self._voter_ids:
+            raise ValueError(f"node {node_id} is one of the voters {sorted(self._voter_ids)}: "
+                             "it cannot be an observer")
+        if not observer and node_id not in self._voter_ids:
             raise ValueError(f"node {node_id} is not one of the voters {sorted(self._voter_ids)}")
         self._peers = sorted(self._voter_ids - {node_id})
         self._quorum = len(self._voter_ids) // 2 + 1
@@ -182,6 +202,8 @@ class RaftNode:
         self._vote_request = (True, False)  # (pre_vote, leadership_transfer) of the campaign
         self._vote_retry_deadline = now_ms
         self._reset_election_timer()
+        if observer:
+            self._election_deadline = now_ms  # ask for the log at the first tick
 
     # Read-only views.
 
@@ -215,11 +237,17 @@ class RaftNode:
         return dict(self._log.voter_map())
 
     def replica_progress(self) -> dict[int, tuple[int, int]]:
-        """On the leader: follower id -> (match index, last ack time in ms, -1 if none)."""
+        """On the leader: follower or observer id -> (match index, last ack time in ms, -1
+        if none)."""
         return {
             peer: (p.match_index, -1 if p.last_ack_ms is None else p.last_ack_ms)
             for peer, p in self._progress.items()
         }
+
+    @property
+    def observers(self) -> list[int]:
+        """On the leader: the observers it replicates to."""
+        return sorted(p for p in self._progress if p not in self._voter_ids)
 
     def quorum_contact_ms(self) -> int | None:
         """On the leader: the latest time by which a quorum of voters had acknowledged it
@@ -263,7 +291,9 @@ class RaftNode:
         self._now = now_ms
         if self.role is not Role.LEADER:
             if now_ms >= self._election_deadline:
-                if self._is_counted(self._id, self._dir):
+                if self.observer:
+                    self._fetch_as_observer()
+                elif self._is_counted(self._id, self._dir):
                     self._start_pre_vote()
                 else:
                     self._reset_election_timer()
@@ -279,7 +309,8 @@ class RaftNode:
             self._transfer_target = None  # the target never took over; serve again
         if now_ms >= self._heartbeat_deadline:
             self._heartbeat_deadline = now_ms + self._cfg.heartbeat_interval_ms
-            for peer in self._peers:
+            self._expire_observers()
+            for peer in list(self._progress):
                 self._send_append(peer)
 
     def propose(self, data: bytes) -> int:
@@ -317,8 +348,11 @@ class RaftNode:
     def step(self, msg: Message, now_ms: int) -> None:
         """Handle one message from the network. Duplicated, stale or reordered ones are fine."""
         self._now = now_ms
-        if msg.to != self._id or msg.from_ not in self._voter_ids or msg.from_ == self._id:
+        if msg.to != self._id or msg.from_ == self._id:
             return
+        if msg.from_ not in self._voter_ids and not isinstance(
+                msg, (ObserverFetch, AppendResponse, InstallSnapshotResponse)):
+            return  # an observer asks for the log and acknowledges it, nothing more
         if msg.term > self.term:
             if isinstance(msg, VoteRequest):
                 if msg.pre_vote:
@@ -336,7 +370,7 @@ class RaftNode:
                 # Tell a deposed leader about the newer term so it steps down.
                 self._send(AppendResponse, msg.from_, success=False, match_index=0)
                 return
-            if not isinstance(msg, (VoteRequest, VoteResponse)):
+            if not isinstance(msg, (VoteRequest, VoteResponse, ObserverFetch)):
                 return  # stale response
         match msg:
             case VoteRequest():
@@ -351,6 +385,8 @@ class RaftNode:
                 self._on_install_snapshot(msg)
             case InstallSnapshotResponse():
                 self._on_replica_ack(msg, success=True, match_index=msg.match_index)
+            case ObserverFetch():
+                self._on_observer_fetch(msg)
             case TimeoutNow():
                 if msg.from_ == self.leader_id and self._is_counted(self._id, self._dir):
                     self._become_candidate(transfer=True)
@@ -362,7 +398,7 @@ class RaftNode:
             self._advance_commit()
             if self._broadcast_pending:
                 self._broadcast_pending = False
-                for peer in self._peers:
+                for peer in self._progress:
                     self._send_append(peer)
         snapshot, truncate_from, entries = self._log.take_unsaved()
         ready = Ready(
@@ -425,6 +461,8 @@ class RaftNode:
             )
 
     def _on_vote_request(self, msg: VoteRequest) -> None:
+        if self.observer:
+            return  # never asked by a correct candidate; an observer has no vote
         granted = self._can_grant(msg)
         if granted and not msg.pre_vote:
             self._set_hard_state(HardState(self.term, msg.from_, msg.from_directory))
@@ -548,9 +586,9 @@ class RaftNode:
         self._on_replica_ack(msg, success=msg.success, match_index=msg.match_index)
 
     def _on_replica_ack(self, msg: Message, success: bool, match_index: int) -> None:
-        if self.role is not Role.LEADER:
+        progress = self._progress.get(msg.from_)
+        if self.role is not Role.LEADER or progress is None:
             return
-        progress = self._progress[msg.from_]
         if not self._note_directory(progress, msg.from_directory):
             return
         progress.last_ack_ms = self._now
@@ -606,6 +644,8 @@ class RaftNode:
         wanted = dict(binding)
         wanted[self._id] = self._dir
         for peer, progress in self._progress.items():
+            if peer not in self._voter_ids:
+                continue  # an observer
             if progress.directory_id is not None and progress.match_index >= self.commit_index:
                 wanted[peer] = progress.directory_id
         if wanted != binding:
@@ -627,6 +667,35 @@ class RaftNode:
         target = self._transfer_target
         if target is not None and self._progress[target].match_index == self._log.last_index:
             self._send(TimeoutNow, target)
+
+    # Observers.
+
+    def _fetch_as_observer(self) -> None:
+        """No leader heard from for an election timeout: ask the one we knew, else every voter."""
+        targets = [self.leader_id] if self.leader_id is not None else sorted(self._voter_ids)
+        self.leader_id = None  # until a leader replicates to us again
+        for voter in targets:
+            self._send(ObserverFetch, voter, last_log_index=self._log.last_index)
+        self._reset_election_timer()
+
+    def _on_observer_fetch(self, msg: ObserverFetch) -> None:
+        if self.role is not Role.LEADER or msg.from_ in self._voter_ids:
+            return
+        progress = self._progress.get(msg.from_)
+        if progress is None:
+            progress = self._progress[msg.from_] = _Progress(
+                directory_id=msg.from_directory,
+                next_index=min(msg.last_log_index, self._log.last_index) + 1)
+        elif not self._note_directory(progress, msg.from_directory):
+            return
+        progress.last_ack_ms = self._now
+        self._send_append(msg.from_)
+
+    def _expire_observers(self) -> None:
+        horizon = self._now - OBSERVER_EXPIRY_TIMEOUTS * self._cfg.election_timeout_ms
+        for peer in [p for p, progress in self._progress.items() if p not in self._voter_ids
+                     and (progress.last_ack_ms or 0) < horizon]:
+            del self._progress[peer]
 
     # Replication, follower side.
 

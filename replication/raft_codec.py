@@ -17,6 +17,7 @@ from odradek.replication.raft_messages import (
     InstallSnapshotResponse,
     LogEntry,
     Message,
+    ObserverFetch,
     Snapshot,
     TimeoutNow,
     Voter,
@@ -26,7 +27,7 @@ from odradek.replication.raft_messages import (
 
 MESSAGE_TYPES = {cls.__name__: cls for cls in (
     VoteRequest, VoteResponse, AppendRequest, AppendResponse, InstallSnapshotRequest,
-    InstallSnapshotResponse, TimeoutNow)}
+    InstallSnapshotResponse, TimeoutNow, ObserverFetch)}
 
 
 def _b64(data: bytes) -> str:

@@ -129,6 +129,16 @@ class InstallSnapshotResponse(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ObserverFetch(Message):
+    """An observer (a node that is not a voter: KRaft's process.roles=broker) asks whoever it
+    believes leads to replicate the log to it. Push-based replication needs this one pull:
+    a leader cannot know of an observer it never heard from. last_log_index is where the
+    observer's log ends, a hint for where the leader starts sending."""
+
+    last_log_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TimeoutNow(Message):
     """Leader transfer: the leader tells a caught-up follower to campaign at once."""
 

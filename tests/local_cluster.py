@@ -59,9 +59,21 @@ class Cluster:
             self.use_netns(tmpfs_mb)
 
     def _set_voters(self) -> None:
-        voters = ",".join(f"{n}@{b.bootstrap}" for n, b in self.nodes.items())
+        voters = ",".join(f"{n}@{b.bootstrap}" for n, b in self.nodes.items()
+                          if b.overrides.get("process.roles") != "broker")
         for b in self.nodes.values():
             b.extra_args = ["--voters", voters]
+
+    def add_broker(self, n: int) -> BrokerProcess:
+        """Start node n beside the voters as a broker only (process.roles=broker): it
+        follows their metadata log without a vote. Loopback clusters only."""
+        voter = next(iter(self.nodes.values()))
+        b = self.nodes[n] = BrokerProcess(self.base_dir / f"node{n}", host=f"127.0.0.{n}", port=voter.port,
+                                          node_id=n, overrides={**voter.overrides, "process.roles": "broker"})
+        self.logs[n] = []
+        b.extra_args = list(voter.extra_args)
+        b.start()
+        return b
 
     def use_netns(self, tmpfs_mb: int | None = None) -> None:
         """Move the (not yet started) nodes into network namespaces; see the module docstring."""

@@ -225,6 +225,7 @@ class Simulation:
         chaos_ms: int = 3000,
         settle_ms: int = 2000,
         node_factory: NodeFactory = RaftNode,
+        observers: int = 0,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -232,7 +233,9 @@ class Simulation:
         self.end_ms = chaos_ms + settle_ms
         self.node_factory = node_factory
         self.voter_ids = list(range(1, voters + 1))
-        self.nodes = {n: SimNode(n, f"dir-{n}-0") for n in self.voter_ids}
+        # Nodes that replicate the log without a vote (KRaft's process.roles=broker).
+        self.observer_ids = list(range(voters + 1, voters + 1 + observers))
+        self.nodes = {n: SimNode(n, f"dir-{n}-0") for n in self.voter_ids + self.observer_ids}
         self.checker = Checker()
         self.now = 0
         self._events: list[tuple] = []
@@ -257,7 +260,7 @@ class Simulation:
         heapq.heappush(self._events, (time, self._seq, handler, args))
 
     def run(self, max_events: int = 300_000) -> None:
-        for n in self.voter_ids:
+        for n in self.nodes:
             self.at(self.rng.randrange(20), self.restart, n)
         self._schedule_chaos()
         self.at(self.chaos_ms, self.heal_all)
@@ -284,7 +287,7 @@ class Simulation:
             for _ in range(rng.randrange(3)):
                 self.at(rng.randrange(chaos), self.resign_leader)
         for _ in range(rng.randrange(4)):
-            self.at(rng.randrange(chaos), self.crash, rng.choice(self.voter_ids), True)
+            self.at(rng.randrange(chaos), self.crash, rng.choice(list(self.nodes)), True)
         for _ in range(rng.randrange(3)):
             self.at(rng.randrange(chaos), self.crash_leader)
 
@@ -330,6 +333,7 @@ class Simulation:
             rng=random.Random(self.rng.random()),
             config=RAFT_CONFIG,
             state=state,
+            **({"observer": True} if n in self.observer_ids else {}),
         )
         # The application restores its own image; the core replays committed entries after it.
         node.sm = StateMachine(image=self.initial_image())
@@ -406,13 +410,15 @@ class Simulation:
                 return all(
                     (node.disk.snapshot and node.disk.snapshot.last_index >= index)
                     or node.disk.term_at(index) == key[0]
-                    for node in self.nodes.values()
+                    for n, node in self.nodes.items() if n in self.voter_ids
                 )
         return False
 
     def after_input(self, node: SimNode) -> None:
         raft = node.raft
         if raft.role is Role.LEADER:
+            if node.node_id in self.observer_ids:
+                raise Violation(f"observer {node.node_id} became leader in term {raft.term}")
             self.checker.on_leader(raft)
         if self.defer_drain and self.rng.random() < self.defer_drain:
             if not node.drain_pending:
@@ -496,7 +502,7 @@ class Simulation:
     def partition(self) -> None:
         if self.healed:
             return
-        rng, ids = self.rng, self.voter_ids
+        rng, ids = self.rng, self.voter_ids + self.observer_ids
         shape = rng.choice(["split", "isolate", "one-way"])
         if shape == "one-way":
             a, b = rng.sample(ids, 2)
@@ -516,7 +522,7 @@ class Simulation:
         self.healed = True
         self.blocked.clear()
         self.loss = self.duplicate = 0.0
-        for n in self.voter_ids:
+        for n in self.nodes:
             self.restart(n)
 
     # Client.
@@ -551,7 +557,7 @@ class Simulation:
         if len(leaders) != 1:
             raise Violation(f"liveness: no leader in term {top} after healing")
         bound = leaders[0].voters
-        if bound != {n: node.directory_id for n, node in self.nodes.items()}:
+        if bound != {n: self.nodes[n].directory_id for n in self.voter_ids}:
             raise Violation(
                 f"liveness: the voters were not (re)bound to their directories: {bound}"
             )
@@ -564,3 +570,17 @@ class Simulation:
             for key, _ in self.checker.applied.values()
         ):
             raise Violation(f"liveness: nothing proposed after {settle_from} ms has committed")
+        if self.observer_ids:
+            self.check_observers_caught_up(leaders[0])
+
+    def check_observers_caught_up(self, leader: RaftNode) -> None:
+        """An observer follows the leader once healed: by the end it has applied what the
+        leader had committed at the start of the second half of the settle time."""
+        settle_from = (self.chaos_ms + self.end_ms) // 2
+        wanted = max((index for index, (key, _) in self.checker.applied.items()
+                      if key[1] is EntryKind.DATA and not is_metadata(key[2])
+                      and int(key[2].split(b"/")[2]) < settle_from), default=0)
+        for n in self.observer_ids:
+            if self.nodes[n].sm.index < wanted:
+                raise Violation(f"liveness: observer {n} applied up to {self.nodes[n].sm.index}, "
+                                f"the leader had committed {wanted} by {settle_from} ms")

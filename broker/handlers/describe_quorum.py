@@ -28,6 +28,16 @@ def _directory_uuid(directory_id: str | None) -> uuid.UUID:
     return uuid.UUID(bytes=base64.urlsafe_b64decode(directory_id + "=" * (-len(directory_id) % 4)))
 
 
+def _replica_state(v: dict, answering: int, quorum: dict, now_ms: int):
+    """One voter's or observer's progress; a leader answering is caught up with itself now."""
+    itself = v["node_id"] == quorum["leader_id"] == answering
+    return R.TopicData.PartitionData.ReplicaState(
+        replica_id=v["node_id"], replica_directory_id=_directory_uuid(v["directory_id"]),
+        log_end_offset=v["log_end_offset"],
+        last_fetch_timestamp=now_ms if itself else v["last_fetch_ms"],
+        last_caught_up_timestamp=now_ms if itself else v["last_caught_up_ms"])
+
+
 @handles(DescribeQuorumRequest, 0, 2)
 async def handle(ctx, request):
     broker = ctx.broker
@@ -43,18 +53,12 @@ async def handle(ctx, request):
                     high_watermark=-1, current_voters=[], observers=[]))
                 continue
             now_ms = int(time.time() * 1000)
-            voters = []
-            for v in quorum["voters"]:
-                leader_here = v["node_id"] == quorum["leader_id"] == broker.node_id
-                voters.append(R.TopicData.PartitionData.ReplicaState(
-                    replica_id=v["node_id"], replica_directory_id=_directory_uuid(v["directory_id"]),
-                    log_end_offset=v["log_end_offset"],
-                    last_fetch_timestamp=now_ms if leader_here else v["last_fetch_ms"],
-                    last_caught_up_timestamp=now_ms if leader_here else v["last_caught_up_ms"]))
             partitions.append(R.TopicData.PartitionData(
                 partition_index=0, error_code=ErrorCode.NONE, error_message=None,
                 leader_id=quorum["leader_id"], leader_epoch=quorum["leader_epoch"],
-                high_watermark=quorum["high_watermark"], current_voters=voters, observers=[]))
+                high_watermark=quorum["high_watermark"],
+                current_voters=[_replica_state(v, broker.node_id, quorum, now_ms) for v in quorum["voters"]],
+                observers=[_replica_state(v, broker.node_id, quorum, now_ms) for v in quorum.get("observers", [])]))
         topics.append(R.TopicData(topic_name=t.topic_name, partitions=partitions))
     nodes = [R.Node(node_id=b.node_id, listeners=[R.Node.Listener(name=name, host=host, port=port)
                                                   for name, (host, port) in b.endpoints.items()])

@@ -734,6 +734,27 @@ def test_reassign_partitions_moves_replicas_and_cancels(odradek_cluster, tmp_pat
     assert run(c.bootstrap, "kafka-reassign-partitions", "--list").stdout.strip() == \
         "No partition reassignments found."
 
+    # The user story: a fourth node joins the running cluster as a broker that is not a
+    # controller voter (process.roles=broker), and a partition moves onto it.
+    c.add_broker(4)
+    c.wait_for(lambda: len(c.admin().list_topics(timeout=5).brokers) == 4, 30, "node 4 registered")
+    leader = c.nodes[c.active_controller()].bootstrap
+
+    def replication():
+        out = run(leader, "kafka-metadata-quorum", "describe", "--replication").stdout
+        return out if "Observer" in out else None
+    out = c.wait_for(replication, 20, "node 4 listed as an observer")
+    status = {row[0]: row[-1] for row in map(str.split, out.splitlines()[1:]) if row}
+    assert status["4"] == "Observer", out
+    assert sorted(n for n, role in status.items() if role != "Observer") == ["1", "2", "3"], out
+    onto = reassignment_file(tmp_path, "onto4.json", {(t, 0): [2, 4]})
+    run(c.bootstrap, "kafka-reassign-partitions", "--reassignment-json-file", onto, "--execute")
+    c.wait_for(lambda: replicas_and_isr(c, t)[0][:2] == ([2, 4], [2, 4]), 60, "partition 0 on nodes 2 and 4")
+    assert (Path(c.nodes[4].data_dir) / f"{t}-0" / "00000000000000000000.log").stat().st_size > 0
+    consumed = run(c.nodes[4].bootstrap, "kafka-console-consumer", "--topic", t, "--partition", "0",
+                   "--from-beginning", "--timeout-ms", "15000").stdout
+    assert consumed.split() and all(v.startswith("value-") for v in consumed.split())
+
     # A new replica on a node that is down never catches up: in progress until cancelled.
     c.kill(3)
     grow = reassignment_file(tmp_path, "grow.json", {(t, 1): [1, 2, 3]})

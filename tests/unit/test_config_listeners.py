@@ -32,3 +32,22 @@ def test_voters_pointing_at_a_client_listener_are_refused():
         BrokerConfig({**TWO, "controller.quorum.voters": "1@127.0.0.1:9092"})
     with pytest.raises(ConfigError, match="controller.listener.names"):
         BrokerConfig({**TWO, "controller.listener.names": "NOPE"})
+
+
+def test_process_roles():
+    """broker,controller (the default) is a voter; broker alone follows the voters as an
+    observer and serves peers on its inter-broker listener; the rest is refused by name."""
+    voters = {"controller.quorum.voters": "1@127.0.0.1:9093"}
+    assert BrokerConfig({**TWO, **voters}).is_voter
+    broker = BrokerConfig({**TWO, **voters, "node.id": "4", "process.roles": "broker"})
+    assert not broker.is_voter and broker.internode_listeners == {"INTERNAL"}
+    refused = [
+        ({"process.roles": "broker"}, "needs controller.quorum.voters"),
+        ({**voters, "process.roles": "broker"}, "node.id 1 is one of controller.quorum.voters"),
+        ({**voters, "process.roles": "controller"}, r"controller-only node\) is not supported"),
+        ({**voters, "process.roles": "broker,zookeeper"}, "Invalid value 'broker,zookeeper' for process.roles"),
+        ({**voters, "node.id": "4"}, "a node that is not a voter has process.roles=broker"),
+    ]
+    for overrides, message in refused:
+        with pytest.raises(ConfigError, match=message):
+            BrokerConfig({**TWO, **overrides})

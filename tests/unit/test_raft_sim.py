@@ -20,7 +20,7 @@ from odradek.replication.raft import RaftNode
 from odradek.replication.raft_messages import EntryKind, LogEntry
 from tests import partition_sim
 from tests.partition_sim import run_seed
-from tests.raft_sim import Checker, Disk, StateMachine, Violation, cluster_size
+from tests.raft_sim import Checker, Disk, Simulation, StateMachine, Violation, cluster_size
 
 SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "500"))
 ONE_SEED = os.environ.get("RAFT_SIM_SEED")
@@ -49,6 +49,20 @@ def test_simulated_cluster_keeps_its_invariants(chunk):
                 f"  re-run: RAFT_SIM_SEED={seed} .venv/bin/python -m pytest -q tests/test_raft_sim.py"
                 f"  (or .venv/bin/python -m tests.partition_sim {seed})"
             )
+    assert not failures, "\n".join(failures)
+
+
+def test_observers_follow_the_quorum_without_a_vote():
+    """Observers (KRaft's process.roles=broker nodes) crash, are cut off and heal beside the
+    voters: what they apply agrees with every voter (the checker), they never lead, and
+    once healed they catch up with the leader (Simulation.check_observers_caught_up)."""
+    failures = []
+    for seed in range(0, SEEDS, 10):
+        sim = Simulation(seed, cluster_size(seed), observers=1 + seed % 2)
+        try:
+            sim.run()
+        except Violation as exc:
+            failures.append(f"seed {seed}: {exc}")
     assert not failures, "\n".join(failures)
 
 
