@@ -112,6 +112,10 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_transactions_commit_abort_and_fencing"),
     ],
     "Kafka's tools (4.4)": [
+        ("kafka-reassign-partitions: execute with a throttle, verify, list, cancel; a broker-only "
+         "fourth node (process.roles=broker) joins a running cluster, is listed as an observer "
+         "by kafka-metadata-quorum, and takes a partition",
+         "tests/peers/test_tools.py", "test_reassign_partitions_moves_replicas_and_cancels"),
         ("kafka-transactions: list, describe, describe-producers, find-hanging, abort",
          "tests/peers/test_transactions_tool.py", "test_kafka_transactions_lists_describes_and_aborts"),
         ("tools run against a Kafka 4.4 peer (the tools' tests against Odradek: the "
