@@ -52,14 +52,23 @@ class HttpListener:
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
         self.open = 0  # connections being served
-        self.history = History()  # the console's charts
+        self.history = History()  # the console's charts, fed while the console is used
+        self.sampler = Sampler(self.history, self._sample,
+                               lambda run: broker.tasks.spawn("console_sampler", run, retries=0))
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host or None, self.port,
                                                  limit=MAX_HEAD_BYTES, reuse_address=True)
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("http_listening", address=f"{self.host}:{self.port}")
-        self.broker.tasks.spawn("console_sampler", Sampler(self.broker, self.history).run)
+
+    def _sample(self) -> tuple[dict, dict]:
+        """This node's per-topic byte counters and the lag of the groups it coordinates."""
+        from odradek.broker.console import views  # (views imports kafka-python's codecs)
+
+        b = self.broker
+        return ({name: (t.bytes_in, t.bytes_out) for name, t in b.stats.topics.items()},
+                {g["group_id"]: g["lag"] for g in views.groups(b)["groups"]})
 
     async def close(self) -> None:
         if self.server is not None:
@@ -109,12 +118,14 @@ class HttpListener:
         if target == b"/console" or target.startswith(b"/console/"):
             from odradek.broker.console import app  # its views import the handlers, which import us
 
+            self.sampler.touch()
             status, body, content_type = await app.answer(
                 self.broker, self.history, target.decode("latin-1"), query.decode("latin-1"))
             return _response(status, body, content_type, head_only)
         if target == b"/connections":
-            listing = {"node_id": self.broker.node_id,
-                       "connections": [c.describe() for c in self.broker.connections]}
-            return _response(200, json.dumps(listing).encode(), "application/json", head_only)
+            from odradek.broker.console import views
+
+            return _response(200, json.dumps(views.connections(self.broker)).encode(), "application/json",
+                             head_only)
         return _response(404, b"not found: /metrics, /livez, /readyz, /connections, /console\n",
                          head_only=head_only)

@@ -328,14 +328,11 @@ class BrokerCollector:
                                    labels=["consumergroup", "topic", "partition"])
         lag = GaugeMetricFamily("kafka_consumergroup_lag", "high watermark minus committed offset",
                                 labels=["consumergroup", "topic", "partition"])
-        partitions = b.replicas.partitions
         for group_id, group in b.groups.groups.items():
             for (topic, index), committed in group.offsets.items():
-                labels = [group_id, topic, str(index)]
-                offset.add_metric(labels, committed.offset)
-                p = partitions.get((topic, index))
-                if p is not None:
-                    lag.add_metric(labels, max(0, p.log.high_watermark - committed.offset))
+                offset.add_metric([group_id, topic, str(index)], committed.offset)
+            for (topic, index), n in b.groups.lag(group).items():
+                lag.add_metric([group_id, topic, str(index)], n)
         yield offset
         yield lag
 

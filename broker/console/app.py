@@ -63,6 +63,7 @@ PAGES: dict[tuple[str, bool], tuple[Callable[..., dict | None], Callable[[int, d
     ("topics", True): (views.topic, pages.topic),
     ("groups", False): (views.groups, pages.groups),
     ("groups", True): (views.group, pages.group),
+    ("connections", False): (views.connections, pages.connections),
 }
 
 

@@ -3,8 +3,8 @@
 
 Kafka's own metrics are counters scraped by Prometheus; the console has no Prometheus,
 so it keeps a short window itself: a sample every ``INTERVAL_S``, ``KEPT`` samples, a
-fixed bound whatever the traffic. ``History`` is pure: the broker's task feeds it
-(``Sampler``), the charts read ``series``.
+fixed bound whatever the traffic. ``History`` is pure: a task feeds it (``Sampler``)
+while the console is in use, the charts read ``series``.
 """
 
 import asyncio
@@ -41,20 +41,39 @@ class History:
 
 
 class Sampler:
-    """Feeds a broker's ``History`` every ``INTERVAL_S`` while the HTTP listener runs."""
+    """Feeds a ``History`` every ``INTERVAL_S``, only while someone uses the console.
 
-    def __init__(self, broker, history: History):
-        self.broker, self.history = broker, history
+    Sampling costs a walk over every group's offsets and every topic each time, so it
+    is not done for nobody: the first console request starts it (``touch``), and it
+    stops once no console request came for ``IDLE_S`` (a chart left open asks every few
+    seconds, so an open page keeps it going). The window kept is as long as the idle
+    time, so a returning viewer sees the minutes before they left, never a stale gap
+    filled in. ``sample`` is what to record (``topic_bytes``, ``group_lag``, as
+    ``History.add`` takes them); ``spawn`` runs a coroutine factory as a task."""
 
-    def sample(self) -> None:
-        from odradek.broker.console import views  # (views imports kafka-python's codecs)
+    IDLE_S = INTERVAL_S * KEPT
 
-        b = self.broker
-        topic_bytes = {name: (t.bytes_in, t.bytes_out) for name, t in b.stats.topics.items()}
-        lags = {g["group_id"]: g["lag"] for g in views.groups(b)["groups"]}
-        self.history.add(time.time(), topic_bytes, lags)
+    def __init__(self, history: History, sample, spawn, clock=time.monotonic, sleep=asyncio.sleep):
+        self.history, self.sample, self.spawn = history, sample, spawn
+        self.clock, self.sleep = clock, sleep  # (a test's own)
+        self.last_use: float | None = None
+        self.running = False
+
+    def touch(self) -> None:
+        """A console request: start sampling if it is not running."""
+        self.last_use = self.clock()
+        if not self.running:
+            self.running = True
+            self.spawn(self.run)
+
+    def idle(self) -> bool:
+        return self.last_use is None or self.clock() - self.last_use > self.IDLE_S
 
     async def run(self) -> None:
-        while True:
-            self.sample()
-            await asyncio.sleep(INTERVAL_S)
+        try:
+            while not self.idle():
+                topic_bytes, group_lag = self.sample()
+                self.history.add(time.time(), topic_bytes, group_lag)
+                await self.sleep(INTERVAL_S)
+        finally:
+            self.running = False

@@ -10,7 +10,8 @@ import html
 import time
 from urllib.parse import quote
 
-NAV = (("Cluster", "/console"), ("Topics", "/console/topics"), ("Groups", "/console/groups"))
+NAV = (("Cluster", "/console"), ("Topics", "/console/topics"), ("Groups", "/console/groups"),
+       ("Connections", "/console/connections"))
 
 
 def e(value) -> str:
@@ -156,3 +157,13 @@ def group(node_id: int, v: dict) -> bytes:
             f"<h2>Members</h2>{members}<h2>Committed offsets and lag</h2>{offsets}"
             + chart(f"/console/api/series/group/{q(v['group_id'])}", "total lag, last minutes"))
     return page(f"Group {v['group_id']}", node_id, body)
+
+
+def connections(node_id: int, v: dict) -> bytes:
+    rows = [[e(c["listener"]), e(c["peer"]), f'<span class="client-id">{e(c["client_id"])}</span>',
+             f'<span class="software">{e(c["client_software_name"])}</span>',
+             e(c["client_software_version"]), e(c["principal"]), e(c["requests"]), e(c["age_s"])]
+            for c in v["connections"]]
+    return page("Connections", node_id, table(
+        ["listener", "peer", "client id", "client software", "version", "principal", "requests",
+         "age (s)"], rows, "no client connections"))

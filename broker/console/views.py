@@ -107,25 +107,15 @@ def groups(b) -> dict:
             g = b.groups.groups[group_id]
             rows.append({"group_id": group_id, "state": g.state.value,
                          "protocol_type": g.protocol_type or "", "protocol": g.protocol_name or "",
-                         "members": len(g.members), "lag": sum(_lags(b, g).values())})
+                         "members": len(g.members), "lag": sum(b.groups.lag(g).values())})
     return {"groups": rows}
-
-
-def _lags(b, group) -> dict[tuple[str, int], int]:
-    """Committed offset against the high watermark, for the partitions hosted here."""
-    lags = {}
-    for (topic_name, index), committed in group.offsets.items():
-        local = _local(b, topic_name, index)
-        if local is not None:
-            lags[(topic_name, index)] = max(0, local.log.high_watermark - committed.offset)
-    return lags
 
 
 def group(b, group_id: str) -> dict | None:
     g = b.groups.groups.get(group_id) if b.groups is not None else None
     if g is None:
         return None
-    lags = _lags(b, g)
+    lags = b.groups.lag(g)
     return {
         "group_id": group_id, "state": g.state.value, "generation_id": g.generation_id,
         "protocol_type": g.protocol_type or "", "protocol": g.protocol_name or "",
@@ -137,6 +127,14 @@ def group(b, group_id: str) -> dict | None:
         "offsets": [{"topic": t, "partition": i, "committed": o.offset, "lag": lags.get((t, i))}
                     for (t, i), o in sorted(g.offsets.items())],
     }
+
+
+def connections(b) -> dict:
+    """This node's client connections: listener, client software (KIP-511), client id,
+    principal (the same rows as /connections and ``odradek cluster connections``)."""
+    rows = [c.describe() for c in b.connections]
+    rows.sort(key=lambda c: (c["listener"], c["peer"] or ""))
+    return {"node_id": b.node_id, "connections": rows}
 
 
 def _shown(data: bytes | None) -> str | None:

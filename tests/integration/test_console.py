@@ -65,6 +65,17 @@ def test_the_numbers_are_the_clients(http_node):
     assert (group["group_id"], group["lag"]) == ("billing", 3)
     detail = api(http_node, "/groups/billing")
     assert detail["offsets"] == [{"topic": "orders", "partition": 0, "committed": 10, "lag": 3}]
+    # The live view of the protocol: each connection's client software (KIP-511), id, principal.
+    consumer = KafkaConsumer(bootstrap_servers=http_node.bootstrap, client_id=HOSTILE)
+    try:
+        consumer.topics()
+        mine = [c for c in api(http_node, "/connections")["connections"] if c["client_id"] == HOSTILE]
+        assert mine and all((c["client_software_name"], c["principal"], c["listener"]) ==
+                            ("kafka-python", "User:ANONYMOUS", "PLAINTEXT") for c in mine)
+        status, page = get(http_node.http + "/console/connections")
+        assert status == 200 and "kafka-python" in page and HOSTILE not in page
+    finally:
+        consumer.close()
 
 
 def test_by_time_and_bad_input(http_node):
@@ -146,5 +157,14 @@ def test_pages_in_headless_chromium(http_node, tmp_path):
         follow(browser.find_element(By.LINK_TEXT, "billing"), "/groups/billing")
         assert "Group billing" in browser.find_element(By.TAG_NAME, "h1").text
         browser.save_screenshot(str(shots / "group.png"))
+        consumer = KafkaConsumer(bootstrap_servers=http_node.bootstrap, client_id="billing-reader")
+        try:
+            consumer.topics()
+            follow(browser.find_element(By.LINK_TEXT, "Connections"), "/connections")
+            assert "billing-reader" in [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".client-id")]
+            assert "kafka-python" in [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".software")]
+            browser.save_screenshot(str(shots / "connections.png"))
+        finally:
+            consumer.close()
     finally:
         browser.quit()

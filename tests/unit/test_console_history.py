@@ -13,3 +13,34 @@ def test_rates_between_samples_never_negative_and_bounded():
     assert len(h.samples) == 3  # the oldest went
     assert [p["in"] for p in h.topic_rates("t")] == [0.0, 50.0]
     assert h.group_lag("g") == [{"t": 12.0, "lag": 7}, {"t": 16.0, "lag": 1}]
+
+
+def test_the_sampler_runs_only_while_the_console_is_used():
+    """No sampling for nobody: the first console request starts it, IDLE_S without one
+    stops it, and the next request starts it again."""
+    import asyncio
+
+    from odradek.broker.console import history
+
+    now = [0.0]
+    started: list = []
+
+    async def tick(_s):  # the clock moves one interval per sample
+        now[0] += history.INTERVAL_S
+
+    h = History()
+    sampler = history.Sampler(h, lambda: ({"t": (1, 0)}, {}), started.append,
+                              clock=lambda: now[0], sleep=tick)
+
+    async def scenario():
+        assert started == [] and not sampler.running  # nobody asked: no task
+        sampler.touch()
+        sampler.touch()
+        assert started == [sampler.run]  # one task, however many requests
+        await started[0]()  # runs until idle
+        assert not sampler.running and sampler.idle()
+        assert len(h.samples) == history.KEPT  # sampled for IDLE_S, kept within bounds
+        sampler.touch()
+        assert len(started) == 2  # used again: sampling again
+
+    asyncio.run(scenario())
