@@ -297,8 +297,9 @@ def _committed(a: KafkaAdminClient, group: str) -> dict[TopicPartition, int]:
 def groups_describe(args) -> Report:
     with admin(args) as a:
         described = a.describe_groups([args.group])[args.group]
-        if described.get("error") not in (None, Errors.NoError):
-            raise explain(described["error"](f"group {args.group}"), "")
+        error = _result_error(described.get("error"), f"group {args.group}")  # (as text)
+        if error is not None:
+            raise error
         committed = _committed(a, args.group)
         latest = a.list_partition_offsets({tp: OffsetSpec.LATEST for tp in committed}) if committed else {}
     owners = {}
