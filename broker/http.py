@@ -36,39 +36,36 @@ MAX_HEAD_BYTES = 8192  # request line plus headers
 READ_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 64  # open at once; more are closed at once (scrapers and probes need few)
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+           431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
-def _response(status: int, body: bytes, content_type: str = "text/plain; charset=utf-8",
+TEXT = "text/plain; charset=utf-8"
+
+
+def _response(status: int, body: bytes, content_type: str = TEXT,
               head_only: bool = False) -> bytes:
     head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     return head if head_only else head + body
 
 
-class HttpListener:
-    def __init__(self, broker, host: str, port: int):
-        self.broker = broker
+class HttpServer:
+    """The bounded HTTP/1.1 GET server (see the module docstring); ``route`` answers.
+    A subclass serving the console sets ``history`` and ``sampler``."""
+
+    history: History
+    sampler: Sampler
+
+    def __init__(self, host: str, port: int):
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
         self.open = 0  # connections being served
-        self.history = History()  # the console's charts, fed while the console is used
-        self.sampler = Sampler(self.history, self._sample,
-                               lambda run: broker.tasks.spawn("console_sampler", run, retries=0))
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host or None, self.port,
                                                  limit=MAX_HEAD_BYTES, reuse_address=True)
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("http_listening", address=f"{self.host}:{self.port}")
-
-    def _sample(self) -> tuple[dict, dict]:
-        """This node's per-topic byte counters and the lag of the groups it coordinates."""
-        from odradek.broker.console import views  # (views imports kafka-python's codecs)
-
-        b = self.broker
-        return ({name: (t.bytes_in, t.bytes_out) for name, t in b.stats.topics.items()},
-                {g["group_id"]: g["lag"] for g in views.groups(b)["groups"]})
 
     async def close(self) -> None:
         if self.server is not None:
@@ -105,27 +102,51 @@ class HttpListener:
         method, (target, _, query) = parts[0], parts[1].partition(b"?")
         if method not in (b"GET", b"HEAD"):
             return _response(405, b"only GET and HEAD\n")
-        head_only = method == b"HEAD"
+        status, body, content_type = await self.route(target, query)
+        return _response(status, body, content_type, method == b"HEAD")
+
+    async def route(self, target: bytes, query: bytes) -> tuple[int, bytes, str]:
+        raise NotImplementedError
+
+    async def console(self, source, target: bytes, query: bytes) -> tuple[int, bytes, str]:
+        from odradek.broker.console import app  # its views import the handlers, which import us
+
+        self.sampler.touch()
+        return await app.answer(source, self.history, target.decode("latin-1"), query.decode("latin-1"))
+
+
+class HttpListener(HttpServer):
+    """A node's http.listener: its metrics, health, connections and console."""
+
+    def __init__(self, broker, host: str, port: int):
+        super().__init__(host, port)
+        self.broker = broker
+        self.history = History()  # the console's charts, fed while the console is used
+        self.sampler = Sampler(self.history, self._sample,
+                               lambda run: broker.tasks.spawn("console_sampler", run, retries=0))
+
+    def _sample(self) -> tuple[dict, dict]:
+        """This node's per-topic byte counters and the lag of the groups it coordinates."""
+        from odradek.broker.console import views  # (views imports kafka-python's codecs)
+
+        b = self.broker
+        return ({name: (t.bytes_in, t.bytes_out) for name, t in b.stats.topics.items()},
+                {g["group_id"]: g["lag"] for g in views.groups(b)["groups"]})
+
+    async def route(self, target: bytes, query: bytes) -> tuple[int, bytes, str]:
         if target == b"/metrics":
-            return _response(200, generate_latest(self.broker.metrics_registry),
-                             CONTENT_TYPE_LATEST, head_only)
+            return 200, generate_latest(self.broker.metrics_registry), CONTENT_TYPE_LATEST
         if target == b"/livez":
-            return _response(200, b"ok\n", head_only=head_only)
+            return 200, b"ok\n", TEXT
         if target == b"/readyz":
             ready = self.broker.is_ready()
-            return _response(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
-                             head_only=head_only)
+            return (200, b"ready\n", TEXT) if ready else (503, b"not ready\n", TEXT)
         if target == b"/console" or target.startswith(b"/console/"):
-            from odradek.broker.console import app  # its views import the handlers, which import us
+            from odradek.broker.console.views import Local
 
-            self.sampler.touch()
-            status, body, content_type = await app.answer(
-                self.broker, self.history, target.decode("latin-1"), query.decode("latin-1"))
-            return _response(status, body, content_type, head_only)
+            return await self.console(Local(self.broker), target, query)
         if target == b"/connections":
             from odradek.broker.console import views
 
-            return _response(200, json.dumps(views.connections(self.broker)).encode(), "application/json",
-                             head_only)
-        return _response(404, b"not found: /metrics, /livez, /readyz, /connections, /console\n",
-                         head_only=head_only)
+            return 200, json.dumps(views.connections(self.broker)).encode(), "application/json"
+        return 404, b"not found: /metrics, /livez, /readyz, /connections, /console\n", TEXT

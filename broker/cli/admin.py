@@ -52,6 +52,13 @@ ADVICE: dict[type, str] = {
 
 
 def explain(e: Exception, bootstrap: str) -> CliError:
+    """``e`` as a ``CliError`` saying what to do; its ``kafka_error`` is ``e``'s class."""
+    error = _explain(e, bootstrap)
+    error.kafka_error = type(e)
+    return error
+
+
+def _explain(e: Exception, bootstrap: str) -> CliError:
     if isinstance(e, Errors.KafkaTimeoutError) and "bootstrap" in str(e).lower():
         return CliError(f"cannot reach a broker at {bootstrap}: is a node listening there? "
                         "Give another with --bootstrap HOST:PORT (or set ODRADEK_BOOTSTRAP)")

@@ -9,6 +9,7 @@ while the console is in use, the charts read ``series``.
 
 import asyncio
 import collections
+import inspect
 import time
 
 INTERVAL_S = 2.0
@@ -72,7 +73,10 @@ class Sampler:
     async def run(self) -> None:
         try:
             while not self.idle():
-                topic_bytes, group_lag = self.sample()
+                sampled = self.sample()
+                if inspect.isawaitable(sampled):  # odradek console asks the cluster in a thread
+                    sampled = await sampled
+                topic_bytes, group_lag = sampled
                 self.history.add(time.time(), topic_bytes, group_lag)
                 await self.sleep(INTERVAL_S)
         finally:

@@ -7,6 +7,8 @@ Only the record browser reads the log: it picks the slices on the loop, as a fet
 does, and reads and decodes them in a thread (``decode_records``).
 """
 
+import asyncio
+
 from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
 from kafka.record import MemoryRecords
 
@@ -108,7 +110,7 @@ def groups(b) -> dict:
             rows.append({"group_id": group_id, "state": g.state.value,
                          "protocol_type": g.protocol_type or "", "protocol": g.protocol_name or "",
                          "members": len(g.members), "lag": sum(b.groups.lag(g).values())})
-    return {"groups": rows}
+    return {"groups": rows, "note": "Each node coordinates some groups: see every node's console."}
 
 
 def group(b, group_id: str) -> dict | None:
@@ -137,7 +139,7 @@ def connections(b) -> dict:
     return {"node_id": b.node_id, "connections": rows}
 
 
-def _shown(data: bytes | None) -> str | None:
+def shown(data: bytes | None) -> str | None:
     """Bytes as text for a page: UTF-8 where it is, else hex; cut at SHOWN_BYTES."""
     if data is None:
         return None
@@ -188,9 +190,60 @@ def decode_records(data: bytes, offset: int, count: int) -> list[dict]:
         for r in batch:
             if r.offset < offset:
                 continue
-            records.append({"offset": r.offset, "timestamp": r.timestamp, "key": _shown(r.key),
-                            "value": _shown(r.value),
-                            "headers": {k: _shown(v) for k, v in r.headers}})
+            records.append({"offset": r.offset, "timestamp": r.timestamp, "key": shown(r.key),
+                            "value": shown(r.value),
+                            "headers": {k: shown(v) for k, v in r.headers}})
             if len(records) == count:
                 break
     return records
+
+
+class Local:
+    """The views of a node's own state, for its http.listener's console (``app.answer``)."""
+
+    def __init__(self, b):
+        self.b = b
+        self.label = f"node {b.node_id}"
+
+    async def cluster(self) -> dict:
+        return cluster(self.b)
+
+    async def topics(self) -> dict:
+        return topics(self.b)
+
+    async def topic(self, name: str) -> dict | None:
+        return topic(self.b, name)
+
+    async def groups(self) -> dict:
+        return groups(self.b)
+
+    async def group(self, group_id: str) -> dict | None:
+        return group(self.b, group_id)
+
+    async def connections(self) -> dict:
+        return connections(self.b)
+
+    async def records(self, name: str, partition: int, offset: int | None, timestamp: int | None,
+                      count: int) -> dict | None:
+        """Up to ``count`` committed records of a partition with a replica here; a note
+        naming its leader when there is none here. None: no such topic."""
+        b = self.b
+        if name not in b.image.topics:
+            return None
+        local, start = start_offset(b, name, partition, offset, timestamp)
+        rows: list[dict] = []
+        where = ""
+        if local is None:
+            p = b.image.topics[name].partitions.get(partition)
+            where = ("no such partition" if p is None else
+                     f"node {b.node_id} holds no replica of {name}-{partition}: open the console of node "
+                     f"{p.leader}, its leader")
+        else:
+            result = read_committed(local.log, start)
+            if result is not None:
+                try:
+                    data = await asyncio.to_thread(result.read_bytes)
+                finally:
+                    result.release()
+                rows = await asyncio.to_thread(decode_records, data, start, count)
+        return {"topic": name, "partition": partition, "start": start, "records": rows, "note": where}

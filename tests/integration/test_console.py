@@ -168,3 +168,87 @@ def test_pages_in_headless_chromium(http_node, tmp_path):
             consumer.close()
     finally:
         browser.quit()
+
+
+def start_console(bootstrap: str, timeout_s: float = 10):
+    """`odradek console --bootstrap B` as its own process on a free port, once it serves."""
+    import subprocess
+    import sys
+
+    from tests.brokerproc import ROOT, free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "odradek.broker", "console", "--bootstrap", bootstrap,
+                             "--listen", f"127.0.0.1:{port}", "--timeout", str(timeout_s)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.http = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if get(proc.http + "/console/static/console.css")[0] == 200:  # type: ignore[attr-defined]
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"odradek console did not serve: {proc.communicate()}")
+
+
+def check_console_apart(console, bootstrap: str, node_ids: list[int], topic: str = "orders",
+                        group: str = "billing") -> None:
+    """What `odradek console` shows of a cluster that ``fill`` filled, asked only through
+    Kafka requests (the same check runs against Kafka 4.4 in tests/peers)."""
+    cluster = api(console, "")
+    assert [n["node_id"] for n in cluster["nodes"]] == node_ids
+    assert cluster["active_controller"] in node_ids and cluster["offline"] == []
+    assert cluster["quorum"] is None or cluster["quorum"]["leader_id"] in node_ids
+    rows = {t["name"]: t for t in api(console, "/topics")["topics"]}
+    assert (rows[topic]["partitions"], rows[topic]["internal"]) == (2, False)
+    assert rows[topic]["size_here"] > 25 * 20 and rows[topic]["messages_in"] is None
+    described = api(console, f"/topics/{topic}")
+    assert [p["high_watermark"] for p in described["partitions"]] == [13, 12]
+    assert [p["log_start_offset"] for p in described["partitions"]] == [0, 0]
+    records = api(console, f"/topics/{topic}/records?partition=1&offset=3&count=4")["records"]
+    assert [(r["offset"], r["key"], r["value"], r["headers"]) for r in records] == [
+        (o, f"k{2 * o + 1}", f"order {2 * o + 1}", {"source": "test"}) for o in range(3, 7)]
+    [first] = api(console, f"/topics/{topic}/records?partition=0&timestamp=0&count=1")["records"]
+    assert first["offset"] == 0
+    [row] = [g for g in api(console, "/groups")["groups"] if g["group_id"] == group]
+    assert (row["lag"], row["state"]) == (3, "Empty")
+    detail = api(console, f"/groups/{group}")
+    assert detail["offsets"] == [{"topic": topic, "partition": 0, "committed": 10, "lag": 3}]
+    assert get(console.http + "/console/topics/nope")[0] == 404
+    assert get(console.http + "/console/groups/nope")[0] == 404
+    for path in ("", "/topics", f"/topics/{topic}", "/groups", f"/groups/{group}", "/connections"):
+        status, page = get(console.http + "/console" + path)
+        assert status == 200 and f"cluster at {bootstrap}" in page, path
+    status, page = get(console.http + f"/console/topics/{topic}/records?partition=0&offset=12")
+    assert status == 200 and HOSTILE not in page and "&lt;script&gt;" in page
+    # The charts are sampled while the console is used: the group's lag appears.
+    deadline = time.monotonic() + 20
+    while not api(console, f"/series/group/{group}")["points"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert api(console, f"/series/group/{group}")["points"][-1]["lag"] == 3
+
+
+def test_odradek_console_apart_from_the_broker(broker_factory):
+    """`odradek console --bootstrap` serves the same pages from Kafka requests alone; SIGTERM
+    stops it (exit 0); a cluster that does not answer is a 502 naming what to do."""
+    import signal
+
+    node = broker_factory()
+    fill(node)
+    console = start_console(node.bootstrap)
+    try:
+        check_console_apart(console, node.bootstrap, [1])
+    finally:
+        console.send_signal(signal.SIGTERM)
+        assert console.wait(10) == 0
+    from tests.brokerproc import free_port
+
+    nobody = start_console(f"127.0.0.1:{free_port()}", timeout_s=1)
+    try:
+        status, body = get(nobody.http + "/console/api/topics")
+        assert status == 502 and "--bootstrap" in body
+    finally:
+        nobody.kill()
+        nobody.wait(10)
