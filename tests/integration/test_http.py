@@ -59,8 +59,14 @@ def test_bytes_in_messages_in_requests_and_client_software(http_node):
                        if name == "kafka_network_requestmetrics_requests_total"
                        and ("request", "Produce") in labels)
         assert produces == 10
-        for split in ("local", "remote", "total"):
+        # Kafka's RequestMetrics split: queue, local, remote and send add up to the total.
+        splits = ("requestqueue", "local", "remote", "responsesend")
+        for split in (*splits, "total"):
             assert sample(samples, f"kafka_network_requestmetrics_{split}timems_count", request="Produce") == 10
+        parts = sum(sample(samples, f"kafka_network_requestmetrics_{split}timems_sum", request="Produce")
+                    for split in splits)
+        total = sample(samples, "kafka_network_requestmetrics_totaltimems_sum", request="Produce")
+        assert parts > 0 and abs(total - parts) < 1e-6 * max(1.0, total)
         assert sample(samples, "kafka_network_requestmetrics_totaltimems_bucket", request="Produce",
                       le="+Inf") == 10
         assert sample(samples, "kafka_network_requestmetrics_errors_total", request="Metadata",
