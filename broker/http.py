@@ -18,8 +18,9 @@ per request anyway, and so no idle HTTP connection is ever held.
   connection's listener, peer, client id, client software (KIP-511), principal,
   request count and age; what ``odradek cluster connections`` prints. Kafka keeps
   this in JMX only; no Kafka request lists a broker's connections.
-- ``/console``: the read-only web console (broker.console), and its JSON under
-  ``/console/api``.
+- ``/console``: the web console (broker.console), and its JSON under ``/console/api``;
+  read-only, but for a few POST actions (broker.console.actions) on a node that runs
+  an authorizer. A POST's body is bounded too (``MAX_BODY_BYTES``).
 """
 
 import asyncio
@@ -28,15 +29,18 @@ import json
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from odradek.broker.console.history import History, Sampler
+from odradek.broker.console.history import History, Sampler, partition_lags
 
 log = structlog.get_logger(__name__)
 
 MAX_HEAD_BYTES = 8192  # request line plus headers
 READ_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 64  # open at once; more are closed at once (scrapers and probes need few)
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable"}
+MAX_BODY_BYTES = 4096  # a console action's form
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 409: "Conflict", 411: "Length Required", 413: "Content Too Large",
+           431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
+           504: "Gateway Timeout"}
 
 
 TEXT = "text/plain; charset=utf-8"
@@ -44,9 +48,20 @@ TEXT = "text/plain; charset=utf-8"
 
 def _response(status: int, body: bytes, content_type: str = TEXT,
               head_only: bool = False) -> bytes:
+    extra = 'WWW-Authenticate: Basic realm="odradek console", charset="UTF-8"\r\n' if status == 401 else ""
     head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+            f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n").encode()
     return head if head_only else head + body
+
+
+def parse_headers(head: bytes) -> dict[str, str]:
+    """The header fields after the request line, names lower-cased (a repeated one: the last)."""
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            fields[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return fields
 
 
 class HttpServer:
@@ -85,28 +100,47 @@ class HttpServer:
                 return
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 return  # gone, or too slow: close
-            writer.write(await self._answer(head))
+            writer.write(await self._answer(head, reader, writer.get_extra_info("peername")))
             await asyncio.wait_for(writer.drain(), READ_TIMEOUT_S)
-        except (TimeoutError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass  # (a POST body cut short, or too slow)
         except Exception:
             log.exception("http_request_failed")
         finally:
             self.open -= 1
             writer.close()
 
-    async def _answer(self, head: bytes) -> bytes:
+    async def _answer(self, head: bytes, reader: asyncio.StreamReader, peer) -> bytes:
         parts = head.split(b"\r\n", 1)[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             return _response(400, b"bad request line\n")
         method, (target, _, query) = parts[0], parts[1].partition(b"?")
+        if method == b"POST":
+            headers = parse_headers(head)
+            if "transfer-encoding" in headers:
+                return _response(411, b"a POST needs Content-Length (no chunked bodies)\n")
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                return _response(400, b"bad Content-Length\n")
+            if not 0 <= length <= MAX_BODY_BYTES:
+                return _response(413, f"a POST body takes at most {MAX_BODY_BYTES} bytes\n".encode())
+            body = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT_S) if length else b""
+            status, answer, content_type = await self.post(target, headers, body, peer)
+            return _response(status, answer, content_type)
         if method not in (b"GET", b"HEAD"):
-            return _response(405, b"only GET and HEAD\n")
-        status, body, content_type = await self.route(target, query)
-        return _response(status, body, content_type, method == b"HEAD")
+            return _response(405, b"only GET, HEAD and POST\n")
+        status, answer, content_type = await self.route(target, query)
+        return _response(status, answer, content_type, method == b"HEAD")
 
     async def route(self, target: bytes, query: bytes) -> tuple[int, bytes, str]:
         raise NotImplementedError
+
+    async def post(self, target: bytes, headers: dict[str, str], body: bytes,
+                   peer) -> tuple[int, bytes, str]:
+        """A POST: the console's actions, where a subclass offers them."""
+        return 403, (b"read-only: this console takes no actions (only a node's own console does, "
+                     b"when the node runs an authorizer)\n"), TEXT
 
     async def console(self, source, target: bytes, query: bytes) -> tuple[int, bytes, str]:
         from odradek.broker.console import app  # its views import the handlers, which import us
@@ -126,12 +160,12 @@ class HttpListener(HttpServer):
                                lambda run: broker.tasks.spawn("console_sampler", run, retries=0))
 
     def _sample(self) -> tuple[dict, dict]:
-        """This node's per-topic byte counters and the lag of the groups it coordinates."""
-        from odradek.broker.console import views  # (views imports kafka-python's codecs)
-
+        """This node's per-topic byte counters and the lag per partition of the groups it
+        coordinates."""
         b = self.broker
+        groups = b.groups.groups if b.groups is not None else {}
         return ({name: (t.bytes_in, t.bytes_out) for name, t in b.stats.topics.items()},
-                {g["group_id"]: g["lag"] for g in views.groups(b)["groups"]})
+                {group_id: partition_lags(b.groups.lag(g)) for group_id, g in groups.items()})
 
     async def route(self, target: bytes, query: bytes) -> tuple[int, bytes, str]:
         if target == b"/metrics":
@@ -150,3 +184,13 @@ class HttpListener(HttpServer):
 
             return 200, json.dumps(views.connections(self.broker)).encode(), "application/json"
         return 404, b"not found: /metrics, /livez, /readyz, /connections, /console\n", TEXT
+
+    async def post(self, target: bytes, headers: dict[str, str], body: bytes,
+                   peer) -> tuple[int, bytes, str]:
+        """The console's actions (broker.console.actions), with an authorizer only."""
+        if not target.startswith(b"/console/"):
+            return 405, b"only GET and HEAD here; POST goes to the console's actions\n", TEXT
+        from odradek.broker.console import actions
+
+        self.sampler.touch()
+        return await actions.answer(self.broker, target.decode("latin-1"), headers, body, peer)

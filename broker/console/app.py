@@ -1,4 +1,5 @@
-"""The console's router: a GET under /console to (status, body, content type)."""
+"""The console's router: a GET under /console to (status, body, content type). (A POST,
+one of the few actions, goes to ``actions``.)"""
 
 
 import json
@@ -70,6 +71,8 @@ PAGES: dict[tuple[str, bool], tuple[str, Callable[[str, dict], bytes]]] = {
     ("connections", False): ("connections", pages.connections),
 }
 
+ACTION_PAGES = {"topics", "topic", "group"}  # (their render takes actions=True: forms)
+
 
 async def _page(source, parts: list[str], query: dict, api: bool) -> Answer:
     if len(parts) == 3 and parts[0] == "topics" and parts[2] == "records":
@@ -85,4 +88,8 @@ async def _page(source, parts: list[str], query: dict, api: bool) -> Answer:
     view = await getattr(source, name)(*parts[1:])
     if view is None:
         return _not_found(" ".join(parts))
-    return _json(view) if api else (200, render(source.label, view), HTML)
+    if api:
+        return _json(view)
+    if name in ACTION_PAGES and source.actions:  # the write forms, where the node can authorize them
+        return 200, render(source.label, view, actions=True), HTML  # type: ignore[call-arg]
+    return 200, render(source.label, view), HTML

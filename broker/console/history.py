@@ -1,5 +1,5 @@
 """The last minutes of a few numbers, for the console's charts: per-topic throughput
-(bytes in and out per second) and per-group lag.
+(bytes in and out per second) and each group's lag per partition.
 
 Kafka's own metrics are counters scraped by Prometheus; the console has no Prometheus,
 so it keeps a short window itself: a sample every ``INTERVAL_S``, ``KEPT`` samples, a
@@ -20,8 +20,10 @@ class History:
     def __init__(self, kept: int = KEPT):
         self.samples: collections.deque = collections.deque(maxlen=kept)
 
-    def add(self, at: float, topic_bytes: dict[str, tuple[int, int]], group_lag: dict[str, int]) -> None:
-        """``topic_bytes``: topic -> (bytes in, bytes out) counters; ``group_lag``: group -> lag."""
+    def add(self, at: float, topic_bytes: dict[str, tuple[int, int]],
+            group_lag: dict[str, dict[str, int]]) -> None:
+        """``topic_bytes``: topic -> (bytes in, bytes out) counters; ``group_lag``: group ->
+        {"topic-partition": lag}."""
         self.samples.append((at, dict(topic_bytes), dict(group_lag)))
 
     def topic_rates(self, topic: str) -> list[dict]:
@@ -38,7 +40,13 @@ class History:
         return points
 
     def group_lag(self, group_id: str) -> list[dict]:
-        return [{"t": at, "lag": lags[group_id]} for at, _, lags in self.samples if group_id in lags]
+        """One point per sample, one series per partition ("topic-partition": lag)."""
+        return [{"t": at, **lags[group_id]} for at, _, lags in self.samples if group_id in lags]
+
+
+def partition_lags(lags: dict[tuple[str, int], int | None]) -> dict[str, int]:
+    """(topic, partition) -> lag as the chart's series names; unknown lags left out."""
+    return {f"{t}-{i}": lag for (t, i), lag in sorted(lags.items()) if lag is not None}
 
 
 class Sampler:

@@ -3,7 +3,9 @@
 Plain strings and ``html.escape``: a handful of tables needs no template engine, and
 every value that came from a client (topic and group names, client ids, record keys,
 values and headers) passes through ``e`` before it reaches the page. The only script,
-static/console.js, redraws the charts from ``/console/api/series/...``.
+static/console.js, redraws the charts from ``/console/api/series/...`` and sends the
+action forms (``action_form``; shown only on a node with an authorizer, see
+console.actions) with the header that tells them from a cross-site post.
 """
 
 import html
@@ -49,6 +51,17 @@ def chart(src: str, label: str) -> str:
             f'<figcaption>{e(label)}: <span class="last">…</span></figcaption></figure>')
 
 
+LOGIN_NOTE = ("The browser asks for a SCRAM user of the cluster (odradek users); the action is allowed "
+              "only if that user's ACLs allow it, as for a Kafka client.")
+
+
+def action_form(path: str, fields: str, button: str, then: str) -> str:
+    """A POST form for console.js (which adds the X-Odradek-Console header and shows the
+    answer in ``output``; ``then``: where to go once done)."""
+    return (f'<form class="action" method="post" action="{e(path)}" data-then="{e(then)}">{fields}'
+            f'<button>{e(button)}</button><output></output></form>')
+
+
 def nbytes(n: float | None) -> str:
     if n is None:  # (not known: odradek console asks a cluster, which keeps no such count)
         return ""
@@ -86,7 +99,7 @@ def cluster(label: str, v: dict) -> bytes:
     return page("Cluster", label, body)
 
 
-def topics(label: str, v: dict) -> bytes:
+def topics(label: str, v: dict, actions: bool = False) -> bytes:
     rows = [[f'<a href="/console/topics/{q(t["name"])}">{e(t["name"])}</a>'
              + (" (internal)" if t["internal"] else ""), e(t["partitions"]),
              e(t["replication_factor"]), e(t["under_replicated"]), e(nbytes(t["size_here"])),
@@ -94,10 +107,16 @@ def topics(label: str, v: dict) -> bytes:
              e(nbytes(t["bytes_out"]))] for t in v["topics"]]
     return page("Topics", label, table(
         ["topic", "partitions", "RF", "under-replicated", "size here", "messages in (here)",
-         "bytes in (here)", "bytes out (here)"], rows, "no topics"))
+         "bytes in (here)", "bytes out (here)"], rows, "no topics")
+        + (action_form("/console/topics", '<label>name <input name="name" required></label> '
+                       '<label>partitions <input name="partitions" value="-1" size="4"></label> '
+                       '<label>replication factor <input name="replication_factor" value="-1" size="3">'
+                       '</label> ', "create topic", "/console/topics")
+           + f'<p class="note">Needs CREATE on the cluster or the topic (-1: the broker\'s default). '
+             f'{e(LOGIN_NOTE)}</p>' if actions else ""))
 
 
-def topic(label: str, v: dict) -> bytes:
+def topic(label: str, v: dict, actions: bool = False) -> bytes:
     name = v["name"]
     rows = []
     for p in v["partitions"]:
@@ -114,6 +133,9 @@ def topic(label: str, v: dict) -> bytes:
                      "log end", "size", ""], rows)
             + chart(f"/console/api/series/topic/{q(name)}", "bytes/s in and out, last minutes")
             + f"<h2>Configs</h2>{configs}")
+    if actions:
+        body += (action_form(f"/console/topics/{q(name)}/delete", "", f"delete topic {name}", "/console/topics")
+                 + f'<p class="note">Needs DELETE on the topic. {e(LOGIN_NOTE)}</p>')
     return page(f"Topic {name}", label, body)
 
 
@@ -147,7 +169,7 @@ def groups(label: str, v: dict) -> bytes:
                 + f'<p class="note">{e(v["note"])}</p>')
 
 
-def group(label: str, v: dict) -> bytes:
+def group(label: str, v: dict, actions: bool = False) -> bytes:
     members = table(["member", "instance", "client id", "host", "assigned"],
                     [[e(m["member_id"]), e(m["group_instance_id"] or ""), e(m["client_id"]), e(m["client_host"]),
                       e(", ".join(m["assignment"]))] for m in v["members"]], "no members")
@@ -157,7 +179,12 @@ def group(label: str, v: dict) -> bytes:
     body = (f"<p>state <b>{e(v['state'])}</b>, generation {e(v['generation_id'])}, "
             f"protocol {e(v['protocol_type'])}/{e(v['protocol'])}</p>"
             f"<h2>Members</h2>{members}<h2>Committed offsets and lag</h2>{offsets}"
-            + chart(f"/console/api/series/group/{q(v['group_id'])}", "total lag, last minutes"))
+            + chart(f"/console/api/series/group/{q(v['group_id'])}", "lag per partition, last minutes"))
+    if actions:
+        body += (action_form(f"/console/groups/{q(v['group_id'])}/delete", "",
+                             f"delete group {v['group_id']}", "/console/groups")
+                 + f'<p class="note">Needs DELETE on the group, which must have no members, as Kafka\'s '
+                   f'DeleteGroups. {e(LOGIN_NOTE)}</p>')
     return page(f"Group {v['group_id']}", label, body)
 
 

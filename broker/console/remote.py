@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, TopicPartition
 from odradek.broker.cli import admin as cli
 from odradek.broker.cli.output import CliError
 from odradek.broker.console import views
-from odradek.broker.console.history import History, Sampler
+from odradek.broker.console.history import History, Sampler, partition_lags
 from odradek.broker.http import TEXT, HttpServer
 
 log = structlog.get_logger(__name__)
@@ -45,6 +45,7 @@ class Remote:
     def __init__(self, bootstrap: str, timeout: float):
         self.args = argparse.Namespace(bootstrap=bootstrap, timeout=timeout, verbose=False)
         self.label = f"cluster at {bootstrap}"
+        self.actions = False  # no authorizer of its own: read-only (HttpServer.post)
 
     def _with(self, **extra) -> argparse.Namespace:
         return argparse.Namespace(**vars(self.args), **extra)
@@ -200,9 +201,15 @@ class Remote:
 
     def sample(self) -> tuple[dict, dict]:
         """For the charts: each topic's bytes on its leaders (growth ~ bytes in; nothing
-        tells bytes out) and each group's total lag."""
+        tells bytes out) and each group's lag per partition."""
         topic_bytes = {t["name"]: (t["size_here"], 0) for t in self._topics()["topics"]}
-        return topic_bytes, {g["group_id"]: g["lag"] for g in self._groups()["groups"]}
+        lags = {}
+        for g in cli.groups_list(self.args).data:
+            detail = self._group(g["group"])
+            if detail is not None:
+                lags[g["group"]] = partition_lags({(o["topic"], o["partition"]): o["lag"]
+                                                   for o in detail["offsets"]})
+        return topic_bytes, lags
 
 
 class ConsoleServer(HttpServer):

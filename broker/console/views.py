@@ -204,6 +204,7 @@ class Local:
     def __init__(self, b):
         self.b = b
         self.label = f"node {b.node_id}"
+        self.actions = b.authorizer is not None  # the write forms (console.actions): only then
 
     async def cluster(self) -> dict:
         return cluster(self.b)

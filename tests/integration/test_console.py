@@ -90,6 +90,11 @@ def test_by_time_and_bad_input(http_node):
     # A hostile record value is shown as text, never run as markup.
     status, page = get(http_node.http + "/console/topics/orders/records?partition=0&offset=12")
     assert status == 200 and HOSTILE not in page and "&lt;script&gt;" in page
+    # Without an authorizer the console is read-only: no forms, and a POST says why.
+    assert 'class="action"' not in get(http_node.http + "/console/topics")[1]
+    status, text, _ = post(http_node.http + "/console/topics", {"name": "x"}, "alice", "pw")
+    assert status == 403 and "no authorizer" in text
+    assert "x" not in api(http_node, "/topics")["topics"]
 
 
 def test_pages_in_headless_chromium(http_node, tmp_path):
@@ -154,8 +159,19 @@ def test_pages_in_headless_chromium(http_node, tmp_path):
         visit("/console/groups")
         lag = 3 + sent  # the chart's producer wrote past the group's commit on partition 0
         assert browser.find_element(By.CSS_SELECTOR, ".lag").text == str(lag)
+        committer = KafkaConsumer(bootstrap_servers=http_node.bootstrap, group_id="billing",
+                                  enable_auto_commit=False)
+        committer.commit({TopicPartition("orders", 1): OffsetAndMetadata(12, "", -1)})  # lag 0 there
+        committer.close()
         follow(browser.find_element(By.LINK_TEXT, "billing"), "/groups/billing")
         assert "Group billing" in browser.find_element(By.TAG_NAME, "h1").text
+        # The lag chart: one line per partition, once a sample has both commits.
+        WebDriverWait(browser, 15).until(lambda b: [
+            line.get_attribute("data-series") for line in b.find_elements(By.CSS_SELECTOR, "svg.chart polyline")]
+            == ["orders-0", "orders-1"])
+        caption = browser.find_element(By.CSS_SELECTOR, "figcaption .last").text
+        assert caption == f"orders-0 {lag}, orders-1 0", caption
+        assert not browser.find_elements(By.CSS_SELECTOR, "form.action")  # no authorizer: read-only
         browser.save_screenshot(str(shots / "group.png"))
         consumer = KafkaConsumer(bootstrap_servers=http_node.bootstrap, client_id="billing-reader")
         try:
@@ -223,11 +239,15 @@ def check_console_apart(console, bootstrap: str, node_ids: list[int], topic: str
         assert status == 200 and f"cluster at {bootstrap}" in page, path
     status, page = get(console.http + f"/console/topics/{topic}/records?partition=0&offset=12")
     assert status == 200 and HOSTILE not in page and "&lt;script&gt;" in page
-    # The charts are sampled while the console is used: the group's lag appears.
+    # The charts are sampled while the console is used: the group's lag per partition appears.
     deadline = time.monotonic() + 20
     while not api(console, f"/series/group/{group}")["points"] and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert api(console, f"/series/group/{group}")["points"][-1]["lag"] == 3
+    assert api(console, f"/series/group/{group}")["points"][-1] == {"t": pytest.approx(time.time(), abs=60),
+                                                                  f"{topic}-0": 3}
+    # No authorizer of its own: read-only, whatever the cluster's.
+    status, text, _ = post(console.http + "/console/topics", {"name": "x"}, "alice", "pw")
+    assert status == 403 and "read-only" in text
 
 
 def test_odradek_console_apart_from_the_broker(broker_factory):
@@ -252,3 +272,92 @@ def test_odradek_console_apart_from_the_broker(broker_factory):
     finally:
         nobody.kill()
         nobody.wait(10)
+
+
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+def post(url: str, form: dict | None = None, user: str | None = None, password: str = "",
+         header: bool = True) -> tuple[int, str, dict]:
+    """A console action as console.js sends it: (status, text, response headers)."""
+    import base64
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    headers = {"X-Odradek-Console": "1"} if header else {}
+    if user is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(form or {}).encode(), headers=headers,
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), dict(e.headers)
+
+
+def test_actions_only_with_an_authorizer_and_as_the_acls_allow(broker_factory):
+    """Create a topic, delete a group, delete a topic from the console of a node with an
+    authorizer: as a SCRAM user over HTTP Basic, allowed by that user's ACLs, the effect
+    seen by Kafka clients; refused (and nothing changed) for a user without the ACL, a
+    wrong password, no credentials, or a request without the console's header. (The
+    node without an authorizer refuses every POST: test_by_time_and_bad_input.)"""
+    from kafka.admin import (
+        ACL,
+        ACLOperation,
+        ACLPermissionType,
+        KafkaAdminClient,
+        ResourcePattern,
+        ResourceType,
+    )
+
+    from tests.brokerproc import free_port
+    from tests.local_cluster import poll_until
+
+    http_port = free_port()
+    node = broker_factory(overrides={  # ANONYMOUS (the PLAINTEXT test clients) is a super user
+        "http.listener": f"127.0.0.1:{http_port}", "authorizer.class.name": STANDARD_AUTHORIZER,
+        "super.users": "User:ANONYMOUS", "group.initial.rebalance.delay.ms": "0"},
+        extra_args=["--add-scram", "SCRAM-SHA-256=[name=alice,password=alice-pw]",
+                    "--add-scram", "SCRAM-SHA-512=[name=bob,password=bob-pw]"])
+    base = f"http://127.0.0.1:{http_port}/console"
+    assert poll_until(lambda: node.log_text().count("event='scram_seeded'") == 2, 20)
+    fill(node, topic="orders", group="old-readers")
+    admin = KafkaAdminClient(bootstrap_servers=node.bootstrap, request_timeout_ms=5000)
+    try:
+        for rtype, name, op in ((ResourceType.CLUSTER, "kafka-cluster", ACLOperation.CREATE),
+                                (ResourceType.GROUP, "old-readers", ACLOperation.DELETE),
+                                (ResourceType.TOPIC, "made-by-alice", ACLOperation.DELETE)):
+            assert not admin.create_acls([ACL("User:alice", "*", op, ACLPermissionType.ALLOW,
+                                              ResourcePattern(rtype, name))])["failed"]
+        status, page = get(base + "/topics")
+        assert status == 200 and 'class="action"' in page  # offered: the node can authorize
+
+        create = {"name": "made-by-alice", "partitions": "3", "replication_factor": "1"}
+        assert post(base + "/topics", create, "alice", "alice-pw", header=False)[0] == 403  # cross-site
+        status, _, headers = post(base + "/topics", create)
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
+        assert post(base + "/topics", create, "alice", "wrong")[0] == 401
+        status, text, _ = post(base + "/topics", create, "bob", "bob-pw")  # no ACL
+        assert status == 403 and "TOPIC_AUTHORIZATION_FAILED" in text
+        status, text, _ = post(base + "/groups/old-readers/delete", None, "bob", "bob-pw")
+        assert status == 403 and "GROUP_AUTHORIZATION_FAILED" in text
+        assert "made-by-alice" not in admin.list_topics()
+        assert "old-readers" in [g["group_id"] for g in admin.list_groups()]
+
+        assert post(base + "/topics", {**create, "partitions": "x"}, "alice", "alice-pw")[0] == 400
+        status, text, _ = post(base + "/topics", create, "alice", "alice-pw")
+        assert (status, text) == (200, "done: CreateTopics made-by-alice\n")
+        consumer = KafkaConsumer(bootstrap_servers=node.bootstrap)
+        assert poll_until(lambda: consumer.partitions_for_topic("made-by-alice") == {0, 1, 2}, 10)
+        consumer.close()
+        assert post(base + "/topics", create, "alice", "alice-pw")[0] == 409  # TOPIC_ALREADY_EXISTS
+        assert post(base + "/groups/old-readers/delete", None, "alice", "alice-pw")[0] == 200
+        assert "old-readers" not in [g["group_id"] for g in admin.list_groups()]
+        assert post(base + "/topics/orders/delete", None, "alice", "alice-pw")[0] == 403  # DELETE on one topic only
+        assert post(base + "/topics/made-by-alice/delete", None, "alice", "alice-pw")[0] == 200
+        assert poll_until(lambda: "made-by-alice" not in admin.list_topics(), 10)
+        assert "orders" in admin.list_topics()
+    finally:
+        admin.close()
