@@ -181,6 +181,13 @@ def test_bad_http_input_gets_an_error_or_a_close(http_node):
     assert raw_http(port, b"\x00\xff garbage\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert raw_http(port, b"GET /metrics\r\n\r\n").startswith(b"HTTP/1.1 400 ")  # no version
     assert raw_http(port, b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+    # a console POST's body is bounded, and read only with a length
+    post = b"POST /console/topics HTTP/1.1\r\n"
+    assert raw_http(port, post + b"Content-Length: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert raw_http(port, post + b"Content-Length: 99999999\r\n\r\n").startswith(b"HTTP/1.1 413 ")
+    assert raw_http(port, post + b"Transfer-Encoding: chunked\r\n\r\n").startswith(b"HTTP/1.1 411 ")
+    assert raw_http(port, post + b"Content-Length: 10\r\n\r\nname") == b""  # cut short: closed
+    assert raw_http(port, b"PUT /console/topics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405 ")
     huge = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
     answer = raw_http(port, huge)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")
