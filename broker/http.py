@@ -18,8 +18,9 @@ per request anyway, and so no idle HTTP connection is ever held.
   connection's listener, peer, client id, client software (KIP-511), principal,
   request count and age; what ``odradek cluster connections`` prints. Kafka keeps
   this in JMX only; no Kafka request lists a broker's connections.
-- ``/console``: the read-only web console (broker.console), and its JSON under
-  ``/console/api``.
+- ``/console``: the web console (broker.console), and its JSON under ``/console/api``;
+  read-only, but for a few POST actions (broker.console.actions) on a node that runs
+  an authorizer. A POST's body is bounded too (``MAX_BODY_BYTES``).
 """
 
 import asyncio
@@ -28,38 +29,58 @@ import json
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from odradek.broker.console.history import History, Sampler
+from odradek.broker.console.history import History, Sampler, partition_lags
 
 log = structlog.get_logger(__name__)
 
 MAX_HEAD_BYTES = 8192  # request line plus headers
 READ_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 64  # open at once; more are closed at once (scrapers and probes need few)
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+MAX_BODY_BYTES = 4096  # a console action's form
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 409: "Conflict", 411: "Length Required", 413: "Content Too Large",
+           431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
+           504: "Gateway Timeout"}
 
 
-def _response(status: int, body: bytes, content_type: str = "text/plain; charset=utf-8",
+TEXT = "text/plain; charset=utf-8"
+
+
+def _response(status: int, body: bytes, content_type: str = TEXT,
               head_only: bool = False) -> bytes:
+    extra = 'WWW-Authenticate: Basic realm="odradek console", charset="UTF-8"\r\n' if status == 401 else ""
     head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+            f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n").encode()
     return head if head_only else head + body
 
 
-class HttpListener:
-    def __init__(self, broker, host: str, port: int):
-        self.broker = broker
+def parse_headers(head: bytes) -> dict[str, str]:
+    """The header fields after the request line, names lower-cased (a repeated one: the last)."""
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            fields[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return fields
+
+
+class HttpServer:
+    """The bounded HTTP/1.1 GET server (see the module docstring); ``route`` answers.
+    A subclass serving the console sets ``history`` and ``sampler``."""
+
+    history: History
+    sampler: Sampler
+
+    def __init__(self, host: str, port: int):
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
         self.open = 0  # connections being served
-        self.history = History()  # the console's charts
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host or None, self.port,
                                                  limit=MAX_HEAD_BYTES, reuse_address=True)
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("http_listening", address=f"{self.host}:{self.port}")
-        self.broker.tasks.spawn("console_sampler", Sampler(self.broker, self.history).run)
 
     async def close(self) -> None:
         if self.server is not None:
@@ -79,42 +100,97 @@ class HttpListener:
                 return
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 return  # gone, or too slow: close
-            writer.write(await self._answer(head))
+            writer.write(await self._answer(head, reader, writer.get_extra_info("peername")))
             await asyncio.wait_for(writer.drain(), READ_TIMEOUT_S)
-        except (TimeoutError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass  # (a POST body cut short, or too slow)
         except Exception:
             log.exception("http_request_failed")
         finally:
             self.open -= 1
             writer.close()
 
-    async def _answer(self, head: bytes) -> bytes:
+    async def _answer(self, head: bytes, reader: asyncio.StreamReader, peer) -> bytes:
         parts = head.split(b"\r\n", 1)[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             return _response(400, b"bad request line\n")
         method, (target, _, query) = parts[0], parts[1].partition(b"?")
+        if method == b"POST":
+            headers = parse_headers(head)
+            if "transfer-encoding" in headers:
+                return _response(411, b"a POST needs Content-Length (no chunked bodies)\n")
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                return _response(400, b"bad Content-Length\n")
+            if not 0 <= length <= MAX_BODY_BYTES:
+                return _response(413, f"a POST body takes at most {MAX_BODY_BYTES} bytes\n".encode())
+            body = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT_S) if length else b""
+            status, answer, content_type = await self.post(target, headers, body, peer)
+            return _response(status, answer, content_type)
         if method not in (b"GET", b"HEAD"):
-            return _response(405, b"only GET and HEAD\n")
-        head_only = method == b"HEAD"
+            return _response(405, b"only GET, HEAD and POST\n")
+        status, answer, content_type = await self.route(target, query)
+        return _response(status, answer, content_type, method == b"HEAD")
+
+    async def route(self, target: bytes, query: bytes) -> tuple[int, bytes, str]:
+        raise NotImplementedError
+
+    async def post(self, target: bytes, headers: dict[str, str], body: bytes,
+                   peer) -> tuple[int, bytes, str]:
+        """A POST: the console's actions, where a subclass offers them."""
+        return 403, (b"read-only: this console takes no actions (only a node's own console does, "
+                     b"when the node runs an authorizer)\n"), TEXT
+
+    async def console(self, source, target: bytes, query: bytes) -> tuple[int, bytes, str]:
+        from odradek.broker.console import app  # its views import the handlers, which import us
+
+        self.sampler.touch()
+        return await app.answer(source, self.history, target.decode("latin-1"), query.decode("latin-1"))
+
+
+class HttpListener(HttpServer):
+    """A node's http.listener: its metrics, health, connections and console."""
+
+    def __init__(self, broker, host: str, port: int):
+        super().__init__(host, port)
+        self.broker = broker
+        self.history = History()  # the console's charts, fed while the console is used
+        self.sampler = Sampler(self.history, self._sample,
+                               lambda run: broker.tasks.spawn("console_sampler", run, retries=0))
+
+    def _sample(self) -> tuple[dict, dict]:
+        """This node's per-topic byte counters and the lag per partition of the groups it
+        coordinates."""
+        b = self.broker
+        groups = b.groups.groups if b.groups is not None else {}
+        return ({name: (t.bytes_in, t.bytes_out) for name, t in b.stats.topics.items()},
+                {group_id: partition_lags(b.groups.lag(g)) for group_id, g in groups.items()})
+
+    async def route(self, target: bytes, query: bytes) -> tuple[int, bytes, str]:
         if target == b"/metrics":
-            return _response(200, generate_latest(self.broker.metrics_registry),
-                             CONTENT_TYPE_LATEST, head_only)
+            return 200, generate_latest(self.broker.metrics_registry), CONTENT_TYPE_LATEST
         if target == b"/livez":
-            return _response(200, b"ok\n", head_only=head_only)
+            return 200, b"ok\n", TEXT
         if target == b"/readyz":
             ready = self.broker.is_ready()
-            return _response(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
-                             head_only=head_only)
+            return (200, b"ready\n", TEXT) if ready else (503, b"not ready\n", TEXT)
         if target == b"/console" or target.startswith(b"/console/"):
-            from odradek.broker.console import app  # its views import the handlers, which import us
+            from odradek.broker.console.views import Local
 
-            status, body, content_type = await app.answer(
-                self.broker, self.history, target.decode("latin-1"), query.decode("latin-1"))
-            return _response(status, body, content_type, head_only)
+            return await self.console(Local(self.broker), target, query)
         if target == b"/connections":
-            listing = {"node_id": self.broker.node_id,
-                       "connections": [c.describe() for c in self.broker.connections]}
-            return _response(200, json.dumps(listing).encode(), "application/json", head_only)
-        return _response(404, b"not found: /metrics, /livez, /readyz, /connections, /console\n",
-                         head_only=head_only)
+            from odradek.broker.console import views
+
+            return 200, json.dumps(views.connections(self.broker)).encode(), "application/json"
+        return 404, b"not found: /metrics, /livez, /readyz, /connections, /console\n", TEXT
+
+    async def post(self, target: bytes, headers: dict[str, str], body: bytes,
+                   peer) -> tuple[int, bytes, str]:
+        """The console's actions (broker.console.actions), with an authorizer only."""
+        if not target.startswith(b"/console/"):
+            return 405, b"only GET and HEAD here; POST goes to the console's actions\n", TEXT
+        from odradek.broker.console import actions
+
+        self.sampler.touch()
+        return await actions.answer(self.broker, target.decode("latin-1"), headers, body, peer)

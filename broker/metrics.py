@@ -81,18 +81,28 @@ class Histogram:
 
 class RequestStats:
     """One API's RequestMetrics: requests by version, errors by code, and Kafka's time
-    split: LocalTimeMs (the handler), RemoteTimeMs (waiting for others: acks=-1 for the
-    ISR, a flush, and the responses queued before it) and TotalTimeMs. Kafka's queue and
-    send times have no counterpart here: a connection's frames wait in its own queue,
-    and responses leave through the transport's buffer. A long-polling Fetch waits inside
+    split. RequestQueueTimeMs: from the frame read off the socket to its handling
+    (Kafka's request queue is here the connection's own queue of read frames, waiting
+    behind the requests before it). LocalTimeMs: the handler. RemoteTimeMs: waiting for
+    others (acks=-1 for the ISR, a flush, the responses queued before it).
+    ResponseSendTimeMs: from the response ready to handed to the transport (pipelined
+    responses are coalesced into one write; a fetch's file slices until on the socket);
+    Kafka's ResponseQueueTimeMs is part of it here, there being no network thread to
+    hand it to. TotalTimeMs: all of it, read to sent. A long-polling Fetch waits inside
     its handler, so that wait is local time here (Kafka's purgatory makes it remote)."""
 
-    __slots__ = ("versions", "errors", "local", "remote", "total")
+    __slots__ = ("versions", "errors", "queue", "local", "remote", "send", "total")
 
     def __init__(self):
         self.versions: dict[int, int] = {}
         self.errors: dict[int, int] = {}
-        self.local, self.remote, self.total = Histogram(), Histogram(), Histogram()
+        self.queue, self.local, self.remote = Histogram(), Histogram(), Histogram()
+        self.send, self.total = Histogram(), Histogram()
+
+    def sent(self, received: float, ready: float, sent: float) -> None:
+        """A response left (perf_counter() times): the send and total times."""
+        self.send.observe((sent - ready) * 1000)
+        self.total.observe((sent - received) * 1000)
 
 
 class BrokerStats:
@@ -121,22 +131,24 @@ class BrokerStats:
         for name in [n for n in self.topics if not self.topic_exists(n)]:
             del self.topics[name]
 
-    def request_done(self, name: str, version: int, arrived: float, handled: float, now: float,
-                     error_code) -> None:
-        """A response leaves (or, acks=0, none will); times from perf_counter(): handling
-        began, the handler returned, now. ``error_code``: the response's top-level
-        one, if it has one (Kafka counts every error in a response; the per-partition ones
-        of Produce and Fetch are the failed*requests counters)."""
+    def request_done(self, name: str, version: int, received: float, arrived: float, handled: float,
+                     now: float, error_code) -> RequestStats:
+        """A response is ready (or, acks=0, none will come); times from perf_counter(): the
+        frame was read, handling began, the handler returned, now. ``error_code``: the
+        response's top-level one, if it has one (Kafka counts every error in a response;
+        the per-partition ones of Produce and Fetch are the failed*requests counters).
+        The caller calls ``sent`` on the result once the response left."""
         r = self.requests.get(name)
         if r is None:
             r = self.requests[name] = RequestStats()
         v = r.versions
         v[version] = v.get(version, 0) + 1
+        r.queue.observe((arrived - received) * 1000)
         r.local.observe((handled - arrived) * 1000)
         r.remote.observe((now - handled) * 1000)
-        r.total.observe((now - arrived) * 1000)
         if error_code is not None:
             r.errors[error_code] = r.errors.get(error_code, 0) + 1
+        return r
 
 
 class BrokerCollector:
@@ -189,10 +201,12 @@ class BrokerCollector:
                                      labels=["request", "error"])
         times = [(HistogramMetricFamily(prefix + name + "timems", doc, labels=["request"]), attr)
                  for name, attr, doc in (
+                     ("requestqueue", "queue", "ms from the request read off the socket to its handling"),
                      ("local", "local", "ms in the request's handler"),
                      ("remote", "remote", "ms waiting after the handler: replication (acks=-1), "
                                           "a flush, responses queued before it"),
-                     ("total", "total", "ms from the start of a request's handling to its response"))]
+                     ("responsesend", "send", "ms from the response ready to handed to the socket"),
+                     ("total", "total", "ms from the request read off the socket to its response sent"))]
         for name, r in stats.requests.items():
             for version, n in r.versions.items():
                 requests.add_metric([name, str(version)], n)
@@ -328,14 +342,11 @@ class BrokerCollector:
                                    labels=["consumergroup", "topic", "partition"])
         lag = GaugeMetricFamily("kafka_consumergroup_lag", "high watermark minus committed offset",
                                 labels=["consumergroup", "topic", "partition"])
-        partitions = b.replicas.partitions
         for group_id, group in b.groups.groups.items():
             for (topic, index), committed in group.offsets.items():
-                labels = [group_id, topic, str(index)]
-                offset.add_metric(labels, committed.offset)
-                p = partitions.get((topic, index))
-                if p is not None:
-                    lag.add_metric(labels, max(0, p.log.high_watermark - committed.offset))
+                offset.add_metric([group_id, topic, str(index)], committed.offset)
+            for (topic, index), n in b.groups.lag(group).items():
+                lag.add_metric([group_id, topic, str(index)], n)
         yield offset
         yield lag
 

@@ -129,6 +129,15 @@ def credential_from_password(mechanism: str, password: str, iterations: int = MI
         mechanism, salt, salted_password(mechanism, password, salt, iterations), iterations)
 
 
+def password_matches(mechanism: str, credential: ScramCredential, password: str) -> bool:
+    """Whether ``password`` is the one ``credential`` was made from: the same derivation
+    as a SCRAM exchange's (for the console's HTTP Basic logins; PBKDF2: off the loop)."""
+    derived = credential_from_salted_password(
+        mechanism, credential.salt, salted_password(mechanism, password, credential.salt, credential.iterations),
+        credential.iterations)
+    return hmac.compare_digest(derived.stored_key, credential.stored_key)
+
+
 _SEED = re.compile(r"(SCRAM-SHA-(?:256|512))=\[(.*)\]")
 
 

@@ -231,17 +231,20 @@ class Deferred:
 
 
 class RequestContext:
-    __slots__ = ("header", "broker", "connection", "response_version", "arrived", "handled", "size",
-                 "throttle_ms")
+    __slots__ = ("header", "broker", "connection", "response_version", "received", "arrived", "handled",
+                 "size", "throttle_ms")
 
     def __init__(self, header: RequestHeader, broker, connection: "Connection",
-                 arrived: float = 0.0, size: int = 0):
+                 arrived: float = 0.0, size: int = 0, received: float | None = None):
         self.header = header
         self.size = size  # the request frame's bytes, for the request trace
         self.broker = broker
         self.connection = connection
         self.response_version = header.api_version
-        self.arrived = arrived  # perf_counter() when its handling began, for TotalTimeMs
+        # perf_counter() times: the frame was read off the socket; its handling began
+        # (RequestQueueTimeMs between them); its handler returned (LocalTimeMs, then RemoteTimeMs).
+        self.received = arrived if received is None else received
+        self.arrived = arrived
         self.handled = arrived  # when its handler returned: LocalTimeMs, then RemoteTimeMs
         self.size = size  # the request's bytes (its frame), for producer_byte_rate as Kafka counts it
         self.throttle_ms = 0  # what client quotas make this client wait (broker.quotas)
@@ -338,6 +341,7 @@ class Connection(asyncio.BufferedProtocol):
         if self.sasl is not None:  # until authenticated, frames are small
             self.decoder.max_frame = broker.config.listener_value(listener_name, "sasl.server.max.receive.size")
         self.frames: collections.deque = collections.deque()
+        self.frame_times: collections.deque = collections.deque()  # perf_counter() each was read
         self.transport: asyncio.Transport | None = None
         self.peer = None
         self._wakeup = asyncio.Event()
@@ -348,6 +352,7 @@ class Connection(asyncio.BufferedProtocol):
         self._sock_fd = -1  # the socket's fd, for os.sendfile
         self._writer_fd = -1  # a dup of it: uvloop refuses add_writer on a transport's own fd
         self._out: list[bytes] = []  # responses not yet handed to the transport
+        self._out_timing: list[tuple] = []  # (RequestStats, received, ready) of those responses
         self._out_bytes = 0
         self._flush_soon = False  # a _flush is scheduled (call_soon): see _send
         # responses not sent yet because a Deferred before them waits: (handler, ctx, future)
@@ -418,6 +423,7 @@ class Connection(asyncio.BufferedProtocol):
         self.memory.charge(self, nbytes)  # after decoding: the finisher is chosen by what is missing
         if frames:
             self.frames.extend(frames)
+            self.frame_times.extend([time.perf_counter()] * len(frames))
             self._wakeup.set()
             if len(self.frames) >= self.max_queued:
                 self._queue_full = True
@@ -512,14 +518,14 @@ class Connection(asyncio.BufferedProtocol):
                 while not self.frames:
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                frame = self.frames.popleft()
+                frame, received = self.frames.popleft(), self.frame_times.popleft()
                 if self._queue_full and len(self.frames) < self.max_queued:
                     self._queue_full = False
                     self.update_reading()
                 if self._sender is not None and (peek_header(frame)[0] != PRODUCE_KEY
                                       or len(self._pending) >= self.max_queued):
                     await self._sender  # every earlier response is sent first
-                await self._handle(frame)
+                await self._handle(frame, received)
                 self.memory.release(self, 4 + len(frame))
                 if self._close_after is not None:
                     self._flush()  # the answer (a failed authentication) goes out first
@@ -568,7 +574,7 @@ class Connection(asyncio.BufferedProtocol):
         self._out_bytes += 4 + len(answer)
         self._flush()
 
-    async def _handle(self, frame: memoryview) -> None:
+    async def _handle(self, frame: memoryview, received: float) -> None:
         arrived = time.perf_counter()
         if self.sasl is not None and self.sasl.expired(time.monotonic()) and (
                 peek_header(frame)[0] not in (sasl.SASL_HANDSHAKE, sasl.SASL_AUTHENTICATE)):
@@ -599,7 +605,8 @@ class Connection(asyncio.BufferedProtocol):
                 # KIP-511: a newer client's ApiVersions gets our ranges in a v0 body
                 # (with UNSUPPORTED_VERSION) and the connection stays open.
                 header = RequestHeader(api_key, api_version, correlation_id, None)
-                await self._respond(handler, RequestContext(header, self.broker, self, arrived), None)
+                await self._respond(handler, RequestContext(header, self.broker, self, arrived,
+                                                            received=received), None)
                 return
             raise DecodeError(f"API key {api_key} version {api_version} is not served "
                               f"({handler.min_version}..{handler.max_version})")
@@ -607,7 +614,8 @@ class Connection(asyncio.BufferedProtocol):
         self.client_id = header.client_id
         self.requests += 1
         request = decode_body(handler.request_class, api_version, frame[pos:])
-        await self._respond(handler, RequestContext(header, self.broker, self, arrived, 4 + len(frame)), request)
+        await self._respond(handler, RequestContext(header, self.broker, self, arrived, 4 + len(frame), received),
+                            request)
 
     async def _respond(self, handler: Handler, ctx: RequestContext, request) -> None:
         faults = self.broker.faults  # odradek.testing's injected faults; None outside tests
@@ -717,11 +725,12 @@ class Connection(asyncio.BufferedProtocol):
     async def _send(self, handler: Handler, ctx: RequestContext, response) -> None:
         now = time.perf_counter()
         error_code = getattr(response, "error_code", None) if handler.top_error else None
-        self.broker.stats.request_done(handler.request_name, ctx.header.api_version, ctx.arrived,
-                                       ctx.handled, now, error_code)
+        timing = self.broker.stats.request_done(handler.request_name, ctx.header.api_version, ctx.received,
+                                                ctx.arrived, ctx.handled, now, error_code)
         if self.trace:
             self._trace(handler, ctx, now, error_code)
         if response is None or self.closed:
+            timing.sent(ctx.received, now, now)
             return  # acks=0 produce: no response at all
         version = ctx.response_version
         # ApiVersions responses always use header v0 (see protocol.api).
@@ -730,6 +739,7 @@ class Connection(asyncio.BufferedProtocol):
         if isinstance(response, ChunkedResponse):
             try:
                 await self._send_chunks(head, response.chunks)
+                timing.sent(ctx.received, now, time.perf_counter())  # on the socket (sendfile)
             finally:
                 if response.release is not None:
                     response.release()
@@ -737,6 +747,7 @@ class Connection(asyncio.BufferedProtocol):
         body = response.encode(version=version)
         self._out.append((len(head) + len(body)).to_bytes(4, "big") + head + body)
         self._out_bytes += len(self._out[-1])
+        self._out_timing.append((timing, ctx.received, now))
         if not self._flush_soon:
             # At the latest when this connection's task next waits: the request queued
             # behind this one may park (a Fetch long poll, a JoinGroup until the
@@ -756,7 +767,11 @@ class Connection(asyncio.BufferedProtocol):
         if self._out and not self.closed:
             self.last_active = time.monotonic()
             self.transport.writelines(self._out)
-        self._out, self._out_bytes = [], 0
+            if self._out_timing:  # ResponseSendTimeMs: from ready to handed to the transport
+                sent = time.perf_counter()
+                for timing, received, ready in self._out_timing:
+                    timing.sent(received, ready, sent)
+        self._out, self._out_bytes, self._out_timing = [], 0, []
         self._flush_soon = False
 
     async def _send_chunks(self, head: bytes, chunks: list) -> None:

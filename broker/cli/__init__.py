@@ -6,6 +6,8 @@
     odradek groups list|describe|reset-offsets|delete
     odradek produce TOPIC / odradek consume TOPIC
     odradek cluster status|quorum|nodes|connections
+    odradek acls ... / odradek users ...
+    odradek console [--listen HOST:PORT]  the web console, apart from any node
 
 Everything but ``serve`` talks the Kafka protocol to any Kafka-compatible cluster
 (``--bootstrap``, default ``$ODRADEK_BOOTSTRAP`` or 127.0.0.1:9092) and prints tables, or
@@ -163,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="HOST:PORT[,...] of the nodes' http.listener (default $ODRADEK_HTTP or "
                         f"{DEFAULT_HTTP})")
     security.add_commands(group, leaf)
+
+    from odradek.broker.console import remote
+
+    p = sub.add_parser("console", help="serve the web console of any Kafka-compatible cluster",
+                       parents=common)
+    p.set_defaults(run=remote.run)
+    p.add_argument("--listen", default=remote.DEFAULT_LISTEN, metavar="HOST:PORT",
+                   help=f"where to serve it (default {remote.DEFAULT_LISTEN}; port 0: any free one)")
     return parser
 
 

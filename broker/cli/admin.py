@@ -52,6 +52,13 @@ ADVICE: dict[type, str] = {
 
 
 def explain(e: Exception, bootstrap: str) -> CliError:
+    """``e`` as a ``CliError`` saying what to do; its ``kafka_error`` is ``e``'s class."""
+    error = _explain(e, bootstrap)
+    error.kafka_error = type(e)
+    return error
+
+
+def _explain(e: Exception, bootstrap: str) -> CliError:
     if isinstance(e, Errors.KafkaTimeoutError) and "bootstrap" in str(e).lower():
         return CliError(f"cannot reach a broker at {bootstrap}: is a node listening there? "
                         "Give another with --bootstrap HOST:PORT (or set ODRADEK_BOOTSTRAP)")
@@ -297,8 +304,9 @@ def _committed(a: KafkaAdminClient, group: str) -> dict[TopicPartition, int]:
 def groups_describe(args) -> Report:
     with admin(args) as a:
         described = a.describe_groups([args.group])[args.group]
-        if described.get("error") not in (None, Errors.NoError):
-            raise explain(described["error"](f"group {args.group}"), "")
+        error = _result_error(described.get("error"), f"group {args.group}")  # (as text)
+        if error is not None:
+            raise error
         committed = _committed(a, args.group)
         latest = a.list_partition_offsets({tp: OffsetSpec.LATEST for tp in committed}) if committed else {}
     owners = {}

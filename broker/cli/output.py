@@ -22,6 +22,8 @@ class CliError(Exception):
     """A failure the operator can act on: the message says what happened and what to do.
     ``main`` prints it as ``odradek: error: ...`` and exits with status 1."""
 
+    kafka_error: type | None = None  # the Kafka error it explains, if one
+
 
 @dataclass
 class Report:

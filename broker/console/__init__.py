@@ -11,6 +11,7 @@ Paths:
   /console/topics, /console/topics/T        topics; partitions, offsets, sizes, configs, chart
   /console/topics/T/records?partition=P&offset=O|timestamp=MS&count=N   record browser
   /console/groups, /console/groups/G        groups coordinated here; members, lag, chart
+  /console/connections                      client connections: software, client id, principal
   /console/api/<any of the above>           the same as JSON
   /console/api/series/topic/T, .../group/G  the charts' points
 """

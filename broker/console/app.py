@@ -1,13 +1,14 @@
-"""The console's router: a GET under /console to (status, body, content type)."""
+"""The console's router: a GET under /console to (status, body, content type). (A POST,
+one of the few actions, goes to ``actions``.)"""
 
 
-import asyncio
 import json
 from collections.abc import Callable
 from importlib import resources
 from urllib.parse import parse_qs, unquote
 
-from odradek.broker.console import pages, views
+from odradek.broker.cli.output import CliError
+from odradek.broker.console import pages
 from odradek.broker.console.history import History
 
 STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
@@ -31,8 +32,10 @@ def _int(query: dict, key: str) -> int | None:
     return int(values[0]) if values and values[0].strip() else None
 
 
-async def answer(broker, history: History, path: str, query_string: str) -> Answer:
-    """(status, body, content type) for a GET of ``path`` under /console."""
+async def answer(source, history: History, path: str, query_string: str) -> Answer:
+    """(status, body, content type) for a GET of ``path`` under /console. ``source``
+    gives the views: ``views.Local`` (a node's own state) or ``remote.Remote`` (a
+    cluster's answers to Kafka requests, for ``odradek console``)."""
     parts = [unquote(p) for p in path.split("/")[2:] if p]
     if parts[:1] == ["static"]:
         name = parts[1] if len(parts) == 2 else ""
@@ -51,56 +54,42 @@ async def answer(broker, history: History, path: str, query_string: str) -> Answ
             return _not_found(path)
     try:
         query = {k: v for k, v in parse_qs(query_string).items()}
-        return await _page(broker, parts, query, api)
+        return await _page(source, parts, query, api)
     except ValueError as e:
         return 400, f"bad query: {e}\n".encode(), "text/plain; charset=utf-8"
+    except CliError as e:  # odradek console: the cluster did not answer, or refused
+        return 502, f"the cluster did not answer: {e}\n".encode(), "text/plain; charset=utf-8"
 
 
-# (first path segment, whether a name follows) -> (view, page)
-PAGES: dict[tuple[str, bool], tuple[Callable[..., dict | None], Callable[[int, dict], bytes]]] = {
-    ("", False): (views.cluster, pages.cluster),
-    ("topics", False): (views.topics, pages.topics),
-    ("topics", True): (views.topic, pages.topic),
-    ("groups", False): (views.groups, pages.groups),
-    ("groups", True): (views.group, pages.group),
+# (first path segment, whether a name follows) -> (the source's view, page)
+PAGES: dict[tuple[str, bool], tuple[str, Callable[[str, dict], bytes]]] = {
+    ("", False): ("cluster", pages.cluster),
+    ("topics", False): ("topics", pages.topics),
+    ("topics", True): ("topic", pages.topic),
+    ("groups", False): ("groups", pages.groups),
+    ("groups", True): ("group", pages.group),
+    ("connections", False): ("connections", pages.connections),
 }
 
+ACTION_PAGES = {"topics", "topic", "group"}  # (their render takes actions=True: forms)
 
-async def _page(b, parts: list[str], query: dict, api: bool) -> Answer:
+
+async def _page(source, parts: list[str], query: dict, api: bool) -> Answer:
     if len(parts) == 3 and parts[0] == "topics" and parts[2] == "records":
-        return await _records(b, parts[1], query, api)
+        view = await source.records(parts[1], _int(query, "partition") or 0, _int(query, "offset"),
+                                    _int(query, "timestamp"), _int(query, "count") or 10)
+        if view is None:
+            return _not_found(f"topic {parts[1]}")
+        return _json(view) if api else (200, pages.records(source.label, view), HTML)
     key = (parts[0] if parts else "", len(parts) == 2)
     if len(parts) > 2 or key not in PAGES:
         return _not_found("/console/" + "/".join(parts))
-    view_of, render = PAGES[key]
-    view = view_of(b, *parts[1:])
+    name, render = PAGES[key]
+    view = await getattr(source, name)(*parts[1:])
     if view is None:
         return _not_found(" ".join(parts))
-    return _json(view) if api else (200, render(b.node_id, view), HTML)
-
-
-async def _records(b, name: str, query: dict, api: bool) -> Answer:
-    if name not in b.image.topics:
-        return _not_found(f"topic {name}")
-    partition = _int(query, "partition") or 0
-    count = _int(query, "count") or 10
-    local, start = views.start_offset(b, name, partition, _int(query, "offset"), _int(query, "timestamp"))
-    rows: list[dict] = []
-    where = ""
-    if local is None:
-        p = b.image.topics[name].partitions.get(partition)
-        where = ("no such partition" if p is None else
-                 f"node {b.node_id} holds no replica of {name}-{partition}: open the console of node "
-                 f"{p.leader}, its leader")
-    else:
-        result = views.read_committed(local.log, start)
-        if result is not None:
-            try:
-                data = await asyncio.to_thread(result.read_bytes)
-            finally:
-                result.release()
-            rows = await asyncio.to_thread(views.decode_records, data, start, count)
     if api:
-        return _json({"topic": name, "partition": partition, "start": start, "records": rows,
-                      "note": where})
-    return 200, pages.records(b.node_id, name, partition, start, rows, where), HTML
+        return _json(view)
+    if name in ACTION_PAGES and source.actions:  # the write forms, where the node can authorize them
+        return 200, render(source.label, view, actions=True), HTML  # type: ignore[call-arg]
+    return 200, render(source.label, view), HTML

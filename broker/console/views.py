@@ -7,6 +7,8 @@ Only the record browser reads the log: it picks the slices on the loop, as a fet
 does, and reads and decodes them in a thread (``decode_records``).
 """
 
+import asyncio
+
 from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
 from kafka.record import MemoryRecords
 
@@ -107,25 +109,15 @@ def groups(b) -> dict:
             g = b.groups.groups[group_id]
             rows.append({"group_id": group_id, "state": g.state.value,
                          "protocol_type": g.protocol_type or "", "protocol": g.protocol_name or "",
-                         "members": len(g.members), "lag": sum(_lags(b, g).values())})
-    return {"groups": rows}
-
-
-def _lags(b, group) -> dict[tuple[str, int], int]:
-    """Committed offset against the high watermark, for the partitions hosted here."""
-    lags = {}
-    for (topic_name, index), committed in group.offsets.items():
-        local = _local(b, topic_name, index)
-        if local is not None:
-            lags[(topic_name, index)] = max(0, local.log.high_watermark - committed.offset)
-    return lags
+                         "members": len(g.members), "lag": sum(b.groups.lag(g).values())})
+    return {"groups": rows, "note": "Each node coordinates some groups: see every node's console."}
 
 
 def group(b, group_id: str) -> dict | None:
     g = b.groups.groups.get(group_id) if b.groups is not None else None
     if g is None:
         return None
-    lags = _lags(b, g)
+    lags = b.groups.lag(g)
     return {
         "group_id": group_id, "state": g.state.value, "generation_id": g.generation_id,
         "protocol_type": g.protocol_type or "", "protocol": g.protocol_name or "",
@@ -139,7 +131,15 @@ def group(b, group_id: str) -> dict | None:
     }
 
 
-def _shown(data: bytes | None) -> str | None:
+def connections(b) -> dict:
+    """This node's client connections: listener, client software (KIP-511), client id,
+    principal (the same rows as /connections and ``odradek cluster connections``)."""
+    rows = [c.describe() for c in b.connections]
+    rows.sort(key=lambda c: (c["listener"], c["peer"] or ""))
+    return {"node_id": b.node_id, "connections": rows}
+
+
+def shown(data: bytes | None) -> str | None:
     """Bytes as text for a page: UTF-8 where it is, else hex; cut at SHOWN_BYTES."""
     if data is None:
         return None
@@ -190,9 +190,61 @@ def decode_records(data: bytes, offset: int, count: int) -> list[dict]:
         for r in batch:
             if r.offset < offset:
                 continue
-            records.append({"offset": r.offset, "timestamp": r.timestamp, "key": _shown(r.key),
-                            "value": _shown(r.value),
-                            "headers": {k: _shown(v) for k, v in r.headers}})
+            records.append({"offset": r.offset, "timestamp": r.timestamp, "key": shown(r.key),
+                            "value": shown(r.value),
+                            "headers": {k: shown(v) for k, v in r.headers}})
             if len(records) == count:
                 break
     return records
+
+
+class Local:
+    """The views of a node's own state, for its http.listener's console (``app.answer``)."""
+
+    def __init__(self, b):
+        self.b = b
+        self.label = f"node {b.node_id}"
+        self.actions = b.authorizer is not None  # the write forms (console.actions): only then
+
+    async def cluster(self) -> dict:
+        return cluster(self.b)
+
+    async def topics(self) -> dict:
+        return topics(self.b)
+
+    async def topic(self, name: str) -> dict | None:
+        return topic(self.b, name)
+
+    async def groups(self) -> dict:
+        return groups(self.b)
+
+    async def group(self, group_id: str) -> dict | None:
+        return group(self.b, group_id)
+
+    async def connections(self) -> dict:
+        return connections(self.b)
+
+    async def records(self, name: str, partition: int, offset: int | None, timestamp: int | None,
+                      count: int) -> dict | None:
+        """Up to ``count`` committed records of a partition with a replica here; a note
+        naming its leader when there is none here. None: no such topic."""
+        b = self.b
+        if name not in b.image.topics:
+            return None
+        local, start = start_offset(b, name, partition, offset, timestamp)
+        rows: list[dict] = []
+        where = ""
+        if local is None:
+            p = b.image.topics[name].partitions.get(partition)
+            where = ("no such partition" if p is None else
+                     f"node {b.node_id} holds no replica of {name}-{partition}: open the console of node "
+                     f"{p.leader}, its leader")
+        else:
+            result = read_committed(local.log, start)
+            if result is not None:
+                try:
+                    data = await asyncio.to_thread(result.read_bytes)
+                finally:
+                    result.release()
+                rows = await asyncio.to_thread(decode_records, data, start, count)
+        return {"topic": name, "partition": partition, "start": start, "records": rows, "note": where}

@@ -713,6 +713,20 @@ class GroupCoordinator(PartitionCoordinator):
         return ErrorCode.NONE, [g for g in self.groups.values() if g.state != GroupState.DEAD
                                 and g.group_id not in self.consumer_groups]
 
+    def lag(self, group: Group) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> lag of ``group``'s commits on the partitions with a replica
+        here: the high watermark (what a consumer can read) minus the committed offset,
+        never negative (a commit past the end, a truncation). Partitions without a replica
+        here are left out (this node does not know their high watermark). The one
+        definition of a group's lag, for /metrics (kafka_consumergroup_lag) and the console."""
+        partitions = self.broker.replicas.partitions if self.broker.replicas is not None else {}
+        lags = {}
+        for tp, committed in group.offsets.items():
+            p = partitions.get(tp)
+            if p is not None:
+                lags[tp] = max(0, p.log.high_watermark - committed.offset)
+        return lags
+
     def list_consumer_groups(self) -> list[ConsumerGroup]:
         return list(self.consumer_groups.values())
 

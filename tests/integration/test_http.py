@@ -59,8 +59,14 @@ def test_bytes_in_messages_in_requests_and_client_software(http_node):
                        if name == "kafka_network_requestmetrics_requests_total"
                        and ("request", "Produce") in labels)
         assert produces == 10
-        for split in ("local", "remote", "total"):
+        # Kafka's RequestMetrics split: queue, local, remote and send add up to the total.
+        splits = ("requestqueue", "local", "remote", "responsesend")
+        for split in (*splits, "total"):
             assert sample(samples, f"kafka_network_requestmetrics_{split}timems_count", request="Produce") == 10
+        parts = sum(sample(samples, f"kafka_network_requestmetrics_{split}timems_sum", request="Produce")
+                    for split in splits)
+        total = sample(samples, "kafka_network_requestmetrics_totaltimems_sum", request="Produce")
+        assert parts > 0 and abs(total - parts) < 1e-6 * max(1.0, total)
         assert sample(samples, "kafka_network_requestmetrics_totaltimems_bucket", request="Produce",
                       le="+Inf") == 10
         assert sample(samples, "kafka_network_requestmetrics_errors_total", request="Metadata",
@@ -175,6 +181,13 @@ def test_bad_http_input_gets_an_error_or_a_close(http_node):
     assert raw_http(port, b"\x00\xff garbage\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert raw_http(port, b"GET /metrics\r\n\r\n").startswith(b"HTTP/1.1 400 ")  # no version
     assert raw_http(port, b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+    # a console POST's body is bounded, and read only with a length
+    post = b"POST /console/topics HTTP/1.1\r\n"
+    assert raw_http(port, post + b"Content-Length: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert raw_http(port, post + b"Content-Length: 99999999\r\n\r\n").startswith(b"HTTP/1.1 413 ")
+    assert raw_http(port, post + b"Transfer-Encoding: chunked\r\n\r\n").startswith(b"HTTP/1.1 411 ")
+    assert raw_http(port, post + b"Content-Length: 10\r\n\r\nname") == b""  # cut short: closed
+    assert raw_http(port, b"PUT /console/topics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405 ")
     huge = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
     answer = raw_http(port, huge)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")

@@ -170,6 +170,8 @@ def test_groups_describe_lag_reset_with_dry_run_and_delete(node):
     assert "workers" not in odradek(b, "groups", "list").stdout
     bad = odradek(b, "groups", "reset-offsets", "workers", "--to-latest", rc=1)
     assert "--topic" in bad.stderr
+    gone = odradek(b, "groups", "describe", "workers", rc=1)  # was a traceback
+    assert "GROUP_ID_NOT_FOUND" in gone.stderr and "`odradek groups list`" in gone.stderr
 
 
 def test_cluster_status_quorum_nodes(node):
