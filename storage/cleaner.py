@@ -499,6 +499,27 @@ def read_batches(segment: LogSegment, size: int, check: Callable[[], None] | Non
         position += header.size
 
 
+def earliest_horizon(segments: list[LogSegment], sizes: list[int], below: int,
+                     throttler: Throttler, abort: threading.Event) -> int | None:
+    """The earliest delete horizon (KIP-534, batch attribute bit 6) of the batches below
+    offset ``below`` (in a cleaner thread); None when no batch has one."""
+    earliest: int | None = None
+
+    def check() -> None:
+        if abort.is_set():
+            raise CleaningAborted("the cleaner is stopping")
+
+    for segment, size in zip(segments, sizes, strict=True):
+        if segment.base_offset >= below:
+            break
+        for _, header, _ in read_batches(segment, size, check):
+            throttler.maybe_throttle(header.size)
+            horizon = header.delete_horizon_ms
+            if horizon is not None and (earliest is None or horizon < earliest):
+                earliest = horizon
+    return earliest
+
+
 @dataclass
 class PassStats:
     bytes_read: int = 0
@@ -821,6 +842,29 @@ class LogCleaner:
                            self.config.map_entries, now, self.abort, self.throttler,
                            aborted=list(lg.txn_index.entries))  # fmt: skip
 
+    async def recover_horizons(self) -> None:
+        """After a restart: the earliest delete horizon of each cleaned compacted log, read
+        from its batch headers (KIP-534 keeps it in the data), so that its tombstones and
+        markers still go when it passes, dirty or not (``horizons`` lives in memory)."""
+        loop = asyncio.get_running_loop()
+        for tp, lg in list(self._logs().items()):
+            if not lg.config.compact or tp in self.horizons or tp in self.busy or self.checkpoints.get(tp, -1) < 0:
+                continue
+            segments = list(lg.segments)
+            for s in segments:
+                s.acquire()
+            self.busy.add(tp)
+            try:
+                self.horizons[tp] = await loop.run_in_executor(
+                    self._executor, earliest_horizon, segments, [s.size for s in segments],
+                    self.checkpoints[tp], self.throttler, self.abort)
+            except (OSError, RecordError, CleaningAborted) as exc:
+                log.info("cleaner_horizon_scan_failed", dir=lg.dir.name, error=repr(exc))
+            finally:
+                for s in segments:
+                    s.release()
+                self.busy.discard(tp)
+
     async def clean(self, job: CleaningJob) -> None:
         """One pass: the map and each group in a cleaner thread, each install on the loop."""
         loop = asyncio.get_running_loop()
@@ -881,6 +925,7 @@ class LogCleaner:
         self.abort.clear()  # a supervisor may run this again after a failure
         running: set[asyncio.Task] = set()
         try:
+            await self.recover_horizons()
             while True:
                 while len(running) < self.config.threads:
                     job = self.grab()

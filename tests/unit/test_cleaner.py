@@ -308,6 +308,27 @@ def test_a_pass_keeps_the_latest_record_of_each_key_at_its_offset(tmp_path) -> N
         manager.close(clean=clean)
 
 
+def test_a_delete_horizon_still_comes_due_after_a_restart(tmp_path) -> None:
+    """The horizon is in the batches (KIP-534): a restarted cleaner reads it back, and a
+    clean log's tombstones go when it passes, not only once the log is dirty again."""
+    clock = [NOW]
+    manager = open_manager(tmp_path, clock)
+    lg = manager.get_or_create_log("t", 0)
+    latest = write_changelog(lg, random.Random(5), 300)
+    assert clean_once(manager)
+    assert_compacted(lg, latest, tombstones=True)
+    manager.close()
+    clock[0] = NOW + 500
+    manager = open_manager(tmp_path, clock)
+    asyncio.run(manager.cleaner.recover_horizons())
+    assert manager.cleaner.horizons[("t", 0)] == NOW + 1000  # the one the first pass set
+    assert not clean_once(manager)
+    clock[0] = NOW + 1000
+    assert clean_once(manager)
+    assert_compacted(manager.get_log("t", 0), latest, tombstones=False)
+    manager.close()
+
+
 def test_compacted_log_keeps_idempotent_producers_last_batches(tmp_path) -> None:
     clock = [NOW]
     manager = open_manager(tmp_path, clock)
