@@ -793,6 +793,14 @@ class LogCleaner:
         self.passes = 0  # completed passes (tests and metrics)
         self.bytes_cleaned = 0
         self.last_stats: PassStats | None = None
+        # Kafka's LogCleaner and LogCleanerManager gauges (broker.metrics): of the last pass,
+        # the offset map's fill, bytes written per byte read, seconds; of the last choice,
+        # the chosen log's dirty ratio and when it was made (monotonic seconds)
+        self.last_buffer_utilization = 0.0
+        self.last_recopy_ratio = 0.0
+        self.last_clean_time_s = 0.0
+        self.dirtiest_ratio = 0.0
+        self.time_of_last_run: float | None = None
 
     def states(self, now_ms: int) -> list[LogState]:
         states = []
@@ -831,6 +839,8 @@ class LogCleaner:
         """On the loop: the next log to clean, its segments acquired, or None."""
         now = self._clock_ms()
         chosen = choose_log_to_clean(self.states(now), now, self.busy)
+        self.time_of_last_run = time.monotonic()
+        self.dirtiest_ratio = chosen.cleanable_ratio if chosen is not None else 0.0
         if chosen is None:
             return None
         lg = self._logs()[chosen.key]
@@ -891,6 +901,9 @@ class LogCleaner:
             self.bytes_cleaned += job.stats.bytes_read
             self.last_stats = job.stats
             elapsed = time.monotonic() - started
+            self.last_clean_time_s = elapsed
+            self.last_buffer_utilization = len(job.offset_map) / job.map_capacity
+            self.last_recopy_ratio = job.stats.bytes_written / job.stats.bytes_read if job.stats.bytes_read else 0.0
             log.info(
                 "log_cleaned", dir=lg.dir.name, first_dirty=job.to_clean.first_dirty_offset,
                 end=job.map_end, read=job.stats.bytes_read, written=job.stats.bytes_written,
@@ -908,6 +921,10 @@ class LogCleaner:
             for s in job.segments:
                 s.release()
             self.busy.discard(tp)
+
+    def uncleanable_bytes(self) -> int:
+        logs = self._logs()
+        return sum(logs[tp].size for tp in self.uncleanable if tp in logs)
 
     def write_checkpoint(self) -> None:
         logs = self._logs()

@@ -18,7 +18,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from odradek.protocol.records import build_batch
+from tests.brokerproc import free_port
 from tests.clients import create_topics
+from tests.metrics_http import sample, scrape
 from tests.rawclient import produce
 
 TOPIC_CONFIG = {
@@ -135,8 +137,10 @@ def test_consumer_sees_the_latest_value_of_each_live_key_at_its_offset(broker_fa
 def test_aborted_transactions_stay_aborted_through_cleaning_and_a_restart(broker_factory):
     """An aborted value never replaces the committed one before it, and read_committed
     consumers never see aborted records, after cleaning and after a restart (the cleaned
-    segment keeps the .txnindex entries of the segments it replaced)."""
-    broker = broker_factory(overrides=BROKER)
+    segment keeps the .txnindex entries of the segments it replaced).  The cleaner's
+    gauges (Kafka's kafka.log:type=LogCleaner/LogCleanerManager) show on /metrics."""
+    http = f"127.0.0.1:{free_port()}"
+    broker = broker_factory(overrides={**BROKER, "http.listener": http})
     create_topics(broker.bootstrap, ["txn-changelog"], config=TOPIC_CONFIG)
     plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
     plain.produce("txn-changelog", key=b"k1", value=b"committed", partition=0)
@@ -166,6 +170,14 @@ def test_aborted_transactions_stay_aborted_through_cleaning_and_a_restart(broker
         time.sleep(0.5)
     assert live() == want
     assert live(**{"isolation.level": "read_committed"}) == want
+    samples = scrape(f"http://{http}")
+    assert 0 <= sample(samples, "kafka_log_logcleaner_cleaner_recopy_percent") <= 100
+    assert sample(samples, "kafka_log_logcleaner_max_clean_time_secs") > 0
+    assert 0 <= sample(samples, "kafka_log_logcleaner_max_buffer_utilization_percent") <= 100
+    assert 0 <= sample(samples, "kafka_log_logcleanermanager_time_since_last_run_ms") < 30_000
+    assert sample(samples, "kafka_log_logcleanermanager_max_dirty_percent") >= 0
+    for name in ("uncleanable_partitions_count", "uncleanable_bytes"):
+        assert sample(samples, f"kafka_log_logcleanermanager_{name}", logDirectory=broker.data_dir) == 0
     broker.restart()
     assert live(**{"isolation.level": "read_committed"}) == want
     txn.flush(1)
