@@ -383,9 +383,13 @@ def plan_batch(
             return BatchPlan(REWRITE, records, now_ms + delete_retention_ms)
         if now_ms < horizon:
             return BatchPlan(COPY, [], None)
-        return BatchPlan(REWRITE, [], horizon) if last_of_producer else BatchPlan(DROP, [], None)
+        if not last_of_producer:
+            return BatchPlan(DROP, [], None)
+        return BatchPlan(REWRITE, [], horizon) if records else BatchPlan(COPY, [], None)
     if txn_discardable:
-        return BatchPlan(REWRITE, [], None) if last_of_producer else BatchPlan(DROP, [], None)
+        if not last_of_producer:
+            return BatchPlan(DROP, [], None)
+        return BatchPlan(REWRITE, [], None) if records else BatchPlan(COPY, [], None)
     if records is None:
         return BatchPlan(COPY, [], None)
     horizon = header.delete_horizon_ms
@@ -546,7 +550,8 @@ class CleaningJob:
     stats: PassStats = field(default_factory=PassStats)
     offset_map: dict[bytes, int] = field(default_factory=dict)
     map_end: int = 0
-    last_of_producer: dict[int, int] = field(default_factory=dict)
+    last_of_producer: dict[int, int] = field(default_factory=dict)  # id -> last data offset
+    producer_epochs: dict[int, int] = field(default_factory=dict)  # id -> epoch of its last batch
     min_horizon: int | None = None
     aborted: list[AbortedTxn] = field(default_factory=list)  # the log's, when the pass began
     kept_txns: dict[int, list[AbortedTxn]] = field(default_factory=dict)  # group base -> .txnindex
@@ -566,6 +571,25 @@ class CleaningJob:
         while the cleaner computes (python -m bench cleaner measures the difference)."""
         time.sleep(0)
 
+    def _note_producer(self, header: BatchHeader) -> None:
+        """Each producer's last entry (Kafka's lastRecordsOfActiveProducers): its last data
+        batch, unless a marker of a newer epoch followed it (an epoch bump forgets the
+        producer's batches), in which case that epoch's marker."""
+        pid = header.producer_id
+        if not header.attributes & CONTROL_BIT:
+            self.last_of_producer[pid] = header.last_offset
+        elif self.producer_epochs.get(pid) != header.producer_epoch:
+            self.last_of_producer.pop(pid, None)
+        self.producer_epochs[pid] = header.producer_epoch
+
+    def is_last_of_producer(self, header: BatchHeader) -> bool:
+        pid = header.producer_id
+        if pid < 0:
+            return False
+        if header.attributes & CONTROL_BIT:
+            return pid not in self.last_of_producer and self.producer_epochs.get(pid) == header.producer_epoch
+        return self.last_of_producer.get(pid) == header.last_offset
+
     def build_map(self) -> None:
         """The dirty section's keys -> latest offset (whole batches, until the map is full),
         and each producer's last batch in the whole log."""
@@ -577,8 +601,8 @@ class CleaningJob:
         txns = CleanedTransactions(self.aborted_between(first_dirty, upper))
         for segment, size in zip(self.segments, self.sizes, strict=True):
             for _, header, data in read_batches(segment, size, self.check):
-                if header.producer_id >= 0 and not header.attributes & CONTROL_BIT:
-                    self.last_of_producer[header.producer_id] = header.last_offset
+                if header.producer_id >= 0:
+                    self._note_producer(header)
                 if full or header.last_offset < first_dirty or header.base_offset >= upper:
                     continue
                 if header.attributes & CONTROL_BIT:
@@ -686,13 +710,13 @@ class CleaningJob:
                 except RecordError:
                     records = None
                 self.pause()
-                last = self.last_of_producer.get(header.producer_id) == header.last_offset
+                last = self.is_last_of_producer(header)
                 if header.attributes & CONTROL_BIT:
                     discardable = txns.on_control_batch(header, control_type(data))
                 else:
                     discardable = txns.on_data_batch(header)
-                plan = plan_batch(header, records, latest_offset, now, retention,
-                                  header.producer_id >= 0 and last, discardable)  # fmt: skip
+                plan = plan_batch(header, records, latest_offset, now, retention, last,
+                                  discardable)  # fmt: skip
                 if plan.action == DROP:
                     self.stats.batches_dropped += 1
                     self.stats.records_dropped += header.records_count

@@ -412,6 +412,29 @@ def test_aborted_records_go_markers_at_their_horizon_and_the_txnindex_follows(tm
     manager.close()
 
 
+def test_a_producers_last_marker_of_a_newer_epoch_stays_empty(tmp_path) -> None:
+    """Kafka's third case of a producer's last batch: when its last entry is a marker of
+    an epoch newer than its last data (an epoch bump that aborted an empty transaction),
+    the marker stays, emptied, so the epoch survives cleaning and a restart's replay."""
+    clock = [NOW]
+    manager = open_manager(tmp_path, clock)
+    lg = manager.get_or_create_log("t", 0)
+    append_txn(lg, 9, [(b"k", b"v")], commit=True, ts=1000)  # 0, 1 (epoch 0)
+    lg.append(build_batch([(b"k", b"newer", (), 1001)]), leader_epoch=0)  # 2: the txn's data can go
+    marker = lg.append(build_marker_batch(9, 1, False, 0, 1002), leader_epoch=0).base_offset  # 3
+    lg.roll()
+    lg.high_watermark = lg.log_end_offset
+    for now in (NOW, NOW, NOW + 1000, NOW + 1000):
+        clock[0] = now
+        lg.append(build_batch([(b"other", b"x", (), 1003)]), leader_epoch=0)  # dirty again
+        lg.roll()
+        lg.high_watermark = lg.log_end_offset
+        assert clean_once(manager)
+    markers = [h for h in control_batches(lg) if h.producer_id == 9]
+    assert [(h.base_offset, h.producer_epoch, h.records_count) for h in markers] == [(marker, 1, 0)]
+    manager.close()
+
+
 def test_the_cleaner_stays_below_the_last_stable_offset(tmp_path) -> None:
     clock = [NOW]
     manager = open_manager(tmp_path, clock)
