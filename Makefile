@@ -59,6 +59,12 @@ COMPACTION_KILL_RUNS ?= 30
 compaction-kill: $(VENV)/.stamp-test
 	COMPACTION_KILL_RUNS=$(COMPACTION_KILL_RUNS) $(PY) -m pytest -q tests/integration/test_compaction.py -k sigkill
 
+# Kafka Connect 4.4's distributed worker against Odradek (tests/peers/test_connect.py): two
+# worker JVMs, too slow for make test.
+.PHONY: connect
+connect: $(VENV)/.stamp-test
+	ODRADEK_CONNECT=1 $(PY) -m pytest -q tests/peers/test_connect.py
+
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench
 

@@ -21,6 +21,7 @@ with prometheus-client's process collector for CPU, RSS and open descriptors.
 
 import collections
 import os
+import time
 from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -234,6 +235,33 @@ class BrokerCollector:
         yield family
 
     @staticmethod
+    def _cleaner(log_manager):
+        """Kafka's kafka.log:type=LogCleaner and type=LogCleanerManager gauges (of the last
+        pass; Kafka's are the maximum over its threads' last passes)."""
+        cleaner = log_manager.cleaner
+        directory = str(log_manager.data_dir)
+        since = cleaner.time_of_last_run
+        for name, value, doc, labels in (
+                ("logcleaner_max_buffer_utilization_percent", 100 * cleaner.last_buffer_utilization,
+                 "the offset map's fill in the last pass (log.cleaner.dedupe.buffer.size)", {}),
+                ("logcleaner_cleaner_recopy_percent", 100 * cleaner.last_recopy_ratio,
+                 "bytes written per byte read by the last pass", {}),
+                ("logcleaner_max_clean_time_secs", cleaner.last_clean_time_s,
+                 "seconds the last pass took", {}),
+                ("logcleanermanager_max_dirty_percent", 100 * cleaner.dirtiest_ratio,
+                 "the dirty share of the log chosen last (0: none was)", {}),
+                ("logcleanermanager_time_since_last_run_ms",
+                 0 if since is None else 1000 * (time.monotonic() - since),
+                 "ms since the cleaner last chose a log (or found none)", {}),
+                ("logcleanermanager_uncleanable_partitions_count", len(cleaner.uncleanable),
+                 "partitions the cleaner failed on, skipped until a restart", {"logDirectory": directory}),
+                ("logcleanermanager_uncleanable_bytes", cleaner.uncleanable_bytes(),
+                 "bytes of those partitions' logs", {"logDirectory": directory})):
+            g = GaugeMetricFamily("kafka_log_" + name, doc, labels=list(labels))
+            g.add_metric(list(labels.values()), value)
+            yield g
+
+    @staticmethod
     def _replicas(b):
         rm = b.replicas
         prefix = "kafka_server_replicamanager_"
@@ -258,6 +286,7 @@ class BrokerCollector:
             c = CounterMetricFamily(prefix + name, doc)
             c.add_metric([], value)
             yield c
+        yield from BrokerCollector._cleaner(rm.log_manager)
         size = GaugeMetricFamily("kafka_log_log_size", "bytes of the partition's log here",
                                  labels=["topic", "partition"])
         end = GaugeMetricFamily("kafka_log_log_logendoffset", "the partition's log end offset here",

@@ -75,12 +75,20 @@ class Partition:
     # The newest producer-state snapshot write (in a thread): the next waits for it, and a
     # truncation does, so no snapshot lands above a log end it just cut.
     snapshot_write: asyncio.Task | None = None
-    # The aborted transactions of this log (storage.txn_index); by default unloaded, empty.
-    txn_index: AbortedTxnIndex = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        if self.txn_index is None:
-            self.txn_index = AbortedTxnIndex(self.log.dir)
+        # the log cleaner stays below the last stable offset (storage.Log.last_stable_offset)
+        self.log.last_stable_offset = lambda: self.last_stable_offset
+
+    @property
+    def txn_index(self) -> AbortedTxnIndex:
+        """The aborted transactions of this log (storage.txn_index): held by the log, whose
+        cleaner keeps it in step with the segments it replaces."""
+        return self.log.txn_index
+
+    @txn_index.setter
+    def txn_index(self, index: AbortedTxnIndex) -> None:
+        self.log.txn_index = index
 
     def wake(self) -> None:
         for fut in self.waiters:
@@ -223,8 +231,7 @@ class ReplicaManager:
         try:
             log_ = self.log_manager.get_or_create_log(topic.name, p.partition, config)
             log_.update_config(config)
-            txn_index = AbortedTxnIndex(log_.dir)
-            state = self._load_producer_state(log_, txn_index)
+            state = self._load_producer_state(log_, log_.txn_index)
         except (OSError, KafkaStorageError) as e:
             error = KafkaError(ErrorCode.KAFKA_STORAGE_ERROR,
                                f"Cannot open partition {topic.name}-{p.partition}: {e}"
@@ -236,7 +243,7 @@ class ReplicaManager:
                       error=str(e), open_file_limit=soft_limit())
             return None
         partition = Partition(topic.name, p.partition, log_, p.leader_epoch, state, -1,
-                              topic.topic_id, txn_index=txn_index)
+                              topic.topic_id)
         self.partitions[(topic.name, p.partition)] = partition
         return partition
 

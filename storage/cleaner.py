@@ -27,7 +27,7 @@ A compacted log keeps at least the latest record of every key.  As in Kafka's Lo
    horizon is in the data, so every replica and every restart agree on it.
 5. Swap each group in crash-safely with Kafka's suffixes::
 
-       write  <base>.log.cleaned (+ .index.cleaned, .timeindex.cleaned), fsync   (thread)
+       write  <base>.log.cleaned (+ .index, .timeindex, .txnindex .cleaned), fsync (thread)
        check the log did not change (else delete the .cleaned files)         (loop)
        rename *.cleaned -> *.swap (the .log last)                             (loop)
        rename the old segments *.deleted (unlinked once no fetch reads them)  (loop)
@@ -52,9 +52,12 @@ cleaning thread takes turns with the loop every ``sys.getswitchinterval()`` (5 m
 is cleaned.  ``log.cleaner.io.max.bytes.per.second`` throttles reads plus writes of all
 threads together (Kafka's Throttler).
 
-Transactions: control batches are kept as they are and transactional data batches follow
-the key rules (see ``plan_batch``); Kafka's rules for aborted data and markers past their
-horizon belong with the transaction state (the TRANSACTIONS comment in ``plan_batch``).
+Transactions (Kafka's rules, CleanedTransactions): the cleaner stays below the last stable
+offset; records of aborted transactions are left out of the offset map and dropped; a
+marker stays while records of its transaction are in the segments cleaned with it, then
+gets a delete horizon and goes after it.  The aborted-transaction index entries of a group
+whose ABORT markers stay are written to the cleaned segment's ``.txnindex`` (swapped in with
+it) and the log's in-memory index follows (``AbortedTxnIndex.replaced``).
 """
 
 from __future__ import annotations
@@ -73,7 +76,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import structlog
 
 from odradek.protocol.records import (
+    CONTROL_ABORT,
     CONTROL_BIT,
+    CONTROL_COMMIT,
     DELETE_HORIZON_BIT,
     HEADER_SIZE,
     LOG_APPEND_TIME,
@@ -82,6 +87,7 @@ from odradek.protocol.records import (
     CorruptRecordError,
     RawRecord,
     RecordError,
+    control_type,
     encode_batch,
     parse_header,
     read_records,
@@ -91,6 +97,8 @@ from odradek.storage.config import INT32_MAX, LogConfig
 from odradek.storage.handles import OpenFiles
 from odradek.storage.io import FileIO
 from odradek.storage.segment import LogSegment, segment_name
+from odradek.storage.txn_index import AbortedTxn
+from odradek.storage.txn_index import encode as encode_aborted_txn
 
 if TYPE_CHECKING:
     from odradek.storage.log import Log
@@ -272,6 +280,64 @@ def key_digest(key: bytes) -> bytes:
     return hashlib.md5(key, usedforsecurity=False).digest()
 
 
+class CleanedTransactions:
+    """Which batches of a walk in offset order belong to aborted transactions, which
+    transaction markers may go, and which aborted transactions the cleaned segment's
+    ``.txnindex`` keeps (Kafka's LogCleaner.CleanedTransactionMetadata).
+
+    ``aborted``: the aborted transactions that overlap the walk (their ABORT marker at or
+    after its start, their first record before its end).  A data batch of an aborted
+    transaction can be discarded (its records are dropped: read_committed consumers never
+    see them, and an aborted value must not shadow an older committed one in the offset
+    map).  An ABORT marker is needed while records of its transaction were seen in this
+    walk (its index entry is kept with it); a COMMIT marker while records of its
+    transaction were.  A marker no longer needed goes once its delete horizon has passed
+    (``plan_batch``), so consumers reading past it in the meantime still see it."""
+
+    def __init__(self, aborted: Sequence[AbortedTxn]) -> None:
+        self._aborted = sorted(aborted, key=lambda e: e.first_offset)
+        self._next = 0
+        self._ongoing_aborted: dict[int, list] = {}  # producer id -> [entry, records seen]
+        self._ongoing_committed: set[int] = set()
+        self.kept: list[AbortedTxn] = []  # the .txnindex of what the walk wrote
+
+    def _start_up_to(self, offset: int) -> None:
+        while self._next < len(self._aborted) and self._aborted[self._next].first_offset <= offset:
+            entry = self._aborted[self._next]
+            self._next += 1
+            self._ongoing_aborted.setdefault(entry.producer_id, [entry, False])
+
+    def on_data_batch(self, header: BatchHeader) -> bool:
+        """True: the batch belongs to an aborted transaction (its records can go)."""
+        self._start_up_to(header.last_offset)
+        if not header.is_transactional:
+            return False
+        ongoing = self._ongoing_aborted.get(header.producer_id)
+        if ongoing is not None:
+            ongoing[1] = True
+            return True
+        self._ongoing_committed.add(header.producer_id)
+        return False
+
+    def on_control_batch(self, header: BatchHeader, marker: int) -> bool:
+        """True: the marker (``control_type``) is no longer needed (may go at its horizon)."""
+        self._start_up_to(header.last_offset)
+        if header.records_count == 0:
+            return True  # emptied by an earlier pass
+        if marker == CONTROL_ABORT:
+            ongoing = self._ongoing_aborted.pop(header.producer_id, None)
+            if ongoing is not None and ongoing[1]:
+                self.kept.append(ongoing[0])
+                return False
+            return True
+        if marker == CONTROL_COMMIT:
+            if header.producer_id in self._ongoing_committed:
+                self._ongoing_committed.discard(header.producer_id)
+                return False
+            return True
+        return False
+
+
 class BatchPlan(NamedTuple):
     """``copy`` the batch as is, ``drop`` it, or ``rewrite`` it with ``kept`` (possibly
     none: an idempotent producer's last batch) and ``delete_horizon_ms``."""
@@ -291,6 +357,7 @@ def plan_batch(
     now_ms: int,
     delete_retention_ms: int,
     last_of_producer: bool,
+    txn_discardable: bool = False,
 ) -> BatchPlan:
     """What of one batch survives cleaning (Kafka's LogCleaner.shouldRetainRecord and
     checkBatchRetention, with MemoryRecords.filterTo).
@@ -300,18 +367,30 @@ def plan_batch(
     has no delete horizon yet or the horizon is still ahead.  A kept tombstone in a batch
     without a horizon sets one: now + delete.retention.ms.  A batch with nothing left is
     dropped, unless it is the last batch of its producer, which stays empty (its header
-    carries producer id, epoch and sequences).  Control batches (transaction markers) stay
-    whole: their rules come with transactions (TRANSACTIONS below).  ``records`` None: not
-    readable here (a codec not installed): the batch stays whole.
+    carries producer id, epoch and sequences).  ``records`` None: not readable here (a
+    codec not installed): the batch stays whole.
+
+    Transactions (``txn_discardable`` from CleanedTransactions): a data batch of an
+    aborted transaction loses all its records.  A transaction marker stays whole while
+    needed; once not, it gets a delete horizon (now + delete.retention.ms) and goes when
+    that has passed (Kafka's checkBatchRetention, filterTo's containsMarkerForEmptyTxn).
     """
-    # TRANSACTIONS: once transactions exist (their issue adds this, with tests), Kafka's
-    # rules go here, given the aborted-transaction index of the cleaned range: a data batch
-    # of an aborted transaction is dropped; a control batch (COMMIT/ABORT marker) whose
-    # transaction has no data left gets a delete horizon and is dropped once it passed
-    # (LogCleaner.CleanedTransactionMetadata, MemoryRecords.filterTo's
-    # containsMarkerForEmptyTxn); the offset map skips aborted records.  Until then control
-    # batches stay whole and transactional data follows the key rules like any other.
-    if header.attributes & CONTROL_BIT or records is None:
+    if header.attributes & CONTROL_BIT:
+        if not txn_discardable or records is None:
+            return BatchPlan(COPY, [], None)
+        horizon = header.delete_horizon_ms
+        if horizon is None:
+            return BatchPlan(REWRITE, records, now_ms + delete_retention_ms)
+        if now_ms < horizon:
+            return BatchPlan(COPY, [], None)
+        if not last_of_producer:
+            return BatchPlan(DROP, [], None)
+        return BatchPlan(REWRITE, [], horizon) if records else BatchPlan(COPY, [], None)
+    if txn_discardable:
+        if not last_of_producer:
+            return BatchPlan(DROP, [], None)
+        return BatchPlan(REWRITE, [], None) if records else BatchPlan(COPY, [], None)
+    if records is None:
         return BatchPlan(COPY, [], None)
     horizon = header.delete_horizon_ms
     kept: list[RawRecord] = []
@@ -424,6 +503,27 @@ def read_batches(segment: LogSegment, size: int, check: Callable[[], None] | Non
         position += header.size
 
 
+def earliest_horizon(segments: list[LogSegment], sizes: list[int], below: int,
+                     throttler: Throttler, abort: threading.Event) -> int | None:
+    """The earliest delete horizon (KIP-534, batch attribute bit 6) of the batches below
+    offset ``below`` (in a cleaner thread); None when no batch has one."""
+    earliest: int | None = None
+
+    def check() -> None:
+        if abort.is_set():
+            raise CleaningAborted("the cleaner is stopping")
+
+    for segment, size in zip(segments, sizes, strict=True):
+        if segment.base_offset >= below:
+            break
+        for _, header, _ in read_batches(segment, size, check):
+            throttler.maybe_throttle(header.size)
+            horizon = header.delete_horizon_ms
+            if horizon is not None and (earliest is None or horizon < earliest):
+                earliest = horizon
+    return earliest
+
+
 @dataclass
 class PassStats:
     bytes_read: int = 0
@@ -450,8 +550,15 @@ class CleaningJob:
     stats: PassStats = field(default_factory=PassStats)
     offset_map: dict[bytes, int] = field(default_factory=dict)
     map_end: int = 0
-    last_of_producer: dict[int, int] = field(default_factory=dict)
+    last_of_producer: dict[int, int] = field(default_factory=dict)  # id -> last data offset
+    producer_epochs: dict[int, int] = field(default_factory=dict)  # id -> epoch of its last batch
     min_horizon: int | None = None
+    aborted: list[AbortedTxn] = field(default_factory=list)  # the log's, when the pass began
+    kept_txns: dict[int, list[AbortedTxn]] = field(default_factory=dict)  # group base -> .txnindex
+
+    def aborted_between(self, start: int, end: int) -> list[AbortedTxn]:
+        """The aborted transactions overlapping [start, end) (Kafka's collectAbortedTransactions)."""
+        return [e for e in self.aborted if e.last_offset >= start and e.first_offset < end]
 
     def check(self) -> None:
         if self.abort.is_set():
@@ -464,6 +571,25 @@ class CleaningJob:
         while the cleaner computes (python -m bench cleaner measures the difference)."""
         time.sleep(0)
 
+    def _note_producer(self, header: BatchHeader) -> None:
+        """Each producer's last entry (Kafka's lastRecordsOfActiveProducers): its last data
+        batch, unless a marker of a newer epoch followed it (an epoch bump forgets the
+        producer's batches), in which case that epoch's marker."""
+        pid = header.producer_id
+        if not header.attributes & CONTROL_BIT:
+            self.last_of_producer[pid] = header.last_offset
+        elif self.producer_epochs.get(pid) != header.producer_epoch:
+            self.last_of_producer.pop(pid, None)
+        self.producer_epochs[pid] = header.producer_epoch
+
+    def is_last_of_producer(self, header: BatchHeader) -> bool:
+        pid = header.producer_id
+        if pid < 0:
+            return False
+        if header.attributes & CONTROL_BIT:
+            return pid not in self.last_of_producer and self.producer_epochs.get(pid) == header.producer_epoch
+        return self.last_of_producer.get(pid) == header.last_offset
+
     def build_map(self) -> None:
         """The dirty section's keys -> latest offset (whole batches, until the map is full),
         and each producer's last batch in the whole log."""
@@ -472,14 +598,19 @@ class CleaningJob:
         self.map_end = first_dirty
         full = False
         offset_map, capacity = self.offset_map, self.map_capacity
+        txns = CleanedTransactions(self.aborted_between(first_dirty, upper))
         for segment, size in zip(self.segments, self.sizes, strict=True):
             for _, header, data in read_batches(segment, size, self.check):
-                if header.producer_id >= 0 and not header.attributes & CONTROL_BIT:
-                    self.last_of_producer[header.producer_id] = header.last_offset
+                if header.producer_id >= 0:
+                    self._note_producer(header)
                 if full or header.last_offset < first_dirty or header.base_offset >= upper:
                     continue
                 if header.attributes & CONTROL_BIT:
+                    txns.on_control_batch(header, control_type(data))
                     self.map_end = header.next_offset
+                    continue
+                if txns.on_data_batch(header):
+                    self.map_end = header.next_offset  # aborted: its keys do not count
                     continue
                 if len(offset_map) + header.records_count > capacity:
                     full = True
@@ -523,14 +654,19 @@ class CleaningJob:
         first = self.segments[indices[0]]
         directory = first.log_path.parent
         stem = segment_name(first.base_offset)
-        for suffix in (".log", ".index", ".timeindex"):
+        for suffix in (".log", ".index", ".timeindex", ".txnindex"):
             for tail in (CLEANED_SUFFIX, SWAP_SUFFIX):
                 (directory / (stem + suffix + tail)).unlink(missing_ok=True)  # an aborted pass's
         cleaned = LogSegment(directory, first.base_offset, config, io, active=True,
                              now_ms=self.now_ms, open_files=first.open_files,
                              suffix=CLEANED_SUFFIX)  # fmt: skip
         try:
-            self._write_group(indices, cleaned)
+            kept = self._write_group(indices, cleaned)
+            if kept:  # the aborted transactions whose markers stay, with the segment
+                with open(cleaned.txn_index_path, "wb") as f:
+                    f.write(b"".join(encode_aborted_txn(e) for e in kept))
+                    os.fsync(f.fileno())
+            self.kept_txns[first.base_offset] = kept
             cleaned.on_roll()
             cleaned.flush(indexes=True)
             mtime = max(os.fstat(self.segments[i].fd).st_mtime for i in indices)
@@ -540,7 +676,11 @@ class CleaningJob:
             raise
         return cleaned
 
-    def _write_group(self, indices: list[int], cleaned: LogSegment) -> None:
+    def _write_group(self, indices: list[int], cleaned: LogSegment) -> list[AbortedTxn]:
+        """Write the group's kept batches into ``cleaned``; returns the aborted
+        transactions its ``.txnindex`` keeps."""
+        end = self.segments[indices[-1] + 1].base_offset
+        txns = CleanedTransactions(self.aborted_between(self.segments[indices[0]].base_offset, end))
         pending: list[bytes] = []
         placed: list[tuple[int, BatchHeader]] = []
         buffered = 0
@@ -570,9 +710,13 @@ class CleaningJob:
                 except RecordError:
                     records = None
                 self.pause()
-                last = self.last_of_producer.get(header.producer_id) == header.last_offset
-                plan = plan_batch(header, records, latest_offset, now, retention,
-                                  header.producer_id >= 0 and last)  # fmt: skip
+                last = self.is_last_of_producer(header)
+                if header.attributes & CONTROL_BIT:
+                    discardable = txns.on_control_batch(header, control_type(data))
+                else:
+                    discardable = txns.on_data_batch(header)
+                plan = plan_batch(header, records, latest_offset, now, retention, last,
+                                  discardable)  # fmt: skip
                 if plan.action == DROP:
                     self.stats.batches_dropped += 1
                     self.stats.records_dropped += header.records_count
@@ -582,12 +726,16 @@ class CleaningJob:
                     self.stats.batches_copied += 1
                     kept_tombstone = records is not None and any(r.value is None for r in records)
                     horizon = header.delete_horizon_ms if kept_tombstone else None
+                    if header.attributes & CONTROL_BIT:
+                        horizon = header.delete_horizon_ms  # a marker waiting for its horizon
                 else:
                     out = rewrite_batch(header, plan.kept, plan.delete_horizon_ms)
                     out_header = parse_header(out)
                     self.stats.batches_rewritten += 1
                     self.stats.records_dropped += header.records_count - len(plan.kept)
                     horizon = plan.delete_horizon_ms if any(r.value is None for r in plan.kept) else None
+                    if header.attributes & CONTROL_BIT and plan.kept:
+                        horizon = plan.delete_horizon_ms  # a marker that goes at its horizon
                 if horizon is not None and (self.min_horizon is None or horizon < self.min_horizon):
                     self.min_horizon = horizon
                 placed.append((buffered, out_header))
@@ -596,6 +744,7 @@ class CleaningJob:
                 if buffered >= WRITE_CHUNK:
                     flush()
         flush()
+        return txns.kept
 
 
 # --- crash recovery -----------------------------------------------------------------------
@@ -628,7 +777,7 @@ def recover_swaps(directory: Path, config: LogConfig, io: FileIO, now_ms: int,
     high = max(max(s.next_offset, s.base_offset + 1) for s in opened)
     for path in directory.glob("*.log"):
         if path.stem.isdigit() and low <= int(path.stem) < high:
-            for suffix in (".log", ".index", ".timeindex"):
+            for suffix in (".log", ".index", ".timeindex", ".txnindex"):
                 path.with_suffix(suffix).unlink(missing_ok=True)
             log.info("cleaner_swap_replaced_segment", path=str(path))
     for segment in opened:
@@ -668,6 +817,14 @@ class LogCleaner:
         self.passes = 0  # completed passes (tests and metrics)
         self.bytes_cleaned = 0
         self.last_stats: PassStats | None = None
+        # Kafka's LogCleaner and LogCleanerManager gauges (broker.metrics): of the last pass,
+        # the offset map's fill, bytes written per byte read, seconds; of the last choice,
+        # the chosen log's dirty ratio and when it was made (monotonic seconds)
+        self.last_buffer_utilization = 0.0
+        self.last_recopy_ratio = 0.0
+        self.last_clean_time_s = 0.0
+        self.dirtiest_ratio = 0.0
+        self.time_of_last_run: float | None = None
 
     def states(self, now_ms: int) -> list[LogState]:
         states = []
@@ -692,8 +849,11 @@ class LogCleaner:
                 )
                 for i, s in enumerate(segments)
             )
+            stable = lg.high_watermark
+            if lg.last_stable_offset is not None:
+                stable = min(stable, lg.last_stable_offset())
             states.append(LogState(
-                tp, infos, lg.log_start_offset, lg.high_watermark, self.checkpoints.get(tp, -1),
+                tp, infos, lg.log_start_offset, stable, self.checkpoints.get(tp, -1),
                 config.min_cleanable_dirty_ratio, config.min_compaction_lag_ms,
                 config.max_compaction_lag_ms, self.horizons.get(tp),
             ))  # fmt: skip
@@ -703,6 +863,8 @@ class LogCleaner:
         """On the loop: the next log to clean, its segments acquired, or None."""
         now = self._clock_ms()
         chosen = choose_log_to_clean(self.states(now), now, self.busy)
+        self.time_of_last_run = time.monotonic()
+        self.dirtiest_ratio = chosen.cleanable_ratio if chosen is not None else 0.0
         if chosen is None:
             return None
         lg = self._logs()[chosen.key]
@@ -711,7 +873,31 @@ class LogCleaner:
             s.acquire()
         self.busy.add(chosen.key)
         return CleaningJob(lg, segments, [s.size for s in segments], chosen,
-                           self.config.map_entries, now, self.abort, self.throttler)  # fmt: skip
+                           self.config.map_entries, now, self.abort, self.throttler,
+                           aborted=list(lg.txn_index.entries))  # fmt: skip
+
+    async def recover_horizons(self) -> None:
+        """After a restart: the earliest delete horizon of each cleaned compacted log, read
+        from its batch headers (KIP-534 keeps it in the data), so that its tombstones and
+        markers still go when it passes, dirty or not (``horizons`` lives in memory)."""
+        loop = asyncio.get_running_loop()
+        for tp, lg in list(self._logs().items()):
+            if not lg.config.compact or tp in self.horizons or tp in self.busy or self.checkpoints.get(tp, -1) < 0:
+                continue
+            segments = list(lg.segments)
+            for s in segments:
+                s.acquire()
+            self.busy.add(tp)
+            try:
+                self.horizons[tp] = await loop.run_in_executor(
+                    self._executor, earliest_horizon, segments, [s.size for s in segments],
+                    self.checkpoints[tp], self.throttler, self.abort)
+            except (OSError, RecordError, CleaningAborted) as exc:
+                log.info("cleaner_horizon_scan_failed", dir=lg.dir.name, error=repr(exc))
+            finally:
+                for s in segments:
+                    s.release()
+                self.busy.discard(tp)
 
     async def clean(self, job: CleaningJob) -> None:
         """One pass: the map and each group in a cleaner thread, each install on the loop."""
@@ -729,6 +915,8 @@ class LogCleaner:
                         old, [job.sizes[i] for i in indices], cleaned):  # fmt: skip
                     cleaned.delete(rename=False)
                     raise CleaningAborted(f"{lg.dir.name} changed during cleaning")
+                lg.txn_index.replaced({s.base_offset for s in old}, cleaned.base_offset,
+                                      job.kept_txns.get(cleaned.base_offset, []))
             await loop.run_in_executor(self._executor, fsync_dir, lg.dir, self.io)
             self.checkpoints[tp] = max(job.map_end, job.to_clean.first_dirty_offset)
             self.horizons[tp] = job.min_horizon
@@ -737,6 +925,9 @@ class LogCleaner:
             self.bytes_cleaned += job.stats.bytes_read
             self.last_stats = job.stats
             elapsed = time.monotonic() - started
+            self.last_clean_time_s = elapsed
+            self.last_buffer_utilization = len(job.offset_map) / job.map_capacity
+            self.last_recopy_ratio = job.stats.bytes_written / job.stats.bytes_read if job.stats.bytes_read else 0.0
             log.info(
                 "log_cleaned", dir=lg.dir.name, first_dirty=job.to_clean.first_dirty_offset,
                 end=job.map_end, read=job.stats.bytes_read, written=job.stats.bytes_written,
@@ -755,6 +946,10 @@ class LogCleaner:
                 s.release()
             self.busy.discard(tp)
 
+    def uncleanable_bytes(self) -> int:
+        logs = self._logs()
+        return sum(logs[tp].size for tp in self.uncleanable if tp in logs)
+
     def write_checkpoint(self) -> None:
         logs = self._logs()
         with self._checkpoint_lock:
@@ -771,6 +966,7 @@ class LogCleaner:
         self.abort.clear()  # a supervisor may run this again after a failure
         running: set[asyncio.Task] = set()
         try:
+            await self.recover_horizons()
             while True:
                 while len(running) < self.config.threads:
                     job = self.grab()

@@ -48,6 +48,7 @@ from odradek.storage.errors import CorruptIndexError, KafkaStorageError, OffsetO
 from odradek.storage.handles import OpenFiles, segment_budget, soft_limit
 from odradek.storage.io import FileIO
 from odradek.storage.segment import DELETED_SUFFIX, LogSegment, segment_name
+from odradek.storage.txn_index import AbortedTxnIndex
 
 log = structlog.get_logger(__name__)
 
@@ -192,6 +193,12 @@ class Log:
         # the lowest offset a truncation cut to since the log cleaner last looked (it makes
         # what the truncation left of the clean section dirty again)
         self.truncated_below: int | None = None
+        # The aborted-transaction index of this log (storage.txn_index), loaded by its
+        # partition (broker.replica_manager): the log cleaner rewrites it with the segments
+        # it replaces.  And the partition's last stable offset: the cleaner stays below it
+        # (an open transaction's records may still be aborted), as Kafka's does.
+        self.txn_index = AbortedTxnIndex(self.dir)
+        self.last_stable_offset: Callable[[], int] | None = None
         try:
             self.leader_epoch_cache = LeaderEpochCache(self.dir)
             self._load(log_start_offset, needs_recovery)
@@ -208,6 +215,7 @@ class Log:
         )
         self.recovery_point = min(recovery_point, self.log_end_offset)
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+        self.txn_index.load()
         self._high_watermark = 0
         self.high_watermark = high_watermark
 

@@ -97,7 +97,8 @@ class LogSegment(Closable):
         self.fd = -1  # open only while the segment LRU keeps it so (see _open_files)
         # the aborted-transaction index of the markers in this segment (storage.txn_index),
         # written by the partition's AbortedTxnIndex; deleted with the segment
-        self.txn_index_path = stem.with_suffix(".txnindex")
+        # (the cleaner writes a cleaned group's under the group's suffix)
+        self.txn_index_path = directory / (stem.name + ".txnindex" + suffix)
         self.refs = 0
         self.deleted = False
         self.size = 0
@@ -505,6 +506,10 @@ class LogSegment(Closable):
         a ``.log<new>`` file means its indexes were renamed before it)."""
         for index in (self.offset_index, self.time_index):
             index.rename(index.path.with_name(index.path.name.removesuffix(old) + new))
+        txn_path = self.txn_index_path.with_name(self.txn_index_path.name.removesuffix(old) + new)
+        if self.txn_index_path.exists():
+            os.rename(self.txn_index_path, txn_path)
+        self.txn_index_path = txn_path
         new_path = self.log_path.with_name(self.log_path.name.removesuffix(old) + new)
         os.rename(self.log_path, new_path)
         self.log_path = new_path
@@ -521,10 +526,12 @@ class LogSegment(Closable):
                 self.log_path = new
                 for index in (self.offset_index, self.time_index):
                     index.rename(index.path.with_name(index.path.name + DELETED_SUFFIX))
+                # renamed (or only renamed here when absent) so that the unlink at the last
+                # release cannot hit the .txnindex of a cleaned segment installed at this base
+                new = self.txn_index_path.with_name(self.txn_index_path.name + DELETED_SUFFIX)
                 if self.txn_index_path.exists():
-                    new = self.txn_index_path.with_name(self.txn_index_path.name + DELETED_SUFFIX)
                     os.rename(self.txn_index_path, new)
-                    self.txn_index_path = new
+                self.txn_index_path = new
             except FileNotFoundError:
                 pass  # the whole directory is going away
         if self.refs == 0:

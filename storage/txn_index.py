@@ -89,6 +89,18 @@ class AbortedTxnIndex:
         finally:
             os.close(fd)
 
+    def replaced(self, old_bases: set[int], new_base: int, kept: list[AbortedTxn]) -> None:
+        """The log cleaner put one segment at ``new_base`` in place of the segments
+        ``old_bases``, its ``.txnindex`` holding ``kept`` (written and renamed with the
+        segment): the entries of the old segments become those."""
+        stay = [e for e in self.entries if self._bases.get(e.last_offset) not in old_bases]
+        for e in self.entries:
+            if self._bases.get(e.last_offset) in old_bases:
+                del self._bases[e.last_offset]
+        for e in kept:
+            self._bases[e.last_offset] = new_base
+        self.entries = sorted(stay + kept, key=lambda e: e.last_offset)
+
     def truncate(self, offset: int) -> None:
         """Drop the entries whose marker is at or after ``offset`` (blocking: rewrites files)."""
         keep = bisect.bisect_left(self.entries, offset, key=lambda e: e.last_offset)

@@ -18,7 +18,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from odradek.protocol.records import build_batch
+from tests.brokerproc import free_port
 from tests.clients import create_topics
+from tests.metrics_http import sample, scrape
 from tests.rawclient import produce
 
 TOPIC_CONFIG = {
@@ -33,10 +35,11 @@ TOPIC_CONFIG = {
 BROKER = {"log.cleaner.backoff.ms": "100", "log.retention.check.interval.ms": "200"}
 
 
-def read_all(bootstrap: str, topic: str, timeout_s: float = 20) -> tuple[int, list[tuple[int, bytes, bytes | None]]]:
+def read_all(bootstrap: str, topic: str, timeout_s: float = 20, **consumer_config
+             ) -> tuple[int, list[tuple[int, bytes, bytes | None]]]:  # fmt: skip
     """(log start offset, every (offset, key, value) from the beginning) read by librdkafka."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "compaction-check",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest", **consumer_config})
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -129,6 +132,57 @@ def test_consumer_sees_the_latest_value_of_each_live_key_at_its_offset(broker_fa
     # the same producer, and a new idempotent one, go on writing after cleaning
     more = write_changelog(broker.bootstrap, "changelog", random.Random(8), 200, 40)
     assert all(offset > max(o for o, _, _ in records) for offset, _ in more.values())
+
+
+def test_aborted_transactions_stay_aborted_through_cleaning_and_a_restart(broker_factory):
+    """An aborted value never replaces the committed one before it, and read_committed
+    consumers never see aborted records, after cleaning and after a restart (the cleaned
+    segment keeps the .txnindex entries of the segments it replaced).  The cleaner's
+    gauges (Kafka's kafka.log:type=LogCleaner/LogCleanerManager) show on /metrics."""
+    http = f"127.0.0.1:{free_port()}"
+    broker = broker_factory(overrides={**BROKER, "http.listener": http})
+    create_topics(broker.bootstrap, ["txn-changelog"], config=TOPIC_CONFIG)
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    plain.produce("txn-changelog", key=b"k1", value=b"committed", partition=0)
+    assert plain.flush(10) == 0
+    txn = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "compaction-txn"})
+    txn.init_transactions(10)
+    for round_ in range(3):
+        txn.begin_transaction()
+        for key in (b"k1", b"k2"):
+            txn.produce("txn-changelog", key=key, value=b"aborted-%d" % round_ + b"x" * 1500, partition=0)
+        txn.flush(10)
+        txn.abort_transaction(10)
+    txn.begin_transaction()
+    txn.produce("txn-changelog", key=b"k3", value=b"in a commit", partition=0)
+    txn.commit_transaction(10)
+    for i in range(8):  # the active segment is never cleaned: fill it with other keys
+        plain.produce("txn-changelog", key=b"filler-%d" % i, value=b"f" * 1000, partition=0)
+    assert plain.flush(10) == 0
+
+    def live(isolation: str = "read_uncommitted") -> dict[bytes, bytes]:
+        """The latest value of each key a consumer sees (librdkafka defaults to read_committed)."""
+        _, records = read_all(broker.bootstrap, "txn-changelog", **{"isolation.level": isolation})
+        return {k: v for _, k, v in records if not k.startswith(b"filler-")}
+
+    want = {b"k1": b"committed", b"k3": b"in a commit"}
+    assert live("read_committed") == want
+    deadline = time.monotonic() + 30
+    while live() != want and time.monotonic() < deadline:  # until the aborted records are gone
+        time.sleep(0.5)
+    assert live() == want
+    assert live("read_committed") == want
+    samples = scrape(f"http://{http}")
+    assert 0 <= sample(samples, "kafka_log_logcleaner_cleaner_recopy_percent") <= 100
+    assert sample(samples, "kafka_log_logcleaner_max_clean_time_secs") > 0
+    assert 0 <= sample(samples, "kafka_log_logcleaner_max_buffer_utilization_percent") <= 100
+    assert 0 <= sample(samples, "kafka_log_logcleanermanager_time_since_last_run_ms") < 30_000
+    assert sample(samples, "kafka_log_logcleanermanager_max_dirty_percent") >= 0
+    for name in ("uncleanable_partitions_count", "uncleanable_bytes"):
+        assert sample(samples, f"kafka_log_logcleanermanager_{name}", logDirectory=broker.data_dir) == 0
+    broker.restart()
+    assert live("read_committed") == want
+    txn.flush(1)
 
 
 def idempotent(pid: int, seq: int, key: bytes) -> bytes:

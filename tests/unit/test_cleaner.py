@@ -16,6 +16,7 @@ from odradek.protocol.records import (
     BatchHeader,
     InvalidRecordError,
     build_batch,
+    build_marker_batch,
     iter_batches,
     parse_header,
     read_records,
@@ -39,6 +40,7 @@ from odradek.storage.cleaner import (
     plan_batch,
     rewrite_batch,
 )
+from odradek.storage.txn_index import AbortedTxn
 
 NOW = 10_000_000
 
@@ -245,7 +247,8 @@ def records_of(lg) -> list[tuple[int, bytes | None, bytes | None]]:
         data = result.read_bytes()
     out = []
     for pos, header in iter_batches(data, None, produced=False):
-        out.extend((r.offset, r.key, r.value) for r in read_records(data[pos : pos + header.size]))
+        if not header.attributes & CONTROL_BIT:  # data records only (control_batches below)
+            out.extend((r.offset, r.key, r.value) for r in read_records(data[pos : pos + header.size]))
     return out
 
 
@@ -305,6 +308,27 @@ def test_a_pass_keeps_the_latest_record_of_each_key_at_its_offset(tmp_path) -> N
         manager.close(clean=clean)
 
 
+def test_a_delete_horizon_still_comes_due_after_a_restart(tmp_path) -> None:
+    """The horizon is in the batches (KIP-534): a restarted cleaner reads it back, and a
+    clean log's tombstones go when it passes, not only once the log is dirty again."""
+    clock = [NOW]
+    manager = open_manager(tmp_path, clock)
+    lg = manager.get_or_create_log("t", 0)
+    latest = write_changelog(lg, random.Random(5), 300)
+    assert clean_once(manager)
+    assert_compacted(lg, latest, tombstones=True)
+    manager.close()
+    clock[0] = NOW + 500
+    manager = open_manager(tmp_path, clock)
+    asyncio.run(manager.cleaner.recover_horizons())
+    assert manager.cleaner.horizons[("t", 0)] == NOW + 1000  # the one the first pass set
+    assert not clean_once(manager)
+    clock[0] = NOW + 1000
+    assert clean_once(manager)
+    assert_compacted(manager.get_log("t", 0), latest, tombstones=False)
+    manager.close()
+
+
 def test_compacted_log_keeps_idempotent_producers_last_batches(tmp_path) -> None:
     clock = [NOW]
     manager = open_manager(tmp_path, clock)
@@ -324,6 +348,113 @@ def test_compacted_log_keeps_idempotent_producers_last_batches(tmp_path) -> None
     assert (by_producer[1].base_sequence, by_producer[1].records_count) == (29, 0)
     assert (by_producer[2].base_sequence, by_producer[2].last_offset) == (29, 59)
     assert records_of(lg) == [(60, b"k", b"last")]
+    manager.close()
+
+
+def append_txn(lg, producer_id: int, records: list[tuple[bytes, bytes]], commit: bool, ts: int) -> None:
+    """A transaction of ``records`` then its marker; an abort indexed as the broker does."""
+    first = lg.append(build_batch([(k, v, (), ts) for k, v in records], producer_id=producer_id,
+                                  producer_epoch=0, base_sequence=0, transactional=True),
+                      leader_epoch=0).base_offset
+    marker = lg.append(build_marker_batch(producer_id, 0, commit, 0, ts), leader_epoch=0).base_offset
+    if not commit:
+        lg.txn_index.append(AbortedTxn(producer_id, first, marker, marker), lg.segments[-1].base_offset)
+
+
+def control_batches(lg) -> list[BatchHeader]:
+    with lg.read(lg.log_start_offset, 1 << 30) as result:
+        data = result.read_bytes()
+    return [h for _, h in iter_batches(data, None, produced=False) if h.attributes & CONTROL_BIT]
+
+
+def test_aborted_records_go_markers_at_their_horizon_and_the_txnindex_follows(tmp_path) -> None:
+    """Kafka's transaction rules in the cleaner: an aborted value never shadows the
+    committed one before it; the ABORT marker and its .txnindex entry stay while the
+    aborted records were just removed (and survive a restart); once no record of its
+    transaction is left the marker gets a delete horizon and goes after it, its index entry
+    with it; a COMMIT marker stays while records of its transaction do."""
+    clock = [NOW]
+    manager = open_manager(tmp_path, clock)
+    lg = manager.get_or_create_log("t", 0)
+    lg.append(build_batch([(b"k1", b"committed", (), 1000)]), leader_epoch=0)  # 0
+    lg.roll()
+    append_txn(lg, 7, [(b"k1", b"aborted"), (b"k2", b"aborted")], commit=False, ts=1001)  # 1-2, 3
+    lg.roll()
+    append_txn(lg, 8, [(b"k3", b"c")], commit=True, ts=1002)  # 4, 5
+    append_txn(lg, 7, [(b"k5", b"later")], commit=True, ts=1003)  # 6, 7: 7's last batch now
+    lg.append(build_batch([(b"k4", b"x", (), 1004)]), leader_epoch=0)  # 8
+    lg.roll()
+    lg.high_watermark = lg.log_end_offset
+    assert clean_once(manager)
+    kept = [(0, b"k1", b"committed"), (4, b"k3", b"c"), (6, b"k5", b"later")]
+    assert records_of(lg) == [*kept, (8, b"k4", b"x")]
+    markers = control_batches(lg)
+    assert [(h.base_offset, h.delete_horizon_ms) for h in markers] == [(3, None), (5, None), (7, None)]
+    assert lg.txn_index.entries == [AbortedTxn(7, 1, 3, 3)]
+    manager.close()
+
+    manager = open_manager(tmp_path, clock)  # a restart reads the cleaned .txnindex
+    lg = manager.get_log("t", 0)
+    assert lg.txn_index.entries == [AbortedTxn(7, 1, 3, 3)]
+    lg.append(build_batch([(b"k4", b"y", (), 1005)]), leader_epoch=0)  # 9: dirty again
+    lg.roll()
+    lg.high_watermark = lg.log_end_offset
+    assert clean_once(manager)  # no record of the aborted transaction left: a horizon
+    markers = control_batches(lg)
+    assert [(h.base_offset, h.delete_horizon_ms) for h in markers] == [(3, NOW + 1000), (5, None), (7, None)]
+    assert lg.txn_index.entries == []
+    assert not list(lg.dir.glob("*.txnindex"))
+    assert manager.cleaner.horizons[("t", 0)] == NOW + 1000
+    clock[0] = NOW + 1000
+    assert clean_once(manager)  # the horizon passed: the marker goes
+    assert [h.base_offset for h in control_batches(lg)] == [5, 7]
+    assert records_of(lg) == [*kept, (9, b"k4", b"y")]
+    manager.close()
+
+
+def test_a_producers_last_marker_of_a_newer_epoch_stays_empty(tmp_path) -> None:
+    """Kafka's third case of a producer's last batch: when its last entry is a marker of
+    an epoch newer than its last data (an epoch bump that aborted an empty transaction),
+    the marker stays, emptied, so the epoch survives cleaning and a restart's replay."""
+    clock = [NOW]
+    manager = open_manager(tmp_path, clock)
+    lg = manager.get_or_create_log("t", 0)
+    append_txn(lg, 9, [(b"k", b"v")], commit=True, ts=1000)  # 0, 1 (epoch 0)
+    lg.append(build_batch([(b"k", b"newer", (), 1001)]), leader_epoch=0)  # 2: the txn's data can go
+    marker = lg.append(build_marker_batch(9, 1, False, 0, 1002), leader_epoch=0).base_offset  # 3
+    lg.roll()
+    lg.high_watermark = lg.log_end_offset
+    for now in (NOW, NOW, NOW + 1000, NOW + 1000):
+        clock[0] = now
+        lg.append(build_batch([(b"other", b"x", (), 1003)]), leader_epoch=0)  # dirty again
+        lg.roll()
+        lg.high_watermark = lg.log_end_offset
+        assert clean_once(manager)
+    markers = [h for h in control_batches(lg) if h.producer_id == 9]
+    assert [(h.base_offset, h.producer_epoch, h.records_count) for h in markers] == [(marker, 1, 0)]
+    manager.close()
+
+
+def test_the_cleaner_stays_below_the_last_stable_offset(tmp_path) -> None:
+    clock = [NOW]
+    manager = open_manager(tmp_path, clock)
+    lg = manager.get_or_create_log("t", 0)
+    lg.append(build_batch([(b"k", b"a", (), 1000)]), leader_epoch=0)
+    lg.roll()
+    lg.append(build_batch([(b"k", b"b", (), 1000)], producer_id=3, producer_epoch=0, base_sequence=0,
+                          transactional=True), leader_epoch=0)  # an open transaction at 1
+    lg.roll()
+    lg.high_watermark = lg.log_end_offset
+    lg.last_stable_offset = lambda: 1
+    assert clean_once(manager)  # only below the open transaction: its value does not count
+    assert manager.cleaner.checkpoints[("t", 0)] == 1
+    assert records_of(lg) == [(0, b"k", b"a"), (1, b"k", b"b")]
+    lg.last_stable_offset = lambda: 2  # it committed
+    lg.append(build_batch([(b"other", b"c", (), 1000)]), leader_epoch=0)
+    lg.roll()
+    lg.high_watermark = lg.log_end_offset
+    assert clean_once(manager)
+    assert records_of(lg) == [(1, b"k", b"b"), (2, b"other", b"c")]
     manager.close()
 
 
