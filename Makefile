@@ -25,9 +25,12 @@ run: $(VENV)/.stamp-base
 	$(VENV)/bin/odradek serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 # Everything: tests/unit (pure), tests/integration (one node, real clients), tests/cluster
-# (three nodes, namespaces, Docker, chaos) and tests/peers (Kafka 4.4 beside us).
+# (three nodes, namespaces, Docker, chaos) and tests/peers (Kafka 4.4 beside us), on
+# TEST_WORKERS pytest-xdist workers (TEST_WORKERS=0: one process). Each worker takes whole
+# groups (a file, or the groups in tests/conftest.py: XDIST_GROUPS), the long ones first.
+TEST_WORKERS ?= 2
 test: $(VENV)/.stamp-test
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The pure tests alone: no sockets, under a minute.
 test-fast: $(VENV)/.stamp-test
