@@ -103,6 +103,7 @@ def xdist_group(nodeid: str) -> str:
     return next((group for prefix, group in XDIST_GROUPS.items() if path.startswith(prefix)), path)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: unknown under -p no:xdist
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
