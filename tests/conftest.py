@@ -115,6 +115,9 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # one process: collection order, as before
+
     def rank(item) -> int:
         group = xdist_group(item.nodeid)
         return LONG_GROUPS_FIRST.index(group) if group in LONG_GROUPS_FIRST else len(LONG_GROUPS_FIRST)
