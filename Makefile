@@ -59,6 +59,13 @@ COMPACTION_KILL_RUNS ?= 30
 compaction-kill: $(VENV)/.stamp-test
 	COMPACTION_KILL_RUNS=$(COMPACTION_KILL_RUNS) $(PY) -m pytest -q tests/integration/test_compaction.py -k sigkill
 
+# Kafka Streams with exactly_once_v2 against Odradek (tests/peers/test_java_client.py), with
+# STREAMS_KILLS instances SIGKILLed mid-stream (make test runs it with none).
+STREAMS_KILLS ?= 2
+.PHONY: streams-eos
+streams-eos: $(VENV)/.stamp-test
+	STREAMS_KILLS=$(STREAMS_KILLS) $(PY) -m pytest -q tests/peers/test_java_client.py -k streams
+
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench
 
