@@ -80,7 +80,16 @@ class Partition:
 
     def __post_init__(self) -> None:
         if self.txn_index is None:
-            self.txn_index = AbortedTxnIndex(self.log.dir)
+            self.txn_index = AbortedTxnIndex(self.log.dir, self.log.io)
+        self.log.transactions = self  # for the log cleaner (storage.cleaner.TransactionView)
+
+    def aborted_ranges(self, start: int, end: int) -> dict[int, list[tuple[int, int]]]:
+        """Producer id -> (first offset, marker offset) of the aborted transactions that
+        overlap [start, end): the log cleaner drops their records."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for t in self.txn_index.collect(start, end):
+            out.setdefault(t.producer_id, []).append((t.first_offset, t.last_offset))
+        return out
 
     def wake(self) -> None:
         for fut in self.waiters:
@@ -223,7 +232,7 @@ class ReplicaManager:
         try:
             log_ = self.log_manager.get_or_create_log(topic.name, p.partition, config)
             log_.update_config(config)
-            txn_index = AbortedTxnIndex(log_.dir)
+            txn_index = AbortedTxnIndex(log_.dir, log_.io)
             state = self._load_producer_state(log_, txn_index)
         except (OSError, KafkaStorageError) as e:
             error = KafkaError(ErrorCode.KAFKA_STORAGE_ERROR,
@@ -314,7 +323,7 @@ class ReplicaManager:
         where the replay starts and given the aborted transactions the replay completes."""
         state = ProducerStateManager(log_.dir, self.config["producer.id.expiration.ms"])
         if txn_index is None:
-            txn_index = AbortedTxnIndex(log_.dir)
+            txn_index = AbortedTxnIndex(log_.dir, log_.io)
         txn_index.load()
 
         def completed(done: CompletedTxn | None, offset: int) -> None:
@@ -673,7 +682,7 @@ class ReplicaManager:
         leaders and this follower's fetcher awaits the replay (only a flush.* fsync may
         hold one of its segments at the same time)."""
         end = p.log.log_end_offset
-        txn_index = AbortedTxnIndex(p.log.dir)
+        txn_index = AbortedTxnIndex(p.log.dir, p.log.io)
         state = await asyncio.get_running_loop().run_in_executor(
             None, self._load_producer_state, p.log, txn_index)
         if p.log.log_end_offset > end:

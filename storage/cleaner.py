@@ -52,9 +52,13 @@ cleaning thread takes turns with the loop every ``sys.getswitchinterval()`` (5 m
 is cleaned.  ``log.cleaner.io.max.bytes.per.second`` throttles reads plus writes of all
 threads together (Kafka's Throttler).
 
-Transactions: control batches are kept as they are and transactional data batches follow
-the key rules (see ``plan_batch``); Kafka's rules for aborted data and markers past their
-horizon belong with the transaction state (the TRANSACTIONS comment in ``plan_batch``).
+Transactions (Kafka's LogCleaner rules): nothing at or above the last stable offset is
+cleaned (an open transaction may still abort, so its records must not shadow committed
+ones); the data batches of aborted transactions (``Log.transactions.aborted_ranges``: the
+aborted-transaction index of the cleaned range) are dropped and never enter the offset
+map; committed transactional data follows the key rules; control batches (markers) stay
+whole (Kafka also drops a marker whose transaction has no data left once its delete
+horizon passed: not done here, markers are kept).
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import structlog
 
@@ -78,6 +82,7 @@ from odradek.protocol.records import (
     HEADER_SIZE,
     LOG_APPEND_TIME,
     MIN_BATCH_LENGTH,
+    TRANSACTIONAL_BIT,
     BatchHeader,
     CorruptRecordError,
     RawRecord,
@@ -146,7 +151,7 @@ class LogState:
     key: Hashable
     segments: tuple[SegmentInfo, ...]
     log_start_offset: int
-    high_watermark: int
+    high_watermark: int  # at most the last stable offset (an open transaction may abort)
     checkpoint: int  # the cleaner's checkpoint: where the dirty section starts (-1: none)
     min_cleanable_ratio: float = 0.5
     min_compaction_lag_ms: int = 0
@@ -174,7 +179,7 @@ def cleanable_offsets(state: LogState, now_ms: int) -> tuple[int, int, bool]:
 
     The checkpoint is used when it lies inside the log, else the log start.  The first
     uncleanable offset is the base of the first segment that is active, reaches past the
-    high watermark (a follower may still truncate it), or, in the dirty section, holds a
+    high watermark (a follower may still truncate it) or the last stable offset, or, in the dirty section, holds a
     record younger than ``min.compaction.lag.ms``.  Forced: the first dirty segment's first
     batch is older than ``max.compaction.lag.ms`` (KIP-354), or the earliest delete horizon
     of the tombstones kept last time has passed (KIP-534: they can go now).
@@ -291,6 +296,7 @@ def plan_batch(
     now_ms: int,
     delete_retention_ms: int,
     last_of_producer: bool,
+    aborted: bool = False,
 ) -> BatchPlan:
     """What of one batch survives cleaning (Kafka's LogCleaner.shouldRetainRecord and
     checkBatchRetention, with MemoryRecords.filterTo).
@@ -300,18 +306,18 @@ def plan_batch(
     has no delete horizon yet or the horizon is still ahead.  A kept tombstone in a batch
     without a horizon sets one: now + delete.retention.ms.  A batch with nothing left is
     dropped, unless it is the last batch of its producer, which stays empty (its header
-    carries producer id, epoch and sequences).  Control batches (transaction markers) stay
-    whole: their rules come with transactions (TRANSACTIONS below).  ``records`` None: not
-    readable here (a codec not installed): the batch stays whole.
+    carries producer id, epoch and sequences).  ``aborted``: a data batch of an aborted
+    transaction, whose records all go (the batch stays empty when it is its producer's
+    last, as Kafka's RETAIN_EMPTY).  Control batches (transaction markers) stay whole
+    (Kafka drops a marker of a transaction with no data left once a delete horizon passed:
+    not done here).  ``records`` None: not readable here (a codec not installed): the
+    batch stays whole.
     """
-    # TRANSACTIONS: once transactions exist (their issue adds this, with tests), Kafka's
-    # rules go here, given the aborted-transaction index of the cleaned range: a data batch
-    # of an aborted transaction is dropped; a control batch (COMMIT/ABORT marker) whose
-    # transaction has no data left gets a delete horizon and is dropped once it passed
-    # (LogCleaner.CleanedTransactionMetadata, MemoryRecords.filterTo's
-    # containsMarkerForEmptyTxn); the offset map skips aborted records.  Until then control
-    # batches stay whole and transactional data follows the key rules like any other.
-    if header.attributes & CONTROL_BIT or records is None:
+    if header.attributes & CONTROL_BIT:
+        return BatchPlan(COPY, [], None)
+    if aborted:
+        return BatchPlan(REWRITE, [], None) if last_of_producer else BatchPlan(DROP, [], None)
+    if records is None:
         return BatchPlan(COPY, [], None)
     horizon = header.delete_horizon_ms
     kept: list[RawRecord] = []
@@ -334,6 +340,26 @@ def plan_batch(
     if set_horizon:
         horizon = now_ms + delete_retention_ms
     return BatchPlan(REWRITE, kept, horizon)
+
+
+class TransactionView(Protocol):
+    """What the cleaner needs of a log's transactions (``Log.transactions``)."""
+
+    @property
+    def last_stable_offset(self) -> int: ...
+
+    def aborted_ranges(self, start: int, end: int) -> dict[int, list[tuple[int, int]]]:
+        """Producer id -> (first offset, marker offset) of the aborted transactions that
+        overlap [start, end)."""
+        ...
+
+
+def in_aborted(header: BatchHeader, aborted: dict[int, list[tuple[int, int]]]) -> bool:
+    """Is this a data batch of an aborted transaction (below the last stable offset, a
+    transactional batch is either that or committed)?"""
+    if not header.attributes & TRANSACTIONAL_BIT or header.attributes & CONTROL_BIT:
+        return False
+    return any(first <= header.base_offset <= last for first, last in aborted.get(header.producer_id, ()))
 
 
 def rewrite_batch(header: BatchHeader, kept: list[RawRecord], delete_horizon_ms: int | None) -> bytes:
@@ -452,6 +478,8 @@ class CleaningJob:
     map_end: int = 0
     last_of_producer: dict[int, int] = field(default_factory=dict)
     min_horizon: int | None = None
+    # producer id -> (first offset, marker offset) of the aborted transactions in range
+    aborted: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
     def check(self) -> None:
         if self.abort.is_set():
@@ -478,9 +506,9 @@ class CleaningJob:
                     self.last_of_producer[header.producer_id] = header.last_offset
                 if full or header.last_offset < first_dirty or header.base_offset >= upper:
                     continue
-                if header.attributes & CONTROL_BIT:
-                    self.map_end = header.next_offset
-                    continue
+                if header.attributes & CONTROL_BIT or in_aborted(header, self.aborted):
+                    self.map_end = header.next_offset  # no keys: aborted records never
+                    continue  # shadow committed ones
                 if len(offset_map) + header.records_count > capacity:
                     full = True
                     log.info("cleaner_offset_map_full", dir=str(self.log.dir), end=self.map_end)
@@ -572,7 +600,7 @@ class CleaningJob:
                 self.pause()
                 last = self.last_of_producer.get(header.producer_id) == header.last_offset
                 plan = plan_batch(header, records, latest_offset, now, retention,
-                                  header.producer_id >= 0 and last)  # fmt: skip
+                                  header.producer_id >= 0 and last, in_aborted(header, self.aborted))  # fmt: skip
                 if plan.action == DROP:
                     self.stats.batches_dropped += 1
                     self.stats.records_dropped += header.records_count
@@ -692,8 +720,10 @@ class LogCleaner:
                 )
                 for i, s in enumerate(segments)
             )
+            stable = lg.high_watermark if lg.transactions is None else \
+                min(lg.high_watermark, lg.transactions.last_stable_offset)
             states.append(LogState(
-                tp, infos, lg.log_start_offset, lg.high_watermark, self.checkpoints.get(tp, -1),
+                tp, infos, lg.log_start_offset, stable, self.checkpoints.get(tp, -1),
                 config.min_cleanable_dirty_ratio, config.min_compaction_lag_ms,
                 config.max_compaction_lag_ms, self.horizons.get(tp),
             ))  # fmt: skip
@@ -710,8 +740,10 @@ class LogCleaner:
         for s in segments:
             s.acquire()
         self.busy.add(chosen.key)
+        aborted = {} if lg.transactions is None else \
+            lg.transactions.aborted_ranges(lg.log_start_offset, chosen.first_uncleanable_offset)
         return CleaningJob(lg, segments, [s.size for s in segments], chosen,
-                           self.config.map_entries, now, self.abort, self.throttler)  # fmt: skip
+                           self.config.map_entries, now, self.abort, self.throttler, aborted=aborted)  # fmt: skip
 
     async def clean(self, job: CleaningJob) -> None:
         """One pass: the map and each group in a cleaner thread, each install on the loop."""

@@ -41,7 +41,7 @@ from odradek.protocol.records import (
     validate_batches,
 )
 from odradek.storage.checkpoint import fsync_dir
-from odradek.storage.cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, recover_swaps
+from odradek.storage.cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, TransactionView, recover_swaps
 from odradek.storage.config import INT32_MAX, LogConfig
 from odradek.storage.epoch import LeaderEpochCache
 from odradek.storage.errors import CorruptIndexError, KafkaStorageError, OffsetOutOfRangeError
@@ -192,6 +192,11 @@ class Log:
         # the lowest offset a truncation cut to since the log cleaner last looked (it makes
         # what the truncation left of the clean section dirty again)
         self.truncated_below: int | None = None
+        # The log's transactions as their owner tracks them (broker.replica_manager's
+        # Partition: producer state and .txnindex): the log cleaner cleans nothing at or
+        # above the last stable offset and drops aborted transactions' records. None: no
+        # transactions known (the cleaner bounds at the high watermark alone).
+        self.transactions: TransactionView | None = None
         try:
             self.leader_epoch_cache = LeaderEpochCache(self.dir)
             self._load(log_start_offset, needs_recovery)

@@ -35,6 +35,7 @@ from odradek.storage.cleaner import (
     choose_log_to_clean,
     cleanable_offsets,
     group_segments,
+    in_aborted,
     key_digest,
     plan_batch,
     rewrite_batch,
@@ -185,6 +186,26 @@ def test_control_batches_stay_whole() -> None:
     batch = bytearray(build_batch([(b"\x00\x00\x00\x00", b"marker")], transactional=True))
     struct.pack_into(">h", batch, 21, struct.unpack_from(">h", batch, 21)[0] | CONTROL_BIT)
     assert plan_batch(parse_header(batch), [], lambda d: 10**9, NOW, 0, False).action == COPY
+
+
+def test_aborted_transactions_records_go_and_committed_ones_follow_the_key_rules() -> None:
+    batch = build_batch([(b"k", b"v")], base_offset=20, producer_id=7, producer_epoch=0, transactional=True)
+    header = parse_header(batch)
+    aborted = {7: [(18, 25)], 8: [(0, 100)]}
+    assert in_aborted(header, aborted)
+    assert not in_aborted(header, {7: [(0, 19)], 8: [(0, 100)]})  # an earlier transaction of 7
+    assert not in_aborted(parse_header(build_batch([(b"k", b"v")], base_offset=20, producer_id=7)), aborted)
+    assert plan_batch(header, read_records(batch), lambda d: -1, NOW, 0, False, True).action == DROP
+    kept = plan_batch(header, read_records(batch), lambda d: -1, NOW, 0, True, True)
+    assert kept.action == REWRITE and kept.kept == []  # its producer's last batch stays empty
+    assert plan_batch(header, read_records(batch), lambda d: -1, NOW, 0, False, False).action == COPY
+
+
+def test_nothing_at_or_above_the_last_stable_offset_is_cleaned() -> None:
+    """LogState.high_watermark carries min(high watermark, last stable offset)."""
+    segments = tuple(SegmentInfo(b, b + 10, 100, 0) for b in (0, 10, 20, 30))
+    assert cleanable_offsets(LogState("t", segments, 0, 40, -1), NOW)[1] == 30  # the active one
+    assert cleanable_offsets(LogState("t", segments, 0, 15, -1), NOW)[1] == 10  # an open txn at 15
 
 
 @pytest.mark.parametrize("codec", [1, 2, 3, 4])
