@@ -346,9 +346,10 @@ def test_bad_input_gets_kafkas_errors_and_writes_nothing(txn_broker):
         resp = conn.roundtrip(txn_produce(topic, 0, _txn_batch(pid, epoch, 0, b"x")), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
         assert _add(conn, "raw-tx", pid, epoch, topic, [0]) == {(topic, 0): 0}
-        # partition 1 still is not in it
-        resp = conn.roundtrip(txn_produce(topic, 1, _txn_batch(pid, epoch, 0, b"x")), 9, ProduceResponse)
-        assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
+        # partition 1 still is not in it: Produce v11+ knows TRANSACTION_ABORTABLE (KIP-890)
+        for version, expected in ((9, ErrorCode.INVALID_TXN_STATE), (11, ErrorCode.TRANSACTION_ABORTABLE)):
+            resp = conn.roundtrip(txn_produce(topic, 1, _txn_batch(pid, epoch, 0, b"x")), version, ProduceResponse)
+            assert resp.responses[0].partition_responses[0].error_code == expected
         resp = conn.roundtrip(txn_produce(topic, 0, _txn_batch(pid, epoch, 0, b"in")), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == 0
         # a client's control batch is refused

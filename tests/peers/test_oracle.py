@@ -1441,10 +1441,10 @@ def case_transactions_v1(side, name):
             time.sleep(0.1)
         return answer
 
-    def txn_produce(records, partition=0, transactional_id=tid):
+    def txn_produce(records, partition=0, transactional_id=tid, version=9):
         request = produce(name, records, partition=partition)
         request.transactional_id = transactional_id
-        return plain(side.call(request, 9))
+        return plain(side.call(request, version))
 
     def txn_batch(seq, value=b"v"):
         return build_batch([Record(b"k", value, (), T0)], producer_id=pid, producer_epoch=epoch,
@@ -1462,6 +1462,7 @@ def case_transactions_v1(side, name):
     out["add"] = plain(side.call(add_partitions(tid, pid, epoch, {name: [0]}), 3))
     out["produce_without_transactional_id"] = txn_produce(txn_batch(0, b"x"), transactional_id=None)
     out["produce_not_added"] = txn_produce(txn_batch(0, b"x"), partition=1)
+    out["produce_not_added_v11"] = txn_produce(txn_batch(0, b"x"), partition=1, version=11)
     out["produce"] = txn_produce(txn_batch(0, b"committed"))
     out["end_stale_epoch_v1"] = end(True, 1, epoch - 1)
     out["end_stale_epoch_v3"] = end(True, 3, epoch - 1)
