@@ -432,10 +432,10 @@ def _offset_fetch(conn, group: str, topic: str, require_stable: bool):
     return p.error_code, p.committed_offset
 
 
-def _txn_offset_commit(conn, tid, group, pid, epoch, topic, offset):
+def _txn_offset_commit(conn, tid, group, pid, epoch, topic, offset, generation=-1, member_id=""):
     T = TxnOffsetCommitRequest
     r = conn.roundtrip(T(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch,
-                         generation_id=-1, member_id="", group_instance_id=None, topics=[
+                         generation_id=generation, member_id=member_id, group_instance_id=None, topics=[
                              T.TxnOffsetCommitRequestTopic(name=topic, partitions=[
                                  T.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
                                      partition_index=0, committed_offset=offset, committed_leader_epoch=-1,
@@ -458,6 +458,19 @@ def test_transactional_offsets_are_unstable_until_the_end_and_survive_kill_9(bro
                                    AddOffsetsToTxnResponse)).error_code and time.time() < deadline:
             time.sleep(0.2)  # __consumer_offsets is created on the way
         assert r.error_code == 0
+        # from a fenced member of the live group (KIP-447): refused, nothing written
+        from confluent_kafka import Consumer
+        member = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False})
+        member.subscribe([topic])
+        while not member.assignment() and time.time() < deadline:
+            member.poll(0.2)
+        assert member.assignment()
+        assert _txn_offset_commit(conn, tid, group, pid, epoch, topic, 5, 1, "zombie") == \
+            ErrorCode.UNKNOWN_MEMBER_ID
+        assert _txn_offset_commit(conn, tid, group, pid, epoch, topic, 5, 999, member.memberid()) == \
+            ErrorCode.ILLEGAL_GENERATION
+        assert _offset_fetch(conn, group, topic, require_stable=True) == (0, -1)
+        member.close()
         while _txn_offset_commit(conn, tid, group, pid, epoch, topic, 7) and time.time() < deadline:
             time.sleep(0.2)
         # pending in the open transaction: KIP-447's require_stable says so
