@@ -32,7 +32,7 @@ from tests.local_cluster import Cluster, poll_until
 from tests.reliability.checker import check
 from tests.reliability.history import load
 from tests.reliability.nemesis import Nemesis
-from tests.reliability.workload import Workload, WorkloadConfig, topic_config
+from tests.reliability.workload import Workload, WorkloadConfig, topic_config, txn_config
 
 CLIENTS = 0
 
@@ -461,11 +461,56 @@ def random_mix(ctx: Context) -> None:
         ctx.sleep(ctx.rng.uniform(0.5, 3.0))
 
 
+def transactions(ctx: Context) -> None:
+    """The transactional workload (tests.reliability.workload.txn_config) through faults
+    taken in turn until duration_s is spent, one at least: the leader of a partition
+    killed, a node isolated from nodes and clients (paused where there is no network
+    nemesis), a random node killed (the coordinator of some transactional id, the
+    producers' ids spreading over the nodes), the leader paused. Each is healed, and the
+    replicas back in the ISR, before the next; the producers commit and abort throughout."""
+    deadline = time.monotonic() + ctx.duration_s
+    hold = max(2.0, min(6.0, ctx.duration_s / 5))
+    kinds = ["kill_leader", "isolate", "kill", "pause_leader"]
+    for n in range(100):
+        if n and time.monotonic() >= deadline:
+            break
+        kind = kinds[n % len(kinds)]
+        try:
+            if kind == "kill_leader":
+                victim = ctx.leader(ctx.rng.randrange(ctx.partitions))
+                ctx.kill(victim)
+                ctx.sleep(hold)
+                ctx.restart(victim)
+            elif kind == "kill":
+                victim = ctx.rng.choice(sorted(ctx.cluster.nodes))
+                ctx.kill(victim)
+                ctx.sleep(hold)
+                ctx.restart(victim)
+            elif kind == "isolate" and ctx.nemesis.network is not None:
+                victim = ctx.rng.choice(sorted(ctx.cluster.nodes))
+                ctx.note(f"isolate {victim}")
+                ctx.nemesis.isolate(victim, from_clients=True)
+                ctx.down.add(victim)
+                ctx.sleep(hold)
+            else:
+                victim = ctx.leader()
+                ctx.pause(victim)
+                ctx.sleep(hold)
+                ctx.resume(victim)
+        finally:
+            ctx.heal_all()
+        ctx.wait_for(lambda: ctx.cluster.wait_formed(20), 60, "the cluster to form",
+                     required=False)
+        ctx.wait_isr_full(60)
+        ctx.sleep(1)
+
+
 @dataclass(frozen=True)
 class Scenario:
     run: Callable[[Context], None]
     network: bool = False  # needs network faults
     proxy: bool = False  # clients go through produce-dropping proxies
+    transactional: bool = False  # the transactional workload instead of the plain one
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -486,6 +531,7 @@ SCENARIOS: dict[str, Scenario] = {
     "coordinator-killed": Scenario(coordinator_killed),
     "consumer-killed": Scenario(consumer_killed),
     "rolling-restart": Scenario(rolling_restart),
+    "transactions": Scenario(transactions, transactional=True),
     "random-mix": Scenario(random_mix),
 }
 
@@ -501,6 +547,9 @@ class Result:
     acknowledged: int = 0
     info: int = 0
     failed: int = 0
+    # transactions committed, aborted, of unknown outcome; records read (distinct values)
+    txns: tuple[int, int, int] = (0, 0, 0)
+    values_read: int = 0
     anomalies: dict[str, int] = field(default_factory=dict)
     anomaly_lines: list[str] = field(default_factory=list)
     history: str = ""
@@ -558,6 +607,8 @@ def run(name: str, out_dir: str | Path, seed: int = 0, duration_s: float = 20.0,
     rng = random.Random(seed)
     # kafka-python 3.0.12's producer stalls for good after a network partition (no
     # completion, no error, even past delivery.timeout.ms): only with process faults.
+    if config is None and scenario.transactional:
+        config = txn_config(seed)
     config = config or WorkloadConfig(kafka_python_producer=not (scenario.network
                                                                  or name == "random-mix"))
     cluster = Cluster(data)
@@ -620,6 +671,8 @@ def run(name: str, out_dir: str | Path, seed: int = 0, duration_s: float = 20.0,
         c = report.counts
         result.operations, result.sends = c.operations, c.sends
         result.acknowledged, result.info, result.failed = c.acknowledged_sends, c.info_sends, c.failed_sends
+        result.txns = (c.txns_committed, c.txns_aborted, c.txns_unknown)
+        result.values_read = c.values_read
         for a in report.anomalies:
             result.anomalies[a.type] = result.anomalies.get(a.type, 0) + 1
         result.anomaly_lines = [str(a) for a in report.anomalies[:50]]
