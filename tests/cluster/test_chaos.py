@@ -12,7 +12,7 @@ from tests.conftest import CI
 from tests.reliability.scenarios import network_problem, run
 
 # (scenario, fault duration in seconds): 25-50 s each on two cores, about 4 minutes in all,
-# so that make test stays within 30 minutes. double-failover, torn-tail and
+# so that make test stays within 30 minutes (random-mix gave 10 s to transactions). double-failover, torn-tail and
 # leader-cut-from-followers run in `make chaos` (so does every scenario, for longer);
 # leader-killed-5x, all-killed and leader-isolated cover the same ground here.
 CI_MIX = [

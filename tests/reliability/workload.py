@@ -7,12 +7,13 @@
   round-robin over the partitions at a fixed rate;
 - transactional producers (confluent-kafka, ``txn_producers`` of them, none by default),
   each writing transactions of 1 to ``txn_max_records`` records to random partitions of
-  every topic, committed or (with probability ``txn_abort_ratio``) aborted, every
-  record's send tagged with its transaction and every end recorded (``txn_end``);
-- consumers of one group (read_committed, librdkafka's default, said explicitly), each a separate process (``python -m
-  tests.reliability.workload consumer ...``) so that a scenario can SIGKILL one
-  mid-batch; they poll, commit every ``commit_interval_s`` and read the group's
-  committed offsets back.
+  every topic, committed or (with probability ``txn_abort_ratio``, once its records were
+  delivered) aborted, every record's send tagged with its transaction and every end
+  recorded (``txn_end``);
+- consumers of one group (read_committed, librdkafka's default, said explicitly), each a
+  separate process (``python -m tests.reliability.workload consumer ...``) so that a
+  scenario can SIGKILL one mid-batch; they poll, commit every ``commit_interval_s`` and
+  read the group's committed offsets back.
 
 Then ``drain()`` reads every partition from its start up to its high watermark with a
 fresh consumer, and ``dump_replicas(data_dirs)`` records every node's batches below that
@@ -179,6 +180,19 @@ class Workload:
             yield i, topic, p
             i += 1
 
+    def _delivered(self, process: str, err, msg) -> None:
+        """A confluent-kafka delivery report, recorded."""
+        value = msg.value().decode()
+        if err is None:
+            self.recorder.record(SendOk(process=process, value=value, topic=msg.topic(),
+                                        partition=msg.partition(), offset=msg.offset()))
+            with self._lock:
+                self.acked += 1
+        elif err.name() in DEFINITE_FAILURES:
+            self.recorder.record(SendFail(process=process, value=value, error=err.name()))
+        else:
+            self.recorder.record(SendInfo(process=process, value=value, error=err.name()))
+
     def _confluent(self, name: str) -> None:
         from confluent_kafka import KafkaException, Producer
         c = self.config
@@ -207,16 +221,7 @@ class Workload:
                 "error_cb": on_error, "client.id": instance, "log_level": QUIET})
 
         def report(err, msg):
-            value = msg.value().decode()
-            if err is None:
-                rec.record(SendOk(process=instance, value=value, topic=msg.topic(),
-                                  partition=msg.partition(), offset=msg.offset()))
-                with self._lock:
-                    self.acked += 1
-            elif err.name() in DEFINITE_FAILURES:
-                rec.record(SendFail(process=instance, value=value, error=err.name()))
-            else:
-                rec.record(SendInfo(process=instance, value=value, error=err.name()))
+            self._delivered(instance, err, msg)
 
         generation = 1
         instance = name
@@ -297,16 +302,7 @@ class Workload:
         targets = [(topic, p) for topic in c.topics for p in range(c.partitions)]
 
         def report(err, msg):
-            value = msg.value().decode()
-            if err is None:
-                rec.record(SendOk(process=name, value=value, topic=msg.topic(),
-                                  partition=msg.partition(), offset=msg.offset()))
-                with self._lock:
-                    self.acked += 1
-            elif err.name() in DEFINITE_FAILURES:
-                rec.record(SendFail(process=name, value=value, error=err.name()))
-            else:
-                rec.record(SendInfo(process=name, value=value, error=err.name()))
+            self._delivered(name, err, msg)
 
         producer = None
         n = 0
@@ -328,6 +324,9 @@ class Workload:
                     producer.produce(topic, value.encode(), partition=p)
                     producer.poll(0)
                 if rng.random() < c.txn_abort_ratio:
+                    # Delivered first, so that the aborted records are in the log (an
+                    # abort right away mostly purges them before they are sent).
+                    producer.flush(10)
                     producer.abort_transaction(10)
                     outcome = "abort"
                 else:
