@@ -69,6 +69,12 @@ compaction-kill: $(VENV)/.stamp-test
 .PHONY: connect
 connect: $(VENV)/.stamp-test
 	ODRADEK_CONNECT=1 $(PY) -m pytest -q tests/peers/test_connect.py
+# Kafka Streams with exactly_once_v2 against Odradek (tests/peers/test_java_client.py), with
+# STREAMS_KILLS instances SIGKILLed mid-stream (make test runs it with none).
+STREAMS_KILLS ?= 2
+.PHONY: streams-eos
+streams-eos: $(VENV)/.stamp-test
+	STREAMS_KILLS=$(STREAMS_KILLS) $(PY) -m pytest -q tests/peers/test_java_client.py -k streams
 
 bench: $(VENV)/.stamp-test
 	$(PY) -m bench

@@ -321,7 +321,7 @@ class ReplicaManager:
         where the replay starts and given the aborted transactions the replay completes."""
         state = ProducerStateManager(log_.dir, self.config["producer.id.expiration.ms"])
         if txn_index is None:
-            txn_index = AbortedTxnIndex(log_.dir)
+            txn_index = AbortedTxnIndex(log_.dir, log_.io)
         txn_index.load()
 
         def completed(done: CompletedTxn | None, offset: int) -> None:
@@ -680,7 +680,7 @@ class ReplicaManager:
         leaders and this follower's fetcher awaits the replay (only a flush.* fsync may
         hold one of its segments at the same time)."""
         end = p.log.log_end_offset
-        txn_index = AbortedTxnIndex(p.log.dir)
+        txn_index = AbortedTxnIndex(p.log.dir, p.log.io)
         state = await asyncio.get_running_loop().run_in_executor(
             None, self._load_producer_state, p.log, txn_index)
         if p.log.log_end_offset > end:

@@ -83,6 +83,7 @@ from odradek.protocol.records import (
     HEADER_SIZE,
     LOG_APPEND_TIME,
     MIN_BATCH_LENGTH,
+    TRANSACTIONAL_BIT,
     BatchHeader,
     CorruptRecordError,
     RawRecord,
@@ -154,7 +155,7 @@ class LogState:
     key: Hashable
     segments: tuple[SegmentInfo, ...]
     log_start_offset: int
-    high_watermark: int
+    high_watermark: int  # at most the last stable offset (an open transaction may abort)
     checkpoint: int  # the cleaner's checkpoint: where the dirty section starts (-1: none)
     min_cleanable_ratio: float = 0.5
     min_compaction_lag_ms: int = 0
@@ -182,7 +183,7 @@ def cleanable_offsets(state: LogState, now_ms: int) -> tuple[int, int, bool]:
 
     The checkpoint is used when it lies inside the log, else the log start.  The first
     uncleanable offset is the base of the first segment that is active, reaches past the
-    high watermark (a follower may still truncate it), or, in the dirty section, holds a
+    high watermark (a follower may still truncate it) or the last stable offset, or, in the dirty section, holds a
     record younger than ``min.compaction.lag.ms``.  Forced: the first dirty segment's first
     batch is older than ``max.compaction.lag.ms`` (KIP-354), or the earliest delete horizon
     of the tombstones kept last time has passed (KIP-534: they can go now).

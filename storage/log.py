@@ -197,7 +197,7 @@ class Log:
         # partition (broker.replica_manager): the log cleaner rewrites it with the segments
         # it replaces.  And the partition's last stable offset: the cleaner stays below it
         # (an open transaction's records may still be aborted), as Kafka's does.
-        self.txn_index = AbortedTxnIndex(self.dir)
+        self.txn_index = AbortedTxnIndex(self.dir, self.io)
         self.last_stable_offset: Callable[[], int] | None = None
         try:
             self.leader_epoch_cache = LeaderEpochCache(self.dir)

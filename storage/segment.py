@@ -268,7 +268,19 @@ class LogSegment(Closable):
         if indexes:
             self.offset_index.flush()
             self.time_index.flush()
+            self._flush_txn_index()
             self.indexes_synced = True
+
+    def _flush_txn_index(self) -> None:
+        """fsync the segment's .txnindex (storage.txn_index), when it has one."""
+        try:
+            fd = os.open(self.txn_index_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            self.io.fsync(fd)
+        finally:
+            os.close(fd)
 
     # --- reading ---------------------------------------------------------------
 

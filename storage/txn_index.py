@@ -17,6 +17,11 @@ Recovery: entries at or after the offset the producer state replays from are dro
 (``truncate``) and the replay of the markers above it writes them again, so a crash
 between a marker and its entry loses nothing. Segment deletion removes the file with
 the segment (storage.segment); entries below the log start are skipped when read.
+
+Durability: appends go through the log's ``FileIO`` (so a power-loss test sees them) and
+are fsynced with the segment's other indexes when the segment is flushed after its roll
+(``LogSegment.flush``), as Kafka's LogSegment.flush syncs its txnIndex: a marker in a
+rolled segment is above no producer-state snapshot that recovery would trust without it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import os
 import struct
 from pathlib import Path
 from typing import NamedTuple
+
+from odradek.storage.io import FileIO
 
 SUFFIX = ".txnindex"
 _ENTRY = struct.Struct(">hqqqq")
@@ -56,8 +63,9 @@ def decode(data: bytes) -> list[AbortedTxn]:
 
 
 class AbortedTxnIndex:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, io: FileIO | None = None):
         self.directory = Path(directory)
+        self.io = io or FileIO()
         self.entries: list[AbortedTxn] = []  # by last_offset (markers come in offset order)
         self._bases: dict[int, int] = {}  # marker offset -> base of the segment holding it
 
@@ -85,7 +93,7 @@ class AbortedTxnIndex:
         self._bases[entry.last_offset] = segment_base
         fd = os.open(self._path(segment_base), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, encode(entry))
+            self.io.pwrite(fd, memoryview(encode(entry)), 0)  # O_APPEND: at the end
         finally:
             os.close(fd)
 

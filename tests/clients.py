@@ -46,10 +46,11 @@ def read_values(bootstrap: str, topic: str, partitions: int = 1, idle_ms: int = 
 
 
 def confluent_values(bootstrap: str, topic: str, isolation: str, expect: int, partitions: int = 1,
-                     timeout_s: float = 15, settle_s: float = 1.0) -> list[bytes]:
-    """Values read from the start of the topic's partitions with a confluent-kafka consumer
-    at this isolation.level, until ``expect`` arrived and ``settle_s`` passed without more
-    (so an extra record would be seen), or ``timeout_s``."""
+                     timeout_s: float = 15, settle_s: float = 1.0, with_keys: bool = False) -> list:
+    """Values (``with_keys``: (key, value) pairs) read from the start of the topic's
+    partitions with a confluent-kafka consumer at this isolation.level, until ``expect``
+    arrived and ``settle_s`` passed without more (so an extra record would be seen), or
+    ``timeout_s``."""
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{time.time()}",
                   "enable.auto.commit": False, "isolation.level": isolation})
@@ -59,7 +60,7 @@ def confluent_values(bootstrap: str, topic: str, isolation: str, expect: int, pa
         while time.time() < deadline:
             m = c.poll(0.2)
             if m is not None and not m.error():
-                got.append(m.value())
+                got.append((m.key(), m.value()) if with_keys else m.value())
                 quiet_until = None
             if len(got) >= expect:
                 quiet_until = quiet_until or time.time() + settle_s

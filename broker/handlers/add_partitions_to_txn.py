@@ -10,7 +10,8 @@ INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2).
 
 v0-v3 carry one transaction (clients); v4+ a batch of them (KIP-890: brokers), with
 verify_only asking whether the partitions are already in the ongoing transaction
-(INVALID_TXN_STATE for those that are not) without adding them.
+(TRANSACTION_ABORTABLE for those that are not from v5, INVALID_TXN_STATE before) without
+adding them.
 """
 
 from kafka.protocol.producer import AddPartitionsToTxnRequest, AddPartitionsToTxnResponse
@@ -25,6 +26,7 @@ TopicResult = R.AddPartitionsToTxnTopicResult
 PartitionResult = TopicResult.AddPartitionsToTxnPartitionResult
 FENCED_VERSION = 2
 BATCHED_VERSION = 4
+ABORTABLE_VERSION = 5  # the first that knows TRANSACTION_ABORTABLE
 
 
 def _results(errors: dict[tuple[str, int], ErrorCode]) -> list:
@@ -49,7 +51,8 @@ async def add(ctx, tid: str, producer_id: int, epoch: int, topics, verify_only: 
         if error:
             return dict.fromkeys(wanted, error)
         meta = coordinator.txns.get(tid)
-        return {tp: st.verify_partition(meta, producer_id, epoch, tp) for tp in wanted}
+        return {tp: st.abortable_for(st.verify_partition(meta, producer_id, epoch, tp), version, ABORTABLE_VERSION)
+                for tp in wanted}
     error = await coordinator.add_partitions(tid, producer_id, epoch, set(wanted))
     return dict.fromkeys(wanted, client_error(error, version, FENCED_VERSION))
 

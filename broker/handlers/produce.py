@@ -22,9 +22,10 @@ Transactional batches are accepted from a request that names its transactional i
 (otherwise every partition gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka's
 authorization of the id answers a null one); when this node coordinates the producer's
 transactional id, the partition must have been added to its ongoing transaction
-(KIP-890 part 1: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH for another epoch),
+(KIP-890 part 1: TRANSACTION_ABORTABLE otherwise from v11, INVALID_TXN_STATE before;
+INVALID_PRODUCER_EPOCH for another epoch),
 so a late write cannot open a transaction that never ends; when another node coordinates
-it, that node is asked (AddPartitionsToTxn v4, verify_only) for the partitions where the
+it, that node is asked (AddPartitionsToTxn v5, verify_only) for the partitions where the
 producer has no transaction open yet, NOT_ENOUGH_REPLICAS (retriable) when it cannot
 answer. Control batches (markers) are
 the leader's own: a client's gets INVALID_RECORD.
@@ -48,6 +49,7 @@ from odradek.broker.authorizer import TOPIC, TXN
 from odradek.broker.handlers import handles
 from odradek.broker.quotas import PRODUCER_BYTE_RATE
 from odradek.broker.server import CloseConnection, Deferred
+from odradek.broker.transactions.state import abortable_for
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.produce import PartitionProduceResponse, ProduceResponse
@@ -105,6 +107,8 @@ NO_LOG_START_OFFSET = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADE
                        ErrorCode.TOPIC_AUTHORIZATION_FAILED, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
 SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
 NOT_ADDED = "Partition was not added to the transaction"  # Kafka's message for KIP-890's refusal
+NOT_ADDED_ERRORS = (ErrorCode.INVALID_TXN_STATE, ErrorCode.TRANSACTION_ABORTABLE)
+ABORTABLE_VERSION = 11  # the first Produce version that knows TRANSACTION_ABORTABLE
 
 log = structlog.get_logger(__name__)
 
@@ -160,7 +164,8 @@ async def _verify_remotely(broker, request) -> dict[tuple[str, int], ErrorCode]:
     return out
 
 
-def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[str, int], ErrorCode]):
+def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[str, int], ErrorCode],
+                    version: int):
     """``check``, then for a transactional batch KIP-890's verification: with the local
     transaction coordinator, or the answer of the remote one (``_verify_remotely``)."""
     def checked(header: rec.BatchHeader) -> None:
@@ -170,7 +175,8 @@ def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[st
             if error is None:
                 error = broker.transactions.verify(header.producer_id, header.producer_epoch, (topic, index))
             if error:
-                raise KafkaError(error, NOT_ADDED if error == ErrorCode.INVALID_TXN_STATE else None)
+                error = abortable_for(error, version, ABORTABLE_VERSION)
+                raise KafkaError(error, NOT_ADDED if error in NOT_ADDED_ERRORS else None)
     return checked
 
 
@@ -187,8 +193,10 @@ def _failure(index: int, e: KafkaError, log_start_offset: int) -> PartitionProdu
     """Kafka carries a message only with record errors (INVALID_RECORD and its kin) and
     the refusal of a partition not added to the transaction; the rest (unknown
     partition, bad acks, ...) say it with the code alone."""
-    if e.message == NOT_ADDED:  # refused before the log was looked at: no log start offset
-        return PartitionProduceResponse(index, e.code, error_message=NOT_ADDED)
+    if e.message == NOT_ADDED:  # refused before the log was looked at: no log start offset;
+        # Kafka says why with INVALID_TXN_STATE only (TRANSACTION_ABORTABLE comes bare)
+        return PartitionProduceResponse(index, e.code, error_message=NOT_ADDED
+                                        if e.code == ErrorCode.INVALID_TXN_STATE else None)
     if e.code not in RECORD_LEVEL_ERRORS:
         return PartitionProduceResponse(index, e.code, log_start_offset=log_start_offset)
     errors = e.record_errors if isinstance(e, RecordErrors) else [(0, e.message)]
@@ -250,7 +258,7 @@ async def handle(ctx, request):
                         data.records = rewritten
                 partition, result = broker.replicas.append_records(
                     topic.name, data.index, data.records, required_acks=acks,
-                    check=_with_txn_check(broker, topic.name, data.index, check, remote))
+                    check=_with_txn_check(broker, topic.name, data.index, check, remote, version))
             except KafkaError as e:
                 failed = True
                 topic_stats.failed_produce += 1

@@ -7,20 +7,39 @@ broker.groups.coordinator). When this node also coordinates the transactional id
 producer id and epoch are checked against it (INVALID_PRODUCER_ID_MAPPING,
 PRODUCER_FENCED; INVALID_PRODUCER_EPOCH before v3). KIP-447 (v3+): a member id or
 generation, when given, must be the group's current ones (UNKNOWN_MEMBER_ID,
-ILLEGAL_GENERATION, FENCED_INSTANCE_ID), so a zombie member cannot commit. v5 belongs
-to transactions v2, not served.
+ILLEGAL_GENERATION, FENCED_INSTANCE_ID), so a zombie member cannot commit. KIP-890
+part 1: the group's ``__consumer_offsets`` partition must be in the ongoing transaction
+(AddOffsetsToTxn), as the id's coordinator (here or on another node) says, else nothing is
+written: INVALID_TXN_STATE, TRANSACTION_ABORTABLE from v4 (Kafka 4.4's answers); without
+this, offsets committed outside any transaction the coordinator knows would stay pending
+forever. v5 belongs to transactions v2, not served.
 """
 
 from kafka.protocol.producer import TxnOffsetCommitRequest, TxnOffsetCommitResponse
 
+from odradek.broker.groups.offsets_topic import OFFSETS_TOPIC
 from odradek.broker.handlers import handles
+from odradek.broker.transactions import state as st
 from odradek.broker.transactions.coordinator import client_error
+from odradek.protocol.errors import ErrorCode
 
 R = TxnOffsetCommitResponse
 Topic = R.TxnOffsetCommitResponseTopic
 Partition = Topic.TxnOffsetCommitResponsePartition
 FENCED_VERSION = 3
 KIP_447_VERSION = 3
+ABORTABLE_VERSION = 4  # the first that knows TRANSACTION_ABORTABLE
+
+
+async def _verify(broker, tid: str, producer_id: int, producer_epoch: int, group_id: str) -> ErrorCode:
+    """Is the group's offsets partition in the producer's ongoing transaction?"""
+    coordinator = broker.transactions
+    tp = (OFFSETS_TOPIC, broker.groups.partition_for(group_id))
+    if coordinator.is_local(tid):
+        return st.verify_partition(coordinator.txns.get(tid), producer_id, producer_epoch, tp)
+    error = (await coordinator.verify_remote(tid, producer_id, producer_epoch, [tp]))[tp]
+    # the coordinator could not be asked: retriable, as Kafka's group coordinator says it
+    return ErrorCode.COORDINATOR_NOT_AVAILABLE if error == ErrorCode.NOT_ENOUGH_REPLICAS else error
 
 
 @handles(TxnOffsetCommitRequest, 0, 4)
@@ -30,6 +49,10 @@ async def handle(ctx, request):
     tps = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
     error = broker.transactions.check_producer(request.transactional_id, request.producer_id,
                                                request.producer_epoch)
+    if not error:
+        error = st.abortable_for(await _verify(broker, request.transactional_id, request.producer_id,
+                                               request.producer_epoch, request.group_id),
+                                 version, ABORTABLE_VERSION)
     if error:
         results = dict.fromkeys(tps, error)
     else:

@@ -60,7 +60,7 @@ TRANSACTION_TOPIC = tl.TRANSACTION_TOPIC
 MARKER_RETRY_S = 0.2
 END_TXN_WAIT_S = 10.0  # EndTxn answers once the markers are written, or after this
 WRITE_TXN_MARKERS_VERSION = 1
-VERIFY_VERSION = 4  # AddPartitionsToTxn's first batched version, with verify_only
+VERIFY_VERSION = 5  # AddPartitionsToTxn with verify_only (v4+) and TRANSACTION_ABORTABLE (v5)
 
 
 

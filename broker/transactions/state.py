@@ -175,14 +175,28 @@ def add_partitions(meta: TxnMetadata | None, producer_id: int, producer_epoch: i
 
 def verify_partition(meta: TxnMetadata | None, producer_id: int, producer_epoch: int,
                      partition: tuple[str, int]) -> ErrorCode:
-    """KIP-890 part 1: may this producer write this partition in its transaction now?"""
+    """KIP-890 part 1: may this producer write this partition in its transaction now?
+    A partition not in the ongoing transaction is TRANSACTION_ABORTABLE, as Kafka's
+    coordinator answers (the client can abort and go on); requests of versions before
+    that error (Produce < 11, AddPartitionsToTxn < 5) get INVALID_TXN_STATE instead
+    (``abortable_for``)."""
     if meta is None or meta.producer_id != producer_id:
         return ErrorCode.INVALID_TXN_STATE
     if meta.producer_epoch != producer_epoch:
         return ErrorCode.INVALID_PRODUCER_EPOCH
+    if _busy(meta):
+        return ErrorCode.INVALID_TXN_STATE  # ending: no write belongs to it any more
     if meta.state != TxnState.ONGOING or partition not in meta.partitions:
-        return ErrorCode.INVALID_TXN_STATE
+        return ErrorCode.TRANSACTION_ABORTABLE
     return ErrorCode.NONE
+
+
+def abortable_for(code: ErrorCode, version: int, abortable_from: int) -> ErrorCode:
+    """TRANSACTION_ABORTABLE (KIP-890) as the request version knows it: older versions get
+    INVALID_TXN_STATE, as Kafka's AddPartitionsToTxnManager converts it for them."""
+    if code == ErrorCode.TRANSACTION_ABORTABLE and version < abortable_from:
+        return ErrorCode.INVALID_TXN_STATE
+    return code
 
 
 def end_txn(meta: TxnMetadata | None, producer_id: int, producer_epoch: int, commit: bool,

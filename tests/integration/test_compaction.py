@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from odradek.protocol.records import build_batch
 from tests.brokerproc import free_port
-from tests.clients import create_topics
+from tests.clients import confluent_values, create_topics
 from tests.metrics_http import sample, scrape
 from tests.rawclient import produce
 
@@ -255,3 +255,46 @@ def test_sigkill_during_cleaning_leaves_a_valid_log(broker_factory, seed):
     assert {k: v for k, v in view.items() if k in want} == want
     names = os.listdir(Path(broker.data_dir) / "crashy-0")
     assert not [n for n in names if n.endswith((".cleaned", ".swap"))]
+
+
+def test_compaction_keeps_committed_values_over_aborted_and_open_transactions(broker_factory):
+    """Transactions on a compacted topic (Kafka's cleaner rules): an aborted transaction's
+    records never shadow a committed value of their key (they are dropped, and never enter
+    the offset map), and nothing at or above the last stable offset is cleaned, since an
+    open transaction may still abort. Read committed, each key keeps its committed value."""
+    broker = broker_factory(overrides={**BROKER, "transaction.state.log.num.partitions": "1",
+                                       "offsets.topic.num.partitions": "1"})
+    create_topics(broker.bootstrap, ["txlog"], config=TOPIC_CONFIG)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "compacting", "linger.ms": 5})
+    p.init_transactions(15)
+    keys = [b"k%d" % i for i in range(40)]
+    for outcome in (b"committed", b"aborted", b"open"):
+        p.begin_transaction()
+        for k in keys:
+            p.produce("txlog", key=k, value=outcome + b"-" + k + b"-" + b"x" * 60, partition=0)
+        p.flush(10)
+        if outcome == b"committed":
+            p.commit_transaction(15)
+        elif outcome == b"aborted":
+            p.abort_transaction(15)
+    filler = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for i in range(80):  # the active segment is never cleaned: other keys fill it
+        filler.produce("txlog", key=b"filler-%d" % i, value=b"f" * 60, partition=0)
+    assert filler.flush(20) == 0
+
+    def stable_view(isolation: str) -> list[tuple[bytes, bytes]]:
+        return [(k, v) for k, v in confluent_values(broker.bootstrap, "txlog", isolation, 0, settle_s=1.0,
+                                                    with_keys=True) if not k.startswith(b"filler-")]
+
+    deadline = time.monotonic() + 30
+    while True:  # until the cleaner compacted what lies below the open transaction
+        view = stable_view("read_uncommitted")
+        below = [k for k, v in view if not v.startswith(b"open")]
+        if len(below) == len(set(below)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert sorted(below) == sorted(keys)  # one record per key below the open transaction
+    assert all(v.startswith(b"open") for _, v in view[len(below):]) and len(view) - len(below) == len(keys)
+    p.abort_transaction(15)  # the open transaction aborts: the committed values stand
+    assert sorted(stable_view("read_committed")) == sorted((k, b"committed-" + k + b"-" + b"x" * 60)
+                                                          for k in keys)

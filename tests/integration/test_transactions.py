@@ -346,9 +346,10 @@ def test_bad_input_gets_kafkas_errors_and_writes_nothing(txn_broker):
         resp = conn.roundtrip(txn_produce(topic, 0, _txn_batch(pid, epoch, 0, b"x")), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
         assert _add(conn, "raw-tx", pid, epoch, topic, [0]) == {(topic, 0): 0}
-        # partition 1 still is not in it
-        resp = conn.roundtrip(txn_produce(topic, 1, _txn_batch(pid, epoch, 0, b"x")), 9, ProduceResponse)
-        assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
+        # partition 1 still is not in it: Produce v11+ knows TRANSACTION_ABORTABLE (KIP-890)
+        for version, expected in ((9, ErrorCode.INVALID_TXN_STATE), (11, ErrorCode.TRANSACTION_ABORTABLE)):
+            resp = conn.roundtrip(txn_produce(topic, 1, _txn_batch(pid, epoch, 0, b"x")), version, ProduceResponse)
+            assert resp.responses[0].partition_responses[0].error_code == expected
         resp = conn.roundtrip(txn_produce(topic, 0, _txn_batch(pid, epoch, 0, b"in")), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == 0
         # a client's control batch is refused
@@ -431,10 +432,10 @@ def _offset_fetch(conn, group: str, topic: str, require_stable: bool):
     return p.error_code, p.committed_offset
 
 
-def _txn_offset_commit(conn, tid, group, pid, epoch, topic, offset):
+def _txn_offset_commit(conn, tid, group, pid, epoch, topic, offset, generation=-1, member_id=""):
     T = TxnOffsetCommitRequest
     r = conn.roundtrip(T(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch,
-                         generation_id=-1, member_id="", group_instance_id=None, topics=[
+                         generation_id=generation, member_id=member_id, group_instance_id=None, topics=[
                              T.TxnOffsetCommitRequestTopic(name=topic, partitions=[
                                  T.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
                                      partition_index=0, committed_offset=offset, committed_leader_epoch=-1,
@@ -457,6 +458,19 @@ def test_transactional_offsets_are_unstable_until_the_end_and_survive_kill_9(bro
                                    AddOffsetsToTxnResponse)).error_code and time.time() < deadline:
             time.sleep(0.2)  # __consumer_offsets is created on the way
         assert r.error_code == 0
+        # from a fenced member of the live group (KIP-447): refused, nothing written
+        from confluent_kafka import Consumer
+        member = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False})
+        member.subscribe([topic])
+        while not member.assignment() and time.time() < deadline:
+            member.poll(0.2)
+        assert member.assignment()
+        assert _txn_offset_commit(conn, tid, group, pid, epoch, topic, 5, 1, "zombie") == \
+            ErrorCode.UNKNOWN_MEMBER_ID
+        assert _txn_offset_commit(conn, tid, group, pid, epoch, topic, 5, 999, member.memberid()) == \
+            ErrorCode.ILLEGAL_GENERATION
+        assert _offset_fetch(conn, group, topic, require_stable=True) == (0, -1)
+        member.close()
         while _txn_offset_commit(conn, tid, group, pid, epoch, topic, 7) and time.time() < deadline:
             time.sleep(0.2)
         # pending in the open transaction: KIP-447's require_stable says so

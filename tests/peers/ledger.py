@@ -110,6 +110,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_security_tools.py", ""),
         ("transactions (v1): commit, abort, fencing by a second producer, read_committed",
          "tests/peers/test_java_client.py", "test_java_transactions_commit_abort_and_fencing"),
+        ("Kafka Streams 4.4, processing.guarantee=exactly_once_v2: a word count with a state store",
+         "tests/peers/test_java_client.py", "test_kafka_streams_exactly_once_v2_word_count"),
     ],
     "Kafka's tools (4.4)": [
         ("kafka-reassign-partitions: execute with a throttle, verify, list, cancel; a broker-only "

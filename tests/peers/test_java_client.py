@@ -4,7 +4,8 @@ tests/peers/java/JavaClient.java is compiled once per run with javac against Kaf
 jars (into a temporary directory) and each scenario is one JVM: produce (every codec with
 the producer's defaults), consume (what Python clients produced), a group of three, admin.
 Records cross between Java and the Python clients byte for byte. The admin scenario runs
-against Kafka 4.4 too, and Odradek's transcript must be Kafka's.
+against Kafka 4.4 too, and Odradek's transcript must be Kafka's. java/StreamsWordCount.java
+(compiled alongside) is a Kafka Streams 4.4 application with exactly_once_v2.
 
 Slow for a peer test (about a minute): seven JVM starts, group rebalances, and a killed
 member's session timeout (6 s).
@@ -12,21 +13,24 @@ member's session timeout (6 s).
 
 from __future__ import annotations
 
+import os
 import queue
 import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.brokerproc import BrokerProcess
+from tests.clients import confluent_values, create_topics
 from tests.conftest import require_tool
 from tests.peers import kafka
 from tests.peers.oracle import Side
 
-SOURCE = Path(__file__).with_name("java") / "JavaClient.java"
+SOURCES = sorted(Path(__file__).with_name("java").glob("*.java"))  # JavaClient, StreamsWordCount
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 COUNT = 40
 T0 = 1_700_000_000_000
@@ -49,12 +53,12 @@ def java(kafka_libs, tmp_path_factory):
     """Run a JavaClient scenario to its end and return its stdout lines."""
     require_tool("javac")
     classes = tmp_path_factory.mktemp("java-client")
-    done = subprocess.run(["javac", "-d", str(classes), "-cp", f"{kafka_libs}/*", str(SOURCE)],
+    done = subprocess.run(["javac", "-d", str(classes), "-cp", f"{kafka_libs}/*", *map(str, SOURCES)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
-    def command(*args: str) -> list[str]:
-        cmd = kafka.java_command("JavaClient", *args)
+    def command(*args: str, main: str = "JavaClient") -> list[str]:
+        cmd = kafka.java_command(main, *args)
         cp = cmd.index("-cp") + 1
         cmd[cp] = f"{classes}:{cmd[cp]}"
         return cmd
@@ -311,3 +315,95 @@ def test_java_transactions_commit_abort_and_fencing(java, odradek):
     assert [line.split()[1] for line in out if line.startswith("COMMITTED ")] == ["c0", "c1", "c2", "d0"]
     assert [line.split()[1] for line in out if line.startswith("UNCOMMITTED ")] == \
         ["c0", "c1", "c2", "a0", "a1", "d0", "zombie"]
+
+
+WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta")
+
+
+def word_lines(start: int, count: int) -> list[str]:
+    """Input lines of three words each, deterministic."""
+    return [" ".join(WORDS[(i * 3 + j * 5) % len(WORDS)] for j in range(3)) for i in range(start, start + count)]
+
+
+def produce_lines(bootstrap: str, topic: str, lines: list[str]) -> None:
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, line in enumerate(lines):
+        p.produce(topic, key=str(i).encode(), value=line.encode())
+        p.poll(0)
+    assert p.flush(30) == 0
+
+
+def assert_counts_exact(bootstrap: str, topic: str, lines: list[str]) -> None:
+    """Read committed, each word's counts are 1..n in order: none lost, none twice."""
+    expected = Counter(word for line in lines for word in line.split())
+    got = confluent_values(bootstrap, topic, "read_committed", sum(expected.values()), partitions=2,
+                           timeout_s=60, settle_s=1.5, with_keys=True)
+    by_word: dict[str, list[int]] = {}
+    for key, value in got:
+        by_word.setdefault(key.decode(), []).append(int(value))
+    assert by_word == {w: list(range(1, n + 1)) for w, n in expected.items()}
+
+
+def start_streams(java, bootstrap: str, app: str, topic_in: str, topic_out: str, state_dir) -> subprocess.Popen:
+    return subprocess.Popen(java.command(bootstrap, app, topic_in, topic_out, str(state_dir),
+                                         main="StreamsWordCount"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+STREAMS_KILLS = int(os.environ.get("STREAMS_KILLS", "0"))  # make streams-eos: 2
+
+
+def test_kafka_streams_exactly_once_v2_word_count(java, odradek, tmp_path):
+    """Kafka Streams 4.4 with processing.guarantee=exactly_once_v2 (StreamsWordCount.java):
+    a repartition topic, a changelogged state store, transactions committing the input
+    offsets with the output. Read committed, each word's counts are exactly 1..n.
+
+    make test runs one instance. ``make streams-eos`` (STREAMS_KILLS=n) runs two and
+    SIGKILLs one n times while input flows, starting a fresh instance after each kill: the
+    victim's open transaction is aborted after its timeout (5 s), the survivor takes its
+    tasks, restores the counts from the committed changelog and resumes from the committed
+    offsets, and the output is still exact."""
+    app = f"wc-{uuid.uuid4().hex[:6]}"
+    topic_in, topic_out = f"{app}-in", f"{app}-out"
+    create_topics(odradek.bootstrap, [topic_in, topic_out], partitions=2)
+    lines = word_lines(0, 150 + 300 * STREAMS_KILLS)
+    produce_lines(odradek.bootstrap, topic_in, lines[:100])
+    procs: list[tuple[subprocess.Popen, Lines]] = []
+
+    def start() -> Lines:
+        proc = start_streams(java, odradek.bootstrap, app, topic_in, topic_out, tmp_path / f"state-{len(procs)}")
+        procs.append((proc, Lines(proc)))
+        return procs[-1][1]
+
+    try:
+        for _ in range(2 if STREAMS_KILLS else 1):
+            start()
+        for _, out in procs:
+            out.until("STATE RUNNING", timeout=90)
+        sent = 100
+        for kill in range(STREAMS_KILLS):
+            chunk = lines[sent:sent + 300]
+            producer = threading.Thread(target=lambda c=chunk: [
+                (produce_lines(odradek.bootstrap, topic_in, c[i:i + 10]), time.sleep(0.05))
+                for i in range(0, len(c), 10)])
+            producer.start()
+            time.sleep(1.0)
+            victim = procs[-2 if kill == 0 else -1][0]
+            victim.kill()  # SIGKILL mid-stream: no commit, no LeaveGroup
+            victim.wait()
+            producer.join(60)
+            sent += len(chunk)
+            start().until("STATE RUNNING", timeout=90)
+        produce_lines(odradek.bootstrap, topic_in, lines[sent:])  # while it runs
+        assert_counts_exact(odradek.bootstrap, topic_out, lines)
+        for proc, out in procs:
+            if proc.poll() is None:
+                proc.stdin.close()
+                out.until("CLOSED", timeout=40)
+                assert proc.wait(20) == 0
+            assert not [line for line in out.seen if line.startswith("UNCAUGHT")], out.seen
+    finally:
+        for proc, _ in procs:
+            proc.kill()
+            proc.wait()

@@ -62,6 +62,7 @@ from kafka.protocol.producer import (
     EndTxnRequest,
     InitProducerIdRequest,
     ProduceRequest,
+    TxnOffsetCommitRequest,
 )
 
 from odradek.protocol.records import Record, build_batch
@@ -1441,10 +1442,10 @@ def case_transactions_v1(side, name):
             time.sleep(0.1)
         return answer
 
-    def txn_produce(records, partition=0, transactional_id=tid):
+    def txn_produce(records, partition=0, transactional_id=tid, version=9):
         request = produce(name, records, partition=partition)
         request.transactional_id = transactional_id
-        return plain(side.call(request, 9))
+        return plain(side.call(request, version))
 
     def txn_batch(seq, value=b"v"):
         return build_batch([Record(b"k", value, (), T0)], producer_id=pid, producer_epoch=epoch,
@@ -1462,6 +1463,26 @@ def case_transactions_v1(side, name):
     out["add"] = plain(side.call(add_partitions(tid, pid, epoch, {name: [0]}), 3))
     out["produce_without_transactional_id"] = txn_produce(txn_batch(0, b"x"), transactional_id=None)
     out["produce_not_added"] = txn_produce(txn_batch(0, b"x"), partition=1)
+    out["produce_not_added_v11"] = txn_produce(txn_batch(0, b"x"), partition=1, version=11)
+    deadline = time.monotonic() + 30  # the group's coordinator (__consumer_offsets created on the way)
+    while side.call(FindCoordinatorRequest(key_type=0, coordinator_keys=[name + "-g"]), 4) \
+            .coordinators[0].error_code:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    T = TxnOffsetCommitRequest  # without AddOffsetsToTxn: the offsets partition is not in it
+    for version in (3, 4):
+        while True:  # until the group's coordinator has loaded its partition
+            answer = plain(side.call(T(
+                transactional_id=tid, group_id=name + "-g", producer_id=pid, producer_epoch=epoch,
+                generation_id=-1, member_id="", group_instance_id=None, topics=[T.TxnOffsetCommitRequestTopic(
+                    name=name, partitions=[T.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                        partition_index=0, committed_offset=1, committed_leader_epoch=-1,
+                        committed_metadata="")])]), version))
+            if answer["topics"][0]["partitions"][0]["error_code"] not in (14, 15, 16) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        out[f"txn_offset_commit_not_added_v{version}"] = answer
     out["produce"] = txn_produce(txn_batch(0, b"committed"))
     out["end_stale_epoch_v1"] = end(True, 1, epoch - 1)
     out["end_stale_epoch_v3"] = end(True, 3, epoch - 1)

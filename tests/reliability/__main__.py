@@ -26,7 +26,7 @@ from tests.reliability.scenarios import SCENARIOS, Result, run
 OVERHEAD_S = 45
 # How many durations each scenario's faults take, roughly (for fitting the budget).
 LENGTH = {"leader-killed-5x": 3.0, "leader-stopped-5x": 3.0, "rolling-restart": 2.0,
-          "coordinator-killed": 2.0, "consumer-killed": 2.0}
+          "coordinator-killed": 2.0, "consumer-killed": 2.0, "transactions": 1.5}
 
 
 def table(results: list[Result]) -> str:
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(f"   {result.anomaly_text}; {result.acknowledged}/{result.sends} acknowledged,"
               f" {result.seconds:.0f} s; {result.history}", flush=True)
+        if any(result.txns):
+            print("   transactions: {} committed, {} aborted, {} unknown; {} records read".format(
+                *result.txns, result.values_read), flush=True)
         for line in result.anomaly_lines[:10]:
             print(f"   {line}", flush=True)
         for note in result.notes[:10]:

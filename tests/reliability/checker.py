@@ -32,6 +32,25 @@ transactions, no compaction):
   (the coordinator answers one before a commit completes, the other after). Without
   ``invoked`` (older histories) every read before it in the history counts.
 
+Transactions (sends with ``txn``, ended by ``txn_end``): each record counts as its
+transaction's outcome, so the rules above hold committed records like acknowledged
+sends (lost_writes, unseen, duplicates), aborted ones like failed sends (aborted_reads:
+a read_committed reader saw a record of an aborted transaction) and records of
+transactions of unknown outcome like info sends. Offsets of records that were never
+committed (and never read) do not count as existing for poll_skips, and offset_gaps
+skips topics written by transactions (markers and aborted records are holes to a
+read_committed reader). Three rules are for transactions only:
+
+- txn_lost_writes: a committed transaction is in the final drains (read_committed, from
+  the beginning): reported when none of its records whose offsets lie within the drains
+  is there (when only some are missing, that is txn_partial).
+- txn_partial: a transaction is visible whole or not at all: some of its records in the
+  final drains and others (within the drains' offsets) missing is a G1-like atomicity
+  break, whatever its producer saw of its outcome (aborted ones are aborted_reads).
+- txn_order: where transaction T1 ended (commit or abort returned) before T2's first
+  send was invoked, every partition both wrote holds all of T1's records before T2's;
+  offsets ordered against real time are a G0-like write cycle.
+
 Sends whose outcome is unknown (send_info, or no completion) are fine whether or not
 they were read; when read they count as acknowledged in effect, but only send_ok gives
 an offset to hold the broker to.
@@ -62,6 +81,7 @@ from tests.reliability.history import (
     SendInfo,
     SendInvoke,
     SendOk,
+    TxnEnd,
     load,
 )
 
@@ -77,6 +97,9 @@ ANOMALY_TYPES = (
     "offset_gaps",
     "replica_divergence",
     "committed_offsets_backwards",
+    "txn_lost_writes",
+    "txn_partial",
+    "txn_order",
 )
 
 Position = tuple[str, int, int]  # (topic, partition, offset)
@@ -111,6 +134,9 @@ class Counts:
     failed_sends: int = 0
     polls: int = 0
     values_read: int = 0  # distinct values in polls and drains
+    txns_committed: int = 0
+    txns_aborted: int = 0
+    txns_unknown: int = 0  # txn_end info, or no txn_end
 
 
 @dataclass
@@ -137,6 +163,9 @@ class Report:
             f" ({c.info_sends_read} of them read) + {c.failed_sends} failed",
             f"values read: {c.values_read}",
         ]
+        if c.txns_committed or c.txns_aborted or c.txns_unknown:
+            lines.append(f"transactions: {c.txns_committed} committed, {c.txns_aborted} aborted,"
+                         f" {c.txns_unknown} unknown")
         if self.ok:
             lines.append("no anomalies")
             return "\n".join(lines)
@@ -162,6 +191,17 @@ class _Send:
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    txn: str | None = None
+
+
+@dataclass
+class _Txn:
+    name: str
+    producer: str | None = None
+    values: list[str] = field(default_factory=list)
+    begin: int | None = None  # index of its first send_invoke
+    outcome: str | None = None  # commit, abort, info; None: no txn_end
+    end: int | None = None  # index of its txn_end
 
 
 class _History:
@@ -179,10 +219,20 @@ class _History:
         )
         self.read_values: dict[str, list[int]] = defaultdict(list)
         self.max_read_offset: dict[tuple[str, int], int] = {}
+        self.txns: dict[str, _Txn] = {}
         for i, e in enumerate(events):
             if isinstance(e, SendInvoke):
                 send = self._send(e.value)
-                send.producer, send.invoke = e.producer, i
+                send.producer, send.invoke, send.txn = e.producer, i, e.txn
+                if e.txn is not None:
+                    txn = self._txn(e.txn)
+                    txn.producer = e.producer
+                    txn.values.append(e.value)
+                    if txn.begin is None:
+                        txn.begin = i
+            elif isinstance(e, TxnEnd):
+                txn = self._txn(e.txn)
+                txn.producer, txn.outcome, txn.end = e.producer, e.outcome, i
             elif isinstance(e, SendOk):
                 send = self._send(e.value)
                 # ok is the most telling completion; a later fail/info cannot undo it
@@ -201,11 +251,44 @@ class _History:
                     self._place(value, (e.topic, e.partition, offset), i)
                     self.read_values[value].append(i)
                     self.max_read_offset[tp] = max(self.max_read_offset.get(tp, -1), offset)
-        # Offsets known to exist, per partition, sorted: for telling skips from holes.
+        # A transaction's records take its outcome: committed ones stay acknowledged,
+        # aborted ones are failed sends, those of an unknown outcome are info sends.
+        self.txn_topics: set[str] = set()
+        for send in self.sends.values():
+            if send.txn is None:
+                continue
+            txn = self.txns[send.txn]
+            if send.topic is not None:
+                self.txn_topics.add(send.topic)
+            if send.invoke is not None:
+                self.txn_topics.add(events[send.invoke].topic)
+            if txn.outcome == "abort":
+                send.outcome, send.completion = "fail", txn.end
+            elif txn.outcome != "commit" and send.outcome == "ok":
+                send.outcome = "info"
+        # Offsets known to exist, per partition, sorted: for telling skips from holes. A
+        # record of a transaction not known to be committed exists only once read.
         existing: dict[tuple[str, int], set[int]] = defaultdict(set)
-        for topic, partition, offset in self.at_position:
-            existing[(topic, partition)].add(offset)
+        for (topic, partition, offset), values in self.at_position.items():
+            if any(self._visible(v) for v in values):
+                existing[(topic, partition)].add(offset)
         self.existing = {tp: sorted(offsets) for tp, offsets in existing.items()}
+
+    def _visible(self, value: str) -> bool:
+        send = self.sends.get(value)
+        if send is None or send.txn is None or value in self.read_values:
+            return True
+        return self.txns[send.txn].outcome == "commit"
+
+    def _txn(self, name: str) -> _Txn:
+        if name not in self.txns:
+            self.txns[name] = _Txn(name)
+        return self.txns[name]
+
+    def final_drains(self) -> dict[tuple[str, int], tuple[int, Drain]]:
+        """The last drain of each partition, with its event index."""
+        return {(e.topic, e.partition): (i, e) for i, e in enumerate(self.events)
+                if isinstance(e, Drain)}
 
     def _send(self, value: str) -> _Send:
         if value not in self.sends:
@@ -235,6 +318,9 @@ def check(events: Iterable[Event]) -> Report:
         *_offset_gaps(h),
         *_replica_divergence(h),
         *_committed_offsets_backwards(h),
+        *_txn_lost_writes(h),
+        *_txn_partial(h),
+        *_txn_order(h),
     ]
     return Report(anomalies, _counts(h))
 
@@ -255,6 +341,10 @@ def _counts(h: _History) -> Counts:
             c.info_sends += 1
             c.info_sends_read += send.value in h.read_values
     c.values_read = len(h.read_values)
+    for txn in h.txns.values():
+        c.txns_committed += txn.outcome == "commit"
+        c.txns_aborted += txn.outcome == "abort"
+        c.txns_unknown += txn.outcome not in ("commit", "abort")
     return c
 
 
@@ -492,7 +582,7 @@ def _poll_step(
 
 def _offset_gaps(h: _History) -> Iterable[Anomaly]:
     for i, e in enumerate(h.events):
-        if not isinstance(e, Drain):
+        if not isinstance(e, Drain) or e.topic in h.txn_topics:
             continue
         read = {offset for offset, _ in e.records}
         missing = [o for o in range(e.log_start_offset, e.high_watermark) if o not in read]
@@ -594,6 +684,105 @@ def _committed_offsets_backwards(h: _History) -> Iterable[Anomaly]:
             top = highest[-1] if highest else (None, i)
             higher = e.offset is not None and (top[0] is None or e.offset >= top[0])
             highest.append((e.offset, i) if higher else top)
+
+
+def _txn_records_in_drains(
+    h: _History, txn: _Txn
+) -> Iterable[tuple[_Send, int, Drain, bool]]:
+    """(send, drain event index, drain, whether the drain holds it) for each acknowledged
+    record of the transaction whose offset lies within its partition's final drain."""
+    drains = h.final_drains()
+    for value in txn.values:
+        send = h.sends[value]
+        if send.offset is None or (send.topic, send.partition) not in drains:
+            continue
+        i, drain = drains[(send.topic, send.partition)]
+        if drain.log_start_offset <= send.offset < drain.high_watermark:
+            yield send, i, drain, any(v == value for _, v in drain.records)
+
+
+def _txn_lost_writes(h: _History) -> Iterable[Anomaly]:
+    for txn in h.txns.values():
+        if txn.outcome != "commit":
+            continue
+        records = list(_txn_records_in_drains(h, txn))
+        if not records or any(held for *_, held in records):
+            continue  # nothing to check, or partly there: txn_partial
+        send, i, drain, _ = records[0]
+        yield Anomaly(
+            "txn_lost_writes",
+            send.topic,
+            send.partition,
+            tuple(s.offset for s, *_ in records if s.offset is not None),
+            tuple(s.value for s, *_ in records),
+            tuple(x for x in (txn.end, *(i for _, i, _, _ in records)) if x is not None),
+            f"transaction {txn.name}, committed (#{txn.end}): none of its records is in the"
+            f" final drains, e.g. {send.value!r} acknowledged at offset {send.offset}"
+            f" missing from drain #{i} of [{drain.log_start_offset}, {drain.high_watermark})",
+        )
+
+
+def _txn_partial(h: _History) -> Iterable[Anomaly]:
+    for txn in h.txns.values():
+        if txn.outcome == "abort":
+            continue  # any read of it is an aborted read
+        records = list(_txn_records_in_drains(h, txn))
+        held = [s for s, _, _, there in records if there]
+        missing = [(s, i) for s, i, _, there in records if not there]
+        if not held or not missing:
+            continue
+        send, i = missing[0]
+        yield Anomaly(
+            "txn_partial",
+            send.topic,
+            send.partition,
+            tuple(s.offset for s, _ in missing if s.offset is not None),
+            tuple(s.value for s, _ in missing),
+            tuple(sorted({i for _, i, _, _ in records} | ({txn.end} if txn.end is not None else set()))),
+            f"transaction {txn.name} ({txn.outcome or 'no end'}) is partly visible at the end:"
+            f" {', '.join(repr(s.value) for s in held)} in the final drains, but"
+            f" {', '.join(f'{s.value!r} at {s.topic}/{s.partition}@{s.offset}' for s, _ in missing)}"
+            " missing",
+        )
+
+
+def _txn_order(h: _History) -> Iterable[Anomaly]:
+    # partition -> [(txn, lowest offset, highest offset)] of every transaction's records
+    spans: dict[tuple[str, int], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for txn in h.txns.values():
+        for value in txn.values:
+            send = h.sends[value]
+            if send.offset is not None and send.topic is not None and send.partition is not None:
+                spans[(send.topic, send.partition)][txn.name].append(send.offset)
+    for (topic, partition), by_txn in sorted(spans.items()):
+        txns = [h.txns[name] for name in by_txn]
+        ended = sorted((t for t in txns if t.outcome in ("commit", "abort") and t.end is not None),
+                       key=lambda t: h.events[t.end].time)
+        begun = sorted((t for t in txns if t.begin is not None),
+                       key=lambda t: h.events[t.begin].time)
+        n = 0
+        top: tuple[int, _Txn] | None = None  # the highest offset of the txns ended so far
+        for t2 in begun:
+            start = h.events[t2.begin].time
+            while n < len(ended) and h.events[ended[n].end].time < start:
+                high = max(by_txn[ended[n].name])
+                if top is None or high > top[0]:
+                    top = (high, ended[n])
+                n += 1
+            low = min(by_txn[t2.name])
+            if top is None or top[0] < low:
+                continue
+            high, t1 = top
+            yield Anomaly(
+                "txn_order",
+                topic,
+                partition,
+                (high, low),
+                (),
+                (t1.end, t2.begin),
+                f"transaction {t1.name} ended (#{t1.end}) before {t2.name} began (#{t2.begin}),"
+                f" yet its record at offset {high} follows {t2.name}'s at {low}",
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,10 @@ in invoke order):
   NOT_ENOUGH_REPLICAS_AFTER_APPEND, failure after client retries, lost connection.
   A ``send_invoke`` with no completion at all counts as ``send_info``.
 
+A transactional producer's sends carry ``txn``, and ``txn_end`` records how that
+transaction ended; the checker then holds each of its records to the transaction's
+outcome (committed: like send_ok; aborted: like send_fail; unknown: like send_info).
+
 Reads are ``poll`` (one event per partition per poll, records as ``(offset, value)``
 pairs in the order the client returned them) and, at the end, ``drain`` (a fresh
 consumer's read of a whole partition, with the log start offset and high watermark it
@@ -60,6 +64,10 @@ class SendInvoke(Event):
     value: str
     key: str | None = None
     partition: int | None = None  # None: the client's partitioner chooses
+    # The transaction the send belongs to (a transactional producer's ``<producer>/t<n>``),
+    # None outside transactions. Its visibility is the transaction's outcome (TxnEnd),
+    # not the send's acknowledgement.
+    txn: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -82,6 +90,20 @@ class SendFail(Event):
 class SendInfo(Event):
     type: ClassVar[str] = "send_info"
     value: str
+    error: str = ""
+
+
+@dataclass(kw_only=True)
+class TxnEnd(Event):
+    """How a transaction ended, as its producer saw it: ``commit`` (commit_transaction
+    returned), ``abort`` (abort_transaction returned, no commit was tried before) or
+    ``info`` (unknown: a commit or abort raised, the producer was fenced or died). A
+    transaction with send_invokes and no TxnEnd counts as ``info``."""
+
+    type: ClassVar[str] = "txn_end"
+    producer: str
+    txn: str
+    outcome: str
     error: str = ""
 
 
@@ -171,6 +193,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SendOk,
         SendFail,
         SendInfo,
+        TxnEnd,
         Poll,
         Rebalance,
         Seek,

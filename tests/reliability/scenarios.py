@@ -32,7 +32,7 @@ from tests.local_cluster import Cluster, poll_until
 from tests.reliability.checker import check
 from tests.reliability.history import load
 from tests.reliability.nemesis import Nemesis
-from tests.reliability.workload import Workload, WorkloadConfig, topic_config
+from tests.reliability.workload import Workload, WorkloadConfig, topic_config, txn_config
 
 CLIENTS = 0
 
@@ -367,6 +367,90 @@ def rolling_restart(ctx: Context) -> None:
         ctx.sleep(1)
 
 
+def _fault(ctx: Context, kind: str, hold: float) -> None:
+    """One fault of random_mix's kinds, held ``hold`` seconds; process faults end with the
+    restart or resume, network faults stay until the caller heals them."""
+    nodes = sorted(ctx.cluster.nodes)
+    if kind == "kill":
+        n = ctx.rng.choice(nodes)
+        ctx.kill(n)
+        ctx.sleep(hold)
+        ctx.restart(n)
+    elif kind == "kill_leader":
+        n = ctx.leader(ctx.rng.randrange(ctx.partitions))
+        ctx.kill(n)
+        ctx.sleep(hold)
+        ctx.restart(n)
+    elif kind == "stop":
+        n = ctx.rng.choice(nodes)
+        ctx.stop(n)
+        ctx.sleep(hold)
+        ctx.restart(n)
+    elif kind in ("pause", "pause_leader"):
+        n = ctx.rng.choice(nodes) if kind == "pause" else ctx.leader()
+        ctx.pause(n)
+        ctx.sleep(hold)
+        ctx.resume(n)
+    elif kind == "kill_all":
+        ctx.note("kill all")
+        ctx.nemesis.kill_all()
+        ctx.sleep(1)
+        ctx.note("restart all")
+        ctx.nemesis.restart_all()
+    elif kind == "torn_tail":
+        n = ctx.leader()
+        ctx.kill(n)
+        p = ctx.rng.randrange(ctx.partitions)
+        fault = ctx.rng.choice(["torn_tail", "flip_byte", "delete_index"])
+        ctx.note(f"{fault} on {n} partition {p}")
+        getattr(ctx.nemesis, fault)(n, ctx.topic, p)
+        ctx.sleep(hold)
+        ctx.restart(n)
+    elif kind == "kill_consumer":
+        live = ctx.workload.live_consumers()
+        if live:
+            victim = ctx.rng.choice(live)
+            ctx.note(f"SIGKILL consumer {victim}")
+            ctx.workload.kill_consumer(victim)
+        ctx.note(f"start consumer {ctx.workload.start_consumer()}")
+    elif kind == "double":
+        double_failover(ctx)
+    elif kind == "isolate":
+        n = ctx.rng.choice(nodes)
+        ctx.note(f"isolate {n}")
+        ctx.nemesis.isolate(n, from_clients=ctx.rng.random() < 0.5)
+        ctx.sleep(hold)
+    elif kind == "cut_leader":
+        n = ctx.leader()
+        ctx.note(f"cut {n} from the other nodes")
+        for f in nodes:
+            if f != n:
+                ctx.nemesis.cut(n, f)
+                ctx.nemesis.cut(f, n)
+        ctx.sleep(hold)
+    elif kind == "drop":
+        a, b = ctx.rng.sample([*nodes, CLIENTS], 2)
+        ctx.note(f"drop {a}->{b}")
+        ctx.nemesis.drop(a, b, ctx.rng.uniform(0.2, 0.8))
+        ctx.sleep(hold)
+    elif kind == "delay":
+        a, b = ctx.rng.sample([*nodes, CLIENTS], 2)
+        ctx.note(f"delay {a}->{b}")
+        ctx.nemesis.delay(a, b, ctx.rng.randint(50, 500), jitter_ms=50)
+        ctx.sleep(hold)
+    elif kind == "partition_majority":
+        n = ctx.rng.choice(nodes)
+        ctx.note(f"partition {{{n}}} from the rest")
+        ctx.nemesis.partition({n}, {m for m in nodes if m != n} | {CLIENTS})
+        ctx.sleep(hold)
+
+
+def _settle(ctx: Context) -> None:
+    """After healing: the cluster formed again and every replica back in the ISR."""
+    ctx.wait_for(lambda: ctx.cluster.wait_formed(20), 60, "the cluster to form", required=False)
+    ctx.wait_isr_full(60)
+
+
 def random_mix(ctx: Context) -> None:
     """Faults drawn from the seeded generator for duration_s: at most one node is faulted
     at a time, except for whole-cluster kills; every fault is healed before the next."""
@@ -379,86 +463,36 @@ def random_mix(ctx: Context) -> None:
     while time.monotonic() < deadline:
         kind = ctx.rng.choice(kinds)
         hold = ctx.rng.uniform(1.0, 6.0)
-        nodes = sorted(ctx.cluster.nodes)
         try:
-            if kind == "kill":
-                n = ctx.rng.choice(nodes)
-                ctx.kill(n)
-                ctx.sleep(hold)
-                ctx.restart(n)
-            elif kind == "kill_leader":
-                n = ctx.leader(ctx.rng.randrange(ctx.partitions))
-                ctx.kill(n)
-                ctx.sleep(hold)
-                ctx.restart(n)
-            elif kind == "stop":
-                n = ctx.rng.choice(nodes)
-                ctx.stop(n)
-                ctx.sleep(hold)
-                ctx.restart(n)
-            elif kind in ("pause", "pause_leader"):
-                n = ctx.rng.choice(nodes) if kind == "pause" else ctx.leader()
-                ctx.pause(n)
-                ctx.sleep(hold)
-                ctx.resume(n)
-            elif kind == "kill_all":
-                ctx.note("kill all")
-                ctx.nemesis.kill_all()
-                ctx.sleep(1)
-                ctx.note("restart all")
-                ctx.nemesis.restart_all()
-            elif kind == "torn_tail":
-                n = ctx.leader()
-                ctx.kill(n)
-                p = ctx.rng.randrange(ctx.partitions)
-                fault = ctx.rng.choice(["torn_tail", "flip_byte", "delete_index"])
-                ctx.note(f"{fault} on {n} partition {p}")
-                getattr(ctx.nemesis, fault)(n, ctx.topic, p)
-                ctx.sleep(hold)
-                ctx.restart(n)
-            elif kind == "kill_consumer":
-                live = ctx.workload.live_consumers()
-                if live:
-                    victim = ctx.rng.choice(live)
-                    ctx.note(f"SIGKILL consumer {victim}")
-                    ctx.workload.kill_consumer(victim)
-                ctx.note(f"start consumer {ctx.workload.start_consumer()}")
-            elif kind == "double":
-                double_failover(ctx)
-            elif kind == "isolate":
-                n = ctx.rng.choice(nodes)
-                ctx.note(f"isolate {n}")
-                ctx.nemesis.isolate(n, from_clients=ctx.rng.random() < 0.5)
-                ctx.sleep(hold)
-            elif kind == "cut_leader":
-                n = ctx.leader()
-                ctx.note(f"cut {n} from the other nodes")
-                for f in nodes:
-                    if f != n:
-                        ctx.nemesis.cut(n, f)
-                        ctx.nemesis.cut(f, n)
-                ctx.sleep(hold)
-            elif kind == "drop":
-                a, b = ctx.rng.sample([*nodes, CLIENTS], 2)
-                ctx.note(f"drop {a}->{b}")
-                ctx.nemesis.drop(a, b, ctx.rng.uniform(0.2, 0.8))
-                ctx.sleep(hold)
-            elif kind == "delay":
-                a, b = ctx.rng.sample([*nodes, CLIENTS], 2)
-                ctx.note(f"delay {a}->{b}")
-                ctx.nemesis.delay(a, b, ctx.rng.randint(50, 500), jitter_ms=50)
-                ctx.sleep(hold)
-            elif kind == "partition_majority":
-                n = ctx.rng.choice(nodes)
-                ctx.note(f"partition {{{n}}} from the rest")
-                ctx.nemesis.partition({n}, {m for m in nodes if m != n} | {CLIENTS})
-                ctx.sleep(hold)
+            _fault(ctx, kind, hold)
         finally:
             ctx.heal_all()
-        ctx.wait_for(lambda: ctx.cluster.wait_formed(20), 60, "the cluster to form",
-                     required=False)
-        ctx.wait_isr_full(60)
+        _settle(ctx)
         ctx.sleep(ctx.rng.uniform(0.5, 3.0))
+
+
+def transactions(ctx: Context) -> None:
+    """The transactional workload (tests.reliability.workload.txn_config) through faults
+    taken in turn until duration_s is spent, one at least: the leader of a partition
+    killed, a node isolated (from the clients too, half the time; the leader paused
+    where there is no network nemesis), a random node killed (the coordinator of some transactional id, the
+    producers' ids spreading over the nodes), the leader paused. Each is healed, and the
+    replicas back in the ISR, before the next; the producers commit and abort throughout."""
+    deadline = time.monotonic() + ctx.duration_s
+    hold = max(2.0, min(6.0, ctx.duration_s / 5))
+    kinds = ["kill_leader", "isolate", "kill", "pause_leader"]
+    for n in range(100):
+        if n and time.monotonic() >= deadline:
+            break
+        kind = kinds[n % len(kinds)]
+        if kind == "isolate" and ctx.nemesis.network is None:
+            kind = "pause_leader"
+        try:
+            _fault(ctx, kind, hold)
+        finally:
+            ctx.heal_all()
+        _settle(ctx)
+        ctx.sleep(1)
 
 
 @dataclass(frozen=True)
@@ -466,6 +500,7 @@ class Scenario:
     run: Callable[[Context], None]
     network: bool = False  # needs network faults
     proxy: bool = False  # clients go through produce-dropping proxies
+    transactional: bool = False  # the transactional workload instead of the plain one
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -486,6 +521,7 @@ SCENARIOS: dict[str, Scenario] = {
     "coordinator-killed": Scenario(coordinator_killed),
     "consumer-killed": Scenario(consumer_killed),
     "rolling-restart": Scenario(rolling_restart),
+    "transactions": Scenario(transactions, transactional=True),
     "random-mix": Scenario(random_mix),
 }
 
@@ -501,6 +537,9 @@ class Result:
     acknowledged: int = 0
     info: int = 0
     failed: int = 0
+    # transactions committed, aborted, of unknown outcome; records read (distinct values)
+    txns: tuple[int, int, int] = (0, 0, 0)
+    values_read: int = 0
     anomalies: dict[str, int] = field(default_factory=dict)
     anomaly_lines: list[str] = field(default_factory=list)
     history: str = ""
@@ -558,6 +597,8 @@ def run(name: str, out_dir: str | Path, seed: int = 0, duration_s: float = 20.0,
     rng = random.Random(seed)
     # kafka-python 3.0.12's producer stalls for good after a network partition (no
     # completion, no error, even past delivery.timeout.ms): only with process faults.
+    if config is None and scenario.transactional:
+        config = txn_config(seed)
     config = config or WorkloadConfig(kafka_python_producer=not (scenario.network
                                                                  or name == "random-mix"))
     cluster = Cluster(data)
@@ -620,6 +661,8 @@ def run(name: str, out_dir: str | Path, seed: int = 0, duration_s: float = 20.0,
         c = report.counts
         result.operations, result.sends = c.operations, c.sends
         result.acknowledged, result.info, result.failed = c.acknowledged_sends, c.info_sends, c.failed_sends
+        result.txns = (c.txns_committed, c.txns_aborted, c.txns_unknown)
+        result.values_read = c.values_read
         for a in report.anomalies:
             result.anomalies[a.type] = result.anomalies.get(a.type, 0) + 1
         result.anomaly_lines = [str(a) for a in report.anomalies[:50]]

@@ -5,10 +5,15 @@
 - idempotent acks=all producers (confluent-kafka, plus one kafka-python producer unless
   turned off), each on its own thread, sending unique values (``<producer>-<n>``)
   round-robin over the partitions at a fixed rate;
-- consumers of one group, each a separate process (``python -m
-  tests.reliability.workload consumer ...``) so that a scenario can SIGKILL one
-  mid-batch; they poll, commit every ``commit_interval_s`` and read the group's
-  committed offsets back.
+- transactional producers (confluent-kafka, ``txn_producers`` of them, none by default),
+  each writing transactions of 1 to ``txn_max_records`` records to random partitions of
+  every topic, committed or (with probability ``txn_abort_ratio``, once its records were
+  delivered) aborted, every record's send tagged with its transaction and every end
+  recorded (``txn_end``);
+- consumers of one group (read_committed, librdkafka's default, said explicitly), each a
+  separate process (``python -m tests.reliability.workload consumer ...``) so that a
+  scenario can SIGKILL one mid-batch; they poll, commit every ``commit_interval_s`` and
+  read the group's committed offsets back.
 
 Then ``drain()`` reads every partition from its start up to its high watermark with a
 fresh consumer, and ``dump_replicas(data_dirs)`` records every node's batches below that
@@ -32,6 +37,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -53,6 +59,7 @@ from tests.reliability.history import (
     SendInfo,
     SendInvoke,
     SendOk,
+    TxnEnd,
     dump,
     load,
 )
@@ -94,6 +101,19 @@ class WorkloadConfig:
     message_timeout_ms: int = 20000  # a send's whole life; unknown after it
     request_timeout_ms: int = 5000
     consumer_max_seconds: float = 1200.0  # a consumer process's own watchdog
+    txn_producers: int = 0
+    txn_max_records: int = 6
+    txn_abort_ratio: float = 0.3
+    txn_pause_s: float = 0.01  # between one producer's transactions
+    seed: int = 0  # the transactional producers' choices
+
+
+def txn_config(seed: int = 0) -> WorkloadConfig:
+    """The transactional workload: three transactional producers over two topics, the
+    group's consumers reading both; no plain producers."""
+    return WorkloadConfig(topics=["txn-a", "txn-b"], confluent_producers=0,
+                          kafka_python_producer=False, txn_producers=3, group="chaos-txn",
+                          seed=seed)
 
 
 def topic_config() -> dict[str, str]:
@@ -122,6 +142,10 @@ class Workload:
         c = self.config
         for i in range(c.confluent_producers):
             self._threads.append(threading.Thread(target=self._confluent, args=(f"ck{i + 1}",),
+                                                  daemon=True))
+        for i in range(c.txn_producers):
+            self._threads.append(threading.Thread(target=self._confluent_txn,
+                                                  args=(f"tx{i + 1}", c.seed * 100 + i),
                                                   daemon=True))
         if c.kafka_python_producer:
             self._threads.append(threading.Thread(target=self._kafka_python, args=("kp1",),
@@ -156,6 +180,19 @@ class Workload:
             yield i, topic, p
             i += 1
 
+    def _delivered(self, process: str, err, msg) -> None:
+        """A confluent-kafka delivery report, recorded."""
+        value = msg.value().decode()
+        if err is None:
+            self.recorder.record(SendOk(process=process, value=value, topic=msg.topic(),
+                                        partition=msg.partition(), offset=msg.offset()))
+            with self._lock:
+                self.acked += 1
+        elif err.name() in DEFINITE_FAILURES:
+            self.recorder.record(SendFail(process=process, value=value, error=err.name()))
+        else:
+            self.recorder.record(SendInfo(process=process, value=value, error=err.name()))
+
     def _confluent(self, name: str) -> None:
         from confluent_kafka import KafkaException, Producer
         c = self.config
@@ -184,16 +221,7 @@ class Workload:
                 "error_cb": on_error, "client.id": instance, "log_level": QUIET})
 
         def report(err, msg):
-            value = msg.value().decode()
-            if err is None:
-                rec.record(SendOk(process=instance, value=value, topic=msg.topic(),
-                                  partition=msg.partition(), offset=msg.offset()))
-                with self._lock:
-                    self.acked += 1
-            elif err.name() in DEFINITE_FAILURES:
-                rec.record(SendFail(process=instance, value=value, error=err.name()))
-            else:
-                rec.record(SendInfo(process=instance, value=value, error=err.name()))
+            self._delivered(instance, err, msg)
 
         generation = 1
         instance = name
@@ -230,6 +258,107 @@ class Workload:
         deadline = time.monotonic() + c.message_timeout_ms / 1000 + 10
         while len(producer) and time.monotonic() < deadline:
             producer.poll(0.1)
+
+    def _txn_producer(self, name: str, report):
+        """A transactional producer whose init_transactions succeeded (fencing any earlier
+        one of the same transactional.id and ending its open transaction), or None once
+        stopped. Retries through faults."""
+        from confluent_kafka import KafkaException, Producer
+        c = self.config
+        while not self._stop.is_set():
+            producer = Producer({
+                "bootstrap.servers": self.bootstrap, "transactional.id": name, "acks": "all",
+                "enable.idempotence": True, "linger.ms": 5,
+                "message.timeout.ms": c.message_timeout_ms,
+                "transaction.timeout.ms": c.message_timeout_ms + 10000,
+                "reconnect.backoff.max.ms": 1000, "request.timeout.ms": c.request_timeout_ms,
+                "retry.backoff.ms": 100, "socket.timeout.ms": c.request_timeout_ms,
+                "topic.metadata.refresh.interval.ms": 5000, "on_delivery": report,
+                "client.id": name, "log_level": QUIET})
+            for _ in range(5):
+                try:
+                    producer.init_transactions(15)
+                    return producer
+                except KafkaException as e:
+                    err = e.args[0]
+                    self._note(f"{name}: init_transactions {err.name()}")
+                    if not err.retriable() or self._stop.is_set():
+                        break
+            with contextlib.suppress(Exception):
+                producer.purge()
+            time.sleep(1)
+        return None
+
+    def _confluent_txn(self, name: str, seed: int) -> None:
+        """Transactions until stop. Outcomes as recorded: ``commit`` when commit_transaction
+        returned; ``abort`` when abort_transaction returned and no commit was tried (after
+        a failed commit attempt the commit may have happened: ``info``); ``info`` for
+        everything else. A producer whose transaction could not be ended is replaced; the
+        new one's init_transactions ends it."""
+        from confluent_kafka import KafkaException
+        c = self.config
+        rec = self.recorder
+        rng = random.Random(seed)
+        targets = [(topic, p) for topic in c.topics for p in range(c.partitions)]
+
+        def report(err, msg):
+            self._delivered(name, err, msg)
+
+        producer = None
+        n = 0
+        while not self._stop.is_set():
+            if producer is None:
+                producer = self._txn_producer(name, report)
+                if producer is None:
+                    break
+            n += 1
+            txn = f"{name}/t{n}"
+            outcome, error, commit_tried, usable = "info", "", False, True
+            try:
+                producer.begin_transaction()
+                for k in range(rng.randint(1, c.txn_max_records)):
+                    topic, p = rng.choice(targets)
+                    value = f"{name}-{n}.{k}"
+                    rec.record(SendInvoke(process=name, producer=name, topic=topic, value=value,
+                                          partition=p, txn=txn))
+                    producer.produce(topic, value.encode(), partition=p)
+                    producer.poll(0)
+                if rng.random() < c.txn_abort_ratio:
+                    # Delivered first, so that the aborted records are in the log (an
+                    # abort right away mostly purges them before they are sent).
+                    producer.flush(10)
+                    producer.abort_transaction(10)
+                    outcome = "abort"
+                else:
+                    commit_tried = True
+                    for attempt in range(3):
+                        try:
+                            producer.commit_transaction(10)
+                            outcome = "commit"
+                            break
+                        except KafkaException as e:
+                            if not e.args[0].retriable() or attempt == 2:
+                                raise
+            except (KafkaException, BufferError) as e:
+                err = e.args[0] if isinstance(e, KafkaException) else None
+                error = err.name() if err is not None else "BufferError"
+                usable = err is None or not err.fatal()
+                if usable:
+                    try:
+                        producer.abort_transaction(10)
+                        outcome = "info" if commit_tried else "abort"
+                    except KafkaException as abort_error:
+                        error += f", abort: {abort_error.args[0].name()}"
+                        usable = False
+            rec.record(TxnEnd(process=name, producer=name, txn=txn, outcome=outcome, error=error))
+            if not usable:
+                self._note(f"{name}: replaced after {txn} ({error})")
+                with contextlib.suppress(Exception):
+                    producer.purge()
+                    producer.flush(1)
+                producer = None
+            if producer is not None:
+                producer.poll(c.txn_pause_s)
 
     def _kafka_python(self, name: str) -> None:
         import logging
@@ -333,6 +462,7 @@ class Workload:
             for p in range(self.config.partitions):
                 consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "drain",
                                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                                     "isolation.level": "read_committed",
                                      "enable.partition.eof": False, "log_level": QUIET})
                 try:
                     tp = TopicPartition(topic, p)
@@ -341,7 +471,10 @@ class Workload:
                     records: list[tuple[int, str]] = []
                     deadline = time.monotonic() + timeout_s
                     last = low - 1
-                    while last + 1 < high and time.monotonic() < deadline:
+                    # Control batches and aborted records hold offsets no record is read
+                    # at: the consumer's position passing them tells the end.
+                    while (last + 1 < high and time.monotonic() < deadline
+                           and consumer.position([tp])[0].offset < high):
                         for m in consumer.consume(500, 1.0):
                             if m.error() is not None:
                                 self._note(f"drain {topic}/{p}: {m.error().name()}")
@@ -349,7 +482,7 @@ class Workload:
                             if m.offset() < high:
                                 records.append((m.offset(), m.value().decode()))
                                 last = max(last, m.offset())
-                    if last + 1 < high:
+                    if last + 1 < high and consumer.position([tp])[0].offset < high:
                         self._note(f"drain {topic}/{p}: timed out at {last + 1} of {high}")
                     self.recorder.record(Drain(process="drain", consumer=f"drain-{topic}-{p}",
                                                topic=topic, partition=p, log_start_offset=low,
@@ -446,6 +579,7 @@ def run_consumer(args: argparse.Namespace) -> int:
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap, "group.id": group, "client.id": name,
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "isolation.level": "read_committed",
         "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": 60000, "enable.partition.eof": False, "log_level": QUIET})
     consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)

@@ -36,6 +36,7 @@ from tests.reliability.history import (
     SendInfo,
     SendInvoke,
     SendOk,
+    TxnEnd,
     dump,
     from_json,
     load,
@@ -428,11 +429,12 @@ def test_all_anomaly_types_are_tested():
 
 def test_every_event_type_round_trips(tmp_path):
     h = clean_history()
+    h.events[:0] = clean_txn_history().events[:5]  # with a transaction's events
     path = tmp_path / "history.jsonl"
     dump(h.events, path)
     assert load(path) == h.events
     first = json.loads(path.read_text().splitlines()[0])
-    assert first["type"] == "send_invoke" and first["process"] == "p1"
+    assert first["type"] == "send_invoke" and first["process"] == "tp" and first["txn"] == "t1"
     assert {type(e) for e in h.events} == set(EVENT_TYPES.values())
     assert from_json(to_json(h.events[-1])).batches[0] == h.events[-1].batches[0]
 
@@ -921,3 +923,134 @@ def test_an_acknowledgement_without_an_offset_is_checked_by_its_value():
     unread = History().send("p", "a", 0).invoke("p", "b").ok("p", "b", None).drain("a")
     [anomaly] = only(unread, "unseen")
     assert anomaly.values == ("b",) and anomaly.offsets == ()
+
+
+# ---- transactions -------------------------------------------------------------------------
+
+
+def txn_send(h: History, producer: str, txn: str, value: str, offset: int | None,
+             partition: int = 0) -> History:
+    h.add(SendInvoke(process=producer, producer=producer, topic=T, value=value,
+                     partition=partition, txn=txn))
+    return h if offset is None else h.ok(producer, value, offset, partition)
+
+
+def txn_end(h: History, producer: str, txn: str, outcome: str) -> History:
+    return h.add(TxnEnd(process=producer, producer=producer, txn=txn, outcome=outcome))
+
+
+def txn(h: History, producer: str, name: str, outcome: str,
+        *records: tuple[str, int] | tuple[str, int, int]) -> History:
+    """A whole transaction, one after the other: (value, offset[, partition]) records."""
+    for value, offset, *partition in records:
+        txn_send(h, producer, name, value, offset, *partition)
+    return txn_end(h, producer, name, outcome)
+
+
+def clean_txn_history() -> History:
+    """A transactional producer: t1 (two partitions) committed, t2 aborted, t3 committed,
+    t4 of unknown outcome and never visible. Markers take offsets 1 and 3 (and 5) of each
+    partition; a read_committed consumer jumps over them and over t2's aborted records."""
+    h = History()
+    txn_send(h, "tp", "t1", "a0", 0)
+    txn_send(h, "tp", "t1", "a1", 0, partition=1)
+    txn_end(h, "tp", "t1", "commit")
+    txn_send(h, "tp", "t2", "a2", 2)
+    txn_send(h, "tp", "t2", "a3", 2, partition=1)
+    txn_end(h, "tp", "t2", "abort")
+    txn_send(h, "tp", "t3", "a4", 4)
+    txn_end(h, "tp", "t3", "commit")
+    txn_send(h, "tp", "t4", "a6", 6)
+    txn_send(h, "tp", "t4", "a7", None, partition=1)
+    txn_end(h, "tp", "t4", "info")
+    h.rebalance("c1", 0, 1)
+    h.poll("c1", (0, "a0")).poll("c1", (0, "a1"), partition=1).poll("c1", (4, "a4"))
+    h.drain("a0", "a4", offsets=[0, 4], high_watermark=7)
+    h.drain("a1", offsets=[0], high_watermark=4, partition=1)
+    return h
+
+
+def test_clean_transactional_history_has_no_anomaly():
+    report = check(clean_txn_history().events)
+    assert report.ok, report.summary()
+    c = report.counts
+    assert (c.txns_committed, c.txns_aborted, c.txns_unknown) == (2, 1, 1)
+    # committed records count as acknowledged, aborted ones as failed, t4's as info
+    assert (c.acknowledged_sends, c.failed_sends, c.info_sends) == (3, 2, 2)
+    assert "2 committed, 1 aborted, 1 unknown" in report.summary()
+
+
+def test_aborted_reads_of_an_aborted_transaction():
+    h = clean_txn_history()
+    h.poll("c1", (2, "a3"), partition=1)  # t2 was aborted
+    [anomaly] = only(h, "aborted_reads")
+    assert anomaly.values == ("a3",)
+
+
+def test_a_read_committed_poll_skipping_a_committed_record_is_a_skip():
+    h = History()
+    txn(h, "tp", "t1", "commit", ("a0", 0))
+    txn(h, "tp", "t2", "commit", ("a2", 2))
+    txn(h, "tp", "t3", "commit", ("a4", 4))
+    h.poll("c1", (0, "a0"), (4, "a4"))
+    h.drain("a0", "a2", "a4", offsets=[0, 2, 4], high_watermark=6)
+    [anomaly] = only(h, "poll_skips")
+    assert anomaly.offsets == (2,)
+
+
+def test_nonmonotonic_polls_of_a_transactional_topic():
+    h = clean_txn_history()
+    h.poll("c1", (0, "a0"))  # after reading 4, with no rebalance between
+    only(h, "nonmonotonic_polls")
+
+
+def test_duplicates_of_a_committed_record():
+    h = clean_txn_history()
+    h.poll("c1", (6, "a0"))  # a0 at offset 0 and again at 6
+    assert "duplicates" in check(h.events).types
+
+
+def test_txn_lost_writes():
+    h = txn(History(), "tp", "t1", "commit", ("a0", 0), ("a1", 0, 1))
+    h.poll("c1", (0, "a0"))  # read once, gone from the log at the end
+    h.poll("c2", (0, "a1"), partition=1)
+    h.drain(high_watermark=2).drain(high_watermark=2, partition=1)
+    [anomaly] = only(h, "txn_lost_writes")
+    assert set(anomaly.values) == {"a0", "a1"}
+
+
+def test_txn_partial():
+    # unknown to its producer, yet half of it is visible
+    h = txn(History(), "tp", "t1", "info", ("a0", 0), ("a1", 0, 1))
+    h.drain("a0", high_watermark=2).drain(high_watermark=2, partition=1)
+    [anomaly] = only(h, "txn_partial")
+    assert anomaly.values == ("a1",) and anomaly.partition == 1
+
+
+def test_txn_partial_of_a_committed_transaction():
+    h = clean_txn_history()
+    h.events[-1].records = []  # a1 of the committed t1 gone; a0 is there
+    [anomaly] = only(h, "txn_partial")
+    assert anomaly.values == ("a1",)
+
+
+def test_txn_order():
+    h = History()
+    txn(h, "p1", "t1", "commit", ("a0", 5))
+    txn(h, "p2", "t2", "commit", ("b0", 3))  # began after t1 committed, written before it
+    h.drain("b0", "a0", offsets=[3, 5], high_watermark=7)
+    [anomaly] = only(h, "txn_order")
+    assert anomaly.offsets == (5, 3)
+
+
+def test_concurrent_transactions_may_interleave():
+    h = History()
+    txn_send(h, "p1", "t1", "a0", 5)
+    txn_send(h, "p2", "t2", "b0", 3)  # t2 began before t1 ended
+    txn_send(h, "p2", "t2", "b1", 0, partition=1)
+    txn_send(h, "p1", "t1", "a1", 1, partition=1)
+    txn_end(h, "p1", "t1", "commit")
+    txn_end(h, "p2", "t2", "commit")
+    h.drain("b0", "a0", offsets=[3, 5], high_watermark=7)
+    h.drain("b1", "a1", offsets=[0, 1], high_watermark=3, partition=1)
+    assert check(h.events).ok, check(h.events).summary()

@@ -189,6 +189,13 @@ def test_control_batches_stay_whole() -> None:
     assert plan_batch(parse_header(batch), [], lambda d: 10**9, NOW, 0, False).action == COPY
 
 
+def test_nothing_at_or_above_the_last_stable_offset_is_cleaned() -> None:
+    """LogState.high_watermark carries min(high watermark, last stable offset)."""
+    segments = tuple(SegmentInfo(b, b + 10, 100, 0) for b in (0, 10, 20, 30))
+    assert cleanable_offsets(LogState("t", segments, 0, 40, -1), NOW)[1] == 30  # the active one
+    assert cleanable_offsets(LogState("t", segments, 0, 15, -1), NOW)[1] == 10  # an open txn at 15
+
+
 @pytest.mark.parametrize("codec", [1, 2, 3, 4])
 def test_a_rewritten_batch_keeps_its_codec(codec: int) -> None:
     batch = build_batch([(b"k%d" % (i % 3), b"v%d" % i * 20, (("h", b"x"),), 1000 + i) for i in range(30)],

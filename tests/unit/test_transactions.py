@@ -106,7 +106,9 @@ def test_end_txn_rules():
 def test_verify_partition_kip_890():
     m = ongoing()
     assert st.verify_partition(m, 5, 3, ("a", 0)) == ErrorCode.NONE
-    assert st.verify_partition(m, 5, 3, ("a", 1)) == ErrorCode.INVALID_TXN_STATE
+    assert st.verify_partition(m, 5, 3, ("a", 1)) == ErrorCode.TRANSACTION_ABORTABLE
+    assert st.abortable_for(ErrorCode.TRANSACTION_ABORTABLE, 10, 11) == ErrorCode.INVALID_TXN_STATE
+    assert st.abortable_for(ErrorCode.TRANSACTION_ABORTABLE, 11, 11) == ErrorCode.TRANSACTION_ABORTABLE
     assert st.verify_partition(m, 5, 2, ("a", 0)) == ErrorCode.INVALID_PRODUCER_EPOCH
     assert st.verify_partition(m.replace(state=TxnState.PREPARE_COMMIT), 5, 3, ("a", 0)) == \
         ErrorCode.INVALID_TXN_STATE

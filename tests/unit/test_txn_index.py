@@ -91,3 +91,25 @@ def test_control_type_reads_the_marker_key():
     assert rec.control_type(batch) == rec.CONTROL_COMMIT
     assert rec.control_type(rec.build_marker_batch(5, 2, False, 7, 1)) == rec.CONTROL_ABORT
     assert rec.control_type(batch[:63]) == -1
+
+
+def test_a_rolled_segments_txnindex_survives_power_loss(tmp_path):
+    """The .txnindex is fsynced with the segment's indexes when the segment is flushed
+    after its roll; a power cut then keeps its entries (FaultyIO's power-loss mode cuts
+    every file back to what was fsynced)."""
+    from odradek.storage import FaultyIO, LogConfig, LogManager
+
+    journal = tmp_path / "durable.journal"
+    io = FaultyIO(durable_journal=journal)
+    manager = LogManager(tmp_path / "data", LogConfig.from_mapping({}), io=io)
+    lg = manager.get_or_create_log("t", 0)
+    lg.append(rec.build_batch([rec.Record(None, b"v", (), 0)]), leader_epoch=0)
+    segment = lg.segments[0]
+    idx = AbortedTxnIndex(lg.dir, io)
+    idx.append(AbortedTxn(1, 0, 0, 0), segment_base=segment.base_offset)
+    segment.flush(indexes=True)  # what the log's flush does to a rolled segment
+    manager.close()
+    FaultyIO.lose_power(journal)
+    again = AbortedTxnIndex(tmp_path / "data" / "t-0")
+    again.load()
+    assert again.entries == [AbortedTxn(1, 0, 0, 0)]
