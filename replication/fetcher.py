@@ -6,20 +6,21 @@ end and counts the fetch offset as this follower's log end offset).
 
 A partition that starts following (a new leader, a restart) first truncates
 by OffsetForLeaderEpoch: it asks the leader where its own latest leader epoch
-ended and cuts its log there (``truncation_offset``, KIP-279), never at its own
+ended and cuts its log there (replication.partition's ``truncation_offset``, KIP-279), never at its own
 high watermark, so a replica that led before the failover drops exactly the
 records the new leader does not have.
 A fetch offset the leader no longer has (OFFSET_OUT_OF_RANGE) is resolved the
 same way, or by starting over at the leader's log start. Every other answer
 carries the leader's log start offset, which the follower's log takes too.
 
-The replica manager (the ``host`` here) does the appending: it is duck-typed so
-that this module does not import the broker.
+The replica manager does the appending and the truncating (through the partition's state
+machine, replication.partition): it is this module's ``FollowerLogs``, a typed interface, so
+that replication does not import the broker.
 """
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from kafka.protocol.consumer import (
@@ -31,6 +32,7 @@ from kafka.protocol.consumer import (
 
 from odradek.protocol.errors import ErrorCode
 from odradek.replication.peer import Peer, PeerUnavailable
+from odradek.storage import Log
 
 log = structlog.get_logger(__name__)
 
@@ -44,22 +46,20 @@ TRANSIENT_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EP
                     ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
-def truncation_offset(requested_epoch: int, leader_epoch: int, leader_end_offset: int,
-                      own_end_offset_for: Callable[[int], int], log_end_offset: int) -> int:
-    """Where a follower cuts its log after asking the leader about its latest epoch (KIP-279).
+class FollowerLogs(Protocol):
+    """What a fetcher needs of the node that follows: its logs, and where fetched data goes."""
 
-    The leader answers with the largest epoch it knows at or below the one asked
-    about, and where that epoch ended in its log. If that is our epoch, we cut at
-    its end. If the leader never had our epoch, our records of it diverge: we cut
-    where the leader's answer epoch ended in *our* log, or earlier. No epoch in
-    common: everything diverges.
-    """
-    if leader_epoch < 0:
-        return 0
-    end = leader_end_offset
-    if leader_epoch != requested_epoch:
-        end = min(end, own_end_offset_for(leader_epoch))
-    return min(end, log_end_offset)
+    def follower_log(self, topic: str, index: int) -> Log | None: ...
+
+    def latest_epoch(self, topic: str, index: int) -> int: ...
+
+    async def truncate_follower(self, topic: str, index: int, requested_epoch: int,
+                                leader_epoch: int, leader_end_offset: int) -> None: ...
+
+    async def handle_out_of_range(self, topic: str, index: int, leader_log_start: int) -> None: ...
+
+    def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int,
+                           leader_log_start_offset: int = -1) -> None: ...
 
 
 @dataclass(slots=True)
@@ -71,8 +71,8 @@ class FollowedPartition:
 
 
 class ReplicaFetcher:
-    def __init__(self, host, node_id: int, leader_id: int, address: tuple[str, int]):
-        self.host = host  # the replica manager: follower_log, append_as_follower, ...
+    def __init__(self, host: FollowerLogs, node_id: int, leader_id: int, address: tuple[str, int]):
+        self.host = host
         self.node_id = node_id
         self.leader_id = leader_id
         self.peer = Peer(leader_id, address[0], address[1], from_node=node_id)
