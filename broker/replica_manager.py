@@ -465,13 +465,7 @@ class ReplicaManager:
     @staticmethod
     def check_leader_epoch(partition: Partition, requested: int) -> None:
         """A client's current_leader_epoch against ours (-1: the client does not know it)."""
-        if requested < 0 or requested == partition.leader_epoch:
-            return
-        if requested < partition.leader_epoch:
-            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH,
-                             f"Leader epoch {requested} is older than {partition.leader_epoch}")
-        raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH,
-                         f"Leader epoch {requested} is newer than {partition.leader_epoch}")
+        partition.replication.check_leader_epoch(requested)
 
     def append_records(self, topic: str, index: int, records, *, required_acks: int = 1,
                        check: Callable[[rec.BatchHeader], None] | None = None, client: bool = True):

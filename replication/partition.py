@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.isr import IsrState
 from odradek.replication.metadata import PartitionState
 
@@ -186,6 +187,17 @@ class ReplicatedPartition:
             actions.append(StopLeading())
         actions.append(Follow(p.leader, p.leader_epoch))
         return actions
+
+    def check_leader_epoch(self, requested: int) -> None:
+        """A request's current_leader_epoch against ours (-1: the client does not know it):
+        KafkaError FENCED_LEADER_EPOCH if older, UNKNOWN_LEADER_EPOCH if newer."""
+        if requested < 0 or requested == self.leader_epoch:
+            return
+        if requested < self.leader_epoch:
+            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH,
+                             f"Leader epoch {requested} is older than {self.leader_epoch}")
+        raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH,
+                         f"Leader epoch {requested} is newer than {self.leader_epoch}")
 
     # -- the leader's side -------------------------------------------------------------------
     def on_append(self, log_end_offset: int) -> list[Action]:

@@ -636,8 +636,14 @@ class ClusterSimulation(Simulation):
             b.request = None
 
     def _leads(self, n: int, leader_epoch: int) -> IsrState | None:
-        state = self.brokers[n].isr_state
-        return state if state is not None and state.leader_epoch == leader_epoch else None
+        """The leader's state if node n leads at the request's epoch (the fetch handler's
+        leader_partition and check_leader_epoch), else None (an error answer)."""
+        partition = self.brokers[n].partition
+        try:
+            partition.check_leader_epoch(leader_epoch)
+        except KafkaError:
+            return None
+        return partition.isr_state
 
     def on_epoch_request(self, n: int, follower: int, token: int, leader_epoch: int,
                          requested: int) -> None:

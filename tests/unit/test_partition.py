@@ -5,6 +5,9 @@ cluster simulation runs this state machine under faults (tests/unit/test_raft_si
 which actions each event gives, in which order, for the I/O to carry out.
 """
 
+import pytest
+
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.metadata import PartitionState
 from odradek.replication.partition import (
     AdvanceHighWatermark,
@@ -109,3 +112,14 @@ def test_a_leader_ignores_what_only_followers_do():
     assert part.on_epoch_answer(0, 0, 0, lambda e: 0, 10) == []
     assert part.on_out_of_range(100, 10) == []
     assert part.is_follower(2) and not part.is_follower(3) and not part.is_follower(1)
+
+
+def test_a_request_at_another_leader_epoch_is_fenced_or_unknown():
+    part = ReplicatedPartition(2, LAG_MS)
+    part.on_metadata(_state(1, 3), 0, 0, now_ms=0)
+    part.check_leader_epoch(3)
+    part.check_leader_epoch(-1)  # the client does not know it
+    for requested, error in ((2, ErrorCode.FENCED_LEADER_EPOCH), (4, ErrorCode.UNKNOWN_LEADER_EPOCH)):
+        with pytest.raises(KafkaError) as refused:
+            part.check_leader_epoch(requested)
+        assert refused.value.code == error
