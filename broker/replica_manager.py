@@ -15,9 +15,11 @@ the actions it returns (``_apply``): logs, futures, fetchers and the controller 
   passes the batch (``wait_committed``), min.insync.replicas refuses acks=-1 writes
   with NOT_ENOUGH_REPLICAS before anything is appended, and ISR changes go to the
   controller (AlterPartition), fenced by the partition epoch.
-- Follower: a ``ReplicaFetcher`` per leader truncates by OffsetForLeaderEpoch and
-  fetches; its batches are appended as they are (``append_as_follower``), the
-  producer state follows them, and the high watermark is the leader's.
+- Follower: a loop per leader (``_replicate``) sends, through that leader's
+  ``ReplicaFetcher`` (replication.fetcher: the requests, no decisions), OffsetForLeaderEpoch
+  and truncates (``truncate_follower``) under each new leadership, then fetches; the
+  batches are appended as they are (``append_as_follower``), the producer state follows
+  them, and the high watermark is the leader's.
 
 On one node every partition is led here with an ISR of one, so the high watermark
 is the log end offset as soon as an append is written.
@@ -34,7 +36,7 @@ import structlog
 from odradek.broker.config import BrokerConfig
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.replication.fetcher import ReplicaFetcher
+from odradek.replication.fetcher import EpochQuery, FetchTarget, ReplicaFetcher
 from odradek.replication.isr import IsrState
 from odradek.replication.metadata import (
     TOPIC,
@@ -59,6 +61,7 @@ from odradek.replication.partition import (
     StopLeading,
     TruncateTo,
 )
+from odradek.replication.peer import PeerUnavailable
 from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from odradek.storage.cleaner import CleanerConfig
@@ -79,6 +82,9 @@ log = structlog.get_logger(__name__)
 
 PRODUCER_EXPIRATION_CHECK_S = 60.0  # how often idle producers are expired
 ISR_CHECK_S = 0.25  # how often leaders look for ISR changes to make
+FETCH_RETRY_S = 0.2  # a follower's pause after an unreachable leader or an error answer
+TRANSIENT_FETCH_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH,
+                          ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
 @dataclass(slots=True, eq=False)
@@ -370,8 +376,12 @@ class ReplicaManager:
         if fetcher is None or fetcher.peer.host != endpoint[0] or fetcher.peer.port != endpoint[1]:
             if fetcher is not None:
                 fetcher.close()
-            fetcher = self.fetchers[leader] = ReplicaFetcher(self, self.node_id, leader, endpoint)
-        fetcher.follow(partition.topic, partition.index, partition.leader_epoch)
+                for key in fetcher.partitions:  # a new connection truncates again first
+                    if (p := self.partitions.get(key)) is not None:
+                        p.replication.follow_again()
+            fetcher = self.fetchers[leader] = ReplicaFetcher(self.node_id, leader, endpoint)
+            fetcher.task = asyncio.get_running_loop().create_task(self._replicate(fetcher))
+        fetcher.follow(partition.topic, partition.index)
 
     def _stop_following(self, partition: Partition) -> None:
         for fetcher in self.fetchers.values():
@@ -676,28 +686,93 @@ class ReplicaManager:
             return
         self._apply(p, p.replication.on_isr_answer(proposal, epoch))
 
-    # -- replication: the follower's side (called by the ReplicaFetcher) ---------
-    def follower_log(self, topic: str, index: int) -> Log | None:
-        p = self.partitions.get((topic, index))
-        return p.log if p is not None and p.isr_state is None else None
+    # -- replication: the follower's side ------------------------------------
+    async def _replicate(self, fetcher: ReplicaFetcher) -> None:
+        """Follow the partitions of ``fetcher``'s leader, until the fetcher is closed: each
+        truncates by OffsetForLeaderEpoch under a new leadership, then they are fetched."""
+        while True:
+            try:
+                await self._truncate_from(fetcher, await fetcher.followed())
+                await self._fetch_from(fetcher)
+            except asyncio.CancelledError:
+                raise
+            except PeerUnavailable:
+                await asyncio.sleep(FETCH_RETRY_S)
+            except Exception:
+                log.exception("replica_fetcher_error", leader=fetcher.leader_id)
+                await asyncio.sleep(FETCH_RETRY_S)
 
-    def latest_epoch(self, topic: str, index: int) -> int:
-        p = self.partitions.get((topic, index))
-        epoch = p.log.leader_epoch_cache.latest_epoch if p is not None else None
-        return -1 if epoch is None else epoch
+    async def _truncate_from(self, fetcher: ReplicaFetcher, keys: list[tuple[str, int]]) -> None:
+        """Ask the leader where our latest epoch ended, for the partitions that have not
+        truncated for its leadership yet, and cut their logs there (KIP-279)."""
+        queries = []
+        for key in keys:
+            p = self.partitions.get(key)
+            if p is None:
+                continue
+            latest = p.log.leader_epoch_cache.latest_epoch
+            epoch = p.replication.epoch_to_ask(-1 if latest is None else latest)
+            if epoch is not None:
+                queries.append(EpochQuery(key[0], key[1], p.leader_epoch, epoch))
+        if not queries:
+            return
+        asked = {(q.topic, q.index): q for q in queries}
+        for topic, result in await fetcher.offsets_for_leader_epoch(queries):
+            q = asked.get((topic, result.partition))
+            if q is None or (topic, result.partition) not in fetcher.partitions \
+                    or result.error_code != ErrorCode.NONE:
+                continue
+            await self.truncate_follower(topic, result.partition, q.epoch, result.leader_epoch,
+                                         result.end_offset, asked_under=q.current_leader_epoch)
+
+    async def _fetch_from(self, fetcher: ReplicaFetcher) -> None:
+        """One Fetch of the partitions followed from ``fetcher``'s leader that may fetch, and
+        its answers carried out."""
+        targets = []
+        for key in fetcher.partitions:
+            p = self.partitions.get(key)
+            offset = p.replication.fetch_offset(p.log.log_end_offset) if p is not None else None
+            if offset is not None:
+                targets.append(FetchTarget(key[0], key[1], p.leader_epoch, offset,
+                                           p.log.log_start_offset))
+        if not targets:
+            await asyncio.sleep(FETCH_RETRY_S)
+            return
+        transient = False
+        for topic, data in await fetcher.fetch(targets):
+            index = data.partition_index
+            if (topic, index) not in fetcher.partitions:
+                continue
+            if data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
+                await self.handle_out_of_range(topic, index, data.log_start_offset)
+            elif data.error_code == ErrorCode.NONE:
+                self.append_as_follower(topic, index, data.records, data.high_watermark,
+                                        data.log_start_offset)
+            elif data.error_code in TRANSIENT_FETCH_ERRORS:
+                transient = True  # the metadata will tell us who leads now, or the
+                # leader has not created the partition yet
+            else:
+                log.warning("follower_fetch_error", topic=topic, partition=index,
+                            error=ErrorCode(data.error_code).name)
+                transient = True
+        if transient:
+            await asyncio.sleep(FETCH_RETRY_S)  # errors come back at once; do not spin
 
     async def truncate_follower(self, topic: str, index: int, requested_epoch: int,
-                                leader_epoch: int, leader_end_offset: int) -> None:
-        """Cut a follower's log where the leader's answer about our latest epoch says.
+                                leader_epoch: int, leader_end_offset: int,
+                                asked_under: int | None = None) -> None:
+        """Cut a follower's log where the leader's answer about our latest epoch says (asked
+        while following at leader epoch ``asked_under``; None: the current one).
 
         The cut is immediate; the leader-epoch file and the producer-state replay run in
-        threads, and this returns once they are done, before the fetcher goes on."""
+        threads, and this returns once they are done, before the fetching goes on."""
         p = await self._follower_after_snapshots(topic, index)
         if p is None:
             return
         for action in p.replication.on_epoch_answer(
                 requested_epoch, leader_epoch, leader_end_offset,
-                lambda epoch: p.log.end_offset_for_epoch(epoch)[1], p.log.log_end_offset):
+                lambda epoch: p.log.end_offset_for_epoch(epoch)[1], p.log.log_end_offset,
+                asked_under):
             assert isinstance(action, TruncateTo)
             log.info("follower_truncate", topic=topic, partition=index,
                      log_end_offset=p.log.log_end_offset, truncate_to=action.offset)

@@ -13,6 +13,7 @@ Events in                                        Actions out
   on_follower_fetch: offsets of a follower        AdvanceHighWatermark
   proposed_isr: the time (the ISR check)          ProposeIsr
   on_isr_answer / on_isr_refused: AlterPartition  IsrCommitted, AdvanceHighWatermark
+  epoch_to_ask / fetch_offset: before a fetch    (what the follower asks next)
   on_fetched: a follower's fetch response         AdvanceHighWatermark, IncrementLogStart
   on_epoch_answer: OffsetForLeaderEpoch's answer  TruncateTo
   on_out_of_range: OFFSET_OUT_OF_RANGE            StartAt
@@ -148,6 +149,9 @@ class ReplicatedPartition:
         self.leader = -1
         self.leader_epoch = leader_epoch
         self.isr_state: IsrState | None = None  # while this node leads
+        # The leader epoch this follower truncated for (OffsetForLeaderEpoch, KIP-279): it
+        # fetches only under that leadership; None: not yet (or ask again).
+        self.truncated_epoch: int | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -168,6 +172,7 @@ class ReplicatedPartition:
         if p.leader == self.node_id:
             state = self.isr_state
             if state is None or state.leader_epoch != p.leader_epoch:
+                self.truncated_epoch = None  # a leader does not fetch
                 actions.append(BecomeLeader(p.leader_epoch, log_end_offset, not was_leader))
                 self.isr_state = state = IsrState(
                     self.node_id, list(p.replicas), list(p.isr), p.leader_epoch, p.partition_epoch,
@@ -273,18 +278,47 @@ class ReplicatedPartition:
             actions.append(IncrementLogStart(leader_log_start_offset))
         return actions
 
+    def epoch_to_ask(self, latest_epoch: int) -> int | None:
+        """Before fetching from a leader: the epoch to ask it about by OffsetForLeaderEpoch
+        (our log's ``latest_epoch``), or None if there is nothing to ask (already truncated
+        for this leadership; an empty log has nothing to disagree about)."""
+        if self.isr_state is not None or self.truncated_epoch == self.leader_epoch:
+            return None
+        if latest_epoch < 0:
+            self.truncated_epoch = self.leader_epoch
+            return None
+        return latest_epoch
+
+    def fetch_offset(self, log_end_offset: int) -> int | None:
+        """Where this follower fetches from: its log end (the leader counts that as this
+        replica's log end offset), once it truncated for the current leadership; else None."""
+        if self.isr_state is None and self.truncated_epoch == self.leader_epoch:
+            return log_end_offset
+        return None
+
+    def follow_again(self) -> None:
+        """The fetching starts over (a new connection to the leader): truncate first."""
+        self.truncated_epoch = None
+
     def on_epoch_answer(self, requested_epoch: int, leader_epoch: int, leader_end_offset: int,
-                        own_end_offset_for: Callable[[int], int], log_end_offset: int) -> list[Action]:
-        """The leader's answer to OffsetForLeaderEpoch about our latest epoch."""
+                        own_end_offset_for: Callable[[int], int], log_end_offset: int,
+                        asked_under: int | None = None) -> list[Action]:
+        """The leader's answer to OffsetForLeaderEpoch about our latest epoch, asked while
+        following at ``asked_under`` (None: the current leadership): once it is carried out,
+        this follower fetches under that leadership."""
         if self.isr_state is not None:
             return []
+        if asked_under is None or asked_under == self.leader_epoch:
+            self.truncated_epoch = self.leader_epoch
         end = truncation_offset(requested_epoch, leader_epoch, leader_end_offset,
                                 own_end_offset_for, log_end_offset)
         return [TruncateTo(end)] if end < log_end_offset else []
 
     def on_out_of_range(self, leader_log_start_offset: int, log_end_offset: int) -> list[Action]:
         """The leader no longer has our fetch offset. A log that ends before the leader's
-        starts over there; one ahead of it asks OffsetForLeaderEpoch again (the fetcher)."""
+        starts over there; one ahead of it asks OffsetForLeaderEpoch again (either way the
+        fetching truncates again before it goes on)."""
+        self.truncated_epoch = None
         if self.isr_state is None and log_end_offset < leader_log_start_offset:
             return [StartAt(leader_log_start_offset)]
         return []

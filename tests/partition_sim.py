@@ -191,7 +191,6 @@ class Broker:
     node_id: int
     controller: Controller
     partition: ReplicatedPartition  # the process's state machine of the partition
-    following_epoch: int = -1  # the leader epoch it truncated for (the fetcher's `truncated`)
     request: int | None = None  # the token of its outstanding OffsetForLeaderEpoch or Fetch
     alters: dict[int, AlterRequest] = field(default_factory=dict)
     # The controller's side, while this node is the Raft leader.
@@ -205,6 +204,12 @@ class Broker:
     def isr_state(self) -> IsrState | None:
         """The leader's ISR and high-watermark state while the image says this node leads."""
         return self.partition.isr_state
+
+    @property
+    def following_epoch(self) -> int:
+        """The leader epoch it truncated for (-1: none), by its state machine."""
+        epoch = self.partition.truncated_epoch
+        return -1 if epoch is None else epoch
 
 
 def partition_of(image: MetadataImage) -> PartitionState:
@@ -433,7 +438,7 @@ class ClusterSimulation(Simulation):
         for action in actions:
             match action:
                 case BecomeLeader(leader_epoch, start_offset, _):
-                    b.following_epoch, b.request = -1, None
+                    b.request = None
                     replica.epochs.assign(leader_epoch, start_offset)
                     assert b.isr_state is not None
                     self.pchecker.on_leader(n, b.isr_state)
@@ -600,7 +605,7 @@ class ClusterSimulation(Simulation):
             self.apply(n, b.partition.on_isr_answer(request.proposal, result[1]))
         self.pchecker.dirty = True
 
-    # Followers (ReplicaFetcher): truncate by OffsetForLeaderEpoch, then fetch.
+    # Followers (ReplicaManager._replicate): truncate by OffsetForLeaderEpoch, then fetch.
 
     def fetch_poll(self, n: int, inc: int) -> None:
         if self._up(n, inc) is not None:
@@ -618,16 +623,16 @@ class ClusterSimulation(Simulation):
         if b.isr_state is not None or b.request is not None or p.leader in (-1, n):
             return
         replica = self.replicas[n]
-        if b.following_epoch != p.leader_epoch:
-            latest = replica.latest_epoch
-            if latest >= 0:
-                b.request = token = self._id()
-                self._reply(n, p.leader, "epoch_request", token, p.leader_epoch, latest)
-                self.at(self.now + REQUEST_TIMEOUT_MS, self.request_timeout, n, token)
-                return
-            b.following_epoch = p.leader_epoch  # an empty log has nothing to disagree about
+        latest = b.partition.epoch_to_ask(replica.latest_epoch)
+        if latest is not None:
+            b.request = token = self._id()
+            self._reply(n, p.leader, "epoch_request", token, p.leader_epoch, latest)
+            self.at(self.now + REQUEST_TIMEOUT_MS, self.request_timeout, n, token)
+            return
+        offset = b.partition.fetch_offset(replica.log_end)
+        assert offset is not None
         b.request = token = self._id()
-        self._reply(n, p.leader, "fetch", token, p.leader_epoch, replica.log_end)
+        self._reply(n, p.leader, "fetch", token, p.leader_epoch, offset)
         self.at(self.now + REQUEST_TIMEOUT_MS, self.request_timeout, n, token)
 
     def request_timeout(self, n: int, token: int) -> None:
@@ -663,7 +668,6 @@ class ClusterSimulation(Simulation):
         if answer is None or b.isr_state is not None or (p.leader, p.leader_epoch) != (leader, leader_epoch):
             return
         self.apply(n, cut(self.replicas[n], b.partition, requested, *answer))
-        b.following_epoch = leader_epoch
         self.pchecker.on_truncated(n, leader_epoch)
         self.at(self.now + self.rng.randrange(*FETCH_AGAIN_MS), self.fetch, n)
 
@@ -687,7 +691,10 @@ class ClusterSimulation(Simulation):
         b.request = None
         replica = self.replicas[n]
         if records == "out_of_range":
-            b.following_epoch = -1  # ask the leader again where we stand
+            # ask the leader again where we stand (no log start offset is simulated: the
+            # log is never behind it)
+            actions = b.partition.on_out_of_range(0, replica.log_end)
+            assert not actions
             return
         if records is None or b.isr_state is not None or replica.log_end != offset:
             return

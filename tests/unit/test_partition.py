@@ -105,6 +105,37 @@ def test_a_follower_truncates_where_the_leader_says_its_epoch_ended():
     assert part.on_out_of_range(5, 12) == []
 
 
+def test_a_follower_fetches_only_once_it_truncated_for_the_leadership():
+    """The follow loop's decisions (the replica manager's _replicate carries them out): ask
+    OffsetForLeaderEpoch under each new leadership, then fetch from the log end."""
+    part = ReplicatedPartition(2, LAG_MS)
+    part.on_metadata(_state(1, 3), 12, 0, now_ms=0)
+    assert part.epoch_to_ask(2) == 2 and part.fetch_offset(12) is None
+    # An answer to a question asked under epoch 2 does not clear epoch 3's.
+    part.on_epoch_answer(2, 2, 12, lambda e: 12, 12, asked_under=2)
+    assert part.fetch_offset(12) is None
+    assert part.on_epoch_answer(2, 2, 10, lambda e: 12, 12, asked_under=3) == [TruncateTo(10)]
+    assert part.epoch_to_ask(2) is None and part.fetch_offset(10) == 10
+    # The same leadership again (another metadata commit): no new question.
+    part.on_metadata(_state(1, 3, partition_epoch=1), 10, 0, now_ms=0)
+    assert part.fetch_offset(10) == 10
+    # OFFSET_OUT_OF_RANGE, a new connection, a new leader: ask again first.
+    part.on_out_of_range(5, 10)
+    assert part.fetch_offset(10) is None and part.epoch_to_ask(2) == 2
+    part.on_epoch_answer(2, 2, 10, lambda e: 10, 10)
+    part.follow_again()
+    assert part.fetch_offset(10) is None
+    part.on_epoch_answer(2, 2, 10, lambda e: 10, 10)
+    part.on_metadata(_state(3, 4), 10, 0, now_ms=0)
+    assert part.fetch_offset(10) is None and part.epoch_to_ask(3) == 3
+    # An empty log has nothing to disagree about: it fetches at once.
+    part.on_metadata(_state(1, 5), 0, 0, now_ms=0)
+    assert part.epoch_to_ask(-1) is None and part.fetch_offset(0) == 0
+    # A leader asks nothing and fetches nothing.
+    part.on_metadata(_state(2, 6), 0, 0, now_ms=0)
+    assert part.epoch_to_ask(3) is None and part.fetch_offset(0) is None
+
+
 def test_a_leader_ignores_what_only_followers_do():
     part = ReplicatedPartition(1, LAG_MS)
     part.on_metadata(_state(1), 10, 10, now_ms=0)

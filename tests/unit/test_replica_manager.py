@@ -2,7 +2,7 @@
 
 No network: one node's ReplicaManager over a metadata image built by hand, its role
 changed by applying metadata records, the follower's side driven as its
-ReplicaFetcher would (truncate, append the new leader's batches, take its high
+follow loop would (truncate, append the new leader's batches, take its high
 watermark).
 """
 
@@ -73,7 +73,7 @@ async def test_acks_all_produce_fails_when_leadership_moves_before_its_wait_star
     node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=2, isr=[2]))
     node1.sync_with_image()  # node 2 leads (epoch 1) without our batch
     assert p.isr_state is None
-    # As the fetcher does: truncate where the new leader says epoch 0 ended, then take its
+    # As the follow loop does: truncate where the new leader says epoch 0 ended, then take its
     # batches and its high watermark, which passes the offset our batch had.
     await node1.truncate_follower("t", 0, 0, 0, 0)
     node1.append_as_follower("t", 0, _batch([b"theirs", b"more"], epoch=1), 2)
