@@ -30,8 +30,8 @@ from odradek.broker.config import BrokerConfig
 from odradek.broker.loop_lag import LoopLagMonitor
 from odradek.broker.replica_manager import Partition, ReplicaManager
 from odradek.protocol import records as rec
-from odradek.replication.isr import IsrState
-from odradek.replication.metadata import MetadataImage
+from odradek.replication.metadata import MetadataImage, PartitionState
+from odradek.replication.partition import ReplicatedPartition
 from odradek.storage import FaultyIO
 
 SLOW_FSYNC_S = 0.05
@@ -63,8 +63,10 @@ async def _rolls(directory: Path, io: FaultyIO, blocking: bool) -> float:
     rm = ReplicaManager(BrokerConfig({"log.segment.bytes": str(64 * 1024)}), MetadataImage(), 1,
                         str(directory), io=io)
     log_ = rm.log_manager.get_or_create_log("t", 0)
-    state = IsrState(1, [1], [1], 0, 0, 0, 0, 0, 30000, rm.clock_ms())
-    p = Partition("t", 0, log_, 0, rm._load_producer_state(log_), leader=1, isr_state=state)
+    replication = ReplicatedPartition(1, lag_time_max_ms=30000)
+    replication.on_metadata(PartitionState("tid", 0, [1], [1], leader=1, leader_epoch=0,
+                                           partition_epoch=0), 0, 0, rm.clock_ms())
+    p = Partition("t", 0, log_, rm._load_producer_state(log_), replication)
     rm.partitions[("t", 0)] = p
     if blocking:  # the old roll: the snapshot written on the loop
         rm._snapshot_producer_state = lambda p, offset: p.producer_state.write_snapshot(
@@ -89,7 +91,10 @@ async def _truncation(directory: Path, io: FaultyIO, blocking: bool) -> float:
     for i in range(TRUNCATE_BATCHES):
         log_.append(_batch(i % PRODUCERS, (i // PRODUCERS) * 10), leader_epoch=1)
     log_.leader_epoch_cache.assign(2, TRUNCATE_BATCHES * 10 // 2)
-    p = Partition("t", 0, log_, 2, rm._load_producer_state(log_), leader=1)
+    replication = ReplicatedPartition(2, lag_time_max_ms=30000)
+    replication.on_metadata(PartitionState("tid", 0, [1, 2], [1, 2], leader=1, leader_epoch=2,
+                                           partition_epoch=0), log_.log_end_offset, 0, rm.clock_ms())
+    p = Partition("t", 0, log_, rm._load_producer_state(log_), replication)
     rm.partitions[("t", 0)] = p
     cut = TRUNCATE_BATCHES * 10 // 2 - 5000
 

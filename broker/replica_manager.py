@@ -4,18 +4,22 @@ Partition logs follow the metadata image: when a committed record assigns a
 partition to this node its log is created; when the topic is removed, the log is
 deleted; a config change reaches the partition's log config.
 
-Each hosted partition is led here or followed from its leader:
+Each hosted partition is led here or followed from its leader. What to do is decided by
+its ``ReplicatedPartition`` (replication.partition, a pure state machine): this module feeds
+it the metadata, appends, follower fetches, fetch responses and the time, and carries out
+the actions it returns (``_apply``): logs, futures, fetchers and the controller are here.
 
 - Leader: appends Produce batches (``append_records``), serves consumers up to
-  the high watermark and followers up to its log end, and keeps an ``IsrState``
-  (replication.isr): follower fetches move their log end offsets, the high
-  watermark is the smallest among the ISR, acks=-1 completes when it passes the
-  batch (``wait_committed``), min.insync.replicas refuses acks=-1 writes with
-  NOT_ENOUGH_REPLICAS before anything is appended, and ISR changes go to the
+  the high watermark and followers up to its log end; follower fetches move the
+  high watermark (the smallest log end among the ISR), acks=-1 completes when it
+  passes the batch (``wait_committed``), min.insync.replicas refuses acks=-1 writes
+  with NOT_ENOUGH_REPLICAS before anything is appended, and ISR changes go to the
   controller (AlterPartition), fenced by the partition epoch.
-- Follower: a ``ReplicaFetcher`` per leader truncates by OffsetForLeaderEpoch and
-  fetches; its batches are appended as they are (``append_as_follower``), the
-  producer state follows them, and the high watermark is the leader's.
+- Follower: a loop per leader (``_replicate``) sends, through that leader's
+  ``ReplicaFetcher`` (replication.fetcher: the requests, no decisions), OffsetForLeaderEpoch
+  and truncates (``truncate_follower``) under each new leadership, then fetches; the
+  batches are appended as they are (``append_as_follower``), the producer state follows
+  them, and the high watermark is the leader's.
 
 On one node every partition is led here with an ISR of one, so the high watermark
 is the log end offset as soon as an append is written.
@@ -32,9 +36,32 @@ import structlog
 from odradek.broker.config import BrokerConfig
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.replication.fetcher import ReplicaFetcher, truncation_offset
+from odradek.replication.fetcher import EpochQuery, FetchTarget, ReplicaFetcher
 from odradek.replication.isr import IsrState
-from odradek.replication.metadata import TOPIC, ConfigRecord, MetadataImage
+from odradek.replication.metadata import (
+    TOPIC,
+    ConfigRecord,
+    MetadataImage,
+    PartitionChangeRecord,
+    PartitionRecord,
+    RegisterBrokerRecord,
+    RemoveTopicRecord,
+    TopicRecord,
+)
+from odradek.replication.partition import (
+    Action,
+    AdvanceHighWatermark,
+    BecomeLeader,
+    Follow,
+    IncrementLogStart,
+    IsrCommitted,
+    ProposeIsr,
+    ReplicatedPartition,
+    StartAt,
+    StopLeading,
+    TruncateTo,
+)
+from odradek.replication.peer import PeerUnavailable
 from odradek.replication.tasks import Supervisor
 from odradek.storage import LOG_CONFIG_DEFS, AppendResult, Log, LogConfig, LogManager
 from odradek.storage.cleaner import CleanerConfig
@@ -55,18 +82,22 @@ log = structlog.get_logger(__name__)
 
 PRODUCER_EXPIRATION_CHECK_S = 60.0  # how often idle producers are expired
 ISR_CHECK_S = 0.25  # how often leaders look for ISR changes to make
+FETCH_RETRY_S = 0.2  # a follower's pause after an unreachable leader or an error answer
+TRANSIENT_FETCH_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH,
+                          ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
 @dataclass(slots=True, eq=False)
 class Partition:
+    """A hosted partition's I/O: its log, producer state and waiters, around ``replication``,
+    the pure state machine that decides its replication (replication.partition)."""
+
     topic: str
     index: int
     log: Log
-    leader_epoch: int
     producer_state: ProducerStateManager
-    leader: int = -1
+    replication: ReplicatedPartition
     topic_id: str = ""
-    isr_state: IsrState | None = None  # while this node leads
     waiters: set = field(default_factory=set)  # futures of fetches waiting for new data
     # (last offset, future) of acks=-1 produces, in offset order: appends add them in order
     hw_waiters: collections.deque = field(default_factory=collections.deque)
@@ -90,6 +121,19 @@ class Partition:
     def txn_index(self, index: AbortedTxnIndex) -> None:
         self.log.txn_index = index
 
+    @property
+    def leader(self) -> int:
+        return self.replication.leader
+
+    @property
+    def leader_epoch(self) -> int:
+        return self.replication.leader_epoch
+
+    @property
+    def isr_state(self) -> IsrState | None:
+        """The leader's ISR and high-watermark state while this node leads, else None."""
+        return self.replication.isr_state
+
     def wake(self) -> None:
         for fut in self.waiters:
             if not fut.done():
@@ -102,18 +146,18 @@ class Partition:
         transaction (or one whose marker is not yet replicated), at most the high watermark."""
         return self.producer_state.last_stable_offset(self.log.high_watermark)
 
-    def set_high_watermark(self, high_watermark: int) -> None:
-        """Publish a new high watermark: consumers see more, acks=-1 waiters complete,
-        completed transactions below it stop holding the last stable offset back (on
-        followers too, which would otherwise keep them all)."""
+    def set_high_watermark(self, high_watermark: int, isr_size: int = 0) -> None:
+        """Publish a new high watermark: consumers see more, acks=-1 waiters below it complete
+        with ``isr_size`` (the copies the write has: see wait_committed), completed
+        transactions below it stop holding the last stable offset back (on followers too,
+        which would otherwise keep them all)."""
         self.log.high_watermark = high_watermark
         self.producer_state.on_high_watermark(self.log.high_watermark)
         waiters = self.hw_waiters  # only the ones now below the high watermark are touched
-        isr_size = len(self.isr_state.isr) if self.isr_state is not None else 0
         while waiters and waiters[0][0] < high_watermark:
             fut = waiters.popleft()[1]
             if not fut.done():
-                fut.set_result(isr_size)  # copies the write has: see wait_committed
+                fut.set_result(isr_size)
         self.wake()
 
     def fail_waiters(self, error: KafkaError) -> None:
@@ -162,6 +206,7 @@ class ReplicaManager:
         self.controller = controller  # for ISR changes (AlterPartition)
         self.fetchers: dict[int, ReplicaFetcher] = {}  # by leader node id
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self._unopened: set[tuple[str, int]] = set()  # assigned here; the log would not open
         self._topic_configs: dict[str, dict] = {}  # effective topic configs, by topic name
         # Called with (partition, is_leader) when this node starts or stops leading a
         # partition (is_leader False also when it no longer hosts it): the group
@@ -170,7 +215,7 @@ class ReplicaManager:
         self.tasks = Supervisor("replica_manager")
         self.following_image = False  # see start()
         # Committed ISR changes of partitions led here, for broker.metrics (Kafka's
-        # IsrShrinksPerSec / IsrExpandsPerSec); see _isr_committed
+        # IsrShrinksPerSec / IsrExpandsPerSec); see IsrCommitted in _apply
         self.isr_shrinks = self.isr_expands = 0
 
     # -- following the metadata image ------------------------------------------
@@ -197,25 +242,62 @@ class ReplicaManager:
                 p.producer_state.remove_expired(now)
 
     def sync_with_image(self) -> None:
-        """Host exactly the partitions the image assigns to this node, in their roles."""
-        wanted = set()
-        for topic in self.image.topics.values():
-            overrides = self.image.topic_configs(topic.name)
-            for p in topic.partitions.values():
-                if self.node_id not in p.replicas:
-                    continue
-                key = (topic.name, p.partition)
-                wanted.add(key)
-                partition = self.partitions.get(key)
+        """Host exactly the partitions the image assigns to this node, in their roles: the
+        whole image, once, when this node starts following it (later commits are deltas:
+        ``on_metadata``)."""
+        assigned = [(topic.name, p.partition) for topic in self.image.topics.values()
+                    for p in topic.partitions.values() if self.node_id in p.replicas]
+        self._sync_partitions([*assigned, *(set(self.partitions) - set(assigned))])
+
+    def _touched(self, records: list) -> list[tuple[str, int]]:
+        """The partitions a committed delta may change here: those its records name, the
+        hosted ones of topics that left the image (a RemoveTopicRecord, or a snapshot that
+        no longer has them), those followed from a broker that registered again (its
+        endpoints may have moved), and those whose log could not be opened before (retried
+        at every commit, as the disk or the open-file limit may allow it now)."""
+        image, touched = self.image, dict.fromkeys(self._unopened)
+        orphans, followed_from = False, set()
+        for r in records:
+            if isinstance(r, (PartitionRecord, PartitionChangeRecord)):
+                topic = image.topics_by_id.get(r.topic_id)
+                if topic is not None:
+                    touched[(topic.name, r.partition)] = None
+            elif isinstance(r, TopicRecord) and r.name in image.topics:
+                touched.update(dict.fromkeys((r.name, i) for i in image.topics[r.name].partitions))
+            elif isinstance(r, RegisterBrokerRecord):
+                followed_from.add(r.node_id)
+            orphans |= isinstance(r, (TopicRecord, RemoveTopicRecord, RegisterBrokerRecord))
+        if orphans or followed_from:
+            for key, p in self.partitions.items():
+                if p.topic_id not in image.topics_by_id or p.leader in followed_from:
+                    touched[key] = None
+        return list(touched)
+
+    def _sync_partitions(self, keys: list[tuple[str, int]]) -> None:
+        """Bring these partitions in line with the image: host and update the role of each
+        one the image assigns to this node, stop hosting (and delete) the others."""
+        removed = []
+        for key in keys:
+            topic = self.image.topics.get(key[0])
+            p = topic.partitions.get(key[1]) if topic is not None else None
+            if p is None or self.node_id not in p.replicas:
+                removed.append(key)
+                continue
+            partition = self.partitions.get(key)
+            if partition is None:
+                partition = self._host(topic, p, self.image.topic_configs(topic.name))
                 if partition is None:
-                    partition = self._host(topic, p, overrides)
-                    if partition is None:
-                        continue
-                self._update_role(partition, p)
+                    self._unopened.add(key)
+                    continue
+                self._unopened.discard(key)
+            self._update_role(partition, p)
         # Only partitions the image took away are deleted, never logs it does not
         # mention yet: a replay or a quorum catching up shows a partial image.
-        for key in set(self.partitions) - wanted:
-            partition = self.partitions.pop(key)
+        for key in removed:
+            self._unopened.discard(key)
+            partition = self.partitions.pop(key, None)
+            if partition is None:
+                continue
             self._stop_following(partition)
             partition.fail_waiters(KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
                                               f"{partition.topic}-{partition.index} was removed"))
@@ -242,58 +324,51 @@ class ReplicaManager:
             log.error("partition_open_failed", topic=topic.name, partition=p.partition,
                       error=str(e), open_file_limit=soft_limit())
             return None
-        partition = Partition(topic.name, p.partition, log_, p.leader_epoch, state, -1,
+        partition = Partition(topic.name, p.partition, log_, state,
+                              ReplicatedPartition(self.node_id, self.config["replica.lag.time.max.ms"],
+                                                  p.leader_epoch),
                               topic.topic_id)
         self.partitions[(topic.name, p.partition)] = partition
         return partition
 
     def _update_role(self, partition: Partition, p) -> None:
-        was_leader = partition.isr_state is not None
-        partition.leader, partition.leader_epoch = p.leader, p.leader_epoch
-        if p.leader == self.node_id:
-            state = partition.isr_state
-            if state is None or state.leader_epoch != p.leader_epoch:
-                self._become_leader(partition, p)
-            else:
-                if state.replicas != p.replicas:  # a reassignment's step
-                    state.on_replicas_changed(p.replicas, self.clock_ms())
-                if (state.isr, state.partition_epoch) != (p.isr, p.partition_epoch):
-                    self._isr_committed(partition, state, p.isr, p.partition_epoch)
-            if not was_leader:
-                self._notify(partition, True)
-            return
-        if was_leader:
-            partition.isr_state = None
-            partition.fail_waiters(KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
-                                              f"Leadership of {partition.topic}-{partition.index} moved"))
-            self._notify(partition, False)
-        self._follow(partition, p.leader)
+        self._apply(partition, partition.replication.on_metadata(
+            p, partition.log.log_end_offset, partition.log.high_watermark, self.clock_ms()))
 
-    def _isr_committed(self, partition: Partition, state: IsrState, isr: list[int], epoch: int) -> None:
-        """A committed ISR reaches the leader: from its own AlterPartition's answer or from
-        the metadata log, whichever comes first (the other then sees its epoch). Counted
-        either way, so a follower the controller removed when fencing its broker is a shrink
-        too (Kafka counts only the leader's own requests; a shrink is a shrink to an operator)."""
-        if len(isr) < len(state.isr):
-            self.isr_shrinks += 1
-        elif len(isr) > len(state.isr):
-            self.isr_expands += 1
-        if state.on_isr_committed(isr, epoch):
-            partition.set_high_watermark(state.high_watermark)
-
-    def _become_leader(self, partition: Partition, p) -> None:
-        self._stop_following(partition)
-        log_ = partition.log
-        log_.leader_epoch_cache.assign(p.leader_epoch, log_.log_end_offset)
-        partition.isr_state = IsrState(
-            self.node_id, list(p.replicas), list(p.isr), p.leader_epoch, p.partition_epoch,
-            leader_epoch_start_offset=log_.log_end_offset, high_watermark=log_.high_watermark,
-            log_end_offset=log_.log_end_offset, lag_time_max_ms=self.config["replica.lag.time.max.ms"],
-            now_ms=self.clock_ms())
-        if partition.isr_state.on_append(log_.log_end_offset):  # an ISR of one: all committed
-            partition.set_high_watermark(partition.isr_state.high_watermark)
-        log.info("became_leader", topic=partition.topic, partition=partition.index,
-                 leader_epoch=p.leader_epoch, isr=list(p.isr))
+    def _apply(self, partition: Partition, actions: list[Action]) -> bool:
+        """Carry out what the partition's state machine decided, in order; returns whether
+        the high watermark was published."""
+        published = notify_leader = False
+        for action in actions:
+            match action:
+                case AdvanceHighWatermark(high_watermark, isr_size):
+                    partition.set_high_watermark(high_watermark, isr_size)
+                    published = True
+                case BecomeLeader(leader_epoch, start_offset, first):
+                    self._stop_following(partition)
+                    partition.log.leader_epoch_cache.assign(leader_epoch, start_offset)
+                    log.info("became_leader", topic=partition.topic, partition=partition.index,
+                             leader_epoch=leader_epoch, isr=partition.isr_state.isr)
+                    notify_leader = first  # once the high watermark that follows is published
+                case StopLeading():
+                    partition.fail_waiters(KafkaError(
+                        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                        f"Leadership of {partition.topic}-{partition.index} moved"))
+                    self._notify(partition, False)
+                case Follow(leader, _):
+                    self._follow(partition, leader)
+                case IncrementLogStart(offset):
+                    partition.log.maybe_increment_log_start_offset(offset)
+                case IsrCommitted(before, after):
+                    if after < before:
+                        self.isr_shrinks += 1
+                    else:
+                        self.isr_expands += 1
+                case _:
+                    raise AssertionError(f"{action} is carried out by its caller")
+        if notify_leader:
+            self._notify(partition, True)
+        return published
 
     def _follow(self, partition: Partition, leader: int) -> None:
         for leader_id, fetcher in self.fetchers.items():
@@ -308,8 +383,12 @@ class ReplicaManager:
         if fetcher is None or fetcher.peer.host != endpoint[0] or fetcher.peer.port != endpoint[1]:
             if fetcher is not None:
                 fetcher.close()
-            fetcher = self.fetchers[leader] = ReplicaFetcher(self, self.node_id, leader, endpoint)
-        fetcher.follow(partition.topic, partition.index, partition.leader_epoch)
+                for key in fetcher.partitions:  # a new connection truncates again first
+                    if (p := self.partitions.get(key)) is not None:
+                        p.replication.follow_again()
+            fetcher = self.fetchers[leader] = ReplicaFetcher(self.node_id, leader, endpoint)
+            fetcher.task = asyncio.get_running_loop().create_task(self._replicate(fetcher))
+        fetcher.follow(partition.topic, partition.index)
 
     def _stop_following(self, partition: Partition) -> None:
         for fetcher in self.fetchers.values():
@@ -368,7 +447,7 @@ class ReplicaManager:
     def on_metadata(self, records: list) -> None:
         if not self.following_image:
             return  # start() syncs once the metadata log has caught up
-        self.sync_with_image()  # metadata changes are rare; roles may follow any of them
+        self._sync_partitions(self._touched(records))
         self._topic_configs.clear()  # rare: any committed metadata change refreshes them
         for p in self.partitions.values():
             if p.low_watermark_waiters and p.isr_state is not None:
@@ -403,13 +482,7 @@ class ReplicaManager:
     @staticmethod
     def check_leader_epoch(partition: Partition, requested: int) -> None:
         """A client's current_leader_epoch against ours (-1: the client does not know it)."""
-        if requested < 0 or requested == partition.leader_epoch:
-            return
-        if requested < partition.leader_epoch:
-            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH,
-                             f"Leader epoch {requested} is older than {partition.leader_epoch}")
-        raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH,
-                         f"Leader epoch {requested} is newer than {partition.leader_epoch}")
+        partition.replication.check_leader_epoch(requested)
 
     def append_records(self, topic: str, index: int, records, *, required_acks: int = 1,
                        check: Callable[[rec.BatchHeader], None] | None = None, client: bool = True):
@@ -471,9 +544,7 @@ class ReplicaManager:
             done = p.producer_state.update(header, result.base_offset, self.clock_ms(), control)
             if done is not None:
                 self._index_completed(p.log, p.producer_state, p.txn_index, done)
-        if p.isr_state.on_append(p.log.log_end_offset):
-            p.set_high_watermark(p.isr_state.high_watermark)
-        else:
+        if not self._apply(p, p.replication.on_append(p.log.log_end_offset)):
             p.wake()  # followers long-polling for new data
 
     def write_marker(self, topic: str, index: int, producer_id: int, producer_epoch: int,
@@ -554,16 +625,15 @@ class ReplicaManager:
     def is_follower(self, partition: Partition, replica_id: int) -> bool:
         """Whether ``replica_id`` may fetch ``partition`` (led here) as its follower: a
         registered broker in its replica set. Only a follower reads past the high watermark."""
-        state = partition.isr_state
-        return state is not None and replica_id in state.followers and replica_id in self.image.brokers
+        return partition.replication.is_follower(replica_id) and replica_id in self.image.brokers
 
     def on_follower_fetch(self, topic: str, index: int, replica_id: int, fetch_offset: int,
                           log_start_offset: int = -1) -> None:
         """A follower fetches from ``fetch_offset``: that is its log end offset; its log
         starts at ``log_start_offset``."""
         p = self.leader_partition(topic, index)
-        if p.isr_state.on_follower_fetch(replica_id, fetch_offset, self.clock_ms(), log_start_offset):
-            p.set_high_watermark(p.isr_state.high_watermark)
+        self._apply(p, p.replication.on_follower_fetch(replica_id, fetch_offset, log_start_offset,
+                                                       self.clock_ms()))
         if p.low_watermark_waiters:
             self._complete_delete_records(p)
 
@@ -598,67 +668,131 @@ class ReplicaManager:
             await asyncio.sleep(ISR_CHECK_S)
             now = self.clock_ms()
             for p in list(self.partitions.values()):
-                state = p.isr_state
-                if state is None or self.controller is None:
+                if self.controller is None:
                     continue
-                new_isr = state.proposed_isr(now)
-                if new_isr is not None:
-                    log.info("isr_change", topic=p.topic, partition=p.index, isr=state.isr,
-                             proposed=new_isr)
+                proposal = p.replication.proposed_isr(now)
+                if proposal is not None:
+                    log.info("isr_change", topic=p.topic, partition=p.index,
+                             isr=proposal.state.isr, proposed=proposal.isr)
                     self.tasks.spawn(f"alter_isr {p.topic}-{p.index}",
-                                     lambda p=p, state=state, new_isr=new_isr:
-                                     self._alter_isr(p, state, new_isr))
+                                     lambda p=p, proposal=proposal: self._alter_isr(p, proposal))
 
-    async def _alter_isr(self, p: Partition, state: IsrState, new_isr: list[int]) -> None:
+    async def _alter_isr(self, p: Partition, proposal: ProposeIsr) -> None:
         """Send one ISR change; supervised, so a failure is retried while it still applies
         (the state keeps the change pending until an answer comes: a lost one would
         stop every later change of this partition)."""
-        if p.isr_state is not state or state.pending_isr != new_isr:
+        if not p.replication.still_proposing(proposal):
             return  # leadership or the ISR moved on meanwhile: nothing to retry
         try:
             epoch = await self.controller.alter_partition(p.topic_id, p.index, self.node_id,
-                                                          state.leader_epoch, state.partition_epoch,
-                                                          new_isr)
+                                                          proposal.leader_epoch,
+                                                          proposal.partition_epoch, proposal.isr)
         except KafkaError as e:
             log.warning("isr_change_refused", topic=p.topic, partition=p.index, error=e.message)
-            state.on_isr_rejected()
+            p.replication.on_isr_refused(proposal)
             return
-        if p.isr_state is state and state.partition_epoch < epoch:
-            self._isr_committed(p, state, new_isr, epoch)
+        self._apply(p, p.replication.on_isr_answer(proposal, epoch))
 
-    # -- replication: the follower's side (called by the ReplicaFetcher) ---------
-    def follower_log(self, topic: str, index: int) -> Log | None:
-        p = self.partitions.get((topic, index))
-        return p.log if p is not None and p.isr_state is None else None
+    # -- replication: the follower's side ------------------------------------
+    async def _replicate(self, fetcher: ReplicaFetcher) -> None:
+        """Follow the partitions of ``fetcher``'s leader, until the fetcher is closed: each
+        truncates by OffsetForLeaderEpoch under a new leadership, then they are fetched."""
+        while True:
+            try:
+                await self._truncate_from(fetcher, await fetcher.followed())
+                await self._fetch_from(fetcher)
+            except asyncio.CancelledError:
+                raise
+            except PeerUnavailable:
+                await asyncio.sleep(FETCH_RETRY_S)
+            except Exception:
+                log.exception("replica_fetcher_error", leader=fetcher.leader_id)
+                await asyncio.sleep(FETCH_RETRY_S)
 
-    def latest_epoch(self, topic: str, index: int) -> int:
-        p = self.partitions.get((topic, index))
-        epoch = p.log.leader_epoch_cache.latest_epoch if p is not None else None
-        return -1 if epoch is None else epoch
+    async def _truncate_from(self, fetcher: ReplicaFetcher, keys: list[tuple[str, int]]) -> None:
+        """Ask the leader where our latest epoch ended, for the partitions that have not
+        truncated for its leadership yet, and cut their logs there (KIP-279)."""
+        queries = []
+        for key in keys:
+            p = self.partitions.get(key)
+            if p is None:
+                continue
+            latest = p.log.leader_epoch_cache.latest_epoch
+            epoch = p.replication.epoch_to_ask(-1 if latest is None else latest)
+            if epoch is not None:
+                queries.append(EpochQuery(key[0], key[1], p.leader_epoch, epoch))
+        if not queries:
+            return
+        asked = {(q.topic, q.index): q for q in queries}
+        for topic, result in await fetcher.offsets_for_leader_epoch(queries):
+            q = asked.get((topic, result.partition))
+            if q is None or (topic, result.partition) not in fetcher.partitions \
+                    or result.error_code != ErrorCode.NONE:
+                continue
+            await self.truncate_follower(topic, result.partition, q.epoch, result.leader_epoch,
+                                         result.end_offset, asked_under=q.current_leader_epoch)
+
+    async def _fetch_from(self, fetcher: ReplicaFetcher) -> None:
+        """One Fetch of the partitions followed from ``fetcher``'s leader that may fetch, and
+        its answers carried out."""
+        targets = []
+        for key in fetcher.partitions:
+            p = self.partitions.get(key)
+            offset = p.replication.fetch_offset(p.log.log_end_offset) if p is not None else None
+            if offset is not None:
+                targets.append(FetchTarget(key[0], key[1], p.leader_epoch, offset,
+                                           p.log.log_start_offset))
+        if not targets:
+            await asyncio.sleep(FETCH_RETRY_S)
+            return
+        transient = False
+        for topic, data in await fetcher.fetch(targets):
+            index = data.partition_index
+            if (topic, index) not in fetcher.partitions:
+                continue
+            if data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
+                await self.handle_out_of_range(topic, index, data.log_start_offset)
+            elif data.error_code == ErrorCode.NONE:
+                self.append_as_follower(topic, index, data.records, data.high_watermark,
+                                        data.log_start_offset)
+            elif data.error_code in TRANSIENT_FETCH_ERRORS:
+                transient = True  # the metadata will tell us who leads now, or the
+                # leader has not created the partition yet
+            else:
+                log.warning("follower_fetch_error", topic=topic, partition=index,
+                            error=ErrorCode(data.error_code).name)
+                transient = True
+        if transient:
+            await asyncio.sleep(FETCH_RETRY_S)  # errors come back at once; do not spin
 
     async def truncate_follower(self, topic: str, index: int, requested_epoch: int,
-                                leader_epoch: int, leader_end_offset: int) -> None:
-        """Cut a follower's log where the leader's answer about our latest epoch says.
+                                leader_epoch: int, leader_end_offset: int,
+                                asked_under: int | None = None) -> None:
+        """Cut a follower's log where the leader's answer about our latest epoch says (asked
+        while following at leader epoch ``asked_under``; None: the current one).
 
         The cut is immediate; the leader-epoch file and the producer-state replay run in
-        threads, and this returns once they are done, before the fetcher goes on."""
+        threads, and this returns once they are done, before the fetching goes on."""
         p = await self._follower_after_snapshots(topic, index)
         if p is None:
             return
-        end_offset = truncation_offset(requested_epoch, leader_epoch, leader_end_offset,
-                                       lambda epoch: p.log.end_offset_for_epoch(epoch)[1],
-                                       p.log.log_end_offset)
-        if end_offset >= p.log.log_end_offset:
-            return
-        log.info("follower_truncate", topic=topic, partition=index,
-                 log_end_offset=p.log.log_end_offset, truncate_to=end_offset)
-        await p.log.truncate_to_async(end_offset)
-        await self._reload_producer_state(p)
+        for action in p.replication.on_epoch_answer(
+                requested_epoch, leader_epoch, leader_end_offset,
+                lambda epoch: p.log.end_offset_for_epoch(epoch)[1], p.log.log_end_offset,
+                asked_under):
+            assert isinstance(action, TruncateTo)
+            log.info("follower_truncate", topic=topic, partition=index,
+                     log_end_offset=p.log.log_end_offset, truncate_to=action.offset)
+            await p.log.truncate_to_async(action.offset)
+            await self._reload_producer_state(p)
 
     async def handle_out_of_range(self, topic: str, index: int, leader_log_start: int) -> None:
         p = await self._follower_after_snapshots(topic, index)
-        if p is not None and p.log.log_end_offset < leader_log_start:
-            await p.log.truncate_fully_and_start_at_async(leader_log_start)
+        if p is None:
+            return
+        for action in p.replication.on_out_of_range(leader_log_start, p.log.log_end_offset):
+            assert isinstance(action, StartAt)
+            await p.log.truncate_fully_and_start_at_async(action.offset)
             # Nothing of the old log is left to replay: forget every producer and snapshot,
             # as Kafka's truncateFullyAndStartAt does (a reload brought an old snapshot back).
             p.producer_state.truncate_fully()
@@ -691,9 +825,7 @@ class ReplicaManager:
     def append_as_follower(self, topic: str, index: int, records, leader_high_watermark: int,
                            leader_log_start_offset: int = -1) -> None:
         """Append a fetch response's batches, then take the leader's high watermark and log
-        start offset (Kafka's maybeIncrementLogStartOffset on every fetch, not only on
-        OFFSET_OUT_OF_RANGE): records the leader deleted (DeleteRecords, retention) go here
-        too, and do not come back if this replica leads next."""
+        start offset (ReplicatedPartition.on_fetched)."""
         p = self.partitions.get((topic, index))
         if p is None or p.isr_state is not None:
             return
@@ -710,9 +842,8 @@ class ReplicaManager:
                     if done is not None:
                         self._index_completed(p.log, p.producer_state, p.txn_index, done)
                 pos += header.size
-        p.set_high_watermark(min(leader_high_watermark, p.log.log_end_offset))
-        if leader_log_start_offset > p.log.log_start_offset:
-            p.log.maybe_increment_log_start_offset(leader_log_start_offset)
+        self._apply(p, p.replication.on_fetched(leader_high_watermark, p.log.log_end_offset,
+                                                leader_log_start_offset, p.log.log_start_offset))
 
     # -- fetch --------------------------------------------------------------------
     def read(self, topic: str, index: int, fetch_offset: int, max_bytes: int, min_one: bool,

@@ -1,27 +1,18 @@
-"""Follower replication: fetch the partitions this node follows from their leader.
+"""Follower replication's I/O: the requests a follower sends to the leader it fetches from.
 
-One ``ReplicaFetcher`` per leader node, fetching all of that leader's partitions
-in one Kafka Fetch (with this node's replica id, so the leader reads up to its log
-end and counts the fetch offset as this follower's log end offset).
-
-A partition that starts following (a new leader, a restart) first truncates
-by OffsetForLeaderEpoch: it asks the leader where its own latest leader epoch
-ended and cuts its log there (``truncation_offset``, KIP-279), never at its own
-high watermark, so a replica that led before the failover drops exactly the
-records the new leader does not have.
-A fetch offset the leader no longer has (OFFSET_OUT_OF_RANGE) is resolved the
-same way, or by starting over at the leader's log start. Every other answer
-carries the leader's log start offset, which the follower's log takes too.
-
-The replica manager (the ``host`` here) does the appending: it is duck-typed so
-that this module does not import the broker.
+One ``ReplicaFetcher`` per leader node: it sends OffsetForLeaderEpoch and Fetch (with this
+node's replica id, so the leader reads up to its log end and counts the fetch offset as this
+follower's log end offset) for the partitions it is given, all of that leader's in one
+request, and returns the answers. It decides nothing: which partitions it follows, what it
+asks and what the answers mean are the replica manager's loop (broker/replica_manager.py,
+``_replicate``) and each partition's state machine (replication.partition: the truncation
+by OffsetForLeaderEpoch before fetching under a new leadership, KIP-279, the fetch offset,
+the leader's high watermark and log start offset).
 """
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
 from kafka.protocol.consumer import (
     FetchRequest,
     FetchResponse,
@@ -29,161 +20,95 @@ from kafka.protocol.consumer import (
     OffsetForLeaderEpochResponse,
 )
 
-from odradek.protocol.errors import ErrorCode
-from odradek.replication.peer import Peer, PeerUnavailable
-
-log = structlog.get_logger(__name__)
+from odradek.replication.peer import Peer
 
 FETCH_VERSION = 12  # flexible, topic names; what we need and no more
 EPOCH_VERSION = 4
 FETCH_MAX_WAIT_MS = 500
 FETCH_MAX_BYTES = 16 * 2**20
 PARTITION_MAX_BYTES = 4 * 2**20
-RETRY_S = 0.2
-TRANSIENT_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH,
-                    ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
-def truncation_offset(requested_epoch: int, leader_epoch: int, leader_end_offset: int,
-                      own_end_offset_for: Callable[[int], int], log_end_offset: int) -> int:
-    """Where a follower cuts its log after asking the leader about its latest epoch (KIP-279).
+@dataclass(frozen=True, slots=True)
+class EpochQuery:
+    """Ask the leader where our latest ``epoch`` ended in its log, as a follower of it at
+    ``current_leader_epoch``."""
 
-    The leader answers with the largest epoch it knows at or below the one asked
-    about, and where that epoch ended in its log. If that is our epoch, we cut at
-    its end. If the leader never had our epoch, our records of it diverge: we cut
-    where the leader's answer epoch ended in *our* log, or earlier. No epoch in
-    common: everything diverges.
-    """
-    if leader_epoch < 0:
-        return 0
-    end = leader_end_offset
-    if leader_epoch != requested_epoch:
-        end = min(end, own_end_offset_for(leader_epoch))
-    return min(end, log_end_offset)
-
-
-@dataclass(slots=True)
-class FollowedPartition:
     topic: str
     index: int
-    leader_epoch: int
-    truncated: bool = False  # OffsetForLeaderEpoch done for this leadership
+    current_leader_epoch: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTarget:
+    """Fetch a partition from ``fetch_offset`` (our log end) as a follower at ``current_leader_epoch``."""
+
+    topic: str
+    index: int
+    current_leader_epoch: int
+    fetch_offset: int
+    log_start_offset: int
 
 
 class ReplicaFetcher:
-    def __init__(self, host, node_id: int, leader_id: int, address: tuple[str, int]):
-        self.host = host  # the replica manager: follower_log, append_as_follower, ...
+    """The connection to one leader, and the partitions followed from it (``partitions``, kept
+    by the replica manager; ``task`` is its loop that fetches them)."""
+
+    def __init__(self, node_id: int, leader_id: int, address: tuple[str, int]):
         self.node_id = node_id
         self.leader_id = leader_id
         self.peer = Peer(leader_id, address[0], address[1], from_node=node_id)
-        self.partitions: dict[tuple[str, int], FollowedPartition] = {}
+        self.partitions: dict[tuple[str, int], None] = {}  # followed from this leader, in order
         self._changed = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.task: asyncio.Task | None = None
 
-    def follow(self, topic: str, index: int, leader_epoch: int) -> None:
-        key = (topic, index)
-        current = self.partitions.get(key)
-        if current is None or current.leader_epoch != leader_epoch:
-            self.partitions[key] = FollowedPartition(topic, index, leader_epoch)
-            self._changed.set()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+    def follow(self, topic: str, index: int) -> None:
+        self.partitions[(topic, index)] = None
+        self._changed.set()
 
     def unfollow(self, topic: str, index: int) -> None:
         self.partitions.pop((topic, index), None)
 
+    async def followed(self) -> list[tuple[str, int]]:
+        """The partitions followed from this leader, once there are any."""
+        while not self.partitions:
+            self._changed.clear()
+            await self._changed.wait()
+        return list(self.partitions)
+
     def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self.task is not None:
+            self.task.cancel()
         self.peer.close()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                if not self.partitions:
-                    self._changed.clear()
-                    await self._changed.wait()
-                    continue
-                await self._truncate([p for p in self.partitions.values() if not p.truncated])
-                await self._fetch_once()
-            except asyncio.CancelledError:
-                raise
-            except PeerUnavailable:
-                await asyncio.sleep(RETRY_S)
-            except Exception:
-                log.exception("replica_fetcher_error", leader=self.leader_id)
-                await asyncio.sleep(RETRY_S)
-
-    async def _truncate(self, partitions: list[FollowedPartition]) -> None:
-        """Cut each partition's log where the leader says our latest epoch ended."""
-        ask = [(p, self.host.latest_epoch(p.topic, p.index)) for p in partitions]
-        for p, epoch in ask:
-            if epoch < 0:  # an empty log has nothing to disagree about
-                p.truncated = True
-        ask = [(p, e) for p, e in ask if e >= 0]
-        if not ask:
-            return
+    async def offsets_for_leader_epoch(self, queries: list[EpochQuery]) -> list:
+        """The leader's answers, (topic, OffsetForLeaderPartitionResult) pairs.
+        PeerUnavailable if the leader cannot be reached."""
         R = OffsetForLeaderEpochRequest
         topics: dict[str, list] = {}
-        for p, epoch in ask:
-            topics.setdefault(p.topic, []).append(R.OffsetForLeaderTopic.OffsetForLeaderPartition(
-                partition=p.index, current_leader_epoch=p.leader_epoch, leader_epoch=epoch))
+        for q in queries:
+            topics.setdefault(q.topic, []).append(R.OffsetForLeaderTopic.OffsetForLeaderPartition(
+                partition=q.index, current_leader_epoch=q.current_leader_epoch, leader_epoch=q.epoch))
         request = R(replica_id=self.node_id, topics=[R.OffsetForLeaderTopic(topic=t, partitions=ps)
                                                      for t, ps in topics.items()])
         response = await self.peer.send(request, EPOCH_VERSION, OffsetForLeaderEpochResponse)
-        requested = {(p.topic, p.index): epoch for p, epoch in ask}
-        for t in response.topics:
-            for result in t.partitions:
-                key = (t.topic, result.partition)
-                p = self.partitions.get(key)
-                if p is None or result.error_code != ErrorCode.NONE or key not in requested:
-                    continue
-                await self.host.truncate_follower(t.topic, result.partition, requested[key],
-                                            result.leader_epoch, result.end_offset)
-                p.truncated = True
+        return [(t.topic, result) for t in response.topics for result in t.partitions]
 
-    async def _fetch_once(self) -> None:
-        ready = [p for p in self.partitions.values() if p.truncated]
-        if not ready:
-            await asyncio.sleep(RETRY_S)
-            return
+    async def fetch(self, targets: list[FetchTarget]) -> list:
+        """One Fetch of these partitions (the leader waits up to FETCH_MAX_WAIT_MS for data):
+        (topic, PartitionData) pairs. PeerUnavailable if the leader cannot be reached."""
         F = FetchRequest
         topics: dict[str, list] = {}
-        for p in ready:
-            log_ = self.host.follower_log(p.topic, p.index)
-            if log_ is None:
-                continue
-            topics.setdefault(p.topic, []).append(F.FetchTopic.FetchPartition(
-                partition=p.index, current_leader_epoch=p.leader_epoch,
-                fetch_offset=log_.log_end_offset, last_fetched_epoch=-1,
-                log_start_offset=log_.log_start_offset, partition_max_bytes=PARTITION_MAX_BYTES))
-        if not topics:
-            await asyncio.sleep(RETRY_S)
-            return
+        for t in targets:
+            topics.setdefault(t.topic, []).append(F.FetchTopic.FetchPartition(
+                partition=t.index, current_leader_epoch=t.current_leader_epoch,
+                fetch_offset=t.fetch_offset, last_fetched_epoch=-1,
+                log_start_offset=t.log_start_offset, partition_max_bytes=PARTITION_MAX_BYTES))
         request = F(replica_id=self.node_id, max_wait_ms=FETCH_MAX_WAIT_MS, min_bytes=1,
                     max_bytes=FETCH_MAX_BYTES, isolation_level=0, session_id=0, session_epoch=-1,
                     topics=[F.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
                     forgotten_topics_data=[], rack_id="")
         response = await self.peer.send(request, FETCH_VERSION, FetchResponse,
                                          timeout_s=FETCH_MAX_WAIT_MS / 1000 + 10)
-        transient = False
-        for t in response.responses:
-            for data in t.partitions:
-                p = self.partitions.get((t.topic, data.partition_index))
-                if p is None:
-                    continue
-                if data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
-                    p.truncated = False  # ask the leader again where we stand
-                    await self.host.handle_out_of_range(t.topic, p.index, data.log_start_offset)
-                elif data.error_code == ErrorCode.NONE:
-                    self.host.append_as_follower(t.topic, p.index, data.records, data.high_watermark,
-                                                 data.log_start_offset)
-                elif data.error_code in TRANSIENT_ERRORS:
-                    transient = True  # the metadata will tell us who leads now, or the
-                    # leader has not created the partition yet
-                else:
-                    log.warning("follower_fetch_error", topic=t.topic, partition=p.index,
-                                error=ErrorCode(data.error_code).name)
-                    transient = True
-        if transient:
-            await asyncio.sleep(RETRY_S)  # errors come back at once; do not spin
+        return [(t.topic, data) for t in response.responses for data in t.partitions]

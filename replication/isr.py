@@ -1,8 +1,9 @@
 """The leader's ISR and high-watermark rules for one partition: a pure state machine.
 
-No I/O and no clock: the leader's replica manager feeds it follower fetches, its
-own appends and committed ISR changes, with the time, and asks it what to do. The
-simulation of the controller quorum drives the same code.
+No I/O and no clock: the partition's state machine (replication.partition) holds one
+while this node leads, feeds it follower fetches, its own appends and committed ISR
+changes, with the time, and turns its answers into actions for the replica manager.
+The simulation of the controller quorum drives the same code.
 
 Rules (Kafka's):
 - A follower's log end offset is the offset it asks to fetch from.

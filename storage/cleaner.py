@@ -83,7 +83,6 @@ from odradek.protocol.records import (
     HEADER_SIZE,
     LOG_APPEND_TIME,
     MIN_BATCH_LENGTH,
-    TRANSACTIONAL_BIT,
     BatchHeader,
     CorruptRecordError,
     RawRecord,

@@ -16,12 +16,14 @@ and Raft checker) with one replicated partition on top, driven by the real rules
   validated by ``Controller.alter_partition`` itself (fenced by leader and partition epoch).
   Each change is one Raft proposal, one at a time (the controller's lock), answered once
   applied, or refused when leadership moves.
-- Each replica node hosts the partition as broker/replica_manager.py does: leading it with a
-  ``replication.isr.IsrState`` when its image says so, or following the image's leader:
-  truncating by OffsetForLeaderEpoch (``replication.fetcher.truncation_offset``) and then
-  fetching. The leader proposes ISR changes (``IsrState.proposed_isr``) with AlterPartition,
-  forwarded to the controller and retried like ``Controller.run_op``, and applies the answer
-  as ``ReplicaManager._alter_isr`` does. A produce needs min.insync.replicas (2, or 1 with one
+- Each replica node hosts the partition as broker/replica_manager.py does: the shipped state
+  machine ``replication.partition.ReplicatedPartition`` (one per broker process) decides, and
+  the simulation carries out its actions as ``ReplicaManager._apply`` does. It is fed the
+  image's state of the partition after each commit (leading or following), appends, follower
+  fetches, fetch responses, OffsetForLeaderEpoch answers (``on_epoch_answer``: the truncation
+  of KIP-279) and the time (``proposed_isr``: ISR changes, sent with AlterPartition, forwarded
+  to the controller and retried like ``Controller.run_op``, answered as
+  ``ReplicaManager._alter_isr`` does). A produce needs min.insync.replicas (2, or 1 with one
   voter). The log (records and storage.epoch.LeaderEpochCache) survives crashes (the page
   cache outlives the process; a wipe of the metadata directory keeps it), and so does the
   checkpointed high watermark.
@@ -47,7 +49,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from odradek.protocol.errors import KafkaError
-from odradek.replication import fetcher
 from odradek.replication.controller import Controller
 from odradek.replication.isr import IsrState
 from odradek.replication.metadata import (
@@ -56,6 +57,14 @@ from odradek.replication.metadata import (
     PartitionState,
     RegisterBrokerRecord,
     TopicRecord,
+)
+from odradek.replication.partition import (
+    Action,
+    AdvanceHighWatermark,
+    BecomeLeader,
+    ProposeIsr,
+    ReplicatedPartition,
+    TruncateTo,
 )
 from odradek.replication.quorum import RaftMetadataLog
 from odradek.replication.raft_messages import NotLeader
@@ -119,9 +128,10 @@ class Replica:
         self.high_watermark = min(self.high_watermark, end)
 
 
-def cut(follower: Replica, requested: int, epoch: int, end_offset: int) -> int:
-    """The fetcher's own rule (KIP-279), applied to a simulated follower."""
-    return fetcher.truncation_offset(requested, epoch, end_offset,
+def cut(follower: Replica, partition: ReplicatedPartition, requested: int, epoch: int,
+        end_offset: int) -> list[Action]:
+    """The leader's answer to OffsetForLeaderEpoch, given to the follower's state machine."""
+    return partition.on_epoch_answer(requested, epoch, end_offset,
                                      lambda e: follower.end_offset_for_epoch(e)[1], follower.log_end)
 
 
@@ -142,7 +152,7 @@ class Wire:
 class AlterRequest:
     """An AlterPartition on its way to the controller (ReplicaManager._alter_isr via run_op)."""
 
-    state: IsrState
+    proposal: ProposeIsr
     args: tuple  # leader id, leader epoch, partition epoch, ISR
     deadline: int
     attempt: int = 0
@@ -180,8 +190,7 @@ def run_controller(coroutine) -> list | KafkaError:
 class Broker:
     node_id: int
     controller: Controller
-    isr_state: IsrState | None = None  # while the image says this node leads
-    following_epoch: int = -1  # the leader epoch it truncated for (the fetcher's `truncated`)
+    partition: ReplicatedPartition  # the process's state machine of the partition
     request: int | None = None  # the token of its outstanding OffsetForLeaderEpoch or Fetch
     alters: dict[int, AlterRequest] = field(default_factory=dict)
     # The controller's side, while this node is the Raft leader.
@@ -190,6 +199,17 @@ class Broker:
     proposals: dict[int, tuple] = field(default_factory=dict)  # Raft index -> (term, reply or None)
     busy: int | None = None  # the index of the change being committed: the controller's lock
     waiting: list = field(default_factory=list)  # AlterPartitions behind the lock
+
+    @property
+    def isr_state(self) -> IsrState | None:
+        """The leader's ISR and high-watermark state while the image says this node leads."""
+        return self.partition.isr_state
+
+    @property
+    def following_epoch(self) -> int:
+        """The leader epoch it truncated for (-1: none), by its state machine."""
+        epoch = self.partition.truncated_epoch
+        return -1 if epoch is None else epoch
 
 
 def partition_of(image: MetadataImage) -> PartitionState:
@@ -351,7 +371,7 @@ class ClusterSimulation(Simulation):
                                 validate_topic_configs=lambda configs: None,
                                 broker_session_timeout_ms=SESSION_MS)
         controller.metadata_log = _ProposeLog()
-        self.brokers[n] = b = Broker(n, controller)
+        self.brokers[n] = b = Broker(n, controller, ReplicatedPartition(n, LAG_MS))
         if self.catch_up:
             b.catch_up_to = self.pchecker.latest_index
         self.at(self.now + self.rng.randrange(*HEARTBEAT_MS), self.heartbeat, n, inc)
@@ -406,34 +426,39 @@ class ClusterSimulation(Simulation):
         b = self.brokers[n]
         if node.sm.index < b.catch_up_to:
             return  # still replaying the metadata log: its image may be far behind
-        p = partition_of(node.sm.image)
-        if p.leader != n:
-            b.isr_state = None  # a follower now (its fetch poll follows the image's leader)
-            return
-        state = b.isr_state
-        if state is None or state.leader_epoch != p.leader_epoch:
-            replica = self.replicas[n]
-            b.following_epoch, b.request = -1, None
-            replica.epochs.assign(p.leader_epoch, replica.log_end)
-            b.isr_state = state = IsrState(
-                n, list(p.replicas), list(p.isr), p.leader_epoch, p.partition_epoch,
-                leader_epoch_start_offset=replica.log_end, high_watermark=replica.high_watermark,
-                log_end_offset=replica.log_end, lag_time_max_ms=LAG_MS, now_ms=self.now)
-            self.pchecker.on_leader(n, state)
-            if self.rng.random() < self.crash_new_leader:
-                self.at(self.now + self.rng.randrange(5, 60), self.crash, n, True)
-            if state.on_append(replica.log_end):
-                self.publish(n)
-        elif (state.isr, state.partition_epoch) != (p.isr, p.partition_epoch):
-            if state.on_isr_committed(p.isr, p.partition_epoch):
-                self.publish(n)
+        replica = self.replicas[n]
+        self.apply(n, b.partition.on_metadata(partition_of(node.sm.image), replica.log_end,
+                                              replica.high_watermark, self.now))
 
-    def publish(self, n: int) -> None:
+    def apply(self, n: int, actions: list[Action]) -> None:
+        """Carry out the partition state machine's actions on node n (ReplicaManager._apply):
+        what has no simulated counterpart (waiters, listeners, metrics; the fetch poll follows
+        the image's leader by itself) is nothing here."""
+        b, replica = self.brokers[n], self.replicas[n]
+        for action in actions:
+            match action:
+                case BecomeLeader(leader_epoch, start_offset, _):
+                    b.request = None
+                    replica.epochs.assign(leader_epoch, start_offset)
+                    assert b.isr_state is not None
+                    self.pchecker.on_leader(n, b.isr_state)
+                    if self.rng.random() < self.crash_new_leader:
+                        self.at(self.now + self.rng.randrange(5, 60), self.crash, n, True)
+                case AdvanceHighWatermark(high_watermark, _):
+                    if b.isr_state is not None:
+                        self.publish(n, high_watermark)
+                    else:
+                        replica.high_watermark = high_watermark
+                case TruncateTo(offset):
+                    replica.truncate(offset)
+
+    def publish(self, n: int, high_watermark: int) -> None:
         """The leader's high watermark moved: what is below it is acknowledged (acks=all)."""
         state, replica = self.brokers[n].isr_state, self.replicas[n]
-        for offset in range(replica.high_watermark, state.high_watermark):
+        assert state is not None
+        for offset in range(replica.high_watermark, high_watermark):
             self.pchecker.on_ack(offset, replica.log[offset][0], state.leader_epoch, n)
-        replica.high_watermark = state.high_watermark
+        replica.high_watermark = high_watermark
         self.pchecker.dirty = True
 
     # Messages.
@@ -530,15 +555,13 @@ class ClusterSimulation(Simulation):
         if b is None:
             return
         self.check_fencing(n)
-        state = b.isr_state
-        if state is not None:
-            new_isr = state.proposed_isr(self.now)
-            if new_isr is not None:
-                rid = self._id()
-                b.alters[rid] = AlterRequest(
-                    state, (n, state.leader_epoch, state.partition_epoch, new_isr),
-                    deadline=self.now + FORWARD_TIMEOUT_MS)
-                self.alter_attempt(n, rid)
+        proposal = b.partition.proposed_isr(self.now)
+        if proposal is not None:
+            rid = self._id()
+            b.alters[rid] = AlterRequest(
+                proposal, (n, proposal.leader_epoch, proposal.partition_epoch, proposal.isr),
+                deadline=self.now + FORWARD_TIMEOUT_MS)
+            self.alter_attempt(n, rid)
         self.at(self.now + self.rng.randrange(*ISR_CHECK_MS), self.isr_check, n, inc)
 
     def alter_attempt(self, n: int, rid: int) -> None:
@@ -548,7 +571,7 @@ class ClusterSimulation(Simulation):
             return
         if self.now > request.deadline:  # run_op gives up: NOT_CONTROLLER
             del b.alters[rid]
-            request.state.on_isr_rejected()
+            b.partition.on_isr_refused(request.proposal)
             return
         request.attempt += 1
         leader = self.nodes[n].raft.leader_id
@@ -576,15 +599,13 @@ class ClusterSimulation(Simulation):
             self.at(self.now + RETRY_MS, self.alter_attempt, n, rid)
             return
         del b.alters[rid]
-        state = request.state
         if result[0] == "error":
-            state.on_isr_rejected()
-        elif b.isr_state is state and state.partition_epoch < result[1]:
-            if state.on_isr_committed(request.args[3], result[1]):
-                self.publish(n)
+            b.partition.on_isr_refused(request.proposal)
+        else:
+            self.apply(n, b.partition.on_isr_answer(request.proposal, result[1]))
         self.pchecker.dirty = True
 
-    # Followers (ReplicaFetcher): truncate by OffsetForLeaderEpoch, then fetch.
+    # Followers (ReplicaManager._replicate): truncate by OffsetForLeaderEpoch, then fetch.
 
     def fetch_poll(self, n: int, inc: int) -> None:
         if self._up(n, inc) is not None:
@@ -602,16 +623,16 @@ class ClusterSimulation(Simulation):
         if b.isr_state is not None or b.request is not None or p.leader in (-1, n):
             return
         replica = self.replicas[n]
-        if b.following_epoch != p.leader_epoch:
-            latest = replica.latest_epoch
-            if latest >= 0:
-                b.request = token = self._id()
-                self._reply(n, p.leader, "epoch_request", token, p.leader_epoch, latest)
-                self.at(self.now + REQUEST_TIMEOUT_MS, self.request_timeout, n, token)
-                return
-            b.following_epoch = p.leader_epoch  # an empty log has nothing to disagree about
+        latest = b.partition.epoch_to_ask(replica.latest_epoch)
+        if latest is not None:
+            b.request = token = self._id()
+            self._reply(n, p.leader, "epoch_request", token, p.leader_epoch, latest)
+            self.at(self.now + REQUEST_TIMEOUT_MS, self.request_timeout, n, token)
+            return
+        offset = b.partition.fetch_offset(replica.log_end)
+        assert offset is not None
         b.request = token = self._id()
-        self._reply(n, p.leader, "fetch", token, p.leader_epoch, replica.log_end)
+        self._reply(n, p.leader, "fetch", token, p.leader_epoch, offset)
         self.at(self.now + REQUEST_TIMEOUT_MS, self.request_timeout, n, token)
 
     def request_timeout(self, n: int, token: int) -> None:
@@ -620,8 +641,14 @@ class ClusterSimulation(Simulation):
             b.request = None
 
     def _leads(self, n: int, leader_epoch: int) -> IsrState | None:
-        state = self.brokers[n].isr_state
-        return state if state is not None and state.leader_epoch == leader_epoch else None
+        """The leader's state if node n leads at the request's epoch (the fetch handler's
+        leader_partition and check_leader_epoch), else None (an error answer)."""
+        partition = self.brokers[n].partition
+        try:
+            partition.check_leader_epoch(leader_epoch)
+        except KafkaError:
+            return None
+        return partition.isr_state
 
     def on_epoch_request(self, n: int, follower: int, token: int, leader_epoch: int,
                          requested: int) -> None:
@@ -640,9 +667,7 @@ class ClusterSimulation(Simulation):
         p = partition_of(self.nodes[n].sm.image)
         if answer is None or b.isr_state is not None or (p.leader, p.leader_epoch) != (leader, leader_epoch):
             return
-        replica = self.replicas[n]
-        replica.truncate(cut(replica, requested, *answer))
-        b.following_epoch = leader_epoch
+        self.apply(n, cut(self.replicas[n], b.partition, requested, *answer))
         self.pchecker.on_truncated(n, leader_epoch)
         self.at(self.now + self.rng.randrange(*FETCH_AGAIN_MS), self.fetch, n)
 
@@ -654,8 +679,7 @@ class ClusterSimulation(Simulation):
         elif offset > replica.log_end:
             self._reply(n, follower, "fetch_response", token, offset, "out_of_range", -1)
         else:
-            if state.on_follower_fetch(follower, offset, self.now):
-                self.publish(n)
+            self.apply(n, self.brokers[n].partition.on_follower_fetch(follower, offset, -1, self.now))
             records = replica.log[offset:offset + self.rng.randint(0, MAX_FETCH_RECORDS)]
             self._reply(n, follower, "fetch_response", token, offset, records, state.high_watermark)
 
@@ -667,14 +691,18 @@ class ClusterSimulation(Simulation):
         b.request = None
         replica = self.replicas[n]
         if records == "out_of_range":
-            b.following_epoch = -1  # ask the leader again where we stand
+            # ask the leader again where we stand (no log start offset is simulated: the
+            # log is never behind it)
+            actions = b.partition.on_out_of_range(0, replica.log_end)
+            assert not actions
             return
         if records is None or b.isr_state is not None or replica.log_end != offset:
             return
         if partition_of(self.nodes[n].sm.image).leader != leader:
             return  # no longer following that leader: the fetcher dropped the partition
         replica.append(records)
-        replica.high_watermark = min(high_watermark, replica.log_end)
+        # (No log start offset is simulated: nothing is deleted.)
+        self.apply(n, b.partition.on_fetched(high_watermark, replica.log_end, -1, 0))
         self.pchecker.on_follower_append(n, b.following_epoch, offset)
         if records:  # the leader has more, or soon will: fetch again (a long poll, roughly)
             self.at(self.now + self.rng.randrange(*FETCH_AGAIN_MS), self.fetch, n)
@@ -685,13 +713,14 @@ class ClusterSimulation(Simulation):
         leaders = [n for n, b in self.brokers.items() if b.isr_state is not None]
         if leaders:
             n = self.rng.choice(leaders)
-            state, replica = self.brokers[n].isr_state, self.replicas[n]
+            b, replica = self.brokers[n], self.replicas[n]
+            state = b.isr_state
+            assert state is not None
             if state.in_sync_count(self.now) >= self.min_insync:
                 record = f"r{self._id()}"
                 self.produced_at[record] = self.now
                 replica.append([(record, state.leader_epoch)])
-                if state.on_append(replica.log_end):
-                    self.publish(n)
+                self.apply(n, b.partition.on_append(replica.log_end))
                 self.pchecker.dirty = True
         if self.now < self.end_ms:
             self.at(self.now + self.rng.randrange(*PRODUCE_MS), self.produce)

@@ -127,7 +127,7 @@ def _read_all(ctx, request, wanted, version: int, replica_id: int, denied: set) 
                 # As Kafka answers a consumer's failed read: no offsets; and a partition it
                 # does not know at all gets an empty aborted-transactions list rather than
                 # null. A follower keeps them: on OFFSET_OUT_OF_RANGE Odradek's followers
-                # restart at the leader's log start offset (replication.fetcher), where
+                # restart at the leader's log start offset (replication.partition), where
                 # Kafka's would ask ListOffsets.
                 result.error_code = e.code
                 if not follower:

@@ -14,7 +14,8 @@ from odradek.broker.config import BrokerConfig
 from odradek.broker.loop_lag import LoopLagMonitor
 from odradek.broker.replica_manager import Partition, ReplicaManager
 from odradek.protocol import records as rec
-from odradek.replication.metadata import MetadataImage
+from odradek.replication.metadata import MetadataImage, PartitionState
+from odradek.replication.partition import ReplicatedPartition
 from odradek.storage import FaultyIO
 from odradek.storage.producer_state import ProducerStateManager
 
@@ -61,7 +62,10 @@ async def test_a_follower_truncation_does_not_stall_the_loop(tmp_path):
     for i in range(300):  # 3000 records over ~15 segments, 30 idempotent producers, epoch 1
         log_.append(_batch(i % 30, (i // 30) * 10), leader_epoch=1)
     log_.leader_epoch_cache.assign(2, 2000)  # pretend records from 2000 on came in epoch 2
-    p = Partition("t", 0, log_, 2, rm._load_producer_state(log_), leader=1)
+    following = ReplicatedPartition(2, lag_time_max_ms=30000)  # node 1 leads at epoch 2
+    following.on_metadata(PartitionState("tid", 0, [1, 2], [1], 1, 2, 0), log_.log_end_offset,
+                          0, rm.clock_ms())
+    p = Partition("t", 0, log_, rm._load_producer_state(log_), following)
     rm.partitions[("t", 0)] = p
     monitor = LoopLagMonitor(interval_s=0.01)
     task = asyncio.get_running_loop().create_task(monitor.run())

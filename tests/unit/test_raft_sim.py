@@ -14,8 +14,9 @@ import traceback
 
 import pytest
 
-from odradek.replication import fetcher
+from odradek.replication import partition
 from odradek.replication.isr import IsrState
+from odradek.replication.partition import TruncateTo
 from odradek.replication.raft import RaftNode
 from odradek.replication.raft_messages import EntryKind, LogEntry
 from tests import partition_sim
@@ -117,7 +118,7 @@ def test_checker_catches_an_early_shrink(monkeypatch):
 
 def test_checker_catches_truncating_at_the_leaders_offset_alone(monkeypatch):
     """Before KIP-279, a follower whose epoch the new leader never had kept its suffix."""
-    monkeypatch.setattr(fetcher, "truncation_offset",
+    monkeypatch.setattr(partition, "truncation_offset",
                         lambda requested, epoch, end, own, log_end: min(end, log_end) if epoch >= 0 else 0)
     found = _first_violation(range(150))
     assert found is not None and "acked offset" in found
@@ -125,8 +126,8 @@ def test_checker_catches_truncating_at_the_leaders_offset_alone(monkeypatch):
 
 def test_checker_catches_truncating_at_the_own_high_watermark(monkeypatch):
     """Before KIP-101, a follower cut its log at its own (lagging) high watermark."""
-    monkeypatch.setattr(partition_sim, "cut",
-                        lambda follower, requested, epoch, end_offset: follower.high_watermark)
+    monkeypatch.setattr(partition_sim, "cut", lambda follower, state_machine, requested, epoch,
+                        end_offset: [TruncateTo(follower.high_watermark)])
     assert _first_violation(range(50)) is not None
 
 

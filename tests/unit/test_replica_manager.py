@@ -2,7 +2,7 @@
 
 No network: one node's ReplicaManager over a metadata image built by hand, its role
 changed by applying metadata records, the follower's side driven as its
-ReplicaFetcher would (truncate, append the new leader's batches, take its high
+follow loop would (truncate, append the new leader's batches, take its high
 watermark).
 """
 
@@ -20,9 +20,12 @@ from odradek.replication.metadata import (
     MetadataImage,
     PartitionChangeRecord,
     PartitionRecord,
+    ProducerIdsRecord,
     RegisterBrokerRecord,
+    RemoveTopicRecord,
     TopicRecord,
 )
+from odradek.replication.partition import ReplicatedPartition
 
 TOPIC_ID = "6ab0c0de-0000-4000-8000-000000000001"
 
@@ -70,7 +73,7 @@ async def test_acks_all_produce_fails_when_leadership_moves_before_its_wait_star
     node1.image.apply(PartitionChangeRecord(TOPIC_ID, 0, leader=2, isr=[2]))
     node1.sync_with_image()  # node 2 leads (epoch 1) without our batch
     assert p.isr_state is None
-    # As the fetcher does: truncate where the new leader says epoch 0 ended, then take its
+    # As the follow loop does: truncate where the new leader says epoch 0 ended, then take its
     # batches and its high watermark, which passes the offset our batch had.
     await node1.truncate_follower("t", 0, 0, 0, 0)
     node1.append_as_follower("t", 0, _batch([b"theirs", b"more"], epoch=1), 2)
@@ -146,3 +149,80 @@ async def test_a_follower_forgets_completed_transactions_below_the_high_watermar
     assert [e.first_offset for e in p.txn_index.entries] == [0]  # aborted: indexed
     node1.append_as_follower("t", 0, b"", 2)
     assert not p.producer_state.unreplicated and p.last_stable_offset == 2
+
+
+# Metadata commits reach the partitions they touch, not every partition of the cluster.
+
+U_ID = "6ab0c0de-0000-4000-8000-000000000002"
+
+
+@pytest.fixture
+async def node2(tmp_path, monkeypatch):
+    """Node 2 follows t-0 (led by 1) and leads u-0 and u-1; every call of a partition's
+    state machine with the image's state is counted, by partition."""
+    image = _image()
+    image.apply(TopicRecord("u", U_ID))
+    for index in (0, 1):
+        image.apply(PartitionRecord(U_ID, index, replicas=[2, 1], isr=[2, 1], leader=2))
+    replicas = ReplicaManager(BrokerConfig({"node.id": 2}), image, 2, str(tmp_path))
+    replicas.following_image = True
+    replicas.sync_with_image()
+    synced = []
+    on_metadata = ReplicatedPartition.on_metadata
+
+    def counted(self, p, *args):
+        synced.append((p.topic_id, p.partition))
+        return on_metadata(self, p, *args)
+    monkeypatch.setattr(ReplicatedPartition, "on_metadata", counted)
+    replicas.synced = synced
+    yield replicas
+    for fetcher in replicas.fetchers.values():
+        fetcher.close()
+    replicas.log_manager.close()
+
+
+def _commit(replicas: ReplicaManager, *records) -> None:
+    for r in records:
+        replicas.image.apply(r)
+    replicas.on_metadata(list(records))
+
+
+async def test_a_metadata_commit_reaches_only_the_partitions_it_names(node2):
+    """Before, every commit walked every partition of the image (and every one hosted here)."""
+    _commit(node2, PartitionChangeRecord(U_ID, 1, isr=[2]))
+    assert node2.synced == [(U_ID, 1)]
+    assert node2.partitions[("u", 1)].isr_state.isr == [2]
+    _commit(node2, ConfigRecord(TOPIC, "u", "retention.ms", "1000"), ProducerIdsRecord(1000))
+    assert node2.synced == [(U_ID, 1)]
+    assert node2.partitions[("u", 0)].log.config.retention_ms == 1000
+    # A broker that registers again (its endpoints may have moved): what is followed from it.
+    _commit(node2, RegisterBrokerRecord(1, {"PLAINTEXT": ["127.0.0.1", 2]}))
+    assert node2.synced[1:] == [(TOPIC_ID, 0)]
+    assert node2.fetchers[1].peer.port == 2
+
+
+async def test_partitions_leave_with_their_topic_or_a_snapshot_without_it(node2):
+    _commit(node2, RemoveTopicRecord(U_ID))
+    assert set(node2.partitions) == {("t", 0)}
+    assert node2.log_manager.get_log("u", 0) is None
+    # A snapshot restored from the leader (a follower far behind) lacks topic t: it goes too.
+    records = [r for r in node2.image.to_records() if not isinstance(r, (TopicRecord, PartitionRecord))]
+    node2.image.reset(records, 10)
+    node2.on_metadata(records)
+    assert not node2.partitions and node2.log_manager.get_log("t", 0) is None
+
+
+async def test_a_partition_that_could_not_be_opened_is_tried_again_at_the_next_commit(node2, monkeypatch):
+    get_or_create_log = node2.log_manager.get_or_create_log
+    refusals = []
+
+    def out_of_descriptors(*args):
+        if not refusals:
+            refusals.append(args)
+            raise OSError(24, "Too many open files")
+        return get_or_create_log(*args)
+    monkeypatch.setattr(node2.log_manager, "get_or_create_log", out_of_descriptors)
+    _commit(node2, PartitionRecord(U_ID, 2, replicas=[2, 1], isr=[2, 1], leader=2))
+    assert refusals and ("u", 2) not in node2.partitions
+    _commit(node2, ProducerIdsRecord(2000))  # any commit: the disk may allow it now
+    assert node2.partitions[("u", 2)].isr_state is not None

@@ -6,8 +6,8 @@ from structlog.testing import capture_logs
 
 from odradek.broker.config import BrokerConfig
 from odradek.broker.replica_manager import Partition, ReplicaManager
-from odradek.replication.isr import IsrState
-from odradek.replication.metadata import MetadataImage
+from odradek.replication.metadata import MetadataImage, PartitionState
+from odradek.replication.partition import ReplicatedPartition
 from odradek.replication.tasks import Supervisor
 from odradek.storage.producer_state import ProducerStateManager
 
@@ -81,11 +81,13 @@ async def test_an_isr_change_that_dies_is_retried(tmp_path):
     rm = ReplicaManager(BrokerConfig({}), MetadataImage(), 1, str(tmp_path), controller=controller)
     rm.tasks.initial_backoff_s = 0.01
     log_ = rm.log_manager.get_or_create_log("t", 0)
-    state = IsrState(1, [1, 2], [1, 2], leader_epoch=0, partition_epoch=0,
-                     leader_epoch_start_offset=0, high_watermark=0, log_end_offset=0,
-                     lag_time_max_ms=10, now_ms=rm.clock_ms())
-    rm.partitions[("t", 0)] = Partition("t", 0, log_, 0, ProducerStateManager(log_.dir), leader=1,
-                                        topic_id="tid", isr_state=state)
+    replication = ReplicatedPartition(1, lag_time_max_ms=10)
+    replication.on_metadata(PartitionState("tid", 0, [1, 2], [1, 2], leader=1, leader_epoch=0,
+                                           partition_epoch=0), 0, 0, rm.clock_ms())
+    state = replication.isr_state
+    assert state is not None
+    rm.partitions[("t", 0)] = Partition("t", 0, log_, ProducerStateManager(log_.dir), replication,
+                                        topic_id="tid")
     rm.tasks.spawn("maintain_isr", rm._maintain_isr)
     try:
         async with asyncio.timeout(5):
