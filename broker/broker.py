@@ -243,6 +243,7 @@ class Broker:
             default_replication_factor=self.config["default.replication.factor"],
             validate_topic_configs=cfg.validate_topic_configs,
             validate_broker_configs=cfg.validate_broker_configs,
+            validate_group_configs=lambda changes: cfg.validate_group_configs(changes, self.config),
             broker_session_timeout_ms=self.config["broker.session.timeout.ms"],
             unclean_leader_election=self.config["unclean.leader.election.enable"],
             delete_topic_enable=self.config["delete.topic.enable"])

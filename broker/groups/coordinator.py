@@ -30,6 +30,7 @@
 """
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -42,6 +43,7 @@ from odradek.broker.groups import assignors as asg
 from odradek.broker.groups import consumer_group_records as cgr
 from odradek.broker.groups import offsets_topic as ot
 from odradek.broker.groups.consumer_group import (
+    CONSUMER_PROTOCOL_TYPE,
     ConsumerGroup,
     ConsumerGroupConfig,
     Heartbeat,
@@ -54,6 +56,7 @@ from odradek.broker.groups.group import Group, GroupConfig, GroupState, JoinResu
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.controller import NewTopic
+from odradek.replication.metadata import GROUP as GROUP_RESOURCE
 from odradek.replication.tasks import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -394,8 +397,12 @@ class GroupCoordinator(PartitionCoordinator):
             else:
                 group_id = parsed[1]
                 if value is None:
+                    # As in Kafka, a group's tombstone leaves its offsets (a deletion
+                    # tombstones them first): written when the group became a consumer group.
                     group = self.groups.get(group_id)
-                    if group is not None:
+                    if group is not None and group.offsets:
+                        group.clear_members(ErrorCode.NOT_COORDINATOR)
+                    elif group is not None:
                         self._drop_group(group)
                 else:
                     self._group(group_id, create=True).load_record(ot.parse_group_value(value))
@@ -485,9 +492,7 @@ class GroupCoordinator(PartitionCoordinator):
             return JoinResult(error, member_id)
         consumer_group = self.consumer_groups.get(group_id)
         if consumer_group is not None and consumer_group.members:
-            # No online migration (group.consumer.migration.policy) yet: Kafka's answer
-            # with the policy disabled.
-            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
+            return await self._classic_join(consumer_group, member_id, **kwargs)
         if consumer_group is not None:
             # An empty group changes protocol freely (Kafka 3.8+): its consumer-protocol
             # records go, its offsets stay.
@@ -511,10 +516,49 @@ class GroupCoordinator(PartitionCoordinator):
             self._forget_if_unused(group)
         return result
 
+    async def _classic_join(self, group: ConsumerGroup, member_id: str, *, group_instance_id: str | None,
+                            client_id: str, client_host: str, session_timeout_ms: int,
+                            rebalance_timeout_ms: int, protocol_type: str, protocols: list[tuple[str, bytes]],
+                            require_known_member_id: bool, supports_skip_assignment: bool) -> JoinResult:
+        """A classic member joins a consumer group that has members (Kafka's
+        classicGroupJoinToConsumerGroup); answered once its records are committed."""
+        if not (self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms):
+            return JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT, member_id)
+        joined = group.classic_join(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
+                                    rebalance_timeout_ms, protocol_type, protocols, require_known_member_id,
+                                    self._topics())
+        if joined.error:
+            return joined
+        error = await self._write_consumer_group(group)
+        return JoinResult(error, joined.member_id) if error else joined
+
+    async def _write_consumer_group(self, group: ConsumerGroup) -> ErrorCode:
+        """Write what changed in a consumer group; on failure the records go with the next."""
+        records = group.take_records()
+        if not records:
+            return ErrorCode.NONE
+        error = await self._write(group.group_id, records)
+        if error:
+            group.write_failed(records)
+        return error
+
+    def _classic_in_consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        """The consumer group that serves this id's classic requests (it has members)."""
+        group = self.consumer_groups.get(group_id)
+        return group if group is not None and group.members else None
+
     async def sync_group(self, group_id: str, **kwargs) -> SyncResult:
         error = self.group_error(group_id)
         if error:
             return SyncResult(error)
+        consumer_group = self._classic_in_consumer_group(group_id)
+        if consumer_group is not None:
+            error, assignment = consumer_group.classic_sync(
+                kwargs["member_id"], kwargs["group_instance_id"], kwargs["generation_id"],
+                kwargs["protocol_type"], kwargs["protocol_name"], self._topics())
+            if error:
+                return SyncResult(error)
+            return SyncResult(ErrorCode.NONE, kwargs["protocol_type"], kwargs["protocol_name"], assignment)
         group = self._group(group_id)
         if group is None:
             return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
@@ -527,17 +571,25 @@ class GroupCoordinator(PartitionCoordinator):
         error = self.group_error(group_id)
         if error:
             return error
+        consumer_group = self._classic_in_consumer_group(group_id)
+        if consumer_group is not None:
+            return consumer_group.classic_heartbeat(member_id, group_instance_id, generation_id)
         group = self._group(group_id)
         if group is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
         return group.heartbeat(member_id, group_instance_id, generation_id)
 
-    def leave_group(self, group_id: str, members: list[tuple[str, str | None]]
-                    ) -> tuple[ErrorCode, list[ErrorCode]]:
+    async def leave_group(self, group_id: str, members: list[tuple[str, str | None]]
+                          ) -> tuple[ErrorCode, list[ErrorCode]]:
         """(top-level error, one error per leaving member)."""
         error = self.group_error(group_id)
         if error:
             return error, [error] * len(members)
+        consumer_group = self._classic_in_consumer_group(group_id)
+        if consumer_group is not None:
+            errors = [consumer_group.classic_leave(m, i) for m, i in members]
+            error = await self._write_consumer_group(consumer_group)
+            return error, [error or e for e in errors]
         group = self._group(group_id)
         if group is None:
             return ErrorCode.UNKNOWN_MEMBER_ID, [ErrorCode.UNKNOWN_MEMBER_ID] * len(members)
@@ -747,6 +799,19 @@ class GroupCoordinator(PartitionCoordinator):
                 {name: TopicInfo(t.uuid, len(t.partitions)) for name, t in image.topics.items()}))
         return self._topics_cache[1]
 
+    def consumer_config_of(self, group_id: str) -> ConsumerGroupConfig:
+        """The broker's group.consumer.* settings with the group's own configs (resource type
+        GROUP, in the metadata image) over them."""
+        overrides = self.broker.image.configs.get((GROUP_RESOURCE, group_id))
+        if not overrides:
+            return self.consumer_config
+        config = self.consumer_config
+        session = overrides.get("consumer.session.timeout.ms")
+        interval = overrides.get("consumer.heartbeat.interval.ms")
+        return dataclasses.replace(
+            config, session_timeout_ms=int(session) if session is not None else config.session_timeout_ms,
+            heartbeat_interval_ms=int(interval) if interval is not None else config.heartbeat_interval_ms)
+
     async def consumer_group_heartbeat(self, group_id: str, hb: Heartbeat, version: int) -> HeartbeatResult:
         error, message = validate(hb, group_id, version, self.consumer_config.assignors,
                                   self._compile_regex)
@@ -756,33 +821,60 @@ class GroupCoordinator(PartitionCoordinator):
         if error:
             return HeartbeatResult(error)
         classic = self.groups.get(group_id)
+        upgrade: list[tuple[bytes, bytes | None]] = []
         if classic is not None and not classic.is_empty:
-            return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+            if not (hb.member_epoch == 0 and self._may_upgrade(classic)):
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+            self._upgrade(classic)
+            upgrade = [(ot.group_key(group_id), None)]  # the classic group's metadata goes
         group = self.consumer_groups.get(group_id)
         if group is None:
             if hb.member_epoch != 0:  # Kafka 4.4's answer (held against it)
                 return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found.")
             group = self._new_consumer_group(group_id)
+        group.config = self.consumer_config_of(group_id)
         result = group.heartbeat(hb, self._topics())
-        records = group.take_records()
-        if records:
-            # Answered once its records are committed, as Kafka does.
-            error = await self._write(group_id, records)
-            if error:
-                group.write_failed(records)
-                return HeartbeatResult(error)
-        return result
+        group.write_failed(upgrade)  # written first, with the group's records
+        # Answered once its records are committed, as Kafka does.
+        error = await self._write_consumer_group(group)
+        return HeartbeatResult(error) if error else result
+
+    def _may_upgrade(self, classic: Group) -> bool:
+        """Kafka's validateOnlineUpgrade: the policy allows it, the group uses the consumer
+        protocol type, and its members fit in a consumer group."""
+        if not self.consumer_config.upgrade_enabled:
+            log.info("classic_group_not_upgraded", group_id=classic.group_id, reason="migration policy")
+            return False
+        if classic.protocol_type != CONSUMER_PROTOCOL_TYPE or classic.protocol_name is None:
+            return False
+        return len(classic.members) <= self.consumer_config.max_size
+
+    def _upgrade(self, classic: Group) -> None:
+        """Make a classic group with members a consumer group (Kafka's convertToConsumerGroup):
+        its waiting JoinGroups and SyncGroups get REBALANCE_IN_PROGRESS (they rejoin, into the
+        consumer group), its members become classic members of the consumer group."""
+        members = list(classic.members.values())
+        generation, protocol_name = classic.generation_id, classic.protocol_name or ""
+        classic.clear_members(ErrorCode.REBALANCE_IN_PROGRESS)
+        stale = self.consumer_groups.pop(classic.group_id, None)
+        if stale is not None:
+            stale.shut_down()
+        group = ConsumerGroup.from_classic(classic.group_id, self.consumer_config, self.scheduler,
+                                           self._match_topics, generation, protocol_name, members,
+                                           self._topics())
+        self._adopt(group)
 
     def _new_consumer_group(self, group_id: str) -> ConsumerGroup:
-        group = ConsumerGroup(group_id, self.consumer_config, self.scheduler, self._match_topics)
+        return self._adopt(ConsumerGroup(group_id, self.consumer_config, self.scheduler, self._match_topics))
+
+    def _adopt(self, group: ConsumerGroup) -> ConsumerGroup:
+        group_id = group.group_id
         self.consumer_groups[group_id] = group
         self._group(group_id, create=True)  # holds its offsets
 
         def changed() -> None:  # a timer removed a member: store that
             async def run():
-                records = group.take_records()
-                if records and await self._write(group_id, records):
-                    group.write_failed(records)
+                await self._write_consumer_group(group)
             self.tasks.spawn(f"persist consumer group {group_id}", run, retries=0)
         group.on_change = changed
         return group
@@ -855,4 +947,5 @@ def _consumer_config(config) -> ConsumerGroupConfig:
     return ConsumerGroupConfig(
         session_timeout_ms=config["group.consumer.session.timeout.ms"],
         heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
-        max_size=config["group.consumer.max.size"], assignors=tuple(names))
+        max_size=config["group.consumer.max.size"], assignors=tuple(names),
+        migration_policy=config["group.consumer.migration.policy"])

@@ -684,6 +684,19 @@ class Group:
                 callback, m.sync_callback = m.sync_callback, None
                 callback(SyncResult(error))
 
+    def clear_members(self, error: ErrorCode) -> None:
+        """No more classic members (the group became a consumer group, or its metadata was
+        tombstoned): waiting requests get ``error``; the committed offsets stay."""
+        self.shut_down(error)
+        for t in self.pending_members.values():
+            t.cancel()
+        self.members, self.static_members, self.pending_members = {}, {}, {}
+        self.pending_sync.clear()
+        self.protocol_type = self.protocol_name = self.leader_id = None
+        self.subscribed = None
+        if self.state != GroupState.EMPTY:
+            self._transition(GroupState.EMPTY)
+
     def mark_dead(self) -> None:
         self.shut_down(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         self._transition(GroupState.DEAD)

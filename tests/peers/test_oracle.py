@@ -1490,3 +1490,118 @@ def case_transactions_v1(side, name):
                                    "aborted": [(a.first_offset) for a in part.aborted_transactions or []],
                                    "error_code": part.error_code}
     return out
+
+
+@case
+def case_online_upgrade_of_a_classic_group(side, name):
+    """A consumer-protocol member joins a classic group that has a member (KIP-848's
+    online upgrade, group.consumer.migration.policy bidirectional): the group becomes a
+    consumer group; the classic member hears REBALANCE_IN_PROGRESS, rejoins, syncs and
+    leaves through the classic APIs, and its partitions go to the consumer member."""
+    from kafka.protocol.consumer.metadata import (
+        ConsumerProtocolAssignment,
+        ConsumerProtocolSubscription,
+    )
+
+    from odradek.protocol.messages import (
+        ConsumerGroupHeartbeatRequest,
+        ConsumerGroupHeartbeatResponse,
+    )
+
+    side.create_topic(name, 2)
+    group = name + "-g"
+    find_coordinator(side, group)
+    J, S = JoinGroupRequest, SyncGroupRequest
+    sub = bytes(ConsumerProtocolSubscription(0, [name], b"").encode(version=0))
+
+    def classic_join(member=""):
+        return side.call(J(group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
+                           member_id=member, group_instance_id=None, protocol_type="consumer",
+                           protocols=[J.JoinGroupRequestProtocol(name="range", metadata=sub)], reason=None), 9)
+
+    def classic_sync(member, generation, assignments=()):
+        return side.call(S(group_id=group, generation_id=generation, member_id=member, group_instance_id=None,
+                           protocol_type="consumer", protocol_name="range",
+                           assignments=[S.SyncGroupRequestAssignment(member_id=m, assignment=a)
+                                        for m, a in assignments]), 5)
+
+    def assignment_of(data):
+        decoded = ConsumerProtocolAssignment.decode(bytes(data))
+        return sorted((tp.topic == name, sorted(tp.partitions)) for tp in decoded.assigned_partitions)
+
+    def heartbeat(**fields):
+        H = ConsumerGroupHeartbeatRequest
+        answer = side.call(H(**{"group_id": group, "member_id": "c1-" + name, "member_epoch": 0,
+                                "instance_id": None, "rack_id": None, "rebalance_timeout_ms": 10000,
+                                "subscribed_topic_names": [name], "subscribed_topic_regex": None,
+                                "server_assignor": "uniform", "topic_partitions": [], **fields}),
+                           1, ConsumerGroupHeartbeatResponse)
+        out = plain(answer)
+        out["heartbeat_interval_ms"] = "masked"  # each side's configured interval
+        if answer.assignment is not None:
+            out["assignment"] = sorted(p for t in answer.assignment.topic_partitions for p in t.partitions)
+        return answer, out
+
+    first = classic_join()
+    member = first.member_id
+    joined = classic_join(member)
+    out: dict = {"join": plain(joined)}
+    whole = bytes(ConsumerProtocolAssignment(0, [(name, [0, 1])], b"").encode(version=0))
+    synced = classic_sync(member, joined.generation_id, [(member, whole)])
+    out["sync"] = {"error_code": synced.error_code, "assignment": assignment_of(synced.assignment)}
+    answer, out["consumer_join"] = heartbeat()
+    out["group_type"] = [(g.group_id == group, g.group_type) for g in side.call(
+        ListGroupsRequest(states_filter=[], types_filter=[]), 5).groups if g.group_id == group]
+    out["classic_heartbeat"] = plain(side.call(HeartbeatRequest(
+        group_id=group, generation_id=joined.generation_id, member_id=member, group_instance_id=None), 4))
+    rejoined = classic_join(member)
+    out["rejoin"] = plain(rejoined)
+    synced = classic_sync(member, rejoined.generation_id)
+    out["rejoin_sync"] = {"error_code": synced.error_code, "assignment": assignment_of(synced.assignment)}
+    out["heartbeat_after_rejoin"] = plain(side.call(HeartbeatRequest(
+        group_id=group, generation_id=rejoined.generation_id, member_id=member, group_instance_id=None), 4))
+    out["commit_classic"] = plain(side.call(offset_commit(group, name, rejoined.generation_id, member), 9))
+    out["commit_classic_stale"] = plain(side.call(offset_commit(group, name, 99, member), 9))
+    out["leave"] = plain(side.call(LeaveGroupRequest(group_id=group, members=[
+        LeaveGroupRequest.MemberIdentity(member_id=member, group_instance_id=None, reason=None)]), 5))
+    # Kafka 4.4 computes a new target assignment a moment later (off the request path):
+    # the consumer member's heartbeats reach it in a few beats.
+    epoch, deadline = answer.member_epoch, time.monotonic() + 10
+    while True:
+        last, out["consumer_after_leave"] = heartbeat(member_epoch=epoch, rebalance_timeout_ms=-1,
+                                                      subscribed_topic_names=None, server_assignor=None,
+                                                      topic_partitions=None)
+        epoch = last.member_epoch
+        if out["consumer_after_leave"].get("assignment") == [0, 1] or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+GROUP_RESOURCE = 32  # ConfigResource.Type.GROUP (KIP-848)
+
+
+@case
+def case_group_configs(side, name):
+    """Group-level configs (resource type GROUP): every key with its default, a set within
+    and outside the broker's bounds, an unknown key, a delete."""
+    group = name + "-g"
+    find_coordinator(side, group)
+    out = {"all": side.call(describe_configs(GROUP_RESOURCE, group), 4)}
+    out["unknown_key"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("no.such", 0, "1")), 1)
+    out["bad_value"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("consumer.session.timeout.ms", 0, "x")), 1)
+    out["too_small"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("consumer.session.timeout.ms", 0, "10")), 1)
+    out["set"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("consumer.session.timeout.ms", 0, "50000"),
+                                             ("consumer.heartbeat.interval.ms", 0, "6000")), 1)
+    out["empty_name"] = side.call(incremental_alter(GROUP_RESOURCE, "", ("consumer.session.timeout.ms", 0, "50000")), 1)
+    deadline = time.monotonic() + 5
+    while True:
+        out["after"] = side.call(describe_configs(GROUP_RESOURCE, group, ["consumer.session.timeout.ms",
+                                                                         "consumer.heartbeat.interval.ms"]), 4)
+        configs = out["after"].results[0].configs or []
+        if any(c.value == "50000" for c in configs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    out["delete"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("consumer.session.timeout.ms", 1, None)), 1)
+    time.sleep(0.5)
+    out["after_delete"] = side.call(describe_configs(GROUP_RESOURCE, group, ["consumer.session.timeout.ms"]), 4)
+    return {k: plain(v) for k, v in out.items()}

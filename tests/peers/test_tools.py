@@ -187,6 +187,23 @@ def test_configs_describe_and_alter_topic_configs(kafka_peer, odradek):
                 "--entity-name", "1")
 
 
+def test_configs_group_configs(kafka_peer, odradek):
+    """kafka-configs --entity-type groups (KIP-848's group-level configs, resource GROUP)."""
+    entity = ("--entity-type", "groups", "--entity-name", "tools-group-configs")
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *entity,
+                "--add-config", "consumer.session.timeout.ms=50000,consumer.heartbeat.interval.ms=6000")
+    out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *entity)
+    assert configs(out) == {"consumer.heartbeat.interval.ms": "6000", "consumer.session.timeout.ms": "50000"}
+    assert_same(kafka_peer, odradek, "kafka-configs", "--describe", "--all", *entity)
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *entity,
+                "--delete-config", "consumer.session.timeout.ms")
+    out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", *entity)
+    assert configs(out) == {"consumer.heartbeat.interval.ms": "6000"}
+    for b in (kafka_peer.bootstrap, odradek.bootstrap):
+        bad = run(b, "kafka-configs", "--alter", *entity, "--add-config", "consumer.session.timeout.ms=10", rc=1)
+        assert "must be in the range 45000 to 60000 inclusive" in bad.stderr
+
+
 def test_configs_client_quotas(kafka_peer, odradek):
     """kafka-configs --entity-type clients/users: AlterClientQuotas and DescribeClientQuotas."""
     app = ("--entity-type", "clients", "--entity-name", "tools-quota-app")

@@ -334,3 +334,97 @@ def test_v0_member_ids_look_like_kafkas():
     group, _ = _group()
     r = join(group, "")
     assert len(r.member_id) == 22 and "=" not in r.member_id
+
+
+# -- online migration: classic members inside a consumer group ---------------------------------
+def _classic_members(generation_assignments):
+    """group.Member objects of a Stable classic group: name -> partitions of topic t."""
+    from kafka.protocol.consumer.metadata import (
+        ConsumerProtocolAssignment,
+        ConsumerProtocolSubscription,
+    )
+
+    from odradek.broker.groups.group import Member
+    sub = bytes(ConsumerProtocolSubscription(0, ["t"], b"").encode(version=0))
+    return [Member(name, None, "kafka-python", "/127.0.0.1", REBALANCE_MS, 6000, "consumer", [("range", sub)],
+                   bytes(ConsumerProtocolAssignment(0, [("t", sorted(ps))], b"").encode(version=0)))
+            for name, ps in generation_assignments.items()]
+
+
+def _upgraded():
+    clock = FakeScheduler()
+    config = ConsumerGroupConfig(session_timeout_ms=SESSION_MS, heartbeat_interval_ms=100)
+    members = _classic_members({"k1": {0, 1}, "k2": {2, 3}, "k3": {4, 5}})
+    return ConsumerGroup.from_classic("g", config, clock, _match, 5, "range", members, TOPICS), clock
+
+
+def _classic_rejoin(group, name):
+    from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+    sub = bytes(ConsumerProtocolSubscription(0, ["t"], b"").encode(version=0))
+    return group.classic_join(name, None, "kafka-python", "/127.0.0.1", 6000, REBALANCE_MS, "consumer",
+                              [("range", sub)], True, TOPICS)
+
+
+def test_a_classic_group_becomes_a_consumer_group_with_its_assignment():
+    group, _ = _upgraded()
+    assert group.group_epoch == group.assignment_epoch == 5
+    assert {m: dict(a.assigned) for m, a in group.members.items()} == {
+        "k1": {T1: frozenset({0, 1})}, "k2": {T1: frozenset({2, 3})}, "k3": {T1: frozenset({4, 5})}}
+    assert all(m.classic is not None and m.member_epoch == 5 for m in group.members.values())
+    records = group.take_records()
+    assert len(records) == 2 + 3 * 3  # group epoch, assignment epoch, three records per member
+
+
+def test_a_consumer_member_waits_for_classic_members_to_rejoin():
+    """The consumer member gets nothing a classic member holds until that member rejoins
+    (eager: owning nothing) and gives it up; the classic members hear REBALANCE_IN_PROGRESS."""
+    group, _ = _upgraded()
+    r = join(group, "c1")
+    assert r.error == ErrorCode.NONE and r.assignment == {}
+    assert _held(group) and all(len(v) == 1 for v in _held(group).values())
+    target = group.target["c1"][T1]
+    assert len(target) == 1
+    for name in ("k1", "k2", "k3"):
+        assert group.classic_heartbeat(name, None, 5) == ErrorCode.REBALANCE_IN_PROGRESS
+    (p,) = target
+    loser = next(n for n in ("k1", "k2", "k3") if p in group.members[n].assigned.get(T1, ()))
+    # An eager client rejoins owning nothing: it keeps one, the other is free at once (Kafka 4.4).
+    joined = _classic_rejoin(group, loser)
+    assert joined.error == ErrorCode.NONE
+    assert group.members[loser].state == MemberState.STABLE and joined.generation_id == group.group_epoch
+    error, data = group.classic_sync(loser, None, joined.generation_id, "consumer", "range", TOPICS)
+    assert error == ErrorCode.NONE and data
+    assert group.classic_heartbeat(loser, None, joined.generation_id) == ErrorCode.NONE
+    r = beat(group, "c1", group.members["c1"].member_epoch, {})
+    assert r.assignment == {T1: frozenset({p})}
+    assert all(len(v) == 1 for v in _held(group).values())
+
+
+def test_a_classic_member_leaves_a_consumer_group():
+    group, _ = _upgraded()
+    assert group.classic_leave("k1", None) == ErrorCode.NONE
+    assert "k1" not in group.members and group.group_epoch == 6
+    assert group.classic_leave("k1", None) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert group.classic_heartbeat("k2", None, 4) == ErrorCode.ILLEGAL_GENERATION
+    assert group.check_commit("k2", 4, 7, 9)[0] == ErrorCode.ILLEGAL_GENERATION
+    assert group.check_commit("k2", 5, 7, 9)[0] == ErrorCode.NONE  # classic commit below v9
+
+
+def test_a_classic_member_that_still_owns_a_revoked_partition_keeps_its_epoch():
+    """A cooperative client's JoinGroup lists what it owns: while that includes a partition
+    it must give up, it stays at its epoch (UNREVOKED_PARTITIONS) and is asked to rejoin."""
+    from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+    group, _ = _upgraded()
+    join(group, "c1")
+    (p,) = group.target["c1"][T1]
+    loser = next(n for n in ("k1", "k2", "k3") if p in group.members[n].assigned.get(T1, ()))
+    owned = sorted(group.members[loser].assigned[T1])
+    sub = bytes(ConsumerProtocolSubscription(1, ["t"], b"", [("t", owned)]).encode(version=1))
+    joined = group.classic_join(loser, None, "kafka-python", "/127.0.0.1", 6000, REBALANCE_MS, "consumer",
+                                [("cooperative-sticky", sub)], True, TOPICS)
+    assert joined.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL  # not a protocol the others have
+    joined = group.classic_join(loser, None, "kafka-python", "/127.0.0.1", 6000, REBALANCE_MS, "consumer",
+                                [("range", sub)], True, TOPICS)
+    assert group.members[loser].state == MemberState.UNREVOKED_PARTITIONS and joined.generation_id == 5
+    assert group.classic_heartbeat(loser, None, 5) == ErrorCode.REBALANCE_IN_PROGRESS
+    assert group.classic_sync(loser, None, 5, "consumer", "range", TOPICS)[0] == ErrorCode.NONE
