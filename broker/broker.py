@@ -291,7 +291,7 @@ class Broker:
                     self.config["leader.imbalance.check.interval.seconds"],
                     self.config["leader.imbalance.per.broker.percentage"]))
         else:
-            await self.controller.register_broker(self.node_id, endpoints,
+            await self.controller.register_broker(self.node_id, endpoints, rack=self.config["broker.rack"],
                                                   cluster_id=self.meta.cluster_id)
             self.registered.set()
         for server, listener in zip(self.servers, self.config.listeners, strict=True):
@@ -374,7 +374,8 @@ class Broker:
             try:
                 if not self.registered.is_set():
                     await self.controller.register_broker(
-                        self.node_id, endpoints, cluster_id=self.meta.cluster_id or new_uuid())
+                        self.node_id, endpoints, rack=self.config["broker.rack"],
+                        cluster_id=self.meta.cluster_id or new_uuid())
                     self.registered.set()
                     log.info("registered", node_id=self.node_id, controller=self.active_controller_id)
                     continue  # heartbeat at once: that renews the lease

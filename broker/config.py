@@ -101,6 +101,8 @@ SECURITY_CONFIGS = (
 
 BROKER_CONFIGS = defs(
     ConfigDef("node.id", INT, 1, "this node's id", at_least(0)),
+    ConfigDef("broker.rack", STRING, None,
+              "this broker's rack: consumer-protocol members giving the same rack are assigned its partitions first"),
     ConfigDef("listeners", LIST, ["PLAINTEXT://127.0.0.1:9092"], "NAME://HOST:PORT,..."),
     ConfigDef("advertised.listeners", LIST, [], "NAME://HOST:PORT,...; defaults to listeners"),
     ConfigDef("inter.broker.listener.name", STRING, "", "the listener other nodes use"),

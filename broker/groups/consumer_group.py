@@ -103,6 +103,7 @@ class ConsumerGroupConfig:
 class TopicInfo:
     topic_id: uuid.UUID
     partitions: int
+    racks: tuple[frozenset[str], ...] = ()  # each partition's replica racks (none: no broker.rack)
 
 
 class Topics:
@@ -681,8 +682,10 @@ class ConsumerGroup:
             frozenset(topics.by_name[n].topic_id for n in self._member_topics(m, topics)), m.rack_id)
             for m in self.members.values()}
         partitions = {t.topic_id: t.partitions for t in self.subscribed.values()}
+        racks = ({t.topic_id: t.racks for t in self.subscribed.values() if t.racks}
+                 if any(m.rack_id for m in self.members.values()) else None)
         old = self.target
-        self.target = asg.ASSIGNORS[self.assignor](subscriptions, partitions, self.target)
+        self.target = asg.ASSIGNORS[self.assignor](subscriptions, partitions, self.target, racks)
         self.dirty_target |= {m for m, a in self.target.items() if old.get(m) != a}
         self.assignment_epoch = self.group_epoch
         self.dirty_group = True

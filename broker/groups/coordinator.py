@@ -795,8 +795,15 @@ class GroupCoordinator(PartitionCoordinator):
         (every heartbeat asks)."""
         image = self.broker.image
         if self._topics_cache is None or self._topics_cache[0] != (id(image), image.offset):
+            racks = {b.node_id: b.rack for b in image.brokers.values() if b.rack}
+
+            def replica_racks(t) -> tuple[frozenset[str], ...]:
+                if not racks:
+                    return ()
+                return tuple(frozenset(racks[r] for r in t.partitions[p].replicas if r in racks)
+                             if p in t.partitions else frozenset() for p in range(len(t.partitions)))
             self._topics_cache = ((id(image), image.offset), Topics(
-                {name: TopicInfo(t.uuid, len(t.partitions)) for name, t in image.topics.items()}))
+                {name: TopicInfo(t.uuid, len(t.partitions), replica_racks(t)) for name, t in image.topics.items()}))
         return self._topics_cache[1]
 
     def consumer_config_of(self, group_id: str) -> ConsumerGroupConfig:
