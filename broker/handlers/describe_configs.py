@@ -54,7 +54,7 @@ NO_DEFAULT_IN_KAFKA = frozenset({"log.retention.ms", "log.roll.ms", "log.flush.i
 # ConfigSource values of DescribeConfigs v1+
 TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, \
     DEFAULT_CONFIG = 1, 2, 3, 4, 5
-GROUP_CONFIG = 8
+GROUP_CONFIG = 8  # DYNAMIC_GROUP_CONFIG
 UNKNOWN_KEY = ConfigDef("", STRING, None)  # a dynamic key Kafka does not define
 
 
