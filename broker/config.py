@@ -229,8 +229,6 @@ BROKER_CONFIGS = defs(
 # Keys the authorizer reads, not Kafka's broker config (KafkaConfig): its DescribeConfigs
 # never lists them.
 AUTHORIZER_KEYS = frozenset({"super.users", "allow.everyone.if.no.acl.found"})
-# Keys Kafka defines as internal (ConfigDef.defineInternal): its DescribeConfigs never lists them.
-INTERNAL_KEYS = frozenset({"group.consumer.migration.policy"})
 # log.retention.ms has no default of its own: hours and minutes fill it in, as in Kafka.
 BROKER_CONFIGS["log.retention.ms"] = ConfigDef("log.retention.ms", LONG, None, "", at_least(-1))
 

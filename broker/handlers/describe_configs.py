@@ -31,7 +31,6 @@ from odradek.broker.config import (
     DYNAMIC_BROKER_CONFIGS,
     DYNAMIC_ONLY_CONFIGS,
     GROUP_CONFIGS,
-    INTERNAL_KEYS,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigError,
@@ -134,7 +133,7 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
     config = broker.config
     entries = []
     for key, d in BROKER_CONFIGS.items():
-        if key in AUTHORIZER_KEYS or key in INTERNAL_KEYS:
+        if key in AUTHORIZER_KEYS:
             continue
         chain = broker_chain(config, key)
         if d.type == PASSWORD:  # a password's value is never shown (Kafka: null, is_sensitive)

@@ -1558,8 +1558,10 @@ def case_online_upgrade_of_a_classic_group(side, name):
     )
     described = plain(side.call(ConsumerGroupDescribeRequest(group_ids=[group], include_authorized_operations=False),
                                 1, ConsumerGroupDescribeResponse))
-    out["describe"] = [{k: v for k, v in m.items() if k in ("member_type", "member_epoch", "subscribed_topic_names")}
-                       for m in described["groups"][0]["members"]] + [described["groups"][0]["group_state"]]
+    out["describe"] = sorted(({k: v for k, v in m.items() if k in ("member_type", "member_epoch",
+                                                                   "subscribed_topic_names")}
+                              for m in described["groups"][0]["members"]), key=lambda m: m["member_type"])
+    out["describe_state"] = described["groups"][0]["group_state"]
     out["classic_heartbeat"] = plain(side.call(HeartbeatRequest(
         group_id=group, generation_id=joined.generation_id, member_id=member, group_instance_id=None), 4))
     rejoined = classic_join(member)
