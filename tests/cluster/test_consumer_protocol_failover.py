@@ -49,9 +49,13 @@ def _members_get_the_partitions_of_their_rack(cluster, coordinator: int) -> None
     reconciled, each holds the partition led in its own rack."""
     from confluent_kafka.admin import AdminClient
     create_topics(cluster.live_bootstrap, ["racks"], 3, 1)
-    leaders = {p.id: p.leader for p in AdminClient({"bootstrap.servers": cluster.live_bootstrap})
-               .list_topics("racks", timeout=10).topics["racks"].partitions.values()}
-    assert sorted(leaders.values()) == [1, 2, 3]  # one partition on each node
+    admin = AdminClient({"bootstrap.servers": cluster.nodes[coordinator].bootstrap})
+
+    def placed():  # once the node answering knows the topic
+        found = {p.id: p.leader for p in admin.list_topics("racks", timeout=10).topics["racks"].partitions.values()}
+        return found if len(found) == 3 and all(leader > 0 for leader in found.values()) else None
+    leaders = _until(placed, 20)
+    assert leaders is not None and sorted(leaders.values()) == [1, 2, 3]  # one partition on each node
     state: dict[str, tuple[int, list]] = {}
 
     def join(n: int):
