@@ -44,6 +44,7 @@ SHORT_TIMEOUTS = {
     "group.consumer.heartbeat.interval.ms": "300",
     "group.consumer.min.heartbeat.interval.ms": "100",
     "offsets.topic.num.partitions": "3",
+    "group.initial.rebalance.delay.ms": "0",  # the classic members' first join, in a rolling upgrade
 }
 RECORDS = 30_000
 UPGRADE_RECORDS = 6_000  # the rolling upgrade's: its steps wait for rebalances, not for records
