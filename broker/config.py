@@ -179,7 +179,7 @@ BROKER_CONFIGS = defs(
               "uniform, range (or Kafka's class names); the first is the default"),
     ConfigDef("group.consumer.migration.policy", STRING, "bidirectional",
               "whether a classic group with members becomes a consumer group when a consumer-protocol "
-              "member joins it (upgrade); downgrade (the way back) is not built",
+              "member joins it (upgrade), and back when the last one leaves (downgrade)",
               one_of("bidirectional", "upgrade", "downgrade", "disabled")),
     ConfigDef("replica.lag.time.max.ms", LONG, 30000, "", at_least(1)),
     ConfigDef("broker.session.timeout.ms", INT, 9000, "", at_least(1)),

@@ -33,7 +33,11 @@ rejoins: a JoinGroup carries its owned partitions (none for an eager client, whi
 revoked them all first), SyncGroup hands it its assigned partitions as a
 ConsumerProtocolAssignment, and a Heartbeat answers REBALANCE_IN_PROGRESS while it has
 partitions to give up, its epoch is behind the group's, or partitions it waits for were
-released. So a rolling upgrade never has two members holding one partition.
+released. So a rolling upgrade never has two members holding one partition. The way
+back: when the last consumer-protocol member leaves or is fenced and classic members
+remain, the policy permitting, the group is marked ``downgrade`` (its epoch unchanged)
+and the coordinator hands its members to a classic group (``to_classic``), which
+rebalances.
 
 Error answers follow Kafka's GroupMetadataManager: FENCED_MEMBER_EPOCH for an epoch
 ahead of the member's, or behind it except for the previous epoch with owned
@@ -56,7 +60,7 @@ from kafka.protocol.consumer.metadata import (
 from odradek.broker.groups import assignors as asg
 from odradek.broker.groups import consumer_group_records as rec
 from odradek.broker.groups.assignors import Assignment
-from odradek.broker.groups.group import JoinResult, Scheduler, TimerHandle
+from odradek.broker.groups.group import Group, JoinResult, Member, Scheduler, TimerHandle
 from odradek.protocol.errors import ErrorCode
 
 log = structlog.get_logger(__name__)
@@ -93,10 +97,15 @@ class ConsumerGroupConfig:
     max_size: int = 2**31 - 1  # group.consumer.max.size
     assignors: tuple[str, ...] = (asg.UNIFORM, asg.RANGE)  # group.consumer.assignors
     migration_policy: str = "bidirectional"  # group.consumer.migration.policy
+    classic_max_size: int = 2**31 - 1  # group.max.size: a downgraded group must fit in it
 
     @property
     def upgrade_enabled(self) -> bool:
         return self.migration_policy in ("bidirectional", "upgrade")
+
+    @property
+    def downgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "downgrade")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +227,11 @@ def encode_assignment(assigned: Assignment, topics: "Topics", version: int) -> b
              if t in topics.names]
     version = max(0, min(version, ConsumerProtocolAssignment.max_version))
     return bytes(ConsumerProtocolAssignment(assigned_partitions=parts, user_data=None).encode(version=version))
+
+
+def _version(subscription: bytes) -> int:
+    """The version of a ConsumerProtocolSubscription (its first two bytes)."""
+    return int.from_bytes(subscription[:2], "big", signed=True) if len(subscription) >= 2 else 0
 
 
 def decode_assignment(data: bytes, topics: "Topics") -> Assignment:
@@ -354,6 +368,10 @@ class ConsumerGroup:
         self.subscribed: dict[str, TopicInfo] = {}  # the subscribed topics at group_epoch
         self.assignor = config.assignors[0]
         self.dead = False
+        # The last consumer-protocol member left and the rest are classic members: the
+        # coordinator makes the group classic again (``to_classic``), as Kafka's
+        # convertToClassicGroup; no record of this group is taken after that.
+        self.downgrade = False
         # What changed since the records were last written (see ``take_records``): member ids
         # whose metadata / target / current assignment changed, removed members, and whether
         # the group epoch or the assignment epoch moved.
@@ -567,9 +585,7 @@ class ConsumerGroup:
         if self.group_epoch > member.member_epoch and member.state != MemberState.UNREVOKED_PARTITIONS:
             return ErrorCode.REBALANCE_IN_PROGRESS, b""
         self._schedule(member)
-        metadata = member.classic.protocols[0][1]
-        version = int.from_bytes(metadata[:2], "big", signed=True) if len(metadata) >= 2 else 0
-        return ErrorCode.NONE, encode_assignment(member.assigned, topics, version)
+        return ErrorCode.NONE, encode_assignment(member.assigned, topics, _version(member.classic.protocols[0][1]))
 
     def classic_heartbeat(self, member_id: str, instance_id: str | None, generation_id: int) -> ErrorCode:
         """REBALANCE_IN_PROGRESS asks the member to rejoin: its epoch is behind the group's,
@@ -592,7 +608,7 @@ class ConsumerGroup:
         error, member = self._classic_member(member_id, instance_id, None)
         if member is None:
             return error
-        self._remove(member, "left (LeaveGroup)")
+        self._leave_group(member, "left (LeaveGroup)")
         return ErrorCode.NONE
 
     def _epoch_valid(self, member: ConsumerMember, hb: Heartbeat) -> bool:
@@ -751,7 +767,7 @@ class ConsumerGroup:
 
     def _expire(self, member: ConsumerMember, reason: str) -> None:
         if self.members.get(member.member_id) is member:
-            self._remove(member, reason)
+            self._leave_group(member, reason)
             if self.on_change is not None:
                 self.on_change()
 
@@ -775,22 +791,69 @@ class ConsumerGroup:
             member.session_timer = self.scheduler.call_later(
                 self.config.session_timeout_ms, lambda: self._expire(member, "static member gone"))
             return HeartbeatResult(ErrorCode.NONE, None, member.member_id, STATIC_LEAVE_EPOCH)
-        self._remove(member, "left")
+        self._leave_group(member, "left")
         return HeartbeatResult(ErrorCode.NONE, None, member.member_id, hb.member_epoch)
 
-    def _remove(self, member: ConsumerMember, reason: str) -> None:
+    def _leave_group(self, member: ConsumerMember, reason: str) -> None:
+        """A member leaves or is fenced: removed, or, when only classic members remain, the
+        group is to be downgraded (``downgrade``; the group epoch stays, so the remaining
+        members' generation is the classic group's)."""
+        self._remove(member, reason, downgrade=self._may_downgrade(member))
+
+    def _may_downgrade(self, leaving: ConsumerMember) -> bool:
+        """Kafka's validateOnlineDowngrade: members remain, all classic, the policy allows
+        it, and they fit in a classic group (group.max.size)."""
+        rest = [m for m in self.members.values() if m is not leaving]
+        if not rest or any(m.classic is None for m in rest):
+            return False
+        if not self.config.downgrade_enabled:
+            log.info("consumer_group_not_downgraded", group_id=self.group_id, reason="migration policy")
+            return False
+        if len(rest) > self.config.classic_max_size:
+            log.info("consumer_group_not_downgraded", group_id=self.group_id, reason="group.max.size")
+            return False
+        return True
+
+    def to_classic(self, classic: Group, topics: Topics) -> list[tuple[bytes, bytes | None]]:
+        """Hand the remaining (classic) members to ``classic`` (Kafka's
+        ClassicGroup.fromConsumerGroup): at the group epoch as generation, each with its
+        target assignment as a ConsumerProtocolAssignment in the version of its subscription
+        to the chosen protocol. Returns the tombstones of all of this group's records (the
+        members first, the group's metadata last, so a replay ends with no consumer group).
+        The caller writes them with the classic group's metadata and starts a rebalance."""
+        members = [Member(m.member_id, m.instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
+                          m.classic.session_timeout_ms, CONSUMER_PROTOCOL_TYPE, list(m.classic.protocols))
+                   for m in self.members.values() if m.classic is not None]
+        classic.take_members(self.group_epoch, members)
+        for m in members:
+            m.assignment = encode_assignment(self.target.get(m.member_id, {}), topics,
+                                             _version(m.metadata(classic.protocol_name or "")))
+        gid = self.group_id
+        tombstones = [(rec.key(t, gid, member_id), None)
+                      for member_id in sorted(self.removed | set(self.members)) for t in rec.MEMBER_TYPES]
+        tombstones += [(rec.key(t, gid), None) for t in reversed(rec.GROUP_TYPES)]
+        log.info("consumer_group_converted_to_classic", group_id=gid, generation_id=self.group_epoch,
+                 members=len(members))
+        self.unwritten = []
+        self.shut_down()
+        return tombstones
+
+    def _remove(self, member: ConsumerMember, reason: str, downgrade: bool = False) -> None:
         self._cancel_timers(member)
         self._release(member)
         del self.members[member.member_id]
         self.target.pop(member.member_id, None)
         if member.instance_id is not None and self.static_members.get(member.instance_id) == member.member_id:
             del self.static_members[member.instance_id]
-        self.group_epoch += 1
-        self._subscriptions += 1
-        self.dirty_group = True
         self.removed.add(member.member_id)
+        if downgrade:
+            self.downgrade = True
+        else:
+            self.group_epoch += 1
+            self._subscriptions += 1
+            self.dirty_group = True
         log.info("consumer_group_member_removed", group_id=self.group_id, member_id=member.member_id,
-                 reason=reason, group_epoch=self.group_epoch)
+                 reason=reason, group_epoch=self.group_epoch, downgrade=downgrade)
 
     def shut_down(self) -> None:
         """This node no longer coordinates the group: stop its timers."""
@@ -843,8 +906,8 @@ class ConsumerGroup:
 
     def all_record_keys(self) -> list[bytes]:
         gid = self.group_id
-        return ([rec.key(t, gid) for t in rec.GROUP_TYPES]
-                + [rec.key(t, gid, m) for m in self.members for t in rec.MEMBER_TYPES])
+        return ([rec.key(t, gid, m) for m in self.members for t in rec.MEMBER_TYPES]
+                + [rec.key(t, gid) for t in reversed(rec.GROUP_TYPES)])
 
     def load_record(self, record_type: int, member_id: str | None, value) -> None:
         """Replay one record (a parsed value, or None for a tombstone) while loading."""

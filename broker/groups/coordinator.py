@@ -384,6 +384,11 @@ class GroupCoordinator(PartitionCoordinator):
                     except Exception as e:  # kafka-python's codec: struct.error, ValueError...
                         raise ot.RecordFormatError(f"record type {record_type}: {e}") from None
                 consumer_group.load_record(record_type, member_id, parsed_value)
+                if record_type == cgr.METADATA and value is None and not consumer_group.members:
+                    # Its tombstone, after its members' (an emptied group changed protocol,
+                    # or the group was downgraded to classic): as Kafka's removeGroup.
+                    del self.consumer_groups[group_id]
+                    consumer_group.shut_down()
                 return
             if parsed[0] == "offset":
                 _, group_id, topic, partition = parsed
@@ -587,8 +592,19 @@ class GroupCoordinator(PartitionCoordinator):
             return error, [error] * len(members)
         consumer_group = self._classic_in_consumer_group(group_id)
         if consumer_group is not None:
-            errors = [consumer_group.classic_leave(m, i) for m, i in members]
-            error = await self._write_consumer_group(consumer_group)
+            errors: list[ErrorCode] = []
+            records: list[tuple[bytes, bytes | None]] = []
+            for m, i in members:
+                if consumer_group.downgrade:  # the rest leave the classic group it became
+                    errors.append(self.groups[group_id].leave(m, i))
+                    continue
+                errors.append(consumer_group.classic_leave(m, i))
+                if consumer_group.downgrade:
+                    records = self._downgrade(consumer_group)
+            if records:
+                error = await self._write(group_id, records)
+            else:
+                error = await self._write_consumer_group(consumer_group)
             return error, [error or e for e in errors]
         group = self._group(group_id)
         if group is None:
@@ -841,6 +857,9 @@ class GroupCoordinator(PartitionCoordinator):
             group = self._new_consumer_group(group_id)
         group.config = self.consumer_config_of(group_id)
         result = group.heartbeat(hb, self._topics())
+        if group.downgrade:  # it was the last consumer-protocol member: answered once written
+            error = await self._write(group_id, self._downgrade(group))
+            return HeartbeatResult(error) if error else result
         group.write_failed(upgrade)  # written first, with the group's records
         # Answered once its records are committed, as Kafka does.
         error = await self._write_consumer_group(group)
@@ -871,6 +890,23 @@ class GroupCoordinator(PartitionCoordinator):
                                            self._topics())
         self._adopt(group)
 
+    def _downgrade(self, group: ConsumerGroup) -> list[tuple[bytes, bytes | None]]:
+        """The consumer group's last consumer-protocol member left (Kafka's
+        convertToClassicGroup): its classic members become the classic group's, which
+        rebalances at once (they rejoin with their member ids: their generation is the
+        group's). Returns the records to write: the consumer group's tombstones, then the
+        classic group's metadata, so that a replay ends with the classic group."""
+        group_id = group.group_id
+        classic = self._group(group_id, create=True)
+        records = group.to_classic(classic, self._topics())
+        if self.consumer_groups.get(group_id) is group:
+            del self.consumer_groups[group_id]
+        records.append((ot.group_key(group_id), ot.group_value(classic.to_record())))
+        classic.start_session_timers()
+        classic.prepare_rebalance(f"downgrade of group {group_id} from consumer to classic: "
+                                  "its last consumer-protocol member left")
+        return records
+
     def _new_consumer_group(self, group_id: str) -> ConsumerGroup:
         return self._adopt(ConsumerGroup(group_id, self.consumer_config, self.scheduler, self._match_topics))
 
@@ -880,8 +916,13 @@ class GroupCoordinator(PartitionCoordinator):
         self._group(group_id, create=True)  # holds its offsets
 
         def changed() -> None:  # a timer removed a member: store that
+            downgrade = self._downgrade(group) if group.downgrade else None
+
             async def run():
-                await self._write_consumer_group(group)
+                if downgrade is None:
+                    await self._write_consumer_group(group)
+                elif error := await self._write(group_id, downgrade):
+                    log.warning("consumer_group_downgrade_not_written", group_id=group_id, error=error.name)
             self.tasks.spawn(f"persist consumer group {group_id}", run, retries=0)
         group.on_change = changed
         return group
@@ -955,4 +996,4 @@ def _consumer_config(config) -> ConsumerGroupConfig:
         session_timeout_ms=config["group.consumer.session.timeout.ms"],
         heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
         max_size=config["group.consumer.max.size"], assignors=tuple(names),
-        migration_policy=config["group.consumer.migration.policy"])
+        migration_policy=config["group.consumer.migration.policy"], classic_max_size=config["group.max.size"])

@@ -34,6 +34,7 @@ from odradek.protocol.messages import (
     ConsumerGroupHeartbeatResponse,
 )
 from tests.clients import create_topics
+from tests.integration.test_groups import RawMember
 from tests.rawclient import RawConnection, incremental_alter, recv_frame
 
 MEMBER = Path(__file__).with_name("kip848_member.py")
@@ -276,42 +277,46 @@ def _group_type(bootstrap, group):
     return {g.group_id: g.group_type for g in r.groups}.get(group)
 
 
-def test_rolling_upgrade_from_classic_to_consumer_members(cbroker, tmp_path):
+def test_rolling_upgrade_from_classic_to_consumer_members_and_back(cbroker, tmp_path):
     """Three kafka-python members (classic protocol) are replaced one by one with
     confluent-kafka members (group.protocol=consumer): the first of those converts the group
     online (group.consumer.migration.policy, bidirectional by default), the classic members
-    go on in it (JoinGroup, SyncGroup, Heartbeat), and every record is consumed, no
-    partition held twice, duplicates only above the last commit."""
+    go on in it (JoinGroup, SyncGroup, Heartbeat). Then the way back: those are replaced one
+    by one with kafka-python members again, and when the last consumer-protocol member leaves
+    the group is classic again (the downgrade). Every record is consumed, no partition held
+    twice, duplicates only above the last commit."""
     topic, group = f"t-{uuid.uuid4().hex[:6]}", "g-upgrade"
     create_topics(cbroker.bootstrap, [topic], partitions=PARTITIONS)
     _produce(cbroker.bootstrap, topic, UPGRADE_RECORDS)
     log = tmp_path / "events.log"
     log.touch()
-    classic = {n: _start_member(cbroker.bootstrap, group, topic, log, n, classic=True) for n in ("k1", "k2", "k3")}
-    upgraded: dict[str, subprocess.Popen] = {}
+    procs = {n: _start_member(cbroker.bootstrap, group, topic, log, n, classic=True) for n in ("k1", "k2", "k3")}
+    steps = (("k1", "c1"), ("k2", "c2"), ("k3", "c3"), ("c1", "k4"), ("c2", "k5"), ("c3", "k6"))
     try:
-        _wait(lambda: _group_type(cbroker.bootstrap, group) == "classic" and len(_consumed(log)) >= UPGRADE_RECORDS // 6,
+        _wait(lambda: _group_type(cbroker.bootstrap, group) == "classic" and len(_consumed(log)) >= UPGRADE_RECORDS // 8,
               60, "the classic members consuming")
-        for step, (old, new) in enumerate((("k1", "c1"), ("k2", "c2"), ("k3", "c3")), start=2):
-            upgraded[new] = _start_member(cbroker.bootstrap, group, topic, log, new)
+        for step, (old, new) in enumerate(steps, start=2):
+            procs[new] = _start_member(cbroker.bootstrap, group, topic, log, new, classic=new.startswith("k"))
             _wait(lambda new=new: any(e[:2] == ["assign", new] and len(e) > 2 for e in _read(log)), 60,
                   f"{new} given partitions")
             assert _group_type(cbroker.bootstrap, group) == "consumer"
-            classic[old].send_signal(signal.SIGTERM)  # closes: LeaveGroup
-            assert classic[old].wait(20) == 0
-            _wait(lambda step=step: len(_consumed(log)) >= UPGRADE_RECORDS * step // 6, 60, f"{step}/6 of the records")
+            procs[old].send_signal(signal.SIGTERM)  # closes: LeaveGroup, or a heartbeat with epoch -1
+            assert procs[old].wait(20) == 0
+            _wait(lambda step=step: len(_consumed(log)) >= UPGRADE_RECORDS * step // 8, 60, f"{step}/8 of the records")
+        assert _group_type(cbroker.bootstrap, group) == "classic"  # c3 was the last consumer-protocol member
         _wait(lambda: len(_consumed(log)) >= UPGRADE_RECORDS, 90, "every record")
     finally:
-        _stop(list(classic.values()) + list(upgraded.values()))
+        _stop(list(procs.values()))
     events = _read(log)
     _, duplicates = _check_events(events, UPGRADE_RECORDS)
-    for name in ("k1", "k2", "k3"):
+    for name in ("k1", "k2", "k3", "c1", "c2", "c3"):
         assert ["closed", name] in events
+    for name in ("k1", "k2", "k3"):
         assert any(e[:2] == ["rec", name] for e in events)
-    # each consumer-protocol member was given partitions while classic members held others
-    for c, k in (("c1", "k1"), ("c2", "k2"), ("c3", "k3")):
-        given = next(i for i, e in enumerate(events) if e[:2] == ["assign", c] and len(e) > 2)
-        assert given < events.index(["closed", k])
+    # each new member was given partitions while the members it replaced held others
+    for old, new in steps:
+        given = next(i for i, e in enumerate(events) if e[:2] == ["assign", new] and len(e) > 2)
+        assert given < events.index(["closed", old])
     print(f"duplicates: {duplicates}")
 
 
@@ -384,7 +389,8 @@ def _until_loaded(call):
 def test_members_keep_their_epochs_across_a_coordinator_restart(cbroker):
     """The group's records (Kafka's ConsumerGroup* formats in __consumer_offsets) are
     replayed by the coordinator that comes back after a kill -9: the member carries on
-    with its epoch and assignment, no rejoin."""
+    with its epoch and assignment, no rejoin. On the same restart: a group downgraded to
+    classic (its consumer-protocol member left) comes back classic, with its member."""
     create_topics(cbroker.bootstrap, ["t"], partitions=3)
     TP = H.TopicPartitions
     with _coordinator_conn(cbroker.bootstrap) as conn:
@@ -393,6 +399,13 @@ def test_members_keep_their_epochs_across_a_coordinator_restart(cbroker):
         steady = _heartbeat(conn, group_id="g-restart", member_id="m1", member_epoch=first.member_epoch,
                             topic_partitions=owned)
         assert steady.error_code == ErrorCode.NONE
+        classic = RawMember(cbroker.bootstrap, "g-down", "t")
+        classic.sync_nothing(classic.join())
+        joined = _join(conn, "g-down", "c1", ["t"])  # the online upgrade
+        assert joined.error_code == ErrorCode.NONE and _group_type(cbroker.bootstrap, "g-down") == "consumer"
+        left = _heartbeat(conn, group_id="g-down", member_id="c1", member_epoch=-1)
+        assert left.error_code == ErrorCode.NONE and _group_type(cbroker.bootstrap, "g-down") == "classic"
+        classic.conn.close()
     cbroker.kill()
     cbroker.start()
     with _coordinator_conn(cbroker.bootstrap) as conn:
@@ -408,6 +421,11 @@ def test_members_keep_their_epochs_across_a_coordinator_restart(cbroker):
         assert described.group_epoch == described.assignment_epoch == first.member_epoch
         stale = _heartbeat(conn, group_id="g-restart", member_id="m1", member_epoch=first.member_epoch + 1)
         assert stale.error_code == ErrorCode.FENCED_MEMBER_EPOCH
+        down = conn.roundtrip(DescribeGroupsRequest(groups=["g-down"], include_authorized_operations=False),
+                              5, DescribeGroupsResponse).groups[0]
+        assert (down.error_code, down.protocol_type) == (0, "consumer")
+        assert [m.member_id for m in down.members] == [classic.member_id]
+    assert _group_type(cbroker.bootstrap, "g-down") == "classic"
 
 
 def test_an_empty_group_changes_protocol_freely(cbroker):

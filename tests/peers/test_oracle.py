@@ -1492,66 +1492,88 @@ def case_transactions_v1(side, name):
     return out
 
 
-@case
-def case_online_upgrade_of_a_classic_group(side, name):
-    """A consumer-protocol member joins a classic group that has a member (KIP-848's
-    online upgrade, group.consumer.migration.policy bidirectional): the group becomes a
-    consumer group; the classic member hears REBALANCE_IN_PROGRESS, rejoins, syncs and
-    leaves through the classic APIs, and its partitions go to the consumer member."""
-    from kafka.protocol.consumer.metadata import (
-        ConsumerProtocolAssignment,
-        ConsumerProtocolSubscription,
-    )
+class _Migration:
+    """A classic member (JoinGroup v9 ... on ``name``'s topic, range) and a consumer-protocol
+    member (ConsumerGroupHeartbeat v1, uniform) of one group: the migration cases' requests."""
 
-    from odradek.protocol.messages import (
-        ConsumerGroupHeartbeatRequest,
-        ConsumerGroupHeartbeatResponse,
-    )
+    def __init__(self, side, name):
+        from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+        self.side, self.name, self.group = side, name, name + "-g"
+        self.sub = bytes(ConsumerProtocolSubscription(0, [name], b"").encode(version=0))
+        side.create_topic(name, 2)
+        find_coordinator(side, self.group)
 
-    side.create_topic(name, 2)
-    group = name + "-g"
-    find_coordinator(side, group)
-    J, S = JoinGroupRequest, SyncGroupRequest
-    sub = bytes(ConsumerProtocolSubscription(0, [name], b"").encode(version=0))
+    def classic_join(self, member=""):
+        J = JoinGroupRequest
+        return self.side.call(J(group_id=self.group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
+                                member_id=member, group_instance_id=None, protocol_type="consumer",
+                                protocols=[J.JoinGroupRequestProtocol(name="range", metadata=self.sub)],
+                                reason=None), 9)
 
-    def classic_join(member=""):
-        return side.call(J(group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
-                           member_id=member, group_instance_id=None, protocol_type="consumer",
-                           protocols=[J.JoinGroupRequestProtocol(name="range", metadata=sub)], reason=None), 9)
+    def classic_sync(self, member, generation, assignments=()):
+        S = SyncGroupRequest
+        return self.side.call(S(group_id=self.group, generation_id=generation, member_id=member,
+                                group_instance_id=None, protocol_type="consumer", protocol_name="range",
+                                assignments=[S.SyncGroupRequestAssignment(member_id=m, assignment=a)
+                                             for m, a in assignments]), 5)
 
-    def classic_sync(member, generation, assignments=()):
-        return side.call(S(group_id=group, generation_id=generation, member_id=member, group_instance_id=None,
-                           protocol_type="consumer", protocol_name="range",
-                           assignments=[S.SyncGroupRequestAssignment(member_id=m, assignment=a)
-                                        for m, a in assignments]), 5)
+    def classic_heartbeat(self, member, generation):
+        return plain(self.side.call(HeartbeatRequest(
+            group_id=self.group, generation_id=generation, member_id=member, group_instance_id=None), 4))
 
-    def assignment_of(data):
+    def assignment_of(self, data):
+        from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
         decoded = ConsumerProtocolAssignment.decode(bytes(data))
-        return sorted((tp.topic == name, sorted(tp.partitions)) for tp in decoded.assigned_partitions)
+        return sorted((tp.topic == self.name, sorted(tp.partitions)) for tp in decoded.assigned_partitions)
 
-    def heartbeat(**fields):
+    def whole(self):
+        """A ConsumerProtocolAssignment of both partitions."""
+        from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+        return bytes(ConsumerProtocolAssignment(0, [(self.name, [0, 1])], b"").encode(version=0))
+
+    def heartbeat(self, **fields):
+        from odradek.protocol.messages import (
+            ConsumerGroupHeartbeatRequest,
+            ConsumerGroupHeartbeatResponse,
+        )
         H = ConsumerGroupHeartbeatRequest
-        answer = side.call(H(**{"group_id": group, "member_id": "c1-" + name, "member_epoch": 0,
-                                "instance_id": None, "rack_id": None, "rebalance_timeout_ms": 10000,
-                                "subscribed_topic_names": [name], "subscribed_topic_regex": None,
-                                "server_assignor": "uniform", "topic_partitions": [], **fields}),
-                           1, ConsumerGroupHeartbeatResponse)
+        answer = self.side.call(H(**{"group_id": self.group, "member_id": "c1-" + self.name, "member_epoch": 0,
+                                     "instance_id": None, "rack_id": None, "rebalance_timeout_ms": 10000,
+                                     "subscribed_topic_names": [self.name], "subscribed_topic_regex": None,
+                                     "server_assignor": "uniform", "topic_partitions": [], **fields}),
+                                1, ConsumerGroupHeartbeatResponse)
         out = plain(answer)
         out["heartbeat_interval_ms"] = "masked"  # each side's configured interval
         if answer.assignment is not None:
             out["assignment"] = sorted(p for t in answer.assignment.topic_partitions for p in t.partitions)
         return answer, out
 
-    first = classic_join()
-    member = first.member_id
-    joined = classic_join(member)
-    out: dict = {"join": plain(joined)}
-    whole = bytes(ConsumerProtocolAssignment(0, [(name, [0, 1])], b"").encode(version=0))
-    synced = classic_sync(member, joined.generation_id, [(member, whole)])
-    out["sync"] = {"error_code": synced.error_code, "assignment": assignment_of(synced.assignment)}
-    answer, out["consumer_join"] = heartbeat()
-    out["group_type"] = [(g.group_id == group, g.group_type) for g in side.call(
-        ListGroupsRequest(states_filter=[], types_filter=[]), 5).groups if g.group_id == group]
+    def group_type(self):
+        return [(g.group_id == self.group, g.group_type) for g in self.side.call(
+            ListGroupsRequest(states_filter=[], types_filter=[]), 5).groups if g.group_id == self.group]
+
+    def stable_classic_member(self, out):
+        """One classic member, Stable with both partitions; its (member id, generation)."""
+        member = self.classic_join().member_id
+        joined = self.classic_join(member)
+        out["join"] = plain(joined)
+        synced = self.classic_sync(member, joined.generation_id, [(member, self.whole())])
+        out["sync"] = {"error_code": synced.error_code, "assignment": self.assignment_of(synced.assignment)}
+        return member, joined.generation_id
+
+
+@case
+def case_online_upgrade_of_a_classic_group(side, name):
+    """A consumer-protocol member joins a classic group that has a member (KIP-848's
+    online upgrade, group.consumer.migration.policy bidirectional): the group becomes a
+    consumer group; the classic member hears REBALANCE_IN_PROGRESS, rejoins, syncs and
+    leaves through the classic APIs, and its partitions go to the consumer member."""
+    g = _Migration(side, name)
+    group = g.group
+    out: dict = {}
+    member, generation = g.stable_classic_member(out)
+    answer, out["consumer_join"] = g.heartbeat()
+    out["group_type"] = g.group_type()
     from odradek.protocol.messages import (
         ConsumerGroupDescribeRequest,
         ConsumerGroupDescribeResponse,
@@ -1562,14 +1584,12 @@ def case_online_upgrade_of_a_classic_group(side, name):
                                                                    "subscribed_topic_names")}
                               for m in described["groups"][0]["members"]), key=lambda m: m["member_type"])
     out["describe_state"] = described["groups"][0]["group_state"]
-    out["classic_heartbeat"] = plain(side.call(HeartbeatRequest(
-        group_id=group, generation_id=joined.generation_id, member_id=member, group_instance_id=None), 4))
-    rejoined = classic_join(member)
+    out["classic_heartbeat"] = g.classic_heartbeat(member, generation)
+    rejoined = g.classic_join(member)
     out["rejoin"] = plain(rejoined)
-    synced = classic_sync(member, rejoined.generation_id)
-    out["rejoin_sync"] = {"error_code": synced.error_code, "assignment": assignment_of(synced.assignment)}
-    out["heartbeat_after_rejoin"] = plain(side.call(HeartbeatRequest(
-        group_id=group, generation_id=rejoined.generation_id, member_id=member, group_instance_id=None), 4))
+    synced = g.classic_sync(member, rejoined.generation_id)
+    out["rejoin_sync"] = {"error_code": synced.error_code, "assignment": g.assignment_of(synced.assignment)}
+    out["heartbeat_after_rejoin"] = g.classic_heartbeat(member, rejoined.generation_id)
     out["commit_classic"] = plain(side.call(offset_commit(group, name, rejoined.generation_id, member), 9))
     out["commit_classic_stale"] = plain(side.call(offset_commit(group, name, 99, member), 9))
     out["leave"] = plain(side.call(LeaveGroupRequest(group_id=group, members=[
@@ -1578,13 +1598,43 @@ def case_online_upgrade_of_a_classic_group(side, name):
     # the consumer member's heartbeats reach it in a few beats.
     epoch, deadline = answer.member_epoch, time.monotonic() + 10
     while True:
-        last, out["consumer_after_leave"] = heartbeat(member_epoch=epoch, rebalance_timeout_ms=-1,
-                                                      subscribed_topic_names=None, server_assignor=None,
-                                                      topic_partitions=None)
+        last, out["consumer_after_leave"] = g.heartbeat(member_epoch=epoch, rebalance_timeout_ms=-1,
+                                                        subscribed_topic_names=None, server_assignor=None,
+                                                        topic_partitions=None)
         epoch = last.member_epoch
         if out["consumer_after_leave"].get("assignment") == [0, 1] or time.monotonic() > deadline:
             return out
         time.sleep(0.2)
+
+
+@case
+def case_online_downgrade_to_a_classic_group(side, name):
+    """The last consumer-protocol member leaves a consumer group whose other members are
+    classic (KIP-848's online downgrade, group.consumer.migration.policy bidirectional): the
+    group is classic again at once, rebalancing; its member hears it, rejoins as the leader
+    of the next generation, syncs its own assignment and commits."""
+    g = _Migration(side, name)
+    out: dict = {}
+    member, generation = g.stable_classic_member(out)
+    answer, out["consumer_join"] = g.heartbeat()
+    out["consumer_leave"] = g.heartbeat(member_epoch=-1, rebalance_timeout_ms=-1, subscribed_topic_names=None,
+                                        server_assignor=None, topic_partitions=None)[1]
+    out["group_type"] = g.group_type()
+    out["describe"] = describe_groups(side, g.group)
+    out["classic_heartbeat"] = g.classic_heartbeat(member, generation)
+    out["consumer_heartbeat_after"] = g.heartbeat(member_epoch=answer.member_epoch, rebalance_timeout_ms=-1,
+                                                  subscribed_topic_names=None, server_assignor=None,
+                                                  topic_partitions=None)[1]
+    rejoined = g.classic_join(member)
+    out["rejoin"] = plain(rejoined)
+    out["rejoin_leader"] = rejoined.leader == member
+    synced = g.classic_sync(member, rejoined.generation_id, [(member, g.whole())])
+    out["rejoin_sync"] = {"error_code": synced.error_code, "assignment": g.assignment_of(synced.assignment)}
+    out["heartbeat_after_rejoin"] = g.classic_heartbeat(member, rejoined.generation_id)
+    out["commit"] = plain(side.call(offset_commit(g.group, name, rejoined.generation_id, member), 9))
+    out["describe_after"] = describe_groups(side, g.group)
+    out["group_type_after"] = g.group_type()
+    return out
 
 
 GROUP_RESOURCE = 32  # ConfigResource.Type.GROUP (KIP-848)

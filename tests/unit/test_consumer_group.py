@@ -351,9 +351,9 @@ def _classic_members(generation_assignments):
             for name, ps in generation_assignments.items()]
 
 
-def _upgraded():
+def _upgraded(policy="bidirectional"):
     clock = FakeScheduler()
-    config = ConsumerGroupConfig(session_timeout_ms=SESSION_MS, heartbeat_interval_ms=100)
+    config = ConsumerGroupConfig(session_timeout_ms=SESSION_MS, heartbeat_interval_ms=100, migration_policy=policy)
     members = _classic_members({"k1": {0, 1}, "k2": {2, 3}, "k3": {4, 5}})
     return ConsumerGroup.from_classic("g", config, clock, _match, 5, "range", members, TOPICS), clock
 
@@ -401,7 +401,7 @@ def test_a_consumer_member_waits_for_classic_members_to_rejoin():
 
 
 def test_a_classic_member_leaves_a_consumer_group():
-    group, _ = _upgraded()
+    group, _ = _upgraded("upgrade")  # (bidirectional: the rest, all classic, go back to classic)
     assert group.classic_leave("k1", None) == ErrorCode.NONE
     assert "k1" not in group.members and group.group_epoch == 6
     assert group.classic_leave("k1", None) == ErrorCode.UNKNOWN_MEMBER_ID
@@ -428,3 +428,85 @@ def test_a_classic_member_that_still_owns_a_revoked_partition_keeps_its_epoch():
     assert group.members[loser].state == MemberState.UNREVOKED_PARTITIONS and joined.generation_id == 5
     assert group.classic_heartbeat(loser, None, 5) == ErrorCode.REBALANCE_IN_PROGRESS
     assert group.classic_sync(loser, None, 5, "consumer", "range", TOPICS)[0] == ErrorCode.NONE
+
+
+# -- the downgrade back to classic (Kafka's convertToClassicGroup) ------------------------------
+def _classic_group(clock):
+    from odradek.broker.groups.group import Group, GroupConfig
+    return Group("g", GroupConfig(min_session_timeout_ms=10, max_session_timeout_ms=60000,
+                                  initial_rebalance_delay_ms=0, max_size=100), clock, lambda g, a, done: done(0))
+
+
+def _with_consumer_member(policy="bidirectional"):
+    group, clock = _upgraded(policy)
+    r = join(group, "c1")
+    return group, clock, r.member_epoch
+
+
+def test_the_last_consumer_member_leaving_downgrades_the_group():
+    from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+
+    from odradek.broker.groups import consumer_group_records as rec
+    from odradek.broker.groups.group import GroupState
+    group, clock, epoch = _with_consumer_member()
+    target = {m: dict(a) for m, a in group.target.items()}
+    r = group.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert r.error == ErrorCode.NONE and r.member_epoch == -1
+    assert group.downgrade and group.group_epoch == epoch  # no bump: the members' generation stays
+    classic = _classic_group(clock)
+    tombstones = group.to_classic(classic, TOPICS)
+    assert all(v is None for _, v in tombstones)
+    assert {k for k, _ in tombstones} == {rec.key(t, "g", m) for m in ("c1", "k1", "k2", "k3")
+                                          for t in rec.MEMBER_TYPES} | {rec.key(t, "g") for t in rec.GROUP_TYPES}
+    assert tombstones[-1][0] == rec.key(rec.METADATA, "g")  # last: a replay ends with no consumer group
+    assert classic.state == GroupState.STABLE and classic.generation_id == epoch
+    assert classic.protocol_type == "consumer" and classic.protocol_name == "range"
+    assert set(classic.members) == {"k1", "k2", "k3"} and classic.leader_id in classic.members
+    for name, m in classic.members.items():  # the target assignment, without c1's partitions
+        a = ConsumerProtocolAssignment.decode(m.assignment)
+        assert {(tp.topic, p) for tp in a.assigned_partitions for p in tp.partitions} == {
+            ("t", p) for p in target[name].get(T1, ())}
+        assert m.session_timeout_ms == 6000 and m.protocols[0][0] == "range"
+    assert group.state == ConsumerGroupState.DEAD
+    assert classic.heartbeat("k1", None, epoch) == ErrorCode.NONE
+    classic.prepare_rebalance("downgrade")
+    assert classic.heartbeat("k1", None, epoch) == ErrorCode.REBALANCE_IN_PROGRESS
+
+
+@pytest.mark.parametrize("policy, downgrades", [("bidirectional", True), ("downgrade", True),
+                                                 ("upgrade", False), ("disabled", False)])
+def test_the_migration_policy_decides_the_downgrade(policy, downgrades):
+    group, _, epoch = _with_consumer_member(policy)
+    group.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert group.downgrade == downgrades
+    assert "c1" not in group.members
+    assert group.group_epoch == (epoch if downgrades else epoch + 1)
+
+
+def test_a_consumer_member_fenced_by_its_session_timeout_downgrades_the_group():
+    group, clock, _ = _with_consumer_member()
+    changes = []
+    group.on_change = lambda: changes.append(group.downgrade)
+    for name in ("k1", "k2", "k3"):  # the classic members keep their sessions (6 s)
+        group.classic_heartbeat(name, None, group.members[name].member_epoch)
+    clock.advance(SESSION_MS + 1)
+    assert changes == [True] and set(group.members) == {"k1", "k2", "k3"}
+
+
+def test_no_downgrade_while_a_consumer_member_remains_or_nobody_does():
+    group, _, _ = _with_consumer_member()
+    join(group, "c2")
+    group.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert not group.downgrade  # c2 is a consumer-protocol member
+    lone, _ = _group()
+    join(lone, "c1")
+    lone.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert not lone.downgrade and lone.state == ConsumerGroupState.EMPTY
+
+
+def test_a_downgrade_needs_room_in_a_classic_group():
+    import dataclasses
+    group, _, _ = _with_consumer_member()
+    group.config = dataclasses.replace(group.config, classic_max_size=2)
+    group.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert not group.downgrade and len(group.members) == 3
