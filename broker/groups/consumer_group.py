@@ -177,6 +177,10 @@ class ConsumerMember:
     rebalance_timer: TimerHandle | None = None
     rebalance_timer_epoch: int = -1
     classic: ClassicMetadata | None = None  # None: speaks ConsumerGroupHeartbeat
+    # A classic member's: SyncGroup due after its JoinGroup, JoinGroup due after it was
+    # asked to rejoin (each within its rebalance timeout, else it is fenced, as Kafka).
+    sync_timer: TimerHandle | None = None
+    join_timer: TimerHandle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +252,13 @@ def decode_assignment(data: bytes, topics: "Topics") -> Assignment:
         if info is not None:
             out[info.topic_id] = out.get(info.topic_id, frozenset()) | frozenset(tp.partitions)
     return out
+
+
+def _cancelled(timer: TimerHandle | None) -> None:
+    """Cancel a timer if there is one; None, to clear the field holding it."""
+    if timer is not None:
+        timer.cancel()
+    return None
 
 
 def _owns_any(owned: Assignment | None, partitions: Assignment) -> bool:
@@ -553,6 +564,10 @@ class ConsumerGroup:
                        rebalance_timeout_ms=rebalance_timeout_ms, subscribed_topic_names=names,
                        owned=owned, client_id=client_id, client_host=client_host)
         self._advance(member, hb, topics, created, ClassicMetadata(session_timeout_ms, tuple(protocols)))
+        member.join_timer = _cancelled(member.join_timer)
+        _cancelled(member.sync_timer)
+        member.sync_timer = self.scheduler.call_later(
+            max(rebalance_timeout_ms, 0), lambda: self._expire(member, "no SyncGroup within the rebalance timeout"))
         return JoinResult(ErrorCode.NONE, member_id, member.member_epoch, CONSUMER_PROTOCOL_TYPE, protocols[0][0])
 
     def _classic_member(self, member_id: str, instance_id: str | None,
@@ -585,6 +600,7 @@ class ConsumerGroup:
         if self.group_epoch > member.member_epoch and member.state != MemberState.UNREVOKED_PARTITIONS:
             return ErrorCode.REBALANCE_IN_PROGRESS, b""
         self._schedule(member)
+        member.sync_timer = _cancelled(member.sync_timer)
         return ErrorCode.NONE, encode_assignment(member.assigned, topics, _version(member.classic.protocols[0][1]))
 
     def classic_heartbeat(self, member_id: str, instance_id: str | None, generation_id: int) -> ErrorCode:
@@ -596,6 +612,10 @@ class ConsumerGroup:
         self._schedule(member)
         if member.member_epoch < self.group_epoch or member.state == MemberState.UNREVOKED_PARTITIONS or (
                 member.state == MemberState.UNRELEASED_PARTITIONS and not self._waits_on_unreleased(member)):
+            if member.join_timer is None:
+                member.join_timer = self.scheduler.call_later(
+                    max(member.rebalance_timeout_ms, 0),
+                    lambda: self._expire(member, "no JoinGroup within the rebalance timeout"))
             return ErrorCode.REBALANCE_IN_PROGRESS
         return ErrorCode.NONE
 
@@ -760,10 +780,9 @@ class ConsumerGroup:
         return member.classic.session_timeout_ms if member.classic is not None else self.config.session_timeout_ms
 
     def _cancel_timers(self, member: ConsumerMember) -> None:
-        for timer in (member.session_timer, member.rebalance_timer):
-            if timer is not None:
-                timer.cancel()
-        member.session_timer = member.rebalance_timer = None
+        for timer in (member.session_timer, member.rebalance_timer, member.sync_timer, member.join_timer):
+            _cancelled(timer)
+        member.session_timer = member.rebalance_timer = member.sync_timer = member.join_timer = None
 
     def _expire(self, member: ConsumerMember, reason: str) -> None:
         if self.members.get(member.member_id) is member:

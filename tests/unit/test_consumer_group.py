@@ -510,3 +510,40 @@ def test_a_downgrade_needs_room_in_a_classic_group():
     group.config = dataclasses.replace(group.config, classic_max_size=2)
     group.heartbeat(Heartbeat("c1", -1), TOPICS)
     assert not group.downgrade and len(group.members) == 3
+
+
+# -- a classic member's JoinGroup and SyncGroup deadlines in a consumer group ------------------
+def _beat_all(group, clock, ms, classic=("k1", "k2", "k3")):
+    """Every 500 ms: c1 heartbeats, and so do these classic members (while they are members)."""
+    for _ in range(ms // 500):
+        clock.advance(500)
+        c1 = group.members["c1"]
+        beat(group, "c1", c1.member_epoch, c1.assigned)
+        for name in classic:
+            if name in group.members:
+                group.classic_heartbeat(name, None, group.members[name].member_epoch)
+
+
+def test_a_classic_member_asked_to_rejoin_that_never_does_is_fenced_after_its_rebalance_timeout():
+    group, clock = _upgraded("upgrade")
+    join(group, "c1")
+    for name in ("k1", "k2", "k3"):  # all asked to rejoin: each one's join timer starts
+        assert group.classic_heartbeat(name, None, 5) == ErrorCode.REBALANCE_IN_PROGRESS
+    joined = _classic_rejoin(group, "k2")
+    assert group.classic_sync("k2", None, joined.generation_id, "consumer", "range", TOPICS)[0] == ErrorCode.NONE
+    _beat_all(group, clock, REBALANCE_MS - 500)
+    assert {"k1", "k2", "k3"} <= set(group.members)  # heartbeats alone keep a session, not a place
+    _beat_all(group, clock, 1000)
+    assert set(group.members) == {"c1", "k2"}
+
+
+def test_a_classic_member_that_joins_but_never_syncs_is_fenced_after_its_rebalance_timeout():
+    group, clock = _upgraded("upgrade")
+    join(group, "c1")
+    for name in ("k1", "k2"):
+        joined = _classic_rejoin(group, name)
+        assert joined.error == ErrorCode.NONE
+    assert group.classic_sync("k2", None, group.members["k2"].member_epoch, "consumer", "range",
+                              TOPICS)[0] == ErrorCode.NONE
+    _beat_all(group, clock, REBALANCE_MS + 500, classic=("k1", "k2"))
+    assert "k1" not in group.members and "k2" in group.members  # k1 never sent its SyncGroup
