@@ -33,6 +33,7 @@ from odradek.protocol.messages import (
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse,
 )
+from tests.brokerproc import BrokerProcess
 from tests.clients import create_topics
 from tests.integration.test_groups import RawMember
 from tests.rawclient import RawConnection, incremental_alter, recv_frame
@@ -53,9 +54,14 @@ PARTITIONS = 6
 H = ConsumerGroupHeartbeatRequest
 
 
-@pytest.fixture
-def cbroker(broker_factory):
-    return broker_factory(overrides=SHORT_TIMEOUTS)
+@pytest.fixture(scope="module")
+def cbroker(tmp_path_factory):
+    """One broker for the module (each test its own topics and groups): a broker start per
+    test cost make test about 20 s."""
+    b = BrokerProcess(tmp_path_factory.mktemp("data"), overrides=SHORT_TIMEOUTS).start()
+    yield b
+    b.kill()
+    print(f"--- broker {b.bootstrap} log (tail) ---\n" + b.log_text()[-6000:])
 
 
 def _coordinator_conn(bootstrap):
@@ -391,17 +397,17 @@ def test_members_keep_their_epochs_across_a_coordinator_restart(cbroker):
     replayed by the coordinator that comes back after a kill -9: the member carries on
     with its epoch and assignment, no rejoin. On the same restart: a group downgraded to
     classic (its consumer-protocol member left) comes back classic, with its member."""
-    create_topics(cbroker.bootstrap, ["t"], partitions=3)
+    create_topics(cbroker.bootstrap, ["t-restart"], partitions=3)
     TP = H.TopicPartitions
     with _coordinator_conn(cbroker.bootstrap) as conn:
-        first = _wait_for_assignment(conn, "g-restart", "m1", ["t"])
+        first = _wait_for_assignment(conn, "g-restart", "m1", ["t-restart"])
         owned = [TP(topic_id=t.topic_id, partitions=t.partitions) for t in first.assignment.topic_partitions]
         steady = _heartbeat(conn, group_id="g-restart", member_id="m1", member_epoch=first.member_epoch,
                             topic_partitions=owned)
         assert steady.error_code == ErrorCode.NONE
-        classic = RawMember(cbroker.bootstrap, "g-down", "t")
+        classic = RawMember(cbroker.bootstrap, "g-down", "t-restart")
         classic.sync_nothing(classic.join())
-        joined = _join(conn, "g-down", "c1", ["t"])  # the online upgrade
+        joined = _join(conn, "g-down", "c1", ["t-restart"])  # the online upgrade
         assert joined.error_code == ErrorCode.NONE and _group_type(cbroker.bootstrap, "g-down") == "consumer"
         left = _heartbeat(conn, group_id="g-down", member_id="c1", member_epoch=-1)
         assert left.error_code == ErrorCode.NONE and _group_type(cbroker.bootstrap, "g-down") == "classic"
