@@ -379,10 +379,12 @@ class ConsumerGroup:
         self.subscribed: dict[str, TopicInfo] = {}  # the subscribed topics at group_epoch
         self.assignor = config.assignors[0]
         self.dead = False
-        # The last consumer-protocol member left and the rest are classic members: the
-        # coordinator makes the group classic again (``to_classic``), as Kafka's
-        # convertToClassicGroup; no record of this group is taken after that.
+        # The last consumer-protocol member left (or a classic static member replaced it) and
+        # the rest are classic members: the coordinator makes the group classic again
+        # (``to_classic``), as Kafka's convertToClassicGroup; no record of this group is
+        # taken after that. A departure makes the classic group rebalance, a replacement not.
         self.downgrade = False
+        self.downgrade_rebalances = True
         # What changed since the records were last written (see ``take_records``): member ids
         # whose metadata / target / current assignment changed, removed members, and whether
         # the group epoch or the assignment epoch moved.
@@ -548,12 +550,14 @@ class ConsumerGroup:
         if sub is None:
             return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
         created = False
+        replaced: ConsumerMember | None = None
         if instance_id is not None and instance_id in self.static_members:
             old = self.members[self.static_members[instance_id]]
             if old.member_id != member_id:
                 if not unknown:
                     return JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id)
                 member = self._replace_static(old, member_id)
+                replaced = old
         elif member is None:
             member = ConsumerMember(member_id)
             self.members[member_id] = member
@@ -564,6 +568,12 @@ class ConsumerGroup:
                        rebalance_timeout_ms=rebalance_timeout_ms, subscribed_topic_names=names,
                        owned=owned, client_id=client_id, client_host=client_host)
         self._advance(member, hb, topics, created, ClassicMetadata(session_timeout_ms, tuple(protocols)))
+        if replaced is not None and replaced.classic is None and self._may_downgrade(None):
+            # Kafka's validateOnlineDowngradeWithReplacedMemberId: it replaced the last
+            # consumer-protocol member.
+            self.downgrade, self.downgrade_rebalances = True, False
+            log.info("consumer_group_static_member_replaced_by_classic", group_id=self.group_id,
+                     member_id=member_id, downgrade=True)
         member.join_timer = _cancelled(member.join_timer)
         _cancelled(member.sync_timer)
         member.sync_timer = self.scheduler.call_later(
@@ -819,7 +829,7 @@ class ConsumerGroup:
         members' generation is the classic group's)."""
         self._remove(member, reason, downgrade=self._may_downgrade(member))
 
-    def _may_downgrade(self, leaving: ConsumerMember) -> bool:
+    def _may_downgrade(self, leaving: ConsumerMember | None) -> bool:
         """Kafka's validateOnlineDowngrade: members remain, all classic, the policy allows
         it, and they fit in a classic group (group.max.size)."""
         rest = [m for m in self.members.values() if m is not leaving]

@@ -534,6 +534,9 @@ class GroupCoordinator(PartitionCoordinator):
                                     self._topics())
         if joined.error:
             return joined
+        if group.downgrade:  # it replaced the last consumer-protocol member (a static one)
+            error = await self._write(group.group_id, self._downgrade(group))
+            return JoinResult(error, joined.member_id) if error else joined
         error = await self._write_consumer_group(group)
         return JoinResult(error, joined.member_id) if error else joined
 
@@ -891,10 +894,10 @@ class GroupCoordinator(PartitionCoordinator):
         self._adopt(group)
 
     def _downgrade(self, group: ConsumerGroup) -> list[tuple[bytes, bytes | None]]:
-        """The consumer group's last consumer-protocol member left (Kafka's
-        convertToClassicGroup): its classic members become the classic group's, which
-        rebalances at once (they rejoin with their member ids: their generation is the
-        group's). Returns the records to write: the consumer group's tombstones, then the
+        """The consumer group's last consumer-protocol member left, or a classic static member
+        replaced it (Kafka's convertToClassicGroup): its classic members become the classic
+        group's, which rebalances at once after a departure (they rejoin with their member
+        ids: their generation is the group's). Returns the records to write: the consumer group's tombstones, then the
         classic group's metadata, so that a replay ends with the classic group."""
         group_id = group.group_id
         classic = self._group(group_id, create=True)
@@ -903,8 +906,9 @@ class GroupCoordinator(PartitionCoordinator):
             del self.consumer_groups[group_id]
         records.append((ot.group_key(group_id), ot.group_value(classic.to_record())))
         classic.start_session_timers()
-        classic.prepare_rebalance(f"downgrade of group {group_id} from consumer to classic: "
-                                  "its last consumer-protocol member left")
+        if group.downgrade_rebalances:
+            classic.prepare_rebalance(f"downgrade of group {group_id} from consumer to classic: "
+                                      "its last consumer-protocol member left")
         return records
 
     def _new_consumer_group(self, group_id: str) -> ConsumerGroup:

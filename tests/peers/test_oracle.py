@@ -1503,17 +1503,17 @@ class _Migration:
         side.create_topic(name, 2)
         find_coordinator(side, self.group)
 
-    def classic_join(self, member=""):
+    def classic_join(self, member="", instance=None):
         J = JoinGroupRequest
         return self.side.call(J(group_id=self.group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
-                                member_id=member, group_instance_id=None, protocol_type="consumer",
+                                member_id=member, group_instance_id=instance, protocol_type="consumer",
                                 protocols=[J.JoinGroupRequestProtocol(name="range", metadata=self.sub)],
                                 reason=None), 9)
 
-    def classic_sync(self, member, generation, assignments=()):
+    def classic_sync(self, member, generation, assignments=(), instance=None):
         S = SyncGroupRequest
         return self.side.call(S(group_id=self.group, generation_id=generation, member_id=member,
-                                group_instance_id=None, protocol_type="consumer", protocol_name="range",
+                                group_instance_id=instance, protocol_type="consumer", protocol_name="range",
                                 assignments=[S.SyncGroupRequestAssignment(member_id=m, assignment=a)
                                              for m, a in assignments]), 5)
 
@@ -1634,6 +1634,29 @@ def case_online_downgrade_to_a_classic_group(side, name):
     out["commit"] = plain(side.call(offset_commit(g.group, name, rejoined.generation_id, member), 9))
     out["describe_after"] = describe_groups(side, g.group)
     out["group_type_after"] = g.group_type()
+    return out
+
+
+@case
+def case_online_downgrade_by_a_static_member_replacement(side, name):
+    """A classic static member takes the place of the last consumer-protocol member (same
+    instance id, after its leave with epoch -2): the group is classic again, with no
+    rebalance; the new member syncs at the generation it was given."""
+    g = _Migration(side, name)
+    out: dict = {}
+    g.stable_classic_member(out)
+    answer, out["consumer_join"] = g.heartbeat(instance_id="i1")
+    out["consumer_static_leave"] = g.heartbeat(member_epoch=-2, instance_id="i1", rebalance_timeout_ms=-1,
+                                               subscribed_topic_names=None, server_assignor=None,
+                                               topic_partitions=None)[1]
+    out["group_type_before"] = g.group_type()
+    joined = g.classic_join(instance="i1")
+    out["static_join"] = plain(joined)
+    out["group_type"] = g.group_type()
+    out["describe_state"] = describe_groups(side, g.group)["groups"][0]["group_state"]
+    synced = g.classic_sync(joined.member_id, joined.generation_id, instance="i1")
+    out["sync"] = {"error_code": synced.error_code,
+                   "assignment": g.assignment_of(synced.assignment) if synced.assignment else None}
     return out
 
 

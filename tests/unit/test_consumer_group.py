@@ -14,6 +14,7 @@ from odradek.broker.groups.consumer_group import (
     MemberState,
     TopicInfo,
     Topics,
+    encode_assignment,
     validate,
 )
 from odradek.protocol.errors import ErrorCode
@@ -547,3 +548,27 @@ def test_a_classic_member_that_joins_but_never_syncs_is_fenced_after_its_rebalan
                               TOPICS)[0] == ErrorCode.NONE
     _beat_all(group, clock, REBALANCE_MS + 500, classic=("k1", "k2"))
     assert "k1" not in group.members and "k2" in group.members  # k1 never sent its SyncGroup
+
+
+def test_a_classic_static_member_replacing_the_last_consumer_member_downgrades_without_a_rebalance():
+    from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+
+    from odradek.broker.groups import consumer_group_records as rec
+    from odradek.broker.groups.group import GroupState
+    group, clock = _upgraded()
+    r = join(group, "c1", instance_id="i1")
+    epoch = r.member_epoch
+    target = dict(group.target["c1"])
+    assert group.heartbeat(Heartbeat("c1", -2, instance_id="i1"), TOPICS).member_epoch == -2
+    assert not group.downgrade  # a static member's leave keeps its place
+    sub = bytes(ConsumerProtocolSubscription(0, ["t"], b"").encode(version=0))
+    joined = group.classic_join("", "i1", "kafka-python", "/127.0.0.1", 6000, REBALANCE_MS, "consumer",
+                                [("range", sub)], True, TOPICS)
+    assert joined.error == ErrorCode.NONE and group.downgrade and not group.downgrade_rebalances
+    classic = _classic_group(clock)
+    tombstones = group.to_classic(classic, TOPICS)
+    assert (rec.key(rec.CURRENT_ASSIGNMENT, "g", "c1"), None) in tombstones
+    assert set(classic.members) == {"k1", "k2", "k3", joined.member_id}
+    assert classic.static_members == {"i1": joined.member_id}
+    assert classic.state == GroupState.STABLE and classic.generation_id == group.group_epoch == epoch
+    assert classic.members[joined.member_id].assignment == encode_assignment(target, TOPICS, 0)
