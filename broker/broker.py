@@ -244,6 +244,7 @@ class Broker:
             default_replication_factor=self.config["default.replication.factor"],
             validate_topic_configs=cfg.validate_topic_configs,
             validate_broker_configs=cfg.validate_broker_configs,
+            validate_group_configs=lambda changes: cfg.validate_group_configs(changes, self.config),
             broker_session_timeout_ms=self.config["broker.session.timeout.ms"],
             unclean_leader_election=self.config["unclean.leader.election.enable"],
             delete_topic_enable=self.config["delete.topic.enable"])
@@ -293,7 +294,7 @@ class Broker:
                     self.config["leader.imbalance.check.interval.seconds"],
                     self.config["leader.imbalance.per.broker.percentage"]))
         else:
-            await self.controller.register_broker(self.node_id, endpoints,
+            await self.controller.register_broker(self.node_id, endpoints, rack=self.config["broker.rack"],
                                                   cluster_id=self.meta.cluster_id)
             self.registered.set()
         for server, listener in zip(self.servers, self.config.listeners, strict=True):
@@ -376,7 +377,8 @@ class Broker:
             try:
                 if not self.registered.is_set():
                     await self.controller.register_broker(
-                        self.node_id, endpoints, cluster_id=self.meta.cluster_id or new_uuid())
+                        self.node_id, endpoints, rack=self.config["broker.rack"],
+                        cluster_id=self.meta.cluster_id or new_uuid())
                     self.registered.set()
                     log.info("registered", node_id=self.node_id, controller=self.active_controller_id)
                     continue  # heartbeat at once: that renews the lease

@@ -101,6 +101,8 @@ SECURITY_CONFIGS = (
 
 BROKER_CONFIGS = defs(
     ConfigDef("node.id", INT, 1, "this node's id", at_least(0)),
+    ConfigDef("broker.rack", STRING, None,
+              "this broker's rack: consumer-protocol members giving the same rack are assigned its partitions first"),
     ConfigDef("listeners", LIST, ["PLAINTEXT://127.0.0.1:9092"], "NAME://HOST:PORT,..."),
     ConfigDef("advertised.listeners", LIST, [], "NAME://HOST:PORT,...; defaults to listeners"),
     ConfigDef("inter.broker.listener.name", STRING, "", "the listener other nodes use"),
@@ -178,6 +180,10 @@ BROKER_CONFIGS = defs(
     ConfigDef("group.consumer.max.size", INT, INT32_MAX, "", at_least(1)),
     ConfigDef("group.consumer.assignors", LIST, ["uniform", "range"],
               "uniform, range (or Kafka's class names); the first is the default"),
+    ConfigDef("group.consumer.migration.policy", STRING, "bidirectional",
+              "whether a classic group with members becomes a consumer group when a consumer-protocol "
+              "member joins it (upgrade), and back when the last one leaves (downgrade)",
+              one_of("bidirectional", "upgrade", "downgrade", "disabled")),
     ConfigDef("replica.lag.time.max.ms", LONG, 30000, "", at_least(1)),
     ConfigDef("broker.session.timeout.ms", INT, 9000, "", at_least(1)),
     ConfigDef("auto.leader.rebalance.enable", BOOLEAN, True,
@@ -676,3 +682,65 @@ def validate_broker_configs(configs: dict[str, str | None]) -> None:
         d = BROKER_CONFIGS.get(key) or DYNAMIC_ONLY_CONFIGS.get(key)
         if d is not None and value is not None:
             d.parse(value)
+
+
+# Group-level configs (KIP-848; DescribeConfigs / IncrementalAlterConfigs on resource type
+# GROUP), Kafka 4.4's GroupConfig: each key with its type, its default when the broker has
+# no key behind it, and the broker key that gives its default (its synonym; itself when
+# there is none). Odradek acts on consumer.session.timeout.ms and
+# consumer.heartbeat.interval.ms; the share.* and streams.* keys are stored and described
+# for the groups of those protocols.
+GROUP_CONFIGS: dict[str, ConfigDef] = {d.name: d for d in (
+    ConfigDef("consumer.assignment.interval.ms", INT, 1000, synonym="group.consumer.assignment.interval.ms"),
+    ConfigDef("consumer.heartbeat.interval.ms", INT, 5000, synonym="group.consumer.heartbeat.interval.ms"),
+    ConfigDef("consumer.session.timeout.ms", INT, 45000, synonym="group.consumer.session.timeout.ms"),
+    ConfigDef("errors.deadletterqueue.copy.record.enable", BOOLEAN, False),
+    ConfigDef("errors.deadletterqueue.topic.name", STRING, ""),
+    ConfigDef("share.assignment.interval.ms", INT, 1000, synonym="group.share.assignment.interval.ms"),
+    ConfigDef("share.auto.offset.reset", STRING, "latest"),
+    ConfigDef("share.delivery.count.limit", INT, 5, synonym="group.share.delivery.count.limit"),
+    ConfigDef("share.heartbeat.interval.ms", INT, 5000, synonym="group.share.heartbeat.interval.ms"),
+    ConfigDef("share.isolation.level", STRING, "read_uncommitted"),
+    ConfigDef("share.partition.max.record.locks", INT, 2000, synonym="group.share.partition.max.record.locks"),
+    ConfigDef("share.record.lock.duration.ms", INT, 30000, synonym="group.share.record.lock.duration.ms"),
+    ConfigDef("share.renew.acknowledge.enable", BOOLEAN, True),
+    ConfigDef("share.session.timeout.ms", INT, 45000, synonym="group.share.session.timeout.ms"),
+    ConfigDef("streams.assignment.interval.ms", INT, 1000, synonym="group.streams.assignment.interval.ms"),
+    ConfigDef("streams.assignor.name", STRING, "sticky", synonym="group.streams.assignors"),
+    ConfigDef("streams.heartbeat.interval.ms", INT, 5000, synonym="group.streams.heartbeat.interval.ms"),
+    ConfigDef("streams.initial.rebalance.delay.ms", INT, 3000, synonym="group.streams.initial.rebalance.delay.ms"),
+    ConfigDef("streams.num.standby.replicas", INT, 0, synonym="group.streams.num.standby.replicas"),
+    ConfigDef("streams.rack.aware.assignment.tags", LIST, [], synonym="group.streams.rack.aware.assignment.tags"),
+    ConfigDef("streams.session.timeout.ms", INT, 45000, synonym="group.streams.session.timeout.ms"),
+)}
+_KAFKA_TYPE_NAMES = {INT: "INT", BOOLEAN: "BOOLEAN", STRING: "STRING", LIST: "LIST"}
+
+
+def group_config_default(config: "BrokerConfig", key: str) -> tuple[str, Any, bool]:
+    """(the key's synonym, its value, whether the broker's config names it explicitly)."""
+    d = GROUP_CONFIGS[key]
+    synonym = d.synonym or key
+    if synonym in BROKER_CONFIGS:
+        return synonym, config[synonym], synonym in config.explicit
+    return synonym, d.default, False
+
+
+def validate_group_configs(configs: dict[str, str | None], config: "BrokerConfig") -> None:
+    """Raise ConfigError, in Kafka's words, for an unknown key, a value of the wrong type, or
+    a timeout outside the broker's bounds (GroupConfig.validate); None means 'delete'."""
+    for key, raw in configs.items():
+        d = GROUP_CONFIGS.get(key)
+        if d is None:
+            raise ConfigError(f"Unknown group config name: {key}")
+        if raw is None:
+            continue
+        try:
+            value = d.parse(raw)
+        except ConfigError:
+            raise ConfigError(f"Invalid value {raw} for configuration {key}: Not a number of type "
+                              f"{_KAFKA_TYPE_NAMES.get(d.type, 'STRING')}") from None
+        for kind in ("session.timeout.ms", "heartbeat.interval.ms"):
+            if key == f"consumer.{kind}":
+                low, high = config[f"group.consumer.min.{kind}"], config[f"group.consumer.max.{kind}"]
+                if not low <= value <= high:
+                    raise ConfigError(f"{key} must be in the range {low} to {high} inclusive.")

@@ -14,8 +14,14 @@ same group gets the same answer on every coordinator.
   consecutive ranges, the first ``partitions % members`` one more; members subscribed
   to co-partitioned topics get the same partition numbers of each.
 
-Racks are not used: Kafka's rack-aware placement prefers replicas in the member's
-rack, and Odradek's brokers carry no rack.
+Racks (KIP-881's rack-aware assignment, when members give a RackId and brokers a
+broker.rack): ``racks`` maps a topic id to the racks of each partition's replicas. A
+partition then goes preferably to a member in one of those racks, so it fetches from
+its own rack: range first gives each member the partitions of its quota in its rack,
+then fills the rest in order; uniform places and moves a partition to the least loaded
+of its subscribers, of those preferably one in a replica's rack (balance first), and a
+member keeps what it holds only in its rack (Kafka's racksMismatch). Without racks both
+answer as before.
 """
 
 import uuid
@@ -46,8 +52,29 @@ def assignor_name(configured: str) -> str | None:
     return name if name in ASSIGNORS else None
 
 
+Racks = Mapping[uuid.UUID, tuple[frozenset[str], ...]]  # topic id -> each partition's replica racks
+
+
+def _in_rack(members: Mapping[str, MemberSubscription], racks: Racks | None, member: str,
+             topic_id: uuid.UUID, partition: int) -> bool:
+    rack = members[member].rack_id
+    if rack is None or not racks or topic_id not in racks or partition >= len(racks[topic_id]):
+        return False
+    return rack in racks[topic_id][partition]
+
+
+def _racks_mismatch(members: Mapping[str, MemberSubscription], racks: Racks | None, member: str,
+                    topic_id: uuid.UUID, partition: int) -> bool:
+    """Kafka's racksMismatch: the member has a rack, the partition's replicas have racks,
+    and it is none of them (such a partition is not kept sticky)."""
+    rack = members[member].rack_id
+    replica_racks = racks.get(topic_id, ()) if racks else ()
+    return (rack is not None and partition < len(replica_racks) and bool(replica_racks[partition])
+            and rack not in replica_racks[partition])
+
+
 def range_assign(members: Mapping[str, MemberSubscription], partitions: Mapping[uuid.UUID, int],
-                 current: Mapping[str, Assignment]) -> dict[str, Assignment]:
+                 current: Mapping[str, Assignment], racks: Racks | None = None) -> dict[str, Assignment]:
     out: dict[str, dict[uuid.UUID, set[int]]] = {m: {} for m in members}
     for topic_id in sorted(partitions):
         subscribers = sorted(m for m, s in members.items() if topic_id in s.topic_ids)
@@ -55,17 +82,24 @@ def range_assign(members: Mapping[str, MemberSubscription], partitions: Mapping[
             continue
         count = partitions[topic_id]
         per, extra = divmod(count, len(subscribers))
-        start = 0
-        for i, member in enumerate(subscribers):
-            n = per + (1 if i < extra else 0)
-            if n:
-                out[member][topic_id] = set(range(start, start + n))
-            start += n
+        quota = {m: per + (1 if i < extra else 0) for i, m in enumerate(subscribers)}
+        taken: set[int] = set()
+        # Rack-aware first pass (nothing without racks): each member its quota in its rack.
+        for member in subscribers:
+            for p in range(count):
+                if quota[member] and p not in taken and _in_rack(members, racks, member, topic_id, p):
+                    out[member].setdefault(topic_id, set()).add(p)
+                    taken.add(p)
+                    quota[member] -= 1
+        free = iter(p for p in range(count) if p not in taken)  # the rest, in order: consecutive ranges
+        for member in subscribers:
+            for _ in range(quota[member]):
+                out[member].setdefault(topic_id, set()).add(next(free))
     return _freeze(out)
 
 
 def uniform_assign(members: Mapping[str, MemberSubscription], partitions: Mapping[uuid.UUID, int],
-                   current: Mapping[str, Assignment]) -> dict[str, Assignment]:
+                   current: Mapping[str, Assignment], racks: Racks | None = None) -> dict[str, Assignment]:
     """Sticky and balanced: keep what fits each member's share, place the rest on the least
     loaded subscriber, then move partitions from members two or more above another
     subscriber of the same topic until none is."""
@@ -80,7 +114,8 @@ def uniform_assign(members: Mapping[str, MemberSubscription], partitions: Mappin
             if topic_id not in members[member].topic_ids or topic_id not in partitions:
                 continue
             for p in sorted(parts):
-                if p < partitions[topic_id] and (topic_id, p) not in owner and load[member] < share:
+                if p < partitions[topic_id] and (topic_id, p) not in owner and load[member] < share \
+                        and not _racks_mismatch(members, racks, member, topic_id, p):
                     owner[(topic_id, p)] = member
                     load[member] += 1
     subscribers = {t: sorted(m for m in members if t in subscribed[m]) for t in partitions}
@@ -90,14 +125,15 @@ def uniform_assign(members: Mapping[str, MemberSubscription], partitions: Mappin
             continue
         for p in range(partitions[topic_id]):
             if (topic_id, p) not in owner:
-                member = min(candidates, key=lambda m: (load[m], m))
+                # The least loaded; of those, one in a replica's rack.
+                member = min(candidates, key=lambda m: (load[m], not _in_rack(members, racks, m, topic_id, p), m))
                 owner[(topic_id, p)] = member
                 load[member] += 1
     # Balance: each move lowers the sum of squared loads, so this ends; bounded anyway.
     for _ in range(len(owner) + 1):
         moved = False
         for tp, member in sorted(owner.items(), key=lambda kv: (-load[kv[1]], kv[0])):
-            target = min(subscribers[tp[0]], key=lambda m: (load[m], m))
+            target = min(subscribers[tp[0]], key=lambda m: (load[m], not _in_rack(members, racks, m, *tp), m))
             if load[target] + 1 < load[member]:
                 owner[tp] = target
                 load[member] -= 1

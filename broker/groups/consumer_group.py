@@ -10,7 +10,8 @@ time (``reconcile``, Kafka's CurrentAssignmentBuilder):
 
 - it keeps what it has of its target; partitions it has that are not in its target
   are to be revoked: it stays at its epoch, in UNREVOKED_PARTITIONS, and is sent only
-  what it keeps, until a heartbeat's owned partitions show it let them go;
+  what it keeps, until a heartbeat's owned partitions show it let them go (at once if
+  the request that brings the new target already shows that);
 - only then does it move to the assignment epoch and get the new partitions, and
   only those no other member still holds (partition epochs track who holds what); the
   others wait (UNRELEASED_PARTITIONS) and are given on a later heartbeat once released.
@@ -22,6 +23,21 @@ keeps partitions it was asked to revoke past its rebalance timeout is removed to
 keeps its place and partitions for the session timeout, so its next incarnation takes
 them back with no rebalance; a second live member with the same instance id is refused
 (UNRELEASED_INSTANCE_ID).
+
+Classic members (online migration, Kafka 3.8+'s group.consumer.migration.policy): when a
+consumer-protocol member joins a classic group that has members, the group becomes a
+consumer group (``from_classic``): each classic member keeps its assignment at the
+classic generation as its epoch, and goes on speaking JoinGroup/SyncGroup/Heartbeat/
+LeaveGroup (``classic_join`` ...). It is reconciled like any member, but only when it
+rejoins: a JoinGroup carries its owned partitions (none for an eager client, which
+revoked them all first), SyncGroup hands it its assigned partitions as a
+ConsumerProtocolAssignment, and a Heartbeat answers REBALANCE_IN_PROGRESS while it has
+partitions to give up, its epoch is behind the group's, or partitions it waits for were
+released. So a rolling upgrade never has two members holding one partition. The way
+back: when the last consumer-protocol member leaves or is fenced and classic members
+remain, the policy permitting, the group is marked ``downgrade`` (its epoch unchanged)
+and the coordinator hands its members to a classic group (``to_classic``), which
+rebalances.
 
 Error answers follow Kafka's GroupMetadataManager: FENCED_MEMBER_EPOCH for an epoch
 ahead of the member's, or behind it except for the previous epoch with owned
@@ -36,11 +52,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import structlog
+from kafka.protocol.consumer.metadata import (
+    ConsumerProtocolAssignment,
+    ConsumerProtocolSubscription,
+)
 
 from odradek.broker.groups import assignors as asg
 from odradek.broker.groups import consumer_group_records as rec
 from odradek.broker.groups.assignors import Assignment
-from odradek.broker.groups.group import Scheduler, TimerHandle
+from odradek.broker.groups.group import Group, JoinResult, Member, Scheduler, TimerHandle
 from odradek.protocol.errors import ErrorCode
 
 log = structlog.get_logger(__name__)
@@ -76,12 +96,23 @@ class ConsumerGroupConfig:
     heartbeat_interval_ms: int = 5000  # group.consumer.heartbeat.interval.ms
     max_size: int = 2**31 - 1  # group.consumer.max.size
     assignors: tuple[str, ...] = (asg.UNIFORM, asg.RANGE)  # group.consumer.assignors
+    migration_policy: str = "bidirectional"  # group.consumer.migration.policy
+    classic_max_size: int = 2**31 - 1  # group.max.size: a downgraded group must fit in it
+
+    @property
+    def upgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "upgrade")
+
+    @property
+    def downgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "downgrade")
 
 
 @dataclass(frozen=True, slots=True)
 class TopicInfo:
     topic_id: uuid.UUID
     partitions: int
+    racks: tuple[frozenset[str], ...] = ()  # each partition's replica racks (none: no broker.rack)
 
 
 class Topics:
@@ -90,6 +121,15 @@ class Topics:
     def __init__(self, topics: Mapping[str, TopicInfo]):
         self.by_name = topics
         self.names = {t.topic_id: n for n, t in topics.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicMetadata:
+    """A member speaking the classic protocol inside a consumer group (Kafka's
+    ConsumerGroupMemberMetadataValue.ClassicMemberMetadata): its own session timeout and
+    its JoinGroup protocols (name, ConsumerProtocolSubscription bytes), preferred first."""
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]
 
 
 @dataclass(slots=True)
@@ -136,6 +176,11 @@ class ConsumerMember:
     session_timer: TimerHandle | None = None
     rebalance_timer: TimerHandle | None = None
     rebalance_timer_epoch: int = -1
+    classic: ClassicMetadata | None = None  # None: speaks ConsumerGroupHeartbeat
+    # A classic member's: SyncGroup due after its JoinGroup, JoinGroup due after it was
+    # asked to rejoin (each within its rebalance timeout, else it is fenced, as Kafka).
+    sync_timer: TimerHandle | None = None
+    join_timer: TimerHandle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +195,70 @@ class Reconciled:
 def _metadata(m: ConsumerMember) -> tuple:
     """What ConsumerGroupMemberMetadataValue holds of a member."""
     return (m.instance_id, m.rack_id, m.client_id, m.client_host, m.subscribed_topic_names,
-            m.subscribed_topic_regex, m.rebalance_timeout_ms, m.server_assignor)
+            m.subscribed_topic_regex, m.rebalance_timeout_ms, m.server_assignor, m.classic)
+
+
+def _classic_record(classic: ClassicMetadata | None):
+    if classic is None:
+        return None
+    cls = rec.ConsumerGroupMemberMetadataValue.fields["classic_member_metadata"].data_class
+    protocol = cls.fields["supported_protocols"].data_class
+    return cls(session_timeout_ms=classic.session_timeout_ms,
+               supported_protocols=[protocol(name=n, metadata=m) for n, m in classic.protocols])
+
+
+def decode_subscription(metadata: bytes, topics: "Topics"
+                        ) -> tuple[list[str], Assignment, str | None] | None:
+    """(topics, owned partitions by topic id, rack) of a ConsumerProtocolSubscription (the
+    metadata of a classic consumer's JoinGroup protocol); None if unreadable."""
+    try:
+        sub = ConsumerProtocolSubscription.decode(bytes(metadata))
+    except Exception:  # kafka-python's codec: struct.error, ValueError, EOFError...
+        return None
+    owned: dict[uuid.UUID, frozenset[int]] = {}
+    for tp in getattr(sub, "owned_partitions", None) or ():
+        info = topics.by_name.get(tp.topic)
+        if info is not None:
+            owned[info.topic_id] = owned.get(info.topic_id, frozenset()) | frozenset(tp.partitions)
+    return list(sub.topics or ()), owned, getattr(sub, "rack_id", None) or None
+
+
+def encode_assignment(assigned: Assignment, topics: "Topics", version: int) -> bytes:
+    """A ConsumerProtocolAssignment of these partitions, in the version of the member's
+    subscription (at most the codec's)."""
+    tp = ConsumerProtocolAssignment.fields["assigned_partitions"].data_class
+    parts = [tp(topic=topics.names[t], partitions=sorted(ps)) for t, ps in sorted(assigned.items())
+             if t in topics.names]
+    version = max(0, min(version, ConsumerProtocolAssignment.max_version))
+    return bytes(ConsumerProtocolAssignment(assigned_partitions=parts, user_data=None).encode(version=version))
+
+
+def _version(subscription: bytes) -> int:
+    """The version of a ConsumerProtocolSubscription (its first two bytes)."""
+    return int.from_bytes(subscription[:2], "big", signed=True) if len(subscription) >= 2 else 0
+
+
+def decode_assignment(data: bytes, topics: "Topics") -> Assignment:
+    """The partitions of a classic member's ConsumerProtocolAssignment ({} if unreadable)."""
+    if len(data) < 2:
+        return {}
+    try:
+        decoded = ConsumerProtocolAssignment.decode(bytes(data))
+    except Exception:  # kafka-python's codec errors, as above
+        return {}
+    out: dict[uuid.UUID, frozenset[int]] = {}
+    for tp in decoded.assigned_partitions or ():
+        info = topics.by_name.get(tp.topic)
+        if info is not None:
+            out[info.topic_id] = out.get(info.topic_id, frozenset()) | frozenset(tp.partitions)
+    return out
+
+
+def _cancelled(timer: TimerHandle | None) -> None:
+    """Cancel a timer if there is one; None, to clear the field holding it."""
+    if timer is not None:
+        timer.cancel()
+    return None
 
 
 def _owns_any(owned: Assignment | None, partitions: Assignment) -> bool:
@@ -179,10 +287,11 @@ def reconcile(member: ConsumerMember, target_epoch: int, target: Assignment, own
         epoch = min(member.member_epoch + 1, target_epoch)
     else:
         epoch = member.member_epoch
-    return _next_assignment(member, epoch, target_epoch, target, partition_owner_epoch)
+    return _next_assignment(member, epoch, target_epoch, target, owned, partition_owner_epoch)
 
 
 def _next_assignment(member: ConsumerMember, epoch: int, target_epoch: int, target: Assignment,
+                     owned: Assignment | None,
                      partition_owner_epoch: Callable[[uuid.UUID, int], int]) -> Reconciled:
     unreleased = False
     kept: dict[uuid.UUID, frozenset[int]] = {}
@@ -201,8 +310,10 @@ def _next_assignment(member: ConsumerMember, epoch: int, target_epoch: int, targ
             revoking[topic_id] = current - keep
         if free:
             adding[topic_id] = free
-    if revoking:
-        # Revoke first: the member stays at its epoch and is sent only what it keeps.
+    if revoking and _owns_any(owned, revoking):
+        # Revoke first: the member stays at its epoch and is sent only what it keeps. (A
+        # member whose request shows it holds none of them already let them go, as an
+        # eager classic member rejoining: as Kafka, it moves on at once.)
         return Reconciled(MemberState.UNREVOKED_PARTITIONS, epoch, member.previous_member_epoch
                           if epoch == member.member_epoch else member.member_epoch, kept, revoking)
     assigned = dict(kept)
@@ -268,6 +379,12 @@ class ConsumerGroup:
         self.subscribed: dict[str, TopicInfo] = {}  # the subscribed topics at group_epoch
         self.assignor = config.assignors[0]
         self.dead = False
+        # The last consumer-protocol member left (or a classic static member replaced it) and
+        # the rest are classic members: the coordinator makes the group classic again
+        # (``to_classic``), as Kafka's convertToClassicGroup; no record of this group is
+        # taken after that. A departure makes the classic group rebalance, a replacement not.
+        self.downgrade = False
+        self.downgrade_rebalances = True
         # What changed since the records were last written (see ``take_records``): member ids
         # whose metadata / target / current assignment changed, removed members, and whether
         # the group epoch or the assignment epoch moved.
@@ -329,8 +446,23 @@ class ConsumerGroup:
                                        f"({hb.member_epoch}) than the one known by the group coordinator "
                                        f"({member.member_epoch}). The member must abandon all its "
                                        "partitions and rejoin.")
+        before = (member.assigned, member.member_epoch)
+        self._advance(member, hb, topics, created)
+        full = hb.member_epoch == 0 or (
+            hb.rebalance_timeout_ms != -1 and hb.owned is not None and (
+                hb.subscribed_topic_names is not None or hb.subscribed_topic_regex is not None))
+        send = full or before[0] != member.assigned
+        return HeartbeatResult(ErrorCode.NONE, None, member.member_id, member.member_epoch,
+                               dict(member.assigned) if send else None)
+
+    def _advance(self, member: ConsumerMember, hb: Heartbeat, topics: Topics, created: bool,
+                 classic: ClassicMetadata | None = None) -> None:
+        """Apply a member's request (a heartbeat, or a classic member's JoinGroup): its
+        subscription, the group epoch and target assignment, its reconciliation, its timers."""
         before = _metadata(member)
         changed = self._update_member(member, hb) or created
+        if classic is not None:
+            member.classic = classic
         if created or _metadata(member) != before:
             self.dirty_metadata.add(member.member_id)
         if changed:
@@ -349,15 +481,165 @@ class ConsumerGroup:
             self.dirty_group = True
         if self.assignment_epoch < self.group_epoch:
             self._compute_target(topics)
-        before = (member.assigned, member.member_epoch)
         self._reconcile(member, hb.owned)
         self._schedule(member)
-        full = hb.member_epoch == 0 or (
-            hb.rebalance_timeout_ms != -1 and hb.owned is not None and (
-                hb.subscribed_topic_names is not None or hb.subscribed_topic_regex is not None))
-        send = full or before[0] != member.assigned
-        return HeartbeatResult(ErrorCode.NONE, None, member.member_id, member.member_epoch,
-                               dict(member.assigned) if send else None)
+
+    # -- classic members (online migration) -------------------------------------------------
+    @classmethod
+    def from_classic(cls, group_id: str, config: "ConsumerGroupConfig", scheduler: Scheduler,
+                     regex_matcher: Callable[[str, list[str]], set[str]], generation_id: int,
+                     protocol_name: str, members: list, topics: Topics) -> "ConsumerGroup":
+        """A classic group's members as consumer-group members (Kafka's
+        ConsumerGroup.fromClassicGroup): each keeps its last assignment as its current and
+        target assignment, at the generation as its epoch, Stable; ``members`` are the
+        classic group's (group.Member). The records of all of it are dirty."""
+        group = cls(group_id, config, scheduler, regex_matcher)
+        group.group_epoch = group.assignment_epoch = generation_id
+        group.dirty_group = True
+        for m in members:
+            sub = decode_subscription(m.metadata(protocol_name), topics)
+            assigned = decode_assignment(m.assignment, topics)
+            member = ConsumerMember(
+                m.member_id, instance_id=m.group_instance_id, rack_id=sub[2] if sub else None,
+                client_id=m.client_id, client_host=m.client_host,
+                rebalance_timeout_ms=m.rebalance_timeout_ms,
+                subscribed_topic_names=tuple(sorted(set(sub[0]))) if sub else (),
+                member_epoch=generation_id, previous_member_epoch=generation_id,
+                assigned=assigned, classic=ClassicMetadata(m.session_timeout_ms, tuple(m.protocols)))
+            group.members[m.member_id] = member
+            if m.group_instance_id is not None:
+                group.static_members[m.group_instance_id] = m.member_id
+            group.target[m.member_id] = assigned
+            group._hold(member)
+            group._schedule(member)
+        group.dirty_metadata |= set(group.members)
+        group.dirty_target |= set(group.members)
+        group.dirty_current |= set(group.members)
+        group._subscriptions += 1
+        log.info("classic_group_converted_to_consumer", group_id=group_id, generation_id=generation_id,
+                 members=len(group.members))
+        return group
+
+    def supports_classic(self, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
+        """Kafka's ConsumerGroup.supportsClassicProtocols: the consumer protocol type and a
+        protocol every classic member has."""
+        if protocol_type != CONSUMER_PROTOCOL_TYPE or not protocols:
+            return False
+        classic = [m.classic for m in self.members.values() if m.classic is not None]
+        return not classic or any(all(name in {n for n, _ in c.protocols} for c in classic)
+                                  for name, _ in protocols)
+
+    def classic_join(self, member_id: str, instance_id: str | None, client_id: str, client_host: str,
+                     session_timeout_ms: int, rebalance_timeout_ms: int, protocol_type: str,
+                     protocols: list[tuple[str, bytes]], require_known_member_id: bool,
+                     topics: Topics) -> JoinResult:
+        """A classic member's JoinGroup (Kafka's classicGroupJoinToConsumerGroup), answered at
+        once: no leader, no member list (it assigns nothing); its generation is its member epoch."""
+        unknown = not member_id
+        if unknown:
+            member_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        member = self.members.get(member_id)
+        if member is None and (instance_id is None or instance_id not in self.static_members) \
+                and len(self.members) >= self.config.max_size:
+            return JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED, member_id)
+        if not self.supports_classic(protocol_type, protocols):
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
+        if unknown and instance_id is None and require_known_member_id:
+            return JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id)
+        sub = decode_subscription(protocols[0][1], topics)
+        if sub is None:
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
+        created = False
+        replaced: ConsumerMember | None = None
+        if instance_id is not None and instance_id in self.static_members:
+            old = self.members[self.static_members[instance_id]]
+            if old.member_id != member_id:
+                if not unknown:
+                    return JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id)
+                member = self._replace_static(old, member_id)
+                replaced = old
+        elif member is None:
+            member = ConsumerMember(member_id)
+            self.members[member_id] = member
+            created = True
+        assert member is not None
+        names, owned, rack = sub
+        hb = Heartbeat(member_id, member.member_epoch, instance_id=instance_id, rack_id=rack,
+                       rebalance_timeout_ms=rebalance_timeout_ms, subscribed_topic_names=names,
+                       owned=owned, client_id=client_id, client_host=client_host)
+        self._advance(member, hb, topics, created, ClassicMetadata(session_timeout_ms, tuple(protocols)))
+        if replaced is not None and replaced.classic is None and self._may_downgrade(None):
+            # Kafka's validateOnlineDowngradeWithReplacedMemberId: it replaced the last
+            # consumer-protocol member.
+            self.downgrade, self.downgrade_rebalances = True, False
+            log.info("consumer_group_static_member_replaced_by_classic", group_id=self.group_id,
+                     member_id=member_id, downgrade=True)
+        member.join_timer = _cancelled(member.join_timer)
+        _cancelled(member.sync_timer)
+        member.sync_timer = self.scheduler.call_later(
+            max(rebalance_timeout_ms, 0), lambda: self._expire(member, "no SyncGroup within the rebalance timeout"))
+        return JoinResult(ErrorCode.NONE, member_id, member.member_epoch, CONSUMER_PROTOCOL_TYPE, protocols[0][0])
+
+    def _classic_member(self, member_id: str, instance_id: str | None,
+                        generation_id: int | None) -> tuple[ErrorCode, ConsumerMember | None]:
+        """Kafka's checks of a classic member's SyncGroup / Heartbeat / LeaveGroup."""
+        if instance_id is not None:
+            known = self.static_members.get(instance_id)
+            if known is None:
+                return ErrorCode.UNKNOWN_MEMBER_ID, None
+            if member_id and known != member_id:
+                return ErrorCode.FENCED_INSTANCE_ID, None
+            member_id = known
+        member = self.members.get(member_id)
+        if member is None or member.classic is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID, None
+        if generation_id is not None and generation_id != member.member_epoch:
+            return ErrorCode.ILLEGAL_GENERATION, None
+        return ErrorCode.NONE, member
+
+    def classic_sync(self, member_id: str, instance_id: str | None, generation_id: int,
+                     protocol_type: str | None, protocol_name: str | None,
+                     topics: Topics) -> tuple[ErrorCode, bytes]:
+        """(error, the member's ConsumerProtocolAssignment) for its SyncGroup."""
+        error, member = self._classic_member(member_id, instance_id, generation_id)
+        if member is None or member.classic is None:
+            return error, b""
+        if (protocol_type is not None and protocol_type != CONSUMER_PROTOCOL_TYPE) or (
+                protocol_name is not None and protocol_name != member.classic.protocols[0][0]):
+            return ErrorCode.INCONSISTENT_GROUP_PROTOCOL, b""
+        if self.group_epoch > member.member_epoch and member.state != MemberState.UNREVOKED_PARTITIONS:
+            return ErrorCode.REBALANCE_IN_PROGRESS, b""
+        self._schedule(member)
+        member.sync_timer = _cancelled(member.sync_timer)
+        return ErrorCode.NONE, encode_assignment(member.assigned, topics, _version(member.classic.protocols[0][1]))
+
+    def classic_heartbeat(self, member_id: str, instance_id: str | None, generation_id: int) -> ErrorCode:
+        """REBALANCE_IN_PROGRESS asks the member to rejoin: its epoch is behind the group's,
+        it has partitions to give up, or partitions it waits for are free now."""
+        error, member = self._classic_member(member_id, instance_id, generation_id)
+        if member is None:
+            return error
+        self._schedule(member)
+        if member.member_epoch < self.group_epoch or member.state == MemberState.UNREVOKED_PARTITIONS or (
+                member.state == MemberState.UNRELEASED_PARTITIONS and not self._waits_on_unreleased(member)):
+            if member.join_timer is None:
+                member.join_timer = self.scheduler.call_later(
+                    max(member.rebalance_timeout_ms, 0),
+                    lambda: self._expire(member, "no JoinGroup within the rebalance timeout"))
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        return ErrorCode.NONE
+
+    def _waits_on_unreleased(self, member: ConsumerMember) -> bool:
+        target = self.target.get(member.member_id, {})
+        return any(p not in member.assigned.get(t, frozenset()) and self._partition_owner_epoch(t, p) != -1
+                   for t, ps in target.items() for p in ps)
+
+    def classic_leave(self, member_id: str, instance_id: str | None) -> ErrorCode:
+        error, member = self._classic_member(member_id, instance_id, None)
+        if member is None:
+            return error
+        self._leave_group(member, "left (LeaveGroup)")
+        return ErrorCode.NONE
 
     def _epoch_valid(self, member: ConsumerMember, hb: Heartbeat) -> bool:
         if hb.member_epoch > member.member_epoch:
@@ -446,8 +728,10 @@ class ConsumerGroup:
             frozenset(topics.by_name[n].topic_id for n in self._member_topics(m, topics)), m.rack_id)
             for m in self.members.values()}
         partitions = {t.topic_id: t.partitions for t in self.subscribed.values()}
+        racks = ({t.topic_id: t.racks for t in self.subscribed.values() if t.racks}
+                 if any(m.rack_id for m in self.members.values()) else None)
         old = self.target
-        self.target = asg.ASSIGNORS[self.assignor](subscriptions, partitions, self.target)
+        self.target = asg.ASSIGNORS[self.assignor](subscriptions, partitions, self.target, racks)
         self.dirty_target |= {m for m, a in self.target.items() if old.get(m) != a}
         self.assignment_epoch = self.group_epoch
         self.dirty_group = True
@@ -489,7 +773,7 @@ class ConsumerGroup:
         if member.session_timer is not None:
             member.session_timer.cancel()
         member.session_timer = self.scheduler.call_later(
-            self.config.session_timeout_ms, lambda: self._expire(member, "session timeout"))
+            self._session_timeout_ms(member), lambda: self._expire(member, "session timeout"))
         if member.state == MemberState.UNREVOKED_PARTITIONS:
             if member.rebalance_timer is None or member.rebalance_timer_epoch != member.member_epoch:
                 if member.rebalance_timer is not None:
@@ -502,15 +786,17 @@ class ConsumerGroup:
             member.rebalance_timer.cancel()
             member.rebalance_timer = None
 
+    def _session_timeout_ms(self, member: ConsumerMember) -> int:
+        return member.classic.session_timeout_ms if member.classic is not None else self.config.session_timeout_ms
+
     def _cancel_timers(self, member: ConsumerMember) -> None:
-        for timer in (member.session_timer, member.rebalance_timer):
-            if timer is not None:
-                timer.cancel()
-        member.session_timer = member.rebalance_timer = None
+        for timer in (member.session_timer, member.rebalance_timer, member.sync_timer, member.join_timer):
+            _cancelled(timer)
+        member.session_timer = member.rebalance_timer = member.sync_timer = member.join_timer = None
 
     def _expire(self, member: ConsumerMember, reason: str) -> None:
         if self.members.get(member.member_id) is member:
-            self._remove(member, reason)
+            self._leave_group(member, reason)
             if self.on_change is not None:
                 self.on_change()
 
@@ -534,22 +820,69 @@ class ConsumerGroup:
             member.session_timer = self.scheduler.call_later(
                 self.config.session_timeout_ms, lambda: self._expire(member, "static member gone"))
             return HeartbeatResult(ErrorCode.NONE, None, member.member_id, STATIC_LEAVE_EPOCH)
-        self._remove(member, "left")
+        self._leave_group(member, "left")
         return HeartbeatResult(ErrorCode.NONE, None, member.member_id, hb.member_epoch)
 
-    def _remove(self, member: ConsumerMember, reason: str) -> None:
+    def _leave_group(self, member: ConsumerMember, reason: str) -> None:
+        """A member leaves or is fenced: removed, or, when only classic members remain, the
+        group is to be downgraded (``downgrade``; the group epoch stays, so the remaining
+        members' generation is the classic group's)."""
+        self._remove(member, reason, downgrade=self._may_downgrade(member))
+
+    def _may_downgrade(self, leaving: ConsumerMember | None) -> bool:
+        """Kafka's validateOnlineDowngrade: members remain, all classic, the policy allows
+        it, and they fit in a classic group (group.max.size)."""
+        rest = [m for m in self.members.values() if m is not leaving]
+        if not rest or any(m.classic is None for m in rest):
+            return False
+        if not self.config.downgrade_enabled:
+            log.info("consumer_group_not_downgraded", group_id=self.group_id, reason="migration policy")
+            return False
+        if len(rest) > self.config.classic_max_size:
+            log.info("consumer_group_not_downgraded", group_id=self.group_id, reason="group.max.size")
+            return False
+        return True
+
+    def to_classic(self, classic: Group, topics: Topics) -> list[tuple[bytes, bytes | None]]:
+        """Hand the remaining (classic) members to ``classic`` (Kafka's
+        ClassicGroup.fromConsumerGroup): at the group epoch as generation, each with its
+        target assignment as a ConsumerProtocolAssignment in the version of its subscription
+        to the chosen protocol. Returns the tombstones of all of this group's records (the
+        members first, the group's metadata last, so a replay ends with no consumer group).
+        The caller writes them with the classic group's metadata and starts a rebalance."""
+        members = [Member(m.member_id, m.instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
+                          m.classic.session_timeout_ms, CONSUMER_PROTOCOL_TYPE, list(m.classic.protocols))
+                   for m in self.members.values() if m.classic is not None]
+        classic.take_members(self.group_epoch, members)
+        for m in members:
+            m.assignment = encode_assignment(self.target.get(m.member_id, {}), topics,
+                                             _version(m.metadata(classic.protocol_name or "")))
+        gid = self.group_id
+        tombstones = [(rec.key(t, gid, member_id), None)
+                      for member_id in sorted(self.removed | set(self.members)) for t in rec.MEMBER_TYPES]
+        tombstones += [(rec.key(t, gid), None) for t in reversed(rec.GROUP_TYPES)]
+        log.info("consumer_group_converted_to_classic", group_id=gid, generation_id=self.group_epoch,
+                 members=len(members))
+        self.unwritten = []
+        self.shut_down()
+        return tombstones
+
+    def _remove(self, member: ConsumerMember, reason: str, downgrade: bool = False) -> None:
         self._cancel_timers(member)
         self._release(member)
         del self.members[member.member_id]
         self.target.pop(member.member_id, None)
         if member.instance_id is not None and self.static_members.get(member.instance_id) == member.member_id:
             del self.static_members[member.instance_id]
-        self.group_epoch += 1
-        self._subscriptions += 1
-        self.dirty_group = True
         self.removed.add(member.member_id)
+        if downgrade:
+            self.downgrade = True
+        else:
+            self.group_epoch += 1
+            self._subscriptions += 1
+            self.dirty_group = True
         log.info("consumer_group_member_removed", group_id=self.group_id, member_id=member.member_id,
-                 reason=reason, group_epoch=self.group_epoch)
+                 reason=reason, group_epoch=self.group_epoch, downgrade=downgrade)
 
     def shut_down(self) -> None:
         """This node no longer coordinates the group: stop its timers."""
@@ -573,7 +906,7 @@ class ConsumerGroup:
                 rec.MEMBER_METADATA, instance_id=m.instance_id, rack_id=m.rack_id, client_id=m.client_id,
                 client_host=m.client_host, subscribed_topic_names=list(m.subscribed_topic_names),
                 subscribed_topic_regex=m.subscribed_topic_regex, rebalance_timeout_ms=m.rebalance_timeout_ms,
-                server_assignor=m.server_assignor, classic_member_metadata=None)))
+                server_assignor=m.server_assignor, classic_member_metadata=_classic_record(m.classic))))
         target_tp = rec.ConsumerGroupTargetAssignmentMemberValue.fields["topic_partitions"].data_class
         for member_id in sorted(self.dirty_target & set(self.members)):
             out.append((rec.key(rec.TARGET_MEMBER, gid, member_id), rec.value(
@@ -602,8 +935,8 @@ class ConsumerGroup:
 
     def all_record_keys(self) -> list[bytes]:
         gid = self.group_id
-        return ([rec.key(t, gid) for t in rec.GROUP_TYPES]
-                + [rec.key(t, gid, m) for m in self.members for t in rec.MEMBER_TYPES])
+        return ([rec.key(t, gid, m) for m in self.members for t in rec.MEMBER_TYPES]
+                + [rec.key(t, gid) for t in reversed(rec.GROUP_TYPES)])
 
     def load_record(self, record_type: int, member_id: str | None, value) -> None:
         """Replay one record (a parsed value, or None for a tombstone) while loading."""
@@ -632,6 +965,9 @@ class ConsumerGroup:
             member.subscribed_topic_regex = value.subscribed_topic_regex or None
             member.rebalance_timeout_ms = value.rebalance_timeout_ms
             member.server_assignor = value.server_assignor
+            c = value.classic_member_metadata
+            member.classic = None if c is None else ClassicMetadata(
+                c.session_timeout_ms, tuple((p.name, bytes(p.metadata)) for p in c.supported_protocols))
             if member.instance_id is not None:
                 self.static_members[member.instance_id] = member_id
         elif record_type == rec.CURRENT_ASSIGNMENT:
@@ -651,7 +987,7 @@ class ConsumerGroup:
         self.assignor = max(sorted(set(chosen)), key=chosen.count) if chosen else self.config.assignors[0]
         for member in self.members.values():
             member.session_timer = self.scheduler.call_later(
-                self.config.session_timeout_ms, lambda m=member: self._expire(m, "session timeout"))
+                self._session_timeout_ms(member), lambda m=member: self._expire(m, "session timeout"))
 
     # -- offsets --------------------------------------------------------------------------
     def check_commit(self, member_id: str, member_epoch: int, api_version: int,
@@ -662,6 +998,11 @@ class ConsumerGroup:
         member = self.members.get(member_id)
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of group {self.group_id}."
+        if member.classic is not None:
+            if member_epoch != member.member_epoch:  # a generation, to a classic member
+                return (ErrorCode.ILLEGAL_GENERATION, f"The request generation id {member_epoch} is not "
+                        f"equal to the member epoch {member.member_epoch} of member {member_id}.")
+            return ErrorCode.NONE, None
         if api_version < min_epoch_version:
             return (ErrorCode.UNSUPPORTED_VERSION, "OffsetCommit version 9 or above must be used by "
                     "members using the consumer group protocol")

@@ -30,6 +30,7 @@
 """
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -42,6 +43,7 @@ from odradek.broker.groups import assignors as asg
 from odradek.broker.groups import consumer_group_records as cgr
 from odradek.broker.groups import offsets_topic as ot
 from odradek.broker.groups.consumer_group import (
+    CONSUMER_PROTOCOL_TYPE,
     ConsumerGroup,
     ConsumerGroupConfig,
     Heartbeat,
@@ -54,6 +56,7 @@ from odradek.broker.groups.group import Group, GroupConfig, GroupState, JoinResu
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.controller import NewTopic
+from odradek.replication.metadata import GROUP as GROUP_RESOURCE
 from odradek.replication.tasks import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -381,6 +384,11 @@ class GroupCoordinator(PartitionCoordinator):
                     except Exception as e:  # kafka-python's codec: struct.error, ValueError...
                         raise ot.RecordFormatError(f"record type {record_type}: {e}") from None
                 consumer_group.load_record(record_type, member_id, parsed_value)
+                if record_type == cgr.METADATA and value is None and not consumer_group.members:
+                    # Its tombstone, after its members' (an emptied group changed protocol,
+                    # or the group was downgraded to classic): as Kafka's removeGroup.
+                    del self.consumer_groups[group_id]
+                    consumer_group.shut_down()
                 return
             if parsed[0] == "offset":
                 _, group_id, topic, partition = parsed
@@ -394,8 +402,12 @@ class GroupCoordinator(PartitionCoordinator):
             else:
                 group_id = parsed[1]
                 if value is None:
+                    # As in Kafka, a group's tombstone leaves its offsets (a deletion
+                    # tombstones them first): written when the group became a consumer group.
                     group = self.groups.get(group_id)
-                    if group is not None:
+                    if group is not None and group.offsets:
+                        group.clear_members(ErrorCode.NOT_COORDINATOR)
+                    elif group is not None:
                         self._drop_group(group)
                 else:
                     self._group(group_id, create=True).load_record(ot.parse_group_value(value))
@@ -485,9 +497,7 @@ class GroupCoordinator(PartitionCoordinator):
             return JoinResult(error, member_id)
         consumer_group = self.consumer_groups.get(group_id)
         if consumer_group is not None and consumer_group.members:
-            # No online migration (group.consumer.migration.policy) yet: Kafka's answer
-            # with the policy disabled.
-            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
+            return await self._classic_join(consumer_group, member_id, **kwargs)
         if consumer_group is not None:
             # An empty group changes protocol freely (Kafka 3.8+): its consumer-protocol
             # records go, its offsets stay.
@@ -511,10 +521,52 @@ class GroupCoordinator(PartitionCoordinator):
             self._forget_if_unused(group)
         return result
 
+    async def _classic_join(self, group: ConsumerGroup, member_id: str, *, group_instance_id: str | None,
+                            client_id: str, client_host: str, session_timeout_ms: int,
+                            rebalance_timeout_ms: int, protocol_type: str, protocols: list[tuple[str, bytes]],
+                            require_known_member_id: bool, supports_skip_assignment: bool) -> JoinResult:
+        """A classic member joins a consumer group that has members (Kafka's
+        classicGroupJoinToConsumerGroup); answered once its records are committed."""
+        if not (self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms):
+            return JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT, member_id)
+        joined = group.classic_join(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
+                                    rebalance_timeout_ms, protocol_type, protocols, require_known_member_id,
+                                    self._topics())
+        if joined.error:
+            return joined
+        if group.downgrade:  # it replaced the last consumer-protocol member (a static one)
+            error = await self._write(group.group_id, self._downgrade(group))
+            return JoinResult(error, joined.member_id) if error else joined
+        error = await self._write_consumer_group(group)
+        return JoinResult(error, joined.member_id) if error else joined
+
+    async def _write_consumer_group(self, group: ConsumerGroup) -> ErrorCode:
+        """Write what changed in a consumer group; on failure the records go with the next."""
+        records = group.take_records()
+        if not records:
+            return ErrorCode.NONE
+        error = await self._write(group.group_id, records)
+        if error:
+            group.write_failed(records)
+        return error
+
+    def _classic_in_consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        """The consumer group that serves this id's classic requests (it has members)."""
+        group = self.consumer_groups.get(group_id)
+        return group if group is not None and group.members else None
+
     async def sync_group(self, group_id: str, **kwargs) -> SyncResult:
         error = self.group_error(group_id)
         if error:
             return SyncResult(error)
+        consumer_group = self._classic_in_consumer_group(group_id)
+        if consumer_group is not None:
+            error, assignment = consumer_group.classic_sync(
+                kwargs["member_id"], kwargs["group_instance_id"], kwargs["generation_id"],
+                kwargs["protocol_type"], kwargs["protocol_name"], self._topics())
+            if error:
+                return SyncResult(error)
+            return SyncResult(ErrorCode.NONE, kwargs["protocol_type"], kwargs["protocol_name"], assignment)
         group = self._group(group_id)
         if group is None:
             return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
@@ -527,17 +579,36 @@ class GroupCoordinator(PartitionCoordinator):
         error = self.group_error(group_id)
         if error:
             return error
+        consumer_group = self._classic_in_consumer_group(group_id)
+        if consumer_group is not None:
+            return consumer_group.classic_heartbeat(member_id, group_instance_id, generation_id)
         group = self._group(group_id)
         if group is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
         return group.heartbeat(member_id, group_instance_id, generation_id)
 
-    def leave_group(self, group_id: str, members: list[tuple[str, str | None]]
-                    ) -> tuple[ErrorCode, list[ErrorCode]]:
+    async def leave_group(self, group_id: str, members: list[tuple[str, str | None]]
+                          ) -> tuple[ErrorCode, list[ErrorCode]]:
         """(top-level error, one error per leaving member)."""
         error = self.group_error(group_id)
         if error:
             return error, [error] * len(members)
+        consumer_group = self._classic_in_consumer_group(group_id)
+        if consumer_group is not None:
+            errors: list[ErrorCode] = []
+            records: list[tuple[bytes, bytes | None]] = []
+            for m, i in members:
+                if consumer_group.downgrade:  # the rest leave the classic group it became
+                    errors.append(self.groups[group_id].leave(m, i))
+                    continue
+                errors.append(consumer_group.classic_leave(m, i))
+                if consumer_group.downgrade:
+                    records = self._downgrade(consumer_group)
+            if records:
+                error = await self._write(group_id, records)
+            else:
+                error = await self._write_consumer_group(consumer_group)
+            return error, [error or e for e in errors]
         group = self._group(group_id)
         if group is None:
             return ErrorCode.UNKNOWN_MEMBER_ID, [ErrorCode.UNKNOWN_MEMBER_ID] * len(members)
@@ -757,9 +828,29 @@ class GroupCoordinator(PartitionCoordinator):
         (every heartbeat asks)."""
         image = self.broker.image
         if self._topics_cache is None or self._topics_cache[0] != (id(image), image.offset):
+            racks = {b.node_id: b.rack for b in image.brokers.values() if b.rack}
+
+            def replica_racks(t) -> tuple[frozenset[str], ...]:
+                if not racks:
+                    return ()
+                return tuple(frozenset(racks[r] for r in t.partitions[p].replicas if r in racks)
+                             if p in t.partitions else frozenset() for p in range(len(t.partitions)))
             self._topics_cache = ((id(image), image.offset), Topics(
-                {name: TopicInfo(t.uuid, len(t.partitions)) for name, t in image.topics.items()}))
+                {name: TopicInfo(t.uuid, len(t.partitions), replica_racks(t)) for name, t in image.topics.items()}))
         return self._topics_cache[1]
+
+    def consumer_config_of(self, group_id: str) -> ConsumerGroupConfig:
+        """The broker's group.consumer.* settings with the group's own configs (resource type
+        GROUP, in the metadata image) over them."""
+        overrides = self.broker.image.configs.get((GROUP_RESOURCE, group_id))
+        if not overrides:
+            return self.consumer_config
+        config = self.consumer_config
+        session = overrides.get("consumer.session.timeout.ms")
+        interval = overrides.get("consumer.heartbeat.interval.ms")
+        return dataclasses.replace(
+            config, session_timeout_ms=int(session) if session is not None else config.session_timeout_ms,
+            heartbeat_interval_ms=int(interval) if interval is not None else config.heartbeat_interval_ms)
 
     async def consumer_group_heartbeat(self, group_id: str, hb: Heartbeat, version: int) -> HeartbeatResult:
         error, message = validate(hb, group_id, version, self.consumer_config.assignors,
@@ -770,33 +861,86 @@ class GroupCoordinator(PartitionCoordinator):
         if error:
             return HeartbeatResult(error)
         classic = self.groups.get(group_id)
+        upgrade: list[tuple[bytes, bytes | None]] = []
         if classic is not None and not classic.is_empty:
-            return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+            if not (hb.member_epoch == 0 and self._may_upgrade(classic)):
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+            self._upgrade(classic)
+            upgrade = [(ot.group_key(group_id), None)]  # the classic group's metadata goes
         group = self.consumer_groups.get(group_id)
         if group is None:
             if hb.member_epoch != 0:  # Kafka 4.4's answer (held against it)
                 return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found.")
             group = self._new_consumer_group(group_id)
+        group.config = self.consumer_config_of(group_id)
         result = group.heartbeat(hb, self._topics())
-        records = group.take_records()
-        if records:
-            # Answered once its records are committed, as Kafka does.
-            error = await self._write(group_id, records)
-            if error:
-                group.write_failed(records)
-                return HeartbeatResult(error)
-        return result
+        if group.downgrade:  # it was the last consumer-protocol member: answered once written
+            error = await self._write(group_id, self._downgrade(group))
+            return HeartbeatResult(error) if error else result
+        group.write_failed(upgrade)  # written first, with the group's records
+        # Answered once its records are committed, as Kafka does.
+        error = await self._write_consumer_group(group)
+        return HeartbeatResult(error) if error else result
+
+    def _may_upgrade(self, classic: Group) -> bool:
+        """Kafka's validateOnlineUpgrade: the policy allows it, the group uses the consumer
+        protocol type, and its members fit in a consumer group."""
+        if not self.consumer_config.upgrade_enabled:
+            log.info("classic_group_not_upgraded", group_id=classic.group_id, reason="migration policy")
+            return False
+        if classic.protocol_type != CONSUMER_PROTOCOL_TYPE or classic.protocol_name is None:
+            return False
+        return len(classic.members) <= self.consumer_config.max_size
+
+    def _upgrade(self, classic: Group) -> None:
+        """Make a classic group with members a consumer group (Kafka's convertToConsumerGroup):
+        its waiting JoinGroups and SyncGroups get REBALANCE_IN_PROGRESS (they rejoin, into the
+        consumer group), its members become classic members of the consumer group."""
+        members = list(classic.members.values())
+        generation, protocol_name = classic.generation_id, classic.protocol_name or ""
+        classic.clear_members(ErrorCode.REBALANCE_IN_PROGRESS)
+        stale = self.consumer_groups.pop(classic.group_id, None)
+        if stale is not None:
+            stale.shut_down()
+        group = ConsumerGroup.from_classic(classic.group_id, self.consumer_config, self.scheduler,
+                                           self._match_topics, generation, protocol_name, members,
+                                           self._topics())
+        self._adopt(group)
+
+    def _downgrade(self, group: ConsumerGroup) -> list[tuple[bytes, bytes | None]]:
+        """The consumer group's last consumer-protocol member left, or a classic static member
+        replaced it (Kafka's convertToClassicGroup): its classic members become the classic
+        group's, which rebalances at once after a departure (they rejoin with their member
+        ids: their generation is the group's). Returns the records to write: the consumer group's tombstones, then the
+        classic group's metadata, so that a replay ends with the classic group."""
+        group_id = group.group_id
+        classic = self._group(group_id, create=True)
+        records = group.to_classic(classic, self._topics())
+        if self.consumer_groups.get(group_id) is group:
+            del self.consumer_groups[group_id]
+        records.append((ot.group_key(group_id), ot.group_value(classic.to_record())))
+        classic.start_session_timers()
+        if group.downgrade_rebalances:
+            classic.prepare_rebalance(f"downgrade of group {group_id} from consumer to classic: "
+                                      "its last consumer-protocol member left")
+        return records
 
     def _new_consumer_group(self, group_id: str) -> ConsumerGroup:
-        group = ConsumerGroup(group_id, self.consumer_config, self.scheduler, self._match_topics)
+        return self._adopt(ConsumerGroup(group_id, self.consumer_config, self.scheduler, self._match_topics))
+
+    def _adopt(self, group: ConsumerGroup) -> ConsumerGroup:
+        group_id = group.group_id
         self.consumer_groups[group_id] = group
         self._group(group_id, create=True)  # holds its offsets
 
         def changed() -> None:  # a timer removed a member: store that
+            downgrade = self._downgrade(group) if group.downgrade else None
+
             async def run():
-                records = group.take_records()
-                if records and await self._write(group_id, records):
-                    group.write_failed(records)
+                if downgrade is None:
+                    await self._write_consumer_group(group)
+                elif error := await self._write(group_id, downgrade):
+                    log.warning("consumer_group_downgrade_not_written", group_id=group_id, error=error.name)
             self.tasks.spawn(f"persist consumer group {group_id}", run, retries=0)
         group.on_change = changed
         return group
@@ -869,4 +1013,5 @@ def _consumer_config(config) -> ConsumerGroupConfig:
     return ConsumerGroupConfig(
         session_timeout_ms=config["group.consumer.session.timeout.ms"],
         heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
-        max_size=config["group.consumer.max.size"], assignors=tuple(names))
+        max_size=config["group.consumer.max.size"], assignors=tuple(names),
+        migration_policy=config["group.consumer.migration.policy"], classic_max_size=config["group.max.size"])

@@ -684,6 +684,35 @@ class Group:
                 callback, m.sync_callback = m.sync_callback, None
                 callback(SyncResult(error))
 
+    def clear_members(self, error: ErrorCode) -> None:
+        """No more classic members (the group became a consumer group, or its metadata was
+        tombstoned): waiting requests get ``error``; the committed offsets stay."""
+        self.shut_down(error)
+        for t in self.pending_members.values():
+            t.cancel()
+        self.members, self.static_members, self.pending_members = {}, {}, {}
+        self.pending_sync.clear()
+        self.protocol_type = self.protocol_name = self.leader_id = None
+        self.subscribed = None
+        if self.state != GroupState.EMPTY:
+            self._transition(GroupState.EMPTY)
+
+    def take_members(self, generation_id: int, members: list[Member]) -> None:
+        """Classic members of a consumer group whose last consumer-protocol member left
+        (Kafka's ClassicGroup.fromConsumerGroup): Stable at the consumer group's epoch as
+        the generation, the first member leader, the protocol every member supports; the
+        caller sets their assignments, then ``start_session_timers`` and a rebalance."""
+        self.clear_members(ErrorCode.REBALANCE_IN_PROGRESS)
+        self.generation_id = generation_id
+        self.protocol_type = CONSUMER_PROTOCOL_TYPE
+        for m in members:
+            self.members[m.member_id] = m
+            if m.group_instance_id is not None:
+                self.static_members[m.group_instance_id] = m.member_id
+        self.leader_id = members[0].member_id if members else None
+        self.protocol_name = self._select_protocol() if members else None
+        self._transition(GroupState.STABLE if members else GroupState.EMPTY)
+
     def mark_dead(self) -> None:
         self.shut_down(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         self._transition(GroupState.DEAD)

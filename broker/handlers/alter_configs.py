@@ -8,8 +8,11 @@ value is validated before anything changes.
 A broker resource (its id, or "" for the cluster-wide default) holds dynamic broker
 configs: the controller validates them (only the keys Kafka lets change at run time) and
 commits them to the metadata log, from which every node applies them (Broker.on_metadata).
-Authorization (broker.authorizer): ALTER_CONFIGS on the topic, or on the cluster for a
-broker, else TOPIC_AUTHORIZATION_FAILED / CLUSTER_AUTHORIZATION_FAILED for that resource.
+A group resource (KIP-848, its group id) holds group-level configs (config.GROUP_CONFIGS),
+committed to the metadata log too; the group coordinator reads them from the image.
+Authorization (broker.authorizer): ALTER_CONFIGS on the topic, on the group for a group,
+or on the cluster for a broker, else TOPIC_AUTHORIZATION_FAILED /
+GROUP_AUTHORIZATION_FAILED / CLUSTER_AUTHORIZATION_FAILED for that resource.
 """
 
 from kafka.protocol.admin import (
@@ -19,18 +22,18 @@ from kafka.protocol.admin import (
     IncrementalAlterConfigsResponse,
 )
 
-from odradek.broker.config import BROKER_CONFIGS, LIST, TOPIC_CONFIGS
+from odradek.broker.config import BROKER_CONFIGS, GROUP_CONFIGS, LIST, TOPIC_CONFIGS
 from odradek.broker.handlers import handles
 from odradek.broker.handlers.describe_configs import config_access_error
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.replication.metadata import BROKER
+from odradek.replication.metadata import BROKER, GROUP
 
 SET, DELETE, APPEND, SUBTRACT = range(4)
 
 
 def _incremental_changes(broker, resource) -> dict[str, str | None]:
     current = broker.image.configs.get((resource.resource_type, resource.resource_name), {})
-    definitions = BROKER_CONFIGS if resource.resource_type == BROKER else TOPIC_CONFIGS
+    definitions = {BROKER: BROKER_CONFIGS, GROUP: GROUP_CONFIGS}.get(resource.resource_type, TOPIC_CONFIGS)
     changes: dict[str, str | None] = {}
     for c in resource.configs:
         if c.config_operation == SET:

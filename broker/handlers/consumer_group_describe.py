@@ -15,7 +15,7 @@ from odradek.protocol.messages import ConsumerGroupDescribeRequest, ConsumerGrou
 R = ConsumerGroupDescribeResponse
 D = R.DescribedGroup
 NOT_COMPUTED = -2147483648
-CONSUMER_MEMBER_TYPE = 1
+CLASSIC_MEMBER_TYPE, CONSUMER_MEMBER_TYPE = 0, 1  # MemberType (KIP-1099): a rolling upgrade's classic members
 
 
 def _assignment(assignment, names) -> "D.Member.Assignment":
@@ -39,7 +39,7 @@ def _described(group_id: str, error, group, names) -> "D":
                         subscribed_topic_regex=m.subscribed_topic_regex or "",
                         assignment=_assignment(m.assigned, names),
                         target_assignment=_assignment(group.target.get(m.member_id, {}), names),
-                        member_type=CONSUMER_MEMBER_TYPE)
+                        member_type=CONSUMER_MEMBER_TYPE if m.classic is None else CLASSIC_MEMBER_TYPE)
                for m in group.members.values()]
     return D(error_code=ErrorCode.NONE, group_id=group_id, group_state=group.state.value,
              group_epoch=group.group_epoch, assignment_epoch=group.assignment_epoch,

@@ -51,5 +51,6 @@ async def handle(ctx, request):
     return R(throttle_time_ms=0, error_code=result.error, error_message=result.message,
              member_id=result.member_id if not result.error else None,
              member_epoch=result.member_epoch if not result.error else 0,
-             heartbeat_interval_ms=coordinator.consumer_config.heartbeat_interval_ms if not result.error else 0,
+             heartbeat_interval_ms=(coordinator.consumer_config_of(request.group_id).heartbeat_interval_ms
+                                    if not result.error else 0),
              assignment=assignment)

@@ -22,6 +22,7 @@ from decimal import Decimal
 from kafka.protocol.admin import DescribeConfigsRequest, DescribeConfigsResponse
 
 from odradek.broker.authorizer import CLUSTER, DENIED_MESSAGE
+from odradek.broker.authorizer import GROUP as ACL_GROUP
 from odradek.broker.authorizer import TOPIC as ACL_TOPIC
 from odradek.broker.config import (
     AUTHORIZER_KEYS,
@@ -29,14 +30,16 @@ from odradek.broker.config import (
     BROKER_SYNONYMS,
     DYNAMIC_BROKER_CONFIGS,
     DYNAMIC_ONLY_CONFIGS,
+    GROUP_CONFIGS,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigError,
+    group_config_default,
 )
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 from odradek.replication.acls import CLUSTER_NAME
-from odradek.replication.metadata import BROKER, TOPIC
+from odradek.replication.metadata import BROKER, GROUP, TOPIC
 from odradek.storage.config import PASSWORD, STRING
 
 R = DescribeConfigsResponse
@@ -50,6 +53,7 @@ NO_DEFAULT_IN_KAFKA = frozenset({"log.retention.ms", "log.roll.ms", "log.flush.i
 # ConfigSource values of DescribeConfigs v1+
 TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, \
     DEFAULT_CONFIG = 1, 2, 3, 4, 5
+GROUP_CONFIG = 8  # DYNAMIC_GROUP_CONFIG
 UNKNOWN_KEY = ConfigDef("", STRING, None)  # a dynamic key Kafka does not define
 
 
@@ -185,11 +189,25 @@ def _result(resource, entries: list[ConfigEntry], include_documentation: bool):
                  for e in entries if keys is None or e.name in keys])
 
 
+def group_config_entries(broker, overrides: dict[str, str], include_synonyms: bool) -> list[ConfigEntry]:
+    """A group's every key (Kafka 4.4's GroupConfig): its own value (GROUP_CONFIG), else
+    the broker key behind it (static or default), which is its synonym."""
+    entries = []
+    for key, d in GROUP_CONFIGS.items():
+        synonym, default, explicit = group_config_default(broker.config, key)
+        chain = [(key, render(d.parse(overrides[key])), GROUP_CONFIG)] if key in overrides else []
+        chain.append((synonym, render(default), STATIC_BROKER_CONFIG if explicit else DEFAULT_CONFIG))
+        entries.append(ConfigEntry(key, chain[0][1], chain[0][2], False, chain if include_synonyms else [], d))
+    return entries
+
+
 def config_access_error(ctx, resource_type: int, name: str) -> ErrorCode | None:
     """The authorization error for a config resource: a topic's configs are the topic's,
     a broker's (or broker logger's) the cluster's (broker.authorizer's row for the API)."""
     if resource_type == TOPIC:
         return None if ctx.may(ACL_TOPIC, name) else ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    if resource_type == GROUP:
+        return None if ctx.may(ACL_GROUP, name) else ErrorCode.GROUP_AUTHORIZATION_FAILED
     return None if ctx.may(CLUSTER, CLUSTER_NAME) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
 
 
@@ -226,10 +244,13 @@ async def handle(ctx, request):
                                       f"({broker.node_id}); ask that broker"))
                 continue
             entries = broker_config_entries(broker, request.include_synonyms)
+        elif resource.resource_type == GROUP:
+            entries = group_config_entries(broker, broker.image.configs.get((GROUP, resource.resource_name), {}),
+                                           request.include_synonyms)
         else:
             results.append(_error(resource, ErrorCode.INVALID_REQUEST,
                                   f"Resource type {resource.resource_type} is not supported "
-                                  "(use 2 for a topic or 4 for a broker)"))
+                                  "(use 2 for a topic, 4 for a broker or 32 for a group)"))
             continue
         results.append(_result(resource, entries, request.include_documentation))
     return R(throttle_time_ms=0, results=results)

@@ -17,11 +17,11 @@ BATCH_VERSION = 3
 async def handle(ctx, request):
     version = ctx.header.api_version
     if version < BATCH_VERSION:
-        error, [member_error] = ctx.broker.groups.leave_group(request.group_id,
-                                                              [(request.member_id, None)])
+        error, [member_error] = await ctx.broker.groups.leave_group(request.group_id,
+                                                                    [(request.member_id, None)])
         return R(throttle_time_ms=0, error_code=error or member_error, members=[])
     members = [(m.member_id, m.group_instance_id) for m in request.members]
-    error, errors = ctx.broker.groups.leave_group(request.group_id, members)
+    error, errors = await ctx.broker.groups.leave_group(request.group_id, members)
     return R(throttle_time_ms=0, error_code=error,
              members=[R.MemberResponse(member_id=m, group_instance_id=i, error_code=e)
                       for (m, i), e in zip(members, errors, strict=True)])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from kafka.protocol.admin import IncrementalAlterConfigsResponse
 from kafka.protocol.admin.groups import (
     DescribeGroupsRequest,
     DescribeGroupsResponse,
@@ -32,8 +33,10 @@ from odradek.protocol.messages import (
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse,
 )
+from tests.brokerproc import BrokerProcess
 from tests.clients import create_topics
-from tests.rawclient import RawConnection, recv_frame
+from tests.integration.test_groups import RawMember
+from tests.rawclient import RawConnection, incremental_alter, recv_frame
 
 MEMBER = Path(__file__).with_name("kip848_member.py")
 SESSION_MS = 3000
@@ -43,15 +46,22 @@ SHORT_TIMEOUTS = {
     "group.consumer.heartbeat.interval.ms": "300",
     "group.consumer.min.heartbeat.interval.ms": "100",
     "offsets.topic.num.partitions": "3",
+    "group.initial.rebalance.delay.ms": "0",  # the classic members' first join, in a rolling upgrade
 }
 RECORDS = 30_000
+UPGRADE_RECORDS = 6_000  # the rolling upgrade's: its steps wait for rebalances, not for records
 PARTITIONS = 6
 H = ConsumerGroupHeartbeatRequest
 
 
-@pytest.fixture
-def cbroker(broker_factory):
-    return broker_factory(overrides=SHORT_TIMEOUTS)
+@pytest.fixture(scope="module")
+def cbroker(tmp_path_factory):
+    """One broker for the module (each test its own topics and groups): a broker start per
+    test cost make test about 20 s."""
+    b = BrokerProcess(tmp_path_factory.mktemp("data"), overrides=SHORT_TIMEOUTS).start()
+    yield b
+    b.kill()
+    print(f"--- broker {b.bootstrap} log (tail) ---\n" + b.log_text()[-6000:])
 
 
 def _coordinator_conn(bootstrap):
@@ -149,16 +159,28 @@ def test_bad_heartbeats_get_kafkas_errors(cbroker):
         assert (cgd[1].error_code, cgd[1].error_message) == (ErrorCode.GROUP_ID_NOT_FOUND, "Group nope not found.")
 
 
-def _produce(bootstrap, topic):
+def _produce(bootstrap, topic, records=RECORDS):
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for i in range(RECORDS):
+    for i in range(records):
         p.produce(topic, str(i).encode(), partition=i % PARTITIONS)
     assert p.flush(30) == 0
 
 
-def _start_member(bootstrap, group, topic, log, name):
-    return subprocess.Popen([sys.executable, str(MEMBER), bootstrap, group, topic, str(log), name],
+def _start_member(bootstrap, group, topic, log, name, classic=False):
+    return subprocess.Popen([sys.executable, str(MEMBER), bootstrap, group, topic, str(log), name]
+                            + (["classic"] if classic else []),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(procs):
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def _read(log):
@@ -176,6 +198,42 @@ def _wait(predicate, timeout, what):
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _check_events(events, records=RECORDS) -> tuple[set[int], int]:
+    """Check the members' log: no partition held by two members at once (their own
+    callbacks, in the order they ran), nothing consumed by a member not holding it, every
+    record consumed, a record consumed again only at or above the last commit of its
+    partition. Returns (the partitions a killed member held, the duplicates)."""
+    held: dict[int, str] = {}
+    committed: dict[int, int] = {}
+    seen: set[tuple[int, int]] = set()
+    duplicates = 0
+    orphaned: set[int] = set()
+    for e in events:
+        kind = e[0]
+        if kind == "assign" and len(e) > 2:
+            for p in map(int, e[2].split(",")):
+                assert held.get(p, e[1]) == e[1], f"partition {p} given to {e[1]} while {held[p]} holds it"
+                held[p] = e[1]
+        elif kind == "revoke" and len(e) > 2:
+            for p in map(int, e[2].split(",")):
+                if held.get(p) == e[1]:
+                    del held[p]
+        elif kind == "killed":
+            orphaned = {p for p, m in held.items() if m == e[1]}
+            held = {p: m for p, m in held.items() if m != e[1]}
+        elif kind == "commit":
+            committed[int(e[2])] = max(committed.get(int(e[2]), 0), int(e[3]))
+        elif kind == "rec":
+            p, offset = int(e[2]), int(e[3])
+            assert held.get(p) == e[1], f"{e[1]} consumed from {p}, held by {held.get(p)}"
+            if (p, offset) in seen:
+                duplicates += 1
+                assert offset >= committed.get(p, 0), f"{p}@{offset} again below the commit {committed[p]}"
+            seen.add((p, offset))
+    assert seen == {(p, o) for p in range(PARTITIONS) for o in range(records // PARTITIONS)}
+    return orphaned, duplicates
 
 
 def test_three_members_one_leaves_one_is_killed(cbroker, tmp_path):
@@ -209,34 +267,7 @@ def test_three_members_one_leaves_one_is_killed(cbroker, tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
     events = _read(log)
-    held: dict[int, str] = {}
-    committed: dict[int, int] = {}
-    seen: set[tuple[int, int]] = set()
-    duplicates = 0
-    orphaned: set[int] = set()
-    for e in events:
-        kind = e[0]
-        if kind == "assign" and len(e) > 2:
-            for p in map(int, e[2].split(",")):
-                assert held.get(p, e[1]) == e[1], f"partition {p} given to {e[1]} while {held[p]} holds it"
-                held[p] = e[1]
-        elif kind == "revoke" and len(e) > 2:
-            for p in map(int, e[2].split(",")):
-                if held.get(p) == e[1]:
-                    del held[p]
-        elif kind == "killed":
-            orphaned = {p for p, m in held.items() if m == e[1]}
-            held = {p: m for p, m in held.items() if m != e[1]}
-        elif kind == "commit":
-            committed[int(e[2])] = max(committed.get(int(e[2]), 0), int(e[3]))
-        elif kind == "rec":
-            p, offset = int(e[2]), int(e[3])
-            assert held.get(p) == e[1], f"{e[1]} consumed from {p}, held by {held.get(p)}"
-            if (p, offset) in seen:
-                duplicates += 1
-                assert offset >= committed.get(p, 0), f"{p}@{offset} again below the commit {committed[p]}"
-            seen.add((p, offset))
-    assert seen == {(p, o) for p in range(PARTITIONS) for o in range(RECORDS // PARTITIONS)}
+    orphaned, duplicates = _check_events(events)
     assert any(e[:2] == ["closed", "a"] for e in events)
     # b died holding partitions; c took them over once b's session timed out.
     assert orphaned
@@ -244,6 +275,75 @@ def test_three_members_one_leaves_one_is_killed(cbroker, tmp_path):
     assert orphaned <= {int(p) for e in after_kill if e[:2] == ["assign", "c"] and len(e) > 2
                         for p in e[2].split(",")}
     print(f"duplicates: {duplicates}")
+
+
+def _group_type(bootstrap, group):
+    with RawConnection(bootstrap) as conn:
+        r = conn.roundtrip(ListGroupsRequest(states_filter=[], types_filter=[]), 5, ListGroupsResponse)
+    return {g.group_id: g.group_type for g in r.groups}.get(group)
+
+
+def test_rolling_upgrade_from_classic_to_consumer_members_and_back(cbroker, tmp_path):
+    """Three kafka-python members (classic protocol) are replaced one by one with
+    confluent-kafka members (group.protocol=consumer): the first of those converts the group
+    online (group.consumer.migration.policy, bidirectional by default), the classic members
+    go on in it (JoinGroup, SyncGroup, Heartbeat). Then the way back: those are replaced one
+    by one with kafka-python members again, and when the last consumer-protocol member leaves
+    the group is classic again (the downgrade). Every record is consumed, no partition held
+    twice, duplicates only above the last commit."""
+    topic, group = f"t-{uuid.uuid4().hex[:6]}", "g-upgrade"
+    create_topics(cbroker.bootstrap, [topic], partitions=PARTITIONS)
+    _produce(cbroker.bootstrap, topic, UPGRADE_RECORDS)
+    log = tmp_path / "events.log"
+    log.touch()
+    procs = {n: _start_member(cbroker.bootstrap, group, topic, log, n, classic=True) for n in ("k1", "k2", "k3")}
+    steps = (("k1", "c1"), ("k2", "c2"), ("k3", "c3"), ("c1", "k4"), ("c2", "k5"), ("c3", "k6"))
+    try:
+        _wait(lambda: _group_type(cbroker.bootstrap, group) == "classic" and len(_consumed(log)) >= UPGRADE_RECORDS // 8,
+              60, "the classic members consuming")
+        for step, (old, new) in enumerate(steps, start=2):
+            procs[new] = _start_member(cbroker.bootstrap, group, topic, log, new, classic=new.startswith("k"))
+            _wait(lambda new=new: any(e[:2] == ["assign", new] and len(e) > 2 for e in _read(log)), 60,
+                  f"{new} given partitions")
+            assert _group_type(cbroker.bootstrap, group) == "consumer"
+            procs[old].send_signal(signal.SIGTERM)  # closes: LeaveGroup, or a heartbeat with epoch -1
+            assert procs[old].wait(20) == 0
+            _wait(lambda step=step: len(_consumed(log)) >= UPGRADE_RECORDS * step // 8, 60, f"{step}/8 of the records")
+        assert _group_type(cbroker.bootstrap, group) == "classic"  # c3 was the last consumer-protocol member
+        _wait(lambda: len(_consumed(log)) >= UPGRADE_RECORDS, 90, "every record")
+    finally:
+        _stop(list(procs.values()))
+    events = _read(log)
+    _, duplicates = _check_events(events, UPGRADE_RECORDS)
+    for name in ("k1", "k2", "k3", "c1", "c2", "c3"):
+        assert ["closed", name] in events
+    for name in ("k1", "k2", "k3"):
+        assert any(e[:2] == ["rec", name] for e in events)
+    # each new member was given partitions while the members it replaced held others
+    for old, new in steps:
+        given = next(i for i, e in enumerate(events) if e[:2] == ["assign", new] and len(e) > 2)
+        assert given < events.index(["closed", old])
+    print(f"duplicates: {duplicates}")
+
+
+def test_a_groups_own_configs_apply_to_its_members(cbroker):
+    """consumer.heartbeat.interval.ms set on a group (resource type GROUP, KIP-848) is the
+    interval its members are given; other groups keep the broker's; out of the broker's
+    bounds it is refused."""
+    topic = f"t-{uuid.uuid4().hex[:6]}"
+    create_topics(cbroker.bootstrap, [topic], partitions=1)
+    with _coordinator_conn(cbroker.bootstrap) as conn:
+        r = conn.roundtrip(incremental_alter(32, "g-own", ("consumer.heartbeat.interval.ms", 0, "700"),
+                                             ("consumer.session.timeout.ms", 0, "2000")), 1,
+                           IncrementalAlterConfigsResponse)
+        assert [x.error_code for x in r.responses] == [0]
+        r = conn.roundtrip(incremental_alter(32, "g-own", ("consumer.session.timeout.ms", 0, "100")), 1,
+                           IncrementalAlterConfigsResponse)
+        assert (r.responses[0].error_code, r.responses[0].error_message) == (
+            ErrorCode.INVALID_CONFIG, "consumer.session.timeout.ms must be in the range 1000 to 60000 inclusive.")
+        _wait_for_assignment(conn, "g-other", "m1", [topic])  # the coordinator is up
+        assert _join(conn, "g-other", "m2", [topic]).heartbeat_interval_ms == 300
+        assert _join(conn, "g-own", "m1", [topic]).heartbeat_interval_ms == 700
 
 
 def test_regex_subscription_picks_up_a_topic_created_afterwards(cbroker):
@@ -295,15 +395,23 @@ def _until_loaded(call):
 def test_members_keep_their_epochs_across_a_coordinator_restart(cbroker):
     """The group's records (Kafka's ConsumerGroup* formats in __consumer_offsets) are
     replayed by the coordinator that comes back after a kill -9: the member carries on
-    with its epoch and assignment, no rejoin."""
-    create_topics(cbroker.bootstrap, ["t"], partitions=3)
+    with its epoch and assignment, no rejoin. On the same restart: a group downgraded to
+    classic (its consumer-protocol member left) comes back classic, with its member."""
+    create_topics(cbroker.bootstrap, ["t-restart"], partitions=3)
     TP = H.TopicPartitions
     with _coordinator_conn(cbroker.bootstrap) as conn:
-        first = _wait_for_assignment(conn, "g-restart", "m1", ["t"])
+        first = _wait_for_assignment(conn, "g-restart", "m1", ["t-restart"])
         owned = [TP(topic_id=t.topic_id, partitions=t.partitions) for t in first.assignment.topic_partitions]
         steady = _heartbeat(conn, group_id="g-restart", member_id="m1", member_epoch=first.member_epoch,
                             topic_partitions=owned)
         assert steady.error_code == ErrorCode.NONE
+        classic = RawMember(cbroker.bootstrap, "g-down", "t-restart")
+        classic.sync_nothing(classic.join())
+        joined = _join(conn, "g-down", "c1", ["t-restart"])  # the online upgrade
+        assert joined.error_code == ErrorCode.NONE and _group_type(cbroker.bootstrap, "g-down") == "consumer"
+        left = _heartbeat(conn, group_id="g-down", member_id="c1", member_epoch=-1)
+        assert left.error_code == ErrorCode.NONE and _group_type(cbroker.bootstrap, "g-down") == "classic"
+        classic.conn.close()
     cbroker.kill()
     cbroker.start()
     with _coordinator_conn(cbroker.bootstrap) as conn:
@@ -319,6 +427,11 @@ def test_members_keep_their_epochs_across_a_coordinator_restart(cbroker):
         assert described.group_epoch == described.assignment_epoch == first.member_epoch
         stale = _heartbeat(conn, group_id="g-restart", member_id="m1", member_epoch=first.member_epoch + 1)
         assert stale.error_code == ErrorCode.FENCED_MEMBER_EPOCH
+        down = conn.roundtrip(DescribeGroupsRequest(groups=["g-down"], include_authorized_operations=False),
+                              5, DescribeGroupsResponse).groups[0]
+        assert (down.error_code, down.protocol_type) == (0, "consumer")
+        assert [m.member_id for m in down.members] == [classic.member_id]
+    assert _group_type(cbroker.bootstrap, "g-down") == "classic"
 
 
 def test_an_empty_group_changes_protocol_freely(cbroker):

@@ -1511,3 +1511,201 @@ def case_transactions_v1(side, name):
                                    "aborted": [(a.first_offset) for a in part.aborted_transactions or []],
                                    "error_code": part.error_code}
     return out
+
+
+class _Migration:
+    """A classic member (JoinGroup v9 ... on ``name``'s topic, range) and a consumer-protocol
+    member (ConsumerGroupHeartbeat v1, uniform) of one group: the migration cases' requests."""
+
+    def __init__(self, side, name):
+        from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+        self.side, self.name, self.group = side, name, name + "-g"
+        self.sub = bytes(ConsumerProtocolSubscription(0, [name], b"").encode(version=0))
+        side.create_topic(name, 2)
+        find_coordinator(side, self.group)
+
+    def classic_join(self, member="", instance=None):
+        J = JoinGroupRequest
+        return self.side.call(J(group_id=self.group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
+                                member_id=member, group_instance_id=instance, protocol_type="consumer",
+                                protocols=[J.JoinGroupRequestProtocol(name="range", metadata=self.sub)],
+                                reason=None), 9)
+
+    def classic_sync(self, member, generation, assignments=(), instance=None):
+        S = SyncGroupRequest
+        return self.side.call(S(group_id=self.group, generation_id=generation, member_id=member,
+                                group_instance_id=instance, protocol_type="consumer", protocol_name="range",
+                                assignments=[S.SyncGroupRequestAssignment(member_id=m, assignment=a)
+                                             for m, a in assignments]), 5)
+
+    def classic_heartbeat(self, member, generation):
+        return plain(self.side.call(HeartbeatRequest(
+            group_id=self.group, generation_id=generation, member_id=member, group_instance_id=None), 4))
+
+    def assignment_of(self, data):
+        from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+        decoded = ConsumerProtocolAssignment.decode(bytes(data))
+        return sorted((tp.topic == self.name, sorted(tp.partitions)) for tp in decoded.assigned_partitions)
+
+    def whole(self):
+        """A ConsumerProtocolAssignment of both partitions."""
+        from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+        return bytes(ConsumerProtocolAssignment(0, [(self.name, [0, 1])], b"").encode(version=0))
+
+    def heartbeat(self, **fields):
+        from odradek.protocol.messages import (
+            ConsumerGroupHeartbeatRequest,
+            ConsumerGroupHeartbeatResponse,
+        )
+        H = ConsumerGroupHeartbeatRequest
+        answer = self.side.call(H(**{"group_id": self.group, "member_id": "c1-" + self.name, "member_epoch": 0,
+                                     "instance_id": None, "rack_id": None, "rebalance_timeout_ms": 10000,
+                                     "subscribed_topic_names": [self.name], "subscribed_topic_regex": None,
+                                     "server_assignor": "uniform", "topic_partitions": [], **fields}),
+                                1, ConsumerGroupHeartbeatResponse)
+        out = plain(answer)
+        out["heartbeat_interval_ms"] = "masked"  # each side's configured interval
+        if answer.assignment is not None:
+            out["assignment"] = sorted(p for t in answer.assignment.topic_partitions for p in t.partitions)
+        return answer, out
+
+    def group_type(self):
+        return [(g.group_id == self.group, g.group_type) for g in self.side.call(
+            ListGroupsRequest(states_filter=[], types_filter=[]), 5).groups if g.group_id == self.group]
+
+    def stable_classic_member(self, out):
+        """One classic member, Stable with both partitions; its (member id, generation)."""
+        member = self.classic_join().member_id
+        joined = self.classic_join(member)
+        out["join"] = plain(joined)
+        synced = self.classic_sync(member, joined.generation_id, [(member, self.whole())])
+        out["sync"] = {"error_code": synced.error_code, "assignment": self.assignment_of(synced.assignment)}
+        return member, joined.generation_id
+
+
+@case
+def case_online_upgrade_of_a_classic_group(side, name):
+    """A consumer-protocol member joins a classic group that has a member (KIP-848's
+    online upgrade, group.consumer.migration.policy bidirectional): the group becomes a
+    consumer group; the classic member hears REBALANCE_IN_PROGRESS, rejoins, syncs and
+    leaves through the classic APIs, and its partitions go to the consumer member."""
+    g = _Migration(side, name)
+    group = g.group
+    out: dict = {}
+    member, generation = g.stable_classic_member(out)
+    answer, out["consumer_join"] = g.heartbeat()
+    out["group_type"] = g.group_type()
+    from odradek.protocol.messages import (
+        ConsumerGroupDescribeRequest,
+        ConsumerGroupDescribeResponse,
+    )
+    described = plain(side.call(ConsumerGroupDescribeRequest(group_ids=[group], include_authorized_operations=False),
+                                1, ConsumerGroupDescribeResponse))
+    out["describe"] = sorted(({k: v for k, v in m.items() if k in ("member_type", "member_epoch",
+                                                                   "subscribed_topic_names")}
+                              for m in described["groups"][0]["members"]), key=lambda m: m["member_type"])
+    out["describe_state"] = described["groups"][0]["group_state"]
+    out["classic_heartbeat"] = g.classic_heartbeat(member, generation)
+    rejoined = g.classic_join(member)
+    out["rejoin"] = plain(rejoined)
+    synced = g.classic_sync(member, rejoined.generation_id)
+    out["rejoin_sync"] = {"error_code": synced.error_code, "assignment": g.assignment_of(synced.assignment)}
+    out["heartbeat_after_rejoin"] = g.classic_heartbeat(member, rejoined.generation_id)
+    out["commit_classic"] = plain(side.call(offset_commit(group, name, rejoined.generation_id, member), 9))
+    out["commit_classic_stale"] = plain(side.call(offset_commit(group, name, 99, member), 9))
+    out["leave"] = plain(side.call(LeaveGroupRequest(group_id=group, members=[
+        LeaveGroupRequest.MemberIdentity(member_id=member, group_instance_id=None, reason=None)]), 5))
+    # Kafka 4.4 computes a new target assignment a moment later (off the request path):
+    # the consumer member's heartbeats reach it in a few beats.
+    epoch, deadline = answer.member_epoch, time.monotonic() + 10
+    while True:
+        last, out["consumer_after_leave"] = g.heartbeat(member_epoch=epoch, rebalance_timeout_ms=-1,
+                                                        subscribed_topic_names=None, server_assignor=None,
+                                                        topic_partitions=None)
+        epoch = last.member_epoch
+        if out["consumer_after_leave"].get("assignment") == [0, 1] or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+@case
+def case_online_downgrade_to_a_classic_group(side, name):
+    """The last consumer-protocol member leaves a consumer group whose other members are
+    classic (KIP-848's online downgrade, group.consumer.migration.policy bidirectional): the
+    group is classic again at once, rebalancing; its member hears it, rejoins as the leader
+    of the next generation, syncs its own assignment and commits."""
+    g = _Migration(side, name)
+    out: dict = {}
+    member, generation = g.stable_classic_member(out)
+    answer, out["consumer_join"] = g.heartbeat()
+    out["consumer_leave"] = g.heartbeat(member_epoch=-1, rebalance_timeout_ms=-1, subscribed_topic_names=None,
+                                        server_assignor=None, topic_partitions=None)[1]
+    out["group_type"] = g.group_type()
+    out["describe"] = describe_groups(side, g.group)
+    out["classic_heartbeat"] = g.classic_heartbeat(member, generation)
+    out["consumer_heartbeat_after"] = g.heartbeat(member_epoch=answer.member_epoch, rebalance_timeout_ms=-1,
+                                                  subscribed_topic_names=None, server_assignor=None,
+                                                  topic_partitions=None)[1]
+    rejoined = g.classic_join(member)
+    out["rejoin"] = plain(rejoined)
+    out["rejoin_leader"] = rejoined.leader == member
+    synced = g.classic_sync(member, rejoined.generation_id, [(member, g.whole())])
+    out["rejoin_sync"] = {"error_code": synced.error_code, "assignment": g.assignment_of(synced.assignment)}
+    out["heartbeat_after_rejoin"] = g.classic_heartbeat(member, rejoined.generation_id)
+    out["commit"] = plain(side.call(offset_commit(g.group, name, rejoined.generation_id, member), 9))
+    out["describe_after"] = describe_groups(side, g.group)
+    out["group_type_after"] = g.group_type()
+    return out
+
+
+@case
+def case_online_downgrade_by_a_static_member_replacement(side, name):
+    """A classic static member takes the place of the last consumer-protocol member (same
+    instance id, after its leave with epoch -2): the group is classic again, with no
+    rebalance; the new member syncs at the generation it was given."""
+    g = _Migration(side, name)
+    out: dict = {}
+    g.stable_classic_member(out)
+    answer, out["consumer_join"] = g.heartbeat(instance_id="i1")
+    out["consumer_static_leave"] = g.heartbeat(member_epoch=-2, instance_id="i1", rebalance_timeout_ms=-1,
+                                               subscribed_topic_names=None, server_assignor=None,
+                                               topic_partitions=None)[1]
+    out["group_type_before"] = g.group_type()
+    joined = g.classic_join(instance="i1")
+    out["static_join"] = plain(joined)
+    out["group_type"] = g.group_type()
+    out["describe_state"] = describe_groups(side, g.group)["groups"][0]["group_state"]
+    synced = g.classic_sync(joined.member_id, joined.generation_id, instance="i1")
+    out["sync"] = {"error_code": synced.error_code,
+                   "assignment": g.assignment_of(synced.assignment) if synced.assignment else None}
+    return out
+
+
+GROUP_RESOURCE = 32  # ConfigResource.Type.GROUP (KIP-848)
+
+
+@case
+def case_group_configs(side, name):
+    """Group-level configs (resource type GROUP): every key with its default, a set within
+    and outside the broker's bounds, an unknown key, a delete."""
+    group = name + "-g"
+    find_coordinator(side, group)
+    out = {"all": side.call(describe_configs(GROUP_RESOURCE, group), 4)}
+    out["unknown_key"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("no.such", 0, "1")), 1)
+    out["bad_value"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("consumer.session.timeout.ms", 0, "x")), 1)
+    out["too_small"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("consumer.session.timeout.ms", 0, "10")), 1)
+    out["set"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("consumer.session.timeout.ms", 0, "50000"),
+                                             ("consumer.heartbeat.interval.ms", 0, "6000")), 1)
+    out["empty_name"] = side.call(incremental_alter(GROUP_RESOURCE, "", ("consumer.session.timeout.ms", 0, "50000")), 1)
+    deadline = time.monotonic() + 5
+    while True:
+        out["after"] = side.call(describe_configs(GROUP_RESOURCE, group, ["consumer.session.timeout.ms",
+                                                                         "consumer.heartbeat.interval.ms"]), 4)
+        configs = out["after"].results[0].configs or []
+        if any(c.value == "50000" for c in configs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    out["delete"] = side.call(incremental_alter(GROUP_RESOURCE, group, ("consumer.session.timeout.ms", 1, None)), 1)
+    time.sleep(0.5)
+    out["after_delete"] = side.call(describe_configs(GROUP_RESOURCE, group, ["consumer.session.timeout.ms"]), 4)
+    return {k: plain(v) for k, v in out.items()}

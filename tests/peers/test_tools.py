@@ -187,6 +187,18 @@ def test_configs_describe_and_alter_topic_configs(kafka_peer, odradek):
                 "--entity-name", "1")
 
 
+def test_configs_group_configs(kafka_peer, odradek):
+    """kafka-configs --entity-type groups (KIP-848's group-level configs, resource GROUP):
+    set, then every key described alike (values, sources, synonyms). Deletes and refusals
+    are the oracle's (case_group_configs)."""
+    entity = ("--entity-type", "groups", "--entity-name", "tools-group-configs")
+    assert_same(kafka_peer, odradek, "kafka-configs", "--alter", *entity,
+                "--add-config", "consumer.session.timeout.ms=50000,consumer.heartbeat.interval.ms=6000")
+    out = assert_same(kafka_peer, odradek, "kafka-configs", "--describe", "--all", *entity)
+    assert "consumer.session.timeout.ms=50000 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:consumer.session.timeout.ms" \
+           "=50000, DEFAULT_CONFIG:group.consumer.session.timeout.ms=45000}" in out
+
+
 def test_configs_client_quotas(kafka_peer, odradek):
     """kafka-configs --entity-type clients/users: AlterClientQuotas and DescribeClientQuotas."""
     app = ("--entity-type", "clients", "--entity-name", "tools-quota-app")

@@ -74,3 +74,53 @@ def test_every_partition_goes_to_exactly_one_subscriber(subs, n1, n2, name):
     if name == asg.UNIFORM and all(s.topic_ids == members["m0"].topic_ids for s in members.values()):
         counts = _counts(out).values()
         assert max(counts) - min(counts) <= 1
+
+
+# Racks (KIP-881): partition p of T1 has its one replica in rack r{p % 2}.
+RACKS = {T1: tuple(frozenset({f"r{p % 2}"}) for p in range(6))}
+
+
+def _in_own_rack(out, members):
+    return all(f"r{p % 2}" == members[m].rack_id for m, topics in out.items() for p in topics.get(T1, ()))
+
+
+def test_both_assignors_give_members_the_partitions_of_their_rack():
+    members = {"a": Sub(frozenset({T1}), "r1"), "b": Sub(frozenset({T1}), "r0")}
+    for name, assign in asg.ASSIGNORS.items():
+        out = assign(members, {T1: 6}, {}, RACKS)
+        assert _in_own_rack(out, members), name
+        assert _counts(out) == {"a": 3, "b": 3}, name
+    # Without racks range keeps its consecutive ranges.
+    assert asg.range_assign(members, {T1: 6}, {}) == {"a": {T1: frozenset({0, 1, 2})},
+                                                      "b": {T1: frozenset({3, 4, 5})}}
+
+
+def test_racks_never_cost_the_balance():
+    """Three members all in rack r0 still get two partitions each (uniform spreads r0's
+    three among them; range hands them out first come)."""
+    members = {m: Sub(frozenset({T1}), "r0") for m in "abc"}
+    for name, assign in asg.ASSIGNORS.items():
+        out = assign(members, {T1: 6}, {}, RACKS)
+        assert _flat(out) == [(T1, p) for p in range(6)], name
+        assert _counts(out) == {"a": 2, "b": 2, "c": 2}, name
+    out = asg.uniform_assign(members, {T1: 6}, {}, RACKS)
+    assert all(any(p % 2 == 0 for p in topics[T1]) for topics in out.values())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["r0", "r1", "r2", None]), min_size=1, max_size=5), st.integers(0, 9),
+       st.sampled_from(sorted(asg.ASSIGNORS)))
+def test_with_racks_every_partition_goes_to_one_member_balanced(racks, n, name):
+    members = {f"m{i}": Sub(frozenset({T1}), r) for i, r in enumerate(racks)}
+    out = asg.ASSIGNORS[name](members, {T1: n}, {}, {T1: tuple(frozenset({f"r{p % 3}"}) for p in range(n))})
+    assert _flat(out) == [(T1, p) for p in range(n)]
+    counts = _counts(out).values()
+    assert max(counts) - min(counts) <= 1
+
+
+def test_uniform_moves_a_partition_to_its_rack_when_a_member_joins():
+    """A member held everything; one in rack r1 joins: it gets r1's partitions, not just any."""
+    current = {"a": {T1: frozenset(range(6))}}
+    members = {"a": Sub(frozenset({T1}), "r0"), "b": Sub(frozenset({T1}), "r1")}
+    out = asg.uniform_assign(members, {T1: 6}, current, RACKS)
+    assert out == {"a": {T1: frozenset({0, 2, 4})}, "b": {T1: frozenset({1, 3, 5})}}

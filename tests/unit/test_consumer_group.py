@@ -14,6 +14,7 @@ from odradek.broker.groups.consumer_group import (
     MemberState,
     TopicInfo,
     Topics,
+    encode_assignment,
     validate,
 )
 from odradek.protocol.errors import ErrorCode
@@ -334,3 +335,240 @@ def test_v0_member_ids_look_like_kafkas():
     group, _ = _group()
     r = join(group, "")
     assert len(r.member_id) == 22 and "=" not in r.member_id
+
+
+# -- online migration: classic members inside a consumer group ---------------------------------
+def _classic_members(generation_assignments):
+    """group.Member objects of a Stable classic group: name -> partitions of topic t."""
+    from kafka.protocol.consumer.metadata import (
+        ConsumerProtocolAssignment,
+        ConsumerProtocolSubscription,
+    )
+
+    from odradek.broker.groups.group import Member
+    sub = bytes(ConsumerProtocolSubscription(0, ["t"], b"").encode(version=0))
+    return [Member(name, None, "kafka-python", "/127.0.0.1", REBALANCE_MS, 6000, "consumer", [("range", sub)],
+                   bytes(ConsumerProtocolAssignment(0, [("t", sorted(ps))], b"").encode(version=0)))
+            for name, ps in generation_assignments.items()]
+
+
+def _upgraded(policy="bidirectional"):
+    clock = FakeScheduler()
+    config = ConsumerGroupConfig(session_timeout_ms=SESSION_MS, heartbeat_interval_ms=100, migration_policy=policy)
+    members = _classic_members({"k1": {0, 1}, "k2": {2, 3}, "k3": {4, 5}})
+    return ConsumerGroup.from_classic("g", config, clock, _match, 5, "range", members, TOPICS), clock
+
+
+def _classic_rejoin(group, name):
+    from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+    sub = bytes(ConsumerProtocolSubscription(0, ["t"], b"").encode(version=0))
+    return group.classic_join(name, None, "kafka-python", "/127.0.0.1", 6000, REBALANCE_MS, "consumer",
+                              [("range", sub)], True, TOPICS)
+
+
+def test_a_classic_group_becomes_a_consumer_group_with_its_assignment():
+    group, _ = _upgraded()
+    assert group.group_epoch == group.assignment_epoch == 5
+    assert {m: dict(a.assigned) for m, a in group.members.items()} == {
+        "k1": {T1: frozenset({0, 1})}, "k2": {T1: frozenset({2, 3})}, "k3": {T1: frozenset({4, 5})}}
+    assert all(m.classic is not None and m.member_epoch == 5 for m in group.members.values())
+    records = group.take_records()
+    assert len(records) == 2 + 3 * 3  # group epoch, assignment epoch, three records per member
+
+
+def test_a_consumer_member_waits_for_classic_members_to_rejoin():
+    """The consumer member gets nothing a classic member holds until that member rejoins
+    (eager: owning nothing) and gives it up; the classic members hear REBALANCE_IN_PROGRESS."""
+    group, _ = _upgraded()
+    r = join(group, "c1")
+    assert r.error == ErrorCode.NONE and r.assignment == {}
+    assert _held(group) and all(len(v) == 1 for v in _held(group).values())
+    target = group.target["c1"][T1]
+    assert len(target) == 1
+    for name in ("k1", "k2", "k3"):
+        assert group.classic_heartbeat(name, None, 5) == ErrorCode.REBALANCE_IN_PROGRESS
+    (p,) = target
+    loser = next(n for n in ("k1", "k2", "k3") if p in group.members[n].assigned.get(T1, ()))
+    # An eager client rejoins owning nothing: it keeps one, the other is free at once (Kafka 4.4).
+    joined = _classic_rejoin(group, loser)
+    assert joined.error == ErrorCode.NONE
+    assert group.members[loser].state == MemberState.STABLE and joined.generation_id == group.group_epoch
+    error, data = group.classic_sync(loser, None, joined.generation_id, "consumer", "range", TOPICS)
+    assert error == ErrorCode.NONE and data
+    assert group.classic_heartbeat(loser, None, joined.generation_id) == ErrorCode.NONE
+    r = beat(group, "c1", group.members["c1"].member_epoch, {})
+    assert r.assignment == {T1: frozenset({p})}
+    assert all(len(v) == 1 for v in _held(group).values())
+
+
+def test_a_classic_member_leaves_a_consumer_group():
+    group, _ = _upgraded("upgrade")  # (bidirectional: the rest, all classic, go back to classic)
+    assert group.classic_leave("k1", None) == ErrorCode.NONE
+    assert "k1" not in group.members and group.group_epoch == 6
+    assert group.classic_leave("k1", None) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert group.classic_heartbeat("k2", None, 4) == ErrorCode.ILLEGAL_GENERATION
+    assert group.check_commit("k2", 4, 7, 9)[0] == ErrorCode.ILLEGAL_GENERATION
+    assert group.check_commit("k2", 5, 7, 9)[0] == ErrorCode.NONE  # classic commit below v9
+
+
+def test_a_classic_member_that_still_owns_a_revoked_partition_keeps_its_epoch():
+    """A cooperative client's JoinGroup lists what it owns: while that includes a partition
+    it must give up, it stays at its epoch (UNREVOKED_PARTITIONS) and is asked to rejoin."""
+    from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+    group, _ = _upgraded()
+    join(group, "c1")
+    (p,) = group.target["c1"][T1]
+    loser = next(n for n in ("k1", "k2", "k3") if p in group.members[n].assigned.get(T1, ()))
+    owned = sorted(group.members[loser].assigned[T1])
+    sub = bytes(ConsumerProtocolSubscription(1, ["t"], b"", [("t", owned)]).encode(version=1))
+    joined = group.classic_join(loser, None, "kafka-python", "/127.0.0.1", 6000, REBALANCE_MS, "consumer",
+                                [("cooperative-sticky", sub)], True, TOPICS)
+    assert joined.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL  # not a protocol the others have
+    joined = group.classic_join(loser, None, "kafka-python", "/127.0.0.1", 6000, REBALANCE_MS, "consumer",
+                                [("range", sub)], True, TOPICS)
+    assert group.members[loser].state == MemberState.UNREVOKED_PARTITIONS and joined.generation_id == 5
+    assert group.classic_heartbeat(loser, None, 5) == ErrorCode.REBALANCE_IN_PROGRESS
+    assert group.classic_sync(loser, None, 5, "consumer", "range", TOPICS)[0] == ErrorCode.NONE
+
+
+# -- the downgrade back to classic (Kafka's convertToClassicGroup) ------------------------------
+def _classic_group(clock):
+    from odradek.broker.groups.group import Group, GroupConfig
+    return Group("g", GroupConfig(min_session_timeout_ms=10, max_session_timeout_ms=60000,
+                                  initial_rebalance_delay_ms=0, max_size=100), clock, lambda g, a, done: done(0))
+
+
+def _with_consumer_member(policy="bidirectional"):
+    group, clock = _upgraded(policy)
+    r = join(group, "c1")
+    return group, clock, r.member_epoch
+
+
+def test_the_last_consumer_member_leaving_downgrades_the_group():
+    from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+
+    from odradek.broker.groups import consumer_group_records as rec
+    from odradek.broker.groups.group import GroupState
+    group, clock, epoch = _with_consumer_member()
+    target = {m: dict(a) for m, a in group.target.items()}
+    r = group.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert r.error == ErrorCode.NONE and r.member_epoch == -1
+    assert group.downgrade and group.group_epoch == epoch  # no bump: the members' generation stays
+    classic = _classic_group(clock)
+    tombstones = group.to_classic(classic, TOPICS)
+    assert all(v is None for _, v in tombstones)
+    assert {k for k, _ in tombstones} == {rec.key(t, "g", m) for m in ("c1", "k1", "k2", "k3")
+                                          for t in rec.MEMBER_TYPES} | {rec.key(t, "g") for t in rec.GROUP_TYPES}
+    assert tombstones[-1][0] == rec.key(rec.METADATA, "g")  # last: a replay ends with no consumer group
+    assert classic.state == GroupState.STABLE and classic.generation_id == epoch
+    assert classic.protocol_type == "consumer" and classic.protocol_name == "range"
+    assert set(classic.members) == {"k1", "k2", "k3"} and classic.leader_id in classic.members
+    for name, m in classic.members.items():  # the target assignment, without c1's partitions
+        a = ConsumerProtocolAssignment.decode(m.assignment)
+        assert {(tp.topic, p) for tp in a.assigned_partitions for p in tp.partitions} == {
+            ("t", p) for p in target[name].get(T1, ())}
+        assert m.session_timeout_ms == 6000 and m.protocols[0][0] == "range"
+    assert group.state == ConsumerGroupState.DEAD
+    assert classic.heartbeat("k1", None, epoch) == ErrorCode.NONE
+    classic.prepare_rebalance("downgrade")
+    assert classic.heartbeat("k1", None, epoch) == ErrorCode.REBALANCE_IN_PROGRESS
+
+
+@pytest.mark.parametrize("policy, downgrades", [("bidirectional", True), ("downgrade", True),
+                                                 ("upgrade", False), ("disabled", False)])
+def test_the_migration_policy_decides_the_downgrade(policy, downgrades):
+    group, _, epoch = _with_consumer_member(policy)
+    group.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert group.downgrade == downgrades
+    assert "c1" not in group.members
+    assert group.group_epoch == (epoch if downgrades else epoch + 1)
+
+
+def test_a_consumer_member_fenced_by_its_session_timeout_downgrades_the_group():
+    group, clock, _ = _with_consumer_member()
+    changes = []
+    group.on_change = lambda: changes.append(group.downgrade)
+    for name in ("k1", "k2", "k3"):  # the classic members keep their sessions (6 s)
+        group.classic_heartbeat(name, None, group.members[name].member_epoch)
+    clock.advance(SESSION_MS + 1)
+    assert changes == [True] and set(group.members) == {"k1", "k2", "k3"}
+
+
+def test_no_downgrade_while_a_consumer_member_remains_or_nobody_does():
+    group, _, _ = _with_consumer_member()
+    join(group, "c2")
+    group.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert not group.downgrade  # c2 is a consumer-protocol member
+    lone, _ = _group()
+    join(lone, "c1")
+    lone.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert not lone.downgrade and lone.state == ConsumerGroupState.EMPTY
+
+
+def test_a_downgrade_needs_room_in_a_classic_group():
+    import dataclasses
+    group, _, _ = _with_consumer_member()
+    group.config = dataclasses.replace(group.config, classic_max_size=2)
+    group.heartbeat(Heartbeat("c1", -1), TOPICS)
+    assert not group.downgrade and len(group.members) == 3
+
+
+# -- a classic member's JoinGroup and SyncGroup deadlines in a consumer group ------------------
+def _beat_all(group, clock, ms, classic=("k1", "k2", "k3")):
+    """Every 500 ms: c1 heartbeats, and so do these classic members (while they are members)."""
+    for _ in range(ms // 500):
+        clock.advance(500)
+        c1 = group.members["c1"]
+        beat(group, "c1", c1.member_epoch, c1.assigned)
+        for name in classic:
+            if name in group.members:
+                group.classic_heartbeat(name, None, group.members[name].member_epoch)
+
+
+def test_a_classic_member_asked_to_rejoin_that_never_does_is_fenced_after_its_rebalance_timeout():
+    group, clock = _upgraded("upgrade")
+    join(group, "c1")
+    for name in ("k1", "k2", "k3"):  # all asked to rejoin: each one's join timer starts
+        assert group.classic_heartbeat(name, None, 5) == ErrorCode.REBALANCE_IN_PROGRESS
+    joined = _classic_rejoin(group, "k2")
+    assert group.classic_sync("k2", None, joined.generation_id, "consumer", "range", TOPICS)[0] == ErrorCode.NONE
+    _beat_all(group, clock, REBALANCE_MS - 500)
+    assert {"k1", "k2", "k3"} <= set(group.members)  # heartbeats alone keep a session, not a place
+    _beat_all(group, clock, 1000)
+    assert set(group.members) == {"c1", "k2"}
+
+
+def test_a_classic_member_that_joins_but_never_syncs_is_fenced_after_its_rebalance_timeout():
+    group, clock = _upgraded("upgrade")
+    join(group, "c1")
+    for name in ("k1", "k2"):
+        joined = _classic_rejoin(group, name)
+        assert joined.error == ErrorCode.NONE
+    assert group.classic_sync("k2", None, group.members["k2"].member_epoch, "consumer", "range",
+                              TOPICS)[0] == ErrorCode.NONE
+    _beat_all(group, clock, REBALANCE_MS + 500, classic=("k1", "k2"))
+    assert "k1" not in group.members and "k2" in group.members  # k1 never sent its SyncGroup
+
+
+def test_a_classic_static_member_replacing_the_last_consumer_member_downgrades_without_a_rebalance():
+    from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+
+    from odradek.broker.groups import consumer_group_records as rec
+    from odradek.broker.groups.group import GroupState
+    group, clock = _upgraded()
+    r = join(group, "c1", instance_id="i1")
+    epoch = r.member_epoch
+    target = dict(group.target["c1"])
+    assert group.heartbeat(Heartbeat("c1", -2, instance_id="i1"), TOPICS).member_epoch == -2
+    assert not group.downgrade  # a static member's leave keeps its place
+    sub = bytes(ConsumerProtocolSubscription(0, ["t"], b"").encode(version=0))
+    joined = group.classic_join("", "i1", "kafka-python", "/127.0.0.1", 6000, REBALANCE_MS, "consumer",
+                                [("range", sub)], True, TOPICS)
+    assert joined.error == ErrorCode.NONE and group.downgrade and not group.downgrade_rebalances
+    classic = _classic_group(clock)
+    tombstones = group.to_classic(classic, TOPICS)
+    assert (rec.key(rec.CURRENT_ASSIGNMENT, "g", "c1"), None) in tombstones
+    assert set(classic.members) == {"k1", "k2", "k3", joined.member_id}
+    assert classic.static_members == {"i1": joined.member_id}
+    assert classic.state == GroupState.STABLE and classic.generation_id == group.group_epoch == epoch
+    assert classic.members[joined.member_id].assignment == encode_assignment(target, TOPICS, 0)
