@@ -100,9 +100,12 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     31: _access(Access(CLUSTER, Op.ALTER, CLUSTER_DENIED)),  # DeleteAcls (per filter)
     # DescribeConfigs / AlterConfigs / IncrementalAlterConfigs: broker resources on the
     # cluster, topic resources on the topic; the error is per resource.
-    32: _access(Access(CLUSTER, Op.DESCRIBE_CONFIGS, CLUSTER_DENIED), Access(TOPIC, Op.DESCRIBE_CONFIGS, TOPIC_DENIED)),
-    33: _access(Access(CLUSTER, Op.ALTER_CONFIGS, CLUSTER_DENIED), Access(TOPIC, Op.ALTER_CONFIGS, TOPIC_DENIED)),
-    44: _access(Access(CLUSTER, Op.ALTER_CONFIGS, CLUSTER_DENIED), Access(TOPIC, Op.ALTER_CONFIGS, TOPIC_DENIED)),
+    32: _access(Access(CLUSTER, Op.DESCRIBE_CONFIGS, CLUSTER_DENIED), Access(TOPIC, Op.DESCRIBE_CONFIGS, TOPIC_DENIED),
+        Access(GROUP, Op.DESCRIBE_CONFIGS, GROUP_DENIED)),
+    33: _access(Access(CLUSTER, Op.ALTER_CONFIGS, CLUSTER_DENIED), Access(TOPIC, Op.ALTER_CONFIGS, TOPIC_DENIED),
+        Access(GROUP, Op.ALTER_CONFIGS, GROUP_DENIED)),
+    44: _access(Access(CLUSTER, Op.ALTER_CONFIGS, CLUSTER_DENIED), Access(TOPIC, Op.ALTER_CONFIGS, TOPIC_DENIED),
+        Access(GROUP, Op.ALTER_CONFIGS, GROUP_DENIED)),
     35: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED)),  # DescribeLogDirs (empty answer)
     37: _access(Access(TOPIC, Op.ALTER, TOPIC_DENIED)),  # CreatePartitions
     42: _access(Access(GROUP, Op.DELETE, GROUP_DENIED)),  # DeleteGroups
@@ -118,6 +121,11 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     60: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED)),
     61: _access(Access(TOPIC, Op.READ, TOPIC_DENIED)),  # DescribeProducers
     75: _access(Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),  # DescribeTopicPartitions
+    # Share groups (KIP-932): READ on the group; ShareFetch and ShareAcknowledge READ per topic.
+    76: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
+    77: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED)),  # ShareGroupDescribe
+    78: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
+    79: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
 }
 UNAUTHORIZED_APIS = frozenset({17, 18, 36})  # SaslHandshake, ApiVersions, SaslAuthenticate
 

@@ -39,6 +39,7 @@ from odradek.broker.server import (
     close_idle_connections,
     start_listeners,
 )
+from odradek.broker.share.manager import ShareManager, group_config_error
 from odradek.broker.transactions import TransactionCoordinator
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication import peer
@@ -179,6 +180,7 @@ class Broker:
         self.controller: Controller | None = None
         self.metadata_log = None  # a LocalMetadataLog, or a cluster's RaftMetadataLog
         self.replicas: ReplicaManager | None = None
+        self.shares: ShareManager | None = None
         self.groups: GroupCoordinator | None = None
         self.transactions: TransactionCoordinator | None = None
         self.registered = asyncio.Event()
@@ -231,6 +233,11 @@ class Broker:
                               heartbeat_interval_ms=max(10, election_ms // 10)),
             snapshot_bytes=self.config["metadata.log.max.record.bytes.between.snapshots"])
 
+    def _validate_group_configs(self, changes: dict[str, str | None]) -> None:
+        problem = group_config_error(self.config, changes)
+        if problem is not None:
+            raise ValueError(problem)
+
     async def start(self) -> None:
         security = peer_security(self.config)  # how this node dials its peers, if secured
         if security is not None:
@@ -243,6 +250,7 @@ class Broker:
             default_replication_factor=self.config["default.replication.factor"],
             validate_topic_configs=cfg.validate_topic_configs,
             validate_broker_configs=cfg.validate_broker_configs,
+            validate_group_configs=self._validate_group_configs,
             broker_session_timeout_ms=self.config["broker.session.timeout.ms"],
             unclean_leader_election=self.config["unclean.leader.election.enable"],
             delete_topic_enable=self.config["delete.topic.enable"])
@@ -263,6 +271,7 @@ class Broker:
         if self.authorizer is not None:
             self.controller.subscribers.append(self.authorizer.on_metadata)
         self.groups = GroupCoordinator(self)
+        self.shares = ShareManager(self)
         self.groups.start()  # before the replicas start: it follows their leadership from the first
         self.transactions = TransactionCoordinator(self)
         self.transactions.start()

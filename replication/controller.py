@@ -55,6 +55,7 @@ from odradek.replication.acls import AclBinding, AclFilter, binding_error
 from odradek.replication.elections import PartitionView, elect, partitions_to_rebalance
 from odradek.replication.metadata import (
     BROKER,
+    GROUP,
     TOPIC,
     AccessControlEntryRecord,
     BrokerFencingRecord,
@@ -252,6 +253,7 @@ class Controller:
     def __init__(self, image: MetadataImage, *, num_partitions: int,
                  default_replication_factor: int, validate_topic_configs: Callable[[dict], None],
                  validate_broker_configs: Callable[[dict], None] = lambda changes: None,
+                 validate_group_configs: Callable[[dict], None] = lambda changes: None,
                  broker_session_timeout_ms: int = 9000, unclean_leader_election: bool = False,
                  delete_topic_enable: bool = True):
         self.metadata_log = None  # LocalMetadataLog or RaftMetadataLog, set by the broker
@@ -260,6 +262,7 @@ class Controller:
         self.default_replication_factor = default_replication_factor
         self.validate_topic_configs = validate_topic_configs
         self.validate_broker_configs = validate_broker_configs
+        self.validate_group_configs = validate_group_configs
         self.broker_session_timeout_ms = broker_session_timeout_ms
         self.unclean_leader_election = unclean_leader_election
         # Checked here, not only by DeleteTopics: an operation may arrive forwarded.
@@ -816,10 +819,14 @@ class Controller:
                                      f"Invalid broker name {name!r}: a broker id, or empty for "
                                      "the cluster-wide default")
                 validate, code = self.validate_broker_configs, ErrorCode.INVALID_REQUEST
+            elif resource_type == GROUP:
+                if not name:
+                    raise KafkaError(ErrorCode.INVALID_REQUEST, "Group name must not be empty.")
+                validate, code = self.validate_group_configs, ErrorCode.INVALID_CONFIG
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST,
                                  f"Resource type {resource_type} is not supported "
-                                 "(use 2 for a topic or 4 for a broker)")
+                                 "(use 2 for a topic, 4 for a broker or 32 for a group)")
             if replace:
                 changes = {**{k: None for k in self.image.configs.get((resource_type, name), {})},
                            **changes}

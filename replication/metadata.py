@@ -19,6 +19,7 @@ from odradek.replication.acls import AclBinding
 
 TOPIC = 2  # DescribeConfigs resource types
 BROKER = 4
+GROUP = 32  # group configs (KIP-848, KIP-932: share.auto.offset.reset, ...)
 RECENT_OPERATIONS = 1000  # forwarded operations whose results the image remembers
 
 

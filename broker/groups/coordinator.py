@@ -51,6 +51,8 @@ from odradek.broker.groups.consumer_group import (
     validate,
 )
 from odradek.broker.groups.group import Group, GroupConfig, GroupState, JoinResult, SyncResult
+from odradek.broker.share.share_group import ShareGroup, ShareGroupConfig, ShareHeartbeat
+from odradek.broker.share.share_group import validate as validate_share
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.controller import NewTopic
@@ -269,6 +271,14 @@ class GroupCoordinator(PartitionCoordinator):
         # deletion keep one path; a group id has members of one protocol at a time.
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.consumer_config = _consumer_config(config)
+        # Share groups (KIP-932): membership and assignment, held in memory by the
+        # coordinator (not yet written to __consumer_offsets: a new coordinator starts
+        # them empty and members rejoin on UNKNOWN_MEMBER_ID).
+        self.share_groups: dict[str, ShareGroup] = {}
+        self.share_config = ShareGroupConfig(
+            session_timeout_ms=config["group.share.session.timeout.ms"],
+            heartbeat_interval_ms=config["group.share.heartbeat.interval.ms"],
+            max_size=config["group.share.max.size"])
         self._regex_cache: dict[str, object] = {}
         self._topics_cache: tuple[tuple[int, int], Topics] | None = None
         self.partitions: dict[int, OffsetsPartition] = {}
@@ -334,6 +344,9 @@ class GroupCoordinator(PartitionCoordinator):
             consumer_group = self.consumer_groups.pop(group_id, None)
             if consumer_group is not None:
                 consumer_group.shut_down()
+            share_group = self.share_groups.pop(group_id, None)
+            if share_group is not None:
+                share_group.shut_down()
         log.info("offsets_partition_unloaded", partition=p.index, groups=len(p.group_ids))
 
     async def _load(self, p: OffsetsPartition) -> None:
@@ -717,10 +730,40 @@ class GroupCoordinator(PartitionCoordinator):
         return list(self.consumer_groups.values())
 
     def describe_consumer_group(self, group_id: str) -> tuple[ErrorCode, ConsumerGroup | None]:
+        return self._described(group_id, self.consumer_groups)
+
+    def _described(self, group_id: str, groups: dict):
+        error = self.group_error(group_id)
+        return (error, None) if error else (ErrorCode.NONE, groups.get(group_id))
+
+    def list_share_groups(self) -> list[ShareGroup]:
+        return list(self.share_groups.values())
+
+    def describe_share_group(self, group_id: str) -> tuple[ErrorCode, ShareGroup | None]:
+        return self._described(group_id, self.share_groups)
+
+    def is_share_group(self, group_id: str) -> bool:
+        return group_id in self.share_groups
+
+    # -- share groups (KIP-932) -----------------------------------------------------------------
+    def share_group_heartbeat(self, group_id: str, hb: ShareHeartbeat) -> HeartbeatResult:
+        error, message = validate_share(hb, group_id)
+        if error:
+            return HeartbeatResult(error, message)
         error = self.group_error(group_id)
         if error:
-            return error, None
-        return ErrorCode.NONE, self.consumer_groups.get(group_id)
+            return HeartbeatResult(error)
+        classic = self.groups.get(group_id)
+        if group_id in self.consumer_groups or (classic is not None and classic.state != GroupState.DEAD
+                                                and (not classic.is_empty or classic.offsets)):
+            return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group.")
+        group = self.share_groups.get(group_id)
+        if group is None:
+            if hb.member_epoch != 0:
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Share group {group_id} not found.")
+            group = self.share_groups[group_id] = ShareGroup(group_id, self.share_config, self.scheduler)
+            self.partitions[self.partition_for(group_id)].group_ids.add(group_id)
+        return group.heartbeat(hb, self._topics())
 
     # -- the consumer group protocol (KIP-848) ------------------------------------------------
     def _compile_regex(self, pattern: str):
@@ -756,7 +799,7 @@ class GroupCoordinator(PartitionCoordinator):
         if error:
             return HeartbeatResult(error)
         classic = self.groups.get(group_id)
-        if classic is not None and not classic.is_empty:
+        if (classic is not None and not classic.is_empty) or group_id in self.share_groups:
             return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
         group = self.consumer_groups.get(group_id)
         if group is None:

@@ -22,6 +22,7 @@ from decimal import Decimal
 from kafka.protocol.admin import DescribeConfigsRequest, DescribeConfigsResponse
 
 from odradek.broker.authorizer import CLUSTER, DENIED_MESSAGE
+from odradek.broker.authorizer import GROUP as ACL_GROUP
 from odradek.broker.authorizer import TOPIC as ACL_TOPIC
 from odradek.broker.config import (
     AUTHORIZER_KEYS,
@@ -37,6 +38,7 @@ from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
 from odradek.replication.acls import CLUSTER_NAME
 from odradek.replication.metadata import BROKER, TOPIC
+from odradek.replication.metadata import GROUP as GROUP_CONFIGS
 from odradek.storage.config import PASSWORD, STRING
 
 R = DescribeConfigsResponse
@@ -190,6 +192,8 @@ def config_access_error(ctx, resource_type: int, name: str) -> ErrorCode | None:
     a broker's (or broker logger's) the cluster's (broker.authorizer's row for the API)."""
     if resource_type == TOPIC:
         return None if ctx.may(ACL_TOPIC, name) else ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    if resource_type == GROUP_CONFIGS:
+        return None if ctx.may(ACL_GROUP, name) else ErrorCode.GROUP_AUTHORIZATION_FAILED
     return None if ctx.may(CLUSTER, CLUSTER_NAME) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
 
 

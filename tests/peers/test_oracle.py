@@ -84,8 +84,9 @@ LEDGERED: dict[tuple[str, str], str] = {
     ("api_versions_features", ".v[34].*features*"):
         "Feature flags (KIP-584) are advertised only once the protocols they gate are complete "
         "(ARCHITECTURE.md): Odradek offers metadata.version up to 4.2-IV1 (level 29; 4.3-IV0 "
-        "brings cordoned log directories) and group.version 1 (the consumer group protocol, "
-        "KIP-848), and none of share/transaction/streams/eligible.leader.replicas/kraft.version "
+        "brings cordoned log directories), group.version 1 (the consumer group protocol, "
+        "KIP-848) and share.version 1 (share groups, KIP-932; not 2, KIP-1191's dead-letter "
+        "queues), and none of transaction/streams/eligible.leader.replicas/kraft.version "
         "yet. Kafka 4.4 finalizes them all at format time, metadata.version at 4.4-IV2 (33).",
     ("update_features", ".*.*error_message"):
         "Error codes agree; the messages name each side's metadata.version (33 and 29).",

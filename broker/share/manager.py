@@ -1,0 +1,139 @@
+"""The share partitions this node leads and the share sessions of its ShareFetch and
+ShareAcknowledge clients (Kafka's SharePartitionManager): the I/O around the pure
+``SharePartition`` and ``ShareSessions``.
+
+A share partition is created at the first fetch of a group from a topic partition,
+starting where the group's share.auto.offset.reset says (latest: the high watermark,
+as Kafka's default; earliest: the log start offset). Its settings are the group's
+configs (IncrementalAlterConfigs on resource type GROUP) over the broker's
+group.share.* keys: share.record.lock.duration.ms, share.delivery.count.limit and
+group.share.partition.max.record.locks. Acquisition locks expire lazily: every fetch
+and acknowledgement first releases the locks past their deadline (a fetch waiting
+for data wakes at the next deadline), so no timer runs per record.
+
+The state is held in memory on the partition leader: a new leader (failover, restart)
+starts the group's share partition afresh at share.auto.offset.reset. Durable state in
+``__share_group_state`` is not built yet.
+"""
+
+import time
+import uuid
+
+import structlog
+
+from odradek.broker.share.partition import Acquired, SharePartition
+from odradek.broker.share.session import ShareSession, ShareSessions
+from odradek.protocol.errors import ErrorCode
+
+log = structlog.get_logger(__name__)
+
+GROUP_RESOURCE = 32  # ConfigResource.Type.GROUP
+AUTO_OFFSET_RESET = "share.auto.offset.reset"
+LOCK_DURATION = "share.record.lock.duration.ms"
+DELIVERY_COUNT_LIMIT = "share.delivery.count.limit"
+ISOLATION_LEVEL = "share.isolation.level"
+
+
+def group_config_error(broker_config, changes: dict[str, str | None]) -> str | None:
+    """Why these group config changes are refused (the controller answers it as
+    INVALID_CONFIG), or None. Only the share keys are known."""
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key == AUTO_OFFSET_RESET:
+            if value not in ("latest", "earliest"):
+                return (f"Invalid value {value} for configuration {key}: "
+                        "Odradek supports latest and earliest (not by_duration yet)")
+        elif key == ISOLATION_LEVEL:
+            if value != "read_uncommitted":
+                return (f"Invalid value {value} for configuration {key}: "
+                        "Odradek supports read_uncommitted only")
+        elif key in (LOCK_DURATION, DELIVERY_COUNT_LIMIT):
+            try:
+                number = int(value)
+            except ValueError:
+                return f"Invalid value {value} for configuration {key}: Not a number of type INT"
+            if key == LOCK_DURATION:
+                low = broker_config["group.share.min.record.lock.duration.ms"]
+                high = broker_config["group.share.max.record.lock.duration.ms"]
+            else:
+                low, high = 2, 10
+            if not low <= number <= high:
+                return f"Invalid value {value} for configuration {key}: must be in [{low}, {high}]"
+        else:
+            return f"Unknown group config name: {key}"
+    return None
+
+
+class ShareManager:
+    def __init__(self, broker):
+        self.broker = broker
+        config = broker.config
+        self.sessions = ShareSessions(config["group.share.max.share.sessions"])
+        self.partitions: dict[tuple[str, uuid.UUID, int], tuple[int, SharePartition]] = {}
+
+    @staticmethod
+    def now_ms() -> int:
+        return int(time.monotonic() * 1000)
+
+    def group_configs(self, group_id: str) -> dict[str, str]:
+        return self.broker.image.configs.get((GROUP_RESOURCE, group_id), {})
+
+    def lock_duration_ms(self, group_id: str) -> int:
+        value = self.group_configs(group_id).get(LOCK_DURATION)
+        return int(value) if value is not None else self.broker.config["group.share.record.lock.duration.ms"]
+
+    def partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int) -> SharePartition:
+        """The group's share partition of a topic partition this node leads (the caller has
+        checked leadership); created at share.auto.offset.reset, recreated after a leader
+        change (its leader epoch moved)."""
+        p = self.broker.replicas.leader_partition(topic, index)
+        key = (group_id, topic_id, index)
+        known = self.partitions.get(key)
+        if known is not None and known[0] == p.leader_epoch:
+            sp = known[1]
+        else:
+            configs = self.group_configs(group_id)
+            earliest = configs.get(AUTO_OFFSET_RESET, "latest") == "earliest"
+            start = p.log.log_start_offset if earliest else p.log.high_watermark
+            limit = configs.get(DELIVERY_COUNT_LIMIT)
+            sp = SharePartition(
+                start, delivery_count_limit=int(limit) if limit is not None
+                else self.broker.config["group.share.delivery.count.limit"],
+                max_record_locks=self.broker.config["group.share.partition.max.record.locks"])
+            self.partitions[key] = (p.leader_epoch, sp)
+            log.info("share_partition_created", group_id=group_id, topic=topic, partition=index,
+                     start_offset=start)
+        sp.lock_duration_ms = self.lock_duration_ms(group_id)  # the group's config may change
+        sp.move_start(p.log.log_start_offset)
+        sp.expire_locks(self.now_ms())
+        return sp
+
+    def acknowledge(self, sp: SharePartition, member_id: str,
+                    batches: list[tuple[int, int, list[int]]]) -> ErrorCode:
+        """Every batch of one partition; the first error is the partition's answer."""
+        now = self.now_ms()
+        error = ErrorCode.NONE
+        for first, last, types in batches:
+            result = sp.acknowledge(member_id, first, last, types, now)
+            error = error or result
+        return error
+
+    def acquire(self, sp: SharePartition, member_id: str, batches: list[tuple[int, int]],
+                max_records: int) -> list[Acquired]:
+        return sp.acquire(member_id, batches, max_records, self.now_ms())
+
+    def release_session(self, session: ShareSession) -> None:
+        """A closed or replaced session: what its member held in its partitions goes back."""
+        for (group_id, topic_id, index), (_, sp) in self.partitions.items():
+            if group_id == session.group_id and (topic_id, index) in session.partitions:
+                sp.release_member(session.member_id)
+
+    def next_lock_deadline_ms(self, group_id: str) -> int | None:
+        deadlines = [d for (g, _, _), (_, sp) in self.partitions.items() if g == group_id
+                     for d in (sp.next_lock_deadline_ms(),) if d is not None]
+        return min(deadlines, default=None)
+
+    def forget_group(self, group_id: str) -> None:
+        for key in [k for k in self.partitions if k[0] == group_id]:
+            del self.partitions[key]
