@@ -6,6 +6,7 @@ record lock duration (group.share.record.lock.duration.ms) so a lock expires in 
 The Java KafkaShareConsumer against Odradek is in tests/peers/test_java_client.py.
 """
 
+import time
 import uuid
 
 import pytest
@@ -222,3 +223,52 @@ def test_share_session_epochs_and_bad_requests(sbroker):
             validate_only=False), 1, IncrementalAlterConfigsResponse)
         assert r.responses[0].error_code == ErrorCode.INVALID_CONFIG
         assert "share.auto.offset.reset" in r.responses[0].error_message
+
+
+def test_confluent_share_consumers_compete_for_records(sbroker):
+    """confluent-kafka's ShareConsumer (librdkafka's KIP-932 preview, share fetch v1):
+    two consumers in one group on a two-partition topic, explicit acknowledgement. Every
+    record is accepted exactly once; a poison record rejected by whoever gets it is never
+    handed out again; a released one comes back."""
+    from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+    topic, group, count = "competing", "sg-confluent", 200
+    create_topics(sbroker.bootstrap, [topic], partitions=2)
+    with RawConnection(sbroker.bootstrap) as c:
+        set_group_configs(c, group, share_auto_offset_reset="earliest")
+    p = Producer({"bootstrap.servers": sbroker.bootstrap, "linger.ms": 0})
+    for i in range(count):
+        p.produce(topic, value=str(i).encode(), partition=i % 2)
+        if i % 10 == 9:
+            p.flush(10)  # several batches per partition
+    assert p.flush(10) == 0
+    consumers = [ShareConsumer({"bootstrap.servers": sbroker.bootstrap, "group.id": group,
+                                "share.acknowledgement.mode": "explicit"}) for _ in range(2)]
+    accepted: dict[str, int] = {}
+    by_consumer = [0, 0]
+    rejected, released = [], []
+    deadline = time.monotonic() + 30
+    try:
+        for sc in consumers:
+            sc.subscribe([topic])
+        while len(accepted) < count - 1 and time.monotonic() < deadline:
+            for n, sc in enumerate(consumers):
+                for m in sc.poll(0.2):
+                    assert m.error() is None, m.error()
+                    value = m.value().decode()
+                    if value == "7":
+                        sc.acknowledge(m, AcknowledgeType.REJECT)
+                        rejected.append(value)
+                    elif value == "42" and not released:
+                        sc.acknowledge(m, AcknowledgeType.RELEASE)
+                        released.append(value)
+                    else:
+                        assert value not in accepted, value  # delivered again after an ACCEPT
+                        sc.acknowledge(m, AcknowledgeType.ACCEPT)
+                        accepted[value] = n
+                        by_consumer[n] += 1
+                sc.commit_sync(10)
+    finally:
+        for sc in consumers:
+            sc.close()
+    assert sorted(accepted, key=int) == [str(i) for i in range(count) if i != 7]
+    assert rejected == ["7"] and released == ["42"] and all(by_consumer), by_consumer
