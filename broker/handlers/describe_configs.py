@@ -53,6 +53,7 @@ NO_DEFAULT_IN_KAFKA = frozenset({"log.retention.ms", "log.roll.ms", "log.flush.i
 TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, \
     DEFAULT_CONFIG = 1, 2, 3, 4, 5
 UNKNOWN_KEY = ConfigDef("", STRING, None)  # a dynamic key Kafka does not define
+GROUP_CONFIG = 8  # ConfigSource of a group's own config (KIP-848, KIP-932)
 
 
 def render(value) -> str | None:
@@ -230,10 +231,16 @@ async def handle(ctx, request):
                                       f"({broker.node_id}); ask that broker"))
                 continue
             entries = broker_config_entries(broker, request.include_synonyms)
+        elif resource.resource_type == GROUP_CONFIGS:
+            # The keys set for the group (the share group configs the controller accepts).
+            overrides = broker.image.configs.get((GROUP_CONFIGS, resource.resource_name), {})
+            entries = [ConfigEntry(k, v, GROUP_CONFIG, False,
+                                   [(k, v, GROUP_CONFIG)] if request.include_synonyms else [], UNKNOWN_KEY)
+                       for k, v in sorted(overrides.items())]
         else:
             results.append(_error(resource, ErrorCode.INVALID_REQUEST,
                                   f"Resource type {resource.resource_type} is not supported "
-                                  "(use 2 for a topic or 4 for a broker)"))
+                                  "(use 2 for a topic, 4 for a broker or 32 for a group)"))
             continue
         results.append(_result(resource, entries, request.include_documentation))
     return R(throttle_time_ms=0, results=results)

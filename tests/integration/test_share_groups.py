@@ -10,7 +10,11 @@ import time
 import uuid
 
 import pytest
-from kafka.protocol.admin import IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse
+from kafka.protocol.admin import (
+    DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
 from kafka.protocol.admin.groups import (
     DescribeGroupsRequest,
     DescribeGroupsResponse,
@@ -32,7 +36,7 @@ from odradek.protocol.messages import (
 from odradek.protocol.records import build_batch
 from tests.brokerproc import BrokerProcess
 from tests.clients import create_topics
-from tests.rawclient import RawConnection, produce, until_coordinator
+from tests.rawclient import RawConnection, describe_configs, produce, until_coordinator
 
 LOCK_MS = 1000
 ACCEPT, RELEASE, REJECT = 1, 2, 3
@@ -223,6 +227,10 @@ def test_share_session_epochs_and_bad_requests(sbroker):
             validate_only=False), 1, IncrementalAlterConfigsResponse)
         assert r.responses[0].error_code == ErrorCode.INVALID_CONFIG
         assert "share.auto.offset.reset" in r.responses[0].error_message
+        # DescribeConfigs shows the group's own keys (source GROUP_CONFIG, 8).
+        d = c.roundtrip(describe_configs(32, group), 4, DescribeConfigsResponse).results[0]
+        assert [(e.name, e.value, e.config_source) for e in d.configs] == [
+            ("share.auto.offset.reset", "earliest", 8)]
 
 
 def test_confluent_share_consumers_compete_for_records(sbroker):
