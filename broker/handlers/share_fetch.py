@@ -5,7 +5,8 @@ Order within a request: the session's epoch is checked (a session error answers 
 whole request), the acknowledgement batches of each partition are applied (each
 partition's AcknowledgeErrorCode: INVALID_RECORD_STATE for records this member does
 not hold now, e.g. after its lock expired), then, unless the epoch is -1 (acknowledge
-and close: what the member still holds is released), records are read from the
+and close: what the member still holds is released; so it is when the connection that
+opened the session closes), records are read from the
 session's partitions this node leads and acquired: up to MaxRecords (whole batches, as
 Kafka's batch-optimized acquire mode; v2's record-limit mode is answered the same), each
 locked for the group's share.record.lock.duration.ms, which AcquisitionLockTimeoutMs
@@ -104,7 +105,8 @@ async def handle(ctx, request):
         return answer(ErrorCode.GROUP_AUTHORIZATION_FAILED)
     named = [(t.topic_id, p.partition_index) for t in request.topics for p in t.partitions]
     forgotten = [(t.topic_id, p) for t in request.forgotten_topics_data for p in t.partitions]
-    error, session, replaced = shares.sessions.fetch(group_id, member_id, epoch, named, forgotten)
+    error, session, replaced = shares.sessions.fetch(group_id, member_id, epoch, named, forgotten,
+                                                     ctx.connection)
     if error:
         return answer(error)
     assert session is not None

@@ -129,6 +129,12 @@ class ShareManager:
             if group_id == session.group_id and (topic_id, index) in session.partitions:
                 sp.release_member(session.member_id)
 
+    def connection_closed(self, connection) -> None:
+        """The sessions opened over ``connection`` end; their members' records go back."""
+        for session in self.sessions.owned_by(connection):
+            self.release_session(session)
+            self.sessions.close(session)
+
     def next_lock_deadline_ms(self, group_id: str) -> int | None:
         deadlines = [d for (g, _, _), (_, sp) in self.partitions.items() if g == group_id
                      for d in (sp.next_lock_deadline_ms(),) if d is not None]

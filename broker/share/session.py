@@ -8,7 +8,10 @@ after 2**31 - 1), adds the partitions it names and drops its forgotten ones; epo
 acknowledges and closes. Errors, as Kafka's SharePartitionManager answers them:
 SHARE_SESSION_NOT_FOUND (a non-zero epoch with no session), INVALID_SHARE_SESSION_EPOCH
 (the wrong epoch, or ShareAcknowledge with epoch 0), SHARE_SESSION_LIMIT_REACHED (more
-than group.share.max.share.sessions sessions on this node).
+than group.share.max.share.sessions sessions on this node). A session belongs to the
+connection that opened it (``owner``): when that connection closes the session goes and
+what its member held is released at once (as Kafka 4.1+ does), so a killed consumer's
+records are not held to their lock's end and dead sessions never fill the limit.
 """
 
 import uuid
@@ -29,6 +32,7 @@ class ShareSession:
     member_id: str
     next_epoch: int = 1
     partitions: set[TopicIdPartition] = field(default_factory=set)
+    owner: object = None  # the connection that opened it
 
 
 class ShareSessions:
@@ -37,14 +41,15 @@ class ShareSessions:
         self.sessions: dict[tuple[str, str], ShareSession] = {}
 
     def fetch(self, group_id: str, member_id: str, epoch: int, named: list[TopicIdPartition],
-              forgotten: list[TopicIdPartition]) -> tuple[ErrorCode, ShareSession | None, ShareSession | None]:
+              forgotten: list[TopicIdPartition], owner: object = None
+              ) -> tuple[ErrorCode, ShareSession | None, ShareSession | None]:
         """A ShareFetch's session: (error, the session, the one it replaced if any)."""
         key = (group_id, member_id)
         old = self.sessions.get(key)
         if epoch == OPEN_EPOCH:
             if old is None and len(self.sessions) >= self.max_sessions:
                 return ErrorCode.SHARE_SESSION_LIMIT_REACHED, None, None
-            session = self.sessions[key] = ShareSession(group_id, member_id, 1, set(named))
+            session = self.sessions[key] = ShareSession(group_id, member_id, 1, set(named), owner)
             return ErrorCode.NONE, session, old
         error = self._check(old, epoch)
         if error or old is None:
@@ -61,6 +66,9 @@ class ShareSessions:
         session = self.sessions.get((group_id, member_id))
         error = self._check(session, epoch)
         return error, session if not error else None
+
+    def owned_by(self, owner: object) -> list[ShareSession]:
+        return [s for s in self.sessions.values() if s.owner is owner]
 
     def close(self, session: ShareSession) -> None:
         if self.sessions.get((session.group_id, session.member_id)) is session:

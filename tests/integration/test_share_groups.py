@@ -232,6 +232,21 @@ def test_share_session_epochs_and_bad_requests(sbroker):
         assert [(e.name, e.value, e.config_source) for e in d.configs] == [
             ("share.auto.offset.reset", "earliest", 8)]
 
+        # A session ends with the connection that opened it: what its member held is free at
+        # once, long before its lock (10 s for this group now) would expire.
+        set_group_configs(c, group, share_record_lock_duration_ms="10000")
+        with RawConnection(sbroker.bootstrap) as gone:
+            # m's session here replaces the one on c (released) and takes 0-1 again
+            assert acquired(share_fetch(gone, group, "m", 0, topic_id)) == [(0, 1, 3)]
+        with RawConnection(sbroker.bootstrap) as d:
+            join(d, group, "m2", ["sessions"])
+            got, deadline, epoch = [], time.monotonic() + 5, 0
+            while not got and time.monotonic() < deadline:  # the close reaches the broker first
+                got = acquired(share_fetch(d, group, "m2", epoch, topic_id))
+                epoch += 1
+            assert got == [(0, 1, 4)]
+        assert share_fetch(c, group, "m", 2, topic_id).error_code == ErrorCode.SHARE_SESSION_NOT_FOUND
+
 
 def test_confluent_share_consumers_compete_for_records(sbroker):
     """confluent-kafka's ShareConsumer (librdkafka's KIP-932 preview, share fetch v1):
@@ -250,7 +265,10 @@ def test_confluent_share_consumers_compete_for_records(sbroker):
             p.flush(10)  # several batches per partition
     assert p.flush(10) == 0
     consumers = [ShareConsumer({"bootstrap.servers": sbroker.bootstrap, "group.id": group,
-                                "share.acknowledgement.mode": "explicit"}) for _ in range(2)]
+                                "share.acknowledgement.mode": "explicit",
+                                # a few records a fetch, so that the second consumer, still
+                                # joining while the first polls, finds records left
+                                "max.poll.records": 10}) for _ in range(2)]
     accepted: dict[str, int] = {}
     by_consumer = [0, 0]
     rejected, released = [], []

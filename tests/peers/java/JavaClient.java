@@ -487,6 +487,7 @@ public class JavaClient {
                                 System.out.println("ACCEPTED " + name + " " + r.offset() + " " + delivery);
                                 accepted.incrementAndGet();
                             }
+                            Thread.sleep(50);  // some work: the other member, still joining, finds records left
                         }
                         c.commitSync();
                     }
