@@ -47,7 +47,10 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
                       "Odradek's nodes speak their own inter-node protocol.",
     (71, 72): "Client telemetry (KIP-714) is not collected.",
     (74,): "ListConfigResources is not served yet.",
-    (76, 77, 78, 79, 83, 84, 85, 86, 87, 90, 91, 92): "Share groups (KIP-932) are not built yet.",
+    (83, 84, 85, 86, 87, 90, 91, 92): "Share groups (KIP-932) are served (76-79) with their "
+                                      "state in memory: the share coordinator's APIs "
+                                      "(83-87, __share_group_state) and Describe/Alter/"
+                                      "DeleteShareGroupOffsets (90-92) are not built yet.",
     (88, 89, 93): "Streams groups (KIP-1071) are not built.",
 }
 
@@ -90,6 +93,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "timeouts, a kill -9 mid-transaction", "tests/integration/test_transactions.py", ""),
         ("records produced by Java read byte for byte, and the reverse",
          "tests/peers/test_java_client.py", "test_java_records_read_identically_by_python_clients"),
+        ("ShareConsumer (KIP-932): two consumers compete, RELEASE redelivers, REJECT archives",
+         "tests/integration/test_share_groups.py", "test_confluent_share_consumers_compete_for_records"),
     ],
     "kcat": [("produce, consume, metadata", "tests/integration/test_data_path.py", ""),
              ("TLS with a client certificate, SASL PLAIN", "tests/integration/test_security.py", "test_kcat")],
@@ -110,6 +115,9 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_security_tools.py", ""),
         ("transactions (v1): commit, abort, fencing by a second producer, read_committed",
          "tests/peers/test_java_client.py", "test_java_transactions_commit_abort_and_fencing"),
+        ("KafkaShareConsumer (KIP-932): two consumers on one partition, lock expiry and RELEASE "
+         "redeliver, every record accepted once; kafka-share-groups --describe --members",
+         "tests/peers/test_java_client.py", "test_java_share_consumers_share_a_partition"),
     ],
     "Kafka's tools (4.4)": [
         ("kafka-transactions: list, describe, describe-producers, find-hanging, abort",
