@@ -36,7 +36,7 @@ async def handle(ctx, request):
                  acquisition_lock_timeout_ms=shares.lock_duration_ms(group_id) if group_id else 0,
                  responses=list(topics), node_endpoints=[])
 
-    error, _ = check_request(request)
+    error, _ = check_request(request, ctx)
     if error:
         return answer(error)
     if not ctx.may(GROUP, group_id):

@@ -13,7 +13,8 @@ locked for the group's share.record.lock.duration.ms, which AcquisitionLockTimeo
 reports. With nothing acquired the request waits up to MaxWaitMs, woken by appends or
 the next lock expiry. Records go out as whole batches with the AcquiredRecords ranges
 the client keeps (records outside them are not its to process). A partition this node
-does not lead is NOT_LEADER_OR_FOLLOWER; an unknown topic id UNKNOWN_TOPIC_ID.
+does not lead is NOT_LEADER_OR_FOLLOWER; an unknown topic id UNKNOWN_TOPIC_ID. With
+share.version finalized at 0 the answer is UNSUPPORTED_VERSION (as ShareGroupHeartbeat's).
 Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED; READ on each topic,
 else TOPIC_AUTHORIZATION_FAILED for its partitions.
 """
@@ -23,6 +24,7 @@ import uuid
 
 from odradek.broker.authorizer import GROUP, TOPIC
 from odradek.broker.handlers import handles
+from odradek.broker.handlers.share_group_heartbeat import DISABLED, share_groups_enabled
 from odradek.broker.share.session import CLOSE_EPOCH
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -54,7 +56,9 @@ def batch_ranges(data: bytes) -> list[tuple[int, int, int]]:
     return out
 
 
-def check_request(request) -> tuple[ErrorCode, str | None]:
+def check_request(request, ctx) -> tuple[ErrorCode, str | None]:
+    if not share_groups_enabled(ctx):
+        return ErrorCode.UNSUPPORTED_VERSION, DISABLED
     if not request.group_id:
         return ErrorCode.INVALID_GROUP_ID, "Group id must be set."
     if not request.member_id:
@@ -98,7 +102,7 @@ async def handle(ctx, request):
         return R(throttle_time_ms=0, error_code=error, error_message=message,
                  acquisition_lock_timeout_ms=lock_ms, responses=list(responses), node_endpoints=[])
 
-    error, message = check_request(request)
+    error, message = check_request(request, ctx)
     if error:
         return answer(error, message)
     if not ctx.may(GROUP, group_id):

@@ -21,14 +21,19 @@ from odradek.protocol.messages import ShareGroupHeartbeatRequest, ShareGroupHear
 
 R = ShareGroupHeartbeatResponse
 SHARE_VERSION = "share.version"
+DISABLED = "The share group protocol is disabled (share.version is 0)."
+
+
+def share_groups_enabled(ctx) -> bool:
+    """Whether share.version is finalized at 1 or above (UpdateFeatures may set it to 0)."""
+    return ctx.broker.image.features.get(SHARE_VERSION, 0) >= 1
 
 
 @handles(ShareGroupHeartbeatRequest, 1, 1)
 async def handle(ctx, request):
     coordinator = ctx.broker.groups
-    if ctx.broker.image.features.get(SHARE_VERSION, 0) < 1:
-        return R(throttle_time_ms=0, error_code=ErrorCode.UNSUPPORTED_VERSION,
-                 error_message="The share group protocol is disabled (share.version is 0).",
+    if not share_groups_enabled(ctx):
+        return R(throttle_time_ms=0, error_code=ErrorCode.UNSUPPORTED_VERSION, error_message=DISABLED,
                  member_epoch=0, heartbeat_interval_ms=0)
     if not ctx.may(GROUP, request.group_id):
         return R(throttle_time_ms=0, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, member_epoch=0,

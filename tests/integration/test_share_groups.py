@@ -298,3 +298,36 @@ def test_confluent_share_consumers_compete_for_records(sbroker):
             sc.close()
     assert sorted(accepted, key=int) == [str(i) for i in range(count) if i != 7]
     assert rejected == ["7"] and released == ["42"] and all(by_consumer), by_consumer
+
+
+def test_share_version_zero_turns_share_groups_off(sbroker):
+    """UpdateFeatures share.version=0 (a safe downgrade): ShareGroupHeartbeat and ShareFetch
+    answer UNSUPPORTED_VERSION, as Kafka's do; back at 1 they serve again."""
+    from kafka.protocol.admin import UpdateFeaturesRequest, UpdateFeaturesResponse
+    U = UpdateFeaturesRequest
+
+    def set_level(conn, level: int) -> None:
+        r = conn.roundtrip(U(timeout_ms=5000, validate_only=False, feature_updates=[
+            U.FeatureUpdateKey(feature="share.version", max_version_level=level, upgrade_type=1 if level else 2)]),
+            1, UpdateFeaturesResponse)
+        assert r.error_code == 0 and all(x.error_code == 0 for x in r.results), r
+
+    def served(conn) -> bool:
+        hb = heartbeat(conn, "sg-off", "m", 0, ["x"])
+        fetch = share_fetch(conn, "sg-off", "m", 0, uuid.uuid4())
+        assert (hb.error_code == ErrorCode.UNSUPPORTED_VERSION) == (fetch.error_code == ErrorCode.UNSUPPORTED_VERSION)
+        return hb.error_code != ErrorCode.UNSUPPORTED_VERSION
+
+    with RawConnection(sbroker.bootstrap) as c:
+        set_level(c, 0)
+        try:
+            deadline = time.monotonic() + 5
+            while served(c) and time.monotonic() < deadline:  # the image applies the record
+                time.sleep(0.05)
+            assert not served(c)
+        finally:
+            set_level(c, 1)
+        deadline = time.monotonic() + 5
+        while not served(c) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert served(c)
