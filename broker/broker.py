@@ -272,6 +272,7 @@ class Broker:
             self.controller.subscribers.append(self.authorizer.on_metadata)
         self.groups = GroupCoordinator(self)
         self.shares = ShareManager(self)
+        self.controller.subscribers.append(self.shares.on_metadata)
         self.groups.start()  # before the replicas start: it follows their leadership from the first
         self.transactions = TransactionCoordinator(self)
         self.transactions.start()

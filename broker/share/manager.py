@@ -140,6 +140,13 @@ class ShareManager:
                      for d in (sp.next_lock_deadline_ms(),) if d is not None]
         return min(deadlines, default=None)
 
-    def forget_group(self, group_id: str) -> None:
-        for key in [k for k in self.partitions if k[0] == group_id]:
-            del self.partitions[key]
+    def on_metadata(self, records: list) -> None:
+        """Drop the share partitions of topics deleted or partitions this node no longer
+        leads (their state would be stale if leadership came back: it is rebuilt then)."""
+        image = self.broker.image
+        for key in list(self.partitions):
+            _, topic_id, index = key
+            topic = image.topics_by_id.get(str(topic_id))
+            p = topic.partitions.get(index) if topic is not None else None
+            if p is None or p.leader != self.broker.node_id:
+                del self.partitions[key]

@@ -94,3 +94,26 @@ def test_share_session_epochs():
     assert replaced is session and again is not session
     s.close(again)
     assert s.acknowledge("g", "m", -1)[0] == ErrorCode.SHARE_SESSION_NOT_FOUND
+
+
+def test_share_manager_forgets_partitions_it_no_longer_leads_and_sessions_of_closed_connections():
+    from types import SimpleNamespace
+
+    from odradek.broker.share.manager import ShareManager
+    from odradek.broker.share.partition import SharePartition
+    image = SimpleNamespace(topics_by_id={str(T1): SimpleNamespace(partitions={
+        0: SimpleNamespace(leader=1), 1: SimpleNamespace(leader=2)})})
+    broker = SimpleNamespace(config={"group.share.max.share.sessions": 10}, image=image, node_id=1)
+    m = ShareManager(broker)
+    kept, moved = SharePartition(0), SharePartition(0)
+    m.partitions = {("g", T1, 0): (0, kept), ("g", T1, 1): (0, moved), ("g", uuid.UUID(int=9), 0): (0, moved)}
+    m.on_metadata([])
+    assert list(m.partitions) == [("g", T1, 0)]
+    # A connection's sessions end with it, and what their members held is released.
+    conn = object()
+    m.sessions.fetch("g", "a", 0, [(T1, 0)], [], conn)
+    m.sessions.fetch("g", "b", 0, [(T1, 0)], [], object())
+    assert kept.acquire("a", [(0, 1)], 10, now_ms=0)
+    m.connection_closed(conn)
+    assert list(m.sessions.sessions) == [("g", "b")]
+    assert kept.next_fetch_offset() == 0 and kept.records[0].delivery_count == 1
