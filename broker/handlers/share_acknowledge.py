@@ -33,7 +33,7 @@ async def handle(ctx, request):
 
     def answer(error, topics=()):
         return R(throttle_time_ms=0, error_code=error,
-                 acquisition_lock_timeout_ms=shares.lock_duration_ms(group_id) if group_id else 0,
+                 acquisition_lock_timeout_ms=shares.lock_duration_ms(group_id) if group_id and not error else 0,
                  responses=list(topics), node_endpoints=[])
 
     error, _ = check_request(request, ctx)

@@ -100,7 +100,8 @@ async def handle(ctx, request):
 
     def answer(error, message=None, responses=()):
         return R(throttle_time_ms=0, error_code=error, error_message=message,
-                 acquisition_lock_timeout_ms=lock_ms, responses=list(responses), node_endpoints=[])
+                 acquisition_lock_timeout_ms=0 if error else lock_ms,  # (0 on an error, as Kafka)
+                 responses=list(responses), node_endpoints=[])
 
     error, message = check_request(request, ctx)
     if error:

@@ -44,4 +44,6 @@ async def handle(ctx, request):
             groups.append(_described(g, ErrorCode.GROUP_AUTHORIZATION_FAILED, None, names))
         else:
             groups.append(_described(g, *coordinator.describe_share_group(g), names))
+    # Kafka answers the ids it refuses outright (empty: INVALID_GROUP_ID) first.
+    groups.sort(key=lambda g: g.error_code != ErrorCode.INVALID_GROUP_ID)
     return R(throttle_time_ms=0, groups=groups)

@@ -50,5 +50,7 @@ async def handle(ctx, request):
     ok = not result.error
     return R(throttle_time_ms=0, error_code=result.error, error_message=result.message,
              member_id=result.member_id if ok else None, member_epoch=result.member_epoch if ok else 0,
-             heartbeat_interval_ms=coordinator.share_config.heartbeat_interval_ms if ok else 0,
+             # (none after leaving, as Kafka answers)
+             heartbeat_interval_ms=coordinator.share_config.heartbeat_interval_ms
+             if ok and result.member_epoch >= 0 else 0,
              assignment=assignment)

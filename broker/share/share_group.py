@@ -78,7 +78,7 @@ def validate(hb: ShareHeartbeat, group_id: str) -> tuple[ErrorCode, str | None]:
     if not group_id:
         return bad, "GroupId can't be empty."
     if not hb.member_id:
-        return bad, "MemberId can't be empty."
+        return bad, None  # Kafka 4.4 says nothing more (held against it)
     if hb.rack_id == "":
         return bad, "RackId can't be empty."
     if hb.member_epoch == 0 and not hb.subscribed_topic_names:
@@ -149,8 +149,9 @@ class ShareGroup:
             return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
                                    f"Member {hb.member_id} is not a member of group {self.group_id}.")
         elif hb.member_epoch != member.member_epoch:
+            which = "greater" if hb.member_epoch > member.member_epoch else "smaller"
             return HeartbeatResult(ErrorCode.FENCED_MEMBER_EPOCH,
-                                   f"The share group member has a different member epoch "
+                                   f"The share group member has a {which} member epoch "
                                    f"({hb.member_epoch}) than the one known by the group coordinator "
                                    f"({member.member_epoch}). The member must abandon all its "
                                    "partitions and rejoin.")

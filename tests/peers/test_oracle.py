@@ -88,6 +88,13 @@ LEDGERED: dict[tuple[str, str], str] = {
         "KIP-848) and share.version 1 (share groups, KIP-932; not 2, KIP-1191's dead-letter "
         "queues), and none of transaction/streams/eligible.leader.replicas/kraft.version "
         "yet. Kafka 4.4 finalizes them all at format time, metadata.version at 4.4-IV2 (33).",
+    ("share_group_errors", ".join.member_epoch"):
+        "Kafka's share coordinator initializes a new share partition's state in "
+        "__share_group_state and bumps the group epoch once more when it is done (a first "
+        "member gets epoch 2); Odradek has no share coordinator yet and bumps it once (1).",
+    ("share_group_errors", ".fenced.error_message"):
+        "The same words; they quote the member's epoch, 2 on Kafka and 1 on Odradek (see "
+        "share_group_errors .join.member_epoch).",
     ("update_features", ".*.*error_message"):
         "Error codes agree; the messages name each side's metadata.version (33 and 29).",
     ("fetch_sessions", ".open.session_id"):
@@ -1490,4 +1497,43 @@ def case_transactions_v1(side, name):
                                    "last_stable_offset": part.last_stable_offset,
                                    "aborted": [(a.first_offset) for a in part.aborted_transactions or []],
                                    "error_code": part.error_code}
+    return out
+
+
+@case
+def case_share_group_errors(side, name):
+    """Share groups (KIP-932): heartbeat checks, unknown groups and members, share-session
+    errors, ShareGroupDescribe of what is not a share group (no records involved)."""
+    from odradek.protocol.messages import (
+        ShareAcknowledgeRequest,
+        ShareFetchRequest,
+        ShareGroupDescribeRequest,
+        ShareGroupHeartbeatRequest,
+    )
+    group = name + "-sg"
+    find_coordinator(side, group)
+    side.create_topic(name + "-t", 1)
+
+    def hb(**fields):
+        fields = {"group_id": group, "member_id": "m-" + name, "member_epoch": 0, "rack_id": None,
+                  "subscribed_topic_names": [name + "-t"]} | fields
+        answer = plain(side.call(ShareGroupHeartbeatRequest(**fields), 1))
+        answer.pop("member_id", None)  # echoed; the assignment carries the topic's id
+        answer.pop("assignment", None)
+        return answer
+
+    F = ShareFetchRequest
+    out = {"empty_member": hb(member_id=""), "no_topics": hb(subscribed_topic_names=None),
+           "bad_epoch": hb(member_epoch=-5), "unknown_group": hb(group_id=group + "-none", member_epoch=3),
+           "empty_rack": hb(rack_id=""), "join": hb(), "unknown_member": hb(member_id="x-" + name, member_epoch=1),
+           "fenced": hb(member_epoch=7)}
+    fetch = F(group_id=group, member_id="m-" + name, share_session_epoch=4, max_wait_ms=0, min_bytes=1,
+              max_bytes=1 << 20, max_records=10, batch_size=10, topics=[], forgotten_topics_data=[])
+    out["fetch_no_session"] = plain(side.call(fetch, 1))
+    out["ack_epoch_zero"] = plain(side.call(ShareAcknowledgeRequest(
+        group_id=group, member_id="m-" + name, share_session_epoch=0, topics=[]), 1))
+    out["describe"] = [{k: g[k] for k in ("error_code", "error_message", "group_state")}
+                       for g in plain(side.call(ShareGroupDescribeRequest(
+                           group_ids=[group + "-none", ""], include_authorized_operations=False), 1))["groups"]]
+    out["leave"] = hb(member_epoch=-1)
     return out
