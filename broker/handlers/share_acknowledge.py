@@ -49,13 +49,13 @@ async def handle(ctx, request):
     for t in request.topics:
         partitions = []
         for p in t.partitions:
-            code, name = ErrorCode.NONE, None
+            code, message, name = ErrorCode.NONE, None, None
             try:
                 name, sp = share_partition(ctx, group_id, t.topic_id, p.partition_index)
-                code = shares.acknowledge(sp, member_id, ack_batches(p))
+                code, message = shares.acknowledge(sp, member_id, ack_batches(p))
             except KafkaError as e:
                 code = e.code
-            partitions.append(P(partition_index=p.partition_index, error_code=code,
+            partitions.append(P(partition_index=p.partition_index, error_code=code, error_message=message,
                                 current_leader=leader_of(ctx, name, p.partition_index, P.LeaderIdAndEpoch)))
         topics.append(T(topic_id=t.topic_id, partitions=partitions))
     if request.share_session_epoch == CLOSE_EPOCH:

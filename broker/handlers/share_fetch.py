@@ -2,12 +2,14 @@
 partitions for one member, in a share session (broker.share.session).
 
 Order within a request: the session's epoch is checked (a session error answers the
-whole request), the acknowledgement batches of each partition are applied (each
-partition's AcknowledgeErrorCode: INVALID_RECORD_STATE for records this member does
-not hold now, e.g. after its lock expired), then, unless the epoch is -1 (acknowledge
-and close: what the member still holds is released; so it is when the connection that
-opened the session closes), records are read from the
-session's partitions this node leads and acquired: up to MaxRecords (whole batches, as
+whole request); unless the epoch is -1 (acknowledge and close: what the member still
+holds is released; so it is when the connection that opened the session closes),
+records are acquired once; then the acknowledgement batches of each partition are
+applied (each partition's AcknowledgeErrorCode: INVALID_RECORD_STATE, with Kafka's
+words, for records this member does not hold now, e.g. after its lock expired), so
+records this request releases go to the next fetch, not back to this one (as Kafka's
+answers show); with nothing acquired, records are then awaited. Records are read from
+the session's partitions this node leads and acquired: up to MaxRecords (whole batches, as
 Kafka's batch-optimized acquire mode; v2's record-limit mode is answered the same), each
 locked for the group's share.record.lock.duration.ms, which AcquisitionLockTimeoutMs
 reports. With nothing acquired the request waits up to MaxWaitMs, woken by appends or
@@ -127,33 +129,44 @@ async def handle(ctx, request):
                 current_leader=leader_of(ctx, topic, index), records=b"", acquired_records=[])
         return r
 
-    for t in request.topics:
-        for p in t.partitions:
-            if not p.acknowledgement_batches:
-                continue
-            try:
-                name, sp = share_partition(ctx, group_id, t.topic_id, p.partition_index)
-            except KafkaError as e:
-                result(t.topic_id, p.partition_index, None).acknowledge_error_code = e.code
-                continue
-            result(t.topic_id, p.partition_index, name).acknowledge_error_code = shares.acknowledge(
-                sp, member_id, ack_batches(p))
+    def acknowledge() -> None:
+        for t in request.topics:
+            for p in t.partitions:
+                if not p.acknowledgement_batches:
+                    continue
+                try:
+                    name, sp = share_partition(ctx, group_id, t.topic_id, p.partition_index)
+                except KafkaError as e:
+                    result(t.topic_id, p.partition_index, None).acknowledge_error_code = e.code
+                    continue
+                r = result(t.topic_id, p.partition_index, name)
+                r.acknowledge_error_code, r.acknowledge_error_message = shares.acknowledge(
+                    sp, member_id, ack_batches(p))
+
     if epoch == CLOSE_EPOCH:
+        acknowledge()
         shares.release_session(session)
         shares.sessions.close(session)
         return answer(ErrorCode.NONE, responses=_grouped(results))
     for topic_id, index in named:  # a full answer names every partition it was asked for
         topic = ctx.broker.image.topics_by_id.get(str(topic_id))
         result(topic_id, index, topic.name if topic else None)
-    await _fetch(ctx, request, session, result)
+    # As Kafka: what this request releases is not acquired again by the same fetch (it goes
+    # to the next one, usually another member's): one pass first, then the acknowledgements,
+    # then the wait for records if that pass found none.
+    loop = asyncio.get_running_loop()
+    acquired = await _fetch(ctx, request, session, result, loop.time())
+    acknowledge()
+    if not acquired:
+        await _fetch(ctx, request, session, result, loop.time() + max(request.max_wait_ms, 0) / 1000)
     return answer(ErrorCode.NONE, responses=_grouped(results))
 
 
-async def _fetch(ctx, request, session, result) -> None:
-    """Acquire from the session's partitions, waiting up to MaxWaitMs for something."""
+async def _fetch(ctx, request, session, result, deadline: float) -> int:
+    """Acquire from the session's partitions, waiting until ``deadline`` (the loop's time)
+    for something; returns how many records were acquired."""
     shares = ctx.broker.shares
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
     max_records = request.max_records if request.max_records > 0 else 500
     while True:
         keys, acquired = [], 0
@@ -191,7 +204,7 @@ async def _fetch(ctx, request, session, result) -> None:
             remaining -= end
         left = deadline - loop.time()
         if acquired or left <= 0 or not keys or any(r.error_code for r in _all(result, session)):
-            return
+            return acquired
         next_deadline = shares.next_lock_deadline_ms(session.group_id)
         if next_deadline is not None:
             left = max(0.0, min(left, (next_deadline - shares.now_ms()) / 1000 + 0.001))

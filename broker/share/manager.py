@@ -21,7 +21,7 @@ import uuid
 
 import structlog
 
-from odradek.broker.share.partition import Acquired, SharePartition
+from odradek.broker.share.partition import Acquired, RecordState, SharePartition
 from odradek.broker.share.session import ShareSession, ShareSessions
 from odradek.protocol.errors import ErrorCode
 
@@ -32,6 +32,18 @@ AUTO_OFFSET_RESET = "share.auto.offset.reset"
 LOCK_DURATION = "share.record.lock.duration.ms"
 DELIVERY_COUNT_LIMIT = "share.delivery.count.limit"
 ISOLATION_LEVEL = "share.isolation.level"
+# Kafka's words for INVALID_RECORD_STATE on an acknowledgement
+NOT_OWNER = "Member is not the owner of batch record"
+NOT_ACQUIRED = "The batch cannot be acknowledged. The batch is not in the acquired state."
+
+
+def _why_not_acknowledged(sp: SharePartition, member_id: str, first: int, last: int) -> str:
+    """Another member holds a record of the batch, or one is not acquired at all."""
+    for offset in range(first, last + 1):
+        record = sp.records.get(offset)
+        if record is not None and record.state is RecordState.ACQUIRED and record.member_id != member_id:
+            return NOT_OWNER
+    return NOT_ACQUIRED
 
 
 def group_config_error(broker_config, changes: dict[str, str | None]) -> str | None:
@@ -110,14 +122,18 @@ class ShareManager:
         return sp
 
     def acknowledge(self, sp: SharePartition, member_id: str,
-                    batches: list[tuple[int, int, list[int]]]) -> ErrorCode:
-        """Every batch of one partition; the first error is the partition's answer."""
+                    batches: list[tuple[int, int, list[int]]]) -> tuple[ErrorCode, str | None]:
+        """Every batch of one partition; the first error (with Kafka's words for
+        INVALID_RECORD_STATE) is the partition's answer."""
         now = self.now_ms()
-        error = ErrorCode.NONE
+        error, message = ErrorCode.NONE, None
         for first, last, types in batches:
             result = sp.acknowledge(member_id, first, last, types, now)
-            error = error or result
-        return error
+            if result and not error:
+                error = result
+                if result == ErrorCode.INVALID_RECORD_STATE:
+                    message = _why_not_acknowledged(sp, member_id, first, last)
+        return error, message
 
     def acquire(self, sp: SharePartition, member_id: str, batches: list[tuple[int, int]],
                 max_records: int) -> list[Acquired]:

@@ -136,29 +136,32 @@ def test_two_members_share_one_partition_with_release_reject_and_lock_expiry(sbr
         assert acquired(fa) == [(0, 1, 1)] and fa.responses[0].partitions[0].records
         fb = share_fetch(b, group, "member-b", 0, topic_id)
         assert acquired(fb) == [(2, 3, 1)]
-        # a releases its batch (piggybacked on its next fetch): the first available records
-        # go to the next fetch, its own here, delivered a second time.
+        # a releases its batch (piggybacked on its next fetch): released records go to the
+        # next fetch, not back to the one that released them (as Kafka), so a gets the next
+        # batch and b the released one, delivered a second time.
         fa = share_fetch(a, group, "member-a", 1, topic_id, acks=[(0, 1, RELEASE)])
-        assert fa.responses[0].partitions[0].acknowledge_error_code == 0 and acquired(fa) == [(0, 1, 2)]
+        assert fa.responses[0].partitions[0].acknowledge_error_code == 0 and acquired(fa) == [(4, 5, 1)]
         fb = share_fetch(b, group, "member-b", 1, topic_id, acks=[(2, 3, ACCEPT)])
-        assert acquired(fb) == [(4, 5, 1)]
+        assert acquired(fb) == [(0, 1, 2)]
         # Acknowledging what another member holds: INVALID_RECORD_STATE, nothing changes.
-        r = ack(a, group, "member-a", 2, topic_id, [(4, 5, ACCEPT)])
-        assert r.error_code == 0 and r.responses[0].partitions[0].error_code == ErrorCode.INVALID_RECORD_STATE
-        # a rejects: archived, never handed out again.
-        assert ack(a, group, "member-a", 3, topic_id, [(0, 1, REJECT)]).responses[0].partitions[0].error_code == 0
-        # b holds 4-5 and goes silent: after the lock duration a gets them (delivery 2).
-        fa = share_fetch(a, group, "member-a", 4, topic_id, max_records=10, max_wait_ms=3 * LOCK_MS)
-        assert acquired(fa) == [(6, 7, 1)]
-        fa = share_fetch(a, group, "member-a", 5, topic_id, acks=[(6, 7, ACCEPT)], max_wait_ms=3 * LOCK_MS)
-        assert acquired(fa) == [(4, 5, 2)]
-        # b's late acknowledgement of its expired records is refused.
-        r = ack(b, group, "member-b", 2, topic_id, [(4, 5, ACCEPT)])
+        r = ack(a, group, "member-a", 2, topic_id, [(0, 1, ACCEPT)])
+        assert r.error_code == 0 and (r.responses[0].partitions[0].error_code,
+                                      r.responses[0].partitions[0].error_message) == (
+            ErrorCode.INVALID_RECORD_STATE, "Member is not the owner of batch record")
+        # b rejects: archived, never handed out again.
+        assert ack(b, group, "member-b", 2, topic_id, [(0, 1, REJECT)]).responses[0].partitions[0].error_code == 0
+        # a holds 4-5 and goes silent: after the lock duration b gets them (delivery 2).
+        fb = share_fetch(b, group, "member-b", 3, topic_id, max_records=10, max_wait_ms=3 * LOCK_MS)
+        assert acquired(fb) == [(6, 7, 1)]
+        fb = share_fetch(b, group, "member-b", 4, topic_id, acks=[(6, 7, ACCEPT)], max_wait_ms=3 * LOCK_MS)
+        assert acquired(fb) == [(4, 5, 2)]
+        # a's late acknowledgement of its expired records is refused.
+        r = ack(a, group, "member-a", 3, topic_id, [(4, 5, ACCEPT)])
         assert r.responses[0].partitions[0].error_code == ErrorCode.INVALID_RECORD_STATE
-        fa = share_fetch(a, group, "member-a", -1, topic_id, acks=[(4, 5, ACCEPT)])
-        assert fa.error_code == 0 and fa.responses[0].partitions[0].acknowledge_error_code == 0
+        fb = share_fetch(b, group, "member-b", -1, topic_id, acks=[(4, 5, ACCEPT)])
+        assert fb.error_code == 0 and fb.responses[0].partitions[0].acknowledge_error_code == 0
         # Everything is done: nothing more for anyone (a short wait).
-        assert acquired(share_fetch(b, group, "member-b", 3, topic_id, max_records=10, max_wait_ms=200)) == []
+        assert acquired(share_fetch(a, group, "member-a", 4, topic_id, max_records=10, max_wait_ms=200)) == []
 
         d = a.roundtrip(ShareGroupDescribeRequest(group_ids=[group, "no-such"], include_authorized_operations=False),
                         1, ShareGroupDescribeResponse)

@@ -1537,3 +1537,84 @@ def case_share_group_errors(side, name):
                            group_ids=[group + "-none", ""], include_authorized_operations=False), 1))["groups"]]
     out["leave"] = hb(member_epoch=-1)
     return out
+
+
+@case
+def case_share_fetch_and_acknowledge(side, name):
+    """Share groups (KIP-932): records acquired batch by batch up to MaxRecords, RELEASE
+    redelivers with the delivery count raised, acknowledging records another member holds
+    is INVALID_RECORD_STATE, a wrong session epoch, ShareAcknowledge closing the session.
+    The group reads from the earliest offset (its share.auto.offset.reset)."""
+    import base64
+
+    from kafka.protocol.admin import IncrementalAlterConfigsRequest
+    from kafka.protocol.metadata import MetadataRequest
+
+    from odradek.protocol.messages import (
+        ShareAcknowledgeRequest,
+        ShareFetchRequest,
+        ShareGroupHeartbeatRequest,
+    )
+    topic, group = name + "-t", name + "-sg"
+    # Member ids are Kafka Uuids (22 characters of URL-safe base64), as the consumer makes them.
+    ids = {m: base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") for m in ("a", "b")}
+    find_coordinator(side, group)
+    side.create_topic(topic, 1)
+    for i in range(3):
+        assert side.call(produce(topic, batch(2, T0 + i * 10_000)), 9).responses[0] \
+            .partition_responses[0].error_code == 0
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    out = {"configs": plain(side.call(IncrementalAlterConfigsRequest(resources=[R(
+        resource_type=32, resource_name=group, configs=[R.AlterableConfig(
+            name="share.auto.offset.reset", config_operation=0, value="earliest")])],
+        validate_only=False), 1))}
+    topic_id = side.call(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic, topic_id=None)],
+                                         allow_auto_topic_creation=False), 12).topics[0].topic_id
+    for member in ("a", "b"):
+        side.call(ShareGroupHeartbeatRequest(group_id=group, member_id=ids[member], member_epoch=0,
+                                             rack_id=None, subscribed_topic_names=[topic]), 1)
+    F, A = ShareFetchRequest, ShareAcknowledgeRequest
+
+    epochs = {"a": 0, "b": 0}  # each member's next share-session epoch
+
+    def fetch_(member, acks=(), max_wait_ms=5000, epoch=None):
+        if epoch is None:
+            epoch = epochs[member]
+            epochs[member] += 1
+        answer = plain(side.call(F(
+            group_id=group, member_id=ids[member], share_session_epoch=epoch, max_wait_ms=max_wait_ms,
+            min_bytes=1, max_bytes=1 << 20, max_records=1, batch_size=1,
+            topics=[F.FetchTopic(topic_id=topic_id, partitions=[F.FetchTopic.FetchPartition(
+                partition_index=0, acknowledgement_batches=[
+                    F.FetchTopic.FetchPartition.AcknowledgementBatch(first_offset=a, last_offset=b,
+                                                                     acknowledge_types=[t])
+                    for a, b, t in acks])])], forgotten_topics_data=[]), 1))
+        for t in answer["responses"]:
+            for p in t["partitions"]:
+                p["records"] = bool(p["records"])  # the batches: the same bytes, compared by the ranges
+        return answer
+
+    def ack_(member, acks, epoch=None):
+        if epoch is None:
+            epoch = epochs[member]
+            epochs[member] += 1
+        return plain(side.call(A(group_id=group, member_id=ids[member], share_session_epoch=epoch, topics=[
+            A.AcknowledgeTopic(topic_id=topic_id, partitions=[A.AcknowledgeTopic.AcknowledgePartition(
+                partition_index=0, acknowledgement_batches=[
+                    A.AcknowledgeTopic.AcknowledgePartition.AcknowledgementBatch(
+                        first_offset=a, last_offset=b, acknowledge_types=[t]) for a, b, t in acks])])]), 1))
+
+    # Kafka initializes a share partition's state on its first fetch, answering that fetch
+    # before it is done: a's first fetches are retried until records come.
+    for _ in range(20):
+        out["a_first"] = fetch_("a")
+        if out["a_first"]["responses"] and out["a_first"]["responses"][0]["partitions"][0]["acquired_records"]:
+            break
+        time.sleep(0.1)
+    out["b_first"] = fetch_("b")
+    out["a_release_and_next"] = fetch_("a", acks=[(0, 1, 2)])
+    out["b_ack_held_by_a"] = ack_("b", [(0, 1, 1)])
+    out["b_wrong_epoch"] = fetch_("b", epoch=77)
+    out["b_accept_and_next"] = fetch_("b", acks=[(2, 3, 1)])
+    out["a_close"] = ack_("a", [(0, 1, 1)], epoch=-1)
+    return out
