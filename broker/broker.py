@@ -39,6 +39,7 @@ from odradek.broker.server import (
     close_idle_connections,
     start_listeners,
 )
+from odradek.broker.share.coordinator import ShareCoordinator
 from odradek.broker.share.manager import ShareManager, group_config_error
 from odradek.broker.transactions import TransactionCoordinator
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -183,6 +184,7 @@ class Broker:
         self.shares: ShareManager | None = None
         self.groups: GroupCoordinator | None = None
         self.transactions: TransactionCoordinator | None = None
+        self.share_coordinator: ShareCoordinator | None = None
         self.registered = asyncio.Event()
         self.ready = asyncio.Event()  # registered, and the image caught up and holding this node
         self.lease: Lease | None = None  # a cluster node's, see Lease
@@ -276,6 +278,8 @@ class Broker:
         self.groups.start()  # before the replicas start: it follows their leadership from the first
         self.transactions = TransactionCoordinator(self)
         self.transactions.start()
+        self.share_coordinator = ShareCoordinator(self)
+        self.share_coordinator.start()
         await self.metadata_log.start()
         self.replicas.start(self.metadata_log.caught_up)
         self.servers = await start_listeners(self)
@@ -291,7 +295,7 @@ class Broker:
         await self._start_http()
         self.tasks.spawn("become_ready", self._become_ready)
         if self.config.voters:
-            self.lease = Lease([self.groups, self.transactions], self.image, self.config["broker.session.timeout.ms"])
+            self.lease = Lease([self.groups, self.transactions, self.share_coordinator], self.image, self.config["broker.session.timeout.ms"])
             self.controller.subscribers.append(self.lease.on_metadata)
             self.tasks.spawn("register_and_heartbeat", lambda: self._register_and_heartbeat(endpoints))
             self.tasks.spawn("fencing", self.controller.run_fencing)
@@ -495,6 +499,7 @@ class Broker:
         for server in self.servers:
             await server.wait_closed()
         await self.transactions.close()
+        await self.share_coordinator.close()
         await self.groups.close()
         await self.replicas.close()
         await self.metadata_log.stop()

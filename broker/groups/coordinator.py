@@ -56,6 +56,7 @@ from odradek.broker.share.share_group import validate as validate_share
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.controller import NewTopic
+from odradek.replication.peer import Peer
 from odradek.replication.tasks import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -112,6 +113,7 @@ class PartitionCoordinator:
     partitions: dict
     held: bool
     tasks: Supervisor
+    peers: dict
 
     @property
     def replicas(self):
@@ -196,6 +198,33 @@ class PartitionCoordinator:
             self.TOPIC, num_partitions, rf, configs=configs(rf) if callable(configs) else dict(configs)))},
             timeout=wait_s)
 
+    async def _ensure_state_topic(self, num_partitions: int, replication_factor: int, min_isr: int,
+                                  segment_bytes: int, wait_s: float) -> None:
+        """``_ensure_topic`` for a compacted state topic (``__transaction_state``,
+        ``__share_group_state``): kept for ever, no unclean election, min.insync.replicas
+        capped at the replication factor."""
+        def configs(rf: int) -> dict:
+            return {"cleanup.policy": "compact", "segment.bytes": str(segment_bytes),
+                    "min.insync.replicas": str(max(1, min(min_isr, rf))),
+                    "unclean.leader.election.enable": "false", "retention.ms": "-1"}
+        await self._ensure_topic(num_partitions, replication_factor, configs, wait_s)
+
+    async def _write_committed(self, p, key: bytes, value: bytes | None, timestamp_ms: int) -> ErrorCode:
+        """Append one record to the led partition ``p`` and wait for the ISR (acks=all); the
+        coordinator's error if that fails or ``p`` was unloaded meanwhile."""
+        batch = rec.build_batch([rec.Record(key, value, (), timestamp_ms)])
+        event = self.TOPIC.strip("_")
+        try:
+            partition, result = self.replicas.append_records(self.TOPIC, p.index, batch, required_acks=-1)
+            await self.replicas.wait_committed(partition, result)
+        except KafkaError as e:
+            log.warning(f"{event}_write_failed", partition=p.index, error=e.code.name)
+            return COORDINATOR_WRITE_ERRORS.get(e.code, ErrorCode.UNKNOWN_SERVER_ERROR)
+        except OSError:
+            log.exception(f"{event}_write_not_durable", partition=p.index)
+            return ErrorCode.NOT_COORDINATOR
+        return ErrorCode.NOT_COORDINATOR if self.partitions.get(p.index) is not p else ErrorCode.NONE
+
     def coordinator_node(self, key: str):
         """The broker registration of the key's coordinator, or None if it has none now."""
         topic = self.broker.image.topics.get(self.TOPIC)
@@ -204,6 +233,20 @@ class PartitionCoordinator:
         p = topic.partitions.get(self.partition_for(key))
         node = self.broker.image.brokers.get(p.leader) if p is not None else None
         return node if node is not None and not node.fenced else None
+
+    def _peer(self, node_id: int) -> Peer | None:
+        """A connection to another live node's inter-broker listener (kept for reuse)."""
+        node = self.broker.image.brokers.get(node_id)
+        if node is None or node.fenced:
+            return None
+        endpoint = node.endpoints.get(self.broker.config.inter_broker_listener_name) \
+            or next(iter(node.endpoints.values()))
+        peer = self.peers.get(node_id)
+        if peer is None or (peer.host, peer.port) != tuple(endpoint):
+            if peer is not None:
+                peer.close()
+            peer = self.peers[node_id] = Peer(node_id, endpoint[0], endpoint[1], from_node=self.broker.node_id)
+        return peer
 
     def hold(self, held: bool) -> None:
         """Coordinate the keys of the partitions this node leads (True), or none (False)."""

@@ -52,7 +52,10 @@ async def handle(ctx, request):
             code, message, name = ErrorCode.NONE, None, None
             try:
                 name, sp = share_partition(ctx, group_id, t.topic_id, p.partition_index)
-                code, message = shares.acknowledge(sp, member_id, ack_batches(p))
+                if sp is None:  # loading on a new leader: nothing is acquired here yet
+                    code = ErrorCode.INVALID_RECORD_STATE
+                else:
+                    code, message = await shares.acknowledge(sp, member_id, ack_batches(p))
             except KafkaError as e:
                 code = e.code
             partitions.append(P(partition_index=p.partition_index, error_code=code, error_message=message,

@@ -33,6 +33,8 @@ from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.messages import ShareFetchRequest, ShareFetchResponse
 
 R = ShareFetchResponse
+LOADING_POLL_S = 0.05  # a share partition loading on a new leader is looked at again after this
+LOAD_WAIT_S = 2.0  # how long a fetch waits for its partitions' state to load, whatever MaxWaitMs
 T = R.ShareFetchableTopicResponse
 P = T.PartitionData
 
@@ -129,7 +131,7 @@ async def handle(ctx, request):
                 current_leader=leader_of(ctx, topic, index), records=b"", acquired_records=[])
         return r
 
-    def acknowledge() -> None:
+    async def acknowledge() -> None:
         for t in request.topics:
             for p in t.partitions:
                 if not p.acknowledgement_batches:
@@ -140,11 +142,14 @@ async def handle(ctx, request):
                     result(t.topic_id, p.partition_index, None).acknowledge_error_code = e.code
                     continue
                 r = result(t.topic_id, p.partition_index, name)
-                r.acknowledge_error_code, r.acknowledge_error_message = shares.acknowledge(
+                if sp is None:  # loading on a new leader: nothing is acquired here yet
+                    r.acknowledge_error_code = ErrorCode.INVALID_RECORD_STATE
+                    continue
+                r.acknowledge_error_code, r.acknowledge_error_message = await shares.acknowledge(
                     sp, member_id, ack_batches(p))
 
     if epoch == CLOSE_EPOCH:
-        acknowledge()
+        await acknowledge()
         shares.release_session(session)
         shares.sessions.close(session)
         return answer(ErrorCode.NONE, responses=_grouped(results))
@@ -156,7 +161,7 @@ async def handle(ctx, request):
     # then the wait for records if that pass found none.
     loop = asyncio.get_running_loop()
     acquired = await _fetch(ctx, request, session, result, loop.time())
-    acknowledge()
+    await acknowledge()
     if not acquired:
         await _fetch(ctx, request, session, result, loop.time() + max(request.max_wait_ms, 0) / 1000)
     return answer(ErrorCode.NONE, responses=_grouped(results))
@@ -168,8 +173,9 @@ async def _fetch(ctx, request, session, result, deadline: float) -> int:
     shares = ctx.broker.shares
     loop = asyncio.get_running_loop()
     max_records = request.max_records if request.max_records > 0 else 500
+    waited_for_load = False
     while True:
-        keys, acquired = [], 0
+        keys, acquired, loading = [], 0, []
         remaining = request.max_bytes if request.max_bytes > 0 else 2**31 - 1
         for topic_id, index in sorted(session.partitions, key=lambda k: (str(k[0]), k[1])):
             try:
@@ -178,6 +184,9 @@ async def _fetch(ctx, request, session, result, deadline: float) -> int:
                 result(topic_id, index, None).error_code = e.code
                 continue
             r = result(topic_id, index, name)
+            if sp is None:  # its state loads from the share coordinator
+                loading.append(shares.loading[(session.group_id, topic_id, index)])
+                continue
             keys.append((name, index))
             if acquired >= max_records or remaining <= 0:
                 continue
@@ -191,8 +200,8 @@ async def _fetch(ctx, request, session, result, deadline: float) -> int:
                 r.error_code = e.code
                 continue
             ranges = batch_ranges(data)
-            got = shares.acquire(sp, session.member_id, [(a, b) for a, b, _ in ranges],
-                                 max_records - acquired)
+            r.error_code, got = await shares.acquire(sp, session.member_id, [(a, b) for a, b, _ in ranges],
+                                                     max_records - acquired)
             if not got:
                 continue
             # Send the batches up to the last one holding an acquired record.
@@ -203,12 +212,23 @@ async def _fetch(ctx, request, session, result, deadline: float) -> int:
             acquired += sum(a.last_offset - a.first_offset + 1 for a in got)
             remaining -= end
         left = deadline - loop.time()
-        if acquired or left <= 0 or not keys or any(r.error_code for r in _all(result, session)):
+        if loading and not acquired and not waited_for_load:
+            # Once per fetch, even with MaxWaitMs 0: the load is quick unless the share
+            # coordinator moves, and a first fetch of a group would otherwise come back empty.
+            waited_for_load = True
+            await asyncio.wait(loading, timeout=LOAD_WAIT_S)
+            continue
+        if acquired or left <= 0 or not (keys or loading) or any(r.error_code for r in _all(result, session)):
             return acquired
         next_deadline = shares.next_lock_deadline_ms(session.group_id)
         if next_deadline is not None:
             left = max(0.0, min(left, (next_deadline - shares.now_ms()) / 1000 + 0.001))
-        await ctx.broker.replicas.wait_for_data(keys, left)
+        if loading:
+            left = min(left, LOADING_POLL_S)
+        if keys:
+            await ctx.broker.replicas.wait_for_data(keys, left)
+        else:
+            await asyncio.sleep(left)
 
 
 def _all(result, session) -> list[P]:

@@ -11,22 +11,32 @@ group.share.partition.max.record.locks. Acquisition locks expire lazily: every f
 and acknowledgement first releases the locks past their deadline (a fetch waiting
 for data wakes at the next deadline), so no timer runs per record.
 
-The state is held in memory on the partition leader: a new leader (failover, restart)
-starts the group's share partition afresh at share.auto.offset.reset. Durable state in
-``__share_group_state`` is not built yet.
+The state is held in memory on the partition leader and made durable at the share
+coordinator (broker.share.coordinator, ``__share_group_state``): a new leader (failover,
+restart, a new leader epoch) first loads the last state written (meanwhile the partition
+has nothing to fetch and acknowledgements of it answer INVALID_RECORD_STATE, as nothing
+is acquired there yet); without one it starts at share.auto.offset.reset and writes that
+start, fencing the previous leader. Every acknowledgement is written (acks=all) before it
+is answered, and every acquisition before its records are sent, so an acknowledged
+record is never handed out again and delivery counts survive; records acquired when the
+leader died are available again. Expired locks and released sessions are written with
+the next change (acquired records are persisted as available anyway).
 """
 
+import asyncio
 import time
 import uuid
 
 import structlog
 
+from odradek.broker.share.coordinator import ShareState
 from odradek.broker.share.partition import Acquired, RecordState, SharePartition
 from odradek.broker.share.session import ShareSession, ShareSessions
-from odradek.protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 log = structlog.get_logger(__name__)
 
+LOAD_RETRY_S = 0.2  # a share partition's state not readable yet (coordinator moving)
 GROUP_RESOURCE = 32  # ConfigResource.Type.GROUP
 AUTO_OFFSET_RESET = "share.auto.offset.reset"
 LOCK_DURATION = "share.record.lock.duration.ms"
@@ -83,6 +93,8 @@ class ShareManager:
         config = broker.config
         self.sessions = ShareSessions(config["group.share.max.share.sessions"])
         self.partitions: dict[tuple[str, uuid.UUID, int], tuple[int, SharePartition]] = {}
+        self.loading: dict[tuple[str, uuid.UUID, int], asyncio.Task] = {}
+        self.write_locks: dict[tuple[str, uuid.UUID, int], asyncio.Lock] = {}
 
     @staticmethod
     def now_ms() -> int:
@@ -95,49 +107,120 @@ class ShareManager:
         value = self.group_configs(group_id).get(LOCK_DURATION)
         return int(value) if value is not None else self.broker.config["group.share.record.lock.duration.ms"]
 
-    def partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int) -> SharePartition:
+    def partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int) -> SharePartition | None:
         """The group's share partition of a topic partition this node leads (the caller has
-        checked leadership); created at share.auto.offset.reset, recreated after a leader
-        change (its leader epoch moved)."""
+        checked leadership), or None while its state loads from the share coordinator
+        (started here at the first call of a leader epoch)."""
         p = self.broker.replicas.leader_partition(topic, index)
         key = (group_id, topic_id, index)
         known = self.partitions.get(key)
-        if known is not None and known[0] == p.leader_epoch:
-            sp = known[1]
-        else:
-            configs = self.group_configs(group_id)
-            earliest = configs.get(AUTO_OFFSET_RESET, "latest") == "earliest"
-            start = p.log.log_start_offset if earliest else p.log.high_watermark
-            limit = configs.get(DELIVERY_COUNT_LIMIT)
-            sp = SharePartition(
-                start, delivery_count_limit=int(limit) if limit is not None
-                else self.broker.config["group.share.delivery.count.limit"],
-                max_record_locks=self.broker.config["group.share.partition.max.record.locks"])
-            self.partitions[key] = (p.leader_epoch, sp)
-            log.info("share_partition_created", group_id=group_id, topic=topic, partition=index,
-                     start_offset=start)
+        if known is None or known[0] != p.leader_epoch:
+            task = self.loading.get(key)
+            if task is None or task.done():
+                self.loading[key] = asyncio.get_running_loop().create_task(
+                    self._load(group_id, topic, topic_id, index, p.leader_epoch))
+            return None
+        sp = known[1]
         sp.lock_duration_ms = self.lock_duration_ms(group_id)  # the group's config may change
         sp.move_start(p.log.log_start_offset)
         sp.expire_locks(self.now_ms())
         return sp
 
-    def acknowledge(self, sp: SharePartition, member_id: str,
-                    batches: list[tuple[int, int, list[int]]]) -> tuple[ErrorCode, str | None]:
-        """Every batch of one partition; the first error (with Kafka's words for
-        INVALID_RECORD_STATE) is the partition's answer."""
+    def _still_leader(self, topic: str, index: int, epoch: int) -> bool:
+        try:
+            return self.broker.replicas.leader_partition(topic, index).leader_epoch == epoch
+        except KafkaError:
+            return False
+
+    async def _load(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int, epoch: int) -> None:
+        """Read the share partition's last state (retried while the coordinator is not
+        available), or start at share.auto.offset.reset; then write it under this leader
+        epoch, which fences the previous leader's writes."""
+        coordinator = self.broker.share_coordinator
+        configs = self.group_configs(group_id)
+        limit = configs.get(DELIVERY_COUNT_LIMIT)
+        settings = {"delivery_count_limit": int(limit) if limit is not None
+                    else self.broker.config["group.share.delivery.count.limit"],
+                    "max_record_locks": self.broker.config["group.share.partition.max.record.locks"]}
+        try:
+            while self._still_leader(topic, index, epoch):
+                error, state = await coordinator.read(group_id, topic_id, index)
+                if not error:
+                    log_ = self.broker.replicas.leader_partition(topic, index).log
+                    if state is not None:
+                        sp = SharePartition.recovered(state.start_offset, list(state.batches), **settings)
+                    else:
+                        earliest = configs.get(AUTO_OFFSET_RESET, "latest") == "earliest"
+                        sp = SharePartition(log_.log_start_offset if earliest else log_.high_watermark,
+                                            **settings)
+                    sp.move_start(log_.log_start_offset)
+                    error = await coordinator.write(group_id, topic_id, index, self._state(sp, epoch))
+                    if not error and self._still_leader(topic, index, epoch):
+                        self.partitions[(group_id, topic_id, index)] = (epoch, sp)
+                        log.info("share_partition_loaded", group_id=group_id, topic=topic, partition=index,
+                                 start_offset=sp.start_offset, recovered=state is not None)
+                        return
+                log.info("share_partition_load_retry", group_id=group_id, topic=topic, partition=index,
+                         error=error.name)
+                await asyncio.sleep(LOAD_RETRY_S)
+        except KafkaError as e:  # leadership moved meanwhile
+            log.info("share_partition_load_abandoned", group_id=group_id, topic=topic, partition=index,
+                     error=e.code.name)
+        except Exception:
+            log.exception("share_partition_load_failed", group_id=group_id, topic=topic, partition=index)
+        finally:
+            key = (group_id, topic_id, index)
+            if self.loading.get(key) is asyncio.current_task():
+                del self.loading[key]
+
+    @staticmethod
+    def _state(sp: SharePartition, epoch: int) -> ShareState:
+        return ShareState(epoch, sp.start_offset, tuple(sp.state_batches()))
+
+    async def persist(self, sp: SharePartition) -> ErrorCode:
+        """Write ``sp``'s state to the share coordinator and wait for it (acks=all). Writes
+        of one share partition go one at a time, each with the state as it is then, so
+        the last written is the latest."""
+        found = next(((k, epoch) for k, (epoch, known) in self.partitions.items() if known is sp), None)
+        if found is None:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        (group_id, topic_id, index), epoch = found
+        lock = self.write_locks.setdefault(found[0], asyncio.Lock())
+        async with lock:
+            return await self.broker.share_coordinator.write(group_id, topic_id, index, self._state(sp, epoch))
+
+    async def acknowledge(self, sp: SharePartition, member_id: str,
+                          batches: list[tuple[int, int, list[int]]]) -> tuple[ErrorCode, str | None]:
+        """Every batch of one partition, persisted before the answer; the first error
+        (with Kafka's words for INVALID_RECORD_STATE) is the partition's answer."""
         now = self.now_ms()
         error, message = ErrorCode.NONE, None
+        changed = False
         for first, last, types in batches:
             result = sp.acknowledge(member_id, first, last, types, now)
+            changed = changed or not result
             if result and not error:
                 error = result
                 if result == ErrorCode.INVALID_RECORD_STATE:
                     message = _why_not_acknowledged(sp, member_id, first, last)
+        if changed:
+            written = await self.persist(sp)
+            if written and not error:
+                error = written
         return error, message
 
-    def acquire(self, sp: SharePartition, member_id: str, batches: list[tuple[int, int]],
-                max_records: int) -> list[Acquired]:
-        return sp.acquire(member_id, batches, max_records, self.now_ms())
+    async def acquire(self, sp: SharePartition, member_id: str, batches: list[tuple[int, int]],
+                      max_records: int) -> tuple[ErrorCode, list[Acquired]]:
+        """Acquire, then persist the delivery counts before the records go out; if that
+        fails nothing is handed out (the write's error is the partition's)."""
+        got = sp.acquire(member_id, batches, max_records, self.now_ms())
+        if not got:
+            return ErrorCode.NONE, got
+        error = await self.persist(sp)
+        if error:
+            sp.undo_acquire(member_id, got)
+            return error, []
+        return ErrorCode.NONE, got
 
     def release_session(self, session: ShareSession) -> None:
         """A closed or replaced session: what its member held in its partitions goes back."""
@@ -166,3 +249,4 @@ class ShareManager:
             p = topic.partitions.get(index) if topic is not None else None
             if p is None or p.leader != self.broker.node_id:
                 del self.partitions[key]
+                self.write_locks.pop(key, None)

@@ -334,3 +334,22 @@ def test_share_version_zero_turns_share_groups_off(sbroker):
         while not served(c) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert served(c)
+
+
+def test_share_state_survives_a_restart(sbroker):
+    """Last in the module: it restarts the module's broker. What a member acknowledged is
+    not handed out again after a restart (the state was in ``__share_group_state``);
+    what it held unacknowledged comes back, its delivery count kept."""
+    topic_id = _topic(sbroker, "durable", 3)
+    group = "sg-durable"
+    with RawConnection(sbroker.bootstrap) as c:
+        set_group_configs(c, group, share_auto_offset_reset="earliest")
+        join(c, group, "m", ["durable"])
+        assert acquired(share_fetch(c, group, "m", 0, topic_id, max_records=2)) == [(0, 1, 1)]
+        r = share_fetch(c, group, "m", 1, topic_id, acks=[(0, 1, ACCEPT)], max_records=2)
+        assert r.responses[0].partitions[0].acknowledge_error_code == 0 and acquired(r) == [(2, 3, 1)]
+    sbroker.restart()
+    with RawConnection(sbroker.bootstrap) as c:
+        join(c, group, "m2", ["durable"])
+        r = share_fetch(c, group, "m2", 0, topic_id, max_records=10, max_wait_ms=2000)
+        assert acquired(r) == [(2, 3, 2), (4, 5, 1)]
