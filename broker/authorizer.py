@@ -124,6 +124,7 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     # Share groups (KIP-932): READ on the group; ShareFetch and ShareAcknowledge READ per topic.
     76: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
     77: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED)),  # ShareGroupDescribe
+    90: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
     78: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
     79: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
 }

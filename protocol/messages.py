@@ -1,7 +1,7 @@
 """Message classes for the APIs kafka-python 3.0 has no schemas for, built by its own
 codec from our declarations of Kafka 4.4's specs (``odradek.protocol.schemas``):
 ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69) of KIP-848, the share-group APIs
-(76-79) of KIP-932. They behave like
+(76-79, 90) of KIP-932. They behave like
 kafka-python's classes (``decode``, ``encode``, nested data classes such as
 ``ConsumerGroupHeartbeatResponse.Assignment``), so handlers and ``protocol.api`` treat
 them alike.
@@ -26,10 +26,13 @@ ShareFetchRequest = declared("ShareFetchRequest", ApiMessage, __name__)
 ShareFetchResponse = declared("ShareFetchResponse", ApiMessage, __name__)
 ShareAcknowledgeRequest = declared("ShareAcknowledgeRequest", ApiMessage, __name__)
 ShareAcknowledgeResponse = declared("ShareAcknowledgeResponse", ApiMessage, __name__)
+DescribeShareGroupOffsetsRequest = declared("DescribeShareGroupOffsetsRequest", ApiMessage, __name__)
+DescribeShareGroupOffsetsResponse = declared("DescribeShareGroupOffsetsResponse", ApiMessage, __name__)
 
 CLASSES: list[tuple[Any, Any]] = [(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse),
            (ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse),
            (ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse),
            (ShareGroupDescribeRequest, ShareGroupDescribeResponse),
            (ShareFetchRequest, ShareFetchResponse),
-           (ShareAcknowledgeRequest, ShareAcknowledgeResponse)]
+           (ShareAcknowledgeRequest, ShareAcknowledgeResponse),
+           (DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse)]

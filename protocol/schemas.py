@@ -1,6 +1,6 @@
 """Our declarations of the Kafka 4.4 messages kafka-python 3.0 has no schemas for: the
 KIP-848 APIs ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69), the share-group
-APIs of KIP-932 (76-79), and the consumer-group record values the group coordinator writes to ``__consumer_offsets``.
+APIs of KIP-932 (76-79, 90), and the consumer-group record values the group coordinator writes to ``__consumer_offsets``.
 
 Each is the dict form kafka-python's codec builds its classes from (what its
 ``load_json`` would return for Kafka's spec file), written here with only what encoding
@@ -260,6 +260,37 @@ _SHARE_ACK_RESPONSE = message("ShareAcknowledgeResponse", 79, "1-2", "0+", [
     _NODE_ENDPOINTS,
 ])
 
+_DESCRIBE_SHARE_OFFSETS_REQUEST = message("DescribeShareGroupOffsetsRequest", 90, "0-1", "0+", [
+    field("Groups", "[]DescribeShareGroupOffsetsRequestGroup", fields=[
+        field("GroupId", "string"),
+        field("Topics", "[]DescribeShareGroupOffsetsRequestTopic", nullable="0+", fields=[
+            field("TopicName", "string"),
+            field("Partitions", "[]int32"),
+        ]),
+    ]),
+])
+
+_DESCRIBE_SHARE_OFFSETS_RESPONSE = message("DescribeShareGroupOffsetsResponse", 90, "0-1", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("Groups", "[]DescribeShareGroupOffsetsResponseGroup", fields=[
+        field("GroupId", "string"),
+        field("Topics", "[]DescribeShareGroupOffsetsResponseTopic", fields=[
+            field("TopicName", "string"),
+            field("TopicId", "uuid"),
+            field("Partitions", "[]DescribeShareGroupOffsetsResponsePartition", fields=[
+                field("PartitionIndex", "int32"),
+                field("StartOffset", "int64"),
+                field("LeaderEpoch", "int32"),
+                field("Lag", "int64", "1+", default=-1),
+                field("ErrorCode", "int16"),
+                nullable("ErrorMessage", "string"),
+            ]),
+        ]),
+        field("ErrorCode", "int16"),
+        nullable("ErrorMessage", "string"),
+    ]),
+])
+
 # The record values (group-coordinator module, all version 0, flexible).
 _METADATA_VALUE = record_value("ConsumerGroupMetadataValue", 3, [
     field("Epoch", "int32"),
@@ -306,7 +337,7 @@ DECLARED: dict[str, dict] = {spec["name"]: spec for spec in (
     _METADATA_VALUE, _MEMBER_METADATA_VALUE, _TARGET_METADATA_VALUE, _TARGET_MEMBER_VALUE,
     _CURRENT_ASSIGNMENT_VALUE, _SHARE_HEARTBEAT_REQUEST, _SHARE_HEARTBEAT_RESPONSE,
     _SHARE_DESCRIBE_REQUEST, _SHARE_DESCRIBE_RESPONSE, _SHARE_FETCH_REQUEST, _SHARE_FETCH_RESPONSE,
-    _SHARE_ACK_REQUEST, _SHARE_ACK_RESPONSE)}
+    _SHARE_ACK_REQUEST, _SHARE_ACK_RESPONSE, _DESCRIBE_SHARE_OFFSETS_REQUEST, _DESCRIBE_SHARE_OFFSETS_RESPONSE)}
 
 
 def _declared_class(metacls: type, name: str, bases: tuple, attrs: dict, **kw: Any) -> Any:

@@ -246,9 +246,32 @@ class ShareCoordinator(PartitionCoordinator):
                 return {"error": int(await self.write_local(
                     str(request["group_id"]), uuid.UUID(request["topic_id"]), int(request["partition"]),
                     ShareState.from_json(request["state"])))}
+            if request["op"] == "group":
+                return {"states": {k: v.to_json() for k, v in self.group_states_local(str(request["group_id"])).items()}}
         except (KeyError, TypeError, ValueError):
             pass
         return {"error": int(ErrorCode.INVALID_REQUEST)}
+
+    def group_states_local(self, group_id: str) -> dict[str, ShareState]:
+        prefix = f"{group_id}:"
+        return {k: v for k, v in self.states.items() if k.startswith(prefix)
+                and not self.partitions[self.partition_for(k)].loading}
+
+    async def group_states(self, group_id: str) -> dict[tuple[uuid.UUID, int], ShareState]:
+        """Every share partition of the group with a state, from every live node's share
+        coordinator (a group's keys are spread over the topic's partitions); a node that
+        does not answer is left out."""
+        found = dict(self.group_states_local(group_id))
+        for node_id, node in self.broker.image.brokers.items():
+            if node_id != self.broker.node_id and not node.fenced:
+                answer = await self._remote(node_id, {"op": "group", "group_id": group_id})
+                for k, v in (answer.get("states") or {}).items():
+                    found[k] = ShareState.from_json(v)
+        out = {}
+        for k, state in found.items():
+            _, topic_id, partition = k.rsplit(":", 2)
+            out[(uuid.UUID(topic_id), int(partition))] = state
+        return out
 
     async def _remote(self, node_id: int, payload: dict) -> dict:
         peer = self._peer(node_id)

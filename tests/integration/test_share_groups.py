@@ -24,6 +24,8 @@ from kafka.protocol.admin.groups import (
 
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.messages import (
+    DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse,
     ShareAcknowledgeRequest,
     ShareAcknowledgeResponse,
     ShareFetchRequest,
@@ -351,5 +353,16 @@ def test_share_state_survives_a_restart(sbroker):
     sbroker.restart()
     with RawConnection(sbroker.bootstrap) as c:
         join(c, group, "m2", ["durable"])
+        # DescribeShareGroupOffsets (kafka-share-groups --describe): the start offset read
+        # back from __share_group_state; the lag counts offsets 2-5.
+        D = DescribeShareGroupOffsetsRequest
+        d = c.roundtrip(D(groups=[D.DescribeShareGroupOffsetsRequestGroup(group_id=group, topics=None),
+                                  D.DescribeShareGroupOffsetsRequestGroup(group_id="no-such", topics=None)]),
+                        1, DescribeShareGroupOffsetsResponse)
+        g, missing = d.groups
+        assert g.error_code == 0 and [(t.topic_name, [(p.partition_index, p.start_offset, p.lag, p.error_code)
+                                                      for p in t.partitions]) for t in g.topics] == [
+            ("durable", [(0, 2, 4, 0)])]
+        assert missing.error_code == ErrorCode.GROUP_ID_NOT_FOUND
         r = share_fetch(c, group, "m2", 0, topic_id, max_records=10, max_wait_ms=2000)
         assert acquired(r) == [(2, 3, 2), (4, 5, 1)]

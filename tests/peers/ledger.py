@@ -47,10 +47,11 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
                       "Odradek's nodes speak their own inter-node protocol.",
     (71, 72): "Client telemetry (KIP-714) is not collected.",
     (74,): "ListConfigResources is not served yet.",
-    (83, 84, 85, 86, 87, 90, 91, 92): "Share groups (KIP-932) are served (76-79) with their "
-                                      "state in memory: the share coordinator's APIs "
-                                      "(83-87, __share_group_state) and Describe/Alter/"
-                                      "DeleteShareGroupOffsets (90-92) are not built yet.",
+    (83, 84, 85, 86, 87): "The share coordinator's APIs (KIP-932) are broker-to-broker only: "
+                          "share-partition leaders reach Odradek's share coordinator "
+                          "(__share_group_state) through its own inter-node request.",
+    (91, 92): "AlterShareGroupOffsets and DeleteShareGroupOffsets are not built yet "
+              "(DescribeShareGroupOffsets is served).",
     (88, 89, 93): "Streams groups (KIP-1071) are not built.",
 }
 

@@ -321,7 +321,8 @@ def test_java_share_consumers_share_a_partition(java, odradek):
     redelivered once their lock (2 s, the group's share.record.lock.duration.ms) expires;
     two consumers on the one partition get distinct records, each accepted exactly once;
     released records come back with their delivery count raised. Meanwhile
-    kafka-share-groups --describe --members sees the group (about 13 s: one tool JVM, a lock)."""
+    kafka-share-groups --describe --members sees the group, and --describe its start offset
+    at the end (about 15 s: two tool JVMs, a lock)."""
     from tests.peers.test_tools import run
     topic, group, count = f"java-share-{uuid.uuid4().hex[:6]}", f"java-sg-{uuid.uuid4().hex[:6]}", 20
     side = Side("odradek", odradek.bootstrap)
@@ -342,6 +343,11 @@ def test_java_share_consumers_share_a_partition(java, odradek):
     finally:
         proc.kill()
         proc.wait(10)
+    # kafka-share-groups --describe (DescribeShareGroupOffsets): every record is done, so
+    # the share-partition start offset is past them all and nothing lags.
+    described = run(odradek.bootstrap, "kafka-share-groups", "--describe", "--group", group).stdout
+    assert [line.split() for line in described.splitlines() if topic in line] == [
+        [group, topic, "0", str(count), "0"]], described
     accepted = [line.split() for line in out.seen if line.startswith("ACCEPTED ")]
     offsets = sorted(int(a[2]) for a in accepted)
     assert offsets == list(range(count)), out.seen  # every record accepted exactly once
