@@ -121,6 +121,12 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     60: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED)),
     61: _access(Access(TOPIC, Op.READ, TOPIC_DENIED)),  # DescribeProducers
     75: _access(Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),  # DescribeTopicPartitions
+    # Share groups (KIP-932): READ on the group; ShareFetch and ShareAcknowledge READ per topic.
+    76: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
+    77: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED)),  # ShareGroupDescribe
+    90: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
+    78: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
+    79: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
 }
 UNAUTHORIZED_APIS = frozenset({17, 18, 36})  # SaslHandshake, ApiVersions, SaslAuthenticate
 

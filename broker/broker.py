@@ -39,6 +39,8 @@ from odradek.broker.server import (
     close_idle_connections,
     start_listeners,
 )
+from odradek.broker.share.coordinator import ShareCoordinator
+from odradek.broker.share.manager import ShareManager, group_config_error
 from odradek.broker.transactions import TransactionCoordinator
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication import peer
@@ -179,8 +181,10 @@ class Broker:
         self.controller: Controller | None = None
         self.metadata_log = None  # a LocalMetadataLog, or a cluster's RaftMetadataLog
         self.replicas: ReplicaManager | None = None
+        self.shares: ShareManager | None = None
         self.groups: GroupCoordinator | None = None
         self.transactions: TransactionCoordinator | None = None
+        self.share_coordinator: ShareCoordinator | None = None
         self.registered = asyncio.Event()
         self.ready = asyncio.Event()  # registered, and the image caught up and holding this node
         self.lease: Lease | None = None  # a cluster node's, see Lease
@@ -232,6 +236,14 @@ class Broker:
             snapshot_bytes=self.config["metadata.log.max.record.bytes.between.snapshots"],
             observer=not self.config.is_voter)
 
+    def _validate_group_configs(self, changes: dict[str, str | None]) -> None:
+        """Kafka's group config names, types and consumer bounds, then the share keys'
+        values that Odradek's share groups serve (ValueError: INVALID_CONFIG)."""
+        cfg.validate_group_configs(changes, self.config)
+        problem = group_config_error(self.config, changes)
+        if problem is not None:
+            raise ValueError(problem)
+
     async def start(self) -> None:
         security = peer_security(self.config)  # how this node dials its peers, if secured
         if security is not None:
@@ -244,7 +256,7 @@ class Broker:
             default_replication_factor=self.config["default.replication.factor"],
             validate_topic_configs=cfg.validate_topic_configs,
             validate_broker_configs=cfg.validate_broker_configs,
-            validate_group_configs=lambda changes: cfg.validate_group_configs(changes, self.config),
+            validate_group_configs=self._validate_group_configs,
             broker_session_timeout_ms=self.config["broker.session.timeout.ms"],
             unclean_leader_election=self.config["unclean.leader.election.enable"],
             delete_topic_enable=self.config["delete.topic.enable"])
@@ -265,9 +277,13 @@ class Broker:
         if self.authorizer is not None:
             self.controller.subscribers.append(self.authorizer.on_metadata)
         self.groups = GroupCoordinator(self)
+        self.shares = ShareManager(self)
+        self.controller.subscribers.append(self.shares.on_metadata)
         self.groups.start()  # before the replicas start: it follows their leadership from the first
         self.transactions = TransactionCoordinator(self)
         self.transactions.start()
+        self.share_coordinator = ShareCoordinator(self)
+        self.share_coordinator.start()
         await self.metadata_log.start()
         self.replicas.start(self.metadata_log.caught_up)
         self.servers = await start_listeners(self)
@@ -285,7 +301,7 @@ class Broker:
         await self._start_http()
         self.tasks.spawn("become_ready", self._become_ready)
         if self.config.voters:
-            self.lease = Lease([self.groups, self.transactions], self.image, self.config["broker.session.timeout.ms"])
+            self.lease = Lease([self.groups, self.transactions, self.share_coordinator], self.image, self.config["broker.session.timeout.ms"])
             self.controller.subscribers.append(self.lease.on_metadata)
             self.tasks.spawn("register_and_heartbeat", lambda: self._register_and_heartbeat(endpoints))
             self.tasks.spawn("fencing", self.controller.run_fencing)
@@ -490,6 +506,7 @@ class Broker:
         for server in self.servers:
             await server.wait_closed()
         await self.transactions.close()
+        await self.share_coordinator.close()
         await self.groups.close()
         await self.replicas.close()
         await self.metadata_log.stop()

@@ -440,6 +440,9 @@ class Connection(asyncio.BufferedProtocol):
             self.broker.limits.release(self.peer[0] if self.peer else "", self._exempt)
         self.memory.release(self, self.held)
         self.broker.connections.discard(self)
+        shares = getattr(self.broker, "shares", None)
+        if shares is not None:  # its share sessions end (broker.share.session)
+            shares.connection_closed(self)
         if self._task is not None:
             self._task.cancel()
         if self._sender is not None:

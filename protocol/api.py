@@ -32,10 +32,13 @@ from kafka.protocol.api_message import ApiMessage
 from odradek.protocol.internode import (
     CONTROLLER_API_KEY,
     RAFT_API_KEY,
+    SHARE_STATE_API_KEY,
     ControllerRequest,
     ControllerResponse,
     RaftRequest,
     RaftResponse,
+    ShareStateRequest,
+    ShareStateResponse,
 )
 from odradek.protocol.messages import CLASSES as KIP848_CLASSES
 
@@ -86,6 +89,7 @@ MESSAGE_CLASSES: dict[int, tuple[Any, Any]] = _load_classes()  # kafka-python's 
 MESSAGE_CLASSES.update({req.API_KEY: (req, resp) for req, resp in KIP848_CLASSES})
 MESSAGE_CLASSES[RAFT_API_KEY] = (RaftRequest, RaftResponse)
 MESSAGE_CLASSES[CONTROLLER_API_KEY] = (ControllerRequest, ControllerResponse)
+MESSAGE_CLASSES[SHARE_STATE_API_KEY] = (ShareStateRequest, ShareStateResponse)
 
 
 def _skip_tagged_fields(buf: memoryview, pos: int) -> int:

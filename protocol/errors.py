@@ -96,6 +96,9 @@ class ErrorCode(IntEnum):
     PRODUCER_FENCED = 90
     TRANSACTIONAL_ID_NOT_FOUND = 105
     INVALID_RECORD_STATE = 121
+    SHARE_SESSION_NOT_FOUND = 122  # KIP-932; kafka-python 3.0's error table lacks these
+    INVALID_SHARE_SESSION_EPOCH = 123
+    SHARE_SESSION_LIMIT_REACHED = 133
     TRANSACTION_ABORTABLE = 120
     INVALID_REGULAR_EXPRESSION = 128  # KIP-848; kafka-python 3.0's error table lacks it
 

@@ -7,6 +7,8 @@ keys that Kafka does not use and that ApiVersions never offers to clients:
                         empty acknowledgement; Raft's own responses are messages too
     CONTROLLER_API_KEY  a request to the active controller (register a broker,
                         heartbeat, change an ISR, carry out an admin request, ...)
+    SHARE_STATE_API_KEY a share-partition leader reads or writes its state at the
+                        share coordinator (broker.share.coordinator)
 
 Bodies are JSON objects: metadata traffic is small and rare, and JSON keeps it
 readable and easy to extend. Partition data does not travel this way: followers
@@ -17,6 +19,7 @@ import json
 
 RAFT_API_KEY = 1000
 CONTROLLER_API_KEY = 1001
+SHARE_STATE_API_KEY = 1002
 INTERNODE_VERSION = 0
 MAX_JSON_BYTES = 64 * 2**20  # bounded by socket.request.max.bytes before we get here
 
@@ -63,3 +66,4 @@ def message_classes(api_key: int, name: str) -> tuple[type, type]:
 
 RaftRequest, RaftResponse = message_classes(RAFT_API_KEY, "Raft")
 ControllerRequest, ControllerResponse = message_classes(CONTROLLER_API_KEY, "Controller")
+ShareStateRequest, ShareStateResponse = message_classes(SHARE_STATE_API_KEY, "ShareState")

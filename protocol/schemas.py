@@ -1,6 +1,6 @@
 """Our declarations of the Kafka 4.4 messages kafka-python 3.0 has no schemas for: the
-KIP-848 APIs ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69), and the
-consumer-group record values the group coordinator writes to ``__consumer_offsets``.
+KIP-848 APIs ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69), the share-group
+APIs of KIP-932 (76-79, 90), and the consumer-group record values the group coordinator writes to ``__consumer_offsets``.
 
 Each is the dict form kafka-python's codec builds its classes from (what its
 ``load_json`` would return for Kafka's spec file), written here with only what encoding
@@ -127,6 +127,170 @@ _DESCRIBE_RESPONSE = message("ConsumerGroupDescribeResponse", 69, "0-1", "0+", [
     ]),
 ])
 
+# Share groups (KIP-932): ShareGroupHeartbeat (76) and ShareGroupDescribe (77), v1 only in
+# Kafka 4.4 (v0 was removed in 4.1); ShareFetch (78) and ShareAcknowledge (79), v1-v2 (v2:
+# the acquire mode and RENEW acknowledgements of KIP-1206/KIP-1222).
+_SHARE_HEARTBEAT_REQUEST = message("ShareGroupHeartbeatRequest", 76, "1", "0+", [
+    field("GroupId", "string"),
+    field("MemberId", "string"),
+    field("MemberEpoch", "int32"),
+    nullable("RackId", "string"),
+    nullable("SubscribedTopicNames", "[]string"),
+])
+
+_SHARE_HEARTBEAT_RESPONSE = message("ShareGroupHeartbeatResponse", 76, "1", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("ErrorCode", "int16"),
+    nullable("ErrorMessage", "string"),
+    nullable("MemberId", "string"),
+    field("MemberEpoch", "int32"),
+    field("HeartbeatIntervalMs", "int32"),
+    nullable("Assignment", "Assignment", fields=[
+        field("TopicPartitions", "[]TopicPartitions", fields=_TOPIC_PARTITIONS)]),
+])
+
+_SHARE_DESCRIBE_REQUEST = message("ShareGroupDescribeRequest", 77, "1", "0+", [
+    field("GroupIds", "[]string"),
+    field("IncludeAuthorizedOperations", "bool"),
+])
+
+_SHARE_DESCRIBE_RESPONSE = message("ShareGroupDescribeResponse", 77, "1", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("Groups", "[]DescribedGroup", fields=[
+        field("ErrorCode", "int16"),
+        nullable("ErrorMessage", "string"),
+        field("GroupId", "string"),
+        field("GroupState", "string"),
+        field("GroupEpoch", "int32"),
+        field("AssignmentEpoch", "int32"),
+        field("AssignorName", "string"),
+        field("Members", "[]Member", fields=[
+            field("MemberId", "string"),
+            nullable("RackId", "string"),
+            field("MemberEpoch", "int32"),
+            field("ClientId", "string"),
+            field("ClientHost", "string"),
+            field("SubscribedTopicNames", "[]string"),
+            field("Assignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
+        ]),
+        field("AuthorizedOperations", "int32", default="-2147483648"),
+    ]),
+])
+
+_ACK_BATCHES = field("AcknowledgementBatches", "[]AcknowledgementBatch", fields=[
+    field("FirstOffset", "int64"), field("LastOffset", "int64"), field("AcknowledgeTypes", "[]int8")])
+_LEADER = field("CurrentLeader", "LeaderIdAndEpoch", fields=[
+    field("LeaderId", "int32"), field("LeaderEpoch", "int32")])
+_NODE_ENDPOINTS = field("NodeEndpoints", "[]NodeEndpoint", fields=[
+    field("NodeId", "int32"), field("Host", "string"), field("Port", "int32"),
+    nullable("Rack", "string")])
+
+_SHARE_FETCH_REQUEST = message("ShareFetchRequest", 78, "1-2", "0+", [
+    nullable("GroupId", "string"),
+    field("MemberId", "string", nullable="0+"),
+    field("ShareSessionEpoch", "int32"),
+    field("MaxWaitMs", "int32"),
+    field("MinBytes", "int32"),
+    field("MaxBytes", "int32", default="0x7fffffff"),
+    field("MaxRecords", "int32", "1+"),
+    field("BatchSize", "int32", "1+"),
+    field("ShareAcquireMode", "int8", "2+", default="0"),
+    field("IsRenewAck", "bool", "2+", default="false"),
+    field("Topics", "[]FetchTopic", fields=[
+        field("TopicId", "uuid"),
+        field("Partitions", "[]FetchPartition", fields=[
+            field("PartitionIndex", "int32"),
+            field("PartitionMaxBytes", "int32", "0"),
+            _ACK_BATCHES,
+        ]),
+    ]),
+    field("ForgottenTopicsData", "[]ForgottenTopic", fields=[
+        field("TopicId", "uuid"), field("Partitions", "[]int32")]),
+])
+
+_SHARE_FETCH_RESPONSE = message("ShareFetchResponse", 78, "1-2", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("ErrorCode", "int16"),
+    nullable("ErrorMessage", "string"),
+    field("AcquisitionLockTimeoutMs", "int32", "1+"),
+    field("Responses", "[]ShareFetchableTopicResponse", fields=[
+        field("TopicId", "uuid"),
+        field("Partitions", "[]PartitionData", fields=[
+            field("PartitionIndex", "int32"),
+            field("ErrorCode", "int16"),
+            nullable("ErrorMessage", "string"),
+            field("AcknowledgeErrorCode", "int16"),
+            nullable("AcknowledgeErrorMessage", "string"),
+            _LEADER,
+            field("Records", "records", nullable="0"),
+            field("AcquiredRecords", "[]AcquiredRecords", fields=[
+                field("FirstOffset", "int64"), field("LastOffset", "int64"),
+                field("DeliveryCount", "int16")]),
+        ]),
+    ]),
+    _NODE_ENDPOINTS,
+])
+
+_SHARE_ACK_REQUEST = message("ShareAcknowledgeRequest", 79, "1-2", "0+", [
+    nullable("GroupId", "string"),
+    field("MemberId", "string", nullable="0+"),
+    field("ShareSessionEpoch", "int32"),
+    field("IsRenewAck", "bool", "2+", default="false"),
+    field("Topics", "[]AcknowledgeTopic", fields=[
+        field("TopicId", "uuid"),
+        field("Partitions", "[]AcknowledgePartition", fields=[
+            field("PartitionIndex", "int32"), _ACK_BATCHES]),
+    ]),
+])
+
+_SHARE_ACK_RESPONSE = message("ShareAcknowledgeResponse", 79, "1-2", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("ErrorCode", "int16"),
+    nullable("ErrorMessage", "string"),
+    field("AcquisitionLockTimeoutMs", "int32", "2+"),
+    field("Responses", "[]ShareAcknowledgeTopicResponse", fields=[
+        field("TopicId", "uuid"),
+        field("Partitions", "[]PartitionData", fields=[
+            field("PartitionIndex", "int32"),
+            field("ErrorCode", "int16"),
+            nullable("ErrorMessage", "string"),
+            _LEADER,
+        ]),
+    ]),
+    _NODE_ENDPOINTS,
+])
+
+_DESCRIBE_SHARE_OFFSETS_REQUEST = message("DescribeShareGroupOffsetsRequest", 90, "0-1", "0+", [
+    field("Groups", "[]DescribeShareGroupOffsetsRequestGroup", fields=[
+        field("GroupId", "string"),
+        field("Topics", "[]DescribeShareGroupOffsetsRequestTopic", nullable="0+", fields=[
+            field("TopicName", "string"),
+            field("Partitions", "[]int32"),
+        ]),
+    ]),
+])
+
+_DESCRIBE_SHARE_OFFSETS_RESPONSE = message("DescribeShareGroupOffsetsResponse", 90, "0-1", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("Groups", "[]DescribeShareGroupOffsetsResponseGroup", fields=[
+        field("GroupId", "string"),
+        field("Topics", "[]DescribeShareGroupOffsetsResponseTopic", fields=[
+            field("TopicName", "string"),
+            field("TopicId", "uuid"),
+            field("Partitions", "[]DescribeShareGroupOffsetsResponsePartition", fields=[
+                field("PartitionIndex", "int32"),
+                field("StartOffset", "int64"),
+                field("LeaderEpoch", "int32"),
+                field("Lag", "int64", "1+", default=-1),
+                field("ErrorCode", "int16"),
+                nullable("ErrorMessage", "string"),
+            ]),
+        ]),
+        field("ErrorCode", "int16"),
+        nullable("ErrorMessage", "string"),
+    ]),
+])
+
 # The record values (group-coordinator module, all version 0, flexible).
 _METADATA_VALUE = record_value("ConsumerGroupMetadataValue", 3, [
     field("Epoch", "int32"),
@@ -171,7 +335,9 @@ _CURRENT_ASSIGNMENT_VALUE = record_value("ConsumerGroupCurrentMemberAssignmentVa
 DECLARED: dict[str, dict] = {spec["name"]: spec for spec in (
     _HEARTBEAT_REQUEST, _HEARTBEAT_RESPONSE, _DESCRIBE_REQUEST, _DESCRIBE_RESPONSE,
     _METADATA_VALUE, _MEMBER_METADATA_VALUE, _TARGET_METADATA_VALUE, _TARGET_MEMBER_VALUE,
-    _CURRENT_ASSIGNMENT_VALUE)}
+    _CURRENT_ASSIGNMENT_VALUE, _SHARE_HEARTBEAT_REQUEST, _SHARE_HEARTBEAT_RESPONSE,
+    _SHARE_DESCRIBE_REQUEST, _SHARE_DESCRIBE_RESPONSE, _SHARE_FETCH_REQUEST, _SHARE_FETCH_RESPONSE,
+    _SHARE_ACK_REQUEST, _SHARE_ACK_RESPONSE, _DESCRIBE_SHARE_OFFSETS_REQUEST, _DESCRIBE_SHARE_OFFSETS_RESPONSE)}
 
 
 def _declared_class(metacls: type, name: str, bases: tuple, attrs: dict, **kw: Any) -> Any:

@@ -37,7 +37,7 @@ FEATURES: dict[str, Feature] = {f.name: f for f in (
     Feature("kraft.version", 0, 0),  # KIP-853 voter changes: not built
     Feature("transaction.version", 0, 0),  # transactions: not built
     Feature("group.version", 0, 1, bootstrap_level=1),  # the consumer group protocol (KIP-848)
-    Feature("share.version", 0, 0),
+    Feature("share.version", 0, 1, bootstrap_level=1),  # share groups (KIP-932)
     Feature("streams.version", 0, 0),
     Feature("eligible.leader.replicas.version", 0, 0),
 )}

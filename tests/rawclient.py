@@ -122,3 +122,23 @@ def fetch_offsets(conn: RawConnection, topic: str, partition: int) -> list[int]:
         offsets.append(int.from_bytes(records[pos:pos + 8], "big"))
         pos += 12 + int.from_bytes(records[pos + 8:pos + 12], "big")
     return offsets
+
+
+def until_coordinator(conn, group: str, attempt, timeout_s: float = 20):
+    """``attempt()`` until the group's coordinator answers it (the offsets topic may be
+    created and loading first); FindCoordinator before each try, as clients do."""
+    from kafka.protocol.metadata.find_coordinator import (
+        FindCoordinatorRequest,
+        FindCoordinatorResponse,
+    )
+    waiting = (ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.NOT_COORDINATOR,
+               ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        conn.roundtrip(FindCoordinatorRequest(key=group, key_type=0), 3, FindCoordinatorResponse)
+        r = attempt()
+        if r.error_code == ErrorCode.NONE:
+            return r
+        assert r.error_code in waiting, r
+        time.sleep(0.2)
+    raise AssertionError("no answer from the coordinator")

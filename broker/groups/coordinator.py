@@ -53,10 +53,13 @@ from odradek.broker.groups.consumer_group import (
     validate,
 )
 from odradek.broker.groups.group import Group, GroupConfig, GroupState, JoinResult, SyncResult
+from odradek.broker.share.share_group import ShareGroup, ShareGroupConfig, ShareHeartbeat
+from odradek.broker.share.share_group import validate as validate_share
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.controller import NewTopic
 from odradek.replication.metadata import GROUP as GROUP_RESOURCE
+from odradek.replication.peer import Peer
 from odradek.replication.tasks import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -113,6 +116,7 @@ class PartitionCoordinator:
     partitions: dict
     held: bool
     tasks: Supervisor
+    peers: dict
 
     @property
     def replicas(self):
@@ -197,6 +201,33 @@ class PartitionCoordinator:
             self.TOPIC, num_partitions, rf, configs=configs(rf) if callable(configs) else dict(configs)))},
             timeout=wait_s)
 
+    async def _ensure_state_topic(self, num_partitions: int, replication_factor: int, min_isr: int,
+                                  segment_bytes: int, wait_s: float) -> None:
+        """``_ensure_topic`` for a compacted state topic (``__transaction_state``,
+        ``__share_group_state``): kept for ever, no unclean election, min.insync.replicas
+        capped at the replication factor."""
+        def configs(rf: int) -> dict:
+            return {"cleanup.policy": "compact", "segment.bytes": str(segment_bytes),
+                    "min.insync.replicas": str(max(1, min(min_isr, rf))),
+                    "unclean.leader.election.enable": "false", "retention.ms": "-1"}
+        await self._ensure_topic(num_partitions, replication_factor, configs, wait_s)
+
+    async def _write_committed(self, p, key: bytes, value: bytes | None, timestamp_ms: int) -> ErrorCode:
+        """Append one record to the led partition ``p`` and wait for the ISR (acks=all); the
+        coordinator's error if that fails or ``p`` was unloaded meanwhile."""
+        batch = rec.build_batch([rec.Record(key, value, (), timestamp_ms)])
+        event = self.TOPIC.strip("_")
+        try:
+            partition, result = self.replicas.append_records(self.TOPIC, p.index, batch, required_acks=-1)
+            await self.replicas.wait_committed(partition, result)
+        except KafkaError as e:
+            log.warning(f"{event}_write_failed", partition=p.index, error=e.code.name)
+            return COORDINATOR_WRITE_ERRORS.get(e.code, ErrorCode.UNKNOWN_SERVER_ERROR)
+        except OSError:
+            log.exception(f"{event}_write_not_durable", partition=p.index)
+            return ErrorCode.NOT_COORDINATOR
+        return ErrorCode.NOT_COORDINATOR if self.partitions.get(p.index) is not p else ErrorCode.NONE
+
     def coordinator_node(self, key: str):
         """The broker registration of the key's coordinator, or None if it has none now."""
         topic = self.broker.image.topics.get(self.TOPIC)
@@ -205,6 +236,20 @@ class PartitionCoordinator:
         p = topic.partitions.get(self.partition_for(key))
         node = self.broker.image.brokers.get(p.leader) if p is not None else None
         return node if node is not None and not node.fenced else None
+
+    def _peer(self, node_id: int) -> Peer | None:
+        """A connection to another live node's inter-broker listener (kept for reuse)."""
+        node = self.broker.image.brokers.get(node_id)
+        if node is None or node.fenced:
+            return None
+        endpoint = node.endpoints.get(self.broker.config.inter_broker_listener_name) \
+            or next(iter(node.endpoints.values()))
+        peer = self.peers.get(node_id)
+        if peer is None or (peer.host, peer.port) != tuple(endpoint):
+            if peer is not None:
+                peer.close()
+            peer = self.peers[node_id] = Peer(node_id, endpoint[0], endpoint[1], from_node=self.broker.node_id)
+        return peer
 
     def hold(self, held: bool) -> None:
         """Coordinate the keys of the partitions this node leads (True), or none (False)."""
@@ -272,6 +317,14 @@ class GroupCoordinator(PartitionCoordinator):
         # deletion keep one path; a group id has members of one protocol at a time.
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.consumer_config = _consumer_config(config)
+        # Share groups (KIP-932): membership and assignment, held in memory by the
+        # coordinator (not yet written to __consumer_offsets: a new coordinator starts
+        # them empty and members rejoin on UNKNOWN_MEMBER_ID).
+        self.share_groups: dict[str, ShareGroup] = {}
+        self.share_config = ShareGroupConfig(
+            session_timeout_ms=config["group.share.session.timeout.ms"],
+            heartbeat_interval_ms=config["group.share.heartbeat.interval.ms"],
+            max_size=config["group.share.max.size"])
         self._regex_cache: dict[str, object] = {}
         self._topics_cache: tuple[tuple[int, int], Topics] | None = None
         self.partitions: dict[int, OffsetsPartition] = {}
@@ -337,6 +390,9 @@ class GroupCoordinator(PartitionCoordinator):
             consumer_group = self.consumer_groups.pop(group_id, None)
             if consumer_group is not None:
                 consumer_group.shut_down()
+            share_group = self.share_groups.pop(group_id, None)
+            if share_group is not None:
+                share_group.shut_down()
         log.info("offsets_partition_unloaded", partition=p.index, groups=len(p.group_ids))
 
     async def _load(self, p: OffsetsPartition) -> None:
@@ -802,10 +858,40 @@ class GroupCoordinator(PartitionCoordinator):
         return list(self.consumer_groups.values())
 
     def describe_consumer_group(self, group_id: str) -> tuple[ErrorCode, ConsumerGroup | None]:
+        return self._described(group_id, self.consumer_groups)
+
+    def _described(self, group_id: str, groups: dict):
+        error = self.group_error(group_id)
+        return (error, None) if error else (ErrorCode.NONE, groups.get(group_id))
+
+    def list_share_groups(self) -> list[ShareGroup]:
+        return list(self.share_groups.values())
+
+    def describe_share_group(self, group_id: str) -> tuple[ErrorCode, ShareGroup | None]:
+        return self._described(group_id, self.share_groups)
+
+    def is_share_group(self, group_id: str) -> bool:
+        return group_id in self.share_groups
+
+    # -- share groups (KIP-932) -----------------------------------------------------------------
+    def share_group_heartbeat(self, group_id: str, hb: ShareHeartbeat) -> HeartbeatResult:
+        error, message = validate_share(hb, group_id)
+        if error:
+            return HeartbeatResult(error, message)
         error = self.group_error(group_id)
         if error:
-            return error, None
-        return ErrorCode.NONE, self.consumer_groups.get(group_id)
+            return HeartbeatResult(error)
+        classic = self.groups.get(group_id)
+        if group_id in self.consumer_groups or (classic is not None and classic.state != GroupState.DEAD
+                                                and (not classic.is_empty or classic.offsets)):
+            return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group.")
+        group = self.share_groups.get(group_id)
+        if group is None:
+            if hb.member_epoch != 0:
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Share group {group_id} not found.")
+            group = self.share_groups[group_id] = ShareGroup(group_id, self.share_config, self.scheduler)
+            self.partitions[self.partition_for(group_id)].group_ids.add(group_id)
+        return group.heartbeat(hb, self._topics())
 
     # -- the consumer group protocol (KIP-848) ------------------------------------------------
     def _compile_regex(self, pattern: str):
@@ -861,6 +947,8 @@ class GroupCoordinator(PartitionCoordinator):
         if error:
             return HeartbeatResult(error)
         classic = self.groups.get(group_id)
+        if group_id in self.share_groups:
+            return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
         upgrade: list[tuple[bytes, bytes | None]] = []
         if classic is not None and not classic.is_empty:
             if not (hb.member_epoch == 0 and self._may_upgrade(classic)):

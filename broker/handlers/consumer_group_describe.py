@@ -25,13 +25,19 @@ def _assignment(assignment, names) -> "D.Member.Assignment":
                                for topic_id, ps in sorted(assignment.items()) if topic_id in names])
 
 
+def not_described(described_class, group_id: str, error):
+    """A group not described: an error of the coordinator, or GROUP_ID_NOT_FOUND (Kafka's
+    message) for no group of this type (shared with ShareGroupDescribe)."""
+    if not error:
+        return described_class(error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=f"Group {group_id} not found.",
+                               group_id=group_id, group_state="", members=[], authorized_operations=NOT_COMPUTED)
+    return described_class(error_code=error, group_id=group_id, group_state="", members=[],
+                           authorized_operations=NOT_COMPUTED)
+
+
 def _described(group_id: str, error, group, names) -> "D":
-    if not error and group is None:
-        return D(error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=f"Group {group_id} not found.",
-                 group_id=group_id, group_state="", members=[], authorized_operations=NOT_COMPUTED)
-    if error:
-        return D(error_code=error, group_id=group_id, group_state="", members=[],
-                 authorized_operations=NOT_COMPUTED)
+    if error or group is None:
+        return not_described(D, group_id, error)
     members = [D.Member(member_id=m.member_id, instance_id=m.instance_id, rack_id=m.rack_id,
                         member_epoch=m.member_epoch, client_id=m.client_id, client_host=m.client_host,
                         subscribed_topic_names=list(m.subscribed_topic_names),

@@ -55,6 +55,7 @@ TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKE
     DEFAULT_CONFIG = 1, 2, 3, 4, 5
 GROUP_CONFIG = 8  # DYNAMIC_GROUP_CONFIG
 UNKNOWN_KEY = ConfigDef("", STRING, None)  # a dynamic key Kafka does not define
+GROUP_CONFIG = 8  # ConfigSource of a group's own config (KIP-848, KIP-932)
 
 
 def render(value) -> str | None:

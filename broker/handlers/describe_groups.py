@@ -10,7 +10,7 @@ group_instance_id. A group the principal may not DESCRIBE is GROUP_AUTHORIZATION
 (broker.authorizer), with nothing else of it. A consumer-protocol group (KIP-848) is not
 described here (the admin client uses ConsumerGroupDescribe): as by Kafka 4.4, it is
 "Dead" with no error up to v5 and from v6 GROUP_ID_NOT_FOUND, "Group G is not a classic
-group."
+group."; a share group (KIP-932, ShareGroupDescribe) is answered the same way.
 """
 
 from kafka.protocol.admin.groups import DescribeGroupsRequest, DescribeGroupsResponse
@@ -60,7 +60,7 @@ async def handle(ctx, request):
             described.group_state = ""  # (as Kafka: nothing of a group it may not describe)
         else:
             error, group = coordinator.describe_group(g)
-            consumer_protocol = g in coordinator.consumer_groups
+            consumer_protocol = g in coordinator.consumer_groups or coordinator.is_share_group(g)
             described = _described(g, error, group, version, consumer_protocol)
             if version >= 3 and request.include_authorized_operations and not error \
                     and not consumer_protocol:

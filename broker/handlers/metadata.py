@@ -44,7 +44,7 @@ from odradek.replication.acls import CLUSTER_NAME
 from odradek.replication.controller import NewTopic, topic_name_error
 
 R = MetadataResponse
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
 
 
 def live_brokers(broker, listener_name: str) -> list:

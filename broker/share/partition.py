@@ -153,6 +153,16 @@ class SharePartition:
         self._advance()
         return ErrorCode.NONE
 
+    def undo_acquire(self, member_id: str, acquired: list[Acquired]) -> None:
+        """What ``acquire`` just handed ``member_id`` was not sent (its state could not be
+        persisted): available again, this delivery not counted."""
+        for a in acquired:
+            for offset in range(a.first_offset, a.last_offset + 1):
+                record = self.records.get(offset)
+                if record is not None and record.state is RecordState.ACQUIRED and record.member_id == member_id:
+                    self._settle(record, RecordState.AVAILABLE)
+                    record.delivery_count -= 1
+
     def expire_locks(self, now_ms: int) -> int:
         """Acquisition locks past their deadline: the records are available again (or
         archived at the delivery-count limit). Returns how many were released."""
@@ -213,7 +223,10 @@ class SharePartition:
                     delivery_count)
                 sp.end_offset = offset + 1
         for offset in range(start_offset, sp.end_offset):  # holes in what was written
-            sp.records.setdefault(offset, InFlight(RecordState.AVAILABLE))
+            record = sp.records.setdefault(offset, InFlight(RecordState.AVAILABLE))
+            if record.state is RecordState.AVAILABLE and record.delivery_count >= sp.delivery_count_limit:
+                # its last delivery's lock died with the old leader: as if it expired
+                record.state = RecordState.ARCHIVED
         sp._advance()
         return sp
 

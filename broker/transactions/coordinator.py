@@ -41,7 +41,6 @@ from kafka.protocol.producer import (
 )
 
 from odradek.broker.groups.coordinator import (
-    COORDINATOR_WRITE_ERRORS,
     AsyncioScheduler,
     PartitionCoordinator,
 )
@@ -49,7 +48,6 @@ from odradek.broker.groups.offsets_topic import OFFSETS_TOPIC, iter_records
 from odradek.broker.transactions import state as st
 from odradek.broker.transactions import txn_log as tl
 from odradek.broker.transactions.state import TxnMetadata, TxnState
-from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.replication.peer import Peer, PeerUnavailable
 from odradek.replication.tasks import Supervisor
@@ -118,11 +116,8 @@ class TransactionCoordinator(PartitionCoordinator):
 
     async def ensure_topic(self, wait_s: float) -> None:
         """Create ``__transaction_state`` if missing (as ``__consumer_offsets`` is)."""
-        def configs(rf: int) -> dict:
-            return {"cleanup.policy": "compact", "segment.bytes": str(self.segment_bytes),
-                    "min.insync.replicas": str(max(1, min(self.min_isr, rf))),
-                    "unclean.leader.election.enable": "false", "retention.ms": "-1"}
-        await self._ensure_topic(self.num_partitions, self.replication_factor, configs, wait_s)
+        await self._ensure_state_topic(self.num_partitions, self.replication_factor, self.min_isr,
+                                       self.segment_bytes, wait_s)
 
     def id_error(self, transactional_id: str | None) -> ErrorCode:
         return self._key_error(transactional_id, ErrorCode.INVALID_REQUEST)
@@ -187,18 +182,9 @@ class TransactionCoordinator(PartitionCoordinator):
         if p is None:
             return ErrorCode.NOT_COORDINATOR
         value = None if tombstone else tl.value(meta)
-        batch = rec.build_batch([rec.Record(tl.key(tid), value, (), self.scheduler.now_ms())])
-        try:
-            partition, result = self.replicas.append_records(TRANSACTION_TOPIC, p.index, batch, required_acks=-1)
-            await self.replicas.wait_committed(partition, result)
-        except KafkaError as e:
-            log.warning("transaction_state_write_failed", partition=p.index, error=e.code.name)
-            return COORDINATOR_WRITE_ERRORS.get(e.code, ErrorCode.UNKNOWN_SERVER_ERROR)
-        except OSError:
-            log.exception("transaction_state_write_not_durable", partition=p.index)
-            return ErrorCode.NOT_COORDINATOR
-        if self.partitions.get(p.index) is not p:
-            return ErrorCode.NOT_COORDINATOR
+        error = await self._write_committed(p, tl.key(tid), value, self.scheduler.now_ms())
+        if error:
+            return error
         if tombstone:
             self._forget(p, tid)
         else:
@@ -371,20 +357,6 @@ class TransactionCoordinator(PartitionCoordinator):
             else:
                 log.info("transaction_marker_retry", topic=tp[0], partition=tp[1], error=error.name)
         return done
-
-    def _peer(self, node_id: int) -> Peer | None:
-        """A connection to another live node's inter-broker listener (kept for reuse)."""
-        node = self.broker.image.brokers.get(node_id)
-        if node is None or node.fenced:
-            return None
-        endpoint = node.endpoints.get(self.broker.config.inter_broker_listener_name) \
-            or next(iter(node.endpoints.values()))
-        peer = self.peers.get(node_id)
-        if peer is None or (peer.host, peer.port) != tuple(endpoint):
-            if peer is not None:
-                peer.close()
-            peer = self.peers[node_id] = Peer(node_id, endpoint[0], endpoint[1], from_node=self.broker.node_id)
-        return peer
 
     async def verify_remote(self, tid: str, producer_id: int, producer_epoch: int,
                             tps: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:

@@ -36,7 +36,7 @@ from odradek.protocol.messages import (
 from tests.brokerproc import BrokerProcess
 from tests.clients import create_topics
 from tests.integration.test_groups import RawMember
-from tests.rawclient import RawConnection, incremental_alter, recv_frame
+from tests.rawclient import RawConnection, incremental_alter, recv_frame, until_coordinator
 
 MEMBER = Path(__file__).with_name("kip848_member.py")
 SESSION_MS = 3000
@@ -80,17 +80,7 @@ def _join(conn, group, member_id, topics, **extra):
 
 def _wait_for_assignment(conn, group, member_id, topics):
     """Join, then heartbeat until an assignment comes (the coordinator may be loading)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        # As clients do: FindCoordinator first (it creates __consumer_offsets).
-        conn.roundtrip(FindCoordinatorRequest(key=group, key_type=0), 3, FindCoordinatorResponse)
-        r = _join(conn, group, member_id, topics)
-        if r.error_code == ErrorCode.NONE:
-            return r
-        assert r.error_code in (ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.NOT_COORDINATOR,
-                                ErrorCode.COORDINATOR_NOT_AVAILABLE), r
-        time.sleep(0.2)
-    raise AssertionError("no answer from the coordinator")
+    return until_coordinator(conn, group, lambda: _join(conn, group, member_id, topics))
 
 
 def test_api_versions_offers_the_consumer_group_protocol(cbroker):

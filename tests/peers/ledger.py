@@ -47,7 +47,11 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
                       "Odradek's nodes speak their own inter-node protocol.",
     (71, 72): "Client telemetry (KIP-714) is not collected.",
     (74,): "ListConfigResources is not served yet.",
-    (76, 77, 78, 79, 83, 84, 85, 86, 87, 90, 91, 92): "Share groups (KIP-932) are not built yet.",
+    (83, 84, 85, 86, 87): "The share coordinator's APIs (KIP-932) are broker-to-broker only: "
+                          "share-partition leaders reach Odradek's share coordinator "
+                          "(__share_group_state) through its own inter-node request.",
+    (91, 92): "AlterShareGroupOffsets and DeleteShareGroupOffsets are not built yet "
+              "(DescribeShareGroupOffsets is served).",
     (88, 89, 93): "Streams groups (KIP-1071) are not built.",
 }
 
@@ -90,6 +94,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "timeouts, a kill -9 mid-transaction", "tests/integration/test_transactions.py", ""),
         ("records produced by Java read byte for byte, and the reverse",
          "tests/peers/test_java_client.py", "test_java_records_read_identically_by_python_clients"),
+        ("ShareConsumer (KIP-932): two consumers compete, RELEASE redelivers, REJECT archives",
+         "tests/integration/test_share_groups.py", "test_confluent_share_consumers_compete_for_records"),
     ],
     "kcat": [("produce, consume, metadata", "tests/integration/test_data_path.py", ""),
              ("TLS with a client certificate, SASL PLAIN", "tests/integration/test_security.py", "test_kcat")],
@@ -112,6 +118,9 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_transactions_commit_abort_and_fencing"),
         ("Kafka Streams 4.4, processing.guarantee=exactly_once_v2: a word count with a state store",
          "tests/peers/test_java_client.py", "test_kafka_streams_exactly_once_v2_word_count"),
+        ("KafkaShareConsumer (KIP-932): two consumers on one partition, lock expiry and RELEASE "
+         "redeliver, every record accepted once; kafka-share-groups --describe --members",
+         "tests/peers/test_java_client.py", "test_java_share_consumers_share_a_partition"),
     ],
     "Kafka's tools (4.4)": [
         ("kafka-reassign-partitions: execute with a throttle, verify, list, cancel; a broker-only "

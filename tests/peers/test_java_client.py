@@ -2,7 +2,8 @@
 
 tests/peers/java/JavaClient.java is compiled once per run with javac against Kafka's cached
 jars (into a temporary directory) and each scenario is one JVM: produce (every codec with
-the producer's defaults), consume (what Python clients produced), a group of three, admin.
+the producer's defaults), consume (what Python clients produced), a group of three, admin,
+share consumers (KIP-932).
 Records cross between Java and the Python clients byte for byte. The admin scenario runs
 against Kafka 4.4 too, and Odradek's transcript must be Kafka's. java/StreamsWordCount.java
 (compiled alongside) is a Kafka Streams 4.4 application with exactly_once_v2.
@@ -74,7 +75,9 @@ def java(kafka_libs, tmp_path_factory):
 @pytest.fixture(scope="module")
 def odradek(tmp_path_factory):
     node = BrokerProcess(data_dir=tmp_path_factory.mktemp("java-odradek"),
-                         overrides={"group.initial.rebalance.delay.ms": "0"}).start()
+                         overrides={"group.initial.rebalance.delay.ms": "0",
+                                    # share groups: a 2 s record lock may be set for a group
+                                    "group.share.min.record.lock.duration.ms": "1000"}).start()
     yield node
     node.kill()
     print("--- odradek log (tail) ---\n" + node.log_text()[-6000:])
@@ -407,3 +410,51 @@ def test_kafka_streams_exactly_once_v2_word_count(java, odradek, tmp_path):
         for proc, _ in procs:
             proc.kill()
             proc.wait()
+
+
+def test_java_share_consumers_share_a_partition(java, odradek):
+    """KafkaShareConsumer (KIP-932) against Odradek: a stalled consumer's records are
+    redelivered once their lock (2 s, the group's share.record.lock.duration.ms) expires;
+    two consumers on the one partition get distinct records, each accepted exactly once;
+    released records come back with their delivery count raised. Meanwhile
+    kafka-share-groups --describe --members sees the group, and --describe its start offset
+    at the end (about 15 s: two tool JVMs, a lock)."""
+    from tests.peers.test_tools import run
+    topic, group, count = f"java-share-{uuid.uuid4().hex[:6]}", f"java-sg-{uuid.uuid4().hex[:6]}", 20
+    side = Side("odradek", odradek.bootstrap)
+    side.create_topic(topic, 1)
+    side.close()
+    proc = subprocess.Popen(java.command("share", odradek.bootstrap, topic, group, str(count)),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out = Lines(proc)
+        ready = out.until("READY", timeout=90)
+        assert ready == f"READY {count}", out.seen
+        members = run(odradek.bootstrap, "kafka-share-groups", "--describe", "--group", group,
+                      "--members").stdout
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
+        out.until("DONE")
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait(10)
+    # kafka-share-groups --describe (DescribeShareGroupOffsets): every record is done, so
+    # the share-partition start offset is past them all and nothing lags.
+    described = run(odradek.bootstrap, "kafka-share-groups", "--describe", "--group", group).stdout
+    assert [line.split() for line in described.splitlines() if topic in line] == [
+        [group, topic, "0", str(count), "0"]], described
+    accepted = [line.split() for line in out.seen if line.startswith("ACCEPTED ")]
+    offsets = sorted(int(a[2]) for a in accepted)
+    assert offsets == list(range(count)), out.seen  # every record accepted exactly once
+    by = {name: {int(a[2]) for a in accepted if a[1] == name} for name in ("member-a", "member-b")}
+    assert by["member-a"] and by["member-b"], by  # both got records, distinct ones
+    delivery = {int(a[2]): int(a[3]) for a in accepted}
+    stalled = [int(line.split()[1]) for line in out.seen if line.startswith("STALLED ")]
+    assert stalled and all(delivery[o] >= 2 for o in stalled), (stalled, delivery)
+    released = [int(line.split()[2]) for line in out.seen if line.startswith("RELEASED ")]
+    assert released and all(o % 10 == 5 and delivery[o] >= 2 for o in released), (released, delivery)
+    # GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS ASSIGNMENT: one row a member, all on partition 0
+    rows = [line.split() for line in members.splitlines() if line.startswith(group)]
+    assert sorted((r[3], r[4], r[5]) for r in rows) == [
+        (name, "1", f"{topic}:0") for name in ("member-a", "member-b", "stalled")], members

@@ -85,9 +85,17 @@ LEDGERED: dict[tuple[str, str], str] = {
     ("api_versions_features", ".v[34].*features*"):
         "Feature flags (KIP-584) are advertised only once the protocols they gate are complete "
         "(ARCHITECTURE.md): Odradek offers metadata.version up to 4.2-IV1 (level 29; 4.3-IV0 "
-        "brings cordoned log directories) and group.version 1 (the consumer group protocol, "
-        "KIP-848), and none of share/transaction/streams/eligible.leader.replicas/kraft.version "
+        "brings cordoned log directories), group.version 1 (the consumer group protocol, "
+        "KIP-848) and share.version 1 (share groups, KIP-932; not 2, KIP-1191's dead-letter "
+        "queues), and none of transaction/streams/eligible.leader.replicas/kraft.version "
         "yet. Kafka 4.4 finalizes them all at format time, metadata.version at 4.4-IV2 (33).",
+    ("share_group_errors", ".join.member_epoch"):
+        "Kafka's share coordinator initializes a new share partition's state in "
+        "__share_group_state and bumps the group epoch once more when it is done (a first "
+        "member gets epoch 2); Odradek has no share coordinator yet and bumps it once (1).",
+    ("share_group_errors", ".fenced.error_message"):
+        "The same words; they quote the member's epoch, 2 on Kafka and 1 on Odradek (see "
+        "share_group_errors .join.member_epoch).",
     ("update_features", ".*.*error_message"):
         "Error codes agree; the messages name each side's metadata.version (33 and 29).",
     ("fetch_sessions", ".open.session_id"):
@@ -1709,3 +1717,123 @@ def case_group_configs(side, name):
     time.sleep(0.5)
     out["after_delete"] = side.call(describe_configs(GROUP_RESOURCE, group, ["consumer.session.timeout.ms"]), 4)
     return {k: plain(v) for k, v in out.items()}
+
+
+@case
+def case_share_group_errors(side, name):
+    """Share groups (KIP-932): heartbeat checks, unknown groups and members, share-session
+    errors, ShareGroupDescribe of what is not a share group (no records involved)."""
+    from odradek.protocol.messages import (
+        ShareAcknowledgeRequest,
+        ShareFetchRequest,
+        ShareGroupDescribeRequest,
+        ShareGroupHeartbeatRequest,
+    )
+    group = name + "-sg"
+    find_coordinator(side, group)
+    side.create_topic(name + "-t", 1)
+
+    def hb(**fields):
+        fields = {"group_id": group, "member_id": "m-" + name, "member_epoch": 0, "rack_id": None,
+                  "subscribed_topic_names": [name + "-t"]} | fields
+        answer = plain(side.call(ShareGroupHeartbeatRequest(**fields), 1))
+        answer.pop("member_id", None)  # echoed; the assignment carries the topic's id
+        answer.pop("assignment", None)
+        return answer
+
+    F = ShareFetchRequest
+    out = {"empty_member": hb(member_id=""), "no_topics": hb(subscribed_topic_names=None),
+           "bad_epoch": hb(member_epoch=-5), "unknown_group": hb(group_id=group + "-none", member_epoch=3),
+           "empty_rack": hb(rack_id=""), "join": hb(), "unknown_member": hb(member_id="x-" + name, member_epoch=1),
+           "fenced": hb(member_epoch=7)}
+    fetch = F(group_id=group, member_id="m-" + name, share_session_epoch=4, max_wait_ms=0, min_bytes=1,
+              max_bytes=1 << 20, max_records=10, batch_size=10, topics=[], forgotten_topics_data=[])
+    out["fetch_no_session"] = plain(side.call(fetch, 1))
+    out["ack_epoch_zero"] = plain(side.call(ShareAcknowledgeRequest(
+        group_id=group, member_id="m-" + name, share_session_epoch=0, topics=[]), 1))
+    out["describe"] = [{k: g[k] for k in ("error_code", "error_message", "group_state")}
+                       for g in plain(side.call(ShareGroupDescribeRequest(
+                           group_ids=[group + "-none", ""], include_authorized_operations=False), 1))["groups"]]
+    out["leave"] = hb(member_epoch=-1)
+    return out
+
+
+@case
+def case_share_fetch_and_acknowledge(side, name):
+    """Share groups (KIP-932): records acquired batch by batch up to MaxRecords, RELEASE
+    redelivers with the delivery count raised, acknowledging records another member holds
+    is INVALID_RECORD_STATE, a wrong session epoch, ShareAcknowledge closing the session.
+    The group reads from the earliest offset (its share.auto.offset.reset)."""
+    import base64
+
+    from kafka.protocol.admin import IncrementalAlterConfigsRequest
+    from kafka.protocol.metadata import MetadataRequest
+
+    from odradek.protocol.messages import (
+        ShareAcknowledgeRequest,
+        ShareFetchRequest,
+        ShareGroupHeartbeatRequest,
+    )
+    topic, group = name + "-t", name + "-sg"
+    # Member ids are Kafka Uuids (22 characters of URL-safe base64), as the consumer makes them.
+    ids = {m: base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") for m in ("a", "b")}
+    find_coordinator(side, group)
+    side.create_topic(topic, 1)
+    for i in range(3):
+        assert side.call(produce(topic, batch(2, T0 + i * 10_000)), 9).responses[0] \
+            .partition_responses[0].error_code == 0
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    out = {"configs": plain(side.call(IncrementalAlterConfigsRequest(resources=[R(
+        resource_type=32, resource_name=group, configs=[R.AlterableConfig(
+            name="share.auto.offset.reset", config_operation=0, value="earliest")])],
+        validate_only=False), 1))}
+    topic_id = side.call(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic, topic_id=None)],
+                                         allow_auto_topic_creation=False), 12).topics[0].topic_id
+    for member in ("a", "b"):
+        side.call(ShareGroupHeartbeatRequest(group_id=group, member_id=ids[member], member_epoch=0,
+                                             rack_id=None, subscribed_topic_names=[topic]), 1)
+    F, A = ShareFetchRequest, ShareAcknowledgeRequest
+
+    epochs = {"a": 0, "b": 0}  # each member's next share-session epoch
+
+    def fetch_(member, acks=(), max_wait_ms=5000, epoch=None):
+        if epoch is None:
+            epoch = epochs[member]
+            epochs[member] += 1
+        answer = plain(side.call(F(
+            group_id=group, member_id=ids[member], share_session_epoch=epoch, max_wait_ms=max_wait_ms,
+            min_bytes=1, max_bytes=1 << 20, max_records=1, batch_size=1,
+            topics=[F.FetchTopic(topic_id=topic_id, partitions=[F.FetchTopic.FetchPartition(
+                partition_index=0, acknowledgement_batches=[
+                    F.FetchTopic.FetchPartition.AcknowledgementBatch(first_offset=a, last_offset=b,
+                                                                     acknowledge_types=[t])
+                    for a, b, t in acks])])], forgotten_topics_data=[]), 1))
+        for t in answer["responses"]:
+            for p in t["partitions"]:
+                p["records"] = bool(p["records"])  # the batches: the same bytes, compared by the ranges
+        return answer
+
+    def ack_(member, acks, epoch=None):
+        if epoch is None:
+            epoch = epochs[member]
+            epochs[member] += 1
+        return plain(side.call(A(group_id=group, member_id=ids[member], share_session_epoch=epoch, topics=[
+            A.AcknowledgeTopic(topic_id=topic_id, partitions=[A.AcknowledgeTopic.AcknowledgePartition(
+                partition_index=0, acknowledgement_batches=[
+                    A.AcknowledgeTopic.AcknowledgePartition.AcknowledgementBatch(
+                        first_offset=a, last_offset=b, acknowledge_types=[t]) for a, b, t in acks])])]), 1))
+
+    # Kafka initializes a share partition's state on its first fetch, answering that fetch
+    # before it is done: a's first fetches are retried until records come.
+    for _ in range(20):
+        out["a_first"] = fetch_("a")
+        if out["a_first"]["responses"] and out["a_first"]["responses"][0]["partitions"][0]["acquired_records"]:
+            break
+        time.sleep(0.1)
+    out["b_first"] = fetch_("b")
+    out["a_release_and_next"] = fetch_("a", acks=[(0, 1, 2)])
+    out["b_ack_held_by_a"] = ack_("b", [(0, 1, 1)])
+    out["b_wrong_epoch"] = fetch_("b", epoch=77)
+    out["b_accept_and_next"] = fetch_("b", acks=[(2, 3, 1)])
+    out["a_close"] = ack_("a", [(0, 1, 1)], epoch=-1)
+    return out

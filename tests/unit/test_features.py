@@ -14,11 +14,12 @@ MV = "metadata.version"
 
 
 def test_only_implemented_features_are_advertised_and_bootstrapped():
-    assert [f.name for f in features.supported()] == [MV, "group.version"]
-    assert features.bootstrap_levels() == {MV: 29, "group.version": 1}  # KIP-848 is served
+    assert [f.name for f in features.supported()] == [MV, "group.version", "share.version"]
+    # KIP-848 and KIP-932 (share groups, level 1; level 2 is KIP-1191's dead-letter queues) are served
+    assert features.bootstrap_levels() == {MV: 29, "group.version": 1, "share.version": 1}
     # Not advertised by mistake: the protocols they gate are not built here.
     assert features.FEATURES["transaction.version"].max_level < 2
-    assert features.FEATURES["share.version"].max_level == 0
+    assert features.FEATURES["share.version"].max_level == 1
 
 
 def test_updates_follow_kafkas_rules_and_words():
@@ -28,7 +29,8 @@ def test_updates_follow_kafkas_rules_and_words():
     assert check("group.version", 0, SAFE_DOWNGRADE, current=0) is None  # disabling what is off
     assert check("foo.bar", 1) == ("Invalid update version 1 for feature foo.bar. "
                                    "Local controller 1 does not support this feature.")
-    assert check("share.version", 1).endswith("does not support this feature.")
+    assert check("share.version", 2).endswith("only supports versions 0-1")
+    assert check("streams.version", 1).endswith("does not support this feature.")
     assert check(MV, 33) == ("Invalid update version 33 for feature metadata.version. "
                              "Local controller 1 only supports versions 7-29")
     assert check(MV, 21).endswith("Can't downgrade the version of this feature without setting "

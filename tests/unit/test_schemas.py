@@ -29,6 +29,9 @@ SHARED = ROOT.parent / "shared" / "kafka-spec" / "message"
 JARS = ("kafka-clients-4.4.0.jar", "kafka-group-coordinator-4.4.0.jar")
 # Kafka's record-value type; kafka-python's ApiData takes the same spec as type "data".
 TYPES = {"coordinator-value": "data"}
+# Versions whose shape changed in Kafka 4.4 after the ../shared snapshot was taken (the
+# jar wins): ShareFetchRequest v2 gained IsRenewAck (KIP-1222) in 4.4.
+NEWER_THAN_SHARED = {("ShareFetchRequest", 2)}
 
 
 def _parse(text: str) -> dict:
@@ -87,6 +90,8 @@ def test_declaration_encodes_as_kafkas_spec(name):
             assert (our_low, our_high) == (low, high), source
         their_struct = StructField(spec)
         for version in range(low, high + 1):
+            if source == "../shared" and (name, version) in NEWER_THAN_SHARED:
+                continue
             flexible = [StructField.parse_versions(s["flexibleVersions"]) for s in (ours, spec)]
             assert [lo <= version <= hi for lo, hi in flexible] in ([True, True], [False, False]), (source, version)
             assert _shape(our_struct._fields, version) == _shape(their_struct._fields, version), (source, version)

@@ -83,6 +83,21 @@ def test_state_survives_as_batches():
     assert again.acquire("b", [(0, 9)], 100, now_ms=5) == [Acquired(0, 1, 2), Acquired(6, 9, 2)]
 
 
+
+def test_a_record_at_its_delivery_limit_when_the_leader_died_is_archived_on_recovery():
+    """Its last delivery's lock died with the old leader: as if it had expired."""
+    again = SharePartition.recovered(0, [(0, 1, 1, 2), (2, 3, 0, 1)], delivery_count_limit=2)
+    assert again.start_offset == 2 and again.acquire("b", [(0, 3)], 10, now_ms=0) == [Acquired(2, 3, 2)]
+
+
+def test_an_acquisition_not_persisted_is_undone():
+    sp = SharePartition(0)
+    got = sp.acquire("a", [(0, 1)], 10, now_ms=0)
+    sp.undo_acquire("a", got)
+    assert sp.state_batches() == [(0, 1, 0, 0)]
+    assert sp.acquire("b", [(0, 1)], 10, now_ms=0) == [Acquired(0, 1, 1)]
+
+
 events = st.lists(st.tuples(st.sampled_from(["fetch", "ack", "expire", "leave"]),
                             st.sampled_from(["a", "b", "c"]), st.integers(0, 30), st.integers(0, 4),
                             st.sampled_from([ACCEPT, RELEASE, REJECT, RENEW, GAP])), max_size=60)

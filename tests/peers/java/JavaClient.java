@@ -23,6 +23,15 @@
 //       fences it mid-transaction (its commit fails: prints "FENCED exception-class");
 //       then a read_committed consumer prints "COMMITTED value" per record it reads and a
 //       read_uncommitted one "UNCOMMITTED value"
+//   share BOOTSTRAP TOPIC GROUP COUNT     share groups (KIP-932): the group's configs set
+//       (share.auto.offset.reset=earliest, share.record.lock.duration.ms=2000), COUNT
+//       records produced one batch each to partition 0; a KafkaShareConsumer "stalled"
+//       acquires records and never acknowledges them (prints "STALLED offset"); then two
+//       share consumers, member-a and member-b (threads, explicit acknowledgement), read
+//       until COUNT are accepted: each releases every record whose offset is 5 mod 10 on its
+//       first delivery ("RELEASED member offset") and accepts the rest ("ACCEPTED member
+//       offset deliveryCount"); prints "READY" once all are accepted and waits for a line
+//       on stdin before closing them (the test describes the group meanwhile)
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.*;
@@ -53,6 +62,7 @@ public class JavaClient {
             case "member" -> member(args[1], args[2], args[3], args.length > 4 ? args[4] : "classic");
             case "admin" -> admin(args[1], args[2]);
             case "txn" -> txn(args[1], args[2], args[3]);
+            case "share" -> share(args[1], args[2], args[3], Integer.parseInt(args[4]));
             default -> throw new IllegalArgumentException(args[0]);
         }
         System.out.flush();
@@ -424,5 +434,76 @@ public class JavaClient {
                 }
             }
         }
+    }
+
+    static KafkaShareConsumer<byte[], byte[]> shareConsumer(String bootstrap, String group, String clientId) {
+        Properties p = common(bootstrap);
+        p.put("group.id", group);
+        p.put("client.id", clientId);
+        p.put("share.acknowledgement.mode", "explicit");
+        p.put("max.poll.records", "3");
+        p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        return new KafkaShareConsumer<>(p);
+    }
+
+    static void share(String bootstrap, String topic, String group, int count) throws Exception {
+        try (Admin admin = Admin.create(common(bootstrap))) {
+            admin.incrementalAlterConfigs(Map.of(new ConfigResource(ConfigResource.Type.GROUP, group), List.of(
+                    new AlterConfigOp(new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET),
+                    new AlterConfigOp(new ConfigEntry("share.record.lock.duration.ms", "2000"),
+                            AlterConfigOp.OpType.SET)))).all().get();
+        }
+        try (var producer = new KafkaProducer<byte[], byte[]>(withSerializers(common(bootstrap)))) {
+            for (int i = 0; i < count; i++)  // one batch each: acquisition hands out whole batches
+                producer.send(new ProducerRecord<>(topic, 0, null, ("v" + i).getBytes(StandardCharsets.UTF_8))).get();
+        }
+        var stalled = shareConsumer(bootstrap, group, "stalled");
+        stalled.subscribe(List.of(topic));
+        long deadline = System.currentTimeMillis() + 60_000;
+        boolean got = false;
+        while (!got && System.currentTimeMillis() < deadline) {
+            for (ConsumerRecord<byte[], byte[]> r : stalled.poll(Duration.ofMillis(200))) {
+                System.out.println("STALLED " + r.offset());
+                got = true;
+            }
+        }
+        AtomicInteger accepted = new AtomicInteger();
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        CountDownLatch release = new CountDownLatch(1);
+        List<Future<?>> members = new ArrayList<>();
+        for (String name : List.of("member-a", "member-b")) {
+            members.add(pool.submit(() -> {
+                try (var c = shareConsumer(bootstrap, group, name)) {
+                    c.subscribe(List.of(topic));
+                    while (accepted.get() < count && System.currentTimeMillis() < deadline) {
+                        for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200))) {
+                            short delivery = r.deliveryCount().orElse((short) -1);
+                            if (r.offset() % 10 == 5 && delivery == 1) {
+                                c.acknowledge(r, AcknowledgeType.RELEASE);
+                                System.out.println("RELEASED " + name + " " + r.offset());
+                            } else {
+                                c.acknowledge(r, AcknowledgeType.ACCEPT);
+                                System.out.println("ACCEPTED " + name + " " + r.offset() + " " + delivery);
+                                accepted.incrementAndGet();
+                            }
+                            Thread.sleep(50);  // some work: the other member, still joining, finds records left
+                        }
+                        c.commitSync();
+                    }
+                    release.await();
+                }
+                return null;
+            }));
+        }
+        while (accepted.get() < count && System.currentTimeMillis() < deadline) Thread.sleep(100);
+        System.out.println("READY " + accepted.get());
+        System.out.flush();
+        new Scanner(System.in).nextLine();
+        release.countDown();
+        for (Future<?> f : members) f.get();
+        pool.shutdown();
+        stalled.close(Duration.ofSeconds(5));
+        System.out.println("DONE");
     }
 }

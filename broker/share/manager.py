@@ -1,0 +1,251 @@
+"""The share partitions this node leads and the share sessions of its ShareFetch and
+ShareAcknowledge clients (Kafka's SharePartitionManager): the I/O around the pure
+``SharePartition`` and ``ShareSessions``.
+
+A share partition is created at the first fetch of a group from a topic partition,
+starting where the group's share.auto.offset.reset says (latest: the high watermark,
+as Kafka's default; earliest: the log start offset). Its settings are the group's
+configs (IncrementalAlterConfigs on resource type GROUP) over the broker's
+group.share.* keys: share.record.lock.duration.ms, share.delivery.count.limit and
+group.share.partition.max.record.locks. Acquisition locks expire lazily: every fetch
+and acknowledgement first releases the locks past their deadline (a fetch waiting
+for data wakes at the next deadline), so no timer runs per record.
+
+The state is held in memory on the partition leader and made durable at the share
+coordinator (broker.share.coordinator, ``__share_group_state``): a new leader (failover,
+restart, a new leader epoch) first loads the last state written (meanwhile the partition
+has nothing to fetch and acknowledgements of it answer INVALID_RECORD_STATE, as nothing
+is acquired there yet); without one it starts at share.auto.offset.reset and writes that
+start, fencing the previous leader. Every acknowledgement is written (acks=all) before it
+is answered, and every acquisition before its records are sent, so an acknowledged
+record is never handed out again and delivery counts survive; records acquired when the
+leader died are available again. Expired locks and released sessions are written with
+the next change (acquired records are persisted as available anyway).
+"""
+
+import asyncio
+import time
+import uuid
+
+import structlog
+
+from odradek.broker.share.coordinator import ShareState
+from odradek.broker.share.partition import Acquired, RecordState, SharePartition
+from odradek.broker.share.session import ShareSession, ShareSessions
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+log = structlog.get_logger(__name__)
+
+LOAD_RETRY_S = 0.2  # a share partition's state not readable yet (coordinator moving)
+GROUP_RESOURCE = 32  # ConfigResource.Type.GROUP
+AUTO_OFFSET_RESET = "share.auto.offset.reset"
+LOCK_DURATION = "share.record.lock.duration.ms"
+DELIVERY_COUNT_LIMIT = "share.delivery.count.limit"
+ISOLATION_LEVEL = "share.isolation.level"
+# Kafka's words for INVALID_RECORD_STATE on an acknowledgement
+NOT_OWNER = "Member is not the owner of batch record"
+NOT_ACQUIRED = "The batch cannot be acknowledged. The batch is not in the acquired state."
+
+
+def _why_not_acknowledged(sp: SharePartition, member_id: str, first: int, last: int) -> str:
+    """Another member holds a record of the batch, or one is not acquired at all."""
+    for offset in range(first, last + 1):
+        record = sp.records.get(offset)
+        if record is not None and record.state is RecordState.ACQUIRED and record.member_id != member_id:
+            return NOT_OWNER
+    return NOT_ACQUIRED
+
+
+def group_config_error(broker_config, changes: dict[str, str | None]) -> str | None:
+    """Why these share-group config values are refused (the controller answers it as
+    INVALID_CONFIG), or None: the values Odradek's share groups serve, within the broker's
+    bounds. Kafka's group config names and types are config.validate_group_configs' job."""
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key == AUTO_OFFSET_RESET:
+            if value not in ("latest", "earliest"):
+                return (f"Invalid value {value} for configuration {key}: "
+                        "Odradek supports latest and earliest (not by_duration yet)")
+        elif key == ISOLATION_LEVEL:
+            if value != "read_uncommitted":
+                return (f"Invalid value {value} for configuration {key}: "
+                        "Odradek supports read_uncommitted only")
+        elif key in (LOCK_DURATION, DELIVERY_COUNT_LIMIT):
+            try:
+                number = int(value)
+            except ValueError:
+                return f"Invalid value {value} for configuration {key}: Not a number of type INT"
+            if key == LOCK_DURATION:
+                low = broker_config["group.share.min.record.lock.duration.ms"]
+                high = broker_config["group.share.max.record.lock.duration.ms"]
+            else:
+                low, high = 2, 10
+            if not low <= number <= high:
+                return f"Invalid value {value} for configuration {key}: must be in [{low}, {high}]"
+    return None
+
+
+class ShareManager:
+    def __init__(self, broker):
+        self.broker = broker
+        config = broker.config
+        self.sessions = ShareSessions(config["group.share.max.share.sessions"])
+        self.partitions: dict[tuple[str, uuid.UUID, int], tuple[int, SharePartition]] = {}
+        self.loading: dict[tuple[str, uuid.UUID, int], asyncio.Task] = {}
+        self.write_locks: dict[tuple[str, uuid.UUID, int], asyncio.Lock] = {}
+
+    @staticmethod
+    def now_ms() -> int:
+        return int(time.monotonic() * 1000)
+
+    def group_configs(self, group_id: str) -> dict[str, str]:
+        return self.broker.image.configs.get((GROUP_RESOURCE, group_id), {})
+
+    def lock_duration_ms(self, group_id: str) -> int:
+        value = self.group_configs(group_id).get(LOCK_DURATION)
+        return int(value) if value is not None else self.broker.config["group.share.record.lock.duration.ms"]
+
+    def partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int) -> SharePartition | None:
+        """The group's share partition of a topic partition this node leads (the caller has
+        checked leadership), or None while its state loads from the share coordinator
+        (started here at the first call of a leader epoch)."""
+        p = self.broker.replicas.leader_partition(topic, index)
+        key = (group_id, topic_id, index)
+        known = self.partitions.get(key)
+        if known is None or known[0] != p.leader_epoch:
+            task = self.loading.get(key)
+            if task is None or task.done():
+                self.loading[key] = asyncio.get_running_loop().create_task(
+                    self._load(group_id, topic, topic_id, index, p.leader_epoch))
+            return None
+        sp = known[1]
+        sp.lock_duration_ms = self.lock_duration_ms(group_id)  # the group's config may change
+        sp.move_start(p.log.log_start_offset)
+        sp.expire_locks(self.now_ms())
+        return sp
+
+    def _still_leader(self, topic: str, index: int, epoch: int) -> bool:
+        try:
+            return self.broker.replicas.leader_partition(topic, index).leader_epoch == epoch
+        except KafkaError:
+            return False
+
+    async def _load(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int, epoch: int) -> None:
+        """Read the share partition's last state (retried while the coordinator is not
+        available), or start at share.auto.offset.reset; then write it under this leader
+        epoch, which fences the previous leader's writes."""
+        coordinator = self.broker.share_coordinator
+        configs = self.group_configs(group_id)
+        limit = configs.get(DELIVERY_COUNT_LIMIT)
+        settings = {"delivery_count_limit": int(limit) if limit is not None
+                    else self.broker.config["group.share.delivery.count.limit"],
+                    "max_record_locks": self.broker.config["group.share.partition.max.record.locks"]}
+        try:
+            while self._still_leader(topic, index, epoch):
+                error, state = await coordinator.read(group_id, topic_id, index)
+                if not error:
+                    log_ = self.broker.replicas.leader_partition(topic, index).log
+                    if state is not None:
+                        sp = SharePartition.recovered(state.start_offset, list(state.batches), **settings)
+                    else:
+                        earliest = configs.get(AUTO_OFFSET_RESET, "latest") == "earliest"
+                        sp = SharePartition(log_.log_start_offset if earliest else log_.high_watermark,
+                                            **settings)
+                    sp.move_start(log_.log_start_offset)
+                    error = await coordinator.write(group_id, topic_id, index, self._state(sp, epoch))
+                    if not error and self._still_leader(topic, index, epoch):
+                        self.partitions[(group_id, topic_id, index)] = (epoch, sp)
+                        log.info("share_partition_loaded", group_id=group_id, topic=topic, partition=index,
+                                 start_offset=sp.start_offset, recovered=state is not None)
+                        return
+                log.info("share_partition_load_retry", group_id=group_id, topic=topic, partition=index,
+                         error=error.name)
+                await asyncio.sleep(LOAD_RETRY_S)
+        except KafkaError as e:  # leadership moved meanwhile
+            log.info("share_partition_load_abandoned", group_id=group_id, topic=topic, partition=index,
+                     error=e.code.name)
+        except Exception:
+            log.exception("share_partition_load_failed", group_id=group_id, topic=topic, partition=index)
+        finally:
+            key = (group_id, topic_id, index)
+            if self.loading.get(key) is asyncio.current_task():
+                del self.loading[key]
+
+    @staticmethod
+    def _state(sp: SharePartition, epoch: int) -> ShareState:
+        return ShareState(epoch, sp.start_offset, tuple(sp.state_batches()))
+
+    async def persist(self, sp: SharePartition) -> ErrorCode:
+        """Write ``sp``'s state to the share coordinator and wait for it (acks=all). Writes
+        of one share partition go one at a time, each with the state as it is then, so
+        the last written is the latest."""
+        found = next(((k, epoch) for k, (epoch, known) in self.partitions.items() if known is sp), None)
+        if found is None:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        (group_id, topic_id, index), epoch = found
+        lock = self.write_locks.setdefault(found[0], asyncio.Lock())
+        async with lock:
+            return await self.broker.share_coordinator.write(group_id, topic_id, index, self._state(sp, epoch))
+
+    async def acknowledge(self, sp: SharePartition, member_id: str,
+                          batches: list[tuple[int, int, list[int]]]) -> tuple[ErrorCode, str | None]:
+        """Every batch of one partition, persisted before the answer; the first error
+        (with Kafka's words for INVALID_RECORD_STATE) is the partition's answer."""
+        now = self.now_ms()
+        error, message = ErrorCode.NONE, None
+        changed = False
+        for first, last, types in batches:
+            result = sp.acknowledge(member_id, first, last, types, now)
+            changed = changed or not result
+            if result and not error:
+                error = result
+                if result == ErrorCode.INVALID_RECORD_STATE:
+                    message = _why_not_acknowledged(sp, member_id, first, last)
+        if changed:
+            written = await self.persist(sp)
+            if written and not error:
+                error = written
+        return error, message
+
+    async def acquire(self, sp: SharePartition, member_id: str, batches: list[tuple[int, int]],
+                      max_records: int) -> tuple[ErrorCode, list[Acquired]]:
+        """Acquire, then persist the delivery counts before the records go out; if that
+        fails nothing is handed out (the write's error is the partition's)."""
+        got = sp.acquire(member_id, batches, max_records, self.now_ms())
+        if not got:
+            return ErrorCode.NONE, got
+        error = await self.persist(sp)
+        if error:
+            sp.undo_acquire(member_id, got)
+            return error, []
+        return ErrorCode.NONE, got
+
+    def release_session(self, session: ShareSession) -> None:
+        """A closed or replaced session: what its member held in its partitions goes back."""
+        for (group_id, topic_id, index), (_, sp) in self.partitions.items():
+            if group_id == session.group_id and (topic_id, index) in session.partitions:
+                sp.release_member(session.member_id)
+
+    def connection_closed(self, connection) -> None:
+        """The sessions opened over ``connection`` end; their members' records go back."""
+        for session in self.sessions.owned_by(connection):
+            self.release_session(session)
+            self.sessions.close(session)
+
+    def next_lock_deadline_ms(self, group_id: str) -> int | None:
+        deadlines = [d for (g, _, _), (_, sp) in self.partitions.items() if g == group_id
+                     for d in (sp.next_lock_deadline_ms(),) if d is not None]
+        return min(deadlines, default=None)
+
+    def on_metadata(self, records: list) -> None:
+        """Drop the share partitions of topics deleted or partitions this node no longer
+        leads (their state would be stale if leadership came back: it is rebuilt then)."""
+        image = self.broker.image
+        for key in list(self.partitions):
+            _, topic_id, index = key
+            topic = image.topics_by_id.get(str(topic_id))
+            p = topic.partitions.get(index) if topic is not None else None
+            if p is None or p.leader != self.broker.node_id:
+                del self.partitions[key]
+                self.write_locks.pop(key, None)

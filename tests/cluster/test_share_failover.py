@@ -1,0 +1,98 @@
+"""A share group on three nodes: the leader of its share partition is killed. The new
+leader loads the share partition's state from ``__share_group_state`` (replicated, its
+own partition possibly moving too): what was acknowledged is never handed out again,
+what was acquired and not acknowledged is, its delivery count kept."""
+
+import time
+
+from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
+
+from odradek.protocol.records import build_batch
+from tests.clients import create_topics
+from tests.integration.test_share_groups import (
+    ACCEPT,
+    acquired,
+    join,
+    set_group_configs,
+    share_fetch,
+)
+from tests.local_cluster import Cluster
+from tests.rawclient import RawConnection, produce
+
+GROUP, TOPIC = "sg-failover", "sq"
+
+
+def _until(call, timeout_s: float = 30):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = call()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
+
+
+def _leader(bootstrap: str, alive: set[int]):
+    """(topic id, leader) of the topic's partition 0 if a live node leads it."""
+    with RawConnection(bootstrap) as conn:
+        m = conn.roundtrip(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=TOPIC, topic_id=None)],
+                                           allow_auto_topic_creation=False), 12, MetadataResponse)
+    p = m.topics[0].partitions[0] if m.topics[0].partitions else None
+    return (m.topics[0].topic_id, p.leader_id) if p is not None and p.leader_id in alive else None
+
+
+def _coordinator(bootstrap: str, alive: set[int]) -> int | None:
+    with RawConnection(bootstrap) as conn:
+        r = conn.roundtrip(FindCoordinatorRequest(key=GROUP, key_type=0), 3, FindCoordinatorResponse)
+    return r.node_id if r.error_code == 0 and r.node_id in alive else None
+
+
+def test_acknowledged_records_are_not_redelivered_after_the_leader_is_killed(tmp_path):
+    cluster = Cluster(tmp_path, overrides={"offsets.topic.num.partitions": "1",
+                                           "share.coordinator.state.topic.num.partitions": "1"})
+    try:
+        cluster.start()
+        cluster.wait_formed()
+        alive = set(cluster.nodes)
+        create_topics(cluster.live_bootstrap, [TOPIC], 1, 3)
+        topic_id, leader = _until(lambda: _leader(cluster.nodes[1].bootstrap, alive))
+        at_leader = cluster.nodes[leader].bootstrap
+        for i in range(3):  # offsets 2i, 2i+1
+            batch = build_batch([(None, f"{i}a".encode()), (None, f"{i}b".encode())])
+            assert produce(at_leader, TOPIC, {0: batch})[0].error_code == 0
+        coordinator = _until(lambda: _coordinator(cluster.nodes[1].bootstrap, alive))
+        with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
+            set_group_configs(c, GROUP, share_auto_offset_reset="earliest")
+            join(c, GROUP, "m", [TOPIC])
+        with RawConnection(at_leader) as c:
+            epoch = 0
+
+            def first_fetch():  # (__share_group_state is created on the first share fetch)
+                nonlocal epoch
+                epoch += 1
+                return acquired(share_fetch(c, GROUP, "m", epoch - 1, topic_id, max_records=2, max_wait_ms=1000))
+            assert _until(first_fetch) == [(0, 1, 1)]
+            r = share_fetch(c, GROUP, "m", epoch, topic_id, acks=[(0, 1, ACCEPT)], max_records=2)
+            assert r.responses[0].partitions[0].acknowledge_error_code == 0 and acquired(r) == [(2, 3, 1)]
+
+        cluster.kill(leader)
+        alive.discard(leader)
+        survivor = cluster.nodes[min(alive)].bootstrap
+        _, new_leader = _until(lambda: _leader(survivor, alive))
+        coordinator = _until(lambda: _coordinator(survivor, alive))
+        with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
+            join(c, GROUP, "m2", [TOPIC])
+        with RawConnection(cluster.nodes[new_leader].bootstrap) as c:
+            epoch, got = 0, []
+
+            def fetch():  # (the new leader's high watermark may reach 6 a little later)
+                nonlocal epoch
+                got.extend(acquired(share_fetch(c, GROUP, "m2", epoch, topic_id, max_records=10,
+                                                max_wait_ms=1000)))
+                epoch += 1
+                return sum(b - a + 1 for a, b, _ in got) >= 4
+            _until(fetch)
+            assert got == [(2, 3, 2), (4, 5, 1)]
+    finally:
+        cluster.stop_all()
+        cluster.close()

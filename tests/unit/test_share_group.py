@@ -1,0 +1,118 @@
+"""The share group state machine (KIP-932) with an injected clock, and share sessions."""
+
+import uuid
+
+from odradek.broker.groups.consumer_group import TopicInfo, Topics
+from odradek.broker.share.session import MAX_EPOCH, ShareSessions
+from odradek.broker.share.share_group import (
+    ShareGroup,
+    ShareGroupConfig,
+    ShareGroupState,
+    ShareHeartbeat,
+    simple_assignment,
+    validate,
+)
+from odradek.protocol.errors import ErrorCode
+
+from .test_groups_unit import FakeScheduler
+
+T1 = uuid.UUID(int=1)
+TOPICS = Topics({"t": TopicInfo(T1, 2)})
+
+
+def _group(max_size=10):
+    clock = FakeScheduler()
+    return ShareGroup("g", ShareGroupConfig(session_timeout_ms=1000, max_size=max_size), clock), clock
+
+
+def test_simple_assignor_spreads_partitions_and_shares_them_when_members_outnumber_them():
+    ps = [(T1, 0), (T1, 1), (T1, 2)]
+    assert simple_assignment(["a", "b"], ps) == {"a": {T1: frozenset({0, 2})}, "b": {T1: frozenset({1})}}
+    five = simple_assignment(["a", "b", "c", "d", "e"], ps[:2])
+    assert [five[m] for m in "abcde"] == [{T1: frozenset({p})} for p in (0, 1, 0, 1, 0)]
+    assert simple_assignment(["a"], []) == {"a": {}}
+
+
+def test_members_join_get_epochs_and_assignments_and_leave():
+    g, _ = _group()
+    r = g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)
+    assert (r.error, r.member_epoch, r.assignment) == (ErrorCode.NONE, 1, {T1: frozenset({0, 1})})
+    assert g.state is ShareGroupState.STABLE
+    r = g.heartbeat(ShareHeartbeat("b", 0, subscribed_topic_names=["t"]), TOPICS)
+    assert (r.member_epoch, r.assignment) == (2, {T1: frozenset({1})})
+    r = g.heartbeat(ShareHeartbeat("a", 1), TOPICS)  # a learns epoch 2 and its smaller share
+    assert (r.member_epoch, r.assignment) == (2, {T1: frozenset({0})})
+    assert g.heartbeat(ShareHeartbeat("a", 2), TOPICS).assignment is None  # unchanged: not sent
+    assert g.heartbeat(ShareHeartbeat("a", 1), TOPICS).error == ErrorCode.FENCED_MEMBER_EPOCH
+    assert g.heartbeat(ShareHeartbeat("zz", 2), TOPICS).error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert g.heartbeat(ShareHeartbeat("b", -1), TOPICS).member_epoch == -1
+    r = g.heartbeat(ShareHeartbeat("a", 2), TOPICS)
+    assert (r.member_epoch, r.assignment) == (3, {T1: frozenset({0, 1})})
+    # A topic that grows bumps the epoch too.
+    r = g.heartbeat(ShareHeartbeat("a", 3), Topics({"t": TopicInfo(T1, 3)}))
+    assert (r.member_epoch, r.assignment) == (4, {T1: frozenset({0, 1, 2})})
+
+
+def test_a_silent_member_expires_and_the_others_take_its_partitions():
+    g, clock = _group()
+    g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)
+    g.heartbeat(ShareHeartbeat("b", 0, subscribed_topic_names=["t"]), TOPICS)
+    clock.advance(600)
+    assert g.heartbeat(ShareHeartbeat("a", 1), TOPICS).member_epoch == 2
+    clock.advance(600)  # b: 1200 ms since its heartbeat
+    assert list(g.members) == ["a"]
+    r = g.heartbeat(ShareHeartbeat("a", 2), TOPICS)
+    assert (r.member_epoch, r.assignment) == (3, {T1: frozenset({0, 1})})
+
+
+def test_max_size_and_request_checks():
+    g, _ = _group(max_size=1)
+    g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)
+    assert g.heartbeat(ShareHeartbeat("b", 0, subscribed_topic_names=["t"]), TOPICS).error == \
+        ErrorCode.GROUP_MAX_SIZE_REACHED
+    assert validate(ShareHeartbeat("", 0, subscribed_topic_names=["t"]), "g") == (ErrorCode.INVALID_REQUEST, None)
+    assert validate(ShareHeartbeat("m", -2), "g") == (ErrorCode.INVALID_REQUEST, "MemberEpoch is invalid.")
+    assert validate(ShareHeartbeat("m", 0), "g")[1] == "SubscribedTopicNames must be set in first request."
+    assert validate(ShareHeartbeat("m", 0, subscribed_topic_names=["t"]), "") == (
+        ErrorCode.INVALID_REQUEST, "GroupId can't be empty.")
+
+
+def test_share_session_epochs():
+    s = ShareSessions(max_sessions=1)
+    assert s.fetch("g", "m", 1, [], [])[0] == ErrorCode.SHARE_SESSION_NOT_FOUND
+    error, session, replaced = s.fetch("g", "m", 0, [(T1, 0)], [])
+    assert (error, session.partitions, replaced) == (ErrorCode.NONE, {(T1, 0)}, None)
+    assert s.fetch("g", "other", 0, [], [])[0] == ErrorCode.SHARE_SESSION_LIMIT_REACHED
+    assert s.fetch("g", "m", 2, [], [])[0] == ErrorCode.INVALID_SHARE_SESSION_EPOCH
+    assert s.fetch("g", "m", 1, [(T1, 1)], [(T1, 0)])[1].partitions == {(T1, 1)}
+    assert s.acknowledge("g", "m", 0)[0] == ErrorCode.INVALID_SHARE_SESSION_EPOCH
+    assert s.acknowledge("g", "m", 2)[0] == ErrorCode.NONE
+    session.next_epoch = MAX_EPOCH
+    assert s.acknowledge("g", "m", MAX_EPOCH)[0] == ErrorCode.NONE and session.next_epoch == 1  # wraps
+    error, again, replaced = s.fetch("g", "m", 0, [], [])
+    assert replaced is session and again is not session
+    s.close(again)
+    assert s.acknowledge("g", "m", -1)[0] == ErrorCode.SHARE_SESSION_NOT_FOUND
+
+
+def test_share_manager_forgets_partitions_it_no_longer_leads_and_sessions_of_closed_connections():
+    from types import SimpleNamespace
+
+    from odradek.broker.share.manager import ShareManager
+    from odradek.broker.share.partition import SharePartition
+    image = SimpleNamespace(topics_by_id={str(T1): SimpleNamespace(partitions={
+        0: SimpleNamespace(leader=1), 1: SimpleNamespace(leader=2)})})
+    broker = SimpleNamespace(config={"group.share.max.share.sessions": 10}, image=image, node_id=1)
+    m = ShareManager(broker)
+    kept, moved = SharePartition(0), SharePartition(0)
+    m.partitions = {("g", T1, 0): (0, kept), ("g", T1, 1): (0, moved), ("g", uuid.UUID(int=9), 0): (0, moved)}
+    m.on_metadata([])
+    assert list(m.partitions) == [("g", T1, 0)]
+    # A connection's sessions end with it, and what their members held is released.
+    conn = object()
+    m.sessions.fetch("g", "a", 0, [(T1, 0)], [], conn)
+    m.sessions.fetch("g", "b", 0, [(T1, 0)], [], object())
+    assert kept.acquire("a", [(0, 1)], 10, now_ms=0)
+    m.connection_closed(conn)
+    assert list(m.sessions.sessions) == [("g", "b")]
+    assert kept.next_fetch_offset() == 0 and kept.records[0].delivery_count == 1
