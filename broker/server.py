@@ -403,6 +403,13 @@ class Connection(asyncio.BufferedProtocol):
             return  # odradek.testing: an isolated node closed the connection
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
+    @property
+    def node_id(self) -> int | None:
+        """The node this connection authenticated as (node.principals); None when that is
+        not configured or the principal is not a node's."""
+        nodes = self.broker.config.node_ids_by_principal
+        return None if nodes is None else nodes.get(self.principal)
+
     def get_buffer(self, sizehint):
         return self.decoder.get_buffer()
 

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import structlog
 
 from odradek.protocol.internode import RAFT_API_KEY
-from odradek.replication.controller import NotController
+from odradek.replication.controller import ForgedSender, NotController
 from odradek.replication.metadata import record_from_dict, record_to_dict
 from odradek.replication.peer import Peer, PeerUnavailable
 from odradek.replication.raft import NotLeader, RaftConfig, RaftNode
@@ -144,9 +144,15 @@ class RaftMetadataLog:
         return {"leader_id": -1 if node.leader_id is None else node.leader_id,
                 "leader_epoch": node.term, "high_watermark": node.commit_index + 1, "voters": voters}
 
-    def receive(self, payload: dict) -> None:
-        """A Raft message from a peer (the RAFT inter-node handler calls this)."""
-        self._inputs.put_nowait(("message", message_from_dict(payload)))
+    def receive(self, payload: dict, sender: int | None = None) -> None:
+        """A Raft message from a peer (the RAFT inter-node handler calls this). ``sender``:
+        the node that authenticated, when nodes authenticate as themselves; a message that
+        names another sender raises ForgedSender and never reaches the core, which takes
+        the sender a message names as true."""
+        message = message_from_dict(payload)
+        if sender is not None and message.from_ != sender:
+            raise ForgedSender(f"node {sender} claims node {message.from_} (Raft {type(message).__name__})")
+        self._inputs.put_nowait(("message", message))
 
     async def append(self, records: list) -> None:
         """Commit ``records`` as one entry; returns once committed and applied here."""
