@@ -265,7 +265,10 @@ class ScramServer:
         if binding != self._gs2_header.encode():
             raise AuthenticationFailed("Invalid SCRAM client final message: channel binding "
                                        "does not match the first message")
-        if m.group(3) != self._nonce:
+        # Kafka's ScramSaslServer checks that the nonce ends with the server-first one (not
+        # RFC 5802's equality), and librdkafka 2.0.2 (kcat 1.7.1) relies on it: it sends
+        # r=<client nonce><client nonce><server nonce>. The proof covers the message as sent.
+        if not m.group(3).endswith(self._nonce):
             raise AuthenticationFailed("Invalid SCRAM client final message: nonce mismatch")
         assert self._credential is not None
         auth_message = f"{self._client_first_bare},{self._server_first},{m.group(1)}".encode()
