@@ -332,7 +332,7 @@ def test_scram_credentials_are_described(secure):
 
 
 @pytest.mark.parametrize(("protocol", "mechanism", "client_cert"),
-                         [("SSL", None, "kcat"), ("SASL_SSL", "PLAIN", None), ("SASL_PLAINTEXT", "PLAIN", None),
+                         [("SSL", None, "kcat"), ("SSL", None, None), ("SASL_SSL", "PLAIN", None), ("SASL_PLAINTEXT", "PLAIN", None),
                           ("SASL_SSL", "SCRAM-SHA-256", None), ("SASL_PLAINTEXT", "SCRAM-SHA-512", None)])
 def test_kcat(secure, certs, protocol, mechanism, client_cert):
     """SCRAM too: the librdkafka 2.0.2 that Debian's kcat 1.7.1 links sends the client nonce
