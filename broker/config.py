@@ -40,7 +40,7 @@ __all__ = ["BROKER_CONFIGS", "DYNAMIC_BROKER_CONFIGS", "DYNAMIC_ONLY_CONFIGS", "
            "parse_properties", "validate_broker_configs", "validate_topic_configs"]
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # the ones we serve
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")  # the ones we serve
 
 ACCEPTED = "accepted for compatibility; changes nothing in Odradek"
 COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
@@ -483,6 +483,13 @@ class BrokerConfig:
                         self.plain_users[lst.name] = plain_users(jaas, key)
                     except ValueError as e:
                         raise ConfigError(str(e)) from None
+                oauth = self.listener_values.get((lst.name, "oauthbearer.sasl.jaas.config"))
+                if "OAUTHBEARER" in mechanisms and oauth is not None:
+                    key = f"listener.name.{lst.name.lower()}.oauthbearer.sasl.jaas.config"
+                    try:
+                        int(parse_jaas(oauth, key)[1].get("unsecuredValidatorAllowableClockSkewMs", "0"))
+                    except ValueError as e:
+                        raise ConfigError(f"{key}: {e}") from None
             if lst.tls:
                 self.ssl_contexts[lst.name] = server_context(self, lst.name)
                 self.principal_mappers[lst.name] = PrincipalMapper(

@@ -315,9 +315,13 @@ def sasl_session(broker, listener: str) -> sasl.SaslSession:
     JAAS line (``BrokerConfig.plain_users``), SCRAM credentials from the metadata image."""
     config = broker.config
 
-    def make(mechanism: str):
+    def make(mechanism: str) -> sasl.SaslServer:
         if mechanism == sasl.PLAIN:
             return sasl.PlainServer(config.plain_users.get(listener, {}))
+        if mechanism == sasl.OAUTHBEARER:  # the JAAS line's options, if any (unsecuredValidator...)
+            jaas = config.listener_values.get((listener, "oauthbearer.sasl.jaas.config"))
+            return sasl.OAuthBearerUnsecuredServer(
+                sasl.parse_jaas(jaas, "oauthbearer.sasl.jaas.config")[1] if jaas else None)
         return sasl.ScramServer(mechanism, lambda user: scram_credential(broker.image, user, mechanism))
     return sasl.SaslSession(config.listener_value(listener, "sasl.enabled.mechanisms"), make,
                             config.listener_value(listener, "connections.max.reauth.ms"))

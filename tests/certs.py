@@ -82,7 +82,7 @@ def start_secure_broker(certs: Certs, data_dir: Path):
         "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore),
         "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs.ca),
         "listener.name.ssl.ssl.client.auth": "requested",
-        "sasl.enabled.mechanisms": ",".join(SECURE_MECHANISMS),
+        "sasl.enabled.mechanisms": ",".join([*SECURE_MECHANISMS, "OAUTHBEARER"]),  # (unsecured tokens)
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
         "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
         "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "2",

@@ -183,3 +183,43 @@ def test_add_scram_seed_specs():
                          ("SCRAM-SHA-256=[name=a,password=b,iterations=many]", "iterations")):
         with pytest.raises(ValueError, match=message):
             sasl.parse_scram_seed(bad)
+
+
+def unsecured_jws(claims: dict, alg: str = "none") -> str:
+    """An unsecured JWS (RFC 7515): base64url header and claims, an empty signature."""
+    import json
+
+    def part(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    return f"{part({'alg': alg})}.{part(claims)}."
+
+
+def oauth_message(token: str, authzid: str = "") -> bytes:
+    return f"n,{'a=' + authzid if authzid else ''},\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def test_oauthbearer_unsecured_tokens_as_kafkas_default_validator():
+    now = 1_000_000.0
+
+    def server(**options):
+        return sasl.OAuthBearerUnsecuredServer(options, clock=lambda: now)
+    ok = server()
+    assert ok.step(oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60, "iat": now}))) == b""
+    assert ok.complete and ok.user == "alice"
+    custom = server(unsecuredValidatorPrincipalClaimName="name", unsecuredValidatorAllowableClockSkewMs="5000")
+    custom.step(oauth_message(unsecured_jws({"name": "bob", "exp": now - 2}), authzid="bob"))
+    assert custom.user == "bob"
+    bad = [
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now - 1})), "expired"),
+        (oauth_message(unsecured_jws({"sub": "alice"})), "'exp' claim is required"),
+        (oauth_message(unsecured_jws({"exp": now + 60})), "no principal claim"),
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60, "iat": now + 30})), "future"),
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60}, alg="HS256")), "alg"),
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60}) + "sig"), "three parts"),
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60}), authzid="bob"), "authorization id"),
+        (oauth_message("abc.!!!."), "client first message"),
+        (b"n,,auth=Bearer x\x01\x01", "client first message"),
+    ]
+    for message, reason in bad:
+        with pytest.raises(sasl.AuthenticationFailed, match=reason):
+            server().step(message)
