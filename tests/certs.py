@@ -41,6 +41,25 @@ class Certs:
         return cert, key
 
 
+    def node_keystore(self, n: int) -> Path:
+        """A key store (key, then chain) for node n of a loopback cluster: subject CN=node-<n>,
+        subjectAltName IP:127.0.0.<n>, so that each node has a principal of its own."""
+        keystore = self.dir / f"node-{n}.pem"
+        if not keystore.exists():
+            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-out", f"node-{n}.key", cwd=self.dir)
+            _openssl("req", "-new", "-key", f"node-{n}.key", "-subj", f"/CN=node-{n}", "-out", f"node-{n}.csr",
+                     cwd=self.dir)
+            (self.dir / f"node-{n}.ext").write_text(f"subjectAltName=IP:127.0.0.{n}\n")
+            _openssl("x509", "-req", "-in", f"node-{n}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                     "-CAcreateserial", "-days", "2", "-extfile", f"node-{n}.ext", "-out", f"node-{n}.crt",
+                     cwd=self.dir)
+            _openssl("pkcs8", "-topk8", "-nocrypt", "-in", f"node-{n}.key", "-out", f"node-{n}.p8", cwd=self.dir)
+            keystore.write_text((self.dir / f"node-{n}.p8").read_text() + (self.dir / f"node-{n}.crt").read_text()
+                                + self.ca.read_text())
+        return keystore
+
+
 def make_certs(directory: Path) -> Certs:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)

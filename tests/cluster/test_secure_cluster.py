@@ -1,6 +1,6 @@
 """Three nodes whose own traffic is authenticated: on INTERNAL (the voters' port) nodes
-dial each other with TLS and SASL PLAIN, each as itself (node.principals), or with TLS
-client certificates,
+dial each other with TLS and SASL PLAIN or with TLS client certificates, each node as
+itself (node.principals),
 clients use SASL_SSL on CLIENT. The cluster forms, replicates and survives its leader's
 death; a client that reaches INTERNAL without the node's credentials cannot send our
 inter-node requests."""
@@ -46,9 +46,12 @@ def test_authenticated_inter_node_traffic_survives_a_leader_kill(tmp_path, certs
         security["listener.name.internal.ssl.client.auth"] = "required"
 
     def own(n: int) -> dict:
-        """SASL: each node authenticates as itself, and a node's requests must claim its id."""
+        """Each node authenticates as itself (SASL: its own user; SSL: its own certificate,
+        CN=node-<n>), and a node's requests must claim its id."""
         if internal != "SASL_SSL":
-            return {}
+            return {"ssl.keystore.location": str(certs.node_keystore(n)),
+                    "ssl.principal.mapping.rules": "RULE:^CN=(node-[0-9]+)$/$1/,DEFAULT",
+                    "node.principals": ",".join(f"{m}=User:node-{m}" for m in (1, 2, 3))}
         return {"listener.name.internal.plain.sasl.jaas.config": node_jaas(n),
                 "node.principals": ",".join(f"{m}=User:node{m}" for m in (1, 2, 3))}
     nodes = [BrokerProcess(tmp_path / f"node{n}", host=f"127.0.0.{n}", port=client_port, node_id=n, overrides={
@@ -100,6 +103,9 @@ def test_authenticated_inter_node_traffic_survives_a_leader_kill(tmp_path, certs
             answer = b""  # SSL with client auth required: the handshake itself fails
         assert answer == b""
         assert "secure" in admin.list_topics(timeout=5).topics
+        # the nodes knew each other by their own principals
+        user = "node" if internal == "SASL_SSL" else "node-"
+        assert any(f"principal='User:{user}{m}'" in b.log_text() for b in nodes for m in (1, 2, 3) if m != b.node_id)
     finally:
         for b in nodes:
             b.kill()
