@@ -522,6 +522,11 @@ class BrokerConfig:
         if protocol == "SSL":
             return frozenset(), None
         mechanism = self["sasl.mechanism.inter.broker.protocol"]
+        controller = self["sasl.mechanism.controller.protocol"]
+        if "sasl.mechanism.controller.protocol" in self.explicit and controller != mechanism and any(
+                lst.sasl and lst.name in self["controller.listener.names"] for lst in listeners):
+            raise ConfigError(f"sasl.mechanism.controller.protocol={controller}: nodes use one mechanism "
+                              f"on every inter-node listener, sasl.mechanism.inter.broker.protocol ({mechanism})")
         if mechanism != "PLAIN":
             raise ConfigError(f"sasl.mechanism.inter.broker.protocol={mechanism}: nodes authenticate "
                               "to each other with PLAIN (SCRAM credentials live in the metadata log, "

@@ -95,6 +95,9 @@ def test_inter_node_security_settings(certs):
         ({"listeners": "SSL://127.0.0.1:9092", "controller.quorum.voters": "1@127.0.0.1:9092",
           "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore)},
          "ssl.client.auth=required"),
+        ({**base, "listener.name.sasl_plaintext.plain.sasl.jaas.config": node,
+          "controller.listener.names": "SASL_PLAINTEXT", "sasl.mechanism.controller.protocol": "SCRAM-SHA-256"},
+         "sasl.mechanism.controller.protocol=SCRAM-SHA-256"),
     ]
     for settings, message in cases:
         with pytest.raises(ConfigError, match=message):
