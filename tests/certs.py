@@ -80,6 +80,27 @@ def make_certs(directory: Path) -> Certs:
                  d / "server-encrypted.pem")
 
 
+def java_client_properties(path: Path, certs, protocol: str, mechanism: str | None = None,
+                      user: str = "", password: str = "", client_cert: str | None = None) -> str:
+    """A Java client's properties file (Kafka's keys: PEM trust store and key store, a
+    JAAS line for SASL) at path; returns the path."""
+    lines = [f"security.protocol={protocol}"]
+    if "SSL" in protocol:
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={certs.ca}"]
+        if client_cert:
+            cert, key = certs.client(client_cert)
+            keystore = path.with_suffix(".keystore.pem")
+            keystore.write_text(key.read_text() + cert.read_text())
+            lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={keystore}"]
+    if mechanism:
+        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
+                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
+        lines += [f"sasl.mechanism={mechanism}",
+                  f'sasl.jaas.config={module} required username="{user}" password="{password}";']
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
 # -- a node with every security protocol, for the client tests ---------------------------
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokerproc import BrokerProcess
+from tests.certs import CREDENTIALS, java_client_properties
 from tests.conftest import require_tool
 from tests.peers import kafka
 from tests.peers.oracle import Side
@@ -311,3 +312,31 @@ def test_java_transactions_commit_abort_and_fencing(java, odradek):
     assert [line.split()[1] for line in out if line.startswith("COMMITTED ")] == ["c0", "c1", "c2", "d0"]
     assert [line.split()[1] for line in out if line.startswith("UNCOMMITTED ")] == \
         ["c0", "c1", "c2", "a0", "a1", "d0", "zombie"]
+
+
+def test_java_client_over_ssl_without_a_certificate_and_sasl_ssl(java, secure, certs, tmp_path):
+    """One JVM, the security cases test_security_tools.py leaves to it: SSL without a client
+    certificate (User:ANONYMOUS), SASL_SSL with PLAIN and with SCRAM-SHA-512 (each produces and
+    consumes as its user), and a wrong password over SASL_SSL for both (refused cleanly)."""
+    broker, ports = secure
+    topic = f"java-sec-{uuid.uuid4().hex[:6]}"
+    side = Side("odradek", broker.bootstrap)
+    side.create_topic(topic, 1)
+    side.close()
+    ssl_port, sasl_ssl_port = f"127.0.0.1:{ports['SSL']}", f"127.0.0.1:{ports['SASL_SSL']}"
+    cases = {"ssl-nocert": (ssl_port, ("SSL",))}
+    for mechanism in ("PLAIN", "SCRAM-SHA-512"):
+        user, password = CREDENTIALS[mechanism]
+        cases[f"sasl-ssl-{mechanism}"] = (sasl_ssl_port, ("SASL_SSL", mechanism, user, password))
+        cases[f"wrong-{mechanism}"] = (sasl_ssl_port, ("SASL_SSL", mechanism, user, "wrong"))
+    out = java("security", topic, *(
+        f"{name}={bootstrap}={java_client_properties(tmp_path / f'{name}.properties', certs, *settings)}"
+        for name, (bootstrap, settings) in cases.items()))
+    for name in ("ssl-nocert", "sasl-ssl-PLAIN", "sasl-ssl-SCRAM-SHA-512"):
+        assert any(line.startswith(f"PRODUCED {name} ") for line in out), out
+        assert f"CONSUMED {name}" in out, out
+    for mechanism in ("PLAIN", "SCRAM-SHA-512"):
+        assert f"REFUSED wrong-{mechanism} SaslAuthenticationException" in out, out
+    log = broker.log_text()
+    for mechanism in ("PLAIN", "SCRAM-SHA-512"):
+        assert f"principal='User:{CREDENTIALS[mechanism][0]}'" in log
