@@ -138,6 +138,13 @@ cluster-up: docker-image
 cluster-down:
 	$(COMPOSE) --profile monitoring down
 
+# The same cluster with SASL_SSL for clients and between nodes (docker-compose.sasl-ssl.yml),
+# certificates made here into build/sasl-ssl-certs. Stop it with cluster-down.
+.PHONY: cluster-sasl-ssl-up
+cluster-sasl-ssl-up:
+	broker/deploy/sasl-ssl/make-certs.sh build/sasl-ssl-certs
+	$(MAKE) cluster-up COMPOSE="$(COMPOSE) -f docker-compose.yml -f docker-compose.sasl-ssl.yml"
+
 # Prometheus beside the cluster (docker-compose's `monitoring` profile), from Debian's
 # prometheus package: a base image with it (debootstrap --include=prometheus, as root,
 # kept once built), then the image, with no network inside the build.

@@ -320,6 +320,11 @@ class Broker:
             log.warning("listener_shared_with_clients", listeners=sorted(self.config.internode_listeners),
                         hint="clients can send inter-node requests here; give other nodes a listener "
                              "of their own (inter.broker.listener.name) and the voters its port")
+        if self.config.voters and self.config.peer_principals is not None \
+                and self.config.node_ids_by_principal is None:
+            log.warning("node_identity_shared", principals=sorted(self.config.peer_principals) or "any verified",
+                        hint="any node's credentials can speak for every node; give each node its own "
+                             "principal and list them in node.principals")
         self.tasks.spawn("loop_lag", self.loop_lag.run)
         log.info("started", node_id=self.node_id, cluster_id=self.cluster_id, data_dir=self.data_dir,
                  voters=sorted(self.config.voters) or None)

@@ -40,7 +40,7 @@ __all__ = ["BROKER_CONFIGS", "DYNAMIC_BROKER_CONFIGS", "DYNAMIC_ONLY_CONFIGS", "
            "parse_properties", "validate_broker_configs", "validate_topic_configs"]
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # the ones we serve
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")  # the ones we serve
 
 ACCEPTED = "accepted for compatibility; changes nothing in Odradek"
 COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
@@ -99,6 +99,11 @@ SECURITY_CONFIGS = (
               "0: sessions never expire; else clients re-authenticate within it (KIP-368)", at_least(0)),
 )
 
+NODE_PRINCIPALS = ConfigDef(
+    "node.principals", LIST, [],
+    "ID=PRINCIPAL,...: the principal each node authenticates as on the inter-node listeners; a "
+    "node's Raft messages and controller requests must then claim its own id (Odradek's own)")
+
 BROKER_CONFIGS = defs(
     ConfigDef("node.id", INT, 1, "this node's id", at_least(0)),
     ConfigDef("broker.rack", STRING, None,
@@ -132,6 +137,7 @@ BROKER_CONFIGS = defs(
     ConfigDef("connections.max.idle.ms", LONG, 600000, "idle connections are closed after this",
               at_least(1)),
     *SECURITY_CONFIGS,
+    NODE_PRINCIPALS,
     ConfigDef("authorizer.class.name", STRING, "",
               "org.apache.kafka.metadata.authorizer.StandardAuthorizer turns ACLs on; empty: off"),
     ConfigDef("super.users", STRING, "", "principals allowed everything: User:a;User:b"),
@@ -499,11 +505,21 @@ class BrokerConfig:
                         self.plain_users[lst.name] = plain_users(jaas, key)
                     except ValueError as e:
                         raise ConfigError(str(e)) from None
+                oauth = self.listener_values.get((lst.name, "oauthbearer.sasl.jaas.config"))
+                if "OAUTHBEARER" in mechanisms and oauth is not None:
+                    key = f"listener.name.{lst.name.lower()}.oauthbearer.sasl.jaas.config"
+                    try:
+                        int(parse_jaas(oauth, key)[1].get("unsecuredValidatorAllowableClockSkewMs", "0"))
+                    except ValueError as e:
+                        raise ConfigError(f"{key}: {e}") from None
             if lst.tls:
                 self.ssl_contexts[lst.name] = server_context(self, lst.name)
                 self.principal_mappers[lst.name] = PrincipalMapper(
                     self.listener_value(lst.name, "ssl.principal.mapping.rules"))
         self.peer_principals, self.node_credentials = self._resolve_internode_security()
+        self.node_ids_by_principal = self._resolve_node_principals()
+        if self.node_ids_by_principal is not None:  # only the nodes named are nodes
+            self.peer_principals = frozenset(self.node_ids_by_principal)
 
     def _resolve_internode_security(self) -> tuple[frozenset[str] | None, tuple[str, str] | None]:
         """Who may send our inter-node requests, and how this node authenticates to its
@@ -528,6 +544,11 @@ class BrokerConfig:
         if protocol == "SSL":
             return frozenset(), None
         mechanism = self["sasl.mechanism.inter.broker.protocol"]
+        controller = self["sasl.mechanism.controller.protocol"]
+        if "sasl.mechanism.controller.protocol" in self.explicit and controller != mechanism and any(
+                lst.sasl and lst.name in self["controller.listener.names"] for lst in listeners):
+            raise ConfigError(f"sasl.mechanism.controller.protocol={controller}: nodes use one mechanism "
+                              f"on every inter-node listener, sasl.mechanism.inter.broker.protocol ({mechanism})")
         if mechanism != "PLAIN":
             raise ConfigError(f"sasl.mechanism.inter.broker.protocol={mechanism}: nodes authenticate "
                               "to each other with PLAIN (SCRAM credentials live in the metadata log, "
@@ -548,6 +569,43 @@ class BrokerConfig:
             raise ConfigError("the inter-node listeners name different node credentials")
         user, password = credentials.pop()
         return frozenset({f"User:{user}"}), (user, password)
+
+    def _resolve_node_principals(self) -> dict[str, int] | None:
+        """node.principals as principal -> node id: who each node is on the inter-node
+        listeners, so that a request's claimed sender can be held to the authenticated one.
+        None when not set: the nodes share an identity (or the listener is PLAINTEXT) and a
+        claimed sender cannot be checked."""
+        entries = self["node.principals"]
+        if not entries:
+            return None
+        if self.peer_principals is None:
+            raise ConfigError("node.principals needs a secured inter-node listener (SSL with "
+                              "ssl.client.auth=required, SASL_PLAINTEXT or SASL_SSL): on PLAINTEXT "
+                              "nobody is authenticated")
+        by_principal: dict[str, int] = {}
+        for entry in entries:
+            node, sep, principal = entry.partition("=")
+            if not sep or not node.strip().isdigit() or ":" not in principal:
+                raise ConfigError(f"Invalid value {entry!r} for node.principals: expected ID=PRINCIPAL "
+                                  "such as 1=User:node1")
+            principal = principal.strip()
+            if principal in by_principal:
+                raise ConfigError(f"node.principals names {principal} for two nodes")
+            by_principal[principal] = int(node)
+        own = next((p for p, n in by_principal.items() if n == self["node.id"]), None)
+        if own is None:
+            raise ConfigError(f"node.principals does not name this node's principal (node.id {self['node.id']})")
+        if self.node_credentials is not None:
+            if own != f"User:{self.node_credentials[0]}":
+                raise ConfigError(f"node.principals names {own} for node {self['node.id']}, but its inter-node "
+                                  f"JAAS line authenticates as User:{self.node_credentials[0]}")
+            for lst in self.listeners:
+                if lst.name in self.internode_listeners and lst.sasl:
+                    missing = [p for p in by_principal if p.partition(":")[2] not in self.plain_users[lst.name]]
+                    if missing:
+                        raise ConfigError(f"node.principals names {missing[0]}, which listener {lst.name}'s "
+                                          "plain.sasl.jaas.config has no user_<name> entry for")
+        return by_principal
 
     def set_dynamic(self, default: dict[str, str], node: dict[str, str]) -> list[str]:
         """Take the dynamic configs the metadata log holds for this node and for the cluster;

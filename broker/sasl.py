@@ -1,4 +1,5 @@
-"""SASL on the server side, sans I/O: the PLAIN and SCRAM-SHA-256/512 mechanisms, the JAAS
+"""SASL on the server side, sans I/O: the PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER (unsecured
+tokens) mechanisms, the JAAS
 line PLAIN users come from, and the per-connection session that decides which requests
 may be served.
 
@@ -28,14 +29,18 @@ stores (salt, StoredKey, ServerKey, iterations) only, never the password.
 """
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 PLAIN, SCRAM_SHA_256, SCRAM_SHA_512 = "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"
+OAUTHBEARER = "OAUTHBEARER"
 # AlterUserScramCredentials' mechanism numbers (Kafka's ScramMechanism)
 SCRAM_MECHANISMS = {SCRAM_SHA_256: 1, SCRAM_SHA_512: 2}
 SCRAM_NAMES = {v: k for k, v in SCRAM_MECHANISMS.items()}
@@ -199,6 +204,69 @@ class PlainServer:
         return b""
 
 
+class OAuthBearerUnsecuredServer:
+    """OAUTHBEARER (RFC 7628) with unsecured tokens, as Kafka's default server callback
+    (OAuthBearerUnsecuredValidatorCallbackHandler). One client message::
+
+        n,[a=<authzid>],^Aauth=Bearer <token>^A[<key>=<value>^A]...^A      (^A: byte 0x01)
+
+    and the token an unsecured JWS (RFC 7515): base64url(header) "." base64url(claims) "."
+    with an empty signature and "alg": "none". The principal is the claim named by the JAAS
+    option unsecuredValidatorPrincipalClaimName (default "sub"); "exp" (seconds since the
+    epoch) is required and must lie ahead, "iat" if present must not, both within
+    unsecuredValidatorAllowableClockSkewMs. Nothing signs such a token: anyone can name
+    any principal. For tests and development, as Kafka says of it."""
+
+    def __init__(self, options: dict[str, str] | None = None, clock: Callable[[], float] = time.time):
+        options = options or {}
+        self.principal_claim = options.get("unsecuredValidatorPrincipalClaimName", "sub")
+        self.skew_s = int(options.get("unsecuredValidatorAllowableClockSkewMs", "0")) / 1000
+        self.clock = clock
+        self.complete = False
+        self.user: str | None = None
+
+    def step(self, token: bytes) -> bytes:
+        m = re.fullmatch(rb"n,(?:a=([^,]*))?,\x01((?:[A-Za-z]+=[^\x01]*\x01)*)\x01", token)
+        if m is None:
+            raise AuthenticationFailed("Invalid OAUTHBEARER client first message")
+        pairs = dict(kv.split(b"=", 1) for kv in m.group(2).split(b"\x01") if kv)
+        auth = re.fullmatch(rb"Bearer +([-_.a-zA-Z0-9]+)", pairs.get(b"auth", b""))
+        if auth is None:
+            raise AuthenticationFailed("Invalid OAUTHBEARER client first message: no auth=Bearer <token>")
+        claims = self._claims(auth.group(1).decode())
+        principal = claims.get(self.principal_claim)
+        if not isinstance(principal, str) or not principal.strip():
+            raise AuthenticationFailed(f"Invalid OAUTHBEARER token: no principal claim {self.principal_claim!r}")
+        now = self.clock()
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+            raise AuthenticationFailed("Invalid OAUTHBEARER token: the 'exp' claim is required")
+        if now > exp + self.skew_s:
+            raise AuthenticationFailed("Invalid OAUTHBEARER token: it has expired")
+        if isinstance(iat, (int, float)) and now < iat - self.skew_s:
+            raise AuthenticationFailed("Invalid OAUTHBEARER token: issued in the future")
+        if m.group(1) and m.group(1).decode(errors="replace") != principal:
+            raise AuthenticationFailed("Authentication failed: Client requested an authorization id "
+                                       "that is different from the token's principal")
+        self.user, self.complete = principal, True
+        return b""
+
+    @staticmethod
+    def _claims(token: str) -> dict:
+        parts = token.split(".")
+        if len(parts) != 3 or parts[2]:
+            raise AuthenticationFailed("Invalid OAUTHBEARER token: an unsecured JWS has three parts, "
+                                       "the last empty")
+        try:
+            header, claims = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in parts[:2])
+        except (ValueError, binascii.Error):
+            raise AuthenticationFailed("Invalid OAUTHBEARER token: not base64url JSON") from None
+        if not isinstance(header, dict) or not isinstance(claims, dict) or header.get("alg") != "none":
+            raise AuthenticationFailed("Invalid OAUTHBEARER token: an unsecured JWS (\"alg\": \"none\") "
+                                       "is expected")
+        return claims
+
+
 def _scram_name(text: str) -> str:
     """saslname of RFC 5802: ',' and '=' arrive as =2C and =3D; any other '=' is invalid."""
     if re.search(r"=(?!2C|3D)", text):
@@ -274,7 +342,10 @@ class ScramServer:
         if binding != self._gs2_header.encode():
             raise AuthenticationFailed("Invalid SCRAM client final message: channel binding "
                                        "does not match the first message")
-        if m.group(3) != self._nonce:
+        # Kafka's ScramSaslServer checks that the nonce ends with the server-first one (not
+        # RFC 5802's equality), and librdkafka 2.0.2 (kcat 1.7.1) relies on it: it sends
+        # r=<client nonce><client nonce><server nonce>. The proof covers the message as sent.
+        if not m.group(3).endswith(self._nonce):
             raise AuthenticationFailed("Invalid SCRAM client final message: nonce mismatch")
         assert self._credential is not None
         auth_message = f"{self._client_first_bare},{self._server_first},{m.group(1)}".encode()
@@ -297,11 +368,14 @@ INITIAL, AUTHENTICATING, AUTHENTICATED, FAILED = "INITIAL", "AUTHENTICATING", "A
 API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 17, 36
 
 
+SaslServer = PlainServer | ScramServer | OAuthBearerUnsecuredServer
+
+
 class SaslSession:
     """Where one connection of a SASL listener is in its authentication (see the module
     docstring). ``mechanisms``: the enabled ones; ``make(mechanism)`` builds a server."""
 
-    def __init__(self, mechanisms: list[str], make: Callable[[str], PlainServer | ScramServer],
+    def __init__(self, mechanisms: list[str], make: Callable[[str], "SaslServer"],
                  reauth_ms: int = 0):
         self.mechanisms = mechanisms
         self.make = make
@@ -311,7 +385,7 @@ class SaslSession:
         self.state = INITIAL
         self.raw_tokens = False  # after a v0 handshake: tokens arrive as bare frames
         self.mechanism: str | None = None
-        self.server: PlainServer | ScramServer | None = None
+        self.server: SaslServer | None = None
         self.principal: str | None = None
 
     @property

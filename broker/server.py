@@ -64,7 +64,12 @@ from odradek.protocol.framing import FrameDecoder, FrameError
 log = structlog.get_logger(__name__)
 
 COALESCE_BYTES = 256 * 1024  # flush buffered responses at this size even if requests wait
-TLS_READ_BYTES = 256 * 1024  # a file slice crosses TLS in reads of at most this
+# A file slice crosses TLS in reads of at most this: a piece and its encrypted copy (16 KiB
+# records, 22 bytes more each) stay below the mmap threshold tls.keep_tls_read_buffers_lazy sets,
+# so they are not mmapped and unmapped (and faulted in) each time.
+TLS_READ_BYTES = 240 * 1024
+# A TLS client has this long (or connections.max.idle.ms if shorter) to finish its handshake.
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 
 
 class ConnectionLimits:
@@ -316,9 +321,13 @@ def sasl_session(broker, listener: str) -> sasl.SaslSession:
     JAAS line (``BrokerConfig.plain_users``), SCRAM credentials from the metadata image."""
     config = broker.config
 
-    def make(mechanism: str):
+    def make(mechanism: str) -> sasl.SaslServer:
         if mechanism == sasl.PLAIN:
             return sasl.PlainServer(config.plain_users.get(listener, {}))
+        if mechanism == sasl.OAUTHBEARER:  # the JAAS line's options, if any (unsecuredValidator...)
+            jaas = config.listener_values.get((listener, "oauthbearer.sasl.jaas.config"))
+            return sasl.OAuthBearerUnsecuredServer(
+                sasl.parse_jaas(jaas, "oauthbearer.sasl.jaas.config")[1] if jaas else None)
         return sasl.ScramServer(mechanism, lambda user: scram_credential(broker.image, user, mechanism))
     return sasl.SaslSession(config.listener_value(listener, "sasl.enabled.mechanisms"), make,
                             config.listener_value(listener, "connections.max.reauth.ms"))
@@ -349,6 +358,7 @@ class Connection(asyncio.BufferedProtocol):
         self._write_paused = False
         self._drained: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
+        self._handshaking: asyncio.Task | None = None  # TLS listeners: see _start_tls
         self._sock_fd = -1  # the socket's fd, for os.sendfile
         self._writer_fd = -1  # a dup of it: uvloop refuses add_writer on a transport's own fd
         self._out: list[bytes] = []  # responses not yet handed to the transport
@@ -389,6 +399,63 @@ class Connection(asyncio.BufferedProtocol):
             transport.abort()
             return
         self._admitted = True
+        context = self.broker.config.ssl_contexts.get(self.listener_name)
+        if context is not None:
+            # The handshake runs on an admitted connection, so a client that never finishes
+            # it counts against max.connections(.per.ip) like any other, for a bounded time.
+            self._start_tls(transport, context)
+            return
+        self._established()
+
+    def _start_tls(self, raw: asyncio.Transport, context) -> None:
+        """Hand the accepted TCP connection to TLS, within min(connections.max.idle.ms, 10 s).
+
+        loop.start_tls's first step (up to its ``await``) swaps the TLS protocol in for this
+        one; it must run here, synchronously: uvloop starts reading once connection_made
+        returns (a pause_reading here is ignored), and a task's first step would run after
+        the loop's next read, which would hand the ClientHello to this protocol. So the
+        coroutine is stepped by hand: once now, and again when its waiter is done."""
+        timeout = min(self.broker.config["connections.max.idle.ms"] / 1000, TLS_HANDSHAKE_TIMEOUT_S)
+        starting = asyncio.get_running_loop().start_tls(raw, self, context, server_side=True,
+                                                        ssl_handshake_timeout=timeout)
+        try:
+            waiter = starting.send(None)  # the future start_tls awaits: the handshake's end
+        except Exception as e:  # (StopIteration cannot happen: start_tls awaits the handshake)
+            self._handshake_failed(raw, f"TLS failed to start: {e}")
+            return
+        # Not self._task: the TLS protocol passes a failed handshake's loss on to
+        # connection_lost, which cancels that, and this task is to say why it failed.
+        self._handshaking = asyncio.get_running_loop().create_task(
+            self._handshake(raw, starting, waiter, timeout))
+
+    async def _handshake(self, raw: asyncio.Transport, starting, waiter, timeout: float) -> None:
+        try:
+            await asyncio.wait([waiter])  # (not `await waiter`: a cancel here must not cancel it)
+        except asyncio.CancelledError:
+            starting.close()  # start_tls closes the transport on its way out
+            raise
+        try:
+            starting.send(None)
+            raise RuntimeError("start_tls awaited twice")
+        except StopIteration as done:
+            self.transport = done.value
+        except Exception as e:  # a timeout, an SSL alert, a reset: the client is gone either way
+            self._handshake_failed(raw, f"TLS handshake not completed within {timeout:g} s"
+                                   if isinstance(e, (TimeoutError, ConnectionAbortedError))
+                                   else f"TLS handshake failed: {e}")
+            return
+        self._established()
+
+    def _handshake_failed(self, raw: asyncio.Transport, reason: str) -> None:
+        # (logged even when closed: the TLS protocol may have passed its loss on already)
+        log.warning("connection_closed", peer=self.peer, reason=reason, listener=self.listener_name)
+        self.closed = True
+        raw.abort()
+        self.connection_lost(None)  # (idempotent: the TLS protocol may have called it already)
+
+    def _established(self) -> None:
+        """The connection is admitted and, on TLS, its handshake done: serve it."""
+        transport = self.transport
         if self.memory.over:
             transport.pause_reading()
         sock = transport.get_extra_info("socket")
@@ -407,6 +474,13 @@ class Connection(asyncio.BufferedProtocol):
         if self.broker.faults is not None and not self.broker.faults.accept(self):
             return  # odradek.testing: an isolated node closed the connection
         self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    @property
+    def node_id(self) -> int | None:
+        """The node this connection authenticated as (node.principals); None when that is
+        not configured or the principal is not a node's."""
+        nodes = self.broker.config.node_ids_by_principal
+        return None if nodes is None else nodes.get(self.principal)
 
     def get_buffer(self, sizehint):
         return self.decoder.get_buffer()
@@ -873,9 +947,9 @@ async def start_listeners(broker) -> list[asyncio.AbstractServer]:
     loop = asyncio.get_running_loop()
     servers = []
     for listener in broker.config.listeners:
+        # TLS listeners too accept plain TCP: Connection starts TLS once it admitted the client
         server = await loop.create_server(
             lambda name=listener.name: Connection(broker, name),
-            listener.host or None, listener.port, reuse_address=True,
-            ssl=broker.config.ssl_contexts.get(listener.name))
+            listener.host or None, listener.port, reuse_address=True)
         servers.append(server)
     return servers

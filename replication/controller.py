@@ -35,6 +35,7 @@ partitions again. A broker stopping cleanly asks for the same first
 import asyncio
 import contextvars
 import functools
+import inspect
 import json
 import os
 import random
@@ -104,6 +105,30 @@ def topic_name_error(name: str | None) -> str | None:
         return (f"Topic name is invalid: '{name}' contains one or more characters other than "
                 "ASCII alphanumerics, '.', '_' and '-'")
     return None
+
+
+class ForgedSender(Exception):
+    """An inter-node request claims to come from another node than the one that sent it
+    (the authenticated node, where nodes authenticate as themselves)."""
+
+
+# The argument by which a controller operation says which node it acts for: only that
+# node may ask for it (checked in Controller.execute when the sender is known).
+NODE_CLAIMS = {"register_broker": "node_id", "heartbeat": "node_id", "controlled_shutdown": "node_id",
+               "alter_partition": "leader_id"}
+
+
+def check_claim(op: str, method, args: list, kwargs: dict, sender: int) -> None:
+    """Raise ForgedSender when ``op`` acts for a node other than ``sender``."""
+    name = NODE_CLAIMS.get(op)
+    if name is None:
+        return
+    try:
+        claimed = inspect.signature(method).bind(*args, **kwargs).arguments.get(name)
+    except TypeError:
+        return  # the call fails as it would anyway, without acting for anyone
+    if claimed != sender:
+        raise ForgedSender(f"node {sender} claims node {claimed} ({op})")
 
 
 class NotController(Exception):
@@ -405,12 +430,16 @@ class Controller:
             request.cancel()
 
     async def execute(self, op: str, args: list, kwargs: dict, request_id: str | None = None,
-                      timeout_ms: int | None = None) -> dict:
+                      timeout_ms: int | None = None, sender: int | None = None) -> dict:
         """Run a forwarded operation (the CONTROLLER inter-node handler calls this). The
-        answer carries the image offset that holds its effects, for the sender to wait on."""
+        answer carries the image offset that holds its effects, for the sender to wait on.
+        ``sender``: the node that authenticated, when nodes authenticate as themselves; an
+        operation for another node raises ForgedSender."""
         method = getattr(self, op, None)
         if method is None or not getattr(method, "controller_op", False):
             return {"error": _to_json(KafkaError(ErrorCode.INVALID_REQUEST, f"unknown operation {op}"))}
+        if sender is not None:
+            check_claim(op, method, _from_json(args), kwargs, sender)
         if not self.metadata_log.is_active:
             return {"not_controller": self.metadata_log.leader_id}
         bound = timeout_ms / 1000 if timeout_ms is not None else FORWARD_TIMEOUT_S

@@ -34,7 +34,7 @@ from collections.abc import Callable
 import structlog
 
 from odradek.protocol.internode import RAFT_API_KEY
-from odradek.replication.controller import NotController
+from odradek.replication.controller import ForgedSender, NotController
 from odradek.replication.metadata import record_from_dict, record_to_dict
 from odradek.replication.peer import Peer, PeerUnavailable
 from odradek.replication.raft import NotLeader, RaftConfig, RaftNode
@@ -156,10 +156,15 @@ class RaftMetadataLog:
                 "voters": [state(n, d) for n, d in sorted(node.voters.items())],
                 "observers": [state(n, None) for n in node.observers] if node.is_leader else []}
 
-    def receive(self, payload: dict) -> None:
-        """A Raft message from a peer (the RAFT inter-node handler calls this). An observer's
-        carries ``reply_to``, its inter-node address: a voter's address never changes here."""
+    def receive(self, payload: dict, sender: int | None = None) -> None:
+        """A Raft message from a peer (the RAFT inter-node handler calls this). ``sender``:
+        the node that authenticated, when nodes authenticate as themselves; a message that
+        names another sender raises ForgedSender and never reaches the core, which takes
+        the sender a message names as true. An observer's message carries ``reply_to``, its
+        inter-node address: a voter's address never changes here."""
         message = message_from_dict(payload)
+        if sender is not None and message.from_ != sender:
+            raise ForgedSender(f"node {sender} claims node {message.from_} (Raft {type(message).__name__})")
         reply_to = payload.get("reply_to")
         if reply_to is not None and message.from_ not in self.voters:
             host, port = reply_to

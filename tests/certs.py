@@ -41,6 +41,25 @@ class Certs:
         return cert, key
 
 
+    def node_keystore(self, n: int) -> Path:
+        """A key store (key, then chain) for node n of a loopback cluster: subject CN=node-<n>,
+        subjectAltName IP:127.0.0.<n>, so that each node has a principal of its own."""
+        keystore = self.dir / f"node-{n}.pem"
+        if not keystore.exists():
+            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-out", f"node-{n}.key", cwd=self.dir)
+            _openssl("req", "-new", "-key", f"node-{n}.key", "-subj", f"/CN=node-{n}", "-out", f"node-{n}.csr",
+                     cwd=self.dir)
+            (self.dir / f"node-{n}.ext").write_text(f"subjectAltName=IP:127.0.0.{n}\n")
+            _openssl("x509", "-req", "-in", f"node-{n}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                     "-CAcreateserial", "-days", "2", "-extfile", f"node-{n}.ext", "-out", f"node-{n}.crt",
+                     cwd=self.dir)
+            _openssl("pkcs8", "-topk8", "-nocrypt", "-in", f"node-{n}.key", "-out", f"node-{n}.p8", cwd=self.dir)
+            keystore.write_text((self.dir / f"node-{n}.p8").read_text() + (self.dir / f"node-{n}.crt").read_text()
+                                + self.ca.read_text())
+        return keystore
+
+
 def make_certs(directory: Path) -> Certs:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -59,6 +78,27 @@ def make_certs(directory: Path) -> Certs:
     (d / "server-encrypted.pem").write_text((d / "server-encrypted.key").read_text() + chain)
     return Certs(d, d / "ca.crt", d / "server.pem", d / "server.key", d / "server.crt",
                  d / "server-encrypted.pem")
+
+
+def java_client_properties(path: Path, certs, protocol: str, mechanism: str | None = None,
+                      user: str = "", password: str = "", client_cert: str | None = None) -> str:
+    """A Java client's properties file (Kafka's keys: PEM trust store and key store, a
+    JAAS line for SASL) at path; returns the path."""
+    lines = [f"security.protocol={protocol}"]
+    if "SSL" in protocol:
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={certs.ca}"]
+        if client_cert:
+            cert, key = certs.client(client_cert)
+            keystore = path.with_suffix(".keystore.pem")
+            keystore.write_text(key.read_text() + cert.read_text())
+            lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={keystore}"]
+    if mechanism:
+        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
+                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
+        lines += [f"sasl.mechanism={mechanism}",
+                  f'sasl.jaas.config={module} required username="{user}" password="{password}";']
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
 
 
 # -- a node with every security protocol, for the client tests ---------------------------
@@ -82,7 +122,7 @@ def start_secure_broker(certs: Certs, data_dir: Path):
         "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore),
         "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs.ca),
         "listener.name.ssl.ssl.client.auth": "requested",
-        "sasl.enabled.mechanisms": ",".join(SECURE_MECHANISMS),
+        "sasl.enabled.mechanisms": ",".join([*SECURE_MECHANISMS, "OAUTHBEARER"]),  # (unsecured tokens)
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
         "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
         "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "2",

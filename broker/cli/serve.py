@@ -19,7 +19,7 @@ import sys
 import structlog
 import uvloop
 
-from odradek.broker import logs
+from odradek.broker import logs, tls
 from odradek.broker.config import BrokerConfig, ConfigError, parse_properties
 from odradek.broker.sasl import parse_scram_seed
 
@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"odradek: error: {e}", file=sys.stderr)
         return 2
     logs.configure(json=config["log.json"], level=config["log.level"])
+    tls.keep_tls_read_buffers_lazy()  # idle TLS connections cost little (see there)
     try:
         uvloop.run(serve(config, args.data_dir))
     except ConfigError as e:

@@ -46,7 +46,7 @@ from kafka.protocol.consumer import FetchRequest
 from odradek.broker.authorizer import CLUSTER, TOPIC
 from odradek.broker.handlers import handles
 from odradek.broker.quotas import CONSUMER_BYTE_RATE
-from odradek.broker.server import ChunkedResponse
+from odradek.broker.server import ChunkedResponse, CloseConnection
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.fetch import FetchPartition, FetchTopic, encode_fetch_response
@@ -169,6 +169,11 @@ async def handle(ctx, request):
     else:
         replica_id = request.replica_id
     named = {name for name, _, _ in wanted if name}
+    if replica_id >= 0 and broker.config.node_ids_by_principal is not None \
+            and ctx.connection.node_id != replica_id:
+        # Nodes authenticate as themselves (node.principals): a replica's fetch offsets move
+        # the ISR and the high watermark, so only that node may fetch as it.
+        raise CloseConnection(f"{ctx.principal} fetches as replica {replica_id}, which is not its node")
     if replica_id >= 0:
         denied = set() if ctx.may(CLUSTER, CLUSTER_NAME) else named
     else:

@@ -98,11 +98,12 @@ def _node_process(spec: dict, control_fd: int, log_fd: int) -> None:
     try:
         import uvloop
 
-        from odradek.broker import logs
+        from odradek.broker import logs, tls
 
         os.dup2(log_fd, 2)
         os.close(log_fd)
         logs.configure(level=spec["settings"].get("log.level", "info"))
+        tls.keep_tls_read_buffers_lazy()  # as `odradek serve` does
         uvloop.run(_serve_node(spec, socket.socket(fileno=control_fd)))
         code = 0
     finally:

@@ -41,9 +41,9 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-def _run(cmd, timeout=120, check=True, env=None) -> subprocess.CompletedProcess:
+def _run(cmd, timeout=120, check=True, env=None, input_text=None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          check=check, env=env)
+                          check=check, env=env, input=input_text)
 
 
 def _compose_command() -> list[str]:
@@ -328,3 +328,76 @@ def test_down_and_up_keeps_the_data(cluster):
     assert sorted(read_values(cluster.bootstrap, topic, PARTITIONS, idle_ms=3000)) == sorted(values)
     if big:
         assert sorted(read_values(cluster.bootstrap, TOPIC, PARTITIONS, idle_ms=3000)) == big_before
+
+
+SASL_SSL_OVERRIDE = os.path.join(ROOT, "docker-compose.sasl-ssl.yml")
+
+
+def _compose_config_json(compose: list[str], files: list[str], env: dict) -> dict:
+    """`config` as JSON: compose v2 prints it; docker-compose 1.29 prints YAML, read by the
+    Python it runs on (it depends on PyYAML; Odradek does not)."""
+    args = [arg for f in files for arg in ("-f", f)] + ["config"]
+    if compose[0] == "docker":
+        return json.loads(_run(compose + args + ["--format", "json"], env=env).stdout)
+    text = _run(compose + args, env=env).stdout
+    with open(shutil.which(compose[0])) as f:
+        python = f.readline()[2:].strip()  # its shebang
+    return json.loads(_run([python, "-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))"],
+                           env=env, input_text=text).stdout)
+
+
+def test_the_sasl_ssl_override_is_valid(tmp_path):
+    """docker-compose.sasl-ssl.yml with certificates from its script (no Docker engine
+    needed): each node's command, as compose hands it over, is a configuration Odradek
+    accepts, with both listeners SASL_SSL and the node's own user on INTERNAL; and each
+    node's certificate passes the host name check the other nodes make (odradek-N) and the
+    host's clients make (127.0.0.1, localhost)."""
+    import ssl
+
+    from odradek.broker import tls
+    from odradek.broker.cli import _parser
+    from odradek.broker.cli.serve import build_config
+
+    compose = _compose_command()
+    certs = tmp_path / "certs"
+    _run([os.path.join(ROOT, "broker/deploy/sasl-ssl/make-certs.sh"), str(certs)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODRADEK_")}
+    config = _compose_config_json(compose, [COMPOSE_FILE, SASL_SSL_OVERRIDE], {**env, "ODRADEK_CERTS_DIR": str(certs)})
+    for n in NODES:
+        service = config["services"][f"odradek-{n}"]
+        mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in service["volumes"]]
+        assert any(m.startswith(f"{certs}:/etc/odradek/certs") for m in mounts), mounts
+        assert f"odradek-{n}-data:/var/lib/odradek" in " ".join(mounts), mounts  # the data volume stays
+        command = [arg.replace("/etc/odradek/certs", str(certs)) for arg in service["command"]]
+        node = build_config(_parser().parse_args(command))
+        assert node["node.id"] == n
+        assert {lst.name: lst.security_protocol for lst in node.listeners} == \
+            {"EXTERNAL": "SASL_SSL", "INTERNAL": "SASL_SSL"}
+        assert node.node_ids_by_principal == {"User:node1": 1, "User:node2": 2, "User:node3": 3}
+        assert set(node.plain_users["EXTERNAL"]) == {"admin", "client"}
+        dialler = tls.client_context(node, "INTERNAL")  # how node n dials the others
+        for host in (f"odradek-{n}", "localhost", "127.0.0.1"):
+            server = node.ssl_contexts["INTERNAL" if host.startswith("odradek") else "EXTERNAL"]
+            client = dialler if host.startswith("odradek") else ssl.create_default_context(cafile=str(certs / "ca.crt"))
+            _handshake(server, client, host)
+
+
+def _handshake(server_ctx, client_ctx, host: str) -> None:
+    """A TLS handshake in memory; raises ssl.SSLCertVerificationError on a bad name or chain."""
+    import ssl
+    bios = [ssl.MemoryBIO() for _ in range(4)]
+    server = server_ctx.wrap_bio(bios[0], bios[1], server_side=True)
+    client = client_ctx.wrap_bio(bios[2], bios[3], server_hostname=host)
+    done = set()
+    for _ in range(10):
+        for side in (client, server):
+            try:
+                side.do_handshake()
+                done.add(side)
+            except ssl.SSLWantReadError:
+                pass
+        bios[0].write(bios[3].read())
+        bios[2].write(bios[1].read())
+        if len(done) == 2:
+            return
+    raise AssertionError(f"no TLS handshake with {host}")

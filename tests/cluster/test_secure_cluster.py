@@ -1,5 +1,6 @@
 """Three nodes whose own traffic is authenticated: on INTERNAL (the voters' port) nodes
-dial each other with TLS and SASL PLAIN as the node user (or with TLS client certificates),
+dial each other with TLS and SASL PLAIN or with TLS client certificates, each node as
+itself (node.principals),
 clients use SASL_SSL on CLIENT. The cluster forms, replicates and survives its leader's
 death; a client that reaches INTERNAL without the node's credentials cannot send our
 inter-node requests."""
@@ -17,8 +18,12 @@ from tests.brokerproc import BrokerProcess, free_port
 from tests.certs import JAAS
 from tests.local_cluster import FAST, poll_until
 
-NODE_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="node" '
-             'password="node-secret" user_node="node-secret" user_alice="alice-secret";')
+
+def node_jaas(n: int) -> str:
+    """Node n authenticates as User:node<n>; every node knows every node's password."""
+    return ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            f'username="node{n}" password="node{n}-secret" '
+            + " ".join(f'user_node{m}="node{m}-secret"' for m in (1, 2, 3)) + ";")
 
 
 def _frame(payload: dict) -> bytes:
@@ -37,12 +42,20 @@ def test_authenticated_inter_node_traffic_survives_a_leader_kill(tmp_path, certs
         "sasl.enabled.mechanisms": "PLAIN", "sasl.mechanism.inter.broker.protocol": "PLAIN",
         "listener.name.client.plain.sasl.jaas.config": JAAS,
     }
-    if internal == "SASL_SSL":
-        security["listener.name.internal.plain.sasl.jaas.config"] = NODE_JAAS
-    else:
+    if internal == "SSL":
         security["listener.name.internal.ssl.client.auth"] = "required"
+
+    def own(n: int) -> dict:
+        """Each node authenticates as itself (SASL: its own user; SSL: its own certificate,
+        CN=node-<n>), and a node's requests must claim its id."""
+        if internal != "SASL_SSL":
+            return {"ssl.keystore.location": str(certs.node_keystore(n)),
+                    "ssl.principal.mapping.rules": "RULE:^CN=(node-[0-9]+)$/$1/,DEFAULT",
+                    "node.principals": ",".join(f"{m}=User:node-{m}" for m in (1, 2, 3))}
+        return {"listener.name.internal.plain.sasl.jaas.config": node_jaas(n),
+                "node.principals": ",".join(f"{m}=User:node{m}" for m in (1, 2, 3))}
     nodes = [BrokerProcess(tmp_path / f"node{n}", host=f"127.0.0.{n}", port=client_port, node_id=n, overrides={
-        **FAST, **security,
+        **FAST, **security, **own(n),
         "listeners": f"CLIENT://127.0.0.{n}:{client_port},INTERNAL://127.0.0.{n}:{internal_port}",
         "inter.broker.listener.name": "INTERNAL", "controller.quorum.voters": voters,
         "default.replication.factor": "3", "min.insync.replicas": "2"}) for n in (1, 2, 3)]
@@ -90,6 +103,9 @@ def test_authenticated_inter_node_traffic_survives_a_leader_kill(tmp_path, certs
             answer = b""  # SSL with client auth required: the handshake itself fails
         assert answer == b""
         assert "secure" in admin.list_topics(timeout=5).topics
+        # the nodes knew each other by their own principals
+        user = "node" if internal == "SASL_SSL" else "node-"
+        assert any(f"principal='User:{user}{m}'" in b.log_text() for b in nodes for m in (1, 2, 3) if m != b.node_id)
     finally:
         for b in nodes:
             b.kill()

@@ -3,6 +3,7 @@ with Kafka's names: a new connection beyond a limit is closed at once (with a lo
 and a connection idle for connections.max.idle.ms is closed."""
 
 import socket
+import ssl
 import struct
 import time
 
@@ -75,3 +76,47 @@ def test_idle_connections_are_closed(broker_factory):
     except ConnectionResetError:
         pass
     assert poll_until(lambda: "connections.max.idle.ms" in b.log_text(), 5)
+
+
+def tls_served(context: ssl.SSLContext, address: str, source: str) -> bool:
+    """An ApiVersions round trip over TLS from ``source``."""
+    with context.wrap_socket(connect(address, source), server_hostname="localhost") as s:
+        s.sendall(api_versions())
+        answer = s.makefile("rb")
+        (size,) = struct.unpack(">i", answer.read(4))
+        return len(answer.read(size)) == size
+
+
+def _closed(s: socket.socket) -> bool:
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_tls_clients_that_never_finish_the_handshake_are_bounded(broker_factory, certs):
+    """A TLS connection counts against max.connections.per.ip from its first byte, not once
+    its handshake is done, and one that does not finish it within connections.max.idle.ms
+    (at most 10 s) is closed: silent clients cannot hold descriptors beyond the limits."""
+    from tests.brokerproc import free_port
+
+    plain, tls_port = free_port(), free_port()
+    b = broker_factory(port=plain, overrides={
+        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls_port}",
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore),
+        "max.connections.per.ip": "10", "connections.max.idle.ms": "3000"})
+    address = f"127.0.0.1:{tls_port}"
+    silent = [connect(address, "127.0.0.2") for _ in range(10)]  # TCP only: no ClientHello
+    extra = connect(address, "127.0.0.2")
+    assert _closed(extra), "an 11th connection from the address was not refused"
+    # Another address is served over TLS meanwhile.
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    assert tls_served(context, address, "127.0.0.1")
+    # The silent ones are closed once the handshake time is up, and their slots come free.
+    for s in silent:
+        s.settimeout(15)
+        assert _closed(s)
+    assert poll_until(lambda: "TLS handshake" in b.log_text(), 5), b.log_text()[-2000:]
+    assert tls_served(context, address, "127.0.0.2")

@@ -250,7 +250,7 @@ def test_an_unknown_mechanism_is_refused_then_closed(secure):
         s.sendall(_frame(17, 1, _string("GSSAPI")))
         answer = _recv(s)
         cid, error, count = struct.unpack_from(">ihi", answer)
-        assert (cid, error, count) == (1, 33, 3)  # UNSUPPORTED_SASL_MECHANISM, the enabled three
+        assert (cid, error, count) == (1, 33, 4)  # UNSUPPORTED_SASL_MECHANISM, the enabled four
         assert _closed(s)
 
 
@@ -332,11 +332,12 @@ def test_scram_credentials_are_described(secure):
 
 
 @pytest.mark.parametrize(("protocol", "mechanism", "client_cert"),
-                         [("SSL", None, "kcat"), ("SASL_SSL", "PLAIN", None), ("SASL_PLAINTEXT", "PLAIN", None)])
+                         [("SSL", None, "kcat"), ("SSL", None, None), ("SASL_SSL", "PLAIN", None), ("SASL_PLAINTEXT", "PLAIN", None),
+                          ("SASL_PLAINTEXT", "SCRAM-SHA-512", None)])
 def test_kcat(secure, certs, protocol, mechanism, client_cert):
-    """(Not SCRAM: the librdkafka 2.0.2 that Debian's kcat 1.7.1 links sends the client nonce
+    """SCRAM too: the librdkafka 2.0.2 that Debian's kcat 1.7.1 links sends the client nonce
     twice in its client-final-message, r=<client nonce><client nonce><server nonce>, which
-    RFC 5802 (and Kafka's ScramSaslServer) refuses; confluent-kafka's librdkafka does not.)"""
+    Kafka's ScramSaslServer accepts (it checks that the nonce ends with its own) and so do we."""
     import subprocess
 
     from tests.conftest import require_tool
@@ -512,3 +513,31 @@ def test_sighup_replaces_the_certificate_without_a_restart(certs, tmp_path):
     finally:
         b.kill()
         print(b.log_text()[-4000:])
+
+
+def test_oauthbearer_with_unsecured_tokens(secure, certs):
+    """OAUTHBEARER with Kafka's default unsecured tokens: librdkafka mints one for
+    principal=carol and produces and consumes; kafka-python's token provider with an
+    expired token fails cleanly."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+    from kafka.net.sasl.oauth import AbstractTokenProvider
+
+    from tests.unit.test_sasl import unsecured_jws
+    broker, ports = secure
+    topic = f"oauth-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, [topic])
+    config = {**_client_config("SASL_SSL", ports["SASL_SSL"], certs), "sasl.mechanism": "OAUTHBEARER",
+              "enable.sasl.oauthbearer.unsecure.jwt": True, "sasl.oauthbearer.config": "principal=carol"}
+    assert roundtrip_confluent(config, topic) == [f"v{i}".encode() for i in range(20)]
+    assert "principal='User:carol'" in broker.log_text()
+
+    class Expired(AbstractTokenProvider):
+        def token(self):
+            return unsecured_jws({"sub": "dave", "exp": time.time() - 60})
+    failures = broker.log_text().count("it has expired")
+    with pytest.raises(KafkaError):
+        KafkaConsumer(bootstrap_servers=f"127.0.0.1:{ports['SASL_PLAINTEXT']}", security_protocol="SASL_PLAINTEXT",
+                      sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=Expired(),
+                      request_timeout_ms=8000, bootstrap_timeout_ms=2000).topics()
+    assert poll_until(lambda: broker.log_text().count("it has expired") > failures, 5)

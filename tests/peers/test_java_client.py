@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokerproc import BrokerProcess
+from tests.certs import CREDENTIALS, java_client_properties
 from tests.clients import confluent_values, create_topics
 from tests.conftest import require_tool
 from tests.peers import kafka
@@ -458,3 +459,31 @@ def test_java_share_consumers_share_a_partition(java, odradek):
     rows = [line.split() for line in members.splitlines() if line.startswith(group)]
     assert sorted((r[3], r[4], r[5]) for r in rows) == [
         (name, "1", f"{topic}:0") for name in ("member-a", "member-b", "stalled")], members
+
+
+def test_java_client_over_ssl_without_a_certificate_and_sasl_ssl(java, secure, certs, tmp_path):
+    """One JVM, the security cases test_security_tools.py leaves to it: SSL without a client
+    certificate (User:ANONYMOUS), SASL_SSL with PLAIN and with SCRAM-SHA-512 (each produces and
+    consumes as its user), and a wrong password over SASL_SSL for both (refused cleanly)."""
+    broker, ports = secure
+    topic = f"java-sec-{uuid.uuid4().hex[:6]}"
+    side = Side("odradek", broker.bootstrap)
+    side.create_topic(topic, 1)
+    side.close()
+    ssl_port, sasl_ssl_port = f"127.0.0.1:{ports['SSL']}", f"127.0.0.1:{ports['SASL_SSL']}"
+    cases = {"ssl-nocert": (ssl_port, ("SSL",))}
+    for mechanism in ("PLAIN", "SCRAM-SHA-512"):
+        user, password = CREDENTIALS[mechanism]
+        cases[f"sasl-ssl-{mechanism}"] = (sasl_ssl_port, ("SASL_SSL", mechanism, user, password))
+        cases[f"wrong-{mechanism}"] = (sasl_ssl_port, ("SASL_SSL", mechanism, user, "wrong"))
+    out = java("security", topic, *(
+        f"{name}={bootstrap}={java_client_properties(tmp_path / f'{name}.properties', certs, *settings)}"
+        for name, (bootstrap, settings) in cases.items()))
+    for name in ("ssl-nocert", "sasl-ssl-PLAIN", "sasl-ssl-SCRAM-SHA-512"):
+        assert any(line.startswith(f"PRODUCED {name} ") for line in out), out
+        assert f"CONSUMED {name}" in out, out
+    for mechanism in ("PLAIN", "SCRAM-SHA-512"):
+        assert f"REFUSED wrong-{mechanism} SaslAuthenticationException" in out, out
+    log = broker.log_text()
+    for mechanism in ("PLAIN", "SCRAM-SHA-512"):
+        assert f"principal='User:{CREDENTIALS[mechanism][0]}'" in log

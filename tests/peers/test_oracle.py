@@ -72,10 +72,11 @@ from tests.peers.oracle import Side, differences, normalise, plain
 from tests.rawclient import describe_configs, incremental_alter
 
 ODRADEK_OWN_KEYS = (
-    "log.json, log.level, http.listener and log.max.open.files are Odradek's own broker keys "
-    "(its structured log's format and level, its metrics and health listener, its budget of "
-    "open segment files; Kafka configures log4j outside server.properties, serves metrics "
-    "through JMX and keeps every segment open). Every other broker key Odradek knows, "
+    "log.json, log.level, http.listener, log.max.open.files and node.principals are Odradek's "
+    "own broker keys (its structured log's format and level, its metrics and health listener, "
+    "its budget of open segment files, each node's principal between nodes; Kafka configures "
+    "log4j outside server.properties, serves metrics through JMX, keeps every segment open and "
+    "does not tie a broker's id to its principal). Every other broker key Odradek knows, "
     "Kafka 4.4 knows with the same default.")
 
 # Known differences from Kafka 4.4, each with its reason: (case, glob of the differing
@@ -144,6 +145,7 @@ LEDGERED: dict[tuple[str, str], str] = {
         "controller's rule and key (README, Leader election).",
     ("describe_configs_broker_all_keys", ".values.log.level"): ODRADEK_OWN_KEYS,
     ("describe_configs_broker_all_keys", ".values.log.max.open.files"): ODRADEK_OWN_KEYS,
+    ("describe_configs_broker_all_keys", ".values.node.principals"): ODRADEK_OWN_KEYS,
     ("describe_configs_broker", ".keys.results[[]0[]].configs[[]4[]].*"):
         "min.insync.replicas: Kafka 4.x's storage format writes a cluster-wide dynamic default "
         "(ELR, which Odradek does not have), so Kafka reports that source and synonym.",

@@ -9,11 +9,10 @@ in Kafka's client keys (PEM trust store and key store).
 """
 
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.certs import CREDENTIALS
+from tests.certs import CREDENTIALS, java_client_properties
 from tests.local_cluster import poll_until
 from tests.peers import kafka
 
@@ -21,25 +20,6 @@ from tests.peers import kafka
 @pytest.fixture(autouse=True)
 def _kafka_tools(kafka_libs):
     """Kafka's tools are run from the cached jars."""
-
-
-def client_properties(path: Path, certs, protocol: str, mechanism: str | None = None,
-                      user: str = "", password: str = "", client_cert: str | None = None) -> str:
-    lines = [f"security.protocol={protocol}"]
-    if "SSL" in protocol:
-        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={certs.ca}"]
-        if client_cert:
-            cert, key = certs.client(client_cert)
-            keystore = path.with_suffix(".keystore.pem")
-            keystore.write_text(key.read_text() + cert.read_text())
-            lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={keystore}"]
-    if mechanism:
-        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
-                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
-        lines += [f"sasl.mechanism={mechanism}",
-                  f'sasl.jaas.config={module} required username="{user}" password="{password}";']
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
 
 
 def tool(bootstrap: str, name: str, *args: str, input: str | None = None) -> kafka.ToolResult:
@@ -56,13 +36,13 @@ def test_kafka_configs_adds_a_scram_user_the_java_client_then_uses(secure, certs
     topic = f"java-{uuid.uuid4().hex[:6]}"
     assert tool(broker.bootstrap, "kafka-topics", "--create", "--topic", topic).rc == 0
     # produce over SASL_SSL with the new user, consume over SSL with a client certificate
-    producer = client_properties(tmp_path / "producer.properties", certs, "SASL_SSL", "SCRAM-SHA-256",
+    producer = java_client_properties(tmp_path / "producer.properties", certs, "SASL_SSL", "SCRAM-SHA-256",
                                  user, password)
     produced = tool(f"127.0.0.1:{ports['SASL_SSL']}", "kafka-console-producer", "--topic", topic,
                     "--command-config", producer, input="one\ntwo\nthree\n")
     assert produced.rc == 0, produced.stderr
     assert poll_until(lambda: f"principal='User:{user}'" in broker.log_text(), 5)
-    consumer = client_properties(tmp_path / "consumer.properties", certs, "SSL", client_cert="javauser")
+    consumer = java_client_properties(tmp_path / "consumer.properties", certs, "SSL", client_cert="javauser")
     consumed = tool(f"127.0.0.1:{ports['SSL']}", "kafka-console-consumer", "--topic", topic,
                     "--from-beginning", "--max-messages", "3", "--timeout-ms", "30000",
                     "--command-config", consumer)
@@ -75,10 +55,10 @@ def test_java_client_over_sasl_plaintext_and_a_wrong_password(secure, certs, tmp
     broker, ports = secure
     user, password = CREDENTIALS[mechanism]
     bootstrap = f"127.0.0.1:{ports['SASL_PLAINTEXT']}"
-    good = client_properties(tmp_path / "good.properties", certs, "SASL_PLAINTEXT", mechanism, user, password)
+    good = java_client_properties(tmp_path / "good.properties", certs, "SASL_PLAINTEXT", mechanism, user, password)
     listed = tool(bootstrap, "kafka-topics", "--list", "--command-config", good)
     assert listed.rc == 0, listed.stderr
-    bad = client_properties(tmp_path / "bad.properties", certs, "SASL_PLAINTEXT", mechanism, user, "wrong")
+    bad = java_client_properties(tmp_path / "bad.properties", certs, "SASL_PLAINTEXT", mechanism, user, "wrong")
     refused = tool(bootstrap, "kafka-topics", "--list", "--command-config", bad)
     assert refused.rc != 0
     assert "SaslAuthenticationException" in refused.stderr

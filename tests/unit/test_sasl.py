@@ -62,6 +62,36 @@ def test_scram_against_kafka_pythons_client(mechanism, password, ok):
     assert server.complete and server.user == "bob,=x"
 
 
+def _rfc_proof(client_final_without_proof: bytes) -> bytes:
+    """RFC 5802's ClientProof of "pencil" over RFC 7677's exchange ending in this message."""
+    import hashlib
+    import hmac
+    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", base64.b64decode(RFC7677["salt"]), 4096)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    auth = b",".join([RFC7677["client_first"][3:], RFC7677["server_first"], client_final_without_proof])
+    signature = hmac.digest(hashlib.sha256(client_key).digest(), auth, "sha256")
+    return base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature, strict=True)))
+
+
+def test_scram_client_final_nonce_ending_in_the_servers_is_accepted_as_kafka_does():
+    """librdkafka 2.0.2 (Debian's kcat 1.7.1) sends r=<client nonce><client nonce><server nonce>
+    in its client-final-message. Kafka's ScramSaslServer checks only that the nonce ends with
+    the server-first nonce, and the proof (over the message as sent) still proves the password."""
+    doubled = b"c=biws,r=rOprNGfwEbeRWgbNEkqO" + RFC7677["server_first"][2:].split(b",")[0]
+    server = sasl.ScramServer(sasl.SCRAM_SHA_256, {"user": _rfc_credential()}.get,
+                              server_nonce=RFC7677["server_nonce"])
+    server.step(RFC7677["client_first"])
+    server.step(doubled + b",p=" + _rfc_proof(doubled))
+    assert server.complete and server.user == "user"
+    # A nonce that does not end with the server's fails, whatever the proof.
+    other = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k1"
+    server = sasl.ScramServer(sasl.SCRAM_SHA_256, {"user": _rfc_credential()}.get,
+                              server_nonce=RFC7677["server_nonce"])
+    server.step(RFC7677["client_first"])
+    with pytest.raises(sasl.AuthenticationFailed, match="nonce"):
+        server.step(other + b",p=" + _rfc_proof(other))
+
+
 def test_scram_unknown_user_and_malformed_messages():
     credentials = {"user": _rfc_credential()}.get
     for message in (b"n,,n=nobody,r=abc", b"hello", b"p=tls-unique,,n=user,r=abc", b"n,,n=us=er,r=abc",
@@ -153,3 +183,43 @@ def test_add_scram_seed_specs():
                          ("SCRAM-SHA-256=[name=a,password=b,iterations=many]", "iterations")):
         with pytest.raises(ValueError, match=message):
             sasl.parse_scram_seed(bad)
+
+
+def unsecured_jws(claims: dict, alg: str = "none") -> str:
+    """An unsecured JWS (RFC 7515): base64url header and claims, an empty signature."""
+    import json
+
+    def part(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    return f"{part({'alg': alg})}.{part(claims)}."
+
+
+def oauth_message(token: str, authzid: str = "") -> bytes:
+    return f"n,{'a=' + authzid if authzid else ''},\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def test_oauthbearer_unsecured_tokens_as_kafkas_default_validator():
+    now = 1_000_000.0
+
+    def server(**options):
+        return sasl.OAuthBearerUnsecuredServer(options, clock=lambda: now)
+    ok = server()
+    assert ok.step(oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60, "iat": now}))) == b""
+    assert ok.complete and ok.user == "alice"
+    custom = server(unsecuredValidatorPrincipalClaimName="name", unsecuredValidatorAllowableClockSkewMs="5000")
+    custom.step(oauth_message(unsecured_jws({"name": "bob", "exp": now - 2}), authzid="bob"))
+    assert custom.user == "bob"
+    bad = [
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now - 1})), "expired"),
+        (oauth_message(unsecured_jws({"sub": "alice"})), "'exp' claim is required"),
+        (oauth_message(unsecured_jws({"exp": now + 60})), "no principal claim"),
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60, "iat": now + 30})), "future"),
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60}, alg="HS256")), "alg"),
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60}) + "sig"), "three parts"),
+        (oauth_message(unsecured_jws({"sub": "alice", "exp": now + 60}), authzid="bob"), "authorization id"),
+        (oauth_message("abc.!!!."), "client first message"),
+        (b"n,,auth=Bearer x\x01\x01", "client first message"),
+    ]
+    for message, reason in bad:
+        with pytest.raises(sasl.AuthenticationFailed, match=reason):
+            server().step(message)

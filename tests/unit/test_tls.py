@@ -95,10 +95,44 @@ def test_inter_node_security_settings(certs):
         ({"listeners": "SSL://127.0.0.1:9092", "controller.quorum.voters": "1@127.0.0.1:9092",
           "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore)},
          "ssl.client.auth=required"),
+        ({**base, "listener.name.sasl_plaintext.plain.sasl.jaas.config": node,
+          "controller.listener.names": "SASL_PLAINTEXT", "sasl.mechanism.controller.protocol": "SCRAM-SHA-256"},
+         "sasl.mechanism.controller.protocol=SCRAM-SHA-256"),
     ]
     for settings, message in cases:
         with pytest.raises(ConfigError, match=message):
             BrokerConfig(settings)
+
+
+def test_node_principals(certs):
+    """node.principals: each node its own principal; the mapping must name this node as its
+    JAAS line authenticates, and every node among the listener's users."""
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="node1" '
+            'password="p1" user_node1="p1" user_node2="p2";')
+    base = {"listeners": "SASL_PLAINTEXT://127.0.0.1:9092", "controller.quorum.voters": "1@127.0.0.1:9092",
+            "sasl.enabled.mechanisms": "PLAIN", "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas}
+    config = BrokerConfig({**base, "node.principals": "1=User:node1, 2=User:node2"})
+    assert config.node_ids_by_principal == {"User:node1": 1, "User:node2": 2}
+    assert config.peer_principals == {"User:node1", "User:node2"}
+    assert BrokerConfig(base).node_ids_by_principal is None  # one shared identity
+    cases = [
+        ("1=User:node2,2=User:node1", "authenticates as User:node1"),
+        ("2=User:node2", "does not name this node"),
+        ("1=User:node1,2=User:node3", "no user_<name> entry"),
+        ("1=User:node1,2=User:node1", "for two nodes"),
+        ("one=User:node1", "expected ID=PRINCIPAL"),
+    ]
+    for value, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            BrokerConfig({**base, "node.principals": value})
+    with pytest.raises(ConfigError, match="needs a secured inter-node listener"):
+        BrokerConfig({"controller.quorum.voters": "1@127.0.0.1:9092", "node.principals": "1=User:a"})
+    ssl_nodes = BrokerConfig({"listeners": "SSL://127.0.0.1:9092", "controller.quorum.voters": "1@127.0.0.1:9092",
+                              "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore),
+                              "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs.ca),
+                              "ssl.client.auth": "required", "node.principals": "1=User:CN=localhost"})
+    assert ssl_nodes.peer_principals == {"User:CN=localhost"}
 
 
 def test_rfc2253_subject_of_a_real_certificate(certs):

@@ -32,6 +32,12 @@
 //       first delivery ("RELEASED member offset") and accepts the rest ("ACCEPTED member
 //       offset deliveryCount"); prints "READY" once all are accepted and waits for a line
 //       on stdin before closing them (the test describes the group meanwhile)
+//   security TOPIC NAME=BOOTSTRAP=PROPERTIES_FILE...   for each, in this one JVM, a producer and
+//       a consumer with that file's client settings (security.protocol, ssl.*, sasl.*): the
+//       producer writes NAME to partition 0 ("PRODUCED name offset"), the consumer reads
+//       from the start until it sees it ("CONSUMED name"); a case whose authentication fails
+//       prints "REFUSED name exception-class" (the first exception in the cause chain that
+//       is Kafka's AuthenticationException)
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.*;
@@ -63,6 +69,7 @@ public class JavaClient {
             case "admin" -> admin(args[1], args[2]);
             case "txn" -> txn(args[1], args[2], args[3]);
             case "share" -> share(args[1], args[2], args[3], Integer.parseInt(args[4]));
+            case "security" -> security(args[1], Arrays.copyOfRange(args, 2, args.length));
             default -> throw new IllegalArgumentException(args[0]);
         }
         System.out.flush();
@@ -291,6 +298,49 @@ public class JavaClient {
         throw new IllegalStateException(label + ": members " + members + " never held all partitions: " + assigned);
     }
 
+    /** A consumer of partition 0 of topic, from its first offset. */
+    static KafkaConsumer<byte[], byte[]> fromStart(Properties p, String topic) {
+        var consumer = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+        var tp = new TopicPartition(topic, 0);
+        consumer.assign(List.of(tp));
+        consumer.seekToBeginning(List.of(tp));
+        return consumer;
+    }
+
+    static void security(String topic, String[] cases) throws Exception {
+        for (String c : cases) {
+            String[] parts = c.split("=", 3);
+            String name = parts[0];
+            Properties p = common(parts[1]);
+            try (var in = new java.io.FileInputStream(parts[2])) {
+                p.load(in);
+            }
+            p.put("max.block.ms", "15000");
+            try (var producer = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+                RecordMetadata m = producer.send(new ProducerRecord<>(topic, 0, null,
+                        name.getBytes(StandardCharsets.UTF_8))).get(30, TimeUnit.SECONDS);
+                System.out.println("PRODUCED " + name + " " + m.offset());
+            } catch (Exception e) {
+                Throwable t = e;
+                while (t != null && !(t instanceof org.apache.kafka.common.errors.AuthenticationException)) t = t.getCause();
+                if (t == null) throw e;
+                System.out.println("REFUSED " + name + " " + t.getClass().getSimpleName());
+                continue;
+            }
+            p.put("auto.offset.reset", "earliest");
+            p.put("enable.auto.commit", "false");
+            try (var consumer = fromStart(p, topic)) {
+                long deadline = System.currentTimeMillis() + 30_000;
+                boolean seen = false;
+                while (!seen && System.currentTimeMillis() < deadline) {
+                    for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500)))
+                        seen |= new String(r.value(), StandardCharsets.UTF_8).equals(name);
+                }
+                if (seen) System.out.println("CONSUMED " + name);
+            }
+        }
+    }
+
     static void admin(String bootstrap, String topic) throws Exception {
         try (Admin admin = Admin.create(common(bootstrap))) {
             admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1)
@@ -421,10 +471,7 @@ public class JavaClient {
             Properties p = common(bootstrap);
             p.put("isolation.level", isolation);
             p.put("enable.auto.commit", "false");
-            try (var consumer = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-                var tp = new TopicPartition(topic, 0);
-                consumer.assign(List.of(tp));
-                consumer.seekToBeginning(List.of(tp));
+            try (var consumer = fromStart(p, topic)) {
                 long deadline = System.currentTimeMillis() + 5_000;
                 while (System.currentTimeMillis() < deadline) {
                     for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(300))) {
