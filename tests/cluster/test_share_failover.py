@@ -61,8 +61,12 @@ def test_acknowledged_records_are_not_redelivered_after_the_leader_is_killed(tmp
             batch = build_batch([(None, f"{i}a".encode()), (None, f"{i}b".encode())])
             assert produce(at_leader, TOPIC, {0: batch})[0].error_code == 0
         coordinator = _until(lambda: _coordinator(cluster.nodes[1].bootstrap, alive))
-        with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
+        # Set at the partition's leader, which answers once its own image has the config:
+        # group configs reach the other nodes a moment later, and the share partition takes
+        # share.auto.offset.reset when its first fetch creates it.
+        with RawConnection(at_leader) as c:
             set_group_configs(c, GROUP, share_auto_offset_reset="earliest")
+        with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
             join(c, GROUP, "m", [TOPIC])
         with RawConnection(at_leader) as c:
             epoch = 0

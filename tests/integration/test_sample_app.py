@@ -73,7 +73,7 @@ def test_the_sample_app_passes_its_suite_on_the_installed_wheel(tmp_path):
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
     install(python, wheel, app)
     # The command pipx would link: the wheel's console script in the venv it installs into.
-    assert "{serve,topics,configs,groups,produce,consume,cluster,acls,users}" in \
+    assert "{serve,topics,configs,groups,produce,consume,cluster,acls,users,console}" in \
         run([venv / "bin" / "odradek", "--help"]).stdout
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
