@@ -156,6 +156,15 @@ class HeartbeatResult:
     member_epoch: int = 0
     assignment: Assignment | None = None  # None: unchanged, not sent
 
+    @classmethod
+    def fenced(cls, group_type: str, sent: int, known: int) -> "HeartbeatResult":
+        """FENCED_MEMBER_EPOCH in Kafka's words, for a consumer or a share group member."""
+        which = "greater" if sent > known else "smaller"
+        return cls(ErrorCode.FENCED_MEMBER_EPOCH,
+                   f"The {group_type} group member has a {which} member epoch ({sent}) than the one "
+                   f"known by the group coordinator ({known}). The member must abandon all its "
+                   "partitions and rejoin.")
+
 
 @dataclass(eq=False, slots=True)
 class ConsumerMember:
@@ -440,12 +449,7 @@ class ConsumerGroup:
                 return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
                                        f"Member {hb.member_id} is not a member of group {self.group_id}.")
             if not self._epoch_valid(member, hb):
-                which = "greater" if hb.member_epoch > member.member_epoch else "smaller"
-                return HeartbeatResult(ErrorCode.FENCED_MEMBER_EPOCH,
-                                       f"The consumer group member has a {which} member epoch "
-                                       f"({hb.member_epoch}) than the one known by the group coordinator "
-                                       f"({member.member_epoch}). The member must abandon all its "
-                                       "partitions and rejoin.")
+                return HeartbeatResult.fenced("consumer", hb.member_epoch, member.member_epoch)
         before = (member.assigned, member.member_epoch)
         self._advance(member, hb, topics, created)
         full = hb.member_epoch == 0 or (

@@ -149,12 +149,7 @@ class ShareGroup:
             return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
                                    f"Member {hb.member_id} is not a member of group {self.group_id}.")
         elif hb.member_epoch != member.member_epoch:
-            which = "greater" if hb.member_epoch > member.member_epoch else "smaller"
-            return HeartbeatResult(ErrorCode.FENCED_MEMBER_EPOCH,
-                                   f"The share group member has a {which} member epoch "
-                                   f"({hb.member_epoch}) than the one known by the group coordinator "
-                                   f"({member.member_epoch}). The member must abandon all its "
-                                   "partitions and rejoin.")
+            return HeartbeatResult.fenced("share", hb.member_epoch, member.member_epoch)
         if hb.rack_id is not None:
             member.rack_id = hb.rack_id
         if hb.subscribed_topic_names is not None:
