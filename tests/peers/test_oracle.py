@@ -314,18 +314,27 @@ def delete_records(topic: str, offset: int, partition: int = 0):
 TOPIC, BROKER = 2, 4
 
 
-def described_once(side, topic: str, expected: dict[str, str | None], timeout: float = 5):
-    """DescribeConfigs of a topic's `expected` keys once the answer shows those values:
-    Kafka's broker applies a change a moment after its controller committed it (metadata
-    propagation), Odradek's answer is final at once. The last answer is returned either
-    way, so a value that never comes shows as a difference."""
-    deadline = time.monotonic() + timeout
+def until_shown(ask, shown, timeout_s: float = 5.0):
+    """Kafka 4.4 answers some describes (client quotas, SCRAM credentials) from caches that
+    its metadata updates a moment after the commit, while Odradek's node answers a change it
+    forwarded once its own image applied it (configs too: metadata propagation): ask again
+    until ``shown(answer)``, for timeout_s."""
+    deadline = time.monotonic() + timeout_s
     while True:
-        answer = plain(side.call(describe_configs(TOPIC, topic, list(expected)), 4))
-        values = {c["name"]: c["value"] for c in answer["results"][0]["configs"]}
-        if values == expected or time.monotonic() > deadline:
+        answer = ask()
+        if shown(answer) or time.monotonic() > deadline:
             return answer
-        time.sleep(0.05)  # ConfigResource types
+        time.sleep(0.1)
+
+
+def described_once(side, topic: str, expected: dict[str, str | None], timeout: float = 5):
+    """DescribeConfigs of a topic's `expected` keys once the answer shows those values
+    (``until_shown``). The last answer is returned either way, so a value that never comes
+    shows as a difference."""
+    def values(answer) -> dict:
+        return {c["name"]: c["value"] for c in answer["results"][0]["configs"]}
+    return until_shown(lambda: plain(side.call(describe_configs(TOPIC, topic, list(expected)), 4)),
+                       lambda answer: values(answer) == expected, timeout)
 
 
 def records_of(fetch_answer) -> list:
@@ -584,7 +593,8 @@ def case_user_scram_credentials(side, name):
     out["twice"] = alter(deletions=[(user, 1)], upsertions=[upsert(user, 1)])
     out["delete_missing"] = alter(deletions=[(other, 1)])
     out["delete"] = alter(deletions=[(user, 2)])
-    out["after_delete"] = describe(user)
+    out["after_delete"] = until_shown(lambda: describe(user), lambda answer: not [
+        i for r in answer["results"] for i in r["credential_infos"] if i["mechanism"] == 2])
     return out
 
 
@@ -1010,14 +1020,8 @@ def case_client_quotas(side, name):
     out["never_set"] = describe([("client-id", 0, name + "-v")])
     out["duplicate_filter"] = describe([("user", 0, "x"), ("user", 2, None)])
     out["remove"] = alter([("client-id", name)], [("producer_byte_rate", None)])
-    # Kafka answers DescribeClientQuotas from a cache its metadata updates a moment after the
-    # commit (Odradek's node answers once applied): wait until the removal shows, for 5 s.
-    deadline = time.monotonic() + 5
-    while True:
-        out["after_remove"] = describe([("client-id", 0, name)])
-        if "producer_byte_rate" not in repr(out["after_remove"]) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    out["after_remove"] = until_shown(lambda: describe([("client-id", 0, name)]),
+                                      lambda answer: "producer_byte_rate" not in repr(answer))
     alter([("client-id", name)], [("request_percentage", None)])
     alter([("user", name), ("client-id", None)], [("consumer_byte_rate", None)])
     return out
