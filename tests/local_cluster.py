@@ -161,6 +161,12 @@ class Cluster:
     def admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.live_bootstrap})
 
+    def metadata_of(self, n: int, topic: str):
+        """The brokers and ``topic`` as node ``n`` alone describes them. Right after a
+        restart or a quorum loss one node's image may lag the others' for a moment, so
+        a test that needs the whole cluster to agree asks each node."""
+        return AdminClient({"bootstrap.servers": self.nodes[n].bootstrap}).list_topics(topic, timeout=5)
+
     def leaders_by_term(self) -> dict[int, set[int]]:
         """From every node's log: which node each node saw lead each term."""
         seen: dict[int, set[int]] = {}

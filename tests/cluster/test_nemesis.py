@@ -78,11 +78,7 @@ def start(nem, config=None, leader=None):
 
 def metadata(cluster, n):
     """The topic's partition 0 as node n alone describes it."""
-    client = Consumer({"bootstrap.servers": cluster.nodes[n].bootstrap, "group.id": "md"})
-    try:
-        return client.list_topics(TOPIC, timeout=5).topics[TOPIC].partitions[0]
-    finally:
-        client.close()
+    return cluster.metadata_of(n, TOPIC).topics[TOPIC].partitions[0]
 
 
 def leader_of(cluster, via) -> int | None:
