@@ -95,36 +95,46 @@ _HEARTBEAT_RESPONSE = message("ConsumerGroupHeartbeatResponse", 68, "0-1", "0+",
 _DESCRIBED_ASSIGNMENT = [field("TopicPartitions", "[]TopicPartitions", fields=[
     field("TopicId", "uuid"), field("TopicName", "string"), field("Partitions", "[]int32")])]
 
-_DESCRIBE_REQUEST = message("ConsumerGroupDescribeRequest", 69, "0-1", "0+", [
-    field("GroupIds", "[]string"),
-    field("IncludeAuthorizedOperations", "bool"),
-])
 
-_DESCRIBE_RESPONSE = message("ConsumerGroupDescribeResponse", 69, "0-1", "0+", [
-    field("ThrottleTimeMs", "int32"),
-    field("Groups", "[]DescribedGroup", fields=[
-        field("ErrorCode", "int16"),
-        nullable("ErrorMessage", "string"),
-        field("GroupId", "string"),
-        field("GroupState", "string"),
-        field("GroupEpoch", "int32"),
-        field("AssignmentEpoch", "int32"),
-        field("AssignorName", "string"),
-        field("Members", "[]Member", fields=[
-            field("MemberId", "string"),
-            nullable("InstanceId", "string"),
-            nullable("RackId", "string"),
-            field("MemberEpoch", "int32"),
-            field("ClientId", "string"),
-            field("ClientHost", "string"),
-            field("SubscribedTopicNames", "[]string"),
-            nullable("SubscribedTopicRegex", "string"),
-            field("Assignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
-            field("TargetAssignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
-            field("MemberType", "int8", "1+", default="-1"),
+def _describe_request(name: str, api_key: int, valid: str) -> dict:
+    return message(name, api_key, valid, "0+", [
+        field("GroupIds", "[]string"),
+        field("IncludeAuthorizedOperations", "bool"),
+    ])
+
+
+def _describe_response(name: str, api_key: int, valid: str, members: list[dict]) -> dict:
+    """ConsumerGroupDescribe's and ShareGroupDescribe's answer: the same group fields, each
+    with its own members."""
+    return message(name, api_key, valid, "0+", [
+        field("ThrottleTimeMs", "int32"),
+        field("Groups", "[]DescribedGroup", fields=[
+            field("ErrorCode", "int16"),
+            nullable("ErrorMessage", "string"),
+            field("GroupId", "string"),
+            field("GroupState", "string"),
+            field("GroupEpoch", "int32"),
+            field("AssignmentEpoch", "int32"),
+            field("AssignorName", "string"),
+            field("Members", "[]Member", fields=members),
+            field("AuthorizedOperations", "int32", default="-2147483648"),
         ]),
-        field("AuthorizedOperations", "int32", default="-2147483648"),
-    ]),
+    ])
+
+
+_DESCRIBE_REQUEST = _describe_request("ConsumerGroupDescribeRequest", 69, "0-1")
+_DESCRIBE_RESPONSE = _describe_response("ConsumerGroupDescribeResponse", 69, "0-1", [
+    field("MemberId", "string"),
+    nullable("InstanceId", "string"),
+    nullable("RackId", "string"),
+    field("MemberEpoch", "int32"),
+    field("ClientId", "string"),
+    field("ClientHost", "string"),
+    field("SubscribedTopicNames", "[]string"),
+    nullable("SubscribedTopicRegex", "string"),
+    field("Assignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
+    field("TargetAssignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
+    field("MemberType", "int8", "1+", default="-1"),
 ])
 
 # Share groups (KIP-932): ShareGroupHeartbeat (76) and ShareGroupDescribe (77), v1 only in
@@ -149,32 +159,15 @@ _SHARE_HEARTBEAT_RESPONSE = message("ShareGroupHeartbeatResponse", 76, "1", "0+"
         field("TopicPartitions", "[]TopicPartitions", fields=_TOPIC_PARTITIONS)]),
 ])
 
-_SHARE_DESCRIBE_REQUEST = message("ShareGroupDescribeRequest", 77, "1", "0+", [
-    field("GroupIds", "[]string"),
-    field("IncludeAuthorizedOperations", "bool"),
-])
-
-_SHARE_DESCRIBE_RESPONSE = message("ShareGroupDescribeResponse", 77, "1", "0+", [
-    field("ThrottleTimeMs", "int32"),
-    field("Groups", "[]DescribedGroup", fields=[
-        field("ErrorCode", "int16"),
-        nullable("ErrorMessage", "string"),
-        field("GroupId", "string"),
-        field("GroupState", "string"),
-        field("GroupEpoch", "int32"),
-        field("AssignmentEpoch", "int32"),
-        field("AssignorName", "string"),
-        field("Members", "[]Member", fields=[
-            field("MemberId", "string"),
-            nullable("RackId", "string"),
-            field("MemberEpoch", "int32"),
-            field("ClientId", "string"),
-            field("ClientHost", "string"),
-            field("SubscribedTopicNames", "[]string"),
-            field("Assignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
-        ]),
-        field("AuthorizedOperations", "int32", default="-2147483648"),
-    ]),
+_SHARE_DESCRIBE_REQUEST = _describe_request("ShareGroupDescribeRequest", 77, "1")
+_SHARE_DESCRIBE_RESPONSE = _describe_response("ShareGroupDescribeResponse", 77, "1", [
+    field("MemberId", "string"),
+    nullable("RackId", "string"),
+    field("MemberEpoch", "int32"),
+    field("ClientId", "string"),
+    field("ClientHost", "string"),
+    field("SubscribedTopicNames", "[]string"),
+    field("Assignment", "Assignment", fields=_DESCRIBED_ASSIGNMENT),
 ])
 
 _ACK_BATCHES = field("AcknowledgementBatches", "[]AcknowledgementBatch", fields=[
