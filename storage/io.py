@@ -55,7 +55,8 @@ class FaultyIO(FileIO):
     - ``fsync_noop``: fsync is counted but does nothing (a broken fsync), to
       show that a crash test can catch it.
     - ``index_truncations``: (thread id, length) of each ftruncate of an index file,
-      so a test can see which ran on the event loop's thread.
+      and ``fsync_threads``: the thread ids fsyncs (of both kinds) ran on, so a test
+      can see which ran on the event loop's thread.
     """
 
     def __init__(self, durable_journal: str | os.PathLike[str] | None = None) -> None:
@@ -69,6 +70,7 @@ class FaultyIO(FileIO):
         self._lock = threading.Lock()
         self.fsync_noop = False
         self.index_truncations: list[tuple[int, int]] = []
+        self.fsync_threads: set[int] = set()
         self._journal = open(durable_journal, "a") if durable_journal is not None else None
         self._durable: dict[str, int] = {}  # path -> length known to be on disk
 
@@ -124,6 +126,7 @@ class FaultyIO(FileIO):
     def fsync(self, fd: int) -> None:  # type: ignore[override]
         with self._lock:
             self.fsync_calls += 1
+            self.fsync_threads.add(threading.get_ident())
         if self.fsync_delay:
             time.sleep(self.fsync_delay)
         if self.fsync_error is not None:
@@ -149,6 +152,7 @@ class FaultyIO(FileIO):
     def fsync_metadata(self, fd: int) -> None:  # type: ignore[override]
         with self._lock:
             self.metadata_fsync_calls += 1
+            self.fsync_threads.add(threading.get_ident())
         if self.fsync_delay:
             time.sleep(self.fsync_delay)
         super().fsync_metadata(fd)

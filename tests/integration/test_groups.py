@@ -37,6 +37,9 @@ from tests.rawclient import RawConnection
 
 GROUP_OVERRIDES = {"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "5"}
 SESSION = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 30000}
+# A static member's session outlasts its restart (a new process that imports its client
+# and joins), however slow a loaded machine makes that; Kafka's default is 45 s.
+STATIC_SESSION = {**SESSION, "session_timeout_ms": 20000}
 
 
 # -- the worker process --------------------------------------------------------------------
@@ -66,7 +69,8 @@ def _worker(client: str, bootstrap: str, group: str, topic: str, out_path: str,
         kwargs = {"partition_assignment_strategy": [RangePartitionAssignor]} if assignor == "range" else {}
         c = KafkaConsumer(topic, group_id=group, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                           enable_auto_commit=False, max_poll_records=100,
-                          group_instance_id=instance or None, **SESSION, **kwargs)
+                          group_instance_id=instance or None, **(STATIC_SESSION if instance else SESSION),
+                          **kwargs)
         while not stop:
             batch = c.poll(300)
             assigned(tp.partition for tp in c.assignment())

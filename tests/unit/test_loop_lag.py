@@ -2,10 +2,13 @@
 
 The truncation test slows every storage fsync to 300 ms (FaultyIO): the leader-epoch
 file, the checkpoints and the producer-state replay of a truncation left on the event
-loop would stall it by 600 ms or more. 200 ms is a bound on blocking, not on speed.
+loop would stall it by 600 ms or more. No fsync may run on the loop's thread; the loop's
+longest stall is held to a bound loose enough for a loaded machine (a bound on blocking,
+not on speed).
 """
 
 import asyncio
+import threading
 import time
 
 from structlog.testing import capture_logs
@@ -19,7 +22,7 @@ from odradek.replication.partition import ReplicatedPartition
 from odradek.storage import FaultyIO
 from odradek.storage.producer_state import ProducerStateManager
 
-BOUND_MS = 200
+BOUND_MS = 600
 
 
 def test_the_window_keeps_the_longest_stall_of_the_last_minute():
@@ -83,5 +86,6 @@ async def test_a_follower_truncation_does_not_stall_the_loop(tmp_path):
     assert isinstance(p.producer_state, ProducerStateManager)
     assert max(e.batches[-1].last_offset for e in p.producer_state.producers.values()) == 1499
     assert took >= 0.3  # the slow fsyncs did happen, off the loop
+    assert io.fsync_threads and threading.get_ident() not in io.fsync_threads
     assert monitor.max_lag_ms() < BOUND_MS, monitor.max_lag_ms()
     rm.log_manager.close()

@@ -208,11 +208,13 @@ async def test_waiters_arriving_during_an_fsync_share_the_next(tmp_path) -> None
 
 async def test_cancelled_waiter_does_not_cancel_the_fsync(tmp_path) -> None:
     io = FaultyIO()
-    io.fsync_delay = 0.03
+    io.fsync_delay = 0.3  # long enough that a loaded machine still cancels before it ends
     lg = make_log(tmp_path, io=io, flush_messages=1)
     doomed = asyncio.ensure_future(lg.wait_durable(lg.append(batch(0), leader_epoch=0)))
     other = asyncio.ensure_future(lg.wait_durable(lg.append(batch(1), leader_epoch=0)))
-    await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):  # cancel while the fsync runs
+        while io.fsync_calls == 0:
+            await asyncio.sleep(0.001)
     doomed.cancel()
     await other
     assert doomed.cancelled() and lg.recovery_point == 2
