@@ -1771,6 +1771,22 @@ def case_share_group_errors(side, name):
     return out
 
 
+def share_topic_from_earliest(side, topic: str, group: str, batches: int) -> dict:
+    """A one-partition topic of ``batches`` batches of 2 records and the share group's
+    share.auto.offset.reset=earliest (IncrementalAlterConfigs' answer returned)."""
+    from kafka.protocol.admin import IncrementalAlterConfigsRequest
+    find_coordinator(side, group)
+    side.create_topic(topic, 1)
+    for i in range(batches):
+        assert side.call(produce(topic, batch(2, T0 + i * 10_000)), 9).responses[0] \
+            .partition_responses[0].error_code == 0
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    return plain(side.call(IncrementalAlterConfigsRequest(resources=[R(
+        resource_type=32, resource_name=group, configs=[R.AlterableConfig(
+            name="share.auto.offset.reset", config_operation=0, value="earliest")])],
+        validate_only=False), 1))
+
+
 @case
 def case_share_fetch_and_acknowledge(side, name):
     """Share groups (KIP-932): records acquired batch by batch up to MaxRecords, RELEASE
@@ -1779,7 +1795,6 @@ def case_share_fetch_and_acknowledge(side, name):
     The group reads from the earliest offset (its share.auto.offset.reset)."""
     import base64
 
-    from kafka.protocol.admin import IncrementalAlterConfigsRequest
     from kafka.protocol.metadata import MetadataRequest
 
     from odradek.protocol.messages import (
@@ -1790,16 +1805,7 @@ def case_share_fetch_and_acknowledge(side, name):
     topic, group = name + "-t", name + "-sg"
     # Member ids are Kafka Uuids (22 characters of URL-safe base64), as the consumer makes them.
     ids = {m: base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") for m in ("a", "b")}
-    find_coordinator(side, group)
-    side.create_topic(topic, 1)
-    for i in range(3):
-        assert side.call(produce(topic, batch(2, T0 + i * 10_000)), 9).responses[0] \
-            .partition_responses[0].error_code == 0
-    R = IncrementalAlterConfigsRequest.AlterConfigsResource
-    out = {"configs": plain(side.call(IncrementalAlterConfigsRequest(resources=[R(
-        resource_type=32, resource_name=group, configs=[R.AlterableConfig(
-            name="share.auto.offset.reset", config_operation=0, value="earliest")])],
-        validate_only=False), 1))}
+    out = {"configs": share_topic_from_earliest(side, topic, group, 3)}
     topic_id = side.call(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic, topic_id=None)],
                                          allow_auto_topic_creation=False), 12).topics[0].topic_id
     for member in ("a", "b"):
@@ -1879,7 +1885,6 @@ def case_share_renew_acknowledgements(side, name):
     whole; with its limits at 0 it renews and fetches nothing."""
     import base64
 
-    from kafka.protocol.admin import IncrementalAlterConfigsRequest
     from kafka.protocol.metadata import MetadataRequest
 
     from odradek.protocol.messages import (
@@ -1889,15 +1894,7 @@ def case_share_renew_acknowledgements(side, name):
     )
     topic, group = name + "-t", name + "-sg"
     member = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    find_coordinator(side, group)
-    side.create_topic(topic, 1)
-    for i in range(2):
-        assert side.call(produce(topic, batch(2, T0 + i * 10_000)), 9).responses[0] \
-            .partition_responses[0].error_code == 0
-    R = IncrementalAlterConfigsRequest.AlterConfigsResource
-    side.call(IncrementalAlterConfigsRequest(resources=[R(resource_type=32, resource_name=group, configs=[
-        R.AlterableConfig(name="share.auto.offset.reset", config_operation=0, value="earliest")])],
-        validate_only=False), 1)
+    share_topic_from_earliest(side, topic, group, 2)
     topic_id = side.call(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic, topic_id=None)],
                                          allow_auto_topic_creation=False), 12).topics[0].topic_id
     side.call(ShareGroupHeartbeatRequest(group_id=group, member_id=member, member_epoch=0, rack_id=None,
