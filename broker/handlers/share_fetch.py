@@ -15,7 +15,8 @@ ShareAcquireMode (KIP-1206): batch_optimized (0, v1's only mode) takes whole bat
 MaxRecords may be exceeded to the end of one; record_limit (1) never more than MaxRecords
 in all (an unknown mode is UNKNOWN_SERVER_ERROR, as Kafka 4.4 answers). RENEW
 acknowledgements (KIP-1222) need v2 and IsRenewAck, else that partition's
-AcknowledgeErrorCode is INVALID_REQUEST; a request with IsRenewAck only acknowledges (no
+AcknowledgeErrorCode is INVALID_REQUEST (INVALID_RECORD_STATE while the group's
+share.renew.acknowledge.enable is false); a request with IsRenewAck only acknowledges (no
 records, no wait) and must have MaxWaitMs, MinBytes, MaxBytes and MaxRecords at 0, else
 the whole answer is INVALID_REQUEST (Kafka 4.4's answers). Under the group's
 share.isolation.level=read_committed records are read up to the last stable offset and

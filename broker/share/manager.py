@@ -36,7 +36,13 @@ import structlog
 
 from odradek.broker.handlers.list_offsets import lookup
 from odradek.broker.share.coordinator import ShareState
-from odradek.broker.share.partition import Acquired, AcquireMode, RecordState, SharePartition
+from odradek.broker.share.partition import (
+    AcknowledgeType,
+    Acquired,
+    AcquireMode,
+    RecordState,
+    SharePartition,
+)
 from odradek.broker.share.session import ShareSession, ShareSessions
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -51,6 +57,8 @@ ISOLATION_LEVEL = "share.isolation.level"
 # Kafka's words for INVALID_RECORD_STATE on an acknowledgement
 NOT_OWNER = "Member is not the owner of batch record"
 NOT_ACQUIRED = "The batch cannot be acknowledged. The batch is not in the acquired state."
+RENEW_DISABLED = "Renewing acquisition locks is not enabled for the group."
+RENEW_ENABLE = "share.renew.acknowledge.enable"
 
 
 BY_DURATION = "by_duration:"
@@ -90,8 +98,11 @@ def reset_error(key: str, value: str) -> str | None:
             "'by_duration:<PnDTnHnMn.nS>'.")
 
 
-def _why_not_acknowledged(sp: SharePartition, member_id: str, first: int, last: int) -> str:
-    """Another member holds a record of the batch, or one is not acquired at all."""
+def _why_not_acknowledged(sp: SharePartition, member_id: str, first: int, last: int, types: list[int]) -> str:
+    """Renewals are off for the group, another member holds a record of the batch, or
+    one is not acquired at all."""
+    if not sp.renew_enabled and AcknowledgeType.RENEW in types:
+        return RENEW_DISABLED
     for offset in range(first, last + 1):
         record = sp.records.get(offset)
         if record is not None and record.state is RecordState.ACQUIRED and record.member_id != member_id:
@@ -174,6 +185,7 @@ class ShareManager:
             return None
         sp = known[1]
         sp.lock_duration_ms = self.lock_duration_ms(group_id)  # the group's config may change
+        sp.renew_enabled = self.group_configs(group_id).get(RENEW_ENABLE, "true").lower() != "false"
         sp.move_start(p.log.log_start_offset)
         sp.expire_locks(self.now_ms())
         return sp
@@ -272,7 +284,7 @@ class ShareManager:
             if result and not error:
                 error = result
                 if result == ErrorCode.INVALID_RECORD_STATE:
-                    message = _why_not_acknowledged(sp, member_id, first, last)
+                    message = _why_not_acknowledged(sp, member_id, first, last, types)
         if changed:
             written = await self.persist(sp)
             if written and not error:

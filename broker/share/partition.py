@@ -83,6 +83,7 @@ class SharePartition:
         self.delivery_count_limit = delivery_count_limit
         self.max_record_locks = max_record_locks
         self.lock_duration_ms = lock_duration_ms
+        self.renew_enabled = True  # the group's share.renew.acknowledge.enable
         self.records: dict[int, InFlight] = {}  # every offset in [start_offset, end_offset)
 
     # -- what to read next ----------------------------------------------------------
@@ -150,14 +151,17 @@ class SharePartition:
         """One AcknowledgementBatch: ``types`` holds one type for every offset, or one per
         offset. All or nothing: INVALID_RECORD_STATE if any offset is not acquired by this
         member now (its lock expired, another member holds it, it is done). RENEW is
-        INVALID_REQUEST unless ``renew_allowed`` (v2 requests that set IsRenewAck, as Kafka
-        4.4 answers): it restarts the lock of records the member keeps acquired."""
+        INVALID_REQUEST unless ``renew_allowed`` (v2 requests that set IsRenewAck), and
+        INVALID_RECORD_STATE while the group's renewals are off (``renew_enabled``), as
+        Kafka 4.4 answers: it restarts the lock of records the member keeps acquired."""
         count = last_offset - first_offset + 1
         if count <= 0 or len(types) not in (1, count) or any(t not in AcknowledgeType._value2member_map_
                                                                  for t in types):
             return ErrorCode.INVALID_REQUEST
         if not renew_allowed and AcknowledgeType.RENEW in types:
             return ErrorCode.INVALID_REQUEST
+        if not self.renew_enabled and AcknowledgeType.RENEW in types:
+            return ErrorCode.INVALID_RECORD_STATE
         for offset in range(first_offset, last_offset + 1):
             record = self.records.get(offset)
             if record is None or record.state is not RecordState.ACQUIRED or record.member_id != member_id:

@@ -357,7 +357,8 @@ def test_record_limit_mode_and_renew_acknowledgements(sbroker):
     MaxRecords at most, batch_optimized whole batches; RENEW needs v2 and IsRenewAck (else
     INVALID_REQUEST for the partition); a renewing ShareFetch only acknowledges, with its
     fetch limits at 0 (else INVALID_REQUEST); renewed records stay the member's past the
-    lock they were acquired with."""
+    lock they were acquired with; the group's share.renew.acknowledge.enable=false refuses
+    RENEW (INVALID_RECORD_STATE)."""
     tid = _topic(sbroker, "limits", 3, size=4)  # batches 0-3, 4-7, 8-11
     group = "sg-limits"
     with RawConnection(sbroker.bootstrap) as c:
@@ -393,6 +394,13 @@ def test_record_limit_mode_and_renew_acknowledgements(sbroker):
         assert r.responses[0].partitions[0].error_code == 0
         assert ack(c, group, "m", 9, tid, [(6, 11, ACCEPT)], version=2).responses[0].partitions[0].error_code == \
             ErrorCode.INVALID_RECORD_STATE
+        # share.renew.acknowledge.enable=false: RENEW is INVALID_RECORD_STATE, in Kafka's words
+        set_group_configs(c, group, share_renew_acknowledge_enable="false")
+        assert acquired(share_fetch(c, group, "m", 10, tid, max_records=10, version=2)) == [(6, 11, 2)]
+        p = ack(c, group, "m", 11, tid, [(6, 11, RENEW)], version=2, renew=True).responses[0].partitions[0]
+        assert (p.error_code, p.error_message) == (ErrorCode.INVALID_RECORD_STATE,
+                                                   "Renewing acquisition locks is not enabled for the group.")
+        assert ack(c, group, "m", 12, tid, [(6, 11, ACCEPT)], version=2).responses[0].partitions[0].error_code == 0
 
 
 def test_auto_offset_reset_by_duration(sbroker):

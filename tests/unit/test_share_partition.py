@@ -129,6 +129,9 @@ def test_renew_keeps_the_lock_only_where_allowed():
     assert sp.acknowledge("a", 0, 1, [RENEW], now_ms=800, renew_allowed=True) == ErrorCode.NONE
     assert sp.expire_locks(1000) == 0 and sp.next_lock_deadline_ms() == 1800  # still a's
     assert sp.acknowledge("b", 0, 1, [RENEW], now_ms=900) == ErrorCode.INVALID_RECORD_STATE  # not b's
+    sp.renew_enabled = False  # the group's share.renew.acknowledge.enable=false
+    assert sp.acknowledge("a", 0, 1, [RENEW], now_ms=1000) == ErrorCode.INVALID_RECORD_STATE
+    assert sp.next_lock_deadline_ms() == 1800
     assert sp.acknowledge("a", 0, 1, [ACCEPT], now_ms=1700) == ErrorCode.NONE
 
 
