@@ -167,12 +167,12 @@ async def handle(ctx, request):
         shares.release_session(session)
         shares.sessions.close(session)
         return answer(ErrorCode.NONE, responses=_grouped(results))
+    if renew:  # acknowledgements only: the answer names the partitions acknowledged (as Kafka's)
+        await acknowledge()
+        return answer(ErrorCode.NONE, responses=_grouped(results))
     for topic_id, index in named:  # a full answer names every partition it was asked for
         topic = ctx.broker.image.topics_by_id.get(str(topic_id))
         result(topic_id, index, topic.name if topic else None)
-    if renew:
-        await acknowledge()
-        return answer(ErrorCode.NONE, responses=_grouped(results))
     # As Kafka: what this request releases is not acquired again by the same fetch (it goes
     # to the next one, usually another member's): one pass first, then the acknowledgements,
     # then the wait for records if that pass found none.

@@ -1882,7 +1882,8 @@ def case_share_group_configs_by_duration_and_isolation(side, name):
 def case_share_renew_acknowledgements(side, name):
     """RENEW (KIP-1222): at v1, or at v2 without IsRenewAck, the partition's
     INVALID_REQUEST; a ShareFetch v2 with IsRenewAck and fetch limits is INVALID_REQUEST
-    whole; with its limits at 0 it renews and fetches nothing."""
+    whole; with its limits at 0 it renews and fetches nothing, naming only the partitions
+    it acknowledged."""
     import base64
 
     from kafka.protocol.metadata import MetadataRequest
@@ -1940,6 +1941,7 @@ def case_share_renew_acknowledgements(side, name):
     out["renew_ack_v2_without_flag"] = ack_([(0, 1, 4)], 2)
     out["renew_fetch_v2_with_limits"] = fetch_(2, acks=[(0, 1, 4)], renew=True)
     out["renew_fetch_v2"] = fetch_(2, acks=[(0, 1, 4)], renew=True, limits=0)
+    out["renew_fetch_v2_nothing_to_renew"] = fetch_(2, renew=True, limits=0)
     out["renew_ack_v2"] = ack_([(2, 3, 4)], 2, renew=True)
     out["accept_with_flag"] = ack_([(0, 3, 1)], 2, renew=True)
     return out
