@@ -5,8 +5,10 @@ Epoch 0 is INVALID_SHARE_SESSION_EPOCH (only ShareFetch opens a session); -1
 acknowledges and closes the session, releasing what the member still holds. Each
 partition answers its own code: INVALID_RECORD_STATE for records this member does not
 hold now (its lock expired, another member holds them, they are done), NOT_LEADER_OR_FOLLOWER,
-UNKNOWN_TOPIC_ID. v2 adds RENEW (type 4: the lock starts again) and reports the lock
-duration. Authorization as ShareFetch.
+UNKNOWN_TOPIC_ID. v2 adds RENEW (type 4, KIP-1222: the records stay the member's, their
+lock starts again), valid only with IsRenewAck set (else, and at v1, that partition's
+INVALID_REQUEST, as Kafka 4.4 answers), and reports the lock duration. Authorization as
+ShareFetch.
 """
 
 from odradek.broker.authorizer import GROUP
@@ -45,6 +47,7 @@ async def handle(ctx, request):
     if error:
         return answer(error)
     assert session is not None
+    renew = ctx.header.api_version >= 2 and request.is_renew_ack
     topics = []
     for t in request.topics:
         partitions = []
@@ -55,7 +58,7 @@ async def handle(ctx, request):
                 if sp is None:  # loading on a new leader: nothing is acquired here yet
                     code = ErrorCode.INVALID_RECORD_STATE
                 else:
-                    code, message = await shares.acknowledge(sp, member_id, ack_batches(p))
+                    code, message = await shares.acknowledge(sp, member_id, ack_batches(p), renew)
             except KafkaError as e:
                 code = e.code
             partitions.append(P(partition_index=p.partition_index, error_code=code, error_message=message,

@@ -9,10 +9,19 @@ applied (each partition's AcknowledgeErrorCode: INVALID_RECORD_STATE, with Kafka
 words, for records this member does not hold now, e.g. after its lock expired), so
 records this request releases go to the next fetch, not back to this one (as Kafka's
 answers show); with nothing acquired, records are then awaited. Records are read from
-the session's partitions this node leads and acquired: up to MaxRecords (whole batches, as
-Kafka's batch-optimized acquire mode; v2's record-limit mode is answered the same), each
-locked for the group's share.record.lock.duration.ms, which AcquisitionLockTimeoutMs
-reports. With nothing acquired the request waits up to MaxWaitMs, woken by appends or
+the session's partitions this node leads and acquired: up to MaxRecords, each locked for
+the group's share.record.lock.duration.ms, which AcquisitionLockTimeoutMs reports. v2's
+ShareAcquireMode (KIP-1206): batch_optimized (0, v1's only mode) takes whole batches, so
+MaxRecords may be exceeded to the end of one; record_limit (1) never more than MaxRecords
+in all (an unknown mode is UNKNOWN_SERVER_ERROR, as Kafka 4.4 answers). RENEW
+acknowledgements (KIP-1222) need v2 and IsRenewAck, else that partition's
+AcknowledgeErrorCode is INVALID_REQUEST (INVALID_RECORD_STATE while the group's
+share.renew.acknowledge.enable is false); a request with IsRenewAck only acknowledges (no
+records, no wait) and must have MaxWaitMs, MinBytes, MaxBytes and MaxRecords at 0, else
+the whole answer is INVALID_REQUEST (Kafka 4.4's answers). Under the group's
+share.isolation.level=read_committed records are read up to the last stable offset and
+the batches of aborted transactions are archived, never handed out; transaction markers
+are archived as they are read (never handed out) in either level. With nothing acquired the request waits up to MaxWaitMs, woken by appends or
 the next lock expiry. Records go out as whole batches with the AcquiredRecords ranges
 the client keeps (records outside them are not its to process). A partition this node
 does not lead is NOT_LEADER_OR_FOLLOWER; an unknown topic id UNKNOWN_TOPIC_ID. With
@@ -27,6 +36,7 @@ import uuid
 from odradek.broker.authorizer import GROUP, TOPIC
 from odradek.broker.handlers import handles
 from odradek.broker.handlers.share_group_heartbeat import DISABLED, share_groups_enabled
+from odradek.broker.share.partition import AcquireMode, aborted_batches
 from odradek.broker.share.session import CLOSE_EPOCH
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -44,9 +54,8 @@ def ack_batches(partition) -> list[tuple[int, int, list[int]]]:
             for b in partition.acknowledgement_batches]
 
 
-def batch_ranges(data: bytes) -> list[tuple[int, int, int]]:
-    """(first offset, last offset, end position) of each data batch in ``data``; control
-    batches (transaction markers) are left out, so their offsets count as gaps::
+def batch_headers(data: bytes) -> list[tuple[rec.BatchHeader, int]]:
+    """The header and end position of each batch in ``data``::
 
         base_offset int64 | batch_length int32 | ... (61-byte header, see protocol.records)
     """
@@ -55,8 +64,7 @@ def batch_ranges(data: bytes) -> list[tuple[int, int, int]]:
     while pos + rec.HEADER_SIZE <= len(data):
         header = rec.parse_header(data, pos)
         pos += header.size
-        if not header.is_control:
-            out.append((header.base_offset, header.base_offset + header.last_offset_delta, pos))
+        out.append((header, pos))
     return out
 
 
@@ -88,8 +96,8 @@ def share_partition(ctx, group_id: str, topic_id: uuid.UUID, index: int):
     return topic.name, ctx.broker.shares.partition(group_id, topic.name, topic_id, index)
 
 
-async def _read(ctx, topic: str, index: int, offset: int, max_bytes: int) -> bytes:
-    read = ctx.broker.replicas.read(topic, index, offset, max_bytes, min_one=True)
+async def _read(ctx, topic: str, index: int, offset: int, max_bytes: int, max_offset: int) -> bytes:
+    read = ctx.broker.replicas.read(topic, index, offset, max_bytes, min_one=True, max_offset=max_offset)
     try:  # the copy is disk I/O: off the event loop
         return await asyncio.get_running_loop().run_in_executor(None, read.read_bytes)
     finally:
@@ -112,6 +120,12 @@ async def handle(ctx, request):
         return answer(error, message)
     if not ctx.may(GROUP, group_id):
         return answer(ErrorCode.GROUP_AUTHORIZATION_FAILED)
+    renew = ctx.header.api_version >= 2 and request.is_renew_ack
+    if renew and (request.max_wait_ms or request.min_bytes or request.max_bytes or request.max_records):
+        return answer(ErrorCode.INVALID_REQUEST)  # a renewal fetches nothing
+    mode = request.share_acquire_mode if ctx.header.api_version >= 2 else AcquireMode.BATCH_OPTIMIZED
+    if mode not in AcquireMode._value2member_map_:
+        return answer(ErrorCode.UNKNOWN_SERVER_ERROR, f"Unknown share acquire mode {mode}")
     named = [(t.topic_id, p.partition_index) for t in request.topics for p in t.partitions]
     forgotten = [(t.topic_id, p) for t in request.forgotten_topics_data for p in t.partitions]
     error, session, replaced = shares.sessions.fetch(group_id, member_id, epoch, named, forgotten,
@@ -146,12 +160,15 @@ async def handle(ctx, request):
                     r.acknowledge_error_code = ErrorCode.INVALID_RECORD_STATE
                     continue
                 r.acknowledge_error_code, r.acknowledge_error_message = await shares.acknowledge(
-                    sp, member_id, ack_batches(p))
+                    sp, member_id, ack_batches(p), renew)
 
     if epoch == CLOSE_EPOCH:
         await acknowledge()
         shares.release_session(session)
         shares.sessions.close(session)
+        return answer(ErrorCode.NONE, responses=_grouped(results))
+    if renew:  # acknowledgements only: the answer names the partitions acknowledged (as Kafka's)
+        await acknowledge()
         return answer(ErrorCode.NONE, responses=_grouped(results))
     for topic_id, index in named:  # a full answer names every partition it was asked for
         topic = ctx.broker.image.topics_by_id.get(str(topic_id))
@@ -160,22 +177,24 @@ async def handle(ctx, request):
     # to the next one, usually another member's): one pass first, then the acknowledgements,
     # then the wait for records if that pass found none.
     loop = asyncio.get_running_loop()
-    acquired = await _fetch(ctx, request, session, result, loop.time())
+    acquired = await _fetch(ctx, request, session, result, loop.time(), AcquireMode(mode))
     await acknowledge()
     if not acquired:
-        await _fetch(ctx, request, session, result, loop.time() + max(request.max_wait_ms, 0) / 1000)
+        await _fetch(ctx, request, session, result, loop.time() + max(request.max_wait_ms, 0) / 1000,
+                     AcquireMode(mode))
     return answer(ErrorCode.NONE, responses=_grouped(results))
 
 
-async def _fetch(ctx, request, session, result, deadline: float) -> int:
+async def _fetch(ctx, request, session, result, deadline: float, mode: AcquireMode) -> int:
     """Acquire from the session's partitions, waiting until ``deadline`` (the loop's time)
     for something; returns how many records were acquired."""
     shares = ctx.broker.shares
+    read_committed = shares.read_committed(session.group_id)
     loop = asyncio.get_running_loop()
     max_records = request.max_records if request.max_records > 0 else 500
     waited_for_load = False
     while True:
-        keys, acquired, loading = [], 0, []
+        keys, acquired, loading, skipped_only = [], 0, [], False
         remaining = request.max_bytes if request.max_bytes > 0 else 2**31 - 1
         for topic_id, index in sorted(session.partitions, key=lambda k: (str(k[0]), k[1])):
             try:
@@ -191,27 +210,40 @@ async def _fetch(ctx, request, session, result, deadline: float) -> int:
             if acquired >= max_records or remaining <= 0:
                 continue
             offset = sp.next_fetch_offset()
-            if offset >= ctx.broker.replicas.leader_partition(name, index).log.high_watermark \
-                    or not sp.can_acquire():
+            partition = ctx.broker.replicas.leader_partition(name, index)
+            bound = partition.last_stable_offset if read_committed else partition.log.high_watermark
+            if offset >= bound or not sp.can_acquire():
                 continue
             try:
-                data = await _read(ctx, name, index, offset, remaining)
+                data = await _read(ctx, name, index, offset, remaining, bound)
             except KafkaError as e:
                 r.error_code = e.code
                 continue
-            ranges = batch_ranges(data)
-            r.error_code, got = await shares.acquire(sp, session.member_id, [(a, b) for a, b, _ in ranges],
-                                                     max_records - acquired)
+            headers = batch_headers(data)
+            skipped = frozenset(h.base_offset for h, _ in headers if h.is_control)
+            if read_committed:
+                skipped |= aborted_batches(
+                    [(h.base_offset, h.last_offset, h.producer_id, h.is_transactional) for h, _ in headers],
+                    [(t.producer_id, t.first_offset, t.last_offset)
+                     for t in partition.txn_index.collect(offset, bound)])
+            window = sp.end_offset
+            r.error_code, got = await shares.acquire(
+                sp, session.member_id, [(h.base_offset, h.last_offset) for h, _ in headers],
+                max_records - acquired, mode, skipped)
             if not got:
+                # only markers or aborted batches read: archived, read on at once
+                skipped_only = skipped_only or sp.end_offset > window
                 continue
             # Send the batches up to the last one holding an acquired record.
-            end = max(pos for a, b, pos in ranges if a <= got[-1].last_offset)
+            end = max(pos for h, pos in headers if h.base_offset <= got[-1].last_offset)
             r.records = data[:end]
             r.acquired_records = [P.AcquiredRecords(first_offset=a.first_offset, last_offset=a.last_offset,
                                                     delivery_count=a.delivery_count) for a in got]
             acquired += sum(a.last_offset - a.first_offset + 1 for a in got)
             remaining -= end
         left = deadline - loop.time()
+        if skipped_only and not acquired:
+            continue
         if loading and not acquired and not waited_for_load:
             # Once per fetch, even with MaxWaitMs 0: the load is quick unless the share
             # coordinator moves, and a first fetch of a group would otherwise come back empty.

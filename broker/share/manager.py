@@ -4,7 +4,11 @@ ShareAcknowledge clients (Kafka's SharePartitionManager): the I/O around the pur
 
 A share partition is created at the first fetch of a group from a topic partition,
 starting where the group's share.auto.offset.reset says (latest: the high watermark,
-as Kafka's default; earliest: the log start offset). Its settings are the group's
+as Kafka's default; earliest: the log start offset; by_duration:<ISO-8601 duration>: the
+first record whose timestamp is at or after now minus the duration, as ListOffsets by
+timestamp finds it; with none yet, the fetch answers OFFSET_NOT_AVAILABLE for the
+partition and the next fetch looks again, as Kafka 4.4 does). share.isolation.level
+read_committed bounds what is read by the last stable offset. Its settings are the group's
 configs (IncrementalAlterConfigs on resource type GROUP) over the broker's
 group.share.* keys: share.record.lock.duration.ms, share.delivery.count.limit and
 group.share.partition.max.record.locks. Acquisition locks expire lazily: every fetch
@@ -24,13 +28,21 @@ the next change (acquired records are persisted as available anyway).
 """
 
 import asyncio
+import re
 import time
 import uuid
 
 import structlog
 
+from odradek.broker.handlers.list_offsets import lookup
 from odradek.broker.share.coordinator import ShareState
-from odradek.broker.share.partition import Acquired, RecordState, SharePartition
+from odradek.broker.share.partition import (
+    AcknowledgeType,
+    Acquired,
+    AcquireMode,
+    RecordState,
+    SharePartition,
+)
 from odradek.broker.share.session import ShareSession, ShareSessions
 from odradek.protocol.errors import ErrorCode, KafkaError
 
@@ -45,10 +57,52 @@ ISOLATION_LEVEL = "share.isolation.level"
 # Kafka's words for INVALID_RECORD_STATE on an acknowledgement
 NOT_OWNER = "Member is not the owner of batch record"
 NOT_ACQUIRED = "The batch cannot be acknowledged. The batch is not in the acquired state."
+RENEW_DISABLED = "Renewing acquisition locks is not enabled for the group."
+RENEW_ENABLE = "share.renew.acknowledge.enable"
 
 
-def _why_not_acknowledged(sp: SharePartition, member_id: str, first: int, last: int) -> str:
-    """Another member holds a record of the batch, or one is not acquired at all."""
+BY_DURATION = "by_duration:"
+# java.time.Duration.parse's grammar (case-insensitive): [-+]PnDTnHnMn.nS, each part signed
+_ISO_DURATION = re.compile(r"([-+]?)P(?:([-+]?[0-9]+)D)?"
+                           r"(T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?",
+                           re.IGNORECASE)
+
+
+def duration_ms(text: str) -> int | None:
+    """An ISO-8601 duration (PnDTnHnMn.nS, as java.time.Duration.parse reads it) in
+    milliseconds, or None if ``text`` is not one."""
+    m = _ISO_DURATION.fullmatch(text)
+    if m is None:
+        return None
+    sign, days, t, hours, minutes, seconds, fraction = m.groups()
+    if (days, hours, minutes, seconds) == (None, None, None, None) or t is not None and len(t) == 1:
+        return None  # "P" or "PT" alone, or a T with nothing after it
+    nanos = int((fraction or "").ljust(9, "0")) * (-1 if (seconds or "").startswith("-") else 1)
+    total_s = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds or 0)
+    if abs(total_s) >= 2**63:
+        return None  # beyond java.time.Duration (an ArithmeticException there)
+    return (total_s * 10**9 + nanos) * (-1 if sign == "-" else 1) // 10**6
+
+
+def reset_error(key: str, value: str) -> str | None:
+    """Kafka 4.4's words for a bad share.auto.offset.reset: earliest, latest or
+    by_duration: followed by a duration that is not negative."""
+    if value in ("earliest", "latest"):
+        return None
+    if value.startswith(BY_DURATION):
+        ms = duration_ms(value.removeprefix(BY_DURATION))
+        if ms is not None and ms >= 0:
+            return None
+    return (f"Invalid value {value} for configuration {key}: Invalid value `{value}` for configuration "
+            f"{key}. The value must be either 'earliest', 'latest' or of the format "
+            "'by_duration:<PnDTnHnMn.nS>'.")
+
+
+def _why_not_acknowledged(sp: SharePartition, member_id: str, first: int, last: int, types: list[int]) -> str:
+    """Renewals are off for the group, another member holds a record of the batch, or
+    one is not acquired at all."""
+    if not sp.renew_enabled and AcknowledgeType.RENEW in types:
+        return RENEW_DISABLED
     for offset in range(first, last + 1):
         record = sp.records.get(offset)
         if record is not None and record.state is RecordState.ACQUIRED and record.member_id != member_id:
@@ -64,13 +118,13 @@ def group_config_error(broker_config, changes: dict[str, str | None]) -> str | N
         if value is None:
             continue
         if key == AUTO_OFFSET_RESET:
-            if value not in ("latest", "earliest"):
-                return (f"Invalid value {value} for configuration {key}: "
-                        "Odradek supports latest and earliest (not by_duration yet)")
+            problem = reset_error(key, value)
+            if problem:
+                return problem
         elif key == ISOLATION_LEVEL:
-            if value != "read_uncommitted":
+            if value not in ("read_committed", "read_uncommitted"):
                 return (f"Invalid value {value} for configuration {key}: "
-                        "Odradek supports read_uncommitted only")
+                        "String must be one of: read_committed, read_uncommitted")
         elif key in (LOCK_DURATION, DELIVERY_COUNT_LIMIT):
             try:
                 number = int(value)
@@ -93,6 +147,8 @@ class ShareManager:
         self.sessions = ShareSessions(config["group.share.max.share.sessions"])
         self.partitions: dict[tuple[str, uuid.UUID, int], tuple[int, SharePartition]] = {}
         self.loading: dict[tuple[str, uuid.UUID, int], asyncio.Task] = {}
+        # why the last load found no start (by_duration with no record that recent): told once
+        self.load_errors: dict[tuple[str, uuid.UUID, int], ErrorCode] = {}
         self.write_locks: dict[tuple[str, uuid.UUID, int], asyncio.Lock] = {}
 
     @staticmethod
@@ -106,6 +162,11 @@ class ShareManager:
         value = self.group_configs(group_id).get(LOCK_DURATION)
         return int(value) if value is not None else self.broker.config["group.share.record.lock.duration.ms"]
 
+    def read_committed(self, group_id: str) -> bool:
+        """share.isolation.level=read_committed: records up to the last stable offset only,
+        those of aborted transactions never handed out."""
+        return self.group_configs(group_id).get(ISOLATION_LEVEL) == "read_committed"
+
     def partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int) -> SharePartition | None:
         """The group's share partition of a topic partition this node leads (the caller has
         checked leadership), or None while its state loads from the share coordinator
@@ -114,6 +175,9 @@ class ShareManager:
         key = (group_id, topic_id, index)
         known = self.partitions.get(key)
         if known is None or known[0] != p.leader_epoch:
+            error = self.load_errors.pop(key, None)
+            if error is not None:
+                raise KafkaError(error)
             task = self.loading.get(key)
             if task is None or task.done():
                 self.loading[key] = asyncio.get_running_loop().create_task(
@@ -121,6 +185,7 @@ class ShareManager:
             return None
         sp = known[1]
         sp.lock_duration_ms = self.lock_duration_ms(group_id)  # the group's config may change
+        sp.renew_enabled = self.group_configs(group_id).get(RENEW_ENABLE, "true").lower() != "false"
         sp.move_start(p.log.log_start_offset)
         sp.expire_locks(self.now_ms())
         return sp
@@ -149,9 +214,7 @@ class ShareManager:
                     if state is not None:
                         sp = SharePartition.recovered(state.start_offset, list(state.batches), **settings)
                     else:
-                        earliest = configs.get(AUTO_OFFSET_RESET, "latest") == "earliest"
-                        sp = SharePartition(log_.log_start_offset if earliest else log_.high_watermark,
-                                            **settings)
+                        sp = SharePartition(await self._reset_offset(topic, index, configs), **settings)
                     sp.move_start(log_.log_start_offset)
                     error = await coordinator.write(group_id, topic_id, index, self._state(sp, epoch))
                     if not error and self._still_leader(topic, index, epoch):
@@ -162,7 +225,9 @@ class ShareManager:
                 log.info("share_partition_load_retry", group_id=group_id, topic=topic, partition=index,
                          error=error.name)
                 await asyncio.sleep(LOAD_RETRY_S)
-        except KafkaError as e:  # leadership moved meanwhile
+        except KafkaError as e:  # leadership moved meanwhile, or no start by duration
+            if e.code == ErrorCode.OFFSET_NOT_AVAILABLE:
+                self.load_errors[(group_id, topic_id, index)] = e.code
             log.info("share_partition_load_abandoned", group_id=group_id, topic=topic, partition=index,
                      error=e.code.name)
         except Exception:
@@ -171,6 +236,23 @@ class ShareManager:
             key = (group_id, topic_id, index)
             if self.loading.get(key) is asyncio.current_task():
                 del self.loading[key]
+
+    async def _reset_offset(self, topic: str, index: int, configs: dict[str, str]) -> int:
+        """Where a share partition without state starts (share.auto.offset.reset)."""
+        partition = self.broker.replicas.leader_partition(topic, index)
+        reset = configs.get(AUTO_OFFSET_RESET, "latest")
+        if reset == "earliest":
+            return partition.log.log_start_offset
+        if not reset.startswith(BY_DURATION):
+            return partition.log.high_watermark
+        # (never below 0: negative timestamps are ListOffsets' special queries)
+        since = max(0, int(time.time() * 1000) - (duration_ms(reset.removeprefix(BY_DURATION)) or 0))
+        # reads the time index and a batch: disk I/O, off the event loop
+        _, offset, _ = await asyncio.get_running_loop().run_in_executor(None, lookup, partition, since)
+        if offset < 0:
+            raise KafkaError(ErrorCode.OFFSET_NOT_AVAILABLE,
+                             f"Offset for timestamp {since} not found for {topic}-{index}")
+        return offset
 
     @staticmethod
     def _state(sp: SharePartition, epoch: int) -> ShareState:
@@ -188,20 +270,21 @@ class ShareManager:
         async with lock:
             return await self.broker.share_coordinator.write(group_id, topic_id, index, self._state(sp, epoch))
 
-    async def acknowledge(self, sp: SharePartition, member_id: str,
-                          batches: list[tuple[int, int, list[int]]]) -> tuple[ErrorCode, str | None]:
+    async def acknowledge(self, sp: SharePartition, member_id: str, batches: list[tuple[int, int, list[int]]],
+                          renew_allowed: bool = False) -> tuple[ErrorCode, str | None]:
         """Every batch of one partition, persisted before the answer; the first error
-        (with Kafka's words for INVALID_RECORD_STATE) is the partition's answer."""
+        (with Kafka's words for INVALID_RECORD_STATE) is the partition's answer.
+        ``renew_allowed``: a v2 request with IsRenewAck (RENEW is INVALID_REQUEST otherwise)."""
         now = self.now_ms()
         error, message = ErrorCode.NONE, None
         changed = False
         for first, last, types in batches:
-            result = sp.acknowledge(member_id, first, last, types, now)
+            result = sp.acknowledge(member_id, first, last, types, now, renew_allowed)
             changed = changed or not result
             if result and not error:
                 error = result
                 if result == ErrorCode.INVALID_RECORD_STATE:
-                    message = _why_not_acknowledged(sp, member_id, first, last)
+                    message = _why_not_acknowledged(sp, member_id, first, last, types)
         if changed:
             written = await self.persist(sp)
             if written and not error:
@@ -209,11 +292,17 @@ class ShareManager:
         return error, message
 
     async def acquire(self, sp: SharePartition, member_id: str, batches: list[tuple[int, int]],
-                      max_records: int) -> tuple[ErrorCode, list[Acquired]]:
+                      max_records: int, mode: AcquireMode = AcquireMode.BATCH_OPTIMIZED,
+                      skipped: frozenset[int] = frozenset()) -> tuple[ErrorCode, list[Acquired]]:
         """Acquire, then persist the delivery counts before the records go out; if that
-        fails nothing is handed out (the write's error is the partition's)."""
-        got = sp.acquire(member_id, batches, max_records, self.now_ms())
+        fails nothing is handed out (the write's error is the partition's). Skipped
+        batches archived with nothing acquired are written too, best effort (they would
+        be read and skipped again)."""
+        window = (sp.start_offset, sp.end_offset)
+        got = sp.acquire(member_id, batches, max_records, self.now_ms(), mode, skipped)
         if not got:
+            if (sp.start_offset, sp.end_offset) != window:
+                await self.persist(sp)
             return ErrorCode.NONE, got
         error = await self.persist(sp)
         if error:

@@ -47,6 +47,13 @@ class AcknowledgeType(IntEnum):
     RENEW = 4  # ShareFetch/ShareAcknowledge v2 (KIP-1222): keep the lock, longer
 
 
+class AcquireMode(IntEnum):
+    """ShareFetch v2's ShareAcquireMode (KIP-1206); v1 is always batch-optimized."""
+
+    BATCH_OPTIMIZED = 0  # whole log batches: MaxRecords may be exceeded to the end of one
+    RECORD_LIMIT = 1  # at most MaxRecords records, whatever the batches
+
+
 DONE = (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED)
 
 
@@ -76,6 +83,7 @@ class SharePartition:
         self.delivery_count_limit = delivery_count_limit
         self.max_record_locks = max_record_locks
         self.lock_duration_ms = lock_duration_ms
+        self.renew_enabled = True  # the group's share.renew.acknowledge.enable
         self.records: dict[int, InFlight] = {}  # every offset in [start_offset, end_offset)
 
     # -- what to read next ----------------------------------------------------------
@@ -92,23 +100,33 @@ class SharePartition:
 
     # -- events ---------------------------------------------------------------------
     def acquire(self, member_id: str, batches: list[tuple[int, int]], max_records: int,
-                now_ms: int) -> list[Acquired]:
+                now_ms: int, mode: AcquireMode = AcquireMode.BATCH_OPTIMIZED,
+                skipped: frozenset[int] = frozenset()) -> list[Acquired]:
         """Hand ``member_id`` what it may have of the fetched ``batches`` (their first and
         last offsets, in log order from ``next_fetch_offset``): available offsets in the
-        window, then new ones past its end while the window has room. Whole batches, so
-        ``max_records`` may be exceeded to the end of one (as Kafka's batch-optimized mode)."""
+        window, then new ones past its end while the window has room. Batch-optimized:
+        whole batches, so ``max_records`` may be exceeded to the end of one; record-limit:
+        ``max_records`` at most, the rest of a batch left for the next fetch (as Kafka's
+        SharePartition in either mode). The batches whose first offset is in ``skipped``
+        are never handed out: their available offsets are archived at once (the records
+        of aborted transactions under share.isolation.level=read_committed)."""
         taken: list[tuple[int, int]] = []  # (offset, delivery count)
         deadline = now_ms + self.lock_duration_ms
+        limit = max_records if mode is AcquireMode.RECORD_LIMIT else None
         for first, last in batches:
-            if len(taken) >= max_records or not self._take(member_id, first, last, deadline, taken):
+            if len(taken) >= max_records or not self._take(member_id, first, last, deadline, taken,
+                                                           limit, first in skipped):
                 break
         self._advance()
         return _ranges(taken)
 
     def _take(self, member_id: str, first: int, last: int, deadline: int,
-              taken: list[tuple[int, int]]) -> bool:
-        """Acquire what is available of one batch; False once the window is full."""
+              taken: list[tuple[int, int]], limit: int | None, skip: bool) -> bool:
+        """Acquire what is available of one batch (up to ``limit`` records in all, if
+        given), or archive it if ``skip``; False once the window is full."""
         for offset in range(max(first, self.start_offset), last + 1):
+            if limit is not None and len(taken) >= limit and not skip:
+                return True
             record = self.records.get(offset)
             if record is None:  # past the window's end: a new record
                 if self.start_offset == self.end_offset:  # nothing in flight: skip a hole at once
@@ -119,7 +137,9 @@ class SharePartition:
                     self.records[absent] = InFlight(RecordState.ARCHIVED)
                 record = self.records[offset] = InFlight(RecordState.AVAILABLE)
                 self.end_offset = offset + 1
-            if record.state is RecordState.AVAILABLE:
+            if record.state is RecordState.AVAILABLE and skip:
+                record.state = RecordState.ARCHIVED
+            elif record.state is RecordState.AVAILABLE:
                 record.state, record.member_id = RecordState.ACQUIRED, member_id
                 record.delivery_count += 1
                 record.lock_deadline_ms = deadline
@@ -127,14 +147,21 @@ class SharePartition:
         return True
 
     def acknowledge(self, member_id: str, first_offset: int, last_offset: int,
-                    types: list[int], now_ms: int) -> ErrorCode:
+                    types: list[int], now_ms: int, renew_allowed: bool = True) -> ErrorCode:
         """One AcknowledgementBatch: ``types`` holds one type for every offset, or one per
         offset. All or nothing: INVALID_RECORD_STATE if any offset is not acquired by this
-        member now (its lock expired, another member holds it, it is done)."""
+        member now (its lock expired, another member holds it, it is done). RENEW is
+        INVALID_REQUEST unless ``renew_allowed`` (v2 requests that set IsRenewAck), and
+        INVALID_RECORD_STATE while the group's renewals are off (``renew_enabled``), as
+        Kafka 4.4 answers: it restarts the lock of records the member keeps acquired."""
         count = last_offset - first_offset + 1
         if count <= 0 or len(types) not in (1, count) or any(t not in AcknowledgeType._value2member_map_
                                                                  for t in types):
             return ErrorCode.INVALID_REQUEST
+        if not renew_allowed and AcknowledgeType.RENEW in types:
+            return ErrorCode.INVALID_REQUEST
+        if not self.renew_enabled and AcknowledgeType.RENEW in types:
+            return ErrorCode.INVALID_RECORD_STATE
         for offset in range(first_offset, last_offset + 1):
             record = self.records.get(offset)
             if record is None or record.state is not RecordState.ACQUIRED or record.member_id != member_id:
@@ -255,3 +282,13 @@ def _ranges(taken: list[tuple[int, int]]) -> list[Acquired]:
         else:
             out.append(Acquired(offset, offset, count))
     return out
+
+
+def aborted_batches(batches: list[tuple[int, int, int, bool]],
+                    aborted: list[tuple[int, int, int]]) -> frozenset[int]:
+    """The first offsets of the ``batches`` (first offset, last offset, producer id,
+    transactional) that belong to an ``aborted`` transaction (producer id, its first
+    offset, the offset of its ABORT marker): a transactional batch of that producer
+    between the two. Under share.isolation.level=read_committed they are never handed out."""
+    return frozenset(first for first, _, producer_id, transactional in batches if transactional
+                     for pid, txn_first, marker in aborted if pid == producer_id and txn_first <= first < marker)

@@ -4,6 +4,9 @@ ShareAcknowledge), share sessions and their errors, and the group as ListGroups,
 DescribeGroups and ShareGroupDescribe show it. One broker for the module; a short
 record lock duration (group.share.record.lock.duration.ms) so a lock expires in a test.
 The Java KafkaShareConsumer against Odradek is in tests/peers/test_java_client.py.
+ShareFetch v2's acquire modes and RENEW, share.auto.offset.reset=by_duration and
+share.isolation.level=read_committed are asserted against Kafka 4.4's answers (asked of
+the peer when they were written; the configs' refusals are oracle cases too).
 """
 
 import time
@@ -35,13 +38,14 @@ from odradek.protocol.messages import (
     ShareGroupHeartbeatRequest,
     ShareGroupHeartbeatResponse,
 )
-from odradek.protocol.records import build_batch
+from odradek.protocol.records import Record, build_batch
 from tests.brokerproc import BrokerProcess
 from tests.clients import create_topics
 from tests.rawclient import RawConnection, describe_configs, produce, until_coordinator
 
 LOCK_MS = 1000
-ACCEPT, RELEASE, REJECT = 1, 2, 3
+ACCEPT, RELEASE, REJECT, RENEW = 1, 2, 3, 4
+BATCH_OPTIMIZED, RECORD_LIMIT = 0, 1
 F = ShareFetchRequest
 A = ShareAcknowledgeRequest
 
@@ -50,6 +54,7 @@ A = ShareAcknowledgeRequest
 def sbroker(tmp_path_factory):
     b = BrokerProcess(tmp_path_factory.mktemp("data"), overrides={
         "offsets.topic.num.partitions": "1",
+        "transaction.state.log.num.partitions": "1",
         "group.share.min.record.lock.duration.ms": "100",
         "group.share.record.lock.duration.ms": str(LOCK_MS)}).start()
     yield b
@@ -78,14 +83,17 @@ def join(conn, group: str, member: str, topics: list[str]):
 
 
 def share_fetch(conn, group, member, epoch, topic_id, acks=(), max_records=1, max_wait_ms=0,
-                forgotten=(), partitions=(0,), version=1):
-    """``acks``: (first, last, type) batches for partition 0."""
+                forgotten=(), partitions=(0,), version=1, mode=BATCH_OPTIMIZED, renew=False,
+                min_bytes=1, max_bytes=1 << 20):
+    """``acks``: (first, last, type) batches for partition 0; ``mode`` and ``renew``
+    (ShareAcquireMode, IsRenewAck) are sent at version 2."""
     parts = [F.FetchTopic.FetchPartition(
         partition_index=p, acknowledgement_batches=[
             F.FetchTopic.FetchPartition.AcknowledgementBatch(first_offset=a, last_offset=b, acknowledge_types=[t])
             for a, b, t in (acks if p == 0 else ())]) for p in partitions]
     r = conn.roundtrip(F(group_id=group, member_id=member, share_session_epoch=epoch, max_wait_ms=max_wait_ms,
-                         min_bytes=1, max_bytes=1 << 20, max_records=max_records, batch_size=max_records,
+                         min_bytes=min_bytes, max_bytes=max_bytes, max_records=max_records, batch_size=max_records,
+                         share_acquire_mode=mode, is_renew_ack=renew,
                          topics=[F.FetchTopic(topic_id=topic_id, partitions=parts)] if parts else [],
                          forgotten_topics_data=[F.ForgottenTopic(topic_id=topic_id, partitions=list(forgotten))]
                          if forgotten else []), version, ShareFetchResponse)
@@ -97,21 +105,27 @@ def acquired(r) -> list[tuple[int, int, int]]:
             for t in r.responses for p in t.partitions for a in p.acquired_records]
 
 
-def ack(conn, group, member, epoch, topic_id, batches):
-    return conn.roundtrip(A(group_id=group, member_id=member, share_session_epoch=epoch, topics=[
+def ack(conn, group, member, epoch, topic_id, batches, version=1, renew=False):
+    return conn.roundtrip(A(group_id=group, member_id=member, share_session_epoch=epoch, is_renew_ack=renew, topics=[
         A.AcknowledgeTopic(topic_id=topic_id, partitions=[A.AcknowledgeTopic.AcknowledgePartition(
             partition_index=0, acknowledgement_batches=[
                 A.AcknowledgeTopic.AcknowledgePartition.AcknowledgementBatch(
                     first_offset=a, last_offset=b, acknowledge_types=[t]) for a, b, t in batches])])]),
-        1, ShareAcknowledgeResponse)
+        version, ShareAcknowledgeResponse)
 
 
-def _topic(sbroker, name: str, batches: int) -> uuid.UUID:
-    """A one-partition topic with ``batches`` batches of 2 records (offsets 2i, 2i+1)."""
+def _topic(sbroker, name: str, batches: int, size: int = 2, timestamps=None) -> uuid.UUID:
+    """A one-partition topic with ``batches`` batches of ``size`` records (2: offsets 2i,
+    2i+1), the records of batch i at ``timestamps[i]`` if given."""
     create_topics(sbroker.bootstrap, [name])
     for i in range(batches):
-        assert produce(sbroker.bootstrap, name, {0: build_batch([(None, f"{i}a".encode()),
-                                                                  (None, f"{i}b".encode())])})[0].error_code == 0
+        ts = timestamps[i] if timestamps else int(time.time() * 1000)
+        assert produce(sbroker.bootstrap, name, {0: build_batch([
+            Record(None, f"{i}{chr(97 + j)}".encode(), (), ts) for j in range(size)])})[0].error_code == 0
+    return topic_id(sbroker, name)
+
+
+def topic_id(sbroker, name: str) -> uuid.UUID:
     with RawConnection(sbroker.bootstrap) as conn:
         from kafka.protocol.metadata import MetadataRequest, MetadataResponse
         m = conn.roundtrip(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=name, topic_id=None)],
@@ -336,6 +350,132 @@ def test_share_version_zero_turns_share_groups_off(sbroker):
         while not served(c) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert served(c)
+
+
+def test_record_limit_mode_and_renew_acknowledgements(sbroker):
+    """ShareFetch v2 (KIP-1206, KIP-1222), Kafka 4.4's answers: record_limit hands out
+    MaxRecords at most, batch_optimized whole batches; RENEW needs v2 and IsRenewAck (else
+    INVALID_REQUEST for the partition); a renewing ShareFetch only acknowledges, with its
+    fetch limits at 0 (else INVALID_REQUEST); renewed records stay the member's past the
+    lock they were acquired with; the group's share.renew.acknowledge.enable=false refuses
+    RENEW (INVALID_RECORD_STATE)."""
+    tid = _topic(sbroker, "limits", 3, size=4)  # batches 0-3, 4-7, 8-11
+    group = "sg-limits"
+    with RawConnection(sbroker.bootstrap) as c:
+        set_group_configs(c, group, share_auto_offset_reset="earliest", share_record_lock_duration_ms="2000")
+        join(c, group, "m", ["limits"])
+        r = share_fetch(c, group, "m", 0, tid, max_records=3, version=2, mode=RECORD_LIMIT)
+        assert acquired(r) == [(0, 2, 1)] and r.responses[0].partitions[0].records  # the whole batch 0-3
+        assert acquired(share_fetch(c, group, "m", 1, tid, max_records=3, version=2, mode=RECORD_LIMIT)) == [(3, 5, 1)]
+        assert acquired(share_fetch(c, group, "m", 2, tid, max_records=3, version=2)) == [(6, 11, 1)]
+        assert share_fetch(c, group, "m", 3, tid, version=2, mode=7).error_code == ErrorCode.UNKNOWN_SERVER_ERROR
+        acquired_at = time.monotonic()
+
+        # RENEW at v1, or at v2 without IsRenewAck: the partition's INVALID_REQUEST
+        r = share_fetch(c, group, "m", 3, tid, acks=[(0, 2, RENEW)])
+        assert r.responses[0].partitions[0].acknowledge_error_code == ErrorCode.INVALID_REQUEST
+        assert ack(c, group, "m", 4, tid, [(0, 2, RENEW)]).responses[0].partitions[0].error_code == \
+            ErrorCode.INVALID_REQUEST
+        assert ack(c, group, "m", 5, tid, [(0, 2, RENEW)], version=2).responses[0].partitions[0].error_code == \
+            ErrorCode.INVALID_REQUEST
+        # IsRenewAck with fetch limits: refused whole (the epoch is not used up)
+        assert share_fetch(c, group, "m", 6, tid, acks=[(0, 2, RENEW)], version=2, renew=True,
+                           max_records=1).error_code == ErrorCode.INVALID_REQUEST
+        time.sleep(1.2)  # past half the 2 s lock the records were acquired with
+        r = share_fetch(c, group, "m", 6, tid, acks=[(0, 2, RENEW)], version=2, renew=True,
+                        max_records=0, min_bytes=0, max_bytes=0)
+        assert (r.error_code, r.acquisition_lock_timeout_ms) == (0, 2000)
+        assert r.responses[0].partitions[0].acknowledge_error_code == 0 and acquired(r) == []
+        r = ack(c, group, "m", 7, tid, [(3, 5, RENEW)], version=2, renew=True)
+        assert r.responses[0].partitions[0].error_code == 0
+        time.sleep(max(0.0, acquired_at + 2.2 - time.monotonic()))  # the first lock is over
+        # 0-5 are still m's (renewed): accepted; 6-11 were not renewed: expired
+        r = ack(c, group, "m", 8, tid, [(0, 5, ACCEPT)], version=2)
+        assert r.responses[0].partitions[0].error_code == 0
+        assert ack(c, group, "m", 9, tid, [(6, 11, ACCEPT)], version=2).responses[0].partitions[0].error_code == \
+            ErrorCode.INVALID_RECORD_STATE
+        # share.renew.acknowledge.enable=false: RENEW is INVALID_RECORD_STATE, in Kafka's words
+        set_group_configs(c, group, share_renew_acknowledge_enable="false")
+        assert acquired(share_fetch(c, group, "m", 10, tid, max_records=10, version=2)) == [(6, 11, 2)]
+        p = ack(c, group, "m", 11, tid, [(6, 11, RENEW)], version=2, renew=True).responses[0].partitions[0]
+        assert (p.error_code, p.error_message) == (ErrorCode.INVALID_RECORD_STATE,
+                                                   "Renewing acquisition locks is not enabled for the group.")
+        assert ack(c, group, "m", 12, tid, [(6, 11, ACCEPT)], version=2).responses[0].partitions[0].error_code == 0
+
+
+def test_auto_offset_reset_by_duration(sbroker):
+    """share.auto.offset.reset=by_duration:PT1H starts at the first record of the last hour
+    (ListOffsets by timestamp); with none yet the partition answers OFFSET_NOT_AVAILABLE
+    until one comes (Kafka 4.4's answers). A bad duration is refused in Kafka's words."""
+    now = int(time.time() * 1000)
+    hour = 3_600_000
+    tid = _topic(sbroker, "by-duration", 4, timestamps=[now - 2 * hour, now - 60_000, now - 2 * hour, now])
+    old = _topic(sbroker, "by-duration-old", 1, timestamps=[now - 2 * hour])
+    with RawConnection(sbroker.bootstrap) as c:
+        for group, topic in (("sg-duration", "by-duration"), ("sg-duration-old", "by-duration-old")):
+            set_group_configs(c, group, share_auto_offset_reset="by_duration:PT1H")
+            join(c, group, "m", [topic])
+        assert acquired(share_fetch(c, "sg-duration", "m", 0, tid, max_records=10)) == [(2, 7, 1)]
+        r = share_fetch(c, "sg-duration-old", "m", 0, old, max_records=10)
+        assert r.error_code == 0 and r.responses[0].partitions[0].error_code == ErrorCode.OFFSET_NOT_AVAILABLE
+        assert produce(sbroker.bootstrap, "by-duration-old", {0: build_batch([(None, b"new", (), now)])})[0] \
+            .error_code == 0
+        assert acquired(share_fetch(c, "sg-duration-old", "m", 1, old, max_records=10, max_wait_ms=2000)) == \
+            [(2, 2, 1)]
+        R = IncrementalAlterConfigsRequest.AlterConfigsResource
+        for bad in ("by_duration:-PT1H", "by_duration:1h", "BY_DURATION:PT1H", "by_duration:P1W"):
+            r = c.roundtrip(IncrementalAlterConfigsRequest(resources=[R(
+                resource_type=32, resource_name="sg-duration", configs=[R.AlterableConfig(
+                    name="share.auto.offset.reset", config_operation=0, value=bad)])],
+                validate_only=False), 1, IncrementalAlterConfigsResponse)
+            assert (r.responses[0].error_code, r.responses[0].error_message) == (
+                ErrorCode.INVALID_CONFIG,
+                f"Invalid value {bad} for configuration share.auto.offset.reset: Invalid value `{bad}` for "
+                "configuration share.auto.offset.reset. The value must be either 'earliest', 'latest' or of "
+                "the format 'by_duration:<PnDTnHnMn.nS>'.")
+
+
+def test_read_committed_share_group_skips_aborted_and_open_transactions(sbroker):
+    """share.isolation.level=read_committed: a confluent-kafka transactional producer
+    commits, aborts, commits and leaves one open; the share group gets the committed
+    records only, none past the last stable offset until the open one commits; markers
+    and aborted records are never handed out. A read_uncommitted group gets them all."""
+    from confluent_kafka import Producer
+    topic = "txn-share"
+    create_topics(sbroker.bootstrap, [topic])
+    p = Producer({"bootstrap.servers": sbroker.bootstrap, "transactional.id": "tx-share", "linger.ms": 0})
+    p.init_transactions(15)
+    for i, commit in enumerate((True, False, True)):  # 0-1 marker 2; 3-4 marker 5; 6-7 marker 8
+        p.begin_transaction()
+        for j in range(2):
+            p.produce(topic, value=f"{i}-{j}".encode(), partition=0)
+        assert p.flush(10) == 0
+        (p.commit_transaction if commit else p.abort_transaction)(15)
+    p.begin_transaction()
+    p.produce(topic, value=b"open", partition=0)  # offset 9, its marker at 10
+    assert p.flush(10) == 0
+    tid = topic_id(sbroker, topic)
+    with RawConnection(sbroker.bootstrap) as c:
+        set_group_configs(c, "sg-committed", share_auto_offset_reset="earliest", share_isolation_level="read_committed")
+        set_group_configs(c, "sg-uncommitted", share_auto_offset_reset="earliest")
+        join(c, "sg-committed", "m", [topic])
+        join(c, "sg-uncommitted", "m", [topic])
+        assert acquired(share_fetch(c, "sg-committed", "m", 0, tid, max_records=100)) == [(0, 1, 1), (6, 7, 1)]
+        assert acquired(share_fetch(c, "sg-committed", "m", 1, tid, max_records=100, max_wait_ms=200)) == []
+        assert acquired(share_fetch(c, "sg-uncommitted", "m", 0, tid, max_records=100)) == [
+            (0, 1, 1), (3, 4, 1), (6, 7, 1), (9, 9, 1)]
+        p.commit_transaction(15)
+        r = share_fetch(c, "sg-committed", "m", 2, tid, acks=[(0, 1, ACCEPT), (6, 7, ACCEPT)], max_records=100,
+                        max_wait_ms=3000)
+        assert acquired(r) == [(9, 9, 1)]
+        assert r.responses[0].partitions[0].acknowledge_error_code == 0
+        r = share_fetch(c, "sg-committed", "m", 3, tid, acks=[(9, 9, ACCEPT)], max_records=100)
+        assert r.responses[0].partitions[0].acknowledge_error_code == 0
+        # everything is done: the start offset is past the last marker (10), nothing lags
+        D = DescribeShareGroupOffsetsRequest
+        d = c.roundtrip(D(groups=[D.DescribeShareGroupOffsetsRequestGroup(group_id="sg-committed", topics=None)]),
+                        1, DescribeShareGroupOffsetsResponse)
+        assert [(p.start_offset, p.lag) for t in d.groups[0].topics for p in t.partitions] == [(11, 0)]
 
 
 def test_share_state_survives_a_restart(sbroker):

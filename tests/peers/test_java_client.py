@@ -417,7 +417,8 @@ def test_java_share_consumers_share_a_partition(java, odradek):
     """KafkaShareConsumer (KIP-932) against Odradek: a stalled consumer's records are
     redelivered once their lock (2 s, the group's share.record.lock.duration.ms) expires;
     two consumers on the one partition get distinct records, each accepted exactly once;
-    released records come back with their delivery count raised. Meanwhile
+    released records come back with their delivery count raised; renewed ones (RENEW, v2)
+    stay with their member; member-b fetches in record_limit mode (v2). Meanwhile
     kafka-share-groups --describe --members sees the group, and --describe its start offset
     at the end (about 15 s: two tool JVMs, a lock)."""
     from tests.peers.test_tools import run
@@ -455,6 +456,11 @@ def test_java_share_consumers_share_a_partition(java, odradek):
     assert stalled and all(delivery[o] >= 2 for o in stalled), (stalled, delivery)
     released = [int(line.split()[2]) for line in out.seen if line.startswith("RELEASED ")]
     assert released and all(o % 10 == 5 and delivery[o] >= 2 for o in released), (released, delivery)
+    # RENEW (ShareAcknowledge/ShareFetch v2, KIP-1222): the record stayed its member's and
+    # was accepted by it on that first delivery; member-b fetched in record_limit mode.
+    assert not [line for line in out.seen if line.startswith("ACK_FAILED ")], out.seen
+    renewed = [tuple(line.split()[1:3]) for line in out.seen if line.startswith("RENEWED ")]
+    assert renewed and all([name, o, "1"] in [a[1:4] for a in accepted] for name, o in renewed), (renewed, accepted)
     # GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS ASSIGNMENT: one row a member, all on partition 0
     rows = [line.split() for line in members.splitlines() if line.startswith(group)]
     assert sorted((r[3], r[4], r[5]) for r in rows) == [

@@ -1771,6 +1771,22 @@ def case_share_group_errors(side, name):
     return out
 
 
+def share_topic_from_earliest(side, topic: str, group: str, batches: int) -> dict:
+    """A one-partition topic of ``batches`` batches of 2 records and the share group's
+    share.auto.offset.reset=earliest (IncrementalAlterConfigs' answer returned)."""
+    from kafka.protocol.admin import IncrementalAlterConfigsRequest
+    find_coordinator(side, group)
+    side.create_topic(topic, 1)
+    for i in range(batches):
+        assert side.call(produce(topic, batch(2, T0 + i * 10_000)), 9).responses[0] \
+            .partition_responses[0].error_code == 0
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    return plain(side.call(IncrementalAlterConfigsRequest(resources=[R(
+        resource_type=32, resource_name=group, configs=[R.AlterableConfig(
+            name="share.auto.offset.reset", config_operation=0, value="earliest")])],
+        validate_only=False), 1))
+
+
 @case
 def case_share_fetch_and_acknowledge(side, name):
     """Share groups (KIP-932): records acquired batch by batch up to MaxRecords, RELEASE
@@ -1779,7 +1795,6 @@ def case_share_fetch_and_acknowledge(side, name):
     The group reads from the earliest offset (its share.auto.offset.reset)."""
     import base64
 
-    from kafka.protocol.admin import IncrementalAlterConfigsRequest
     from kafka.protocol.metadata import MetadataRequest
 
     from odradek.protocol.messages import (
@@ -1790,16 +1805,7 @@ def case_share_fetch_and_acknowledge(side, name):
     topic, group = name + "-t", name + "-sg"
     # Member ids are Kafka Uuids (22 characters of URL-safe base64), as the consumer makes them.
     ids = {m: base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") for m in ("a", "b")}
-    find_coordinator(side, group)
-    side.create_topic(topic, 1)
-    for i in range(3):
-        assert side.call(produce(topic, batch(2, T0 + i * 10_000)), 9).responses[0] \
-            .partition_responses[0].error_code == 0
-    R = IncrementalAlterConfigsRequest.AlterConfigsResource
-    out = {"configs": plain(side.call(IncrementalAlterConfigsRequest(resources=[R(
-        resource_type=32, resource_name=group, configs=[R.AlterableConfig(
-            name="share.auto.offset.reset", config_operation=0, value="earliest")])],
-        validate_only=False), 1))}
+    out = {"configs": share_topic_from_earliest(side, topic, group, 3)}
     topic_id = side.call(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic, topic_id=None)],
                                          allow_auto_topic_creation=False), 12).topics[0].topic_id
     for member in ("a", "b"):
@@ -1849,4 +1855,93 @@ def case_share_fetch_and_acknowledge(side, name):
     out["b_wrong_epoch"] = fetch_("b", epoch=77)
     out["b_accept_and_next"] = fetch_("b", acks=[(2, 3, 1)])
     out["a_close"] = ack_("a", [(0, 1, 1)], epoch=-1)
+    return out
+
+
+@case
+def case_share_group_configs_by_duration_and_isolation(side, name):
+    """share.auto.offset.reset's by_duration:<ISO-8601 duration> (accepted; refused when
+    negative, malformed or with another case of prefix, in Kafka's words) and
+    share.isolation.level's values, IncrementalAlterConfigs on resource type GROUP."""
+    from kafka.protocol.admin import IncrementalAlterConfigsRequest
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    find_coordinator(side, name + "-sg")
+    out = {}
+    for key, value in (("share.auto.offset.reset", "by_duration:PT1H"), ("share.auto.offset.reset", "by_duration:P1DT2H"),
+                       ("share.auto.offset.reset", "by_duration:-PT1H"), ("share.auto.offset.reset", "by_duration:1h"),
+                       ("share.auto.offset.reset", "BY_DURATION:PT1H"), ("share.auto.offset.reset", "by_duration:"),
+                       ("share.auto.offset.reset", "by_duration:P1W"), ("share.isolation.level", "read_committed"),
+                       ("share.isolation.level", "READ_COMMITTED")):
+        out[f"{key}={value}"] = plain(side.call(IncrementalAlterConfigsRequest(resources=[R(
+            resource_type=32, resource_name=name + "-sg", configs=[R.AlterableConfig(
+                name=key, config_operation=0, value=value)])], validate_only=False), 1))
+    return out
+
+
+@case
+def case_share_renew_acknowledgements(side, name):
+    """RENEW (KIP-1222): at v1, or at v2 without IsRenewAck, the partition's
+    INVALID_REQUEST; a ShareFetch v2 with IsRenewAck and fetch limits is INVALID_REQUEST
+    whole; with its limits at 0 it renews and fetches nothing, naming only the partitions
+    it acknowledged."""
+    import base64
+
+    from kafka.protocol.metadata import MetadataRequest
+
+    from odradek.protocol.messages import (
+        ShareAcknowledgeRequest,
+        ShareFetchRequest,
+        ShareGroupHeartbeatRequest,
+    )
+    topic, group = name + "-t", name + "-sg"
+    member = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    share_topic_from_earliest(side, topic, group, 2)
+    topic_id = side.call(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic, topic_id=None)],
+                                         allow_auto_topic_creation=False), 12).topics[0].topic_id
+    side.call(ShareGroupHeartbeatRequest(group_id=group, member_id=member, member_epoch=0, rack_id=None,
+                                         subscribed_topic_names=[topic]), 1)
+    F, A = ShareFetchRequest, ShareAcknowledgeRequest
+    epoch = [0]
+
+    def fetch_(version=1, acks=(), renew=False, limits=1):
+        answer = plain(side.call(F(
+            group_id=group, member_id=member, share_session_epoch=epoch[0], max_wait_ms=limits and 5000,
+            min_bytes=limits, max_bytes=limits and 1 << 20, max_records=limits, batch_size=limits,
+            share_acquire_mode=0, is_renew_ack=renew,
+            topics=[F.FetchTopic(topic_id=topic_id, partitions=[F.FetchTopic.FetchPartition(
+                partition_index=0, acknowledgement_batches=[
+                    F.FetchTopic.FetchPartition.AcknowledgementBatch(first_offset=a, last_offset=b,
+                                                                     acknowledge_types=[t])
+                    for a, b, t in acks])])], forgotten_topics_data=[]), version))
+        if not answer["error_code"]:
+            epoch[0] += 1
+        for t in answer["responses"]:
+            for p in t["partitions"]:
+                p["records"] = bool(p["records"])
+        return answer
+
+    def ack_(acks, version, renew=False):
+        answer = plain(side.call(A(group_id=group, member_id=member, share_session_epoch=epoch[0],
+                                   is_renew_ack=renew, topics=[A.AcknowledgeTopic(topic_id=topic_id, partitions=[
+                                       A.AcknowledgeTopic.AcknowledgePartition(partition_index=0, acknowledgement_batches=[
+                                           A.AcknowledgeTopic.AcknowledgePartition.AcknowledgementBatch(
+                                               first_offset=a, last_offset=b, acknowledge_types=[t])
+                                           for a, b, t in acks])])]), version))
+        epoch[0] += 1
+        return answer
+
+    out = {}
+    for _ in range(20):  # Kafka answers the first fetches while it initializes the share partition
+        out["first"] = fetch_()
+        if out["first"]["responses"] and out["first"]["responses"][0]["partitions"][0]["acquired_records"]:
+            break
+        time.sleep(0.1)
+    out["renew_fetch_v1"] = fetch_(acks=[(0, 1, 4)])
+    out["renew_ack_v1"] = ack_([(0, 1, 4)], 1)
+    out["renew_ack_v2_without_flag"] = ack_([(0, 1, 4)], 2)
+    out["renew_fetch_v2_with_limits"] = fetch_(2, acks=[(0, 1, 4)], renew=True)
+    out["renew_fetch_v2"] = fetch_(2, acks=[(0, 1, 4)], renew=True, limits=0)
+    out["renew_fetch_v2_nothing_to_renew"] = fetch_(2, renew=True, limits=0)
+    out["renew_ack_v2"] = ack_([(2, 3, 4)], 2, renew=True)
+    out["accept_with_flag"] = ack_([(0, 3, 1)], 2, renew=True)
     return out

@@ -3,7 +3,13 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odradek.broker.share.partition import Acquired, RecordState, SharePartition
+from odradek.broker.share.partition import (
+    Acquired,
+    AcquireMode,
+    RecordState,
+    SharePartition,
+    aborted_batches,
+)
 from odradek.protocol.errors import ErrorCode
 
 ACCEPT, RELEASE, REJECT, RENEW, GAP = 1, 2, 3, 4, 0
@@ -98,7 +104,60 @@ def test_an_acquisition_not_persisted_is_undone():
     assert sp.acquire("b", [(0, 1)], 10, now_ms=0) == [Acquired(0, 1, 1)]
 
 
-events = st.lists(st.tuples(st.sampled_from(["fetch", "ack", "expire", "leave"]),
+def test_record_limit_mode_hands_out_max_records_at_most():
+    """KIP-1206's record_limit: what Kafka 4.4 answers for batches 0-3, 4-7, 8-11 and
+    MaxRecords 3 (0-2, then 3-5); batch_optimized takes whole batches (6-11)."""
+    sp = SharePartition(0)
+    log = [(0, 3), (4, 7), (8, 11)]
+    assert sp.acquire("a", log, 3, now_ms=0, mode=AcquireMode.RECORD_LIMIT) == [Acquired(0, 2, 1)]
+    assert sp.next_fetch_offset() == 3
+    assert sp.acquire("a", log, 3, now_ms=0, mode=AcquireMode.RECORD_LIMIT) == [Acquired(3, 5, 1)]
+    assert sp.acquire("a", log, 3, now_ms=0) == [Acquired(6, 11, 1)]
+    sp.acknowledge("a", 1, 1, [RELEASE], now_ms=1)
+    sp.acknowledge("a", 4, 5, [RELEASE], now_ms=1)
+    # released records in the window: still no more than asked for
+    assert sp.acquire("b", log, 2, now_ms=2, mode=AcquireMode.RECORD_LIMIT) == [Acquired(1, 1, 2), Acquired(4, 4, 2)]
+    assert sp.acquire("b", log, 1, now_ms=2, mode=AcquireMode.RECORD_LIMIT) == [Acquired(5, 5, 2)]
+
+
+def test_renew_keeps_the_lock_only_where_allowed():
+    sp = SharePartition(0, lock_duration_ms=1000)
+    sp.acquire("a", [(0, 1)], 10, now_ms=0)
+    # v1, or v2 without IsRenewAck: INVALID_REQUEST, nothing changes (even the ACCEPT beside it)
+    assert sp.acknowledge("a", 0, 1, [ACCEPT, RENEW], now_ms=500, renew_allowed=False) == ErrorCode.INVALID_REQUEST
+    assert sp.next_lock_deadline_ms() == 1000 and sp.records[0].state is RecordState.ACQUIRED
+    assert sp.acknowledge("a", 0, 1, [RENEW], now_ms=800, renew_allowed=True) == ErrorCode.NONE
+    assert sp.expire_locks(1000) == 0 and sp.next_lock_deadline_ms() == 1800  # still a's
+    assert sp.acknowledge("b", 0, 1, [RENEW], now_ms=900) == ErrorCode.INVALID_RECORD_STATE  # not b's
+    sp.renew_enabled = False  # the group's share.renew.acknowledge.enable=false
+    assert sp.acknowledge("a", 0, 1, [RENEW], now_ms=1000) == ErrorCode.INVALID_RECORD_STATE
+    assert sp.next_lock_deadline_ms() == 1800
+    assert sp.acknowledge("a", 0, 1, [ACCEPT], now_ms=1700) == ErrorCode.NONE
+
+
+def test_skipped_batches_are_archived_never_handed_out():
+    """read_committed: the batches of aborted transactions (here 2-3 and 6) are archived
+    as they are read; the start moves past them once what precedes is done."""
+    sp = SharePartition(0)
+    log = [(0, 1), (2, 3), (4, 5), (6, 6)]
+    assert sp.acquire("a", log, 10, now_ms=0, skipped=frozenset({2, 6})) == [Acquired(0, 1, 1), Acquired(4, 5, 1)]
+    assert sp.records[3].state is RecordState.ARCHIVED and sp.records[3].delivery_count == 0
+    sp.acknowledge("a", 0, 1, [ACCEPT], now_ms=1)
+    assert sp.start_offset == 4
+    sp.acknowledge("a", 4, 5, [ACCEPT], now_ms=1)
+    assert (sp.start_offset, sp.end_offset) == (7, 7)
+    # only aborted batches read: nothing handed out, the window still moves on
+    assert sp.acquire("a", [(7, 8)], 10, now_ms=2, skipped=frozenset({7})) == [] and sp.start_offset == 9
+
+
+def test_aborted_batches_are_those_of_the_producer_inside_an_aborted_transaction():
+    batches = [(0, 1, 7, True), (2, 3, 8, True), (4, 4, 7, True), (5, 5, 7, False), (7, 8, 7, True)]
+    # producer 7's transaction from offset 0 was aborted by the marker at 6; 8's committed
+    assert aborted_batches(batches, [(7, 0, 6)]) == frozenset({0, 4})
+    assert aborted_batches(batches, []) == frozenset()
+
+
+events = st.lists(st.tuples(st.sampled_from(["fetch", "ack", "expire", "leave", "fetch1"]),
                             st.sampled_from(["a", "b", "c"]), st.integers(0, 30), st.integers(0, 4),
                             st.sampled_from([ACCEPT, RELEASE, REJECT, RENEW, GAP])), max_size=60)
 
@@ -114,9 +173,13 @@ def test_invariants_hold_under_any_events(script):
     now = start = 0
     for kind, member, offset, span, ack in script:
         now += 3
-        if kind == "fetch":
+        if kind in ("fetch", "fetch1"):
             first = sp.next_fetch_offset()
-            for r in sp.acquire(member, [(first, first + 3), (first + 4, first + 6)], 5, now):
+            mode = AcquireMode.RECORD_LIMIT if kind == "fetch1" else AcquireMode.BATCH_OPTIMIZED
+            got = sp.acquire(member, [(first, first + 3), (first + 4, first + 6)], span + 1, now, mode)
+            if mode is AcquireMode.RECORD_LIMIT:
+                assert sum(r.last_offset - r.first_offset + 1 for r in got) <= span + 1
+            for r in got:
                 for o in range(r.first_offset, r.last_offset + 1):
                     assert o not in accepted
                     assert r.delivery_count <= 3

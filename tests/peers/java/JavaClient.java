@@ -27,11 +27,15 @@
 //       (share.auto.offset.reset=earliest, share.record.lock.duration.ms=2000), COUNT
 //       records produced one batch each to partition 0; a KafkaShareConsumer "stalled"
 //       acquires records and never acknowledges them (prints "STALLED offset"); then two
-//       share consumers, member-a and member-b (threads, explicit acknowledgement), read
-//       until COUNT are accepted: each releases every record whose offset is 5 mod 10 on its
-//       first delivery ("RELEASED member offset") and accepts the rest ("ACCEPTED member
-//       offset deliveryCount"); prints "READY" once all are accepted and waits for a line
-//       on stdin before closing them (the test describes the group meanwhile)
+//       share consumers, member-a and member-b (threads, explicit acknowledgement; member-b
+//       with share.acquire.mode=record_limit, ShareFetch v2), read until COUNT are accepted:
+//       each releases every record whose offset is 5 mod 10 on its first delivery
+//       ("RELEASED member offset"), renews the lock of one whose offset is 7 mod 10 the first
+//       time it sees it ("RENEWED member offset": KIP-1222, the consumer hands it back on a
+//       later poll) and accepts the rest ("ACCEPTED member offset deliveryCount"), an
+//       acknowledgement the broker refused printed as "ACK_FAILED member partition error"; prints
+//       "READY" once all are accepted and waits for a line on stdin before closing them (the
+//       test describes the group meanwhile)
 //   security TOPIC NAME=BOOTSTRAP=PROPERTIES_FILE...   for each, in this one JVM, a producer and
 //       a consumer with that file's client settings (security.protocol, ssl.*, sasl.*): the
 //       producer writes NAME to partition 0 ("PRODUCED name offset"), the consumer reads
@@ -488,6 +492,7 @@ public class JavaClient {
         p.put("group.id", group);
         p.put("client.id", clientId);
         p.put("share.acknowledgement.mode", "explicit");
+        if (clientId.equals("member-b")) p.put("share.acquire.mode", "record_limit");
         p.put("max.poll.records", "3");
         p.put("key.deserializer", ByteArrayDeserializer.class.getName());
         p.put("value.deserializer", ByteArrayDeserializer.class.getName());
@@ -523,10 +528,14 @@ public class JavaClient {
             members.add(pool.submit(() -> {
                 try (var c = shareConsumer(bootstrap, group, name)) {
                     c.subscribe(List.of(topic));
+                    Set<Long> renewed = new HashSet<>();
                     while (accepted.get() < count && System.currentTimeMillis() < deadline) {
                         for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200))) {
                             short delivery = r.deliveryCount().orElse((short) -1);
-                            if (r.offset() % 10 == 5 && delivery == 1) {
+                            if (r.offset() % 10 == 7 && delivery == 1 && renewed.add(r.offset())) {
+                                c.acknowledge(r, AcknowledgeType.RENEW);
+                                System.out.println("RENEWED " + name + " " + r.offset());
+                            } else if (r.offset() % 10 == 5 && delivery == 1) {
                                 c.acknowledge(r, AcknowledgeType.RELEASE);
                                 System.out.println("RELEASED " + name + " " + r.offset());
                             } else {
@@ -536,7 +545,8 @@ public class JavaClient {
                             }
                             Thread.sleep(50);  // some work: the other member, still joining, finds records left
                         }
-                        c.commitSync();
+                        c.commitSync().forEach((tip, error) -> error.ifPresent(e ->
+                                System.out.println("ACK_FAILED " + name + " " + tip + " " + e)));
                     }
                     release.await();
                 }
