@@ -338,6 +338,18 @@ def test_share_version_zero_turns_share_groups_off(sbroker):
         assert served(c)
 
 
+def test_confluent_share_consumers_at_scale_with_one_killed(sbroker):
+    """Issue 20's scale scenario (tests/share_scale.py) with confluent-kafka's ShareConsumer:
+    five consumer processes and a sixth SIGKILLed mid-batch, 20,000 records (about 4 s;
+    make share-scale prints the throughput). Each record is held
+    by one consumer at a time and accepted exactly once; the victim's are redelivered."""
+    from tests import share_scale
+    report = share_scale.run(sbroker.bootstrap, "scale-confluent", "sg-scale-confluent", share_scale.RECORDS,
+                             share_scale.start_confluent(sbroker.bootstrap, "sg-scale-confluent", "scale-confluent"),
+                             timeout_s=60 + share_scale.RECORDS / 50)
+    print(report.line("confluent-kafka ShareConsumer"))
+
+
 def test_share_state_survives_a_restart(sbroker):
     """Last in the module: it restarts the module's broker. What a member acknowledged is
     not handed out again after a restart (the state was in ``__share_group_state``);
