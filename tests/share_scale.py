@@ -12,9 +12,11 @@ Each consumer prints one line per fact, in the same words from Python and from J
 ``check`` reads those lines and asserts what the issue asks: every record accepted
 exactly once; each record held by one consumer at a time (the broker's delivery counts
 of its deliveries distinct and rising in time order, and no delivery while a successful
-acquisition is held: from its delivery to its committed ACCEPT); what the victim held when killed redelivered to the others with
-a higher delivery count. (The victim's connection closes with it, and the broker then
-releases its records at once, as Kafka does; without that their lock would expire.)
+acquisition is held: from its delivery to its committed ACCEPT); what the victim held
+when killed redelivered to the others with a higher delivery count. At the end the
+broker's share-partition start offsets (DescribeShareGroupOffsets) are past every record.
+(The victim's connection closes with it, and the broker then releases its records at
+once, as Kafka's ShareSessionCache does on a disconnection; else their lock would expire.)
 
 The scenario's size comes from SHARE_SCALE_RECORDS, the issue's 20,000 by default (a few
 seconds a client, most of it starting the consumers); ``make share-scale`` runs both
@@ -49,13 +51,15 @@ class Report:
     accepted_by: dict[str, int]
     redelivered: int  # records delivered more than once
     victim_held: int  # what the victim held when it was killed
+    wall_seconds: float = 0.0  # from starting the consumers (processes, JVMs) to the last ACCEPT seen
 
     @property
     def per_second(self) -> float:
         return self.records / self.seconds if self.seconds else 0.0
 
     def line(self, client: str) -> str:
-        return (f"{client}: {self.records} records in {self.seconds:.1f} s, {self.per_second:.0f} records/s; "
+        return (f"{client}: {self.records} records in {self.seconds:.1f} s from the first delivery to the last "
+                f"ACCEPT, {self.per_second:.0f} records/s ({self.wall_seconds:.1f} s with the consumers' start); "
                 f"accepted by {dict(sorted(self.accepted_by.items()))}; victim held {self.victim_held}, "
                 f"{self.redelivered} redelivered")
 
@@ -227,16 +231,34 @@ def run(bootstrap: str, topic: str, group: str, records: int, start_consumers, t
     and the victim, named "victim"), checked."""
     expected = prepare(bootstrap, topic, group, records)
     consumers = Consumers(len(expected), "victim")
+    started = time.monotonic()
     try:
         start_consumers(consumers)
         consumers.wait_all_accepted(timeout_s)
+        wall = time.monotonic() - started
     finally:
         consumers.stop()
     with consumers.lock:
         lines = list(consumers.lines)
     report = check(lines, expected, "victim")
+    report.wall_seconds = wall
+    ends = {p: 1 + max(o for q, o in expected if q == p) for p in (0, 1)}
+    assert share_start_offsets(bootstrap, group, topic) == ends  # the broker's view: all done
     assert len(set(report.accepted_by) - {"victim"}) >= 3, f"the records went to {report.accepted_by}"
     return report
+
+
+def share_start_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """partition -> the share-partition start offset (DescribeShareGroupOffsets, as
+    kafka-share-groups --describe): past every record once all are acknowledged."""
+    from odradek.protocol.messages import DescribeShareGroupOffsetsRequest as D
+    from odradek.protocol.messages import DescribeShareGroupOffsetsResponse
+    from tests.rawclient import RawConnection
+    with RawConnection(bootstrap) as c:
+        r = c.roundtrip(D(groups=[D.DescribeShareGroupOffsetsRequestGroup(group_id=group, topics=None)]),
+                        1, DescribeShareGroupOffsetsResponse)
+    return {p.partition_index: p.start_offset for g in r.groups for t in g.topics if t.topic_name == topic
+            for p in t.partitions}
 
 
 def confluent_command(bootstrap: str, group: str, topic: str, name: str, victim: bool = False) -> list[str]:
