@@ -64,6 +64,14 @@ COMPACTION_KILL_RUNS ?= 30
 compaction-kill: $(VENV)/.stamp-test
 	COMPACTION_KILL_RUNS=$(COMPACTION_KILL_RUNS) $(PY) -m pytest -q tests/integration/test_compaction.py -k sigkill
 
+# Issue 20's share-group scale scenario (tests/share_scale.py; make test runs it too) alone,
+# for both clients, printing each run's time and throughput; SHARE_SCALE_RECORDS=N resizes it.
+.PHONY: share-scale
+share-scale: $(VENV)/.stamp-test
+	@out=$$(mktemp); $(PY) -m pytest -q -s tests/integration/test_share_groups.py tests/peers/test_java_client.py \
+		-k at_scale_with_one_killed >$$out 2>&1; status=$$?; \
+	grep -E "records/s|passed|failed|Error" $$out; rm -f $$out; exit $$status
+
 # Kafka Connect 4.4's distributed worker against Odradek (tests/peers/test_connect.py): two
 # worker JVMs, too slow for make test.
 .PHONY: connect

@@ -1,6 +1,6 @@
 """Our declarations of the Kafka 4.4 messages kafka-python 3.0 has no schemas for: the
 KIP-848 APIs ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69), the share-group
-APIs of KIP-932 (76-79, 90), and the consumer-group record values the group coordinator writes to ``__consumer_offsets``.
+APIs of KIP-932 (76-79, 90), and the consumer-group and share-group record values the group coordinator writes to ``__consumer_offsets``.
 
 Each is the dict form kafka-python's codec builds its classes from (what its
 ``load_json`` would return for Kafka's spec file), written here with only what encoding
@@ -306,10 +306,8 @@ _MEMBER_METADATA_VALUE = record_value("ConsumerGroupMemberMetadataValue", 5, [
     ]),
 ])
 
-_TARGET_METADATA_VALUE = record_value("ConsumerGroupTargetAssignmentMetadataValue", 6, [
-    field("AssignmentEpoch", "int32"),
-    field("AssignmentTimestamp", "int64", default=0, tag=0),
-])
+_ASSIGNMENT_EPOCH = [field("AssignmentEpoch", "int32"), field("AssignmentTimestamp", "int64", default=0, tag=0)]
+_TARGET_METADATA_VALUE = record_value("ConsumerGroupTargetAssignmentMetadataValue", 6, _ASSIGNMENT_EPOCH)
 
 _TARGET_MEMBER_VALUE = record_value("ConsumerGroupTargetAssignmentMemberValue", 7, [
     field("TopicPartitions", "[]TopicPartition", fields=_TOPIC_PARTITIONS),
@@ -325,10 +323,37 @@ _CURRENT_ASSIGNMENT_VALUE = record_value("ConsumerGroupCurrentMemberAssignmentVa
     field("PartitionsPendingRevocation", "[]TopicPartitions", fields=_ASSIGNED_PARTITIONS),
 ])
 
+# The share-group record values (KIP-932; group-coordinator module, version 0, flexible).
+_SHARE_MEMBER_METADATA_VALUE = record_value("ShareGroupMemberMetadataValue", 10, [
+    field("RackId", "string", nullable="0+"),
+    field("ClientId", "string"),
+    field("ClientHost", "string"),
+    field("SubscribedTopicNames", "[]string"),
+])
+
+_SHARE_METADATA_VALUE = record_value("ShareGroupMetadataValue", 11, [
+    field("Epoch", "int32"),
+    field("MetadataHash", "int64"),
+])
+
+_SHARE_TARGET_METADATA_VALUE = record_value("ShareGroupTargetAssignmentMetadataValue", 12, _ASSIGNMENT_EPOCH)
+
+_SHARE_TARGET_MEMBER_VALUE = record_value("ShareGroupTargetAssignmentMemberValue", 13, [
+    field("TopicPartitions", "[]TopicPartition", fields=_TOPIC_PARTITIONS),
+])
+
+_SHARE_CURRENT_ASSIGNMENT_VALUE = record_value("ShareGroupCurrentMemberAssignmentValue", 14, [
+    field("MemberEpoch", "int32"),
+    field("PreviousMemberEpoch", "int32"),
+    field("State", "int8"),
+    field("AssignedPartitions", "[]TopicPartitions", fields=_TOPIC_PARTITIONS),
+])
+
 DECLARED: dict[str, dict] = {spec["name"]: spec for spec in (
     _HEARTBEAT_REQUEST, _HEARTBEAT_RESPONSE, _DESCRIBE_REQUEST, _DESCRIBE_RESPONSE,
     _METADATA_VALUE, _MEMBER_METADATA_VALUE, _TARGET_METADATA_VALUE, _TARGET_MEMBER_VALUE,
-    _CURRENT_ASSIGNMENT_VALUE, _SHARE_HEARTBEAT_REQUEST, _SHARE_HEARTBEAT_RESPONSE,
+    _CURRENT_ASSIGNMENT_VALUE, _SHARE_MEMBER_METADATA_VALUE, _SHARE_METADATA_VALUE,
+    _SHARE_TARGET_METADATA_VALUE, _SHARE_TARGET_MEMBER_VALUE, _SHARE_CURRENT_ASSIGNMENT_VALUE, _SHARE_HEARTBEAT_REQUEST, _SHARE_HEARTBEAT_RESPONSE,
     _SHARE_DESCRIBE_REQUEST, _SHARE_DESCRIBE_RESPONSE, _SHARE_FETCH_REQUEST, _SHARE_FETCH_RESPONSE,
     _SHARE_ACK_REQUEST, _SHARE_ACK_RESPONSE, _DESCRIBE_SHARE_OFFSETS_REQUEST, _DESCRIBE_SHARE_OFFSETS_RESPONSE)}
 

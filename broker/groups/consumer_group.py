@@ -157,12 +157,15 @@ class HeartbeatResult:
     assignment: Assignment | None = None  # None: unchanged, not sent
 
     @classmethod
-    def fenced(cls, group_type: str, sent: int, known: int) -> "HeartbeatResult":
-        """FENCED_MEMBER_EPOCH in Kafka's words, for a consumer or a share group member."""
+    def fenced(cls, group_type: str, sent: int, known: int, previous: int | None = None) -> "HeartbeatResult":
+        """FENCED_MEMBER_EPOCH in Kafka's words, for a consumer or a share group member (a
+        share member's smaller epoch may be its ``previous`` one, which Kafka names)."""
         which = "greater" if sent > known else "smaller"
+        also = f", and it does not match the previous member epoch ({previous})" \
+            if previous is not None and sent < known else ""
         return cls(ErrorCode.FENCED_MEMBER_EPOCH,
                    f"The {group_type} group member has a {which} member epoch ({sent}) than the one "
-                   f"known by the group coordinator ({known}). The member must abandon all its "
+                   f"known by the group coordinator ({known}){also}. The member must abandon all its "
                    "partitions and rejoin.")
 
 
@@ -372,7 +375,7 @@ def validate(hb: Heartbeat, group_id: str, version: int, assignors: tuple[str, .
     return ErrorCode.NONE, None
 
 
-class ConsumerGroup:
+class ConsumerGroup(rec.GroupRecords):
     def __init__(self, group_id: str, config: ConsumerGroupConfig, scheduler: Scheduler,
                  regex_matcher: Callable[[str, list[str]], set[str]]):
         self.group_id = group_id
@@ -394,16 +397,8 @@ class ConsumerGroup:
         # taken after that. A departure makes the classic group rebalance, a replacement not.
         self.downgrade = False
         self.downgrade_rebalances = True
-        # What changed since the records were last written (see ``take_records``): member ids
-        # whose metadata / target / current assignment changed, removed members, and whether
-        # the group epoch or the assignment epoch moved.
-        self.dirty_metadata: set[str] = set()
-        self.dirty_target: set[str] = set()
-        self.dirty_current: set[str] = set()
-        self.removed: set[str] = set()
-        self.dirty_group = False
+        self._init_records()  # what changed since the records were last taken
         self.on_change: Callable[[], None] | None = None  # changes made by timers
-        self.unwritten: list[tuple[bytes, bytes | None]] = []  # records whose write failed
         self._subscriptions = 0  # counts subscription changes, for the cache below
         self._subscribed_for: tuple[Topics, int] | None = None  # what ``subscribed`` was computed from
 
@@ -898,10 +893,7 @@ class ConsumerGroup:
     def take_records(self) -> list[tuple[bytes, bytes | None]]:
         """The (key, value) records of what changed since the last call, tombstones for
         removed members; written by the coordinator before it answers."""
-        gid, out = self.group_id, self.unwritten
-        self.unwritten = []
-        for member_id in sorted(self.removed - set(self.members)):
-            out += [(rec.key(t, gid, member_id), None) for t in rec.MEMBER_TYPES]
+        gid, out = self.group_id, self._take_begin()
         if self.dirty_group:
             out.append((rec.key(rec.METADATA, gid), rec.value(rec.METADATA, epoch=self.group_epoch)))
         for member_id in sorted(self.dirty_metadata & set(self.members)):
@@ -925,22 +917,7 @@ class ConsumerGroup:
                 rec.CURRENT_ASSIGNMENT, member_epoch=m.member_epoch, previous_member_epoch=m.previous_member_epoch,
                 state=STATE_CODES[m.state], assigned_partitions=rec.topic_partitions(current_tp, m.assigned),
                 partitions_pending_revocation=rec.topic_partitions(current_tp, m.pending_revocation))))
-        self.dirty_metadata.clear()
-        self.dirty_target.clear()
-        self.dirty_current.clear()
-        self.removed.clear()
-        self.dirty_group = False
-        return out
-
-    def write_failed(self, records: list[tuple[bytes, bytes | None]]) -> None:
-        """Records ``take_records`` gave that were not written: they go out with the next ones
-        (later values of a key come after, so they win on replay)."""
-        self.unwritten = records + self.unwritten
-
-    def all_record_keys(self) -> list[bytes]:
-        gid = self.group_id
-        return ([rec.key(t, gid, m) for m in self.members for t in rec.MEMBER_TYPES]
-                + [rec.key(t, gid) for t in reversed(rec.GROUP_TYPES)])
+        return self._take_end(out)
 
     def load_record(self, record_type: int, member_id: str | None, value) -> None:
         """Replay one record (a parsed value, or None for a tombstone) while loading."""

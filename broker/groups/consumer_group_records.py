@@ -19,6 +19,23 @@ kafka-python's codec from the specs::
 A tombstone (null value) deletes a member's records when it leaves and the group's when
 it is deleted. Types 4 (partition metadata, replaced by a hash in 4.1) and 16 (resolved
 regular expressions) are not written: the coordinator recomputes both from the image.
+
+Share groups (KIP-932, broker.share.share_group) have records of the same build, so a new
+coordinator keeps their epochs and members after a failover, as Kafka 4.4 does::
+
+    type 10 ShareGroupMemberMetadataKey         group, member -> RackId, ClientId, ClientHost,
+            SubscribedTopicNames
+    type 11 ShareGroupMetadataKey               group      -> Epoch, MetadataHash (written 0:
+            Odradek compares the subscribed topics with the image instead)
+    type 12 ShareGroupTargetAssignmentMetadataKey group    -> AssignmentEpoch
+    type 13 ShareGroupTargetAssignmentMemberKey group, member -> TopicPartitions
+    type 14 ShareGroupCurrentMemberAssignmentKey group, member -> MemberEpoch,
+            PreviousMemberEpoch, State (int8, always 2: stable), AssignedPartitions
+
+Type 15 (ShareGroupStatePartitionMetadata, the partitions whose share state Kafka's group
+coordinator initialised) is not written: here a share partition's state is created in
+``__share_group_state`` by the partition's leader at the group's first fetch from it
+(broker.share.manager), and survives there.
 """
 
 import struct
@@ -32,6 +49,10 @@ from odradek.protocol.schemas import declared
 METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT = 3, 5, 6, 7, 8
 GROUP_TYPES = (METADATA, TARGET_METADATA)
 MEMBER_TYPES = (MEMBER_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT)
+SHARE_MEMBER_METADATA, SHARE_METADATA, SHARE_TARGET_METADATA, SHARE_TARGET_MEMBER, SHARE_CURRENT_ASSIGNMENT = (
+    10, 11, 12, 13, 14)
+SHARE_GROUP_TYPES = (SHARE_METADATA, SHARE_TARGET_METADATA)
+SHARE_MEMBER_TYPES = (SHARE_MEMBER_METADATA, SHARE_TARGET_MEMBER, SHARE_CURRENT_ASSIGNMENT)
 VALUE_VERSION = 0
 _I16 = struct.Struct(">h")
 
@@ -41,11 +62,21 @@ ConsumerGroupTargetAssignmentMetadataValue = declared("ConsumerGroupTargetAssign
 ConsumerGroupTargetAssignmentMemberValue = declared("ConsumerGroupTargetAssignmentMemberValue", ApiData, __name__)
 ConsumerGroupCurrentMemberAssignmentValue = declared("ConsumerGroupCurrentMemberAssignmentValue", ApiData, __name__)
 
+ShareGroupMemberMetadataValue = declared("ShareGroupMemberMetadataValue", ApiData, __name__)
+ShareGroupMetadataValue = declared("ShareGroupMetadataValue", ApiData, __name__)
+ShareGroupTargetAssignmentMetadataValue = declared("ShareGroupTargetAssignmentMetadataValue", ApiData, __name__)
+ShareGroupTargetAssignmentMemberValue = declared("ShareGroupTargetAssignmentMemberValue", ApiData, __name__)
+ShareGroupCurrentMemberAssignmentValue = declared("ShareGroupCurrentMemberAssignmentValue", ApiData, __name__)
+
 VALUES: dict[int, Any] = {
     METADATA: ConsumerGroupMetadataValue, MEMBER_METADATA: ConsumerGroupMemberMetadataValue,
     TARGET_METADATA: ConsumerGroupTargetAssignmentMetadataValue,
     TARGET_MEMBER: ConsumerGroupTargetAssignmentMemberValue,
     CURRENT_ASSIGNMENT: ConsumerGroupCurrentMemberAssignmentValue,
+    SHARE_MEMBER_METADATA: ShareGroupMemberMetadataValue, SHARE_METADATA: ShareGroupMetadataValue,
+    SHARE_TARGET_METADATA: ShareGroupTargetAssignmentMetadataValue,
+    SHARE_TARGET_MEMBER: ShareGroupTargetAssignmentMemberValue,
+    SHARE_CURRENT_ASSIGNMENT: ShareGroupCurrentMemberAssignmentValue,
 }
 
 
@@ -81,3 +112,49 @@ def assignment_of(items) -> Assignment:
     for item in items or ():
         out[item.topic_id] = out.get(item.topic_id, frozenset()) | frozenset(item.partitions)
     return out
+
+
+class GroupRecords:
+    """A modern group's (consumer or share) account of what changed since its records were
+    last taken: member ids whose metadata / target / current assignment changed, members
+    removed, whether the group epoch (or the assignment epoch) moved, and records whose
+    write failed. The group's ``take_records`` builds the values between ``_take_begin``
+    (what failed before, tombstones of removed members) and ``_take_end``."""
+
+    MEMBER_RECORD_TYPES: tuple[int, ...] = MEMBER_TYPES
+    GROUP_RECORD_TYPES: tuple[int, ...] = GROUP_TYPES
+    group_id: str
+    members: dict
+
+    def _init_records(self) -> None:
+        self.dirty_metadata: set[str] = set()
+        self.dirty_target: set[str] = set()
+        self.dirty_current: set[str] = set()
+        self.removed: set[str] = set()
+        self.dirty_group = False
+        self.unwritten: list[tuple[bytes, bytes | None]] = []  # records whose write failed
+
+    def _take_begin(self) -> list[tuple[bytes, bytes | None]]:
+        out, self.unwritten = self.unwritten, []
+        for member_id in sorted(self.removed - set(self.members)):
+            out += [(key(t, self.group_id, member_id), None) for t in self.MEMBER_RECORD_TYPES]
+        return out
+
+    def _take_end(self, out: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes, bytes | None]]:
+        self.dirty_metadata.clear()
+        self.dirty_target.clear()
+        self.dirty_current.clear()
+        self.removed.clear()
+        self.dirty_group = False
+        return out
+
+    def write_failed(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Records ``take_records`` gave that were not written: they go out with the next ones
+        (later values of a key come after, so they win on replay)."""
+        self.unwritten = records + self.unwritten
+
+    def all_record_keys(self) -> list[bytes]:
+        """Every key of the group's records (their tombstones delete it)."""
+        gid = self.group_id
+        return ([key(t, gid, m) for m in self.members for t in self.MEMBER_RECORD_TYPES]
+                + [key(t, gid) for t in reversed(self.GROUP_RECORD_TYPES)])

@@ -317,9 +317,8 @@ class GroupCoordinator(PartitionCoordinator):
         # deletion keep one path; a group id has members of one protocol at a time.
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.consumer_config = _consumer_config(config)
-        # Share groups (KIP-932): membership and assignment, held in memory by the
-        # coordinator (not yet written to __consumer_offsets: a new coordinator starts
-        # them empty and members rejoin on UNKNOWN_MEMBER_ID).
+        # Share groups (KIP-932): membership and assignment, written to __consumer_offsets
+        # as Kafka 4.4 writes them (consumer_group_records), so a new coordinator keeps them.
         self.share_groups: dict[str, ShareGroup] = {}
         self.share_config = ShareGroupConfig(
             session_timeout_ms=config["group.share.session.timeout.ms"],
@@ -412,10 +411,15 @@ class GroupCoordinator(PartitionCoordinator):
                         self._replay(p, key, value)
         topics = self._topics()
         for group_id in p.group_ids:
-            self.groups[group_id].start_session_timers()
+            group = self.groups.get(group_id)  # (a share group has no classic group)
+            if group is not None:
+                group.start_session_timers()
             consumer_group = self.consumer_groups.get(group_id)
             if consumer_group is not None:
                 consumer_group.loaded(topics)
+            share_group = self.share_groups.get(group_id)
+            if share_group is not None:
+                share_group.loaded(topics)
         p.loading = False
         (log.info if records else log.debug)("offsets_partition_loaded", partition=p.index, groups=len(p.group_ids),
                  records=records, seconds=round(time.monotonic() - started, 3))
@@ -426,25 +430,8 @@ class GroupCoordinator(PartitionCoordinator):
             return
         try:
             parsed = ot.parse_key(key)
-            if parsed[0] == "consumer_group":
-                _, group_id, record_type, member_id = parsed
-                consumer_group = self.consumer_groups.get(group_id)
-                if consumer_group is None:
-                    if value is None:
-                        return
-                    consumer_group = self._new_consumer_group(group_id)
-                parsed_value = None
-                if value is not None:
-                    try:
-                        parsed_value = cgr.parse_value(record_type, value)
-                    except Exception as e:  # kafka-python's codec: struct.error, ValueError...
-                        raise ot.RecordFormatError(f"record type {record_type}: {e}") from None
-                consumer_group.load_record(record_type, member_id, parsed_value)
-                if record_type == cgr.METADATA and value is None and not consumer_group.members:
-                    # Its tombstone, after its members' (an emptied group changed protocol,
-                    # or the group was downgraded to classic): as Kafka's removeGroup.
-                    del self.consumer_groups[group_id]
-                    consumer_group.shut_down()
+            if parsed[0] in ("consumer_group", "share_group"):
+                self._replay_modern(parsed[0] == "share_group", parsed[1], parsed[2], parsed[3], value)
                 return
             if parsed[0] == "offset":
                 _, group_id, topic, partition = parsed
@@ -469,6 +456,28 @@ class GroupCoordinator(PartitionCoordinator):
                     self._group(group_id, create=True).load_record(ot.parse_group_value(value))
         except ot.RecordFormatError as e:
             log.warning("offsets_record_skipped", partition=p.index, reason=str(e))
+
+    def _replay_modern(self, share: bool, group_id: str, record_type: int, member_id: str | None,
+                       value: bytes | None) -> None:
+        """One record of a consumer group (KIP-848) or a share group (KIP-932)."""
+        groups: dict = self.share_groups if share else self.consumer_groups
+        group = groups.get(group_id)
+        if group is None:
+            if value is None:
+                return
+            group = self._new_share_group(group_id) if share else self._new_consumer_group(group_id)
+        parsed_value = None
+        if value is not None:
+            try:
+                parsed_value = cgr.parse_value(record_type, value)
+            except Exception as e:  # kafka-python's codec: struct.error, ValueError...
+                raise ot.RecordFormatError(f"record type {record_type}: {e}") from None
+        group.load_record(record_type, member_id, parsed_value)
+        if record_type in (cgr.METADATA, cgr.SHARE_METADATA) and value is None and not group.members:
+            # Its tombstone, after its members' (the group was deleted, an emptied group
+            # changed protocol, or was downgraded to classic): as Kafka's removeGroup.
+            del groups[group_id]
+            group.shut_down()
 
     def _replay_pending(self, p: OffsetsPartition, producer_id: int, key: bytes | None,
                         value: bytes | None) -> None:
@@ -593,11 +602,12 @@ class GroupCoordinator(PartitionCoordinator):
         if group.downgrade:  # it replaced the last consumer-protocol member (a static one)
             error = await self._write(group.group_id, self._downgrade(group))
             return JoinResult(error, joined.member_id) if error else joined
-        error = await self._write_consumer_group(group)
+        error = await self._write_modern_group(group)
         return JoinResult(error, joined.member_id) if error else joined
 
-    async def _write_consumer_group(self, group: ConsumerGroup) -> ErrorCode:
-        """Write what changed in a consumer group; on failure the records go with the next."""
+    async def _write_modern_group(self, group: ConsumerGroup | ShareGroup) -> ErrorCode:
+        """Write what changed in a consumer or share group; on failure the records go with
+        the next."""
         records = group.take_records()
         if not records:
             return ErrorCode.NONE
@@ -663,7 +673,7 @@ class GroupCoordinator(PartitionCoordinator):
             if records:
                 error = await self._write(group_id, records)
             else:
-                error = await self._write_consumer_group(consumer_group)
+                error = await self._write_modern_group(consumer_group)
             return error, [error or e for e in errors]
         group = self._group(group_id)
         if group is None:
@@ -874,7 +884,7 @@ class GroupCoordinator(PartitionCoordinator):
         return group_id in self.share_groups
 
     # -- share groups (KIP-932) -----------------------------------------------------------------
-    def share_group_heartbeat(self, group_id: str, hb: ShareHeartbeat) -> HeartbeatResult:
+    async def share_group_heartbeat(self, group_id: str, hb: ShareHeartbeat) -> HeartbeatResult:
         error, message = validate_share(hb, group_id)
         if error:
             return HeartbeatResult(error, message)
@@ -889,9 +899,20 @@ class GroupCoordinator(PartitionCoordinator):
         if group is None:
             if hb.member_epoch != 0:
                 return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Share group {group_id} not found.")
-            group = self.share_groups[group_id] = ShareGroup(group_id, self.share_config, self.scheduler)
-            self.partitions[self.partition_for(group_id)].group_ids.add(group_id)
-        return group.heartbeat(hb, self._topics())
+            group = self._new_share_group(group_id)
+        result = group.heartbeat(hb, self._topics())
+        # Answered once its records are committed, as Kafka does.
+        error = await self._write_modern_group(group)
+        return HeartbeatResult(error) if error else result
+
+    def _new_share_group(self, group_id: str) -> ShareGroup:
+        group = self.share_groups[group_id] = ShareGroup(group_id, self.share_config, self.scheduler)
+        self.partitions[self.partition_for(group_id)].group_ids.add(group_id)
+
+        def changed() -> None:  # a timer removed a member: store that
+            self.tasks.spawn(f"persist share group {group_id}", lambda: self._write_modern_group(group), retries=0)
+        group.on_change = changed
+        return group
 
     # -- the consumer group protocol (KIP-848) ------------------------------------------------
     def _compile_regex(self, pattern: str):
@@ -967,7 +988,7 @@ class GroupCoordinator(PartitionCoordinator):
             return HeartbeatResult(error) if error else result
         group.write_failed(upgrade)  # written first, with the group's records
         # Answered once its records are committed, as Kafka does.
-        error = await self._write_consumer_group(group)
+        error = await self._write_modern_group(group)
         return HeartbeatResult(error) if error else result
 
     def _may_upgrade(self, classic: Group) -> bool:
@@ -1026,7 +1047,7 @@ class GroupCoordinator(PartitionCoordinator):
 
             async def run():
                 if downgrade is None:
-                    await self._write_consumer_group(group)
+                    await self._write_modern_group(group)
                 elif error := await self._write(group_id, downgrade):
                     log.warning("consumer_group_downgrade_not_written", group_id=group_id, error=error.name)
             self.tasks.spawn(f"persist consumer group {group_id}", run, retries=0)

@@ -178,11 +178,13 @@ class _Reader:
 # id in the key, or only the group id.
 CONSUMER_GROUP_MEMBER_KEYS = (5, 7, 8)
 CONSUMER_GROUP_KEYS = (3, 6)
+SHARE_GROUP_MEMBER_KEYS = (10, 13, 14)  # share groups (KIP-932), see consumer_group_records
+SHARE_GROUP_KEYS = (11, 12)
 
 
 def parse_key(key: bytes) -> tuple:
     """('offset', group, topic, partition), ('group', group_id), or
-    ('consumer_group', group_id, record type, member id or None)."""
+    ('consumer_group' / 'share_group', group_id, record type, member id or None)."""
     r = _Reader(key)
     version = r.i16()
     if version in (0, 1):
@@ -193,6 +195,10 @@ def parse_key(key: bytes) -> tuple:
         return "consumer_group", r.string(), version, None
     if version in CONSUMER_GROUP_MEMBER_KEYS:
         return "consumer_group", r.string(), version, r.string()
+    if version in SHARE_GROUP_KEYS:
+        return "share_group", r.string(), version, None
+    if version in SHARE_GROUP_MEMBER_KEYS:
+        return "share_group", r.string(), version, r.string()
     raise RecordFormatError(f"unknown __consumer_offsets key version {version}")
 
 

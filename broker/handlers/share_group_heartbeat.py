@@ -41,7 +41,7 @@ async def handle(ctx, request):
     hb = ShareHeartbeat(member_id=request.member_id, member_epoch=request.member_epoch,
                         rack_id=request.rack_id, subscribed_topic_names=request.subscribed_topic_names,
                         client_id=ctx.header.client_id or "", client_host=client_host(ctx))
-    result = coordinator.share_group_heartbeat(request.group_id, hb)
+    result = await coordinator.share_group_heartbeat(request.group_id, hb)
     assignment = None
     if result.assignment is not None:
         assignment = R.Assignment(topic_partitions=[

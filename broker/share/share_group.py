@@ -15,15 +15,25 @@ than partitions each member gets one partition and a partition is shared by seve
 (members ``i`` and ``i + P`` share partition ``i``), so no member idles.
 
 Errors follow Kafka's GroupMetadataManager.shareGroupHeartbeat: INVALID_REQUEST with
-its messages, UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED.
+its messages, UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED. As in Kafka,
+a member may heartbeat with its previous epoch (the answer that bumped it was lost) and
+gets its current epoch and assignment back.
+
+The group is durable as Kafka 4.4 keeps it: what changed is taken as records
+(``take_records``, in broker.groups.consumer_group_records' formats) and written to
+``__consumer_offsets`` before the heartbeat is answered; a new coordinator replays them
+(``load_record``, ``loaded``), so after a failover the group keeps its epoch, members and
+assignment, and its members go on heartbeating with their epochs.
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 import structlog
 
+from odradek.broker.groups import consumer_group_records as rec
 from odradek.broker.groups.assignors import Assignment
 from odradek.broker.groups.consumer_group import HeartbeatResult, TopicInfo, Topics
 from odradek.broker.groups.group import Scheduler, TimerHandle
@@ -34,6 +44,7 @@ log = structlog.get_logger(__name__)
 LEAVE_EPOCH = -1
 SHARE_PROTOCOL_TYPE = "share"
 SIMPLE_ASSIGNOR = "simple"
+STABLE = 2  # Kafka's MemberState code: a share member has nothing to revoke, always stable
 
 
 class ShareGroupState(Enum):
@@ -68,8 +79,13 @@ class ShareMember:
     client_host: str = ""
     subscribed_topic_names: tuple[str, ...] = ()
     member_epoch: int = 0
+    previous_member_epoch: int = 0
     assigned: Assignment = field(default_factory=dict)
     session_timer: TimerHandle | None = None
+
+    def metadata(self) -> tuple:
+        """What its ShareGroupMemberMetadata record holds."""
+        return self.rack_id, self.client_id, self.client_host, self.subscribed_topic_names
 
 
 def validate(hb: ShareHeartbeat, group_id: str) -> tuple[ErrorCode, str | None]:
@@ -102,7 +118,10 @@ def simple_assignment(members: list[str], partitions: list[tuple[uuid.UUID, int]
     return {m: {t: frozenset(ps) for t, ps in a.items()} for m, a in sets.items()}
 
 
-class ShareGroup:
+class ShareGroup(rec.GroupRecords):
+    MEMBER_RECORD_TYPES = rec.SHARE_MEMBER_TYPES
+    GROUP_RECORD_TYPES = rec.SHARE_GROUP_TYPES
+
     def __init__(self, group_id: str, config: ShareGroupConfig, scheduler: Scheduler):
         self.group_id = group_id
         self.config = config
@@ -113,6 +132,8 @@ class ShareGroup:
         self.subscribed: dict[str, TopicInfo] = {}  # the subscribed topics at group_epoch
         self.dead = False
         self.stale = False  # a member expired since the target was computed
+        self._init_records()  # what changed since the records were last taken
+        self.on_change: Callable[[], None] | None = None  # changes made by timers
 
     @property
     def state(self) -> ShareGroupState:
@@ -148,8 +169,11 @@ class ShareGroup:
         elif member is None:
             return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID,
                                    f"Member {hb.member_id} is not a member of group {self.group_id}.")
-        elif hb.member_epoch != member.member_epoch:
-            return HeartbeatResult.fenced("share", hb.member_epoch, member.member_epoch)
+        elif hb.member_epoch > member.member_epoch or (hb.member_epoch < member.member_epoch
+                                                       and hb.member_epoch != member.previous_member_epoch):
+            return HeartbeatResult.fenced("share", hb.member_epoch, member.member_epoch,
+                                          member.previous_member_epoch)
+        metadata = member.metadata()
         if hb.rack_id is not None:
             member.rack_id = hb.rack_id
         if hb.subscribed_topic_names is not None:
@@ -158,15 +182,20 @@ class ShareGroup:
             member.subscribed_topic_names = names
         member.client_id = hb.client_id or member.client_id
         member.client_host = hb.client_host or member.client_host
+        if member.metadata() != metadata:
+            self.dirty_metadata.add(member.member_id)
         if changed or self.stale or self._subscribed_now(topics) != self.subscribed:
             self._recompute(topics)
-        epoch_before = member.member_epoch
-        member.member_epoch = self.group_epoch
-        member.assigned = self.target.get(member.member_id, {})
+        assigned = self.target.get(member.member_id, {})
+        if member.member_epoch != self.group_epoch or member.assigned != assigned:
+            if member.member_epoch != self.group_epoch:
+                member.previous_member_epoch = member.member_epoch
+            member.member_epoch, member.assigned = self.group_epoch, assigned
+            self.dirty_current.add(member.member_id)
         self._schedule(member)
         full = hb.member_epoch == 0 or hb.subscribed_topic_names is not None
         return HeartbeatResult(ErrorCode.NONE, None, member.member_id, member.member_epoch,
-                               member.assigned if full or epoch_before != member.member_epoch else None)
+                               member.assigned if full or hb.member_epoch != member.member_epoch else None)
 
     def _subscribed_now(self, topics: Topics) -> dict[str, TopicInfo]:
         return {n: topics.by_name[n] for m in self.members.values()
@@ -175,19 +204,27 @@ class ShareGroup:
     def _recompute(self, topics: Topics) -> None:
         """A new group epoch and its target assignment, computed at once."""
         self.group_epoch += 1
+        self.dirty_group = True
         self.stale = False
         self.subscribed = self._subscribed_now(topics)
-        # Homogeneous per topic set: members are grouped by what they subscribe to.
+        target = self._target_for(topics)
+        self.dirty_target |= {m for m, a in target.items() if self.target.get(m) != a}
+        self.target = target
+        log.info("share_group_target_assignment", group_id=self.group_id, epoch=self.group_epoch,
+                 members=len(self.members))
+
+    def _target_for(self, topics: Topics) -> dict[str, Assignment]:
+        """The simple assignor's target for the members as they are, homogeneous per topic
+        set: members are grouped by what they subscribe to."""
         by_subscription: dict[tuple[str, ...], list[str]] = {}
         for m in sorted(self.members.values(), key=lambda m: m.member_id):
             by_subscription.setdefault(m.subscribed_topic_names, []).append(m.member_id)
-        self.target = {}
+        target: dict[str, Assignment] = {}
         for names, member_ids in by_subscription.items():
             partitions = [(topics.by_name[n].topic_id, p) for n in names if n in topics.by_name
                           for p in range(topics.by_name[n].partitions)]
-            self.target.update(simple_assignment(member_ids, partitions))
-        log.info("share_group_target_assignment", group_id=self.group_id, epoch=self.group_epoch,
-                 members=len(self.members))
+            target.update(simple_assignment(member_ids, partitions))
+        return target
 
     def _schedule(self, member: ShareMember) -> None:
         if member.session_timer is not None:
@@ -199,12 +236,15 @@ class ShareGroup:
         if self.members.get(member.member_id) is member:
             self._remove(member, "session timeout")
             self.stale = True  # the next heartbeat recomputes, against the image as it is then
+            if self.on_change is not None:
+                self.on_change()  # its records go now
 
     def _remove(self, member: ShareMember, reason: str) -> None:
         if member.session_timer is not None:
             member.session_timer.cancel()
         del self.members[member.member_id]
         self.target.pop(member.member_id, None)
+        self.removed.add(member.member_id)
         log.info("share_group_member_removed", group_id=self.group_id, member_id=member.member_id,
                  reason=reason)
 
@@ -213,3 +253,64 @@ class ShareGroup:
             if member.session_timer is not None:
                 member.session_timer.cancel()
         self.dead = True
+
+    # -- records in __consumer_offsets (consumer_group_records) ------------------------------
+    def take_records(self) -> list[tuple[bytes, bytes | None]]:
+        """The (key, value) records of what changed since the last call, tombstones for
+        removed members; written by the coordinator before it answers."""
+        gid, out = self.group_id, self._take_begin()
+        if self.dirty_group:
+            out.append((rec.key(rec.SHARE_METADATA, gid),
+                        rec.value(rec.SHARE_METADATA, epoch=self.group_epoch, metadata_hash=0)))
+        for member_id in sorted(self.dirty_metadata & set(self.members)):
+            m = self.members[member_id]
+            out.append((rec.key(rec.SHARE_MEMBER_METADATA, gid, member_id), rec.value(
+                rec.SHARE_MEMBER_METADATA, rack_id=m.rack_id, client_id=m.client_id, client_host=m.client_host,
+                subscribed_topic_names=list(m.subscribed_topic_names))))
+        target_tp = rec.ShareGroupTargetAssignmentMemberValue.fields["topic_partitions"].data_class
+        for member_id in sorted(self.dirty_target & set(self.members)):
+            out.append((rec.key(rec.SHARE_TARGET_MEMBER, gid, member_id), rec.value(
+                rec.SHARE_TARGET_MEMBER,
+                topic_partitions=rec.topic_partitions(target_tp, self.target.get(member_id, {})))))
+        if self.dirty_group:
+            out.append((rec.key(rec.SHARE_TARGET_METADATA, gid),
+                        rec.value(rec.SHARE_TARGET_METADATA, assignment_epoch=self.group_epoch)))
+        current_tp = rec.ShareGroupCurrentMemberAssignmentValue.fields["assigned_partitions"].data_class
+        for member_id in sorted(self.dirty_current & set(self.members)):
+            m = self.members[member_id]
+            out.append((rec.key(rec.SHARE_CURRENT_ASSIGNMENT, gid, member_id), rec.value(
+                rec.SHARE_CURRENT_ASSIGNMENT, member_epoch=m.member_epoch,
+                previous_member_epoch=m.previous_member_epoch, state=STABLE,
+                assigned_partitions=rec.topic_partitions(current_tp, m.assigned))))
+        return self._take_end(out)
+
+    def load_record(self, record_type: int, member_id: str | None, value) -> None:
+        """Replay one record (a parsed value, or None for a tombstone) while loading."""
+        if record_type == rec.SHARE_METADATA:
+            self.group_epoch = value.epoch if value is not None else 0
+            return
+        if member_id is None:  # SHARE_TARGET_METADATA: the assignment epoch is the group epoch
+            return
+        if value is None:
+            self.members.pop(member_id, None)
+            self.target.pop(member_id, None)
+            return
+        if record_type == rec.SHARE_TARGET_MEMBER:
+            self.target[member_id] = rec.assignment_of(value.topic_partitions)
+            return
+        member = self.members.setdefault(member_id, ShareMember(member_id))
+        if record_type == rec.SHARE_MEMBER_METADATA:
+            member.rack_id, member.client_id, member.client_host = value.rack_id, value.client_id, value.client_host
+            member.subscribed_topic_names = tuple(sorted(value.subscribed_topic_names or ()))
+        elif record_type == rec.SHARE_CURRENT_ASSIGNMENT:
+            member.member_epoch, member.previous_member_epoch = value.member_epoch, value.previous_member_epoch
+            member.assigned = rec.assignment_of(value.assigned_partitions)
+
+    def loaded(self, topics: Topics) -> None:
+        """After replay: the subscribed topics, every member's session (Kafka's onLoaded), and
+        whether the image moved since the target was computed (the next heartbeat then
+        recomputes it: a new epoch)."""
+        self.subscribed = self._subscribed_now(topics)
+        self.stale = self._target_for(topics) != {m: a for m, a in self.target.items() if m in self.members}
+        for member in self.members.values():
+            self._schedule(member)

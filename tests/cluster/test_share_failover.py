@@ -1,18 +1,24 @@
-"""A share group on three nodes: the leader of its share partition is killed. The new
-leader loads the share partition's state from ``__share_group_state`` (replicated, its
-own partition possibly moving too): what was acknowledged is never handed out again,
-what was acquired and not acknowledged is, its delivery count kept."""
+"""A share group on three nodes: the node that is both its group coordinator and the
+leader of its share partition is killed. The new leader loads the share partition's state
+from ``__share_group_state`` (replicated, its own partition possibly moving too): what was
+acknowledged is never handed out again, what was acquired and not acknowledged is, its
+delivery count kept. The new coordinator replays the group's records from
+``__consumer_offsets``: its epoch and members survive, and a member goes on heartbeating
+with its epoch (before, the group was lost and its members had to join again)."""
 
 import time
 
+from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
+from odradek.protocol.errors import ErrorCode
+from odradek.protocol.messages import ShareGroupDescribeRequest, ShareGroupDescribeResponse
 from odradek.protocol.records import build_batch
-from tests.clients import create_topics
 from tests.integration.test_share_groups import (
     ACCEPT,
     acquired,
+    heartbeat,
     join,
     set_group_configs,
     share_fetch,
@@ -21,6 +27,7 @@ from tests.local_cluster import Cluster
 from tests.rawclient import RawConnection, produce
 
 GROUP, TOPIC = "sg-failover", "sq"
+C = CreateTopicsRequest
 
 
 def _until(call, timeout_s: float = 30):
@@ -47,28 +54,37 @@ def _coordinator(bootstrap: str, alive: set[int]) -> int | None:
     return r.node_id if r.error_code == 0 and r.node_id in alive else None
 
 
-def test_acknowledged_records_are_not_redelivered_after_the_leader_is_killed(tmp_path):
+def _create_led_by(bootstrap: str, node: int, nodes: list[int]) -> None:
+    """The topic, one partition on all three nodes, ``node`` first: its preferred leader."""
+    replicas = [node] + [n for n in nodes if n != node]
+    with RawConnection(bootstrap) as conn:
+        r = conn.roundtrip(C(topics=[C.CreatableTopic(
+            name=TOPIC, num_partitions=-1, replication_factor=-1, configs=[], assignments=[
+                C.CreatableTopic.CreatableReplicaAssignment(partition_index=0, broker_ids=replicas)])],
+            timeout_ms=30000, validate_only=False), 4, CreateTopicsResponse)
+    assert r.topics[0].error_code == 0, r
+
+
+def test_a_share_group_survives_the_kill_of_its_coordinator_and_partition_leader(tmp_path):
     cluster = Cluster(tmp_path, overrides={"offsets.topic.num.partitions": "1",
                                            "share.coordinator.state.topic.num.partitions": "1"})
     try:
         cluster.start()
         cluster.wait_formed()
         alive = set(cluster.nodes)
-        create_topics(cluster.live_bootstrap, [TOPIC], 1, 3)
-        topic_id, leader = _until(lambda: _leader(cluster.nodes[1].bootstrap, alive))
-        at_leader = cluster.nodes[leader].bootstrap
-        for i in range(3):  # offsets 2i, 2i+1
-            batch = build_batch([(None, f"{i}a".encode()), (None, f"{i}b".encode())])
-            assert produce(at_leader, TOPIC, {0: batch})[0].error_code == 0
         coordinator = _until(lambda: _coordinator(cluster.nodes[1].bootstrap, alive))
-        # Set at the partition's leader, which answers once its own image has the config:
-        # group configs reach the other nodes a moment later, and the share partition takes
-        # share.auto.offset.reset when its first fetch creates it.
+        _create_led_by(cluster.nodes[1].bootstrap, coordinator, sorted(alive))
+        topic_id, leader = _until(lambda: _leader(cluster.nodes[1].bootstrap, alive))
+        assert leader == coordinator
+        at_leader = cluster.nodes[leader].bootstrap
+        for i in range(3):  # offsets 2i, 2i+1 (the leader may take a moment to have the replica)
+            batch = build_batch([(None, f"{i}a".encode()), (None, f"{i}b".encode())])
+            assert _until(lambda b=batch: produce(at_leader, TOPIC, {0: b})[0].error_code == 0)
         with RawConnection(at_leader) as c:
             set_group_configs(c, GROUP, share_auto_offset_reset="earliest")
-        with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
             join(c, GROUP, "m", [TOPIC])
-        with RawConnection(at_leader) as c:
+            assert join(c, GROUP, "m2", [TOPIC]).member_epoch == 2
+            assert heartbeat(c, GROUP, "m", 1).member_epoch == 2
             epoch = 0
 
             def first_fetch():  # (__share_group_state is created on the first share fetch)
@@ -85,13 +101,24 @@ def test_acknowledged_records_are_not_redelivered_after_the_leader_is_killed(tmp
         _, new_leader = _until(lambda: _leader(survivor, alive))
         coordinator = _until(lambda: _coordinator(survivor, alive))
         with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
-            join(c, GROUP, "m2", [TOPIC])
+            waiting = (ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.NOT_COORDINATOR,
+                       ErrorCode.COORDINATOR_NOT_AVAILABLE)
+            answers = []
+            _until(lambda: answers.append(heartbeat(c, GROUP, "m", 2)) or answers[-1].error_code not in waiting)
+            r = answers[-1]
+            assert (r.error_code, r.member_epoch) == (0, 2), r  # the new coordinator knows m at epoch 2
+            d = c.roundtrip(ShareGroupDescribeRequest(group_ids=[GROUP], include_authorized_operations=False),
+                            1, ShareGroupDescribeResponse)
+            (g,) = d.groups
+            assert (g.error_code, g.group_epoch) == (0, 2)
+            assert sorted((m.member_id, m.member_epoch) for m in g.members) == [("m", 2), ("m2", 2)]
+            assert join(c, GROUP, "m3", [TOPIC]).member_epoch == 3  # the epoch goes on
         with RawConnection(cluster.nodes[new_leader].bootstrap) as c:
             epoch, got = 0, []
 
             def fetch():  # (the new leader's high watermark may reach 6 a little later)
                 nonlocal epoch
-                got.extend(acquired(share_fetch(c, GROUP, "m2", epoch, topic_id, max_records=10,
+                got.extend(acquired(share_fetch(c, GROUP, "m", epoch, topic_id, max_records=10,
                                                 max_wait_ms=1000)))
                 epoch += 1
                 return sum(b - a + 1 for a, b, _ in got) >= 4

@@ -467,6 +467,22 @@ def test_java_share_consumers_share_a_partition(java, odradek):
         (name, "1", f"{topic}:0") for name in ("member-a", "member-b", "stalled")], members
 
 
+def test_java_share_consumers_at_scale_with_one_killed(java, odradek):
+    """Issue 20's scale scenario (tests/share_scale.py) with KafkaShareConsumer: five
+    consumers (threads of one JVM) and a sixth in a JVM of its own SIGKILLed mid-batch,
+    20,000 records (about 9 s, two JVM starts; make share-scale prints the throughput). Each record is
+    held by one consumer at a time and accepted exactly once; the victim's are redelivered."""
+    from tests import share_scale
+    topic, group = f"java-scale-{uuid.uuid4().hex[:6]}", f"java-sg-scale-{uuid.uuid4().hex[:6]}"
+
+    def start(consumers) -> None:
+        consumers.start(java.command("sharevictim", odradek.bootstrap, topic, group), victim=True)
+        consumers.start(java.command("sharescale", odradek.bootstrap, topic, group, str(share_scale.CONSUMERS)))
+    report = share_scale.run(odradek.bootstrap, topic, group, share_scale.RECORDS, start,
+                             timeout_s=90 + share_scale.RECORDS / 50)
+    print(report.line("Java KafkaShareConsumer"))
+
+
 def test_java_client_over_ssl_without_a_certificate_and_sasl_ssl(java, secure, certs, tmp_path):
     """One JVM, the security cases test_security_tools.py leaves to it: SSL without a client
     certificate (User:ANONYMOUS), SASL_SSL with PLAIN and with SCRAM-SHA-512 (each produces and

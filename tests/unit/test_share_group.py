@@ -43,7 +43,15 @@ def test_members_join_get_epochs_and_assignments_and_leave():
     r = g.heartbeat(ShareHeartbeat("a", 1), TOPICS)  # a learns epoch 2 and its smaller share
     assert (r.member_epoch, r.assignment) == (2, {T1: frozenset({0})})
     assert g.heartbeat(ShareHeartbeat("a", 2), TOPICS).assignment is None  # unchanged: not sent
-    assert g.heartbeat(ShareHeartbeat("a", 1), TOPICS).error == ErrorCode.FENCED_MEMBER_EPOCH
+    # Its previous epoch (the answer that bumped it was lost) is taken, as Kafka does: the
+    # answer repeats the current epoch and assignment; an older one or a newer one is fenced.
+    r = g.heartbeat(ShareHeartbeat("a", 1), TOPICS)
+    assert (r.error, r.member_epoch, r.assignment) == (ErrorCode.NONE, 2, {T1: frozenset({0})})
+    assert g.heartbeat(ShareHeartbeat("b", 0), TOPICS).member_epoch == 2  # (b: 0 rejoins as itself)
+    r = g.heartbeat(ShareHeartbeat("a", 3), TOPICS)
+    assert (r.error, r.message) == (ErrorCode.FENCED_MEMBER_EPOCH, (
+        "The share group member has a greater member epoch (3) than the one known by the group "
+        "coordinator (2). The member must abandon all its partitions and rejoin."))
     assert g.heartbeat(ShareHeartbeat("zz", 2), TOPICS).error == ErrorCode.UNKNOWN_MEMBER_ID
     assert g.heartbeat(ShareHeartbeat("b", -1), TOPICS).member_epoch == -1
     r = g.heartbeat(ShareHeartbeat("a", 2), TOPICS)
@@ -116,3 +124,88 @@ def test_share_manager_forgets_partitions_it_no_longer_leads_and_sessions_of_clo
     m.connection_closed(conn)
     assert list(m.sessions.sessions) == [("g", "b")]
     assert kept.next_fetch_offset() == 0 and kept.records[0].delivery_count == 1
+
+
+def test_an_epoch_older_than_the_previous_one_is_fenced_in_kafkas_words():
+    g, _ = _group()
+    g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)  # epoch 1
+    g.heartbeat(ShareHeartbeat("b", 0, subscribed_topic_names=["t"]), TOPICS)  # epoch 2
+    g.heartbeat(ShareHeartbeat("a", 1), TOPICS)  # a: 2, previous 1
+    g.heartbeat(ShareHeartbeat("c", 0, subscribed_topic_names=["t"]), TOPICS)  # epoch 3
+    assert g.heartbeat(ShareHeartbeat("a", 2), TOPICS).member_epoch == 3  # a: 3, previous 2
+    r = g.heartbeat(ShareHeartbeat("a", 1), TOPICS)
+    assert (r.error, r.message) == (ErrorCode.FENCED_MEMBER_EPOCH, (
+        "The share group member has a smaller member epoch (1) than the one known by the group "
+        "coordinator (3), and it does not match the previous member epoch (2). The member must "
+        "abandon all its partitions and rejoin."))
+
+
+def _replayed(records, topics=TOPICS):
+    """A new coordinator's group from the latest value of every key written."""
+    from odradek.broker.groups import consumer_group_records as cgr
+    from odradek.broker.groups import offsets_topic as ot
+    latest: dict = {}
+    for k, v in records:
+        latest[k] = v
+    again, clock = _group()
+    for k, v in latest.items():
+        kind, group_id, record_type, member_id = ot.parse_key(k)
+        assert (kind, group_id) == ("share_group", "g")
+        again.load_record(record_type, member_id, None if v is None else cgr.parse_value(record_type, v))
+    again.loaded(topics)
+    return again, clock
+
+
+def test_records_rebuild_the_group_and_its_members_carry_on():
+    """What take_records writes, replayed into a new group (a new coordinator), gives the same
+    epoch, members, assignments and target; a departed member's records are tombstones; the
+    members go on heartbeating with their epochs, and their sessions run from the load."""
+    g, _ = _group()
+    log = []
+    g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"], client_id="ca", client_host="/h"), TOPICS)
+    log += g.take_records()
+    g.heartbeat(ShareHeartbeat("b", 0, subscribed_topic_names=["t"], rack_id="r1"), TOPICS)
+    g.heartbeat(ShareHeartbeat("c", 0, subscribed_topic_names=["t"]), TOPICS)
+    log += g.take_records()
+    g.heartbeat(ShareHeartbeat("c", -1), TOPICS)
+    g.heartbeat(ShareHeartbeat("a", 1), TOPICS)
+    log += g.take_records()
+    assert g.take_records() == []  # nothing changed since
+    again, clock = _replayed(log)
+    assert again.group_epoch == g.group_epoch == 4 and set(again.members) == {"a", "b"}
+    assert again.target == g.target and not again.stale
+    for m in g.members.values():
+        n = again.members[m.member_id]
+        assert (n.member_epoch, n.previous_member_epoch, n.assigned, n.metadata()) == (
+            m.member_epoch, m.previous_member_epoch, m.assigned, m.metadata())
+    r = again.heartbeat(ShareHeartbeat("a", 4), TOPICS)
+    assert (r.error, r.member_epoch, r.assignment) == (ErrorCode.NONE, 4, None)
+    r = again.heartbeat(ShareHeartbeat("b", 2), TOPICS)  # b (joined at 2) learns epoch 4 now
+    assert (r.error, r.member_epoch, r.assignment) == (ErrorCode.NONE, 4, {T1: frozenset({1})})
+    clock.advance(1000)  # no heartbeat from either since: both sessions end
+    assert again.members == {}
+    # A member that joins the replayed group bumps its epoch on, not from 1.
+    assert again.heartbeat(ShareHeartbeat("d", 0, subscribed_topic_names=["t"]), TOPICS).member_epoch == 5
+
+
+def test_a_topic_grown_during_the_failover_makes_the_next_heartbeat_recompute():
+    g, _ = _group()
+    g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)
+    again, _ = _replayed(g.take_records(), Topics({"t": TopicInfo(T1, 3)}))
+    assert again.stale
+    r = again.heartbeat(ShareHeartbeat("a", 1), Topics({"t": TopicInfo(T1, 3)}))
+    assert (r.member_epoch, r.assignment) == (2, {T1: frozenset({0, 1, 2})})
+
+
+def test_an_expired_member_is_written_at_once_and_failed_writes_go_with_the_next():
+    g, clock = _group()
+    written = []
+    g.on_change = lambda: written.extend(g.take_records())
+    g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)
+    failed = g.take_records()
+    g.write_failed(failed)
+    clock.advance(1000)
+    assert written[:len(failed)] == failed
+    from odradek.broker.groups import consumer_group_records as cgr
+    assert [(k, v) for k, v in written[len(failed):]] == [
+        (cgr.key(t, "g", "a"), None) for t in cgr.SHARE_MEMBER_TYPES]

@@ -36,6 +36,14 @@
 //       acknowledgement the broker refused printed as "ACK_FAILED member partition error"; prints
 //       "READY" once all are accepted and waits for a line on stdin before closing them (the
 //       test describes the group meanwhile)
+//   sharescale BOOTSTRAP TOPIC GROUP CONSUMERS   issue 20's scale scenario (tests/share_scale.py):
+//       CONSUMERS KafkaShareConsumers (threads, explicit acknowledgement) accept every record
+//       they get, each poll's acknowledgements committed at once, until a line on stdin;
+//       prints tests/share_scale.py's lines: "D consumer ms partition offset deliveryCount"
+//       per record delivered, "A consumer ms partition offset 1|0" per ACCEPT committed/refused
+//   sharevictim BOOTSTRAP TOPIC GROUP   one KafkaShareConsumer, "victim": accepts half of the
+//       first poll that brings two records or more, prints "HOLDING victim" and waits to be
+//       SIGKILLed holding the rest
 //   security TOPIC NAME=BOOTSTRAP=PROPERTIES_FILE...   for each, in this one JVM, a producer and
 //       a consumer with that file's client settings (security.protocol, ssl.*, sasl.*): the
 //       producer writes NAME to partition 0 ("PRODUCED name offset"), the consumer reads
@@ -73,6 +81,8 @@ public class JavaClient {
             case "admin" -> admin(args[1], args[2]);
             case "txn" -> txn(args[1], args[2], args[3]);
             case "share" -> share(args[1], args[2], args[3], Integer.parseInt(args[4]));
+            case "sharescale" -> shareScale(args[1], args[2], args[3], Integer.parseInt(args[4]));
+            case "sharevictim" -> shareVictim(args[1], args[2], args[3]);
             case "security" -> security(args[1], Arrays.copyOfRange(args, 2, args.length));
             default -> throw new IllegalArgumentException(args[0]);
         }
@@ -488,12 +498,17 @@ public class JavaClient {
     }
 
     static KafkaShareConsumer<byte[], byte[]> shareConsumer(String bootstrap, String group, String clientId) {
+        return shareConsumer(bootstrap, group, clientId, 3);
+    }
+
+    static KafkaShareConsumer<byte[], byte[]> shareConsumer(String bootstrap, String group, String clientId,
+                                                           int maxPollRecords) {
         Properties p = common(bootstrap);
         p.put("group.id", group);
         p.put("client.id", clientId);
         p.put("share.acknowledgement.mode", "explicit");
         if (clientId.equals("member-b")) p.put("share.acquire.mode", "record_limit");
-        p.put("max.poll.records", "3");
+        p.put("max.poll.records", String.valueOf(maxPollRecords));
         p.put("key.deserializer", ByteArrayDeserializer.class.getName());
         p.put("value.deserializer", ByteArrayDeserializer.class.getName());
         return new KafkaShareConsumer<>(p);
@@ -562,5 +577,69 @@ public class JavaClient {
         pool.shutdown();
         stalled.close(Duration.ofSeconds(5));
         System.out.println("DONE");
+    }
+
+    static KafkaShareConsumer<byte[], byte[]> scaleConsumer(String bootstrap, String topic, String group, String name) {
+        var c = shareConsumer(bootstrap, group, name, 100);
+        c.subscribe(List.of(topic));
+        return c;
+    }
+
+    // One poll's records accepted and committed; the "D" and "A" lines of tests/share_scale.py
+    // printed in one call (println is atomic, the threads' lines do not interleave).
+    static void acceptAll(KafkaShareConsumer<byte[], byte[]> c, String name, List<ConsumerRecord<byte[], byte[]>> records) {
+        for (var r : records) c.acknowledge(r, AcknowledgeType.ACCEPT);
+        var results = records.isEmpty() ? Map.<TopicIdPartition, Optional<KafkaException>>of() : c.commitSync();
+        Set<Integer> failed = new HashSet<>();
+        results.forEach((tp, error) -> { if (error.isPresent()) failed.add(tp.partition()); });
+        long at = System.currentTimeMillis();
+        var out = new StringBuilder();
+        for (var r : records) out.append("A ").append(name).append(' ').append(at).append(' ').append(r.partition())
+                .append(' ').append(r.offset()).append(failed.contains(r.partition()) ? " 0\n" : " 1\n");
+        if (out.length() > 0) System.out.print(out);
+    }
+
+    static List<ConsumerRecord<byte[], byte[]>> delivered(KafkaShareConsumer<byte[], byte[]> c, String name) {
+        List<ConsumerRecord<byte[], byte[]>> got = new ArrayList<>();
+        c.poll(Duration.ofMillis(200)).forEach(got::add);
+        long at = System.currentTimeMillis();
+        var out = new StringBuilder();
+        for (var r : got) out.append("D ").append(name).append(' ').append(at).append(' ').append(r.partition())
+                .append(' ').append(r.offset()).append(' ').append(r.deliveryCount().orElse((short) -1)).append('\n');
+        if (out.length() > 0) System.out.print(out);
+        return got;
+    }
+
+    static void shareScale(String bootstrap, String topic, String group, int consumers) throws Exception {
+        AtomicBoolean stop = new AtomicBoolean();
+        ExecutorService pool = Executors.newFixedThreadPool(consumers);
+        List<Future<?>> running = new ArrayList<>();
+        for (int i = 0; i < consumers; i++) {
+            String name = "j" + i;
+            running.add(pool.submit(() -> {
+                try (var c = scaleConsumer(bootstrap, topic, group, name)) {
+                    while (!stop.get()) acceptAll(c, name, delivered(c, name));
+                }
+                return null;
+            }));
+        }
+        new Scanner(System.in).nextLine();
+        stop.set(true);
+        for (Future<?> f : running) f.get();
+        pool.shutdown();
+    }
+
+    static void shareVictim(String bootstrap, String topic, String group) throws Exception {
+        var c = scaleConsumer(bootstrap, topic, group, "victim");
+        while (true) {
+            var got = delivered(c, "victim");
+            if (got.size() >= 2) {
+                acceptAll(c, "victim", got.subList(0, got.size() / 2));
+                System.out.println("HOLDING victim");
+                System.out.flush();
+                Thread.sleep(Long.MAX_VALUE);  // until SIGKILLed
+            }
+            acceptAll(c, "victim", got);
+        }
     }
 }
