@@ -124,6 +124,11 @@ class ShareGroup:
     def assignment_epoch(self) -> int:
         return self.group_epoch
 
+    def offsets_alterable(self) -> ErrorCode:
+        """Whether the group's share-partition offsets may be altered or deleted, or the
+        group deleted (Kafka's ShareGroup.validateEmptyGroup): only with no members."""
+        return ErrorCode.NON_EMPTY_GROUP if self.members else ErrorCode.NONE
+
     def subscribed_topic_names(self) -> set[str]:
         return set(self.subscribed)
 

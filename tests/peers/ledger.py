@@ -50,8 +50,6 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     (83, 84, 85, 86, 87): "The share coordinator's APIs (KIP-932) are broker-to-broker only: "
                           "share-partition leaders reach Odradek's share coordinator "
                           "(__share_group_state) through its own inter-node request.",
-    (91, 92): "AlterShareGroupOffsets and DeleteShareGroupOffsets are not built yet "
-              "(DescribeShareGroupOffsets is served).",
     (88, 89, 93): "Streams groups (KIP-1071) are not built.",
 }
 

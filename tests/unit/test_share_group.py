@@ -116,3 +116,31 @@ def test_share_manager_forgets_partitions_it_no_longer_leads_and_sessions_of_clo
     m.connection_closed(conn)
     assert list(m.sessions.sessions) == [("g", "b")]
     assert kept.next_fetch_offset() == 0 and kept.records[0].delivery_count == 1
+
+
+def test_offsets_may_change_only_in_an_empty_group():
+    """AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups: NON_EMPTY_GROUP
+    while a member is in the group (Kafka's ShareGroup.validateEmptyGroup)."""
+    g, _ = _group()
+    assert g.offsets_alterable() == ErrorCode.NONE
+    g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)
+    assert g.offsets_alterable() == ErrorCode.NON_EMPTY_GROUP
+    g.heartbeat(ShareHeartbeat("a", -1), TOPICS)
+    assert g.offsets_alterable() == ErrorCode.NONE
+
+
+def test_share_manager_evicts_a_groups_altered_partitions():
+    """After AlterShareGroupOffsets or DeleteShareGroupOffsets the leader forgets what it
+    held of those topics for that group (the next fetch loads the coordinator's state)."""
+    from types import SimpleNamespace
+
+    from odradek.broker.share.manager import ShareManager
+    from odradek.broker.share.partition import SharePartition
+    m = ShareManager(SimpleNamespace(config={"group.share.max.share.sessions": 10}))
+    other = uuid.UUID(int=9)
+    m.partitions = {(g, t, 0): (0, SharePartition(0)) for g in ("g", "h") for t in (T1, other)}
+    m.state_epochs = {k: 1 for k in m.partitions}
+    m.evict("g", {T1})
+    assert sorted(m.partitions, key=str) == sorted([("g", other, 0), ("h", T1, 0), ("h", other, 0)], key=str)
+    m.evict("h", None)
+    assert list(m.partitions) == list(m.state_epochs) == [("g", other, 0)]
