@@ -125,6 +125,9 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "fourth node (process.roles=broker) joins a running cluster, is listed as an observer "
          "by kafka-metadata-quorum, and takes a partition",
          "tests/peers/test_tools.py", "test_reassign_partitions_moves_replicas_and_cancels"),
+        ("kafka-share-groups: --reset-offsets (--to-latest, --to-datetime, --to-earliest, "
+         "--topic topic:0, --all-topics, --dry-run, --execute), --describe, --delete-offsets, --delete",
+         "tests/peers/test_tools.py", "test_share_groups_reset_delete_offsets_and_delete"),
         ("kafka-transactions: list, describe, describe-producers, find-hanging, abort",
          "tests/peers/test_transactions_tool.py", "test_kafka_transactions_lists_describes_and_aborts"),
         ("tools run against a Kafka 4.4 peer (the tools' tests against Odradek: the "
