@@ -1,7 +1,8 @@
 """A share group on three nodes: the leader of its share partition is killed. The new
 leader loads the share partition's state from ``__share_group_state`` (replicated, its
 own partition possibly moving too): what was acknowledged is never handed out again,
-what was acquired and not acknowledged is, its delivery count kept."""
+what was acquired and not acknowledged is, its delivery count kept. Then the group's
+offsets are altered through coordinators on other nodes."""
 
 import time
 
@@ -13,6 +14,8 @@ from tests.clients import create_topics
 from tests.integration.test_share_groups import (
     ACCEPT,
     acquired,
+    alter_offsets,
+    heartbeat,
     join,
     set_group_configs,
     share_fetch,
@@ -97,6 +100,19 @@ def test_acknowledged_records_are_not_redelivered_after_the_leader_is_killed(tmp
                 return sum(b - a + 1 for a, b, _ in got) >= 4
             _until(fetch)
             assert got == [(2, 3, 2), (4, 5, 1)]
+
+        # AlterShareGroupOffsets at the group's coordinator, the share state's coordinator and
+        # the partition's leader possibly other nodes: the leader drops the state it holds
+        # (acquired 2-5) and the next fetch starts at the new start offset, nothing in flight.
+        with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
+            assert heartbeat(c, GROUP, "m2", -1).member_epoch == -1
+            heartbeat(c, GROUP, "m", -1)  # still a member, unless the group's coordinator moved
+            r = alter_offsets(c, GROUP, {TOPIC: {0: 2}})
+            assert r.error_code == 0 and r.responses[0].partitions[0].error_code == 0, r
+            join(c, GROUP, "m2", [TOPIC])
+        with RawConnection(cluster.nodes[new_leader].bootstrap) as c:
+            r = share_fetch(c, GROUP, "m2", 0, topic_id, max_records=10, max_wait_ms=2000)
+            assert acquired(r) == [(2, 5, 1)]
     finally:
         cluster.stop_all()
         cluster.close()
