@@ -916,6 +916,7 @@ class GroupCoordinator(PartitionCoordinator):
             if not create:
                 return ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found.", None
             group = self._new_share_group(group_id)
+            group.created_by_offsets()
         return group.offsets_alterable(), None, group
 
     async def _delete_share_group(self, group: ShareGroup) -> ErrorCode:

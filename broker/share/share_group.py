@@ -124,6 +124,11 @@ class ShareGroup:
     def assignment_epoch(self) -> int:
         return self.group_epoch
 
+    def created_by_offsets(self) -> None:
+        """A group AlterShareGroupOffsets made (an unknown id) starts at epoch 1, as Kafka
+        4.4's does (its first share partitions' initialization counts as a change)."""
+        self.group_epoch = 1
+
     def offsets_alterable(self) -> ErrorCode:
         """Whether the group's share-partition offsets may be altered or deleted, or the
         group deleted (Kafka's ShareGroup.validateEmptyGroup): only with no members."""

@@ -1913,7 +1913,9 @@ def case_share_group_offsets_alter_delete(side, name):
            "delete_unknown_group": delete(group + "-none", [topic]),
            "delete_empty_id": delete("", [topic]),
            "alter_unknown_group": alter(group + "-new", [(topic, [(0, 3)])]),
-           "listed_unknown_group": listed(group + "-new")}
+           "listed_unknown_group": listed(group + "-new"),
+           "described_unknown_group": plain(side.call(ShareGroupDescribeRequest(
+               group_ids=[group + "-new"], include_authorized_operations=False), 1))["groups"]}
     out["join"] = heartbeat(0, [topic])
     out["alter_non_empty"] = alter(group, [(topic, [(0, 1)])])
     out["delete_non_empty"] = delete(group, [topic])

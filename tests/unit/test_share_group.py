@@ -123,6 +123,8 @@ def test_offsets_may_change_only_in_an_empty_group():
     while a member is in the group (Kafka's ShareGroup.validateEmptyGroup)."""
     g, _ = _group()
     assert g.offsets_alterable() == ErrorCode.NONE
+    g.created_by_offsets()
+    assert (g.state, g.group_epoch, g.assignment_epoch) == (ShareGroupState.EMPTY, 1, 1)
     g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)
     assert g.offsets_alterable() == ErrorCode.NON_EMPTY_GROUP
     g.heartbeat(ShareHeartbeat("a", -1), TOPICS)
