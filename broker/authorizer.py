@@ -125,6 +125,9 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     76: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
     77: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED)),  # ShareGroupDescribe
     90: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
+    # AlterShareGroupOffsets READ (not ALTER, as Kafka's code), DeleteShareGroupOffsets DELETE
+    91: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
+    92: _access(Access(GROUP, Op.DELETE, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
     78: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
     79: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),
 }

@@ -98,9 +98,34 @@ class ErrorCode(IntEnum):
     INVALID_RECORD_STATE = 121
     SHARE_SESSION_NOT_FOUND = 122  # KIP-932; kafka-python 3.0's error table lacks these
     INVALID_SHARE_SESSION_EPOCH = 123
+    FENCED_STATE_EPOCH = 124
     SHARE_SESSION_LIMIT_REACHED = 133
     TRANSACTION_ABORTABLE = 120
     INVALID_REGULAR_EXPRESSION = 128  # KIP-848; kafka-python 3.0's error table lacks it
+
+
+# Kafka's own messages for some codes (its Errors' defaults), where it answers one with no
+# words of its own (e.g. the share-group offsets APIs' ErrorMessage fields).
+DEFAULT_MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.UNKNOWN_SERVER_ERROR: "The server experienced an unexpected error when processing the request.",
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: "This server does not host this topic-partition.",
+    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS: "The coordinator is loading and hence can't process requests.",
+    ErrorCode.COORDINATOR_NOT_AVAILABLE: "The coordinator is not available.",
+    ErrorCode.NOT_COORDINATOR: "This is not the correct coordinator.",
+    ErrorCode.INVALID_GROUP_ID: "The group id is invalid.",
+    ErrorCode.TOPIC_AUTHORIZATION_FAILED: "Topic authorization failed.",
+    ErrorCode.GROUP_AUTHORIZATION_FAILED: "Group authorization failed.",
+    ErrorCode.UNSUPPORTED_VERSION: "The version of API is not supported.",
+    ErrorCode.NON_EMPTY_GROUP: "The group is not empty.",
+    ErrorCode.GROUP_ID_NOT_FOUND: "The group id does not exist.",
+    ErrorCode.FENCED_STATE_EPOCH: "The share coordinator rejected the request because the share-group "
+                                  "state epoch did not match.",
+}
+
+
+def default_message(code: ErrorCode) -> str | None:
+    """Kafka's message for ``code`` (None for NONE, and for codes not listed here)."""
+    return DEFAULT_MESSAGES.get(code)
 
 
 class KafkaError(Exception):

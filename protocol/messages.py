@@ -1,7 +1,7 @@
 """Message classes for the APIs kafka-python 3.0 has no schemas for, built by its own
 codec from our declarations of Kafka 4.4's specs (``odradek.protocol.schemas``):
 ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69) of KIP-848, the share-group APIs
-(76-79, 90) of KIP-932. They behave like
+(76-79, 90-92) of KIP-932. They behave like
 kafka-python's classes (``decode``, ``encode``, nested data classes such as
 ``ConsumerGroupHeartbeatResponse.Assignment``), so handlers and ``protocol.api`` treat
 them alike.
@@ -28,6 +28,10 @@ ShareAcknowledgeRequest = declared("ShareAcknowledgeRequest", ApiMessage, __name
 ShareAcknowledgeResponse = declared("ShareAcknowledgeResponse", ApiMessage, __name__)
 DescribeShareGroupOffsetsRequest = declared("DescribeShareGroupOffsetsRequest", ApiMessage, __name__)
 DescribeShareGroupOffsetsResponse = declared("DescribeShareGroupOffsetsResponse", ApiMessage, __name__)
+AlterShareGroupOffsetsRequest = declared("AlterShareGroupOffsetsRequest", ApiMessage, __name__)
+AlterShareGroupOffsetsResponse = declared("AlterShareGroupOffsetsResponse", ApiMessage, __name__)
+DeleteShareGroupOffsetsRequest = declared("DeleteShareGroupOffsetsRequest", ApiMessage, __name__)
+DeleteShareGroupOffsetsResponse = declared("DeleteShareGroupOffsetsResponse", ApiMessage, __name__)
 
 CLASSES: list[tuple[Any, Any]] = [(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse),
            (ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse),
@@ -35,4 +39,6 @@ CLASSES: list[tuple[Any, Any]] = [(ConsumerGroupHeartbeatRequest, ConsumerGroupH
            (ShareGroupDescribeRequest, ShareGroupDescribeResponse),
            (ShareFetchRequest, ShareFetchResponse),
            (ShareAcknowledgeRequest, ShareAcknowledgeResponse),
-           (DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse)]
+           (DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse),
+           (AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse),
+           (DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse)]

@@ -1,6 +1,6 @@
 """Our declarations of the Kafka 4.4 messages kafka-python 3.0 has no schemas for: the
 KIP-848 APIs ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69), the share-group
-APIs of KIP-932 (76-79, 90), and the consumer-group and share-group record values the group coordinator writes to ``__consumer_offsets``.
+APIs of KIP-932 (76-79, 90-92), and the consumer-group and share-group record values the group coordinator writes to ``__consumer_offsets``.
 
 Each is the dict form kafka-python's codec builds its classes from (what its
 ``load_json`` would return for Kafka's spec file), written here with only what encoding
@@ -284,6 +284,49 @@ _DESCRIBE_SHARE_OFFSETS_RESPONSE = message("DescribeShareGroupOffsetsResponse", 
     ]),
 ])
 
+_ALTER_SHARE_OFFSETS_REQUEST = message("AlterShareGroupOffsetsRequest", 91, "0", "0+", [
+    field("GroupId", "string"),
+    field("Topics", "[]AlterShareGroupOffsetsRequestTopic", fields=[
+        field("TopicName", "string"),
+        field("Partitions", "[]AlterShareGroupOffsetsRequestPartition", fields=[
+            field("PartitionIndex", "int32"),
+            field("StartOffset", "int64"),
+        ]),
+    ]),
+])
+
+_ALTER_SHARE_OFFSETS_RESPONSE = message("AlterShareGroupOffsetsResponse", 91, "0", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("ErrorCode", "int16"),
+    nullable("ErrorMessage", "string"),
+    field("Responses", "[]AlterShareGroupOffsetsResponseTopic", fields=[
+        field("TopicName", "string"),
+        field("TopicId", "uuid"),
+        field("Partitions", "[]AlterShareGroupOffsetsResponsePartition", fields=[
+            field("PartitionIndex", "int32"),
+            field("ErrorCode", "int16"),
+            nullable("ErrorMessage", "string"),
+        ]),
+    ]),
+])
+
+_DELETE_SHARE_OFFSETS_REQUEST = message("DeleteShareGroupOffsetsRequest", 92, "0", "0+", [
+    field("GroupId", "string"),
+    field("Topics", "[]DeleteShareGroupOffsetsRequestTopic", fields=[field("TopicName", "string")]),
+])
+
+_DELETE_SHARE_OFFSETS_RESPONSE = message("DeleteShareGroupOffsetsResponse", 92, "0", "0+", [
+    field("ThrottleTimeMs", "int32"),
+    field("ErrorCode", "int16"),
+    nullable("ErrorMessage", "string"),
+    field("Responses", "[]DeleteShareGroupOffsetsResponseTopic", fields=[
+        field("TopicName", "string"),
+        field("TopicId", "uuid"),
+        field("ErrorCode", "int16"),
+        nullable("ErrorMessage", "string"),
+    ]),
+])
+
 # The record values (group-coordinator module, all version 0, flexible).
 _METADATA_VALUE = record_value("ConsumerGroupMetadataValue", 3, [
     field("Epoch", "int32"),
@@ -355,7 +398,9 @@ DECLARED: dict[str, dict] = {spec["name"]: spec for spec in (
     _CURRENT_ASSIGNMENT_VALUE, _SHARE_MEMBER_METADATA_VALUE, _SHARE_METADATA_VALUE,
     _SHARE_TARGET_METADATA_VALUE, _SHARE_TARGET_MEMBER_VALUE, _SHARE_CURRENT_ASSIGNMENT_VALUE, _SHARE_HEARTBEAT_REQUEST, _SHARE_HEARTBEAT_RESPONSE,
     _SHARE_DESCRIBE_REQUEST, _SHARE_DESCRIBE_RESPONSE, _SHARE_FETCH_REQUEST, _SHARE_FETCH_RESPONSE,
-    _SHARE_ACK_REQUEST, _SHARE_ACK_RESPONSE, _DESCRIBE_SHARE_OFFSETS_REQUEST, _DESCRIBE_SHARE_OFFSETS_RESPONSE)}
+    _SHARE_ACK_REQUEST, _SHARE_ACK_RESPONSE, _DESCRIBE_SHARE_OFFSETS_REQUEST, _DESCRIBE_SHARE_OFFSETS_RESPONSE,
+    _ALTER_SHARE_OFFSETS_REQUEST, _ALTER_SHARE_OFFSETS_RESPONSE, _DELETE_SHARE_OFFSETS_REQUEST,
+    _DELETE_SHARE_OFFSETS_RESPONSE)}
 
 
 def _declared_class(metacls: type, name: str, bases: tuple, attrs: dict, **kw: Any) -> Any:

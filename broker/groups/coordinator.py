@@ -891,9 +891,7 @@ class GroupCoordinator(PartitionCoordinator):
         error = self.group_error(group_id)
         if error:
             return HeartbeatResult(error)
-        classic = self.groups.get(group_id)
-        if group_id in self.consumer_groups or (classic is not None and classic.state != GroupState.DEAD
-                                                and (not classic.is_empty or classic.offsets)):
+        if self._not_share_group(group_id):
             return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group.")
         group = self.share_groups.get(group_id)
         if group is None:
@@ -913,6 +911,60 @@ class GroupCoordinator(PartitionCoordinator):
             self.tasks.spawn(f"persist share group {group_id}", lambda: self._write_modern_group(group), retries=0)
         group.on_change = changed
         return group
+
+    def _not_share_group(self, group_id: str) -> bool:
+        """The id is a consumer group's, or a classic group's with members or offsets."""
+        classic = self.groups.get(group_id)
+        return group_id in self.consumer_groups or (classic is not None and classic.state != GroupState.DEAD
+                                                    and (not classic.is_empty or classic.offsets))
+
+    async def share_group_offsets(self, group_id: str, create: bool
+                                  ) -> tuple[ErrorCode, str | None, ShareGroup | None]:
+        """The share group whose share-partition offsets AlterShareGroupOffsets (``create``:
+        an unknown id becomes an empty share group, as Kafka 4.4's does, written to
+        __consumer_offsets like any) or DeleteShareGroupOffsets changes, or why not, with
+        Kafka's message: the group errors, GROUP_ID_NOT_FOUND (not a share group, or
+        unknown), NON_EMPTY_GROUP (members)."""
+        error = self.group_error(group_id)
+        if error:
+            return error, None, None
+        if self._not_share_group(group_id):
+            return ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group.", None
+        group = self.share_groups.get(group_id)
+        if group is None:
+            if not create:
+                return ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found.", None
+            group = self._new_share_group(group_id)
+            group.created_by_offsets()
+            error = await self._write_modern_group(group)
+            if error:
+                return error, None, None
+        return group.offsets_alterable(), None, group
+
+    async def _delete_share_group(self, group: ShareGroup) -> ErrorCode:
+        """DeleteGroups of a share group: only empty; its share-partition states are
+        tombstoned in __share_group_state first (a failure there keeps the group, as
+        Kafka's persister delete does), then the group goes."""
+        error = group.offsets_alterable()
+        if error:
+            return error
+        errors = await self.broker.share_coordinator.delete_group_states(group.group_id, None)
+        error = next((e for e in errors.values() if e), ErrorCode.NONE)
+        if error:
+            return error
+        if group.members:  # a member joined meanwhile: it starts again at share.auto.offset.reset
+            return ErrorCode.NON_EMPTY_GROUP
+        error = await self._write(group.group_id, [(k, None) for k in group.all_record_keys()])
+        if error:
+            return error
+        if self.share_groups.get(group.group_id) is group:
+            del self.share_groups[group.group_id]
+            group.shut_down()
+            p = self.partitions.get(self.partition_for(group.group_id))
+            if p is not None and group.group_id not in self.groups:
+                p.group_ids.discard(group.group_id)
+        log.info("share_group_deleted", group_id=group.group_id)
+        return ErrorCode.NONE
 
     # -- the consumer group protocol (KIP-848) ------------------------------------------------
     def _compile_regex(self, pattern: str):
@@ -1058,6 +1110,9 @@ class GroupCoordinator(PartitionCoordinator):
         error = self.group_error(group_id)
         if error:
             return error
+        share_group = self.share_groups.get(group_id)
+        if share_group is not None:
+            return await self._delete_share_group(share_group)
         group = self._group(group_id)
         if group is None or group.state == GroupState.DEAD:
             return ErrorCode.GROUP_ID_NOT_FOUND

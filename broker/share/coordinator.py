@@ -18,6 +18,13 @@ before it serves the partition.
   meanwhile reads and writes answer COORDINATOR_LOAD_IN_PROGRESS.
 - Fencing: a write carries the share-partition leader's epoch; one older than the last
   written answers FENCED_LEADER_EPOCH (a deposed leader cannot overwrite its successor).
+  It also carries the state epoch it loaded (Kafka's stateEpoch): AlterShareGroupOffsets
+  writes a new start offset with the next state epoch, so a leader still holding the
+  state from before (its eviction, see ``evict_everywhere``, raced with a write) is
+  answered FENCED_STATE_EPOCH, drops it and loads the new one.
+- Deletion (DeleteShareGroupOffsets, DeleteGroups of a share group): a tombstone (null
+  value) for the key, so a compacted topic forgets it; the share partition then starts
+  again at share.auto.offset.reset at its next fetch.
 - Transport: in-process when this node coordinates the key, otherwise the private
   SHARE_STATE inter-node request (protocol.internode). Kafka's share-coordinator APIs
   (InitializeShareGroupState, Read/Write/DeleteShareGroupState, 83-87) are broker-to-broker
@@ -28,7 +35,8 @@ the window is bounded by group.share.partition.max.record.locks)::
 
     key    version=0 int16 | group_id string | topic_id uuid (16 bytes) | partition int32
     value  version=0 int16 | JSON {"leader_epoch", "start_offset",
-                                    "batches": [[first, last, state, delivery_count], ...]}
+                                    "batches": [[first, last, state, delivery_count], ...],
+                                    "state_epoch" (absent: 0)}
 
 The key has the fields of Kafka's ShareSnapshotKey; the value is Odradek's own (Kafka's
 tools do not read this topic's values).
@@ -73,15 +81,30 @@ class ShareState:
     leader_epoch: int
     start_offset: int
     batches: tuple[tuple[int, int, int, int], ...]
+    state_epoch: int = 0  # raised by each AlterShareGroupOffsets of the share partition
 
     def to_json(self) -> dict:
         return {"leader_epoch": self.leader_epoch, "start_offset": self.start_offset,
-                "batches": [list(b) for b in self.batches]}
+                "batches": [list(b) for b in self.batches], "state_epoch": self.state_epoch}
 
     @classmethod
     def from_json(cls, d: dict) -> ShareState:
         return cls(int(d["leader_epoch"]), int(d["start_offset"]),
-                   tuple((int(a), int(b), int(c), int(e)) for a, b, c, e in d["batches"]))
+                   tuple((int(a), int(b), int(c), int(e)) for a, b, c, e in d["batches"]),
+                   int(d.get("state_epoch", 0)))
+
+    def fences(self, write: ShareState) -> ErrorCode:
+        """Why ``write`` may not replace this state (a stale share-partition leader's), or NONE."""
+        if write.state_epoch < self.state_epoch:
+            return ErrorCode.FENCED_STATE_EPOCH
+        if write.state_epoch == self.state_epoch and write.leader_epoch < self.leader_epoch:
+            return ErrorCode.FENCED_LEADER_EPOCH
+        return ErrorCode.NONE
+
+    def initialized_at(self, start_offset: int) -> ShareState:
+        """This share partition started again at ``start_offset``: nothing in flight, the
+        next state epoch (fencing the state a leader may still hold)."""
+        return ShareState(self.leader_epoch, start_offset, (), self.state_epoch + 1)
 
 
 def coordinator_key(group_id: str, topic_id: uuid.UUID, partition: int) -> str:
@@ -199,18 +222,43 @@ class ShareCoordinator(PartitionCoordinator):
         if error:
             return error
         known = self.states.get(key)
-        if known is not None and state.leader_epoch < known.leader_epoch:
-            return ErrorCode.FENCED_LEADER_EPOCH
+        fenced = known.fences(state) if known is not None else ErrorCode.NONE
+        if fenced:
+            return fenced
         p = self.partitions[self.partition_for(key)]
         error = await self._write_committed(p, record_key(group_id, topic_id, partition), record_value(state),
                                             int(time.time() * 1000))
         if error:
             return error
         known = self.states.get(key)
-        if known is None or known.leader_epoch <= state.leader_epoch:
+        if known is None or not known.fences(state):
             self.states[key] = state
             p.keys.add(key)
         return ErrorCode.NONE
+
+    async def initialize_local(self, group_id: str, topic_id: uuid.UUID, partition: int,
+                               start_offset: int) -> ErrorCode:
+        """AlterShareGroupOffsets of one share partition: it starts again at ``start_offset``."""
+        key = coordinator_key(group_id, topic_id, partition)
+        error = self._key_error(key, ErrorCode.INVALID_REQUEST)
+        if error:
+            return error
+        known = self.states.get(key) or ShareState(0, start_offset, (), -1)
+        return await self.write_local(group_id, topic_id, partition, known.initialized_at(start_offset))
+
+    async def delete_local(self, group_id: str, topic_id: uuid.UUID, partition: int) -> ErrorCode:
+        """Tombstone the share partition's state (a compacted topic then forgets it)."""
+        key = coordinator_key(group_id, topic_id, partition)
+        error = self._key_error(key, ErrorCode.INVALID_REQUEST)
+        if error or key not in self.states:
+            return error
+        p = self.partitions[self.partition_for(key)]
+        error = await self._write_committed(p, record_key(group_id, topic_id, partition), None,
+                                            int(time.time() * 1000))
+        if not error:
+            self.states.pop(key, None)
+            p.keys.discard(key)
+        return error
 
     # -- used by share-partition leaders (wherever the key's coordinator is) -----------
     async def read(self, group_id: str, topic_id: uuid.UUID, partition: int) -> tuple[ErrorCode, ShareState | None]:
@@ -227,14 +275,61 @@ class ShareCoordinator(PartitionCoordinator):
         return error, ShareState.from_json(state) if state and not error else None
 
     async def write(self, group_id: str, topic_id: uuid.UUID, partition: int, state: ShareState) -> ErrorCode:
+        return await self._keyed("write", group_id, topic_id, partition, state=state.to_json())
+
+    async def initialize(self, group_id: str, topic_id: uuid.UUID, partition: int, start_offset: int) -> ErrorCode:
+        """The share partition starts again at ``start_offset`` (at its key's coordinator)."""
+        await self.ensure_topic(5.0)
+        return await self._keyed("initialize", group_id, topic_id, partition, start_offset=start_offset)
+
+    async def delete(self, group_id: str, topic_id: uuid.UUID, partition: int) -> ErrorCode:
+        """The share partition's state is tombstoned (at its key's coordinator)."""
+        return await self._keyed("delete", group_id, topic_id, partition)
+
+    async def _keyed(self, op: str, group_id: str, topic_id: uuid.UUID, partition: int, **args) -> ErrorCode:
+        """A write op on one share partition's key, here or at the node coordinating it."""
         node = self.coordinator_node(coordinator_key(group_id, topic_id, partition))
         if node is None:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if node.node_id == self.broker.node_id:
-            return await self.write_local(group_id, topic_id, partition, state)
-        answer = await self._remote(node.node_id, {"op": "write", "group_id": group_id, "topic_id": str(topic_id),
-                                                   "partition": partition, "state": state.to_json()})
+            return await self._serve_keyed(op, group_id, topic_id, partition, args)
+        answer = await self._remote(node.node_id, {"op": op, "group_id": group_id, "topic_id": str(topic_id),
+                                                   "partition": partition, **args})
         return ErrorCode(answer.get("error", int(ErrorCode.COORDINATOR_NOT_AVAILABLE)))
+
+    async def _serve_keyed(self, op: str, group_id: str, topic_id: uuid.UUID, partition: int,
+                           args: dict) -> ErrorCode:
+        if op == "write":
+            return await self.write_local(group_id, topic_id, partition, ShareState.from_json(args["state"]))
+        if op == "initialize":
+            return await self.initialize_local(group_id, topic_id, partition, int(args["start_offset"]))
+        return await self.delete_local(group_id, topic_id, partition)
+
+    async def delete_group_states(self, group_id: str, topic_ids: set[uuid.UUID] | None
+                                  ) -> dict[uuid.UUID, ErrorCode]:
+        """Tombstone the group's share-partition states (of ``topic_ids``; None: all) and
+        have their leaders forget them: topic id -> the first error of its partitions, for
+        each topic that had a state."""
+        errors: dict[uuid.UUID, ErrorCode] = {}
+        for topic_id, partition in sorted(await self.group_states(group_id)):
+            if topic_ids is None or topic_id in topic_ids:
+                error = await self.delete(group_id, topic_id, partition)
+                errors[topic_id] = errors.get(topic_id) or error
+        if errors:
+            await self.evict_everywhere(group_id, set(errors))
+        return errors
+
+    async def evict_everywhere(self, group_id: str, topic_ids: set[uuid.UUID] | None) -> None:
+        """Every live node's share-partition leaders drop what they hold in memory of the
+        group's share partitions (of ``topic_ids``; None: all), so the next fetch loads the
+        state as the coordinator holds it now. A node that does not answer keeps it until
+        its next write is fenced (FENCED_STATE_EPOCH) or, after a deletion, until its
+        leadership changes."""
+        ids = None if topic_ids is None else [str(t) for t in topic_ids]
+        self.broker.shares.evict(group_id, topic_ids)
+        for node_id, node in self.broker.image.brokers.items():
+            if node_id != self.broker.node_id and not node.fenced:
+                await self._remote(node_id, {"op": "evict", "group_id": group_id, "topic_ids": ids})
 
     async def serve(self, request: dict) -> dict:
         """A SHARE_STATE request from another node's share-partition leader."""
@@ -242,10 +337,15 @@ class ShareCoordinator(PartitionCoordinator):
             if request["op"] == "read":
                 error, state = self.read_local(str(request["key"]))
                 return {"error": int(error), "state": state.to_json() if state else None}
-            if request["op"] == "write":
-                return {"error": int(await self.write_local(
-                    str(request["group_id"]), uuid.UUID(request["topic_id"]), int(request["partition"]),
-                    ShareState.from_json(request["state"])))}
+            if request["op"] in ("write", "initialize", "delete"):
+                return {"error": int(await self._serve_keyed(
+                    request["op"], str(request["group_id"]), uuid.UUID(request["topic_id"]),
+                    int(request["partition"]), request))}
+            if request["op"] == "evict":
+                ids = request["topic_ids"]
+                self.broker.shares.evict(str(request["group_id"]),
+                                         None if ids is None else {uuid.UUID(t) for t in ids})
+                return {"error": 0}
             if request["op"] == "group":
                 return {"states": {k: v.to_json() for k, v in self.group_states_local(str(request["group_id"])).items()}}
         except (KeyError, TypeError, ValueError):

@@ -150,6 +150,7 @@ class ShareManager:
         # why the last load found no start (by_duration with no record that recent): told once
         self.load_errors: dict[tuple[str, uuid.UUID, int], ErrorCode] = {}
         self.write_locks: dict[tuple[str, uuid.UUID, int], asyncio.Lock] = {}
+        self.state_epochs: dict[tuple[str, uuid.UUID, int], int] = {}  # as loaded (ShareState.state_epoch)
 
     @staticmethod
     def now_ms() -> int:
@@ -216,9 +217,11 @@ class ShareManager:
                     else:
                         sp = SharePartition(await self._reset_offset(topic, index, configs), **settings)
                     sp.move_start(log_.log_start_offset)
-                    error = await coordinator.write(group_id, topic_id, index, self._state(sp, epoch))
+                    key = (group_id, topic_id, index)
+                    self.state_epochs[key] = state.state_epoch if state is not None else 0
+                    error = await coordinator.write(group_id, topic_id, index, self._state(key, sp, epoch))
                     if not error and self._still_leader(topic, index, epoch):
-                        self.partitions[(group_id, topic_id, index)] = (epoch, sp)
+                        self.partitions[key] = (epoch, sp)
                         log.info("share_partition_loaded", group_id=group_id, topic=topic, partition=index,
                                  start_offset=sp.start_offset, recovered=state is not None)
                         return
@@ -254,9 +257,8 @@ class ShareManager:
                              f"Offset for timestamp {since} not found for {topic}-{index}")
         return offset
 
-    @staticmethod
-    def _state(sp: SharePartition, epoch: int) -> ShareState:
-        return ShareState(epoch, sp.start_offset, tuple(sp.state_batches()))
+    def _state(self, key: tuple[str, uuid.UUID, int], sp: SharePartition, epoch: int) -> ShareState:
+        return ShareState(epoch, sp.start_offset, tuple(sp.state_batches()), self.state_epochs.get(key, 0))
 
     async def persist(self, sp: SharePartition) -> ErrorCode:
         """Write ``sp``'s state to the share coordinator and wait for it (acks=all). Writes
@@ -268,7 +270,27 @@ class ShareManager:
         (group_id, topic_id, index), epoch = found
         lock = self.write_locks.setdefault(found[0], asyncio.Lock())
         async with lock:
-            return await self.broker.share_coordinator.write(group_id, topic_id, index, self._state(sp, epoch))
+            error = await self.broker.share_coordinator.write(group_id, topic_id, index,
+                                                              self._state(found[0], sp, epoch))
+        if error == ErrorCode.FENCED_STATE_EPOCH and self.partitions.get(found[0], (0, None))[1] is sp:
+            # the group's offsets were altered since this state was loaded: load them
+            self._drop(found[0])
+        return error
+
+    def evict(self, group_id: str, topic_ids: set[uuid.UUID] | None) -> None:
+        """Forget the group's share partitions (of ``topic_ids``; None: all): their state
+        was altered or deleted at the share coordinator; the next fetch loads it again."""
+        for key in [k for k in {*self.partitions, *self.loading}
+                    if k[0] == group_id and (topic_ids is None or k[1] in topic_ids)]:
+            self._drop(key)
+
+    def _drop(self, key: tuple[str, uuid.UUID, int]) -> None:
+        self.partitions.pop(key, None)
+        self.write_locks.pop(key, None)
+        self.state_epochs.pop(key, None)
+        task = self.loading.pop(key, None)
+        if task is not None:
+            task.cancel()
 
     async def acknowledge(self, sp: SharePartition, member_id: str, batches: list[tuple[int, int, list[int]]],
                           renew_allowed: bool = False) -> tuple[ErrorCode, str | None]:
@@ -336,5 +358,4 @@ class ShareManager:
             topic = image.topics_by_id.get(str(topic_id))
             p = topic.partitions.get(index) if topic is not None else None
             if p is None or p.leader != self.broker.node_id:
-                del self.partitions[key]
-                self.write_locks.pop(key, None)
+                self._drop(key)

@@ -145,6 +145,17 @@ class ShareGroup(rec.GroupRecords):
     def assignment_epoch(self) -> int:
         return self.group_epoch
 
+    def created_by_offsets(self) -> None:
+        """A group AlterShareGroupOffsets made (an unknown id) starts at epoch 1, as Kafka
+        4.4's does (its first share partitions' initialization counts as a change)."""
+        self.group_epoch = 1
+        self.dirty_group = True
+
+    def offsets_alterable(self) -> ErrorCode:
+        """Whether the group's share-partition offsets may be altered or deleted, or the
+        group deleted (Kafka's ShareGroup.validateEmptyGroup): only with no members."""
+        return ErrorCode.NON_EMPTY_GROUP if self.members else ErrorCode.NONE
+
     def subscribed_topic_names(self) -> set[str]:
         return set(self.subscribed)
 

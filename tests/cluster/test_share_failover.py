@@ -4,7 +4,8 @@ from ``__share_group_state`` (replicated, its own partition possibly moving too)
 acknowledged is never handed out again, what was acquired and not acknowledged is, its
 delivery count kept. The new coordinator replays the group's records from
 ``__consumer_offsets``: its epoch and members survive, and a member goes on heartbeating
-with its epoch (before, the group was lost and its members had to join again)."""
+with its epoch (before, the group was lost and its members had to join again). Then the
+group's offsets are altered through coordinators on other nodes."""
 
 import time
 
@@ -18,6 +19,7 @@ from odradek.protocol.records import build_batch
 from tests.integration.test_share_groups import (
     ACCEPT,
     acquired,
+    alter_offsets,
     heartbeat,
     join,
     set_group_configs,
@@ -124,6 +126,19 @@ def test_a_share_group_survives_the_kill_of_its_coordinator_and_partition_leader
                 return sum(b - a + 1 for a, b, _ in got) >= 4
             _until(fetch)
             assert got == [(2, 3, 2), (4, 5, 1)]
+
+        # AlterShareGroupOffsets at the group's coordinator, the share state's coordinator and
+        # the partition's leader possibly other nodes: the leader drops the state it holds
+        # (acquired 2-5) and the next fetch starts at the new start offset, nothing in flight.
+        with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
+            assert heartbeat(c, GROUP, "m2", -1).member_epoch == -1
+            heartbeat(c, GROUP, "m", -1)  # still a member, unless the group's coordinator moved
+            r = alter_offsets(c, GROUP, {TOPIC: {0: 2}})
+            assert r.error_code == 0 and r.responses[0].partitions[0].error_code == 0, r
+            join(c, GROUP, "m2", [TOPIC])
+        with RawConnection(cluster.nodes[new_leader].bootstrap) as c:
+            r = share_fetch(c, GROUP, "m2", 0, topic_id, max_records=10, max_wait_ms=2000)
+            assert acquired(r) == [(2, 5, 1)]
     finally:
         cluster.stop_all()
         cluster.close()

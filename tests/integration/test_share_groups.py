@@ -19,6 +19,8 @@ from kafka.protocol.admin import (
     IncrementalAlterConfigsResponse,
 )
 from kafka.protocol.admin.groups import (
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
     DescribeGroupsRequest,
     DescribeGroupsResponse,
     ListGroupsRequest,
@@ -27,6 +29,10 @@ from kafka.protocol.admin.groups import (
 
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.messages import (
+    AlterShareGroupOffsetsRequest,
+    AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsResponse,
     DescribeShareGroupOffsetsRequest,
     DescribeShareGroupOffsetsResponse,
     ShareAcknowledgeRequest,
@@ -98,6 +104,29 @@ def share_fetch(conn, group, member, epoch, topic_id, acks=(), max_records=1, ma
                          forgotten_topics_data=[F.ForgottenTopic(topic_id=topic_id, partitions=list(forgotten))]
                          if forgotten else []), version, ShareFetchResponse)
     return r
+
+
+def alter_offsets(conn, group: str, topics: dict[str, dict[int, int]]):
+    """AlterShareGroupOffsets: topic -> {partition: new start offset}."""
+    A = AlterShareGroupOffsetsRequest
+    AT = A.AlterShareGroupOffsetsRequestTopic
+    return conn.roundtrip(A(group_id=group, topics=[AT(topic_name=t, partitions=[
+        AT.AlterShareGroupOffsetsRequestPartition(partition_index=p, start_offset=o) for p, o in ps.items()])
+        for t, ps in topics.items()]), 0, AlterShareGroupOffsetsResponse)
+
+
+def delete_offsets(conn, group: str, topics: list[str]):
+    D = DeleteShareGroupOffsetsRequest
+    return conn.roundtrip(D(group_id=group, topics=[D.DeleteShareGroupOffsetsRequestTopic(topic_name=t)
+                                                    for t in topics]), 0, DeleteShareGroupOffsetsResponse)
+
+
+def start_offsets(conn, group: str) -> tuple[int, dict[tuple[str, int], int]]:
+    """DescribeShareGroupOffsets of every share partition of the group: (error, SPSOs)."""
+    D = DescribeShareGroupOffsetsRequest
+    g = conn.roundtrip(D(groups=[D.DescribeShareGroupOffsetsRequestGroup(group_id=group, topics=None)]),
+                       1, DescribeShareGroupOffsetsResponse).groups[0]
+    return g.error_code, {(t.topic_name, p.partition_index): p.start_offset for t in g.topics for p in t.partitions}
 
 
 def acquired(r) -> list[tuple[int, int, int]]:
@@ -489,6 +518,85 @@ def test_confluent_share_consumers_at_scale_with_one_killed(sbroker):
                              share_scale.start_confluent(sbroker.bootstrap, "sg-scale-confluent", "scale-confluent"),
                              timeout_s=60 + share_scale.RECORDS / 50)
     print(report.line("confluent-kafka ShareConsumer"))
+def test_alter_and_delete_share_group_offsets_and_the_group(sbroker):
+    """AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups of a share group
+    (kafka-share-groups --reset-offsets, --delete-offsets, --delete): refused while the
+    group has a member; once it is empty the new start offset is where the next fetch
+    reads (the leader's state in memory is dropped), deleted offsets start the group
+    again at share.auto.offset.reset, and the deleted group is gone from ListGroups and
+    DescribeGroups. Every share-partition state is tombstoned in __share_group_state."""
+    from kafka.protocol.consumer import FetchRequest, FetchResponse
+
+    from odradek.broker.groups.offsets_topic import iter_records, partition_for
+    from odradek.broker.share.coordinator import (
+        SHARE_STATE_TOPIC,
+        coordinator_key,
+        parse_record_key,
+    )
+    topic_id = _topic(sbroker, "resets", 3)
+    group = "sg-resets"
+    with RawConnection(sbroker.bootstrap) as c:
+        set_group_configs(c, group, share_auto_offset_reset="earliest")
+        join(c, group, "m", ["resets"])
+        assert acquired(share_fetch(c, group, "m", 0, topic_id)) == [(0, 1, 1)]
+        r = ack(c, group, "m", 1, topic_id, [(0, 1, ACCEPT)])
+        assert r.responses[0].partitions[0].error_code == 0 and start_offsets(c, group) == (0, {("resets", 0): 2})
+        # A member: nothing may change.
+        r = alter_offsets(c, group, {"resets": {0: 4}})
+        assert (r.error_code, r.error_message, r.responses) == (ErrorCode.NON_EMPTY_GROUP, "The group is not empty.", [])
+        assert delete_offsets(c, group, ["resets"]).error_code == ErrorCode.NON_EMPTY_GROUP
+        deleted = c.roundtrip(DeleteGroupsRequest(groups_names=[group]), 2, DeleteGroupsResponse)
+        assert deleted.results[0].error_code == ErrorCode.NON_EMPTY_GROUP
+        assert heartbeat(c, group, "m", -1).member_epoch == -1
+
+        # Empty: the start offset moves to 4; unknown topics and partitions are refused.
+        r = alter_offsets(c, group, {"resets": {0: 4, 3: 0}, "no-such-topic": {0: 1}})
+        assert r.error_code == 0 and [(t.topic_name, [(p.partition_index, p.error_code) for p in t.partitions])
+                                      for t in r.responses] == [
+            ("no-such-topic", [(0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]),
+            ("resets", [(0, 0), (3, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)])]
+        assert start_offsets(c, group) == (0, {("resets", 0): 4})
+        join(c, group, "m", ["resets"])  # the same connection: its old session is replaced
+        assert acquired(share_fetch(c, group, "m", 0, topic_id, max_records=10, max_wait_ms=2000)) == [(4, 5, 1)]
+        assert heartbeat(c, group, "m", -1).member_epoch == -1
+
+        # Deleting the topic's offsets: the group starts again at the earliest offset.
+        r = delete_offsets(c, group, ["resets", "no-such-topic"])
+        assert r.error_code == 0 and [(t.topic_name, t.error_code, t.error_message) for t in r.responses] == [
+            ("resets", 0, None),
+            ("no-such-topic", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")]
+        assert start_offsets(c, group) == (0, {})
+        r = delete_offsets(c, group, ["resets"])
+        assert [(t.error_code, t.error_message) for t in r.responses] == [
+            (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "There is no offset information to delete.")]
+        join(c, group, "m", ["resets"])
+        assert acquired(share_fetch(c, group, "m", 0, topic_id, max_records=2, max_wait_ms=2000)) == [(0, 1, 1)]
+        assert heartbeat(c, group, "m", -1).member_epoch == -1
+
+        # Deleting the group: gone, and its share-partition state with it.
+        deleted = c.roundtrip(DeleteGroupsRequest(groups_names=[group]), 2, DeleteGroupsResponse)
+        assert deleted.results[0].error_code == 0
+        listed = c.roundtrip(ListGroupsRequest(states_filter=[], types_filter=[]), 5, ListGroupsResponse)
+        assert group not in [g.group_id for g in listed.groups]
+        dg = c.roundtrip(DescribeGroupsRequest(groups=[group], include_authorized_operations=False), 6,
+                         DescribeGroupsResponse)
+        assert (dg.groups[0].error_code, dg.groups[0].group_state) == (ErrorCode.GROUP_ID_NOT_FOUND, "Dead")
+        assert start_offsets(c, group)[0] == ErrorCode.GROUP_ID_NOT_FOUND
+        deleted = c.roundtrip(DeleteGroupsRequest(groups_names=[group]), 2, DeleteGroupsResponse)
+        assert deleted.results[0].error_code == ErrorCode.GROUP_ID_NOT_FOUND
+
+        # __share_group_state: the key's last record is a tombstone (compaction forgets it).
+        key = coordinator_key(group, topic_id, 0)
+        F = FetchRequest
+        fetched = c.roundtrip(F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+                                session_id=0, session_epoch=-1, topics=[F.FetchTopic(
+                                    topic=SHARE_STATE_TOPIC, partitions=[F.FetchTopic.FetchPartition(
+                                        partition=partition_for(key, 50), current_leader_epoch=-1, fetch_offset=0,
+                                        log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                                forgotten_topics_data=[], rack_id=""), 11, FetchResponse)
+        values = [v for _, k, v in iter_records(fetched.responses[0].partitions[0].records)
+                  if k is not None and parse_record_key(k) == key]
+        assert len(values) >= 4 and values[-1] is None and values[-2] is not None
 
 
 def test_share_state_survives_a_restart(sbroker):
@@ -496,7 +604,8 @@ def test_share_state_survives_a_restart(sbroker):
     not handed out again after a restart (the state was in ``__share_group_state``);
     what it held unacknowledged comes back, its delivery count kept. The group and its
     member are still there (their records in ``__consumer_offsets``): the member goes on
-    with its epoch, a new one joins at the next."""
+    with its epoch, a new one joins at the next. A start offset set by
+    AlterShareGroupOffsets holds, and the group that made is still listed."""
     topic_id = _topic(sbroker, "durable", 3)
     group = "sg-durable"
     with RawConnection(sbroker.bootstrap) as c:
@@ -505,6 +614,9 @@ def test_share_state_survives_a_restart(sbroker):
         assert acquired(share_fetch(c, group, "m", 0, topic_id, max_records=2)) == [(0, 1, 1)]
         r = share_fetch(c, group, "m", 1, topic_id, acks=[(0, 1, ACCEPT)], max_records=2)
         assert r.responses[0].partitions[0].acknowledge_error_code == 0 and acquired(r) == [(2, 3, 1)]
+        # AlterShareGroupOffsets of a group never seen makes it (as Kafka); its start offset
+        # is durable too.
+        assert alter_offsets(c, "sg-durable-reset", {"durable": {0: 4}}).responses[0].partitions[0].error_code == 0
     sbroker.restart()
     with RawConnection(sbroker.bootstrap) as c:
         assert until_coordinator(c, group, lambda: heartbeat(c, group, "m", 1)).member_epoch == 1
@@ -523,3 +635,8 @@ def test_share_state_survives_a_restart(sbroker):
         r = share_fetch(c, group, "m2", 0, topic_id, max_records=10, max_wait_ms=2000)
         assert acquired(r) == [(2, 3, 2), (4, 5, 1)]
 
+        listed = c.roundtrip(ListGroupsRequest(states_filter=[], types_filter=["share"]), 5, ListGroupsResponse)
+        assert {"sg-durable", "sg-durable-reset"} <= {g.group_id for g in listed.groups}
+        join(c, "sg-durable-reset", "m3", ["durable"])
+        r = share_fetch(c, "sg-durable-reset", "m3", 0, topic_id, max_records=10, max_wait_ms=2000)
+        assert acquired(r) == [(4, 5, 1)]

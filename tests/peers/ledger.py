@@ -50,8 +50,6 @@ VERSION_NOTES: dict[int | tuple[int, ...], str] = {
     (83, 84, 85, 86, 87): "The share coordinator's APIs (KIP-932) are broker-to-broker only: "
                           "share-partition leaders reach Odradek's share coordinator "
                           "(__share_group_state) through its own inter-node request.",
-    (91, 92): "AlterShareGroupOffsets and DeleteShareGroupOffsets are not built yet "
-              "(DescribeShareGroupOffsets is served).",
     (88, 89, 93): "Streams groups (KIP-1071) are not built.",
 }
 
@@ -127,6 +125,9 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "fourth node (process.roles=broker) joins a running cluster, is listed as an observer "
          "by kafka-metadata-quorum, and takes a partition",
          "tests/peers/test_tools.py", "test_reassign_partitions_moves_replicas_and_cancels"),
+        ("kafka-share-groups: --reset-offsets (--to-latest, --to-datetime, --to-earliest, "
+         "--topic topic:0, --all-topics, --dry-run, --execute), --describe, --delete-offsets, --delete",
+         "tests/peers/test_tools.py", "test_share_groups_reset_delete_offsets_and_delete"),
         ("kafka-transactions: list, describe, describe-producers, find-hanging, abort",
          "tests/peers/test_transactions_tool.py", "test_kafka_transactions_lists_describes_and_aborts"),
         ("tools run against a Kafka 4.4 peer (the tools' tests against Odradek: the "

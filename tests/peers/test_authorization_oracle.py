@@ -88,6 +88,8 @@ def prepare(side: Side) -> None:
     side.create_topic("secret", 1)
     find_coordinator(side, "open-g")
     side.call(offset_commit("open-g", "open"), 9)
+    find_coordinator(side, "open-share")
+    assert side.call(alter_share_offsets("open-share", "open"), 0).error_code == 0  # an empty share group
     C = CreateAclsRequest.AclCreation
     created = side.call(CreateAclsRequest(creations=[
         C(resource_type=rtype, resource_name=name, resource_pattern_type=LITERAL, principal=principal,
@@ -99,6 +101,18 @@ def prepare(side: Side) -> None:
                     12).topics[0].error_code != 29:
         assert time.monotonic() < deadline, f"{side.name}: the ACLs never applied"
         time.sleep(0.1)
+
+
+def alter_share_offsets(group: str, *topics: str):
+    from odradek.protocol.messages import AlterShareGroupOffsetsRequest as A
+    T = A.AlterShareGroupOffsetsRequestTopic
+    return A(group_id=group, topics=[T(topic_name=t, partitions=[
+        T.AlterShareGroupOffsetsRequestPartition(partition_index=0, start_offset=0)]) for t in topics])
+
+
+def delete_share_offsets(group: str, *topics: str):
+    from odradek.protocol.messages import DeleteShareGroupOffsetsRequest as D
+    return D(group_id=group, topics=[D.DeleteShareGroupOffsetsRequestTopic(topic_name=t) for t in topics])
 
 
 def requests():
@@ -169,6 +183,12 @@ def requests():
         name="open", partitions=[OffsetDeleteRequest.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(
             partition_index=0)])]), 0
     yield "delete_groups", DeleteGroupsRequest(groups_names=["secret-g"]), 2
+    # AlterShareGroupOffsets needs READ on the group and the topics, DeleteShareGroupOffsets
+    # DELETE on the group and READ on the topics ("open-share": an empty share group)
+    yield "alter_share_group_offsets_group", alter_share_offsets("secret-g", "open"), 0
+    yield "alter_share_group_offsets_topic", alter_share_offsets("open-share", "secret", "open"), 0
+    yield "delete_share_group_offsets_group", delete_share_offsets("secret-g", "open"), 0
+    yield "delete_share_group_offsets_topic", delete_share_offsets("open-share", "secret", "open"), 0
     yield "create_topics_on_a_denied_name", CreateTopicsRequest(topics=[CreateTopicsRequest.CreatableTopic(
         name="secret", num_partitions=1, replication_factor=1, assignments=[], configs=[])],
         timeout_ms=5000, validate_only=True), 7

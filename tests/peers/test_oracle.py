@@ -1944,4 +1944,84 @@ def case_share_renew_acknowledgements(side, name):
     out["renew_fetch_v2_nothing_to_renew"] = fetch_(2, renew=True, limits=0)
     out["renew_ack_v2"] = ack_([(2, 3, 4)], 2, renew=True)
     out["accept_with_flag"] = ack_([(0, 3, 1)], 2, renew=True)
+def case_share_group_offsets_alter_delete(side, name):
+    """AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups of share groups
+    (kafka-share-groups --reset-offsets, --delete-offsets, --delete): an empty or unknown
+    id, a consumer group's id, an unknown group, a group with a member (NON_EMPTY_GROUP),
+    unknown topics and partitions, a topic without offsets; then the start offsets
+    DescribeShareGroupOffsets shows, and the group gone after DeleteGroups. An unknown id
+    altered becomes an empty share group."""
+    import base64
+
+    from odradek.protocol.messages import (
+        AlterShareGroupOffsetsRequest,
+        DeleteShareGroupOffsetsRequest,
+        DescribeShareGroupOffsetsRequest,
+        ShareGroupDescribeRequest,
+        ShareGroupHeartbeatRequest,
+    )
+    topic, group, consumer_group = name + "-t", name + "-sg", name + "-cg"
+    member = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    find_coordinator(side, group)
+    side.create_topic(topic, 2)
+    for i in range(3):
+        assert side.call(produce(topic, batch(2, T0 + i * 10_000)), 9).responses[0] \
+            .partition_responses[0].error_code == 0
+    A, D = AlterShareGroupOffsetsRequest, DeleteShareGroupOffsetsRequest
+    AT = A.AlterShareGroupOffsetsRequestTopic
+
+    def alter(group_id, topics):
+        return plain(side.call(A(group_id=group_id, topics=[AT(topic_name=t, partitions=[
+            AT.AlterShareGroupOffsetsRequestPartition(partition_index=p, start_offset=o) for p, o in ps])
+            for t, ps in topics]), 0))
+
+    def delete(group_id, topics):
+        return plain(side.call(D(group_id=group_id, topics=[D.DeleteShareGroupOffsetsRequestTopic(topic_name=t)
+                                                            for t in topics]), 0))
+
+    def heartbeat(epoch, topics=None):
+        answer = plain(side.call(ShareGroupHeartbeatRequest(
+            group_id=group, member_id=member, member_epoch=epoch, rack_id=None, subscribed_topic_names=topics), 1))
+        return {k: answer[k] for k in ("error_code", "error_message")}
+
+    def described(group_id):
+        G = DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup
+        return plain(side.call(DescribeShareGroupOffsetsRequest(groups=[G(group_id=group_id, topics=None)]), 1))
+
+    def listed(group_id):
+        groups = plain(side.call(ListGroupsRequest(states_filter=[], types_filter=[]), 5))["groups"]
+        return [g for g in groups if g["group_id"] == group_id]
+
+    commit = OffsetCommitRequest.OffsetCommitRequestTopic
+    side.call(OffsetCommitRequest(group_id=consumer_group, generation_id_or_member_epoch=-1, member_id="",
+                                  group_instance_id=None, retention_time_ms=-1, topics=[commit(
+                                      name=topic, partitions=[commit.OffsetCommitRequestPartition(
+                                          partition_index=0, committed_offset=1, committed_leader_epoch=-1,
+                                          committed_metadata="")])]), 8)
+    out = {"alter_empty_id": alter("", [(topic, [(0, 1)])]),
+           "alter_consumer_group": alter(consumer_group, [(topic, [(0, 1)])]),
+           "delete_consumer_group": delete(consumer_group, [topic]),
+           "delete_unknown_group": delete(group + "-none", [topic]),
+           "delete_empty_id": delete("", [topic]),
+           "alter_unknown_group": alter(group + "-new", [(topic, [(0, 3)])]),
+           "listed_unknown_group": listed(group + "-new"),
+           "described_unknown_group": plain(side.call(ShareGroupDescribeRequest(
+               group_ids=[group + "-new"], include_authorized_operations=False), 1))["groups"]}
+    out["join"] = heartbeat(0, [topic])
+    out["alter_non_empty"] = alter(group, [(topic, [(0, 1)])])
+    out["delete_non_empty"] = delete(group, [topic])
+    out["delete_group_non_empty"] = plain(side.call(DeleteGroupsRequest(groups_names=[group]), 2))
+    out["leave"] = heartbeat(-1)
+    out["alter"] = alter(group, [(topic, [(0, 1), (1, 0), (5, 3)]), (name + "-none", [(0, 1)])])
+    out["described"] = described(group)
+    out["delete"] = delete(group, [topic, name + "-none"])
+    out["described_after_delete"] = described(group)
+    out["delete_again"] = delete(group, [topic])
+    out["delete_group"] = plain(side.call(DeleteGroupsRequest(groups_names=[group, group + "-new"]), 2))
+    out["listed_after"] = listed(group) + listed(group + "-new")
+    out["describe_groups_v5"] = plain(side.call(DescribeGroupsRequest(groups=[group], include_authorized_operations=False), 5))
+    out["describe_groups_v6"] = plain(side.call(DescribeGroupsRequest(groups=[group], include_authorized_operations=False), 6))
+    out["share_group_describe"] = [{k: g[k] for k in ("error_code", "error_message")} for g in plain(side.call(
+        ShareGroupDescribeRequest(group_ids=[group], include_authorized_operations=False), 1))["groups"]]
+    out["delete_group_again"] = plain(side.call(DeleteGroupsRequest(groups_names=[group]), 2))
     return out

@@ -30,8 +30,10 @@ JARS = ("kafka-clients-4.4.0.jar", "kafka-group-coordinator-4.4.0.jar")
 # Kafka's record-value type; kafka-python's ApiData takes the same spec as type "data".
 TYPES = {"coordinator-value": "data"}
 # Versions whose shape changed in Kafka 4.4 after the ../shared snapshot was taken (the
-# jar wins): ShareFetchRequest v2 gained IsRenewAck (KIP-1222) in 4.4.
-NEWER_THAN_SHARED = {("ShareFetchRequest", 2)}
+# jar wins): ShareFetchRequest v2 gained IsRenewAck (KIP-1222) in 4.4, the responses of
+# AlterShareGroupOffsets and DeleteShareGroupOffsets a top-level ErrorCode and ErrorMessage.
+NEWER_THAN_SHARED = {("ShareFetchRequest", 2), ("AlterShareGroupOffsetsResponse", 0),
+                     ("DeleteShareGroupOffsetsResponse", 0)}
 
 
 def _parse(text: str) -> dict:

@@ -14,6 +14,7 @@ from odradek.broker.share.coordinator import (
     record_key,
     record_value,
 )
+from odradek.protocol.errors import ErrorCode
 
 
 def test_a_snapshot_reads_back():
@@ -31,3 +32,22 @@ def test_unknown_versions_and_bad_values_are_refused():
         parse_record_value(b"\x00\x00{}")
     with pytest.raises(RecordFormatError):
         parse_record_value(b"\x00\x07{}")
+
+
+def test_a_value_written_before_state_epochs_reads_as_epoch_zero():
+    assert parse_record_value(b'\x00\x00{"leader_epoch":2,"start_offset":5,"batches":[]}') == ShareState(2, 5, (), 0)
+
+
+def test_an_altered_start_offset_fences_the_state_a_leader_still_holds():
+    """AlterShareGroupOffsets writes the next state epoch: a leader's write of the state it
+    loaded before is FENCED_STATE_EPOCH whatever its leader epoch; within one state epoch
+    an older leader epoch is FENCED_LEADER_EPOCH."""
+    held = ShareState(3, 10, ((10, 11, 2, 1),), 0)
+    altered = held.initialized_at(4)
+    assert altered == ShareState(3, 4, (), 1)
+    assert altered.fences(held) == ErrorCode.FENCED_STATE_EPOCH
+    assert altered.fences(ShareState(9, 12, (), 0)) == ErrorCode.FENCED_STATE_EPOCH
+    assert altered.fences(ShareState(2, 4, (), 1)) == ErrorCode.FENCED_LEADER_EPOCH
+    assert altered.fences(ShareState(3, 6, (), 1)) == ErrorCode.NONE  # the leader, reloaded
+    assert held.fences(altered) == ErrorCode.NONE
+    assert parse_record_value(record_value(altered)) == altered

@@ -209,3 +209,31 @@ def test_an_expired_member_is_written_at_once_and_failed_writes_go_with_the_next
     from odradek.broker.groups import consumer_group_records as cgr
     assert [(k, v) for k, v in written[len(failed):]] == [
         (cgr.key(t, "g", "a"), None) for t in cgr.SHARE_MEMBER_TYPES]
+def test_offsets_may_change_only_in_an_empty_group():
+    """AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups: NON_EMPTY_GROUP
+    while a member is in the group (Kafka's ShareGroup.validateEmptyGroup)."""
+    g, _ = _group()
+    assert g.offsets_alterable() == ErrorCode.NONE
+    g.created_by_offsets()
+    assert (g.state, g.group_epoch, g.assignment_epoch) == (ShareGroupState.EMPTY, 1, 1)
+    g.heartbeat(ShareHeartbeat("a", 0, subscribed_topic_names=["t"]), TOPICS)
+    assert g.offsets_alterable() == ErrorCode.NON_EMPTY_GROUP
+    g.heartbeat(ShareHeartbeat("a", -1), TOPICS)
+    assert g.offsets_alterable() == ErrorCode.NONE
+
+
+def test_share_manager_evicts_a_groups_altered_partitions():
+    """After AlterShareGroupOffsets or DeleteShareGroupOffsets the leader forgets what it
+    held of those topics for that group (the next fetch loads the coordinator's state)."""
+    from types import SimpleNamespace
+
+    from odradek.broker.share.manager import ShareManager
+    from odradek.broker.share.partition import SharePartition
+    m = ShareManager(SimpleNamespace(config={"group.share.max.share.sessions": 10}))
+    other = uuid.UUID(int=9)
+    m.partitions = {(g, t, 0): (0, SharePartition(0)) for g in ("g", "h") for t in (T1, other)}
+    m.state_epochs = {k: 1 for k in m.partitions}
+    m.evict("g", {T1})
+    assert sorted(m.partitions, key=str) == sorted([("g", other, 0), ("h", T1, 0), ("h", other, 0)], key=str)
+    m.evict("h", None)
+    assert list(m.partitions) == list(m.state_epochs) == [("g", other, 0)]
