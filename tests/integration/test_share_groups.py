@@ -617,6 +617,10 @@ def test_share_state_survives_a_restart(sbroker):
         # AlterShareGroupOffsets of a group never seen makes it (as Kafka); its start offset
         # is durable too.
         assert alter_offsets(c, "sg-durable-reset", {"durable": {0: 4}}).responses[0].partitions[0].error_code == 0
+        # and one made so, then deleted: its records are tombstoned, it stays gone
+        assert alter_offsets(c, "sg-durable-gone", {"durable": {0: 1}}).responses[0].partitions[0].error_code == 0
+        deleted = c.roundtrip(DeleteGroupsRequest(groups_names=["sg-durable-gone"]), 2, DeleteGroupsResponse)
+        assert deleted.results[0].error_code == 0
     sbroker.restart()
     with RawConnection(sbroker.bootstrap) as c:
         assert until_coordinator(c, group, lambda: heartbeat(c, group, "m", 1)).member_epoch == 1
@@ -637,6 +641,7 @@ def test_share_state_survives_a_restart(sbroker):
 
         listed = c.roundtrip(ListGroupsRequest(states_filter=[], types_filter=["share"]), 5, ListGroupsResponse)
         assert {"sg-durable", "sg-durable-reset"} <= {g.group_id for g in listed.groups}
+        assert "sg-durable-gone" not in {g.group_id for g in listed.groups}
         join(c, "sg-durable-reset", "m3", ["durable"])
         r = share_fetch(c, "sg-durable-reset", "m3", 0, topic_id, max_records=10, max_wait_ms=2000)
         assert acquired(r) == [(4, 5, 1)]
