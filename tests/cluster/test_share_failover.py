@@ -132,6 +132,7 @@ def test_a_share_group_survives_the_kill_of_its_coordinator_and_partition_leader
         # (acquired 2-5) and the next fetch starts at the new start offset, nothing in flight.
         with RawConnection(cluster.nodes[coordinator].bootstrap) as c:
             assert heartbeat(c, GROUP, "m2", -1).member_epoch == -1
+            assert heartbeat(c, GROUP, "m3", -1).member_epoch == -1
             heartbeat(c, GROUP, "m", -1)  # still a member, unless the group's coordinator moved
             r = alter_offsets(c, GROUP, {TOPIC: {0: 2}})
             assert r.error_code == 0 and r.responses[0].partitions[0].error_code == 0, r
