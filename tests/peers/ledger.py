@@ -94,6 +94,9 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_records_read_identically_by_python_clients"),
         ("ShareConsumer (KIP-932): two consumers compete, RELEASE redelivers, REJECT archives",
          "tests/integration/test_share_groups.py", "test_confluent_share_consumers_compete_for_records"),
+        ("ShareConsumer at scale: five consumers, 20,000 records on two partitions, a sixth "
+         "SIGKILLed mid-batch; each record held by one at a time, accepted exactly once",
+         "tests/integration/test_share_groups.py", "test_confluent_share_consumers_at_scale_with_one_killed"),
     ],
     "kcat": [("produce, consume, metadata", "tests/integration/test_data_path.py", ""),
              ("TLS with a client certificate, SASL PLAIN", "tests/integration/test_security.py", "test_kcat")],
@@ -119,6 +122,9 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
         ("KafkaShareConsumer (KIP-932): two consumers on one partition, lock expiry and RELEASE "
          "redeliver, every record accepted once; kafka-share-groups --describe --members",
          "tests/peers/test_java_client.py", "test_java_share_consumers_share_a_partition"),
+        ("KafkaShareConsumer at scale: five consumers, 20,000 records on two partitions, a "
+         "sixth's JVM SIGKILLed mid-batch; each record held by one at a time, accepted exactly once",
+         "tests/peers/test_java_client.py", "test_java_share_consumers_at_scale_with_one_killed"),
     ],
     "Kafka's tools (4.4)": [
         ("kafka-reassign-partitions: execute with a throttle, verify, list, cancel; a broker-only "

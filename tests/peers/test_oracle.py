@@ -91,9 +91,10 @@ LEDGERED: dict[tuple[str, str], str] = {
         "queues), and none of transaction/streams/eligible.leader.replicas/kraft.version "
         "yet. Kafka 4.4 finalizes them all at format time, metadata.version at 4.4-IV2 (33).",
     ("share_group_errors", ".join.member_epoch"):
-        "Kafka's share coordinator initializes a new share partition's state in "
-        "__share_group_state and bumps the group epoch once more when it is done (a first "
-        "member gets epoch 2); Odradek has no share coordinator yet and bumps it once (1).",
+        "Kafka's group coordinator has the share coordinator initialize a new share "
+        "partition's state and bumps the group epoch once more when it is done (a first "
+        "member gets epoch 2); in Odradek the share partition's leader initializes it at the "
+        "group's first fetch, without a bump (1).",
     ("share_group_errors", ".fenced.error_message"):
         "The same words; they quote the member's epoch, 2 on Kafka and 1 on Odradek (see "
         "share_group_errors .join.member_epoch).",
