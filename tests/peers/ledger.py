@@ -32,16 +32,13 @@ OUTPUT = ROOT / "COMPATIBILITY.md"
 # Why Odradek serves an API below Kafka 4.4's maximum, or not at all. Every API that
 # Kafka 4.4 offers and Odradek does not serve in full needs an entry (the generator checks).
 VERSION_NOTES: dict[int | tuple[int, ...], str] = {
-    0: "Produce v12 is v11 plus transactions v2 (KIP-890 part 2: the produce request "
-       "implicitly adds the partition to the transaction); v13 names topics by id and "
-       "comes after v12. Transactions v1 are served; v2 is not built yet.",
+    0: "Produce v13 names topics by id (KIP-516) and is not served yet; v12 (transactions "
+       "v2: the leader adds the partition to the transaction) is.",
     18: "ApiVersions v5 (KIP-1242: cluster and node id checks, REBOOTSTRAP_REQUIRED): "
         "kafka-python, the codec, stops at v4.",
     22: "InitProducerId v6 (KIP-939, two-phase commit) belongs to transactions.",
     42: "DeleteGroups v3 adds a per-group error message; kafka-python, the codec, stops at v2.",
-    (26, 28): "EndTxn v5 and TxnOffsetCommit v5-v6 belong to transactions v2 (KIP-890 part 2: "
-              "an epoch bump per transaction), not built: transactions v1 are served, and "
-              "transaction.version is not advertised, so clients use v1.",
+    28: "TxnOffsetCommit v6 names topics by id (KIP-1319); v5 (transactions v2) is served.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "
                       "Odradek's nodes speak their own inter-node protocol.",
