@@ -111,7 +111,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_admin_manages_topics"),
         ("SASL_SSL with SCRAM, SSL with a PEM client key store, SASL PLAIN, a wrong password",
          "tests/peers/test_security_tools.py", ""),
-        ("transactions (v1): commit, abort, fencing by a second producer, read_committed",
+        ("transactions v2 (KIP-890 part 2): commit, abort, an epoch bump per transaction as "
+         "Kafka 4.4's, fencing by a second producer, read_committed",
          "tests/peers/test_java_client.py", "test_java_transactions_commit_abort_and_fencing"),
         ("Kafka Streams 4.4, processing.guarantee=exactly_once_v2: a word count with a state store",
          "tests/peers/test_java_client.py", "test_kafka_streams_exactly_once_v2_word_count"),
