@@ -58,6 +58,12 @@ def test_init_exhausted_epoch_gets_a_new_producer_id():
     meta = ongoing(epoch=st.MAX_EPOCH - 1).replace(state=TxnState.EMPTY)
     d = st.init_producer_id(meta, "t", 60000, MAX, -1, -1, 10, counter())
     assert (d.target.producer_id, d.target.producer_epoch) == (100, 0)
+    # KIP-360: the producer that asked with its exhausted epoch retries (the answer was
+    # lost): the same new producer id, no second rotation; another old epoch is fenced
+    d = st.init_producer_id(meta, "t", 60000, MAX, 5, st.MAX_EPOCH - 1, 10, counter())
+    assert (d.target.producer_id, d.target.previous_producer_id) == (100, 5)
+    assert st.init_producer_id(d.target, "t", 60000, MAX, 5, st.MAX_EPOCH - 1, 20, counter()).target == d.target
+    assert st.init_producer_id(d.target, "t", 60000, MAX, 5, 7, 20, counter()).error == ErrorCode.PRODUCER_FENCED
 
 
 def test_init_kip_360_checks_the_producer_it_was():
