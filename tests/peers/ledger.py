@@ -144,7 +144,7 @@ A client must speak Kafka 0.11's protocol or later: sarama needs `Config.Version
 `V0_11_0_0` or later (its default is older), librdkafka 0.11 or later, the Java client
 2.1 or later. A request at an older version closes the connection, as Kafka 4 does (the
 oracle's case versions_older_than_kafka_4_are_refused), and the broker logs
-`connection_closed` with the reason `API key 0 version 2 is not served (3..11)`, so an
+`connection_closed` with the reason `API key 0 version 2 is not served (3..12)`, so an
 operator sees which client is too old. ApiVersions is answered at every version (KIP-511).
 """
 

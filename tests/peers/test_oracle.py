@@ -244,7 +244,7 @@ def test_a_refused_old_version_is_logged_with_its_api_and_version(sides):
     finally:
         odradek.reconnect()
     deadline = time.monotonic() + 5
-    while "API key 0 version 2 is not served (3..11)" not in odradek.process.log_text():
+    while "API key 0 version 2 is not served (3..12)" not in odradek.process.log_text():
         assert time.monotonic() < deadline, odradek.process.log_text()[-3000:]
         time.sleep(0.05)
 
