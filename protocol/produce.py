@@ -1,4 +1,4 @@
-"""The Produce response body (v3-v11), encoded by hand.
+"""The Produce response body (v3-v12), encoded by hand.
 
 Produce is the request a broker answers most often: a producer with linger.ms=0 sends
 one per record. Building kafka-python's response objects and running its generic
@@ -28,7 +28,7 @@ from odradek.protocol.body import I32, BodyWriter
 
 _PARTITION_HEAD = struct.Struct(">ihqq")  # index, error_code, base_offset, log_append_time_ms
 _PARTITION_HEAD_V5 = struct.Struct(">ihqqq")  # ... and log_start_offset
-MIN_VERSION, MAX_VERSION = 3, 11
+MIN_VERSION, MAX_VERSION = 3, 12  # v12 is v11 (KIP-890 part 2 changes the broker only)
 
 
 @dataclass(slots=True)

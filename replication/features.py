@@ -35,7 +35,8 @@ class Feature:
 FEATURES: dict[str, Feature] = {f.name: f for f in (
     Feature(METADATA_VERSION, MINIMUM_METADATA_VERSION, 29, bootstrap_level=29),
     Feature("kraft.version", 0, 0),  # KIP-853 voter changes: not built
-    Feature("transaction.version", 0, 0),  # transactions: not built
+    # 1: flexible __transaction_state records; 2: transactions v2 (KIP-890 part 2)
+    Feature("transaction.version", 0, 2, bootstrap_level=2),
     Feature("group.version", 0, 1, bootstrap_level=1),  # the consumer group protocol (KIP-848)
     Feature("share.version", 0, 1, bootstrap_level=1),  # share groups (KIP-932)
     Feature("streams.version", 0, 0),

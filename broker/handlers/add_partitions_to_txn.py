@@ -11,7 +11,9 @@ INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2).
 v0-v3 carry one transaction (clients); v4+ a batch of them (KIP-890: brokers), with
 verify_only asking whether the partitions are already in the ongoing transaction
 (TRANSACTION_ABORTABLE for those that are not from v5, INVALID_TXN_STATE before) without
-adding them.
+adding them. Without verify_only, a partition leader adds them for a transactions v2
+producer (Produce v12, TxnOffsetCommit v5: KIP-890 part 2), so the transaction is marked
+as a v2 one (its EndTxn bumps the epoch), as Kafka's coordinator does.
 """
 
 from kafka.protocol.producer import AddPartitionsToTxnRequest, AddPartitionsToTxnResponse
@@ -53,7 +55,8 @@ async def add(ctx, tid: str, producer_id: int, epoch: int, topics, verify_only: 
         meta = coordinator.txns.get(tid)
         return {tp: st.abortable_for(st.verify_partition(meta, producer_id, epoch, tp), version, ABORTABLE_VERSION)
                 for tp in wanted}
-    error = await coordinator.add_partitions(tid, producer_id, epoch, set(wanted))
+    client_tv = st.TV_2 if version >= BATCHED_VERSION else 0  # v4+: a broker for a v2 producer
+    error = await coordinator.add_partitions(tid, producer_id, epoch, set(wanted), client_tv)
     return dict.fromkeys(wanted, client_error(error, version, FENCED_VERSION))
 
 

@@ -1,4 +1,4 @@
-"""Produce (v3-v11): append record batches as the partition leader.
+"""Produce (v3-v12): append record batches as the partition leader.
 
 acks: 0 (no response at all; if any partition failed, the connection is closed,
 as Kafka does, so the client refreshes its metadata), 1 (after the leader's
@@ -27,7 +27,9 @@ INVALID_PRODUCER_EPOCH for another epoch),
 so a late write cannot open a transaction that never ends; when another node coordinates
 it, that node is asked (AddPartitionsToTxn v5, verify_only) for the partitions where the
 producer has no transaction open yet, NOT_ENOUGH_REPLICAS (retriable) when it cannot
-answer. Control batches (markers) are
+answer. v12 (transactions v2, KIP-890 part 2): the producer sends no AddPartitionsToTxn;
+the leader adds those partitions to the ongoing transaction itself (at the coordinator,
+here or over AddPartitionsToTxn v5) before appending. Control batches (markers) are
 the leader's own: a client's gets INVALID_RECORD.
 
 Client quotas (broker.quotas): the request's bytes count against producer_byte_rate; the
@@ -108,7 +110,9 @@ NO_LOG_START_OFFSET = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADE
 SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
 NOT_ADDED = "Partition was not added to the transaction"  # Kafka's message for KIP-890's refusal
 NOT_ADDED_ERRORS = (ErrorCode.INVALID_TXN_STATE, ErrorCode.TRANSACTION_ABORTABLE)
+REFUSED = "Refused by the transaction coordinator"  # any other of its answers (a fenced epoch, ...)
 ABORTABLE_VERSION = 11  # the first Produce version that knows TRANSACTION_ABORTABLE
+ADD_PARTITIONS_VERSION = 12  # transactions v2: the leader adds the partition (KIP-890 part 2)
 
 log = structlog.get_logger(__name__)
 
@@ -137,16 +141,23 @@ def batch_checker(version: int, topic_config: dict, now_ms: int):
     return check
 
 
-async def _verify_remotely(broker, request) -> dict[tuple[str, int], ErrorCode]:
-    """KIP-890 part 1 when another node coordinates the request's transactional id: ask it
-    about the partitions led here whose producer has no transaction open here yet (once
-    one is open, its batches were verified when it opened)."""
+async def _ask_coordinator(broker, request, add: bool, allowed) -> dict[tuple[str, int], ErrorCode]:
+    """For the partitions led here whose producer has no transaction open here yet at its
+    epoch (once one is open, its batches were checked when it opened): KIP-890 part 1
+    asks another node coordinating the request's transactional id whether they are in the
+    transaction (the local coordinator is checked in _with_txn_check); part 2 (``add``,
+    Produce v12) adds them to it, here or there. Only errors and remote answers are
+    returned; a partition without an entry gets the local check. Topics not ``allowed``
+    (not authorized: refused anyway) are never added."""
     tid = request.transactional_id
     coordinator = broker.transactions.coordinator_node(tid) if tid is not None else None
-    if coordinator is not None and coordinator.node_id == broker.node_id:
-        return {}  # the local check in _with_txn_check
+    local = coordinator is not None and coordinator.node_id == broker.node_id
+    if local and not add:
+        return {}
     by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
     for topic in request.topic_data:
+        if not allowed(topic.name):
+            continue
         for data in topic.partition_data:
             if len(data.records or b"") < rec.HEADER_SIZE:
                 continue
@@ -160,14 +171,18 @@ async def _verify_remotely(broker, request) -> dict[tuple[str, int], ErrorCode]:
             by_producer.setdefault((header.producer_id, header.producer_epoch), []).append((topic.name, data.index))
     out: dict[tuple[str, int], ErrorCode] = {}
     for (producer_id, epoch), tps in by_producer.items():
-        out.update(await broker.transactions.verify_remote(tid, producer_id, epoch, tps))
+        if add:
+            answers = await broker.transactions.add_for_leader(tid, producer_id, epoch, tps)
+            out.update({tp: e for tp, e in answers.items() if e or not local})
+        else:
+            out.update(await broker.transactions.verify_remote(tid, producer_id, epoch, tps))
     return out
 
 
 def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[str, int], ErrorCode],
                     version: int):
     """``check``, then for a transactional batch KIP-890's verification: with the local
-    transaction coordinator, or the answer of the remote one (``_verify_remotely``)."""
+    transaction coordinator, or the answer of the remote one (``_ask_coordinator``)."""
     def checked(header: rec.BatchHeader) -> None:
         check(header)
         if header.is_transactional and broker.transactions is not None:
@@ -176,7 +191,7 @@ def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[st
                 error = broker.transactions.verify(header.producer_id, header.producer_epoch, (topic, index))
             if error:
                 error = abortable_for(error, version, ABORTABLE_VERSION)
-                raise KafkaError(error, NOT_ADDED if error in NOT_ADDED_ERRORS else None)
+                raise KafkaError(error, NOT_ADDED if error in NOT_ADDED_ERRORS else REFUSED)
     return checked
 
 
@@ -193,8 +208,8 @@ def _failure(index: int, e: KafkaError, log_start_offset: int) -> PartitionProdu
     """Kafka carries a message only with record errors (INVALID_RECORD and its kin) and
     the refusal of a partition not added to the transaction; the rest (unknown
     partition, bad acks, ...) say it with the code alone."""
-    if e.message == NOT_ADDED:  # refused before the log was looked at: no log start offset;
-        # Kafka says why with INVALID_TXN_STATE only (TRANSACTION_ABORTABLE comes bare)
+    if e.message in (NOT_ADDED, REFUSED):  # refused before the log was looked at: no log
+        # start offset; Kafka says why with INVALID_TXN_STATE only (the rest come bare)
         return PartitionProduceResponse(index, e.code, error_message=NOT_ADDED
                                         if e.code == ErrorCode.INVALID_TXN_STATE else None)
     if e.code not in RECORD_LEVEL_ERRORS:
@@ -211,7 +226,7 @@ def _has_transactional_records(request) -> bool:
                for topic in request.topic_data for data in topic.partition_data)
 
 
-@handles(ProduceRequest, 3, 11)
+@handles(ProduceRequest, 3, 12)
 async def handle(ctx, request):
     broker = ctx.broker
     version = ctx.header.api_version
@@ -222,14 +237,16 @@ async def handle(ctx, request):
         return ProduceResponse([(topic.name, [
             PartitionProduceResponse(data.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
             for data in topic.partition_data]) for topic in request.topic_data])
-    remote = await _verify_remotely(broker, request) if request.transactional_id is not None else {}
+    txn_denied = (request.transactional_id is not None
+                  and not ctx.may(TXN, request.transactional_id))
+    remote = (await _ask_coordinator(broker, request, version >= ADD_PARTITIONS_VERSION,
+                                     lambda topic: ctx.may(TOPIC, topic))
+              if request.transactional_id is not None and not txn_denied else {})
     now = broker.replicas.clock_ms()
     stats = broker.stats
     responses = []
     durable_waits = []  # (partition response, coroutine) for acks=-1, or 1 with flush.messages
     failed = False
-    txn_denied = (request.transactional_id is not None
-                  and not ctx.may(TXN, request.transactional_id))
     for topic in request.topic_data:
         denied = (KafkaError(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) if txn_denied else
                   None if ctx.may(TOPIC, topic.name) else KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED))

@@ -1,4 +1,4 @@
-"""TxnOffsetCommit (v0-v4): a group's offsets, committed with a producer's transaction.
+"""TxnOffsetCommit (v0-v5): a group's offsets, committed with a producer's transaction.
 
 Sent to the group's coordinator after AddOffsetsToTxn. The offsets are written to
 ``__consumer_offsets`` as the producer's transactional batch and held pending until the
@@ -12,7 +12,9 @@ part 1: the group's ``__consumer_offsets`` partition must be in the ongoing tran
 (AddOffsetsToTxn), as the id's coordinator (here or on another node) says, else nothing is
 written: INVALID_TXN_STATE, TRANSACTION_ABORTABLE from v4 (Kafka 4.4's answers); without
 this, offsets committed outside any transaction the coordinator knows would stay pending
-forever. v5 belongs to transactions v2, not served.
+forever. v5 (transactions v2, KIP-890 part 2): the producer sends no AddOffsetsToTxn; the
+group's offsets partition is added to its transaction here (at the id's coordinator, this
+node or another) before the offsets are written.
 """
 
 from kafka.protocol.producer import TxnOffsetCommitRequest, TxnOffsetCommitResponse
@@ -29,20 +31,26 @@ Partition = Topic.TxnOffsetCommitResponsePartition
 FENCED_VERSION = 3
 KIP_447_VERSION = 3
 ABORTABLE_VERSION = 4  # the first that knows TRANSACTION_ABORTABLE
+ADD_PARTITION_VERSION = 5  # transactions v2: the offsets partition is added here
 
 
-async def _verify(broker, tid: str, producer_id: int, producer_epoch: int, group_id: str) -> ErrorCode:
-    """Is the group's offsets partition in the producer's ongoing transaction?"""
+async def _verify(broker, tid: str, producer_id: int, producer_epoch: int, group_id: str,
+                  add: bool) -> ErrorCode:
+    """Is the group's offsets partition in the producer's ongoing transaction? (``add``:
+    put it there.)"""
     coordinator = broker.transactions
     tp = (OFFSETS_TOPIC, broker.groups.partition_for(group_id))
-    if coordinator.is_local(tid):
+    if add:
+        error = (await coordinator.add_for_leader(tid, producer_id, producer_epoch, [tp]))[tp]
+    elif coordinator.is_local(tid):
         return st.verify_partition(coordinator.txns.get(tid), producer_id, producer_epoch, tp)
-    error = (await coordinator.verify_remote(tid, producer_id, producer_epoch, [tp]))[tp]
+    else:
+        error = (await coordinator.verify_remote(tid, producer_id, producer_epoch, [tp]))[tp]
     # the coordinator could not be asked: retriable, as Kafka's group coordinator says it
     return ErrorCode.COORDINATOR_NOT_AVAILABLE if error == ErrorCode.NOT_ENOUGH_REPLICAS else error
 
 
-@handles(TxnOffsetCommitRequest, 0, 4)
+@handles(TxnOffsetCommitRequest, 0, 5)
 async def handle(ctx, request):
     version = ctx.header.api_version
     broker = ctx.broker
@@ -51,7 +59,8 @@ async def handle(ctx, request):
                                                request.producer_epoch)
     if not error:
         error = st.abortable_for(await _verify(broker, request.transactional_id, request.producer_id,
-                                               request.producer_epoch, request.group_id),
+                                               request.producer_epoch, request.group_id,
+                                               version >= ADD_PARTITION_VERSION),
                                  version, ABORTABLE_VERSION)
     if error:
         results = dict.fromkeys(tps, error)

@@ -181,7 +181,7 @@ class TransactionCoordinator(PartitionCoordinator):
         p = self.partitions.get(self.partition_for(tid))
         if p is None:
             return ErrorCode.NOT_COORDINATOR
-        value = None if tombstone else tl.value(meta)
+        value = None if tombstone else tl.value(meta, flexible=self.transaction_version() >= st.TV_1)
         error = await self._write_committed(p, tl.key(tid), value, self.scheduler.now_ms())
         if error:
             return error
@@ -210,6 +210,10 @@ class TransactionCoordinator(PartitionCoordinator):
         finally:
             self.pending.discard(tid)
         return error or decision.answer
+
+    def transaction_version(self) -> int:
+        """The finalized transaction.version (KIP-890 part 2 at 2)."""
+        return self.broker.image.features.get("transaction.version", 0)
 
     async def _new_producer_id(self) -> int:
         return await self.broker.next_producer_id()
@@ -243,12 +247,12 @@ class TransactionCoordinator(PartitionCoordinator):
         return error
 
     async def add_partitions(self, tid: str, producer_id: int, producer_epoch: int,
-                             partitions: set[tuple[str, int]]) -> ErrorCode:
+                             partitions: set[tuple[str, int]], client_tv: int = 0) -> ErrorCode:
         error = self._busy_error(tid)
         if error:
             return error
         decision = st.add_partitions(self.txns.get(tid), producer_id, producer_epoch, partitions,
-                                     self.scheduler.now_ms())
+                                     self.scheduler.now_ms(), client_tv)
         return await self._transition(decision)
 
     def verify(self, producer_id: int, producer_epoch: int, partition: tuple[str, int]) -> ErrorCode | None:
@@ -271,19 +275,34 @@ class TransactionCoordinator(PartitionCoordinator):
             return ErrorCode.PRODUCER_FENCED
         return ErrorCode.NONE
 
-    async def end_txn(self, tid: str, producer_id: int, producer_epoch: int, commit: bool) -> ErrorCode:
+    async def end_txn(self, tid: str, producer_id: int, producer_epoch: int, commit: bool,
+                      v2: bool = False) -> tuple[ErrorCode, int, int]:
+        """The error, and (EndTxn v5, transactions v2) the producer id and epoch the
+        producer goes on with: the epoch bumped, or a new producer id at epoch 0 once the
+        epoch is exhausted (-1, -1 with an error)."""
         error = self._busy_error(tid)
         if error:
-            return error
+            return error, -1, -1
+        meta = self.txns.get(tid)
+        fresh = -1
+        if v2 and meta is not None and st.exhausted(meta.producer_epoch):
+            fresh = await self._new_producer_id()
+            error = self._busy_error(tid)  # (checked again: that may have waited)
+            if error:
+                return error, -1, -1
         decision = st.end_txn(self.txns.get(tid), producer_id, producer_epoch, commit,
-                              self.scheduler.now_ms())
+                              self.scheduler.now_ms(), v2, lambda: fresh)
         error = await self._transition(decision)
-        if error or decision.target is None:
-            return error
-        task = self._start_completion(self.txns[tid])
-        if task is not None:  # answer once the markers are written: the next transaction
-            await asyncio.wait({task}, timeout=END_TXN_WAIT_S)  # starts without retries
-        return ErrorCode.NONE
+        if error:
+            return error, -1, -1
+        if decision.target is not None:
+            task = self._start_completion(self.txns[tid])
+            if task is not None:  # answer once the markers are written: the next transaction
+                await asyncio.wait({task}, timeout=END_TXN_WAIT_S)  # starts without retries
+        current = self.txns.get(tid)
+        if current is None:
+            return ErrorCode.NONE, -1, -1
+        return (ErrorCode.NONE, *st.continuing_producer(current))
 
     # -- markers and completion ----------------------------------------------------------
     def _start_completion(self, meta: TxnMetadata) -> asyncio.Task | None:
@@ -358,11 +377,23 @@ class TransactionCoordinator(PartitionCoordinator):
                 log.info("transaction_marker_retry", topic=tp[0], partition=tp[1], error=error.name)
         return done
 
+    async def add_for_leader(self, tid: str, producer_id: int, producer_epoch: int,
+                             tps: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:
+        """KIP-890 part 2: a partition leader adds partitions to a v2 producer's transaction
+        (Produce v12, TxnOffsetCommit v5) before appending its transactional batch: here
+        when this node coordinates ``tid``, else AddPartitionsToTxn v5 without verify_only
+        to its coordinator; an error per partition, as the leader answers them."""
+        if self.is_local(tid):
+            error = await self.add_partitions(tid, producer_id, producer_epoch, set(tps), st.TV_2)
+            return dict.fromkeys(tps, _leader_error(error))
+        return await self.verify_remote(tid, producer_id, producer_epoch, tps, add=True)
+
     async def verify_remote(self, tid: str, producer_id: int, producer_epoch: int,
-                            tps: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:
-        """KIP-890 part 1 when another node coordinates ``tid``: AddPartitionsToTxn v4 with
-        verify_only to it; an error per partition. When the coordinator cannot be asked,
-        NOT_ENOUGH_REPLICAS (retriable), as Kafka's AddPartitionsToTxnManager answers."""
+                            tps: list[tuple[str, int]], add: bool = False) -> dict[tuple[str, int], ErrorCode]:
+        """KIP-890 part 1 when another node coordinates ``tid``: AddPartitionsToTxn v5 with
+        verify_only to it (``add``: without, part 2); an error per partition. When the
+        coordinator cannot be asked, NOT_ENOUGH_REPLICAS (retriable), as Kafka's
+        AddPartitionsToTxnManager answers."""
         unavailable = dict.fromkeys(tps, ErrorCode.NOT_ENOUGH_REPLICAS)
         node = self.coordinator_node(tid)
         peer = self._peer(node.node_id) if node is not None else None
@@ -373,7 +404,7 @@ class TransactionCoordinator(PartitionCoordinator):
         for topic, index in tps:
             topics.setdefault(topic, []).append(index)
         request = A(transactions=[A.AddPartitionsToTxnTransaction(
-            transactional_id=tid, producer_id=producer_id, producer_epoch=producer_epoch, verify_only=True,
+            transactional_id=tid, producer_id=producer_id, producer_epoch=producer_epoch, verify_only=not add,
             topics=[A.AddPartitionsToTxnTopic(name=t, partitions=ps) for t, ps in topics.items()])])
         try:
             response = await peer.send(request, VERIFY_VERSION, AddPartitionsToTxnResponse, timeout_s=5.0)
@@ -383,11 +414,7 @@ class TransactionCoordinator(PartitionCoordinator):
         for result in response.results_by_transaction:
             for t in result.topic_results:
                 for part in t.results_by_partition:
-                    code = ErrorCode(part.partition_error_code)
-                    if code in (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                                ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.CONCURRENT_TRANSACTIONS):
-                        code = ErrorCode.NOT_ENOUGH_REPLICAS
-                    out[(t.name, part.partition_index)] = code
+                    out[(t.name, part.partition_index)] = _leader_error(ErrorCode(part.partition_error_code))
         return {tp: out.get(tp, ErrorCode.NOT_ENOUGH_REPLICAS) for tp in tps}
 
     async def _markers_remote(self, leader: int, tps, producer_id, producer_epoch, commit,
@@ -426,8 +453,7 @@ class TransactionCoordinator(PartitionCoordinator):
         for tid, meta in list(self.txns.items()):
             if tid in self.pending or self.id_error(tid) or not st.timed_out(meta, now):
                 continue
-            fresh = await self._new_producer_id() if meta.producer_epoch + 1 >= st.MAX_EPOCH else -1
-            target = st.abort_timed_out(meta, now, lambda f=fresh: f)
+            target = st.abort_timed_out(meta, now)
             if await self._transition(st.Decision(target=target)):
                 continue
             log.info("transaction_timed_out", transactional_id=tid, producer_id=meta.producer_id,
@@ -493,6 +519,19 @@ async def write_markers_locally(broker, producer_id: int, producer_epoch: int, c
         if out[tp] == ErrorCode.NONE and tp[0] == OFFSETS_TOPIC:
             broker.groups.complete_txn_offsets(tp[1], producer_id, commit)
     return out
+
+
+def _leader_error(code: ErrorCode) -> ErrorCode:
+    """The coordinator's answer to a partition leader's AddPartitionsToTxn as the leader
+    passes it on (Kafka's AddPartitionsToTxnManager): the coordinator moving, loading or
+    busy ending the previous transaction is the retriable NOT_ENOUGH_REPLICAS; a fenced
+    producer INVALID_PRODUCER_EPOCH, which every Produce version knows."""
+    if code in (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.CONCURRENT_TRANSACTIONS):
+        return ErrorCode.NOT_ENOUGH_REPLICAS
+    if code == ErrorCode.PRODUCER_FENCED:
+        return ErrorCode.INVALID_PRODUCER_EPOCH
+    return code
 
 
 def client_error(code: ErrorCode, version: int, fenced_from: int) -> ErrorCode:

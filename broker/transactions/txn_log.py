@@ -16,8 +16,16 @@ int16 length + UTF-8, arrays int32 count (-1: null)::
                          | transaction_last_update_timestamp_ms int64
                          | transaction_start_timestamp_ms int64
 
-A null value (tombstone) removes the id (an expired transactional id). Values of v1
-(flexible, with tagged fields) are read for their v0 fields.
+TransactionLogValue v1 (KIP-915: flexible) is written once transaction.version is 1 or
+more, as Kafka does: the same fields with compact strings and arrays (uvarint length + 1,
+0: null), a tagged-field section after each partitions entry and at the end, where
+transactions v2 keeps what a new coordinator needs to go on with a transaction (only
+fields off their default are written)::
+
+    tag 0 PreviousProducerId int64 (-1) | tag 1 NextProducerId int64 (-1)
+    | tag 2 ClientTransactionVersion int16 (0) | tag 3 NextProducerEpoch int16 (-1)
+
+A null value (tombstone) removes the id (an expired transactional id).
 """
 
 from __future__ import annotations
@@ -25,11 +33,14 @@ from __future__ import annotations
 import struct
 
 from odradek.broker.groups.offsets_topic import RecordFormatError, _Reader, _str, partition_for
-from odradek.broker.transactions.state import TxnMetadata, TxnState
+from odradek.broker.transactions.state import NO_PRODUCER_ID, TxnMetadata, TxnState
+from odradek.protocol.body import BodyWriter
 
 TRANSACTION_TOPIC = "__transaction_state"
 KEY_VERSION = 0
 VALUE_VERSION = 0
+FLEXIBLE_VALUE_VERSION = 1
+TAG_PREVIOUS_PRODUCER_ID, TAG_NEXT_PRODUCER_ID, TAG_CLIENT_TV, TAG_NEXT_PRODUCER_EPOCH = 0, 1, 2, 3
 
 _I8 = struct.Struct(">b")
 _I16 = struct.Struct(">h")
@@ -44,10 +55,35 @@ def key(transactional_id: str) -> bytes:
     return _I16.pack(KEY_VERSION) + _str(transactional_id)
 
 
-def value(meta: TxnMetadata) -> bytes:
+def _value_v1(meta: TxnMetadata, by_topic: dict[str, list[int]]) -> bytes:
+    w = BodyWriter(flexible=True)
+    w.buf += _I16.pack(FLEXIBLE_VALUE_VERSION) + _I64.pack(meta.producer_id) + _I16.pack(meta.producer_epoch)
+    w.buf += _I32.pack(meta.timeout_ms) + _I8.pack(int(meta.state))
+    w.array_len(len(by_topic))
+    for topic, partitions in by_topic.items():
+        w.string(topic)
+        w.array_len(len(partitions))
+        w.buf += b"".join(_I32.pack(p) for p in partitions)
+        w.tags()
+    w.buf += _I64.pack(meta.last_update_ms) + _I64.pack(meta.txn_start_ms)
+    tagged = []
+    if meta.previous_producer_id != NO_PRODUCER_ID:
+        tagged.append((TAG_PREVIOUS_PRODUCER_ID, _I64.pack(meta.previous_producer_id)))
+    if meta.next_producer_id != NO_PRODUCER_ID:
+        tagged.append((TAG_NEXT_PRODUCER_ID, _I64.pack(meta.next_producer_id)))
+    if meta.client_tv:
+        tagged.append((TAG_CLIENT_TV, _I16.pack(meta.client_tv)))
+    w.tags(tagged)
+    return bytes(w.buf)
+
+
+def value(meta: TxnMetadata, flexible: bool = False) -> bytes:
+    """The record of ``meta``: v1 when ``flexible`` (transaction.version >= 1), else v0."""
     by_topic: dict[str, list[int]] = {}
     for topic, partition in sorted(meta.partitions):
         by_topic.setdefault(topic, []).append(partition)
+    if flexible:
+        return _value_v1(meta, by_topic)
     out = [_I16.pack(VALUE_VERSION), _I64.pack(meta.producer_id), _I16.pack(meta.producer_epoch),
            _I32.pack(meta.timeout_ms), _I8.pack(int(meta.state)), _I32.pack(len(by_topic))]
     for topic, partitions in by_topic.items():
@@ -109,5 +145,21 @@ def parse_value(transactional_id: str, data: bytes) -> TxnMetadata:
                 _uvarint(r)
                 r._raw(_uvarint(r))
     last_update, start = r.i64(), r.i64()
+    tags: dict[int, bytes] = {}
+    if flexible:
+        for _ in range(_uvarint(r)):
+            tag = _uvarint(r)
+            tags[tag] = r._raw(_uvarint(r))
+
+    def tagged(tag: int, s: struct.Struct, default: int) -> int:
+        data = tags.get(tag)
+        if data is None:
+            return default
+        if len(data) != s.size:
+            raise RecordFormatError(f"TransactionLogValue tag {tag} has {len(data)} bytes")
+        return s.unpack(data)[0]
     return TxnMetadata(transactional_id, producer_id, epoch, timeout, state, frozenset(partitions),
-                       start, last_update)
+                       start, last_update,
+                       previous_producer_id=tagged(TAG_PREVIOUS_PRODUCER_ID, _I64, NO_PRODUCER_ID),
+                       next_producer_id=tagged(TAG_NEXT_PRODUCER_ID, _I64, NO_PRODUCER_ID),
+                       client_tv=tagged(TAG_CLIENT_TV, _I16, 0))

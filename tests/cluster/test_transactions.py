@@ -96,11 +96,21 @@ def test_transactions_across_leaders_and_a_coordinator_failover(cluster):
 def test_a_leader_asks_a_remote_coordinator_before_a_transactional_write(cluster):
     """KIP-890 part 1 across nodes: the partition leader verifies with the transaction's
     coordinator on another node (AddPartitionsToTxn verify_only) that the partition was
-    added; a write to one that was not is refused and nothing is written."""
+    added; a write to one that was not is refused and nothing is written. Part 2 (Produce
+    v12): the leader adds the partition there itself (AddPartitionsToTxn v5 without
+    verify_only), and after EndTxn v5's epoch bump a late write of the ended transaction
+    is refused by the coordinator."""
     from kafka.protocol.producer import ProduceResponse
 
     from odradek.protocol.errors import ErrorCode
-    from tests.integration.test_transactions import _add, _init, _txn_batch, txn_produce
+    from tests.integration.test_transactions import (
+        _add,
+        _end_v5,
+        _init,
+        _produce_v12,
+        _txn_batch,
+        txn_produce,
+    )
     cluster.start()
     cluster.wait_formed()
     create_topics(cluster.live_bootstrap, ["v3"], 3, 3)
@@ -119,3 +129,11 @@ def test_a_leader_asks_a_remote_coordinator_before_a_transactional_write(cluster
                                     ProduceResponse)
             assert resp.responses[0].partition_responses[0].error_code == 0
             assert resp.responses[0].partition_responses[0].base_offset == 0
+            assert _end_v5(conn, tid, pid, epoch, True) == (0, pid, epoch + 1)  # markers at epoch+1
+            # transactions v2: the next transaction's first write, and the leader adds the
+            # partition at the remote coordinator; the ended transaction's epoch is refused
+            assert _produce_v12(leader, tid, "v3", index, pid, epoch + 1, 0, b"v2") == 0
+            assert _produce_v12(leader, tid, "v3", index, pid, epoch, 1, b"late") == \
+                ErrorCode.INVALID_PRODUCER_EPOCH
+            assert _end_v5(conn, tid, pid, epoch + 1, True) == (0, pid, epoch + 2)
+    assert committed_values(cluster.live_bootstrap, "v3", 3, 2) == [b"in", b"v2"]

@@ -432,14 +432,14 @@ def _offset_fetch(conn, group: str, topic: str, require_stable: bool):
     return p.error_code, p.committed_offset
 
 
-def _txn_offset_commit(conn, tid, group, pid, epoch, topic, offset, generation=-1, member_id=""):
+def _txn_offset_commit(conn, tid, group, pid, epoch, topic, offset, generation=-1, member_id="", version=3):
     T = TxnOffsetCommitRequest
     r = conn.roundtrip(T(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch,
                          generation_id=generation, member_id=member_id, group_instance_id=None, topics=[
                              T.TxnOffsetCommitRequestTopic(name=topic, partitions=[
                                  T.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
                                      partition_index=0, committed_offset=offset, committed_leader_epoch=-1,
-                                     committed_metadata="")])]), 3, TxnOffsetCommitResponse)
+                                     committed_metadata="")])]), version, TxnOffsetCommitResponse)
     return r.topics[0].partitions[0].error_code
 
 
@@ -491,6 +491,68 @@ def test_transactional_offsets_are_unstable_until_the_end_and_survive_kill_9(bro
             time.sleep(0.2)
         assert r.error_code == 0
         assert _offset_fetch(conn, group, topic, require_stable=True) == (0, 7)
+
+
+def _end_v5(conn, tid, pid, epoch, commit: bool):
+    r = conn.roundtrip(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch,
+                                     committed=commit), 5, EndTxnResponse)
+    return r.error_code, r.producer_id, r.producer_epoch
+
+
+def _produce_v12(conn, tid, topic, partition, pid, epoch, seq, value: bytes):
+    resp = conn.roundtrip(txn_produce(topic, partition, _txn_batch(pid, epoch, seq, value), tid), 12,
+                          ProduceResponse)
+    return resp.responses[0].partition_responses[0].error_code
+
+
+def test_transactions_v2_on_the_wire_and_across_kill_9(broker_factory, tmp_path):
+    """KIP-890 part 2 as a v2 producer speaks it: Produce v12 and TxnOffsetCommit v5 add
+    their partitions implicitly (no AddPartitionsToTxn / AddOffsetsToTxn), EndTxn v5 bumps
+    the epoch and answers it, so a late write of an ended transaction is refused; an abort
+    needs no partition; a retried EndTxn gets the same answer, also after the coordinator
+    reloaded its (v1, flexible) records from __transaction_state."""
+    data = tmp_path / "data"
+    b = broker_factory(data_dir=data, overrides=dict(OVERRIDES))
+    topic, group, tid = _name("t"), _name("g"), _name("tx")
+    create_topics(b.bootstrap, [topic], partitions=2)
+    with RawConnection(b.bootstrap) as conn:
+        init = _init(conn, tid)
+        assert init.error_code == 0
+        pid = init.producer_id
+        assert _produce_v12(conn, tid, topic, 0, pid, 0, 0, b"c0") == 0
+        deadline = time.time() + 15  # __consumer_offsets is created on the way
+        while (e := _txn_offset_commit(conn, tid, group, pid, 0, topic, 9, version=5)) and time.time() < deadline:
+            conn.roundtrip(FindCoordinatorRequest(key=group, key_type=0), 3, FindCoordinatorResponse)
+            time.sleep(0.2)
+        assert e == 0
+        assert _offset_fetch(conn, group, topic, require_stable=True) == (ErrorCode.UNSTABLE_OFFSET_COMMIT, -1)
+        assert _end_v5(conn, tid, pid, 0, True) == (0, pid, 1)
+        assert _offset_fetch(conn, group, topic, require_stable=True) == (0, 9)
+        assert _end_v5(conn, tid, pid, 0, True) == (0, pid, 1)  # a retry: the same answer
+        assert _end_v5(conn, tid, pid, 0, False)[0] == ErrorCode.INVALID_TXN_STATE
+        # a late write of the committed transaction (epoch 0): its partition has the
+        # marker's epoch 1, another partition is refused by the coordinator (fenced)
+        assert _produce_v12(conn, tid, topic, 0, pid, 0, 1, b"late") == ErrorCode.INVALID_PRODUCER_EPOCH
+        assert _produce_v12(conn, tid, topic, 1, pid, 0, 0, b"late") == ErrorCode.INVALID_PRODUCER_EPOCH
+        # the next transaction runs at epoch 1 from sequence 0 and is aborted: epoch 2
+        assert _produce_v12(conn, tid, topic, 1, pid, 1, 0, b"a0") == 0
+        assert _end_v5(conn, tid, pid, 1, False) == (0, pid, 2)
+        # an abort with nothing in the transaction still ends it (epoch 3); a commit cannot
+        assert _end_v5(conn, tid, pid, 2, True)[0] == ErrorCode.INVALID_TXN_STATE
+        assert _end_v5(conn, tid, pid, 2, False) == (0, pid, 3)
+        assert _produce_v12(conn, tid, topic, 0, pid, 3, 0, b"open") == 0
+    b.kill()
+    b2 = broker_factory(data_dir=data, port=b.port, overrides=dict(OVERRIDES))
+    with RawConnection(b2.bootstrap) as conn:
+        deadline = time.time() + 20
+        while (r := _end_v5(conn, tid, pid, 3, True))[0] in (
+                ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+                ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.CONCURRENT_TRANSACTIONS) and time.time() < deadline:
+            conn.roundtrip(FindCoordinatorRequest(key=tid, key_type=1), 3, FindCoordinatorResponse)
+            time.sleep(0.2)
+        assert r == (0, pid, 4)  # the reloaded Ongoing transaction (a v2 one) commits "open"
+        assert _end_v5(conn, tid, pid, 3, True) == (0, pid, 4)
+    assert confluent_values(b2.bootstrap, topic, "read_committed", 2, partitions=2) == [b"c0", b"open"]
 
 
 def test_aiokafka_transactional_producer_on_v0_apis(txn_broker):

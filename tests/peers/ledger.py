@@ -32,16 +32,13 @@ OUTPUT = ROOT / "COMPATIBILITY.md"
 # Why Odradek serves an API below Kafka 4.4's maximum, or not at all. Every API that
 # Kafka 4.4 offers and Odradek does not serve in full needs an entry (the generator checks).
 VERSION_NOTES: dict[int | tuple[int, ...], str] = {
-    0: "Produce v12 is v11 plus transactions v2 (KIP-890 part 2: the produce request "
-       "implicitly adds the partition to the transaction); v13 names topics by id and "
-       "comes after v12. Transactions v1 are served; v2 is not built yet.",
+    0: "Produce v13 names topics by id (KIP-516) and is not served yet; v12 (transactions "
+       "v2: the leader adds the partition to the transaction) is.",
     18: "ApiVersions v5 (KIP-1242: cluster and node id checks, REBOOTSTRAP_REQUIRED): "
         "kafka-python, the codec, stops at v4.",
     22: "InitProducerId v6 (KIP-939, two-phase commit) belongs to transactions.",
     42: "DeleteGroups v3 adds a per-group error message; kafka-python, the codec, stops at v2.",
-    (26, 28): "EndTxn v5 and TxnOffsetCommit v5-v6 belong to transactions v2 (KIP-890 part 2: "
-              "an epoch bump per transaction), not built: transactions v1 are served, and "
-              "transaction.version is not advertised, so clients use v1.",
+    28: "TxnOffsetCommit v6 names topics by id (KIP-1319); v5 (transactions v2) is served.",
     (38, 39, 40, 41): "Delegation tokens are not built.",
     (64, 80, 81, 94): "Controller registration APIs of Kafka's KRaft are not ours: "
                       "Odradek's nodes speak their own inter-node protocol.",
@@ -115,7 +112,8 @@ CLIENTS: dict[str, list[tuple[str, str, str]]] = {
          "tests/peers/test_java_client.py", "test_java_admin_manages_topics"),
         ("SASL_SSL with SCRAM, SSL with a PEM client key store, SASL PLAIN, a wrong password",
          "tests/peers/test_security_tools.py", ""),
-        ("transactions (v1): commit, abort, fencing by a second producer, read_committed",
+        ("transactions v2 (KIP-890 part 2): commit, abort, an epoch bump per transaction as "
+         "Kafka 4.4's, fencing by a second producer, read_committed",
          "tests/peers/test_java_client.py", "test_java_transactions_commit_abort_and_fencing"),
         ("Kafka Streams 4.4, processing.guarantee=exactly_once_v2: a word count with a state store",
          "tests/peers/test_java_client.py", "test_kafka_streams_exactly_once_v2_word_count"),
@@ -153,7 +151,7 @@ A client must speak Kafka 0.11's protocol or later: sarama needs `Config.Version
 `V0_11_0_0` or later (its default is older), librdkafka 0.11 or later, the Java client
 2.1 or later. A request at an older version closes the connection, as Kafka 4 does (the
 oracle's case versions_older_than_kafka_4_are_refused), and the broker logs
-`connection_closed` with the reason `API key 0 version 2 is not served (3..11)`, so an
+`connection_closed` with the reason `API key 0 version 2 is not served (3..12)`, so an
 operator sees which client is too old. ApiVersions is answered at every version (KIP-511).
 """
 

@@ -306,15 +306,24 @@ def test_java_admin_manages_topics(java, odradek, kafka_peer):
     assert "DELETED true" in ours and f"CREATED {topic}" in ours
 
 
-def test_java_transactions_commit_abort_and_fencing(java, odradek):
-    """kafka-clients 4.4 runs transactions v1 here (no transaction.version is advertised):
-    commit, abort, a second producer with the same transactional.id fencing the first,
-    read_committed and read_uncommitted consumers."""
+def test_java_transactions_commit_abort_and_fencing(java, odradek, kafka_peer):
+    """kafka-clients 4.4 runs transactions v2 here (transaction.version 2 is finalized, as on
+    Kafka 4.4): commit, abort, an empty abort, a second producer with the same
+    transactional.id fencing the first, read_committed and read_uncommitted consumers. The
+    coordinator's epoch after each step (the epoch bumped by every EndTxn; an abort with
+    nothing sent sends none) is Kafka 4.4's."""
     topic = f"java-txn-{uuid.uuid4().hex[:6]}"
-    side = Side("odradek", odradek.bootstrap)
-    side.create_topic(topic, 1)
-    side.close()
+    for name, bootstrap in (("odradek", odradek.bootstrap), ("kafka", kafka_peer.bootstrap)):
+        side = Side(name, bootstrap)
+        side.create_topic(topic, 1)
+        side.close()
     out = java("txn", odradek.bootstrap, topic, f"{topic}-id")
+    theirs = java("txn", kafka_peer.bootstrap, topic, f"{topic}-id", "epochs")
+    def epochs(lines):  # (step, epoch); the state may still be Prepare* on Kafka, which
+        return [(line.split()[1], int(line.split()[3]))  # answers EndTxn before its markers
+                for line in lines if line.startswith("EPOCH ")]
+    assert epochs(out) == epochs(theirs), (out, theirs)
+    assert epochs(out)[:3] == [("init", 0), ("sent", 0), ("commit", 1)]  # bumped by the commit
     assert "FENCED ProducerFencedException" in out or "FENCED InvalidProducerEpochException" in out, out
     assert [line.split()[1] for line in out if line.startswith("COMMITTED ")] == ["c0", "c1", "c2", "d0"]
     assert [line.split()[1] for line in out if line.startswith("UNCOMMITTED ")] == \

@@ -11,6 +11,6 @@ def test_the_compatibility_ledger_is_up_to_date():
 
 def test_the_ledger_lists_every_api_kafka_serves_and_why_ours_is_lower():
     text = ledger.render()
-    assert "| 0 | Produce | 0-13 | 3-11 |" in text
+    assert "| 0 | Produce | 0-13 | 3-12 |" in text
     assert "| 1 | Fetch | 4-18 | 4-18 |" in text
     assert "transactions v2" in text

@@ -88,8 +88,9 @@ LEDGERED: dict[tuple[str, str], str] = {
         "(ARCHITECTURE.md): Odradek offers metadata.version up to 4.2-IV1 (level 29; 4.3-IV0 "
         "brings cordoned log directories), group.version 1 (the consumer group protocol, "
         "KIP-848) and share.version 1 (share groups, KIP-932; not 2, KIP-1191's dead-letter "
-        "queues), and none of transaction/streams/eligible.leader.replicas/kraft.version "
-        "yet. Kafka 4.4 finalizes them all at format time, metadata.version at 4.4-IV2 (33).",
+        "queues), transaction.version 2 (transactions v2, KIP-890 part 2), and none of "
+        "streams/eligible.leader.replicas/kraft.version yet. Kafka 4.4 finalizes them all at "
+        "format time, metadata.version at 4.4-IV2 (33).",
     ("share_group_errors", ".join.member_epoch"):
         "Kafka's group coordinator has the share coordinator initialize a new share "
         "partition's state and bumps the group epoch once more when it is done (a first "
@@ -244,7 +245,7 @@ def test_a_refused_old_version_is_logged_with_its_api_and_version(sides):
     finally:
         odradek.reconnect()
     deadline = time.monotonic() + 5
-    while "API key 0 version 2 is not served (3..11)" not in odradek.process.log_text():
+    while "API key 0 version 2 is not served (3..12)" not in odradek.process.log_text():
         assert time.monotonic() < deadline, odradek.process.log_text()[-3000:]
         time.sleep(0.05)
 
@@ -1532,6 +1533,59 @@ def case_transactions_v1(side, name):
                                    "last_stable_offset": part.last_stable_offset,
                                    "aborted": [(a.first_offset) for a in part.aborted_transactions or []],
                                    "error_code": part.error_code}
+    return out
+
+
+@case
+def case_transactions_v2(side, name):
+    """Transactions v2 (KIP-890 part 2) through the raw APIs as a v2 producer sends them:
+    Produce v12 and TxnOffsetCommit v5 without AddPartitionsToTxn/AddOffsetsToTxn, EndTxn v5
+    answering the bumped epoch, retries, an abort of nothing, late writes of an ended
+    transaction."""
+    side.create_topic(name, 2)
+    tid, group = name + "-tx", name + "-g"
+    init = txn_init(side, tid)
+    pid = init.producer_id
+    find_coordinator(side, group)
+
+    def until_settled(call, busy=(14, 15, 16, 19, 51)):
+        """Kafka answers EndTxn before its markers are written (the next transaction's
+        writes get CONCURRENT_TRANSACTIONS or NOT_ENOUGH_REPLICAS meanwhile), and a group
+        coordinator may still be loading."""
+        deadline = time.monotonic() + 15
+        while True:
+            answer = call()
+            codes = [p["error_code"] for t in answer.get("responses", answer.get("topics", []))
+                     for p in t.get("partition_responses", t.get("partitions", []))]
+            if not set(codes) & set(busy) and answer.get("error_code") not in busy or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.1)
+
+    def produce_v12(partition, epoch, seq, value):
+        request = produce(name, build_batch([Record(b"k", value, (), T0)], producer_id=pid, producer_epoch=epoch,
+                                            base_sequence=seq, transactional=True), partition=partition)
+        request.transactional_id = tid
+        return until_settled(lambda: plain(side.call(request, 12)))
+
+    def end_v5(epoch, commit):
+        return until_settled(lambda: plain(side.call(EndTxnRequest(
+            transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=commit), 5)), busy=(51,))
+
+    T = TxnOffsetCommitRequest
+    out = {"init": plain(init), "produce": produce_v12(0, 0, 0, b"c0"),
+           "txn_offset_commit_v5": until_settled(lambda: plain(side.call(T(
+               transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=0, generation_id=-1,
+               member_id="", group_instance_id=None, topics=[T.TxnOffsetCommitRequestTopic(
+                   name=name, partitions=[T.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                       partition_index=0, committed_offset=1, committed_leader_epoch=-1,
+                       committed_metadata="")])]), 5))),
+           "commit": end_v5(0, True), "commit_retry": end_v5(0, True), "abort_after_commit": end_v5(0, False),
+           "commit_next_epoch_nothing_open": end_v5(1, True),
+           "late_write_same_partition": produce_v12(0, 0, 1, b"late"),
+           "late_write_other_partition": produce_v12(1, 0, 0, b"late"),
+           "produce_next": produce_v12(1, 1, 0, b"a0"), "abort": end_v5(1, False),
+           "abort_stale_epoch": end_v5(0, False), "abort_empty": end_v5(2, False),
+           "commit_empty": end_v5(3, True)}
     return out
 
 

@@ -531,6 +531,10 @@ def test_cluster_id_quorum_features_and_api_versions(kafka_peer, odradek):
                         r"4.2-IV1 FinalizedVersionLevel: 4.2-IV1 Epoch: <n>", lines[1]), o
     group_version = [line for line in k.splitlines() if line.startswith("Feature: group.version")]
     assert lines[:1] == group_version and "FinalizedVersionLevel: 1" in lines[0], (o, k)
+    # transactions v2 (KIP-890 part 2): transaction.version 0-2, finalized at 2, as Kafka's
+    transaction_version = [line for line in k.splitlines() if line.startswith("Feature: transaction.version")]
+    assert [line for line in lines if line.startswith("Feature: transaction.version")] == transaction_version
+    assert "SupportedMaxVersion: 2 FinalizedVersionLevel: 2" in transaction_version[0], k
 
     k, o = both(kafka_peer, odradek, "kafka-broker-api-versions")
     served = dict(re.findall(r"^(\w+)\(\d+\): (.*?),?$", o, re.M))
@@ -557,6 +561,11 @@ def test_features_upgrade_and_downgrade_as_kafka_refuses_them(kafka_peer, odrade
     same("downgrade", "--feature", "metadata.version=21", "--unsafe", "--dry-run", rc=1)
     same("upgrade", "--feature", "metadata.version=20", "--dry-run", rc=1)
     same("disable", "--feature", "group.version", "--dry-run", rc=0)
+    # transaction.version goes down to 1 (Java clients then run transactions v1) and back up
+    assert run(odradek.bootstrap, "kafka-features", "downgrade", "--feature", "transaction.version=1"
+               ).stdout.strip() == "transaction.version was downgraded to 1."
+    assert run(odradek.bootstrap, "kafka-features", "upgrade", "--feature", "transaction.version=2"
+               ).stdout.strip() == "transaction.version was upgraded to 2."
     # Beyond what Odradek implements (Kafka would take it).
     out = run(odradek.bootstrap, "kafka-features", "upgrade", "--feature", "metadata.version=30", rc=1)
     assert "Local controller 1 only supports versions 7-29" in out.stdout

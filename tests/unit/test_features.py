@@ -14,11 +14,12 @@ MV = "metadata.version"
 
 
 def test_only_implemented_features_are_advertised_and_bootstrapped():
-    assert [f.name for f in features.supported()] == [MV, "group.version", "share.version"]
-    # KIP-848 and KIP-932 (share groups, level 1; level 2 is KIP-1191's dead-letter queues) are served
-    assert features.bootstrap_levels() == {MV: 29, "group.version": 1, "share.version": 1}
-    # Not advertised by mistake: the protocols they gate are not built here.
-    assert features.FEATURES["transaction.version"].max_level < 2
+    assert [f.name for f in features.supported()] == [MV, "transaction.version", "group.version",
+                                                       "share.version"]
+    # KIP-890 part 2 (transactions v2), KIP-848 and KIP-932 (share groups, level 1; level 2
+    # is KIP-1191's dead-letter queues) are served
+    assert features.bootstrap_levels() == {MV: 29, "transaction.version": 2, "group.version": 1,
+                                           "share.version": 1}
     assert features.FEATURES["share.version"].max_level == 1
 
 

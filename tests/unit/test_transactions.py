@@ -58,6 +58,12 @@ def test_init_exhausted_epoch_gets_a_new_producer_id():
     meta = ongoing(epoch=st.MAX_EPOCH - 1).replace(state=TxnState.EMPTY)
     d = st.init_producer_id(meta, "t", 60000, MAX, -1, -1, 10, counter())
     assert (d.target.producer_id, d.target.producer_epoch) == (100, 0)
+    # KIP-360: the producer that asked with its exhausted epoch retries (the answer was
+    # lost): the same new producer id, no second rotation; another old epoch is fenced
+    d = st.init_producer_id(meta, "t", 60000, MAX, 5, st.MAX_EPOCH - 1, 10, counter())
+    assert (d.target.producer_id, d.target.previous_producer_id) == (100, 5)
+    assert st.init_producer_id(d.target, "t", 60000, MAX, 5, st.MAX_EPOCH - 1, 20, counter()).target == d.target
+    assert st.init_producer_id(d.target, "t", 60000, MAX, 5, 7, 20, counter()).error == ErrorCode.PRODUCER_FENCED
 
 
 def test_init_kip_360_checks_the_producer_it_was():
@@ -118,7 +124,7 @@ def test_timeout_aborts_with_the_epoch_bumped():
     m = ongoing(start=1000)
     assert not st.timed_out(m, 1000 + 60000)
     assert st.timed_out(m, 1000 + 60001)
-    target = st.abort_timed_out(m, 70000, counter())
+    target = st.abort_timed_out(m, 70000)
     assert target.state == TxnState.PREPARE_ABORT and target.producer_epoch == 4
     assert st.can_transition(m.state, target.state)
 
@@ -153,3 +159,79 @@ def test_transaction_log_records_roundtrip():
         tl.parse_value("t", b"\x00\x07")
     with pytest.raises(tl.RecordFormatError):
         tl.parse_value("t", tl.value(m)[:20])
+
+
+# -- transactions v2 (KIP-890 part 2) ---------------------------------------------------------
+
+def test_v2_end_txn_bumps_the_epoch_and_answers_it():
+    m = ongoing()
+    d = st.end_txn(m, 5, 3, True, 10, v2=True, new_producer_id=counter())
+    prepare = d.target
+    assert (prepare.state, prepare.producer_epoch, prepare.last_producer_epoch, prepare.client_tv) == \
+        (TxnState.PREPARE_COMMIT, 4, 3, st.TV_2)
+    assert prepare.partitions == m.partitions  # the markers go there, with epoch 4
+    # a retry of the EndTxn (the epoch it sent) while markers are written, and after
+    assert st.end_txn(prepare, 5, 3, True, 11, v2=True).error == ErrorCode.CONCURRENT_TRANSACTIONS
+    done = st.complete(prepare, 20)
+    assert (done.state, done.producer_id, done.producer_epoch) == (TxnState.COMPLETE_COMMIT, 5, 4)
+    assert st.continuing_producer(done) == (5, 4)
+    assert st.end_txn(done, 5, 3, True, 21, v2=True) == st.Decision()  # retry: NONE
+    assert st.end_txn(done, 5, 3, False, 21, v2=True).error == ErrorCode.INVALID_TXN_STATE
+    assert st.end_txn(done, 5, 2, True, 21, v2=True).error == ErrorCode.PRODUCER_FENCED
+    assert st.end_txn(done, 5, 4, True, 21, v2=True).error == ErrorCode.INVALID_TXN_STATE  # nothing open
+    # the next transaction runs at epoch 4, added by a partition leader
+    nxt = st.add_partitions(done, 5, 4, {("b", 0)}, 30, st.TV_2).target
+    assert (nxt.state, nxt.producer_epoch, nxt.txn_start_ms) == (TxnState.ONGOING, 4, 30)
+    assert st.add_partitions(done, 5, 3, {("b", 0)}, 30, st.TV_2).error == ErrorCode.PRODUCER_FENCED
+
+
+def test_v2_abort_without_partitions_bumps_the_epoch():
+    for state in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT):
+        m = ongoing().replace(state=state, partitions=frozenset())
+        d = st.end_txn(m, 5, 3, False, 50, v2=True, new_producer_id=counter())
+        assert (d.target.state, d.target.producer_epoch, d.target.partitions, d.target.txn_start_ms) == \
+            (TxnState.PREPARE_ABORT, 4, frozenset(), 50)
+    empty = ongoing().replace(state=TxnState.EMPTY, partitions=frozenset())
+    assert st.end_txn(empty, 5, 3, True, 50, v2=True).error == ErrorCode.INVALID_TXN_STATE
+    assert st.end_txn(empty, 5, 2, False, 50, v2=True).error == ErrorCode.PRODUCER_FENCED
+    assert st.end_txn(empty, 6, 3, False, 50, v2=True).error == ErrorCode.INVALID_PRODUCER_ID_MAPPING
+
+
+def test_v2_exhausted_epoch_moves_to_a_new_producer_id_on_completion():
+    m = ongoing(epoch=st.MAX_EPOCH - 1)
+    prepare = st.end_txn(m, 5, st.MAX_EPOCH - 1, False, 10, v2=True, new_producer_id=counter()).target
+    # the markers carry the old id at 32767; the producer goes on with the next id at 0
+    assert (prepare.producer_id, prepare.producer_epoch, prepare.next_producer_id) == (5, st.MAX_EPOCH, 100)
+    assert st.continuing_producer(prepare) == (100, 0)
+    done = st.complete(prepare, 20)
+    assert (done.producer_id, done.producer_epoch, done.previous_producer_id, done.next_producer_id) == \
+        (100, 0, 5, -1)
+    # a retry of that EndTxn (old id, old epoch) answers NONE; the old id is fenced otherwise
+    assert st.end_txn(done, 5, st.MAX_EPOCH - 1, False, 21, v2=True) == st.Decision()
+    assert st.end_txn(done, 5, 3, False, 21, v2=True).error == ErrorCode.INVALID_PRODUCER_ID_MAPPING
+
+
+def test_fencing_bumps_the_epoch_without_a_new_producer_id():
+    """The markers of the fenced transaction must name the producer id its partitions know."""
+    m = ongoing(epoch=st.MAX_EPOCH - 1)
+    d = st.init_producer_id(m, "t", 60000, MAX, -1, -1, 10, counter())
+    assert (d.target.state, d.target.producer_id, d.target.producer_epoch) == \
+        (TxnState.PREPARE_ABORT, 5, st.MAX_EPOCH)
+    assert st.abort_timed_out(m, 10).producer_id == 5
+    # the retry after the abort: a new producer id, epoch 0
+    d = st.init_producer_id(st.complete(d.target, 20), "t", 60000, MAX, -1, -1, 30, counter())
+    assert (d.target.producer_id, d.target.producer_epoch, d.target.previous_producer_id) == (100, 0, 5)
+
+
+def test_transaction_log_v1_keeps_the_v2_fields():
+    m = ongoing(parts=(("a", 0), ("b", 1))).replace(
+        state=TxnState.PREPARE_ABORT, previous_producer_id=4, next_producer_id=9, client_tv=st.TV_2)
+    data = tl.value(m, flexible=True)
+    assert data[:2] == b"\x00\x01"
+    assert tl.parse_value("t", data) == m.replace(last_producer_epoch=-1)
+    plain = m.replace(previous_producer_id=-1, next_producer_id=-1, client_tv=0)
+    # defaults are not written: an empty tagged-field section at the end
+    assert tl.value(plain, flexible=True).endswith(b"\x00") and tl.parse_value("t", tl.value(plain, True)) == \
+        plain.replace(last_producer_epoch=-1)
+    # tag 2 (ClientTransactionVersion) is written as Kafka's int16
+    assert bytes([2, 2, 0, 2]) in data

@@ -22,7 +22,9 @@
 //       (a0, a1, sent first), commits (d0); a second producer with the same transactional.id
 //       fences it mid-transaction (its commit fails: prints "FENCED exception-class");
 //       then a read_committed consumer prints "COMMITTED value" per record it reads and a
-//       read_uncommitted one "UNCOMMITTED value"
+//       read_uncommitted one "UNCOMMITTED value". After each step the coordinator's view
+//       (Admin describeTransactions) is printed: "EPOCH step state epoch" (transactions v2
+//       bumps the epoch with every commit and abort); a 4th argument "epochs" skips the consumers
 //   share BOOTSTRAP TOPIC GROUP COUNT     share groups (KIP-932): the group's configs set
 //       (share.auto.offset.reset=earliest, share.record.lock.duration.ms=2000), COUNT
 //       records produced one batch each to partition 0; a KafkaShareConsumer "stalled"
@@ -79,7 +81,7 @@ public class JavaClient {
                     args.length > 5 && args[5].equals("killed"), args.length > 6 ? args[6] : "classic");
             case "member" -> member(args[1], args[2], args[3], args.length > 4 ? args[4] : "classic");
             case "admin" -> admin(args[1], args[2]);
-            case "txn" -> txn(args[1], args[2], args[3]);
+            case "txn" -> txn(args[1], args[2], args[3], args.length > 4 && args[4].equals("epochs"));
             case "share" -> share(args[1], args[2], args[3], Integer.parseInt(args[4]));
             case "sharescale" -> shareScale(args[1], args[2], args[3], Integer.parseInt(args[4]));
             case "sharevictim" -> shareVictim(args[1], args[2], args[3]);
@@ -459,20 +461,35 @@ public class JavaClient {
         producer.flush();
     }
 
-    static void txn(String bootstrap, String topic, String txnId) throws Exception {
+    static void printEpoch(Admin admin, String txnId, String step) throws Exception {
+        var d = admin.describeTransactions(List.of(txnId)).description(txnId).get();
+        System.out.println("EPOCH " + step + " " + d.state() + " " + d.producerEpoch());
+    }
+
+    static void txn(String bootstrap, String topic, String txnId, boolean epochsOnly) throws Exception {
+        var admin = Admin.create(common(bootstrap));
         var first = transactional(bootstrap, txnId);
+        printEpoch(admin, txnId, "init");
         first.beginTransaction();
         sendValues(first, topic, "c0", "c1", "c2");
+        printEpoch(admin, txnId, "sent");
         first.commitTransaction();
+        printEpoch(admin, txnId, "commit");
         first.beginTransaction();
         sendValues(first, topic, "a0", "a1");
         first.abortTransaction();
+        printEpoch(admin, txnId, "abort");
+        first.beginTransaction();
+        first.abortTransaction();  // nothing sent: v2 still ends it (and bumps), v1 does nothing
+        printEpoch(admin, txnId, "empty-abort");
         first.beginTransaction();
         sendValues(first, topic, "d0");
         first.commitTransaction();
+        printEpoch(admin, txnId, "commit");
         first.beginTransaction();
         sendValues(first, topic, "zombie");
         try (var second = transactional(bootstrap, txnId)) {  // fences the first, aborts "zombie"
+            printEpoch(admin, txnId, "fenced");
             try {
                 first.commitTransaction();
                 System.out.println("NOT_FENCED");
@@ -481,6 +498,8 @@ public class JavaClient {
             }
         }
         first.close(Duration.ZERO);
+        admin.close();
+        if (epochsOnly) return;
         for (String isolation : new String[]{"read_committed", "read_uncommitted"}) {
             Properties p = common(bootstrap);
             p.put("isolation.level", isolation);
