@@ -467,9 +467,12 @@ class Controller:
             records = []
             if self.image.cluster_id is None and cluster_id:
                 records.append(ClusterIdRecord(cluster_id))
-            # A new cluster, or one formed before feature flags: finalize the bootstrap levels.
-            records += [FeatureLevelRecord(name, level) for name, level in features.bootstrap_levels().items()
-                        if name not in self.image.features]
+            # A new cluster, or one formed before feature flags (no metadata.version): finalize
+            # the bootstrap levels. Only then, as Kafka bootstraps features only when a cluster
+            # forms: a feature turned off (level 0, gone from the image) stays off, and one
+            # added by a later Odradek waits for `kafka-features upgrade`.
+            if features.METADATA_VERSION not in self.image.features:
+                records += [FeatureLevelRecord(name, level) for name, level in features.bootstrap_levels().items()]
             if not (current and current.endpoints == endpoints and current.rack == rack):
                 records.append(RegisterBrokerRecord(
                     node_id, {k: list(v) for k, v in endpoints.items()}, rack))

@@ -186,3 +186,23 @@ async def test_a_heartbeat_is_answered_only_once_a_quorum_confirms_the_leader():
     assert not answer.done()
     confirmed.set()
     assert await asyncio.wait_for(answer, 1) == c.image.offset
+
+
+async def test_a_feature_turned_off_stays_off_when_brokers_register_again(tmp_path):
+    """A new cluster's first registration finalizes the bootstrap levels; a feature an
+    operator turned off (kafka-features disable: level 0, gone from the image) is not
+    finalized again by the next registration, as Kafka bootstraps features only when a
+    cluster forms."""
+    from odradek.replication.features import SAFE_DOWNGRADE
+    c = active_controller(tmp_path)
+    await c.metadata_log.start()
+    try:
+        await c.register_broker(1, {"PLAINTEXT": ("h", 1)})
+        assert c.image.features["group.version"] == 1
+        await c.update_features([["group.version", 0, SAFE_DOWNGRADE]])
+        assert "group.version" not in c.image.features
+        await c.register_broker(1, {"PLAINTEXT": ("h", 2)})  # a restart, a new address
+        await c.register_broker(2, {"PLAINTEXT": ("h", 3)})
+        assert "group.version" not in c.image.features
+    finally:
+        await c.metadata_log.stop()
