@@ -105,13 +105,26 @@ class AsyncioScheduler:
         return asyncio.get_running_loop().call_later(max(delay_ms, 0) / 1000, callback)
 
 
+class LedPartition:
+    """One partition of a coordinator's internal topic that this node leads: ``loading``
+    (by ``task``) until its records are read, then serving its keys. Each coordinator's
+    subclass adds what it keeps per partition."""
+
+    def __init__(self, partition):
+        self.partition = partition
+        self.index: int = partition.index
+        self.loading = True
+        self.task: asyncio.Task | None = None
+
+
 class PartitionCoordinator:
-    """What the group and transaction coordinators share: each coordinates the keys of
-    the partitions of its internal topic (``TOPIC``) that this node leads, loading a
-    partition's state (``_load``) when it becomes leader and dropping it (``_unload``)
-    when it stops, or while the broker's lease has lapsed (``hold``)."""
+    """What the group, transaction and share coordinators share: each coordinates the keys
+    of the partitions of its internal topic (``TOPIC``) that this node leads (a ``PARTITION``
+    each), loading a partition's state (``_load``) when it becomes leader and dropping it
+    (``_unload``) when it stops, or while the broker's lease has lapsed (``hold``)."""
 
     TOPIC = ""
+    PARTITION: type[LedPartition] = LedPartition
     broker: Any
     partitions: dict
     held: bool
@@ -174,9 +187,6 @@ class PartitionCoordinator:
         return ErrorCode.NONE
 
     def partition_for(self, key: str) -> int:
-        raise NotImplementedError
-
-    def _new_partition(self, partition) -> Any:
         raise NotImplementedError
 
     async def _load(self, p) -> None:
@@ -269,21 +279,18 @@ class PartitionCoordinator:
             return
         current = self.partitions.get(partition.index)
         if is_leader and current is None and self.held:
-            p = self._new_partition(partition)
+            p = self.PARTITION(partition)
             self.partitions[partition.index] = p
             p.task = self.tasks.spawn(f"load {self.TOPIC}-{p.index}", lambda: self._load(p))
         elif not is_leader and current is not None:
             self._unload(current)
 
 
-class OffsetsPartition:
+class OffsetsPartition(LedPartition):
     """One led partition of __consumer_offsets."""
 
     def __init__(self, partition):
-        self.partition = partition
-        self.index: int = partition.index
-        self.loading = True
-        self.task: asyncio.Task | None = None
+        super().__init__(partition)
         self.group_ids: set[str] = set()
         # producer id -> record key -> (group id, (topic, partition), value) of its open
         # transaction's offset commits
@@ -296,6 +303,7 @@ def _record_key(group_id: str, tp: tuple[str, int]) -> bytes:
 
 class GroupCoordinator(PartitionCoordinator):
     TOPIC = OFFSETS_TOPIC
+    PARTITION = OffsetsPartition
 
     def __init__(self, broker, scheduler=None):
         self.broker = broker
@@ -375,9 +383,6 @@ class GroupCoordinator(PartitionCoordinator):
             self._drop_group(group)
 
     # -- leadership, loading -----------------------------------------------------------
-    def _new_partition(self, partition) -> OffsetsPartition:
-        return OffsetsPartition(partition)
-
     def _unload(self, p: OffsetsPartition) -> None:
         self.partitions.pop(p.index, None)
         if p.task is not None and not p.task.done():

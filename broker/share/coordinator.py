@@ -44,7 +44,6 @@ tools do not read this topic's values).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 import time
@@ -53,7 +52,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from odradek.broker.groups.coordinator import PartitionCoordinator
+from odradek.broker.groups.coordinator import LedPartition, PartitionCoordinator
 from odradek.broker.groups.offsets_topic import (
     RecordFormatError,
     _Reader,
@@ -139,19 +138,17 @@ def parse_record_value(data: bytes) -> ShareState:
         raise RecordFormatError(f"bad share state value: {e}") from None
 
 
-class StatePartition:
+class StatePartition(LedPartition):
     """One led partition of __share_group_state."""
 
     def __init__(self, partition):
-        self.partition = partition
-        self.index: int = partition.index
-        self.loading = True
-        self.task: asyncio.Task | None = None
+        super().__init__(partition)
         self.keys: set[str] = set()
 
 
 class ShareCoordinator(PartitionCoordinator):
     TOPIC = SHARE_STATE_TOPIC
+    PARTITION = StatePartition
 
     def __init__(self, broker):
         self.broker = broker
@@ -179,9 +176,6 @@ class ShareCoordinator(PartitionCoordinator):
                                        self.segment_bytes, wait_s)
 
     # -- leadership, loading -----------------------------------------------------------
-    def _new_partition(self, partition) -> StatePartition:
-        return StatePartition(partition)
-
     def _unload(self, p: StatePartition) -> None:
         self.partitions.pop(p.index, None)
         if p.task is not None and not p.task.done():

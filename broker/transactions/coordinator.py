@@ -42,6 +42,7 @@ from kafka.protocol.producer import (
 
 from odradek.broker.groups.coordinator import (
     AsyncioScheduler,
+    LedPartition,
     PartitionCoordinator,
 )
 from odradek.broker.groups.offsets_topic import OFFSETS_TOPIC, iter_records
@@ -62,20 +63,18 @@ VERIFY_VERSION = 5  # AddPartitionsToTxn with verify_only (v4+) and TRANSACTION_
 
 
 
-class TxnPartition:
+class TxnPartition(LedPartition):
     """One led partition of __transaction_state."""
 
     def __init__(self, partition):
-        self.partition = partition
-        self.index: int = partition.index
+        super().__init__(partition)
         self.coordinator_epoch: int = partition.leader_epoch
-        self.loading = True
-        self.task: asyncio.Task | None = None
         self.ids: set[str] = set()
 
 
 class TransactionCoordinator(PartitionCoordinator):
     TOPIC = TRANSACTION_TOPIC
+    PARTITION = TxnPartition
 
     def __init__(self, broker, scheduler=None):
         self.broker = broker
@@ -126,9 +125,6 @@ class TransactionCoordinator(PartitionCoordinator):
         return not self.id_error(transactional_id)
 
     # -- leadership, loading -----------------------------------------------------------
-    def _new_partition(self, partition) -> TxnPartition:
-        return TxnPartition(partition)
-
     def _unload(self, p: TxnPartition) -> None:
         self.partitions.pop(p.index, None)
         if p.task is not None and not p.task.done():
