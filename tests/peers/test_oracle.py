@@ -1945,6 +1945,10 @@ def case_share_renew_acknowledgements(side, name):
     out["renew_fetch_v2_nothing_to_renew"] = fetch_(2, renew=True, limits=0)
     out["renew_ack_v2"] = ack_([(2, 3, 4)], 2, renew=True)
     out["accept_with_flag"] = ack_([(0, 3, 1)], 2, renew=True)
+    return out
+
+
+@case
 def case_share_group_offsets_alter_delete(side, name):
     """AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups of share groups
     (kafka-share-groups --reset-offsets, --delete-offsets, --delete): an empty or unknown
