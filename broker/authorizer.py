@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from odradek.broker.config import ConfigError
-from odradek.protocol.errors import ErrorCode
+from odradek.protocol.errors import DEFAULT_MESSAGES, ErrorCode
 from odradek.replication.acls import (
     CLUSTER_NAME,
     SUPPORTED_OPERATIONS,
@@ -41,9 +41,7 @@ GROUP_DENIED = ErrorCode.GROUP_AUTHORIZATION_FAILED
 CLUSTER_DENIED = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
 TXN_DENIED = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 # Kafka's messages for these codes (its exceptions' defaults), where a response has a message
-DENIED_MESSAGE = {TOPIC_DENIED: "Topic authorization failed.", GROUP_DENIED: "Group authorization failed.",
-                  CLUSTER_DENIED: "Cluster authorization failed.",
-                  TXN_DENIED: "Transactional Id authorization failed."}
+DENIED_MESSAGE = {code: DEFAULT_MESSAGES[code] for code in (TOPIC_DENIED, GROUP_DENIED, CLUSTER_DENIED, TXN_DENIED)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +76,10 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     3: _access(Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED), Access(CLUSTER, Op.CREATE, TOPIC_DENIED)),  # Metadata
     8: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.READ, TOPIC_DENIED)),  # OffsetCommit
     9: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),  # OffsetFetch
-    10: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED), Access(TXN, Op.DESCRIBE, TXN_DENIED)),  # FindCoordinator
+    # FindCoordinator: share-partition keys (type 2) CLUSTER_ACTION on the cluster (the share
+    # coordinator is found by brokers)
+    10: _access(Access(GROUP, Op.DESCRIBE, GROUP_DENIED), Access(TXN, Op.DESCRIBE, TXN_DENIED),
+         Access(CLUSTER, Op.CLUSTER_ACTION, CLUSTER_DENIED)),
     11: _access(Access(GROUP, Op.READ, GROUP_DENIED)),  # JoinGroup (in the handler: v7+ null protocol name)
     12: _access(Access(GROUP, Op.READ, GROUP_DENIED, _group_id)),  # Heartbeat
     13: _access(Access(GROUP, Op.READ, GROUP_DENIED, _group_id)),  # LeaveGroup

@@ -27,9 +27,10 @@ def recv_frame(sock: socket.socket) -> bytes:
 
 
 class KafkaConnection:
-    def __init__(self, address: str, timeout: float = 10):
+    def __init__(self, address: str, timeout: float = 10, source_host: str | None = None):
         host, port = address.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout,
+                                             source_address=(source_host, 0) if source_host else None)
         self.correlation_id = 0
 
     def frame(self, request, version: int) -> bytes:

@@ -1,49 +1,105 @@
-"""FindCoordinator (v0-v6): which broker coordinates a group or a transactional id.
+"""FindCoordinator (v0-v6): which broker coordinates a group, a transactional id or a
+share partition's state.
 
 The coordinator of a group (key_type 0) is the leader of the group's
 ``__consumer_offsets`` partition, that of a transactional id (key_type 1) the leader
-of its ``__transaction_state`` partition; the topic is created on the first request
-(see broker.groups.coordinator, broker.transactions.coordinator). v0-v3 ask for one
-key, v4+ for a batch (``coordinator_keys``) answered one entry per key. Other key
-types (share groups, 2) get COORDINATOR_NOT_AVAILABLE. The address
-is the coordinator's endpoint on the listener the request came in on. While
-``__consumer_offsets`` is being created (at most CONTROLLER_WAIT_S is waited for it)
-or has no leader, the answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
+of its ``__transaction_state`` partition, that of a share partition (key_type 2, from v6,
+KIP-932) the leader of its key's ``__share_group_state`` partition; the topic is created
+on the first request naming a key it could answer (see broker.groups.coordinator,
+broker.transactions.coordinator, broker.share.coordinator). v0-v3 ask for one key, v4+
+for a batch (``coordinator_keys``) answered one entry per key. The address is the
+coordinator's endpoint on the listener the request came in on. While the topic is being
+created (at most CONTROLLER_WAIT_S is waited for it) or has no leader, the answer is
+COORDINATOR_NOT_AVAILABLE, which clients retry.
+
+Share keys (Kafka's share coordinator is found by brokers, not clients: KIP-932) are
+``groupId:topicId:partition`` with the topic id in Kafka's base64 form, read as Kafka 4.4
+reads them (broker.share.coordinator.parse_share_partition_key); a malformed one gets
+INVALID_REQUEST, and so does every share key below v6.
+
 Authorization (broker.authorizer): DESCRIBE on the group (or transactional id) of each
-key, else GROUP_AUTHORIZATION_FAILED (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for it.
+key, else GROUP_AUTHORIZATION_FAILED (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for it;
+share keys need CLUSTER_ACTION on the cluster. Kafka 4.4 checks that one by throwing, so
+without it the whole request fails as an unknown key type does (INVALID_REQUEST): every
+key gets the error with Kafka's default message. Messages otherwise as Kafka 4.4 sends
+them: below v4 its default message for the code ("NONE" for none), from v4 an empty one
+per key.
 """
 
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
-from odradek.broker.authorizer import DENIED_MESSAGE, GROUP, TXN
+from odradek.broker.authorizer import CLUSTER, GROUP, TXN
 from odradek.broker.broker import CONTROLLER_WAIT_S
 from odradek.broker.handlers import handles
-from odradek.protocol.errors import ErrorCode
+from odradek.broker.share.coordinator import coordinator_key, parse_share_partition_key
+from odradek.protocol.errors import ErrorCode, default_message
+from odradek.replication.acls import CLUSTER_NAME
 
 R = FindCoordinatorResponse
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
+SHARE_KEY_TYPE = 2
 BATCHED_VERSION = 4
+SHARE_VERSION = 6
+NO_NODE = (-1, "", -1)
 
 
-def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, int, str, int]:
+def _share_key(key: str) -> str | None:
+    """The share coordinator's own key for a client's share-partition key; None: malformed."""
+    try:
+        return coordinator_key(*parse_share_partition_key(key))
+    except ValueError:
+        return None
+
+
+def _request_error(ctx, version: int, key_type: int) -> ErrorCode:
+    """An error for the whole request, as Kafka 4.4 answers what it throws on."""
+    if key_type not in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE, SHARE_KEY_TYPE):
+        return ErrorCode.INVALID_REQUEST
+    if key_type == SHARE_KEY_TYPE and version >= SHARE_VERSION and not ctx.may(CLUSTER, CLUSTER_NAME):
+        return ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+    return ErrorCode.NONE
+
+
+def _lookup(ctx, version: int, key: str, key_type: int) -> tuple[ErrorCode, int, str, int]:
     """(error, node_id, host, port) of the coordinator for ``key``."""
-    if key_type == GROUP_KEY_TYPE and not ctx.may(GROUP, key):
-        return ErrorCode.GROUP_AUTHORIZATION_FAILED, -1, "", -1
-    if key_type == TRANSACTION_KEY_TYPE and not ctx.may(TXN, key):
-        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, "", -1
     if key_type == GROUP_KEY_TYPE:
+        if not ctx.may(GROUP, key):
+            return (ErrorCode.GROUP_AUTHORIZATION_FAILED, *NO_NODE)
         node = ctx.broker.groups.coordinator_node(key)
     elif key_type == TRANSACTION_KEY_TYPE:
+        if not ctx.may(TXN, key):
+            return (ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, *NO_NODE)
         if not key:
-            return ErrorCode.INVALID_REQUEST, -1, "", -1
+            return (ErrorCode.INVALID_REQUEST, *NO_NODE)
         node = ctx.broker.transactions.coordinator_node(key)
     else:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1
+        share_key = _share_key(key) if version >= SHARE_VERSION else None
+        if share_key is None:
+            return (ErrorCode.INVALID_REQUEST, *NO_NODE)
+        node = ctx.broker.share_coordinator.coordinator_node(share_key)
     if node is None or ctx.listener_name not in node.endpoints:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1
+        return (ErrorCode.COORDINATOR_NOT_AVAILABLE, *NO_NODE)
     host, port = node.endpoints[ctx.listener_name]
     return ErrorCode.NONE, node.node_id, host, port
+
+
+async def _ensure_topic(ctx, version: int, key_type: int, keys: list[str]) -> None:
+    """Create the key type's internal topic once per request, however many keys it names,
+    and only for a key that could be answered: as in Kafka, a denied or malformed request
+    creates nothing."""
+    if key_type == GROUP_KEY_TYPE and any(ctx.may(GROUP, k) for k in keys):
+        await ctx.broker.groups.ensure_offsets_topic(CONTROLLER_WAIT_S)
+    elif key_type == TRANSACTION_KEY_TYPE and any(ctx.may(TXN, k) for k in keys):
+        await ctx.broker.transactions.ensure_topic(CONTROLLER_WAIT_S)
+    elif key_type == SHARE_KEY_TYPE and version >= SHARE_VERSION and any(_share_key(k) for k in keys):
+        await ctx.broker.share_coordinator.ensure_topic(CONTROLLER_WAIT_S)
+
+
+def _old_response(error: ErrorCode, node_id: int, host: str, port: int):
+    """v0-v3: Kafka 4.4 sends its error's default message, "NONE" when there is none."""
+    return R(throttle_time_ms=0, error_code=error, error_message=default_message(error) or error.name,
+             node_id=node_id, host=host, port=port, coordinators=[])
 
 
 @handles(FindCoordinatorRequest, 0, 6)
@@ -51,24 +107,20 @@ async def handle(ctx, request):
     version = ctx.header.api_version
     key_type = request.key_type if version >= 1 else GROUP_KEY_TYPE
     keys = [request.key] if version < BATCHED_VERSION else list(request.coordinator_keys)
-    # The internal topic is created once per request, however many keys it names, and only
-    # for a key the principal may use: as in Kafka, a denied request creates nothing.
-    if key_type == GROUP_KEY_TYPE and any(ctx.may(GROUP, k) for k in keys):
-        await ctx.broker.groups.ensure_offsets_topic(CONTROLLER_WAIT_S)
-    elif key_type == TRANSACTION_KEY_TYPE and any(ctx.may(TXN, k) for k in keys):
-        await ctx.broker.transactions.ensure_topic(CONTROLLER_WAIT_S)
+    whole = _request_error(ctx, version, key_type)
+    if whole and version < BATCHED_VERSION:
+        return _old_response(whole, *NO_NODE)
+    if whole:
+        return R(throttle_time_ms=0, coordinators=[
+            R.Coordinator(key=key, node_id=-1, host="", port=-1, error_code=whole,
+                          error_message=default_message(whole)) for key in keys])
+    await _ensure_topic(ctx, version, key_type, keys)
     if version < BATCHED_VERSION:
-        error, node_id, host, port = _lookup(ctx, request.key, key_type)
-        return R(throttle_time_ms=0, error_code=error,
-                 error_message=None if not error else error.name,
-                 node_id=node_id, host=host, port=port, coordinators=[])
+        return _old_response(*_lookup(ctx, version, request.key, key_type))
     coordinators = []
-    for key in request.coordinator_keys:
-        error, node_id, host, port = _lookup(ctx, key, key_type)
-        # Kafka 4.4 sends an empty message with NONE, and with an authorization error, from v4
-        # (batched) on.
+    for key in keys:
+        error, node_id, host, port = _lookup(ctx, version, key, key_type)
+        # Kafka 4.4 sets no message per key (v4+, batched): empty, whatever the error.
         coordinators.append(R.Coordinator(key=key, node_id=node_id, host=host, port=port,
-                                          error_code=error,
-                                          error_message="" if not error or error in DENIED_MESSAGE
-                                          else error.name))
+                                          error_code=error, error_message=""))
     return R(throttle_time_ms=0, coordinators=coordinators)

@@ -44,7 +44,9 @@ tools do not read this topic's values).
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import struct
 import time
 import uuid
@@ -108,6 +110,34 @@ class ShareState:
 
 def coordinator_key(group_id: str, topic_id: uuid.UUID, partition: int) -> str:
     return f"{group_id}:{topic_id}:{partition}"
+
+
+# Kafka's Uuid.fromString: url-safe base64 of the 16 bytes, unpadded or padded (its
+# decoder takes nothing else of 24 characters or fewer that makes 16 bytes).
+_KAFKA_UUID = re.compile(r"[A-Za-z0-9_-]{22}(==)?")
+_JAVA_INT = re.compile(r"[+-]?\d+")  # Integer.parseInt: any decimal digits (\d is Unicode's, as Java's)
+_JAVA_TRIM = "".join(map(chr, range(0x21)))  # String.trim drops every char <= ' '
+
+
+def parse_share_partition_key(key: str) -> tuple[str, uuid.UUID, int]:
+    """A client's share-partition key (FindCoordinator key type 2) as Kafka 4.4's
+    SharePartitionKey.getInstance reads it, or ValueError: ``groupId:topicId:partition``
+    split at ':' as Java does (trailing empty fields dropped), the last field the partition
+    (a Java int), the one before it the topic id in Kafka's form (url-safe base64), the
+    rest the group id (colons and all; not blank)."""
+    fields = key.split(":")
+    while fields and not fields[-1]:
+        fields.pop()
+    if len(fields) < 3:
+        raise ValueError(f"Invalid key format: expected - groupId:topicId:partition, found - {key}")
+    group_id, topic, partition = ":".join(fields[:-2]), fields[-2], fields[-1]
+    if not group_id.strip(_JAVA_TRIM):
+        raise ValueError("GroupId must not be empty")
+    if not _KAFKA_UUID.fullmatch(topic):
+        raise ValueError(f"Invalid topicId: {topic}")
+    if not _JAVA_INT.fullmatch(partition) or not -(1 << 31) <= int(partition) < 1 << 31:
+        raise ValueError(f"Invalid partition: {partition}")
+    return group_id, uuid.UUID(bytes=base64.urlsafe_b64decode(topic[:22] + "==")), int(partition)
 
 
 def record_key(group_id: str, topic_id: uuid.UUID, partition: int) -> bytes:

@@ -87,15 +87,16 @@ def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
 class Side:
     """One of the two brokers of the comparison, with the calls the cases are made of."""
 
-    def __init__(self, name: str, bootstrap: str):
+    def __init__(self, name: str, bootstrap: str, source_host: str | None = None):
         self.name = name
         self.bootstrap = bootstrap
+        self.source_host = source_host  # the client's address (another loopback one: ACLs by host)
         self._conn: KafkaConnection | None = None
 
     @property
     def conn(self) -> KafkaConnection:
         if self._conn is None:
-            self._conn = KafkaConnection(self.bootstrap, timeout=15)
+            self._conn = KafkaConnection(self.bootstrap, timeout=15, source_host=self.source_host)
         return self._conn
 
     def call(self, request, version: int, response_cls=None):

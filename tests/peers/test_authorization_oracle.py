@@ -60,6 +60,9 @@ READ, WRITE, ALTER, CLUSTER_ACTION = 3, 4, 7, 9
 ACLS = [(TOPIC, "secret", "User:alice", READ), (GROUP, "secret-g", "User:alice", READ),
         (TXN, "secret-tx", "User:alice", WRITE), (CLUSTER, "kafka-cluster", "User:alice", ALTER),
         (CLUSTER, "kafka-cluster", "User:ANONYMOUS", CLUSTER_ACTION)]
+# Clients from another loopback address are denied CLUSTER_ACTION (a DENY for that host
+# alone: Kafka's broker still reaches its controller from 127.0.0.1).
+OTHER_HOST, DENY = "127.0.0.2", 2
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +96,10 @@ def prepare(side: Side) -> None:
     C = CreateAclsRequest.AclCreation
     created = side.call(CreateAclsRequest(creations=[
         C(resource_type=rtype, resource_name=name, resource_pattern_type=LITERAL, principal=principal,
-          host="*", operation=op, permission_type=ALLOW) for rtype, name, principal, op in ACLS]), 3)
-    assert [r.error_code for r in created.results] == [0] * len(ACLS), (side.name, created)
+          host="*", operation=op, permission_type=ALLOW) for rtype, name, principal, op in ACLS] + [
+        C(resource_type=CLUSTER, resource_name="kafka-cluster", resource_pattern_type=LITERAL,
+          principal="User:ANONYMOUS", host=OTHER_HOST, operation=CLUSTER_ACTION, permission_type=DENY)]), 3)
+    assert [r.error_code for r in created.results] == [0] * (len(ACLS) + 1), (side.name, created)
     M = MetadataRequest
     deadline = time.monotonic() + 15  # Kafka applies the ACLs a moment after answering
     while side.call(M(topics=[M.MetadataRequestTopic(name="secret")], allow_auto_topic_creation=False),
@@ -223,3 +228,21 @@ def test_denied_as_kafka_denies(secured_sides, name):
         answers.append(masked(normalise(plain(side.call(request, version)))))
     found = differences(answers[0], answers[1])
     assert not found, f"Odradek differs from Kafka 4.4 ({name}):\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(("version", "error"), [(6, 31), (5, 42)])
+def test_share_coordinator_needs_cluster_action(secured_sides, version, error):
+    """FindCoordinator key type 2 (share-partition keys) needs CLUSTER_ACTION on the cluster:
+    denied, Kafka 4.4 fails the whole request, each key CLUSTER_AUTHORIZATION_FAILED with
+    its message (v6); below v6 a share key is INVALID_REQUEST before anything is checked."""
+    request = FindCoordinatorRequest(key_type=2, coordinator_keys=["open-share:G04oui-hEdKIPwAW08ykJw:0", "bad"])
+    answers = []
+    for side in secured_sides:
+        denied = Side(side.name, side.bootstrap, source_host=OTHER_HOST)
+        try:
+            answers.append(normalise(plain(denied.call(request, version))))
+        finally:
+            denied.close()
+    assert [c["error_code"] for c in answers[0]["coordinators"]] == [error, error]
+    found = differences(answers[0], answers[1])
+    assert not found, "Odradek differs from Kafka 4.4:\n" + "\n".join(found)

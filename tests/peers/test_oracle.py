@@ -15,6 +15,7 @@ Odradek node; every case names its own topics and groups.
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
 import os
@@ -1999,6 +2000,10 @@ def case_share_renew_acknowledgements(side, name):
     out["renew_fetch_v2_nothing_to_renew"] = fetch_(2, renew=True, limits=0)
     out["renew_ack_v2"] = ack_([(2, 3, 4)], 2, renew=True)
     out["accept_with_flag"] = ack_([(0, 3, 1)], 2, renew=True)
+    return out
+
+
+@case
 def case_share_group_offsets_alter_delete(side, name):
     """AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups of share groups
     (kafka-share-groups --reset-offsets, --delete-offsets, --delete): an empty or unknown
@@ -2080,3 +2085,37 @@ def case_share_group_offsets_alter_delete(side, name):
         ShareGroupDescribeRequest(group_ids=[group], include_authorized_operations=False), 1))["groups"]]
     out["delete_group_again"] = plain(side.call(DeleteGroupsRequest(groups_names=[group]), 2))
     return out
+
+
+@case
+def case_find_coordinator_share_keys(side, name):
+    """FindCoordinator key type 2 (KIP-932: brokers find the share coordinator with it): a
+    share-partition key ``groupId:topicId:partition`` (the topic id in Kafka's base64 form;
+    no such topic needs to exist) is answered once __share_group_state, created on demand,
+    has leaders; a malformed key is INVALID_REQUEST, each on its own (v6, batched); below v6
+    every share key is (v5 per key with no message, v3 with Kafka's default message); an
+    unknown key type fails the whole request; below v4 a found coordinator's message is
+    "NONE"."""
+    F = FindCoordinatorRequest
+    topic_uuid = uuid.uuid5(uuid.NAMESPACE_OID, name)  # the same on both sides
+    topic_id = base64.urlsafe_b64encode(topic_uuid.bytes).decode().rstrip("=")
+    valid = [f"{name}:{topic_id}:0", f"{name}:x:{topic_id}:-1", f"{name}:{topic_id}==:+3",
+             f"{name}:{topic_id}:1:"]
+    malformed = [name, f"{name}:{topic_id}", f" :{topic_id}:0", f"{name}:{topic_uuid}:0",
+                 f"{name}:{topic_id[:21]}+:0", f"{name}:{topic_id}:x", f"{name}:{topic_id}:2147483648",
+                 f"{name}:{topic_id}: 1", "", "::::"]
+    deadline = time.monotonic() + 15
+    while True:
+        answer = plain(side.call(F(key_type=2, coordinator_keys=valid + malformed), 6))
+        if not any(c["error_code"] in COORDINATOR_NOT_READY for c in answer["coordinators"]):
+            break
+        assert time.monotonic() < deadline, f"{side.name}: no share coordinator: {answer}"
+        time.sleep(0.1)
+    find_coordinator(side, name)
+    return {"v6": answer,
+            "v6_no_keys": plain(side.call(F(key_type=2, coordinator_keys=[]), 6)),
+            "v5": plain(side.call(F(key_type=2, coordinator_keys=[valid[0], name]), 5)),
+            "v3": plain(side.call(F(key_type=2, key=valid[0]), 3)),
+            "v3_group": plain(side.call(F(key_type=0, key=name), 3)),
+            "unknown_key_type_v6": plain(side.call(F(key_type=3, coordinator_keys=[name, valid[0]]), 6)),
+            "unknown_key_type_v3": plain(side.call(F(key_type=-1, key=name), 3))}

@@ -11,6 +11,7 @@ from odradek.broker.share.coordinator import (
     coordinator_key,
     parse_record_key,
     parse_record_value,
+    parse_share_partition_key,
     record_key,
     record_value,
 )
@@ -51,3 +52,31 @@ def test_an_altered_start_offset_fences_the_state_a_leader_still_holds():
     assert altered.fences(ShareState(3, 6, (), 1)) == ErrorCode.NONE  # the leader, reloaded
     assert held.fences(altered) == ErrorCode.NONE
     assert parse_record_value(record_value(altered)) == altered
+
+
+TOPIC_ID = uuid.UUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+KAFKA_TOPIC_ID = "G04oui-hEdKIPwAW08ykJw"  # Kafka's Uuid.toString of it (url-safe base64)
+
+
+@pytest.mark.parametrize(("key", "parsed"), [
+    (f"g:{KAFKA_TOPIC_ID}:3", ("g", TOPIC_ID, 3)),
+    (f"g:{KAFKA_TOPIC_ID}==:3", ("g", TOPIC_ID, 3)),  # padded
+    (f"a:b::{KAFKA_TOPIC_ID}:-1", ("a:b:", TOPIC_ID, -1)),  # the group id keeps its colons
+    (f"g:{KAFKA_TOPIC_ID}:+7::", ("g", TOPIC_ID, 7)),  # Java's split drops trailing empty fields
+    (f"g:{KAFKA_TOPIC_ID}:\u0663", ("g", TOPIC_ID, 3)),  # Integer.parseInt takes any decimal digit
+])
+def test_a_share_partition_key_reads_as_kafkas(key, parsed):
+    """FindCoordinator key type 2 as Kafka 4.4's SharePartitionKey.getInstance reads it (the
+    oracle's find_coordinator_share_keys case checks the answers against Kafka's)."""
+    assert parse_share_partition_key(key) == parsed
+    assert coordinator_key(*parse_share_partition_key(key)) == coordinator_key(*parsed)
+
+
+@pytest.mark.parametrize("key", [
+    "", "g", "::::", f"g:{KAFKA_TOPIC_ID}", f" \t:{KAFKA_TOPIC_ID}:0", f"g:{TOPIC_ID}:0",
+    f"g:{KAFKA_TOPIC_ID[:21]}+:0", f"g:{KAFKA_TOPIC_ID}=:0", f"g:{KAFKA_TOPIC_ID}:x", f"g:{KAFKA_TOPIC_ID}: 1",
+    f"g:{KAFKA_TOPIC_ID}:2147483648", f"g:{KAFKA_TOPIC_ID}:1_0", f"g:{KAFKA_TOPIC_ID}:" + "9" * 5000,
+])
+def test_a_malformed_share_partition_key_is_refused(key):
+    with pytest.raises(ValueError):
+        parse_share_partition_key(key)
