@@ -70,8 +70,6 @@ def _lookup(ctx, version: int, key: str, key_type: int) -> tuple[ErrorCode, int,
     elif key_type == TRANSACTION_KEY_TYPE:
         if not ctx.may(TXN, key):
             return (ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, *NO_NODE)
-        if not key:
-            return (ErrorCode.INVALID_REQUEST, *NO_NODE)
         node = ctx.broker.transactions.coordinator_node(key)
     else:
         share_key = _share_key(key) if version >= SHARE_VERSION else None

@@ -1452,6 +1452,9 @@ def case_transactions_v1(side, name):
     init = txn_init(side, tid)
     out = {"init": plain(init),
            "coordinator": plain(side.call(FindCoordinatorRequest(key_type=1, coordinator_keys=[tid]), 4)),
+           # an empty transactional id has a coordinator too (InitProducerId then answers
+           # as for a producer without one)
+           "coordinator_empty_id": plain(side.call(FindCoordinatorRequest(key_type=1, coordinator_keys=[""]), 4)),
            "init_timeout_too_long": plain(txn_init(side, name + "-tx2", timeout_ms=900001))}
     pid, epoch = init.producer_id, init.producer_epoch
 
