@@ -9,9 +9,12 @@ leader writes the state to the share coordinator, waiting for the ISR (acks=all)
 it answers an acknowledgement or hands out acquired records, and a new leader reads it
 before it serves the partition.
 
-- Key: Kafka's share-partition key ``group:topicId:partition``; its coordinator is the
-  leader of partition ``abs(key.hashCode) % share.coordinator.state.topic.num.partitions``
-  (Kafka's SharePartitionKey.asCoordinatorKey and Utils.abs). The topic is compacted,
+- Key: ``group:topicId:partition``; its coordinator is the leader of partition
+  ``abs(key.hashCode) % share.coordinator.state.topic.num.partitions`` (Kafka's
+  SharePartitionKey.asCoordinatorKey and Utils.abs), with the topic id written in its
+  dashed hex form where Kafka writes base64: a key lands on another partition than in
+  Kafka, which only Odradek's own nodes use (FindCoordinator key type 2 reads Kafka's
+  form and answers with this placement). The topic is compacted,
   created at the first share partition like ``__consumer_offsets`` (replication factor
   min(share.coordinator.state.topic.replication.factor, live brokers)).
 - Loading: on leadership the partition's log is replayed (the last record per key wins);
@@ -240,12 +243,18 @@ class ShareCoordinator(PartitionCoordinator):
         return error, None if error else self.states.get(key)
 
     async def write_local(self, group_id: str, topic_id: uuid.UUID, partition: int,
-                          state: ShareState) -> ErrorCode:
+                          state: ShareState, create: bool = False) -> ErrorCode:
+        """Only a write that ``create``s (a leader's first state, read as absent; an
+        AlterShareGroupOffsets) may make a state: any other to a key without one is
+        FENCED_STATE_EPOCH, so a leader that still holds a state deleted meanwhile (its
+        drop request lost) drops it and loads again, instead of bringing it back."""
         key = coordinator_key(group_id, topic_id, partition)
         error = self._key_error(key, ErrorCode.INVALID_REQUEST)
         if error:
             return error
         known = self.states.get(key)
+        if known is None and not create:
+            return ErrorCode.FENCED_STATE_EPOCH
         fenced = known.fences(state) if known is not None else ErrorCode.NONE
         if fenced:
             return fenced
@@ -268,7 +277,8 @@ class ShareCoordinator(PartitionCoordinator):
         if error:
             return error
         known = self.states.get(key) or ShareState(0, start_offset, (), -1)
-        return await self.write_local(group_id, topic_id, partition, known.initialized_at(start_offset))
+        return await self.write_local(group_id, topic_id, partition, known.initialized_at(start_offset),
+                                      create=True)
 
     async def delete_local(self, group_id: str, topic_id: uuid.UUID, partition: int) -> ErrorCode:
         """Tombstone the share partition's state (a compacted topic then forgets it)."""
@@ -298,8 +308,10 @@ class ShareCoordinator(PartitionCoordinator):
         state = answer.get("state")
         return error, ShareState.from_json(state) if state and not error else None
 
-    async def write(self, group_id: str, topic_id: uuid.UUID, partition: int, state: ShareState) -> ErrorCode:
-        return await self._keyed("write", group_id, topic_id, partition, state=state.to_json())
+    async def write(self, group_id: str, topic_id: uuid.UUID, partition: int, state: ShareState,
+                    create: bool = False) -> ErrorCode:
+        """Persist a leader's state (``create``: its first, the key had none; see write_local)."""
+        return await self._keyed("write", group_id, topic_id, partition, state=state.to_json(), create=create)
 
     async def initialize(self, group_id: str, topic_id: uuid.UUID, partition: int, start_offset: int) -> ErrorCode:
         """The share partition starts again at ``start_offset`` (at its key's coordinator)."""
@@ -324,7 +336,8 @@ class ShareCoordinator(PartitionCoordinator):
     async def _serve_keyed(self, op: str, group_id: str, topic_id: uuid.UUID, partition: int,
                            args: dict) -> ErrorCode:
         if op == "write":
-            return await self.write_local(group_id, topic_id, partition, ShareState.from_json(args["state"]))
+            return await self.write_local(group_id, topic_id, partition, ShareState.from_json(args["state"]),
+                                          bool(args.get("create", False)))
         if op == "initialize":
             return await self.initialize_local(group_id, topic_id, partition, int(args["start_offset"]))
         return await self.delete_local(group_id, topic_id, partition)

@@ -219,7 +219,8 @@ class ShareManager:
                     sp.move_start(log_.log_start_offset)
                     key = (group_id, topic_id, index)
                     self.state_epochs[key] = state.state_epoch if state is not None else 0
-                    error = await coordinator.write(group_id, topic_id, index, self._state(key, sp, epoch))
+                    error = await coordinator.write(group_id, topic_id, index, self._state(key, sp, epoch),
+                                                    create=state is None)
                     if not error and self._still_leader(topic, index, epoch):
                         self.partitions[key] = (epoch, sp)
                         log.info("share_partition_loaded", group_id=group_id, topic=topic, partition=index,

@@ -1,5 +1,6 @@
-"""The records of ``__share_group_state``: a snapshot's key and value read back as written,
-and the coordinator key places a share partition as Kafka's does (group:topicId:partition)."""
+"""The records of ``__share_group_state``: a snapshot's key and value read back as written;
+the coordinator key (group:topicId:partition, the topic id dashed: Odradek's placement);
+Kafka's share-partition keys as FindCoordinator reads them; which writes may make a state."""
 
 import uuid
 
@@ -80,3 +81,38 @@ def test_a_share_partition_key_reads_as_kafkas(key, parsed):
 def test_a_malformed_share_partition_key_is_refused(key):
     with pytest.raises(ValueError):
         parse_share_partition_key(key)
+
+
+async def test_only_a_creating_write_makes_a_state():
+    """A leader's write to a key without a state (deleted by DeleteShareGroupOffsets or
+    DeleteGroups while the leader missed its drop request) is FENCED_STATE_EPOCH, so the
+    leader drops what it holds and loads again instead of bringing the state back; a
+    leader's first write of a state it read as absent, and AlterShareGroupOffsets, create."""
+    from odradek.broker.groups.coordinator import LedPartition
+    from odradek.broker.share.coordinator import ShareCoordinator
+
+    class Led:
+        index, leader_epoch = 0, 0
+
+    coordinator = ShareCoordinator.__new__(ShareCoordinator)
+    coordinator.num_partitions, coordinator.states = 1, {}
+    p = coordinator.PARTITION(Led())
+    assert isinstance(p, LedPartition)
+    p.loading = False
+    coordinator.partitions = {0: p}
+    written = []
+
+    async def write_committed(p, key, value, timestamp_ms):
+        written.append(value)
+        return ErrorCode.NONE
+    coordinator._write_committed = write_committed
+    state = ShareState(1, 0, ())
+    assert await coordinator.write_local("g", TOPIC_ID, 0, state) == ErrorCode.FENCED_STATE_EPOCH
+    assert written == [] and coordinator.states == {}
+    assert await coordinator.write_local("g", TOPIC_ID, 0, state, create=True) == ErrorCode.NONE
+    assert await coordinator.write_local("g", TOPIC_ID, 0, ShareState(1, 2, ())) == ErrorCode.NONE
+    assert await coordinator.delete_local("g", TOPIC_ID, 0) == ErrorCode.NONE
+    assert await coordinator.write_local("g", TOPIC_ID, 0, ShareState(1, 3, ())) == ErrorCode.FENCED_STATE_EPOCH
+    assert await coordinator.initialize_local("g", TOPIC_ID, 0, 5) == ErrorCode.NONE
+    assert coordinator.states[coordinator_key("g", TOPIC_ID, 0)].start_offset == 5
+    assert len(written) == 4 and written[2] is None  # two writes, the tombstone, the alter
