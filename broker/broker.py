@@ -366,8 +366,9 @@ class Broker:
         if not changed:
             return
         log.info("dynamic_broker_configs_applied", keys=changed)
-        if any(k.startswith("listener.name.") for k in changed):
-            self.tasks.spawn("reload_tls", self.reload_tls, retries=0)
+        listeners = {split[0] for split in map(cfg.listener_key, changed) if split is not None}
+        if listeners & self.config.ssl_contexts.keys():
+            self.tasks.spawn("reload_tls", lambda: self.reload_tls(listeners), retries=0)
         self.limits.reconfigure(self.config)
         self.controller.unclean_leader_election = self.config["unclean.leader.election.enable"]
         self.replicas.reconfigure()
@@ -488,12 +489,15 @@ class Broker:
                              f"dynamic config update of SSLFactory failed: {e} for configuration Invalid "
                              "dynamic configuration") from None
 
-    async def reload_tls(self) -> None:
+    async def reload_tls(self, listeners: set[str] | None = None) -> None:
         """Read the TLS listeners' key and trust stores again, so certificates are replaced
         without a restart: on SIGHUP (the same files, rewritten) and when this node's
         listener.name.<listener>.ssl.* keys change at run time (kafka-configs --alter, as in
-        Kafka). New connections get the new certificate; open ones keep theirs."""
+        Kafka; then only ``listeners``). New connections get the new certificate; open ones
+        keep theirs."""
         for name, ctx in self.config.ssl_contexts.items():
+            if listeners is not None and name not in listeners:
+                continue
             try:
                 await asyncio.to_thread(tls.server_context, self.config, name)  # validates
                 tls.reload_into(ctx, self.config, name)
