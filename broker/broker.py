@@ -366,6 +366,9 @@ class Broker:
         if not changed:
             return
         log.info("dynamic_broker_configs_applied", keys=changed)
+        listeners = {split[0] for split in map(cfg.listener_key, changed) if split is not None}
+        if listeners & self.config.ssl_contexts.keys():
+            self.tasks.spawn("reload_tls", lambda: self.reload_tls(listeners), retries=0)
         self.limits.reconfigure(self.config)
         self.controller.unclean_leader_election = self.config["unclean.leader.election.enable"]
         self.replicas.reconfigure()
@@ -466,11 +469,35 @@ class Broker:
             log.warning("topic_not_created", topic=topic.name, error=error.code.name, message=error.message)
         return error
 
-    async def reload_tls(self) -> None:
-        """SIGHUP: read the TLS listeners' key and trust store files again, so certificates
-        are replaced without a restart (Kafka reloads them through a dynamic config
-        change; Odradek's broker configs are static, so the files are re-read in place)."""
+    async def validate_listener_ssl(self, changes: dict[str, str | None], replace: bool) -> None:
+        """Before a change of this node's listener key or trust stores is committed (Kafka's
+        broker validates its own dynamic configs the same way): the new stores must load
+        and keep the certificate's subject and names (tls.check_store_change). A refusal is
+        INVALID_REQUEST with Kafka's message; nothing changes."""
+        listeners = {split[0] for split in map(cfg.listener_key, changes)
+                     if split is not None and split[1] in cfg.DYNAMIC_SSL_CONFIGS}
+        listeners &= self.config.ssl_contexts.keys()  # Kafka ignores other listeners' keys
+        if not listeners:
+            return
+        try:
+            changed = self.config.with_listener_changes(changes, replace)
+            for name in sorted(listeners):
+                await asyncio.to_thread(tls.check_store_change, self.config, changed, name)
+        except ConfigError as e:
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             "Invalid value org.apache.kafka.common.config.ConfigException: Validation of "
+                             f"dynamic config update of SSLFactory failed: {e} for configuration Invalid "
+                             "dynamic configuration") from None
+
+    async def reload_tls(self, listeners: set[str] | None = None) -> None:
+        """Read the TLS listeners' key and trust stores again, so certificates are replaced
+        without a restart: on SIGHUP (the same files, rewritten) and when this node's
+        listener.name.<listener>.ssl.* keys change at run time (kafka-configs --alter, as in
+        Kafka; then only ``listeners``). New connections get the new certificate; open ones
+        keep theirs."""
         for name, ctx in self.config.ssl_contexts.items():
+            if listeners is not None and name not in listeners:
+                continue
             try:
                 await asyncio.to_thread(tls.server_context, self.config, name)  # validates
                 tls.reload_into(ctx, self.config, name)

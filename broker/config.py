@@ -35,7 +35,7 @@ from odradek.storage.config import (
     one_of,
 )
 
-__all__ = ["BROKER_CONFIGS", "DYNAMIC_BROKER_CONFIGS", "DYNAMIC_ONLY_CONFIGS", "TOPIC_CONFIGS",
+__all__ = ["BROKER_CONFIGS", "DYNAMIC_BROKER_CONFIGS", "DYNAMIC_SSL_CONFIGS", "DYNAMIC_ONLY_CONFIGS", "TOPIC_CONFIGS",
            "BrokerConfig", "ConfigDef", "ConfigError", "LIST", "Listener", "SECURITY_PROTOCOLS",
            "parse_properties", "validate_broker_configs", "validate_topic_configs"]
 
@@ -87,6 +87,10 @@ SECURITY_CONFIGS = (
     ConfigDef("ssl.cipher.suites", LIST, [], "OpenSSL cipher names for TLSv1.2; empty: the defaults"),
     ConfigDef("ssl.endpoint.identification.algorithm", STRING, "https",
               "https: a node checks its peers' certificates name the host it dialled; empty: not"),
+    ConfigDef("ssl.allow.dn.changes", BOOLEAN, False,
+              "whether a key store changed at run time may carry another subject"),
+    ConfigDef("ssl.allow.san.changes", BOOLEAN, False,
+              "whether a key store changed at run time may carry other subjectAltNames"),
     ConfigDef("ssl.principal.mapping.rules", STRING, "DEFAULT",
               "RULE:pattern/replacement/[LU],...,DEFAULT applied to the certificate's subject"),
     ConfigDef("sasl.enabled.mechanisms", LIST, ["GSSAPI"],
@@ -269,6 +273,24 @@ DYNAMIC_BROKER_CONFIGS = frozenset({
     "num.replica.fetchers", "background.threads",
     *(k for k in BROKER_CONFIGS if k.startswith("log.cleaner.")),
 })
+# The key and trust store keys Kafka reconfigures at run time (its SslConfigs.RECONFIGURABLE_CONFIGS),
+# only per broker and per listener: listener.name.<listener>.<key>. New TLS connections of
+# that listener then use them; open ones keep theirs (Broker.reload_tls).
+DYNAMIC_SSL_CONFIGS = frozenset({
+    "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.keystore.key", "ssl.keystore.certificate.chain", "ssl.truststore.type",
+    "ssl.truststore.location", "ssl.truststore.password", "ssl.truststore.certificates",
+})
+
+
+def listener_key(key: str) -> tuple[str, str] | None:
+    """(LISTENER NAME, key) of a listener.name.<listener>.<key> name, else None."""
+    if not key.startswith("listener.name."):
+        return None
+    name, _, sub = key[len("listener.name."):].partition(".")
+    return (name.upper(), sub) if name and sub else None
+
+
 # Dynamic keys outside Kafka's static broker config (DynamicConfig.Broker): DescribeConfigs
 # lists them only once set. Throttles are accepted, not enforced (kafka-reassign-partitions
 # always sets and clears them).
@@ -389,6 +411,8 @@ class BrokerConfig:
         self.dynamic_node: dict[str, str] = {}
         self.dynamic_default: dict[str, str] = {}
         self._dynamic: dict[str, Any] = {}  # typed effective dynamic values
+        # (LISTENER NAME, key) -> this node's dynamic listener.name.<name>.<key> (DYNAMIC_SSL_CONFIGS)
+        self.dynamic_listener_values: dict[tuple[str, str], Any] = {}
         for key, raw in (overrides or {}).items():
             if key.startswith("listener.name."):
                 self._set_listener_value(key, raw)
@@ -431,13 +455,25 @@ class BrokerConfig:
     def listener(self, name: str) -> Listener:
         return next(lst for lst in self.listeners if lst.name == name)
 
+    def with_listener_changes(self, changes: dict[str, str | None], replace: bool) -> "ListenerOverlay":
+        """This config as it would read its listeners' keys with ``changes`` (listener.name.*
+        names; None deletes) made to its dynamic ones (``replace``: instead of them)."""
+        dynamic = {} if replace else dict(self.dynamic_listener_values)
+        for key, raw in changes.items():
+            split = listener_key(key)
+            if split is None or split[1] not in DYNAMIC_SSL_CONFIGS:
+                continue
+            if raw is None:
+                dynamic.pop(split, None)
+            else:
+                dynamic[split] = BROKER_CONFIGS[split[1]].parse(raw)
+        return ListenerOverlay(self, dynamic)
+
     def listener_value(self, listener: str, key: str) -> Any:
         """``key`` for one listener: ``listener.name.<name>.<key>`` if set, else the
-        node-wide ``key`` (as Kafka's listener-prefixed configs)."""
-        value = self.listener_values.get((listener.upper(), key))
-        if value is not None:
-            return value
-        return self.values.get(key)
+        node-wide ``key`` (as Kafka's listener-prefixed configs); a dynamic one (set for this
+        node at run time) lies over the static one."""
+        return ListenerOverlay(self, self.dynamic_listener_values).listener_value(listener, key)
 
     def _set_listener_value(self, key: str, raw: Any) -> None:
         """listener.name.<name>.<key>: an SSL/SASL key, or <mechanism>.sasl.jaas.config."""
@@ -612,7 +648,16 @@ class BrokerConfig:
         return the keys whose effective value changed. A stored value that does not parse
         (written by a newer version, say) is skipped with the static value kept."""
         before = dict(self._dynamic)
+        before_listeners = dict(self.dynamic_listener_values)
         self.dynamic_default, self.dynamic_node = dict(default), dict(node)
+        self.dynamic_listener_values = {}
+        for key, raw in node.items():  # listener SSL keys: per broker only (validate_broker_configs)
+            split = listener_key(key)
+            if split is not None and split[1] in DYNAMIC_SSL_CONFIGS:
+                try:
+                    self.dynamic_listener_values[split] = BROKER_CONFIGS[split[1]].parse(raw)
+                except ConfigError:
+                    continue
         typed: dict[str, Any] = {}
         for layer in (default, node):
             for key, raw in layer.items():
@@ -626,6 +671,9 @@ class BrokerConfig:
         self._dynamic = typed
         changed = {k for k in before.keys() | typed.keys()  # (throttles have no static value)
                    if before.get(k, self.values.get(k)) != typed.get(k, self.values.get(k))}
+        changed |= {f"listener.name.{name.lower()}.{sub}"
+                    for name, sub in before_listeners.keys() | self.dynamic_listener_values.keys()
+                    if before_listeners.get((name, sub)) != self.dynamic_listener_values.get((name, sub))}
         return sorted(changed)
 
     def _resolve_retention(self) -> None:
@@ -736,6 +784,19 @@ class BrokerConfig:
                 for key, d in TOPIC_CONFIGS.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class ListenerOverlay:
+    """A BrokerConfig's listener keys with other dynamic values (BrokerConfig.with_listener_changes)."""
+    config: BrokerConfig
+    dynamic: dict[tuple[str, str], Any]
+
+    def listener_value(self, listener: str, key: str) -> Any:
+        if (listener.upper(), key) in self.dynamic:
+            return self.dynamic[(listener.upper(), key)]
+        value = self.config.listener_values.get((listener.upper(), key))
+        return self.config.values.get(key) if value is None else value
+
+
 def validate_topic_configs(configs: dict[str, str | None]) -> None:
     """Raise ConfigError naming the first unknown key or bad value (None means 'delete')."""
     for key, value in configs.items():
@@ -745,14 +806,26 @@ def validate_topic_configs(configs: dict[str, str | None]) -> None:
             TOPIC_CONFIGS[key].parse(value)
 
 
-def validate_broker_configs(configs: dict[str, str | None]) -> None:
+def validate_broker_configs(configs: dict[str, str | None], per_broker: bool = True) -> None:
     """Raise ConfigError for the first key that cannot change at run time (Kafka's words) or
-    bad value (None means 'delete'). Keys Kafka does not know are accepted, as Kafka does."""
-    fixed = sorted(k for k in configs if k in BROKER_CONFIGS and k not in DYNAMIC_BROKER_CONFIGS)
-    if fixed:
-        raise ConfigError(f"Cannot update these configs dynamically: [{', '.join(fixed)}]")
+    bad value (None means 'delete'). Keys Kafka does not know are accepted, as Kafka does.
+    The key and trust store keys change only per listener (listener.name.<name>.<key>) and
+    per broker (``per_broker``: not the cluster-wide default); whether the new store loads
+    is checked by the broker itself (Broker.validate_listener_ssl)."""
+    def refuse(keys, message):
+        if keys:
+            raise ConfigError(f"{message}: [{', '.join(sorted(keys))}]")
+
+    refuse([k for k in configs if k in BROKER_CONFIGS and k not in DYNAMIC_BROKER_CONFIGS
+            and k not in DYNAMIC_SSL_CONFIGS], "Cannot update these configs dynamically")
+    refuse([k for k in configs if k in DYNAMIC_SSL_CONFIGS],
+           "These security configs can be dynamically updated only per-listener using the listener prefix")
+    listener_ssl = [k for k in configs if (listener_key(k) or ("", ""))[1] in DYNAMIC_SSL_CONFIGS]
+    if not per_broker:
+        refuse(listener_ssl, "Cannot update these configs at default cluster level, broker id must be specified")
     for key, value in configs.items():
-        d = BROKER_CONFIGS.get(key) or DYNAMIC_ONLY_CONFIGS.get(key)
+        split = listener_key(key)
+        d = BROKER_CONFIGS.get(split[1] if split else key) or DYNAMIC_ONLY_CONFIGS.get(key)
         if d is not None and value is not None:
             d.parse(value)
 

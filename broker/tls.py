@@ -24,7 +24,11 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 
+import structlog
+
 from odradek.storage.config import ConfigError
+
+log = structlog.get_logger()
 
 ANONYMOUS = "User:ANONYMOUS"
 
@@ -92,6 +96,89 @@ def reload_into(ctx: ssl.SSLContext, config, listener: str) -> None:
     _load_keystore(ctx, get, prefix)
     if get("ssl.truststore.location") or get("ssl.truststore.certificates"):
         _load_truststore(ctx, get, prefix)
+
+
+def leaf_certificate(config, listener: str) -> dict:
+    """The listener's own certificate (the first of its key store's chain) decoded as
+    ``getpeercert()`` decodes a peer's: what a key store change is compared against."""
+    def get(key):
+        return config.listener_value(listener, key)
+
+    location, chain = get("ssl.keystore.location"), get("ssl.keystore.certificate.chain")
+    try:
+        if location:
+            return ssl._ssl._test_decode_cert(location)  # type: ignore[attr-defined]
+        fd, path = tempfile.mkstemp(prefix="odradek-cert-", suffix=".pem")
+        try:
+            os.write(fd, normalize_pem(chain or "", "ssl.keystore.certificate.chain").encode())
+            os.close(fd)
+            return ssl._ssl._test_decode_cert(path)  # type: ignore[attr-defined]
+        finally:
+            os.unlink(path)
+    except (ssl.SSLError, OSError, ConfigError) as e:
+        raise ConfigError(f"listener {listener}: cannot read the certificate of its key store: {e}") from None
+
+
+def check_store_change(current, changed, listener: str) -> None:
+    """Whether a listener's key and trust stores may change from ``current`` to ``changed``
+    (two configs, read through ``listener_value``) as Kafka's SslFactory decides: the new
+    stores load, a trust store is not added where there was none, and the new certificate
+    keeps the subject and subjectAltNames (keystore_change_error). Raises ConfigError with
+    Kafka's reason (the exception text Kafka puts in its answer); reads files: call it off
+    the event loop."""
+    def now(key):
+        return current.listener_value(listener, key)
+
+    def new(key):
+        return changed.listener_value(listener, key)
+
+    trust = ("ssl.truststore.location", "ssl.truststore.certificates")
+    if not any(now(k) for k in trust) and any(new(k) for k in trust):
+        raise ConfigError("org.apache.kafka.common.config.ConfigException: Cannot add SSL truststore to an "
+                          "existing listener for which no truststore was configured.")
+    if new("ssl.keystore.password") is not None and new("ssl.keystore.type") == "PEM":
+        raise ConfigError("org.apache.kafka.common.errors.InvalidConfigurationException: SSL key store "
+                          "password cannot be specified with PEM format, only key password may be specified")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    refusals = (  # Kafka's words for a store that does not load (a trust store is "keystore" too)
+        (_load_keystore, "tls_keystore_refused", "org.apache.kafka.common.errors.InvalidConfigurationException: "
+                                                 f"Failed to load PEM SSL keystore {new('ssl.keystore.location')}"),
+        (_load_truststore, "tls_truststore_refused", "org.apache.kafka.common.KafkaException: Failed to load SSL "
+         f"keystore {new('ssl.truststore.location')} of type {new('ssl.truststore.type')}"))
+    for load, event, message in refusals:
+        try:
+            load(ctx, new, f"listener {listener}")
+        except ConfigError as e:
+            log.warning(event, listener=listener, error=str(e))  # our reason, which Kafka's words lack
+            raise ConfigError(message) from None
+    problem = keystore_change_error(leaf_certificate(current, listener), leaf_certificate(changed, listener),
+                                    new("ssl.allow.dn.changes"), new("ssl.allow.san.changes"))
+    if problem is not None:
+        raise ConfigError(f"org.apache.kafka.common.config.ConfigException: {problem}")
+
+
+_SAN_TYPES = {"email": 1, "DNS": 2, "DirName": 4, "URI": 6, "IP Address": 7}  # GeneralName tags
+
+
+def keystore_change_error(old: dict, new: dict, allow_dn_changes: bool, allow_san_changes: bool) -> str | None:
+    """Kafka's check of a key store replaced at run time (ssl.allow.dn.changes,
+    ssl.allow.san.changes, both false by default): the new certificate keeps the old one's
+    subject and subjectAltNames, so that clients verifying this broker keep trusting it.
+    Certificates as ``leaf_certificate`` decodes them; the message is Kafka's (its PEM key
+    stores name their one entry "kafka")."""
+    def dn(cert):
+        return ", ".join(_rdns(cert.get("subject", ())))
+
+    def san(cert):
+        return sorted([_SAN_TYPES.get(kind, 0), value] for kind, value in cert.get("subjectAltName", ()))
+
+    if not allow_dn_changes and dn(old) != dn(new):
+        return (f"Keystore DistinguishedName does not match:  existing={{alias=kafka, DN={dn(old)}}}, "
+                f"new={{alias=kafka, DN={dn(new)}}}")
+    if not allow_san_changes and san(old) != san(new):
+        return (f"Keystore SubjectAltNames do not match:  existing={{alias=kafka, SAN={san(old)}}}, "
+                f"new={{alias=kafka, SAN={san(new)}}}")
+    return None
 
 
 def client_context(config, listener: str) -> ssl.SSLContext:
@@ -197,6 +284,10 @@ def _escape(value: str) -> str:
 def rfc2253_subject(subject) -> str:
     """``getpeercert()['subject']`` (RDNs in certificate order, each a tuple of
     (name, value) pairs) as RFC 2253 text: last RDN first, as Java prints it."""
+    return ",".join(_rdns(subject))
+
+
+def _rdns(subject) -> list[str]:
     rdns = []
     for rdn in reversed(subject):
         parts = []
@@ -207,7 +298,7 @@ def rfc2253_subject(subject) -> str:
             else:
                 parts.append(f"{_RFC2253_KEYWORDS.get(name, name)}={_escape(value)}")
         rdns.append("+".join(parts))
-    return ",".join(rdns)
+    return rdns
 
 
 @dataclass(frozen=True, slots=True)

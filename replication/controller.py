@@ -277,7 +277,7 @@ class Controller:
 
     def __init__(self, image: MetadataImage, *, num_partitions: int,
                  default_replication_factor: int, validate_topic_configs: Callable[[dict], None],
-                 validate_broker_configs: Callable[[dict], None] = lambda changes: None,
+                 validate_broker_configs: Callable[..., None] = lambda changes, per_broker=True: None,
                  validate_group_configs: Callable[[dict], None] = lambda changes: None,
                  broker_session_timeout_ms: int = 9000, unclean_leader_election: bool = False,
                  delete_topic_enable: bool = True):
@@ -850,7 +850,8 @@ class Controller:
                     raise KafkaError(ErrorCode.INVALID_REQUEST,
                                      f"Invalid broker name {name!r}: a broker id, or empty for "
                                      "the cluster-wide default")
-                validate, code = self.validate_broker_configs, ErrorCode.INVALID_REQUEST
+                validate, code = (functools.partial(self.validate_broker_configs, per_broker=name != ""),
+                                  ErrorCode.INVALID_REQUEST)
             elif resource_type == GROUP:
                 if name == "":
                     raise KafkaError(ErrorCode.INVALID_REQUEST, "Default group resources are not allowed.")

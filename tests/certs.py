@@ -41,6 +41,18 @@ class Certs:
         return cert, key
 
 
+    def reissued_server_keystore(self) -> Path:
+        """A key store like server_keystore (same key, subject and subjectAltNames) with a
+        certificate signed again: another serial number, as a certificate renewal makes."""
+        keystore = self.dir / "server-reissued.pem"
+        if not keystore.exists():
+            _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                     "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server-reissued.crt",
+                     cwd=self.dir)
+            keystore.write_text(self.server_key.read_text() + (self.dir / "server-reissued.crt").read_text()
+                                + self.ca.read_text())
+        return keystore
+
     def node_keystore(self, n: int) -> Path:
         """A key store (key, then chain) for node n of a loopback cluster: subject CN=node-<n>,
         subjectAltName IP:127.0.0.<n>, so that each node has a principal of its own."""

@@ -8,6 +8,8 @@ value is validated before anything changes.
 A broker resource (its id, or "" for the cluster-wide default) holds dynamic broker
 configs: the controller validates them (only the keys Kafka lets change at run time) and
 commits them to the metadata log, from which every node applies them (Broker.on_metadata).
+A change of this node's listener key or trust stores (listener.name.<listener>.ssl.*) is
+first checked here, by the node that will use it, as Kafka's broker does.
 A group resource (KIP-848, its group id) holds group-level configs (config.GROUP_CONFIGS),
 committed to the metadata log too; the group coordinator reads them from the image.
 Authorization (broker.authorizer): ALTER_CONFIGS on the topic, on the group for a group,
@@ -70,6 +72,8 @@ async def _alter(ctx, request, response_class, incremental: bool):
                 changes, replace = _incremental_changes(ctx.broker, resource), False
             else:
                 changes, replace = {c.name: c.value for c in resource.configs}, True
+            if resource.resource_type == BROKER and resource.resource_name == str(ctx.broker.node_id):
+                await ctx.broker.validate_listener_ssl(changes, replace)  # the new stores must load
             await ctx.broker.controller.alter_configs(resource.resource_type, resource.resource_name,
                                                       changes, replace, request.validate_only)
             code, message = ErrorCode.NONE, None

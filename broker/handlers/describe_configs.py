@@ -30,11 +30,13 @@ from odradek.broker.config import (
     BROKER_SYNONYMS,
     DYNAMIC_BROKER_CONFIGS,
     DYNAMIC_ONLY_CONFIGS,
+    DYNAMIC_SSL_CONFIGS,
     GROUP_CONFIGS,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigError,
     group_config_default,
+    listener_key,
 )
 from odradek.broker.handlers import handles
 from odradek.protocol.errors import ErrorCode
@@ -143,11 +145,26 @@ def broker_config_entries(broker, include_synonyms: bool) -> list[ConfigEntry]:
         unset = not chain and key in NO_DEFAULT_IN_KAFKA
         value = None if unset or d.type == PASSWORD else render(config[key])
         entries.append(ConfigEntry(key, value, chain[0][2] if chain else DEFAULT_CONFIG,
-                                   key not in DYNAMIC_BROKER_CONFIGS,
+                                   key not in DYNAMIC_BROKER_CONFIGS and key not in DYNAMIC_SSL_CONFIGS,
                                    chain if include_synonyms else [], d))
     for key in sorted((config.dynamic_node.keys() | config.dynamic_default.keys()) - BROKER_CONFIGS.keys()):
-        entries.append(_extra_entry(config, key, broker_chain(config, key), include_synonyms))
+        split = listener_key(key)
+        if split is not None and split[1] in BROKER_CONFIGS and key in config.dynamic_node:
+            entries.append(_listener_entry(config, key, split[1], include_synonyms))
+        else:
+            entries.append(_extra_entry(config, key, broker_chain(config, key), include_synonyms))
     return entries
+
+
+def _listener_entry(config, key: str, base: str, include_synonyms: bool) -> ConfigEntry:
+    """A listener.name.<listener>.<key> set for this broker, as Kafka lists it: read-only,
+    its value (null for a password) from DYNAMIC_BROKER_CONFIG, the base key's chain as
+    its synonyms."""
+    d = BROKER_CONFIGS[base]
+    chain = [(key, _rendered(d, config.dynamic_node[key]), DYNAMIC_BROKER_CONFIG), *broker_chain(config, base)]
+    if d.type == PASSWORD:
+        chain = [(name, None, source) for name, _, source in chain]
+    return ConfigEntry(key, chain[0][1], DYNAMIC_BROKER_CONFIG, True, chain if include_synonyms else [], d)
 
 
 def _extra_entry(config, key: str, chain: list, include_synonyms: bool) -> ConfigEntry:

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from odradek.protocol.errors import ErrorCode
 from tests.certs import CREDENTIALS, SECURE_MECHANISMS
 from tests.clients import create_topics
 from tests.local_cluster import poll_until
@@ -511,6 +512,98 @@ def test_sighup_replaces_the_certificate_without_a_restart(certs, tmp_path):
         assert poll_until(lambda: "event='tls_reload_failed'" in b.log_text(), 10)
         assert served_cn() == "rotated"
     finally:
+        b.kill()
+        print(b.log_text()[-4000:])
+
+
+def _served_certificate(port: int, cafile) -> dict:
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, ctx.wrap_socket(raw) as s:
+        return s.getpeercert()
+
+
+def test_a_dynamic_listener_keystore_change_applies_to_new_connections(certs, tmp_path):
+    """kafka-configs' listener.name.ssl.ssl.keystore.location, as in Kafka: a bad path, a
+    wrong key password, another subject and an unprefixed or cluster-wide key are refused
+    with Kafka's errors and the old certificate stays; a renewed certificate is served to new
+    connections (after a restart too) while an open one keeps its own and a producer keeps
+    producing."""
+    from kafka import KafkaProducer
+
+    from tests.brokerproc import BrokerProcess, free_port
+    from tests.rawclient import alter_broker_configs, described_configs
+    plain, tls = free_port(), free_port()
+    b = BrokerProcess(tmp_path / "data", port=plain, overrides={
+        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls}",
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore)})
+    b.start()
+    key = "listener.name.ssl.ssl.keystore.location"
+    refused = "Invalid value org.apache.kafka.common.config.ConfigException: Validation of dynamic config " \
+              "update of SSLFactory failed: "
+    producer = None
+    try:
+        old_serial = _served_certificate(tls, certs.ca)["serialNumber"]
+        topic = f"rotate-{uuid.uuid4().hex[:6]}"
+        create_topics(b.bootstrap, [topic])
+        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{tls}", security_protocol="SSL",
+                                 ssl_cafile=str(certs.ca), request_timeout_ms=10000)
+        producer.send(topic, b"before").get(timeout=10)
+        ctx = ssl.create_default_context(cafile=str(certs.ca))
+        ctx.check_hostname = False
+        opened = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls), timeout=5))
+
+        bad = alter_broker_configs(b.bootstrap, "1", (key, 0, str(tmp_path / "missing.pem")))
+        assert bad == (ErrorCode.INVALID_REQUEST, refused + "org.apache.kafka.common.errors."
+                       "InvalidConfigurationException: Failed to load PEM SSL keystore "
+                       f"{tmp_path / 'missing.pem'} for configuration Invalid dynamic configuration")
+        code, message = alter_broker_configs(b.bootstrap, "1", (key, 0, str(certs.encrypted_keystore)),
+                                             ("listener.name.ssl.ssl.key.password", 0, "wrong"))
+        assert code == ErrorCode.INVALID_REQUEST and "Failed to load PEM SSL keystore" in message
+        other_cert, other_key = certs.client("rotated")
+        other = tmp_path / "other.pem"
+        other.write_text(other_key.read_text() + other_cert.read_text())
+        code, message = alter_broker_configs(b.bootstrap, "1", (key, 0, str(other)))
+        assert code == ErrorCode.INVALID_REQUEST and message.startswith(
+            refused + "org.apache.kafka.common.config.ConfigException: Keystore DistinguishedName does not "
+            "match:  existing={alias=kafka, DN=CN=localhost}, new={alias=kafka, DN=CN=rotated, OU=eng, O=acme}")
+        assert alter_broker_configs(b.bootstrap, "1", ("ssl.keystore.location", 0, str(other))) == (
+            ErrorCode.INVALID_REQUEST, "These security configs can be dynamically updated only per-listener "
+            "using the listener prefix: [ssl.keystore.location]")
+        assert alter_broker_configs(b.bootstrap, "", (key, 0, str(other))) == (
+            ErrorCode.INVALID_REQUEST, "Cannot update these configs at default cluster level, broker id "
+            f"must be specified: [{key}]")
+        assert _served_certificate(tls, certs.ca)["serialNumber"] == old_serial
+
+        renewed = certs.reissued_server_keystore()
+        assert alter_broker_configs(b.bootstrap, "1", (key, 0, str(renewed))) == (ErrorCode.NONE, None)
+        assert poll_until(lambda: _served_certificate(tls, certs.ca)["serialNumber"] != old_serial, 10)
+        # the connection opened before keeps its certificate and is still served
+        assert opened.getpeercert()["serialNumber"] == old_serial
+        opened.sendall(struct.pack(">ihhih", 10, 18, 0, 7, -1))  # ApiVersions v0, no client id
+        size, correlation = struct.unpack(">ii", opened.recv(8))
+        assert correlation == 7 and size > 4
+        producer.send(topic, b"after").get(timeout=10)
+        producer.close(timeout=5)
+        producer = None
+        opened.close()
+        new_serial = _served_certificate(tls, certs.ca)["serialNumber"]
+        b.restart()  # the change is in the metadata log: served again after a restart
+        assert poll_until(lambda: _served_certificate(tls, certs.ca)["serialNumber"] == new_serial, 10)
+
+        # an encrypted key with its password; DescribeConfigs shows the password as null
+        assert alter_broker_configs(b.bootstrap, "1", (key, 0, str(certs.encrypted_keystore)),
+                                    ("listener.name.ssl.ssl.key.password", 0, certs.KEY_PASSWORD)) == (0, None)
+        described = described_configs(b.bootstrap, 4, "1")
+        assert described[key] == (str(certs.encrypted_keystore), 2, True, False, [
+            (key, str(certs.encrypted_keystore), 2), ("ssl.keystore.location", str(certs.server_keystore), 4)])
+        assert described["listener.name.ssl.ssl.key.password"] == (
+            None, 2, True, True, [("listener.name.ssl.ssl.key.password", None, 2)])
+        assert described["ssl.keystore.location"][2] is False  # Kafka's dynamic keys are not read-only
+        assert described["ssl.allow.dn.changes"][:3] == ("false", 5, True)
+    finally:
+        if producer is not None:
+            producer.close(timeout=5)
         b.kill()
         print(b.log_text()[-4000:])
 

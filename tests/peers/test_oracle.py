@@ -534,6 +534,22 @@ def case_dynamic_broker_configs(side, name):
 
 
 @case
+def case_dynamic_ssl_keys_refused(side, name):
+    """Key and trust store keys change only per listener and per broker: without the
+    listener prefix, or for every broker, Kafka's DynamicBrokerConfig refuses them (what a
+    new store must satisfy is tested over a TLS listener in test_security.py)."""
+    key = "listener.name.ssl.ssl.keystore.location"
+    return {
+        "unprefixed": plain(side.call(incremental_alter(
+            BROKER, "1", ("ssl.keystore.location", 0, "/x.pem"), ("ssl.key.password", 0, "p"),
+            validate_only=True), 1)),
+        "default": plain(side.call(incremental_alter(BROKER, "", (key, 0, "/x.pem"), validate_only=True), 1)),
+        "non_tls_listener": plain(side.call(incremental_alter(
+            BROKER, "1", ("listener.name.plaintext.ssl.keystore.location", 0, "/x.pem"), validate_only=True), 1)),
+    }
+
+
+@case
 def case_incremental_alter_configs_errors(side, name):
     side.create_topic(name, 1)
     out = {}

@@ -62,3 +62,38 @@ def test_java_client_over_sasl_plaintext_and_a_wrong_password(secure, certs, tmp
     refused = tool(bootstrap, "kafka-topics", "--list", "--command-config", bad)
     assert refused.rc != 0
     assert "SaslAuthenticationException" in refused.stderr
+
+
+def test_kafka_configs_replaces_the_ssl_listeners_certificate(secure, certs):
+    """kafka-configs --alter of listener.name.ssl.ssl.keystore.location, as a Kafka operator
+    renews a certificate: a file that does not load is refused with Kafka's error (the tool
+    fails), a renewed certificate is served to new connections at once."""
+    import ssl as ssl_module
+
+    from tests.integration.test_security import _served_certificate
+    from tests.rawclient import alter_broker_configs
+    broker, ports = secure
+    key = "listener.name.ssl.ssl.keystore.location"
+    before = _served_certificate(ports["SSL"], certs.ca)["serialNumber"]
+    renewed = certs.reissued_server_keystore()
+    expected = ssl_module._ssl._test_decode_cert(str(renewed))["serialNumber"]
+    try:
+        bad = tool(broker.bootstrap, "kafka-configs", "--alter", "--entity-type", "brokers", "--entity-name", "1",
+                   "--add-config", f"{key}=/no/such/server.pem")
+        assert bad.rc != 0
+        assert ("InvalidRequestException: Invalid value org.apache.kafka.common.config.ConfigException: "
+                "Validation of dynamic config update of SSLFactory failed: org.apache.kafka.common.errors."
+                "InvalidConfigurationException: Failed to load PEM SSL keystore /no/such/server.pem") in bad.stderr
+        assert _served_certificate(ports["SSL"], certs.ca)["serialNumber"] == before
+        done = tool(broker.bootstrap, "kafka-configs", "--alter", "--entity-type", "brokers", "--entity-name", "1",
+                    "--add-config", f"{key}={renewed}")
+        assert done.rc == 0, done.stderr
+        assert "Completed updating config for broker 1." in done.stdout
+        assert poll_until(lambda: _served_certificate(ports["SSL"], certs.ca)["serialNumber"] == expected, 10)
+        described = tool(broker.bootstrap, "kafka-configs", "--describe", "--entity-type", "brokers",
+                         "--entity-name", "1")
+        print(described.stdout)
+        assert (f"{key}={renewed} sensitive=false synonyms={{DYNAMIC_BROKER_CONFIG:{key}={renewed}, "
+                f"STATIC_BROKER_CONFIG:ssl.keystore.location={certs.server_keystore}}}") in described.stdout
+    finally:  # the module's broker serves its first certificate again
+        alter_broker_configs(broker.bootstrap, "1", (key, 1, None))

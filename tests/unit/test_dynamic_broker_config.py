@@ -72,3 +72,52 @@ def test_entries_mark_dynamic_keys_writable_and_topics_follow_their_synonyms():
     (1e7, "1.0E7"), (123456789.0, "1.23456789E8"), (1e-4, "1.0E-4"), (-2.5e-5, "-2.5E-5"), (0.0, "0.0")])
 def test_doubles_render_as_java_prints_them(value, java):
     assert java_double(value) == java
+
+
+def test_key_and_trust_store_keys_change_only_per_listener_and_per_broker():
+    """Kafka's DynamicBrokerConfig rules for its reconfigurable SSL keys, in its words."""
+    key = "listener.name.ssl.ssl.keystore.location"
+    validate_broker_configs({key: "/new.pem", "listener.name.ssl.ssl.key.password": "x",
+                             "listener.name.ssl.ssl.client.auth": "required"})  # Kafka accepts these
+    with pytest.raises(ConfigError, match=r"^These security configs can be dynamically updated only "
+                                          r"per-listener using the listener prefix: \[ssl.key.password, "
+                                          r"ssl.keystore.location\]$"):
+        validate_broker_configs({"ssl.keystore.location": "/a", "ssl.key.password": "b"})
+    with pytest.raises(ConfigError, match=r"^Cannot update these configs at default cluster level, broker "
+                                          rf"id must be specified: \[{key}\]$"):
+        validate_broker_configs({key: "/new.pem"}, per_broker=False)
+    with pytest.raises(ConfigError, match="ssl.keystore.type"):
+        validate_broker_configs({"listener.name.ssl.ssl.keystore.type": "XML"})
+
+
+def test_a_dynamic_listener_key_lies_over_the_static_one_for_that_listener_only():
+    c = BrokerConfig({"ssl.keystore.location": "/static.pem", "ssl.key.password": "p"})
+    assert c.set_dynamic({"listener.name.ssl.ssl.keystore.location": "/ignored.pem"},  # default layer
+                         {"listener.name.ssl.ssl.keystore.location": "/node.pem",
+                          "listener.name.ssl.ssl.client.auth": "required"}) == [
+        "listener.name.ssl.ssl.keystore.location"]
+    assert c.listener_value("SSL", "ssl.keystore.location") == "/node.pem"
+    assert c.listener_value("SSL", "ssl.client.auth") == "none"  # not reconfigurable: stored, unused
+    assert c.listener_value("OTHER", "ssl.keystore.location") == "/static.pem"
+    changed = c.with_listener_changes({"listener.name.ssl.ssl.keystore.location": None,
+                                       "listener.name.ssl.ssl.key.password": "q"}, replace=False)
+    assert changed.listener_value("SSL", "ssl.keystore.location") == "/static.pem"
+    assert changed.listener_value("SSL", "ssl.key.password") == "q"
+    assert c.listener_value("SSL", "ssl.key.password") == "p"
+    assert c.set_dynamic({}, {}) == ["listener.name.ssl.ssl.keystore.location"]
+    assert c.listener_value("SSL", "ssl.keystore.location") == "/static.pem"
+
+
+def test_a_listener_key_is_described_read_only_with_the_base_key_as_its_synonym():
+    c = BrokerConfig({"ssl.keystore.location": "/static.pem"})
+    c.set_dynamic({}, {"listener.name.ssl.ssl.keystore.location": "/node.pem",
+                       "listener.name.ssl.ssl.key.password": "secret"})
+    entries = {e.name: e for e in broker_config_entries(SimpleNamespace(config=c), True)}
+    location = entries["listener.name.ssl.ssl.keystore.location"]
+    assert (location.value, location.config_source, location.read_only) == ("/node.pem", NODE, True)
+    assert location.synonyms == [("listener.name.ssl.ssl.keystore.location", "/node.pem", NODE),
+                                 ("ssl.keystore.location", "/static.pem", STATIC)]
+    password = entries["listener.name.ssl.ssl.key.password"]
+    assert (password.value, password.synonyms) == (None, [("listener.name.ssl.ssl.key.password", None, NODE)])
+    assert entries["ssl.keystore.location"].read_only is False
+    assert entries["ssl.client.auth"].read_only is True
