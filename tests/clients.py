@@ -74,15 +74,32 @@ def confluent_values(bootstrap: str, topic: str, isolation: str, expect: int, pa
                      timeout_s: float = 15, settle_s: float = 1.0, with_keys: bool = False) -> list:
     """Values (``with_keys``: (key, value) pairs) read from the start of the topic's
     partitions with a confluent-kafka consumer at this isolation.level, until ``expect``
-    arrived and ``settle_s`` passed without more (so an extra record would be seen), or
-    ``timeout_s``."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{time.time()}",
-                  "enable.auto.commit": False, "isolation.level": isolation})
+    arrived and either every partition was read up to its high watermark as it was at the
+    start (read_committed too: nothing a fetch can return lies beyond it), or ``settle_s``
+    passed without more (so an extra record would be seen); or ``timeout_s``."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    config = {"bootstrap.servers": bootstrap, "group.id": f"read-{time.time()}", "enable.auto.commit": False}
+    watermarks = Consumer({**config, "isolation.level": "read_uncommitted"})
+    try:  # a new leader answers OFFSET_NOT_AVAILABLE until it covers every committed record
+        ends: list[int] | None = [watermarks.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                                  for p in range(partitions)]
+    except KafkaException:
+        ends = None  # settle_s alone
+    finally:
+        watermarks.close()
+    c = Consumer({**config, "isolation.level": isolation})
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+
+    def read_to_the_end() -> bool:
+        positions = c.position([TopicPartition(topic, p) for p in range(partitions)])
+        return ends is not None and all(end == 0 or tp.offset >= end
+                                        for tp, end in zip(positions, ends, strict=True))
+
     got, deadline, quiet_until = [], time.time() + timeout_s, None
     try:
         while time.time() < deadline:
+            if len(got) >= expect and read_to_the_end():
+                break
             m = c.poll(0.2)
             if m is not None and not m.error():
                 got.append((m.key(), m.value()) if with_keys else m.value())
