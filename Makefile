@@ -31,7 +31,11 @@ run: $(VENV)/.stamp-base
 # Not the default yet: a first run on two workers, on a machine loaded by other suites, had
 # failures not yet told apart from that load.
 TEST_WORKERS ?= 0
+# The sources are byte-compiled first: where PYTHONDONTWRITEBYTECODE is set (it is on the
+# machines here) every broker or CLI process a test starts would compile them again (a broker's
+# start-up took 0.49 s instead of 0.34 s). The .pyc files go to __pycache__ (git ignores it).
 test: $(VENV)/.stamp-test
+	$(PY) -m compileall -q -j 0 broker protocol storage replication tests
 	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The pure tests alone: no sockets, under a minute.

@@ -7,6 +7,7 @@ bytes every other client wrote.
 """
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
@@ -35,29 +36,70 @@ def create_topics(bootstrap: str, names, partitions: int = 1, rf: int = 1, confi
 
 
 def read_values(bootstrap: str, topic: str, partitions: int = 1, idle_ms: int = 8000) -> list[bytes]:
-    """Every value of the topic's partitions, from the start, until idle_ms pass without one."""
+    """Every value of the topic's partitions, from the start (``read_assigned``)."""
     from kafka import KafkaConsumer, TopicPartition
     c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                      enable_auto_commit=False, consumer_timeout_ms=idle_ms)
+                      enable_auto_commit=False)
     c.assign([TopicPartition(topic, p) for p in range(partitions)])
-    values = [m.value for m in c]
+    values = [m.value for m in read_assigned(c, idle_ms)]
     c.close()
     return values
+
+
+def read_assigned(consumer, idle_ms: int) -> list:
+    """Every record of a kafka-python consumer's assigned partitions: up to their end
+    offsets (high watermarks) as ListOffsets gives them when the read starts, or until
+    idle_ms pass without a record. For a topic no longer written to: a new leader answers
+    OFFSET_NOT_AVAILABLE (KIP-207) until its high watermark covers every committed record,
+    so the end offsets miss nothing committed; where they are not given (or would be last
+    stable offsets: read_committed), or a control record ends the log (the position stops
+    short), idle_ms ends the read as before."""
+    tps = list(consumer.assignment())
+    end = None  # idle_ms alone ends the read
+    if consumer.config["isolation_level"] == "read_uncommitted":  # else end offsets are LSOs
+        with contextlib.suppress(Exception):
+            end = consumer.end_offsets(tps)
+    records: list = []
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < idle_ms / 1000:
+        if end is not None and all(consumer.position(tp) >= end[tp] for tp in tps):
+            break
+        for batch in consumer.poll(timeout_ms=200).values():
+            records += batch
+            idle_since = time.monotonic()
+    return records
 
 
 def confluent_values(bootstrap: str, topic: str, isolation: str, expect: int, partitions: int = 1,
                      timeout_s: float = 15, settle_s: float = 1.0, with_keys: bool = False) -> list:
     """Values (``with_keys``: (key, value) pairs) read from the start of the topic's
     partitions with a confluent-kafka consumer at this isolation.level, until ``expect``
-    arrived and ``settle_s`` passed without more (so an extra record would be seen), or
-    ``timeout_s``."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{time.time()}",
-                  "enable.auto.commit": False, "isolation.level": isolation})
+    arrived and either every partition was read up to its high watermark as it was at the
+    start (read_committed too: nothing a fetch can return lies beyond it), or ``settle_s``
+    passed without more (so an extra record would be seen); or ``timeout_s``."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    config = {"bootstrap.servers": bootstrap, "group.id": f"read-{time.time()}", "enable.auto.commit": False}
+    watermarks = Consumer({**config, "isolation.level": "read_uncommitted"})
+    try:  # a new leader answers OFFSET_NOT_AVAILABLE until it covers every committed record
+        ends: list[int] | None = [watermarks.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                                  for p in range(partitions)]
+    except KafkaException:
+        ends = None  # settle_s alone
+    finally:
+        watermarks.close()
+    c = Consumer({**config, "isolation.level": isolation})
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+
+    def read_to_the_end() -> bool:
+        positions = c.position([TopicPartition(topic, p) for p in range(partitions)])
+        return ends is not None and all(end == 0 or tp.offset >= end
+                                        for tp, end in zip(positions, ends, strict=True))
+
     got, deadline, quiet_until = [], time.time() + timeout_s, None
     try:
         while time.time() < deadline:
+            if len(got) >= expect and read_to_the_end():
+                break
             m = c.poll(0.2)
             if m is not None and not m.error():
                 got.append((m.key(), m.value()) if with_keys else m.value())

@@ -6,6 +6,7 @@ drop and delay every directed link; ``tmpfs_mb`` then mounts a tmpfs of that siz
 data dir (a disk that can fill up). Such a cluster must be ``close``d.
 """
 
+import argparse
 import json
 import os
 import re
@@ -128,7 +129,22 @@ class Cluster:
         return [n for n, b in self.nodes.items() if b.proc is not None and b.proc.poll() is None]
 
     def status(self, via: int | None = None) -> dict:
-        """`odradek cluster status --json` as node ``via`` sees it ({} if it does not answer)."""
+        """What `odradek cluster status --json` prints as node ``via`` sees it ({} if it does
+        not answer), from the command's own function in this process: a fixture polls it
+        often, and a CLI process per poll cost a second of start-up each. ``status_command``
+        runs the command itself."""
+        from odradek.broker.cli.admin import cluster_status
+
+        node = self.nodes[via or self.live()[0]]
+        args = argparse.Namespace(bootstrap=node.bootstrap, timeout=10.0, internal=False)
+        try:
+            report = cluster_status(args)
+        except Exception:  # noqa: BLE001 - the command would exit non-zero: not answering
+            return {}
+        return json.loads(json.dumps(report.data, default=str))  # as the command prints it
+
+    def status_command(self, via: int | None = None) -> dict:
+        """`odradek cluster status --json` run as a process, as node ``via`` sees it."""
         node = self.nodes[via or self.live()[0]]
         result = subprocess.run([sys.executable, "-m", "odradek.broker", "cluster", "status", "--json",
                                  "--timeout", "10", "--bootstrap", node.bootstrap],

@@ -63,7 +63,7 @@ def test_status_command_and_replication_factor_errors(cluster):
     cluster.start()
     cluster.wait_formed()
     create(cluster, "shown", partitions=1)
-    status = cluster.status()
+    status = cluster.status_command()
     assert status["active_controller"] in (1, 2, 3)
     assert [(p["partition"], len(p["replicas"])) for p in status["partitions"] if p["topic"] == "shown"] \
         == [(0, 3)]

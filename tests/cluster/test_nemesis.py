@@ -13,7 +13,7 @@ import statistics
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from odradek.protocol.errors import ErrorCode
@@ -123,10 +123,19 @@ def latencies(p, n=8) -> list[float]:
 
 
 def read_all(bootstrap, idle_s=3.0, timeout_s=30) -> list[bytes]:
+    """Every value of the partition: up to its high watermark as it is when the read starts
+    (a new leader answers OFFSET_NOT_AVAILABLE until it covers every committed record), or
+    until idle_s pass without one (no high watermark given)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "drain", "enable.auto.commit": False})
     c.assign([TopicPartition(TOPIC, 0, 0)])
+    try:
+        _, high = c.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=5)
+    except KafkaException:
+        high = None
     out, idle, deadline = [], time.monotonic(), time.monotonic() + timeout_s
     while time.monotonic() - idle < idle_s and time.monotonic() < deadline:
+        if high is not None and (high == 0 or c.position([TopicPartition(TOPIC, 0)])[0].offset >= high):
+            break
         m = c.poll(0.3)
         if m is not None and m.error() is None:
             out.append(m.value())

@@ -175,9 +175,10 @@ def _group_consumer(bootstrap):
     return c
 
 
-def _consume(consumer, limit, idle_s):
+def _consume(consumer, limit, idle_s, done=lambda values: False):
+    """Up to ``limit`` values, until ``done(values)`` or idle_s pass without one."""
     values, idle_since = [], time.monotonic()
-    while len(values) < limit and time.monotonic() - idle_since < idle_s:
+    while len(values) < limit and not done(values) and time.monotonic() - idle_since < idle_s:
         m = consumer.poll(0.5)
         if m is None or m.error() is not None:
             continue
@@ -208,7 +209,10 @@ def test_group_consumes_through_a_coordinator_failover(cluster):
     coordinator = group.result(10).coordinator.id
     cluster.kill(coordinator)
     consumer = _group_consumer(cluster.bootstrap)
-    rest = _consume(consumer, 3000, idle_s=30)  # rejoining waits out the fencing
+    # Rejoining waits out the fencing; done once every value was seen (another would be a
+    # duplicate, which the asserts below allow: they count distinct values).
+    rest = _consume(consumer, 3000, idle_s=30,
+                    done=lambda rest: len(rest) >= 3000 - len(seen) and len(set(seen) | set(rest)) == 3000)
     after = {(tp.partition, tp.offset) for tp in consumer.committed(
         [CkTP("grouped", i) for i in range(3)], timeout=20)}
     consumer.close()

@@ -10,7 +10,7 @@ from kafka import TopicPartition as KpTopicPartition
 from kafka.protocol.consumer import FetchResponse, ListOffsetsRequest, ListOffsetsResponse
 
 from odradek.protocol.records import build_batch
-from tests.clients import create_topics
+from tests.clients import create_topics, read_assigned
 from tests.rawclient import (
     RawConnection,
     fetch,
@@ -106,10 +106,9 @@ def test_log_append_time_topic(broker):
     before = int(time.time() * 1000)
     result = produce(broker.bootstrap, "lat", {0: batch(b"a", ts=1)})[0]
     assert result.error_code == 0 and result.log_append_time_ms >= before
-    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                      consumer_timeout_ms=5000)
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
     c.assign([KpTopicPartition("lat", 0)])
-    (m,) = list(c)
+    (m,) = read_assigned(c, idle_ms=5000)
     c.close()
     assert m.timestamp == result.log_append_time_ms and m.timestamp_type == 1
 
@@ -158,10 +157,9 @@ def test_acks_all_survives_restart(broker):
     assert p.flush(30) == 0
     broker.kill()  # SIGKILL: acks=-1 on one node means the page cache has it
     broker.start()
-    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                      consumer_timeout_ms=5000)
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
     c.assign([KpTopicPartition("durable", i) for i in range(3)])
-    got = [m.value for m in c]
+    got = [m.value for m in read_assigned(c, idle_ms=5000)]
     c.close()
     assert sorted(got) == sorted(acked) and len(acked) == 3000
 
@@ -294,10 +292,10 @@ def test_batch_without_max_timestamp_is_found_by_time(broker):
     (found,) = c.offsets_for_times([TopicPartition("sarama", 0, base + 1)], timeout=10)
     c.close()
     assert found.offset == 1
-    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                       consumer_timeout_ms=5000, check_crcs=True)
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", check_crcs=True)
     kc.assign([KpTopicPartition("sarama", 0)])
-    assert [(m.offset, m.timestamp) for m in kc] == [(0, base), (1, base + 100), (2, base + 50)]
+    assert [(m.offset, m.timestamp) for m in read_assigned(kc, idle_ms=5000)] == \
+        [(0, base), (1, base + 100), (2, base + 50)]
     kc.close()
     (stored,) = fetch_batches(broker.bootstrap, "sarama")
     assert stored.max_timestamp == base + 100

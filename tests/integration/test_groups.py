@@ -31,7 +31,7 @@ from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, Fin
 
 from odradek.protocol.errors import ErrorCode
 from tests.brokerproc import ROOT
-from tests.clients import create_topics
+from tests.clients import create_topics, read_assigned
 from tests.conftest import require_tool
 from tests.rawclient import RawConnection
 
@@ -523,10 +523,9 @@ def test_the_cleaner_compacts_consumer_offsets_and_groups_load_after_it(broker_f
             assert {p.error_code for p in resp.topics[0].partitions} == {0}
 
     def records_left() -> int:
-        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, consumer_timeout_ms=3000,
-                                 auto_offset_reset="earliest")
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
         consumer.assign([TopicPartition("__consumer_offsets", 0)])
-        count = sum(1 for _ in consumer)
+        count = len(read_assigned(consumer, idle_ms=3000))
         consumer.close()
         return count
 

@@ -16,7 +16,7 @@ import pytest
 
 from odradek.protocol.errors import ErrorCode
 from tests.certs import CREDENTIALS, SECURE_MECHANISMS
-from tests.clients import create_topics
+from tests.clients import create_topics, read_assigned
 from tests.local_cluster import poll_until
 
 MECHANISMS = SECURE_MECHANISMS
@@ -79,9 +79,9 @@ def roundtrip_kafka_python(config: dict, topic: str, n: int = 20) -> list[bytes]
         p.send(topic, value=f"v{i}".encode(), partition=0)
     p.flush(20)
     p.close()
-    c = KafkaConsumer(**kp, auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5000)
+    c = KafkaConsumer(**kp, auto_offset_reset="earliest", enable_auto_commit=False)
     c.assign([TopicPartition(topic, 0)])
-    values = [m.value for m in c]
+    values = [m.value for m in read_assigned(c, idle_ms=5000)]
     c.close()
     return values
 

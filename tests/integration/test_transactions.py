@@ -30,7 +30,7 @@ from kafka.protocol.producer import (
 
 from odradek.protocol import records as rec
 from odradek.protocol.errors import ErrorCode
-from tests.clients import confluent_values, create_topics
+from tests.clients import confluent_values, create_topics, read_assigned
 from tests.rawclient import RawConnection, fetch, produce_request
 
 OVERRIDES = {
@@ -58,9 +58,9 @@ def confluent_producer(bootstrap: str, tid: str, **extra):
 def kafka_python_values(bootstrap: str, topic: str, isolation: str, idle_ms: int = 3000) -> list[bytes]:
     from kafka import KafkaConsumer, TopicPartition
     c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-                      consumer_timeout_ms=idle_ms, isolation_level=isolation)
+                      isolation_level=isolation)
     c.assign([TopicPartition(topic, 0)])
-    values = [m.value for m in c]
+    values = [m.value for m in read_assigned(c, idle_ms)]
     c.close()
     return values
 
