@@ -62,6 +62,10 @@ def _group_id(request) -> str:
     return request.group_id
 
 
+def _transactional_id(request) -> str:
+    return request.transactional_id
+
+
 def _access(*entries: Access) -> tuple[Access, ...]:
     return entries
 
@@ -96,6 +100,17 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     22: _access(Access(TXN, Op.WRITE, TXN_DENIED), Access(CLUSTER, Op.IDEMPOTENT_WRITE, CLUSTER_DENIED)),
     # OffsetForLeaderEpoch: CLUSTER_ACTION on the cluster (followers), else DESCRIBE per topic.
     23: _access(Access(CLUSTER, Op.CLUSTER_ACTION, TOPIC_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
+    # AddPartitionsToTxn: clients (v0-v3) WRITE on the transactional id, then on each topic;
+    # brokers' batches (v4+) CLUSTER_ACTION on the cluster instead.
+    24: _access(Access(TXN, Op.WRITE, TXN_DENIED), Access(TOPIC, Op.WRITE, TOPIC_DENIED),
+         Access(CLUSTER, Op.CLUSTER_ACTION, CLUSTER_DENIED)),
+    # AddOffsetsToTxn: WRITE on the transactional id, then READ on the group.
+    25: _access(Access(TXN, Op.WRITE, TXN_DENIED, _transactional_id), Access(GROUP, Op.READ, GROUP_DENIED, _group_id)),
+    26: _access(Access(TXN, Op.WRITE, TXN_DENIED, _transactional_id)),  # EndTxn
+    # TxnOffsetCommit: WRITE on the transactional id, READ on the group (each partition
+    # carries the error), then READ per topic.
+    28: _access(Access(TXN, Op.WRITE, TXN_DENIED), Access(GROUP, Op.READ, GROUP_DENIED),
+         Access(TOPIC, Op.READ, TOPIC_DENIED)),
     29: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED)),  # DescribeAcls
     30: _access(Access(CLUSTER, Op.ALTER, CLUSTER_DENIED)),  # CreateAcls (per creation)
     31: _access(Access(CLUSTER, Op.ALTER, CLUSTER_DENIED)),  # DeleteAcls (per filter)
@@ -121,6 +136,10 @@ ACCESS: dict[int, tuple[Access, ...]] = {
     # authorized operations are filled (else empty).
     60: _access(Access(CLUSTER, Op.DESCRIBE, CLUSTER_DENIED)),
     61: _access(Access(TOPIC, Op.READ, TOPIC_DENIED)),  # DescribeProducers
+    # DescribeTransactions: DESCRIBE per transactional id; topics the principal may not
+    # DESCRIBE are left out of the answer.
+    65: _access(Access(TXN, Op.DESCRIBE, TXN_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),
+    66: _access(Access(TXN, Op.DESCRIBE, TXN_DENIED)),  # ListTransactions: only the ids it may DESCRIBE
     75: _access(Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),  # DescribeTopicPartitions
     # Share groups (KIP-932): READ on the group; ShareFetch and ShareAcknowledge READ per topic.
     76: _access(Access(GROUP, Op.READ, GROUP_DENIED), Access(TOPIC, Op.DESCRIBE, TOPIC_DENIED)),

@@ -15,10 +15,15 @@ this, offsets committed outside any transaction the coordinator knows would stay
 forever. v5 (transactions v2, KIP-890 part 2): the producer sends no AddOffsetsToTxn; the
 group's offsets partition is added to its transaction here (at the id's coordinator, this
 node or another) before the offsets are written.
+
+Authorization as Kafka's: without WRITE on the transactional id or READ on the group every
+partition carries TRANSACTIONAL_ID_AUTHORIZATION_FAILED or GROUP_AUTHORIZATION_FAILED; a
+topic without READ TOPIC_AUTHORIZATION_FAILED, and the other topics' offsets are committed.
 """
 
 from kafka.protocol.producer import TxnOffsetCommitRequest, TxnOffsetCommitResponse
 
+from odradek.broker.authorizer import GROUP, TOPIC, TXN
 from odradek.broker.groups.offsets_topic import OFFSETS_TOPIC
 from odradek.broker.handlers import handles
 from odradek.broker.transactions import state as st
@@ -53,8 +58,31 @@ async def _verify(broker, tid: str, producer_id: int, producer_epoch: int, group
 @handles(TxnOffsetCommitRequest, 0, 5)
 async def handle(ctx, request):
     version = ctx.header.api_version
-    broker = ctx.broker
     tps = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+    refused = _refused(ctx, request)
+    if refused is not None:
+        return _response(request, version, dict.fromkeys(tps, refused))
+    denied = {t.name for t in request.topics if not ctx.may(TOPIC, t.name)}
+    topics = [t for t in request.topics if t.name not in denied]
+    results = dict.fromkeys(((n, i) for n, i in tps if n in denied), ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+    if topics:
+        results.update(await _commit(ctx, request, topics, version))
+    return _response(request, version, results)
+
+
+def _refused(ctx, request) -> ErrorCode | None:
+    """Kafka's checks of the whole request: WRITE on the transactional id, READ on the group."""
+    if not ctx.may(TXN, request.transactional_id):
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    if not ctx.may(GROUP, request.group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
+    return None
+
+
+async def _commit(ctx, request, topics, version: int) -> dict[tuple[str, int], ErrorCode]:
+    """The authorized topics' offsets, written with the transaction (or the error of each)."""
+    broker = ctx.broker
+    tps = [(t.name, p.partition_index) for t in topics for p in t.partitions]
     error = broker.transactions.check_producer(request.transactional_id, request.producer_id,
                                                request.producer_epoch)
     if not error:
@@ -67,11 +95,15 @@ async def handle(ctx, request):
     else:
         offsets = [(t.name, p.partition_index, p.committed_offset,
                     p.committed_leader_epoch if version >= 2 else -1, p.committed_metadata)
-                   for t in request.topics for p in t.partitions]
+                   for t in topics for p in t.partitions]
         member = ((request.generation_id, request.member_id, request.group_instance_id)
                   if version >= KIP_447_VERSION else (-1, "", None))
         results = await broker.groups.commit_txn_offsets(
             request.group_id, request.producer_id, request.producer_epoch, *member, offsets)
+    return results
+
+
+def _response(request, version: int, results: dict[tuple[str, int], ErrorCode]):
     return R(throttle_time_ms=0, topics=[
         Topic(name=t.name, partitions=[
             Partition(partition_index=p.partition_index,

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from confluent_kafka import KafkaException
+from confluent_kafka import Producer as CProducer
 from confluent_kafka.admin import AclOperation as CAclOperation
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import ConfigResource as CConfigResource
@@ -36,7 +37,14 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
-from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse
+from kafka.protocol.producer import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    EndTxnRequest,
+    EndTxnResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+)
 
 from odradek.protocol.errors import ErrorCode
 from tests.rawclient import RawConnection
@@ -44,11 +52,12 @@ from tests.rawclient import RawConnection
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 ANONYMOUS = "User:ANONYMOUS"
 TOPICS = ("orders", "audit-log", "audit-trail")
+OTHER_HOST = "127.0.0.2"  # a client's other loopback address (ACLs by host)
 
 
 def grant(admin: KafkaAdminClient, rtype, name: str, op, pattern=ACLResourcePatternType.LITERAL,
-          permission=ACLPermissionType.ALLOW, principal: str = ANONYMOUS) -> None:
-    acl = ACL(principal, "*", op, permission, ResourcePattern(rtype, name, pattern))
+          permission=ACLPermissionType.ALLOW, principal: str = ANONYMOUS, host: str = "*") -> None:
+    acl = ACL(principal, host, op, permission, ResourcePattern(rtype, name, pattern))
     result = admin.create_acls([acl])
     assert not result["failed"], result
 
@@ -194,6 +203,45 @@ def test_transactional_id_needs_its_acl(secured, admin):
         grant(admin, ResourceType.TRANSACTIONAL_ID, "tx-", ACLOperation.WRITE, ACLResourcePatternType.PREFIXED)
         [c] = conn.roundtrip(find, 4, FindCoordinatorResponse).coordinators
         assert (c.error_code, c.node_id) == (ErrorCode.NONE, 1)  # authorized: the coordinator
+
+
+def test_transactions_need_write_on_their_id(secured, admin):
+    """A confluent-kafka transactional producer with WRITE on its id and topic commits. A
+    client without WRITE on an id (here the same principal from another loopback address,
+    denied there) can neither add partitions to nor end that id's transaction, even with
+    its producer id and epoch: every partition and the EndTxn answer
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and the owner then commits it untouched."""
+    grant(admin, ResourceType.TRANSACTIONAL_ID, "tx-", ACLOperation.WRITE, ACLResourcePatternType.PREFIXED)
+    grant(admin, ResourceType.TOPIC, "orders", ACLOperation.WRITE)
+    grant(admin, ResourceType.TRANSACTIONAL_ID, "tx-", ACLOperation.WRITE, ACLResourcePatternType.PREFIXED,
+          permission=ACLPermissionType.DENY, host=OTHER_HOST)
+    producer = CProducer({"bootstrap.servers": secured.bootstrap, "transactional.id": "tx-c"})
+    producer.init_transactions(15)
+    producer.begin_transaction()
+    producer.produce("orders", b"committed")
+    producer.commit_transaction(15)
+
+    def add(conn, pid, epoch):
+        A = AddPartitionsToTxnRequest
+        answer = conn.roundtrip(A(v3_and_below_transactional_id="tx-raw", v3_and_below_producer_id=pid,
+                                  v3_and_below_producer_epoch=epoch, v3_and_below_topics=[
+                                      A.AddPartitionsToTxnTopic(name="orders", partitions=[0])]),
+                                3, AddPartitionsToTxnResponse)
+        return [p.partition_error_code for t in answer.results_by_topic_v3_and_below for p in t.results_by_partition]
+
+    def end(conn, pid, epoch):
+        return conn.roundtrip(EndTxnRequest(transactional_id="tx-raw", producer_id=pid, producer_epoch=epoch,
+                                            committed=True), 3, EndTxnResponse).error_code
+
+    with RawConnection(secured.bootstrap) as owner, RawConnection(secured.bootstrap, source_host=OTHER_HOST) as other:
+        init = owner.roundtrip(InitProducerIdRequest(transactional_id="tx-raw", transaction_timeout_ms=60000,
+                                                     producer_id=-1, producer_epoch=-1), 4, InitProducerIdResponse)
+        assert init.error_code == ErrorCode.NONE
+        pid, epoch = init.producer_id, init.producer_epoch
+        assert add(owner, pid, epoch) == [ErrorCode.NONE]
+        assert add(other, pid, epoch) == [ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED]
+        assert end(other, pid, epoch) == ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        assert end(owner, pid, epoch) == ErrorCode.NONE  # still the owner's ongoing transaction
 
 
 def test_authorized_operations_with_confluent_kafka(secured, admin):

@@ -22,7 +22,7 @@ VOLATILE = frozenset({
     "throttle_time_ms", "cluster_id", "node_id", "host", "port", "controller_id", "leader_id",
     "broker_id", "coordinator_key_host", "topic_id", "member_id", "leader", "current_leader",
     "replica_nodes", "isr_nodes", "offline_replicas", "eligible_leader_replicas",
-    "last_known_elr", "producer_id",
+    "last_known_elr", "producer_id", "transaction_start_time_ms",
     "coordinator_epoch", "rack", "endpoints",
 })
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"

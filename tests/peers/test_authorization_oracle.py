@@ -27,7 +27,9 @@ from kafka.protocol.admin import (
     DescribeLogDirsRequest,
     DescribeProducersRequest,
     DescribeTopicPartitionsRequest,
+    DescribeTransactionsRequest,
     ElectLeadersRequest,
+    ListTransactionsRequest,
 )
 from kafka.protocol.admin.groups import (
     DeleteGroupsRequest,
@@ -45,11 +47,17 @@ from kafka.protocol.consumer.group import (
 )
 from kafka.protocol.metadata import MetadataRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
-from kafka.protocol.producer import InitProducerIdRequest
+from kafka.protocol.producer import (
+    AddOffsetsToTxnRequest,
+    AddPartitionsToTxnRequest,
+    EndTxnRequest,
+    InitProducerIdRequest,
+    TxnOffsetCommitRequest,
+)
 
 from tests.peers import kafka
 from tests.peers.oracle import Side, differences, normalise, plain
-from tests.peers.test_oracle import find_coordinator, offset_commit
+from tests.peers.test_oracle import add_partitions, find_coordinator, offset_commit, txn_init
 from tests.rawclient import fetch_request, produce_request
 
 OPEN_BY_DEFAULT = {"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -93,6 +101,11 @@ def prepare(side: Side) -> None:
     side.call(offset_commit("open-g", "open"), 9)
     find_coordinator(side, "open-share")
     assert side.call(alter_share_offsets("open-share", "open"), 0).error_code == 0  # an empty share group
+    for tid in ("open-tx", "secret-tx"):  # ongoing transactions over both topics (for Describe/ListTransactions)
+        init = txn_init(side, tid, timeout_ms=900000)
+        added = side.call(add_partitions(tid, init.producer_id, init.producer_epoch, {"open": [0], "secret": [0]}), 3)
+        assert {p.partition_error_code for t in added.results_by_topic_v3_and_below
+                for p in t.results_by_partition} == {0}, (side.name, added)
     C = CreateAclsRequest.AclCreation
     created = side.call(CreateAclsRequest(creations=[
         C(resource_type=rtype, resource_name=name, resource_pattern_type=LITERAL, principal=principal,
@@ -118,6 +131,26 @@ def alter_share_offsets(group: str, *topics: str):
 def delete_share_offsets(group: str, *topics: str):
     from odradek.protocol.messages import DeleteShareGroupOffsetsRequest as D
     return D(group_id=group, topics=[D.DeleteShareGroupOffsetsRequestTopic(topic_name=t) for t in topics])
+
+
+UNKNOWN_PID = 987654321  # a producer id neither side has given out
+
+
+def add_offsets(tid: str, group: str):
+    return AddOffsetsToTxnRequest(transactional_id=tid, producer_id=UNKNOWN_PID, producer_epoch=0, group_id=group)
+
+
+def end_txn(tid: str):
+    return EndTxnRequest(transactional_id=tid, producer_id=UNKNOWN_PID, producer_epoch=0, committed=True)
+
+
+def txn_offset_commit(tid: str, group: str, *topics: str):
+    T = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
+    return TxnOffsetCommitRequest(
+        transactional_id=tid, group_id=group, producer_id=UNKNOWN_PID, producer_epoch=0, generation_id=-1,
+        member_id="", group_instance_id=None, topics=[T(name=t, partitions=[T.TxnOffsetCommitRequestPartition(
+            partition_index=0, committed_offset=0, committed_leader_epoch=-1, committed_metadata="")])
+            for t in topics])
 
 
 def requests():
@@ -201,6 +234,26 @@ def requests():
                                     include_topic_authorized_operations=False), 12
     yield "metadata_cluster_operations", M(topics=[], allow_auto_topic_creation=False,
                                            include_cluster_authorized_operations=True), 10
+    # The transaction APIs: the id's WRITE first, then the group's READ, then the topics'.
+    # Allowed ones reach the coordinator, which refuses an unknown producer id
+    # (INVALID_PRODUCER_ID_MAPPING): past authorization, and nothing changes.
+    yield "add_partitions_to_txn_id", add_partitions("secret-tx", UNKNOWN_PID, 0, {"open": [0]}), 3
+    yield "add_partitions_to_txn_topic", add_partitions("open-tx", UNKNOWN_PID, 0, {"open": [0], "secret": [0]}), 3
+    yield "add_partitions_to_txn_allowed", add_partitions("open-tx", UNKNOWN_PID, 0, {"open": [0]}), 3
+    yield "add_partitions_to_txn_internal_topic", add_partitions("open-tx", UNKNOWN_PID, 0,
+                                                                  {"__consumer_offsets": [0], "open": [0]}), 3
+    yield "add_offsets_to_txn_id", add_offsets("secret-tx", "open-g"), 3
+    yield "add_offsets_to_txn_group", add_offsets("open-tx", "secret-g"), 3
+    yield "add_offsets_to_txn_allowed", add_offsets("open-tx", "open-g"), 3
+    yield "end_txn_id", end_txn("secret-tx"), 3
+    yield "end_txn_allowed", end_txn("open-tx"), 3
+    yield "txn_offset_commit_id", txn_offset_commit("secret-tx", "open-g", "open"), 3
+    yield "txn_offset_commit_group", txn_offset_commit("open-tx", "secret-g", "open"), 3
+    yield "txn_offset_commit_topic", txn_offset_commit("open-tx", "open-g", "secret"), 3
+    yield "txn_offset_commit_allowed", txn_offset_commit("open-tx", "open-g", "open", "secret"), 3
+    yield "describe_transactions", DescribeTransactionsRequest(transactional_ids=["open-tx", "secret-tx"]), 0
+    yield "list_transactions", ListTransactionsRequest(state_filters=[], producer_id_filters=[], duration_filter=-1,
+                                                       transactional_id_pattern=None), 2
     yield "init_producer_id_txn", InitProducerIdRequest(transactional_id="secret-tx", transaction_timeout_ms=60000,
                                                         producer_id=-1, producer_epoch=-1), 4
 
@@ -244,5 +297,36 @@ def test_share_coordinator_needs_cluster_action(secured_sides, version, error):
         finally:
             denied.close()
     assert [c["error_code"] for c in answers[0]["coordinators"]] == [error, error]
+    found = differences(answers[0], answers[1])
+    assert not found, "Odradek differs from Kafka 4.4:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("source_host", ["127.0.0.1", OTHER_HOST])
+def test_batched_add_partitions_needs_cluster_action(secured_sides, source_host):
+    """AddPartitionsToTxn v4+ (KIP-890: brokers' batches, here a verify-only one) needs
+    CLUSTER_ACTION on the cluster instead of the client's WRITE on the id and topics:
+    denied (from OTHER_HOST), Kafka 4.4 answers the top-level CLUSTER_AUTHORIZATION_FAILED
+    and no transaction; allowed, even the secret id and topic reach the coordinator. (There
+    the unknown producer id is INVALID_PRODUCER_ID_MAPPING on Kafka, INVALID_TXN_STATE on
+    Odradek: a verify-only difference apart from authorization, so only the denial is
+    compared whole.)"""
+    A = AddPartitionsToTxnRequest
+    request = A(transactions=[A.AddPartitionsToTxnTransaction(
+        transactional_id=tid, producer_id=UNKNOWN_PID, producer_epoch=0, verify_only=True,
+        topics=[A.AddPartitionsToTxnTopic(name="secret", partitions=[0])]) for tid in ("open-tx", "secret-tx")])
+    answers = []
+    for side in secured_sides:
+        other = Side(side.name, side.bootstrap, source_host=source_host)
+        try:
+            answers.append(normalise(plain(other.call(request, 5))))
+        finally:
+            other.close()
+    if source_host != OTHER_HOST:
+        for answer in answers:
+            assert answer["error_code"] == 0, answer
+            assert {p["partition_error_code"] for t in answer["results_by_transaction"] for r in t["topic_results"]
+                    for p in r["results_by_partition"]}.isdisjoint({29, 31, 53}), answer
+        return
+    assert answers[0]["error_code"] == 31, answers[0]
     found = differences(answers[0], answers[1])
     assert not found, "Odradek differs from Kafka 4.4:\n" + "\n".join(found)
