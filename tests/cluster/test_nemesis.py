@@ -351,7 +351,10 @@ def test_torn_tail_flipped_byte_and_lost_index_are_repaired(nemesis):
     wait_isr(c, leader, c.nodes, timeout_s=30)
     for n in (torn, flipped):
         assert "segment_recovery_truncated" in "".join(c.nodes[n].log_lines), n
-    time.sleep(1)
+    # (the ISR may never have shrunk: the followers came back within replica.lag.time.max,
+    # so it says nothing of their fetching; wait until their logs hold the leader's again)
+    c.wait_for(lambda: all(log_batches(c.nodes[n].data_dir, TOPIC, 0) == before for n in (torn, flipped)),
+               30, "the followers to fetch the cut batches again")
     assert replicas_agree(c) == before
     c.start()
     c.wait_formed()
