@@ -140,6 +140,41 @@ class NotController(Exception):
         self.leader_id = leader_id
 
 
+class BrokerSessions:
+    """When the active controller last heard from each broker, within one term of its
+    leadership.
+
+    A controller that leads again starts every session afresh (a broker it has not heard
+    from gets a whole session timeout from the first look), as Kafka's
+    BrokerHeartbeatManager does on activation: in the terms it did not lead, heartbeats
+    went to another controller, so the times it heard them itself say nothing. Without
+    that, a controller paused past the session timeout that lost and won the quorum
+    fenced a live broker at once (seen in CI: the broker's partitions fell to an ISR of
+    one and acks=all producers got NOT_ENOUGH_REPLICAS).
+    """
+
+    def __init__(self) -> None:
+        self._term: int | None = None
+        self._seen: dict[int, float] = {}  # node id -> monotonic s
+
+    def _in_term(self, term: int) -> None:
+        if term != self._term:
+            self._term, self._seen = term, {}
+
+    def touch(self, node_id: int, term: int, now: float) -> None:
+        self._in_term(term)
+        self._seen[node_id] = now
+
+    def forget(self, node_id: int) -> None:
+        self._seen.pop(node_id, None)
+
+    def expired(self, node_ids, term: int, now: float, timeout_s: float) -> list[tuple[int, float]]:
+        """(node id, seconds silent) of each broker silent for longer than ``timeout_s``."""
+        self._in_term(term)
+        silent = [(n, now - self._seen.setdefault(n, now)) for n in list(node_ids)]
+        return [(n, s) for n, s in silent if s > timeout_s]
+
+
 @dataclass(slots=True)
 class NewTopic:
     name: str
@@ -163,6 +198,7 @@ class LocalMetadataLog:
     _HEAD = struct.Struct(">iI")
 
     is_active = True  # the only node is the controller
+    active_term = 0  # and always has been
     peers: dict = {}
 
     def __init__(self, directory: str, node_id: int, apply_records: Callable[[list, int], None]):
@@ -294,7 +330,7 @@ class Controller:
         self.delete_topic_enable = delete_topic_enable
         self.subscribers: list[Callable[[list], None]] = []
         self._lock = asyncio.Lock()  # one change at a time: validation sees the latest image
-        self._last_heartbeat: dict[int, float] = {}  # on the active controller: node id -> monotonic s
+        self._sessions = BrokerSessions()  # on the active controller
         self._running: dict[str, asyncio.Task] = {}  # request id -> operation running here
         self._offset_waiters: list[tuple[int, asyncio.Future]] = []  # (image offset, woken at it)
 
@@ -462,7 +498,7 @@ class Controller:
         registration sets to the ``cluster_id`` it proposes."""
         endpoints = {name: (host, int(port)) for name, (host, port) in endpoints.items()}
         async with self._lock:
-            self._last_heartbeat[node_id] = time.monotonic()
+            self._sessions.touch(node_id, self.metadata_log.active_term, time.monotonic())
             current = self.image.brokers.get(node_id)
             records = []
             if self.image.cluster_id is None and cluster_id:
@@ -493,7 +529,7 @@ class Controller:
         # A deposed controller that does not know it yet would renew the broker's lease
         # from a stale image: answer only as a leader a quorum still acknowledges.
         await self.metadata_log.confirm_leadership()
-        self._last_heartbeat[node_id] = time.monotonic()
+        self._sessions.touch(node_id, self.metadata_log.active_term, time.monotonic())
         if self.image.brokers[node_id].fenced:
             async with self._lock:
                 if self.image.brokers[node_id].fenced:
@@ -505,7 +541,7 @@ class Controller:
         """Move leadership and ISR membership away from a broker that is stopping."""
         async with self._lock:
             if node_id in self.image.brokers and not self.image.brokers[node_id].fenced:
-                self._last_heartbeat.pop(node_id, None)
+                self._sessions.forget(node_id)
                 await self.commit(self._fence(node_id))
 
     @controller_op
@@ -668,13 +704,13 @@ class Controller:
         while True:
             await asyncio.sleep(min(1.0, self.broker_session_timeout_ms / 4000))
             if not self.metadata_log.is_active:
-                self._last_heartbeat.clear()
                 continue
-            now = time.monotonic()
-            for node_id, broker in list(self.image.brokers.items()):
-                seen = self._last_heartbeat.setdefault(node_id, now)  # grace for a new controller
-                if not broker.fenced and now - seen > self.broker_session_timeout_ms / 1000:
-                    log.warning("broker_fenced", node_id=node_id, silent_s=round(now - seen, 1))
+            timeout_s = self.broker_session_timeout_ms / 1000
+            expired = self._sessions.expired(self.image.brokers, self.metadata_log.active_term,
+                                             time.monotonic(), timeout_s)
+            for node_id, silent_s in expired:
+                if not self.image.brokers[node_id].fenced:
+                    log.warning("broker_fenced", node_id=node_id, silent_s=round(silent_s, 1))
                     try:
                         async with self._lock:
                             await self.commit(self._fence(node_id))

@@ -134,6 +134,11 @@ class RaftMetadataLog:
     def is_active(self) -> bool:
         return self.node is not None and self.node.is_leader and self._active_term == self.node.term
 
+    @property
+    def active_term(self) -> int:
+        """The term this node leads as the active controller (-1 when it does not)."""
+        return self._active_term if self.is_active else -1
+
     def describe(self) -> dict:
         """DescribeQuorum's view: leader, term, commit index, the progress of the voters
         and of the observers (known on the leader only)."""

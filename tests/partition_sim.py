@@ -502,7 +502,7 @@ class ClusterSimulation(Simulation):
         if not self.is_active(c):
             return
         b = self.brokers[c]
-        b.controller._last_heartbeat[broker_id] = self.now
+        b.controller._sessions.touch(broker_id, b.active_term, self.now)
         image = self.nodes[c].sm.image
         if image.brokers[broker_id].fenced and b.busy is None:
             b.controller.image = image
@@ -512,12 +512,10 @@ class ClusterSimulation(Simulation):
         """Controller.run_fencing: fence a broker silent for SESSION_MS."""
         b = self.brokers[c]
         if not self.is_active(c):
-            b.controller._last_heartbeat.clear()
             return
         image = self.nodes[c].sm.image
-        for broker_id, broker in image.brokers.items():
-            seen = b.controller._last_heartbeat.setdefault(broker_id, self.now)  # grace
-            if not broker.fenced and self.now - seen > SESSION_MS and b.busy is None:
+        for broker_id, _ in b.controller._sessions.expired(image.brokers, b.active_term, self.now, SESSION_MS):
+            if not image.brokers[broker_id].fenced and b.busy is None:
                 b.controller.image = image
                 self.propose(c, b.controller._fence(broker_id))
 

@@ -18,6 +18,7 @@ from odradek.replication.metadata import (
 class MemoryLog:
     """The active controller's metadata log, committing at once."""
     is_active = True
+    active_term = 1
     leader_id = 1
     peers: dict = {}
 
@@ -91,5 +92,35 @@ async def test_fencing_goes_on_after_a_commit_lost_with_the_leadership():
                 break
             await asyncio.sleep(0.01)
         assert not task.done() and all(b.fenced for b in c.image.brokers.values())
+    finally:
+        task.cancel()
+
+
+async def test_a_controller_elected_again_gives_every_broker_a_fresh_session():
+    """Heartbeats in the terms a controller did not lead went to another controller, so
+    the times it heard them itself say nothing once it leads again (Kafka's
+    BrokerHeartbeatManager starts afresh on activation). Seen in CI: the controller was
+    paused past the session timeout, lost and won the quorum, and at once fenced a live
+    broker that led a partition: the partition moved to an ISR of one and acks=all
+    producers got NOT_ENOUGH_REPLICAS."""
+    c = cluster([([1, 2, 3], [1, 2, 3], 3)])
+    c.broker_session_timeout_ms = 400
+    log = c.metadata_log
+    async def confirmed():
+        return None
+    log.confirm_leadership = confirmed
+    for node_id in (1, 2, 3):
+        await c.heartbeat(node_id)
+    await asyncio.sleep(0.5)  # paused past the session timeout; another controller led meanwhile
+    log.active_term = 3
+    task = asyncio.get_running_loop().create_task(c.run_fencing())
+    try:
+        await asyncio.sleep(0.25)
+        assert not any(b.fenced for b in c.image.brokers.values())
+        for _ in range(100):  # still fenced once silent for a session in the new term
+            if all(b.fenced for b in c.image.brokers.values()):
+                break
+            await asyncio.sleep(0.02)
+        assert all(b.fenced for b in c.image.brokers.values())
     finally:
         task.cancel()

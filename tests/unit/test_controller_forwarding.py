@@ -12,6 +12,7 @@ from odradek.replication.metadata import BrokerImage, MetadataImage
 class FakeLog:
     def __init__(self, leader_id, peers):
         self.is_active = False
+        self.active_term = -1
         self.leader_id = leader_id
         self.peers = peers
 
