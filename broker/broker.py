@@ -493,17 +493,28 @@ class Broker:
         """Read the TLS listeners' key and trust stores again, so certificates are replaced
         without a restart: on SIGHUP (the same files, rewritten) and when this node's
         listener.name.<listener>.ssl.* keys change at run time (kafka-configs --alter, as in
-        Kafka; then only ``listeners``). New connections get the new certificate; open ones
-        keep theirs."""
-        for name, ctx in self.config.ssl_contexts.items():
+        Kafka; then only ``listeners``).
+
+        Each listener gets a new context, made off the loop from the files as they are now,
+        as Kafka's SslFactory makes a new engine factory: new connections get the new
+        certificate and trust only the new trust store's CAs (loading into the running
+        context could only add CAs); open connections keep theirs. A store that does not
+        load leaves the listener's context as it was. The inter-node listener's new stores
+        also make the client context this node dials its peers with."""
+        for name in list(self.config.ssl_contexts):
             if listeners is not None and name not in listeners:
                 continue
             try:
-                await asyncio.to_thread(tls.server_context, self.config, name)  # validates
-                tls.reload_into(ctx, self.config, name)
+                ctx = await asyncio.to_thread(tls.server_context, self.config, name)
+                security = None
+                if name == self.config.inter_broker_listener_name:
+                    security = await asyncio.to_thread(peer_security, self.config)
             except ConfigError as e:
                 log.error("tls_reload_failed", listener=name, error=str(e))
                 continue
+            self.config.ssl_contexts[name] = ctx  # looked up by each new connection
+            if security is not None:
+                peer.SECURITY[self.node_id] = security  # looked up by each new peer connection
             log.info("tls_reloaded", listener=name)
 
     async def _seed_scram(self) -> None:

@@ -82,22 +82,6 @@ def server_context(config, listener: str) -> ssl.SSLContext:
     return ctx
 
 
-def reload_into(ctx: ssl.SSLContext, config, listener: str) -> None:
-    """Load the listener's key store and trust store files again into its live context:
-    new connections get the new certificate, open ones keep theirs (a trust store only
-    gains CAs this way). Validate first with ``server_context`` (off the loop): a bad
-    file then leaves the running context untouched. This step runs on the event loop on
-    purpose: a context must not change while the loop makes connections from it (the
-    files are a few KiB)."""
-    def get(key):
-        return config.listener_value(listener, key)
-
-    prefix = f"listener {listener}"
-    _load_keystore(ctx, get, prefix)
-    if get("ssl.truststore.location") or get("ssl.truststore.certificates"):
-        _load_truststore(ctx, get, prefix)
-
-
 def leaf_certificate(config, listener: str) -> dict:
     """The listener's own certificate (the first of its key store's chain) decoded as
     ``getpeercert()`` decodes a peer's: what a key store change is compared against."""

@@ -53,22 +53,29 @@ class Certs:
                                 + self.ca.read_text())
         return keystore
 
-    def node_keystore(self, n: int) -> Path:
+    def node_keystore(self, n: int, issuer: str = "ca") -> Path:
         """A key store (key, then chain) for node n of a loopback cluster: subject CN=node-<n>,
-        subjectAltName IP:127.0.0.<n>, so that each node has a principal of its own."""
-        keystore = self.dir / f"node-{n}.pem"
+        subjectAltName IP:127.0.0.<n>, so that each node has a principal of its own; signed
+        by ``issuer`` (another name than "ca": a CA of that name, made here, that only the
+        trust stores a test writes know)."""
+        name = f"node-{n}" if issuer == "ca" else f"{issuer}-node-{n}"
+        keystore = self.dir / f"{name}.pem"
         if not keystore.exists():
+            if not (self.dir / f"{issuer}.crt").exists():
+                _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{issuer}.key",
+                         "-out", f"{issuer}.crt", "-subj", f"/CN=odradek-test-{issuer}", "-days", "2",
+                         cwd=self.dir)
             _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                     "-out", f"node-{n}.key", cwd=self.dir)
-            _openssl("req", "-new", "-key", f"node-{n}.key", "-subj", f"/CN=node-{n}", "-out", f"node-{n}.csr",
+                     "-out", f"{name}.key", cwd=self.dir)
+            _openssl("req", "-new", "-key", f"{name}.key", "-subj", f"/CN=node-{n}", "-out", f"{name}.csr",
                      cwd=self.dir)
-            (self.dir / f"node-{n}.ext").write_text(f"subjectAltName=IP:127.0.0.{n}\n")
-            _openssl("x509", "-req", "-in", f"node-{n}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                     "-CAcreateserial", "-days", "2", "-extfile", f"node-{n}.ext", "-out", f"node-{n}.crt",
+            (self.dir / f"{name}.ext").write_text(f"subjectAltName=IP:127.0.0.{n}\n")
+            _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.crt", "-CAkey", f"{issuer}.key",
+                     "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
                      cwd=self.dir)
-            _openssl("pkcs8", "-topk8", "-nocrypt", "-in", f"node-{n}.key", "-out", f"node-{n}.p8", cwd=self.dir)
-            keystore.write_text((self.dir / f"node-{n}.p8").read_text() + (self.dir / f"node-{n}.crt").read_text()
-                                + self.ca.read_text())
+            _openssl("pkcs8", "-topk8", "-nocrypt", "-in", f"{name}.key", "-out", f"{name}.p8", cwd=self.dir)
+            keystore.write_text((self.dir / f"{name}.p8").read_text() + (self.dir / f"{name}.crt").read_text()
+                                + (self.dir / f"{issuer}.crt").read_text())
         return keystore
 
 

@@ -6,6 +6,7 @@ death; a client that reaches INTERNAL without the node's credentials cannot send
 inter-node requests."""
 
 import json
+import signal
 import socket
 import ssl
 import struct
@@ -33,12 +34,21 @@ def _frame(payload: dict) -> bytes:
 
 @pytest.mark.parametrize("internal", ["SASL_SSL", "SSL"])
 def test_authenticated_inter_node_traffic_survives_a_leader_kill(tmp_path, certs, internal):
+    """On SSL, the nodes' certificates are then moved to a new CA: the trust stores drop the
+    old CA and every node reloads (SIGHUP), the killed node comes back with the new stores
+    only, and the survivors must dial it with their new certificates."""
     client_port, internal_port = free_port(), free_port()
+    truststore = tmp_path / "truststore.pem"  # the CA now and the CA the nodes move to
+    truststore.write_text(certs.ca.read_text() + certs.node_keystore(1, issuer="ca2").parent.joinpath(
+        "ca2.crt").read_text())
+    keystores = {n: tmp_path / f"node-{n}.pem" for n in (1, 2, 3)}
+    for n, path in keystores.items():
+        path.write_text(certs.node_keystore(n).read_text())
     voters = ",".join(f"{n}@127.0.0.{n}:{internal_port}" for n in (1, 2, 3))
     security = {
         "listener.security.protocol.map": f"CLIENT:SASL_SSL,INTERNAL:{internal}",
         "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore),
-        "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs.ca),
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": str(truststore),
         "sasl.enabled.mechanisms": "PLAIN", "sasl.mechanism.inter.broker.protocol": "PLAIN",
         "listener.name.client.plain.sasl.jaas.config": JAAS,
     }
@@ -49,7 +59,7 @@ def test_authenticated_inter_node_traffic_survives_a_leader_kill(tmp_path, certs
         """Each node authenticates as itself (SASL: its own user; SSL: its own certificate,
         CN=node-<n>), and a node's requests must claim its id."""
         if internal != "SASL_SSL":
-            return {"ssl.keystore.location": str(certs.node_keystore(n)),
+            return {"ssl.keystore.location": str(keystores[n]),
                     "ssl.principal.mapping.rules": "RULE:^CN=(node-[0-9]+)$/$1/,DEFAULT",
                     "node.principals": ",".join(f"{m}=User:node-{m}" for m in (1, 2, 3))}
         return {"listener.name.internal.plain.sasl.jaas.config": node_jaas(n),
@@ -106,6 +116,17 @@ def test_authenticated_inter_node_traffic_survives_a_leader_kill(tmp_path, certs
         # the nodes knew each other by their own principals
         user = "node" if internal == "SASL_SSL" else "node-"
         assert any(f"principal='User:{user}{m}'" in b.log_text() for b in nodes for m in (1, 2, 3) if m != b.node_id)
+        if internal == "SSL":
+            truststore.write_text(certs.node_keystore(1, issuer="ca2").parent.joinpath("ca2.crt").read_text())
+            for n, path in keystores.items():
+                path.write_text(certs.node_keystore(n, issuer="ca2").read_text())
+            survivors = [b for b in nodes if b.node_id != leader]
+            for b in survivors:
+                b.proc.send_signal(signal.SIGHUP)
+            assert poll_until(lambda: all(b.log_text().count("event='tls_reloaded'") >= 2 for b in survivors), 20)
+            nodes[leader - 1].start()  # trusts only the new CA: the survivors reach it with their new certificates
+            assert poll_until(lambda: sorted(admin.list_topics(timeout=5).topics["secure"].partitions[0].isrs)
+                              == [1, 2, 3], 60), "the restarted node never caught up"
     finally:
         for b in nodes:
             b.kill()

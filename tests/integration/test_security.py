@@ -516,6 +516,54 @@ def test_sighup_replaces_the_certificate_without_a_restart(certs, tmp_path):
         print(b.log_text()[-4000:])
 
 
+def test_a_reloaded_trust_store_stops_trusting_a_ca_it_no_longer_holds(certs, tmp_path):
+    """A trust store rewritten without a CA (a compromised one, say) is replaced, not added
+    to: new connections with a client certificate of that CA are refused, as Kafka's
+    SslFactory makes a new engine factory from the new store. Before, the reload only
+    loaded the new file into the running context, so the old CA stayed trusted until a
+    restart."""
+    import signal
+    import subprocess
+
+    from tests.brokerproc import BrokerProcess, free_port
+    other_ca = tmp_path / "other-ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(tmp_path / "other-ca.key"), "-out", str(other_ca), "-subj", "/CN=other-ca",
+                    "-days", "2"], check=True, capture_output=True, timeout=60)
+    truststore = tmp_path / "truststore.pem"
+    truststore.write_text(certs.ca.read_text() + other_ca.read_text())
+    plain, tls = free_port(), free_port()
+    b = BrokerProcess(tmp_path / "data", port=plain, overrides={
+        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls}",
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server_keystore),
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": str(truststore),
+        "ssl.client.auth": "required"})
+    b.start()
+    cert, key = certs.client("trusted-once")
+
+    def served() -> bool:
+        """Whether an ApiVersions request over a new connection with the client certificate is answered."""
+        ctx = ssl.create_default_context(cafile=str(certs.ca))
+        ctx.check_hostname = False
+        ctx.load_cert_chain(str(cert), str(key))
+        try:
+            with socket.create_connection(("127.0.0.1", tls), timeout=5) as raw, ctx.wrap_socket(raw) as s:
+                s.sendall(struct.pack(">ihhih", 10, 18, 0, 7, -1))  # ApiVersions v0, no client id
+                return len(s.recv(8)) == 8
+        except (ssl.SSLError, OSError):
+            return False
+
+    try:
+        assert served()
+        truststore.write_text(other_ca.read_text())
+        b.proc.send_signal(signal.SIGHUP)
+        assert poll_until(lambda: "event='tls_reloaded'" in b.log_text(), 10)
+        assert not served()
+    finally:
+        b.kill()
+        print(b.log_text()[-4000:])
+
+
 def _served_certificate(port: int, cafile) -> dict:
     ctx = ssl.create_default_context(cafile=str(cafile))
     ctx.check_hostname = False
