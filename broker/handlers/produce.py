@@ -179,8 +179,8 @@ async def _ask_coordinator(broker, request, add: bool, allowed) -> dict[tuple[st
     return out
 
 
-def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[str, int], ErrorCode],
-                    version: int):
+def _with_txn_check(broker, tid: str | None, topic: str, index: int, check,
+                    remote: dict[tuple[str, int], ErrorCode], version: int):
     """``check``, then for a transactional batch KIP-890's verification: with the local
     transaction coordinator, or the answer of the remote one (``_ask_coordinator``)."""
     def checked(header: rec.BatchHeader) -> None:
@@ -188,7 +188,7 @@ def _with_txn_check(broker, topic: str, index: int, check, remote: dict[tuple[st
         if header.is_transactional and broker.transactions is not None:
             error = remote.get((topic, index))
             if error is None:
-                error = broker.transactions.verify(header.producer_id, header.producer_epoch, (topic, index))
+                error = broker.transactions.verify(tid, header.producer_id, header.producer_epoch, (topic, index))
             if error:
                 error = abortable_for(error, version, ABORTABLE_VERSION)
                 raise KafkaError(error, NOT_ADDED if error in NOT_ADDED_ERRORS else REFUSED)
@@ -275,7 +275,8 @@ async def handle(ctx, request):
                         data.records = rewritten
                 partition, result = broker.replicas.append_records(
                     topic.name, data.index, data.records, required_acks=acks,
-                    check=_with_txn_check(broker, topic.name, data.index, check, remote, version))
+                    check=_with_txn_check(broker, request.transactional_id, topic.name, data.index,
+                                          check, remote, version))
             except KafkaError as e:
                 failed = True
                 topic_stats.failed_produce += 1

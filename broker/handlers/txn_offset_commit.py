@@ -47,10 +47,10 @@ async def _verify(broker, tid: str, producer_id: int, producer_epoch: int, group
     tp = (OFFSETS_TOPIC, broker.groups.partition_for(group_id))
     if add:
         error = (await coordinator.add_for_leader(tid, producer_id, producer_epoch, [tp]))[tp]
-    elif coordinator.is_local(tid):
-        return st.verify_partition(coordinator.txns.get(tid), producer_id, producer_epoch, tp)
     else:
-        error = (await coordinator.verify_remote(tid, producer_id, producer_epoch, [tp]))[tp]
+        error = coordinator.verify(tid, producer_id, producer_epoch, tp)
+        if error is None:  # another node coordinates tid
+            error = (await coordinator.verify_remote(tid, producer_id, producer_epoch, [tp]))[tp]
     # the coordinator could not be asked: retriable, as Kafka's group coordinator says it
     return ErrorCode.COORDINATOR_NOT_AVAILABLE if error == ErrorCode.NOT_ENOUGH_REPLICAS else error
 

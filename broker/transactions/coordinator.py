@@ -251,13 +251,14 @@ class TransactionCoordinator(PartitionCoordinator):
                                      self.scheduler.now_ms(), client_tv)
         return await self._transition(decision)
 
-    def verify(self, producer_id: int, producer_epoch: int, partition: tuple[str, int]) -> ErrorCode | None:
-        """KIP-890 part 1 for a transactional batch: None when this node does not
-        coordinate the producer's transactional id (then the batch is not checked)."""
-        tid = self.by_producer.get(producer_id)
+    def verify(self, tid: str | None, producer_id: int, producer_epoch: int,
+               partition: tuple[str, int]) -> ErrorCode | None:
+        """KIP-890 part 1 for a transactional batch of the request's transactional id, as
+        the partition leader answers it: None when this node does not coordinate ``tid``
+        (the remote coordinator was asked; ``verify_remote``)."""
         if tid is None or not self.is_local(tid):
             return None
-        return st.verify_partition(self.txns.get(tid), producer_id, producer_epoch, partition)
+        return st.leader_error(st.verify_partition(self.txns.get(tid), producer_id, producer_epoch, partition))
 
     def check_producer(self, tid: str, producer_id: int, producer_epoch: int) -> ErrorCode | None:
         """For TxnOffsetCommit: the producer's id and epoch against the coordinator's
@@ -381,7 +382,7 @@ class TransactionCoordinator(PartitionCoordinator):
         to its coordinator; an error per partition, as the leader answers them."""
         if self.is_local(tid):
             error = await self.add_partitions(tid, producer_id, producer_epoch, set(tps), st.TV_2)
-            return dict.fromkeys(tps, _leader_error(error))
+            return dict.fromkeys(tps, st.leader_error(error))
         return await self.verify_remote(tid, producer_id, producer_epoch, tps, add=True)
 
     async def verify_remote(self, tid: str, producer_id: int, producer_epoch: int,
@@ -410,7 +411,7 @@ class TransactionCoordinator(PartitionCoordinator):
         for result in response.results_by_transaction:
             for t in result.topic_results:
                 for part in t.results_by_partition:
-                    out[(t.name, part.partition_index)] = _leader_error(ErrorCode(part.partition_error_code))
+                    out[(t.name, part.partition_index)] = st.leader_error(ErrorCode(part.partition_error_code))
         return {tp: out.get(tp, ErrorCode.NOT_ENOUGH_REPLICAS) for tp in tps}
 
     async def _markers_remote(self, leader: int, tps, producer_id, producer_epoch, commit,
@@ -515,19 +516,6 @@ async def write_markers_locally(broker, producer_id: int, producer_epoch: int, c
         if out[tp] == ErrorCode.NONE and tp[0] == OFFSETS_TOPIC:
             broker.groups.complete_txn_offsets(tp[1], producer_id, commit)
     return out
-
-
-def _leader_error(code: ErrorCode) -> ErrorCode:
-    """The coordinator's answer to a partition leader's AddPartitionsToTxn as the leader
-    passes it on (Kafka's AddPartitionsToTxnManager): the coordinator moving, loading or
-    busy ending the previous transaction is the retriable NOT_ENOUGH_REPLICAS; a fenced
-    producer INVALID_PRODUCER_EPOCH, which every Produce version knows."""
-    if code in (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.CONCURRENT_TRANSACTIONS):
-        return ErrorCode.NOT_ENOUGH_REPLICAS
-    if code == ErrorCode.PRODUCER_FENCED:
-        return ErrorCode.INVALID_PRODUCER_EPOCH
-    return code
 
 
 def client_error(code: ErrorCode, version: int, fenced_from: int) -> ErrorCode:

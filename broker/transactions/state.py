@@ -217,19 +217,34 @@ def add_partitions(meta: TxnMetadata | None, producer_id: int, producer_epoch: i
 def verify_partition(meta: TxnMetadata | None, producer_id: int, producer_epoch: int,
                      partition: tuple[str, int]) -> ErrorCode:
     """KIP-890 part 1: may this producer write this partition in its transaction now?
-    A partition not in the ongoing transaction is TRANSACTION_ABORTABLE, as Kafka's
-    coordinator answers (the client can abort and go on); requests of versions before
-    that error (Produce < 11, AddPartitionsToTxn < 5) get INVALID_TXN_STATE instead
-    (``abortable_for``)."""
+    The coordinator's answer to a verify-only AddPartitionsToTxn, in Kafka's order of
+    checks: a transactional id without this producer id is INVALID_PRODUCER_ID_MAPPING,
+    another epoch PRODUCER_FENCED, a transaction being ended CONCURRENT_TRANSACTIONS, a
+    partition not in the transaction TRANSACTION_ABORTABLE (the client can abort and go
+    on). A partition leader passes these on as ``leader_error`` and ``abortable_for``
+    say."""
     if meta is None or meta.producer_id != producer_id:
-        return ErrorCode.INVALID_TXN_STATE
+        return ErrorCode.INVALID_PRODUCER_ID_MAPPING
     if meta.producer_epoch != producer_epoch:
-        return ErrorCode.INVALID_PRODUCER_EPOCH
+        return ErrorCode.PRODUCER_FENCED
     if _busy(meta):
-        return ErrorCode.INVALID_TXN_STATE  # ending: no write belongs to it any more
-    if meta.state != TxnState.ONGOING or partition not in meta.partitions:
+        return ErrorCode.CONCURRENT_TRANSACTIONS
+    if partition not in meta.partitions:
         return ErrorCode.TRANSACTION_ABORTABLE
     return ErrorCode.NONE
+
+
+def leader_error(code: ErrorCode) -> ErrorCode:
+    """The coordinator's answer to a partition leader's AddPartitionsToTxn as the leader
+    passes it on (Kafka's AddPartitionsToTxnManager): the coordinator moving, loading or
+    busy ending the previous transaction is the retriable NOT_ENOUGH_REPLICAS; a fenced
+    producer INVALID_PRODUCER_EPOCH, which every Produce version knows."""
+    if code in (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.CONCURRENT_TRANSACTIONS):
+        return ErrorCode.NOT_ENOUGH_REPLICAS
+    if code == ErrorCode.PRODUCER_FENCED:
+        return ErrorCode.INVALID_PRODUCER_EPOCH
+    return code
 
 
 def abortable_for(code: ErrorCode, version: int, abortable_from: int) -> ErrorCode:

@@ -308,6 +308,16 @@ def _add(conn, tid, pid, epoch, topic, partitions, version=3):
             for t in r.results_by_topic_v3_and_below for p in t.results_by_partition}
 
 
+def _verify_only(conn, tid, pid, epoch, topic, partitions):
+    """AddPartitionsToTxn v5 with verify_only, as a partition leader asks the coordinator."""
+    A = AddPartitionsToTxnRequest
+    r = conn.roundtrip(A(transactions=[A.AddPartitionsToTxnTransaction(
+        transactional_id=tid, producer_id=pid, producer_epoch=epoch, verify_only=True,
+        topics=[A.AddPartitionsToTxnTopic(name=topic, partitions=partitions)])]), 5, AddPartitionsToTxnResponse)
+    return {(t.name, p.partition_index): p.partition_error_code
+            for result in r.results_by_transaction for t in result.topic_results for p in t.results_by_partition}
+
+
 def _txn_batch(pid, epoch, seq, value: bytes) -> bytes:
     return rec.build_batch([rec.Record(None, value, (), int(time.time() * 1000))], producer_id=pid,
                            producer_epoch=epoch, base_sequence=seq, transactional=True)
@@ -346,6 +356,16 @@ def test_bad_input_gets_kafkas_errors_and_writes_nothing(txn_broker):
         resp = conn.roundtrip(txn_produce(topic, 0, _txn_batch(pid, epoch, 0, b"x")), 9, ProduceResponse)
         assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_TXN_STATE
         assert _add(conn, "raw-tx", pid, epoch, topic, [0]) == {(topic, 0): 0}
+        # a broker's verify-only question (KIP-890), answered as Kafka 4.4's coordinator does
+        assert _verify_only(conn, "raw-tx", pid, epoch, topic, [0, 1]) == {
+            (topic, 0): ErrorCode.NONE, (topic, 1): ErrorCode.TRANSACTION_ABORTABLE}
+        assert _verify_only(conn, "raw-tx", pid, epoch - 1, topic, [0]) == {(topic, 0): ErrorCode.PRODUCER_FENCED}
+        for tid, producer_id in (("raw-tx", pid + 1000), ("no-such-tx", pid)):
+            assert _verify_only(conn, tid, producer_id, epoch, topic, [0]) == {
+                (topic, 0): ErrorCode.INVALID_PRODUCER_ID_MAPPING}
+        # a batch of a producer id the transactional id does not have: refused, not written
+        resp = conn.roundtrip(txn_produce(topic, 0, _txn_batch(pid + 1000, 0, 0, b"x")), 9, ProduceResponse)
+        assert resp.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_PRODUCER_ID_MAPPING
         # partition 1 still is not in it: Produce v11+ knows TRANSACTION_ABORTABLE (KIP-890)
         for version, expected in ((9, ErrorCode.INVALID_TXN_STATE), (11, ErrorCode.TRANSACTION_ABORTABLE)):
             resp = conn.roundtrip(txn_produce(topic, 1, _txn_batch(pid, epoch, 0, b"x")), version, ProduceResponse)

@@ -115,9 +115,15 @@ def test_verify_partition_kip_890():
     assert st.verify_partition(m, 5, 3, ("a", 1)) == ErrorCode.TRANSACTION_ABORTABLE
     assert st.abortable_for(ErrorCode.TRANSACTION_ABORTABLE, 10, 11) == ErrorCode.INVALID_TXN_STATE
     assert st.abortable_for(ErrorCode.TRANSACTION_ABORTABLE, 11, 11) == ErrorCode.TRANSACTION_ABORTABLE
-    assert st.verify_partition(m, 5, 2, ("a", 0)) == ErrorCode.INVALID_PRODUCER_EPOCH
+    # Kafka 4.4's coordinator, in its order of checks; a leader passes them on as leader_error says
+    assert st.verify_partition(m, 5, 2, ("a", 0)) == ErrorCode.PRODUCER_FENCED
+    assert st.verify_partition(m, 6, 3, ("a", 0)) == ErrorCode.INVALID_PRODUCER_ID_MAPPING
+    assert st.verify_partition(None, 5, 3, ("a", 0)) == ErrorCode.INVALID_PRODUCER_ID_MAPPING
     assert st.verify_partition(m.replace(state=TxnState.PREPARE_COMMIT), 5, 3, ("a", 0)) == \
-        ErrorCode.INVALID_TXN_STATE
+        ErrorCode.CONCURRENT_TRANSACTIONS
+    assert st.leader_error(ErrorCode.PRODUCER_FENCED) == ErrorCode.INVALID_PRODUCER_EPOCH
+    assert st.leader_error(ErrorCode.CONCURRENT_TRANSACTIONS) == ErrorCode.NOT_ENOUGH_REPLICAS
+    assert st.leader_error(ErrorCode.INVALID_PRODUCER_ID_MAPPING) == ErrorCode.INVALID_PRODUCER_ID_MAPPING
 
 
 def test_timeout_aborts_with_the_epoch_bumped():
