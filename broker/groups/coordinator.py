@@ -347,7 +347,7 @@ class GroupCoordinator(PartitionCoordinator):
     def partition_for(self, group_id: str) -> int:
         return ot.partition_for(group_id, self.num_partitions)
 
-    async def ensure_offsets_topic(self, wait_s: float) -> None:
+    async def ensure_topic(self, wait_s: float) -> None:
         """Create ``__consumer_offsets`` if it does not exist (see ``_ensure_topic``)."""
         configs = {**OFFSETS_TOPIC_CONFIGS,
                    "segment.bytes": str(self.broker.config["offsets.topic.segment.bytes"])}

@@ -23,7 +23,7 @@ async def handle(ctx, request):
     broker = ctx.broker
     if not request.group_id:
         return R(throttle_time_ms=0, error_code=ErrorCode.INVALID_GROUP_ID)
-    await broker.groups.ensure_offsets_topic(CONTROLLER_WAIT_S)
+    await broker.groups.ensure_topic(CONTROLLER_WAIT_S)
     if OFFSETS_TOPIC not in broker.image.topics:
         return R(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE)
     partition = (OFFSETS_TOPIC, broker.groups.partition_for(request.group_id))

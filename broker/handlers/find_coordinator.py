@@ -61,21 +61,30 @@ def _request_error(ctx, version: int, key_type: int) -> ErrorCode:
     return ErrorCode.NONE
 
 
+def _coordinator(ctx, key_type: int):
+    """The coordinator that answers the key type: each has coordinator_node and ensure_topic."""
+    broker = ctx.broker
+    return {GROUP_KEY_TYPE: broker.groups, TRANSACTION_KEY_TYPE: broker.transactions,
+            SHARE_KEY_TYPE: broker.share_coordinator}[key_type]
+
+
+def _coordinator_key(ctx, version: int, key_type: int, key: str) -> tuple[ErrorCode, str]:
+    """(error, the key its coordinator knows it by): a group or transactional id the
+    principal may not describe, or a malformed share key, is refused here."""
+    if key_type == GROUP_KEY_TYPE:
+        return (ErrorCode.NONE if ctx.may(GROUP, key) else ErrorCode.GROUP_AUTHORIZATION_FAILED), key
+    if key_type == TRANSACTION_KEY_TYPE:
+        return (ErrorCode.NONE if ctx.may(TXN, key) else ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED), key
+    share_key = _share_key(key) if version >= SHARE_VERSION else None
+    return (ErrorCode.INVALID_REQUEST, key) if share_key is None else (ErrorCode.NONE, share_key)
+
+
 def _lookup(ctx, version: int, key: str, key_type: int) -> tuple[ErrorCode, int, str, int]:
     """(error, node_id, host, port) of the coordinator for ``key``."""
-    if key_type == GROUP_KEY_TYPE:
-        if not ctx.may(GROUP, key):
-            return (ErrorCode.GROUP_AUTHORIZATION_FAILED, *NO_NODE)
-        node = ctx.broker.groups.coordinator_node(key)
-    elif key_type == TRANSACTION_KEY_TYPE:
-        if not ctx.may(TXN, key):
-            return (ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, *NO_NODE)
-        node = ctx.broker.transactions.coordinator_node(key)
-    else:
-        share_key = _share_key(key) if version >= SHARE_VERSION else None
-        if share_key is None:
-            return (ErrorCode.INVALID_REQUEST, *NO_NODE)
-        node = ctx.broker.share_coordinator.coordinator_node(share_key)
+    error, known_as = _coordinator_key(ctx, version, key_type, key)
+    if error:
+        return (error, *NO_NODE)
+    node = _coordinator(ctx, key_type).coordinator_node(known_as)
     if node is None or ctx.listener_name not in node.endpoints:
         return (ErrorCode.COORDINATOR_NOT_AVAILABLE, *NO_NODE)
     host, port = node.endpoints[ctx.listener_name]
@@ -86,12 +95,8 @@ async def _ensure_topic(ctx, version: int, key_type: int, keys: list[str]) -> No
     """Create the key type's internal topic once per request, however many keys it names,
     and only for a key that could be answered: as in Kafka, a denied or malformed request
     creates nothing."""
-    if key_type == GROUP_KEY_TYPE and any(ctx.may(GROUP, k) for k in keys):
-        await ctx.broker.groups.ensure_offsets_topic(CONTROLLER_WAIT_S)
-    elif key_type == TRANSACTION_KEY_TYPE and any(ctx.may(TXN, k) for k in keys):
-        await ctx.broker.transactions.ensure_topic(CONTROLLER_WAIT_S)
-    elif key_type == SHARE_KEY_TYPE and version >= SHARE_VERSION and any(_share_key(k) for k in keys):
-        await ctx.broker.share_coordinator.ensure_topic(CONTROLLER_WAIT_S)
+    if any(not _coordinator_key(ctx, version, key_type, k)[0] for k in keys):
+        await _coordinator(ctx, key_type).ensure_topic(CONTROLLER_WAIT_S)
 
 
 def _old_response(error: ErrorCode, node_id: int, host: str, port: int):
