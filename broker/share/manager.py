@@ -31,6 +31,7 @@ import asyncio
 import re
 import time
 import uuid
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -140,17 +141,24 @@ def group_config_error(broker_config, changes: dict[str, str | None]) -> str | N
     return None
 
 
+@dataclass(slots=True)
+class Held:
+    """A share partition this node leads, as loaded for one leader epoch."""
+    leader_epoch: int  # written with each state: it fences an earlier leader's writes
+    sp: SharePartition
+    state_epoch: int  # as loaded (ShareState.state_epoch): AlterShareGroupOffsets moves it on
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one write at a time
+
+
 class ShareManager:
     def __init__(self, broker):
         self.broker = broker
         config = broker.config
         self.sessions = ShareSessions(config["group.share.max.share.sessions"])
-        self.partitions: dict[tuple[str, uuid.UUID, int], tuple[int, SharePartition]] = {}
+        self.partitions: dict[tuple[str, uuid.UUID, int], Held] = {}
         self.loading: dict[tuple[str, uuid.UUID, int], asyncio.Task] = {}
         # why the last load found no start (by_duration with no record that recent): told once
         self.load_errors: dict[tuple[str, uuid.UUID, int], ErrorCode] = {}
-        self.write_locks: dict[tuple[str, uuid.UUID, int], asyncio.Lock] = {}
-        self.state_epochs: dict[tuple[str, uuid.UUID, int], int] = {}  # as loaded (ShareState.state_epoch)
 
     @staticmethod
     def now_ms() -> int:
@@ -175,7 +183,7 @@ class ShareManager:
         p = self.broker.replicas.leader_partition(topic, index)
         key = (group_id, topic_id, index)
         known = self.partitions.get(key)
-        if known is None or known[0] != p.leader_epoch:
+        if known is None or known.leader_epoch != p.leader_epoch:
             error = self.load_errors.pop(key, None)
             if error is not None:
                 raise KafkaError(error)
@@ -184,7 +192,7 @@ class ShareManager:
                 self.loading[key] = asyncio.get_running_loop().create_task(
                     self._load(group_id, topic, topic_id, index, p.leader_epoch))
             return None
-        sp = known[1]
+        sp = known.sp
         sp.lock_duration_ms = self.lock_duration_ms(group_id)  # the group's config may change
         sp.renew_enabled = self.group_configs(group_id).get(RENEW_ENABLE, "true").lower() != "false"
         sp.move_start(p.log.log_start_offset)
@@ -217,12 +225,11 @@ class ShareManager:
                     else:
                         sp = SharePartition(await self._reset_offset(topic, index, configs), **settings)
                     sp.move_start(log_.log_start_offset)
-                    key = (group_id, topic_id, index)
-                    self.state_epochs[key] = state.state_epoch if state is not None else 0
-                    error = await coordinator.write(group_id, topic_id, index, self._state(key, sp, epoch),
+                    held = Held(epoch, sp, state.state_epoch if state is not None else 0)
+                    error = await coordinator.write(group_id, topic_id, index, self._state(held),
                                                     create=state is None)
                     if not error and self._still_leader(topic, index, epoch):
-                        self.partitions[key] = (epoch, sp)
+                        self.partitions[(group_id, topic_id, index)] = held
                         log.info("share_partition_loaded", group_id=group_id, topic=topic, partition=index,
                                  start_offset=sp.start_offset, recovered=state is not None)
                         return
@@ -258,24 +265,26 @@ class ShareManager:
                              f"Offset for timestamp {since} not found for {topic}-{index}")
         return offset
 
-    def _state(self, key: tuple[str, uuid.UUID, int], sp: SharePartition, epoch: int) -> ShareState:
-        return ShareState(epoch, sp.start_offset, tuple(sp.state_batches()), self.state_epochs.get(key, 0))
+    @staticmethod
+    def _state(held: Held) -> ShareState:
+        sp = held.sp
+        return ShareState(held.leader_epoch, sp.start_offset, tuple(sp.state_batches()), held.state_epoch)
 
     async def persist(self, sp: SharePartition) -> ErrorCode:
         """Write ``sp``'s state to the share coordinator and wait for it (acks=all). Writes
         of one share partition go one at a time, each with the state as it is then, so
         the last written is the latest."""
-        found = next(((k, epoch) for k, (epoch, known) in self.partitions.items() if known is sp), None)
+        found = next(((k, h) for k, h in self.partitions.items() if h.sp is sp), None)
         if found is None:
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
-        (group_id, topic_id, index), epoch = found
-        lock = self.write_locks.setdefault(found[0], asyncio.Lock())
-        async with lock:
-            error = await self.broker.share_coordinator.write(group_id, topic_id, index,
-                                                              self._state(found[0], sp, epoch))
-        if error == ErrorCode.FENCED_STATE_EPOCH and self.partitions.get(found[0], (0, None))[1] is sp:
-            # the group's offsets were altered since this state was loaded: load them
-            self._drop(found[0])
+        key, held = found
+        group_id, topic_id, index = key
+        async with held.write_lock:
+            error = await self.broker.share_coordinator.write(group_id, topic_id, index, self._state(held))
+        if error == ErrorCode.FENCED_STATE_EPOCH and self.partitions.get(key) is held:
+            # The state epoch moved on at the share coordinator since this state was
+            # loaded (offsets altered, or the state deleted and made again): load it.
+            self._drop(key)
         return error
 
     def evict(self, group_id: str, topic_ids: set[uuid.UUID] | None) -> None:
@@ -287,8 +296,6 @@ class ShareManager:
 
     def _drop(self, key: tuple[str, uuid.UUID, int]) -> None:
         self.partitions.pop(key, None)
-        self.write_locks.pop(key, None)
-        self.state_epochs.pop(key, None)
         task = self.loading.pop(key, None)
         if task is not None:
             task.cancel()
@@ -335,9 +342,9 @@ class ShareManager:
 
     def release_session(self, session: ShareSession) -> None:
         """A closed or replaced session: what its member held in its partitions goes back."""
-        for (group_id, topic_id, index), (_, sp) in self.partitions.items():
+        for (group_id, topic_id, index), held in self.partitions.items():
             if group_id == session.group_id and (topic_id, index) in session.partitions:
-                sp.release_member(session.member_id)
+                held.sp.release_member(session.member_id)
 
     def connection_closed(self, connection) -> None:
         """The sessions opened over ``connection`` end; their members' records go back."""
@@ -346,8 +353,8 @@ class ShareManager:
             self.sessions.close(session)
 
     def next_lock_deadline_ms(self, group_id: str) -> int | None:
-        deadlines = [d for (g, _, _), (_, sp) in self.partitions.items() if g == group_id
-                     for d in (sp.next_lock_deadline_ms(),) if d is not None]
+        deadlines = [d for (g, _, _), held in self.partitions.items() if g == group_id
+                     for d in (held.sp.next_lock_deadline_ms(),) if d is not None]
         return min(deadlines, default=None)
 
     def on_metadata(self, records: list) -> None:

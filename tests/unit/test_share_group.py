@@ -106,14 +106,15 @@ def test_share_session_epochs():
 def test_share_manager_forgets_partitions_it_no_longer_leads_and_sessions_of_closed_connections():
     from types import SimpleNamespace
 
-    from odradek.broker.share.manager import ShareManager
+    from odradek.broker.share.manager import Held, ShareManager
     from odradek.broker.share.partition import SharePartition
     image = SimpleNamespace(topics_by_id={str(T1): SimpleNamespace(partitions={
         0: SimpleNamespace(leader=1), 1: SimpleNamespace(leader=2)})})
     broker = SimpleNamespace(config={"group.share.max.share.sessions": 10}, image=image, node_id=1)
     m = ShareManager(broker)
     kept, moved = SharePartition(0), SharePartition(0)
-    m.partitions = {("g", T1, 0): (0, kept), ("g", T1, 1): (0, moved), ("g", uuid.UUID(int=9), 0): (0, moved)}
+    m.partitions = {("g", T1, 0): Held(0, kept, 0), ("g", T1, 1): Held(0, moved, 0),
+                    ("g", uuid.UUID(int=9), 0): Held(0, moved, 0)}
     m.on_metadata([])
     assert list(m.partitions) == [("g", T1, 0)]
     # A connection's sessions end with it, and what their members held is released.
@@ -227,13 +228,12 @@ def test_share_manager_evicts_a_groups_altered_partitions():
     held of those topics for that group (the next fetch loads the coordinator's state)."""
     from types import SimpleNamespace
 
-    from odradek.broker.share.manager import ShareManager
+    from odradek.broker.share.manager import Held, ShareManager
     from odradek.broker.share.partition import SharePartition
     m = ShareManager(SimpleNamespace(config={"group.share.max.share.sessions": 10}))
     other = uuid.UUID(int=9)
-    m.partitions = {(g, t, 0): (0, SharePartition(0)) for g in ("g", "h") for t in (T1, other)}
-    m.state_epochs = {k: 1 for k in m.partitions}
+    m.partitions = {(g, t, 0): Held(0, SharePartition(0), 1) for g in ("g", "h") for t in (T1, other)}
     m.evict("g", {T1})
     assert sorted(m.partitions, key=str) == sorted([("g", other, 0), ("h", T1, 0), ("h", other, 0)], key=str)
     m.evict("h", None)
-    assert list(m.partitions) == list(m.state_epochs) == [("g", other, 0)]
+    assert list(m.partitions) == [("g", other, 0)]
