@@ -89,7 +89,6 @@ class TransactionCoordinator(PartitionCoordinator):
         self.expire_interval_ms: int = config["transaction.remove.expired.transaction.cleanup.interval.ms"]
         self.scheduler = scheduler or AsyncioScheduler()
         self.txns: dict[str, TxnMetadata] = {}
-        self.by_producer: dict[int, str] = {}  # producer id -> transactional id (verification)
         self.pending: set[str] = set()  # ids with a state write or markers in flight
         self.completions: dict[str, asyncio.Task] = {}
         self.partitions: dict[int, TxnPartition] = {}
@@ -162,11 +161,7 @@ class TransactionCoordinator(PartitionCoordinator):
                 self._start_completion(meta)
 
     def _apply(self, p: TxnPartition, meta: TxnMetadata) -> None:
-        old = self.txns.get(meta.transactional_id)
-        if old is not None and old.producer_id != meta.producer_id:
-            self.by_producer.pop(old.producer_id, None)
         self.txns[meta.transactional_id] = meta
-        self.by_producer[meta.producer_id] = meta.transactional_id
         p.ids.add(meta.transactional_id)
 
     # -- writing -----------------------------------------------------------------------
@@ -188,9 +183,7 @@ class TransactionCoordinator(PartitionCoordinator):
         return ErrorCode.NONE
 
     def _forget(self, p: TxnPartition, tid: str) -> None:
-        meta = self.txns.pop(tid, None)
-        if meta is not None and self.by_producer.get(meta.producer_id) == tid:
-            del self.by_producer[meta.producer_id]
+        self.txns.pop(tid, None)
         p.ids.discard(tid)
 
     async def _transition(self, decision: st.Decision) -> ErrorCode:
