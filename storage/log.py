@@ -199,9 +199,15 @@ class Log:
         # (an open transaction's records may still be aborted), as Kafka's does.
         self.txn_index = AbortedTxnIndex(self.dir, self.io)
         self.last_stable_offset: Callable[[], int] | None = None
-        try:
+        try:  # every step that touches the disk
             self.leader_epoch_cache = LeaderEpochCache(self.dir)
             self._load(log_start_offset, needs_recovery)
+            self._log_start_offset = min(
+                max(log_start_offset, self.segments[0].base_offset), self.log_end_offset
+            )
+            self.recovery_point = min(recovery_point, self.log_end_offset)
+            self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+            self.txn_index.load()
         except BaseException:
             # out of descriptors (or a disk error): leave nothing open, and no directory
             # that a failed creation made (a restart would load it as a partition)
@@ -210,12 +216,6 @@ class Log:
             if created:
                 self._remove_new_dir(log_start_offset)
             raise
-        self._log_start_offset = min(
-            max(log_start_offset, self.segments[0].base_offset), self.log_end_offset
-        )
-        self.recovery_point = min(recovery_point, self.log_end_offset)
-        self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
-        self.txn_index.load()
         self._high_watermark = 0
         self.high_watermark = high_watermark
 

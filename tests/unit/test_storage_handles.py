@@ -18,6 +18,7 @@ from odradek.storage.handles import (
     descriptor_headroom,
     segment_budget,
 )
+from odradek.storage.txn_index import AbortedTxnIndex
 
 # --- LruBudget: the decision ---------------------------------------------------------
 
@@ -209,8 +210,12 @@ def test_a_log_that_cannot_open_its_files_leaves_no_directory(tmp_path, monkeypa
     def every_open_fails(path, *args, **kwargs):  # not even rmtree can list the directory
         raise OSError(errno.EMFILE, "Too many open files")
 
-    for failing in (log_fails, every_open_fails):
-        monkeypatch.setattr(os, "open", failing)
+    def txn_index_unlisted(self):  # the last step of opening: listing the directory (seen in CI)
+        raise OSError(errno.EMFILE, "Too many open files", str(self.directory))
+
+    for target, name, failing in ((os, "open", log_fails), (os, "open", every_open_fails),
+                                  (AbortedTxnIndex, "load", txn_index_unlisted)):
+        monkeypatch.setattr(target, name, failing)
         with pytest.raises(OSError) as raised:
             make_logs(tmp_path, files, 1)
         assert raised.value.errno == errno.EMFILE
