@@ -183,6 +183,13 @@ class Cluster:
         a test that needs the whole cluster to agree asks each node."""
         return AdminClient({"bootstrap.servers": self.nodes[n].bootstrap}).list_topics(topic, timeout=5)
 
+    def leader_seen_by(self, via, topic: str, partition: int = 0) -> int | None:
+        """The partition's leader as each of the nodes ``via`` alone describes it: None
+        unless they all name the same live leader (a client may ask any of them)."""
+        seen = {self.metadata_of(n, topic).topics[topic].partitions[partition].leader for n in via}
+        leader = seen.pop() if len(seen) == 1 else None
+        return leader if leader not in (None, -1) else None
+
     def leaders_by_term(self) -> dict[int, set[int]]:
         """From every node's log: which node each node saw lead each term."""
         seen: dict[int, set[int]] = {}

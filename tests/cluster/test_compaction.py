@@ -32,9 +32,8 @@ def test_every_replica_serves_the_same_compacted_view_after_a_leader_change(tmp_
             # every live node knows the new leader before a client asks one of them: a
             # node's image may lag another's for a moment, and librdkafka queues its
             # ListOffsets to the leader it was told of (in CI the dead one, for 10 s)
-            cluster.wait_for(lambda v=victim: all(
-                cluster.metadata_of(n, "cdc").topics["cdc"].partitions[0].leader not in (-1, v)
-                for n in cluster.live()), 30, "a new leader known to every live node")
+            cluster.wait_for(lambda v=victim: cluster.leader_seen_by(cluster.live(), "cdc") not in (None, v), 30,
+                             "a new leader known to every live node")
             low, records, want = wait_compacted(cluster.live_bootstrap, "cdc", live)
             assert low == 0
             assert compacted_view(records) == want, f"replica {leader_of(cluster, 'cdc')} differs"

@@ -83,9 +83,7 @@ def metadata(cluster, n):
 
 def leader_of(cluster, via) -> int | None:
     """The partition's leader as the given nodes see it (None unless they agree on one)."""
-    seen = {metadata(cluster, n).leader for n in via}
-    leader = seen.pop() if len(seen) == 1 else None
-    return leader if leader not in (None, -1) else None
+    return cluster.leader_seen_by(via, TOPIC)
 
 
 def isr(cluster, via) -> list[int]:
